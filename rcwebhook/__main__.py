@@ -1,0 +1,7 @@
+"""`python3 -m rcwebhook`: run the daemon."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,209 @@
+"""Alertmanager's webhook payload (version 4): strict JSON in, a validated Notification out."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, List, Mapping, Optional, Tuple
+
+MAX_DEPTH = 32
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z"
+)
+
+
+class PayloadError(ValueError):
+    """The request body is not an Alertmanager notification; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert of a notification."""
+
+    status: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: str = ""
+    ends_at: str = ""
+    generator_url: str = ""
+    fingerprint: str = ""
+
+    @property
+    def name(self) -> str:
+        """Return the alertname label, or `(unnamed)`."""
+        return self.labels.get("alertname") or "(unnamed)"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One webhook notification: a group of alerts and its metadata."""
+
+    alerts: Tuple[Alert, ...]
+    status: str = "firing"
+    receiver: str = ""
+    group_key: str = ""
+    group_labels: Mapping[str, str] = None  # type: ignore[assignment]
+    common_labels: Mapping[str, str] = None  # type: ignore[assignment]
+    common_annotations: Mapping[str, str] = None  # type: ignore[assignment]
+    external_url: str = ""
+    truncated_alerts: int = 0
+
+
+def decode(body: bytes) -> Any:
+    """Return the JSON value in `body`; PayloadError for invalid UTF-8, bad JSON, NaN or deep nesting."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"body is not valid UTF-8 (at byte {exc.start})") from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels") from None
+    if _depth(value) > MAX_DEPTH:
+        raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise PayloadError(f"body is not valid JSON: {name} is not a JSON number")
+
+
+def _depth(value: Any) -> int:
+    """Return how deeply `value` nests lists and objects, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def parse(body: bytes) -> Notification:
+    """Return the Notification in a webhook request body; PayloadError says what is wrong."""
+    data = decode(body)
+    if not isinstance(data, dict):
+        raise PayloadError(f"body must be a JSON object (an Alertmanager notification), not {_kind(data)}")
+    if "alerts" not in data:
+        raise PayloadError("alerts is missing: this is not an Alertmanager notification")
+    raw_alerts = data["alerts"]
+    if not isinstance(raw_alerts, list):
+        raise PayloadError(f"alerts must be a list, not {_kind(raw_alerts)}")
+    group_status = _optional_status(data, "status", "status", "firing")
+    alerts = tuple(_alert(item, f"alerts[{i}]", group_status) for i, item in enumerate(raw_alerts))
+    truncated = data.get("truncatedAlerts", 0)
+    if isinstance(truncated, bool) or not isinstance(truncated, (int, float)) or truncated < 0:
+        raise PayloadError("truncatedAlerts must be a non-negative number")
+    return Notification(
+        alerts=alerts,
+        status=group_status,
+        receiver=_string(data, "receiver", "receiver"),
+        group_key=_string(data, "groupKey", "groupKey"),
+        group_labels=_labels(data, "groupLabels", "groupLabels"),
+        common_labels=_labels(data, "commonLabels", "commonLabels"),
+        common_annotations=_labels(data, "commonAnnotations", "commonAnnotations"),
+        external_url=_string(data, "externalURL", "externalURL"),
+        truncated_alerts=int(truncated),
+    )
+
+
+def _alert(item: Any, where: str, group_status: str) -> Alert:
+    """Return the Alert in one element of `alerts`."""
+    if not isinstance(item, dict):
+        raise PayloadError(f"{where} must be an object, not {_kind(item)}")
+    return Alert(
+        status=_optional_status(item, "status", f"{where}.status", group_status),
+        labels=_labels(item, "labels", f"{where}.labels"),
+        annotations=_labels(item, "annotations", f"{where}.annotations"),
+        starts_at=_string(item, "startsAt", f"{where}.startsAt"),
+        ends_at=_string(item, "endsAt", f"{where}.endsAt"),
+        generator_url=_string(item, "generatorURL", f"{where}.generatorURL"),
+        fingerprint=_string(item, "fingerprint", f"{where}.fingerprint"),
+    )
+
+
+def _optional_status(data: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    value = data.get(key)
+    if value is None:
+        return default
+    if value not in ("firing", "resolved"):
+        raise PayloadError(f'{where} must be "firing" or "resolved", not {_short(value)}')
+    return value
+
+
+def _string(data: Mapping[str, Any], key: str, where: str) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where} must be a string, not {_kind(value)}")
+    return value
+
+
+def _labels(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, str]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} must be an object, not {_kind(value)}")
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise PayloadError(f"{where}.{name[:64]} must be a string, not {_kind(item)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    """Return the JSON name of `value`'s type, with an article."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value[:40], ensure_ascii=False)
+    return _kind(value)
+
+
+def parse_time(text: str) -> Optional[datetime]:
+    """Return the UTC datetime of an RFC 3339 timestamp (nanoseconds allowed), or None when unset or invalid."""
+    if not text or text == _ZERO_TIME:
+        return None
+    match = _RFC3339.match(text.strip())
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    try:
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                          int((fraction or "0")[:6].ljust(6, "0")), tzinfo=timezone.utc)
+        if not zulu:
+            offset = timedelta(hours=int(off_h), minutes=int(off_m))
+            moment = moment - offset if sign == "+" else moment + offset
+    except (ValueError, OverflowError):
+        return None
+    if moment.year <= 1:
+        return None
+    return moment
+
+
+def names(notification: Notification) -> List[str]:
+    """Return the alert names of a notification, in order, as the seed script answered them."""
+    return [alert.name for alert in notification.alerts]

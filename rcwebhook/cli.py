@@ -1,0 +1,123 @@
+"""The command line: parse arguments, load settings, run the daemon or check the configuration."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import IO, List, Mapping, Optional
+
+from . import __version__, config, logs
+from .config import EX_CONFIG, ConfigError, Settings, redact_url
+from .server import Server
+
+log = logging.getLogger("rcwebhook")
+
+DESCRIPTION = """\
+Receive Prometheus Alertmanager notifications on POST /webhook and post each alert
+to the Rocket.Chat incoming webhook of its severity (critical, warning, info).
+"""
+
+EPILOG = f"""\
+configuration:
+  Settings come from an env file of KEY=VALUE lines, the first found of:
+  --config PATH, $RCWEBHOOK_CONFIG, {config.SYSTEM_CONFIG}, ./.env.
+  Variables in rcwebhook's environment override the file.
+
+exit status:
+  0 on a clean stop, 1 when the daemon cannot listen, {EX_CONFIG} (EX_CONFIG) when the
+  configuration is invalid.
+"""
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Return the parsed command line."""
+    parser = argparse.ArgumentParser(
+        prog="rcwebhook",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="PATH", help="read settings from this env file")
+    parser.add_argument("--check-config", action="store_true",
+                        help=f"validate the configuration, print the effective settings with secrets "
+                             f"masked, and exit 0, or print every problem and exit {EX_CONFIG}")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="render and log messages instead of posting them (DRY_RUN=true)")
+    parser.add_argument("--version", action="version", version=f"rcwebhook {__version__}")
+    return parser.parse_args(argv)
+
+
+def load_settings(args: argparse.Namespace, environ: Mapping[str, str]):
+    """Return (settings, warnings) for these arguments; raise ConfigError."""
+    path = config.find_config(args.config, environ, Path.cwd())
+    overrides = {"DRY_RUN": "true"} if args.dry_run else {}
+    return config.load(path, environ, overrides)
+
+
+def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.environ,
+         stderr: Optional[IO[str]] = None, stdout: Optional[IO[str]] = None) -> int:
+    """Run the command line and return the exit status."""
+    args = parse_args(argv)
+    stderr = stderr or sys.stderr
+    stdout = stdout or sys.stdout
+    try:
+        settings, warnings = load_settings(args, environ)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"rcwebhook: error: {problem}", file=stderr)
+        print(f"rcwebhook: the configuration is invalid ({len(exc.problems)} "
+              f"problem{'s' if len(exc.problems) != 1 else ''}); nothing was started", file=stderr)
+        return EX_CONFIG
+    if args.check_config:
+        for warning in warnings:
+            print(f"rcwebhook: warning: {warning}", file=stderr)
+        print("\n".join(config.describe(settings)), file=stdout)
+        print("rcwebhook: the configuration is valid", file=stderr)
+        return 0
+    try:
+        logs.configure(settings.log_level, settings.log_file, settings.log_max_bytes,
+                       settings.log_backup_count, settings.secrets(), stream=stderr, environ=environ)
+    except OSError as exc:
+        print(f"rcwebhook: error: LOG_FILE={settings.log_file!r} cannot be opened: {exc.strerror or exc}",
+              file=stderr)
+        return EX_CONFIG
+    for warning in warnings:
+        log.warning("%s", warning)
+    return run(settings)
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT; return the exit status."""
+    try:
+        server = Server(settings)
+    except OSError as exc:
+        log.error("Cannot listen on %s port %d: %s", settings.host, settings.port, exc.strerror or exc)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame) -> None:
+        if not stop.is_set():
+            stop.set()
+            log.info("Received %s, stopping", signal.Signals(signum).name)
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("rcwebhook %s listening on %s (config: %s)", __version__, server.url, settings.source or "none")
+    for route in settings.routes.values():
+        log.info("Route %s -> %s%s%s", route.name, redact_url(route.url) or "(no URL)",
+                 f" channel {route.channel}" if route.channel else "",
+                 f" (the {route.url_from} URL)" if route.url_from else "")
+    if settings.dry_run:
+        log.warning("Dry run: messages are rendered and logged, not posted to Rocket.Chat")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    log.info("rcwebhook stopped")
+    return 0

@@ -1,0 +1,136 @@
+"""Delivery: one HTTP POST of a rendered message to a Rocket.Chat hook, and what came of it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from . import __version__
+
+MAX_ANSWER_BYTES = 64 * 1024
+ERROR_TEXT_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What Rocket.Chat made of one post."""
+
+    status: int  # the HTTP status, or 0 when no answer came
+    error: str = ""  # Rocket.Chat's error text or the transport failure; "" when accepted
+    headers: Mapping[str, str] = None  # type: ignore[assignment]
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 200 and not self.error
+
+    @property
+    def transient(self) -> bool:
+        """Return whether trying again later may succeed: no answer, 429 or a 5xx."""
+        return not self.accepted and (self.status == 0 or self.status == 429 or self.status >= 500)
+
+
+Transport = Callable[[str, bytes, float], Answer]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects: following one would turn the POST into a GET and lose the message."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
+def post(url: str, body: bytes, timeout: float) -> Answer:
+    """Return Rocket.Chat's answer to POSTing `body` (JSON) to the hook at `url`."""
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}"},
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return interpret(response.status, response.read(MAX_ANSWER_BYTES), dict(response.headers))
+    except urllib.error.HTTPError as exc:
+        try:
+            raw = exc.read(MAX_ANSWER_BYTES)
+        except (OSError, http.client.HTTPException):
+            raw = b""
+        return interpret(exc.code, raw, dict(exc.headers or {}))
+    except urllib.error.URLError as exc:
+        return Answer(0, _transport_error(exc.reason))
+    except (OSError, http.client.HTTPException) as exc:
+        return Answer(0, _transport_error(exc))
+
+
+def _transport_error(reason: Any) -> str:
+    """Return a one-line description of a failure to get an answer (no URL in it)."""
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return "no answer from Rocket.Chat within the timeout (DELIVERY_TIMEOUT)"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused by Rocket.Chat"
+    if isinstance(reason, ConnectionResetError):
+        return "connection reset by Rocket.Chat"
+    if isinstance(reason, http.client.RemoteDisconnected):
+        return "Rocket.Chat closed the connection without answering"
+    if isinstance(reason, socket.gaierror):
+        return f"cannot resolve Rocket.Chat's host name: {reason.strerror or reason}"
+    text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    return f"cannot reach Rocket.Chat: {one_line(text)}"
+
+
+def interpret(status: int, raw: bytes, headers: Mapping[str, str]) -> Answer:
+    """Return the Answer for an HTTP status and body from Rocket.Chat."""
+    data: Optional[Dict[str, Any]] = None
+    try:
+        decoded = json.loads(raw.decode("utf-8")) if raw else None
+        data = decoded if isinstance(decoded, dict) else None
+    except (UnicodeDecodeError, ValueError):
+        pass
+    if status == 200 and data is not None and data.get("success") is True:
+        return Answer(200, "", headers)
+    if data is not None and isinstance(data.get("error"), str) and data["error"]:
+        error = data["error"]
+    elif 300 <= status < 400:
+        error = f"Rocket.Chat redirected the post elsewhere (HTTP {status}); check the URL's scheme and host"
+    elif status == 200:
+        error = "the answer was not Rocket.Chat's {\"success\": true}; is the URL a Rocket.Chat incoming webhook?"
+    else:
+        error = raw.decode("utf-8", "replace").strip() or http.client.responses.get(status, "no reason given")
+    return Answer(status, one_line(error), headers)
+
+
+def one_line(text: str) -> str:
+    """Return `text` on one line, cut to ERROR_TEXT_LIMIT characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 1] + "…"
+
+
+def advice(route: str, answer: Answer) -> str:
+    """Return what the operator should check after Rocket.Chat refused a post for `route`."""
+    key = f"ROCKETCHAT_WEBHOOK_{route.upper()}"
+    error = answer.error
+    if "Invalid integration id or token" in error or answer.status == 404:
+        return f"check {key}: Rocket.Chat does not know this integration id or token"
+    if "impersonate" in error:
+        return "unset ROCKETCHAT_USERNAME and ROCKETCHAT_ICON_EMOJI, or give the integration's user the impersonate permission"
+    if "overriding destination channel" in error:
+        return f"unset ROCKETCHAT_CHANNEL_{route.upper()}, or allow the integration to override its channel"
+    if "invalid-channel" in error or "error-not-allowed" in error:
+        return f"check ROCKETCHAT_CHANNEL_{route.upper()} and that the integration's user may post there"
+    if answer.status == 503:
+        return f"the integration behind {key} may be disabled in Rocket.Chat"
+    if answer.status == 0:
+        return f"check that Rocket.Chat is reachable from this host at the address in {key}"
+    if answer.status == 429:
+        return "Rocket.Chat's rate limit for this hook was reached"
+    if 400 <= answer.status < 500:
+        return "Rocket.Chat rejected the message itself; please report it with this log line"
+    return "Rocket.Chat failed; see its server log"

@@ -1,0 +1,101 @@
+"""The env-file format: KEY=VALUE lines, parsed without a shell.
+
+No variable expansion and no command substitution, ever: a `$` or a backtick is
+just a character. The syntax is the common subset of systemd's EnvironmentFile,
+docker's --env-file and python-dotenv, so one file serves all three.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import List, Tuple
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_EXPORT = re.compile(r"export\s+")
+_DOUBLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One KEY=VALUE assignment and the line it came from."""
+
+    key: str
+    value: str
+    line: int
+
+
+def parse(text: str, name: str) -> Tuple[List[Entry], List[str]]:
+    """Return the assignments in `text` and the errors found, each as `name:line: what`."""
+    entries: List[Entry] = []
+    errors: List[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            entries.append(_parse_line(line, number))
+        except ValueError as exc:
+            errors.append(f"{name}:{number}: {exc}")
+    return entries, errors
+
+
+def _parse_line(line: str, number: int) -> Entry:
+    """Return the Entry on one non-blank, non-comment line; ValueError says what is wrong."""
+    export = _EXPORT.match(line)
+    if export:
+        line = line[export.end():]
+    key, sep, rest = line.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ValueError("expected KEY=VALUE")
+    if not _KEY.match(key):
+        raise ValueError(
+            f"invalid key {key!r}: keys are letters, digits and underscores, not starting with a digit"
+        )
+    return Entry(key, _parse_value(rest), number)
+
+
+def _parse_value(rest: str) -> str:
+    """Return the value written in `rest`, the text after `=`."""
+    quoted = rest.lstrip()
+    if quoted.startswith("'"):
+        rest = quoted
+        end = rest.find("'", 1)
+        if end < 0:
+            raise ValueError("unterminated single-quoted value (add the closing ')")
+        _only_comment_after(rest[end + 1:])
+        return rest[1:end]
+    if quoted.startswith('"'):
+        rest = quoted
+        value, end = _double_quoted(rest)
+        _only_comment_after(rest[end:])
+        return value
+    comment = re.search(r"\s#", rest)
+    if comment:
+        rest = rest[: comment.start()]
+    return rest.strip()
+
+
+def _double_quoted(rest: str) -> Tuple[str, int]:
+    """Return the value of the double-quoted string opening `rest` and the index after its closing quote."""
+    out = []
+    i = 1
+    while i < len(rest):
+        char = rest[i]
+        if char == '"':
+            return "".join(out), i + 1
+        if char == "\\" and i + 1 < len(rest) and rest[i + 1] in _DOUBLE_ESCAPES:
+            out.append(_DOUBLE_ESCAPES[rest[i + 1]])
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+    raise ValueError('unterminated double-quoted value (add the closing ")')
+
+
+def _only_comment_after(tail: str) -> None:
+    """Raise ValueError unless `tail`, the text after a closing quote, is blank or a comment."""
+    tail = tail.strip()
+    if tail and not tail.startswith("#"):
+        raise ValueError(f"unexpected text after the closing quote: {tail!r}")

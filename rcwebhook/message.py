@@ -1,0 +1,205 @@
+"""Rendering: the Rocket.Chat message for one route's alerts, built as data.
+
+Every message built here is one Rocket.Chat accepts (../shared/CONTRACTS.md):
+no field with an empty title or value, only absolute http(s) URLs in URL-typed
+keys, `text` well within Message_MaxAllowedSize, and a bounded size overall.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+from urllib.parse import quote, urlsplit
+
+from .alertmanager import Alert, Notification, parse_time
+from .config import Settings
+from .routing import Batch
+
+TEXT_LIMIT = 5000  # Rocket.Chat's default Message_MaxAllowedSize
+HEADLINE_NAMES_LIMIT = 400
+TITLE_LIMIT = 250
+DESCRIPTION_LIMIT = 2000
+FIELD_VALUE_LIMIT = 300
+FIELD_TITLE_LIMIT = 100
+MAX_FIELDS = 16
+
+COLORS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
+RESOLVED_COLOR = "#2ca02c"
+EMOJI = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
+RESOLVED_EMOJI = ":white_check_mark:"
+
+# Annotations shown in the title, text or links rather than as fields.
+_SHOWN_ANNOTATIONS = ("summary", "description", "message", "runbook_url")
+_URL_SAFE = ":/?#[]@!$&'*+,;=%~"
+
+
+def render(notification: Notification, batch: Batch, settings: Settings) -> Dict[str, Any]:
+    """Return the Rocket.Chat message (a JSON-ready dict) for the alerts of one route."""
+    shown = batch.alerts[: settings.max_alerts_per_message]
+    message: Dict[str, Any] = {
+        "text": _text(notification, batch, len(batch.alerts) - len(shown)),
+        "attachments": [_attachment(alert, batch.route.name, notification, settings) for alert in shown],
+    }
+    if settings.username:
+        message["username"] = settings.username
+    if settings.icon_emoji:
+        message["icon_emoji"] = settings.icon_emoji
+    if batch.route.channel:
+        message["channel"] = batch.route.channel
+    return message
+
+
+def _text(notification: Notification, batch: Batch, hidden: int) -> str:
+    """Return the headline and notes above the attachments, within TEXT_LIMIT."""
+    firing = sum(1 for a in batch.alerts if a.status == "firing")
+    resolved = len(batch.alerts) - firing
+    severity = batch.route.name
+    if firing:
+        emoji, state = EMOJI[severity], f"[FIRING:{firing}]"
+        if resolved:
+            state += f" [RESOLVED:{resolved}]"
+    else:
+        emoji, state = RESOLVED_EMOJI, f"[RESOLVED:{resolved}]"
+    names = _join_names([a.name for a in batch.alerts])
+    lines = [f"{emoji} {state} {names} ({severity})"]
+    if hidden:
+        lines.append(f"…and {hidden} more alert{'s' if hidden != 1 else ''} not shown here; see Alertmanager.")
+    if notification.truncated_alerts:
+        lines.append(
+            f"Alertmanager left out {notification.truncated_alerts} more alert"
+            f"{'s' if notification.truncated_alerts != 1 else ''} of this group (its max_alerts setting)."
+        )
+    return truncate("\n".join(lines), TEXT_LIMIT)
+
+
+def _join_names(names: Sequence[str]) -> str:
+    """Return the distinct alert names, in order, joined and cut to HEADLINE_NAMES_LIMIT."""
+    distinct = list(dict.fromkeys(truncate(" ".join(n.split()), 120) for n in names))
+    out = ""
+    for i, name in enumerate(distinct):
+        candidate = name if not out else f"{out}, {name}"
+        if len(candidate) > HEADLINE_NAMES_LIMIT:
+            return f"{out} and {len(distinct) - i} more"
+        out = candidate
+    return out
+
+
+def _attachment(alert: Alert, severity: str, notification: Notification, settings: Settings) -> Dict[str, Any]:
+    """Return the attachment that shows one alert."""
+    resolved = alert.status == "resolved"
+    summary = alert.annotations.get("summary", "").strip()
+    title = alert.name + (f": {summary}" if summary else "")
+    if resolved:
+        title = "Resolved: " + title
+    attachment: Dict[str, Any] = {
+        "title": truncate(" ".join(title.split()), TITLE_LIMIT),
+        "color": RESOLVED_COLOR if resolved else COLORS[severity],
+        "collapsed": False,
+    }
+    prometheus = absolute_url(alert.generator_url)
+    if prometheus:
+        attachment["title_link"] = prometheus
+    text = _description(alert)
+    links = _links(alert, notification, prometheus)
+    if links:
+        text = f"{text}\n{links}" if text else links
+    if text:
+        attachment["text"] = text
+    fields = _fields(alert, settings)
+    if fields:
+        attachment["fields"] = fields
+    return attachment
+
+
+def _description(alert: Alert) -> str:
+    description = (alert.annotations.get("description") or alert.annotations.get("message") or "").strip()
+    return truncate(description, DESCRIPTION_LIMIT)
+
+
+def _links(alert: Alert, notification: Notification, prometheus: Optional[str]) -> str:
+    """Return the markdown links line: runbook, Prometheus, silence; each only when absolute."""
+    links = []
+    runbook = absolute_url(alert.annotations.get("runbook_url", ""))
+    if runbook:
+        links.append(f"[Runbook]({runbook})")
+    if prometheus:
+        links.append(f"[Prometheus]({prometheus})")
+    silence = silence_url(notification.external_url, alert.labels)
+    if silence:
+        links.append(f"[Silence]({silence})")
+    return " · ".join(links)
+
+
+def _fields(alert: Alert, settings: Settings) -> List[Dict[str, Any]]:
+    """Return short fields for the alert's identifying labels, then its times and other annotations."""
+    fields = []
+    for name, value in alert.labels.items():
+        if name in ("alertname", settings.severity_label):
+            continue
+        _add_field(fields, name, value, short=True)
+    started = parse_time(alert.starts_at)
+    if started:
+        _add_field(fields, "Started", started.strftime("%Y-%m-%d %H:%M:%S UTC"), short=True)
+    ended = parse_time(alert.ends_at)
+    if alert.status == "resolved" and started and ended and ended >= started:
+        _add_field(fields, "Duration", duration((ended - started).total_seconds()), short=True)
+    for name, value in alert.annotations.items():
+        if name not in _SHOWN_ANNOTATIONS:
+            _add_field(fields, name, value, short=len(value) <= 40)
+    return fields[:MAX_FIELDS]
+
+
+def _add_field(fields: List[Dict[str, Any]], title: str, value: str, short: bool) -> None:
+    """Append a field unless its title or value is blank (Rocket.Chat rejects those)."""
+    title, value = title.strip(), value.strip()
+    if title and value and len(fields) < MAX_FIELDS:
+        fields.append({
+            "title": truncate(title, FIELD_TITLE_LIMIT),
+            "value": truncate(value, FIELD_VALUE_LIMIT),
+            "short": short,
+        })
+
+
+def absolute_url(url: str) -> Optional[str]:
+    """Return `url`, made safe for a markdown link, when it is an absolute http(s) URL; else None."""
+    url = (url or "").strip()
+    if not url or any(c.isspace() or ord(c) < 32 for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # a bad port raises ValueError
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return quote(url, safe=_URL_SAFE)
+
+
+def silence_url(external_url: str, labels: Dict[str, str]) -> Optional[str]:
+    """Return the Alertmanager URL of a new silence matching exactly these labels, or None."""
+    base = absolute_url(external_url)
+    if not base or not labels:
+        return None
+    matchers = ",".join(f'{name}="{_escape_label(value)}"' for name, value in sorted(labels.items()))
+    return f"{base.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}', safe='')}"
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def duration(seconds: float) -> str:
+    """Return a duration as `2d 3h`, `5m 3s` or `12s`: the two largest units."""
+    seconds = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
+def truncate(text: str, limit: int) -> str:
+    """Return `text` cut to at most `limit` characters, ending in an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"

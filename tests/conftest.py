@@ -1,0 +1,142 @@
+"""Shared fixtures: a stand-in Rocket.Chat, an in-process rcwebhook, and log capture."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+
+import pytest
+
+from rcwebhook import config
+from rcwebhook.server import Server
+from tests.rocketchat_standin import RocketChatStandin
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_ALERT = ROOT / "examples" / "test-alert.json"
+
+
+@pytest.fixture
+def rocketchat() -> Iterator[RocketChatStandin]:
+    """A running stand-in Rocket.Chat with no rate limit."""
+    with RocketChatStandin() as standin:
+        yield standin
+
+
+def make_settings(**values: str) -> config.Settings:
+    """Return Settings from KEY=value keyword arguments over the defaults; fail the test on errors."""
+    errors: List[str] = []
+    settings = config.build(values, errors, [])
+    assert not errors, errors
+    return settings
+
+
+class Daemon:
+    """An rcwebhook server on an ephemeral loopback port, serving in a thread."""
+
+    def __init__(self, settings: config.Settings, transport=None) -> None:
+        kwargs = {"transport": transport} if transport else {}
+        self.server = Server(settings, **kwargs)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def request(self, method: str, path: str, body: Optional[bytes] = None,
+                headers: Optional[Mapping[str, str]] = None, timeout: float = 30) -> Tuple[int, Dict[str, str], Any]:
+        """Return (status, headers, parsed JSON body) of one request on a fresh connection."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=dict(headers or {}))
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, dict(response.headers), json.loads(raw) if raw else None
+        finally:
+            conn.close()
+
+    def post_json(self, payload: Any, path: str = "/webhook", **kwargs) -> Tuple[int, Dict[str, str], Any]:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return self.request("POST", path, body, {"Content-Type": "application/json"}, **kwargs)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def start_daemon() -> Iterator[Callable[..., Daemon]]:
+    """Start rcwebhook in-process with settings given as KEY=value keywords (PORT defaults to 0)."""
+    daemons: List[Daemon] = []
+
+    def start(transport=None, **values: str) -> Daemon:
+        values.setdefault("PORT", "0")
+        settings = make_settings(**values)
+        daemon = Daemon(settings, transport)
+        daemons.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in daemons:
+        daemon.stop()
+
+
+class LogCapture(logging.Handler):
+    """Collects formatted rcwebhook log lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: List[logging.LogRecord] = []
+        self.lock_ = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.lock_:
+            self.records.append(record)
+
+    def lines(self, level: int = logging.DEBUG) -> List[str]:
+        with self.lock_:
+            return [r.getMessage() for r in self.records if r.levelno >= level]
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    """Capture everything the `rcwebhook` logger emits."""
+    capture = LogCapture()
+    logger = logging.getLogger("rcwebhook")
+    old_level = logger.level
+    logger.addHandler(capture)
+    logger.setLevel(logging.DEBUG)
+    yield capture
+    logger.removeHandler(capture)
+    logger.setLevel(old_level)
+
+
+def load_example() -> Dict[str, Any]:
+    return json.loads(EXAMPLE_ALERT.read_text())
+
+
+def require_program(path: str) -> str:
+    """Return `path` if that program is installed; skip the test if not, but fail it under CI."""
+    import os
+    import shutil
+
+    found = shutil.which(path)
+    if found:
+        return found
+    message = f"{path} is not installed (.ci/run installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+    raise AssertionError("unreachable")

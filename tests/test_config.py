@@ -1,0 +1,204 @@
+"""Settings: lookup order, precedence, validation, fallbacks and masking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rcwebhook import config
+from rcwebhook.config import ConfigError
+
+HOOK = "https://chat.example.com/hooks/abc123/SECRETTOKEN"
+
+
+def write(tmp_path: Path, text: str, name: str = "rcwebhook.env") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems(path, environ=None) -> list:
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, environ or {})
+    return caught.value.problems
+
+
+def test_defaults_with_one_url(tmp_path):
+    settings, warnings = config.load(write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n"), {})
+    assert warnings == []
+    assert (settings.host, settings.port, settings.default_severity) == ("127.0.0.1", 8093, "warning")
+    assert settings.delivery_timeout == 5 and settings.max_body_bytes == 4 * 1024 * 1024
+    assert settings.dry_run is False and settings.log_level == "INFO" and settings.log_file == ""
+
+
+def test_route_without_url_falls_back_to_default_route(tmp_path):
+    path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOOK_CRITICAL={HOOK}2\n")
+    settings, _ = config.load(path, {})
+    assert settings.routes["critical"].url == HOOK + "2"
+    assert settings.routes["info"].url == HOOK
+    assert settings.routes["info"].url_from == "warning"
+    assert settings.routes["critical"].url_from == ""
+
+
+def test_process_environment_overrides_the_file(tmp_path):
+    path = write(tmp_path, f"PORT=9000\nROCKETCHAT_WEBHOOK_WARNING={HOOK}\n")
+    settings, _ = config.load(path, {"PORT": "9100", "UNRELATED": "x"})
+    assert settings.port == 9100
+
+
+def test_no_url_at_all_refuses_to_start_naming_the_key(tmp_path):
+    found = problems(write(tmp_path, "PORT=8093\n"))
+    assert len(found) == 1
+    assert "ROCKETCHAT_WEBHOOK_WARNING" in found[0] and "DRY_RUN=true" in found[0]
+
+
+def test_no_url_is_fine_in_dry_run(tmp_path):
+    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\n"), {})
+    assert settings.dry_run is True
+
+
+def test_default_route_without_url_while_others_have_one_is_an_error(tmp_path):
+    found = problems(write(tmp_path, f"ROCKETCHAT_WEBHOOK_CRITICAL={HOOK}\n"))
+    assert any("ROCKETCHAT_WEBHOOK_WARNING is not set" in p and "DEFAULT_SEVERITY" in p for p in found)
+
+
+def test_default_severity_can_point_at_a_route_with_a_url(tmp_path):
+    path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_CRITICAL={HOOK}\nDEFAULT_SEVERITY=critical\n")
+    settings, _ = config.load(path, {})
+    assert {r.url for r in settings.routes.values()} == {HOOK}
+
+
+def test_every_invalid_value_is_reported_in_one_run(tmp_path):
+    text = (
+        "PORT=99999\n"
+        "DELIVERY_TIMEOUT=soon\n"
+        "DRY_RUN=maybe\n"
+        "ROCKETCHAT_WEBHOOK_CRITICAL=chat.example.com/hooks/a/b\n"
+        "ROCKETCHAT_WEBHOOK_WARNING=ftp://chat.example.com/hooks/a/b\n"
+        "LOG_LEVEL=loud\n"
+        "MAX_BODY_BYTES=-1\n"
+        "DEFAULT_SEVERITY=urgent\n"
+        "SEVERITY_ALIASES=p1:critical,p2\n"
+        "broken line\n"
+    )
+    found = problems(write(tmp_path, text))
+    joined = "\n".join(found)
+    for expected in (
+        "rcwebhook.env:10: expected KEY=VALUE",
+        "PORT='99999' is out of range (1 to 65535)",
+        "DELIVERY_TIMEOUT='soon' is not a number of seconds",
+        "DRY_RUN='maybe' is not true or false",
+        "ROCKETCHAT_WEBHOOK_CRITICAL is not an absolute http(s) URL",
+        "ROCKETCHAT_WEBHOOK_WARNING is not an absolute http(s) URL",
+        "LOG_LEVEL='loud' is not one of",
+        "MAX_BODY_BYTES='-1' is out of range",
+        "DEFAULT_SEVERITY='urgent' is not one of critical, warning, info",
+        "SEVERITY_ALIASES='p1:critical,p2' has 'p2'",
+    ):
+        assert expected in joined
+    assert "chat.example.com/hooks/a/b" not in joined  # a URL is a secret: never echoed
+
+
+def test_port_that_is_not_a_number(tmp_path):
+    assert "PORT='http' is not a whole number" in problems(write(tmp_path, "PORT=http\nDRY_RUN=1\n"))
+
+
+def test_unknown_key_warns_with_the_closest_known_key(tmp_path):
+    path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_CRITCAL={HOOK}\nROCKETCHAT_WEBHOOK_WARNING={HOOK}\nFOO=1\n")
+    _, warnings = config.load(path, {})
+    assert warnings[0] == (
+        "rcwebhook.env:1: unknown key ROCKETCHAT_WEBHOOK_CRITCAL, did you mean ROCKETCHAT_WEBHOOK_CRITICAL?"
+    )
+    assert warnings[1] == "rcwebhook.env:3: unknown key FOO (ignored)"
+
+
+def test_key_set_twice_warns_and_the_last_wins(tmp_path):
+    settings, warnings = config.load(write(tmp_path, "DRY_RUN=true\nPORT=1\nPORT=2\n"), {})
+    assert settings.port == 2
+    assert warnings == ["rcwebhook.env:3: PORT set again; line 2's value is ignored"]
+
+
+def test_unreadable_file_is_an_error(tmp_path):
+    found = problems(tmp_path / "missing.env")
+    assert found[0].startswith(f"cannot read config file {tmp_path / 'missing.env'}")
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "rcwebhook.env"
+    path.write_bytes(b"DRY_RUN=true\nA=\xff\n")
+    assert problems(path, {"DRY_RUN": "true"}) == ["rcwebhook.env:2: not valid UTF-8 (byte 0xff)"]
+
+
+def test_severity_aliases_replace_the_defaults_case_insensitively(tmp_path):
+    path = write(tmp_path, "DRY_RUN=true\nSEVERITY_ALIASES=P1:Critical, sev2:warning\n")
+    settings, _ = config.load(path, {})
+    assert dict(settings.severity_aliases) == {"p1": "critical", "sev2": "warning"}
+
+
+def test_default_aliases_cover_common_names(tmp_path):
+    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\n"), {})
+    aliases = settings.severity_aliases
+    assert (aliases["page"], aliases["error"], aliases["high"]) == ("critical",) * 3
+    assert (aliases["warn"], aliases["medium"]) == ("warning",) * 2
+    assert (aliases["low"], aliases["none"], aliases["debug"]) == ("info",) * 3
+
+
+def test_debug_implies_debug_log_level_unless_set(tmp_path):
+    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\nDEBUG=true\n"), {})
+    assert settings.log_level == "DEBUG"
+    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\nDEBUG=true\nLOG_LEVEL=warning\n"), {})
+    assert settings.log_level == "WARNING"
+
+
+def test_icon_emoji_must_look_like_an_emoji(tmp_path):
+    found = problems(write(tmp_path, "DRY_RUN=true\nROCKETCHAT_ICON_EMOJI=bell\n"))
+    assert found == ["ROCKETCHAT_ICON_EMOJI='bell' is not an emoji name such as :bell:"]
+
+
+def test_describe_masks_every_token(tmp_path):
+    path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n")
+    settings, _ = config.load(path, {})
+    text = "\n".join(config.describe(settings))
+    assert "SECRETTOKEN" not in text
+    assert "ROCKETCHAT_WEBHOOK_WARNING=https://chat.example.com/hooks/abc123/***" in text
+    assert "ROCKETCHAT_WEBHOOK_INFO=https://chat.example.com/hooks/abc123/***  # from ROCKETCHAT_WEBHOOK_WARNING" in text
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://chat.example.com/hooks/abc/tok", "https://chat.example.com/hooks/abc/***"),
+        ("https://chat.example.com/hooks/abc/user/tok", "https://chat.example.com/hooks/abc/***"),
+        ("http://10.0.0.1:3000/rc/hooks/abc/tok", "http://10.0.0.1:3000/rc/hooks/abc/***"),
+        ("https://user:pw@chat.example.com/other/path?token=x", "https://chat.example.com/***"),
+    ],
+)
+def test_redact_url_keeps_host_and_id_only(url, shown):
+    assert config.redact_url(url) == shown
+
+
+def test_secrets_are_the_tokens_of_every_route(tmp_path):
+    path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOOK_INFO=https://h/hooks/i/u/T2\n")
+    settings, _ = config.load(path, {})
+    assert settings.secrets() == ("SECRETTOKEN", "u/T2")
+
+
+class TestFindConfig:
+    def test_explicit_path_wins(self, tmp_path):
+        assert config.find_config("/x.env", {"RCWEBHOOK_CONFIG": "/y.env"}, tmp_path) == Path("/x.env")
+
+    def test_environment_variable_next(self, tmp_path):
+        assert config.find_config(None, {"RCWEBHOOK_CONFIG": "/y.env"}, tmp_path) == Path("/y.env")
+
+    def test_local_dotenv_when_no_system_file(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(config, "SYSTEM_CONFIG", str(tmp_path / "absent.env"))
+        assert config.find_config(None, {}, tmp_path) is None
+        (tmp_path / ".env").write_text("")
+        assert config.find_config(None, {}, tmp_path) == tmp_path / ".env"
+
+    def test_system_file_before_local_dotenv(self, tmp_path, monkeypatch):
+        system = write(tmp_path, "", "system.env")
+        monkeypatch.setattr(config, "SYSTEM_CONFIG", str(system))
+        (tmp_path / ".env").write_text("")
+        assert config.find_config(None, {}, tmp_path) == system
