@@ -231,7 +231,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
 
     return Settings(
         host=host,
-        port=get.integer("PORT", 1, 65535),
+        port=get.integer("PORT", 0, 65535),
         routes=MappingProxyType(routes or {}),
         default_severity=default_severity,
         severity_label=raw["SEVERITY_LABEL"].strip() or "severity",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from . import __version__
+from .config import Route
 
 MAX_ANSWER_BYTES = 64 * 1024
 ERROR_TEXT_LIMIT = 300
@@ -113,18 +114,19 @@ def one_line(text: str) -> str:
     return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 1] + "…"
 
 
-def advice(route: str, answer: Answer) -> str:
-    """Return what the operator should check after Rocket.Chat refused a post for `route`."""
-    key = f"ROCKETCHAT_WEBHOOK_{route.upper()}"
+def advice(route: Route, answer: Answer) -> str:
+    """Return what the operator should check after Rocket.Chat did not take a post for `route`."""
+    key = f"ROCKETCHAT_WEBHOOK_{(route.url_from or route.name).upper()}"
+    channel = f"ROCKETCHAT_CHANNEL_{route.name.upper()}"
     error = answer.error
     if "Invalid integration id or token" in error or answer.status == 404:
         return f"check {key}: Rocket.Chat does not know this integration id or token"
     if "impersonate" in error:
         return "unset ROCKETCHAT_USERNAME and ROCKETCHAT_ICON_EMOJI, or give the integration's user the impersonate permission"
     if "overriding destination channel" in error:
-        return f"unset ROCKETCHAT_CHANNEL_{route.upper()}, or allow the integration to override its channel"
+        return f"unset {channel}, or allow the integration to override its channel"
     if "invalid-channel" in error or "error-not-allowed" in error:
-        return f"check ROCKETCHAT_CHANNEL_{route.upper()} and that the integration's user may post there"
+        return f"check {channel} and that the integration's user may post there"
     if answer.status == 503:
         return f"the integration behind {key} may be disabled in Rocket.Chat"
     if answer.status == 0:

@@ -93,7 +93,7 @@ def _deliver(notification: Notification, batch: routing.Batch, settings: Setting
     else:
         log.error("Rocket.Chat did not take the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs); %s",
                   batch.route.name, result.status or "no answer", result.error, _names(names), hook, took,
-                  delivery.advice(batch.route.name, result))
+                  delivery.advice(batch.route, result))
     return Outcome(batch.route.name, names, result)
 
 

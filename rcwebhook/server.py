@@ -160,11 +160,11 @@ class Handler(BaseHTTPRequestHandler):
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         if self.command != "HEAD":
             data += body
+        self._access(status.value, len(body))
         try:
             self.wfile.write(data)
         except OSError:
             self.close_connection = True
-        self._access(status.value, len(body))
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """Answer a protocol error found by http.server itself, as JSON."""

@@ -40,7 +40,7 @@ class Daemon:
     def __init__(self, settings: config.Settings, transport=None) -> None:
         kwargs = {"transport": transport} if transport else {}
         self.server = Server(settings, **kwargs)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property

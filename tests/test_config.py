@@ -86,7 +86,7 @@ def test_every_invalid_value_is_reported_in_one_run(tmp_path):
     joined = "\n".join(found)
     for expected in (
         "rcwebhook.env:10: expected KEY=VALUE",
-        "PORT='99999' is out of range (1 to 65535)",
+        "PORT='99999' is out of range (0 to 65535)",
         "DELIVERY_TIMEOUT='soon' is not a number of seconds",
         "DRY_RUN='maybe' is not true or false",
         "ROCKETCHAT_WEBHOOK_CRITICAL is not an absolute http(s) URL",

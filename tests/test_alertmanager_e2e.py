@@ -1,0 +1,503 @@
+"""End to end: a real Prometheus Alertmanager notifies rcwebhook, which posts to a stand-in Rocket.Chat.
+
+Each test starts its own stand-in Rocket.Chat, its own rcwebhook and its own Alertmanager (about
+0.1 s to become ready), so tests share nothing.  Alertmanager groups with group_wait and
+group_interval of 1 s; every wait is on a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+
+import pytest
+
+from tests.conftest import require_program
+
+NOTIFY_TIMEOUT = 10.0  # group_wait is 1 s; leave room for a slow CI machine
+READY_TIMEOUT = 10.0
+START_ATTEMPTS = 5
+SUCCESS_LINE = "Alert sent successfully to Rocket.Chat: 200"
+
+CONFIG = """\
+route:
+  receiver: rcwebhook
+  group_by: ['service']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: rcwebhook
+    webhook_configs:
+      - url: {url}
+        send_resolved: true
+"""
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    """One alert as a test adds it to Alertmanager."""
+
+    name: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    generator_url: str = ""
+
+    def all_labels(self) -> Dict[str, str]:
+        return {"alertname": self.name, **self.labels}
+
+
+class Alertmanager:
+    """A running prometheus-alertmanager subprocess with a single webhook receiver."""
+
+    def __init__(self, binary: str, amtool: str, workdir: Path, receiver_url: str) -> None:
+        self.binary = binary
+        self.amtool = amtool
+        self.workdir = workdir
+        self.config = workdir / "alertmanager.yml"
+        self.config.write_text(CONFIG.format(url=json.dumps(receiver_url)))
+        self.process: Optional[subprocess.Popen] = None
+        self.stderr_path = workdir / "alertmanager.stderr"
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start Alertmanager on a free port and wait until it is ready; retry if the port was taken."""
+        for attempt in range(START_ATTEMPTS):
+            self.port = free_port()
+            self.stderr_path = self.workdir / f"alertmanager-{attempt}.stderr"
+            with self.stderr_path.open("wb") as stderr:
+                self.process = subprocess.Popen(
+                    [
+                        self.binary,
+                        f"--config.file={self.config}",
+                        f"--storage.path={self.workdir / f'data-{attempt}'}",
+                        f"--web.listen-address=127.0.0.1:{self.port}",
+                        f"--web.external-url={self.url}",
+                        "--cluster.listen-address=",
+                        "--log.level=debug",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+            if self._wait_ready():
+                return
+            port_taken = "address already in use" in self.stderr()
+            self.stop()
+            if not port_taken:
+                break
+        raise AssertionError(f"Alertmanager did not become ready.{self.explain()}")
+
+    def _wait_ready(self) -> bool:
+        """Return True once GET /-/ready answers 200, False if the process exits or the deadline passes."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return True
+            except (urllib.error.URLError, OSError):
+                pass
+            self.process_wait(0.02)
+        return False
+
+    def process_wait(self, seconds: float) -> None:
+        """Wait up to `seconds` for the process to exit (a bounded pause that ends early on exit)."""
+        try:
+            assert self.process is not None
+            self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def explain(self) -> str:
+        """Return Alertmanager's exit status and the tail of its stderr, for assertion messages."""
+        state = "running"
+        if self.process is not None and self.process.poll() is not None:
+            state = f"exited with {self.process.returncode}"
+        tail = "\n".join(self.stderr().splitlines()[-60:])
+        return f"\n--- Alertmanager on port {self.port} ({state}), stderr tail:\n{tail}"
+
+    def add(self, alert: AlertSpec) -> None:
+        """Fire `alert` with `amtool alert add`."""
+        args = [self.amtool, f"--alertmanager.url={self.url}", "alert", "add", alert.name]
+        args += [f"{k}={v}" for k, v in alert.labels.items()]
+        args += [f"--annotation={k}={v}" for k, v in alert.annotations.items()]
+        if alert.generator_url:
+            args.append(f"--generator-url={alert.generator_url}")
+        result = subprocess.run(args, capture_output=True, text=True, timeout=15)
+        assert result.returncode == 0, (
+            f"amtool failed ({result.returncode}): {result.stdout}{result.stderr}{self.explain()}"
+        )
+
+    def resolve(self, *alerts: AlertSpec) -> None:
+        """Resolve `alerts` in one POST /api/v2/alerts, with endsAt just in the past."""
+        ends_at = (datetime.now(timezone.utc) - timedelta(milliseconds=100)).isoformat().replace("+00:00", "Z")
+        body = [
+            {
+                "labels": alert.all_labels(),
+                "annotations": dict(alert.annotations),
+                "generatorURL": alert.generator_url,
+                "endsAt": ends_at,
+            }
+            for alert in alerts
+        ]
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"POST /api/v2/alerts: {exc.code} {exc.read()!r}{self.explain()}") from None
+        assert status == 200, f"POST /api/v2/alerts answered {status}{self.explain()}"
+
+    def webhook_metrics(self) -> Dict[str, float]:
+        """Return Alertmanager's webhook notification counters, summed over their other labels."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        totals: Dict[str, float] = {}
+        for line in text.splitlines():
+            match = re.match(r'(alertmanager_notification\w*_total)\{([^}]*)\} (\S+)$', line)
+            if match and 'integration="webhook"' in match.group(2):
+                totals[match.group(1)] = totals.get(match.group(1), 0.0) + float(match.group(3))
+        return totals
+
+
+def free_port() -> int:
+    """Return a loopback port that was free a moment ago (the caller retries if it got taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def programs() -> Dict[str, str]:
+    """Return the Alertmanager binaries; skip (fail under CI) before anything starts when missing."""
+    return {
+        "alertmanager": require_program("prometheus-alertmanager"),
+        "amtool": require_program("amtool"),
+    }
+
+
+@pytest.fixture
+def hooks(rocketchat) -> Dict[str, str]:
+    """Return the URLs of three stand-in hooks, one per route."""
+    return {name: rocketchat.add_hook(name) for name in ("critical", "warning", "info")}
+
+
+def daemon_settings(hooks: Mapping[str, str], **extra: str) -> Dict[str, str]:
+    return {
+        "ROCKETCHAT_WEBHOOK_CRITICAL": hooks["critical"],
+        "ROCKETCHAT_WEBHOOK_WARNING": hooks["warning"],
+        "ROCKETCHAT_WEBHOOK_INFO": hooks["info"],
+        **extra,
+    }
+
+
+def start_rcwebhook(start_daemon, hooks: Mapping[str, str], **extra: str):
+    """Return a running rcwebhook posting to `hooks`, on a free loopback port.
+
+    conftest's start_daemon defaults to PORT=0, which config.build rejects (PORT must be 1-65535),
+    so pick a free port here and retry if another process took it first.
+    """
+    for _ in range(START_ATTEMPTS):
+        try:
+            return start_daemon(PORT=str(free_port()), **daemon_settings(hooks, **extra))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    raise AssertionError(f"no free port for rcwebhook after {START_ATTEMPTS} attempts")
+
+
+@pytest.fixture
+def start_alertmanager(programs, tmp_path) -> Iterator[Callable[[str], Alertmanager]]:
+    """Start a real Alertmanager notifying the given rcwebhook base URL; always stopped afterwards."""
+    started: List[Alertmanager] = []
+
+    def start(daemon_url: str) -> Alertmanager:
+        workdir = tmp_path / f"alertmanager-{len(started)}"
+        workdir.mkdir()
+        manager = Alertmanager(programs["alertmanager"], programs["amtool"], workdir, f"{daemon_url}/webhook")
+        started.append(manager)
+        manager.start()
+        return manager
+
+    yield start
+    for manager in started:
+        manager.stop()
+
+
+@pytest.fixture
+def alertmanager(start_daemon, hooks, start_alertmanager) -> Alertmanager:
+    """A real Alertmanager in front of an rcwebhook with default settings and all three hooks."""
+    return start_alertmanager(start_rcwebhook(start_daemon, hooks).url)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def alert_names(message: Dict[str, Any]) -> List[str]:
+    """Return the alert name each attachment of a posted message shows in its title."""
+    names = []
+    for attachment in message.get("attachments") or []:
+        title = attachment["title"]
+        if title.startswith("Resolved: "):
+            title = title[len("Resolved: "):]
+        names.append(title.split(":", 1)[0])
+    return names
+
+
+def wait_for_message(rocketchat, hook: str, wanted: Callable[[Dict[str, Any]], bool], what: str,
+                     manager: Alertmanager, timeout: float = NOTIFY_TIMEOUT) -> Dict[str, Any]:
+    """Return the first message posted to `hook` that satisfies `wanted`, waiting up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = rocketchat.messages(hook)
+        for message in messages:
+            if wanted(message):
+                return message
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(
+                f"hook {hook!r}: no message {what} within {timeout:g}s; "
+                f"posted: {json.dumps(rocketchat.all_messages(), indent=1)[:4000]}; "
+                f"requests to {hook!r}: {[r['status'] for r in rocketchat.requests(hook)]}"
+                f"{manager.explain()}"
+            )
+        try:
+            rocketchat.wait_for_messages(hook, len(messages) + 1, remaining)
+        except AssertionError:
+            pass  # the loop reports the timeout with the whole picture
+
+
+def wait_for_log(logs, pattern: str, manager: Alertmanager, timeout: float = NOTIFY_TIMEOUT) -> str:
+    """Return the first rcwebhook log line matching the regex `pattern`, waiting up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in logs.lines():
+            if re.search(pattern, line):
+                return line
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no rcwebhook log line matching {pattern!r}; got:\n{logs.text()}{manager.explain()}")
+        manager.process_wait(0.05)  # bounded pause; ends early only if Alertmanager dies
+
+
+def firing_with(*names: str) -> Callable[[Dict[str, Any]], bool]:
+    return lambda m: "[FIRING:" in m["text"] and set(names) <= set(alert_names(m))
+
+
+def resolved_with(*names: str) -> Callable[[Dict[str, Any]], bool]:
+    return lambda m: m["text"].startswith(":white_check_mark: [RESOLVED:") and set(names) <= set(alert_names(m))
+
+
+def fields_of(attachment: Dict[str, Any]) -> Dict[str, str]:
+    return {f["title"]: f["value"] for f in attachment.get("fields") or []}
+
+
+def assert_only(rocketchat, hook: str, names: List[str], manager: Alertmanager) -> None:
+    """Assert every message posted to `hook` shows only alerts named in `names`."""
+    for message in rocketchat.messages(hook):
+        shown = alert_names(message)
+        assert shown and set(shown) <= set(names), (
+            f"hook {hook!r} got a message for {shown}, expected only {names}: {message}{manager.explain()}"
+        )
+
+
+def assert_alertmanager_delivered(manager: Alertmanager) -> None:
+    """Assert Alertmanager sent notifications to rcwebhook and none of its requests failed."""
+    metrics = manager.webhook_metrics()
+    assert metrics.get("alertmanager_notifications_total", 0) >= 1, f"{metrics}{manager.explain()}"
+    failed = {k: v for k, v in metrics.items() if "failed" in k and v}
+    assert not failed, f"Alertmanager saw failed webhook requests: {failed}{manager.explain()}"
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+DISK_FULL = AlertSpec(
+    "DiskFull",
+    {"severity": "critical", "service": "storage", "instance": "db1:9100"},
+    {"summary": "Disk /var is 98% full", "description": "Only 2 GiB left on /var of db1.",
+     "dashboard": "https://grafana.example.com/d/disk"},
+    generator_url="http://prometheus.example.com:9090/graph?g0.expr=disk_free%3C0.05&g0.tab=1",
+)
+SLOW_QUERIES = AlertSpec(
+    "SlowQueries",
+    {"severity": "warning", "service": "storage", "instance": "db1:9100"},
+    {"summary": "p99 query latency above 2s", "description": "Queries on db1 are slow."},
+)
+
+
+def test_one_group_is_split_so_each_alert_reaches_its_severity_hook(rocketchat, alertmanager, logs):
+    alertmanager.add(DISK_FULL)
+    alertmanager.add(SLOW_QUERIES)
+
+    critical = wait_for_message(rocketchat, "critical", firing_with("DiskFull"), "firing DiskFull", alertmanager)
+    warning = wait_for_message(rocketchat, "warning", firing_with("SlowQueries"), "firing SlowQueries",
+                               alertmanager)
+    # Alertmanager sent both alerts in one notification (one group, service=storage) and rcwebhook split it.
+    wait_for_log(logs, r"Notification received: .*groupKey=\{\}:\{service=\"storage\"\}.* alerts=2 "
+                       r"routes=critical:1,warning:1$", alertmanager)
+
+    assert "[FIRING:1]" in critical["text"] and "DiskFull" in critical["text"]
+    assert "(critical)" in critical["text"] and "SlowQueries" not in critical["text"]
+    [attachment] = critical["attachments"]
+    assert attachment["title"] == "DiskFull: Disk /var is 98% full"
+    assert attachment["color"] == "#d62728"
+    assert attachment["title_link"] == DISK_FULL.generator_url
+    assert "Only 2 GiB left on /var of db1." in attachment["text"]
+    assert f"[Silence]({alertmanager.url}/#/silences/new?filter=" in attachment["text"]
+    fields = fields_of(attachment)
+    assert fields["service"] == "storage" and fields["instance"] == "db1:9100"
+    assert fields["dashboard"] == "https://grafana.example.com/d/disk"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", fields["Started"]), fields
+    assert "alertname" not in fields and "severity" not in fields
+
+    assert "[FIRING:1]" in warning["text"] and "SlowQueries" in warning["text"]
+    assert "(warning)" in warning["text"] and "DiskFull" not in warning["text"]
+    [attachment] = warning["attachments"]
+    assert attachment["title"] == "SlowQueries: p99 query latency above 2s"
+    assert attachment["color"] == "#ff7f0e"
+    assert fields_of(attachment)["service"] == "storage"
+
+    assert_only(rocketchat, "critical", ["DiskFull"], alertmanager)
+    assert_only(rocketchat, "warning", ["SlowQueries"], alertmanager)
+    assert rocketchat.requests("info") == []
+    assert rocketchat.unmatched_requests() == []
+    assert_alertmanager_delivered(alertmanager)
+
+
+def test_resolved_alerts_are_posted_to_the_hooks_they_fired_on(rocketchat, alertmanager, logs):
+    alertmanager.add(DISK_FULL)
+    alertmanager.add(SLOW_QUERIES)
+    wait_for_message(rocketchat, "critical", firing_with("DiskFull"), "firing DiskFull", alertmanager)
+    wait_for_message(rocketchat, "warning", firing_with("SlowQueries"), "firing SlowQueries", alertmanager)
+
+    alertmanager.resolve(DISK_FULL, SLOW_QUERIES)
+
+    critical = wait_for_message(rocketchat, "critical", resolved_with("DiskFull"), "resolving DiskFull",
+                                alertmanager)
+    warning = wait_for_message(rocketchat, "warning", resolved_with("SlowQueries"), "resolving SlowQueries",
+                               alertmanager)
+    wait_for_log(logs, r"Notification received: .* status=resolved alerts=2 routes=critical:1,warning:1$",
+                 alertmanager)
+
+    assert critical["text"] == ":white_check_mark: [RESOLVED:1] DiskFull (critical)"
+    [attachment] = critical["attachments"]
+    assert attachment["title"] == "Resolved: DiskFull: Disk /var is 98% full"
+    assert attachment["color"] == "#2ca02c"
+    assert "Duration" in fields_of(attachment) and fields_of(attachment)["service"] == "storage"
+
+    assert warning["text"] == ":white_check_mark: [RESOLVED:1] SlowQueries (warning)"
+    [attachment] = warning["attachments"]
+    assert attachment["title"] == "Resolved: SlowQueries: p99 query latency above 2s"
+    assert attachment["color"] == "#2ca02c"
+
+    assert_only(rocketchat, "critical", ["DiskFull"], alertmanager)
+    assert_only(rocketchat, "warning", ["SlowQueries"], alertmanager)
+    assert rocketchat.requests("info") == []
+    assert_alertmanager_delivered(alertmanager)
+
+
+def test_unknown_or_missing_severity_goes_to_default_route_and_alias_to_its_target(
+        rocketchat, alertmanager, logs):
+    bogus = AlertSpec("BogusSeverity", {"severity": "bogus", "service": "queue"}, {"summary": "odd severity"})
+    unlabelled = AlertSpec("NoSeverity", {"service": "queue"}, {"summary": "no severity at all"})
+    paged = AlertSpec("Paged", {"severity": "page", "service": "queue"}, {"summary": "someone get up"})
+    for alert in (bogus, unlabelled, paged):
+        alertmanager.add(alert)
+
+    warning = wait_for_message(rocketchat, "warning", firing_with("BogusSeverity", "NoSeverity"),
+                               "firing BogusSeverity and NoSeverity", alertmanager)
+    critical = wait_for_message(rocketchat, "critical", firing_with("Paged"), "firing Paged", alertmanager)
+    wait_for_log(logs, r"Notification received: .* alerts=3 routes=critical:1,warning:2$", alertmanager)
+
+    assert "[FIRING:2]" in warning["text"] and "(warning)" in warning["text"]
+    assert sorted(alert_names(warning)) == ["BogusSeverity", "NoSeverity"]
+    assert {a["color"] for a in warning["attachments"]} == {"#ff7f0e"}
+    assert "[FIRING:1]" in critical["text"] and "Paged" in critical["text"] and "(critical)" in critical["text"]
+    assert critical["attachments"][0]["title"] == "Paged: someone get up"
+
+    assert_only(rocketchat, "warning", ["BogusSeverity", "NoSeverity"], alertmanager)
+    assert_only(rocketchat, "critical", ["Paged"], alertmanager)
+    assert rocketchat.requests("info") == []
+    assert_alertmanager_delivered(alertmanager)
+
+
+def test_default_severity_setting_chooses_the_route_of_unknown_severities(
+        rocketchat, hooks, start_daemon, start_alertmanager, logs):
+    daemon = start_rcwebhook(start_daemon, hooks, DEFAULT_SEVERITY="info")
+    manager = start_alertmanager(daemon.url)
+    manager.add(AlertSpec("BogusSeverity", {"severity": "bogus", "service": "cache"}, {"summary": "odd"}))
+
+    info = wait_for_message(rocketchat, "info", firing_with("BogusSeverity"), "firing BogusSeverity", manager)
+
+    assert "[FIRING:1]" in info["text"] and "(info)" in info["text"]
+    assert info["attachments"][0]["color"] == "#1f77b4"
+    assert rocketchat.requests("critical") == [] and rocketchat.requests("warning") == []
+    assert_alertmanager_delivered(manager)
+
+
+def test_deliveries_are_logged_without_the_hook_tokens(rocketchat, alertmanager, logs):
+    notice = AlertSpec("CertExpiresSoon", {"severity": "info", "service": "web"}, {"summary": "in 20 days"})
+    for alert in (DISK_FULL, SLOW_QUERIES, notice):
+        alertmanager.add(alert)
+    for hook, name in (("critical", "DiskFull"), ("warning", "SlowQueries"), ("info", "CertExpiresSoon")):
+        wait_for_message(rocketchat, hook, firing_with(name), f"firing {name}", alertmanager)
+    alertmanager.resolve(DISK_FULL, SLOW_QUERIES, notice)
+    for hook, name in (("critical", "DiskFull"), ("warning", "SlowQueries"), ("info", "CertExpiresSoon")):
+        wait_for_message(rocketchat, hook, resolved_with(name), f"resolving {name}", alertmanager)
+
+    for route in ("critical", "warning", "info"):
+        wait_for_log(logs, re.escape(SUCCESS_LINE) + rf" \(route={route} ", alertmanager)
+    records = list(logs.records)
+    tokens = {name: rocketchat.token(name) for name in ("critical", "warning", "info")}
+    for record in records:
+        line = record.getMessage()
+        if record.exc_info:
+            line += logging.Formatter().formatException(record.exc_info)
+        for name, token in tokens.items():
+            assert token not in line, f"the {name} hook's token is in a log line: {line}"
+    assert not [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+    assert_alertmanager_delivered(alertmanager)

@@ -1,0 +1,239 @@
+"""Rendering: what an on-call engineer sees, and that Rocket.Chat accepts every message built."""
+
+from __future__ import annotations
+
+import json
+import random
+from urllib.parse import unquote
+
+import pytest
+
+from rcwebhook import message
+from rcwebhook.alertmanager import parse
+from rcwebhook.routing import route
+from tests.conftest import load_example, make_settings
+from tests.rocketchat_standin import check_message
+
+URLS = {
+    "ROCKETCHAT_WEBHOOK_CRITICAL": "https://rc.example.com/hooks/c/tc",
+    "ROCKETCHAT_WEBHOOK_WARNING": "https://rc.example.com/hooks/w/tw",
+    "ROCKETCHAT_WEBHOOK_INFO": "https://rc.example.com/hooks/i/ti",
+}
+
+
+def render_all(payload, **settings_values):
+    settings = make_settings(**{**URLS, **settings_values})
+    notification = parse(json.dumps(payload).encode())
+    return {b.route.name: message.render(notification, b, settings) for b in route(notification, settings)}
+
+
+def accepted(rendered) -> None:
+    """Fail unless the real Rocket.Chat (default integration settings) would accept the message."""
+    error = check_message(rendered, max_message_size=5000, allow_channel_override=False, allow_impersonate=False)
+    assert error is None, (error, rendered)
+    json.dumps(rendered)  # plain JSON data, nothing else
+
+
+def alert(name="A", severity="critical", status="firing", **extra):
+    labels = {"alertname": name, "severity": severity, **extra.pop("labels", {})}
+    return {"status": status, "labels": labels, "annotations": extra.pop("annotations", {}), **extra}
+
+
+class TestExample:
+    """The checklist's sample: HighCPUUsage critical, HighMemoryUsage warning."""
+
+    def setup_method(self):
+        self.messages = render_all(load_example())
+
+    def test_one_message_per_severity(self):
+        assert set(self.messages) == {"critical", "warning"}
+        assert [a["title"] for a in self.messages["critical"]["attachments"]] == [
+            "HighCPUUsage: CPU usage above 90% on server1"]
+        assert [a["title"] for a in self.messages["warning"]["attachments"]] == [
+            "HighMemoryUsage: Memory usage above 80% on server1"]
+
+    def test_headline_has_emoji_state_names_and_severity(self):
+        assert self.messages["critical"]["text"] == ":rotating_light: [FIRING:1] HighCPUUsage (critical)"
+        assert self.messages["warning"]["text"] == ":warning: [FIRING:1] HighMemoryUsage (warning)"
+
+    def test_attachment_shows_description_labels_start_and_links(self):
+        attachment = self.messages["critical"]["attachments"][0]
+        assert attachment["color"] == "#d62728"
+        assert attachment["text"].startswith("CPU usage on server1:9100 has been above 90% for 5 minutes")
+        assert "[Runbook](https://runbooks.example.com/HighCPUUsage)" in attachment["text"]
+        assert "[Prometheus](http://localhost:9090/graph?g0.expr=" in attachment["text"]
+        assert attachment["title_link"].startswith("http://localhost:9090/graph?")
+        fields = {f["title"]: f["value"] for f in attachment["fields"]}
+        assert fields == {"instance": "server1:9100", "job": "node", "Started": "2026-01-30 10:00:00 UTC"}
+
+    def test_silence_link_matches_exactly_this_alert(self):
+        text = self.messages["critical"]["attachments"][0]["text"]
+        link = text.split("[Silence](")[1].rstrip(")")
+        base, _, encoded = link.partition("?filter=")
+        assert base == "http://localhost:9093/#/silences/new"
+        assert unquote(encoded) == '{alertname="HighCPUUsage",instance="server1:9100",job="node",severity="critical"}'
+
+    def test_every_message_is_accepted(self):
+        for rendered in self.messages.values():
+            accepted(rendered)
+
+    def test_no_username_icon_or_channel_unless_configured(self):
+        assert set(self.messages["critical"]) == {"text", "attachments"}
+
+
+def test_configured_username_icon_and_channel_are_sent():
+    rendered = render_all({"alerts": [alert()]}, ROCKETCHAT_USERNAME="Alertmanager",
+                          ROCKETCHAT_ICON_EMOJI=":bell:", ROCKETCHAT_CHANNEL_CRITICAL="#alerts-critical")
+    assert rendered["critical"]["username"] == "Alertmanager"
+    assert rendered["critical"]["icon_emoji"] == ":bell:"
+    assert rendered["critical"]["channel"] == "#alerts-critical"
+
+
+def test_resolved_alert_is_green_with_duration():
+    rendered = render_all({"status": "resolved", "alerts": [alert(
+        status="resolved", annotations={"summary": "back"},
+        startsAt="2026-01-30T10:00:00Z", endsAt="2026-01-30T11:02:03.5Z")]})["critical"]
+    assert rendered["text"] == ":white_check_mark: [RESOLVED:1] A (critical)"
+    attachment = rendered["attachments"][0]
+    assert attachment["title"] == "Resolved: A: back"
+    assert attachment["color"] == "#2ca02c"
+    assert {"title": "Duration", "value": "1h 2m", "short": True} in attachment["fields"]
+
+
+def test_mixed_firing_and_resolved_in_one_route():
+    rendered = render_all({"alerts": [alert("A"), alert("B", status="resolved")]})["critical"]
+    assert rendered["text"] == ":rotating_light: [FIRING:1] [RESOLVED:1] A, B (critical)"
+    assert [a["color"] for a in rendered["attachments"]] == ["#d62728", "#2ca02c"]
+
+
+@pytest.mark.parametrize("severity, color", [("critical", "#d62728"), ("warning", "#ff7f0e"), ("info", "#1f77b4")])
+def test_colour_follows_severity(severity, color):
+    rendered = render_all({"alerts": [alert(severity=severity)]})[severity]
+    assert rendered["attachments"][0]["color"] == color
+
+
+@pytest.mark.parametrize("external", ["", "/alertmanager", "alertmanager:9093", "javascript:alert(1)", "http://"])
+def test_no_silence_link_without_an_absolute_external_url(external):
+    rendered = render_all({"externalURL": external, "alerts": [alert()]})["critical"]
+    assert "Silence" not in rendered["attachments"][0].get("text", "")
+    accepted(rendered)
+
+
+@pytest.mark.parametrize("url", ["", "/graph?g0.expr=up", "prometheus:9090/graph", "ftp://x/y", "http://a b/"])
+def test_relative_or_odd_generator_url_gives_no_link(url):
+    rendered = render_all({"alerts": [alert(generatorURL=url, annotations={"runbook_url": url})]})["critical"]
+    attachment = rendered["attachments"][0]
+    assert "title_link" not in attachment
+    assert "Prometheus" not in attachment.get("text", "") and "Runbook" not in attachment.get("text", "")
+    accepted(rendered)
+
+
+def test_urls_with_parentheses_and_spaces_stay_one_markdown_link():
+    url = "https://wiki.example.com/Run book (CPU)"
+    rendered = render_all({"alerts": [alert(annotations={"runbook_url": url.replace(" ", "%20")})]})["critical"]
+    assert "[Runbook](https://wiki.example.com/Run%20book%20%28CPU%29)" in rendered["attachments"][0]["text"]
+
+
+def test_missing_summary_and_description():
+    attachment = render_all({"alerts": [alert("OnlyName")]})["critical"]["attachments"][0]
+    assert attachment["title"] == "OnlyName"
+    assert "text" not in attachment
+
+
+def test_message_annotation_stands_in_for_description():
+    attachment = render_all({"alerts": [alert(annotations={"message": "from message"})]})["critical"]["attachments"][0]
+    assert attachment["text"] == "from message"
+
+
+def test_other_annotations_become_fields_and_empty_ones_are_dropped():
+    attachment = render_all({"alerts": [alert(
+        labels={"empty": "", "blank": "   "},
+        annotations={"value": "97%", "dashboard": "", "summary": "s"})]})["critical"]["attachments"][0]
+    titles = [f["title"] for f in attachment["fields"]]
+    assert "value" in titles and "empty" not in titles and "blank" not in titles and "dashboard" not in titles
+
+
+def test_many_alerts_are_capped_with_an_and_more_line():
+    payload = {"alerts": [alert(f"Alert{i}") for i in range(250)], "truncatedAlerts": 7}
+    rendered = render_all(payload, MAX_ALERTS_PER_MESSAGE="20")["critical"]
+    assert len(rendered["attachments"]) == 20
+    assert "…and 230 more alerts not shown here" in rendered["text"]
+    assert "Alertmanager left out 7 more alerts of this group" in rendered["text"]
+    assert "[FIRING:250]" in rendered["text"]
+    accepted(rendered)
+
+
+def test_headline_names_are_bounded():
+    payload = {"alerts": [alert("N" * 100 + str(i)) for i in range(100)]}
+    text = render_all(payload)["critical"]["text"]
+    assert len(text) < 600
+    assert text.splitlines()[0].endswith(" and 97 more (critical)")
+
+
+def test_long_annotations_are_cut_with_an_ellipsis():
+    attachment = render_all({"alerts": [alert(annotations={"summary": "s" * 5000, "description": "d" * 50000},
+                                              labels={"big": "v" * 10000})]})["critical"]["attachments"][0]
+    assert len(attachment["title"]) == message.TITLE_LIMIT and attachment["title"].endswith("…")
+    assert len(attachment["text"]) == message.DESCRIPTION_LIMIT and attachment["text"].endswith("…")
+    big = next(f for f in attachment["fields"] if f["title"] == "big")
+    assert len(big["value"]) == message.FIELD_VALUE_LIMIT
+
+
+@pytest.mark.parametrize("seconds, shown", [(0, "0s"), (59, "59s"), (61, "1m 1s"), (3600, "1h"), (90061, "1d 1h")])
+def test_duration(seconds, shown):
+    assert message.duration(seconds) == shown
+
+
+# --- generated payloads: the stand-in Rocket.Chat accepts every message rendered --------------
+
+NASTY_STRINGS = [
+    "", " ", "\n", "\t\t", "plain", 'quote " and \' and `tick`', "back\\slash", "multi\nline\ntext",
+    "*bold* _it_ ~~s~~ [link](javascript:x) <b>html</b> @all #channel", "Ünïcödé – 日本語 – 🔥🚀",
+    "\u202eRTL\u200b zero width", "x" * 6000, "{{ template }}", "%s %d %(x)s", "null", "}{][",
+    "http://", "https://ok.example.com/path?q=1", "/relative", "ftp://x", "\x00\x01\x7f",
+]
+
+
+def generated_payload(rng: random.Random) -> dict:
+    def text():
+        return rng.choice(NASTY_STRINGS) if rng.random() < 0.7 else "".join(
+            chr(rng.randint(1, 0x2FFF)) for _ in range(rng.randint(0, 40)))
+
+    def mapping(n):
+        keys = [text()[:50] for _ in range(rng.randint(0, n))]
+        return {k: text() for k in keys}
+
+    alerts = []
+    for _ in range(rng.choice([0, 1, 2, 5, 30, 300])):
+        labels = mapping(8)
+        for key in ("alertname", "severity"):
+            if rng.random() < 0.8:
+                labels[key] = rng.choice([text(), "critical", "warning", "info", "page", "CRITICAL"])
+        annotations = mapping(5)
+        for key in ("summary", "description", "runbook_url", "message"):
+            if rng.random() < 0.5:
+                annotations[key] = text()
+        item = {"labels": labels, "annotations": annotations}
+        for key in ("startsAt", "endsAt"):
+            if rng.random() < 0.8:
+                item[key] = rng.choice(["2026-01-30T10:00:00.123456789Z", "0001-01-01T00:00:00Z", text(),
+                                        "2026-01-30T09:00:00+01:00"])
+        if rng.random() < 0.8:
+            item["generatorURL"] = text()
+        if rng.random() < 0.8:
+            item["status"] = rng.choice(["firing", "resolved"])
+        alerts.append(item)
+    return {"alerts": alerts, "externalURL": text(), "truncatedAlerts": rng.choice([0, 0, 3]),
+            "status": rng.choice(["firing", "resolved"]), "groupKey": text()}
+
+
+def test_generated_payloads_always_render_acceptable_messages():
+    rng = random.Random(20261127)
+    rendered_count = 0
+    for _ in range(300):
+        for rendered in render_all(generated_payload(rng)).values():
+            accepted(rendered)
+            assert rendered["text"].strip()
+            assert len(rendered["attachments"]) <= 20
+            rendered_count += 1
+    assert rendered_count > 300

@@ -1,0 +1,318 @@
+"""The daemon in-process against the stand-in Rocket.Chat: every status code, dry-run, log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import socketserver
+
+import pytest
+
+from tests.conftest import load_example
+
+
+@pytest.fixture
+def hooks(rocketchat):
+    """Three hooks on the stand-in, as settings."""
+    return {
+        f"ROCKETCHAT_WEBHOOK_{name.upper()}": rocketchat.add_hook(name) for name in ("critical", "warning", "info")
+    }
+
+
+@pytest.fixture
+def daemon(start_daemon, hooks):
+    return start_daemon(**hooks)
+
+
+def raw_exchange(port: int, data: bytes, shut_write: bool = False) -> bytes:
+    """Send raw bytes and return everything the server answers before it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        if shut_write:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_and_body(raw: bytes):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body), head.decode("latin-1")
+
+
+# --- the seed's endpoints ----------------------------------------------------------------------
+
+def test_health_answers_the_seed_json(daemon):
+    status, headers, body = daemon.request("GET", "/health")
+    assert status == 200
+    assert body == {"service": "rocketchat-webhook-adapter", "status": "healthy", "version": "2.0.0"}
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_head_health_has_no_body(daemon):
+    status, headers, body = daemon.request("HEAD", "/health")
+    assert (status, body) == (200, None)
+    assert int(headers["Content-Length"]) > 0
+
+
+def test_example_alert_reaches_the_right_hooks(daemon, rocketchat, logs):
+    status, _, body = daemon.post_json(load_example())
+    assert status == 200
+    assert body["alerts"] == ["HighCPUUsage", "HighMemoryUsage"]
+    assert (body["processed"], body["status"]) == (2, "ok")
+    assert body["routes"] == {"critical": {"status": "delivered", "alerts": 1, "code": 200},
+                              "warning": {"status": "delivered", "alerts": 1, "code": 200}}
+    [critical] = rocketchat.messages("critical")
+    [warning] = rocketchat.messages("warning")
+    assert rocketchat.messages("info") == []
+    assert [a["title"] for a in critical["attachments"]] == ["HighCPUUsage: CPU usage above 90% on server1"]
+    assert [a["title"] for a in warning["attachments"]] == ["HighMemoryUsage: Memory usage above 80% on server1"]
+    sent = [line for line in logs.lines() if line.startswith("Alert sent successfully to Rocket.Chat: 200")]
+    assert len(sent) == 2
+    assert "route=critical alerts=HighCPUUsage" in sent[0]
+    assert "route=warning alerts=HighMemoryUsage" in sent[1]
+
+
+def test_seed_response_is_byte_compatible_in_its_keys(daemon):
+    _, _, body = daemon.post_json(load_example())
+    assert list(body) == ["alerts", "processed", "routes", "status"]
+
+
+def test_received_notification_is_logged_once(daemon, logs):
+    daemon.post_json(load_example())
+    received = [line for line in logs.lines() if line.startswith("Notification received")]
+    assert received == [
+        'Notification received: receiver=rocketchat groupKey={}:{alertname=~"HighCPUUsage|HighMemoryUsage"} '
+        "status=firing alerts=2 routes=critical:1,warning:1"
+    ]
+
+
+def test_one_post_per_route_with_one_attachment_per_alert(daemon, rocketchat):
+    alerts = [{"labels": {"alertname": f"C{i}", "severity": "critical"}} for i in range(3)]
+    alerts += [{"labels": {"alertname": f"I{i}", "severity": "info"}} for i in range(2)]
+    status, _, body = daemon.post_json({"alerts": alerts})
+    assert status == 200 and body["processed"] == 5
+    assert [len(m["attachments"]) for m in rocketchat.messages("critical")] == [3]
+    assert [len(m["attachments"]) for m in rocketchat.messages("info")] == [2]
+    assert rocketchat.messages("warning") == []
+
+
+def test_empty_alert_list_is_ok_and_posts_nothing(daemon, rocketchat):
+    status, _, body = daemon.post_json({"alerts": [], "status": "firing"})
+    assert (status, body["alerts"], body["processed"]) == (200, [], 0)
+    assert rocketchat.all_messages() == {"critical": [], "warning": [], "info": []}
+
+
+def test_route_without_url_posts_to_the_default_routes_hook(start_daemon, rocketchat):
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.add_hook("warning"))
+    status, _, _ = daemon.post_json({"alerts": [{"labels": {"alertname": "X", "severity": "info"}}]})
+    assert status == 200
+    [posted] = rocketchat.messages("warning")
+    assert posted["text"].endswith("X (info)")
+
+
+# --- what the request itself gets wrong: 4xx ---------------------------------------------------
+
+def test_invalid_json_is_400_saying_so(daemon, rocketchat):
+    status, _, body = daemon.post_json(b"{not json")
+    assert status == 400
+    assert body["error"].startswith("body is not valid JSON")
+    assert rocketchat.all_messages()["critical"] == []
+
+
+def test_non_notification_is_400_saying_where(daemon):
+    status, _, body = daemon.post_json({"alerts": [{"labels": {}}, {"labels": ["x"]}]})
+    assert status == 400
+    assert body == {"status": "error", "error": "alerts[1].labels must be an object, not a list"}
+
+
+def test_non_json_content_type_is_415(daemon):
+    status, _, body = daemon.request("POST", "/webhook", b"a=b", {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 415
+    assert "send application/json" in body["error"]
+
+
+def test_json_content_type_with_charset_is_fine(daemon):
+    status, _, _ = daemon.request("POST", "/webhook", b'{"alerts": []}', {"Content-Type": "application/json; charset=utf-8"})
+    assert status == 200
+
+
+def test_body_over_max_is_413_without_reading_it(start_daemon, hooks):
+    daemon = start_daemon(MAX_BODY_BYTES="2048", **hooks)
+    # Announce 100 MB and send none of it: the answer must come without waiting for the body.
+    raw = raw_exchange(daemon.port, b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                    b"Content-Length: 100000000\r\n\r\n")
+    status, body, head = status_and_body(raw)
+    assert status == 413
+    assert "over MAX_BODY_BYTES (2048)" in body["error"]
+    assert "Connection: close" in head
+
+
+def test_missing_content_length_is_411(daemon):
+    raw = raw_exchange(daemon.port, b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n{}",
+                       shut_write=True)
+    assert status_and_body(raw)[0] == 411
+
+
+def test_body_shorter_than_announced_is_400(daemon):
+    raw = raw_exchange(daemon.port, b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                    b"Content-Length: 100\r\n\r\n{\"alerts\": []}", shut_write=True)
+    status, body, _ = status_and_body(raw)
+    assert status == 400
+    assert body["error"] == "body ended after 14 of 100 bytes"
+
+
+def test_unknown_path_is_404_json(daemon):
+    status, _, body = daemon.request("GET", "/nope")
+    assert status == 404
+    assert body["status"] == "error" and "/health and /webhook" in body["error"]
+
+
+@pytest.mark.parametrize("method, path, allow", [("GET", "/webhook", "POST"), ("PUT", "/webhook", "POST"),
+                                                 ("POST", "/health", "GET, HEAD"), ("DELETE", "/health", "GET, HEAD")])
+def test_wrong_method_is_405_with_allow(daemon, method, path, allow):
+    status, headers, body = daemon.request(method, path, b"" if method != "GET" else None)
+    assert status == 405
+    assert headers["Allow"] == allow
+    assert body["status"] == "error"
+
+
+def test_garbage_request_line_is_json_400(daemon):
+    status, body, _ = status_and_body(raw_exchange(daemon.port, b"HELLO\r\n\r\n"))
+    assert status == 400 and body["status"] == "error"
+
+
+# --- what Rocket.Chat makes of the posts: 5xx when it did not take them -----------------------
+
+def test_rocketchat_refusal_is_502_with_its_reason_and_no_url(daemon, rocketchat, hooks, logs):
+    rocketchat.fail_next("critical", 1, status=400, error="Invalid href value provided")
+    status, _, body = daemon.post_json(load_example())
+    assert status == 502
+    assert body["status"] == "error"
+    assert body["routes"]["critical"] == {"status": "failed", "alerts": 1, "code": 400,
+                                          "error": "Invalid href value provided", "retryable": False}
+    assert body["routes"]["warning"]["status"] == "delivered"
+    assert "route critical: Rocket.Chat answered 400: Invalid href value provided" in body["error"]
+    text = json.dumps(body)
+    assert all(url not in text for url in hooks.values()) and "/hooks/" not in text
+    errors = logs.lines(logging.ERROR)
+    assert len(errors) == 1
+    assert "route critical: 400 Invalid href value provided" in errors[0]
+
+
+def test_wrong_token_is_502_and_the_log_says_what_to_check(start_daemon, rocketchat, logs):
+    url = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=url[: -len(rocketchat.token("critical"))] + "wrongtoken")
+    status, _, body = daemon.post_json(load_example())
+    assert status == 502
+    assert body["routes"]["warning"]["error"] == "Invalid integration id or token provided."
+    errors = logs.lines(logging.ERROR)
+    assert len(errors) == 2  # critical borrows the warning route's URL
+    for error in errors:
+        assert error.endswith("check ROCKETCHAT_WEBHOOK_WARNING: Rocket.Chat does not know this integration id or token")
+
+
+def test_rocketchat_unavailable_is_503_with_retry_after(daemon, rocketchat):
+    rocketchat.fail_next("critical", 1, status=503)
+    status, headers, body = daemon.post_json(load_example())
+    assert status == 503
+    assert headers["Retry-After"] == "10"
+    assert body["routes"]["critical"]["retryable"] is True
+
+
+def test_connection_reset_is_503(daemon, rocketchat):
+    rocketchat.fail_next("warning", 1, mode="reset")
+    status, _, body = daemon.post_json(load_example())
+    assert status == 503
+    assert body["routes"]["warning"]["code"] == 0
+    assert "Rocket.Chat" in body["routes"]["warning"]["error"]
+
+
+def test_rocketchat_down_is_503(start_daemon):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=f"http://127.0.0.1:{port}/hooks/a/b")
+    status, _, body = daemon.post_json(load_example())
+    assert status == 503
+    assert body["routes"]["critical"]["error"] == "connection refused by Rocket.Chat"
+
+
+def test_stalled_rocketchat_costs_one_delivery_timeout(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(DELIVERY_TIMEOUT="0.3", **hooks)
+    rocketchat.fail_next("critical", 1, mode="stall")
+    status, _, body = daemon.post_json({"alerts": [{"labels": {"alertname": "S", "severity": "critical"}}]},
+                                       timeout=10)
+    assert status == 503
+    assert body["routes"]["critical"]["error"] == "no answer from Rocket.Chat within the timeout (DELIVERY_TIMEOUT)"
+
+
+def test_redirect_is_not_followed(start_daemon, rocketchat, hooks):
+    rocketchat.fail_next("critical", 1, status=301, error="moved")
+    daemon = start_daemon(**hooks)
+    status, _, body = daemon.post_json({"alerts": [{"labels": {"severity": "critical"}}]})
+    assert status == 502
+    assert body["routes"]["critical"]["code"] == 301
+
+
+# --- dry run, logging, keep-alive ---------------------------------------------------------------
+
+def test_dry_run_logs_the_messages_and_posts_nothing(start_daemon, rocketchat, logs):
+    daemon = start_daemon(DRY_RUN="true", ROCKETCHAT_WEBHOOK_WARNING=rocketchat.add_hook("warning"))
+    status, _, body = daemon.post_json(load_example())
+    assert status == 200
+    assert body["routes"]["critical"] == {"status": "dry-run", "alerts": 1}
+    assert rocketchat.messages("warning") == []
+    dry = [line for line in logs.lines() if line.startswith("Dry run: would post")]
+    assert len(dry) == 2
+    assert json.loads(dry[0].split(": ", 2)[2])["attachments"][0]["title"].startswith("HighCPUUsage")
+
+
+def test_tokens_never_reach_logs_or_responses(daemon, rocketchat, hooks, logs):
+    rocketchat.fail_next("critical", 1, status=400, error="Invalid href value provided")
+    answers = [daemon.post_json(load_example())[2], daemon.post_json(load_example())[2],
+               daemon.request("GET", "/health")[2]]
+    everything = logs.text() + json.dumps(answers)
+    for name in ("critical", "warning"):
+        assert rocketchat.token(name) not in everything
+        assert f"/hooks/{rocketchat.integration_id(name)}/***" in logs.text()
+
+
+def test_access_log_goes_through_logging(daemon, logs, capfd):
+    daemon.request("GET", "/nope")
+    assert any('"GET /nope HTTP/1.1" 404' in line for line in logs.lines())
+    assert capfd.readouterr().err == ""
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(daemon):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    ports = set()
+    for _ in range(5):
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        assert response.status == 200
+        response.read()
+        ports.add(conn.sock.getsockname()[1])
+    conn.close()
+    assert len(ports) == 1
+
+
+def test_each_response_is_one_write(daemon, monkeypatch):
+    writes = []
+    original = socketserver._SocketWriter.write
+
+    def counting(self, data):
+        writes.append(bytes(data))
+        return original(self, data)
+
+    monkeypatch.setattr(socketserver._SocketWriter, "write", counting)
+    daemon.post_json({"alerts": []})
+    daemon.request("GET", "/health")
+    assert len(writes) == 2
+    assert all(w.startswith(b"HTTP/1.1 200 OK\r\n") and w.endswith(b"}\n") for w in writes)
