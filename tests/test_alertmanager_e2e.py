@@ -15,7 +15,6 @@ import socket
 import subprocess
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -116,13 +115,14 @@ class Alertmanager:
                         return True
             except (urllib.error.URLError, OSError):
                 pass
-            self.process_wait(0.02)
+            self.pause(0.02)
         return False
 
-    def process_wait(self, seconds: float) -> None:
-        """Wait up to `seconds` for the process to exit (a bounded pause that ends early on exit)."""
+    def pause(self, seconds: float) -> None:
+        """Wait up to `seconds` between polls; returns early if Alertmanager exits."""
+        if self.process is None:
+            return
         try:
-            assert self.process is not None
             self.process.wait(seconds)
         except subprocess.TimeoutExpired:
             pass
@@ -321,7 +321,7 @@ def wait_for_log(logs, pattern: str, manager: Alertmanager, timeout: float = NOT
                 return line
         if time.monotonic() >= deadline:
             raise AssertionError(f"no rcwebhook log line matching {pattern!r}; got:\n{logs.text()}{manager.explain()}")
-        manager.process_wait(0.05)  # bounded pause; ends early only if Alertmanager dies
+        manager.pause(0.05)
 
 
 def firing_with(*names: str) -> Callable[[Dict[str, Any]], bool]:
@@ -345,10 +345,27 @@ def assert_only(rocketchat, hook: str, names: List[str], manager: Alertmanager) 
         )
 
 
-def assert_alertmanager_delivered(manager: Alertmanager) -> None:
-    """Assert Alertmanager sent notifications to rcwebhook and none of its requests failed."""
-    metrics = manager.webhook_metrics()
-    assert metrics.get("alertmanager_notifications_total", 0) >= 1, f"{metrics}{manager.explain()}"
+def assert_alertmanager_delivered(manager: Alertmanager, logs, timeout: float = NOTIFY_TIMEOUT) -> None:
+    """Assert rcwebhook answered 200 to every request Alertmanager made, and Alertmanager saw no failure.
+
+    Alertmanager counts a request before sending it, and rcwebhook posts to Rocket.Chat before it
+    answers, so first wait until rcwebhook has answered as many requests as Alertmanager sent.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = [line for line in logs.lines() if '"POST /webhook ' in line]
+        metrics = manager.webhook_metrics()
+        sent = metrics.get("alertmanager_notification_requests_total", 0)
+        if sent >= 1 and len(answers) == sent:
+            break
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"Alertmanager sent {sent:g} webhook requests, rcwebhook answered {len(answers)}: "
+                f"{answers}{manager.explain()}"
+            )
+        manager.pause(0.05)
+    refused = [line for line in answers if not re.search(r'" 200 \d+ ', line)]
+    assert not refused, f"rcwebhook did not answer 200: {refused}{manager.explain()}"
     failed = {k: v for k, v in metrics.items() if "failed" in k and v}
     assert not failed, f"Alertmanager saw failed webhook requests: {failed}{manager.explain()}"
 
@@ -401,11 +418,11 @@ def test_one_group_is_split_so_each_alert_reaches_its_severity_hook(rocketchat, 
     assert attachment["color"] == "#ff7f0e"
     assert fields_of(attachment)["service"] == "storage"
 
+    assert_alertmanager_delivered(alertmanager, logs)
     assert_only(rocketchat, "critical", ["DiskFull"], alertmanager)
     assert_only(rocketchat, "warning", ["SlowQueries"], alertmanager)
     assert rocketchat.requests("info") == []
     assert rocketchat.unmatched_requests() == []
-    assert_alertmanager_delivered(alertmanager)
 
 
 def test_resolved_alerts_are_posted_to_the_hooks_they_fired_on(rocketchat, alertmanager, logs):
@@ -434,10 +451,10 @@ def test_resolved_alerts_are_posted_to_the_hooks_they_fired_on(rocketchat, alert
     assert attachment["title"] == "Resolved: SlowQueries: p99 query latency above 2s"
     assert attachment["color"] == "#2ca02c"
 
+    assert_alertmanager_delivered(alertmanager, logs)
     assert_only(rocketchat, "critical", ["DiskFull"], alertmanager)
     assert_only(rocketchat, "warning", ["SlowQueries"], alertmanager)
     assert rocketchat.requests("info") == []
-    assert_alertmanager_delivered(alertmanager)
 
 
 def test_unknown_or_missing_severity_goes_to_default_route_and_alias_to_its_target(
@@ -459,10 +476,10 @@ def test_unknown_or_missing_severity_goes_to_default_route_and_alias_to_its_targ
     assert "[FIRING:1]" in critical["text"] and "Paged" in critical["text"] and "(critical)" in critical["text"]
     assert critical["attachments"][0]["title"] == "Paged: someone get up"
 
+    assert_alertmanager_delivered(alertmanager, logs)
     assert_only(rocketchat, "warning", ["BogusSeverity", "NoSeverity"], alertmanager)
     assert_only(rocketchat, "critical", ["Paged"], alertmanager)
     assert rocketchat.requests("info") == []
-    assert_alertmanager_delivered(alertmanager)
 
 
 def test_default_severity_setting_chooses_the_route_of_unknown_severities(
@@ -475,8 +492,8 @@ def test_default_severity_setting_chooses_the_route_of_unknown_severities(
 
     assert "[FIRING:1]" in info["text"] and "(info)" in info["text"]
     assert info["attachments"][0]["color"] == "#1f77b4"
+    assert_alertmanager_delivered(manager, logs)
     assert rocketchat.requests("critical") == [] and rocketchat.requests("warning") == []
-    assert_alertmanager_delivered(manager)
 
 
 def test_deliveries_are_logged_without_the_hook_tokens(rocketchat, alertmanager, logs):
@@ -489,6 +506,8 @@ def test_deliveries_are_logged_without_the_hook_tokens(rocketchat, alertmanager,
     for hook, name in (("critical", "DiskFull"), ("warning", "SlowQueries"), ("info", "CertExpiresSoon")):
         wait_for_message(rocketchat, hook, resolved_with(name), f"resolving {name}", alertmanager)
 
+    assert_alertmanager_delivered(alertmanager, logs)
+
     for route in ("critical", "warning", "info"):
         wait_for_log(logs, re.escape(SUCCESS_LINE) + rf" \(route={route} ", alertmanager)
     records = list(logs.records)
@@ -500,4 +519,3 @@ def test_deliveries_are_logged_without_the_hook_tokens(rocketchat, alertmanager,
         for name, token in tokens.items():
             assert token not in line, f"the {name} hook's token is in a log line: {line}"
     assert not [r.getMessage() for r in records if r.levelno >= logging.WARNING]
-    assert_alertmanager_delivered(alertmanager)

@@ -1,0 +1,38 @@
+"""README and the example env file stay true to the code."""
+
+from __future__ import annotations
+
+import re
+
+from rcwebhook import config
+from rcwebhook.cli import parse_args
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+EXAMPLE_ENV = ROOT / "examples" / "rcwebhook.env"
+
+
+def test_every_key_is_documented_in_the_readme():
+    documented = set(re.findall(r"`([A-Z][A-Z_]+)`", README))
+    channel_keys = {k for k in config.DEFAULTS if k.startswith("ROCKETCHAT_CHANNEL_")}
+    assert set(config.DEFAULTS) - channel_keys - documented == set()
+    assert "ROCKETCHAT_CHANNEL_CRITICAL" in README
+
+
+def test_every_key_is_in_the_example_env_file_and_it_is_valid():
+    text = EXAMPLE_ENV.read_text()
+    for key in config.DEFAULTS:
+        assert re.search(rf"^#?{key}=", text, re.M), key
+    settings, warnings = config.load(EXAMPLE_ENV, {"DRY_RUN": "true"})
+    assert warnings == []
+    assert settings.port == 8093
+
+
+def test_example_aliases_comment_matches_the_default():
+    assert config.DEFAULT_SEVERITY_ALIASES in EXAMPLE_ENV.read_text()
+
+
+def test_every_option_is_in_the_readme():
+    for option in ("--config", "--dry-run", "--check-config", "--version", "--help"):
+        assert option in README
+    assert parse_args([]).config is None
