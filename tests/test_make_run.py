@@ -1,0 +1,57 @@
+"""`make run` on a fresh clone: dry-run on loopback, with directions to send the sample alert."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE_ALERT, ROOT, require_program
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(Path("/etc/rcwebhook/rcwebhook.env").exists(), reason="a system configuration exists here")
+def test_make_run_without_configuration_runs_in_dry_run(tmp_path):
+    require_program("make")
+    tree = tmp_path / "clone"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".git", ".env", "__pycache__", ".deps", "build"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROCKETCHAT_", "RCWEBHOOK_", "DRY_RUN"))}
+    env["PORT"] = str(port)
+    proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=tree, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "listening on" in line or not line:
+                break
+        output = "".join(seen)
+        assert "running in dry-run" in output
+        assert f"--data @examples/test-alert.json http://127.0.0.1:{port}/webhook" in output
+        assert re.search(rf"listening on http://127\.0\.0\.1:{port}\b", output), output
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/webhook", data=EXAMPLE_ALERT.read_bytes(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response)["alerts"] == ["HighCPUUsage", "HighMemoryUsage"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=10)
+    assert "Dry run: would post to route critical" in rest
+    assert "Dry run: would post to route warning" in rest
