@@ -44,6 +44,9 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "SEVERITY_ALIASES": DEFAULT_SEVERITY_ALIASES,
     "MAX_ALERTS_PER_MESSAGE": "20",
     "DELIVERY_TIMEOUT": "5",
+    "DELIVERY_DEADLINE": "10",
+    "ROCKETCHAT_RATE_LIMIT": "10/60",
+    "DEDUP_WINDOW": "300",
     "DRY_RUN": "false",
     "DEBUG": "false",
     "LOG_LEVEL": "",
@@ -91,6 +94,9 @@ class Settings:
     icon_emoji: str = ""
     max_alerts_per_message: int = 20
     delivery_timeout: float = 5.0
+    delivery_deadline: float = 10.0
+    rate_limit: Tuple[int, float] = (10, 60.0)  # posts per seconds, per hook; (0, 0) is off
+    dedup_window: float = 300.0
     dry_run: bool = False
     debug: bool = False
     log_level: str = "INFO"
@@ -240,6 +246,9 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         icon_emoji=get.emoji("ROCKETCHAT_ICON_EMOJI"),
         max_alerts_per_message=get.integer("MAX_ALERTS_PER_MESSAGE", 1, 100),
         delivery_timeout=get.number("DELIVERY_TIMEOUT", 0.1, 300),
+        delivery_deadline=get.number("DELIVERY_DEADLINE", 0.1, 3600),
+        rate_limit=get.rate("ROCKETCHAT_RATE_LIMIT"),
+        dedup_window=get.number("DEDUP_WINDOW", 0, 86400),
         dry_run=dry_run,
         debug=debug,
         log_level=log_level,
@@ -312,6 +321,20 @@ class _Reader:
             self._fail(key, f"is out of range ({low:g} to {high:g} seconds)")
             return float(DEFAULTS[key])
         return value
+
+    def rate(self, key: str) -> Tuple[int, float]:
+        text = self.raw[key].strip()
+        if text in ("0", "off", ""):
+            return (0, 0.0)
+        posts, sep, seconds = text.partition("/")
+        try:
+            limit, window = int(posts), float(seconds)
+        except ValueError:
+            limit, window = 0, 0.0
+        if not sep or limit < 1 or not 0 < window <= 86400:
+            self._fail(key, "is not POSTS/SECONDS such as 10/60 (Rocket.Chat's default), or 0 for no pacing")
+            return (10, 60.0)
+        return (limit, window)
 
     def boolean(self, key: str) -> bool:
         text = self.raw[key].strip().lower()
@@ -387,6 +410,9 @@ def describe(settings: Settings) -> List[str]:
         "ROCKETCHAT_ICON_EMOJI": settings.icon_emoji,
         "MAX_ALERTS_PER_MESSAGE": settings.max_alerts_per_message,
         "DELIVERY_TIMEOUT": f"{settings.delivery_timeout:g}",
+        "DELIVERY_DEADLINE": f"{settings.delivery_deadline:g}",
+        "ROCKETCHAT_RATE_LIMIT": f"{settings.rate_limit[0]}/{settings.rate_limit[1]:g}" if settings.rate_limit[0] else "0",
+        "DEDUP_WINDOW": f"{settings.dedup_window:g}",
         "DRY_RUN": str(settings.dry_run).lower(),
         "DEBUG": str(settings.debug).lower(),
         "LOG_LEVEL": settings.log_level,

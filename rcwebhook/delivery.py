@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -15,6 +16,8 @@ from .config import Route
 
 MAX_ANSWER_BYTES = 64 * 1024
 ERROR_TEXT_LIMIT = 300
+MAX_RATE_LIMIT_WAIT = 3600.0
+_WAIT_TEXT = re.compile(r"wait (\d+(?:\.\d+)?) seconds?")
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,27 @@ def one_line(text: str) -> str:
     """Return `text` on one line, cut to ERROR_TEXT_LIMIT characters."""
     text = " ".join(str(text).split())
     return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 1] + "…"
+
+
+def rate_limit_wait(answer: Answer, wall_now: float) -> Optional[float]:
+    """Return the seconds Rocket.Chat asked to wait in a 429: from its error text or X-RateLimit-Reset.
+
+    Rocket.Chat sends no Retry-After; the text (`You must wait N seconds`) is always there,
+    the reset header (epoch milliseconds) only on some versions. The longer of the two wins.
+    """
+    waits = []
+    match = _WAIT_TEXT.search(answer.error)
+    if match:
+        waits.append(float(match.group(1)))
+    for name, value in (answer.headers or {}).items():
+        if name.lower() == "x-ratelimit-reset":
+            try:
+                waits.append(int(value.strip()) / 1000.0 - wall_now)
+            except ValueError:
+                pass
+    if not waits:
+        return None
+    return min(MAX_RATE_LIMIT_WAIT, max(0.0, max(waits)))
 
 
 def advice(route: Route, answer: Answer) -> str:

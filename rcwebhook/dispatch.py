@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Tuple
 
-from . import alertmanager, delivery, message, routing
+from . import alertmanager, dedup, message, routing
 from .alertmanager import Notification
-from .config import Settings, redact_url
-from .delivery import Answer, Transport
+from .config import Settings
+from .courier import Deliverer, Result
 
 log = logging.getLogger("rcwebhook")
 
@@ -26,36 +26,8 @@ class Reply:
     headers: Tuple[Tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one route's post."""
-
-    route: str
-    alerts: Tuple[str, ...]
-    answer: Answer
-    dry_run: bool = False
-
-    @property
-    def delivered(self) -> bool:
-        return self.dry_run or self.answer.accepted
-
-    def describe(self) -> Dict[str, Any]:
-        """Return this outcome as the response body shows it: no URL, Rocket.Chat's reason."""
-        if self.dry_run:
-            return {"status": "dry-run", "alerts": len(self.alerts)}
-        if self.delivered:
-            return {"status": "delivered", "alerts": len(self.alerts), "code": self.answer.status}
-        return {
-            "status": "failed",
-            "alerts": len(self.alerts),
-            "code": self.answer.status,
-            "error": self.answer.error,
-            "retryable": self.answer.transient,
-        }
-
-
-def handle(body: bytes, settings: Settings, transport: Transport = delivery.post) -> Reply:
-    """Return the answer to one POST /webhook, posting to Rocket.Chat on the way."""
+def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float) -> Reply:
+    """Return the answer to one POST /webhook that arrived at `arrived` (monotonic), posting on the way."""
     try:
         notification = alertmanager.parse(body)
     except alertmanager.PayloadError as exc:
@@ -70,59 +42,67 @@ def handle(body: bytes, settings: Settings, transport: Transport = delivery.post
         len(notification.alerts),
         ",".join(f"{b.route.name}:{len(b.alerts)}" for b in batches) or "-",
     )
-    outcomes = [_deliver(notification, batch, settings, transport) for batch in batches]
-    return answer(notification, outcomes)
+    posts = []
+    results: List[Result] = []
+    for batch in batches:
+        rendered = message.render(notification, batch, settings)
+        names = tuple(a.name for a in batch.alerts)
+        if settings.dry_run:
+            log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
+                     json.dumps(rendered, ensure_ascii=False, separators=(",", ":")))
+            results.append(Result(batch.route.name, names, "dry-run"))
+        else:
+            posts.append((batch.route, names, rendered, dedup.post_key(batch.route.url, notification, batch.alerts)))
+    if posts:
+        results.extend(deliverer.deliver(posts, arrived + settings.delivery_deadline))
+    return answer(notification, results)
 
 
-def _deliver(notification: Notification, batch: routing.Batch, settings: Settings, transport: Transport) -> Outcome:
-    """Return the outcome of rendering and posting one route's message."""
-    rendered = message.render(notification, batch, settings)
-    names = tuple(a.name for a in batch.alerts)
-    payload = json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    if settings.dry_run:
-        log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
-                 payload.decode("utf-8"))
-        return Outcome(batch.route.name, names, Answer(200), dry_run=True)
-    started = time.monotonic()
-    result = transport(batch.route.url, payload, settings.delivery_timeout)
-    took = time.monotonic() - started
-    hook = redact_url(batch.route.url)
-    if result.accepted:
-        log.info("Alert sent successfully to Rocket.Chat: %d (route=%s alerts=%s hook=%s took=%.3fs)",
-                 result.status, batch.route.name, _names(names), hook, took)
-    else:
-        log.error("Rocket.Chat did not take the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs); %s",
-                  batch.route.name, result.status or "no answer", result.error, _names(names), hook, took,
-                  delivery.advice(batch.route, result))
-    return Outcome(batch.route.name, names, result)
+def describe(result: Result) -> Dict[str, Any]:
+    """Return one route's outcome as the response body shows it: no URL, Rocket.Chat's reason."""
+    shown: Dict[str, Any] = {"status": result.status, "alerts": len(result.alerts)}
+    if result.answer is not None:
+        shown["code"] = result.answer.status
+    if result.status == "failed":
+        shown["error"] = result.answer.error if result.answer else ""
+        shown["retryable"] = bool(result.answer and result.answer.transient)
+    elif result.status == "pending":
+        last = f"; last answer: {result.answer.status or 'none'} {result.answer.error}" if result.answer else ""
+        shown["error"] = f"{result.reason}{last}"
+        shown["retryable"] = True
+        shown["retry_in"] = round(result.retry_in, 1)
+    return shown
 
 
-def _names(names: Tuple[str, ...]) -> str:
-    return delivery.one_line(",".join(names))
+def answer(notification: Notification, results: List[Result]) -> Reply:
+    """Return the HTTP answer for a notification: 200 when every route's post was taken, else 5xx.
 
-
-def answer(notification: Notification, outcomes: List[Outcome]) -> Reply:
-    """Return the HTTP answer for a notification: 200 when every post was accepted, else 5xx.
-
-    502 when Rocket.Chat refused a post outright, 503 when what failed may succeed on retry.
-    Alertmanager retries both (it gives up only on 4xx).
+    502 when Rocket.Chat refused a post outright; 503 with Retry-After when a post is still
+    waiting or being retried. Alertmanager retries both (it gives up only on 4xx), and a
+    retry finds a post delivered meanwhile without posting it again.
     """
     body: Dict[str, Any] = {
         "alerts": alertmanager.names(notification),
         "processed": len(notification.alerts),
-        "routes": {o.route: o.describe() for o in outcomes},
+        "routes": {r.route: describe(r) for r in results},
         "status": "ok",
     }
-    failed = [o for o in outcomes if not o.delivered]
+    failed = [r for r in results if not r.ok]
     if not failed:
         return Reply(200, body)
     body["status"] = "error"
-    body["error"] = "; ".join(
-        f"route {o.route}: Rocket.Chat answered {o.answer.status or 'nothing'}: {o.answer.error}" for o in failed
-    )
-    if any(not o.answer.transient for o in failed):
+    body["error"] = "; ".join(_failure(r, body["routes"][r.route]) for r in failed)
+    if any(r.status == "failed" for r in failed):
         return Reply(502, body)
-    return Reply(503, body, (("Retry-After", "10"),))
+    retry_in = max(r.retry_in for r in failed)
+    log.warning("Answering 503, to be retried by Alertmanager: %s", body["error"])
+    return Reply(503, body, (("Retry-After", str(min(300, max(1, math.ceil(retry_in))))),))
+
+
+def _failure(result: Result, shown: Mapping[str, Any]) -> str:
+    if result.status == "failed" and result.answer is not None:
+        return f"route {result.route}: Rocket.Chat answered {result.answer.status or 'nothing'}: {result.answer.error}"
+    return f"route {result.route}: not delivered yet: {shown['error']}"
 
 
 def health(version: str) -> Reply:

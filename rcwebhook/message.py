@@ -21,6 +21,7 @@ DESCRIPTION_LIMIT = 2000
 FIELD_VALUE_LIMIT = 300
 FIELD_TITLE_LIMIT = 100
 MAX_FIELDS = 16
+MAX_ATTACHMENTS_PER_POST = 200  # when waiting messages are merged into one post
 
 COLORS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 RESOLVED_COLOR = "#2ca02c"
@@ -104,7 +105,7 @@ def _attachment(alert: Alert, severity: str, notification: Notification, setting
         text = f"{text}\n{links}" if text else links
     if text:
         attachment["text"] = text
-    fields = _fields(alert, settings)
+    fields = _fields(alert, severity, settings)
     if fields:
         attachment["fields"] = fields
     return attachment
@@ -129,12 +130,13 @@ def _links(alert: Alert, notification: Notification, prometheus: Optional[str]) 
     return " · ".join(links)
 
 
-def _fields(alert: Alert, settings: Settings) -> List[Dict[str, Any]]:
-    """Return short fields for the alert's identifying labels, then its times and other annotations."""
+def _fields(alert: Alert, severity: str, settings: Settings) -> List[Dict[str, Any]]:
+    """Return short fields for the alert's identifying labels (its severity label too when it is
+    an alias or unknown), then its times and other annotations."""
     fields = []
     for name, value in alert.labels.items():
-        if name in ("alertname", settings.severity_label):
-            continue
+        if name == "alertname" or (name == settings.severity_label and value.strip().lower() == severity):
+            continue  # both are in the headline already
         _add_field(fields, name, value, short=True)
     started = parse_time(alert.starts_at)
     if started:
@@ -157,6 +159,28 @@ def _add_field(fields: List[Dict[str, Any]], title: str, value: str, short: bool
             "value": truncate(value, FIELD_VALUE_LIMIT),
             "short": short,
         })
+
+
+def envelope(rendered: Dict[str, Any]) -> Dict[str, Any]:
+    """Return what a message says besides its text and attachments (channel, username, emoji)."""
+    return {k: v for k, v in rendered.items() if k not in ("text", "attachments")}
+
+
+def can_merge(first: Dict[str, Any], second: Dict[str, Any]) -> bool:
+    """Return whether two messages for one hook fit into one post within Rocket.Chat's limits."""
+    return (
+        envelope(first) == envelope(second)
+        and len(first["text"]) + 1 + len(second["text"]) <= TEXT_LIMIT
+        and len(first["attachments"]) + len(second["attachments"]) <= MAX_ATTACHMENTS_PER_POST
+    )
+
+
+def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
+    """Return one message holding both: headlines one per line, attachments in order."""
+    merged = envelope(first)
+    merged["text"] = f"{first['text']}\n{second['text']}"
+    merged["attachments"] = first["attachments"] + second["attachments"]
+    return merged
 
 
 def absolute_url(url: str) -> Optional[str]:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from . import __version__, delivery, dispatch
 from .config import Settings
+from .courier import Deliverer
 from .delivery import Transport
 from .dispatch import Reply
 
@@ -26,13 +27,18 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 resets connections when Alertmanager sends a burst
 
     def __init__(self, settings: Settings, transport: Transport = delivery.post) -> None:
         self.settings = settings
-        self.transport = transport
+        self.deliverer = Deliverer(settings, transport)
         if ":" in settings.host:
             self.address_family = socket.AF_INET6
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.deliverer.close()
 
     @property
     def url(self) -> str:
@@ -58,9 +64,10 @@ class Handler(BaseHTTPRequestHandler):
         self.started = time.monotonic()
         super().setup()
 
-    def handle_one_request(self) -> None:
+    def parse_request(self) -> bool:
+        # The request starts once its request line is in, not while a kept-alive connection idles.
         self.started = time.monotonic()
-        super().handle_one_request()
+        return super().parse_request()
 
     # --- methods ---------------------------------------------------------
 
@@ -84,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         settings = self.server.settings
         try:
-            reply = dispatch.handle(body, settings, self.server.transport)
+            reply = dispatch.handle(body, settings, self.server.deliverer, self.started)
         except Exception:  # a bug must cost one request, not the daemon
             log.exception("Internal error while handling a notification")
             reply = dispatch.error(500, "internal error; see rcwebhook's log")

@@ -7,7 +7,6 @@ group_interval of 1 s; every wait is on a condition with a deadline.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import re
@@ -236,21 +235,6 @@ def daemon_settings(hooks: Mapping[str, str], **extra: str) -> Dict[str, str]:
     }
 
 
-def start_rcwebhook(start_daemon, hooks: Mapping[str, str], **extra: str):
-    """Return a running rcwebhook posting to `hooks`, on a free loopback port.
-
-    conftest's start_daemon defaults to PORT=0, which config.build rejects (PORT must be 1-65535),
-    so pick a free port here and retry if another process took it first.
-    """
-    for _ in range(START_ATTEMPTS):
-        try:
-            return start_daemon(PORT=str(free_port()), **daemon_settings(hooks, **extra))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-    raise AssertionError(f"no free port for rcwebhook after {START_ATTEMPTS} attempts")
-
-
 @pytest.fixture
 def start_alertmanager(programs, tmp_path) -> Iterator[Callable[[str], Alertmanager]]:
     """Start a real Alertmanager notifying the given rcwebhook base URL; always stopped afterwards."""
@@ -272,7 +256,7 @@ def start_alertmanager(programs, tmp_path) -> Iterator[Callable[[str], Alertmana
 @pytest.fixture
 def alertmanager(start_daemon, hooks, start_alertmanager) -> Alertmanager:
     """A real Alertmanager in front of an rcwebhook with default settings and all three hooks."""
-    return start_alertmanager(start_rcwebhook(start_daemon, hooks).url)
+    return start_alertmanager(start_daemon(**daemon_settings(hooks)).url)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -484,7 +468,7 @@ def test_unknown_or_missing_severity_goes_to_default_route_and_alias_to_its_targ
 
 def test_default_severity_setting_chooses_the_route_of_unknown_severities(
         rocketchat, hooks, start_daemon, start_alertmanager, logs):
-    daemon = start_rcwebhook(start_daemon, hooks, DEFAULT_SEVERITY="info")
+    daemon = start_daemon(**daemon_settings(hooks, DEFAULT_SEVERITY="info"))
     manager = start_alertmanager(daemon.url)
     manager.add(AlertSpec("BogusSeverity", {"severity": "bogus", "service": "cache"}, {"summary": "odd"}))
 

@@ -1,0 +1,42 @@
+"""Pacing: never more than N posts to one hook in any window of W seconds.
+
+Rocket.Chat counts posts per (client, hook) in fixed windows that open with the first
+post. A token bucket refilling continuously can still put N+1 posts in such a window;
+a log of the last N send times cannot: the (N+1)th post waits until the first of
+those N is W seconds old.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Deque
+
+
+class WindowLimiter:
+    """A sliding log of send times for one hook."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        # Posts are timed when sent; Rocket.Chat times them when they arrive. The margin
+        # covers the difference in latency between two posts.
+        self.margin = min(0.5, window * 0.05)
+        self.sent: Deque[float] = deque()
+
+    def next_slot(self, now: float) -> float:
+        """Return the earliest time, not before `now`, at which one more post may be sent."""
+        if self.limit <= 0:
+            return now
+        horizon = now - self.window - self.margin
+        while self.sent and self.sent[0] <= horizon:
+            self.sent.popleft()
+        if len(self.sent) < self.limit:
+            return now
+        return max(now, self.sent[-self.limit] + self.window + self.margin)
+
+    def record(self, when: float) -> None:
+        """Count one post sent at `when`."""
+        if self.limit > 0:
+            self.sent.append(when)
+            while len(self.sent) > self.limit:
+                self.sent.popleft()

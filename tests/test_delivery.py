@@ -1,0 +1,270 @@
+"""Delivery that loses nothing and posts nothing twice: retries, Rocket.Chat's rate limit, honest answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from rcwebhook import delivery
+from rcwebhook.delivery import Answer
+from tests.conftest import load_example
+from tests.rocketchat_standin import RocketChatStandin
+
+
+def one_alert(name="A", severity="critical", group="g", fingerprint=None, status="firing"):
+    return {
+        "groupKey": group,
+        "status": status,
+        "alerts": [{"status": status, "labels": {"alertname": name, "severity": severity},
+                    "fingerprint": fingerprint or f"fp-{name}", "startsAt": "2026-01-30T10:00:00Z"}],
+    }
+
+
+@pytest.fixture
+def hooks(rocketchat):
+    return {f"ROCKETCHAT_WEBHOOK_{n.upper()}": rocketchat.add_hook(n) for n in ("critical", "warning", "info")}
+
+
+# --- retries within a deadline ---------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["status", "reset"])
+def test_transient_failures_are_retried_and_posted_once(start_daemon, rocketchat, hooks, logs, mode):
+    daemon = start_daemon(**hooks)
+    rocketchat.fail_next("critical", 2, status=503, mode=mode)
+    status, _, body = daemon.post_json(load_example())
+    assert status == 200, body
+    assert body["routes"]["critical"]["status"] == "delivered"
+    assert len(rocketchat.requests("critical")) == 3
+    assert len(rocketchat.messages("critical")) == 1
+    assert len(rocketchat.messages("warning")) == 1
+    retries = [line for line in logs.lines(logging.WARNING) if line.startswith("Post to route critical failed")]
+    assert len(retries) == 2
+    assert "retrying in" in retries[0] and "(attempt 2," in retries[0] and "(attempt 3," in retries[1]
+
+
+def test_rocketchat_500_is_retried(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(**hooks)
+    rocketchat.fail_next("warning", 1, status=500, error="Internal server error")
+    assert daemon.post_json(load_example())[0] == 200
+    assert len(rocketchat.messages("warning")) == 1
+
+
+def test_down_past_the_deadline_is_503_within_deadline_plus_one_second(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(DELIVERY_DEADLINE="1.5", **hooks)
+    rocketchat.fail_next("critical", 1000, status=503)
+    started = time.monotonic()
+    status, headers, body = daemon.post_json(load_example())
+    took = time.monotonic() - started
+    assert status == 503
+    assert took < 1.5 + 1.0
+    assert int(headers["Retry-After"]) >= 1
+    assert body["routes"]["critical"]["status"] == "pending"
+    assert "503" in body["routes"]["critical"]["error"]
+    assert body["routes"]["warning"]["status"] == "delivered"
+    assert len(rocketchat.requests("critical")) >= 2  # retried within the deadline
+
+
+def test_stalled_rocketchat_costs_one_timeout_and_no_stuck_thread(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(DELIVERY_TIMEOUT="0.5", **hooks)
+    rocketchat.fail_next("critical", 1, mode="stall")
+    started = time.monotonic()
+    status, _, body = daemon.post_json(one_alert())
+    took = time.monotonic() - started
+    assert status == 200, body
+    assert took < 0.5 + 0.6 * 1.2 + 1.0  # one timeout, one backoff, slack
+    assert len(rocketchat.messages("critical")) == 1
+    rocketchat.release_stalled()
+    assert daemon.server.deliverer.pending_count() == 0
+    couriers = [t for t in threading.enumerate() if t.name.startswith("courier ")]
+    assert len(couriers) >= 1
+    # The courier is idle again: a second alert goes straight through.
+    assert daemon.post_json(one_alert("B"))[0] == 200
+
+
+# --- permanent refusals --------------------------------------------------------------------------
+
+def test_refusal_is_not_retried_and_answered_502_with_its_text(start_daemon, rocketchat, hooks, logs):
+    daemon = start_daemon(**hooks)
+    rocketchat.fail_next("critical", 1, status=400, error="Invalid href value provided")
+    status, _, body = daemon.post_json(load_example())
+    assert status == 502
+    assert body["routes"]["critical"] == {"status": "failed", "alerts": 1, "code": 400,
+                                          "error": "Invalid href value provided", "retryable": False}
+    assert "route critical: Rocket.Chat answered 400: Invalid href value provided" in body["error"]
+    assert len(rocketchat.requests("critical")) == 1
+    [error] = logs.lines(logging.ERROR)
+    assert "Rocket.Chat refused the post for route critical: 400 Invalid href value provided" in error
+
+
+def test_impersonation_refusal_tells_the_operator_what_to_unset(start_daemon, rocketchat, hooks, logs):
+    daemon = start_daemon(ROCKETCHAT_USERNAME="Alertmanager", **hooks)
+    status, _, body = daemon.post_json(one_alert())
+    assert status == 502
+    assert body["routes"]["critical"]["error"] == "error-user-lacks-message-impersonate-permission"
+    assert "unset ROCKETCHAT_USERNAME and ROCKETCHAT_ICON_EMOJI" in logs.lines(logging.ERROR)[0]
+
+
+def test_disabled_integration_is_retried_then_503(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(DELIVERY_DEADLINE="1", **hooks)
+    rocketchat.disable("critical")
+    status, _, body = daemon.post_json(one_alert())
+    assert status == 503
+    assert body["routes"]["critical"]["code"] == 503
+
+
+# --- Rocket.Chat's rate limit --------------------------------------------------------------------
+
+def test_429_with_the_wait_only_in_its_text_is_obeyed(start_daemon, rocketchat, hooks, logs):
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    rocketchat.fail_next("critical", 1, status=429, error=(
+        "Error, too many requests. Please slow down. You must wait 1 seconds before trying this endpoint "
+        "again. [error-too-many-requests]"))
+    status, _, _ = daemon.post_json(one_alert())
+    assert status == 200
+    first, second = rocketchat.requests("critical")
+    assert first["status"] == 429 and second["status"] == 200
+    assert second["at"] - first["at"] >= 1.0
+    assert any("Rate limited by Rocket.Chat on route critical" in line and "waiting 1.0s as it asked" in line
+               for line in logs.lines(logging.WARNING))
+
+
+def test_429_from_the_real_limiter_with_reset_header_is_obeyed(start_daemon, hooks):
+    with RocketChatStandin(rate_limit=1, rate_window=1.5) as limited:
+        url = limited.add_hook("critical")
+        limited_daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="0", ROCKETCHAT_WEBHOOK_WARNING=url)
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda n: limited_daemon.post_json(one_alert(n, group=n))[0], ["A", "B"]))
+        assert answers == [200, 200]
+        statuses = [r["status"] for r in limited.requests("critical")]
+        assert statuses.count(200) >= 1 and sum(len(m["attachments"]) for m in limited.messages("critical")) == 2
+        if 429 in statuses:
+            rejected = statuses.index(429)
+            retry = limited.requests("critical")[rejected + 1]
+            assert retry["at"] - limited.requests("critical")[rejected]["at"] >= 1.0
+
+
+def test_rate_limit_wait_reads_text_and_header():
+    text = "Error, too many requests. Please slow down. You must wait 34 seconds before trying this endpoint again."
+    assert delivery.rate_limit_wait(Answer(429, text), 1000.0) == 34.0
+    assert delivery.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "1010500"}), 1000.0) == 10.5
+    assert delivery.rate_limit_wait(Answer(429, text, {"x-ratelimit-reset": "1010000"}), 1000.0) == 34.0
+    assert delivery.rate_limit_wait(Answer(429, "slow down"), 1000.0) is None
+    assert delivery.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "junk"}), 1000.0) is None
+
+
+def test_storm_of_100_notifications_for_one_hook_makes_no_429_and_loses_nothing(start_daemon):
+    limit, window = 3, 1.0
+    with RocketChatStandin(rate_limit=limit, rate_window=window) as standin:
+        url = standin.add_hook("critical")
+        daemon = start_daemon(ROCKETCHAT_RATE_LIMIT=f"{limit}/{window}", ROCKETCHAT_WEBHOOK_WARNING=url)
+        with ThreadPoolExecutor(100) as pool:
+            answers = list(pool.map(lambda i: daemon.post_json(one_alert(f"Storm{i:03d}", group=f"g{i}"))[0],
+                                    range(100)))
+        assert answers == [200] * 100
+        assert standin.count_429("critical") == 0
+        delivered = [a["title"] for m in standin.messages("critical") for a in m["attachments"]]
+        assert sorted(delivered) == [f"Storm{i:03d}" for i in range(100)]
+        posts = standin.requests("critical")
+        assert len(posts) <= 6, len(posts)
+        times = [r["at"] for r in posts]
+        for i, start in enumerate(times):  # never more than `limit` posts in any window
+            assert sum(1 for t in times[i:] if t < start + window) <= limit
+
+
+def test_merged_post_answers_every_waiting_request(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/1", **hooks)
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda i: daemon.post_json(one_alert(f"M{i}", group=f"m{i}")), range(10)))
+    assert [a[0] for a in answers] == [200] * 10
+    assert all(a[2]["routes"]["critical"]["status"] == "delivered" for a in answers)
+    assert len(rocketchat.requests("critical")) == 2
+
+
+def test_waiting_post_survives_the_deadline_and_the_retry_finds_it_delivered(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.3", **hooks)
+    assert daemon.post_json(one_alert("First", group="a"))[0] == 200
+    status, headers, body = daemon.post_json(one_alert("Second", group="b"))
+    assert status == 503
+    assert body["routes"]["critical"]["status"] == "pending"
+    assert "ROCKETCHAT_RATE_LIMIT=1/2" in body["routes"]["critical"]["error"]
+    assert 1 <= int(headers["Retry-After"]) <= 3
+    rocketchat.wait_for_messages("critical", 2, timeout=5)
+    # Alertmanager's retry of the same notification: answered 200, not posted again.
+    status, _, body = daemon.post_json(one_alert("Second", group="b"))
+    assert status == 200
+    # "delivered" when the retry caught the post's answer still on its way back
+    assert body["routes"]["critical"]["status"] in ("already-delivered", "delivered")
+    assert len(rocketchat.messages("critical")) == 2
+    assert len(rocketchat.requests("critical")) == 2
+
+
+def test_retry_while_still_waiting_attaches_to_the_waiting_post(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    assert daemon.post_json(one_alert("First", group="a"))[0] == 200
+    assert daemon.post_json(one_alert("Second", group="b"))[0] == 503
+    assert daemon.post_json(one_alert("Second", group="b"))[0] == 503
+    rocketchat.wait_for_messages("critical", 2, timeout=5)
+    assert daemon.post_json(one_alert("Second", group="b"))[0] == 200
+    titles = [a["title"] for m in rocketchat.messages("critical") for a in m["attachments"]]
+    assert titles == ["First", "Second"]
+
+
+# --- no duplicates --------------------------------------------------------------------------------
+
+def test_same_notification_twice_posts_once(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(**hooks)
+    first = daemon.post_json(load_example())
+    second = daemon.post_json(load_example())
+    assert (first[0], second[0]) == (200, 200)
+    assert second[2]["routes"]["critical"]["status"] == "already-delivered"
+    assert len(rocketchat.messages("critical")) == 1 and len(rocketchat.messages("warning")) == 1
+
+
+def test_ha_pair_sending_at_the_same_moment_posts_once(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(**hooks)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: daemon.post_json(load_example())[0], range(2)))
+    assert answers == [200, 200]
+    assert len(rocketchat.messages("critical")) == 1 and len(rocketchat.messages("warning")) == 1
+
+
+def test_retry_after_partial_success_posts_only_what_was_missing(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(**hooks)
+    rocketchat.fail_next("warning", 1, status=400, error="error-running-script")
+    assert daemon.post_json(load_example())[0] == 502
+    status, _, body = daemon.post_json(load_example())
+    assert status == 200
+    assert body["routes"] == {"critical": {"status": "already-delivered", "alerts": 1},
+                              "warning": {"status": "delivered", "alerts": 1, "code": 200}}
+    assert len(rocketchat.messages("critical")) == 1 and len(rocketchat.messages("warning")) == 1
+
+
+def test_resolved_notification_of_the_same_group_is_posted(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(**hooks)
+    assert daemon.post_json(one_alert())[0] == 200
+    assert daemon.post_json(one_alert(status="resolved"))[0] == 200
+    assert len(rocketchat.messages("critical")) == 2
+
+
+def test_dedup_window_zero_posts_repeats(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(DEDUP_WINDOW="0", **hooks)
+    daemon.post_json(one_alert())
+    daemon.post_json(one_alert())
+    assert len(rocketchat.messages("critical")) == 2
+
+
+def test_tokens_stay_out_of_every_answer_and_log_under_faults(start_daemon, rocketchat, hooks, logs):
+    daemon = start_daemon(DELIVERY_DEADLINE="0.5", **hooks)
+    rocketchat.fail_next("critical", 3, status=503)
+    rocketchat.fail_next("warning", 1, status=429, error="You must wait 1 seconds")
+    rocketchat.fail_next("info", 1, status=400, error="Invalid href value provided")
+    answers = [daemon.post_json({**load_example(), "alerts": load_example()["alerts"] + [
+        {"labels": {"alertname": "I", "severity": "info"}}]})]
+    text = logs.text() + json.dumps(answers)
+    for name in ("critical", "warning", "info"):
+        assert rocketchat.token(name) not in text
