@@ -32,6 +32,11 @@ PENDING_MAX_AGE = 600.0  # seconds a message may wait since Alertmanager last se
 BACKOFF_FIRST = 0.5
 BACKOFF_FACTOR = 1.5
 BACKOFF_CAP = 30.0
+# While pacing is on, a post waits until no new message has come for LINGER_QUIET seconds
+# (at most LINGER_MAX after the oldest waiting one), so that a burst of notifications goes
+# out merged instead of spending Rocket.Chat's budget on its first few messages.
+LINGER_QUIET = 0.05
+LINGER_MAX = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class Job:
         self.names = names
         self.message = rendered
         self.touched = now
+        self.queued = now
         self.done = threading.Event()
         self.delivered = False
         self.answer: Optional[Answer] = None
@@ -78,6 +84,7 @@ class Courier:
         self.hold_reason = ""
         self.failures = 0
         self.closed = False
+        self.last_arrival = 0.0
         self.announced_wait = 0.0
         self.thread = threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True)
         self.thread.start()
@@ -90,6 +97,7 @@ class Courier:
             if len(self.queue) >= QUEUE_LIMIT:
                 return False
             self.queue.append(job)
+            self.last_arrival = job.queued
             self.cond.notify()
             return True
 
@@ -143,6 +151,11 @@ class Courier:
                              self._pacing_reason())
                 self.cond.wait(ready - now)
                 continue
+            if self.limiter.limit > 0:
+                linger = min(self.last_arrival + LINGER_QUIET, self.queue[0].queued + LINGER_MAX) - now
+                if linger > 0:
+                    self.cond.wait(linger)
+                    continue
             jobs = [self.queue.popleft()]
             merged = jobs[0].message
             while self.queue and message.can_merge(merged, self.queue[0].message):

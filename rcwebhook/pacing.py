@@ -24,15 +24,23 @@ class WindowLimiter:
         self.sent: Deque[float] = deque()
 
     def next_slot(self, now: float) -> float:
-        """Return the earliest time, not before `now`, at which one more post may be sent."""
+        """Return the earliest time, not before `now`, at which one more post may be sent.
+
+        The first half of the budget goes at once; the rest is spread over the window, so a
+        burst does not spend every post on the first few small messages while the rest of the
+        burst waits a whole window: later posts carry more, merged.
+        """
         if self.limit <= 0:
             return now
         horizon = now - self.window - self.margin
         while self.sent and self.sent[0] <= horizon:
             self.sent.popleft()
-        if len(self.sent) < self.limit:
-            return now
-        return max(now, self.sent[-self.limit] + self.window + self.margin)
+        slot = now
+        if len(self.sent) >= self.limit:
+            slot = self.sent[-self.limit] + self.window + self.margin
+        if len(self.sent) >= max(1, self.limit // 2):
+            slot = max(slot, self.sent[-1] + self.window / self.limit)
+        return max(now, slot)
 
     def record(self, when: float) -> None:
         """Count one post sent at `when`."""

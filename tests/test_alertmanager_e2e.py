@@ -15,10 +15,11 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import pytest
 
@@ -164,15 +165,22 @@ class Alertmanager:
             f"amtool failed ({result.returncode}): {result.stdout}{result.stderr}{self.explain()}"
         )
 
+    def fire(self, *alerts: AlertSpec) -> None:
+        """Fire `alerts` in one POST /api/v2/alerts, so each group's first notification holds all of its alerts."""
+        self._post_alerts(alerts, {})
+
     def resolve(self, *alerts: AlertSpec) -> None:
         """Resolve `alerts` in one POST /api/v2/alerts, with endsAt just in the past."""
         ends_at = (datetime.now(timezone.utc) - timedelta(milliseconds=100)).isoformat().replace("+00:00", "Z")
+        self._post_alerts(alerts, {"endsAt": ends_at})
+
+    def _post_alerts(self, alerts: Any, extra: Mapping[str, str]) -> None:
         body = [
             {
                 "labels": alert.all_labels(),
                 "annotations": dict(alert.annotations),
                 "generatorURL": alert.generator_url,
-                "endsAt": ends_at,
+                **extra,
             }
             for alert in alerts
         ]
@@ -503,3 +511,197 @@ def test_deliveries_are_logged_without_the_hook_tokens(rocketchat, alertmanager,
         for name, token in tokens.items():
             assert token not in line, f"the {name} hook's token is in a log line: {line}"
     assert not [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+
+
+# --- delivery that loses nothing and posts nothing twice ------------------------------------------
+#
+# rcwebhook answers 503 when a post is still pending at DELIVERY_DEADLINE (1 s here) and keeps it
+# queued; Alertmanager retries 5xx with backoff (0.5 s, x1.5) and each retry of the same
+# notification attaches to the pending post or is answered "already-delivered".  Pacing is off so
+# that the couriers' own backoff is the only wait.
+
+OUTAGE_SETTINGS = {"DELIVERY_DEADLINE": "1", "DELIVERY_TIMEOUT": "2", "ROCKETCHAT_RATE_LIMIT": "0"}
+SETTLE_TIMEOUT = 15.0  # couriers back off up to ~4 s after a few seconds of outage; room for slow CI
+
+_RECEIVED = re.compile(r"^Notification received: .* groupKey=(\S+) status=(\w+) alerts=")
+_ANSWERED = re.compile(r'"POST /webhook HTTP/1\.1" (\d{3}) ')
+
+
+def group_key(service: str) -> str:
+    """Return Alertmanager 0.25's groupKey for the group of `service` under CONFIG's route."""
+    return '{}:{service="%s"}' % service
+
+
+def webhook_exchanges(logs) -> List[Tuple[str, str, int]]:
+    """Return (groupKey, group status, HTTP status) of each POST /webhook rcwebhook answered, in order.
+
+    A request is handled on one thread, which logs "Notification received" before the access
+    line of its answer, so the two are paired per thread.
+    """
+    received: Dict[int, Tuple[str, str]] = {}
+    exchanges = []
+    for record in list(logs.records):
+        line = record.getMessage()
+        match = _RECEIVED.search(line)
+        if match:
+            received[record.thread] = (match.group(1), match.group(2))
+            continue
+        match = _ANSWERED.search(line)
+        if match and record.thread in received:
+            exchanges.append((*received.pop(record.thread), int(match.group(1))))
+    return exchanges
+
+
+def answers_for(logs, key: str, status: str) -> List[int]:
+    """Return the HTTP statuses rcwebhook answered to Alertmanager's `status` notifications of group `key`."""
+    return [code for group, state, code in webhook_exchanges(logs) if group == key and state == status]
+
+
+def posted_alerts(rocketchat, hook: str) -> Counter:
+    """Count the attachments of every message accepted on `hook`, by (alert name, firing|resolved)."""
+    counts: Counter = Counter()
+    for message in rocketchat.messages(hook):
+        for attachment in message.get("attachments") or []:
+            state = "resolved" if attachment["title"].startswith("Resolved: ") else "firing"
+            counts[(alert_names({"attachments": [attachment]})[0], state)] += 1
+    return counts
+
+
+def wait_until(condition: Callable[[], bool], what: str, manager: Alertmanager, explain: Callable[[], str],
+               timeout: float = NOTIFY_TIMEOUT) -> None:
+    """Poll `condition` until it holds; fail with `explain()` and Alertmanager's stderr after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g}s: {what}\n{explain()}{manager.explain()}")
+        manager.pause(0.05)
+
+
+def picture(rocketchat, logs, manager: Alertmanager) -> Callable[[], str]:
+    """Return a function describing the state of all three parties, for assertion messages."""
+    def describe() -> str:
+        try:
+            metrics = manager.webhook_metrics()
+        except OSError as exc:
+            metrics = {"unavailable": str(exc)}  # type: ignore[dict-item]
+        statuses = {hook: [r["status"] or r["outcome"] for r in rocketchat.requests(hook)]
+                    for hook in ("critical", "warning", "info")}
+        return (f"exchanges (groupKey, status, answer): {webhook_exchanges(logs)}\n"
+                f"Alertmanager webhook metrics: {metrics}\n"
+                f"Rocket.Chat request statuses: {statuses}\n"
+                f"posted: {json.dumps(rocketchat.all_messages(), indent=1)[:3000]}\n"
+                f"rcwebhook log:\n" + "\n".join(logs.lines()[-80:]))
+    return describe
+
+
+def wait_until_settled(manager: Alertmanager, logs, daemon, keys: List[str], status: str,
+                       explain: Callable[[], str]) -> None:
+    """Wait until Alertmanager got 200 for its latest `status` notification of every group in `keys`,
+    rcwebhook answered every request Alertmanager made, and no post is pending."""
+    def settled() -> bool:
+        answered = [line for line in logs.lines() if '"POST /webhook ' in line]
+        sent = manager.webhook_metrics().get("alertmanager_notification_requests_total", 0)
+        return (all(answers_for(logs, key, status)[-1:] == [200] for key in keys)
+                and len(answered) == sent
+                and daemon.server.deliverer.pending_count() == 0)
+    wait_until(settled, f"Alertmanager's {status} notifications of {keys} answered 200 and nothing pending",
+               manager, explain, SETTLE_TIMEOUT)
+
+
+API_DOWN = AlertSpec("ApiDown", {"severity": "critical", "service": "web", "instance": "web1:8080"},
+                     {"summary": "API answers 5xx"})
+API_LATENCY = AlertSpec("ApiLatencyHigh", {"severity": "warning", "service": "web", "instance": "web1:8080"},
+                        {"summary": "p99 latency above 1s"})
+CERT_EXPIRES = AlertSpec("CertExpiresSoon", {"severity": "warning", "service": "web"},
+                         {"summary": "certificate expires in 7 days"})
+QUEUE_STUCK = AlertSpec("QueueStuck", {"severity": "critical", "service": "queue"},
+                        {"summary": "no message consumed for 10 minutes"})
+
+
+def test_rocketchat_outage_loses_nothing_and_posts_nothing_twice(rocketchat, hooks, start_daemon,
+                                                                  start_alertmanager, logs):
+    groups = {
+        group_key("storage"): [DISK_FULL, SLOW_QUERIES],  # one group holding both severities
+        group_key("web"): [API_DOWN, API_LATENCY, CERT_EXPIRES],
+        group_key("queue"): [QUEUE_STUCK],
+    }
+    alerts = [alert for members in groups.values() for alert in members]
+    expected = {
+        hook: sorted(a.name for a in alerts if a.labels["severity"] == hook) for hook in ("critical", "warning")
+    }
+    # Rocket.Chat is down: the critical hook answers 503, the warning one resets connections, then 503.
+    rocketchat.disable("critical")
+    rocketchat.fail_next("warning", 3, mode="reset")
+    rocketchat.disable("warning")
+    daemon = start_daemon(**daemon_settings(hooks, **OUTAGE_SETTINGS))
+    manager = start_alertmanager(daemon.url)
+    explain = picture(rocketchat, logs, manager)
+
+    manager.fire(*alerts)
+
+    # Alertmanager gets 503 for every group and retries each at least once while Rocket.Chat is down.
+    wait_until(lambda: all(answers_for(logs, key, "firing")[:2] == [503, 503] for key in groups),
+               "Alertmanager retried every group after a 503", manager, explain)
+    assert rocketchat.messages("critical") == [] and rocketchat.messages("warning") == []
+    wait_for_log(logs, r'^127\.0\.0\.1 "POST /webhook HTTP/1\.1" 503 \d+ ', manager)
+    assert manager.webhook_metrics().get("alertmanager_notification_requests_failed_total", 0) >= 2 * len(groups), (
+        explain())
+
+    # Rocket.Chat comes back.
+    rocketchat.disable("critical", False)
+    rocketchat.disable("warning", False)
+    wait_until_settled(manager, logs, daemon, list(groups), "firing", explain)
+
+    for hook in ("critical", "warning"):
+        assert posted_alerts(rocketchat, hook) == Counter({(name, "firing"): 1 for name in expected[hook]}), (
+            f"hook {hook!r}: every firing alert exactly once\n{explain()}")
+        assert all("[FIRING:" in m["text"] for m in rocketchat.messages(hook)), explain()
+    assert [r["status"] for r in rocketchat.requests("warning")][:3] == [0, 0, 0], explain()
+    assert rocketchat.requests("info") == []
+    metrics = manager.webhook_metrics()
+    assert metrics.get("alertmanager_notifications_failed_total", 0) == 0, explain()  # no retry ran out
+
+    # Resolving while Rocket.Chat still hiccups: each resolved alert arrives exactly once too.
+    rocketchat.fail_next("critical", 3, mode="reset")
+    rocketchat.fail_next("warning", 3, status=502, error="Bad Gateway")
+    manager.resolve(*alerts)
+    wait_until_settled(manager, logs, daemon, list(groups), "resolved", explain)
+
+    for hook in ("critical", "warning"):
+        wanted = Counter({(name, state): 1 for name in expected[hook] for state in ("firing", "resolved")})
+        assert posted_alerts(rocketchat, hook) == wanted, f"hook {hook!r}: each alert once per state\n{explain()}"
+    # Three failures back off for at least 0.4 + 0.6 + 0.9 s, past the 1 s deadline: Alertmanager saw a 503.
+    assert any(503 in answers_for(logs, key, "resolved") for key in groups), explain()
+    assert rocketchat.requests("info") == []
+    assert manager.webhook_metrics().get("alertmanager_notifications_failed_total", 0) == 0, explain()
+
+
+def test_alertmanager_retry_after_partial_success_posts_only_the_missing_route(
+        rocketchat, hooks, start_daemon, start_alertmanager, logs):
+    rocketchat.disable("warning")
+    daemon = start_daemon(**daemon_settings(hooks, **OUTAGE_SETTINGS))
+    manager = start_alertmanager(daemon.url)
+    explain = picture(rocketchat, logs, manager)
+    key = group_key("storage")
+
+    manager.add(DISK_FULL)
+    manager.add(SLOW_QUERIES)
+
+    wait_for_message(rocketchat, "critical", firing_with("DiskFull"), "firing DiskFull", manager)
+    # Alertmanager re-sends the whole group; the critical post is not made again.
+    wait_for_log(logs, r"^Already delivered within DEDUP_WINDOW: route=critical alerts=DiskFull;", manager)
+    wait_until(lambda: answers_for(logs, key, "firing")[:2] == [503, 503],
+               "Alertmanager got 503 twice for the storage group", manager, explain)
+    assert [r["status"] for r in rocketchat.requests("critical")] == [200], explain()
+    assert rocketchat.messages("warning") == []
+
+    rocketchat.disable("warning", False)
+    wait_until_settled(manager, logs, daemon, [key], "firing", explain)
+
+    assert posted_alerts(rocketchat, "critical") == Counter({("DiskFull", "firing"): 1}), explain()
+    assert posted_alerts(rocketchat, "warning") == Counter({("SlowQueries", "firing"): 1}), explain()
+    assert [r["status"] for r in rocketchat.requests("critical")] == [200], explain()
+    assert rocketchat.requests("warning")[-1]["status"] == 200
+    assert len(answers_for(logs, key, "firing")) >= 2
+    assert manager.webhook_metrics().get("alertmanager_notification_requests_failed_total", 0) >= 2, explain()
+    assert rocketchat.requests("info") == []

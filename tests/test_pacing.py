@@ -28,9 +28,10 @@ def test_never_more_than_limit_in_any_window():
         assert sum(1 for t in sent[i:] if t < start + 60.0) <= 10
 
 
-def test_a_burst_uses_the_whole_budget_at_once():
+def test_a_burst_spends_half_the_budget_at_once_and_spreads_the_rest():
     sent = simulate(WindowLimiter(10, 60.0), [0.0] * 11)
-    assert sent[:10] == [0.0] * 10
+    assert sent[:5] == [0.0] * 5
+    assert sent[5:10] == [6.0, 12.0, 18.0, 24.0, 30.0]
     assert sent[10] == 60.5  # the first post's window, plus the latency margin
 
 
