@@ -55,7 +55,21 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "LOG_BACKUP_COUNT": "5",
     "MAX_BODY_BYTES": "4194304",
     "REQUEST_TIMEOUT": "10",
+    "API_KEY": "",
+    "ALLOW_UNAUTHENTICATED": "false",
+    "MAX_CONNECTIONS": "64",
+    "CLIENT_RATE_LIMIT": "20",
+    "CLIENT_RATE_BURST": "100",
+    "CLIENT_RATE_LIMIT_LOOPBACK": "false",
+    "TLS_CERT_FILE": "",
+    "TLS_KEY_FILE": "",
+    "ROCKETCHAT_CA_FILE": "",
+    # Each secret can also come from KEY_FILE (a file holding it) or a systemd credential
+    # named KEY ($CREDENTIALS_DIRECTORY/KEY).
+    **{f"{key}_FILE": "" for key in ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING",
+                                     "ROCKETCHAT_WEBHOOK_INFO", "API_KEY")},
 })
+SECRET_KEYS = ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING", "ROCKETCHAT_WEBHOOK_INFO", "API_KEY")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = ("1", "true", "yes", "on")
@@ -105,11 +119,21 @@ class Settings:
     log_backup_count: int = 5
     max_body_bytes: int = 4194304
     request_timeout: float = 10.0
+    api_key: str = ""
+    allow_unauthenticated: bool = False
+    max_connections: int = 64
+    client_rate_limit: float = 20.0  # requests per second per client address; 0 is off
+    client_rate_burst: int = 100
+    client_rate_limit_loopback: bool = False
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    rocketchat_ca_file: str = ""
     source: str = ""  # the env file read, or "" for none
 
     def secrets(self) -> Tuple[str, ...]:
         """Return every secret string in these settings, for redaction."""
-        return tuple(sorted({t for t in (url_token(r.url) for r in self.routes.values()) if t}))
+        tokens = {url_token(r.url) for r in self.routes.values()} | {self.api_key}
+        return tuple(sorted(t for t in tokens if t))
 
 
 def url_token(url: str) -> str:
@@ -167,14 +191,52 @@ def load(
     values: Dict[str, str] = {}
     if path is not None:
         values.update(_read_file(path, errors, warnings))
+        in_file = [k for k in SECRET_KEYS if values.get(k, "").strip() and k not in environ]
+        if in_file:
+            _warn_if_world_readable(path, in_file, warnings)
     for key in DEFAULTS:
         if key in environ:
             values[key] = environ[key]
     values.update(overrides or {})
+    _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors)
     settings = build(values, errors, warnings, source=str(path or ""))
     if errors:
         raise ConfigError(errors)
     return settings, warnings
+
+
+def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str]) -> None:
+    """Fill each secret key from KEY, else KEY_FILE, else the systemd credential named KEY."""
+    for key in SECRET_KEYS:
+        value, file_name = values.get(key, "").strip(), values.pop(f"{key}_FILE", "").strip()
+        if value and file_name:
+            errors.append(f"both {key} and {key}_FILE are set: set only one")
+            continue
+        if value:
+            continue
+        source = file_name
+        if not source and credentials and (Path(credentials) / key).is_file():
+            source = str(Path(credentials) / key)
+        if source:
+            try:
+                values[key] = Path(source).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                errors.append(f"{key}_FILE={source!r} cannot be read: {getattr(exc, 'strerror', None) or exc}")
+            else:
+                if not values[key]:
+                    errors.append(f"{key}_FILE={source!r} is empty")
+
+
+def _warn_if_world_readable(path: Path, keys: List[str], warnings: List[str]) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o004:
+        warnings.append(
+            f"{path} holds secrets ({', '.join(keys)}) and every user on this host can read it: "
+            f"chmod 0640 {path} (owner root, group rcwebhook), or move them to *_FILE keys or systemd credentials"
+        )
 
 
 def _read_file(path: Path, errors: List[str], warnings: List[str]) -> Dict[str, str]:
@@ -234,6 +296,27 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
     host = raw["HOST"].strip()
     if not host:
         errors.append("HOST is empty: set an address to listen on, such as 127.0.0.1")
+    api_key = raw["API_KEY"].strip()
+    allow_unauthenticated = get.boolean("ALLOW_UNAUTHENTICATED")
+    if host and not is_loopback(host) and not api_key and not allow_unauthenticated:
+        errors.append(
+            f"HOST={host} lets other hosts reach rcwebhook, and API_KEY is not set: set API_KEY (or "
+            "API_KEY_FILE) and send it from Alertmanager's http_config, or set ALLOW_UNAUTHENTICATED=true"
+        )
+    tls_cert, tls_key = raw["TLS_CERT_FILE"].strip(), raw["TLS_KEY_FILE"].strip()
+    if bool(tls_cert) != bool(tls_key):
+        errors.append("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither")
+    for key in ("TLS_CERT_FILE", "TLS_KEY_FILE", "ROCKETCHAT_CA_FILE"):
+        if raw[key].strip() and not os.access(raw[key].strip(), os.R_OK):
+            errors.append(f"{key}={raw[key].strip()!r} cannot be read")
+    if routes:
+        for route in routes.values():
+            if route.url and not route.url_from and urlsplit(route.url).scheme == "http" \
+                    and not is_loopback(urlsplit(route.url).hostname or ""):
+                warnings.append(
+                    f"ROCKETCHAT_WEBHOOK_{route.name.upper()} uses plain http to {urlsplit(route.url).hostname}: "
+                    "its token crosses the network readable by anyone on the path; use https"
+                )
 
     return Settings(
         host=host,
@@ -257,6 +340,15 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         log_backup_count=get.integer("LOG_BACKUP_COUNT", 0, 1000),
         max_body_bytes=get.integer("MAX_BODY_BYTES", 1024, 2**31),
         request_timeout=get.number("REQUEST_TIMEOUT", 0.1, 3600),
+        api_key=api_key,
+        allow_unauthenticated=allow_unauthenticated,
+        max_connections=get.integer("MAX_CONNECTIONS", 1, 10000),
+        client_rate_limit=get.number("CLIENT_RATE_LIMIT", 0, 1e6),
+        client_rate_burst=get.integer("CLIENT_RATE_BURST", 1, 1000000),
+        client_rate_limit_loopback=get.boolean("CLIENT_RATE_LIMIT_LOOPBACK"),
+        tls_cert_file=tls_cert,
+        tls_key_file=tls_key,
+        rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
         source=source,
     )
 
@@ -421,6 +513,15 @@ def describe(settings: Settings) -> List[str]:
         "LOG_BACKUP_COUNT": settings.log_backup_count,
         "MAX_BODY_BYTES": settings.max_body_bytes,
         "REQUEST_TIMEOUT": f"{settings.request_timeout:g}",
+        "API_KEY": "***" if settings.api_key else "(not set)",
+        "ALLOW_UNAUTHENTICATED": str(settings.allow_unauthenticated).lower(),
+        "MAX_CONNECTIONS": settings.max_connections,
+        "CLIENT_RATE_LIMIT": f"{settings.client_rate_limit:g}",
+        "CLIENT_RATE_BURST": settings.client_rate_burst,
+        "CLIENT_RATE_LIMIT_LOOPBACK": str(settings.client_rate_limit_loopback).lower(),
+        "TLS_CERT_FILE": settings.tls_cert_file,
+        "TLS_KEY_FILE": settings.tls_key_file,
+        "ROCKETCHAT_CA_FILE": settings.rocketchat_ca_file,
     }
     for route in settings.routes.values():
         shown = redact_url(route.url) if route.url else "(not set)"

@@ -52,21 +52,23 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("delivered", "already-delivered", "dry-run")
+        return self.status in ("delivered", "already-delivered", "superseded", "dry-run")
 
 
 class Job:
     """One route's message of one notification, until Rocket.Chat takes it or it is given up."""
 
-    def __init__(self, key: str, route: Route, names: Tuple[str, ...], rendered: Dict[str, Any], now: float) -> None:
+    def __init__(self, key: str, route: Route, names: Tuple[str, ...], rendered: Dict[str, Any], now: float,
+                 group: str = "") -> None:
         self.key = key
+        self.group = group  # Alertmanager's groupKey: a newer message of the group replaces a waiting one
         self.route = route
         self.names = names
         self.message = rendered
         self.touched = now
         self.queued = now
         self.done = threading.Event()
-        self.delivered = False
+        self.status = "pending"  # then delivered, failed or superseded
         self.answer: Optional[Answer] = None
 
 
@@ -100,6 +102,16 @@ class Courier:
             self.last_arrival = job.queued
             self.cond.notify()
             return True
+
+    def supersede(self, job: Job) -> List[Job]:
+        """Remove and return the waiting jobs that `job`, a newer message of their group and route, replaces."""
+        if not job.group:
+            return []
+        with self.cond:
+            old = [j for j in self.queue if j.group == job.group and j.route.name == job.route.name and j is not job]
+            for stale in old:
+                self.queue.remove(stale)
+        return old
 
     def status(self, now: float) -> Tuple[str, float]:
         """Return why this hook's queue is waiting, and in how many seconds it sends next."""
@@ -174,7 +186,7 @@ class Courier:
         log.error("Gave up on the post for route %s (alerts=%s hook=%s): not delivered within %.0fs "
                   "of Alertmanager's last send; last: %s", job.route.name, _names(job.names), self.hook,
                   PENDING_MAX_AGE, last)
-        self.owner.finish(job, delivered=False, answer=job.answer or Answer(0, f"given up: {last}"))
+        self.owner.finish(job, "failed", job.answer or Answer(0, f"given up: {last}"))
 
     def _send(self, jobs: List[Job]) -> None:
         """Post the jobs as one message and settle, requeue or fail them by the answer."""
@@ -196,7 +208,7 @@ class Courier:
             log.info("Alert sent successfully to Rocket.Chat: %d (route=%s alerts=%s hook=%s took=%.3fs%s)",
                      answer.status, routes, names, self.hook, now - started, merged)
             for job in jobs:
-                self.owner.finish(job, delivered=True, answer=answer)
+                self.owner.finish(job, "delivered", answer)
             return
         if answer.transient:
             self._retry_later(jobs, answer, now, routes)
@@ -205,7 +217,7 @@ class Courier:
                   routes, answer.status, answer.error, names, self.hook, now - started, merged,
                   delivery.advice(jobs[0].route, answer))
         for job in jobs:
-            self.owner.finish(job, delivered=False, answer=answer)
+            self.owner.finish(job, "failed", answer)
 
     def _retry_later(self, jobs: List[Job], answer: Answer, now: float, routes: str) -> None:
         """Put the jobs back at the head of the queue and hold the queue as long as needed."""
@@ -257,11 +269,14 @@ class Deliverer:
                 with courier.cond:
                     courier.limiter.limit, courier.limiter.window = settings.rate_limit
 
-    def deliver(self, posts: List[Tuple[Route, Tuple[str, ...], Dict[str, Any], str]], deadline: float) -> List[Result]:
-        """Post each (route, alert names, message, key) and return the results at the latest by `deadline`."""
+    def deliver(self, posts: List[Tuple[Route, Tuple[str, ...], Dict[str, Any], str]], deadline: float,
+                group: str = "") -> List[Result]:
+        """Post each (route, alert names, message, key) of one notification of `group` (its groupKey) and
+        return the results at the latest by `deadline`."""
         now = self.clock()
         placed: List[Tuple[Route, Tuple[str, ...], Optional[Job], Optional[Courier]]] = []
         results: Dict[int, Result] = {}
+        superseded: List[Job] = []
         with self._lock:
             for index, (route, names, rendered, key) in enumerate(posts):
                 if self._recent.seen(key, now):
@@ -275,15 +290,20 @@ class Deliverer:
                 if job is not None:
                     job.touched = now
                 else:
-                    job = Job(key, route, names, rendered, now)
+                    job = Job(key, route, names, rendered, now, group)
                     if courier.submit(job):
                         self._pending[key] = job
+                        superseded.extend(courier.supersede(job))
                     else:
                         results[index] = Result(route.name, names, "pending",
                                                 reason=f"the queue for this hook is full ({QUEUE_LIMIT} messages)",
                                                 retry_in=10.0)
                         job = None
                 placed.append((route, names, job, courier))
+        for stale in superseded:
+            log.info("Dropped the waiting post for route %s (alerts=%s): a newer notification of its group "
+                     "replaces it", stale.route.name, _names(stale.names))
+            self.finish(stale, "superseded", stale.answer or Answer(0))
         for route, names, job, courier in placed:
             if job is not None:
                 job.done.wait(max(0.0, deadline - self.clock()))
@@ -292,7 +312,7 @@ class Deliverer:
                 continue
             assert job is not None and courier is not None
             if job.done.is_set():
-                results[index] = Result(route.name, names, "delivered" if job.delivered else "failed", job.answer)
+                results[index] = Result(route.name, names, job.status, job.answer)
             else:
                 reason, retry_in = courier.status(self.clock())
                 results[index] = Result(route.name, names, "pending", job.answer, reason, retry_in)
@@ -304,14 +324,14 @@ class Deliverer:
             courier = self._couriers[url] = Courier(url, self)
         return courier
 
-    def finish(self, job: Job, delivered: bool, answer: Answer) -> None:
-        """Settle a job: remember a delivery, release the requests waiting for it."""
+    def finish(self, job: Job, status: str, answer: Answer) -> None:
+        """Settle a job as delivered, failed or superseded: remember a delivery, release its requests."""
         with self._lock:
             if self._pending.get(job.key) is job:
                 del self._pending[job.key]
-            if delivered:
+            if status == "delivered":
                 self._recent.add(job.key, self.clock())
-        job.delivered = delivered
+        job.status = status
         job.answer = answer
         job.done.set()
 

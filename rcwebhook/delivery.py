@@ -6,13 +6,14 @@ import http.client
 import json
 import re
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from . import __version__
-from .config import Route
+from .config import Route, Settings
 
 MAX_ANSWER_BYTES = 64 * 1024
 ERROR_TEXT_LIMIT = 300
@@ -27,6 +28,7 @@ class Answer:
     status: int  # the HTTP status, or 0 when no answer came
     error: str = ""  # Rocket.Chat's error text or the transport failure; "" when accepted
     headers: Mapping[str, str] = None  # type: ignore[assignment]
+    permanent: bool = False  # a failure that no retry fixes, though no status says so (a bad certificate)
 
     @property
     def accepted(self) -> bool:
@@ -35,7 +37,8 @@ class Answer:
     @property
     def transient(self) -> bool:
         """Return whether trying again later may succeed: no answer, 429 or a 5xx."""
-        return not self.accepted and (self.status == 0 or self.status == 429 or self.status >= 500)
+        return not self.accepted and not self.permanent and (
+            self.status == 0 or self.status == 429 or self.status >= 500)
 
 
 Transport = Callable[[str, bytes, float], Answer]
@@ -48,10 +51,23 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def make_transport(settings: Settings) -> Transport:
+    """Return the transport for these settings: certificates verified, ROCKETCHAT_CA_FILE trusted too."""
+    context = ssl.create_default_context()
+    if settings.rocketchat_ca_file:
+        context.load_verify_locations(cafile=settings.rocketchat_ca_file)
+    opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=context))
+
+    def transport(url: str, body: bytes, timeout: float) -> Answer:
+        return post(url, body, timeout, opener)
+
+    return transport
+
+
 _OPENER = urllib.request.build_opener(_NoRedirect())
 
 
-def post(url: str, body: bytes, timeout: float) -> Answer:
+def post(url: str, body: bytes, timeout: float, opener: urllib.request.OpenerDirector = _OPENER) -> Answer:
     """Return Rocket.Chat's answer to POSTing `body` (JSON) to the hook at `url`."""
     request = urllib.request.Request(
         url,
@@ -60,7 +76,7 @@ def post(url: str, body: bytes, timeout: float) -> Answer:
         headers={"Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}"},
     )
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return interpret(response.status, response.read(MAX_ANSWER_BYTES), dict(response.headers))
     except urllib.error.HTTPError as exc:
         try:
@@ -69,6 +85,9 @@ def post(url: str, body: bytes, timeout: float) -> Answer:
             raw = b""
         return interpret(exc.code, raw, dict(exc.headers or {}))
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLCertVerificationError):
+            return Answer(0, f"Rocket.Chat's TLS certificate is not trusted ({exc.reason.verify_message}); "
+                             "set ROCKETCHAT_CA_FILE to its CA", permanent=True)
         return Answer(0, _transport_error(exc.reason))
     except (OSError, http.client.HTTPException) as exc:
         return Answer(0, _transport_error(exc))

@@ -54,7 +54,7 @@ def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float
         else:
             posts.append((batch.route, names, rendered, dedup.post_key(batch.route.url, notification, batch.alerts)))
     if posts:
-        results.extend(deliverer.deliver(posts, arrived + settings.delivery_deadline))
+        results.extend(deliverer.deliver(posts, arrived + settings.delivery_deadline, notification.group_key))
     return answer(notification, results)
 
 

@@ -1,25 +1,48 @@
-"""HTTP serving: a narrow handler that speaks HTTP and hands the work to dispatch."""
+"""HTTP serving: a narrow handler that speaks HTTP and hands the work to dispatch.
+
+The server also keeps itself alive on a hostile network: a bounded number of connections,
+a deadline for each request, room made for new clients by closing the connection that has
+stalled the longest, caps on headers, per-client request limits and optional TLS.
+"""
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
+import threading
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
-from urllib.parse import urlsplit
+from typing import Dict, Optional
 
-from . import __version__, delivery, dispatch
-from .config import Settings
+from . import __version__, auth, delivery, dispatch
+from .config import Settings, is_loopback
 from .courier import Deliverer
 from .delivery import Transport
 from .dispatch import Reply
+from .throttle import ClientLimiter
 
 log = logging.getLogger("rcwebhook")
 access_log = logging.getLogger("rcwebhook.access")
 
 ALLOWED = {"/health": "GET, HEAD", "/webhook": "POST"}
+MAX_HEADER_BYTES = 32 * 1024  # request line and headers together; http.server caps them at 100 lines
+_TOO_LONG = b"x" * 65537  # what http.server's own line-length checks refuse
+
+_BUSY_BODY = b'{"error":"every connection is busy with a request; retry","status":"error"}\n'
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+
+
+@dataclass
+class Connection:
+    """What one open connection is doing: `waiting` for (more of) a request, or `busy` with one."""
+
+    phase: str
+    since: float
+    thread_name: str = ""
 
 
 class Server(ThreadingHTTPServer):
@@ -29,22 +52,137 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # socketserver's 5 resets connections when Alertmanager sends a burst
 
-    def __init__(self, settings: Settings, transport: Transport = delivery.post) -> None:
+    def __init__(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         self.settings = settings
-        self.deliverer = Deliverer(settings, transport)
+        self.deliverer = Deliverer(settings, transport or delivery.make_transport(settings))
+        self.client_limiter = ClientLimiter(settings.client_rate_limit, settings.client_rate_burst)
+        self.tls = _tls_context(settings)
+        self.connections: Dict[socket.socket, Connection] = {}
+        self.connections_lock = threading.Lock()
+        self.peak_connections = 0
         if ":" in settings.host:
             self.address_family = socket.AF_INET6
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
-
-    def server_close(self) -> None:
-        super().server_close()
-        self.deliverer.close()
 
     @property
     def url(self) -> str:
         """Return the base URL this server answers on."""
         host, port = self.server_address[:2]
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+    # --- connections --------------------------------------------------------------
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.tls is not None:
+            # The handshake happens in the connection's own thread, under its deadline.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def process_request(self, request, client_address) -> None:
+        """Admit a new connection, making room by closing the longest-stalled one if needed."""
+        now = time.monotonic()
+        with self.connections_lock:
+            live = sum(1 for c in self.connections.values() if c.phase != "evicted")
+            admitted = live < self.settings.max_connections
+            if not admitted:
+                stalled = [(c.since, s) for s, c in self.connections.items() if c.phase == "waiting"]
+                if stalled:
+                    _, victim = min(stalled, key=lambda item: item[0])
+                    self.connections[victim].phase = "evicted"
+                    _close_now(victim)
+                    admitted = True
+            if admitted:
+                self.connections[request] = Connection("waiting", now)
+                self.peak_connections = max(self.peak_connections, len(self.connections))
+        if admitted:
+            super().process_request(request, client_address)
+        else:
+            self._refuse_busy(request)
+
+    def _refuse_busy(self, request) -> None:
+        log.warning("All %d connections are busy with requests: answered a new one 503",
+                    self.settings.max_connections)
+        try:
+            if not isinstance(request, ssl.SSLSocket):
+                request.setblocking(False)
+                request.send(_BUSY)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def set_phase(self, request, phase: str) -> None:
+        with self.connections_lock:
+            connection = self.connections.get(request)
+            if connection is not None and connection.phase != "evicted":
+                connection.phase, connection.since = phase, time.monotonic()
+
+    def shutdown_request(self, request) -> None:
+        with self.connections_lock:
+            self.connections.pop(request, None)
+        super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """Close connections that took longer than REQUEST_TIMEOUT to send a request (called by serve_forever)."""
+        deadline = time.monotonic() - self.settings.request_timeout
+        with self.connections_lock:
+            for sock, connection in self.connections.items():
+                if connection.phase == "waiting" and connection.since < deadline:
+                    connection.phase = "evicted"
+                    _close_now(sock)
+
+    def handle_error(self, request, client_address) -> None:
+        """Log a failed connection through `logging`; a peer that goes away is not an error."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, (OSError, ssl.SSLError, EOFError)):
+            log.debug("Connection from %s ended: %s", client_address[0], error)
+        else:
+            log.exception("Internal error on a connection from %s", client_address[0])
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.deliverer.close()
+
+
+def _close_now(sock: socket.socket) -> None:
+    """Wake the thread reading `sock` and make it give up the connection."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _tls_context(settings: Settings) -> Optional[ssl.SSLContext]:
+    """Return the server's TLS context (TLS 1.2 or newer), or None to serve plain HTTP."""
+    if not settings.tls_cert_file:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    return context
+
+
+class _RequestReader:
+    """The request stream, with a byte budget for the request line and headers."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.budget: Optional[int] = None
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self.budget is None:
+            return self.raw.readline(limit)
+        if self.budget <= 0:
+            return _TOO_LONG
+        line = self.raw.readline(self.budget + 1 if limit < 0 else min(limit, self.budget + 1))
+        self.budget -= len(line)
+        return _TOO_LONG if self.budget < 0 else line
+
+    def __getattr__(self, name: str):
+        return getattr(self.raw, name)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -53,7 +191,6 @@ class Handler(BaseHTTPRequestHandler):
     server: Server
     protocol_version = "HTTP/1.1"
     server_version = f"rcwebhook/{__version__}"
-    sys_version = ""
     disable_nagle_algorithm = True
 
     def version_string(self) -> str:
@@ -62,7 +199,17 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.settings.request_timeout
         self.started = time.monotonic()
+        self.command = ""
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
         super().setup()
+        self.rfile = _RequestReader(self.rfile)
+
+    def handle_one_request(self) -> None:
+        self.server.set_phase(self.request, "waiting")
+        self.rfile.budget = MAX_HEADER_BYTES
+        super().handle_one_request()
 
     def parse_request(self) -> bool:
         # The request starts once its request line is in, not while a kept-alive connection idles.
@@ -72,6 +219,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- methods ---------------------------------------------------------
 
     def do_GET(self) -> None:
+        self.server.set_phase(self.request, "busy")
         path = self._path()
         if path == "/health":
             self._send(dispatch.health(__version__))
@@ -86,10 +234,16 @@ class Handler(BaseHTTPRequestHandler):
         if path != "/webhook":
             self._not_here(path)
             return
-        body = self._read_body()
+        settings = self.server.settings
+        refusal = self._admission(settings)
+        if refusal is not None:
+            self.close_connection = True  # the body is left unread
+            self._send(refusal)
+            return
+        body = self._read_body(settings)
         if body is None:
             return
-        settings = self.server.settings
+        self.server.set_phase(self.request, "busy")
         try:
             reply = dispatch.handle(body, settings, self.server.deliverer, self.started)
         except Exception:  # a bug must cost one request, not the daemon
@@ -105,7 +259,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- helpers ---------------------------------------------------------
 
     def _path(self) -> str:
-        path = urlsplit(self.path).path
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
         return path.rstrip("/") if path != "/" else path
 
     def _not_here(self, path: str) -> None:
@@ -117,17 +271,33 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(dispatch.error(404, f"no such endpoint {path[:100]!r}; rcwebhook serves /health and /webhook"))
 
-    def _read_body(self) -> Optional[bytes]:
+    def _admission(self, settings: Settings) -> Optional[Reply]:
+        """Return the refusal for a client over its request limit or without the API key, else None."""
+        client = self.client_address[0]
+        if settings.client_rate_limit_loopback or not is_loopback(client):
+            wait = self.server.client_limiter.wait_needed(client, time.monotonic())
+            if wait is not None:
+                return dispatch.error(
+                    503, f"too many requests from {client}: over CLIENT_RATE_LIMIT; retry later",
+                    (("Retry-After", str(max(1, int(wait + 0.999)))),))
+        if not auth.authorized(self.headers, settings.api_key):
+            log.warning("Refused a notification from %s: %s", client,
+                        "wrong API key" if auth.presented_keys(self.headers) else "no API key")
+            return dispatch.error(
+                401, "an API key is required: send it as X-API-Key, as Authorization: Bearer, "
+                     "or as the Basic auth password", auth.CHALLENGES)
+        return None
+
+    def _read_body(self, settings: Settings) -> Optional[bytes]:
         """Return the request body, or None after answering why it cannot be read."""
-        settings = self.server.settings
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._refuse(411, "chunked bodies are not supported; send Content-Length")
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             return self._refuse(411, "Content-Length is required")
         try:
-            length = int(length_text)
-            if length < 0:
+            length = int(length_text.strip())
+            if length < 0 or not length_text.strip().isdigit():
                 raise ValueError
         except ValueError:
             return self._refuse(400, f"Content-Length {length_text[:40]!r} is not a byte count")
@@ -136,13 +306,31 @@ class Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
         if content_type != "application/json" and not content_type.endswith("+json"):
             return self._refuse(415, f"Content-Type {content_type[:60]!r} is not JSON; send application/json")
+        self.rfile.budget = None
         try:
-            body = self.rfile.read(length)
+            body = self._read_exactly(length, time.monotonic() + settings.request_timeout)
         except socket.timeout:
             return self._refuse(408, "the body did not arrive within REQUEST_TIMEOUT")
+        except OSError:
+            self.close_connection = True
+            return None
         if len(body) < length:
             return self._refuse(400, f"body ended after {len(body)} of {length} bytes")
         return body
+
+    def _read_exactly(self, length: int, deadline: float) -> bytes:
+        """Return up to `length` bytes, fewer only when the client stops sending; socket.timeout at `deadline`."""
+        chunks = []
+        remaining = length
+        while remaining:
+            if time.monotonic() > deadline:
+                raise socket.timeout
+            chunk = self.rfile.read1(min(remaining, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
 
     def _refuse(self, status: int, text: str) -> None:
         """Answer an error and close: the body is unread, so the connection cannot be reused."""
@@ -176,20 +364,16 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """Answer a protocol error found by http.server itself, as JSON."""
         self.close_connection = True
-        text = message or HTTPStatus(code).phrase
-        if not hasattr(self, "command") or self.command is None:
-            self.command = ""
-        self._send(dispatch.error(code, text))
+        self._send(dispatch.error(code, message or HTTPStatus(code).phrase))
 
     # --- logging through `logging`, not raw stderr -----------------------
 
     def _access(self, status: int, size: int) -> None:
         level = logging.INFO if status >= 400 else logging.DEBUG
         if access_log.isEnabledFor(level):
-            request = getattr(self, "requestline", "") or "-"
+            request = (getattr(self, "requestline", "") or "-").encode("ascii", "backslashreplace").decode()
             access_log.log(level, '%s "%s" %d %d %.1fms', self.client_address[0], request[:200], status, size,
                            (time.monotonic() - self.started) * 1000)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
         access_log.info("%s %s", self.client_address[0], format % args)
-

@@ -174,7 +174,7 @@ class Alertmanager:
         ends_at = (datetime.now(timezone.utc) - timedelta(milliseconds=100)).isoformat().replace("+00:00", "Z")
         self._post_alerts(alerts, {"endsAt": ends_at})
 
-    def _post_alerts(self, alerts: Any, extra: Mapping[str, str]) -> None:
+    def _post_alerts(self, alerts: Tuple[AlertSpec, ...], extra: Mapping[str, str]) -> None:
         body = [
             {
                 "labels": alert.all_labels(),
@@ -705,3 +705,30 @@ def test_alertmanager_retry_after_partial_success_posts_only_the_missing_route(
     assert len(answers_for(logs, key, "firing")) >= 2
     assert manager.webhook_metrics().get("alertmanager_notification_requests_failed_total", 0) >= 2, explain()
     assert rocketchat.requests("info") == []
+
+
+DISK_SLOW = AlertSpec("DiskSlow", {"severity": "critical", "service": "storage", "instance": "db1:9100"},
+                      {"summary": "disk latency above 100ms"})
+
+
+def test_group_that_grows_during_a_long_outage_posts_each_alert_once(rocketchat, hooks, start_daemon,
+                                                                    start_alertmanager, logs):
+    rocketchat.disable("critical")
+    daemon = start_daemon(**daemon_settings(hooks, **OUTAGE_SETTINGS))
+    manager = start_alertmanager(daemon.url)
+    explain = picture(rocketchat, logs, manager)
+    key = group_key("storage")
+    manager.fire(DISK_FULL)
+    wait_until(lambda: answers_for(logs, key, "firing")[:1] == [503], "a 503 for the storage group", manager,
+               explain)
+
+    manager.add(DISK_SLOW)  # joins the group; Alertmanager sends it once its current notification gives up
+    wait_until(lambda: any(_RECEIVED.search(line) and " alerts=2 " in line for line in logs.lines()),
+               "the storage group re-sent with both alerts after Alertmanager's 10 s deadline", manager, explain,
+               timeout=15.0)
+    assert manager.webhook_metrics().get("alertmanager_notifications_failed_total", 0) >= 1, explain()
+    rocketchat.disable("critical", False)
+    wait_until_settled(manager, logs, daemon, [key], "firing", explain)
+
+    assert posted_alerts(rocketchat, "critical") == Counter({("DiskFull", "firing"): 1, ("DiskSlow", "firing"): 1}), (
+        explain())

@@ -35,6 +35,7 @@ def run(*args: str, cwd=None, **env: str) -> subprocess.CompletedProcess:
 def write_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "rcwebhook.env"
     path.write_text(text)
+    path.chmod(0o640)
     return path
 
 

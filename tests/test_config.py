@@ -12,9 +12,10 @@ from rcwebhook.config import ConfigError
 HOOK = "https://chat.example.com/hooks/abc123/SECRETTOKEN"
 
 
-def write(tmp_path: Path, text: str, name: str = "rcwebhook.env") -> Path:
+def write(tmp_path: Path, text: str, name: str = "rcwebhook.env", mode: int = 0o640) -> Path:
     path = tmp_path / name
     path.write_text(text)
+    path.chmod(mode)
     return path
 
 

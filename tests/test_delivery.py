@@ -161,7 +161,8 @@ def test_storm_of_100_notifications_for_one_hook_makes_no_429_and_loses_nothing(
     limit, window = 3, 1.0
     with RocketChatStandin(rate_limit=limit, rate_window=window) as standin:
         url = standin.add_hook("critical")
-        daemon = start_daemon(ROCKETCHAT_RATE_LIMIT=f"{limit}/{window}", ROCKETCHAT_WEBHOOK_WARNING=url)
+        daemon = start_daemon(ROCKETCHAT_RATE_LIMIT=f"{limit}/{window}", ROCKETCHAT_WEBHOOK_WARNING=url,
+                              MAX_CONNECTIONS="128")
         with ThreadPoolExecutor(100) as pool:
             answers = list(pool.map(lambda i: daemon.post_json(one_alert(f"Storm{i:03d}", group=f"g{i}"))[0],
                                     range(100)))
@@ -186,7 +187,7 @@ def test_storm_of_1000_alerts_in_100_groups_under_rocketchats_default_limit(star
 
     with RocketChatStandin(rate_limit=10, rate_window=60) as standin:
         url = standin.add_hook("critical")
-        daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=url, DEFAULT_SEVERITY="critical")
+        daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=url, DEFAULT_SEVERITY="critical", MAX_CONNECTIONS="128")
         with ThreadPoolExecutor(100) as pool:
             answers = list(pool.map(lambda g: daemon.post_json(group(g))[0], range(100)))
         assert answers == [200] * 100  # all within the deadline: no post had to wait for a second window
@@ -291,3 +292,27 @@ def test_tokens_stay_out_of_every_answer_and_log_under_faults(start_daemon, rock
     text = logs.text() + json.dumps(answers)
     for name in ("critical", "warning", "info"):
         assert rocketchat.token(name) not in text
+
+
+def test_newer_notification_of_a_group_replaces_its_waiting_post(start_daemon, rocketchat, hooks, logs):
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    assert daemon.post_json(one_alert("Other", group="other"))[0] == 200
+    grown = one_alert("A", group="storage")
+    assert daemon.post_json(grown)[0] == 503  # waits for its turn
+    grown["alerts"].append({**grown["alerts"][0], "labels": {"alertname": "B", "severity": "critical"},
+                            "fingerprint": "fp-B"})
+    assert daemon.post_json(grown)[0] == 503
+    rocketchat.wait_for_messages("critical", 2, timeout=5)
+    titles = [a["title"] for m in rocketchat.messages("critical") for a in m["attachments"]]
+    assert titles == ["Other", "A", "B"]
+    assert any("Dropped the waiting post for route critical (alerts=A)" in line for line in logs.lines())
+
+
+def test_resolved_notification_replaces_the_waiting_firing_one(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    assert daemon.post_json(one_alert("Other", group="other"))[0] == 200
+    assert daemon.post_json(one_alert("Flap", group="flap"))[0] == 503
+    assert daemon.post_json(one_alert("Flap", group="flap", status="resolved"))[0] == 503
+    [_, resolved] = rocketchat.wait_for_messages("critical", 2, timeout=5)
+    assert resolved["text"].startswith(":white_check_mark: [RESOLVED:1] Flap")
+    assert len(resolved["attachments"]) == 1

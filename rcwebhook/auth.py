@@ -1,0 +1,53 @@
+"""Authentication of /webhook requests: the API key as Alertmanager's http_config can send it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from typing import Mapping, Optional, Tuple
+
+CHALLENGES: Tuple[Tuple[str, str], ...] = (
+    ("WWW-Authenticate", 'Bearer realm="rcwebhook"'),
+    ("WWW-Authenticate", 'Basic realm="rcwebhook", charset="UTF-8"'),
+)
+
+
+def presented_keys(headers: Mapping[str, str]) -> Tuple[str, ...]:
+    """Return every key the request presents: X-API-Key, a Bearer token, a Basic auth password."""
+    keys = []
+    if headers.get("X-API-Key") is not None:
+        keys.append(headers["X-API-Key"].strip())
+    scheme, _, credentials = (headers.get("Authorization") or "").strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer" and credentials:
+        keys.append(credentials)
+    elif scheme.lower() == "basic" and credentials:
+        password = _basic_password(credentials)
+        if password is not None:
+            keys.append(password)
+    return tuple(keys)
+
+
+def _basic_password(credentials: str) -> Optional[str]:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    _, sep, password = decoded.partition(":")
+    return password if sep else None
+
+
+def authorized(headers: Mapping[str, str], api_key: str) -> bool:
+    """Return whether the request may use /webhook: always when no key is set, else when it presents the key.
+
+    Every presented key is compared in constant time (hmac.compare_digest), so the time taken
+    tells nothing about how much of a guess was right.
+    """
+    if not api_key:
+        return True
+    expected = api_key.encode("utf-8")
+    matched = False
+    for key in presented_keys(headers):
+        matched |= hmac.compare_digest(key.encode("utf-8"), expected)
+    return matched
