@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 from pathlib import Path
@@ -95,6 +96,9 @@ def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT; return the exit status."""
     try:
         server = Server(settings)
+    except ssl.SSLError as exc:
+        log.error("TLS_CERT_FILE and TLS_KEY_FILE cannot be used: %s", exc)
+        return EX_CONFIG
     except OSError as exc:
         log.error("Cannot listen on %s port %d: %s", settings.host, settings.port, exc.strerror or exc)
         return 1

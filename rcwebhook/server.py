@@ -95,7 +95,8 @@ class Server(ThreadingHTTPServer):
                     admitted = True
             if admitted:
                 self.connections[request] = Connection("waiting", now)
-                self.peak_connections = max(self.peak_connections, len(self.connections))
+                live = sum(1 for c in self.connections.values() if c.phase != "evicted")
+                self.peak_connections = max(self.peak_connections, live)
         if admitted:
             super().process_request(request, client_address)
         else:

@@ -51,6 +51,7 @@ import json
 import math
 import secrets
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -304,7 +305,9 @@ class RocketChatStandin:
         allow_impersonate: bool = False,
         ratelimit_headers: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        tls: Optional["ssl.SSLContext"] = None,
     ) -> None:
+        self.tls = tls  # serve HTTPS with this server context
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.version = version
@@ -331,6 +334,8 @@ class RocketChatStandin:
         if self._server is not None:
             raise RuntimeError("RocketChatStandin already started")
         server = _Server(("127.0.0.1", 0), _Handler)
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         server.standin = self
         self._server = server
         self._stopped = False
@@ -373,7 +378,8 @@ class RocketChatStandin:
         """Return http://127.0.0.1:PORT of the running stand-in."""
         if self._server is None:
             raise RuntimeError("RocketChatStandin is not started")
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
+        scheme = "https" if self.tls is not None else "http"
+        return "%s://127.0.0.1:%d" % (scheme, self._server.server_address[1])
 
     # -- hooks -----------------------------------------------------------------------------------
 

@@ -1,0 +1,392 @@
+"""Hostile input and untrusted networks: authentication, connection limits, secrets, TLS."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from rcwebhook import auth, config
+from tests.conftest import ROOT, load_example, make_settings, require_program
+from tests.rocketchat_standin import RocketChatStandin
+
+KEY = "k3y-0f-the-test-Zq8xW"
+
+
+@pytest.fixture
+def hooks(rocketchat):
+    return {f"ROCKETCHAT_WEBHOOK_{n.upper()}": rocketchat.add_hook(n) for n in ("critical", "warning", "info")}
+
+
+def wait_until(condition, timeout=5.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("headers", [
+    {"X-API-Key": KEY},
+    {"Authorization": f"Bearer {KEY}"},
+    {"Authorization": "Basic " + base64.b64encode(f"alertmanager:{KEY}".encode()).decode()},
+    {"Authorization": "Basic " + base64.b64encode(f":{KEY}".encode()).decode()},
+])
+def test_each_way_alertmanager_can_send_the_key_is_accepted(start_daemon, hooks, rocketchat, headers):
+    daemon = start_daemon(API_KEY=KEY, **hooks)
+    status, _, body = daemon.request("POST", "/webhook", json.dumps(load_example()).encode(),
+                                     {"Content-Type": "application/json", **headers})
+    assert status == 200, body
+    assert len(rocketchat.messages("critical")) == 1
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-API-Key": "wrong"},
+    {"X-API-Key": KEY[:-1]},
+    {"Authorization": f"Bearer {KEY}x"},
+    {"Authorization": "Basic " + base64.b64encode(f"{KEY}:nope".encode()).decode()},
+    {"Authorization": "Basic !!!not-base64!!!"},
+    {"Authorization": KEY},
+])
+def test_missing_or_wrong_key_is_401_with_challenges(start_daemon, hooks, rocketchat, logs, headers):
+    daemon = start_daemon(API_KEY=KEY, **hooks)
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    conn.request("POST", "/webhook", json.dumps(load_example()), {"Content-Type": "application/json", **headers})
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    assert response.status == 401
+    challenges = response.headers.get_all("WWW-Authenticate")
+    assert challenges == ['Bearer realm="rcwebhook"', 'Basic realm="rcwebhook", charset="UTF-8"']
+    assert "X-API-Key" in body["error"]
+    assert rocketchat.all_messages() == {"critical": [], "warning": [], "info": []}
+    assert KEY not in logs.text() + json.dumps(body)
+    assert any(line.startswith("Refused a notification from 127.0.0.1") for line in logs.lines())
+
+
+def test_health_stays_open_with_a_key(start_daemon, hooks):
+    daemon = start_daemon(API_KEY=KEY, **hooks)
+    assert daemon.request("GET", "/health")[0] == 200
+
+
+def test_no_key_set_means_no_check_on_loopback(start_daemon, hooks):
+    assert start_daemon(**hooks).post_json(load_example())[0] == 200
+
+
+def test_key_comparison_is_constant_time(monkeypatch):
+    calls = []
+    real = auth.hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    assert auth.authorized({"X-API-Key": "guess", "Authorization": f"Bearer {KEY}"}, KEY)
+    assert calls == [(b"guess", KEY.encode()), (KEY.encode(), KEY.encode())]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "rcwebhook.example.com"])
+def test_public_address_without_key_is_refused(host):
+    errors = []
+    config.build({"HOST": host, "DRY_RUN": "true"}, errors, [])
+    assert any("API_KEY is not set" in e and "ALLOW_UNAUTHENTICATED=true" in e for e in errors)
+
+
+@pytest.mark.parametrize("values", [{"API_KEY": KEY}, {"ALLOW_UNAUTHENTICATED": "true"}])
+def test_public_address_with_key_or_explicit_consent_is_allowed(values):
+    errors = []
+    config.build({"HOST": "0.0.0.0", "DRY_RUN": "true", **values}, errors, [])
+    assert errors == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"])
+def test_loopback_needs_no_key(host):
+    errors = []
+    config.build({"HOST": host, "DRY_RUN": "true"}, errors, [])
+    assert errors == []
+
+
+def test_public_address_without_key_exits_78():
+    result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--config", "/dev/null", "--dry-run"],
+                            capture_output=True, text=True, timeout=30,
+                            env={"PATH": os.environ["PATH"], "HOST": "0.0.0.0"})
+    assert result.returncode == 78
+    assert "HOST=0.0.0.0 lets other hosts reach rcwebhook, and API_KEY is not set" in result.stderr
+
+
+# --- limits that keep it alive ------------------------------------------------------------------
+
+def open_stalled(port: int, count: int):
+    """Open `count` connections that each send half a request and then stall."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Len")
+        sockets.append(sock)
+    return sockets
+
+
+def test_200_stalled_connections_do_not_lock_out_health_or_alertmanager(start_daemon, hooks, rocketchat):
+    daemon = start_daemon(**hooks)
+    baseline_threads = threading.active_count()
+    stalled = open_stalled(daemon.port, 200)
+    try:
+        wait_until(lambda: daemon.server.peak_connections >= 64, what="the server to fill up")
+        peak_threads = threading.active_count()
+        started = time.monotonic()
+        status, _, _ = daemon.request("GET", "/health", timeout=1)
+        health_took = time.monotonic() - started
+        started = time.monotonic()
+        status_webhook, _, _ = daemon.post_json(load_example(), timeout=1)
+        webhook_took = time.monotonic() - started
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert (status, status_webhook) == (200, 200)
+    assert health_took < 1.0 and webhook_took < 1.0
+    assert daemon.server.peak_connections == 64
+    assert peak_threads - baseline_threads <= 64 + 8
+    assert len(rocketchat.messages("critical")) == 1
+    wait_until(lambda: not daemon.server.connections, what="every connection to close")
+
+
+def test_request_must_arrive_within_request_timeout(start_daemon, hooks):
+    daemon = start_daemon(REQUEST_TIMEOUT="1", **hooks)
+    sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+    sock.sendall(b"POST /webhook HTTP/1.1\r\n")
+    started = time.monotonic()
+    closed = False
+    try:
+        while time.monotonic() - started < 4:  # a byte every 0.2 s: each read is quick, the whole is not
+            sock.sendall(b"X")
+            sock.settimeout(0.2)
+            try:
+                if sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                continue
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+    finally:
+        sock.close()
+    assert closed
+    assert time.monotonic() - started < 2.5
+
+
+def test_when_every_connection_is_busy_a_new_one_gets_a_quick_503(start_daemon, hooks, rocketchat):
+    daemon = start_daemon(MAX_CONNECTIONS="2", DELIVERY_DEADLINE="5", **hooks)
+    rocketchat.fail_next("critical", 1, mode="stall")
+    workers = [threading.Thread(target=daemon.post_json, args=(load_example(),), kwargs={"timeout": 10})
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    wait_until(lambda: [c.phase for c in daemon.server.connections.values()] == ["busy", "busy"],
+               what="two busy connections")
+    started = time.monotonic()
+    status, headers, body = daemon.request("GET", "/health", timeout=2)
+    assert time.monotonic() - started < 1.0
+    assert status == 503 and headers["Retry-After"] == "1"
+    assert "busy" in body["error"]
+    rocketchat.release_stalled()
+    for worker in workers:
+        worker.join(10)
+
+
+def raw(port: int, data: bytes) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        answer = sock.recv(65536)
+    return int(answer.split(b" ")[1])
+
+
+def test_too_many_headers_is_431(start_daemon, hooks):
+    daemon = start_daemon(**hooks)
+    headers = b"".join(b"X-H%d: v\r\n" % i for i in range(101))
+    assert raw(daemon.port, b"GET /health HTTP/1.1\r\n" + headers + b"\r\n") == 431
+
+
+def test_headers_over_32_kib_are_431(start_daemon, hooks):
+    daemon = start_daemon(**hooks)
+    headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(40))
+    assert raw(daemon.port, b"GET /health HTTP/1.1\r\n" + headers + b"\r\n") == 431
+
+
+def test_client_over_its_rate_gets_503_with_retry_after(start_daemon, hooks):
+    daemon = start_daemon(CLIENT_RATE_LIMIT="0.5", CLIENT_RATE_BURST="2", CLIENT_RATE_LIMIT_LOOPBACK="true",
+                          DEDUP_WINDOW="0", **hooks)
+    answers = [daemon.post_json({"alerts": []}) for _ in range(3)]
+    assert [a[0] for a in answers] == [200, 200, 503]
+    assert answers[2][1]["Retry-After"] == "2"
+    assert "CLIENT_RATE_LIMIT" in answers[2][2]["error"]
+    assert daemon.request("GET", "/health")[0] == 200  # only /webhook is limited
+
+
+def test_loopback_clients_are_not_limited_by_default(start_daemon, hooks):
+    daemon = start_daemon(CLIENT_RATE_LIMIT="0.5", CLIENT_RATE_BURST="1", **hooks)
+    assert [daemon.post_json({"alerts": []})[0] for _ in range(5)] == [200] * 5
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+def test_secrets_from_files_and_credentials(tmp_path):
+    (tmp_path / "critical").write_text("https://rc.example.com/hooks/c/FILETOKEN\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "API_KEY").write_text(KEY + "\n")
+    (creds / "ROCKETCHAT_WEBHOOK_WARNING").write_text("https://rc.example.com/hooks/w/CREDTOKEN")
+    settings, _ = config.load(None, {"ROCKETCHAT_WEBHOOK_CRITICAL_FILE": str(tmp_path / "critical"),
+                                     "CREDENTIALS_DIRECTORY": str(creds)})
+    assert settings.routes["critical"].url == "https://rc.example.com/hooks/c/FILETOKEN"
+    assert settings.routes["warning"].url == "https://rc.example.com/hooks/w/CREDTOKEN"
+    assert settings.api_key == KEY
+    assert set(settings.secrets()) == {"FILETOKEN", "CREDTOKEN", KEY}
+
+
+def test_key_and_key_file_together_is_an_error(tmp_path):
+    (tmp_path / "key").write_text(KEY)
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(None, {"DRY_RUN": "true", "API_KEY": KEY, "API_KEY_FILE": str(tmp_path / "key")})
+    assert caught.value.problems == ["both API_KEY and API_KEY_FILE are set: set only one"]
+
+
+def test_unreadable_secret_file_is_an_error(tmp_path):
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(None, {"DRY_RUN": "true", "API_KEY_FILE": str(tmp_path / "missing")})
+    assert "API_KEY_FILE=" in caught.value.problems[0] and "cannot be read" in caught.value.problems[0]
+
+
+def test_world_readable_env_file_with_secrets_warns(tmp_path):
+    path = tmp_path / "rcwebhook.env"
+    path.write_text("ROCKETCHAT_WEBHOOK_WARNING=https://rc.example.com/hooks/w/T\n")
+    path.chmod(0o644)
+    _, warnings = config.load(path, {})
+    assert any("every user on this host can read it" in w and "chmod 0640" in w for w in warnings)
+    path.chmod(0o640)
+    assert config.load(path, {})[1] == []
+
+
+def test_plain_http_to_another_host_warns():
+    warnings = []
+    config.build({"ROCKETCHAT_WEBHOOK_WARNING": "http://rc.example.com/hooks/w/T"}, [], warnings)
+    assert any("uses plain http to rc.example.com" in w for w in warnings)
+    warnings.clear()
+    config.build({"ROCKETCHAT_WEBHOOK_WARNING": "http://127.0.0.1:3000/hooks/w/T"}, [], warnings)
+    assert warnings == []
+
+
+def test_check_config_masks_the_api_key(tmp_path):
+    path = tmp_path / "rcwebhook.env"
+    path.write_text(f"API_KEY={KEY}\nDRY_RUN=true\n")
+    path.chmod(0o600)
+    result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--check-config", "--config", str(path)],
+                            capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0
+    assert "API_KEY=***" in result.stdout
+    assert KEY not in result.stdout + result.stderr
+
+
+def test_no_token_or_key_anywhere_in_a_full_run(start_daemon, rocketchat, hooks, logs):
+    daemon = start_daemon(API_KEY=KEY, DELIVERY_DEADLINE="0.5", **hooks)
+    auth_header = {"X-API-Key": KEY, "Content-Type": "application/json"}
+    rocketchat.fail_next("critical", 2, status=503)
+    rocketchat.fail_next("warning", 1, status=400, error="Invalid href value provided")
+    body = json.dumps(load_example()).encode()
+    answers = [daemon.request("POST", "/webhook", body, auth_header) for _ in range(3)]
+    answers.append(daemon.request("POST", "/webhook", body, {"X-API-Key": "wrong"}))
+    answers.append(daemon.request("GET", "/health"))
+    seen = logs.text() + json.dumps([a[2] for a in answers]) + json.dumps([a[1] for a in answers])
+    seen += "\n".join(config.describe(daemon.server.settings))
+    for secret in [rocketchat.token(n) for n in ("critical", "warning", "info")] + [KEY]:
+        assert secret not in seen
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def certificate(tmp_path):
+    openssl = require_program("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def tls_health(port: int, cert: Path) -> int:
+    """Return the status of GET /health over TLS, verifying the server's certificate."""
+    context = ssl.create_default_context(cafile=str(cert))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        assert json.loads(response.read())["status"] == "healthy"
+        assert conn.sock.version() in ("TLSv1.2", "TLSv1.3")
+        return response.status
+    finally:
+        conn.close()
+
+
+def test_tls_listener_serves_https(start_daemon, hooks, certificate):
+    cert, key = certificate
+    daemon = start_daemon(TLS_CERT_FILE=str(cert), TLS_KEY_FILE=str(key), **hooks)
+    assert daemon.url.startswith("https://127.0.0.1:")
+    assert tls_health(daemon.port, cert) == 200
+
+
+def test_tls_listener_refuses_tls_1_1(start_daemon, hooks, certificate):
+    cert, key = certificate
+    daemon = start_daemon(TLS_CERT_FILE=str(cert), TLS_KEY_FILE=str(key), **hooks)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with warnings.catch_warnings():  # Python itself deprecates TLS 1.1
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1_1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+    except (ValueError, ssl.SSLError):
+        pytest.skip("this OpenSSL cannot even offer TLS 1.1")
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            context.wrap_socket(sock).do_handshake()
+    assert tls_health(daemon.port, cert) == 200  # the server lives on
+
+
+def test_tls_certificate_mismatch_needs_both_files():
+    errors = []
+    config.build({"DRY_RUN": "true", "TLS_CERT_FILE": "/etc/hostname"}, errors, [])
+    assert "TLS_CERT_FILE and TLS_KEY_FILE go together" in errors[0]
+
+
+def test_private_ca_for_rocketchat(start_daemon, certificate):
+    cert, key = certificate
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(str(cert), str(key))
+    with RocketChatStandin(tls=server_context) as standin:
+        url = standin.add_hook("critical")
+        assert url.startswith("https://127.0.0.1:")
+        untrusting = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=url)
+        status, _, body = untrusting.post_json(load_example())
+        assert status == 502  # retrying cannot fix an untrusted certificate
+        assert "ROCKETCHAT_CA_FILE" in body["routes"]["critical"]["error"]
+        trusting = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=url, ROCKETCHAT_CA_FILE=str(cert))
+        assert trusting.post_json(load_example())[0] == 200
+        assert len(standin.messages("critical")) == 1
