@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import ssl
 import sys
-import threading
 from pathlib import Path
 from typing import IO, List, Mapping, Optional
 
-from . import __version__, config, logs
-from .config import EX_CONFIG, ConfigError, Settings, redact_url
-from .server import Server
+from . import __version__, config, logs, sendtest
+from .config import EX_CONFIG, ConfigError
+from .service import Service
 
 log = logging.getLogger("rcwebhook")
 
@@ -29,9 +26,13 @@ configuration:
   --config PATH, $RCWEBHOOK_CONFIG, {config.SYSTEM_CONFIG}, ./.env.
   Variables in rcwebhook's environment override the file.
 
+signals:
+  SIGHUP reloads the configuration (an invalid one is refused, the running one kept);
+  SIGTERM and SIGINT stop accepting connections, let requests in flight finish, and exit.
+
 exit status:
-  0 on a clean stop, 1 when the daemon cannot listen, {EX_CONFIG} (EX_CONFIG) when the
-  configuration is invalid.
+  0 on a clean stop, 1 when the daemon cannot listen or --send-test had a failure,
+  {EX_CONFIG} (EX_CONFIG) when the configuration is invalid.
 """
 
 
@@ -49,6 +50,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              f"masked, and exit 0, or print every problem and exit {EX_CONFIG}")
     parser.add_argument("--dry-run", action="store_true",
                         help="render and log messages instead of posting them (DRY_RUN=true)")
+    parser.add_argument("--send-test", nargs="?", const="all", metavar="ROUTE", choices=("all",) + config.ROUTES,
+                        help="post a clearly labelled test alert through each route (or only ROUTE: critical, "
+                             "warning or info), print each result, and exit 0 only if all were accepted")
     parser.add_argument("--version", action="version", version=f"rcwebhook {__version__}")
     return parser.parse_args(argv)
 
@@ -89,39 +93,7 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         return EX_CONFIG
     for warning in warnings:
         log.warning("%s", warning)
-    return run(settings)
-
-
-def run(settings: Settings) -> int:
-    """Serve until SIGTERM or SIGINT; return the exit status."""
-    try:
-        server = Server(settings)
-    except ssl.SSLError as exc:
-        log.error("TLS_CERT_FILE and TLS_KEY_FILE cannot be used: %s", exc)
-        return EX_CONFIG
-    except OSError as exc:
-        log.error("Cannot listen on %s port %d: %s", settings.host, settings.port, exc.strerror or exc)
-        return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame) -> None:
-        if not stop.is_set():
-            stop.set()
-            log.info("Received %s, stopping", signal.Signals(signum).name)
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    log.info("rcwebhook %s listening on %s (config: %s)", __version__, server.url, settings.source or "none")
-    for route in settings.routes.values():
-        log.info("Route %s -> %s%s%s", route.name, redact_url(route.url) or "(no URL)",
-                 f" channel {route.channel}" if route.channel else "",
-                 f" (the {route.url_from} URL)" if route.url_from else "")
-    if settings.dry_run:
-        log.warning("Dry run: messages are rendered and logged, not posted to Rocket.Chat")
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    log.info("rcwebhook stopped")
-    return 0
+    if args.send_test:
+        route = None if args.send_test == "all" else args.send_test
+        return sendtest.run(settings, route, stdout)
+    return Service(settings, lambda: load_settings(args, environ), environ).run()

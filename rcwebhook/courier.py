@@ -22,6 +22,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 from . import delivery, message
 from .config import Route, Settings, redact_url
 from .dedup import RecentPosts
+from .metrics import Metrics
 from .delivery import Answer, Transport
 from .pacing import WindowLimiter
 
@@ -161,6 +162,8 @@ class Courier:
                     self.announced_wait = ready
                     log.info("Waiting %.1fs before the next post to %s: %s", ready - now, self.hook,
                              self._pacing_reason())
+                    for route in dict.fromkeys(job.route.name for job in self.queue):
+                        self.owner.metrics.waits.inc(route=route, reason="pacing")
                 self.cond.wait(ready - now)
                 continue
             if self.limiter.limit > 0:
@@ -198,9 +201,14 @@ class Courier:
         started = self.owner.clock()
         answer = self.owner.transport(self.url, payload, settings.delivery_timeout)
         now = self.owner.clock()
-        routes = ",".join(dict.fromkeys(job.route.name for job in jobs))
+        route_names = list(dict.fromkeys(job.route.name for job in jobs))
+        routes = ",".join(route_names)
         names = _names(tuple(n for job in jobs for n in job.names))
         merged = f" merged={len(jobs)}" if len(jobs) > 1 else ""
+        outcome = "accepted" if answer.accepted else "failed" if answer.transient else "refused"
+        for route in route_names:
+            self.owner.metrics.posts.inc(route=route, outcome=outcome)
+            self.owner.metrics.post_duration.observe(now - started, route=route)
         for job in jobs:
             job.answer = answer
         if answer.accepted:
@@ -221,6 +229,11 @@ class Courier:
 
     def _retry_later(self, jobs: List[Job], answer: Answer, now: float, routes: str) -> None:
         """Put the jobs back at the head of the queue and hold the queue as long as needed."""
+        reason = "rate_limited" if answer.status == 429 else "no_answer" if answer.status == 0 else "server_error"
+        for route in routes.split(","):
+            self.owner.metrics.retries.inc(route=route, reason=reason)
+            if answer.status == 429:
+                self.owner.metrics.waits.inc(route=route, reason="rocketchat_429")
         if answer.status == 429:
             asked = delivery.rate_limit_wait(answer, self.owner.wall())
             delay = asked if asked is not None else self.owner.settings.rate_limit[1] or 60.0
@@ -249,9 +262,11 @@ class Deliverer:
 
     def __init__(self, settings: Settings, transport: Transport = delivery.post,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 rng: Optional[random.Random] = None) -> None:
+                 rng: Optional[random.Random] = None, metrics: Optional[Metrics] = None) -> None:
         self.settings = settings
         self.transport = transport
+        self.metrics = metrics or Metrics()
+        self.metrics.pending.read = self.pending_count
         self.clock = clock
         self.wall = wall
         self.rng = rng or random.Random()
@@ -280,6 +295,7 @@ class Deliverer:
         with self._lock:
             for index, (route, names, rendered, key) in enumerate(posts):
                 if self._recent.seen(key, now):
+                    self.metrics.duplicates.inc(route=route.name)
                     results[index] = Result(route.name, names, "already-delivered")
                     log.info("Already delivered within DEDUP_WINDOW: route=%s alerts=%s; not posting again",
                              route.name, _names(names))

@@ -13,6 +13,7 @@ from . import alertmanager, dedup, message, routing
 from .alertmanager import Notification
 from .config import Settings
 from .courier import Deliverer, Result
+from .metrics import Metrics
 
 log = logging.getLogger("rcwebhook")
 
@@ -24,16 +25,20 @@ class Reply:
     status: int
     body: Mapping[str, Any]
     headers: Tuple[Tuple[str, str], ...] = ()
+    reason: str = ""  # for webhook_errors_total, when not 2xx
 
 
-def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float) -> Reply:
+def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics) -> Reply:
     """Return the answer to one POST /webhook that arrived at `arrived` (monotonic), posting on the way."""
     try:
         notification = alertmanager.parse(body)
     except alertmanager.PayloadError as exc:
         log.warning("Rejected a notification: %s", exc)
-        return Reply(400, {"status": "error", "error": str(exc)})
+        return Reply(400, {"status": "error", "error": str(exc)}, reason="bad_request")
     batches = routing.route(notification, settings)
+    for batch in batches:
+        for alert in batch.alerts:
+            metrics.alerts.inc(status=alert.status, severity=batch.route.name)
     log.info(
         "Notification received: receiver=%s groupKey=%s status=%s alerts=%d routes=%s",
         notification.receiver or "-",
@@ -93,10 +98,11 @@ def answer(notification: Notification, results: List[Result]) -> Reply:
     body["status"] = "error"
     body["error"] = "; ".join(_failure(r, body["routes"][r.route]) for r in failed)
     if any(r.status == "failed" for r in failed):
-        return Reply(502, body)
+        return Reply(502, body, reason="rocketchat_refused")
     retry_in = max(r.retry_in for r in failed)
     log.warning("Answering 503, to be retried by Alertmanager: %s", body["error"])
-    return Reply(503, body, (("Retry-After", str(min(300, max(1, math.ceil(retry_in))))),))
+    return Reply(503, body, (("Retry-After", str(min(300, max(1, math.ceil(retry_in))))),),
+                 reason="rocketchat_unavailable")
 
 
 def _failure(result: Result, shown: Mapping[str, Any]) -> str:
@@ -110,9 +116,14 @@ def health(version: str) -> Reply:
     return Reply(200, {"service": "rocketchat-webhook-adapter", "status": "healthy", "version": version})
 
 
-def error(status: int, text: str, headers: Tuple[Tuple[str, str], ...] = ()) -> Reply:
+REASONS = {400: "bad_request", 401: "unauthorized", 404: "bad_request", 405: "bad_request", 408: "request_timeout",
+           411: "length_required", 413: "too_large", 414: "headers_too_large", 415: "unsupported_media_type",
+           431: "headers_too_large", 500: "internal", 501: "bad_request"}
+
+
+def error(status: int, text: str, headers: Tuple[Tuple[str, str], ...] = (), reason: str = "") -> Reply:
     """Return a JSON error answer."""
-    return Reply(status, {"status": "error", "error": text}, headers)
+    return Reply(status, {"status": "error", "error": text}, headers, reason or REASONS.get(status, "bad_request"))
 
 
 def encode(reply: Reply) -> bytes:

@@ -15,19 +15,20 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import __version__, auth, delivery, dispatch
+from . import __version__, auth, delivery, dispatch, metrics
 from .config import Settings, is_loopback
 from .courier import Deliverer
 from .delivery import Transport
 from .dispatch import Reply
+from .metrics import Metrics
 from .throttle import ClientLimiter
 
 log = logging.getLogger("rcwebhook")
 access_log = logging.getLogger("rcwebhook.access")
 
-ALLOWED = {"/health": "GET, HEAD", "/webhook": "POST"}
+ALLOWED = {"/health": "GET, HEAD", "/metrics": "GET, HEAD", "/webhook": "POST"}
 MAX_HEADER_BYTES = 32 * 1024  # request line and headers together; http.server caps them at 100 lines
 _TOO_LONG = b"x" * 65537  # what http.server's own line-length checks refuse
 
@@ -54,8 +55,11 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         self.settings = settings
-        self.deliverer = Deliverer(settings, transport or delivery.make_transport(settings))
+        self.metrics = Metrics()
+        self.fixed_transport = transport
+        self.deliverer = Deliverer(settings, transport or delivery.make_transport(settings), metrics=self.metrics)
         self.client_limiter = ClientLimiter(settings.client_rate_limit, settings.client_rate_burst)
+        self.on_tick: List[Callable[[], None]] = []
         self.tls = _tls_context(settings)
         self.connections: Dict[socket.socket, Connection] = {}
         self.connections_lock = threading.Lock()
@@ -63,6 +67,31 @@ class Server(ThreadingHTTPServer):
         if ":" in settings.host:
             self.address_family = socket.AF_INET6
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
+
+    def apply(self, settings: Settings) -> None:
+        """Swap in new settings whole: the next request and the next post use them."""
+        if self.fixed_transport is None and settings.rocketchat_ca_file != self.settings.rocketchat_ca_file:
+            self.deliverer.transport = delivery.make_transport(settings)
+        self.deliverer.configure(settings)
+        self.client_limiter.rate, self.client_limiter.burst = settings.client_rate_limit, settings.client_rate_burst
+        self.settings = settings
+
+    def drain(self, grace: float) -> bool:
+        """Close idle connections and wait up to `grace` seconds for requests in flight; return whether all ended."""
+        deadline = time.monotonic() + grace
+        while True:
+            with self.connections_lock:
+                for sock, connection in self.connections.items():
+                    if connection.phase == "waiting":
+                        connection.phase = "evicted"
+                        _close_now(sock)
+                busy = sum(1 for c in self.connections.values() if c.phase == "busy")
+            if not busy:
+                return True
+            if time.monotonic() > deadline:
+                log.warning("Stopping with %d requests still in flight after %.0fs", busy, grace)
+                return False
+            time.sleep(0.02)
 
     @property
     def url(self) -> str:
@@ -125,7 +154,10 @@ class Server(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def service_actions(self) -> None:
-        """Close connections that took longer than REQUEST_TIMEOUT to send a request (called by serve_forever)."""
+        """Run the ticks (reload, watchdog) and close connections that took longer than REQUEST_TIMEOUT to
+        send a request; serve_forever calls this on every turn of the serving loop."""
+        for tick in self.on_tick:
+            tick()
         deadline = time.monotonic() - self.settings.request_timeout
         with self.connections_lock:
             for sock, connection in self.connections.items():
@@ -224,6 +256,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self._path()
         if path == "/health":
             self._send(dispatch.health(__version__))
+        elif path == "/metrics":
+            self._write(200, self.server.metrics.expose(), metrics.CONTENT_TYPE)
         else:
             self._not_here(path)
 
@@ -246,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.server.set_phase(self.request, "busy")
         try:
-            reply = dispatch.handle(body, settings, self.server.deliverer, self.started)
+            reply = dispatch.handle(body, settings, self.server.deliverer, self.started, self.server.metrics)
         except Exception:  # a bug must cost one request, not the daemon
             log.exception("Internal error while handling a notification")
             reply = dispatch.error(500, "internal error; see rcwebhook's log")
@@ -340,17 +374,26 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def _send(self, reply: Reply) -> None:
+        """Answer with a JSON reply, counting /webhook answers in the metrics."""
+        if self.command == "POST" and self._path() == "/webhook":
+            server_metrics = self.server.metrics
+            server_metrics.requests.inc(code=str(reply.status))
+            server_metrics.request_duration.observe(time.monotonic() - self.started)
+            if reply.status >= 300:
+                server_metrics.errors.inc(reason=reply.reason or "bad_request")
+        self._write(reply.status, dispatch.encode(reply), "application/json", reply.headers)
+
+    def _write(self, code: int, body: bytes, content_type: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
         """Write the whole response, status line to body, in one write."""
-        body = dispatch.encode(reply)
-        status = HTTPStatus(reply.status)
+        status = HTTPStatus(code)
         head = [
             f"HTTP/1.1 {status.value} {status.phrase}",
             f"Server: {self.version_string()}",
             f"Date: {self.date_time_string()}",
-            "Content-Type: application/json",
+            f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
         ]
-        head.extend(f"{name}: {value}" for name, value in reply.headers)
+        head.extend(f"{name}: {value}" for name, value in headers)
         if self.close_connection:
             head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")

@@ -1,0 +1,285 @@
+"""Prometheus metrics: counters, gauges and histograms, and the text exposition format 0.0.4.
+
+Labels carry route names and reasons, never URLs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import threading
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from . import __version__
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+LabelValues = Tuple[str, ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+class _Metric:
+    kind = ""
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        self.name = name
+        self.help = help_text
+        self.label_names = tuple(labels)
+        self.lock = threading.Lock()
+
+    def _key(self, labels: Dict[str, str]) -> LabelValues:
+        if set(labels) != set(self.label_names):
+            raise ValueError(f"{self.name} takes labels {self.label_names}, not {tuple(labels)}")
+        return tuple(str(labels[n]) for n in self.label_names)
+
+    def header(self) -> List[str]:
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+
+    def lines(self) -> List[str]:
+        raise NotImplementedError
+
+
+class Counter(_Metric):
+    """A count that only goes up."""
+
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = (),
+                 initial: Iterable[Dict[str, str]] = ()) -> None:
+        super().__init__(name, help_text, labels)
+        self.values: Dict[LabelValues, float] = {}
+        for labels_ in initial:  # series that exist from the start, so rate() sees their first increase
+            self.values[self._key(labels_)] = 0.0
+        if not self.label_names:
+            self.values[()] = 0.0
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        key = self._key(labels)
+        with self.lock:
+            self.values[key] = self.values.get(key, 0.0) + amount
+
+    def value(self, **labels: str) -> float:
+        with self.lock:
+            return self.values.get(self._key(labels), 0.0)
+
+    def lines(self) -> List[str]:
+        with self.lock:
+            items = sorted(self.values.items())
+        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
+
+
+class Gauge(_Metric):
+    """A value that goes up and down, set directly or read from a function at scrape time."""
+
+    kind = "gauge"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = (),
+                 read: Optional[Callable[[], float]] = None) -> None:
+        super().__init__(name, help_text, labels)
+        self.read = read
+        self.values: Dict[LabelValues, float] = {}
+
+    def set(self, value: float, **labels: str) -> None:
+        with self.lock:
+            self.values[self._key(labels)] = value
+
+    def value(self, **labels: str) -> float:
+        if self.read is not None:
+            return self.read()
+        with self.lock:
+            return self.values.get(self._key(labels), 0.0)
+
+    def lines(self) -> List[str]:
+        if self.read is not None:
+            try:
+                return self.header() + [f"{self.name} {_number(self.read())}"]
+            except (OSError, ValueError):
+                return []
+        with self.lock:
+            items = sorted(self.values.items())
+        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
+
+
+class Histogram(_Metric):
+    """Observations counted into cumulative buckets, with their sum and count."""
+
+    kind = "histogram"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = (),
+                 buckets: Sequence[float] = DURATION_BUCKETS) -> None:
+        super().__init__(name, help_text, labels)
+        self.buckets = tuple(sorted(buckets)) + (math.inf,)
+        self.series: Dict[LabelValues, List[float]] = {}  # per bucket counts (not cumulative), then sum
+        if not self.label_names:
+            self.series[()] = [0.0] * (len(self.buckets) + 1)
+
+    def observe(self, value: float, **labels: str) -> None:
+        key = self._key(labels)
+        with self.lock:
+            series = self.series.setdefault(key, [0.0] * (len(self.buckets) + 1))
+            for i, bound in enumerate(self.buckets):
+                if value <= bound:
+                    series[i] += 1
+                    break
+            series[-1] += value
+
+    def count(self, **labels: str) -> float:
+        with self.lock:
+            series = self.series.get(self._key(labels))
+            return sum(series[:-1]) if series else 0.0
+
+    def lines(self) -> List[str]:
+        out = self.header()
+        with self.lock:
+            items = sorted((k, list(v)) for k, v in self.series.items())
+        for key, series in items:
+            cumulative = 0.0
+            for bound, count in zip(self.buckets, series):
+                cumulative += count
+                le = 'le="%s"' % _number(bound)
+                out.append(f"{self.name}_bucket{_labels(self.label_names, key, le)} {_number(cumulative)}")
+            out.append(f"{self.name}_sum{_labels(self.label_names, key)} {_number(series[-1])}")
+            out.append(f"{self.name}_count{_labels(self.label_names, key)} {_number(cumulative)}")
+        return out
+
+
+ERROR_REASONS = (
+    "bad_request", "unauthorized", "request_timeout", "length_required", "too_large", "unsupported_media_type",
+    "headers_too_large", "client_rate_limited", "busy", "internal", "rocketchat_refused",
+    "rocketchat_unavailable",
+)
+ROUTES = ("critical", "warning", "info")
+
+
+class Metrics:
+    """Every metric rcwebhook exposes."""
+
+    def __init__(self) -> None:
+        self.requests = Counter("webhook_requests_total", "Requests to /webhook, by HTTP status code.", ["code"],
+                                initial=[{"code": "200"}])
+        self.request_duration = Histogram(
+            "webhook_request_duration_seconds", "Time from a /webhook request's first line to its answer.")
+        self.errors = Counter("webhook_errors_total", "/webhook requests not answered 2xx, by reason.", ["reason"],
+                              initial=[{"reason": r} for r in ERROR_REASONS])
+        self.alerts = Counter("rcwebhook_alerts_received_total", "Alerts received, by status and routed severity.",
+                              ["status", "severity"],
+                              initial=[{"status": s, "severity": r} for s in ("firing", "resolved") for r in ROUTES])
+        self.posts = Counter(
+            "rcwebhook_rocketchat_posts_total",
+            "Route messages posted to Rocket.Chat, by route and outcome (accepted, refused, failed).",
+            ["route", "outcome"],
+            initial=[{"route": r, "outcome": o} for r in ROUTES for o in ("accepted", "refused", "failed")])
+        self.post_duration = Histogram("rcwebhook_rocketchat_post_duration_seconds",
+                                       "Time Rocket.Chat took to answer a post, by route.", ["route"])
+        self.retries = Counter("rcwebhook_rocketchat_retries_total",
+                               "Posts tried again, by route and reason (server_error, no_answer, rate_limited).",
+                               ["route", "reason"])
+        self.waits = Counter("rcwebhook_rocketchat_rate_limit_waits_total",
+                             "Waits before a post for Rocket.Chat's rate limit, by route and reason "
+                             "(pacing: rcwebhook's own; rocketchat_429: Rocket.Chat asked).", ["route", "reason"],
+                             initial=[{"route": r, "reason": w} for r in ROUTES for w in ("pacing", "rocketchat_429")])
+        self.duplicates = Counter("rcwebhook_duplicates_skipped_total",
+                                  "Route messages not posted because they were delivered within DEDUP_WINDOW.",
+                                  ["route"], initial=[{"route": r} for r in ROUTES])
+        self.pending = Gauge("rcwebhook_pending_posts", "Route messages waiting to be posted.")
+        self.build_info = Gauge("rcwebhook_build_info", "rcwebhook's version; always 1.", ["version"])
+        self.build_info.set(1, version=__version__)
+        self.reload_success = Gauge("rcwebhook_config_last_reload_successful",
+                                    "Whether the last configuration (re)load succeeded.")
+        self.reload_time = Gauge("rcwebhook_config_last_reload_success_timestamp_seconds",
+                                 "When the configuration was last loaded successfully.")
+        self.reload_success.set(1)
+        self.reload_time.set(time.time())
+        self.process = _process_metrics()
+
+    def all(self) -> List[_Metric]:
+        return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,
+                self.retries, self.waits, self.duplicates, self.pending, self.build_info, self.reload_success,
+                self.reload_time] + self.process
+
+    def expose(self) -> bytes:
+        """Return every metric in the Prometheus text format 0.0.4."""
+        lines: List[str] = []
+        for metric in self.all():
+            lines.extend(metric.lines())
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+# --- process figures from /proc -----------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE = resource.getpagesize()
+
+
+def _stat() -> List[str]:
+    with open("/proc/self/stat", "rb") as f:
+        text = f.read().decode()
+    return text[text.rindex(")") + 2:].split()  # the fields after the command name
+
+
+def _boot_time() -> float:
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    raise ValueError("no btime in /proc/stat")
+
+
+def _start_time() -> float:
+    return _boot_time() + int(_stat()[19]) / _TICKS
+
+
+def _process_metrics() -> List[_Metric]:
+    if not os.path.exists("/proc/self/stat"):
+        return []
+    try:
+        started = _start_time()
+    except (OSError, ValueError, IndexError):
+        started = time.time()
+
+    def cpu() -> float:
+        fields = _stat()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+
+    def rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+
+    def vms() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * _PAGE
+
+    cpu_seconds = Gauge("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", read=cpu)
+    cpu_seconds.kind = "counter"
+    return [
+        cpu_seconds,
+        Gauge("process_resident_memory_bytes", "Resident memory size in bytes.", read=rss),
+        Gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", read=vms),
+        Gauge("process_open_fds", "Open file descriptors.", read=lambda: len(os.listdir("/proc/self/fd"))),
+        Gauge("process_max_fds", "Most open file descriptors allowed.",
+              read=lambda: resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
+        Gauge("process_start_time_seconds", "When the process started, in seconds since the epoch.",
+              read=lambda: started),
+        Gauge("process_threads", "Threads in the process.", read=threading.active_count),
+    ]

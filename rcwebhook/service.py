@@ -1,0 +1,138 @@
+"""The running service: serving, SIGHUP reload, graceful stop, systemd notify and watchdog."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import ssl
+import threading
+import time
+from typing import Callable, List, Mapping, Tuple
+
+from . import __version__, logs
+from .config import EX_CONFIG, ConfigError, Settings, redact_url
+from .notify import Notifier
+from .server import Server
+
+log = logging.getLogger("rcwebhook")
+
+Loader = Callable[[], Tuple[Settings, List[str]]]
+# Changing these needs a new listening socket: a reload keeps the running values and says so.
+_RESTART_KEYS = {"host": "HOST", "port": "PORT", "tls_cert_file": "TLS_CERT_FILE", "tls_key_file": "TLS_KEY_FILE"}
+
+
+class Service:
+    """rcwebhook as a long-running process."""
+
+    def __init__(self, settings: Settings, loader: Loader, environ: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.loader = loader
+        self.environ = environ
+        self.notifier = Notifier.from_environ(environ)
+        self.reload_requested = threading.Event()
+        self.stopping = threading.Event()
+        self.server: Server
+
+    def run(self) -> int:
+        """Serve until SIGTERM or SIGINT; return the exit status."""
+        settings = self.settings
+        try:
+            self.server = Server(settings)
+        except ssl.SSLError as exc:
+            log.error("TLS_CERT_FILE and TLS_KEY_FILE cannot be used: %s", exc)
+            return EX_CONFIG
+        except OSError as exc:
+            log.error("Cannot listen on %s port %d: %s", settings.host, settings.port, exc.strerror or exc)
+            return 1
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        self.server.on_tick.append(self._tick)
+        self._announce(settings)
+        self.notifier.ready(f"Serving on {self.server.url}")
+        self.notifier.watchdog_due(time.monotonic())
+        try:
+            self.server.serve_forever(poll_interval=self.notifier.poll_interval())
+        finally:
+            self.notifier.stopping()
+            self._stop()
+        log.info("rcwebhook stopped")
+        return 0
+
+    def _on_stop_signal(self, signum: int, _frame) -> None:
+        if not self.stopping.is_set():
+            self.stopping.set()
+            log.info("Received %s, stopping: no new connections; requests in flight may finish",
+                     signal.Signals(signum).name)
+            # shutdown() waits for serve_forever to return, so it cannot run in this (its) thread.
+            threading.Thread(target=self.server.shutdown, name="stop", daemon=True).start()
+
+    def _stop(self) -> None:
+        """Close the listening socket, let requests in flight finish, then stop delivering."""
+        server = self.server
+        server.socket.close()
+        grace = server.settings.delivery_deadline + 5
+        server.drain(grace)
+        server.deliverer.close()
+
+    def _tick(self) -> None:
+        """Called from the serving loop: a hung loop stops the watchdog pings, as it should."""
+        self.notifier.watchdog_due(time.monotonic())
+        if self.reload_requested.is_set():
+            self.reload_requested.clear()
+            self.reload()
+
+    def reload(self) -> bool:
+        """Load, validate and swap in the configuration whole; on any problem keep the running one."""
+        self.notifier.reloading()
+        metrics = self.server.metrics
+        try:
+            try:
+                new, warnings = self.loader()
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("Reload refused: %s", problem)
+                log.error("Reload refused: the configuration is invalid (%d problem%s); "
+                          "still running with the previous one", len(exc.problems), "s" if len(exc.problems) != 1 else "")
+                metrics.reload_success.set(0)
+                return False
+            old = self.server.settings
+            kept = {}
+            for field, key in _RESTART_KEYS.items():
+                if getattr(new, field) != getattr(old, field):
+                    kept[field] = getattr(old, field)
+                    log.warning("Reload: %s changed; it takes effect at the next restart", key)
+            new = dataclasses.replace(new, **kept)
+            try:
+                logs.configure(new.log_level, new.log_file, new.log_max_bytes, new.log_backup_count,
+                               new.secrets(), environ=self.environ)
+            except OSError as exc:
+                log.error("Reload refused: LOG_FILE=%r cannot be opened: %s; still running with the previous "
+                          "configuration", new.log_file, exc.strerror or exc)
+                metrics.reload_success.set(0)
+                return False
+            for warning in warnings:
+                log.warning("%s", warning)
+            self.server.apply(new)
+            metrics.reload_success.set(1)
+            metrics.reload_time.set(time.time())
+            log.info("Configuration reloaded from %s", new.source or "the environment")
+            self._announce_routes(new)
+            return True
+        finally:
+            self.notifier.ready(f"Serving on {self.server.url}")
+
+    def _announce(self, settings: Settings) -> None:
+        log.info("rcwebhook %s listening on %s (config: %s)", __version__, self.server.url,
+                 settings.source or "none")
+        self._announce_routes(settings)
+        if settings.dry_run:
+            log.warning("Dry run: messages are rendered and logged, not posted to Rocket.Chat")
+
+    @staticmethod
+    def _announce_routes(settings: Settings) -> None:
+        for route in settings.routes.values():
+            log.info("Route %s -> %s%s%s", route.name, redact_url(route.url) or "(no URL)",
+                     f" channel {route.channel}" if route.channel else "",
+                     f" (the {route.url_from} URL)" if route.url_from else "")
