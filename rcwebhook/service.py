@@ -30,8 +30,11 @@ class Service:
         self.loader = loader
         self.environ = environ
         self.notifier = Notifier.from_environ(environ)
-        self.reload_requested = threading.Event()
-        self.stopping = threading.Event()
+        # Set by signal handlers: plain attributes, since a handler must not take a lock the
+        # thread it interrupted may hold.
+        self.reload_requested = False
+        self.stop_signal = ""
+        self.stop_started = False
         self.server: Server
 
     def run(self) -> int:
@@ -47,7 +50,7 @@ class Service:
             return 1
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
-        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
         self.server.on_tick.append(self._tick)
         self._announce(settings)
         self.notifier.ready(f"Serving on {self.server.url}")
@@ -61,26 +64,36 @@ class Service:
         return 0
 
     def _on_stop_signal(self, signum: int, _frame) -> None:
-        if not self.stopping.is_set():
-            self.stopping.set()
-            log.info("Received %s, stopping: no new connections; requests in flight may finish",
-                     signal.Signals(signum).name)
-            # shutdown() waits for serve_forever to return, so it cannot run in this (its) thread.
-            threading.Thread(target=self.server.shutdown, name="stop", daemon=True).start()
+        # Only flag it: a signal handler interrupts the main thread anywhere, even inside a lock
+        # that logging or starting a thread would need. The serving loop acts on the flag.
+        self.stop_signal = signal.Signals(signum).name
+
+    def _on_reload_signal(self, _signum: int, _frame) -> None:
+        self.reload_requested = True
 
     def _stop(self) -> None:
         """Close the listening socket, let requests in flight finish, then stop delivering."""
         server = self.server
         server.socket.close()
         grace = server.settings.delivery_deadline + 5
+        with server.connections_lock:
+            busy = sum(1 for c in server.connections.values() if c.phase == "busy")
+        log.info("Closed the listening socket; waiting up to %.0fs for %d request%s in flight", grace, busy,
+                 "" if busy == 1 else "s")
         server.drain(grace)
         server.deliverer.close()
 
     def _tick(self) -> None:
         """Called from the serving loop: a hung loop stops the watchdog pings, as it should."""
         self.notifier.watchdog_due(time.monotonic())
-        if self.reload_requested.is_set():
-            self.reload_requested.clear()
+        if self.stop_signal and not self.stop_started:
+            self.stop_started = True
+            log.info("Received %s, stopping: no new connections; requests in flight may finish", self.stop_signal)
+            # shutdown() waits for serve_forever to return, so it cannot run in the serving thread.
+            threading.Thread(target=self.server.shutdown, name="stop", daemon=True).start()
+            return
+        if self.reload_requested:
+            self.reload_requested = False
             self.reload()
 
     def reload(self) -> bool:
