@@ -134,6 +134,7 @@ class Server(ThreadingHTTPServer):
     def _refuse_busy(self, request) -> None:
         log.warning("All %d connections are busy with requests: answered a new one 503",
                     self.settings.max_connections)
+        self.metrics.errors.inc(reason="busy")
         try:
             if not isinstance(request, ssl.SSLSocket):
                 request.setblocking(False)
@@ -314,7 +315,7 @@ class Handler(BaseHTTPRequestHandler):
             if wait is not None:
                 return dispatch.error(
                     503, f"too many requests from {client}: over CLIENT_RATE_LIMIT; retry later",
-                    (("Retry-After", str(max(1, int(wait + 0.999)))),))
+                    (("Retry-After", str(max(1, int(wait + 0.999)))),), reason="client_rate_limited")
         if not auth.authorized(self.headers, settings.api_key):
             log.warning("Refused a notification from %s: %s", client,
                         "wrong API key" if auth.presented_keys(self.headers) else "no API key")

@@ -204,6 +204,7 @@ def test_when_every_connection_is_busy_a_new_one_gets_a_quick_503(start_daemon, 
     assert time.monotonic() - started < 1.0
     assert status == 503 and headers["Retry-After"] == "1"
     assert "busy" in body["error"]
+    assert daemon.server.metrics.errors.value(reason="busy") == 1
     rocketchat.release_stalled()
     for worker in workers:
         worker.join(10)
@@ -235,6 +236,7 @@ def test_client_over_its_rate_gets_503_with_retry_after(start_daemon, hooks):
     assert [a[0] for a in answers] == [200, 200, 503]
     assert answers[2][1]["Retry-After"] == "2"
     assert "CLIENT_RATE_LIMIT" in answers[2][2]["error"]
+    assert daemon.server.metrics.errors.value(reason="client_rate_limited") == 1
     assert daemon.request("GET", "/health")[0] == 200  # only /webhook is limited
 
 

@@ -1,0 +1,519 @@
+"""rcwebhook as Prometheus sees it: promtool on /metrics and on the example rules, amtool on the
+example Alertmanager configuration, and a real Prometheus scraping the daemon and evaluating the rules.
+
+The rules file is read with a small line parser (the tests stay stdlib-only); every test that uses
+it first checks that it found as many rules as promtool does.  Every wait is on a condition with a
+deadline.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+
+import pytest
+
+from rcwebhook import config
+from tests.conftest import ROOT, load_example, require_program
+
+RULES = ROOT / "examples" / "alerting-rules.yml"
+ALERTMANAGER_EXAMPLE = ROOT / "examples" / "alertmanager.yml"
+ROUTES = ("critical", "warning", "info")
+INSTANCE = "127.0.0.1:8093"
+# Labels that never show in the exposition: Prometheus attaches job and instance at scrape time.
+TARGET_LABELS = {"job", "instance"}
+PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
+                   "group_left", "group_right", "inf", "nan"}
+
+READY_TIMEOUT = 15.0
+SCRAPE_TIMEOUT = 15.0  # scrape and evaluation intervals are 1 s; room for a slow CI machine
+START_ATTEMPTS = 3
+NOTIFICATIONS = 3
+
+
+# --- reading what the daemon and the rules file say -------------------------------------------
+
+SAMPLE_LINE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$")
+LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One line of the text exposition format."""
+
+    name: str
+    labels: Dict[str, str]
+    value: float
+
+
+def parse_exposition(text: str) -> List[Sample]:
+    """Return every sample of a /metrics body; fail on a line that is neither a comment nor a sample."""
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = SAMPLE_LINE.match(line)
+        assert match, f"not a sample line in /metrics: {line!r}"
+        name, labels, value = match.groups()
+        samples.append(Sample(name, dict(LABEL_PAIR.findall(labels or "")), float(value)))
+    return samples
+
+
+def value_of(samples: List[Sample], name: str, **labels: str) -> Optional[float]:
+    """Return the value of the sample with exactly these labels, or None if there is none."""
+    for sample in samples:
+        if sample.name == name and sample.labels == labels:
+            return sample.value
+    return None
+
+
+def get_metrics(daemon) -> Tuple[str, bytes]:
+    """Return the Content-Type and body of the daemon's GET /metrics (its body is not JSON)."""
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == 200, f"GET /metrics answered {response.status}: {body[:500]!r}"
+        return response.getheader("Content-Type", ""), body
+    finally:
+        conn.close()
+
+
+@dataclass
+class Rule:
+    """One alerting rule of the rules file, as written."""
+
+    alert: str
+    expr: str = ""
+    annotations: Dict[str, str] = field(default_factory=dict)
+
+
+def read_rules(path: Path = RULES) -> List[Rule]:
+    """Return the alerting rules of a rules file written like the example: inline or block `expr`,
+    double-quoted annotations."""
+    rules: List[Rule] = []
+    lines = path.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        alert = re.fullmatch(r"-\s*alert:\s*(\S+)", stripped)
+        if alert:
+            rules.append(Rule(alert.group(1)))
+        elif rules and not stripped.startswith("#"):
+            key, _, value = stripped.partition(":")
+            value = value.strip()
+            if key == "expr":
+                if value in ("|", "|-", ">", ">-"):
+                    indent = len(line) - len(line.lstrip())
+                    block = []
+                    while i + 1 < len(lines) and (
+                            not lines[i + 1].strip() or len(lines[i + 1]) - len(lines[i + 1].lstrip()) > indent):
+                        i += 1
+                        block.append(lines[i].strip())
+                    value = " ".join(block)
+                rules[-1].expr = value
+            elif key in ("summary", "description") and value.startswith('"'):
+                rules[-1].annotations[key] = json.loads(value)  # YAML double quotes, JSON-compatible here
+        i += 1
+    return rules
+
+
+def selectors(expr: str) -> List[Tuple[str, Dict[str, str]]]:
+    """Return each metric selector of a PromQL expression with its equality matchers."""
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range durations, [5m]
+    found = []
+    for name, matchers in re.findall(r"(?<![\w:])([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}", expr):
+        equal = dict(re.findall(r'([a-zA-Z_]\w*)\s*=\s*"((?:[^"\\]|\\.)*)"', matchers))
+        found.append((name, equal))
+    return found
+
+
+def metric_names(expr: str) -> Set[str]:
+    """Return every metric name a PromQL expression reads, with or without a {…} selector."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", expr)
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    # Identifiers not followed by "(" (functions) and not starting inside a number (1e3, 0.05).
+    names = re.findall(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?!\s*\(|[\w:])", expr)
+    return set(names) - PROMQL_KEYWORDS
+
+
+def grouping_labels(expr: str) -> Set[str]:
+    """Return the labels named in the `by (…)` clauses of a PromQL expression."""
+    labels: Set[str] = set()
+    for group in re.findall(r"\bby\s*\(([^)]*)\)", expr):
+        labels.update(label.strip() for label in group.split(",") if label.strip())
+    return labels
+
+
+def promtool_rule_count(promtool: str) -> int:
+    """Return how many rules `promtool check rules` finds in the example rules file."""
+    result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=30)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"promtool check rules exited {result.returncode}:\n{output}"
+    found = re.search(r"SUCCESS: (\d+) rules found", output)
+    assert found, f"promtool check rules did not report a rule count:\n{output}"
+    return int(found.group(1))
+
+
+def rendered(template: str, labels: Dict[str, str]) -> str:
+    """Return an annotation template with its {{ $labels.x }} filled in, as Prometheus renders it."""
+    text = re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", lambda m: labels[m.group(1)], template)
+    assert "{{" not in text, f"this helper only renders {{{{ $labels.x }}}}; extend it for: {template!r}"
+    return text
+
+
+# --- the daemon -------------------------------------------------------------------------------
+
+@pytest.fixture
+def hooks(rocketchat) -> Dict[str, str]:
+    """Three hooks on the stand-in, as settings."""
+    return {f"ROCKETCHAT_WEBHOOK_{name.upper()}": rocketchat.add_hook(name) for name in ROUTES}
+
+
+@pytest.fixture
+def daemon(start_daemon, hooks):
+    # Every post reaches the stand-in: no duplicate suppression of the repeated sample, no pacing.
+    return start_daemon(DEDUP_WINDOW="0", ROCKETCHAT_RATE_LIMIT="0", **hooks)
+
+
+# --- 1. /metrics passes promtool's linter ------------------------------------------------------
+
+def test_metrics_pass_promtool_check_metrics(daemon, rocketchat):
+    promtool = require_program("promtool")
+    example = json.dumps(load_example()).encode()
+
+    assert daemon.post_json(load_example())[0] == 200
+    assert daemon.request("POST", "/webhook", b'{"alerts": [', {"Content-Type": "application/json"})[0] == 400
+    assert daemon.request("POST", "/webhook", example, {"Content-Type": "text/plain"})[0] == 415
+    rocketchat.fail_next("critical", 1, status=400, error="Invalid href value provided")
+    assert daemon.post_json(load_example())[0] == 502
+
+    content_type, body = get_metrics(daemon)
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    samples = parse_exposition(body.decode("utf-8"))
+    # The exposition checked below holds the traffic above, not only the zero-initialised series.
+    for code in ("200", "400", "415", "502"):
+        assert value_of(samples, "webhook_requests_total", code=code) == 1, code
+    assert value_of(samples, "rcwebhook_rocketchat_posts_total", route="critical", outcome="refused") == 1
+    assert value_of(samples, "webhook_errors_total", reason="rocketchat_refused") == 1
+
+    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    complaints = (result.stdout + result.stderr).decode("utf-8", "replace")
+    assert (result.returncode, complaints) == (0, ""), f"promtool check metrics:\n{complaints}"
+
+
+# --- 2. the example rules: valid, on real metric names, and they fire -------------------------
+
+def test_alerting_rules_pass_promtool_check_rules(daemon, tmp_path):
+    promtool = require_program("promtool")
+    rules = read_rules()
+    # The parser and promtool must agree, so the checks below see every rule.
+    assert promtool_rule_count(promtool) == len(rules) > 0, [rule.alert for rule in rules]
+    assert all(rule.expr for rule in rules), [rule.alert for rule in rules if not rule.expr]
+
+    assert daemon.post_json(load_example())[0] == 200
+    samples = parse_exposition(get_metrics(daemon)[1].decode("utf-8"))
+    exposed = {sample.name for sample in samples}
+    problems = []
+    for rule in rules:
+        names = metric_names(rule.expr)
+        if not names:
+            problems.append(f"{rule.alert}: no metric name found in {rule.expr!r}")
+        # `up` is Prometheus' own series about the scrape, never in an exporter's output.
+        for name in sorted(names - {"up"} - exposed):
+            problems.append(f"{rule.alert}: {name} is not in rcwebhook's /metrics")
+        # A matcher on a label value the daemon never exposes makes a rule that can never fire.
+        for name, matchers in selectors(rule.expr):
+            for label, wanted in matchers.items():
+                if name == "up" or label in TARGET_LABELS:
+                    continue
+                values = {s.labels.get(label) for s in samples if s.name == name}
+                if wanted not in values:
+                    problems.append(f"{rule.alert}: {name}{{{label}={wanted!r}}} matches nothing; "
+                                    f"rcwebhook exposes {label} values {sorted(v for v in values if v)}")
+        rule_labels = {label for s in samples if s.name in names for label in s.labels}
+        for label in sorted(grouping_labels(rule.expr) - TARGET_LABELS - {"le"} - rule_labels):
+            problems.append(f"{rule.alert}: groups by {label!r}, which none of {sorted(names)} has")
+    assert not problems, "\n".join(problems)
+
+    by_name = {rule.alert: rule for rule in rules}
+
+    def expected(alert: str, labels: Dict[str, str]) -> Dict[str, Any]:
+        return {"exp_labels": labels,
+                "exp_annotations": {k: rendered(v, labels) for k, v in by_name[alert].annotations.items()}}
+
+    def series(name: str, **labels: str) -> str:
+        pairs = {"job": "rcwebhook", "instance": INSTANCE, **labels}
+        return name + "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+
+    posts = "rcwebhook_rocketchat_posts_total"
+    waits = "rcwebhook_rocketchat_rate_limit_waits_total"
+    down = {"severity": "critical", "job": "rcwebhook", "instance": INSTANCE}
+    refusing = {"severity": "critical", "instance": INSTANCE, "route": "critical"}
+    limited = {"severity": "warning", "instance": INSTANCE, "route": "warning"}
+    # JSON is YAML, so the unit-test file needs no YAML writer.
+    unit_tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                {"series": series("up"), "values": "1 1 0x10"},  # scrapes fail from minute 2 on
+                {"series": series(posts, route="critical", outcome="refused"), "values": "0 0 1x10"},
+                {"series": series(posts, route="critical", outcome="accepted"), "values": "0+1x12"},
+                {"series": series(posts, route="warning", outcome="refused"), "values": "0x12"},
+                {"series": series(waits, route="warning", reason="rocketchat_429"), "values": "0 0 0 2x10"},
+                {"series": series(waits, route="critical", reason="pacing"), "values": "0+1x12"},
+            ],
+            "alert_rule_test": [
+                # Down since minute 2: pending at minute 5 (3 of its 5 minutes), firing at minute 8.
+                {"eval_time": "5m", "alertname": "RcwebhookDown", "exp_alerts": []},
+                {"eval_time": "8m", "alertname": "RcwebhookDown", "exp_alerts": [expected("RcwebhookDown", down)]},
+                # Accepted posts alone never fire it; one refusal fires it for its route only.
+                {"eval_time": "1m", "alertname": "RcwebhookRocketChatRefusing", "exp_alerts": []},
+                {"eval_time": "4m", "alertname": "RcwebhookRocketChatRefusing",
+                 "exp_alerts": [expected("RcwebhookRocketChatRefusing", refusing)]},
+                # Pacing waits are rcwebhook's own and never fire it; Rocket.Chat's 429 does.
+                {"eval_time": "2m", "alertname": "RcwebhookRateLimited", "exp_alerts": []},
+                {"eval_time": "5m", "alertname": "RcwebhookRateLimited",
+                 "exp_alerts": [expected("RcwebhookRateLimited", limited)]},
+            ],
+        }],
+    }
+    unit_file = tmp_path / "rcwebhook-rules-test.yml"
+    unit_file.write_text(json.dumps(unit_tests, indent=1))
+    result = subprocess.run([promtool, "test", "rules", str(unit_file)], capture_output=True, text=True,
+                            timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "SUCCESS" in output, f"promtool test rules exited {result.returncode}:\n{output}"
+
+
+# --- 3. the example Alertmanager configuration -------------------------------------------------
+
+def test_alertmanager_example_config_is_valid():
+    amtool = require_program("amtool")
+    # amtool (0.25) does not open http_config's credentials_file when checking, so the example's
+    # /etc/prometheus/rcwebhook-api-key need not exist: the example itself is checked, unchanged.
+    result = subprocess.run([amtool, "check-config", str(ALERTMANAGER_EXAMPLE)], capture_output=True, text=True,
+                            timeout=30)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "SUCCESS" in output, f"amtool check-config exited {result.returncode}:\n{output}"
+    assert "1 receivers" in output, output
+    # It must call rcwebhook where rcwebhook listens by default.
+    urls = re.findall(r"^\s*-?\s*url:\s*(\S+)", ALERTMANAGER_EXAMPLE.read_text(), re.MULTILINE)
+    default = f"http://{config.DEFAULTS['HOST']}:{config.DEFAULTS['PORT']}/webhook"
+    assert urls == [default], urls
+
+
+# --- 4. a real Prometheus scrapes the daemon and evaluates the rules ---------------------------
+
+PROMETHEUS_CONFIG = """\
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - {rules}
+scrape_configs:
+  - job_name: rcwebhook
+    metrics_path: /metrics
+    static_configs:
+      - targets: ['127.0.0.1:{port}']
+"""
+
+
+def free_port() -> int:
+    """Return a loopback port that was free a moment ago (the caller retries if it got taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Prometheus:
+    """A running Prometheus subprocess scraping one rcwebhook, with the example rules loaded."""
+
+    def __init__(self, binary: str, workdir: Path, target_port: int) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.config = workdir / "prometheus.yml"
+        self.config.write_text(PROMETHEUS_CONFIG.format(rules=json.dumps(str(RULES)), port=target_port))
+        self.stderr_path = workdir / "prometheus.stderr"
+        self.process: Optional[subprocess.Popen] = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        for attempt in range(START_ATTEMPTS):
+            self.port = free_port()
+            with open(self.stderr_path, "wb") as stderr:
+                self.process = subprocess.Popen(
+                    [self.binary, f"--config.file={self.config}",
+                     f"--storage.tsdb.path={self.workdir / f'data-{attempt}'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+            if self._wait_ready():
+                return
+            port_taken = "address already in use" in self.stderr()
+            self.stop()
+            if not port_taken:
+                break
+        raise AssertionError(f"Prometheus did not become ready within {READY_TIMEOUT:g}s.{self.explain()}")
+
+    def _wait_ready(self) -> bool:
+        """Return True once GET /-/ready answers 200, False if Prometheus exits or the deadline passes."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return True
+            except (urllib.error.URLError, OSError):
+                pass
+            self.pause(0.05)
+        return False
+
+    def pause(self, seconds: float) -> None:
+        """Wait up to `seconds` between polls; returns early if Prometheus exits."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def explain(self) -> str:
+        """Return Prometheus' state and the tail of its stderr, for assertion messages."""
+        state = "stopped"
+        if self.process is not None:
+            code = self.process.poll()
+            state = "running" if code is None else f"exited with {code}"
+        tail = "\n".join(self.stderr().splitlines()[-40:])
+        return f"\n--- Prometheus on port {self.port} ({state}), stderr tail:\n{tail}"
+
+    def api(self, path: str, **params: str) -> Any:
+        """Return the `data` of a successful Prometheus HTTP API answer."""
+        url = f"{self.url}{path}" + ("?" + urllib.parse.urlencode(params) if params else "")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"GET {url}: {exc.code} {exc.read()[:500]!r}{self.explain()}") from None
+        assert answer.get("status") == "success", f"GET {url}: {answer}{self.explain()}"
+        return answer["data"]
+
+    def query(self, promql: str) -> List[float]:
+        """Return the values of an instant query's result vector."""
+        data = self.api("/api/v1/query", query=promql)
+        assert data["resultType"] == "vector", data
+        return [float(item["value"][1]) for item in data["result"]]
+
+    def wait_until(self, check: Callable[[], Any], what: str, timeout: float = SCRAPE_TIMEOUT) -> Any:
+        """Return check()'s first truthy result, polling until `timeout`; fail with `what` and the last result."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            last = check()
+            if last:
+                return last
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{what} within {timeout:g}s; last seen: {last!r}{self.explain()}")
+            assert self.process is not None and self.process.poll() is None, f"Prometheus exited.{self.explain()}"
+            self.pause(0.1)
+
+
+@pytest.fixture
+def start_prometheus(tmp_path) -> Iterator[Callable[[int], Prometheus]]:
+    """Start a real Prometheus scraping 127.0.0.1:<port>; always stopped afterwards."""
+    started: List[Prometheus] = []
+
+    def start(target_port: int) -> Prometheus:
+        prometheus = Prometheus(require_program("prometheus"), tmp_path, target_port)
+        started.append(prometheus)
+        prometheus.start()
+        return prometheus
+
+    yield start
+    for prometheus in started:
+        prometheus.stop()
+
+
+def test_prometheus_scrapes_rcwebhook(daemon, rocketchat, start_prometheus):
+    require_program("prometheus")
+    prometheus = start_prometheus(daemon.port)
+
+    for _ in range(NOTIFICATIONS):
+        assert daemon.post_json(load_example())[0] == 200
+    assert len(rocketchat.messages("critical")) == NOTIFICATIONS
+
+    prometheus.wait_until(lambda: prometheus.query('up{job="rcwebhook"}') == [1.0],
+                          'up{job="rcwebhook"} did not become 1')
+    requests = 'webhook_requests_total{job="rcwebhook",code="200"}'
+    prometheus.wait_until(lambda: prometheus.query(requests) == [float(NOTIFICATIONS)],
+                          f"{requests} did not reach {NOTIFICATIONS}")
+    counted_at = time.time()
+
+    expected_rules = sorted(rule.alert for rule in read_rules())
+
+    def evaluated_group() -> Optional[Dict[str, Any]]:
+        """Return the rcwebhook group once each of its rules was evaluated on the counted samples."""
+        groups = [g for g in prometheus.api("/api/v1/rules")["groups"] if g["name"] == "rcwebhook"]
+        if len(groups) != 1:
+            return None
+        rules = groups[0]["rules"]
+        evaluated = [r for r in rules if r.get("lastEvaluation") and _timestamp(r["lastEvaluation"]) > counted_at]
+        return groups[0] if rules and len(evaluated) == len(rules) else None
+
+    group = prometheus.wait_until(evaluated_group, "the rcwebhook rule group was not evaluated on live data")
+    rules = group["rules"]
+    assert sorted(r["name"] for r in rules) == expected_rules
+    unhealthy = {r["name"]: (r["health"], r.get("lastError")) for r in rules if r["health"] != "ok"}
+    assert not unhealthy, f"rules not healthy: {unhealthy}{prometheus.explain()}"
+    # Healthy traffic and a reachable daemon: no rule may be pending or firing.
+    active = {r["name"]: r["state"] for r in rules if r["state"] != "inactive"}
+    assert not active, f"rules active on healthy data: {active}"
+
+
+def _timestamp(rfc3339: str) -> float:
+    """Return seconds since the epoch of a Prometheus API time ("2024-01-02T03:04:05.123456789Z")."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", rfc3339)
+    assert match, rfc3339
+    base, fraction, zone = match.groups()
+    when = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+    return when.timestamp() + float("0." + (fraction or "0"))
