@@ -5,7 +5,13 @@ DEPS := $(CURDIR)/.deps
 export PYTHONPATH := $(DEPS)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test check-config pytest clean
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' rcwebhook/__init__.py)
+# Another package version (for upgrade tests): make deb DEB_VERSION=2.0.0+1
+DEB_VERSION ?= $(VERSION)
+BUILD := $(CURDIR)/build
+DEB := $(BUILD)/rcwebhook_$(DEB_VERSION)_all.deb
+
+.PHONY: run test check-config pytest clean deb check-package
 
 ## run: the daemon in the foreground; in dry-run when no configuration exists yet
 run:
@@ -42,6 +48,30 @@ pytest:
 	echo "Could not install pytest: install python3-pytest (apt) or pytest (pip) and run make test again." >&2; \
 	exit 1
 
+## deb: build/rcwebhook_<version>_all.deb with debhelper, in build/, leaving the tree clean
+deb:
+	@command -v dpkg-buildpackage >/dev/null && command -v dh_python3 >/dev/null || \
+	  { echo "make deb needs: apt-get install debhelper dh-python" >&2; exit 1; }
+	rm -rf "$(BUILD)/deb" && mkdir -p "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)"
+	cp -r rcwebhook rcwebhook.py examples README.md "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/"
+	cp -r packaging/debian "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/debian"
+	cp packaging/systemd/rcwebhook.service "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/debian/"
+	find "$(BUILD)/deb" -name __pycache__ -prune -exec rm -rf {} +
+	cd "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)" && \
+	  if [ "$(DEB_VERSION)" != "$(VERSION)" ]; then \
+	    { printf 'rcwebhook (%s) unstable; urgency=medium\n\n  * Rebuild as %s.\n\n' "$(DEB_VERSION)" "$(DEB_VERSION)"; \
+	      printf ' -- rcwebhook developers <rcwebhook@example.org>  %s\n\n' "$$(sed -n 's/^ -- .*>  //p' debian/changelog | head -n 1)"; \
+	      cat debian/changelog; } > debian/changelog.new && mv debian/changelog.new debian/changelog; \
+	  fi && \
+	  dpkg-buildpackage --build=binary --no-sign >/dev/null 2>"$(BUILD)/deb/build.log" \
+	  || { cat "$(BUILD)/deb/build.log" >&2; exit 1; }
+	cp "$(BUILD)/deb/rcwebhook_$(DEB_VERSION)_all.deb" "$(DEB)"
+	@echo "built $(DEB)"
+
+## check-package: lintian, the unit's exposure, reproducibility, install, run, upgrade, purge (as root)
+check-package: pytest
+	$(PYTHON) -m pytest $(PYTEST_ARGS) packaging/tests
+
 clean:
-	rm -rf "$(DEPS)" .pytest_cache
+	rm -rf "$(DEPS)" "$(BUILD)" .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -194,7 +194,9 @@ class Metrics:
                                        "Time Rocket.Chat took to answer a post, by route.", ["route"])
         self.retries = Counter("rcwebhook_rocketchat_retries_total",
                                "Posts tried again, by route and reason (server_error, no_answer, rate_limited).",
-                               ["route", "reason"])
+                               ["route", "reason"],
+                               initial=[{"route": r, "reason": w} for r in ROUTES
+                                        for w in ("server_error", "no_answer", "rate_limited")])
         self.waits = Counter("rcwebhook_rocketchat_rate_limit_waits_total",
                              "Waits before a post for Rocket.Chat's rate limit, by route and reason "
                              "(pacing: rcwebhook's own; rocketchat_429: Rocket.Chat asked).", ["route", "reason"],

@@ -444,13 +444,13 @@ class Prometheus:
         assert data["resultType"] == "vector", data
         return [float(item["value"][1]) for item in data["result"]]
 
-    def wait_until(self, check: Callable[[], Any], what: str, timeout: float = SCRAPE_TIMEOUT) -> Any:
-        """Return check()'s first truthy result, polling until `timeout`; fail with `what` and the last result."""
+    def wait_until(self, fetch: Callable[[], Any], what: str, done: Callable[[Any], bool] = bool,
+                   timeout: float = SCRAPE_TIMEOUT) -> Any:
+        """Return fetch()'s first result that is `done`, polling until `timeout`; fail with `what` and the last one."""
         deadline = time.monotonic() + timeout
-        last = None
         while True:
-            last = check()
-            if last:
+            last = fetch()
+            if done(last):
                 return last
             if time.monotonic() >= deadline:
                 raise AssertionError(f"{what} within {timeout:g}s; last seen: {last!r}{self.explain()}")
@@ -482,11 +482,11 @@ def test_prometheus_scrapes_rcwebhook(daemon, rocketchat, start_prometheus):
         assert daemon.post_json(load_example())[0] == 200
     assert len(rocketchat.messages("critical")) == NOTIFICATIONS
 
-    prometheus.wait_until(lambda: prometheus.query('up{job="rcwebhook"}') == [1.0],
-                          'up{job="rcwebhook"} did not become 1')
+    up = 'up{job="rcwebhook"}'
+    prometheus.wait_until(lambda: prometheus.query(up), f"{up} did not become 1", lambda v: v == [1.0])
     requests = 'webhook_requests_total{job="rcwebhook",code="200"}'
-    prometheus.wait_until(lambda: prometheus.query(requests) == [float(NOTIFICATIONS)],
-                          f"{requests} did not reach {NOTIFICATIONS}")
+    prometheus.wait_until(lambda: prometheus.query(requests), f"{requests} did not become {NOTIFICATIONS}",
+                          lambda v: v == [float(NOTIFICATIONS)])
     counted_at = time.time()
 
     expected_rules = sorted(rule.alert for rule in read_rules())
