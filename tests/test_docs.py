@@ -36,3 +36,28 @@ def test_every_option_is_in_the_readme():
     for option in ("--config", "--dry-run", "--check-config", "--version", "--help"):
         assert option in README
     assert parse_args([]).config is None
+
+
+MAN_PAGE = (ROOT / "packaging" / "debian" / "rcwebhook.8").read_text()
+
+
+def test_man_page_matches_help():
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        parse_args(["--help"])
+    man = MAN_PAGE.replace("\\-", "-")
+    for option in set(re.findall(r"--[a-z][a-z-]+", out.getvalue())):
+        assert option in man, option
+    for key in config.DEFAULTS:
+        assert f".B {key}\n" in MAN_PAGE, key
+    from rcwebhook import __version__
+    assert f'"rcwebhook {__version__}"' in MAN_PAGE.splitlines()[0]
+
+
+def test_debian_changelog_version_matches_the_code():
+    from rcwebhook import __version__
+    first = (ROOT / "packaging" / "debian" / "changelog").read_text().splitlines()[0]
+    assert first.startswith(f"rcwebhook ({__version__}) ")
