@@ -64,8 +64,9 @@ def decode(body: bytes) -> Any:
         raise PayloadError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels") from None
-    if _depth(value) > MAX_DEPTH:
-        raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels")
+    except ValueError as exc:  # an integer of thousands of digits
+        raise PayloadError(f"body holds a number too large to read: {str(exc)[:80]}") from None
+    _check(value)
     return value
 
 
@@ -73,20 +74,26 @@ def _reject_constant(name: str) -> Any:
     raise PayloadError(f"body is not valid JSON: {name} is not a JSON number")
 
 
-def _depth(value: Any) -> int:
-    """Return how deeply `value` nests lists and objects, without recursion."""
-    deepest = 0
+def _check(value: Any) -> None:
+    """Raise PayloadError when `value` nests deeper than MAX_DEPTH or holds a string that is not
+    Unicode text (a lone surrogate escape such as \\ud800, which JSON's syntax allows)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
+            stack.extend((key, depth) for key in item)
             item = list(item.values())
         if isinstance(item, list):
-            deepest = max(deepest, depth)
             if depth > MAX_DEPTH:
-                return depth
+                raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels")
             stack.extend((child, depth + 1) for child in item)
-    return deepest
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise PayloadError(
+                    f"body holds a string with a lone surrogate (\\u{ord(item[exc.start]):04x}): not Unicode text"
+                ) from None
 
 
 def parse(body: bytes) -> Notification:
@@ -102,7 +109,8 @@ def parse(body: bytes) -> Notification:
     group_status = _optional_status(data, "status", "status", "firing")
     alerts = tuple(_alert(item, f"alerts[{i}]", group_status) for i, item in enumerate(raw_alerts))
     truncated = data.get("truncatedAlerts", 0)
-    if isinstance(truncated, bool) or not isinstance(truncated, (int, float)) or truncated < 0:
+    if isinstance(truncated, bool) or not isinstance(truncated, (int, float)) or truncated < 0 \
+            or truncated == float("inf"):
         raise PayloadError("truncatedAlerts must be a non-negative number")
     return Notification(
         alerts=alerts,

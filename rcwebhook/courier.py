@@ -141,7 +141,13 @@ class Courier:
             if jobs is None:
                 return
             if jobs:
-                self._send(jobs)
+                try:
+                    self._send(jobs)
+                except Exception as exc:  # a bug must cost these messages, not the hook's thread
+                    log.exception("Internal error while posting to %s", self.hook)
+                    for job in jobs:
+                        self.owner.finish(job, "failed", Answer(0, f"internal error: {type(exc).__name__}",
+                                                                 permanent=True))
 
     def _next_post(self, expired: List[Job]) -> Optional[List[Job]]:
         """Wait for the next post's turn and return the jobs it carries ([] to settle `expired` first,

@@ -7,7 +7,9 @@ import json
 import re
 import socket
 import ssl
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
@@ -56,12 +58,71 @@ def make_transport(settings: Settings) -> Transport:
     context = ssl.create_default_context()
     if settings.rocketchat_ca_file:
         context.load_verify_locations(cafile=settings.rocketchat_ca_file)
-    opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=context))
+    return Poster(context)
 
-    def transport(url: str, body: bytes, timeout: float) -> Answer:
-        return post(url, body, timeout, opener)
 
-    return transport
+class Poster:
+    """Posts over kept-alive connections, one per Rocket.Chat host and sending thread.
+
+    A new connection per post costs a TCP (and TLS) handshake each time; each courier
+    thread keeps its own. Through a proxy (http_proxy and friends), urllib does the work.
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self.opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=context))
+        self.local = threading.local()
+
+    def __call__(self, url: str, body: bytes, timeout: float) -> Answer:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or _proxied(parts):
+            return post(url, body, timeout, self.opener)
+        connections = self.local.__dict__.setdefault("connections", {})
+        key = (parts.scheme, parts.netloc)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = {"Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}",
+                   "Host": parts.netloc.rsplit("@", 1)[-1]}
+        for attempt in (1, 2):
+            connection = connections.get(key)
+            reused = connection is not None
+            if connection is None:
+                connection = connections[key] = self._connect(parts, timeout)
+            try:
+                if connection.sock is not None:
+                    connection.sock.settimeout(timeout)
+                connection.timeout = timeout
+                connection.request("POST", path or "/", body=body, headers=headers)
+                response = connection.getresponse()
+                raw = response.read(MAX_ANSWER_BYTES)
+                if response.will_close or response.length:  # closing, or more than we read
+                    connections.pop(key).close()
+                return interpret(response.status, raw, dict(response.headers))
+            except ssl.SSLCertVerificationError as exc:
+                connections.pop(key, None)
+                return Answer(0, f"Rocket.Chat's TLS certificate is not trusted ({exc.verify_message}); "
+                                 "set ROCKETCHAT_CA_FILE to its CA", permanent=True)
+            except (OSError, http.client.HTTPException) as exc:
+                connections.pop(key, None)
+                connection.close()
+                # A kept-alive connection the server closed meanwhile fails before any answer:
+                # try once more on a new one. Any other failure is the post's.
+                if attempt == 1 and reused and isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError,
+                                                                ConnectionResetError)):
+                    continue
+                return Answer(0, _transport_error(exc))
+        raise AssertionError("unreachable")
+
+    def _connect(self, parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
+        host, port = parts.hostname or "", parts.port
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self.context)
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+def _proxied(parts: urllib.parse.SplitResult) -> bool:
+    """Return whether the environment routes this URL through a proxy."""
+    proxies = urllib.request.getproxies()
+    return parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or "")
 
 
 _OPENER = urllib.request.build_opener(_NoRedirect())

@@ -72,7 +72,11 @@ def describe(result: Result) -> Dict[str, Any]:
         shown["error"] = result.answer.error if result.answer else ""
         shown["retryable"] = bool(result.answer and result.answer.transient)
     elif result.status == "pending":
-        last = f"; last answer: {result.answer.status or 'none'} {result.answer.error}" if result.answer else ""
+        last = ""
+        if result.answer is not None and result.answer.status:
+            last = f"; last answer: {result.answer.status} {result.answer.error}"
+        elif result.answer is not None:
+            last = f"; last attempt: {result.answer.error}"
         shown["error"] = f"{result.reason}{last}"
         shown["retryable"] = True
         shown["retry_in"] = round(result.retry_in, 1)

@@ -8,6 +8,7 @@ stalled the longest, caps on headers, per-client request limits and optional TLS
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -30,7 +31,11 @@ access_log = logging.getLogger("rcwebhook.access")
 
 ALLOWED = {"/health": "GET, HEAD", "/metrics": "GET, HEAD", "/webhook": "POST"}
 MAX_HEADER_BYTES = 32 * 1024  # request line and headers together; http.server caps them at 100 lines
+# Connections admitted beyond MAX_CONNECTIONS while every other one is busy with a notification:
+# they serve /health and /metrics (one request each), so a saturated daemon still shows it is alive.
+SPARE_CONNECTIONS = 8
 _TOO_LONG = b"x" * 65537  # what http.server's own line-length checks refuse
+_DIGITS = re.compile(r"[0-9]+")
 
 _BUSY_BODY = b'{"error":"every connection is busy with a request; retry","status":"error"}\n'
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
@@ -43,7 +48,7 @@ class Connection:
 
     phase: str
     since: float
-    thread_name: str = ""
+    spare: bool = False  # admitted beyond MAX_CONNECTIONS, for /health and /metrics only
 
 
 class Server(ThreadingHTTPServer):
@@ -113,20 +118,23 @@ class Server(ThreadingHTTPServer):
         """Admit a new connection, making room by closing the longest-stalled one if needed."""
         now = time.monotonic()
         with self.connections_lock:
-            live = sum(1 for c in self.connections.values() if c.phase != "evicted")
+            live = sum(1 for c in self.connections.values() if c.phase != "evicted" and not c.spare)
             admitted = live < self.settings.max_connections
             if not admitted:
-                stalled = [(c.since, s) for s, c in self.connections.items() if c.phase == "waiting"]
+                stalled = [(c.since, s) for s, c in self.connections.items() if c.phase == "waiting" and not c.spare]
                 if stalled:
                     _, victim = min(stalled, key=lambda item: item[0])
                     self.connections[victim].phase = "evicted"
                     _close_now(victim)
                     admitted = True
-            if admitted:
-                self.connections[request] = Connection("waiting", now)
-                live = sum(1 for c in self.connections.values() if c.phase != "evicted")
+            spare = False
+            if not admitted:
+                spare = sum(1 for c in self.connections.values() if c.spare) < SPARE_CONNECTIONS
+            if admitted or spare:
+                self.connections[request] = Connection("waiting", now, spare)
+                live = sum(1 for c in self.connections.values() if c.phase != "evicted" and not c.spare)
                 self.peak_connections = max(self.peak_connections, live)
-        if admitted:
+        if admitted or spare:
             super().process_request(request, client_address)
         else:
             self._refuse_busy(request)
@@ -142,6 +150,11 @@ class Server(ThreadingHTTPServer):
         except OSError:
             pass
         self.shutdown_request(request)
+
+    def is_spare(self, request) -> bool:
+        with self.connections_lock:
+            connection = self.connections.get(request)
+            return connection is not None and connection.spare
 
     def set_phase(self, request, phase: str) -> None:
         with self.connections_lock:
@@ -241,8 +254,12 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile = _RequestReader(self.rfile)
 
     def handle_one_request(self) -> None:
+        if self.server.is_spare(self.request) and getattr(self, "raw_requestline", None):
+            self.close_connection = True  # a spare connection serves one request
+            return
         self.server.set_phase(self.request, "waiting")
         self.rfile.budget = MAX_HEADER_BYTES
+        self.body_read = False
         super().handle_one_request()
 
     def parse_request(self) -> bool:
@@ -271,6 +288,12 @@ class Handler(BaseHTTPRequestHandler):
             self._not_here(path)
             return
         settings = self.server.settings
+        if self.server.is_spare(self.request):
+            self.close_connection = True
+            self.server.metrics.errors.inc(reason="busy")
+            self._send(dispatch.error(503, "every connection is busy with a notification; retry",
+                                      (("Retry-After", "1"),), reason="busy"))
+            return
         refusal = self._admission(settings)
         if refusal is not None:
             self.close_connection = True  # the body is left unread
@@ -331,18 +354,17 @@ class Handler(BaseHTTPRequestHandler):
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             return self._refuse(411, "Content-Length is required")
-        try:
-            length = int(length_text.strip())
-            if length < 0 or not length_text.strip().isdigit():
-                raise ValueError
-        except ValueError:
+        if not _DIGITS.fullmatch(length_text.strip(" \t")) or len(self.headers.get_all("Content-Length")) > 1:
             return self._refuse(400, f"Content-Length {length_text[:40]!r} is not a byte count")
+        digits = length_text.strip(" \t")
+        length = int(digits) if len(digits) <= 18 else 10 ** 18
         if length > settings.max_body_bytes:
-            return self._refuse(413, f"body of {length} bytes is over MAX_BODY_BYTES ({settings.max_body_bytes})")
+            return self._refuse(413, f"body of {digits[:40]} bytes is over MAX_BODY_BYTES ({settings.max_body_bytes})")
         content_type = self.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
         if content_type != "application/json" and not content_type.endswith("+json"):
             return self._refuse(415, f"Content-Type {content_type[:60]!r} is not JSON; send application/json")
         self.rfile.budget = None
+        self.body_read = True
         try:
             body = self._read_exactly(length, time.monotonic() + settings.request_timeout)
         except socket.timeout:
@@ -386,6 +408,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _write(self, code: int, body: bytes, content_type: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
         """Write the whole response, status line to body, in one write."""
+        if not getattr(self, "body_read", True) and self._has_body():
+            self.close_connection = True  # its unread body must not be taken for the next request
         status = HTTPStatus(code)
         head = [
             f"HTTP/1.1 {status.value} {status.phrase}",
@@ -405,6 +429,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except OSError:
             self.close_connection = True
+
+    def _has_body(self) -> bool:
+        headers = getattr(self, "headers", None)
+        if headers is None:
+            return False
+        return headers.get("Transfer-Encoding") is not None or headers.get("Content-Length", "0").strip() != "0"
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """Answer a protocol error found by http.server itself, as JSON."""

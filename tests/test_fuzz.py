@@ -101,6 +101,8 @@ class Case:
     index: int = -1
 
     def __repr__(self) -> str:
+        if self.index < 0:  # not a request: the run, the log, a thread
+            return f"<{self.category}>"
         data = self.raw.data if self.raw else self.body
         shown = repr(data[:300]) + (f"... ({len(data)} bytes)" if len(data) > 300 else "")
         return f"<{self.test}#{self.index} {self.category} {self.note} {shown}>"
@@ -262,7 +264,8 @@ def make_alert(rng: random.Random, i: int) -> Dict[str, Any]:
     if rng.random() < 0.9:
         annotations["summary"] = f"{name} on node {i}"
     if rng.random() < 0.7:
-        annotations["description"] = f"{name} has been true for {rng.randint(1, 60)} minutes (value {rng.random():.2f})."
+        annotations["description"] = (f"{name} has been true for {rng.randint(1, 60)} minutes "
+                                       f"(value {rng.random():.2f}).")
     if rng.random() < 0.4:
         annotations["runbook_url"] = f"https://runbooks.example.com/{name}"
     if rng.random() < 0.3:
@@ -458,9 +461,10 @@ def shape_severity(rng: random.Random) -> Case:
 
 
 TIMESTAMPS = ("", ZERO_TIME, "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59",
-              "0000-01-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-01-30T25:61:61Z", "2026-01-30T10:00:00.9999999999999999999Z",
-              "2026-01-30T10:00:00+99:99", "2026-01-30 10:00:00Z", "2026-01-30t10:00:00z", "now", "1706608800",
-              "２０２６-０１-３０T１０:００:００Z", "٢٠٢٦-٠١-٣٠T١٠:٠٠:٠٠Z", "2026-01-30T10:00:00Z\n", "9" * 5000,
+              "0000-01-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-01-30T25:61:61Z",
+              "2026-01-30T10:00:00.9999999999999999999Z", "2026-01-30T10:00:00+99:99", "2026-01-30 10:00:00Z",
+              "2026-01-30t10:00:00z", "now", "1706608800", "２０２６-０１-３０T１０:００:００Z",
+              "٢٠٢٦-٠١-٣٠T١٠:٠٠:٠٠Z", "2026-01-30T10:00:00Z\n", "9" * 5000,
               "2026-01-30T10:00:00." + "9" * 10000 + "Z", "-2026-01-30T10:00:00Z", "2026-01-30T10:00:00")
 
 
@@ -639,9 +643,10 @@ def syntax_bom(rng: random.Random) -> Case:
 # --- text: non-ASCII, control characters, URLs, long values -----------------------------------
 
 UNICODE_NOISE = (
-    "\U0001F525", "\U0001F469\u200d\U0001F469\u200d\U0001F467", "\U0001F1E9\U0001F1EA", "مرحبا بالعالم", "שלום",
-    "\u202eevil\u202c", "\u200f", "\u200b", "\u2028", "\u2029", "\ufeff", "e\u0301" * 50, "Z\u0336\u0335\u0334" * 20,
-    "日本語のテキスト", "𝕳𝖊𝖑𝖑𝖔", "ǅ", "ß", "İ", "\u00a0", "*bold* _it_ `code` [x](javascript:alert(1)) <b>&amp;",
+    "\U0001F525", "\U0001F469\u200d\U0001F469\u200d\U0001F467", "\U0001F1E9\U0001F1EA", "مرحبا بالعالم",
+    "שלום", "\u202eevil\u202c", "\u200f", "\u200b", "\u2028", "\u2029", "\ufeff", "e\u0301" * 50,
+    "Z\u0336\u0335\u0334" * 20, "日本語のテキスト", "𝕳𝖊𝖑𝖑𝖔", "ǅ", "ß", "İ", "\u00a0",
+    "*bold* _it_ `code` [x](javascript:alert(1)) <b>&amp;",
     "\"quoted\" 'single' \\back\\", "line1\nline2\r\nline3", "\t", "@all @here #general", ":rotating_light:",
     "\ufffd", "\U0010FFFF", "\uFFFE", "ﷺ", "Ⅻ", "ｆｕｌｌ", "😀" * 300,
 )
@@ -831,7 +836,10 @@ def http_chunked(rng: random.Random) -> Case:
     encoding = rng.choice((b"chunked", b"Chunked", b"gzip, chunked", b"CHUNKED", b"chunked, chunked"))
     extra = [b"Transfer-Encoding: " + encoding]
     with_length = rng.random() < 0.3  # both: request smuggling's favourite
-    data = post(chunked, extra, length=str(len(body)).encode()) if with_length else post(chunked, extra, send_length=False)
+    if with_length:
+        data = post(chunked, extra, length=str(len(body)).encode())
+    else:
+        data = post(chunked, extra, send_length=False)
     return raw_case("http/chunked", Raw(data, (frozenset({411}),)), f"{encoding!r} with length={with_length}")
 
 
@@ -839,7 +847,8 @@ METHODS = (
     (b"GET", b"/webhook", 405), (b"PUT", b"/webhook", 405), (b"DELETE", b"/webhook", 405), (b"PATCH", b"/webhook", 405),
     (b"OPTIONS", b"/webhook", 405), (b"HEAD", b"/webhook", 405), (b"POST", b"/health", 405), (b"PUT", b"/health", 405),
     (b"OPTIONS", b"*", 404), (b"GET", b"/health", 200), (b"HEAD", b"/health", 200), (b"GET", b"/", 404),
-    (b"POST", b"/", 404), (b"GET", b"/nowhere", 404), (b"POST", b"/metrics", 405), (b"FOO", b"/webhook", 501), (b"TRACE", b"/webhook", 501),
+    (b"POST", b"/", 404), (b"GET", b"/nowhere", 404), (b"POST", b"/metrics", 405), (b"FOO", b"/webhook", 501),
+    (b"TRACE", b"/webhook", 501),
     (b"CONNECT", b"127.0.0.1:80", 501), (b"post", b"/webhook", 501), (b"PROPFIND", b"/health", 501),
     (b"G" * 5000, b"/", 501), (b"GET\x00", b"/health", 501), (b"\xffPOST", b"/webhook", 501), (b"_send", b"/", 501),
 )
@@ -926,10 +935,11 @@ def http_header_bytes(rng: random.Random) -> Case:
 
 CONTENT_TYPES = (
     (b"text/plain", False), (b"", False), (b"application/x-www-form-urlencoded", False), (b"json", False),
-    (b"*/*", False), (b"application/jsonp", False), (b"application/json\x00", False), (b"multipart/form-data; boundary=x", False),
-    (b"application/json, text/plain", False), (b"text/json", False), (b"application/\xff", False),
-    (b"application/json; charset=utf-8", True), (b"APPLICATION/JSON", True), (b"application/problem+json", True),
-    (b"application/json;charset=utf-16", True), (b"  application/json  ", True), (b"application/json; " + b"x" * 5000, True),
+    (b"*/*", False), (b"application/jsonp", False), (b"application/json\x00", False),
+    (b"multipart/form-data; boundary=x", False), (b"application/json, text/plain", False), (b"text/json", False),
+    (b"application/\xff", False), (b"application/json; charset=utf-8", True), (b"APPLICATION/JSON", True),
+    (b"application/problem+json", True), (b"application/json;charset=utf-16", True), (b"  application/json  ", True),
+    (b"application/json; " + b"x" * 5000, True),
 )
 
 
@@ -942,25 +952,32 @@ def http_content_type(rng: random.Random) -> Case:
 
 VERSIONS = (
     (b"GET /health", 200), (b"POST /webhook", 400), (b"GET /health HTTP/1.0", 200), (b"GET /health HTTP/1.1", 200),
-    (b"GET /health HTTP/2.0", 505), (b"GET /health HTTP/3.0", 505), (b"PRI * HTTP/2.0", 505), (b"GET /health HTTP/2.1", 505),
+    (b"GET /health HTTP/2.0", 505), (b"GET /health HTTP/3.0", 505), (b"PRI * HTTP/2.0", 505),
+    (b"GET /health HTTP/2.1", 505),
     (b"GET /health HTTP/1.2", 200), (b"GET /health HTTP/0.9", 200), (b"GET /health HTTP/01.1", 200),
     (b"GET /health HTTP/1", 400), (b"GET /health HTTP/1.1.1", 400), (b"GET /health HTTP/x.y", 400),
-    (b"GET /health http/1.1", 400), (b"GET /health HTTP/", 400), (b"GET /health HTTP/99999999999.1", 400),
+    (b"GET /health http/1.1", 400), (b"GET /health HTTP/", 400),
     (b"GET /health HTTP/-1.1", 400), (b"GET /health HTTP/1.1 extra", 400), (b"GET", 400),
     (b"GET  /health   HTTP/1.1", 200), (b"GET /health HTTP/\xb9.\xb9", 400),
 )
 
 
+# Python 3.11.4+ refuses version numbers of over 10 digits (400); older ones read them (505 here).
+VERSIONS_OPEN = ((b"GET /health HTTP/99999999999.1", frozenset({400, 505})),)
+
+
 def http_version(rng: random.Random) -> Case:
-    line, status = rng.choice(VERSIONS)
+    line, status = rng.choice(VERSIONS + VERSIONS_OPEN)
+    expect = status if isinstance(status, frozenset) else frozenset({status})
     headers = [b"Host: x"] if line.count(b" ") >= 2 else []
-    return raw_case("http/version", Raw(message(line, headers), (frozenset({status}),)), repr(line))
+    return raw_case("http/version", Raw(message(line, headers), (expect,)), repr(line))
 
 
 def http_version_post(rng: random.Random) -> Case:
     body = small_body(rng)
     version = rng.choice((b"HTTP/1.0", b"HTTP/1.1", b"HTTP/1.2"))
-    return raw_case("http/version", Raw(post(body, line=b"POST /webhook " + version), (answer_to(body),)), repr(version))
+    data = post(body, line=b"POST /webhook " + version)
+    return raw_case("http/version", Raw(data, (answer_to(body),)), repr(version))
 
 
 TARGETS = ((b"/webhook?x=1", True), (b"/webhook/", True), (b"//webhook", None), (b"/webhook#frag", True),
@@ -998,7 +1015,8 @@ def http_pipelined(rng: random.Random) -> Case:
     parts = [_pipelined_parts(rng) for _ in range(rng.randint(2, 6))]
     finish = "shut"
     if rng.random() < 0.3:  # end on one that closes the connection
-        last = rng.choice((post(small_body(rng), send_length=False), message(b"GET /health HTTP/1.1", [b"Connection: close"])))
+        last = rng.choice((post(small_body(rng), send_length=False),
+                           message(b"GET /health HTTP/1.1", [b"Connection: close"])))
         parts.append((last, frozenset({411}) if last.startswith(b"POST") else OK, False))
     elif rng.random() < 0.5:
         finish = "keep"  # read the answers while the connection stays open
@@ -1137,7 +1155,8 @@ WEIGHTED: Dict[str, Tuple[Tuple[int, Maker], ...]] = {
     "text": ((40, text_unicode), (20, text_control), (25, text_urls), (15, text_long_values)),
     "surrogates": ((80, surrogate_escaped), (20, surrogate_encoded)),
     "http": (
-        (5, http_no_length), (4, http_length_negative), (8, http_length_garbage), (2, http_length_odd_space), (5, http_length_huge),
+        (5, http_no_length), (4, http_length_negative), (8, http_length_garbage), (2, http_length_odd_space),
+        (5, http_length_huge),
         (8, http_body_short), (6, http_body_long), (6, http_chunked), (10, http_method), (8, http_garbage_line),
         (4, http_long_line), (5, http_long_header), (4, http_many_headers), (5, http_no_colon),
         (6, http_header_bytes), (6, http_content_type), (5, http_version), (2, http_version_post),
@@ -1341,7 +1360,8 @@ class FuzzRun:
 
     # --- one case ---
 
-    def _post(self, connection: Optional[http.client.HTTPConnection], case: Case) -> Optional[http.client.HTTPConnection]:
+    def _post(self, connection: Optional[http.client.HTTPConnection],
+              case: Case) -> Optional[http.client.HTTPConnection]:
         """POST a JSON case on the worker's keep-alive connection; return the connection to reuse."""
         if connection is None:
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -1476,7 +1496,8 @@ class FuzzRun:
 
     def summary(self) -> str:
         latency = max(self.health_latencies, default=0.0)
-        return (f"fuzz {self.test}: seed {SEED}, {self.completed} cases in {self.duration:.1f}s, "
+        return (f"fuzz {self.test}: seed {SEED}, {self.completed} of {self.count} cases in {self.duration:.1f}s"
+                f"{' (' + self.stopped_early + ')' if self.stopped_early else ''}, "
                 f"{len(self.health_latencies)} /health checks (slowest {latency * 1000:.0f} ms), "
                 f"statuses {dict(sorted(self.statuses.items()))}, categories {dict(sorted(self.categories.items()))}")
 
@@ -1500,7 +1521,7 @@ def fuzz(rocketchat, logs, record_property, monkeypatch):
             traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)))
 
     monkeypatch.setattr(threading, "excepthook", on_thread_error)
-    # The capture below keeps every record; pytest's own capture would format 10,000s of lines.
+    # `logs` keeps every record; pytest's own capture (up to pytest 9.0) would format 10,000s more lines.
     monkeypatch.setattr(logging.getLogger("rcwebhook"), "propagate", False)
 
     def run(test: str, daemon) -> FuzzRun:

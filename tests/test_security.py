@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -190,7 +191,8 @@ def test_request_must_arrive_within_request_timeout(start_daemon, hooks):
     assert time.monotonic() - started < 2.5
 
 
-def test_when_every_connection_is_busy_a_new_one_gets_a_quick_503(start_daemon, hooks, rocketchat):
+def test_when_every_connection_is_busy_health_answers_and_a_notification_gets_a_quick_503(
+        start_daemon, hooks, rocketchat):
     daemon = start_daemon(MAX_CONNECTIONS="2", DELIVERY_DEADLINE="5", **hooks)
     rocketchat.fail_next("critical", 1, mode="stall")
     workers = [threading.Thread(target=daemon.post_json, args=(load_example(),), kwargs={"timeout": 10})
@@ -200,11 +202,24 @@ def test_when_every_connection_is_busy_a_new_one_gets_a_quick_503(start_daemon, 
     wait_until(lambda: [c.phase for c in daemon.server.connections.values()] == ["busy", "busy"],
                what="two busy connections")
     started = time.monotonic()
-    status, headers, body = daemon.request("GET", "/health", timeout=2)
+    assert daemon.request("GET", "/health", timeout=2)[0] == 200  # a spare connection
+    with urllib.request.urlopen(daemon.url + "/metrics", timeout=2) as response:
+        assert response.status == 200
+    status, headers, body = daemon.post_json(load_example(), timeout=2)
     assert time.monotonic() - started < 1.0
     assert status == 503 and headers["Retry-After"] == "1"
     assert "busy" in body["error"]
     assert daemon.server.metrics.errors.value(reason="busy") == 1
+    # Beyond the spare connections too, the answer is a quick 503.
+    spares = [socket.create_connection(("127.0.0.1", daemon.port), timeout=5) for _ in range(8)]
+    try:
+        wait_until(lambda: sum(c.spare for c in daemon.server.connections.values()) == 8, what="spares in use")
+        started = time.monotonic()
+        assert raw(daemon.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n") == 503
+        assert time.monotonic() - started < 1.0
+    finally:
+        for sock in spares:
+            sock.close()
     rocketchat.release_stalled()
     for worker in workers:
         worker.join(10)
