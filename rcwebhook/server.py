@@ -290,7 +290,6 @@ class Handler(BaseHTTPRequestHandler):
         settings = self.server.settings
         if self.server.is_spare(self.request):
             self.close_connection = True
-            self.server.metrics.errors.inc(reason="busy")
             self._send(dispatch.error(503, "every connection is busy with a notification; retry",
                                       (("Retry-After", "1"),), reason="busy"))
             return
