@@ -11,7 +11,7 @@ DEB_VERSION ?= $(VERSION)
 BUILD := $(CURDIR)/build
 DEB := $(BUILD)/rcwebhook_$(DEB_VERSION)_all.deb
 
-.PHONY: run test check-config pytest clean deb check-package
+.PHONY: run test check-config pytest clean deb check-package bench
 
 ## run: the daemon in the foreground; in dry-run when no configuration exists yet
 run:
@@ -67,6 +67,10 @@ deb:
 	  || { cat "$(BUILD)/deb/build.log" >&2; exit 1; }
 	cp "$(BUILD)/deb/rcwebhook_$(DEB_VERSION)_all.deb" "$(DEB)"
 	@echo "built $(DEB)"
+
+## bench: the benchmark suite (a few minutes; wrk where installed); writes bench/RESULTS.md
+bench:
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 ## check-package: lintian, the unit's exposure, reproducibility, install, run, upgrade, purge (as root)
 check-package: pytest

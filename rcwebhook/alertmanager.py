@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
 
 MAX_DEPTH = 32
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z"
@@ -19,8 +19,7 @@ class PayloadError(ValueError):
     """The request body is not an Alertmanager notification; the message says where and why."""
 
 
-@dataclass(frozen=True)
-class Alert:
+class Alert(NamedTuple):
     """One alert of a notification."""
 
     status: str
@@ -37,8 +36,7 @@ class Alert:
         return self.labels.get("alertname") or "(unnamed)"
 
 
-@dataclass(frozen=True)
-class Notification:
+class Notification(NamedTuple):
     """One webhook notification: a group of alerts and its metadata."""
 
     alerts: Tuple[Alert, ...]
@@ -66,7 +64,9 @@ def decode(body: bytes) -> Any:
         raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # an integer of thousands of digits
         raise PayloadError(f"body holds a number too large to read: {str(exc)[:80]}") from None
-    _check(value)
+    strings = _SURROGATE_ESCAPE.search(text) is not None
+    if strings or text.count("[") + text.count("{") > MAX_DEPTH:  # else it cannot nest too deep
+        _check(value, strings)
     return value
 
 
@@ -74,20 +74,21 @@ def _reject_constant(name: str) -> Any:
     raise PayloadError(f"body is not valid JSON: {name} is not a JSON number")
 
 
-def _check(value: Any) -> None:
-    """Raise PayloadError when `value` nests deeper than MAX_DEPTH or holds a string that is not
-    Unicode text (a lone surrogate escape such as \\ud800, which JSON's syntax allows)."""
+def _check(value: Any, strings: bool) -> None:
+    """Raise PayloadError when `value` nests deeper than MAX_DEPTH or, when `strings`, holds a string
+    that is not Unicode text (a lone surrogate escape such as \\ud800, which JSON's syntax allows)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
-            stack.extend((key, depth) for key in item)
+            if strings:
+                stack.extend((key, depth) for key in item)
             item = list(item.values())
         if isinstance(item, list):
             if depth > MAX_DEPTH:
                 raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels")
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str):
+            stack.extend((child, depth + 1) for child in item if strings or isinstance(child, (dict, list)))
+        elif strings and isinstance(item, str):
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:

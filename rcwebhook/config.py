@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import envfile
@@ -84,8 +82,7 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     """Where the alerts of one severity go."""
 
     name: str
@@ -94,16 +91,15 @@ class Route:
     url_from: str = ""  # the route whose URL this one borrows, when it has none of its own
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Everything rcwebhook needs to run, validated."""
 
     host: str = "127.0.0.1"
     port: int = 8093
-    routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
+    routes: Mapping[str, Route] = MappingProxyType({})
     default_severity: str = "warning"
     severity_label: str = "severity"
-    severity_aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    severity_aliases: Mapping[str, str] = MappingProxyType({})
     username: str = ""
     icon_emoji: str = ""
     max_alerts_per_message: int = 20
@@ -269,6 +265,8 @@ def _read_file(path: Path, errors: List[str], warnings: List[str]) -> Dict[str, 
 
 def _suggest(key: str) -> str:
     """Return `, did you mean X?` for the known key closest to `key`, or ''."""
+    import difflib  # only for a misspelt key
+
     close = difflib.get_close_matches(key.upper(), DEFAULTS.keys(), n=1, cutoff=0.6)
     return f", did you mean {close[0]}?" if close else " (ignored)"
 

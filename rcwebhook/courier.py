@@ -16,8 +16,7 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 from . import delivery, message
 from .config import Route, Settings, redact_url
@@ -40,8 +39,7 @@ LINGER_QUIET = 0.05
 LINGER_MAX = 0.5
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     """What became of one route's message by the time its request is answered."""
 
     route: str

@@ -7,12 +7,10 @@ import json
 import re
 import socket
 import ssl
+import os
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
 
 from . import __version__
 from .config import Route, Settings
@@ -23,8 +21,7 @@ MAX_RATE_LIMIT_WAIT = 3600.0
 _WAIT_TEXT = re.compile(r"wait (\d+(?:\.\d+)?) seconds?")
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """What Rocket.Chat made of one post."""
 
     status: int  # the HTTP status, or 0 when no answer came
@@ -46,11 +43,19 @@ class Answer:
 Transport = Callable[[str, bytes, float], Answer]
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: following one would turn the POST into a GET and lose the message."""
+def _opener(context: Optional[ssl.SSLContext] = None):
+    """Return a urllib opener that refuses redirects (following one would turn the POST into a GET
+    and lose the message). urllib is imported here: only posts through a proxy need it."""
+    import urllib.request
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
-        return None
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
+            return None
+
+    handlers = [NoRedirect()]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers)
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -70,12 +75,13 @@ class Poster:
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self.context = context
-        self.opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=context))
+        self.opener = None
         self.local = threading.local()
 
     def __call__(self, url: str, body: bytes, timeout: float) -> Answer:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or _proxied(parts):
+            self.opener = self.opener or _opener(self.context)
             return post(url, body, timeout, self.opener)
         connections = self.local.__dict__.setdefault("connections", {})
         key = (parts.scheme, parts.netloc)
@@ -121,15 +127,19 @@ class Poster:
 
 def _proxied(parts: urllib.parse.SplitResult) -> bool:
     """Return whether the environment routes this URL through a proxy."""
-    proxies = urllib.request.getproxies()
-    return parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or "")
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return False
+    import urllib.request
+
+    return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname or "")
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect())
+def post(url: str, body: bytes, timeout: float, opener=None) -> Answer:
+    """Return Rocket.Chat's answer to POSTing `body` (JSON) to the hook at `url`, through urllib."""
+    import urllib.error
+    import urllib.request
 
-
-def post(url: str, body: bytes, timeout: float, opener: urllib.request.OpenerDirector = _OPENER) -> Answer:
-    """Return Rocket.Chat's answer to POSTing `body` (JSON) to the hook at `url`."""
+    opener = opener or _opener()
     request = urllib.request.Request(
         url,
         data=body,

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
 from . import alertmanager, dedup, message, routing
 from .alertmanager import Notification
@@ -18,8 +17,7 @@ from .metrics import Metrics
 log = logging.getLogger("rcwebhook")
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     """An HTTP answer: status, JSON body, extra headers."""
 
     status: int
@@ -53,8 +51,9 @@ def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float
         rendered = message.render(notification, batch, settings)
         names = tuple(a.name for a in batch.alerts)
         if settings.dry_run:
-            log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
-                     json.dumps(rendered, ensure_ascii=False, separators=(",", ":")))
+            if log.isEnabledFor(logging.INFO):
+                log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
+                         json.dumps(rendered, ensure_ascii=False, separators=(",", ":")))
             results.append(Result(batch.route.name, names, "dry-run"))
         else:
             posts.append((batch.route, names, rendered, dedup.post_key(batch.route.url, notification, batch.alerts)))

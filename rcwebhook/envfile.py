@@ -8,16 +8,14 @@ docker's --env-file and python-dotenv, so one file serves all three.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, NamedTuple, Tuple
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _EXPORT = re.compile(r"export\s+")
 _DOUBLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One KEY=VALUE assignment and the line it came from."""
 
     key: str

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
+import time
 from typing import IO, Iterable, List, Mapping, Optional
 
 # syslog priorities, as journald reads them from a `<N>` line prefix
@@ -19,6 +19,15 @@ class RedactingFormatter(logging.Formatter):
     def __init__(self, fmt: str, secrets: "SecretList") -> None:
         super().__init__(fmt)
         self.secrets = secrets
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
+        # strftime once a second, not once a line: the daemon logs a few lines per notification.
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        return f"{self._stamp},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
@@ -67,6 +76,9 @@ def configure(
     """Set up the `rcwebhook` logger and return its handlers; OSError when LOG_FILE cannot be opened."""
     stream = stream or sys.stderr
     secret_list = SecretList(secrets)
+    # No format here uses the caller's file and line, thread or process: do not compute them.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if under_journal(stream, environ):
         stderr_format: logging.Formatter = JournalFormatter("%(message)s", secret_list)
     else:
@@ -74,7 +86,9 @@ def configure(
     handlers: List[logging.Handler] = [logging.StreamHandler(stream)]
     handlers[0].setFormatter(stderr_format)
     if log_file:
-        file_handler = logging.handlers.RotatingFileHandler(
+        from logging.handlers import RotatingFileHandler  # only with LOG_FILE: it brings pickle and more
+
+        file_handler = RotatingFileHandler(
             log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
         file_handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", secret_list))
         handlers.append(file_handler)

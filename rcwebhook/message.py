@@ -7,6 +7,8 @@ keys, `text` well within Message_MaxAllowedSize, and a bounded size overall.
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any, Dict, List, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
@@ -31,6 +33,7 @@ RESOLVED_EMOJI = ":white_check_mark:"
 # Annotations shown in the title, text or links rather than as fields.
 _SHOWN_ANNOTATIONS = ("summary", "description", "message", "runbook_url")
 _URL_SAFE = ":/?#[]@!$&'*+,;=%~"
+_UNSAFE_IN_URL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def render(notification: Notification, batch: Batch, settings: Settings) -> Dict[str, Any]:
@@ -183,10 +186,11 @@ def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
     return merged
 
 
+@functools.lru_cache(maxsize=4096)  # the same external, generator and runbook URLs come again and again
 def absolute_url(url: str) -> Optional[str]:
     """Return `url`, made safe for a markdown link, when it is an absolute http(s) URL; else None."""
     url = (url or "").strip()
-    if not url or any(c.isspace() or ord(c) < 32 for c in url):
+    if not url or _UNSAFE_IN_URL.search(url):
         return None
     try:
         parts = urlsplit(url)
@@ -204,7 +208,22 @@ def silence_url(external_url: str, labels: Dict[str, str]) -> Optional[str]:
     if not base or not labels:
         return None
     matchers = ",".join(f'{name}="{_escape_label(value)}"' for name, value in sorted(labels.items()))
-    return f"{base.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}', safe='')}"
+    return f"{base.rstrip('/')}/#/silences/new?filter={_percent_encode('{' + matchers + '}')}"
+
+
+_UNRESERVED = re.compile(r"[^A-Za-z0-9_.~-]+")
+
+
+_ASCII_QUOTED = {c: f"%{c:02X}" for c in range(128) if not re.fullmatch(r"[A-Za-z0-9_.~-]", chr(c))}
+
+
+def _percent_encode(text: str) -> str:
+    """Return `text` with everything but RFC 3986's unreserved characters percent-encoded.
+
+    The same as urllib.parse.quote(text, safe=""), several times faster."""
+    if text.isascii():
+        return text.translate(_ASCII_QUOTED)
+    return _UNRESERVED.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), text)
 
 
 def _escape_label(value: str) -> str:

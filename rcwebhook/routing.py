@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 from .alertmanager import Alert, Notification
 from .config import ROUTES, Route, Settings
 
 
-@dataclass(frozen=True)
-class Batch:
+class Batch(NamedTuple):
     """The alerts of one notification that go to one route, in their original order."""
 
     route: Route

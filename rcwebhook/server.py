@@ -13,7 +13,6 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -42,13 +41,15 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\
          b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
 
 
-@dataclass
 class Connection:
     """What one open connection is doing: `waiting` for (more of) a request, or `busy` with one."""
 
-    phase: str
-    since: float
-    spare: bool = False  # admitted beyond MAX_CONNECTIONS, for /health and /metrics only
+    __slots__ = ("phase", "since", "spare")
+
+    def __init__(self, phase: str, since: float, spare: bool = False) -> None:
+        self.phase = phase
+        self.since = since
+        self.spare = spare  # admitted beyond MAX_CONNECTIONS, for /health and /metrics only
 
 
 class Server(ThreadingHTTPServer):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import ssl
@@ -116,7 +115,7 @@ class Service:
                 if getattr(new, field) != getattr(old, field):
                     kept[field] = getattr(old, field)
                     log.warning("Reload: %s changed; it takes effect at the next restart", key)
-            new = dataclasses.replace(new, **kept)
+            new = new._replace(**kept)
             try:
                 logs.configure(new.log_level, new.log_file, new.log_max_bytes, new.log_backup_count,
                                new.secrets(), environ=self.environ)

@@ -1,0 +1,456 @@
+"""rcwebhook's benchmark suite: `make bench` runs it and writes bench/RESULTS.md.
+
+Everything runs on loopback: rcwebhook as its own process, a fast stand-in Rocket.Chat
+(bench/fast_rocketchat.py) as another, the load from wrk (with bench/vary.lua, which gives
+every request a new groupKey and new fingerprints so de-duplication does not skip the work)
+or, without wrk, from a Python load generator. Each figure is the median of RUNS runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.rocketchat_standin import RocketChatStandin  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "test-alert.json"
+CONNECTIONS = (1, 16, 64)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(port: int, path: str = "/health", timeout: float = 10.0) -> float:
+    """Return the seconds until GET `path` answers (any status), polling every 2 ms."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            conn.close()
+            return time.monotonic() - started
+        except OSError:
+            time.sleep(0.002)
+    raise RuntimeError(f"nothing answered on port {port} within {timeout}s")
+
+
+class Process:
+    """A child process, stopped on exit."""
+
+    def __init__(self, args: List[str], env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
+        self.log = open(log, "w") if log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                                     stderr=self.log)
+
+    def status(self) -> Dict[str, int]:
+        """Return VmRSS, VmHWM (KiB) and Threads from /proc."""
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "Threads"):
+                fields[key] = int(value.split()[0])
+        return fields
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.log is not subprocess.DEVNULL:
+            self.log.close()
+
+
+def start_rcwebhook(tmp: Path, rocketchat_port: int, **settings: str) -> Tuple[Process, int]:
+    port = free_port()
+    env = {
+        "PORT": str(port),
+        "ROCKETCHAT_WEBHOOK_CRITICAL": f"http://127.0.0.1:{rocketchat_port}/hooks/critical/token-critical",
+        "ROCKETCHAT_WEBHOOK_WARNING": f"http://127.0.0.1:{rocketchat_port}/hooks/warning/token-warning",
+        "ROCKETCHAT_WEBHOOK_INFO": f"http://127.0.0.1:{rocketchat_port}/hooks/info/token-info",
+        "ROCKETCHAT_RATE_LIMIT": "0",
+        **settings,
+    }
+    process = Process([sys.executable, str(ROOT / "rcwebhook.py"), "--config", "/dev/null"], env,
+                      tmp / f"rcwebhook-{port}.log")
+    wait_ready(port)
+    return process, port
+
+
+def start_fast_rocketchat(delay: float = 0.0) -> Tuple[Process, int]:
+    port = free_port()
+    process = Process([sys.executable, str(BENCH / "fast_rocketchat.py"), str(port), str(delay)])
+    wait_ready(port, "/")
+    return process, port
+
+
+# --- load ---------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def _seconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(number) * _UNITS[unit]
+
+
+def load(port: int, connections: int, seconds: float) -> Dict[str, float]:
+    """Return requests/s, p50 and p99 (seconds) and non-2xx count of POST /webhook at `connections`."""
+    if shutil.which("wrk"):
+        result = subprocess.run(
+            ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "30s",
+             "-s", str(BENCH / "vary.lua"), f"http://127.0.0.1:{port}/webhook"],
+            capture_output=True, text=True, env={**os.environ, "RCWEBHOOK_BENCH_BODY": str(EXAMPLE)}, check=True)
+        out = result.stdout
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        return {
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": _seconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+            "p99": _seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+            "errors": float(errors.group(1)) if errors else 0.0,
+        }
+    return python_load(port, connections, seconds)
+
+
+def python_load(port: int, connections: int, seconds: float) -> Dict[str, float]:
+    """The load without wrk: threads on kept-alive connections (slower: it shares the interpreter's cost)."""
+    template = json.loads(EXAMPLE.read_text())
+    latencies: List[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker(number: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = 0
+        while time.monotonic() < deadline:
+            i += 1
+            payload = dict(template, groupKey=f"bench-{number}-{i}")
+            payload["alerts"] = [dict(a, fingerprint=f"{a['fingerprint']}-{number}-{i}") for a in template["alerts"]]
+            started = time.monotonic()
+            conn.request("POST", "/webhook", json.dumps(payload), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            with lock:
+                latencies.append(time.monotonic() - started)
+                errors[0] += response.status >= 300
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies.sort()
+    return {"rps": len(latencies) / seconds, "p50": latencies[len(latencies) // 2],
+            "p99": latencies[int(len(latencies) * 0.99)], "errors": float(errors[0])}
+
+
+def median_of(runs: List[Dict[str, float]]) -> Dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+# --- the measurements ---------------------------------------------------------------------------
+
+def throughput(tmp: Path, runs: int, seconds: float, results: Dict) -> None:
+    fast, fast_port = start_fast_rocketchat()
+    try:
+        for mode, settings in (("delivery", {}), ("dry-run", {"DRY_RUN": "true"})):
+            daemon, port = start_rcwebhook(tmp, fast_port, **settings)
+            try:
+                results[f"idle_{mode}"] = daemon.status()
+                for connections in CONNECTIONS:
+                    samples: List[Dict[str, int]] = []
+                    stop = threading.Event()
+
+                    def sample() -> None:
+                        while not stop.wait(0.2):
+                            samples.append(daemon.status())
+
+                    sampler = threading.Thread(target=sample)
+                    sampler.start()
+                    try:
+                        figures = median_of([load(port, connections, seconds) for _ in range(runs)])
+                    finally:
+                        stop.set()
+                        sampler.join()
+                    figures["rss_kib"] = max(s["VmRSS"] for s in samples)
+                    figures["threads"] = max(s["Threads"] for s in samples)
+                    results[f"{mode}_{connections}"] = figures
+                    print(f"{mode} c={connections}: {figures}", flush=True)
+                results[f"peak_{mode}"] = daemon.status()
+            finally:
+                daemon.stop()
+        if mode == "dry-run":
+            posts = json.loads(http_get(fast_port, "/"))
+            results["fast_rocketchat"] = posts
+    finally:
+        fast.stop()
+    bare_port = free_port()
+    bare = Process([sys.executable, str(BENCH / "bare_server.py"), str(bare_port)])
+    try:
+        wait_ready(bare_port, "/")
+        for connections in CONNECTIONS:
+            results[f"bare_{connections}"] = median_of([load(bare_port, connections, seconds) for _ in range(runs)])
+            print(f"bare c={connections}: {results[f'bare_{connections}']}", flush=True)
+    finally:
+        bare.stop()
+
+
+def http_get(port: int, path: str) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    body = conn.getresponse().read()
+    conn.close()
+    return body
+
+
+def start_to_healthy(tmp: Path, runs: int, results: Dict) -> None:
+    times = []
+    for _ in range(max(runs, 5)):
+        port = free_port()
+        started = time.monotonic()
+        process = Process([sys.executable, str(ROOT / "rcwebhook.py"), "--config", "/dev/null", "--dry-run"],
+                          {"PORT": str(port)})
+        try:
+            wait_ready(port)
+            times.append(time.monotonic() - started)
+        finally:
+            process.stop()
+    results["start_to_healthy"] = statistics.median(times)
+    print(f"start to healthy: {times}", flush=True)
+
+
+def health_while_slow(tmp: Path, runs: int, results: Dict) -> None:
+    """/health latency while Rocket.Chat takes 2 s per post and 64 notifications are in flight."""
+    slow, slow_port = start_fast_rocketchat(delay=2.0)
+    daemon, port = start_rcwebhook(tmp, slow_port)
+    template = EXAMPLE.read_text()
+    figures = []
+    try:
+        for run in range(runs):
+            in_flight = []
+
+            def notify(i: int) -> int:
+                body = template.replace('"groupKey": "', f'"groupKey": "slow-{run}-{i}-').replace(
+                    '"fingerprint": "', f'"fingerprint": "slow-{run}-{i}-')
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn.request("POST", "/webhook", body, {"Content-Type": "application/json"})
+                status = conn.getresponse().status
+                conn.close()
+                return status
+
+            with ThreadPoolExecutor(64) as pool:
+                in_flight = [pool.submit(notify, i) for i in range(64)]
+                time.sleep(0.5)  # let the 64 notifications arrive and wait on the slow Rocket.Chat
+                latencies, statuses = [], []
+                for _ in range(200):
+                    started = time.monotonic()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    conn.request("GET", "/health")
+                    statuses.append(conn.getresponse().status)
+                    latencies.append(time.monotonic() - started)
+                    conn.close()
+                busy = sum(1 for f in in_flight if not f.done())
+                answers = [f.result() for f in in_flight]
+            latencies.sort()
+            figures.append({"p50": latencies[100], "p99": latencies[198], "ok": statuses.count(200),
+                            "in_flight_after": busy, "answers": {s: answers.count(s) for s in set(answers)}})
+            print(f"health while slow: {figures[-1]}", flush=True)
+    finally:
+        daemon.stop()
+        slow.stop()
+    results["health_while_slow"] = {
+        "p50": statistics.median(f["p50"] for f in figures),
+        "p99": statistics.median(f["p99"] for f in figures),
+        "ok": min(f["ok"] for f in figures),
+        "in_flight_after": min(f["in_flight_after"] for f in figures),
+        "answers": figures[-1]["answers"],
+    }
+
+
+def storm(tmp: Path, runs: int, results: Dict) -> None:
+    """1,000 alerts in 100 groups for one hook, Rocket.Chat's default limit enforced (10 posts / 60 s).
+
+    The client behaves as Alertmanager does: it retries a 5xx answer after 0.5 s, x1.5.
+    """
+    figures = []
+    for run in range(runs):
+        with RocketChatStandin(rate_limit=10, rate_window=60) as standin:
+            url = standin.add_hook("critical")
+            port = free_port()
+            daemon = Process([sys.executable, str(ROOT / "rcwebhook.py"), "--config", "/dev/null"],
+                             {"PORT": str(port), "ROCKETCHAT_WEBHOOK_CRITICAL": url, "DEFAULT_SEVERITY": "critical"},
+                             tmp / f"storm-{run}.log")
+            try:
+                wait_ready(port)
+
+                def group(g: int) -> int:
+                    body = json.dumps({"groupKey": f"storm-{run}-{g}", "status": "firing", "alerts": [
+                        {"status": "firing", "fingerprint": f"{run}-{g}-{i}",
+                         "labels": {"alertname": f"Storm{g:03d}", "severity": "critical", "instance": f"host{i}"},
+                         "annotations": {"summary": "disk full", "description": "d" * 200}} for i in range(10)]})
+                    delay, answers = 0.5, 0
+                    while True:
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                        conn.request("POST", "/webhook", body, {"Content-Type": "application/json"})
+                        status = conn.getresponse().status
+                        conn.close()
+                        answers += 1
+                        if status < 500:
+                            return answers
+                        time.sleep(delay)
+                        delay *= 1.5
+
+                started = time.monotonic()
+                with ThreadPoolExecutor(100) as pool:
+                    tries = list(pool.map(group, range(100)))
+                delivered = sum(len(m["attachments"]) for m in standin.messages("critical"))
+                last = max(r["at"] for r in standin.requests("critical"))
+                figures.append({"notifications": 100, "alerts": delivered, "posts": len(standin.requests("critical")),
+                                "429s": standin.count_429("critical"), "seconds": last - started,
+                                "answers": sum(tries)})
+                print(f"storm: {figures[-1]}", flush=True)
+            finally:
+                daemon.stop()
+    results["storm"] = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, load from {'wrk' if shutil.which('wrk') else 'Python threads'}")
+
+
+def report(results: Dict, runs: int, seconds: float) -> str:
+    ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
+    lines = [
+        "# rcwebhook benchmark results",
+        "",
+        f"Measured {results['date']} on {results['machine']}, by `make bench` (bench/run.py).",
+        f"Each figure is the median of {runs} runs of {seconds:g} s; everything on loopback. The stand-in",
+        "Rocket.Chat (bench/fast_rocketchat.py) answers at once; rcwebhook's own pacing is off for the",
+        "throughput runs, and every notification carries a new groupKey and new fingerprints.",
+        "",
+        "## /webhook with examples/test-alert.json (two alerts, two routes)",
+        "",
+        "| connections | delivery: notifications/s | p50 | p99 | dry-run: notifications/s | p50 | p99 | bare server: requests/s | dry-run / bare |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in CONNECTIONS:
+        d, r, b = results[f"delivery_{c}"], results[f"dry-run_{c}"], results[f"bare_{c}"]
+        lines.append(f"| {c} | {d['rps']:.0f} | {ms(d['p50'])} | {ms(d['p99'])} | {r['rps']:.0f} | {ms(r['p50'])} | "
+                     f"{ms(r['p99'])} | {b['rps']:.0f} | {r['rps'] / b['rps']:.2f} |")
+    posts = results.get("fast_rocketchat", {})
+    lines += [
+        "",
+        f"Non-2xx answers during the delivery runs: {sum(results[f'delivery_{c}']['errors'] for c in CONNECTIONS):.0f}.",
+        f"The stand-in Rocket.Chat took {posts.get('posts', 0)} posts carrying {posts.get('attachments', 0)} alerts in all "
+        "runs: waiting messages for one hook are merged, so under load a notification costs fewer than two posts.",
+        "",
+        "## Resources",
+        "",
+        "| | resident memory | threads |",
+        "|---|---|---|",
+        f"| idle, after start | {results['idle_delivery']['VmRSS'] / 1024:.1f} MiB | {results['idle_delivery']['Threads']} |",
+    ]
+    for c in CONNECTIONS:
+        d = results[f"delivery_{c}"]
+        lines.append(f"| delivering at {c} connections (highest sample) | {d['rss_kib'] / 1024:.1f} MiB | {d['threads']:.0f} |")
+    lines += [
+        f"| peak over all delivery runs (VmHWM) | {results['peak_delivery']['VmHWM'] / 1024:.1f} MiB | |",
+        "",
+        f"Start to the first successful /health: {ms(results['start_to_healthy'])} (median of 5).",
+        "",
+        "## /health while Rocket.Chat takes 2 s per post and 64 notifications are in flight",
+        "",
+        f"p50 {ms(results['health_while_slow']['p50'])}, p99 {ms(results['health_while_slow']['p99'])} over 200 requests "
+        f"(each on a new connection); {results['health_while_slow']['ok']} of 200 answered 200. "
+        f"The 64 notifications were answered {results['health_while_slow']['answers']}.",
+        "",
+        "## Alert storm",
+        "",
+        "1,000 alerts in 100 groups (100 notifications) for one hook, Rocket.Chat's default rate limit",
+        "(10 posts per 60 s) enforced by the validating stand-in (tests/rocketchat_standin.py), the client",
+        "retrying 5xx answers as Alertmanager does:",
+        "",
+        f"- alerts delivered: {results['storm']['alerts']:.0f} of 1,000",
+        f"- posts made: {results['storm']['posts']:.0f}; 429s seen: {results['storm']['429s']:.0f}",
+        f"- time until the last alert was delivered: {results['storm']['seconds']:.2f} s",
+        f"- requests Alertmanager would have made (retries included): {results['storm']['answers']:.0f}",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    d16, r16, b16 = results["delivery_16"], results["dry-run_16"], results["bare_16"]
+    rss = max(results[f"delivery_{c}"]["rss_kib"] for c in CONNECTIONS) / 1024
+    targets = [
+        ("dry-run throughput at 16 connections at least half of the bare server's", f"{r16['rps'] / b16['rps']:.2f}",
+         r16["rps"] / b16["rps"] >= 0.5),
+        ("delivery throughput at 16 connections at least 1,200 notifications/s", f"{d16['rps']:.0f}/s", d16["rps"] >= 1200),
+        ("resident memory under load below 35 MB", f"{rss:.1f} MiB", rss * 1.048576 < 35),
+        ("start to healthy below 300 ms", ms(results["start_to_healthy"]), results["start_to_healthy"] < 0.3),
+        ("/health p99 below 50 ms while Rocket.Chat is slow", ms(results["health_while_slow"]["p99"]),
+         results["health_while_slow"]["p99"] < 0.05),
+        ("alert storm: no 429, nothing lost", f"{results['storm']['429s']:.0f} 429s, {results['storm']['alerts']:.0f} alerts",
+         results["storm"]["429s"] == 0 and results["storm"]["alerts"] == 1000),
+    ]
+    for name, measured, met in targets:
+        lines.append(f"| {name} | {measured} | {'yes' if met else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
+    args = parser.parse_args()
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"rcwebhook-bench-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    results: Dict = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    throughput(tmp, args.runs, args.seconds, results)
+    start_to_healthy(tmp, args.runs, results)
+    health_while_slow(tmp, args.runs, results)
+    storm(tmp, args.runs, results)
+    (BENCH / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    Path(args.output).write_text(report(results, args.runs, args.seconds))
+    print(Path(args.output).read_text())
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
