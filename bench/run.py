@@ -317,9 +317,13 @@ def storm(tmp: Path, runs: int, results: Dict) -> None:
                     delay, answers = 0.5, 0
                     while True:
                         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                        conn.request("POST", "/webhook", body, {"Content-Type": "application/json"})
-                        status = conn.getresponse().status
-                        conn.close()
+                        try:
+                            conn.request("POST", "/webhook", body, {"Content-Type": "application/json"})
+                            status = conn.getresponse().status
+                        except (OSError, http.client.HTTPException):
+                            status = 599  # no answer: Alertmanager retries that too
+                        finally:
+                            conn.close()
                         answers += 1
                         if status < 500:
                             return answers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -477,6 +478,7 @@ class _Reader:
         return MappingProxyType(result)
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every client address, which repeat
 def is_loopback(host: str) -> bool:
     """Return whether `host` names only this machine."""
     if host == "localhost":

@@ -7,6 +7,7 @@ stalled the longest, caps on headers, per-client request limits and optional TLS
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import re
 import socket
@@ -193,6 +194,18 @@ class Server(ThreadingHTTPServer):
     def server_close(self) -> None:
         super().server_close()
         self.deliverer.close()
+
+
+_STATUS = {status.value: status for status in HTTPStatus}
+_date_cache = [0, ""]
+
+
+def _http_date() -> str:
+    """Return the Date header's value, formatted once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[:] = [now, email.utils.formatdate(now, usegmt=True)]
+    return _date_cache[1]
 
 
 def _close_now(sock: socket.socket) -> None:
@@ -410,11 +423,11 @@ class Handler(BaseHTTPRequestHandler):
         """Write the whole response, status line to body, in one write."""
         if not getattr(self, "body_read", True) and self._has_body():
             self.close_connection = True  # its unread body must not be taken for the next request
-        status = HTTPStatus(code)
+        status = _STATUS[code]
         head = [
             f"HTTP/1.1 {status.value} {status.phrase}",
             f"Server: {self.version_string()}",
-            f"Date: {self.date_time_string()}",
+            f"Date: {_http_date()}",
             f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
         ]
