@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -19,11 +18,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
 
 import pytest
 
 from tests.conftest import require_program
+from tests.programs import ProgramOnPort
 
 NOTIFY_TIMEOUT = 10.0  # group_wait is 1 s; leave room for a slow CI machine
 READY_TIMEOUT = 10.0
@@ -58,100 +58,31 @@ class AlertSpec:
         return {"alertname": self.name, **self.labels}
 
 
-class Alertmanager:
+class Alertmanager(ProgramOnPort):
     """A running prometheus-alertmanager subprocess with a single webhook receiver."""
 
+    ready_timeout = READY_TIMEOUT
+    start_attempts = START_ATTEMPTS
+    poll_interval = 0.02
+    tail_lines = 60
+
     def __init__(self, binary: str, amtool: str, workdir: Path, receiver_url: str) -> None:
+        super().__init__("Alertmanager", workdir, "/-/ready")
         self.binary = binary
         self.amtool = amtool
-        self.workdir = workdir
         self.config = workdir / "alertmanager.yml"
         self.config.write_text(CONFIG.format(url=json.dumps(receiver_url)))
-        self.process: Optional[subprocess.Popen] = None
-        self.stderr_path = workdir / "alertmanager.stderr"
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start Alertmanager on a free port and wait until it is ready; retry if the port was taken."""
-        for attempt in range(START_ATTEMPTS):
-            self.port = free_port()
-            self.stderr_path = self.workdir / f"alertmanager-{attempt}.stderr"
-            with self.stderr_path.open("wb") as stderr:
-                self.process = subprocess.Popen(
-                    [
-                        self.binary,
-                        f"--config.file={self.config}",
-                        f"--storage.path={self.workdir / f'data-{attempt}'}",
-                        f"--web.listen-address=127.0.0.1:{self.port}",
-                        f"--web.external-url={self.url}",
-                        "--cluster.listen-address=",
-                        "--log.level=debug",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=stderr,
-                )
-            if self._wait_ready():
-                return
-            port_taken = "address already in use" in self.stderr()
-            self.stop()
-            if not port_taken:
-                break
-        raise AssertionError(f"Alertmanager did not become ready.{self.explain()}")
-
-    def _wait_ready(self) -> bool:
-        """Return True once GET /-/ready answers 200, False if the process exits or the deadline passes."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            self.pause(0.02)
-        return False
-
-    def pause(self, seconds: float) -> None:
-        """Wait up to `seconds` between polls; returns early if Alertmanager exits."""
-        if self.process is None:
-            return
-        try:
-            self.process.wait(seconds)
-        except subprocess.TimeoutExpired:
-            pass
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.process = None
-
-    def stderr(self) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def explain(self) -> str:
-        """Return Alertmanager's exit status and the tail of its stderr, for assertion messages."""
-        state = "running"
-        if self.process is not None and self.process.poll() is not None:
-            state = f"exited with {self.process.returncode}"
-        tail = "\n".join(self.stderr().splitlines()[-60:])
-        return f"\n--- Alertmanager on port {self.port} ({state}), stderr tail:\n{tail}"
+    def arguments(self, attempt: int) -> List[str]:
+        return [
+            self.binary,
+            f"--config.file={self.config}",
+            f"--storage.path={self.workdir / f'data-{attempt}'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--web.external-url={self.url}",
+            "--cluster.listen-address=",
+            "--log.level=debug",
+        ]
 
     def add(self, alert: AlertSpec) -> None:
         """Fire `alert` with `amtool alert add`."""
@@ -207,13 +138,6 @@ class Alertmanager:
             if match and 'integration="webhook"' in match.group(2):
                 totals[match.group(1)] = totals.get(match.group(1), 0.0) + float(match.group(3))
         return totals
-
-
-def free_port() -> int:
-    """Return a loopback port that was free a moment ago (the caller retries if it got taken)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- fixtures ---------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -16,12 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_ALERT, ROOT, require_program
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.programs import free_port
 
 
 @pytest.mark.skipif(Path("/etc/rcwebhook/rcwebhook.env").exists(), reason="a system configuration exists here")

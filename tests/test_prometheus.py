@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -26,6 +25,7 @@ import pytest
 
 from rcwebhook import config
 from tests.conftest import ROOT, load_example, require_program
+from tests.programs import ProgramOnPort
 
 RULES = ROOT / "examples" / "alerting-rules.yml"
 ALERTMANAGER_EXAMPLE = ROOT / "examples" / "alertmanager.yml"
@@ -336,96 +336,23 @@ scrape_configs:
 """
 
 
-def free_port() -> int:
-    """Return a loopback port that was free a moment ago (the caller retries if it got taken)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Prometheus:
+class Prometheus(ProgramOnPort):
     """A running Prometheus subprocess scraping one rcwebhook, with the example rules loaded."""
 
+    ready_timeout = READY_TIMEOUT
+    start_attempts = START_ATTEMPTS
+    stop_timeout = 10.0
+
     def __init__(self, binary: str, workdir: Path, target_port: int) -> None:
+        super().__init__("Prometheus", workdir, "/-/ready")
         self.binary = binary
-        self.workdir = workdir
         self.config = workdir / "prometheus.yml"
         self.config.write_text(PROMETHEUS_CONFIG.format(rules=json.dumps(str(RULES)), port=target_port))
-        self.stderr_path = workdir / "prometheus.stderr"
-        self.process: Optional[subprocess.Popen] = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        for attempt in range(START_ATTEMPTS):
-            self.port = free_port()
-            with open(self.stderr_path, "wb") as stderr:
-                self.process = subprocess.Popen(
-                    [self.binary, f"--config.file={self.config}",
-                     f"--storage.tsdb.path={self.workdir / f'data-{attempt}'}",
-                     f"--web.listen-address=127.0.0.1:{self.port}"],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
-            if self._wait_ready():
-                return
-            port_taken = "address already in use" in self.stderr()
-            self.stop()
-            if not port_taken:
-                break
-        raise AssertionError(f"Prometheus did not become ready within {READY_TIMEOUT:g}s.{self.explain()}")
-
-    def _wait_ready(self) -> bool:
-        """Return True once GET /-/ready answers 200, False if Prometheus exits or the deadline passes."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            self.pause(0.05)
-        return False
-
-    def pause(self, seconds: float) -> None:
-        """Wait up to `seconds` between polls; returns early if Prometheus exits."""
-        if self.process is None:
-            return
-        try:
-            self.process.wait(seconds)
-        except subprocess.TimeoutExpired:
-            pass
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.process = None
-
-    def stderr(self) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def explain(self) -> str:
-        """Return Prometheus' state and the tail of its stderr, for assertion messages."""
-        state = "stopped"
-        if self.process is not None:
-            code = self.process.poll()
-            state = "running" if code is None else f"exited with {code}"
-        tail = "\n".join(self.stderr().splitlines()[-40:])
-        return f"\n--- Prometheus on port {self.port} ({state}), stderr tail:\n{tail}"
+    def arguments(self, attempt: int) -> List[str]:
+        return [self.binary, f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.workdir / f'data-{attempt}'}",
+                f"--web.listen-address=127.0.0.1:{self.port}"]
 
     def api(self, path: str, **params: str) -> Any:
         """Return the `data` of a successful Prometheus HTTP API answer."""
