@@ -36,6 +36,7 @@ MAX_HEADER_BYTES = 32 * 1024  # request line and headers together; http.server c
 SPARE_CONNECTIONS = 8
 _TOO_LONG = b"x" * 65537  # what http.server's own line-length checks refuse
 _DIGITS = re.compile(r"[0-9]+")
+_HTTP_VERSION = re.compile(r"HTTP/[0-9]{1,9}\.[0-9]{1,9}")
 
 _BUSY_BODY = b'{"error":"every connection is busy with a request; retry","status":"error"}\n'
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
@@ -279,6 +280,13 @@ class Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         # The request starts once its request line is in, not while a kept-alive connection idles.
         self.started = time.monotonic()
+        words = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n").split()
+        if len(words) == 3 and not _HTTP_VERSION.fullmatch(words[2]):
+            # Older Pythons (Debian 12's 3.11.2) take "HTTP/-1.1" for a version.
+            self.command, self.request_version = "", "HTTP/1.1"
+            self.requestline = " ".join(words)[:200]
+            self.send_error(400, f"Bad request version ({words[2][:40]!r})")
+            return False
         return super().parse_request()
 
     # --- methods ---------------------------------------------------------

@@ -296,3 +296,10 @@ def test_each_response_is_one_write(daemon, monkeypatch):
     daemon.request("GET", "/health")
     assert len(writes) == 2
     assert all(w.startswith(b"HTTP/1.1 200 OK\r\n") and w.endswith(b"}\n") for w in writes)
+
+
+@pytest.mark.parametrize("version", [b"HTTP/-1.1", b"HTTP/1.-1", b"HTTP/+1.1", b"HTTP/1_1.1", b"HTTP/1"])
+def test_malformed_http_version_is_400(daemon, version):
+    status, body, _ = status_and_body(raw_exchange(daemon.port, b"GET /health " + version + b"\r\nHost: x\r\n\r\n"))
+    assert status == 400
+    assert body["status"] == "error"
