@@ -59,7 +59,9 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128  # socketserver's 5 resets connections when Alertmanager sends a burst
+    # socketserver's 5 resets connections when Alertmanager sends a burst; a deep backlog also
+    # keeps a flood of stalled clients from crowding out new ones while they are sorted out.
+    request_queue_size = 1024
 
     def __init__(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         self.settings = settings
@@ -72,6 +74,7 @@ class Server(ThreadingHTTPServer):
         self.connections: Dict[socket.socket, Connection] = {}
         self.connections_lock = threading.Lock()
         self.peak_connections = 0
+        self.accepted_connections = 0
         if ":" in settings.host:
             self.address_family = socket.AF_INET6
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
@@ -121,6 +124,7 @@ class Server(ThreadingHTTPServer):
         """Admit a new connection, making room by closing the longest-stalled one if needed."""
         now = time.monotonic()
         with self.connections_lock:
+            self.accepted_connections += 1
             live = sum(1 for c in self.connections.values() if c.phase != "evicted" and not c.spare)
             admitted = live < self.settings.max_connections
             if not admitted:
