@@ -316,3 +316,40 @@ def test_resolved_notification_replaces_the_waiting_firing_one(start_daemon, roc
     [_, resolved] = rocketchat.wait_for_messages("critical", 2, timeout=5)
     assert resolved["text"].startswith(":white_check_mark: [RESOLVED:1] Flap")
     assert len(resolved["attachments"]) == 1
+
+
+def test_pacing_wait_is_logged_with_its_reason_and_delay(start_daemon, rocketchat, hooks, logs):
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    assert daemon.post_json(one_alert("First", group="a"))[0] == 200
+    assert daemon.post_json(one_alert("Second", group="b"))[0] == 503
+    rocketchat.wait_for_messages("critical", 2, timeout=5)
+    waits = [line for line in logs.lines() if line.startswith("Waiting ")]
+    assert waits and "s before the next post to" in waits[0]
+    assert "pacing to ROCKETCHAT_RATE_LIMIT=1/2" in waits[0]
+    assert 0 < float(waits[0].split()[1].rstrip("s")) <= 2.1  # the window, plus the latency margin
+
+
+def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, monkeypatch):
+    from rcwebhook import courier
+    monkeypatch.setattr(courier, "QUEUE_LIMIT", 2)
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/60", DELIVERY_DEADLINE="0.2", **hooks)
+    assert daemon.post_json(one_alert("First", group="a"))[0] == 200
+    assert [daemon.post_json(one_alert(f"W{i}", group=f"w{i}"))[0] for i in range(2)] == [503, 503]
+    status, headers, body = daemon.post_json(one_alert("Over", group="over"))
+    assert status == 503
+    assert "the queue for this hook is full (2 messages)" in body["routes"]["critical"]["error"]
+
+
+def test_a_post_that_waits_too_long_is_given_up_and_logged(start_daemon, rocketchat, hooks, logs, monkeypatch):
+    from rcwebhook import courier
+    monkeypatch.setattr(courier, "PENDING_MAX_AGE", 0.5)
+    daemon = start_daemon(DELIVERY_DEADLINE="0.2", **hooks)
+    rocketchat.disable("critical")
+    assert daemon.post_json(one_alert("Lost", group="lost"))[0] == 503
+    deadline = time.monotonic() + 10
+    while not any(line.startswith("Gave up on the post for route critical") for line in logs.lines(logging.ERROR)):
+        assert time.monotonic() < deadline, logs.lines()
+        time.sleep(0.05)
+    assert daemon.server.deliverer.pending_count() == 0
+    rocketchat.disable("critical", False)
+    assert daemon.post_json(one_alert("Lost", group="lost"))[0] == 200  # Alertmanager's next try posts it
