@@ -175,11 +175,8 @@ class Courier:
                 if linger > 0:
                     self.cond.wait(linger)
                     continue
-            jobs = [self.queue.popleft()]
-            merged = jobs[0].message
-            while self.queue and message.can_merge(merged, self.queue[0].message):
-                merged = message.merge(merged, self.queue[0].message)
-                jobs.append(self.queue.popleft())
+            count = message.mergeable([job.message for job in self.queue])
+            jobs = [self.queue.popleft() for _ in range(count)]
             self.limiter.record(now)
             return jobs
         return None
@@ -198,9 +195,7 @@ class Courier:
     def _send(self, jobs: List[Job]) -> None:
         """Post the jobs as one message and settle, requeue or fail them by the answer."""
         settings = self.owner.settings
-        rendered = jobs[0].message
-        for job in jobs[1:]:
-            rendered = message.merge(rendered, job.message)
+        rendered = message.merge([job.message for job in jobs])
         payload = json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         started = self.owner.clock()
         answer = self.owner.transport(self.url, payload, settings.delivery_timeout)

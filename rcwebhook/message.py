@@ -169,20 +169,26 @@ def envelope(rendered: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in rendered.items() if k not in ("text", "attachments")}
 
 
-def can_merge(first: Dict[str, Any], second: Dict[str, Any]) -> bool:
-    """Return whether two messages for one hook fit into one post within Rocket.Chat's limits."""
-    return (
-        envelope(first) == envelope(second)
-        and len(first["text"]) + 1 + len(second["text"]) <= TEXT_LIMIT
-        and len(first["attachments"]) + len(second["attachments"]) <= MAX_ATTACHMENTS_PER_POST
-    )
+def mergeable(messages: Sequence[Dict[str, Any]]) -> int:
+    """Return how many of `messages`, from the first on, fit into one post within Rocket.Chat's limits
+    (at least one): the same envelope, TEXT_LIMIT characters of headlines, MAX_ATTACHMENTS_PER_POST."""
+    first = envelope(messages[0])
+    text, attachments = -1, 0
+    for count, rendered in enumerate(messages):
+        text += 1 + len(rendered["text"])
+        attachments += len(rendered["attachments"])
+        if count and (text > TEXT_LIMIT or attachments > MAX_ATTACHMENTS_PER_POST or envelope(rendered) != first):
+            return count
+    return len(messages)
 
 
-def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
-    """Return one message holding both: headlines one per line, attachments in order."""
-    merged = envelope(first)
-    merged["text"] = f"{first['text']}\n{second['text']}"
-    merged["attachments"] = first["attachments"] + second["attachments"]
+def merge(messages: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Return one message holding them all: headlines one per line, attachments in order."""
+    if len(messages) == 1:
+        return messages[0]
+    merged = envelope(messages[0])
+    merged["text"] = "\n".join(m["text"] for m in messages)
+    merged["attachments"] = [a for m in messages for a in m["attachments"]]
     return merged
 
 

@@ -237,3 +237,32 @@ def test_generated_payloads_always_render_acceptable_messages():
             assert len(rendered["attachments"]) <= 20
             rendered_count += 1
     assert rendered_count > 300
+
+
+def merged_candidates(*specs):
+    """Messages as the courier holds them: (text length, attachment count, channel)."""
+    return [dict({"text": "t" * length, "attachments": [{"title": "a"}] * count}, **({"channel": ch} if ch else {}))
+            for length, count, ch in specs]
+
+
+def test_waiting_messages_merge_within_the_text_limit():
+    candidates = merged_candidates((2000, 1, ""), (2000, 1, ""), (1000, 1, ""), (10, 1, ""))
+    assert message.mergeable(candidates) == 2  # 2000 + 1 + 2000 + 1 + 1000 > 5000
+    merged = message.merge(candidates[:2])
+    assert len(merged["text"]) == 4001 and merged["text"].count("\n") == 1 and len(merged["attachments"]) == 2
+
+
+def test_waiting_messages_merge_within_the_attachment_limit():
+    candidates = merged_candidates((10, 150, ""), (10, 50, ""), (10, 1, ""))
+    assert message.mergeable(candidates) == 2
+    assert len(message.merge(candidates[:2])["attachments"]) == message.MAX_ATTACHMENTS_PER_POST
+
+
+def test_messages_for_other_channels_are_not_merged():
+    assert message.mergeable(merged_candidates((10, 1, ""), (10, 1, "#other"), (10, 1, ""))) == 1
+
+
+def test_one_message_always_goes_even_when_large():
+    candidates = merged_candidates((4999, 200, ""), (10, 1, ""))
+    assert message.mergeable(candidates) == 1
+    assert message.merge(candidates[:1]) is candidates[0]
