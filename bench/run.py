@@ -379,7 +379,7 @@ def report(results: Dict, runs: int, seconds: float) -> str:
     quiet = results["dry-run-quiet_16"]
     lines += [
         "",
-        f"Dry-run logs every rendered message at INFO (three lines per notification, two of them about",
+        "Dry-run logs every rendered message at INFO (three lines per notification, two of them about",
         f"1.2 KB of JSON). With LOG_LEVEL=WARNING, dry-run at 16 connections does {quiet['rps']:.0f}/s, "
         f"{quiet['rps'] / results['bare_16']['rps']:.2f} of the bare server: logging is most of the gap.",
         "",

@@ -104,12 +104,6 @@ class Gauge(_Metric):
         with self.lock:
             self.values[self._key(labels)] = value
 
-    def value(self, **labels: str) -> float:
-        if self.read is not None:
-            return self.read()
-        with self.lock:
-            return self.values.get(self._key(labels), 0.0)
-
     def lines(self) -> List[str]:
         if self.read is not None:
             try:
@@ -143,11 +137,6 @@ class Histogram(_Metric):
                     series[i] += 1
                     break
             series[-1] += value
-
-    def count(self, **labels: str) -> float:
-        with self.lock:
-            series = self.series.get(self._key(labels))
-            return sum(series[:-1]) if series else 0.0
 
     def lines(self) -> List[str]:
         out = self.header()

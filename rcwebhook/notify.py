@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import time
-from typing import Mapping, Optional
+from typing import Mapping
 
 log = logging.getLogger("rcwebhook")
 

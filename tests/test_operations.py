@@ -18,7 +18,7 @@ from typing import Dict, List
 
 import pytest
 
-from tests.conftest import EXAMPLE_ALERT, ROOT, load_example
+from tests.conftest import ROOT, load_example
 
 ENTRY = str(ROOT / "rcwebhook.py")
 

@@ -6,7 +6,6 @@ import base64
 import http.client
 import json
 import os
-import re
 import socket
 import ssl
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from rcwebhook import auth, config
-from tests.conftest import ROOT, load_example, make_settings, require_program
+from tests.conftest import ROOT, load_example, require_program
 from tests.rocketchat_standin import RocketChatStandin
 
 KEY = "k3y-0f-the-test-Zq8xW"

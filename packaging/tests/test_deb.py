@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import grp
 import hashlib
-import json
-import os
 import pwd
 import re
 import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
