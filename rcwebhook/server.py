@@ -92,10 +92,8 @@ class Server(ThreadingHTTPServer):
         deadline = time.monotonic() + grace
         while True:
             with self.connections_lock:
-                for sock, connection in self.connections.items():
-                    if connection.phase == "waiting":
-                        connection.phase = "evicted"
-                        _close_now(sock)
+                for sock in [s for s, c in self.connections.items() if c.phase == "waiting"]:
+                    self._evict(sock)
                 busy = sum(1 for c in self.connections.values() if c.phase == "busy")
             if not busy:
                 return True
@@ -126,25 +124,25 @@ class Server(ThreadingHTTPServer):
         with self.connections_lock:
             self.accepted_connections += 1
             live = sum(1 for c in self.connections.values() if c.phase != "evicted" and not c.spare)
-            admitted = live < self.settings.max_connections
-            if not admitted:
+            if live >= self.settings.max_connections:
                 stalled = [(c.since, s) for s, c in self.connections.items() if c.phase == "waiting" and not c.spare]
                 if stalled:
-                    _, victim = min(stalled, key=lambda item: item[0])
-                    self.connections[victim].phase = "evicted"
-                    _close_now(victim)
-                    admitted = True
-            spare = False
-            if not admitted:
-                spare = sum(1 for c in self.connections.values() if c.spare) < SPARE_CONNECTIONS
-            if admitted or spare:
+                    self._evict(min(stalled, key=lambda item: item[0])[1])
+                    live -= 1
+            spare = live >= self.settings.max_connections
+            admitted = not spare or sum(1 for c in self.connections.values() if c.spare) < SPARE_CONNECTIONS
+            if admitted:
                 self.connections[request] = Connection("waiting", now, spare)
-                live = sum(1 for c in self.connections.values() if c.phase != "evicted" and not c.spare)
-                self.peak_connections = max(self.peak_connections, live)
-        if admitted or spare:
+                self.peak_connections = max(self.peak_connections, live + (not spare))
+        if admitted:
             super().process_request(request, client_address)
         else:
             self._refuse_busy(request)
+
+    def _evict(self, sock: socket.socket) -> None:
+        """Close a connection that is not busy with a request (connections_lock held)."""
+        self.connections[sock].phase = "evicted"
+        _close_now(sock)
 
     def _refuse_busy(self, request) -> None:
         log.warning("All %d connections are busy with requests: answered a new one 503",
@@ -181,10 +179,8 @@ class Server(ThreadingHTTPServer):
             tick()
         deadline = time.monotonic() - self.settings.request_timeout
         with self.connections_lock:
-            for sock, connection in self.connections.items():
-                if connection.phase == "waiting" and connection.since < deadline:
-                    connection.phase = "evicted"
-                    _close_now(sock)
+            for sock in [s for s, c in self.connections.items() if c.phase == "waiting" and c.since < deadline]:
+                self._evict(sock)
 
     def handle_error(self, request, client_address) -> None:
         """Log a failed connection through `logging`; a peer that goes away is not an error."""
