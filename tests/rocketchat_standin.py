@@ -1,54 +1,90 @@
 """A stand-in Rocket.Chat incoming-webhook server for tests (stdlib only, Python 3.9+).
 
 It answers ``POST /hooks/<integrationId>/<token>`` (and the legacy
-``/hooks/<integrationId>/<userId>/<token>``) the way Rocket.Chat 6.x-8.x does according to
-/work/shared/CONTRACTS.md: the same status codes and the same error strings for validation,
-wrong tokens (404 on version 6, 500 on version >= 7), disabled integrations (503) and rate
-limiting (429, wait only reliably in the error text, never a ``Retry-After`` header).  It records
-every request per hook, and every accepted message, so tests assert on what was really posted.
-It can also be told to fail, reset or stall the next requests to a hook.
+``/hooks/<integrationId>/<userId>/<token>``) the way Rocket.Chat 6.x-8.x does: 200
+``{"success": true}`` for an accepted post, 400 with Rocket.Chat's own error strings for posts it
+refuses (field title/value, hrefs, ``Message_MaxAllowedSize``, channel override, impersonation,
+``@here``/``@all`` without the mention permission), wrong tokens (404 on version 6, 500 on version
+>= 7), disabled integrations (503) and rate limiting (429, wait only reliably in the error text,
+never a ``Retry-After`` header).  A body with ``"separateResponse": true`` gets the id of the message
+it created, as servers after 7.8 answer; ``tmid`` posts a thread reply.  It records every request per
+hook, and every accepted message with its id, so tests assert on what was really posted.  It can also
+be told to fail, reset or stall requests in front of Rocket.Chat (``fail_next``, ``set_outage``), or
+to answer late, trickle, cut or reset the answer after Rocket.Chat accepted the message
+(``fail_next`` modes ``slow``/``trickle``/``half``/``accept_reset``, ``set_delay``): the "unknown
+outcome" cases a client must not turn into duplicates.
 
 Where it simplifies the real server (tests relying on these must know):
 
-- Permissions are switches, not roles: overriding the channel (``channel``/``roomId``) and
-  impersonating (``username``/``alias``/``avatar``/``icon_url``) are refused unless the stand-in
-  or the hook was built with ``allow_channel_override`` / ``allow_impersonate``.  When allowed,
-  any channel name or room id is accepted: there is no ``invalid-channel``/``error-not-allowed``
-  check, no rooms, no users, and no integration scripts (``error-running-script`` never happens).
-- The message-size check counts Python characters (code points) of ``text`` (or ``msg``) only;
-  the real server counts JavaScript UTF-16 units, so astral characters (emoji) count once here
-  and twice there.  Attachments are not counted, as in the real server.
+- Permissions are switches, not roles: overriding the channel (``channel``/``roomId``),
+  impersonating (``username``/``alias``/``avatar``/``icon_url``) and mentioning ``@here``/``@all``
+  are refused unless the stand-in or the hook was built with ``allow_channel_override`` /
+  ``allow_impersonate`` / ``allow_mention_all`` (one switch for both mention-here and mention-all).
+  When allowed, any channel name or room id is accepted: there is no
+  ``invalid-channel``/``error-not-allowed`` check, no rooms, no users, and no integration scripts
+  (``error-running-script`` never happens).
+- ``@here``/``@all`` count only as whole words in the top-level ``text`` (or ``msg``): not preceded
+  by a letter, digit, ``_`` or ``@``, not followed by a letter, digit or ``_``, case-sensitive.
+  Rocket.Chat's own mention parser differs at the edges (it reads ``@all-hands`` or ``@all.`` as a
+  user name); this check is stricter there.  Attachments are never checked, as in the real server.
+- The message-size check counts the UTF-16 code units of ``text`` (or ``msg``) only, as the real
+  server does (an emoji counts 2); attachments are not counted.  The limit is the hook's own
+  (``add_hook(max_message_size=)``/``set_max_message_size``), else the stand-in's.
 - Attachment field ``title``/``value`` must be non-empty strings.  The real server also accepts a
   non-zero number or ``true`` as ``value``; this stand-in is stricter on purpose.
 - URL-typed keys (attachment ``title_link``, ``author_link``, ``image_url``, ``thumb_url`` and
   ``actions[].url``) must be absolute ``http``/``https`` URLs with a host; an empty string counts
-  as absent.  ``author_icon`` is not checked (CONTRACTS.md does not list it).
+  as absent (the real server refuses it: senders should omit the key).  ``data:`` URLs are refused
+  here.  ``author_icon`` is not checked.
 - When several validation rules are broken, the first in this order answers: channel override,
-  impersonation, shape of ``text``/``attachments``/``fields``, field title/value, hrefs, size.
+  impersonation, ``@here``/``@all`` mention, shape of ``text``/``attachments``/``fields``, field
+  title/value, hrefs, size.
 - Only ``POST`` with a JSON body (``Content-Length`` framed) is modelled: other methods get 405,
   chunked bodies get 411, form-encoded ``payload=`` bodies get 400, bodies over 8 MiB get 413.
   A zero-length body counts as ``{}``.  The legacy URL accepts any ``userId`` segment.
 - A body without ``text``/``msg`` and without attachments is answered 200 and posts nothing: it
-  shows up in ``requests()`` but not in ``messages()``.
-- The 503 body for a disabled integration (``Integration disabled``) is this stand-in's choice;
-  CONTRACTS.md only fixes the status.
+  shows up in ``requests()`` but not in ``messages()``, and gets no ``responses`` even with
+  ``separateResponse``.
+- ``separateResponse`` is honoured (``separate_response=True``, the default) whatever ``version``
+  says; ``separate_response=False`` models a server that ignores it.  Only ``true`` itself turns it
+  on.  There is one destination per post: the answer has one ``responses`` entry, whose ``channel``
+  is the body's ``channel``/``roomId`` as sent or ``#<hook name>``, and whose ``message`` holds only
+  ``_id``, ``rid`` (a random id per channel name and hook), ``msg``, ``ts`` and ``tmid`` when sent.
+  Failed channels (``{"channel", "error"}`` entries) never happen.
+- ``tmid`` is recorded as sent; an unknown ``tmid`` posts as well (the real server then posts
+  outside any thread).  ``thread()`` filters accepted bodies by ``tmid`` alone.
+- A wrong token on version >= 7 gets a JSON 500 body by default; ``plain_token_error=True`` gives
+  the bare ``text/plain`` 500 those versions really send.  The 503 body for a disabled integration
+  (``Integration disabled``) is this stand-in's choice; only the status is Rocket.Chat's.
 - Rate limiting is off unless ``rate_limit > 0`` (the real default is 10 per 60 s).  It uses fixed
   windows per (client IP, request path): a window opens with the first request after the previous
   one expired and lasts ``rate_window`` seconds.  Like the real limiter, which runs before the hook
   handler, it counts every request that reaches a hook URL, whether later rejected (400, 404,
   503) or not.  The ``X-RateLimit-*`` headers go on every answer that passed through the limiter,
   unless ``ratelimit_headers=False`` (some versions omit them).
-- ``fail_next`` is injected trouble in front of everything else (as a proxy or network fault
-  would be): it matches a request by integration id alone, ignores the token, and is not counted
-  by the rate limiter.  Requests with an id no hook has are kept in ``unmatched_requests()``.
+- Trouble in front of Rocket.Chat (as a proxy or network fault would be): ``set_outage`` (every
+  request answered 503 or reset) comes first, then ``fail_next`` modes ``status``/``reset``/
+  ``stall``.  They match a request by integration id alone, ignore the token, record nothing as
+  posted and are not counted by the rate limiter; during an outage ``fail_next`` entries wait.
+- Trouble after Rocket.Chat accepted the message: ``fail_next`` modes ``slow``/``trickle``/
+  ``half``/``accept_reset`` and ``set_delay``.  The request is rate-limited and validated as usual
+  and, when it is refused, answered at once with the refusal; otherwise the message is recorded as
+  posted before the answer is delayed, trickled, cut or reset.  A ``fail_next`` entry is used up
+  by the next request to the integration id either way.  A ``fail_next`` mode replaces the hook's
+  ``set_delay`` for its request.  Delays are real seconds (not ``clock``); ``stop()`` cuts them
+  short and closes the connection without an answer.
+- Requests with an id no hook has are kept in ``unmatched_requests()``.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 import http.server
+import io
 import json
 import math
+import re
 import secrets
 import socket
 import ssl
@@ -69,6 +105,7 @@ HREF_ERROR = "Invalid href value provided"
 SIZE_ERROR = "error-message-size-exceeded"
 CHANNEL_OVERRIDE_ERROR = "overriding destination channel is disabled for this integration"
 IMPERSONATE_ERROR = "error-user-lacks-message-impersonate-permission"
+MENTION_ERROR = "error-action-not-allowed"
 DISABLED_ERROR = "Integration disabled"
 RATE_LIMIT_ERROR = (
     "Error, too many requests. Please slow down. You must wait {seconds} seconds before trying "
@@ -78,7 +115,14 @@ RATE_LIMIT_ERROR = (
 MAX_BODY_BYTES = 8 * 1024 * 1024
 ATTACHMENT_URL_KEYS = ("title_link", "author_link", "image_url", "thumb_url")
 IMPERSONATE_KEYS = ("username", "alias", "avatar", "icon_url")
-FAIL_MODES = ("status", "reset", "stall")
+FRONT_FAIL_MODES = ("status", "reset", "stall")  # in front of Rocket.Chat: nothing is posted
+LATE_FAIL_MODES = ("slow", "trickle", "half", "accept_reset")  # after Rocket.Chat posted the message
+FAIL_MODES = FRONT_FAIL_MODES + LATE_FAIL_MODES
+OUTAGE_MODES = (None, "503", "reset")
+OUTAGE_ERROR = "Service Unavailable"
+
+# @here/@all as whole words; case-sensitive like Rocket.Chat's mention check.
+_MENTION_ALL = re.compile(r"(?<![\w@])@(?:all|here)(?!\w)")
 
 # Meteor's Random.id() alphabet, which Rocket.Chat uses for integration ids and tokens.
 _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz"
@@ -87,6 +131,11 @@ _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz"
 def _random_id(length: int) -> str:
     """Return a Meteor-style random id of the given length."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def _utf16_length(text: str) -> int:
+    """Return the length of text in UTF-16 code units, as JavaScript's String.length counts it."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _is_absolute_http_url(value: str) -> bool:
@@ -132,6 +181,7 @@ def check_message(
     max_message_size: int,
     allow_channel_override: bool,
     allow_impersonate: bool,
+    allow_mention_all: bool = False,
 ) -> Optional[str]:
     """Return the error string the real server answers 400 with, or None if the post is accepted."""
     if (body.get("channel") or body.get("roomId")) and not allow_channel_override:
@@ -140,6 +190,8 @@ def check_message(
         return IMPERSONATE_ERROR
 
     text = body.get("text") or body.get("msg")
+    if isinstance(text, str) and not allow_mention_all and _MENTION_ALL.search(text):
+        return MENTION_ERROR
     if text is not None and not isinstance(text, str):
         return "Match error: Expected string for text, got " + type(text).__name__
     attachments = body.get("attachments")
@@ -168,7 +220,7 @@ def check_message(
             if isinstance(action, dict) and not _href_ok(action.get("url")):
                 return HREF_ERROR
 
-    if text is not None and len(text) > max_message_size:
+    if text is not None and _utf16_length(text) > max_message_size:
         return SIZE_ERROR
     return None
 
@@ -186,20 +238,33 @@ class _Hook:
     token: str
     allow_channel_override: bool
     allow_impersonate: bool
+    allow_mention_all: bool
+    max_message_size: Optional[int] = None  # None: the stand-in's
     disabled: bool = False
-    failures: Deque[Tuple[str, int, str]] = field(default_factory=deque)
+    outage: Optional[str] = None
+    delay: float = 0.0
+    failures: Deque[Tuple[str, int, str, float]] = field(default_factory=deque)
     messages: List[Dict[str, Any]] = field(default_factory=list)
+    message_ids: List[Optional[str]] = field(default_factory=list)
+    rooms: Dict[str, str] = field(default_factory=dict)
     requests: List[Dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class _Answer:
-    """What the handler writes back: a JSON answer, or no answer at all ("reset"/"stall")."""
+    """What the handler writes back and how.
+
+    action is "answer", "reset" or "stall" (no answer at all), or, once the message is posted,
+    "slow" (answer after delay), "trickle" (one byte every delay), "half" (half the body, then
+    close) or "accept_reset" (reset instead of the answer).  The body is JSON unless text is set.
+    """
 
     status: int
     body: Optional[Dict[str, Any]] = None
     headers: Dict[str, str] = field(default_factory=dict)
     action: str = "answer"
+    delay: float = 0.0
+    text: Optional[str] = None
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -239,14 +304,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(_Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"success": False, "error": "request entity too large"}))
             return
         raw = self.rfile.read(length) if length else b""
-        answer = self.server.standin._handle_post(  # type: ignore[attr-defined]
-            self.path, raw, dict(self.headers.items()), self.client_address
-        )
-        if answer.action == "reset":
+        standin = self.server.standin  # type: ignore[attr-defined]
+        answer = standin._handle_post(self.path, raw, dict(self.headers.items()), self.client_address)
+        if answer.action in ("reset", "accept_reset"):
             self._reset()
         elif answer.action == "stall":
-            self.server.standin._stall()  # type: ignore[attr-defined]
+            standin._stall()
             self.close_connection = True
+        elif answer.action == "slow":
+            if standin._pause(answer.delay):
+                self._send_quietly(answer)
+            else:
+                self.close_connection = True
+        elif answer.action == "trickle":
+            self._trickle(answer, standin)
+        elif answer.action == "half":
+            self._send_half(answer)
         else:
             self._send(answer)
 
@@ -262,18 +335,63 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_DELETE = do_PATCH = _not_allowed
 
+    def _render(self, answer: _Answer) -> Tuple[bytes, bytes]:
+        """Return (status line and headers, body) of an answer, without writing anything."""
+        if answer.text is not None:
+            payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"
+        else:
+            payload = json.dumps(answer.body, separators=(",", ":")).encode("utf-8")
+            content_type = "application/json"
+        wfile, self.wfile = self.wfile, io.BytesIO()  # let the stdlib format the head into a buffer
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            head = self.wfile.getvalue()
+        finally:
+            self.wfile = wfile
+        return head, payload
+
     def _send(self, answer: _Answer) -> None:
-        payload = json.dumps(answer.body, separators=(",", ":")).encode("utf-8")
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
+        head, payload = self._render(answer)
+        self.wfile.write(head)
         self.wfile.write(payload)
         self.wfile.flush()
+
+    def _send_quietly(self, answer: _Answer) -> None:
+        """Send an answer late; a client that gave up meanwhile is no error."""
+        try:
+            self._send(answer)
+        except OSError:
+            self.close_connection = True
+
+    def _trickle(self, answer: _Answer, standin: "RocketChatStandin") -> None:
+        """Write the whole answer one byte at a time, waiting answer.delay before each byte."""
+        head, payload = self._render(answer)
+        data = head + payload
+        try:
+            for i in range(len(data)):
+                if not standin._pause(answer.delay):
+                    self.close_connection = True
+                    return
+                self.wfile.write(data[i:i + 1])
+        except OSError:
+            self.close_connection = True
+
+    def _send_half(self, answer: _Answer) -> None:
+        """Send the head with the full Content-Length but only half the body, then close."""
+        head, payload = self._render(answer)
+        self.close_connection = True
+        try:
+            self.wfile.write(head + payload[: len(payload) // 2])
+            self.wfile.flush()
+        except OSError:
+            pass
 
     def _reset(self) -> None:
         """Close the connection with a TCP RST instead of an answer."""
@@ -303,6 +421,9 @@ class RocketChatStandin:
         max_message_size: int = 5000,
         allow_channel_override: bool = False,
         allow_impersonate: bool = False,
+        allow_mention_all: bool = False,
+        separate_response: bool = True,
+        plain_token_error: bool = False,
         ratelimit_headers: bool = True,
         clock: Callable[[], float] = time.monotonic,
         tls: Optional["ssl.SSLContext"] = None,
@@ -314,6 +435,9 @@ class RocketChatStandin:
         self.max_message_size = max_message_size
         self.allow_channel_override = allow_channel_override
         self.allow_impersonate = allow_impersonate
+        self.allow_mention_all = allow_mention_all
+        self.separate_response = separate_response  # False: an older server that ignores the flag
+        self.plain_token_error = plain_token_error  # version >= 7: bare text/plain 500, as really sent
         self.ratelimit_headers = ratelimit_headers
         self._clock = clock
         self._cond = threading.Condition()
@@ -389,6 +513,8 @@ class RocketChatStandin:
         *,
         allow_channel_override: Optional[bool] = None,
         allow_impersonate: Optional[bool] = None,
+        allow_mention_all: Optional[bool] = None,
+        max_message_size: Optional[int] = None,
     ) -> str:
         """Return the URL of a new incoming-webhook integration named name (random id and token)."""
         base = self.base_url
@@ -401,6 +527,8 @@ class RocketChatStandin:
                 self.allow_channel_override if allow_channel_override is None else allow_channel_override
             ),
             allow_impersonate=self.allow_impersonate if allow_impersonate is None else allow_impersonate,
+            allow_mention_all=self.allow_mention_all if allow_mention_all is None else allow_mention_all,
+            max_message_size=max_message_size,
         )
         with self._cond:
             if name in self._hooks:
@@ -432,6 +560,25 @@ class RocketChatStandin:
         with self._cond:
             self._hook(name).disabled = disabled
 
+    def set_max_message_size(self, name: str, size: Optional[int]) -> None:
+        """Set a hook's Message_MaxAllowedSize in UTF-16 units (None: use the stand-in's)."""
+        with self._cond:
+            self._hook(name).max_message_size = size
+
+    def set_delay(self, name: str, seconds: float) -> None:
+        """Make every accepted post to a hook be answered seconds after it was posted (0: at once)."""
+        if seconds < 0:
+            raise ValueError("delay must be >= 0, not %r" % seconds)
+        with self._cond:
+            self._hook(name).delay = seconds
+
+    def set_outage(self, name: str, mode: Optional[str]) -> None:
+        """Make every request to a hook fail in front of Rocket.Chat: "503", "reset", or None (normal)."""
+        if mode not in OUTAGE_MODES:
+            raise ValueError("mode must be None, '503' or 'reset', not %r" % (mode,))
+        with self._cond:
+            self._hook(name).outage = mode
+
     def fail_next(
         self,
         name: str,
@@ -440,12 +587,22 @@ class RocketChatStandin:
         status: int = 503,
         error: str = "Service Unavailable",
         mode: str = "status",
+        delay: float = 0.0,
     ) -> None:
-        """Make the next count requests to a hook fail: answer status, reset, or stall."""
+        """Make the next count requests to a hook fail (see FAIL_MODES).
+
+        In front of Rocket.Chat, nothing posted: "status" answers status/error, "reset" resets the
+        connection, "stall" holds it until release_stalled().  After the message is posted (a
+        refused one is answered normally): "slow" answers after delay seconds, "trickle" writes
+        the answer one byte every delay seconds, "half" sends the head and half the body then
+        closes, "accept_reset" resets the connection.
+        """
         if mode not in FAIL_MODES:
             raise ValueError("mode must be one of %s, not %r" % (", ".join(FAIL_MODES), mode))
+        if delay < 0:
+            raise ValueError("delay must be >= 0, not %r" % delay)
         with self._cond:
-            self._hook(name).failures.extend([(mode, status, error)] * count)
+            self._hook(name).failures.extend([(mode, status, error, delay)] * count)
 
     def release_stalled(self) -> None:
         """Free every stalled request; each one's connection is closed without an answer."""
@@ -469,6 +626,20 @@ class RocketChatStandin:
         """Return the accepted messages of a hook with aliases resolved (see normalize_message)."""
         return [normalize_message(body) for body in self.messages(name)]
 
+    def message_ids(self, name: str) -> List[Optional[str]]:
+        """Return the _id answered for each accepted message of a hook, in order (None: not answered).
+
+        An id is answered only to a body with "separateResponse": true on a server that knows the
+        flag; the list lines up with messages(name).
+        """
+        with self._cond:
+            return list(self._hook(name).message_ids)
+
+    def thread(self, name: str, root_id: str) -> List[Dict[str, Any]]:
+        """Return copies of a hook's accepted bodies whose tmid is root_id, in order."""
+        with self._cond:
+            return [copy.deepcopy(body) for body in self._hook(name).messages if body.get("tmid") == root_id]
+
     def all_messages(self) -> Dict[str, List[Dict[str, Any]]]:
         """Return copies of the accepted bodies of every hook, by hook name."""
         with self._cond:
@@ -478,8 +649,9 @@ class RocketChatStandin:
         """Return every request that reached a hook's integration id, in order.
 
         Each is {"status", "body", "headers", "at", "client", "outcome"}: status is 0 when no
-        answer was given, body is the parsed JSON or None, at is the stand-in's clock, outcome is
-        "answered", "reset" or "stalled".
+        answer was given, body is the parsed JSON or None, at is the stand-in's clock on arrival,
+        outcome is "answered", "reset" or "stalled", or for a posted message whose answer was
+        troubled "slow" (fail_next or set_delay), "trickle", "half" or "accept_reset".
         """
         with self._cond:
             return copy.deepcopy(self._hook(name).requests)
@@ -538,6 +710,11 @@ class RocketChatStandin:
             generation = self._stall_generation
             self._cond.wait_for(lambda: self._stall_generation != generation or self._stopped)
 
+    def _pause(self, seconds: float) -> bool:
+        """Return True after seconds of real time, or False as soon as stop() is called."""
+        with self._cond:
+            return not self._cond.wait_for(lambda: self._stopped, max(0.0, seconds))
+
     def _handle_post(
         self, path: str, raw: bytes, headers: Dict[str, str], client: Tuple[str, int]
     ) -> _Answer:
@@ -563,9 +740,8 @@ class RocketChatStandin:
             hook = self._hooks_by_id.get(integration_id)
             log = hook.requests if hook is not None else self._unmatched
             answer = self._answer(hook, token, route, body, parse_error, client[0])
-            if answer.action != "answer":
-                record["outcome"] = "reset" if answer.action == "reset" else "stalled"
-            else:
+            record["outcome"] = _OUTCOMES.get(answer.action, answer.action)
+            if answer.action not in ("reset", "stall", "accept_reset"):
                 record["status"] = int(answer.status)
             log.append(record)
             self._cond.notify_all()
@@ -581,14 +757,38 @@ class RocketChatStandin:
         client_ip: str,
     ) -> _Answer:
         """Return the answer for a request to a hook URL; caller holds the lock."""
+        if hook is not None and hook.outage == "reset":
+            return _Answer(0, action="reset")
+        if hook is not None and hook.outage == "503":
+            return _Answer(503, {"success": False, "error": OUTAGE_ERROR})
+        late: Optional[Tuple[str, float]] = None
         if hook is not None and hook.failures:
-            mode, status, error = hook.failures.popleft()
+            mode, status, error, delay = hook.failures.popleft()
             if mode == "reset":
                 return _Answer(0, action="reset")
             if mode == "stall":
                 return _Answer(0, action="stall")
-            return _Answer(status, {"success": False, "error": error})
+            if mode == "status":
+                return _Answer(status, {"success": False, "error": error})
+            late = (mode, delay)
+        elif hook is not None and hook.delay > 0:
+            late = ("slow", hook.delay)
 
+        answer = self._validate_and_post(hook, token, route, body, parse_error, client_ip)
+        if late is not None and answer.status == 200:
+            answer.action, answer.delay = late
+        return answer
+
+    def _validate_and_post(
+        self,
+        hook: Optional[_Hook],
+        token: str,
+        route: str,
+        body: Any,
+        parse_error: Optional[str],
+        client_ip: str,
+    ) -> _Answer:
+        """Return Rocket.Chat's own answer to a request, recording what it posts; caller holds the lock."""
         limit_headers: Dict[str, str] = {}
         if self.rate_limit > 0:
             limited, limit_headers = self._rate_limit(client_ip, route)
@@ -599,6 +799,8 @@ class RocketChatStandin:
             return _Answer(status, {"success": False, "error": error}, limit_headers)
 
         if hook is None or not secrets.compare_digest(token.encode(), hook.token.encode()):
+            if self.version >= 7 and self.plain_token_error:
+                return _Answer(500, headers=limit_headers, text=INVALID_TOKEN_ERROR)
             return fail(404 if self.version < 7 else 500, INVALID_TOKEN_ERROR)
         if hook.disabled:
             return fail(503, DISABLED_ERROR)
@@ -608,15 +810,34 @@ class RocketChatStandin:
             return fail(400, "Invalid JSON body: expected an object, got " + type(body).__name__)
         error = check_message(
             body,
-            max_message_size=self.max_message_size,
+            max_message_size=(
+                self.max_message_size if hook.max_message_size is None else hook.max_message_size
+            ),
             allow_channel_override=hook.allow_channel_override,
             allow_impersonate=hook.allow_impersonate,
+            allow_mention_all=hook.allow_mention_all,
         )
         if error is not None:
             return fail(400, error)
-        if _posts_something(body):
-            hook.messages.append(copy.deepcopy(body))
-        return _Answer(200, {"success": True}, limit_headers)
+        if not _posts_something(body):
+            return _Answer(200, {"success": True}, limit_headers)
+        hook.messages.append(copy.deepcopy(body))
+        if not (self.separate_response and body.get("separateResponse") is True):
+            hook.message_ids.append(None)
+            return _Answer(200, {"success": True}, limit_headers)
+        message_id = _random_id(17)
+        hook.message_ids.append(message_id)
+        channel = body.get("channel") or body.get("roomId") or "#" + hook.name
+        message = {
+            "_id": message_id,
+            "rid": hook.rooms.setdefault(str(channel), _random_id(17)),
+            "msg": body.get("text") or body.get("msg") or "",
+            "ts": _iso_now(),
+        }
+        if body.get("tmid"):
+            message["tmid"] = body["tmid"]
+        return _Answer(200, {"success": True, "responses": [{"channel": channel, "message": message}]},
+                       limit_headers)
 
     def _rate_limit(self, client_ip: str, route: str) -> Tuple[Optional[str], Dict[str, str]]:
         """Return (error text or None, X-RateLimit headers) after counting one request."""
@@ -638,6 +859,15 @@ class RocketChatStandin:
         if count <= self.rate_limit:
             return None, headers
         return RATE_LIMIT_ERROR.format(seconds=max(1, math.ceil(until_reset))), headers
+
+
+_OUTCOMES = {"answer": "answered", "stall": "stalled"}  # other actions are their own outcome
+
+
+def _iso_now() -> str:
+    """Return the wall-clock time as Rocket.Chat writes a message's ts (UTC, milliseconds, Z)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
 
 
 def _parse_body(raw: bytes) -> Tuple[Any, Optional[str]]:
