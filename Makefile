@@ -13,7 +13,7 @@ DEB := $(BUILD)/rcwebhook_$(DEB_VERSION)_all.deb
 
 .PHONY: run test check-config pytest clean deb check-package bench
 
-## run: the daemon in the foreground; in dry-run when no configuration exists yet
+## run: the daemon in the foreground, its state in ./.state; in dry-run when no configuration exists yet
 run:
 	@if [ -z "$$RCWEBHOOK_CONFIG" ] && [ ! -f /etc/rcwebhook/rcwebhook.env ] && [ ! -f .env ] \
 	   && [ -z "$$ROCKETCHAT_WEBHOOK_CRITICAL$$ROCKETCHAT_WEBHOOK_WARNING$$ROCKETCHAT_WEBHOOK_INFO" ]; then \
@@ -23,7 +23,7 @@ run:
 	echo "Send the sample alert from another terminal:"; \
 	echo "  curl -H 'Content-Type: application/json' --data @examples/test-alert.json http://127.0.0.1:$${PORT:-8093}/webhook"; \
 	echo "Stop with Ctrl-C."; \
-	exec $(PYTHON) rcwebhook.py $$dry $(ARGS)
+	STATE_DIR="$${STATE_DIR:-$(CURDIR)/.state}" exec $(PYTHON) rcwebhook.py $$dry $(ARGS)
 
 ## test: the whole test suite; installs pytest first when it is missing
 test: pytest

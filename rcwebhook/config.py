@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from . import envfile
 
 EX_CONFIG = 78
+MAX_DEDUP_WINDOW = 60.0
 ROUTES = ("critical", "warning", "info")
 SYSTEM_CONFIG = "/etc/rcwebhook/rcwebhook.env"
 LOCAL_CONFIG = ".env"
@@ -45,7 +46,8 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "DELIVERY_TIMEOUT": "5",
     "DELIVERY_DEADLINE": "10",
     "ROCKETCHAT_RATE_LIMIT": "10/60",
-    "DEDUP_WINDOW": "300",
+    "DEDUP_WINDOW": "60",
+    "STATE_DIR": "",
     "DRY_RUN": "false",
     "DEBUG": "false",
     "LOG_LEVEL": "",
@@ -107,7 +109,8 @@ class Settings(NamedTuple):
     delivery_timeout: float = 5.0
     delivery_deadline: float = 10.0
     rate_limit: Tuple[int, float] = (10, 60.0)  # posts per seconds, per hook; (0, 0) is off
-    dedup_window: float = 300.0
+    dedup_window: float = 60.0  # seconds: a copy of a posted state is not posted again; later, a reminder is
+    state_dir: str = ""  # where the state database lives; "" keeps the state in memory only
     dry_run: bool = False
     debug: bool = False
     log_level: str = "INFO"
@@ -195,6 +198,8 @@ def load(
         if key in environ:
             values[key] = environ[key]
     values.update(overrides or {})
+    if not values.get("STATE_DIR", "").strip() and environ.get("STATE_DIRECTORY"):
+        values["STATE_DIR"] = environ["STATE_DIRECTORY"].split(":")[0]  # systemd's StateDirectory=
     _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors)
     settings = build(values, errors, warnings, source=str(path or ""))
     if errors:
@@ -330,7 +335,8 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         delivery_timeout=get.number("DELIVERY_TIMEOUT", 0.1, 300),
         delivery_deadline=get.number("DELIVERY_DEADLINE", 0.1, 3600),
         rate_limit=get.rate("ROCKETCHAT_RATE_LIMIT"),
-        dedup_window=get.number("DEDUP_WINDOW", 0, 86400),
+        dedup_window=_dedup_window(get, warnings),
+        state_dir=raw["STATE_DIR"].strip(),
         dry_run=dry_run,
         debug=debug,
         log_level=log_level,
@@ -350,6 +356,17 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
         source=source,
     )
+
+
+def _dedup_window(get: "_Reader", warnings: List[str]) -> float:
+    """Return DEDUP_WINDOW, at most a minute: Alertmanager's reminders come at repeat_interval, which may
+    be as short as a minute, and must be posted."""
+    value = get.number("DEDUP_WINDOW", 0, 86400)
+    if value > MAX_DEDUP_WINDOW:
+        warnings.append(f"DEDUP_WINDOW={value:g} is over {MAX_DEDUP_WINDOW:g}: reminders sent more often than that "
+                        f"(repeat_interval) would not be posted; using {MAX_DEDUP_WINDOW:g}")
+        value = MAX_DEDUP_WINDOW
+    return value
 
 
 def _routes(
@@ -505,6 +522,7 @@ def describe(settings: Settings) -> List[str]:
         "DELIVERY_DEADLINE": f"{settings.delivery_deadline:g}",
         "ROCKETCHAT_RATE_LIMIT": f"{settings.rate_limit[0]}/{settings.rate_limit[1]:g}" if settings.rate_limit[0] else "0",
         "DEDUP_WINDOW": f"{settings.dedup_window:g}",
+        "STATE_DIR": settings.state_dir or "(none: state in memory only)",
         "DRY_RUN": str(settings.dry_run).lower(),
         "DEBUG": str(settings.debug).lower(),
         "LOG_LEVEL": settings.log_level,

@@ -1,46 +1,57 @@
-"""Couriers: one per Rocket.Chat hook, shared by all requests.
+"""Couriers: one per Rocket.Chat hook URL, posting the alert states owed to the routes that use it.
 
-A courier paces its hook's posts (ROCKETCHAT_RATE_LIMIT), merges the messages waiting
-for their turn into one post, retries what may succeed later (no answer, 429, 5xx) with
-backoff or as long as Rocket.Chat asks, and gives up only on a refusal (other 4xx) or
-when a message has waited PENDING_MAX_AGE. Requests wait for their messages until their
-deadline; a message still waiting then stays queued, and Alertmanager's retry of the same
-notification attaches to it instead of queueing a second copy.
+Requests bring alert states to the ledger (see ledger.py) and wait for them. A courier takes the
+owed states of its routes that a waiting request vouches for, merges them into one post (one
+headline per group, one attachment per alert), paces its posts to Rocket.Chat's rate limit, and
+settles them by the answer: accepted states are posted; a refusal fails the requests waiting for
+it (a merged post is split first, so that one bad alert cannot fail the others); a failure that a
+retry may mend (no answer, 429, 5xx) is tried again with backoff while requests still wait.
+
+Nothing is posted that no waiting request vouches for: after a 503, a state waits for
+Alertmanager's retry to bring it again. Alertmanager does not send a group whose alerts all
+resolved before it ever delivered them, and a firing state posted on our own then would stay in
+the channel for good.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
 import time
-from collections import deque
-from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
+from itertools import islice
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from . import delivery, message
+from . import delivery, message, store as state_store
 from .config import Route, Settings, redact_url
-from .dedup import RecentPosts
-from .metrics import Metrics
 from .delivery import Answer, Transport
+from .ledger import Entry, Item, Ledger, State, Ticket
+from .metrics import Metrics
 from .pacing import WindowLimiter
 
 log = logging.getLogger("rcwebhook")
 
-QUEUE_LIMIT = 1000  # messages waiting per hook
-PENDING_MAX_AGE = 600.0  # seconds a message may wait since Alertmanager last sent it
+QUEUE_LIMIT = 50_000  # alert states waiting to be posted, all routes together
+PENDING_MAX_AGE = 600.0  # seconds an owed state is kept after the last request that carried it
 BACKOFF_FIRST = 0.5
 BACKOFF_FACTOR = 1.5
 BACKOFF_CAP = 30.0
-# While pacing is on, a post waits until no new message has come for LINGER_QUIET seconds
-# (at most LINGER_MAX after the oldest waiting one), so that a burst of notifications goes
-# out merged instead of spending Rocket.Chat's budget on its first few messages.
+CANDIDATES = 1000  # owed states looked at for one post
+MIN_TEXT = 200  # a post's text is not cut shorter than this to fit Message_MaxAllowedSize
+BARE_500_ALERT = 3  # bare 500s in a row before saying that the token may be wrong
+# While pacing is on, a post waits until no new state has come for LINGER_QUIET seconds (at most
+# LINGER_MAX after the first became ready), so that a burst of notifications goes out merged
+# instead of spending Rocket.Chat's budget on its first few messages.
 LINGER_QUIET = 0.05
 LINGER_MAX = 0.5
+# Refusals of a whole post that splitting cannot mend: the hook, the channel or the envelope is wrong.
+_WHOLE_POST_REFUSALS = ("overriding destination channel", "impersonate", "invalid-channel", "error-not-allowed")
 
 
 class Result(NamedTuple):
-    """What became of one route's message by the time its request is answered."""
+    """What became of one route's alerts by the time its request is answered."""
 
     route: str
     alerts: Tuple[str, ...]
@@ -51,287 +62,357 @@ class Result(NamedTuple):
 
     @property
     def ok(self) -> bool:
-        return self.status in ("delivered", "already-delivered", "superseded", "dry-run")
+        return self.status in ("delivered", "already-delivered", "dry-run")
 
 
-class Job:
-    """One route's message of one notification, until Rocket.Chat takes it or it is given up."""
+class Post(NamedTuple):
+    """One post on its way: the states it carries and the message."""
 
-    def __init__(self, key: str, route: Route, names: Tuple[str, ...], rendered: Dict[str, Any], now: float,
-                 group: str = "") -> None:
-        self.key = key
-        self.group = group  # Alertmanager's groupKey: a newer message of the group replaces a waiting one
-        self.route = route
-        self.names = names
-        self.message = rendered
-        self.touched = now
-        self.queued = now
-        self.done = threading.Event()
-        self.status = "pending"  # then delivered, failed or superseded
-        self.answer: Optional[Answer] = None
+    entries: List[Entry]
+    states: List[State]
+    message: Dict[str, object]
+    routes: List[str]
+    names: str
 
 
 class Courier:
-    """The queue and sending thread of one hook URL."""
+    """The sending thread of one hook URL."""
 
     def __init__(self, url: str, owner: "Deliverer") -> None:
         self.url = url
         self.hook = redact_url(url)
         self.owner = owner
-        self.limiter = WindowLimiter(*owner.settings.rate_limit)
-        self.queue: Deque[Job] = deque()
-        self.cond = threading.Condition()
+        self.hook_id = state_store.hook_id(url)
+        limit, window = owner.settings.rate_limit
+        wall, mono = owner.wall(), owner.clock()
+        history = owner.store.recent_posts(self.hook_id, wall - window - 1) if limit else []
+        self.limiter = WindowLimiter(limit, window, (mono - (wall - sent) for sent in history))
         self.hold_until = 0.0
         self.hold_reason = ""
         self.failures = 0
-        self.closed = False
-        self.last_arrival = 0.0
+        self.rate_limited = 0  # 429s in a row
+        self.bare_500s = 0
+        self.text_limit = message.TEXT_LIMIT  # lowered when Rocket.Chat says a text is too long
+        self.sending_since = 0.0
+        self.ready_since = 0.0
         self.announced_wait = 0.0
+        self.closed = False
         self.thread = threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True)
         self.thread.start()
 
-    # --- used by requests ---------------------------------------------------------
-
-    def submit(self, job: Job) -> bool:
-        """Queue a job; False when the queue is full."""
-        with self.cond:
-            if len(self.queue) >= QUEUE_LIMIT:
-                return False
-            self.queue.append(job)
-            self.last_arrival = job.queued
-            self.cond.notify()
-            return True
-
-    def supersede(self, job: Job) -> List[Job]:
-        """Remove and return the waiting jobs that `job`, a newer message of their group and route, replaces."""
-        if not job.group:
-            return []
-        with self.cond:
-            old = [j for j in self.queue if j.group == job.group and j.route.name == job.route.name and j is not job]
-            for stale in old:
-                self.queue.remove(stale)
-        return old
+    def reconfigure(self, settings: Settings) -> None:
+        """Take new settings (the owner's lock is held)."""
+        self.limiter.reconfigure(*settings.rate_limit)
 
     def status(self, now: float) -> Tuple[str, float]:
-        """Return why this hook's queue is waiting, and in how many seconds it sends next."""
-        with self.cond:
-            slot = self.limiter.next_slot(now)
-            if self.hold_until > now and self.hold_until >= slot:
-                return self.hold_reason, self.hold_until - now
-            if slot > now:
-                return self._pacing_reason(), slot - now
-            return "waiting for Rocket.Chat to answer an earlier post", self.owner.settings.delivery_timeout
+        """Return why this hook's states are still waiting, and in how many seconds it sends next."""
+        if self.sending_since:
+            return f"waiting for Rocket.Chat to answer a post sent {now - self.sending_since:.1f}s ago", 1.0
+        if self.hold_until > now:
+            return self.hold_reason, self.hold_until - now
+        slot = self.limiter.next_slot(now)
+        if slot > now:
+            return self._pacing_reason(), slot - now
+        return "waiting for its turn to be posted", 1.0
 
     def close(self) -> None:
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
+        self.closed = True
 
     # --- the sending thread -----------------------------------------------------------
 
     def _run(self) -> None:
+        cond = self.owner.cond
         while True:
-            expired: List[Job] = []
-            with self.cond:
-                jobs = self._next_post(expired)
-            for job in expired:  # settled outside self.cond: the owner's lock comes first
-                self._give_up(job)
-            if jobs is None:
+            with cond:
+                post = self._next_post()
+            if post is None:
                 return
-            if jobs:
-                try:
-                    self._send(jobs)
-                except Exception as exc:  # a bug must cost these messages, not the hook's thread
-                    log.exception("Internal error while posting to %s", self.hook)
-                    for job in jobs:
-                        self.owner.finish(job, "failed", Answer(0, f"internal error: {type(exc).__name__}",
-                                                                 permanent=True))
+            try:
+                self._send(post)
+            except Exception as exc:  # a bug must cost a retry, not the hook's thread
+                log.exception("Internal error while posting to %s", self.hook)
+                with cond:
+                    self.sending_since = 0.0
+                    for entry in post.entries:
+                        entry.inflight = None
+                    self._hold(self.owner.clock() + 1.0, f"internal error: {type(exc).__name__}")
+                    cond.notify_all()
 
-    def _next_post(self, expired: List[Job]) -> Optional[List[Job]]:
-        """Wait for the next post's turn and return the jobs it carries ([] to settle `expired` first,
-        None once closed)."""
+    def _next_post(self) -> Optional[Post]:
+        """Wait for the next post's turn and return it; None once closed (the owner's lock is held)."""
+        cond = self.owner.cond
         while not self.closed:
             now = self.owner.clock()
-            expired.extend(job for job in self.queue if now - job.touched > PENDING_MAX_AGE)
-            if expired:
-                for job in expired:
-                    self.queue.remove(job)
-                return []
-            if not self.queue:
-                self.cond.wait()
+            self.owner.expire()
+            ready = list(islice(self.owner.ledger.ready(self.owner.routes_of(self.url)), CANDIDATES))
+            if not ready:
+                self.ready_since = 0.0
+                cond.wait(5.0)
                 continue
-            ready = max(self.limiter.next_slot(now), self.hold_until)
-            if ready > now:
-                if ready > self.hold_until and ready != self.announced_wait:
-                    self.announced_wait = ready
-                    log.info("Waiting %.1fs before the next post to %s: %s", ready - now, self.hook,
+            self.ready_since = self.ready_since or now
+            due = max(self.limiter.next_slot(now), self.hold_until)
+            if due > now:
+                if due > self.hold_until and due != self.announced_wait:
+                    self.announced_wait = due
+                    log.info("Waiting %.1fs before the next post to %s: %s", due - now, self.hook,
                              self._pacing_reason())
-                    for route in dict.fromkeys(job.route.name for job in self.queue):
+                    for route in dict.fromkeys(e.route for e in ready):
                         self.owner.metrics.waits.inc(route=route, reason="pacing")
-                self.cond.wait(ready - now)
+                cond.wait(due - now)
                 continue
             if self.limiter.limit > 0:
-                linger = min(self.last_arrival + LINGER_QUIET, self.queue[0].queued + LINGER_MAX) - now
+                linger = min(self.owner.last_offer + LINGER_QUIET, self.ready_since + LINGER_MAX) - now
                 if linger > 0:
-                    self.cond.wait(linger)
+                    cond.wait(linger)
                     continue
-            count = message.mergeable([job.message for job in self.queue])
-            jobs = [self.queue.popleft() for _ in range(count)]
-            self.limiter.record(now)
-            return jobs
+            post = self._compose(ready)
+            for entry, state in zip(post.entries, post.states):
+                entry.inflight = state
+            self.ready_since = 0.0
+            self.sending_since = now
+            return post
         return None
+
+    def _compose(self, ready: List[Entry]) -> Post:
+        """Return the post for the oldest ready states: as many as fit one message."""
+        cap = min((e.max_batch for e in ready if e.max_batch), default=0) or len(ready)
+        chosen = ready[:cap]
+        groups: Dict[Tuple[str, str], List[Entry]] = {}
+        for entry in chosen:
+            assert entry.item is not None
+            groups.setdefault((entry.route, entry.item.context.group), []).append(entry)
+        settings = self.owner.settings
+        parts = []
+        for (route_name, _group), entries in groups.items():
+            route = settings.routes.get(route_name) or Route(route_name, self.url)
+            items = [e.item for e in entries]
+            parts.append((entries, message.group_message(
+                route, [i.alert for i in items], items[-1].context.external_url,
+                max(i.context.truncated_alerts for i in items), settings, self.text_limit)))
+        count = message.mergeable([m for _, m in parts], self.text_limit)
+        entries = [e for group_entries, _ in parts[:count] for e in group_entries]
+        merged = message.merge([m for _, m in parts[:count]])
+        return Post(entries, [e.known for e in entries], merged, list(dict.fromkeys(e.route for e in entries)),
+                    delivery.one_line(",".join(e.name for e in entries)))
 
     def _pacing_reason(self) -> str:
         limit, window = self.owner.settings.rate_limit
         return f"pacing to ROCKETCHAT_RATE_LIMIT={limit}/{window:g} (Rocket.Chat's own limit per hook)"
 
-    def _give_up(self, job: Job) -> None:
-        last = job.answer.error if job.answer else "it never got its turn"
-        log.error("Gave up on the post for route %s (alerts=%s hook=%s): not delivered within %.0fs "
-                  "of Alertmanager's last send; last: %s", job.route.name, _names(job.names), self.hook,
-                  PENDING_MAX_AGE, last)
-        self.owner.finish(job, "failed", job.answer or Answer(0, f"given up: {last}"))
+    def _hold(self, until: float, reason: str) -> None:
+        self.hold_until = until
+        self.hold_reason = reason
 
-    def _send(self, jobs: List[Job]) -> None:
-        """Post the jobs as one message and settle, requeue or fail them by the answer."""
-        settings = self.owner.settings
-        rendered = message.merge([job.message for job in jobs])
-        payload = json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        started = self.owner.clock()
-        answer = self.owner.transport(self.url, payload, settings.delivery_timeout)
-        now = self.owner.clock()
-        route_names = list(dict.fromkeys(job.route.name for job in jobs))
-        routes = ",".join(route_names)
-        names = _names(tuple(n for job in jobs for n in job.names))
-        merged = f" merged={len(jobs)}" if len(jobs) > 1 else ""
+    def _send(self, post: Post) -> None:
+        """Post one message and settle its states by the answer."""
+        owner = self.owner
+        payload = json.dumps(post.message, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        started = owner.clock()
+        answer = owner.transport(self.url, payload, owner.settings.delivery_timeout)
+        now, wall = owner.clock(), owner.wall()
+        took = now - started
+        routes = ",".join(post.routes)
+        merged = f" merged={len(post.entries)}" if len(post.entries) > 1 else ""
         outcome = "accepted" if answer.accepted else "failed" if answer.transient else "refused"
-        for route in route_names:
-            self.owner.metrics.posts.inc(route=route, outcome=outcome)
-            self.owner.metrics.post_duration.observe(now - started, route=route)
-        for job in jobs:
-            job.answer = answer
-        if answer.accepted:
-            self.failures = 0
-            log.info("Alert sent successfully to Rocket.Chat: %d (route=%s alerts=%s hook=%s took=%.3fs%s)",
-                     answer.status, routes, names, self.hook, now - started, merged)
-            for job in jobs:
-                self.owner.finish(job, "delivered", answer)
-            return
-        if answer.transient:
-            self._retry_later(jobs, answer, now, routes)
-            return
-        log.error("Rocket.Chat refused the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs%s); %s",
-                  routes, answer.status, answer.error, names, self.hook, now - started, merged,
-                  delivery.advice(jobs[0].route, answer))
-        for job in jobs:
-            self.owner.finish(job, "failed", answer)
+        for route in post.routes:
+            owner.metrics.posts.inc(route=route, outcome=outcome)
+            owner.metrics.post_duration.observe(took, route=route)
+        if answer.status or answer.sent:  # it reached Rocket.Chat, whose limiter counted it
+            owner.store.record_post(self.hook_id, wall - took)
+        saved: List[state_store.Row] = []
+        with owner.cond:
+            self.sending_since = 0.0
+            if answer.status or answer.sent:
+                self.limiter.record(started)
+            for ticket in {t for e in post.entries for t in e.tickets}:
+                ticket.answer = answer
+            if answer.accepted:
+                self.failures = self.rate_limited = self.bare_500s = 0
+                for entry, state in zip(post.entries, post.states):
+                    owner.ledger.accepted(entry, state, wall)
+                    saved.append((entry.route, entry.key, state, wall, 0.0))
+                log.info("Alert sent successfully to Rocket.Chat: %d (route=%s alerts=%s hook=%s took=%.3fs%s)",
+                         answer.status, routes, post.names, self.hook, took, merged)
+            elif answer.transient:
+                for entry in post.entries:
+                    entry.inflight = None
+                self._retry_later(answer, now, routes)
+            else:
+                self._refused(post, answer, routes, took, merged)
+            owner.cond.notify_all()
+        owner.store.save_states(saved)
 
-    def _retry_later(self, jobs: List[Job], answer: Answer, now: float, routes: str) -> None:
-        """Put the jobs back at the head of the queue and hold the queue as long as needed."""
+    def _refused(self, post: Post, answer: Answer, routes: str, took: float, merged: str) -> None:
+        """Settle a post Rocket.Chat refused: shorten or split it and try again, or fail its requests."""
+        owner = self.owner
+        for entry in post.entries:
+            entry.inflight = None
+        text = str(post.message.get("text", ""))
+        if "error-message-size-exceeded" in answer.error and message.units(text) > MIN_TEXT:
+            self.text_limit = max(MIN_TEXT, message.units(text) // 2)
+            owner.metrics.refusals.inc(route=post.routes[0], reason="message_too_long")
+            log.warning("Rocket.Chat refused a post to %s as too long (%d UTF-16 units of text; its "
+                        "Message_MaxAllowedSize is lower): posting it again with at most %d",
+                        self.hook, message.units(text), self.text_limit)
+            return
+        whole = answer.bad_token or answer.status == 404 or any(w in answer.error for w in _WHOLE_POST_REFUSALS)
+        if len(post.entries) > 1 and not whole:
+            half = math.ceil(len(post.entries) / 2)
+            for entry in post.entries:
+                entry.max_batch = min(entry.max_batch or half, half)
+            log.warning("Rocket.Chat refused a post of %d alerts for route %s (%s %s): posting them in smaller "
+                        "parts so that the one it refuses does not hold back the others",
+                        len(post.entries), routes, answer.status, answer.error)
+            return
+        reason = "bad_token" if answer.bad_token or answer.status == 404 else "invalid_message"
+        for route in post.routes:
+            owner.metrics.refusals.inc(route=route, reason=reason)
+        log.error("Rocket.Chat refused the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs%s); %s",
+                  routes, answer.status, answer.error, post.names, self.hook, took, merged,
+                  delivery.advice(owner.settings.routes.get(post.routes[0]) or Route(post.routes[0], self.url),
+                                  answer))
+        for entry in post.entries:
+            owner.ledger.refused(entry, answer)
+
+    def _retry_later(self, answer: Answer, now: float, routes: str) -> None:
+        """Hold the hook as long as Rocket.Chat asks, or back off."""
         reason = "rate_limited" if answer.status == 429 else "no_answer" if answer.status == 0 else "server_error"
         for route in routes.split(","):
             self.owner.metrics.retries.inc(route=route, reason=reason)
             if answer.status == 429:
                 self.owner.metrics.waits.inc(route=route, reason="rocketchat_429")
         if answer.status == 429:
+            self.rate_limited += 1
             asked = delivery.rate_limit_wait(answer, self.owner.wall())
-            delay = asked if asked is not None else self.owner.settings.rate_limit[1] or 60.0
-            reason = f"Rocket.Chat's rate limit (429): {answer.error}"
-            log.warning("Rate limited by Rocket.Chat on route %s (hook=%s): waiting %.1fs as it asked%s",
-                        routes, self.hook, delay, "" if asked is not None else " (no wait given; one window)")
+            window = self.owner.settings.rate_limit[1] or 60.0
+            delay = asked if asked is not None else window
+            # Asked again and again: a limit lower than ours, or a clock that disagrees. Back off.
+            delay = max(delay, min(window, 2.0 ** (self.rate_limited - 1)))
+            self._hold(now + delay, f"Rocket.Chat's rate limit (429): {answer.error}")
+            log.warning("Rate limited by Rocket.Chat on route %s (hook=%s): waiting %.1fs%s", routes, self.hook,
+                        delay, " as it asked" if asked is not None else " (no wait given; one window)")
+            return
+        self.failures += 1
+        delay = min(BACKOFF_CAP, BACKOFF_FIRST * BACKOFF_FACTOR ** (self.failures - 1))
+        delay *= self.owner.rng.uniform(0.8, 1.2)
+        cause = f"{answer.status or 'no answer'}: {answer.error}"
+        self._hold(now + delay, f"Rocket.Chat is failing ({cause}); retrying")
+        log.warning("Post to route %s failed (%s); retrying in %.2fs (attempt %d, hook=%s)",
+                    routes, cause, delay, self.failures + 1, self.hook)
+        if answer.status == 500 and not answer.bad_token:
+            self.bare_500s += 1
+            if self.bare_500s == BARE_500_ALERT:
+                route = routes.split(",")[0]
+                self.owner.metrics.refusals.inc(route=route, reason="bad_token")
+                log.error("Rocket.Chat answered %d posts in a row to %s with 500: Rocket.Chat 7.x and later answer "
+                          "a wrong token so; %s", BARE_500_ALERT, self.hook,
+                          delivery.advice(self.owner.settings.routes.get(route) or Route(route, self.url),
+                                          answer._replace(status=404)))
         else:
-            self.failures += 1
-            delay = min(BACKOFF_CAP, BACKOFF_FIRST * BACKOFF_FACTOR ** (self.failures - 1))
-            delay *= self.owner.rng.uniform(0.8, 1.2)
-            reason = f"{answer.status or 'no answer'}: {answer.error}"
-            log.warning("Post to route %s failed (%s); retrying in %.2fs (attempt %d, hook=%s)",
-                        routes, reason, delay, self.failures + 1, self.hook)
-        with self.cond:
-            self.hold_until = now + delay
-            self.hold_reason = f"retrying after {reason}"
-            self.queue.extendleft(reversed(jobs))
-
-
-def _names(names: Tuple[str, ...]) -> str:
-    return delivery.one_line(",".join(names))
+            self.bare_500s = 0
 
 
 class Deliverer:
-    """Hands each route's message to its hook's courier and reports what became of it."""
+    """The ledger of alert states and the couriers that post them; requests wait here for their states."""
 
     def __init__(self, settings: Settings, transport: Transport = delivery.post,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 rng: Optional[random.Random] = None, metrics: Optional[Metrics] = None) -> None:
+                 rng: Optional[random.Random] = None, metrics: Optional[Metrics] = None,
+                 store: Optional[state_store.Store] = None) -> None:
         self.settings = settings
         self.transport = transport
         self.metrics = metrics or Metrics()
-        self.metrics.pending.read = self.pending_count
         self.clock = clock
         self.wall = wall
         self.rng = rng or random.Random()
-        self._lock = threading.Lock()
+        self.cond = threading.Condition()
+        self.ledger = Ledger()
+        self.store = store if store is not None else state_store.Store(settings.state_dir, wall)
+        now = wall()
+        for route, key, state, posted_at, confirmed_at in self.store.load_states():
+            self.ledger.restore(route, key, state, posted_at, confirmed_at, now)
+        self.last_offer = 0.0
         self._couriers: Dict[str, Courier] = {}
-        self._pending: Dict[str, Job] = {}
-        self._recent = RecentPosts(settings.dedup_window)
+        self.metrics.pending.read = self.pending_count
+        self.metrics.state_bytes.read = self.store.size
 
-    def configure(self, settings: Settings) -> None:
-        """Apply new settings to every hook from the next post on."""
-        with self._lock:
+    def reconfigure(self, settings: Settings, transport: Optional[Transport] = None) -> None:
+        """Swap in new settings (and transport): waiting states go to their routes' new URLs, and the
+        couriers of URLs no longer used end after their current post."""
+        with self.cond:
             self.settings = settings
-            self._recent.window = settings.dedup_window
+            if transport is not None:
+                self.transport = transport
+            used = {route.url for route in settings.routes.values() if route.url}
+            for url in [u for u in self._couriers if u not in used]:
+                self._couriers.pop(url).close()
             for courier in self._couriers.values():
-                with courier.cond:
-                    courier.limiter.limit, courier.limiter.window = settings.rate_limit
+                courier.reconfigure(settings)
+            for route in settings.routes.values():
+                if route.url and self.ledger.owed.get(route.name):
+                    self._courier(route.url)
+            self.cond.notify_all()
 
-    def deliver(self, posts: List[Tuple[Route, Tuple[str, ...], Dict[str, Any], str]], deadline: float,
-                group: str = "") -> List[Result]:
-        """Post each (route, alert names, message, key) of one notification of `group` (its groupKey) and
-        return the results at the latest by `deadline`."""
-        now = self.clock()
-        placed: List[Tuple[Route, Tuple[str, ...], Optional[Job], Optional[Courier]]] = []
-        results: Dict[int, Result] = {}
-        superseded: List[Job] = []
-        with self._lock:
-            for index, (route, names, rendered, key) in enumerate(posts):
-                if self._recent.seen(key, now):
-                    self.metrics.duplicates.inc(route=route.name)
-                    results[index] = Result(route.name, names, "already-delivered")
-                    log.info("Already delivered within DEDUP_WINDOW: route=%s alerts=%s; not posting again",
-                             route.name, _names(names))
-                    placed.append((route, names, None, None))
+    def routes_of(self, url: str) -> List[str]:
+        """Return the names of the routes that post to `url` (the lock is held)."""
+        return [route.name for route in self.settings.routes.values() if route.url == url]
+
+    def deliver(self, batches: List[Tuple[Route, Tuple[str, ...], List[Item]]], deadline: float) -> List[Result]:
+        """Bring each route's alert states, wait until they are posted or `deadline` comes, and return
+        what became of each route's."""
+        tickets: List[Tuple[Route, Ticket]] = []
+        now = self.wall()
+        with self.cond:
+            self.last_offer = self.clock()
+            for route, names, items in batches:
+                ticket = Ticket(route.name, names)
+                tickets.append((route, ticket))
+                if self.ledger.owed_count() + len(items) > QUEUE_LIMIT:
+                    ticket.done.set()  # answered pending below: Alertmanager retries when there is room
                     continue
-                courier = self._courier(route.url)
-                job = self._pending.get(key)
-                if job is not None:
-                    job.touched = now
-                else:
-                    job = Job(key, route, names, rendered, now, group)
-                    if courier.submit(job):
-                        self._pending[key] = job
-                        superseded.extend(courier.supersede(job))
-                    else:
-                        results[index] = Result(route.name, names, "pending",
-                                                reason=f"the queue for this hook is full ({QUEUE_LIMIT} messages)",
-                                                retry_in=10.0)
-                        job = None
-                placed.append((route, names, job, courier))
-        for stale in superseded:
-            log.info("Dropped the waiting post for route %s (alerts=%s): a newer notification of its group "
-                     "replaces it", stale.route.name, _names(stale.names))
-            self.finish(stale, "superseded", stale.answer or Answer(0))
-        for route, names, job, courier in placed:
-            if job is not None:
-                job.done.wait(max(0.0, deadline - self.clock()))
-        for index, (route, names, job, courier) in enumerate(placed):
-            if index in results:
-                continue
-            assert job is not None and courier is not None
-            if job.done.is_set():
-                results[index] = Result(route.name, names, job.status, job.answer)
-            else:
-                reason, retry_in = courier.status(self.clock())
-                results[index] = Result(route.name, names, "pending", job.answer, reason, retry_in)
-        return [results[i] for i in range(len(placed))]
+                copies = [item.alert.name for item in items
+                          if self.ledger.offer(item, ticket, now, self.settings.dedup_window).copy]
+                if copies:
+                    self.metrics.duplicates.inc(len(copies), route=route.name)
+                    log.info("Already posted: route=%s alerts=%s; not posting again (a retry after an "
+                             "unsuccessful answer, or an HA peer's copy)", route.name,
+                             delivery.one_line(",".join(copies)))
+                if not ticket.waiting:
+                    ticket.done.set()
+                elif route.url:
+                    self._courier(route.url)
+            self.cond.notify_all()
+        for _, ticket in tickets:
+            ticket.done.wait(max(0.0, deadline - self.clock()))
+        results = []
+        with self.cond:
+            for route, ticket in tickets:
+                results.append(self._result(route, ticket))
+            acknowledged = all(result.ok for result in results)
+            now = self.wall()
+            confirmed = []
+            for _, ticket in tickets:
+                self.ledger.release(ticket, now, acknowledged)
+                if acknowledged:
+                    confirmed.extend((e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
+                                     for e, state in ticket.carried if e.posted == state and e.confirmed_at == now)
+        self.store.save_states(confirmed)
+        return results
+
+    def _result(self, route: Route, ticket: Ticket) -> Result:
+        if ticket.failure is not None:
+            return Result(route.name, ticket.names, "failed", ticket.failure)
+        if not ticket.carried:
+            return Result(route.name, ticket.names, "pending", None,
+                          f"too many alert states are waiting to be posted ({QUEUE_LIMIT})", 10.0)
+        if ticket.done.is_set() and not ticket.waiting:
+            return Result(route.name, ticket.names, "delivered" if ticket.posted_any else "already-delivered",
+                          ticket.answer)
+        courier = self._couriers.get(route.url)
+        if courier is None:
+            return Result(route.name, ticket.names, "pending", ticket.answer, "no courier for this route", 1.0)
+        reason, retry_in = courier.status(self.clock())
+        return Result(route.name, ticket.names, "pending", ticket.answer, reason, retry_in)
 
     def _courier(self, url: str) -> Courier:
         courier = self._couriers.get(url)
@@ -339,23 +420,20 @@ class Deliverer:
             courier = self._couriers[url] = Courier(url, self)
         return courier
 
-    def finish(self, job: Job, status: str, answer: Answer) -> None:
-        """Settle a job as delivered, failed or superseded: remember a delivery, release its requests."""
-        with self._lock:
-            if self._pending.get(job.key) is job:
-                del self._pending[job.key]
-            if status == "delivered":
-                self._recent.add(job.key, self.clock())
-        job.status = status
-        job.answer = answer
-        job.done.set()
+    def expire(self) -> None:
+        """Drop the owed states that no request has carried for PENDING_MAX_AGE (the lock is held)."""
+        for entry, state in self.ledger.expire(self.wall(), PENDING_MAX_AGE):
+            log.warning("Dropped the waiting %s state of alert %s (route %s): no notification has carried it "
+                        "for %gs, so Alertmanager no longer asks for it", state.status,
+                        delivery.one_line(entry.name), entry.route, PENDING_MAX_AGE)
 
     def pending_count(self) -> int:
-        with self._lock:
-            return len(self._pending)
+        with self.cond:
+            return self.ledger.owed_count()
 
     def close(self) -> None:
-        with self._lock:
-            couriers = list(self._couriers.values())
-        for courier in couriers:
-            courier.close()
+        with self.cond:
+            for courier in self._couriers.values():
+                courier.close()
+            self.cond.notify_all()
+        self.store.close()

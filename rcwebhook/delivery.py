@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import json
+import logging
 import re
 import socket
 import ssl
 import os
 import threading
+import time
 import urllib.parse
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
 
 from . import __version__
 from .config import Route, Settings
 
+log = logging.getLogger("rcwebhook")
+
 MAX_ANSWER_BYTES = 64 * 1024
 ERROR_TEXT_LIMIT = 300
 MAX_RATE_LIMIT_WAIT = 3600.0
-_WAIT_TEXT = re.compile(r"wait (\d+(?:\.\d+)?) seconds?")
+# Once a post is sent, Rocket.Chat may have posted it: its answer is waited for this long (or twice
+# DELIVERY_TIMEOUT, if more) before the post counts as failed and is sent again.
+ANSWER_WAIT = 60.0
+BAD_TOKEN_TEXT = "Invalid integration id or token"
+_WAIT_TEXT = re.compile(r"wait (\d{1,9}(?:\.\d{1,9})?) seconds?")
 
 
 class Answer(NamedTuple):
     """What Rocket.Chat made of one post."""
 
-    status: int  # the HTTP status, or 0 when no answer came
+    status: int  # the HTTP status, or 0 when no (whole) answer came
     error: str = ""  # Rocket.Chat's error text or the transport failure; "" when accepted
     headers: Mapping[str, str] = None  # type: ignore[assignment]
-    permanent: bool = False  # a failure that no retry fixes, though no status says so (a bad certificate)
+    permanent: bool = False  # a failure that no retry fixes, though the status may not say so
+    sent: bool = False  # the post was sent whole without an answer: Rocket.Chat may have posted it
 
     @property
     def accepted(self) -> bool:
@@ -38,6 +49,11 @@ class Answer(NamedTuple):
         """Return whether trying again later may succeed: no answer, 429 or a 5xx."""
         return not self.accepted and not self.permanent and (
             self.status == 0 or self.status == 429 or self.status >= 500)
+
+    @property
+    def bad_token(self) -> bool:
+        """Return whether Rocket.Chat said the hook's integration id or token is wrong."""
+        return BAD_TOKEN_TEXT in self.error
 
 
 Transport = Callable[[str, bytes, float], Answer]
@@ -71,6 +87,11 @@ class Poster:
 
     A new connection per post costs a TCP (and TLS) handshake each time; each courier
     thread keeps its own. Through a proxy (http_proxy and friends), urllib does the work.
+
+    Connecting and sending must finish within the timeout (DELIVERY_TIMEOUT); a failure there
+    means the post was not delivered. Once it is sent, Rocket.Chat may post it even if its answer
+    is late, so the answer is waited for up to ANSWER_WAIT (or twice the timeout), as one deadline
+    over every read: a server that trickles its answer cannot hold the hook longer.
     """
 
     def __init__(self, context: ssl.SSLContext) -> None:
@@ -91,16 +112,24 @@ class Poster:
         for attempt in (1, 2):
             connection = connections.get(key)
             reused = connection is not None
-            if connection is None:
-                connection = connections[key] = self._connect(parts, timeout)
+            sent = False
             try:
-                if connection.sock is not None:
-                    connection.sock.settimeout(timeout)
-                connection.timeout = timeout
+                if connection is None:
+                    connection = connections[key] = self._connect(parts, timeout)
+                    connection.connect()
+                connection.sock.settimeout(timeout)
                 connection.request("POST", path or "/", body=body, headers=headers)
+                sent = True
+                started = time.monotonic()
+                wait = max(ANSWER_WAIT, 2 * timeout)
+                connection.response_class = functools.partial(
+                    _DeadlineResponse, deadline=started + wait, slow_at=started + timeout,
+                    on_slow=lambda: log.warning(
+                        "Rocket.Chat has not answered a post within DELIVERY_TIMEOUT (%gs); waiting up to %gs "
+                        "for its answer before sending it again, since it may have posted it", timeout, wait))
                 response = connection.getresponse()
-                raw = response.read(MAX_ANSWER_BYTES)
-                if response.will_close or response.length:  # closing, or more than we read
+                raw = _read_answer(response)
+                if response.will_close or not response.isclosed():  # closing, or more than we read
                     connections.pop(key).close()
                 return interpret(response.status, raw, dict(response.headers))
             except ssl.SSLCertVerificationError as exc:
@@ -109,13 +138,16 @@ class Poster:
                                  "set ROCKETCHAT_CA_FILE to its CA", permanent=True)
             except (OSError, http.client.HTTPException) as exc:
                 connections.pop(key, None)
-                connection.close()
-                # A kept-alive connection the server closed meanwhile fails before any answer:
-                # try once more on a new one. Any other failure is the post's.
+                if connection is not None:
+                    connection.close()
+                # A kept-alive connection that the server closed meanwhile fails before any answer:
+                # send once more on a new one, and say so, since the server might have read it.
                 if attempt == 1 and reused and isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError,
                                                                 ConnectionResetError)):
+                    log.info("Rocket.Chat closed a kept-alive connection before answering a post (%s); "
+                             "sending it again on a new connection", _transport_error(exc))
                     continue
-                return Answer(0, _transport_error(exc))
+                return Answer(0, _transport_error(exc, sent), sent=sent)
         raise AssertionError("unreachable")
 
     def _connect(self, parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
@@ -123,6 +155,62 @@ class Poster:
         if parts.scheme == "https":
             return http.client.HTTPSConnection(host, port, timeout=timeout, context=self.context)
         return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+def _read_answer(response: http.client.HTTPResponse) -> bytes:
+    """Return the whole body of an answer, at most MAX_ANSWER_BYTES of it; IncompleteRead when it
+    was cut off."""
+    if response.length is not None and response.length <= MAX_ANSWER_BYTES:
+        return response.read()  # raises IncompleteRead when the server stops early
+    raw = response.read(MAX_ANSWER_BYTES)
+    if response.length is not None and len(raw) < MAX_ANSWER_BYTES:
+        raise http.client.IncompleteRead(raw, response.length)
+    return raw
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket read with one deadline for the whole answer, and a call when it is first late."""
+
+    def __init__(self, sock: socket.socket, deadline: float, slow_at: float, on_slow: Callable[[], None]) -> None:
+        super().__init__()
+        self.sock = sock
+        self.deadline = deadline
+        self.slow_at = slow_at
+        self.on_slow: Optional[Callable[[], None]] = on_slow
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while True:
+            now = time.monotonic()
+            if now >= self.deadline:
+                raise socket.timeout("no whole answer before the deadline")
+            until = self.deadline if self.on_slow is None else min(self.deadline, self.slow_at)
+            self.sock.settimeout(max(0.001, until - now))
+            try:
+                return self.sock.recv_into(buffer)
+            except socket.timeout:
+                if self.on_slow is not None and time.monotonic() >= self.slow_at:
+                    self.on_slow, on_slow = None, self.on_slow
+                    on_slow()
+
+
+class _SocketView:
+    """What an HTTPResponse reads from: the connection's socket behind a _DeadlineReader."""
+
+    def __init__(self, sock: socket.socket, **deadlines) -> None:
+        self.reader = _DeadlineReader(sock, **deadlines)
+
+    def makefile(self, mode: str, *args, **kwargs):
+        return io.BufferedReader(self.reader)
+
+
+def _DeadlineResponse(sock: socket.socket, *args, deadline: float, slow_at: float,
+                      on_slow: Callable[[], None], **kwargs) -> http.client.HTTPResponse:
+    """Return an HTTPResponse that reads the answer under one deadline."""
+    return http.client.HTTPResponse(_SocketView(sock, deadline=deadline, slow_at=slow_at, on_slow=on_slow),
+                                    *args, **kwargs)
 
 
 def _proxied(parts: urllib.parse.SplitResult) -> bool:
@@ -164,14 +252,18 @@ def post(url: str, body: bytes, timeout: float, opener=None) -> Answer:
         return Answer(0, _transport_error(exc))
 
 
-def _transport_error(reason: Any) -> str:
+def _transport_error(reason: Any, sent: bool = False) -> str:
     """Return a one-line description of a failure to get an answer (no URL in it)."""
+    if isinstance(reason, http.client.IncompleteRead):
+        return "Rocket.Chat's answer was cut off before its end (it may have posted the message)"
     if isinstance(reason, (socket.timeout, TimeoutError)):
-        return "no answer from Rocket.Chat within the timeout (DELIVERY_TIMEOUT)"
+        if sent:
+            return "no whole answer from Rocket.Chat in time (it may have posted the message)"
+        return "could not connect to Rocket.Chat and send the post within DELIVERY_TIMEOUT"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused by Rocket.Chat"
     if isinstance(reason, ConnectionResetError):
-        return "connection reset by Rocket.Chat"
+        return "connection reset by Rocket.Chat" + (" after the post was sent (it may have posted it)" if sent else "")
     if isinstance(reason, http.client.RemoteDisconnected):
         return "Rocket.Chat closed the connection without answering"
     if isinstance(reason, socket.gaierror):
@@ -198,7 +290,8 @@ def interpret(status: int, raw: bytes, headers: Mapping[str, str]) -> Answer:
         error = "the answer was not Rocket.Chat's {\"success\": true}; is the URL a Rocket.Chat incoming webhook?"
     else:
         error = raw.decode("utf-8", "replace").strip() or http.client.responses.get(status, "no reason given")
-    return Answer(status, one_line(error), headers)
+    # Rocket.Chat 7.x and later answer a wrong token with a bare 500: no retry mends that.
+    return Answer(status, one_line(error), headers, permanent=BAD_TOKEN_TEXT in error)
 
 
 def one_line(text: str) -> str:
@@ -208,7 +301,8 @@ def one_line(text: str) -> str:
 
 
 def rate_limit_wait(answer: Answer, wall_now: float) -> Optional[float]:
-    """Return the seconds Rocket.Chat asked to wait in a 429: from its error text or X-RateLimit-Reset.
+    """Return the seconds Rocket.Chat asked to wait in a 429: from its error text or X-RateLimit-Reset,
+    at least one second and at most MAX_RATE_LIMIT_WAIT; None when it said nothing usable.
 
     Rocket.Chat sends no Retry-After; the text (`You must wait N seconds`) is always there,
     the reset header (epoch milliseconds) only on some versions. The longer of the two wins.
@@ -218,14 +312,11 @@ def rate_limit_wait(answer: Answer, wall_now: float) -> Optional[float]:
     if match:
         waits.append(float(match.group(1)))
     for name, value in (answer.headers or {}).items():
-        if name.lower() == "x-ratelimit-reset":
-            try:
-                waits.append(int(value.strip()) / 1000.0 - wall_now)
-            except ValueError:
-                pass
+        if name.lower() == "x-ratelimit-reset" and value.strip().isdigit() and len(value.strip()) <= 16:
+            waits.append(int(value.strip()) / 1000.0 - wall_now)
     if not waits:
         return None
-    return min(MAX_RATE_LIMIT_WAIT, max(0.0, max(waits)))
+    return min(MAX_RATE_LIMIT_WAIT, max(1.0, max(waits)))
 
 
 def advice(route: Route, answer: Answer) -> str:
@@ -233,7 +324,7 @@ def advice(route: Route, answer: Answer) -> str:
     key = f"ROCKETCHAT_WEBHOOK_{(route.url_from or route.name).upper()}"
     channel = f"ROCKETCHAT_CHANNEL_{route.name.upper()}"
     error = answer.error
-    if "Invalid integration id or token" in error or answer.status == 404:
+    if answer.bad_token or answer.status == 404:
         return f"check {key}: Rocket.Chat does not know this integration id or token"
     if "impersonate" in error:
         return "unset ROCKETCHAT_USERNAME and ROCKETCHAT_ICON_EMOJI, or give the integration's user the impersonate permission"

@@ -8,10 +8,11 @@ import logging
 import math
 from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
-from . import alertmanager, dedup, message, routing
+from . import alertmanager, message, routing
 from .alertmanager import Notification
 from .config import Settings
 from .courier import Deliverer, Result
+from .ledger import Context, Item, identity
 from .metrics import Metrics
 
 log = logging.getLogger("rcwebhook")
@@ -45,20 +46,22 @@ def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float
         len(notification.alerts),
         ",".join(f"{b.route.name}:{len(b.alerts)}" for b in batches) or "-",
     )
-    posts = []
+    batches_out = []
     results: List[Result] = []
+    context = Context(notification.group_key, notification.external_url, notification.truncated_alerts)
     for batch in batches:
-        rendered = message.render(notification, batch, settings)
         names = tuple(a.name for a in batch.alerts)
         if settings.dry_run:
             if log.isEnabledFor(logging.INFO):
+                rendered = message.render(notification, batch, settings)
                 log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
                          json.dumps(rendered, ensure_ascii=False, separators=(",", ":")))
             results.append(Result(batch.route.name, names, "dry-run"))
-        else:
-            posts.append((batch.route, names, rendered, dedup.post_key(batch.route.url, notification, batch.alerts)))
-    if posts:
-        results.extend(deliverer.deliver(posts, arrived + settings.delivery_deadline, notification.group_key))
+            continue
+        items = [Item(batch.route.name, identity(alert), alert, context) for alert in batch.alerts]
+        batches_out.append((batch.route, names, items))
+    if batches_out:
+        results.extend(deliverer.deliver(batches_out, arrived + settings.delivery_deadline))
     return answer(notification, results)
 
 
@@ -85,9 +88,9 @@ def describe(result: Result) -> Dict[str, Any]:
 def answer(notification: Notification, results: List[Result]) -> Reply:
     """Return the HTTP answer for a notification: 200 when every route's post was taken, else 5xx.
 
-    502 when Rocket.Chat refused a post outright; 503 with Retry-After when a post is still
+    502 when Rocket.Chat refused a post outright; 503 with Retry-After when a state is still
     waiting or being retried. Alertmanager retries both (it gives up only on 4xx), and a
-    retry finds a post delivered meanwhile without posting it again.
+    retry finds a state posted meanwhile without posting it again.
     """
     body: Dict[str, Any] = {
         "alerts": alertmanager.names(notification),

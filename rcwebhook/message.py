@@ -1,19 +1,22 @@
 """Rendering: the Rocket.Chat message for one route's alerts, built as data.
 
-Every message built here is one Rocket.Chat accepts (../shared/CONTRACTS.md):
-no field with an empty title or value, only absolute http(s) URLs in URL-typed
-keys, `text` well within Message_MaxAllowedSize, and a bounded size overall.
+Every message built here is one Rocket.Chat accepts: no field with an empty title or
+value (Rocket.Chat refuses those), only absolute http(s) URLs in URL-typed keys (it
+refuses anything else, even an empty string), `text` within Message_MaxAllowedSize
+(5000 by default, counted in UTF-16 code units as JavaScript counts), and a bounded
+size overall.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import Any, Dict, List, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
 from .alertmanager import Alert, Notification, parse_time
-from .config import Settings
+from .config import Route, Settings
 from .routing import Batch
 
 TEXT_LIMIT = 5000  # Rocket.Chat's default Message_MaxAllowedSize
@@ -24,6 +27,7 @@ FIELD_VALUE_LIMIT = 300
 FIELD_TITLE_LIMIT = 100
 MAX_FIELDS = 16
 MAX_ATTACHMENTS_PER_POST = 200  # when waiting messages are merged into one post
+MAX_POST_BYTES = 512 * 1024  # JSON bytes of one merged post
 
 COLORS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 RESOLVED_COLOR = "#2ca02c"
@@ -38,46 +42,57 @@ _UNSAFE_IN_URL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 def render(notification: Notification, batch: Batch, settings: Settings) -> Dict[str, Any]:
     """Return the Rocket.Chat message (a JSON-ready dict) for the alerts of one route."""
-    shown = batch.alerts[: settings.max_alerts_per_message]
+    return group_message(batch.route, batch.alerts, notification.external_url, notification.truncated_alerts,
+                         settings)
+
+
+def group_message(route: Route, alerts: Sequence[Alert], external_url: str, truncated: int,
+                  settings: Settings, text_limit: int = TEXT_LIMIT) -> Dict[str, Any]:
+    """Return the message for some alerts of one group: a headline over one attachment for each of the
+    first MAX_ALERTS_PER_MESSAGE alerts, the rest counted."""
+    shown = alerts[: settings.max_alerts_per_message]
     message: Dict[str, Any] = {
-        "text": _text(notification, batch, len(batch.alerts) - len(shown)),
-        "attachments": [_attachment(alert, batch.route.name, notification, settings) for alert in shown],
+        "text": _text(route.name, alerts, len(alerts) - len(shown), truncated, text_limit),
+        "attachments": [_attachment(alert, route.name, external_url, settings) for alert in shown],
     }
     if settings.username:
         message["username"] = settings.username
     if settings.icon_emoji:
         message["icon_emoji"] = settings.icon_emoji
-    if batch.route.channel:
-        message["channel"] = batch.route.channel
+    if route.channel:
+        message["channel"] = route.channel
     return message
 
 
-def _text(notification: Notification, batch: Batch, hidden: int) -> str:
-    """Return the headline and notes above the attachments, within TEXT_LIMIT."""
-    firing = sum(1 for a in batch.alerts if a.status == "firing")
-    resolved = len(batch.alerts) - firing
-    severity = batch.route.name
+def _text(severity: str, alerts: Sequence[Alert], hidden: int, truncated: int, limit: int) -> str:
+    """Return the headline and notes above the attachments, within `limit` UTF-16 units."""
+    firing = sum(1 for a in alerts if a.status == "firing")
+    resolved = len(alerts) - firing
     if firing:
         emoji, state = EMOJI[severity], f"[FIRING:{firing}]"
         if resolved:
             state += f" [RESOLVED:{resolved}]"
     else:
         emoji, state = RESOLVED_EMOJI, f"[RESOLVED:{resolved}]"
-    names = _join_names([a.name for a in batch.alerts])
+    names = _join_names([a.name for a in alerts])
     lines = [f"{emoji} {state} {names} ({severity})"]
     if hidden:
         lines.append(f"…and {hidden} more alert{'s' if hidden != 1 else ''} not shown here; see Alertmanager.")
-    if notification.truncated_alerts:
+    if truncated:
         lines.append(
-            f"Alertmanager left out {notification.truncated_alerts} more alert"
-            f"{'s' if notification.truncated_alerts != 1 else ''} of this group (its max_alerts setting)."
+            f"Alertmanager left out {truncated} more alert"
+            f"{'s' if truncated != 1 else ''} of this group (its max_alerts setting)."
         )
-    return truncate("\n".join(lines), TEXT_LIMIT)
+    return truncate_units("\n".join(lines), limit)
 
 
 def _join_names(names: Sequence[str]) -> str:
-    """Return the distinct alert names, in order, joined and cut to HEADLINE_NAMES_LIMIT."""
-    distinct = list(dict.fromkeys(truncate(" ".join(n.split()), 120) for n in names))
+    """Return the distinct alert names, in order, joined and cut to HEADLINE_NAMES_LIMIT.
+
+    The headline is the one place where Rocket.Chat reads mentions: a name such as `@all` must not
+    notify everyone (nor get the whole message refused when the integration may not), so every `@`
+    in it is followed by a zero-width space."""
+    distinct = list(dict.fromkeys(truncate(" ".join(n.split()), 120).replace("@", "@\u200b") for n in names))
     out = ""
     for i, name in enumerate(distinct):
         candidate = name if not out else f"{out}, {name}"
@@ -87,7 +102,7 @@ def _join_names(names: Sequence[str]) -> str:
     return out
 
 
-def _attachment(alert: Alert, severity: str, notification: Notification, settings: Settings) -> Dict[str, Any]:
+def _attachment(alert: Alert, severity: str, external_url: str, settings: Settings) -> Dict[str, Any]:
     """Return the attachment that shows one alert."""
     resolved = alert.status == "resolved"
     summary = alert.annotations.get("summary", "").strip()
@@ -103,7 +118,7 @@ def _attachment(alert: Alert, severity: str, notification: Notification, setting
     if prometheus:
         attachment["title_link"] = prometheus
     text = _description(alert)
-    links = _links(alert, notification, prometheus)
+    links = _links(alert, external_url, prometheus)
     if links:
         text = f"{text}\n{links}" if text else links
     if text:
@@ -119,7 +134,7 @@ def _description(alert: Alert) -> str:
     return truncate(description, DESCRIPTION_LIMIT)
 
 
-def _links(alert: Alert, notification: Notification, prometheus: Optional[str]) -> str:
+def _links(alert: Alert, external_url: str, prometheus: Optional[str]) -> str:
     """Return the markdown links line: runbook, Prometheus, silence; each only when absolute."""
     links = []
     runbook = absolute_url(alert.annotations.get("runbook_url", ""))
@@ -127,7 +142,7 @@ def _links(alert: Alert, notification: Notification, prometheus: Optional[str]) 
         links.append(f"[Runbook]({runbook})")
     if prometheus:
         links.append(f"[Prometheus]({prometheus})")
-    silence = silence_url(notification.external_url, alert.labels)
+    silence = silence_url(external_url, alert.labels)
     if silence:
         links.append(f"[Silence]({silence})")
     return " · ".join(links)
@@ -169,15 +184,18 @@ def envelope(rendered: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in rendered.items() if k not in ("text", "attachments")}
 
 
-def mergeable(messages: Sequence[Dict[str, Any]]) -> int:
+def mergeable(messages: Sequence[Dict[str, Any]], text_limit: int = TEXT_LIMIT) -> int:
     """Return how many of `messages`, from the first on, fit into one post within Rocket.Chat's limits
-    (at least one): the same envelope, TEXT_LIMIT characters of headlines, MAX_ATTACHMENTS_PER_POST."""
+    (at least one): the same envelope, `text_limit` UTF-16 units of headlines,
+    MAX_ATTACHMENTS_PER_POST attachments and MAX_POST_BYTES of JSON."""
     first = envelope(messages[0])
-    text, attachments = -1, 0
+    text, attachments, size = -1, 0, 0
     for count, rendered in enumerate(messages):
-        text += 1 + len(rendered["text"])
+        text += 1 + units(rendered["text"])
         attachments += len(rendered["attachments"])
-        if count and (text > TEXT_LIMIT or attachments > MAX_ATTACHMENTS_PER_POST or envelope(rendered) != first):
+        size += len(json.dumps(rendered, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        if count and (text > text_limit or attachments > MAX_ATTACHMENTS_PER_POST or size > MAX_POST_BYTES
+                      or envelope(rendered) != first):
             return count
     return len(messages)
 
@@ -190,6 +208,25 @@ def merge(messages: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     merged["text"] = "\n".join(m["text"] for m in messages)
     merged["attachments"] = [a for m in messages for a in m["attachments"]]
     return merged
+
+
+def units(text: str) -> int:
+    """Return the length of `text` in UTF-16 code units, as Rocket.Chat (JavaScript) counts it."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF) if not text.isascii() else len(text)
+
+
+def truncate_units(text: str, limit: int) -> str:
+    """Return `text` cut to at most `limit` UTF-16 code units, ending in an ellipsis when cut."""
+    if units(text) <= limit:
+        return text
+    out, used = [], 1  # the ellipsis is one unit
+    for c in text:
+        size = 2 if ord(c) > 0xFFFF else 1
+        if used + size > limit:
+            break
+        out.append(c)
+        used += size
+    return "".join(out).rstrip() + "…"
 
 
 @functools.lru_cache(maxsize=4096)  # the same external, generator and runbook URLs come again and again

@@ -190,10 +190,19 @@ class Metrics:
                              "Waits before a post for Rocket.Chat's rate limit, by route and reason "
                              "(pacing: rcwebhook's own; rocketchat_429: Rocket.Chat asked).", ["route", "reason"],
                              initial=[{"route": r, "reason": w} for r in ROUTES for w in ("pacing", "rocketchat_429")])
+        self.refusals = Counter("rcwebhook_rocketchat_refusals_total",
+                                "Posts Rocket.Chat refused, by route and reason (bad_token: the hook's id or token "
+                                "is wrong; message_too_long: shortened and sent again; invalid_message).",
+                                ["route", "reason"],
+                                initial=[{"route": r, "reason": w} for r in ROUTES
+                                         for w in ("bad_token", "message_too_long", "invalid_message")])
         self.duplicates = Counter("rcwebhook_duplicates_skipped_total",
-                                  "Route messages not posted because they were delivered within DEDUP_WINDOW.",
+                                  "Alert states not posted again because they were posted already (a retry "
+                                  "after a non-2xx answer, or an HA peer's copy).",
                                   ["route"], initial=[{"route": r} for r in ROUTES])
-        self.pending = Gauge("rcwebhook_pending_posts", "Route messages waiting to be posted.")
+        self.pending = Gauge("rcwebhook_pending_posts", "Alert states waiting to be posted.")
+        self.state_bytes = Gauge("rcwebhook_state_database_bytes",
+                                 "Size of the state database in STATE_DIR (0 without one).")
         self.build_info = Gauge("rcwebhook_build_info", "rcwebhook's version; always 1.", ["version"])
         self.build_info.set(1, version=__version__)
         self.reload_success = Gauge("rcwebhook_config_last_reload_successful",
@@ -206,7 +215,8 @@ class Metrics:
 
     def all(self) -> List[_Metric]:
         return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,
-                self.retries, self.waits, self.duplicates, self.pending, self.build_info, self.reload_success,
+                self.retries, self.waits, self.refusals, self.duplicates, self.pending, self.state_bytes,
+                self.build_info, self.reload_success,
                 self.reload_time] + self.process
 
     def expose(self) -> bytes:

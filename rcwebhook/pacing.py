@@ -9,19 +9,26 @@ those N is W seconds old.
 from __future__ import annotations
 
 from collections import deque
-from typing import Deque
+from typing import Deque, Iterable
 
 
 class WindowLimiter:
     """A sliding log of send times for one hook."""
 
-    def __init__(self, limit: int, window: float) -> None:
+    def __init__(self, limit: int, window: float, sent: Iterable[float] = ()) -> None:
         self.limit = limit
         self.window = window
         # Posts are timed when sent; Rocket.Chat times them when they arrive. The margin
         # covers the difference in latency between two posts.
         self.margin = min(0.5, window * 0.05)
-        self.sent: Deque[float] = deque()
+        self.sent: Deque[float] = deque(sorted(sent)[-limit:] if limit > 0 else ())
+
+    def reconfigure(self, limit: int, window: float) -> None:
+        """Take a new limit and window, keeping the posts already sent."""
+        self.limit, self.window = limit, window
+        self.margin = min(0.5, window * 0.05)
+        while len(self.sent) > max(0, limit):
+            self.sent.popleft()
 
     def next_slot(self, now: float) -> float:
         """Return the earliest time, not before `now`, at which one more post may be sent.

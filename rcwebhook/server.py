@@ -81,9 +81,10 @@ class Server(ThreadingHTTPServer):
 
     def apply(self, settings: Settings) -> None:
         """Swap in new settings whole: the next request and the next post use them."""
+        transport = None
         if self.fixed_transport is None and settings.rocketchat_ca_file != self.settings.rocketchat_ca_file:
-            self.deliverer.transport = delivery.make_transport(settings)
-        self.deliverer.configure(settings)
+            transport = delivery.make_transport(settings)
+        self.deliverer.reconfigure(settings, transport)
         self.client_limiter.rate, self.client_limiter.burst = settings.client_rate_limit, settings.client_rate_burst
         self.settings = settings
 

@@ -613,7 +613,7 @@ def test_alertmanager_retry_after_partial_success_posts_only_the_missing_route(
 
     wait_for_message(rocketchat, "critical", firing_with("DiskFull"), "firing DiskFull", manager)
     # Alertmanager re-sends the whole group; the critical post is not made again.
-    wait_for_log(logs, r"^Already delivered within DEDUP_WINDOW: route=critical alerts=DiskFull;", manager)
+    wait_for_log(logs, r"^Already posted: route=critical alerts=DiskFull;", manager)
     wait_until(lambda: answers_for(logs, key, "firing")[:2] == [503, 503],
                "Alertmanager got 503 twice for the storage group", manager, explain)
     assert [r["status"] for r in rocketchat.requests("critical")] == [200], explain()

@@ -1,11 +1,9 @@
-"""Pacing and de-duplication memory, with times handed in."""
+"""Pacing, with times handed in."""
 
 from __future__ import annotations
 
 import random
 
-from rcwebhook.dedup import RecentPosts, post_key
-from rcwebhook.alertmanager import parse
 from rcwebhook.pacing import WindowLimiter
 
 
@@ -53,30 +51,16 @@ def test_zero_limit_means_no_pacing():
     assert simulate(limiter, [0.0] * 100) == [0.0] * 100
 
 
-def test_recent_posts_expire_after_the_window():
-    recent = RecentPosts(window=300)
-    recent.add("k", now=1000)
-    assert recent.seen("k", 1299.9)
-    assert not recent.seen("k", 1300.1)
+def test_posts_before_a_restart_count_against_the_window():
+    limiter = WindowLimiter(3, 60.0, sent=[100.0, 101.0, 102.0])
+    assert limiter.next_slot(103.0) >= 160.0
 
 
-def test_recent_posts_are_bounded_oldest_first():
-    recent = RecentPosts(window=300, capacity=3)
-    for i, key in enumerate("abcd"):
-        recent.add(key, now=i)
-    assert len(recent) == 3
-    assert not recent.seen("a", 4) and recent.seen("b", 4) and recent.seen("d", 4)
-
-
-def test_post_key_changes_with_status_alerts_and_hook():
-    def notification(status="firing", starts="2026-01-30T10:00:00Z", fingerprint="f1"):
-        return parse(('{"groupKey":"g","status":"%s","alerts":[{"status":"%s","fingerprint":"%s",'
-                      '"startsAt":"%s","labels":{}}]}' % (status, status, fingerprint, starts)).encode())
-
-    base = notification()
-    key = post_key("h1", base, base.alerts)
-    assert key == post_key("h1", notification(), notification().alerts)
-    for other in (notification(status="resolved"), notification(starts="2026-01-30T11:00:00Z"),
-                  notification(fingerprint="f2")):
-        assert post_key("h1", other, other.alerts) != key
-    assert post_key("h2", base, base.alerts) != key
+def test_reconfigure_takes_the_new_limit_at_once():
+    limiter = WindowLimiter(10, 60.0)
+    for when in (0.0, 1.0, 2.0):
+        limiter.record(when)
+    limiter.reconfigure(2, 60.0)
+    assert limiter.next_slot(3.0) >= 61.0
+    limiter.reconfigure(0, 0.0)
+    assert limiter.next_slot(3.0) == 3.0

@@ -1,0 +1,303 @@
+"""Alert states: for each route and alert, what Rocket.Chat was last told and what it is owed.
+
+A notification contributes one state per alert: firing since its startsAt, or resolved at its
+endsAt. A newer state of an alert replaces an older one, whatever order they arrive in:
+"newer" is read from the times the states speak for, not from arrival. A request is answered
+200 exactly when every state it brought has been posted, or is older than one already posted.
+
+Nothing here reads a clock or does I/O: the caller hands in the time and holds the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+from .alertmanager import Alert, parse_time
+
+FIRING = "firing"
+RESOLVED = "resolved"
+
+
+class State(NamedTuple):
+    """One state of one alert, as Rocket.Chat was or is to be told."""
+
+    status: str  # firing or resolved
+    starts: float  # startsAt in epoch seconds; 0 when unknown
+    ends: float  # endsAt in epoch seconds once resolved; 0 while firing
+    asof: float  # the moment the state speaks for: its start when firing, its end when resolved
+
+    @property
+    def order(self) -> Tuple[float, bool]:
+        """Return the sort key: later moments are newer, and a resolution is newer than a start at the
+        same moment."""
+        return (self.asof, self.status == RESOLVED)
+
+
+def observe(alert: Alert, known: Optional[State], now: float, copy_window: float) -> State:
+    """Return the state `alert` brings, placed in order against `known`, the newest state of that alert
+    seen so far.
+
+    A firing state with the startsAt of the known firing one is that same state (a copy, a retry or a
+    reminder). A firing state whose startsAt is not after a known resolution is older news, unless it
+    arrives more than `copy_window` seconds after that resolution: then the alert fired again with its
+    old startsAt (Alertmanager resolved it by timeout, or a client re-sent it), which is newer.
+    """
+    starts = _epoch(alert.starts_at)
+    if alert.status != RESOLVED:
+        if known is not None and known.status == FIRING and known.starts == starts:
+            return known
+        asof = starts
+        if known is not None and known.status == RESOLVED and starts <= known.ends \
+                and now >= known.ends + copy_window:
+            asof = known.ends + 0.001
+        return State(FIRING, starts, 0.0, asof)
+    ends = _epoch(alert.ends_at) or now
+    if known is not None and known.status == RESOLVED and known.starts == starts and \
+            (known.ends == ends or not alert.ends_at):
+        return known
+    return State(RESOLVED, starts, ends, ends)
+
+
+def _epoch(text: str) -> float:
+    moment = parse_time(text)
+    return moment.timestamp() if moment else 0.0
+
+
+def identity(alert: Alert) -> str:
+    """Return the key of an alert: Alertmanager's fingerprint, or a digest of its labels without one."""
+    if alert.fingerprint:
+        return alert.fingerprint[:64]
+    labels = json.dumps(sorted(alert.labels.items()), ensure_ascii=False)
+    return "labels:" + hashlib.sha256(labels.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class Context(NamedTuple):
+    """What the message of a group needs besides its alerts."""
+
+    group: str  # Alertmanager's groupKey
+    external_url: str = ""
+    truncated_alerts: int = 0
+
+
+class Item(NamedTuple):
+    """One alert of one notification, bound for one route."""
+
+    route: str
+    key: str
+    alert: Alert
+    context: Context
+
+
+class Entry:
+    """What one route's channel was told about one alert, and what it is owed."""
+
+    __slots__ = ("route", "key", "name", "known", "posted", "posted_at", "confirmed_at", "owed", "item",
+                 "tickets", "inflight", "owed_since", "vouched_at", "max_batch", "touched", "posts")
+
+    def __init__(self, route: str, key: str, name: str, known: State, now: float) -> None:
+        self.route = route
+        self.key = key
+        self.name = name
+        self.known = known  # the newest state seen
+        self.posted: Optional[State] = None  # the newest state Rocket.Chat accepted
+        self.posted_at = 0.0
+        self.confirmed_at = 0.0  # when a request carrying `posted` was answered 2xx; 0: not since it was posted
+        self.owed = False  # `known` (or a reminder of it) is still to be posted
+        self.item: Optional[Item] = None  # what to render for `known` while it is owed
+        # Requests waiting for a state of this alert to be posted: the state, and the number of posts
+        # the entry must have had (one more than now for a reminder of a state posted already).
+        self.tickets: Dict["Ticket", Tuple[State, int]] = {}
+        self.inflight: Optional[State] = None  # the state of a post sent and not yet answered
+        self.owed_since = 0.0
+        self.vouched_at = 0.0
+        self.max_batch = 0  # after a refused post: at most this many alerts per post (0: no cap)
+        self.touched = now
+        self.posts = 0  # posts Rocket.Chat accepted for this alert
+
+    def covers(self, state: State) -> bool:
+        """Return whether the posted state is `state` or newer than it."""
+        return self.posted is not None and state.order <= self.posted.order
+
+
+class Ticket:
+    """One request's claim on one route: the states it brought, and whether they are posted."""
+
+    def __init__(self, route: str, names: Tuple[str, ...]) -> None:
+        self.route = route
+        self.names = names
+        self.carried: List[Tuple[Entry, State]] = []  # every state the request brought
+        self.waiting: Dict[Entry, Tuple[State, int]] = {}  # those not yet posted (nor older than a posted one)
+        self.posted_any = False  # a post was made for this request
+        self.failure: Any = None  # Rocket.Chat's refusal, when one of its states was refused
+        self.answer: Any = None  # Rocket.Chat's last answer to a post carrying its states
+        self.done = threading.Event()
+
+    def settle(self, entry: Entry) -> None:
+        """Stop waiting for `entry` (its state is posted, or refused) and wake the request when nothing is left."""
+        self.waiting.pop(entry, None)
+        entry.tickets.pop(self, None)
+        if not self.waiting:
+            self.done.set()
+
+
+class Verdict(NamedTuple):
+    """What became of one offered state."""
+
+    entry: Entry
+    state: State
+    owed: bool  # the state (or a newer one) must still be posted for the request to be answered 200
+    copy: bool  # posted already (a retry after a non-2xx answer, or an HA peer's copy): not posted again
+
+
+class Ledger:
+    """Entries by (route, alert key), bounded in number; the caller holds the lock."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self.entries: "OrderedDict[Tuple[str, str], Entry]" = OrderedDict()  # least recently touched first
+        self.owed: Dict[str, "OrderedDict[str, Entry]"] = {}  # per route, in the order they became owed
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def restore(self, route: str, key: str, state: State, posted_at: float, confirmed_at: float, now: float) -> None:
+        """Remember a state posted before this process started."""
+        entry = Entry(route, key, "", state, now)
+        entry.posted, entry.posted_at, entry.confirmed_at = state, posted_at, confirmed_at
+        entry.posts = 1
+        self.entries[(route, key)] = entry
+        self._bound()
+
+    def offer(self, item: Item, ticket: Ticket, now: float, copy_window: float) -> Verdict:
+        """Record the state `item` brings and tie `ticket` to it; return what it needs."""
+        entry = self.entries.get((item.route, item.key))
+        state = observe(item.alert, entry.known if entry else None, now, copy_window)
+        if entry is None:
+            entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, item.alert.name, state, now)
+            self._bound()
+        else:
+            self.entries.move_to_end((item.route, item.key))
+        entry.touched = now
+        entry.name = item.alert.name
+        if state.order > entry.known.order:
+            entry.known = state
+            self._owe(entry, item, now)
+        elif state == entry.known and entry.owed:
+            entry.item = item  # the newest copy: its annotations may have changed
+        elif state == entry.known and not entry.covers(state):
+            self._owe(entry, item, now)  # owed before, then dropped when no request vouched for it
+        wanted = 0  # how many posts the entry must have had: more than now for a reminder
+        copy = False
+        if entry.covers(state) and state == entry.posted == entry.known:
+            if entry.owed:
+                wanted = entry.posts + 1  # a reminder is on its way already
+            elif state.status == FIRING and entry.confirmed_at and now - entry.confirmed_at >= copy_window:
+                # Acknowledged long enough ago: Alertmanager's reminder (repeat_interval). Post it again.
+                self._owe(entry, item, now)
+                wanted = entry.posts + 1
+            else:
+                # A retry after a non-2xx answer, or an HA peer's copy: never posted twice.
+                copy = True
+        ticket.carried.append((entry, state))
+        owed = not (entry.covers(state) and entry.posts >= wanted)
+        if owed:
+            ticket.waiting[entry] = (state, wanted)
+            entry.tickets[ticket] = (state, wanted)
+            entry.vouched_at = now
+        return Verdict(entry, state, owed, copy)
+
+    def _owe(self, entry: Entry, item: Item, now: float) -> None:
+        entry.item = item
+        if not entry.owed:
+            entry.owed = True
+            entry.owed_since = now
+            self.owed.setdefault(entry.route, OrderedDict())[entry.key] = entry
+
+    def ready(self, routes: List[str]) -> Iterator[Entry]:
+        """Yield the owed entries of `routes` that a waiting request vouches for and no post carries now,
+        oldest first."""
+        for route in routes:
+            for entry in self.owed.get(route, {}).values():
+                if entry.tickets and entry.inflight is None:
+                    yield entry
+
+    def accepted(self, entry: Entry, state: State, now: float) -> None:
+        """Record that Rocket.Chat accepted `state` for `entry`; settle the tickets it satisfies."""
+        entry.inflight = None
+        entry.posts += 1
+        if entry.posted is None or state.order >= entry.posted.order:
+            entry.posted, entry.posted_at, entry.confirmed_at = state, now, 0.0
+        if entry.known.order <= state.order:
+            self._paid(entry)
+        for ticket, (wanted, posts) in list(entry.tickets.items()):
+            if entry.covers(wanted) and entry.posts >= posts:
+                ticket.posted_any = True
+                ticket.settle(entry)
+
+    def refused(self, entry: Entry, answer: Any) -> None:
+        """Fail the requests waiting for `entry`, whose post Rocket.Chat refused, and forget the refused
+        state: Alertmanager's retry brings it again, and it is tried again then."""
+        entry.inflight = None
+        for ticket in list(entry.tickets):
+            ticket.failure = answer
+            ticket.settle(entry)
+            ticket.done.set()
+        self._forget(entry)
+
+    def release(self, ticket: Ticket, now: float, acknowledged: bool) -> None:
+        """The request of `ticket` was answered: stop vouching for its states, and when it was answered
+        2xx, remember that Alertmanager has them."""
+        for entry in list(ticket.waiting):
+            entry.tickets.pop(ticket, None)
+        ticket.waiting.clear()
+        if acknowledged:
+            for entry, state in ticket.carried:
+                if entry.posted == state and entry.confirmed_at == 0.0:
+                    entry.confirmed_at = now
+
+    def expire(self, now: float, max_age: float) -> List[Tuple[Entry, State]]:
+        """Forget and return the owed states that no request has vouched for in `max_age` seconds: as if
+        they had never come, so that a later copy is judged afresh."""
+        dropped = [entry for route_owed in self.owed.values() for entry in route_owed.values()
+                   if not entry.tickets and entry.inflight is None and now - entry.vouched_at > max_age]
+        forgotten = [(entry, entry.known) for entry in dropped]
+        for entry in dropped:
+            self._forget(entry)
+        return forgotten
+
+    def _forget(self, entry: Entry) -> None:
+        """Forget the state owed to `entry`, as if it had never come."""
+        self._paid(entry)
+        if entry.posted is None:
+            self.entries.pop((entry.route, entry.key), None)
+        else:
+            entry.known = entry.posted
+
+    def _paid(self, entry: Entry) -> None:
+        if entry.owed:
+            entry.owed = False
+            route_owed = self.owed.get(entry.route)
+            if route_owed is not None:
+                route_owed.pop(entry.key, None)
+        entry.item = None
+        entry.max_batch = 0
+
+    def owed_count(self) -> int:
+        return sum(len(route_owed) for route_owed in self.owed.values())
+
+    def _bound(self) -> None:
+        """Forget the least recently touched entries beyond capacity, never one that is owed or awaited."""
+        excess = len(self.entries) - self.capacity
+        if excess <= 0:
+            return
+        for key in list(self.entries):
+            entry = self.entries[key]
+            if not entry.owed and not entry.tickets and entry.inflight is None:
+                del self.entries[key]
+                excess -= 1
+                if excess <= 0:
+                    return
