@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import os
 import pwd
 import re
 import signal
@@ -172,13 +173,17 @@ def test_install_run_reload_and_purge(deb, clean_system):
     with RocketChatStandin() as rocketchat:
         first, second = rocketchat.add_hook("first"), rocketchat.add_hook("second")
         port = free_port()
-        base = CONFIG.read_text()
+        base = CONFIG.read_text() + "\nSTATE_DIR=/var/lib/rcwebhook\n"
+        state = Path("/var/lib/rcwebhook")  # what the unit's StateDirectory= makes
+        state.mkdir(mode=0o700)
+        os.chown(state, user.pw_uid, user.pw_gid)
         CONFIG.write_text(base + f"\nPORT={port}\nROCKETCHAT_WEBHOOK_WARNING={first}\n")
         daemon = Installed()
         try:
             daemon.wait_for("listening on")
             assert post_example(port) == 200
             assert sum(len(m["attachments"]) for m in rocketchat.messages("first")) == 2
+            assert (state / "state.sqlite3").stat().st_uid == user.pw_uid
             CONFIG.write_text(base + f"\nPORT={port}\nROCKETCHAT_WEBHOOK_WARNING={second}\nDEDUP_WINDOW=0\n")
             mark = len(daemon.lines)
             daemon.proc.send_signal(signal.SIGHUP)
@@ -191,7 +196,7 @@ def test_install_run_reload_and_purge(deb, clean_system):
 
     run(*APT, "purge", "rcwebhook")
     for path in ("/etc/rcwebhook", "/usr/share/rcwebhook", "/usr/bin/rcwebhook", "/usr/share/doc/rcwebhook",
-                 "/lib/systemd/system/rcwebhook.service", "/var/log/rcwebhook"):
+                 "/lib/systemd/system/rcwebhook.service", "/var/log/rcwebhook", "/var/lib/rcwebhook"):
         assert not Path(path).exists(), path
     assert pwd.getpwnam("rcwebhook")  # the system user stays
     assert run("dpkg-query", "-W", "rcwebhook", check=False).returncode != 0 or \
