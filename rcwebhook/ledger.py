@@ -20,6 +20,9 @@ from .alertmanager import Alert, parse_time
 
 FIRING = "firing"
 RESOLVED = "resolved"
+# Alerts remembered at most (about 0.6 KB each); the least recently seen go first. Alertmanager
+# re-sends every alert that still fires with each reminder, which keeps those entries fresh.
+CAPACITY = 20_000
 
 
 class State(NamedTuple):
@@ -156,7 +159,7 @@ class Verdict(NamedTuple):
 class Ledger:
     """Entries by (route, alert key), bounded in number; the caller holds the lock."""
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
         self.entries: "OrderedDict[Tuple[str, str], Entry]" = OrderedDict()  # least recently touched first
         self.owed: Dict[str, "OrderedDict[str, Entry]"] = {}  # per route, in the order they became owed

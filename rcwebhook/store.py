@@ -23,7 +23,7 @@ log = logging.getLogger("rcwebhook")
 
 FILE_NAME = "state.sqlite3"
 STATE_TTL = 7 * 86400.0  # a posted state is forgotten this long after its last post
-MAX_STATES = 100_000  # rows kept at most; the oldest go first
+MAX_STATES = 20_000  # rows kept at most, as many as the ledger holds; the oldest go first
 PACING_TTL = 86400.0
 
 _SCHEMA = """
@@ -130,7 +130,8 @@ class Store:
     def load_states(self) -> List[Row]:
         """Return the posted states kept from earlier runs."""
         rows = self._run("reading the alert states", lambda db: db.execute(
-            "SELECT route, alert, status, starts, ends, asof, posted_at, confirmed_at FROM alert_state").fetchall())
+            "SELECT route, alert, status, starts, ends, asof, posted_at, confirmed_at FROM alert_state "
+            "ORDER BY posted_at").fetchall())
         return [(r[0], r[1], State(r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows or ()]
 
     def save_states(self, rows: Iterable[Row]) -> None:

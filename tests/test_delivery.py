@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -376,3 +378,46 @@ def test_a_state_no_request_carries_any_more_is_dropped_and_logged(start_daemon,
     rocketchat.disable("critical", False)
     assert daemon.post_json(one_alert("Lost", group="lost"))[0] == 200  # Alertmanager's next try posts it
     assert len(rocketchat.messages("critical")) == 1
+
+
+# --- reloads ----------------------------------------------------------------------------------
+
+def reload_with(daemon, **values):
+    """Swap new settings into the running daemon, as SIGHUP does once they are loaded."""
+    from tests.conftest import make_settings
+    daemon.server.apply(make_settings(PORT="0", **values))
+
+
+def process_threads(daemon) -> int:
+    with urllib.request.urlopen(daemon.url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return int(float(re.search(r"^process_threads (\S+)$", text, re.M).group(1)))
+
+
+def test_lowering_dedup_window_by_reload_takes_effect_at_once(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(DEDUP_WINDOW="60", **hooks)
+    assert daemon.post_json(one_alert())[0] == 200
+    assert daemon.post_json(one_alert())[0] == 200  # a copy within the window: not posted
+    assert len(rocketchat.messages("critical")) == 1
+    reload_with(daemon, DEDUP_WINDOW="0", **hooks)
+    assert daemon.post_json(one_alert())[0] == 200  # now a reminder: posted
+    assert len(rocketchat.messages("critical")) == 2
+
+
+def test_after_a_reload_waiting_states_go_to_the_new_url_and_old_senders_end(start_daemon, rocketchat, hooks):
+    daemon = start_daemon(DELIVERY_DEADLINE="0.3", **hooks)
+    assert daemon.post_json(one_alert("Warm", severity="warning"))[0] == 200
+    rocketchat.disable("critical")
+    assert daemon.post_json(one_alert("Moved"))[0] == 503  # waits for the critical hook, which is down
+    threads = process_threads(daemon)
+    new_hook = rocketchat.add_hook("critical-new")
+    reload_with(daemon, **{**hooks, "ROCKETCHAT_WEBHOOK_CRITICAL": new_hook})
+    assert retry_until_ok(daemon, one_alert("Moved"))[-1] == 200  # Alertmanager's retry
+    assert [a["title"] for m in rocketchat.messages("critical-new") for a in m["attachments"]] == ["Moved"]
+    rocketchat.disable("critical", False)
+    assert daemon.post_json(one_alert("Next"))[0] == 200
+    assert rocketchat.messages("critical") == []  # nothing ever went to the old URL
+    deadline = time.monotonic() + 10
+    while process_threads(daemon) > threads:  # the old URL's sending thread ended
+        assert time.monotonic() < deadline, process_threads(daemon)
+        time.sleep(0.05)
