@@ -48,6 +48,7 @@ class Notification(NamedTuple):
     common_annotations: Mapping[str, str] = None  # type: ignore[assignment]
     external_url: str = ""
     truncated_alerts: int = 0
+    reason: str = ""  # notification_reason (Alertmanager 0.32+): why it was sent; "" from older ones
 
 
 def decode(body: bytes) -> Any:
@@ -123,6 +124,8 @@ def parse(body: bytes) -> Notification:
         common_annotations=_labels(data, "commonAnnotations", "commonAnnotations"),
         external_url=_string(data, "externalURL", "externalURL"),
         truncated_alerts=int(truncated),
+        # Newer than the payload's version 4 and only a hint: a value of another type is ignored.
+        reason=data["notification_reason"] if isinstance(data.get("notification_reason"), str) else "",
     )
 
 

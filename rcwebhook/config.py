@@ -48,6 +48,8 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "ROCKETCHAT_RATE_LIMIT": "10/60",
     "DEDUP_WINDOW": "60",
     "STATE_DIR": "",
+    "THREADS": "true",
+    "THREAD_TTL": "604800",
     "DRY_RUN": "false",
     "DEBUG": "false",
     "LOG_LEVEL": "",
@@ -111,6 +113,8 @@ class Settings(NamedTuple):
     rate_limit: Tuple[int, float] = (10, 60.0)  # posts per seconds, per hook; (0, 0) is off
     dedup_window: float = 60.0  # seconds: a copy of a posted state is not posted again; later, a reminder is
     state_dir: str = ""  # where the state database lives; "" keeps the state in memory only
+    threads: bool = True  # follow-ups in the thread of an incident's first message
+    thread_ttl: float = 604800.0  # seconds a thread is kept after its last post
     dry_run: bool = False
     debug: bool = False
     log_level: str = "INFO"
@@ -337,6 +341,8 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         rate_limit=get.rate("ROCKETCHAT_RATE_LIMIT"),
         dedup_window=_dedup_window(get, warnings),
         state_dir=raw["STATE_DIR"].strip(),
+        threads=get.boolean("THREADS"),
+        thread_ttl=get.number("THREAD_TTL", 60, 90 * 86400),
         dry_run=dry_run,
         debug=debug,
         log_level=log_level,
@@ -523,6 +529,8 @@ def describe(settings: Settings) -> List[str]:
         "ROCKETCHAT_RATE_LIMIT": f"{settings.rate_limit[0]}/{settings.rate_limit[1]:g}" if settings.rate_limit[0] else "0",
         "DEDUP_WINDOW": f"{settings.dedup_window:g}",
         "STATE_DIR": settings.state_dir or "(none: state in memory only)",
+        "THREADS": str(settings.threads).lower(),
+        "THREAD_TTL": f"{settings.thread_ttl:g}",
         "DRY_RUN": str(settings.dry_run).lower(),
         "DEBUG": str(settings.debug).lower(),
         "LOG_LEVEL": settings.log_level,

@@ -27,9 +27,10 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 from . import delivery, message, store as state_store
 from .config import Route, Settings, redact_url
 from .delivery import Answer, Transport
-from .ledger import Entry, Item, Ledger, State, Ticket
+from .ledger import FIRING, REMINDER_REASON, RESOLVED, Entry, Item, Ledger, State, Ticket
 from .metrics import Metrics
 from .pacing import WindowLimiter
+from .threads import Thread, Threads, to_row
 
 log = logging.getLogger("rcwebhook")
 
@@ -65,6 +66,15 @@ class Result(NamedTuple):
         return self.status in ("delivered", "already-delivered", "dry-run")
 
 
+class Part(NamedTuple):
+    """The alerts of one group in a post, and where they go: the channel, or the group's thread."""
+
+    group: str
+    entries: List[Entry]
+    thread: Optional[Thread]  # the group's open thread
+    reply: bool  # posted as a reply in that thread, not in the channel
+
+
 class Post(NamedTuple):
     """One post on its way: the states it carries and the message."""
 
@@ -73,6 +83,7 @@ class Post(NamedTuple):
     message: Dict[str, object]
     routes: List[str]
     names: str
+    parts: List[Part]
 
 
 class Courier:
@@ -94,6 +105,7 @@ class Courier:
         self.bare_500s = 0
         self.text_limit = message.TEXT_LIMIT  # lowered when Rocket.Chat says a text is too long
         self.sending_since = 0.0
+        self.threads_supported: Optional[bool] = None  # whether this hook's answers carry message ids
         self.ready_since = 0.0
         self.announced_wait = 0.0
         self.closed = False
@@ -176,24 +188,36 @@ class Courier:
     def _compose(self, ready: List[Entry]) -> Post:
         """Return the post for the oldest ready states: as many as fit one message."""
         cap = min((e.max_batch for e in ready if e.max_batch), default=0) or len(ready)
-        chosen = ready[:cap]
         groups: Dict[Tuple[str, str], List[Entry]] = {}
-        for entry in chosen:
+        for entry in ready[:cap]:
             assert entry.item is not None
             groups.setdefault((entry.route, entry.item.context.group), []).append(entry)
-        settings = self.owner.settings
-        parts = []
-        for (route_name, _group), entries in groups.items():
+        owner = self.owner
+        settings = owner.settings
+        wall = owner.wall()
+        parts, rendered = [], []
+        for (route_name, group), entries in groups.items():
             route = settings.routes.get(route_name) or Route(route_name, self.url)
             items = [e.item for e in entries]
-            parts.append((entries, message.group_message(
+            thread = owner.threads.get(self.hook_id, group, wall) if self._threads_on() else None
+            reply = thread is not None and not any(_announces(e, thread) for e in entries)
+            parts.append(Part(group, entries, thread, reply))
+            rendered.append(message.group_message(
                 route, [i.alert for i in items], items[-1].context.external_url,
-                max(i.context.truncated_alerts for i in items), settings, self.text_limit)))
-        count = message.mergeable([m for _, m in parts], self.text_limit)
-        entries = [e for group_entries, _ in parts[:count] for e in group_entries]
-        merged = message.merge([m for _, m in parts[:count]])
+                max(i.context.truncated_alerts for i in items), settings, self.text_limit,
+                thread=thread.root if reply and thread else "",
+                note=_resolution_note(owner.ledger, thread, entries) if reply and thread else ""))
+        count = message.mergeable(rendered, self.text_limit)
+        parts = parts[:count]
+        entries = [e for part in parts for e in part.entries]
+        merged = dict(message.merge(rendered[:count]))
+        if self._threads_on():
+            merged["separateResponse"] = True
         return Post(entries, [e.known for e in entries], merged, list(dict.fromkeys(e.route for e in entries)),
-                    delivery.one_line(",".join(e.name for e in entries)))
+                    delivery.one_line(",".join(e.name for e in entries)), parts)
+
+    def _threads_on(self) -> bool:
+        return self.owner.settings.threads and self.threads_supported is not False
 
     def _pacing_reason(self) -> str:
         limit, window = self.owner.settings.rate_limit
@@ -231,16 +255,53 @@ class Courier:
                 for entry, state in zip(post.entries, post.states):
                     owner.ledger.accepted(entry, state, wall)
                     saved.append((entry.route, entry.key, state, wall, 0.0))
-                log.info("Alert sent successfully to Rocket.Chat: %d (route=%s alerts=%s hook=%s took=%.3fs%s)",
-                         answer.status, routes, post.names, self.hook, took, merged)
+                threads = self._follow_threads(post, answer, wall)
+                log.info("Alert sent successfully to Rocket.Chat: %d (route=%s alerts=%s hook=%s took=%.3fs%s%s)",
+                         answer.status, routes, post.names, self.hook, took, merged, threads)
             elif answer.transient:
                 for entry in post.entries:
                     entry.inflight = None
+                    owner.ledger.requeue(entry)
                 self._retry_later(answer, now, routes)
             else:
                 self._refused(post, answer, routes, took, merged)
             owner.cond.notify_all()
+            opened, ended = owner.thread_changes()
         owner.store.save_states(saved)
+        owner.store.save_threads(opened, ended)
+
+    def _follow_threads(self, post: Post, answer: Answer, wall: float) -> str:
+        """Open, move, extend or end the threads of an accepted post's groups; return what the log line
+        says of them (the lock is held)."""
+        owner = self.owner
+        if not owner.settings.threads:
+            return ""
+        if not answer.separate or not answer.ids:
+            if self.threads_supported is None:
+                log.info("Rocket.Chat returned no message id for a post to %s: it is too old for separateResponse "
+                         "(Rocket.Chat 7.x after 7.8 and later return one), so posts to this hook do not use "
+                         "threads", self.hook)
+            self.threads_supported = False
+            return ""
+        self.threads_supported = True
+        said = []
+        for part in post.parts:
+            firing = [e for e in part.entries if e.posted is not None and e.posted.status == FIRING]
+            keys = [f"{e.route}/{e.key}" for e in firing]
+            started = min((e.posted.starts for e in firing if e.posted and e.posted.starts), default=0.0)
+            thread = part.thread
+            if part.reply and thread is not None:
+                thread.last_post = wall
+                thread.alerts.update(keys)
+                owner.metrics.thread_replies.inc(route=part.entries[0].route)
+                said.append(f" thread={thread.root}")
+            elif firing:
+                thread = owner.threads.anchor(self.hook_id, part.group, answer.ids[0], started, wall, keys)
+            if thread is not None and _all_resolved(owner.ledger, thread):
+                owner.end_thread(thread)
+            elif thread is not None:
+                owner.touch_thread(thread)
+        return "".join(dict.fromkeys(said))
 
     def _refused(self, post: Post, answer: Answer, routes: str, took: float, merged: str) -> None:
         """Settle a post Rocket.Chat refused: shorten or split it and try again, or fail its requests."""
@@ -312,6 +373,42 @@ class Courier:
             self.bare_500s = 0
 
 
+def _announces(entry: Entry, thread: Thread) -> bool:
+    """Return whether posting `entry`'s state announces a newly firing alert: one the thread has not
+    shown firing (new to it, fired again, or firing since another startsAt)."""
+    state = entry.known
+    if state.status != FIRING:
+        return False
+    posted = entry.posted
+    return f"{entry.route}/{entry.key}" not in thread.alerts or posted is None or posted.status != FIRING \
+        or posted.starts != state.starts
+
+
+def _alert_resolved(ledger: Ledger, key: str, posting: Dict[str, State]) -> bool:
+    state = posting.get(key)
+    if state is None:
+        route, _, alert = key.partition("/")
+        entry = ledger.entries.get((route, alert))
+        state = entry.posted if entry is not None else None
+    return state is None or state.status == RESOLVED
+
+
+def _all_resolved(ledger: Ledger, thread: Thread, posting: Optional[Dict[str, State]] = None) -> bool:
+    """Return whether every alert announced in `thread` has resolved (counting the states being posted)."""
+    return all(_alert_resolved(ledger, key, posting or {}) for key in thread.alerts)
+
+
+def _resolution_note(ledger: Ledger, thread: Thread, entries: List[Entry]) -> str:
+    """Return the line that says how long the incident lasted, when this reply resolves its last alert."""
+    posting = {f"{e.route}/{e.key}": e.known for e in entries}
+    if not thread.alerts or not _all_resolved(ledger, thread, posting):
+        return ""
+    ends = [e.known.ends for e in entries if e.known.status == RESOLVED and e.known.ends]
+    if not ends or not thread.started or max(ends) < thread.started:
+        return "Incident resolved."
+    return f"Incident resolved after {message.duration(max(ends) - thread.started)}."
+
+
 class Deliverer:
     """The ledger of alert states and the couriers that post them; requests wait here for their states."""
 
@@ -327,20 +424,28 @@ class Deliverer:
         self.rng = rng or random.Random()
         self.cond = threading.Condition()
         self.ledger = Ledger()
-        self.store = store if store is not None else state_store.Store(settings.state_dir, wall)
+        self.store = store if store is not None else state_store.Store(
+            settings.state_dir, wall, settings.thread_ttl, on_error=lambda: self.metrics.state_errors.inc())
         now = wall()
         for route, key, state, posted_at, confirmed_at in self.store.load_states():
             self.ledger.restore(route, key, state, posted_at, confirmed_at, now)
+        self.threads = Threads(settings.thread_ttl)
+        self.threads.restore(self.store.load_threads(now - settings.thread_ttl))
+        self._opened: Dict[Tuple[str, str], Thread] = {}  # thread changes not yet saved
+        self._ended: List[Tuple[str, str]] = []
         self.last_offer = 0.0
         self._couriers: Dict[str, Courier] = {}
         self.metrics.pending.read = self.pending_count
         self.metrics.state_bytes.read = self.store.size
+        self.metrics.open_threads.read = lambda: len(self.threads)
 
     def reconfigure(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         """Swap in new settings (and transport): waiting states go to their routes' new URLs, and the
         couriers of URLs no longer used end after their current post."""
         with self.cond:
             self.settings = settings
+            self.threads.ttl = settings.thread_ttl
+            self.store.thread_ttl = settings.thread_ttl
             if transport is not None:
                 self.transport = transport
             used = {route.url for route in settings.routes.values() if route.url}
@@ -364,6 +469,14 @@ class Deliverer:
         now = self.wall()
         with self.cond:
             self.last_offer = self.clock()
+            # Alertmanager sends a whole group again when it changes: the alerts in it that did not
+            # change are not a reminder then. Only a notification without news (or that says so) is.
+            everything = [item for _, _, items in batches for item in items]
+            reason = everything[0].context.reason if everything else ""
+            if reason:
+                reminder = reason == REMINDER_REASON
+            else:
+                reminder = not any(self.ledger.news(item, now, self.settings.dedup_window) for item in everything)
             for route, names, items in batches:
                 ticket = Ticket(route.name, names)
                 tickets.append((route, ticket))
@@ -371,11 +484,10 @@ class Deliverer:
                     ticket.done.set()  # answered pending below: Alertmanager retries when there is room
                     continue
                 copies = [item.alert.name for item in items
-                          if self.ledger.offer(item, ticket, now, self.settings.dedup_window).copy]
+                          if self.ledger.offer(item, ticket, now, self.settings.dedup_window, reminder).copy]
                 if copies:
                     self.metrics.duplicates.inc(len(copies), route=route.name)
-                    log.info("Already posted: route=%s alerts=%s; not posting again (a retry after an "
-                             "unsuccessful answer, or an HA peer's copy)", route.name,
+                    log.info("Already posted: route=%s alerts=%s; not posting them again", route.name,
                              delivery.one_line(",".join(copies)))
                 if not ticket.waiting:
                     ticket.done.set()
@@ -419,6 +531,24 @@ class Deliverer:
         if courier is None:
             courier = self._couriers[url] = Courier(url, self)
         return courier
+
+    def end_thread(self, thread: Thread) -> None:
+        """Forget an ended thread (the lock is held)."""
+        self.threads.end(thread)
+        self._opened.pop((thread.hook, thread.group), None)
+        self._ended.append((thread.hook, thread.group))
+
+    def touch_thread(self, thread: Thread) -> None:
+        """Note a thread opened or changed, to be saved (the lock is held)."""
+        self._opened[(thread.hook, thread.group)] = thread
+
+    def thread_changes(self) -> Tuple[list, List[Tuple[str, str]]]:
+        """Return the threads opened or changed and those ended since the last call, to save (the lock is
+        held)."""
+        opened = [to_row(t) for t in self._opened.values()]
+        ended = self._ended
+        self._opened, self._ended = {}, []
+        return opened, ended
 
     def expire(self) -> None:
         """Drop the owed states that no request has carried for PENDING_MAX_AGE (the lock is held)."""

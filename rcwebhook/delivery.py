@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import urllib.parse
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
 from . import __version__
 from .config import Route, Settings
@@ -28,7 +28,8 @@ MAX_RATE_LIMIT_WAIT = 3600.0
 # DELIVERY_TIMEOUT, if more) before the post counts as failed and is sent again.
 ANSWER_WAIT = 60.0
 BAD_TOKEN_TEXT = "Invalid integration id or token"
-_WAIT_TEXT = re.compile(r"wait (\d{1,9}(?:\.\d{1,9})?) seconds?")
+_RESET = re.compile(r"[0-9]{1,16}")  # epoch milliseconds; ASCII digits only (int() takes others too)
+_WAIT_TEXT = re.compile(r"wait ([0-9]{1,9}(?:\.[0-9]{1,9})?) seconds?")
 
 
 class Answer(NamedTuple):
@@ -39,6 +40,8 @@ class Answer(NamedTuple):
     headers: Mapping[str, str] = None  # type: ignore[assignment]
     permanent: bool = False  # a failure that no retry fixes, though the status may not say so
     sent: bool = False  # the post was sent whole without an answer: Rocket.Chat may have posted it
+    ids: Tuple[str, ...] = ()  # the ids of the messages posted (with separateResponse)
+    separate: bool = False  # the answer had `responses`: the server knows separateResponse
 
     @property
     def accepted(self) -> bool:
@@ -281,7 +284,12 @@ def interpret(status: int, raw: bytes, headers: Mapping[str, str]) -> Answer:
     except (UnicodeDecodeError, ValueError):
         pass
     if status == 200 and data is not None and data.get("success") is True:
-        return Answer(200, "", headers)
+        responses = data.get("responses")
+        if not isinstance(responses, list):
+            return Answer(200, "", headers)
+        ids = tuple(r["message"]["_id"] for r in responses if isinstance(r, dict) and isinstance(
+            r.get("message"), dict) and isinstance(r["message"].get("_id"), str) and r["message"]["_id"])
+        return Answer(200, "", headers, ids=ids, separate=True)
     if data is not None and isinstance(data.get("error"), str) and data["error"]:
         error = data["error"]
     elif 300 <= status < 400:
@@ -312,7 +320,7 @@ def rate_limit_wait(answer: Answer, wall_now: float) -> Optional[float]:
     if match:
         waits.append(float(match.group(1)))
     for name, value in (answer.headers or {}).items():
-        if name.lower() == "x-ratelimit-reset" and value.strip().isdigit() and len(value.strip()) <= 16:
+        if name.lower() == "x-ratelimit-reset" and _RESET.fullmatch(value.strip()):
             waits.append(int(value.strip()) / 1000.0 - wall_now)
     if not waits:
         return None

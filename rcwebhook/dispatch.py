@@ -48,7 +48,8 @@ def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float
     )
     batches_out = []
     results: List[Result] = []
-    context = Context(notification.group_key, notification.external_url, notification.truncated_alerts)
+    context = Context(notification.group_key, notification.external_url, notification.truncated_alerts,
+                      notification.reason)
     for batch in batches:
         names = tuple(a.name for a in batch.alerts)
         if settings.dry_run:

@@ -78,12 +78,16 @@ def identity(alert: Alert) -> str:
     return "labels:" + hashlib.sha256(labels.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+REMINDER_REASON = "repeat interval elapsed"  # Alertmanager's notification_reason for a reminder
+
+
 class Context(NamedTuple):
-    """What the message of a group needs besides its alerts."""
+    """What the message of a group needs besides its alerts, and why Alertmanager sent it."""
 
     group: str  # Alertmanager's groupKey
     external_url: str = ""
     truncated_alerts: int = 0
+    reason: str = ""  # notification_reason, from Alertmanager 0.32 on
 
 
 class Item(NamedTuple):
@@ -161,6 +165,7 @@ class Ledger:
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
+        self._next_bound = capacity
         self.entries: "OrderedDict[Tuple[str, str], Entry]" = OrderedDict()  # least recently touched first
         self.owed: Dict[str, "OrderedDict[str, Entry]"] = {}  # per route, in the order they became owed
 
@@ -175,8 +180,14 @@ class Ledger:
         self.entries[(route, key)] = entry
         self._bound()
 
-    def offer(self, item: Item, ticket: Ticket, now: float, copy_window: float) -> Verdict:
-        """Record the state `item` brings and tie `ticket` to it; return what it needs."""
+    def news(self, item: Item, now: float, copy_window: float) -> bool:
+        """Return whether `item` brings a state newer than the one known (or an alert not known)."""
+        entry = self.entries.get((item.route, item.key))
+        return entry is None or observe(item.alert, entry.known, now, copy_window).order > entry.known.order
+
+    def offer(self, item: Item, ticket: Ticket, now: float, copy_window: float, reminder: bool = True) -> Verdict:
+        """Record the state `item` brings and tie `ticket` to it; return what it needs. `reminder`: the
+        notification may be Alertmanager's reminder (it brings no news, or says it is one)."""
         entry = self.entries.get((item.route, item.key))
         state = observe(item.alert, entry.known if entry else None, now, copy_window)
         if entry is None:
@@ -198,7 +209,7 @@ class Ledger:
         if entry.covers(state) and state == entry.posted == entry.known:
             if entry.owed:
                 wanted = entry.posts + 1  # a reminder is on its way already
-            elif state.status == FIRING and entry.confirmed_at and now - entry.confirmed_at >= copy_window:
+            elif reminder and state.status == FIRING and entry.confirmed_at and now - entry.confirmed_at >= copy_window:
                 # Acknowledged long enough ago: Alertmanager's reminder (repeat_interval). Post it again.
                 self._owe(entry, item, now)
                 wanted = entry.posts + 1
@@ -227,6 +238,13 @@ class Ledger:
             for entry in self.owed.get(route, {}).values():
                 if entry.tickets and entry.inflight is None:
                     yield entry
+
+    def requeue(self, entry: Entry) -> None:
+        """Put an owed entry whose post failed behind the others, so that one post that keeps failing
+        does not keep the rest from being tried."""
+        route_owed = self.owed.get(entry.route)
+        if route_owed is not None and entry.key in route_owed:
+            route_owed.move_to_end(entry.key)
 
     def accepted(self, entry: Entry, state: State, now: float) -> None:
         """Record that Rocket.Chat accepted `state` for `entry`; settle the tickets it satisfies."""
@@ -293,14 +311,18 @@ class Ledger:
         return sum(len(route_owed) for route_owed in self.owed.values())
 
     def _bound(self) -> None:
-        """Forget the least recently touched entries beyond capacity, never one that is owed or awaited."""
-        excess = len(self.entries) - self.capacity
-        if excess <= 0:
+        """Forget the least recently touched entries beyond capacity, never one that is owed or awaited.
+
+        It runs once the ledger has grown a tenth past what it last bounded to, so that a burst of owed
+        entries (which cannot go) costs one pass, not one per entry."""
+        if len(self.entries) <= self._next_bound:
             return
+        excess = len(self.entries) - self.capacity
         for key in list(self.entries):
+            if excess <= 0:
+                break
             entry = self.entries[key]
             if not entry.owed and not entry.tickets and entry.inflight is None:
                 del self.entries[key]
                 excess -= 1
-                if excess <= 0:
-                    return
+        self._next_bound = max(self.capacity, len(self.entries)) * 11 // 10

@@ -47,14 +47,17 @@ def render(notification: Notification, batch: Batch, settings: Settings) -> Dict
 
 
 def group_message(route: Route, alerts: Sequence[Alert], external_url: str, truncated: int,
-                  settings: Settings, text_limit: int = TEXT_LIMIT) -> Dict[str, Any]:
-    """Return the message for some alerts of one group: a headline over one attachment for each of the
-    first MAX_ALERTS_PER_MESSAGE alerts, the rest counted."""
+                  settings: Settings, text_limit: int = TEXT_LIMIT, thread: str = "",
+                  note: str = "") -> Dict[str, Any]:
+    """Return the message for some alerts of one group: a headline (and `note`) over one attachment for
+    each of the first MAX_ALERTS_PER_MESSAGE alerts, the rest counted; a reply in `thread` when given."""
     shown = alerts[: settings.max_alerts_per_message]
     message: Dict[str, Any] = {
-        "text": _text(route.name, alerts, len(alerts) - len(shown), truncated, text_limit),
+        "text": _text(route.name, alerts, len(alerts) - len(shown), truncated, text_limit, note),
         "attachments": [_attachment(alert, route.name, external_url, settings) for alert in shown],
     }
+    if thread:
+        message["tmid"] = thread
     if settings.username:
         message["username"] = settings.username
     if settings.icon_emoji:
@@ -64,7 +67,7 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     return message
 
 
-def _text(severity: str, alerts: Sequence[Alert], hidden: int, truncated: int, limit: int) -> str:
+def _text(severity: str, alerts: Sequence[Alert], hidden: int, truncated: int, limit: int, note: str = "") -> str:
     """Return the headline and notes above the attachments, within `limit` UTF-16 units."""
     firing = sum(1 for a in alerts if a.status == "firing")
     resolved = len(alerts) - firing
@@ -76,6 +79,8 @@ def _text(severity: str, alerts: Sequence[Alert], hidden: int, truncated: int, l
         emoji, state = RESOLVED_EMOJI, f"[RESOLVED:{resolved}]"
     names = _join_names([a.name for a in alerts])
     lines = [f"{emoji} {state} {names} ({severity})"]
+    if note:
+        lines.append(note)
     if hidden:
         lines.append(f"…and {hidden} more alert{'s' if hidden != 1 else ''} not shown here; see Alertmanager.")
     if truncated:
@@ -180,7 +185,8 @@ def _add_field(fields: List[Dict[str, Any]], title: str, value: str, short: bool
 
 
 def envelope(rendered: Dict[str, Any]) -> Dict[str, Any]:
-    """Return what a message says besides its text and attachments (channel, username, emoji)."""
+    """Return what a message says besides its text and attachments (channel, username, emoji, the thread
+    it replies in): messages merge only when these are the same."""
     return {k: v for k, v in rendered.items() if k not in ("text", "attachments")}
 
 

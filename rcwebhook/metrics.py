@@ -203,6 +203,12 @@ class Metrics:
         self.pending = Gauge("rcwebhook_pending_posts", "Alert states waiting to be posted.")
         self.state_bytes = Gauge("rcwebhook_state_database_bytes",
                                  "Size of the state database in STATE_DIR (0 without one).")
+        self.state_errors = Counter("rcwebhook_state_errors_total",
+                                    "Errors of the state database; after one, the state is kept in memory only.")
+        self.thread_replies = Counter("rcwebhook_thread_replies_total",
+                                      "Posts made as replies in the thread of an incident's first message, by route.",
+                                      ["route"], initial=[{"route": r} for r in ROUTES])
+        self.open_threads = Gauge("rcwebhook_open_threads", "Incidents whose thread is open.")
         self.build_info = Gauge("rcwebhook_build_info", "rcwebhook's version; always 1.", ["version"])
         self.build_info.set(1, version=__version__)
         self.reload_success = Gauge("rcwebhook_config_last_reload_successful",
@@ -216,6 +222,7 @@ class Metrics:
     def all(self) -> List[_Metric]:
         return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,
                 self.retries, self.waits, self.refusals, self.duplicates, self.pending, self.state_bytes,
+                self.state_errors, self.thread_replies, self.open_threads,
                 self.build_info, self.reload_success,
                 self.reload_time] + self.process
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
 from .ledger import State
+from .threads import MAX_THREADS, Row as ThreadRow
 
 log = logging.getLogger("rcwebhook")
 
@@ -32,6 +33,9 @@ CREATE TABLE IF NOT EXISTS alert_state (
     ends REAL NOT NULL, asof REAL NOT NULL, posted_at REAL NOT NULL, confirmed_at REAL NOT NULL,
     PRIMARY KEY (route, alert));
 CREATE INDEX IF NOT EXISTS alert_state_age ON alert_state (posted_at);
+CREATE TABLE IF NOT EXISTS thread (
+    hook TEXT NOT NULL, group_key TEXT NOT NULL, root TEXT NOT NULL, started REAL NOT NULL,
+    last_post REAL NOT NULL, alerts TEXT NOT NULL, PRIMARY KEY (hook, group_key));
 CREATE TABLE IF NOT EXISTS hook_post (hook TEXT NOT NULL, sent_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS hook_post_hook ON hook_post (hook, sent_at);
 """
@@ -47,9 +51,11 @@ def hook_id(url: str) -> str:
 class Store:
     """The SQLite database in STATE_DIR, or nothing at all (`directory` empty): every call is safe."""
 
-    def __init__(self, directory: str, wall=time.time) -> None:
+    def __init__(self, directory: str, wall=time.time, thread_ttl: float = 7 * 86400.0, on_error=None) -> None:
         self.directory = directory
         self.wall = wall
+        self.thread_ttl = thread_ttl
+        self.on_error = on_error  # called on every database error, for the metrics
         self.lock = threading.Lock()
         self.db = None
         self.failed = False
@@ -97,6 +103,8 @@ class Store:
 
     def _fail(self, why: str) -> None:
         """Log once and go on without the database."""
+        if self.on_error is not None:
+            self.on_error()
         if not self.failed:
             log.error("The state database in STATE_DIR=%s %s; going on with state in memory only: a restart "
                       "may post again what was posted, and Rocket.Chat's rate limit starts afresh",
@@ -142,6 +150,27 @@ class Store:
             self._run("saving alert states", lambda db: db.executemany(
                 "INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values))
 
+    # --- threads ---------------------------------------------------------------------------
+
+    def load_threads(self, since: float) -> List[ThreadRow]:
+        """Return the open threads whose last post is after `since`."""
+        rows = self._run("reading the threads", lambda db: db.execute(
+            "SELECT hook, group_key, root, started, last_post, alerts FROM thread WHERE last_post >= ? "
+            "ORDER BY last_post", (since,)).fetchall())
+        return [ThreadRow(*row) for row in rows or ()]
+
+    def save_threads(self, opened: Iterable[ThreadRow], ended: Iterable[Tuple[str, str]]) -> None:
+        """Remember opened or changed threads and forget ended ones, in one transaction."""
+        opened, ended = list(opened), list(ended)
+        if not opened and not ended:
+            return
+
+        def save(db) -> None:
+            db.executemany("INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)", opened)
+            db.executemany("DELETE FROM thread WHERE hook = ? AND group_key = ?", ended)
+
+        self._run("saving threads", save)
+
     # --- pacing ---------------------------------------------------------------------------
 
     def recent_posts(self, hook: str, since: float) -> List[float]:
@@ -164,6 +193,9 @@ class Store:
             db.execute("DELETE FROM alert_state WHERE rowid IN (SELECT rowid FROM alert_state "
                        "ORDER BY posted_at DESC LIMIT -1 OFFSET ?)", (MAX_STATES,))
             db.execute("DELETE FROM hook_post WHERE sent_at < ?", (now - PACING_TTL,))
+            db.execute("DELETE FROM thread WHERE last_post < ?", (now - self.thread_ttl,))
+            db.execute("DELETE FROM thread WHERE rowid IN (SELECT rowid FROM thread "
+                       "ORDER BY last_post DESC LIMIT -1 OFFSET ?)", (MAX_THREADS,))
 
         self._run("pruning", prune)
 

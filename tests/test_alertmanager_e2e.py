@@ -356,13 +356,18 @@ def test_resolved_alerts_are_posted_to_the_hooks_they_fired_on(rocketchat, alert
     wait_for_log(logs, r"Notification received: .* status=resolved alerts=2 routes=critical:1,warning:1$",
                  alertmanager)
 
-    assert critical["text"] == ":white_check_mark: [RESOLVED:1] DiskFull (critical)"
+    # The resolution is a reply in the thread of the firing message, saying how long it lasted.
+    headline, note = critical["text"].split("\n")
+    assert headline == ":white_check_mark: [RESOLVED:1] DiskFull (critical)"
+    assert re.fullmatch(r"Incident resolved after \d+s\.", note), note
+    assert critical["tmid"] == rocketchat.message_ids("critical")[0]
     [attachment] = critical["attachments"]
     assert attachment["title"] == "Resolved: DiskFull: Disk /var is 98% full"
     assert attachment["color"] == "#2ca02c"
     assert "Duration" in fields_of(attachment) and fields_of(attachment)["service"] == "storage"
 
-    assert warning["text"] == ":white_check_mark: [RESOLVED:1] SlowQueries (warning)"
+    assert warning["text"].split("\n")[0] == ":white_check_mark: [RESOLVED:1] SlowQueries (warning)"
+    assert warning["tmid"] == rocketchat.message_ids("warning")[0]
     [attachment] = warning["attachments"]
     assert attachment["title"] == "Resolved: SlowQueries: p99 query latency above 2s"
     assert attachment["color"] == "#2ca02c"

@@ -421,3 +421,15 @@ def test_after_a_reload_waiting_states_go_to_the_new_url_and_old_senders_end(sta
     while process_threads(daemon) > threads:  # the old URL's sending thread ended
         assert time.monotonic() < deadline, process_threads(daemon)
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("reason, posted", [("repeat interval elapsed", True), ("new alerts added", False)])
+def test_notification_reason_tells_a_reminder_from_a_changed_group(start_daemon, rocketchat, hooks, reason, posted):
+    daemon = start_daemon(**hooks)
+    offset = [0.0]
+    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
+    assert daemon.post_json(one_alert())[0] == 200
+    offset[0] = 120.0  # later than DEDUP_WINDOW
+    status, _, body = daemon.post_json({**one_alert(), "notification_reason": reason})
+    assert status == 200, body
+    assert len(rocketchat.messages("critical")) == (2 if posted else 1)

@@ -1,0 +1,108 @@
+"""Threads: one conversation per incident, rooted at the channel message that announced it.
+
+A group's first firing post opens a thread (Rocket.Chat returns its message id when a post asks
+for `separateResponse`). Later posts of the group that only repeat or resolve alerts already
+announced go into that thread (`tmid`). A post that announces a newly firing alert is never
+hidden in a thread: it goes to the channel, and the thread moves there (the newest channel
+message of the incident is where it goes on). When every alert announced has resolved, the
+resolution goes into the thread and the thread ends: a later firing is a new incident.
+
+Threads are kept per hook and Alertmanager groupKey (stable across Alertmanager restarts and HA
+peers). Nothing here does I/O or reads a clock; the caller holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Iterable, List, NamedTuple, Optional, Tuple
+
+MAX_THREADS = 20_000  # open threads kept at most; the least recently used go first
+
+
+class Thread:
+    """An open thread: its root message, when the incident started, and the alerts announced in it."""
+
+    __slots__ = ("hook", "group", "root", "started", "last_post", "alerts")
+
+    def __init__(self, hook: str, group: str, root: str, started: float, last_post: float,
+                 alerts: Iterable[str] = ()) -> None:
+        self.hook = hook
+        self.group = group
+        self.root = root  # the _id of the channel message the thread hangs from
+        self.started = started  # the earliest startsAt of its alerts (epoch seconds; 0 unknown)
+        self.last_post = last_post
+        self.alerts = set(alerts)  # "route/alert key" of every alert announced in it
+
+
+class Row(NamedTuple):
+    """A thread as the state database keeps it."""
+
+    hook: str
+    group: str
+    root: str
+    started: float
+    last_post: float
+    alerts: str  # JSON list
+
+
+def to_row(thread: Thread) -> Row:
+    return Row(thread.hook, thread.group, thread.root, thread.started, thread.last_post,
+               json.dumps(sorted(thread.alerts)))
+
+
+class Threads:
+    """The open threads, forgotten `ttl` seconds after their last post."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self.open: "OrderedDict[Tuple[str, str], Thread]" = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+    def restore(self, rows: Iterable[Row]) -> None:
+        for row in rows:
+            try:
+                alerts = json.loads(row.alerts)
+            except ValueError:
+                continue
+            self.open[(row.hook, row.group)] = Thread(row.hook, row.group, row.root, row.started, row.last_post,
+                                                      alerts)
+        self._bound()
+
+    def get(self, hook: str, group: str, now: float) -> Optional[Thread]:
+        """Return the open thread of a group on a hook, or None (also when it went quiet for `ttl`)."""
+        thread = self.open.get((hook, group))
+        if thread is not None and now - thread.last_post > self.ttl:
+            del self.open[(hook, group)]
+            return None
+        return thread
+
+    def anchor(self, hook: str, group: str, root: str, started: float, now: float,
+               alerts: Iterable[str]) -> Thread:
+        """Open the group's thread at `root`, or move its open thread there."""
+        thread = self.open.pop((hook, group), None)
+        if thread is None:
+            thread = Thread(hook, group, root, started, now)
+        thread.root = root
+        thread.started = min(t for t in (thread.started, started) if t) if thread.started or started else 0.0
+        thread.last_post = now
+        thread.alerts.update(alerts)
+        self.open[(hook, group)] = thread
+        self._bound()
+        return thread
+
+    def end(self, thread: Thread) -> None:
+        self.open.pop((thread.hook, thread.group), None)
+
+    def expired(self, now: float) -> List[Thread]:
+        """Forget and return the threads whose last post is more than `ttl` ago."""
+        gone = [t for t in self.open.values() if now - t.last_post > self.ttl]
+        for thread in gone:
+            del self.open[(thread.hook, thread.group)]
+        return gone
+
+    def _bound(self) -> None:
+        while len(self.open) > MAX_THREADS:
+            self.open.popitem(last=False)

@@ -1,0 +1,126 @@
+"""The ledger of alert states, with times handed in: what is newer, what is owed, what is a copy."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from rcwebhook.alertmanager import Alert
+from rcwebhook.ledger import FIRING, RESOLVED, Context, Item, Ledger, Ticket, observe
+
+T0 = 1_800_000_000.0  # a wall-clock moment, in epoch seconds
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def alert(status: str = "firing", starts: float = T0, ends: float = 0.0, name: str = "A") -> Alert:
+    return Alert(status, {"alertname": name}, {}, iso(starts), iso(ends) if ends else "0001-01-01T00:00:00Z",
+                 "", f"fp-{name}")
+
+
+def item(a: Alert, reason: str = "") -> Item:
+    return Item("critical", a.fingerprint, a, Context("g", reason=reason))
+
+
+def offer(ledger: Ledger, a: Alert, now: float, window: float = 60.0, reminder: bool = True):
+    ticket = Ticket("critical", (a.name,))
+    return ticket, ledger.offer(item(a), ticket, now, window, reminder)
+
+
+def post_everything(ledger: Ledger, now: float) -> None:
+    for entry in list(ledger.ready(["critical"])):
+        ledger.accepted(entry, entry.known, now)
+
+
+def test_resolution_is_newer_than_its_firing_whatever_the_arrival_order():
+    firing = observe(alert(), None, T0 + 10, 60)
+    resolved = observe(alert("resolved", ends=T0 + 5), firing, T0 + 10, 60)
+    assert resolved.order > firing.order
+    assert observe(alert(), resolved, T0 + 20, 60).order < resolved.order  # a late copy
+
+
+def test_firing_with_the_old_startsat_long_after_the_resolution_is_a_refire():
+    resolved = observe(alert("resolved", ends=T0 + 5), None, T0 + 10, 60)
+    assert observe(alert(), resolved, T0 + 5 + 61, 60).order > resolved.order
+    assert observe(alert(), resolved, T0 + 5 + 59, 60).order < resolved.order
+
+
+def test_firing_since_a_later_startsat_is_a_new_occurrence():
+    resolved = observe(alert("resolved", ends=T0 + 5), None, T0 + 10, 60)
+    assert observe(alert(starts=T0 + 6), resolved, T0 + 7, 60).order > resolved.order
+
+
+def test_request_waits_for_a_new_state_and_is_settled_by_its_post():
+    ledger = Ledger()
+    ticket, verdict = offer(ledger, alert(), T0)
+    assert verdict.owed and not ticket.done.is_set()
+    post_everything(ledger, T0 + 1)
+    assert ticket.done.is_set() and ticket.posted_any and ledger.owed_count() == 0
+
+
+def test_a_retry_after_a_non_2xx_answer_is_never_posted_twice():
+    ledger = Ledger()
+    ticket, _ = offer(ledger, alert(), T0)
+    ledger.release(ticket, T0 + 1, acknowledged=False)  # answered 503 before the post
+    post_everything(ledger, T0 + 2)  # nothing: no request vouches for it
+    assert ledger.entries[("critical", "fp-A")].posted is None
+    retry, _ = offer(ledger, alert(), T0 + 3)
+    post_everything(ledger, T0 + 3)
+    assert retry.done.is_set()
+    ledger.release(retry, T0 + 4, acknowledged=False)
+    late, verdict = offer(ledger, alert(), T0 + 3600)  # however long Alertmanager keeps retrying
+    assert not verdict.owed and not late.waiting
+
+
+def test_reminder_after_the_window_is_posted_and_a_copy_within_it_is_not():
+    ledger = Ledger()
+    ticket, _ = offer(ledger, alert(), T0)
+    post_everything(ledger, T0)
+    ledger.release(ticket, T0, acknowledged=True)
+    _, copy = offer(ledger, alert(), T0 + 30)
+    assert copy.copy and not copy.owed
+    _, reminder = offer(ledger, alert(), T0 + 61)
+    assert reminder.owed
+
+
+def test_a_group_that_changed_is_no_reminder_of_its_other_alerts():
+    ledger = Ledger()
+    ticket, _ = offer(ledger, alert(), T0)
+    post_everything(ledger, T0)
+    ledger.release(ticket, T0, acknowledged=True)
+    assert ledger.news(item(alert(name="B")), T0 + 300, 60)
+    assert not ledger.news(item(alert()), T0 + 300, 60)
+    _, same = offer(ledger, alert(), T0 + 300, reminder=False)
+    assert not same.owed
+
+
+def test_refused_state_is_forgotten_and_tried_again_when_it_comes_again():
+    ledger = Ledger()
+    ticket, _ = offer(ledger, alert(), T0)
+    [entry] = ledger.ready(["critical"])
+    ledger.refused(entry, "refused")
+    assert ticket.failure == "refused" and ticket.done.is_set() and ledger.owed_count() == 0
+    _, verdict = offer(ledger, alert(), T0 + 1)
+    assert verdict.owed
+
+
+def test_states_nobody_carries_are_dropped_after_max_age():
+    ledger = Ledger()
+    ticket, _ = offer(ledger, alert(), T0)
+    ledger.release(ticket, T0, acknowledged=False)
+    assert ledger.expire(T0 + 10, max_age=600) == []
+    [(entry, state)] = ledger.expire(T0 + 601, max_age=600)
+    assert state.status == FIRING and ledger.owed_count() == 0 and len(ledger) == 0
+
+
+def test_ledger_stays_bounded_and_keeps_what_is_owed():
+    ledger = Ledger(capacity=100)
+    for i in range(1000):
+        ticket, _ = offer(ledger, alert(name=f"A{i}"), T0 + i)
+        post_everything(ledger, T0 + i)
+        ledger.release(ticket, T0 + i, acknowledged=True)
+    assert len(ledger) <= 110
+    assert ("critical", "fp-A999") in ledger.entries
+    waiting, _ = offer(ledger, alert("resolved", ends=T0 + 2000, name="A999"), T0 + 2000)
+    assert ledger.owed_count() == 1 and ledger.entries[("critical", "fp-A999")].known.status == RESOLVED
