@@ -241,7 +241,7 @@ class Courier:
         for route in post.routes:
             owner.metrics.posts.inc(route=route, outcome=outcome)
             owner.metrics.post_duration.observe(took, route=route)
-        if answer.status or answer.sent:  # it reached Rocket.Chat, whose limiter counted it
+        if (answer.status or answer.sent) and self.limiter.limit:  # it reached Rocket.Chat, whose limiter counted it
             owner.store.record_post(self.hook_id, wall - took)
         saved: List[state_store.Row] = []
         with owner.cond:

@@ -26,6 +26,8 @@ FILE_NAME = "state.sqlite3"
 STATE_TTL = 7 * 86400.0  # a posted state is forgotten this long after its last post
 MAX_STATES = 20_000  # rows kept at most, as many as the ledger holds; the oldest go first
 PACING_TTL = 86400.0
+MAX_HOOK_POSTS = 10_000  # recent posts kept, all hooks together: pacing needs a window's worth
+PRUNE_EVERY = 500  # writes between two prunings, so that the file stays bounded while running
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert_state (
@@ -59,6 +61,7 @@ class Store:
         self.lock = threading.Lock()
         self.db = None
         self.failed = False
+        self.writes = 0
         if directory:
             self._open()
 
@@ -74,7 +77,7 @@ class Store:
         for attempt in (1, 2):
             try:
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
-                db = sqlite3.connect(str(path), timeout=1.0, check_same_thread=False, isolation_level=None)
+                db = sqlite3.connect(str(path), timeout=0.2, check_same_thread=False, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
@@ -149,6 +152,7 @@ class Store:
         if values:
             self._run("saving alert states", lambda db: db.executemany(
                 "INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values))
+            self._wrote()
 
     # --- threads ---------------------------------------------------------------------------
 
@@ -170,6 +174,7 @@ class Store:
             db.executemany("DELETE FROM thread WHERE hook = ? AND group_key = ?", ended)
 
         self._run("saving threads", save)
+        self._wrote()
 
     # --- pacing ---------------------------------------------------------------------------
 
@@ -181,6 +186,7 @@ class Store:
 
     def record_post(self, hook: str, sent_at: float) -> None:
         self._run("recording a post", lambda db: db.execute("INSERT INTO hook_post VALUES (?, ?)", (hook, sent_at)))
+        self._wrote()
 
     # --- upkeep -----------------------------------------------------------------------------
 
@@ -193,14 +199,18 @@ class Store:
             db.execute("DELETE FROM alert_state WHERE rowid IN (SELECT rowid FROM alert_state "
                        "ORDER BY posted_at DESC LIMIT -1 OFFSET ?)", (MAX_STATES,))
             db.execute("DELETE FROM hook_post WHERE sent_at < ?", (now - PACING_TTL,))
+            db.execute("DELETE FROM hook_post WHERE rowid IN (SELECT rowid FROM hook_post "
+                       "ORDER BY sent_at DESC LIMIT -1 OFFSET ?)", (MAX_HOOK_POSTS,))
             db.execute("DELETE FROM thread WHERE last_post < ?", (now - self.thread_ttl,))
             db.execute("DELETE FROM thread WHERE rowid IN (SELECT rowid FROM thread "
                        "ORDER BY last_post DESC LIMIT -1 OFFSET ?)", (MAX_THREADS,))
 
         self._run("pruning", prune)
 
-    def prune(self) -> None:
-        self._prune()
+    def _wrote(self) -> None:
+        self.writes += 1
+        if self.writes % PRUNE_EVERY == 0:
+            self._prune()
 
     def size(self) -> int:
         """Return the database's size in bytes (with its write-ahead log), 0 without one."""
