@@ -2,7 +2,8 @@
 
 No variable expansion and no command substitution, ever: a `$` or a backtick is
 just a character. The syntax is the common subset of systemd's EnvironmentFile,
-docker's --env-file and python-dotenv, so one file serves all three.
+docker's --env-file and python-dotenv, so one file serves all three. Lines end at
+\n or \r\n, nowhere else.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ def parse(text: str, name: str) -> Tuple[List[Entry], List[str]]:
     """Return the assignments in `text` and the errors found, each as `name:line: what`."""
     entries: List[Entry] = []
     errors: List[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+    # Lines end at \n (or \r\n) only: str.splitlines would also end them at U+2028, U+0085 and
+    # other separators, letting a value smuggle in a key that no editor shows on a line of its own.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()  # and the \r of \r\n
         if not line or line.startswith("#"):
             continue
         try:
