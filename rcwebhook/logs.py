@@ -11,6 +11,38 @@ from typing import IO, Iterable, List, Mapping, Optional
 # syslog priorities, as journald reads them from a `<N>` line prefix
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 _HANDLER_MARK = "_rcwebhook"
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, as escapes:
+# a value a client sent must not end a log line and forge the next one.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_ESCAPES.update({0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def escape(text: str) -> str:
+    """Return `text` with control characters and line separators written as backslash escapes."""
+    return text.translate(_ESCAPES)
+
+
+class _Escaped:
+    """A log argument that is not text, shown escaped whether formatted with %s or %r."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return escape(str(self.value))
+
+    def __repr__(self) -> str:
+        return escape(repr(self.value))
+
+
+def _escaped(arg: object) -> object:
+    if isinstance(arg, str):
+        return escape(arg)
+    if arg is None or isinstance(arg, (int, float)):
+        return arg
+    return _Escaped(arg)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -30,6 +62,14 @@ class RedactingFormatter(logging.Formatter):
         return f"{self._stamp},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
+        # The arguments are where client values enter a line (the messages are literals): escape
+        # them all here rather than at each call site. The record is shared by every handler.
+        if record.args:
+            record = logging.makeLogRecord(record.__dict__)
+            if isinstance(record.args, dict):
+                record.args = {key: _escaped(value) for key, value in record.args.items()}
+            else:
+                record.args = tuple(_escaped(arg) for arg in record.args)
         text = super().format(record)
         for secret in self.secrets.values:
             text = text.replace(secret, "***")
