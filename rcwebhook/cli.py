@@ -73,6 +73,8 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
     try:
         settings, warnings = load_settings(args, environ)
     except ConfigError as exc:
+        for warning in exc.warnings:
+            print(f"rcwebhook: warning: {warning}", file=stderr)
         for problem in exc.problems:
             print(f"rcwebhook: error: {problem}", file=stderr)
         print(f"rcwebhook: the configuration is invalid ({len(exc.problems)} "
@@ -80,7 +82,7 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         return EX_CONFIG
     if args.check_config:
         for warning in warnings:
-            print(f"rcwebhook: warning: {warning}", file=stderr)
+            print(f"rcwebhook: warning: {config.redact(warning, settings.secrets())}", file=stderr)
         print("\n".join(config.describe(settings)), file=stdout)
         print("rcwebhook: the configuration is valid", file=stderr)
         return 0

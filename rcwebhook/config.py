@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 from types import MappingProxyType
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from . import envfile
@@ -78,9 +78,12 @@ _FALSE = ("0", "false", "no", "off", "")
 class ConfigError(Exception):
     """The configuration is unusable; `problems` lists every reason, each a line an operator can act on."""
 
-    def __init__(self, problems: List[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+    def __init__(self, problems: List[str], warnings: Sequence[str] = (), secrets: Iterable[str] = ()) -> None:
+        # Redacted here, once, for everyone who shows them: --check-config, the start, a reload.
+        secrets = tuple(secrets)
+        self.problems = [redact(problem, secrets) for problem in problems]
+        self.warnings = [redact(warning, secrets) for warning in warnings]
+        super().__init__("\n".join(self.problems))
 
 
 class Route(NamedTuple):
@@ -134,13 +137,34 @@ class Settings(NamedTuple):
 
 
 def url_token(url: str) -> str:
-    """Return the secret part of a Rocket.Chat hook URL (everything after the integration id)."""
+    """Return the secret part of a Rocket.Chat hook URL: its token, the last segment of its path."""
     parts = urlsplit(url)
     segments = parts.path.split("/hooks/", 1)
     if len(segments) == 2 and "/" in segments[1]:
-        return segments[1].split("/", 1)[1]
+        return segments[1].rsplit("/", 1)[1]
     # Not a /hooks/ URL: treat the whole path and query as secret.
     return (parts.path.lstrip("/") + ("?" + parts.query if parts.query else "")) or ""
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Return `text` with every secret replaced by ***: the one rule for logs, answers and printed errors.
+
+    A secret counts where it is not part of a longer run of letters and digits, so that a
+    short token (such as `b` in a test) does not turn `retryable` into `retrya***le`."""
+    ordered = sorted((s for s in secrets if s), key=len, reverse=True)  # a longer one may hold a shorter
+    if not ordered:
+        return text
+    pattern = re.compile("(?<![A-Za-z0-9])(?:%s)(?![A-Za-z0-9])" % "|".join(map(re.escape, ordered)))
+    return pattern.sub("***", text)
+
+
+def _secrets_in(values: Mapping[str, str]) -> Tuple[str, ...]:
+    """Return the secrets among raw key values, for redacting problems found before Settings exist."""
+    found = {values.get("API_KEY", "").strip()}
+    for name in ROUTES:
+        url = values.get(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "").strip()
+        found.add(url if _hook_url_problem(url) else url_token(url))  # an invalid URL: all of it
+    return tuple(s for s in found if s)
 
 
 def redact_url(url: str) -> str:
@@ -198,7 +222,7 @@ def load(
     _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors)
     settings = build(values, errors, warnings, source=str(path or ""))
     if errors:
-        raise ConfigError(errors)
+        raise ConfigError(errors, warnings, _secrets_in(values))
     return settings, warnings
 
 
@@ -376,6 +400,31 @@ def _routes(
     return routes
 
 
+# A hook's path: /hooks/ID/TOKEN, or the legacy /hooks/ID/USER_ID/TOKEN, after the path Rocket.Chat
+# is served under, if any. A segment is any run of URL characters but `/`, `?` and `#`.
+_SEGMENT = r"[A-Za-z0-9._~%!$&'()*+,;=:@-]+"
+_HOOK_PATH = re.compile(rf"(?:/{_SEGMENT})*?/hooks/{_SEGMENT}/(?:{_SEGMENT}/)?{_SEGMENT}")
+_BLANK_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _hook_url_problem(url: str) -> str:
+    """Return what keeps `url` from being a Rocket.Chat incoming-webhook URL, or ''."""
+    if _BLANK_OR_CONTROL.search(url):
+        return "holds a space or a control character (a word pasted after it?)"
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        return "is not an absolute http(s) URL"
+    if "@" in parts.netloc:
+        return "holds a user name or password before the host"
+    if parts.query or parts.fragment or url.endswith(("?", "#")) or not _HOOK_PATH.fullmatch(parts.path):
+        return "is not an incoming-webhook URL (its path must be /hooks/ID/TOKEN and nothing after it)"
+    return ""
+
+
 class _Reader:
     """Typed access to raw values; each bad value adds one error naming the key."""
 
@@ -453,17 +502,11 @@ class _Reader:
         text = self.raw[key].strip()
         if not text:
             return ""
-        parts = urlsplit(text)
-        try:
-            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-        except ValueError:  # a port that is not a number
-            valid = False
-        if not valid:
+        why = _hook_url_problem(text)
+        if why:
             # The value is a secret: name the key, never echo it.
-            self.errors.append(
-                f"{key} is not an absolute http(s) URL; expected https://HOST/hooks/ID/TOKEN "
-                "as shown by Rocket.Chat's incoming integration"
-            )
+            self.errors.append(f"{key} {why}; expected https://HOST[:PORT]/hooks/ID/TOKEN as Rocket.Chat's "
+                               "incoming integration shows it")
             return None
         return text
 

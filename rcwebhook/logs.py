@@ -8,6 +8,8 @@ import sys
 import time
 from typing import IO, Iterable, List, Mapping, Optional
 
+from .config import redact
+
 # syslog priorities, as journald reads them from a `<N>` line prefix
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 _HANDLER_MARK = "_rcwebhook"
@@ -70,10 +72,7 @@ class RedactingFormatter(logging.Formatter):
                 record.args = {key: _escaped(value) for key, value in record.args.items()}
             else:
                 record.args = tuple(_escaped(arg) for arg in record.args)
-        text = super().format(record)
-        for secret in self.secrets.values:
-            text = text.replace(secret, "***")
-        return text
+        return redact(super().format(record), self.secrets.values)
 
 
 class JournalFormatter(RedactingFormatter):

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__, auth, delivery, dispatch, metrics
-from .config import Settings, is_loopback
+from .config import Settings, is_loopback, redact
 from .courier import Deliverer
 from .delivery import Transport
 from .dispatch import Reply
@@ -428,7 +428,9 @@ class Handler(BaseHTTPRequestHandler):
         self._write(reply.status, dispatch.encode(reply), "application/json", reply.headers)
 
     def _write(self, code: int, body: bytes, content_type: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
-        """Write the whole response, status line to body, in one write."""
+        """Write the whole response, status line to body, in one write, every secret in the body redacted."""
+        # Here, where every answer passes, not in each message: an error text may quote anything.
+        body = redact(body.decode("utf-8"), self.server.settings.secrets()).encode("utf-8")
         if not getattr(self, "body_read", True) and self._has_body():
             self.close_connection = True  # its unread body must not be taken for the next request
         status = _STATUS[code]

@@ -182,7 +182,7 @@ def test_redact_url_keeps_host_and_id_only(url, shown):
 def test_secrets_are_the_tokens_of_every_route(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOOK_INFO=https://h/hooks/i/u/T2\n")
     settings, _ = config.load(path, {})
-    assert settings.secrets() == ("SECRETTOKEN", "u/T2")
+    assert settings.secrets() == ("SECRETTOKEN", "T2")  # the legacy form's token: its last segment
 
 
 class TestFindConfig:

@@ -406,3 +406,88 @@ def test_private_ca_for_rocketchat(start_daemon, certificate):
         trusting = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=url, ROCKETCHAT_CA_FILE=str(cert))
         assert trusting.post_json(load_example())[0] == 200
         assert len(standin.messages("critical")) == 1
+
+
+# --- webhook URLs are validated whole; secrets stay out of every answer and printed error -------
+
+TOKEN = "Tk9xQ2mZ7vLr4P8sWn3Yb6Hd1Fc5Jg0Ke2Ua7Ri9Oq4Et6Mw"
+
+
+@pytest.mark.parametrize("url", [
+    f"https://chat.example.com/hooks/abc123/{TOKEN} oops",      # a stray word after a paste
+    f"https://chat.example.com/hooks/abc123/{TOKEN}\tx",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}\x01",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}\u2028x",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}?x=1",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}#part",
+    f"https://user:{TOKEN}@chat.example.com/hooks/abc123/x",
+    f"https://chat.example.com/{TOKEN}",
+    f"https://chat.example.com/hooks/{TOKEN}",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}/",
+    f"https://chat.example.com/hooks/a/b/{TOKEN}/d",
+    f"https://chat.example.com:99999/hooks/abc123/{TOKEN}",
+    f"ftp://chat.example.com/hooks/abc123/{TOKEN}",
+])
+def test_a_webhook_url_that_is_not_a_hook_url_is_refused_naming_the_key_only(tmp_path, url):
+    path = tmp_path / "rcwebhook.env"
+    path.write_text(f'ROCKETCHAT_WEBHOOK_CRITICAL="{url}"\nDEFAULT_SEVERITY=critical\n')
+    result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--config", str(path), "--check-config"],
+                            capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 78, result.stdout + result.stderr
+    assert "ROCKETCHAT_WEBHOOK_CRITICAL" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("url", [
+    f"https://chat.example.com/hooks/abc123/{TOKEN}",
+    f"http://127.0.0.1:3000/hooks/abc123/{TOKEN}",
+    f"https://chat.example.com/hooks/abc123/userid456/{TOKEN}",   # the legacy form with the user id
+    f"https://example.com/chat/hooks/abc123/{TOKEN}",              # Rocket.Chat under a path
+    f"https://[::1]:3000/hooks/abc123/{TOKEN}",
+])
+def test_hook_urls_as_rocketchat_shows_them_are_accepted(url):
+    errors = []
+    settings = config.build({"ROCKETCHAT_WEBHOOK_WARNING": url}, errors, [])
+    assert errors == []
+    assert settings.routes["warning"].url == url and TOKEN in settings.secrets()
+
+
+def test_answers_never_carry_a_secret_even_when_an_error_quotes_it(start_daemon):
+    from rcwebhook.delivery import Answer
+
+    url = f"https://chat.example.com/hooks/abc123/{TOKEN}"
+    daemon = start_daemon(lambda target, body, timeout: Answer(0, f"cannot reach {target}: it said {KEY}"),
+                          ROCKETCHAT_WEBHOOK_WARNING=url, DELIVERY_DEADLINE="0.3", API_KEY=KEY)
+    status, _, body = daemon.request("POST", "/webhook", json.dumps(load_example()).encode(),
+                                     {"Content-Type": "application/json", "X-API-Key": KEY})
+    assert status == 503
+    text = json.dumps(body)
+    assert TOKEN not in text and KEY not in text
+    assert "https://chat.example.com/hooks/abc123/***" in text
+
+
+def test_send_test_output_never_carries_a_secret():
+    import io
+
+    from rcwebhook import sendtest
+    from rcwebhook.delivery import Answer
+
+    url = f"https://chat.example.com/hooks/abc123/{TOKEN}"
+    settings = config.build({"ROCKETCHAT_WEBHOOK_WARNING": url}, [], [])
+    out = io.StringIO()
+    code = sendtest.run(settings, "warning", out, transport=lambda target, body, timeout: Answer(
+        0, f"URL can't contain control characters. {target!r}"))
+    assert code == 1
+    assert TOKEN not in out.getvalue() and "***" in out.getvalue()
+
+
+def test_printed_configuration_errors_never_carry_a_secret(tmp_path):
+    path = tmp_path / "rcwebhook.env"
+    url = f"https://chat.example.com/hooks/abc123/{TOKEN}"
+    # Pasted on the wrong lines: the values show up in the errors about PORT and LOG_LEVEL.
+    path.write_text(f"ROCKETCHAT_WEBHOOK_WARNING={url}\nAPI_KEY={KEY}\nPORT=8093{url}\nLOG_LEVEL={KEY}\n")
+    result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--config", str(path), "--check-config"],
+                            capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 78
+    assert "PORT=" in result.stderr and "LOG_LEVEL=" in result.stderr
+    assert TOKEN not in result.stderr and KEY not in result.stderr
