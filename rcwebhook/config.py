@@ -210,30 +210,53 @@ def load(
     errors: List[str] = []
     warnings: List[str] = []
     values: Dict[str, str] = {}
+    where = Where(str(path) if path is not None else "(no config file)")
     if path is not None:
-        values.update(_read_file(path, errors, warnings))
+        values.update(_read_file(path, errors, warnings, where))
         in_file = [k for k in SECRET_KEYS if values.get(k, "").strip() and k not in environ]
         if in_file:
             _warn_if_world_readable(path, in_file, warnings)
     for key in DEFAULTS:
         if key in environ:
             values[key] = environ[key]
+            where.origins[key] = f"{where.general} (overridden by the environment's {key})" \
+                if path is not None else "the environment"
+            where.broken.discard(key)
     values.update(overrides or {})
-    _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors)
-    settings = build(values, errors, warnings, source=str(path or ""))
+    _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors, where)
+    settings = build(values, errors, warnings, source=str(path or ""), where=where)
     if errors:
         raise ConfigError(errors, warnings, _secrets_in(values))
     return settings, warnings
 
 
-def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str]) -> None:
+class Where:
+    """Where each key's value came from, named at the start of each problem: `file:line`, the
+    environment, or the file as a whole; and the keys whose line could not be read."""
+
+    def __init__(self, general: str = "") -> None:
+        self.general = general  # the config file; "" names nothing (Settings built from values)
+        self.origins: Dict[str, str] = {}
+        self.broken: set = set()  # keys on a line with an error: problems that follow from it are not told
+
+    def unsure(self, *keys: str) -> bool:
+        """Return whether a problem about `keys` may only follow from a line already reported."""
+        return any(key in self.broken for key in keys)
+
+    def say(self, text: str, *keys: str) -> str:
+        """Return `text` prefixed with where the first of `keys` with a known origin was set."""
+        prefix = next((self.origins[key] for key in keys if key in self.origins), self.general)
+        return f"{prefix}: {text}" if prefix else text
+
+
+def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str], where: Where) -> None:
     """Fill each secret key from KEY, else KEY_FILE, else the systemd credential named KEY."""
     for key in SECRET_KEYS:
         value, file_name = values.get(key, "").strip(), values.pop(f"{key}_FILE", "").strip()
         if value and file_name:
-            errors.append(f"both {key} and {key}_FILE are set: set only one")
+            errors.append(where.say(f"both {key} and {key}_FILE are set: set only one", f"{key}_FILE"))
             continue
-        if value:
+        if value or where.unsure(key):
             continue
         source = file_name
         if not source and credentials and (Path(credentials) / key).is_file():
@@ -242,10 +265,11 @@ def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str]
             try:
                 values[key] = Path(source).read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
-                errors.append(f"{key}_FILE={source!r} cannot be read: {getattr(exc, 'strerror', None) or exc}")
+                errors.append(where.say(f"{key}_FILE={source!r} cannot be read: "
+                                        f"{getattr(exc, 'strerror', None) or exc}", f"{key}_FILE"))
             else:
                 if not values[key]:
-                    errors.append(f"{key}_FILE={source!r} is empty")
+                    errors.append(where.say(f"{key}_FILE={source!r} is empty", f"{key}_FILE"))
 
 
 def _warn_if_world_readable(path: Path, keys: List[str], warnings: List[str]) -> None:
@@ -260,32 +284,46 @@ def _warn_if_world_readable(path: Path, keys: List[str], warnings: List[str]) ->
         )
 
 
-def _read_file(path: Path, errors: List[str], warnings: List[str]) -> Dict[str, str]:
+def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where) -> Dict[str, str]:
     """Return the known keys set in the env file at `path`, adding its problems to the lists."""
+    where.broken.update(DEFAULTS)  # until the file is read: what follows from not reading it is not told
     try:
         text = path.read_bytes().decode("utf-8")
+    except PermissionError:
+        errors.append(f"cannot read config file {path}: permission denied; " + _permission_hint(path))
+        return {}
     except OSError as exc:
         errors.append(f"cannot read config file {path}: {exc.strerror or exc}")
         return {}
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
-        errors.append(f"{path.name}:{line}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x})")
+        errors.append(f"{path}:{line}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x})")
         return {}
-    entries, parse_errors = envfile.parse(text, path.name)
+    where.broken.clear()
+    entries, parse_errors = envfile.parse(text, str(path))
     errors.extend(parse_errors)
     values: Dict[str, str] = {}
     seen: Dict[str, int] = {}
     for entry in entries:
         if entry.key not in DEFAULTS:
-            warnings.append(f"{path.name}:{entry.line}: unknown key {entry.key}{_suggest(entry.key)}")
+            warnings.append(f"{path}:{entry.line}: unknown key {entry.key}{_suggest(entry.key)}")
+            continue
+        if not entry.valid:
+            where.broken.add(entry.key)
             continue
         if entry.key in seen:
-            warnings.append(
-                f"{path.name}:{entry.line}: {entry.key} set again; line {seen[entry.key]}'s value is ignored"
-            )
+            warnings.append(f"{path}:{entry.line}: {entry.key} set again; line {seen[entry.key]}'s value is ignored")
         seen[entry.key] = entry.line
         values[entry.key] = entry.value
+        where.origins[entry.key] = f"{path}:{entry.line}"
+        where.broken.discard(entry.key)
     return values
+
+
+def _permission_hint(path: Path) -> str:
+    """Return how to read a config file this user may not: as root, or as the service's user."""
+    return (f"the package installs it readable by root and the group rcwebhook only: run "
+            f"`sudo rcwebhook --check-config`, or `sudo -u rcwebhook rcwebhook --check-config`")
 
 
 def _suggest(key: str) -> str:
@@ -296,50 +334,53 @@ def _suggest(key: str) -> str:
     return f", did you mean {close[0]}?" if close else " (ignored)"
 
 
-def build(values: Mapping[str, str], errors: List[str], warnings: List[str], source: str = "") -> Settings:
+def build(values: Mapping[str, str], errors: List[str], warnings: List[str], source: str = "",
+          where: Optional[Where] = None) -> Settings:
     """Return Settings from raw key values over DEFAULTS, adding every problem found to `errors`."""
+    where = where or Where()
     raw = dict(DEFAULTS)
     raw.update(values)
-    get = _Reader(raw, errors)
+    get = _Reader(raw, errors, where)
+    url_keys = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
 
     severity_aliases = get.aliases("SEVERITY_ALIASES")
     default_severity = get.choice("DEFAULT_SEVERITY", ROUTES)
-    routes = _routes(raw, get, default_severity, errors)
+    routes = _routes(raw, get, default_severity, errors, where)
     dry_run = get.boolean("DRY_RUN")
-    if not dry_run and routes is not None and not any(r.url for r in routes.values()):
-        errors.append(
+    if not dry_run and routes is not None and not any(r.url for r in routes.values()) \
+            and not where.unsure(*url_keys, "DEFAULT_SEVERITY", "DRY_RUN"):
+        errors.append(where.say(
             "no Rocket.Chat webhook URL is set: set ROCKETCHAT_WEBHOOK_"
             f"{default_severity.upper()} (used for every severity that has no URL of its own), "
             "or DRY_RUN=true to only log the messages"
-        )
+        ))
     debug = get.boolean("DEBUG")
     log_level = raw["LOG_LEVEL"].strip().upper() or ("DEBUG" if debug else "INFO")
     if log_level not in _LOG_LEVELS:
-        errors.append(f"LOG_LEVEL={raw['LOG_LEVEL']!r} is not one of {', '.join(_LOG_LEVELS)}")
+        errors.append(where.say(f"LOG_LEVEL={raw['LOG_LEVEL']!r} is not one of {', '.join(_LOG_LEVELS)}",
+                                "LOG_LEVEL"))
     host = raw["HOST"].strip()
-    if not host:
-        errors.append("HOST is empty: set an address to listen on, such as 127.0.0.1")
+    if not host and not where.unsure("HOST"):
+        errors.append(where.say("HOST is empty: set an address to listen on, such as 127.0.0.1", "HOST"))
     api_key = raw["API_KEY"].strip()
     allow_unauthenticated = get.boolean("ALLOW_UNAUTHENTICATED")
-    if host and not is_loopback(host) and not api_key and not allow_unauthenticated:
-        errors.append(
-            f"HOST={host} lets other hosts reach rcwebhook, and API_KEY is not set: set API_KEY (or "
-            "API_KEY_FILE) and send it from Alertmanager's http_config, or set ALLOW_UNAUTHENTICATED=true"
-        )
+    if not where.unsure("HOST", "API_KEY", "ALLOW_UNAUTHENTICATED"):
+        errors.extend(where.say(problem, "HOST") for problem in exposure_problems(host, api_key, allow_unauthenticated))
     tls_cert, tls_key = raw["TLS_CERT_FILE"].strip(), raw["TLS_KEY_FILE"].strip()
-    if bool(tls_cert) != bool(tls_key):
-        errors.append("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither")
+    if bool(tls_cert) != bool(tls_key) and not where.unsure("TLS_CERT_FILE", "TLS_KEY_FILE"):
+        errors.append(where.say("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither",
+                                "TLS_CERT_FILE" if tls_cert else "TLS_KEY_FILE"))
     for key in ("TLS_CERT_FILE", "TLS_KEY_FILE", "ROCKETCHAT_CA_FILE"):
         if raw[key].strip() and not os.access(raw[key].strip(), os.R_OK):
-            errors.append(f"{key}={raw[key].strip()!r} cannot be read")
+            errors.append(where.say(f"{key}={raw[key].strip()!r} cannot be read", key))
     if routes:
         for route in routes.values():
             if route.url and not route.url_from and urlsplit(route.url).scheme == "http" \
                     and not is_loopback(urlsplit(route.url).hostname or ""):
-                warnings.append(
-                    f"ROCKETCHAT_WEBHOOK_{route.name.upper()} uses plain http to {urlsplit(route.url).hostname}: "
-                    "its token crosses the network readable by anyone on the path; use https"
-                )
+                key = f"ROCKETCHAT_WEBHOOK_{route.name.upper()}"
+                warnings.append(where.say(
+                    f"{key} uses plain http to {urlsplit(route.url).hostname}: "
+                    "its token crosses the network readable by anyone on the path; use https", key))
 
     return Settings(
         host=host,
@@ -376,8 +417,17 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
     )
 
 
+def exposure_problems(host: str, api_key: str, allow_unauthenticated: bool) -> List[str]:
+    """Return the problem with listening on `host` without authentication, if any: the rule a start and a
+    reload (which keeps the running HOST) both check."""
+    if host and not is_loopback(host) and not api_key and not allow_unauthenticated:
+        return [f"HOST={host} lets other hosts reach rcwebhook, and API_KEY is not set: set API_KEY (or "
+                "API_KEY_FILE) and send it from Alertmanager's http_config, or set ALLOW_UNAUTHENTICATED=true"]
+    return []
+
+
 def _routes(
-    raw: Mapping[str, str], get: "_Reader", default_severity: str, errors: List[str]
+    raw: Mapping[str, str], get: "_Reader", default_severity: str, errors: List[str], where: Where
 ) -> Optional[Dict[str, Route]]:
     """Return the three routes, each with its URL or the default route's."""
     own = {name: get.webhook_url(f"ROCKETCHAT_WEBHOOK_{name.upper()}") for name in ROUTES}
@@ -390,13 +440,13 @@ def _routes(
         if not url and fallback:
             url, url_from = fallback, default_severity
         routes[name] = Route(name, url, raw[f"ROCKETCHAT_CHANNEL_{name.upper()}"].strip(), url_from)
-    if any(own.values()) and not fallback:
+    if any(own.values()) and not fallback and not where.unsure(*(f"ROCKETCHAT_WEBHOOK_{n.upper()}" for n in ROUTES)):
         missing = [n for n in ROUTES if not own[n]]
-        errors.append(
+        errors.append(where.say(
             f"ROCKETCHAT_WEBHOOK_{default_severity.upper()} is not set, so alerts of severity "
             f"{', '.join(missing)} would have nowhere to go: set it, or set DEFAULT_SEVERITY "
-            f"to a severity that has a URL ({', '.join(n for n in ROUTES if own[n])})"
-        )
+            f"to a severity that has a URL ({', '.join(n for n in ROUTES if own[n])})", "DEFAULT_SEVERITY"
+        ))
     return routes
 
 
@@ -428,12 +478,13 @@ def _hook_url_problem(url: str) -> str:
 class _Reader:
     """Typed access to raw values; each bad value adds one error naming the key."""
 
-    def __init__(self, raw: Mapping[str, str], errors: List[str]) -> None:
+    def __init__(self, raw: Mapping[str, str], errors: List[str], where: Where) -> None:
         self.raw = raw
         self.errors = errors
+        self.where = where
 
     def _fail(self, key: str, why: str):
-        self.errors.append(f"{key}={self.raw[key]!r} {why}")
+        self.errors.append(self.where.say(f"{key}={self.raw[key]!r} {why}", key))
         return None
 
     def integer(self, key: str, low: int, high: int) -> int:
@@ -505,8 +556,8 @@ class _Reader:
         why = _hook_url_problem(text)
         if why:
             # The value is a secret: name the key, never echo it.
-            self.errors.append(f"{key} {why}; expected https://HOST[:PORT]/hooks/ID/TOKEN as Rocket.Chat's "
-                               "incoming integration shows it")
+            self.errors.append(self.where.say(f"{key} {why}; expected https://HOST[:PORT]/hooks/ID/TOKEN as "
+                                              "Rocket.Chat's incoming integration shows it", key))
             return None
         return text
 

@@ -22,6 +22,7 @@ class Entry(NamedTuple):
     key: str
     value: str
     line: int
+    valid: bool = True  # False: the line names this key but its value could not be read (see the errors)
 
 
 def parse(text: str, name: str) -> Tuple[List[Entry], List[str]]:
@@ -38,6 +39,9 @@ def parse(text: str, name: str) -> Tuple[List[Entry], List[str]]:
             entries.append(_parse_line(line, number))
         except ValueError as exc:
             errors.append(f"{name}:{number}: {exc}")
+            key = _key_of(line)
+            if key:  # so that what follows from this line's error is not reported again
+                entries.append(Entry(key, "", number, valid=False))
     return entries, errors
 
 
@@ -55,6 +59,13 @@ def _parse_line(line: str, number: int) -> Entry:
             f"invalid key {key!r}: keys are letters, digits and underscores, not starting with a digit"
         )
     return Entry(key, _parse_value(rest), number)
+
+
+def _key_of(line: str) -> str:
+    """Return the key a line assigns to, or '' when it has none."""
+    export = _EXPORT.match(line)
+    key = line[export.end() if export else 0:].partition("=")[0].strip()
+    return key if "=" in line and _KEY.match(key) else ""
 
 
 def _parse_value(rest: str) -> str:

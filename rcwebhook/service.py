@@ -103,6 +103,8 @@ class Service:
             try:
                 new, warnings = self.loader()
             except ConfigError as exc:
+                for warning in exc.warnings:
+                    log.warning("Reload: %s", warning)
                 for problem in exc.problems:
                     log.error("Reload refused: %s", problem)
                 log.error("Reload refused: the configuration is invalid (%d problem%s); "

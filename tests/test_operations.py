@@ -198,8 +198,8 @@ def test_reload_applies_a_valid_change_and_refuses_an_invalid_one(tmp_path, rock
     daemon.signal(signal.SIGHUP)
     daemon.wait_for("still running with the previous one", after=mark)
     refused = "\n".join(daemon.lines[mark:])
-    assert "Reload refused: MAX_CONNECTIONS='many' is not a whole number" in refused
-    assert "Reload refused: DELIVERY_TIMEOUT='-3' is out of range" in refused
+    assert f"Reload refused: {daemon.config}:2: MAX_CONNECTIONS='many' is not a whole number" in refused
+    assert f"Reload refused: {daemon.config}:3: DELIVERY_TIMEOUT='-3' is out of range" in refused
     assert daemon.post(load_example()) == 200
     assert alerts("second") == 4  # the old settings still apply
     assert daemon.metrics()["rcwebhook_config_last_reload_successful"] == 0

@@ -279,7 +279,7 @@ def test_key_and_key_file_together_is_an_error(tmp_path):
     (tmp_path / "key").write_text(KEY)
     with pytest.raises(config.ConfigError) as caught:
         config.load(None, {"DRY_RUN": "true", "API_KEY": KEY, "API_KEY_FILE": str(tmp_path / "key")})
-    assert caught.value.problems == ["both API_KEY and API_KEY_FILE are set: set only one"]
+    assert caught.value.problems == ["the environment: both API_KEY and API_KEY_FILE are set: set only one"]
 
 
 def test_unreadable_secret_file_is_an_error(tmp_path):
