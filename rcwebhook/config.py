@@ -8,10 +8,10 @@ import os
 import re
 from pathlib import Path
 from types import MappingProxyType
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import AbstractSet, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from . import envfile
+from . import envfile, tls
 
 EX_CONFIG = 78
 ROUTES = ("critical", "warning", "info")
@@ -370,9 +370,12 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
     if bool(tls_cert) != bool(tls_key) and not where.unsure("TLS_CERT_FILE", "TLS_KEY_FILE"):
         errors.append(where.say("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither",
                                 "TLS_CERT_FILE" if tls_cert else "TLS_KEY_FILE"))
+    unreadable = set()
     for key in ("TLS_CERT_FILE", "TLS_KEY_FILE", "ROCKETCHAT_CA_FILE"):
         if raw[key].strip() and not os.access(raw[key].strip(), os.R_OK):
             errors.append(where.say(f"{key}={raw[key].strip()!r} cannot be read", key))
+            unreadable.add(key)
+    errors.extend(_tls_problems(raw, unreadable, where))
     if routes:
         for route in routes.values():
             if route.url and not route.url_from and urlsplit(route.url).scheme == "http" \
@@ -415,6 +418,28 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
         source=source,
     )
+
+
+def _tls_problems(raw: Mapping[str, str], unreadable: AbstractSet[str], where: Where) -> List[str]:
+    """Return why the TLS files cannot be used, loading them as the daemon will (tls module)."""
+    import ssl
+
+    problems = []
+    ca_file = raw["ROCKETCHAT_CA_FILE"].strip()
+    if ca_file and "ROCKETCHAT_CA_FILE" not in unreadable:
+        try:
+            tls.client_context(ca_file)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            problems.append(where.say(f"ROCKETCHAT_CA_FILE={ca_file!r} holds no usable CA certificate in PEM "
+                                      f"form: {tls.problem(exc)}", "ROCKETCHAT_CA_FILE"))
+    cert, key = raw["TLS_CERT_FILE"].strip(), raw["TLS_KEY_FILE"].strip()
+    if cert and key and not unreadable & {"TLS_CERT_FILE", "TLS_KEY_FILE"}:
+        try:
+            tls.server_context(cert, key)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            problems.append(where.say(f"TLS_CERT_FILE={cert!r} and TLS_KEY_FILE={key!r} are not a PEM certificate "
+                                      f"chain and its private key: {tls.problem(exc)}", "TLS_CERT_FILE"))
+    return problems
 
 
 def exposure_problems(host: str, api_key: str, allow_unauthenticated: bool) -> List[str]:

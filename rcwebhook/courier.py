@@ -274,6 +274,12 @@ class Deliverer:
         self._pending: Dict[str, Job] = {}
         self._recent = RecentPosts(settings.dedup_window)
 
+    def reconfigure(self, settings: Settings, transport: Optional[Transport] = None) -> None:
+        """Apply new settings, and the transport built for them if given, from the next post on."""
+        if transport is not None:
+            self.transport = transport
+        self.configure(settings)
+
     def configure(self, settings: Settings) -> None:
         """Apply new settings to every hook from the next post on."""
         with self._lock:

@@ -60,10 +60,9 @@ def _opener(context: Optional[ssl.SSLContext] = None):
 
 def make_transport(settings: Settings) -> Transport:
     """Return the transport for these settings: certificates verified, ROCKETCHAT_CA_FILE trusted too."""
-    context = ssl.create_default_context()
-    if settings.rocketchat_ca_file:
-        context.load_verify_locations(cafile=settings.rocketchat_ca_file)
-    return Poster(context)
+    from . import tls
+
+    return Poster(tls.client_context(settings.rocketchat_ca_file))
 
 
 class Poster:

@@ -113,11 +113,22 @@ def configure(
     environ: Mapping[str, str] = os.environ,
 ) -> List[logging.Handler]:
     """Set up the `rcwebhook` logger and return its handlers; OSError when LOG_FILE cannot be opened."""
+    handlers = build_handlers(log_file, max_bytes, backup_count, secrets, stream, environ)
+    install(handlers, level)
+    return handlers
+
+
+def build_handlers(
+    log_file: str = "",
+    max_bytes: int = 0,
+    backup_count: int = 0,
+    secrets: Iterable[str] = (),
+    stream: Optional[IO[str]] = None,
+    environ: Mapping[str, str] = os.environ,
+) -> List[logging.Handler]:
+    """Return the handlers for these settings, not yet in use; OSError when LOG_FILE cannot be opened."""
     stream = stream or sys.stderr
     secret_list = SecretList(secrets)
-    # No format here uses the caller's file and line, thread or process: do not compute them.
-    logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if under_journal(stream, environ):
         stderr_format: logging.Formatter = JournalFormatter("%(message)s", secret_list)
     else:
@@ -131,6 +142,14 @@ def configure(
             log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
         file_handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", secret_list))
         handlers.append(file_handler)
+    return handlers
+
+
+def install(handlers: List[logging.Handler], level: str) -> None:
+    """Make `handlers` the `rcwebhook` logger's own, closing the ones they replace; this cannot fail."""
+    # No format here uses the caller's file and line, thread or process: do not compute them.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logger = logging.getLogger("rcwebhook")
     for old in [h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)]:
         logger.removeHandler(old)
@@ -140,4 +159,3 @@ def configure(
         logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-    return handlers

@@ -18,7 +18,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import __version__, auth, delivery, dispatch, metrics
+from . import __version__, auth, delivery, dispatch, metrics, tls
 from .config import Settings, is_loopback, redact
 from .courier import Deliverer
 from .delivery import Transport
@@ -79,12 +79,16 @@ class Server(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
 
-    def apply(self, settings: Settings) -> None:
-        """Swap in new settings whole: the next request and the next post use them."""
-        if self.fixed_transport is None and settings.rocketchat_ca_file != self.settings.rocketchat_ca_file:
-            self.deliverer.transport = delivery.make_transport(settings)
-        self.deliverer.configure(settings)
-        self.client_limiter.rate, self.client_limiter.burst = settings.client_rate_limit, settings.client_rate_burst
+    def transport_for(self, settings: Settings) -> Optional[Transport]:
+        """Return the transport `settings` need, built now so that a reload can fail before it swaps
+        anything; None when this server keeps the transport it was given."""
+        return None if self.fixed_transport is not None else delivery.make_transport(settings)
+
+    def apply(self, settings: Settings, transport: Optional[Transport] = None) -> None:
+        """Swap in new settings whole, with the transport built for them beforehand: the next request and
+        the next post use them. Nothing here can fail on the settings' account."""
+        self.deliverer.reconfigure(settings, transport)
+        self.client_limiter.reconfigure(settings.client_rate_limit, settings.client_rate_burst)
         self.settings = settings
 
     def drain(self, grace: float) -> bool:
@@ -176,7 +180,10 @@ class Server(ThreadingHTTPServer):
         """Run the ticks (reload, watchdog) and close connections that took longer than REQUEST_TIMEOUT to
         send a request; serve_forever calls this on every turn of the serving loop."""
         for tick in self.on_tick:
-            tick()
+            try:
+                tick()
+            except Exception:  # a failed tick (a reload, say) must not end the serving loop, and the daemon
+                log.exception("Internal error in the serving loop; still serving")
         deadline = time.monotonic() - self.settings.request_timeout
         with self.connections_lock:
             for sock in [s for s, c in self.connections.items() if c.phase == "waiting" and c.since < deadline]:
@@ -219,12 +226,7 @@ def _close_now(sock: socket.socket) -> None:
 
 def _tls_context(settings: Settings) -> Optional[ssl.SSLContext]:
     """Return the server's TLS context (TLS 1.2 or newer), or None to serve plain HTTP."""
-    if not settings.tls_cert_file:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
-    return context
+    return tls.server_context(settings.tls_cert_file, settings.tls_key_file)
 
 
 class _RequestReader:
