@@ -63,11 +63,16 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "TLS_CERT_FILE": "",
     "TLS_KEY_FILE": "",
     "ROCKETCHAT_CA_FILE": "",
+    # Proxies for the posts to Rocket.Chat; the lower-case forms (https_proxy...) are read too.
+    "HTTPS_PROXY": "",
+    "HTTP_PROXY": "",
+    "NO_PROXY": "",
     # Each secret can also come from KEY_FILE (a file holding it) or a systemd credential
     # named KEY ($CREDENTIALS_DIRECTORY/KEY).
     **{f"{key}_FILE": "" for key in ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING",
                                      "ROCKETCHAT_WEBHOOK_INFO", "API_KEY")},
 })
+PROXY_KEYS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
 SECRET_KEYS = ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING", "ROCKETCHAT_WEBHOOK_INFO", "API_KEY")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -128,11 +133,14 @@ class Settings(NamedTuple):
     tls_cert_file: str = ""
     tls_key_file: str = ""
     rocketchat_ca_file: str = ""
+    # urllib's form: {"https": URL, "http": URL, "no": "host,..."}, only the ones set
+    proxies: Mapping[str, str] = MappingProxyType({})
     source: str = ""  # the env file read, or "" for none
 
     def secrets(self) -> Tuple[str, ...]:
         """Return every secret string in these settings, for redaction."""
         tokens = {url_token(r.url) for r in self.routes.values()} | {self.api_key}
+        tokens |= {urlsplit(url).password or "" for scheme, url in self.proxies.items() if scheme != "no"}
         return tuple(sorted(t for t in tokens if t))
 
 
@@ -161,6 +169,11 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 def _secrets_in(values: Mapping[str, str]) -> Tuple[str, ...]:
     """Return the secrets among raw key values, for redacting problems found before Settings exist."""
     found = {values.get("API_KEY", "").strip()}
+    for key in ("HTTPS_PROXY", "HTTP_PROXY"):
+        try:
+            found.add(urlsplit(values.get(key, "").strip()).password or "")
+        except ValueError:
+            pass
     for name in ROUTES:
         url = values.get(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "").strip()
         found.add(url if _hook_url_problem(url) else url_token(url))  # an invalid URL: all of it
@@ -217,8 +230,10 @@ def load(
         if in_file:
             _warn_if_world_readable(path, in_file, warnings)
     for key in DEFAULTS:
-        if key in environ:
-            values[key] = environ[key]
+        # A proxy key's lower-case form wins, as in curl and urllib.
+        name = key.lower() if key in PROXY_KEYS and key.lower() in environ else key
+        if name in environ:
+            values[key] = environ[name]
             where.origins[key] = f"{where.general} (overridden by the environment's {key})" \
                 if path is not None else "the environment"
             where.broken.discard(key)
@@ -305,6 +320,8 @@ def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where)
     values: Dict[str, str] = {}
     seen: Dict[str, int] = {}
     for entry in entries:
+        if entry.key.upper() in PROXY_KEYS:  # https_proxy and friends, as commonly written
+            entry = entry._replace(key=entry.key.upper())
         if entry.key not in DEFAULTS:
             warnings.append(f"{path}:{entry.line}: unknown key {entry.key}{_suggest(entry.key)}")
             continue
@@ -416,6 +433,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         tls_cert_file=tls_cert,
         tls_key_file=tls_key,
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
+        proxies=get.proxies(),
         source=source,
     )
 
@@ -586,6 +604,26 @@ class _Reader:
             return None
         return text
 
+    def proxies(self) -> Mapping[str, str]:
+        result = {}
+        for key in PROXY_KEYS:
+            text = self.raw[key].strip()
+            if not text:
+                continue
+            if key != "NO_PROXY":
+                parts = urlsplit(text if "://" in text else f"http://{text}")  # urllib's reading of host:port
+                try:
+                    valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+                except ValueError:
+                    valid = False
+                if not valid or _BLANK_OR_CONTROL.search(text):
+                    # It may hold a password: name the key, never echo it.
+                    self.errors.append(self.where.say(f"{key} is not a proxy URL such as http://proxy.example.com:3128",
+                                                      key))
+                    continue
+            result[key[:-len("_PROXY")].lower()] = text
+        return MappingProxyType(result)
+
     def aliases(self, key: str) -> Mapping[str, str]:
         result: Dict[str, str] = {}
         for item in filter(None, (p.strip() for p in self.raw[key].split(","))):
@@ -641,6 +679,7 @@ def describe(settings: Settings) -> List[str]:
         "TLS_CERT_FILE": settings.tls_cert_file,
         "TLS_KEY_FILE": settings.tls_key_file,
         "ROCKETCHAT_CA_FILE": settings.rocketchat_ca_file,
+        **{f"{scheme.upper()}_PROXY": redact(url, settings.secrets()) for scheme, url in settings.proxies.items()},
     }
     for route in settings.routes.values():
         shown = redact_url(route.url) if route.url else "(not set)"

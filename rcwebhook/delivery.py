@@ -7,7 +7,6 @@ import json
 import re
 import socket
 import ssl
-import os
 import threading
 import urllib.parse
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
@@ -43,26 +42,40 @@ class Answer(NamedTuple):
 Transport = Callable[[str, bytes, float], Answer]
 
 
-def _opener(context: Optional[ssl.SSLContext] = None):
+def _opener(context: Optional[ssl.SSLContext] = None, proxies: Optional[Mapping[str, str]] = None):
     """Return a urllib opener that refuses redirects (following one would turn the POST into a GET
-    and lose the message). urllib is imported here: only posts through a proxy need it."""
+    and lose the message) and uses `proxies` (urllib's form) and no others: never os.environ's.
+    urllib is imported here: only posts through a proxy need it."""
     import urllib.request
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
             return None
 
-    handlers = [NoRedirect()]
+    handlers = [NoRedirect(), urllib.request.ProxyHandler({k: v for k, v in (proxies or {}).items() if k != "no"})]
     if context is not None:
         handlers.append(urllib.request.HTTPSHandler(context=context))
     return urllib.request.build_opener(*handlers)
 
 
 def make_transport(settings: Settings) -> Transport:
-    """Return the transport for these settings: certificates verified, ROCKETCHAT_CA_FILE trusted too."""
+    """Return the transport for these settings: certificates verified, ROCKETCHAT_CA_FILE trusted too,
+    posts through the proxy the settings name for their URL (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)."""
     from . import tls
 
-    return Poster(tls.client_context(settings.rocketchat_ca_file))
+    context = tls.client_context(settings.rocketchat_ca_file)
+    direct = Poster(context)
+    if not settings.proxies:
+        return direct
+    proxies = settings.proxies
+    opener = _opener(context, proxies)
+
+    def transport(url: str, body: bytes, timeout: float) -> Answer:
+        if _proxied(urllib.parse.urlsplit(url), proxies):
+            return post(url, body, timeout, opener)
+        return direct(url, body, timeout)
+
+    return transport
 
 
 class Poster:
@@ -124,13 +137,13 @@ class Poster:
         return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
-def _proxied(parts: urllib.parse.SplitResult) -> bool:
-    """Return whether the environment routes this URL through a proxy."""
-    if not any(name.lower().endswith("_proxy") for name in os.environ):
+def _proxied(parts: urllib.parse.SplitResult, proxies: Optional[Mapping[str, str]] = None) -> bool:
+    """Return whether `proxies` (the settings', urllib's form) route this URL through a proxy."""
+    if not proxies or parts.scheme not in proxies:
         return False
     import urllib.request
 
-    return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname or "")
+    return not urllib.request.proxy_bypass_environment(parts.hostname or "", proxies)
 
 
 def post(url: str, body: bytes, timeout: float, opener=None) -> Answer:
