@@ -11,7 +11,7 @@ DEB_VERSION ?= $(VERSION)
 BUILD := $(CURDIR)/build
 DEB := $(BUILD)/rcwebhook_$(DEB_VERSION)_all.deb
 
-.PHONY: run test check-config pytest clean deb check-package bench
+.PHONY: run test check-config pytest clean deb check-package bench bench-hostile
 
 ## run: the daemon in the foreground on the checkout's ./.env; in dry-run when there is none
 # A checkout runs its own ./.env, never the installed package's /etc/rcwebhook/rcwebhook.env
@@ -80,6 +80,10 @@ deb:
 ## bench: the benchmark suite (a few minutes; wrk where installed); writes bench/RESULTS.md
 bench:
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+## bench-hostile: what hostile notifications cost (CPU, memory, /health); figures for bench/RESULTS.md
+bench-hostile:
+	$(PYTHON) bench/hostile.py
 
 ## check-package: lintian, the unit's exposure, reproducibility, install, run, upgrade, purge (as root)
 check-package: pytest

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
 from . import alertmanager, dedup, message, routing
-from .alertmanager import Notification
-from .config import Settings
+from .config import Route, Settings
 from .courier import Deliverer, Result
 from .metrics import Metrics
 
@@ -26,10 +26,35 @@ class Reply(NamedTuple):
     reason: str = ""  # for webhook_errors_total, when not 2xx
 
 
+# Notifications decoded and rendered at once. The work is CPU-bound under one interpreter lock, so
+# more at once only multiplies the memory of their parsed bodies and slows /health (bench/hostile.py);
+# the rest wait here, their deadlines running.
+PREPARING_AT_ONCE = 1
+_preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
+
+Posts = List[Tuple[Route, Tuple[str, ...], Dict[str, Any], str]]
+
+
 def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics) -> Reply:
     """Return the answer to one POST /webhook that arrived at `arrived` (monotonic), posting on the way."""
+    with _preparing:
+        prepared = _prepare(body, settings, metrics)
+    if isinstance(prepared, Reply):
+        return prepared
+    # Only what the answer needs is kept from here on, not the parsed body, while the posts are waited for.
+    names, processed, group_key, posts, results = prepared
+    if posts:
+        results.extend(deliverer.deliver(posts, arrived + settings.delivery_deadline, group_key))
+    return answer(names, processed, results)
+
+
+def _prepare(body: bytes, settings: Settings, metrics: Metrics):
+    """Return the refusal of `body`, or (answer's names, alert count, groupKey, posts to make, results so far)."""
     try:
         notification = alertmanager.parse(body)
+    except alertmanager.PayloadTooDense as exc:  # no retry can help, and no Alertmanager sends it: 4xx
+        log.warning("Rejected a notification: %s", exc)
+        return Reply(413, {"status": "error", "error": str(exc)}, reason="too_large")
     except alertmanager.PayloadError as exc:
         log.warning("Rejected a notification: %s", exc)
         return Reply(400, {"status": "error", "error": str(exc)}, reason="bad_request")
@@ -45,7 +70,7 @@ def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float
         len(notification.alerts),
         ",".join(f"{b.route.name}:{len(b.alerts)}" for b in batches) or "-",
     )
-    posts = []
+    posts: Posts = []
     results: List[Result] = []
     for batch in batches:
         rendered = message.render(notification, batch, settings)
@@ -57,9 +82,7 @@ def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float
             results.append(Result(batch.route.name, names, "dry-run"))
         else:
             posts.append((batch.route, names, rendered, dedup.post_key(batch.route.url, notification, batch.alerts)))
-    if posts:
-        results.extend(deliverer.deliver(posts, arrived + settings.delivery_deadline, notification.group_key))
-    return answer(notification, results)
+    return alertmanager.names(notification), len(notification.alerts), notification.group_key, posts, results
 
 
 def describe(result: Result) -> Dict[str, Any]:
@@ -82,7 +105,7 @@ def describe(result: Result) -> Dict[str, Any]:
     return shown
 
 
-def answer(notification: Notification, results: List[Result]) -> Reply:
+def answer(names: List[str], processed: int, results: List[Result]) -> Reply:
     """Return the HTTP answer for a notification: 200 when every route's post was taken, else 5xx.
 
     502 when Rocket.Chat refused a post outright; 503 with Retry-After when a post is still
@@ -90,8 +113,8 @@ def answer(notification: Notification, results: List[Result]) -> Reply:
     retry finds a post delivered meanwhile without posting it again.
     """
     body: Dict[str, Any] = {
-        "alerts": alertmanager.names(notification),
-        "processed": len(notification.alerts),
+        "alerts": names,
+        "processed": processed,
         "routes": {r.route: describe(r) for r in results},
         "status": "ok",
     }

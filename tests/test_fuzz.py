@@ -66,6 +66,7 @@ STALL_TIMEOUT = "2"  # REQUEST_TIMEOUT of the HTTP test, so the stalled clients 
 OK = frozenset({200})
 BAD = frozenset({400})
 EITHER = frozenset({200, 400})
+TOO_DENSE = frozenset({413})  # README, "On an untrusted network": what no Alertmanager sends
 # The standard answers to an unknown method and to HTTP/2+ on an HTTP/1.1 server: not a fault.
 PROTOCOL_5XX = frozenset({501, 505})
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -120,6 +121,10 @@ def _no_constant(name: str) -> Any:
 
 def spec_answer(body: bytes) -> Tuple[FrozenSet[int], Optional[int]]:
     """Return the statuses README allows for POSTing `body` to /webhook, and its alert count when valid."""
+    # README: a body denser than Alertmanager ever sends is refused 413 (one JSON value per 12 bytes,
+    # one alert per 160 bytes, beyond the first 10,000 and 1,000; 1,000 labels or annotations per alert).
+    if body.count(b",") + body.count(b"{") + body.count(b"[") > 10000 + len(body) // 12:
+        return TOO_DENSE, None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -135,11 +140,24 @@ def spec_answer(body: bytes) -> Tuple[FrozenSet[int], Optional[int]]:
         if "integer string conversion" in str(exc):  # a number of 4,300+ digits: valid JSON all the same
             return EITHER, None
         return BAD, None
+    if isinstance(data, dict) and isinstance(data.get("alerts"), list) \
+            and len(data["alerts"]) > 1000 + len(body) // 160:
+        return TOO_DENSE, None
     if not _valid_notification(data):
-        return BAD, None
+        return BAD | TOO_DENSE if _crowded(data) else BAD, None
+    if _crowded(data):
+        return TOO_DENSE, None
     if open_question or _open_questions(data):
         return EITHER, len(data["alerts"])
     return OK, len(data["alerts"])
+
+
+def _crowded(data: Any) -> bool:
+    """Return whether an alert of `data` has more than 1,000 labels or annotations."""
+    alerts = data.get("alerts") if isinstance(data, dict) else None
+    return isinstance(alerts, list) and any(
+        isinstance(alert, dict) and isinstance(alert.get(key), dict) and len(alert[key]) > 1000
+        for alert in alerts for key in ("labels", "annotations"))
 
 
 def _nesting(value: Any) -> int:
@@ -583,7 +601,7 @@ def syntax_deep(rng: random.Random, depth: Optional[int] = None, where: Optional
     elif where == "label":
         data["alerts"][0]["labels"]["nested"] = value
     else:
-        return Case("json/deep-nesting", f"{depth} {kind}s as the body", value.encode(), BAD)
+        return Case("json/deep-nesting", f"{depth} {kind}s as the body", value.encode(), spec_answer(value.encode())[0])
     return json_case("json/deep-nesting", data, rng, f"{depth} {kind}s at {where}", special=True)
 
 

@@ -491,3 +491,84 @@ def test_printed_configuration_errors_never_carry_a_secret(tmp_path):
     assert result.returncode == 78
     assert "PORT=" in result.stderr and "LOG_LEVEL=" in result.stderr
     assert TOKEN not in result.stderr and KEY not in result.stderr
+
+
+# --- every structure bounded: what no Alertmanager sends is refused, what it sends costs little ---
+
+def dense(count: int, item: str = "{}") -> bytes:
+    return ('{"groupKey":"g","alerts":[' + ",".join([item] * count) + "]}").encode()
+
+
+def test_a_notification_denser_than_any_alertmanager_sends_is_refused_413_at_once(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING")
+    body = dense(1_398_000)  # 4 MiB of empty alerts
+    status, _, answer = daemon.post_json(body, timeout=30)
+    assert status == 413
+    assert "Alertmanager" in answer["error"]
+    assert daemon.request("GET", "/health", timeout=5)[0] == 200
+
+
+@pytest.mark.parametrize("item", ['"ab"', "0", "[]", '{"labels":{}}'])
+def test_bodies_of_many_tiny_values_are_refused_before_parsing(start_daemon, item):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING")
+    status, _, answer = daemon.post_json(dense(4_000_000 // (len(item) + 1), item), timeout=30)
+    assert status == 413, answer
+
+
+@pytest.mark.parametrize("count", [340_000, 1001])
+def test_a_label_map_of_thousands_of_entries_is_refused(start_daemon, count):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING")
+    labels = ",".join(f'"{i:x}":"v"' for i in range(count))  # 340,000: 4 MB, one value per 12 bytes
+    status, _, _ = daemon.post_json(('{"alerts":[{"labels":{' + labels + "}}]}").encode(), timeout=30)
+    assert status == 413
+
+
+def test_the_answer_echoes_a_bounded_list_of_names(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING")
+    alert = {"status": "firing", "labels": {"alertname": "N" * 400, "severity": "info"}, "annotations": {},
+             "startsAt": "2026-01-30T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+             "generatorURL": "http://prometheus.example.com/graph", "fingerprint": "0123456789abcdef"}
+    status, _, answer = daemon.post_json({"groupKey": "g", "status": "firing", "alerts": [alert] * 3000}, timeout=30)
+    assert status == 200
+    assert answer["processed"] == 3000 and answer["status"] == "ok"
+    assert len(answer["alerts"]) <= 1000 and all(len(name) <= 200 for name in answer["alerts"])
+
+
+def test_the_url_cache_keeps_no_long_client_urls():
+    import gc
+    import tracemalloc
+
+    from rcwebhook import message
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20):
+            assert message.absolute_url(f"http://prometheus.example.com/graph?g0.expr={n}{'x' * 1_000_000}")
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2_000_000, f"{kept} bytes kept after 20 URLs of 1 MB"
+
+
+def test_health_answers_while_64_large_notifications_are_processed(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING", MAX_CONNECTIONS="64")
+    body = dense(6000, '{"status":"firing","labels":{"alertname":"NodeDown","severity":"info"},"annotations":{},'
+                       '"startsAt":"2026-01-30T10:00:00Z","fingerprint":"0123456789abcdef"}')
+    statuses = []
+    started = threading.Barrier(65)
+
+    def send():
+        started.wait()
+        statuses.append(daemon.post_json(body, timeout=120)[0])
+
+    threads = [threading.Thread(target=send) for _ in range(64)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    health = daemon.request("GET", "/health", timeout=10)[0]
+    for thread in threads:
+        thread.join(120)
+    assert health == 200
+    assert statuses == [200] * 64
