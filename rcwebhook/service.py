@@ -12,7 +12,7 @@ from typing import Callable, List, Mapping, Tuple
 from . import __version__, config, logs, tls
 from .config import EX_CONFIG, ConfigError, Settings, redact_url
 from .notify import Notifier
-from .server import Server
+from .server import Phase, Server
 
 log = logging.getLogger("rcwebhook")
 
@@ -76,7 +76,7 @@ class Service:
         server.socket.close()
         grace = server.settings.delivery_deadline + 5
         with server.connections_lock:
-            busy = sum(1 for c in server.connections.values() if c.phase == "busy")
+            busy = sum(1 for c in server.connections.values() if c.phase is Phase.BUSY)
         log.info("Closed the listening socket; waiting up to %.0fs for %d request%s in flight", grace, busy,
                  "" if busy == 1 else "s")
         server.drain(grace)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from rcwebhook import auth, config
+from rcwebhook.server import Phase
 from tests.conftest import ROOT, load_example, require_program
 from tests.rocketchat_standin import RocketChatStandin
 
@@ -198,7 +199,7 @@ def test_when_every_connection_is_busy_health_answers_and_a_notification_gets_a_
                for _ in range(2)]
     for worker in workers:
         worker.start()
-    wait_until(lambda: [c.phase for c in daemon.server.connections.values()] == ["busy", "busy"],
+    wait_until(lambda: [c.phase for c in daemon.server.connections.values()] == [Phase.BUSY, Phase.BUSY],
                what="two busy connections")
     started = time.monotonic()
     assert daemon.request("GET", "/health", timeout=2)[0] == 200  # a spare connection
