@@ -26,13 +26,19 @@ configuration:
   --config PATH, $RCWEBHOOK_CONFIG, {config.SYSTEM_CONFIG}, ./.env.
   Variables in rcwebhook's environment override the file.
 
+timeouts:
+  DELIVERY_TIMEOUT: seconds one post to Rocket.Chat may take.
+  REQUEST_TIMEOUT: seconds a client may take to send a request, from its first
+  byte to its last; a kept-alive connection may also sit idle this long.
+
 signals:
   SIGHUP reloads the configuration (an invalid one is refused, the running one kept);
   SIGTERM and SIGINT stop accepting connections, let requests in flight finish, and exit.
 
 exit status:
   0 on a clean stop, 1 when the daemon cannot listen or --send-test had a failure,
-  {EX_CONFIG} (EX_CONFIG) when the configuration is invalid.
+  2 when the command line is wrong (usage), {EX_CONFIG} (EX_CONFIG) when the
+  configuration is invalid.
 """
 
 
