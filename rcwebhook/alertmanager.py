@@ -94,9 +94,10 @@ def decode(body: bytes) -> Any:
 
 
 def _loads(text: str) -> Any:
-    """Return json.loads(text) with the cyclic garbage collector paused: parsing makes up to hundreds of
-    thousands of objects, none in a cycle, and each collection they trigger would walk them all (and
-    every other live object) while holding the interpreter lock, stalling every other request."""
+    """Return json.loads(text) with the cyclic garbage collector paused."""
+    # Parsing makes up to hundreds of thousands of objects, none in a cycle; each collection they
+    # trigger would walk them all (and every other live object) holding the interpreter lock,
+    # stalling every other request.
     paused = gc.isenabled()
     gc.disable()
     try:
@@ -257,6 +258,5 @@ def parse_time(text: str) -> Optional[datetime]:
 
 
 def names(notification: Notification) -> List[str]:
-    """Return the alert names of a notification, in order, as the seed script answered them: the first
-    ANSWER_NAMES of them, each cut to ANSWER_NAME_LENGTH characters, so the answer stays small."""
+    """Return the first ANSWER_NAMES alert names, each cut to ANSWER_NAME_LENGTH, as the seed script answered them."""
     return [alert.name[:ANSWER_NAME_LENGTH] for alert in notification.alerts[:ANSWER_NAMES]]

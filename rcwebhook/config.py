@@ -155,10 +155,9 @@ def url_token(url: str) -> str:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Return `text` with every secret replaced by ***: the one rule for logs, answers and printed errors.
-
-    A secret counts where it is not part of a longer run of letters and digits, so that a
-    short token (such as `b` in a test) does not turn `retryable` into `retrya***le`."""
+    """Return `text` with every secret replaced by ***: the one rule for logs, answers and printed errors."""
+    # A secret counts where it is not part of a longer run of letters and digits, so that a short
+    # token (such as `b` in a test) does not turn `retryable` into `retrya***le`.
     ordered = sorted((s for s in secrets if s), key=len, reverse=True)  # a longer one may hold a shorter
     if not ordered:
         return text
@@ -246,8 +245,7 @@ def load(
 
 
 class Where:
-    """Where each key's value came from, named at the start of each problem: `file:line`, the
-    environment, or the file as a whole; and the keys whose line could not be read."""
+    """Where each key's value came from (file:line, the environment, the file), to name in its problems."""
 
     def __init__(self, general: str = "") -> None:
         self.general = general  # the config file; "" names nothing (Settings built from values)
@@ -461,8 +459,7 @@ def _tls_problems(raw: Mapping[str, str], unreadable: AbstractSet[str], where: W
 
 
 def exposure_problems(host: str, api_key: str, allow_unauthenticated: bool) -> List[str]:
-    """Return the problem with listening on `host` without authentication, if any: the rule a start and a
-    reload (which keeps the running HOST) both check."""
+    """Return the problem with listening on `host` without authentication, if any (checked at start and reload)."""
     if host and not is_loopback(host) and not api_key and not allow_unauthenticated:
         return [f"HOST={host} lets other hosts reach rcwebhook, and API_KEY is not set: set API_KEY (or "
                 "API_KEY_FILE) and send it from Alertmanager's http_config, or set ALLOW_UNAUTHENTICATED=true"]

@@ -59,8 +59,7 @@ def _opener(context: Optional[ssl.SSLContext] = None, proxies: Optional[Mapping[
 
 
 def make_transport(settings: Settings) -> Transport:
-    """Return the transport for these settings: certificates verified, ROCKETCHAT_CA_FILE trusted too,
-    posts through the proxy the settings name for their URL (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)."""
+    """Return the transport for these settings: ROCKETCHAT_CA_FILE trusted too, and their proxies, no others."""
     from . import tls
 
     context = tls.client_context(settings.rocketchat_ca_file)

@@ -34,7 +34,6 @@ RESOLVED_EMOJI = ":white_check_mark:"
 _SHOWN_ANNOTATIONS = ("summary", "description", "message", "runbook_url")
 _URL_SAFE = ":/?#[]@!$&'*+,;=%~"
 _UNSAFE_IN_URL = re.compile(r"[\s\x00-\x1f\x7f]")
-_URL_HEAD = re.compile(r"[^/?#]*(?://[^/?#]*)?")  # scheme and authority, as urlsplit finds them
 
 
 def render(notification: Notification, batch: Batch, settings: Settings) -> Dict[str, Any]:
@@ -198,6 +197,7 @@ def merge(messages: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
 # URL_CACHE_SIZE * URL_CACHE_LENGTH * 4 bytes (the URL and its quoted form), some 8 MiB.
 URL_CACHE_SIZE = 1024
 URL_CACHE_LENGTH = 2048
+_URL_HEAD = re.compile(r"[^/?#]*(?://[^/?#]*)?")  # scheme and authority, as urlsplit finds them
 
 
 def absolute_url(url: str) -> Optional[str]:

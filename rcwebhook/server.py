@@ -65,8 +65,9 @@ STALLABLE = (Phase.IDLE, Phase.READING, Phase.LINGERING)
 
 
 class Body(enum.Enum):
-    """What became of a request's body, owned by its handler: it decides whether the connection
-    can serve another request, and whether closing it must first drain what the client sends."""
+    """What became of a request's body; its handler owns it."""
+    # It decides whether the connection can serve another request, and whether closing it must
+    # first drain what the client still sends.
 
     NONE = "none"  # the request has no body
     UNREAD = "unread"  # it has one, not (all) read: the connection cannot be reused
@@ -110,13 +111,11 @@ class Server(ThreadingHTTPServer):
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
 
     def transport_for(self, settings: Settings) -> Optional[Transport]:
-        """Return the transport `settings` need, built now so that a reload can fail before it swaps
-        anything; None when this server keeps the transport it was given."""
+        """Return the transport `settings` need, built before any swap; None when this server keeps its own."""
         return None if self.fixed_transport is not None else delivery.make_transport(settings)
 
     def apply(self, settings: Settings, transport: Optional[Transport] = None) -> None:
-        """Swap in new settings whole, with the transport built for them beforehand: the next request and
-        the next post use them. Nothing here can fail on the settings' account."""
+        """Swap in new settings whole, with the transport built for them beforehand; nothing here can fail."""
         self.deliverer.reconfigure(settings, transport)
         self.client_limiter.reconfigure(settings.client_rate_limit, settings.client_rate_burst)
         self.settings = settings
@@ -490,10 +489,9 @@ class Handler(BaseHTTPRequestHandler):
             self._linger()
 
     def _linger(self) -> None:
-        """Close gracefully after answering without reading the body: stop writing, then drop what the
-        client still sends (at most LINGER_BYTES, for at most REQUEST_TIMEOUT). A client reads the answer
-        only once it has sent its body; closing with its data unread would reset the connection, and
-        the answer would be lost."""
+        """Stop writing, then drop what the client still sends (LINGER_BYTES, REQUEST_TIMEOUT at most)."""
+        # A client reads the answer only once it has sent its body; closing with its data unread
+        # would reset the connection, and the answer would be lost.
         sock = self.connection
         if not self.server.enter(sock, Phase.LINGERING):
             return

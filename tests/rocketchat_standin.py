@@ -1,8 +1,8 @@
 """A stand-in Rocket.Chat incoming-webhook server for tests (stdlib only, Python 3.9+).
 
 It answers ``POST /hooks/<integrationId>/<token>`` (and the legacy
-``/hooks/<integrationId>/<userId>/<token>``) the way Rocket.Chat 6.x-8.x does according to
-/work/shared/CONTRACTS.md: the same status codes and the same error strings for validation,
+``/hooks/<integrationId>/<userId>/<token>``) the way Rocket.Chat 6.x-8.x does, as its source
+and behaviour were studied: the same status codes and the same error strings for validation,
 wrong tokens (404 on version 6, 500 on version >= 7), disabled integrations (503) and rate
 limiting (429, wait only reliably in the error text, never a ``Retry-After`` header).  It records
 every request per hook, and every accepted message, so tests assert on what was really posted.

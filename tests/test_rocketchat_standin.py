@@ -1,4 +1,4 @@
-"""The Rocket.Chat stand-in answers as /work/shared/CONTRACTS.md says the real server does."""
+"""The Rocket.Chat stand-in answers as the real server does (see tests/rocketchat_standin.py)."""
 
 from __future__ import annotations
 
