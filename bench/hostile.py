@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Tuple
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from run import Process, start_fast_rocketchat, start_rcwebhook  # noqa: E402
+from run import start_fast_rocketchat, start_rcwebhook  # noqa: E402
 
 MIB = 1024 * 1024
 BODY_LIMIT = 4 * MIB  # MAX_BODY_BYTES's default

@@ -303,7 +303,7 @@ def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where)
     try:
         text = path.read_bytes().decode("utf-8")
     except PermissionError:
-        errors.append(f"cannot read config file {path}: permission denied; " + _permission_hint(path))
+        errors.append(f"cannot read config file {path}: permission denied; " + _PERMISSION_HINT)
         return {}
     except OSError as exc:
         errors.append(f"cannot read config file {path}: {exc.strerror or exc}")
@@ -335,10 +335,9 @@ def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where)
     return values
 
 
-def _permission_hint(path: Path) -> str:
-    """Return how to read a config file this user may not: as root, or as the service's user."""
-    return (f"the package installs it readable by root and the group rcwebhook only: run "
-            f"`sudo rcwebhook --check-config`, or `sudo -u rcwebhook rcwebhook --check-config`")
+# How to read a config file this user may not: as root, or as the service's user.
+_PERMISSION_HINT = ("the package installs it readable by root and the group rcwebhook only: run "
+                    "`sudo rcwebhook --check-config`, or `sudo -u rcwebhook rcwebhook --check-config`")
 
 
 def _suggest(key: str) -> str:

@@ -160,7 +160,8 @@ class Service:
         for field, key in _RESTART_KEYS.items():
             if getattr(new, field) != getattr(old, field):
                 kept[field] = getattr(old, field)
-                log.warning("Reload: %s changed; it takes effect at the next restart", key)
+                log.warning("Reload: %s changed in %s; it takes effect at the next restart", key,
+                            new.source or "the environment")
         return new._replace(**kept)
 
     def _announce(self, settings: Settings) -> None:
