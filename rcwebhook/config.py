@@ -158,11 +158,15 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     """Return `text` with every secret replaced by ***: the one rule for logs, answers and printed errors."""
     # A secret counts where it is not part of a longer run of letters and digits, so that a short
     # token (such as `b` in a test) does not turn `retryable` into `retrya***le`.
-    ordered = sorted((s for s in secrets if s), key=len, reverse=True)  # a longer one may hold a shorter
-    if not ordered:
-        return text
-    pattern = re.compile("(?<![A-Za-z0-9])(?:%s)(?![A-Za-z0-9])" % "|".join(map(re.escape, ordered)))
-    return pattern.sub("***", text)
+    present = tuple(s for s in secrets if s and s in text)  # a plain search first: most text holds none
+    return _secrets_pattern(present).sub("***", text) if present else text
+
+
+@functools.lru_cache(maxsize=64)
+def _secrets_pattern(secrets: Tuple[str, ...]) -> "re.Pattern[str]":
+    """Return the pattern that finds any of `secrets` standing alone, the longest first."""
+    ordered = sorted(secrets, key=len, reverse=True)  # a longer one may hold a shorter
+    return re.compile("(?<![A-Za-z0-9])(?:%s)(?![A-Za-z0-9])" % "|".join(map(re.escape, ordered)))
 
 
 def _secrets_in(values: Mapping[str, str]) -> Tuple[str, ...]:

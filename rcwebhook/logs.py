@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from typing import IO, Iterable, List, Mapping, Optional
@@ -19,9 +20,22 @@ _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
 _ESCAPES.update({0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
+_NEEDS_ESCAPE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def escape(text: str) -> str:
     """Return `text` with control characters and line separators written as backslash escapes."""
-    return text.translate(_ESCAPES)
+    return text if _clean(text) else text.translate(_ESCAPES)
+
+
+def _clean(text: str) -> bool:
+    # isprintable() is False for every character escaped here (and for a few others, such as U+00A0,
+    # which the search then clears): the quick answer for the most values, which hold none.
+    return text.isprintable() or not _NEEDS_ESCAPE.search(text)
+
+
+def _needs_escape(arg: object) -> bool:
+    return not (arg is None or isinstance(arg, (int, float)) or (isinstance(arg, str) and _clean(arg)))
 
 
 class _Escaped:
@@ -66,7 +80,8 @@ class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         # The arguments are where client values enter a line (the messages are literals): escape
         # them all here rather than at each call site. The record is shared by every handler.
-        if record.args:
+        args = record.args
+        if args and any(map(_needs_escape, args.values() if isinstance(args, dict) else args)):
             record = logging.makeLogRecord(record.__dict__)
             if isinstance(record.args, dict):
                 record.args = {key: _escaped(value) for key, value in record.args.items()}
