@@ -11,19 +11,29 @@ DEB_VERSION ?= $(VERSION)
 BUILD := $(CURDIR)/build
 DEB := $(BUILD)/rcwebhook_$(DEB_VERSION)_all.deb
 
-.PHONY: run test check-config pytest clean deb check-package bench
+.PHONY: run test check-config pytest clean deb check-package bench bench-hostile
 
-## run: the daemon in the foreground, its state in ./.state; in dry-run when no configuration exists yet
+## run: the daemon in the foreground on the checkout's ./.env, its state in ./.state; in dry-run
+## when there is no ./.env
+# A checkout runs its own ./.env, never the installed package's /etc/rcwebhook/rcwebhook.env
+# (which an ordinary user may not even read); $$RCWEBHOOK_CONFIG still wins. The curl hint
+# names the PORT that configuration sets.
 run:
-	@if [ -z "$$RCWEBHOOK_CONFIG" ] && [ ! -f /etc/rcwebhook/rcwebhook.env ] && [ ! -f .env ] \
-	   && [ -z "$$ROCKETCHAT_WEBHOOK_CRITICAL$$ROCKETCHAT_WEBHOOK_WARNING$$ROCKETCHAT_WEBHOOK_INFO" ]; then \
-	  dry=--dry-run; \
-	  echo "No configuration found (see examples/rcwebhook.env): running in dry-run; messages are logged, not posted."; \
+	@config=; \
+	if [ -n "$$RCWEBHOOK_CONFIG" ]; then config="$$RCWEBHOOK_CONFIG"; \
+	elif [ -f .env ]; then config=.env; \
+	else config=/dev/null; \
+	  if [ -z "$$ROCKETCHAT_WEBHOOK_CRITICAL$$ROCKETCHAT_WEBHOOK_WARNING$$ROCKETCHAT_WEBHOOK_INFO" ]; then \
+	    dry=--dry-run; \
+	    echo "No configuration found (see examples/rcwebhook.env): running in dry-run; messages are logged, not posted."; \
+	  fi; \
 	fi; \
+	port=$$($(PYTHON) -c 'import os, sys; from pathlib import Path; from rcwebhook import config; print(config.load(Path(sys.argv[1]), os.environ, {"DRY_RUN": "true"})[0].port)' "$$config" 2>/dev/null) \
+	  || port=$${PORT:-8093}; \
 	echo "Send the sample alert from another terminal:"; \
-	echo "  curl -H 'Content-Type: application/json' --data @examples/test-alert.json http://127.0.0.1:$${PORT:-8093}/webhook"; \
+	echo "  curl -H 'Content-Type: application/json' --data @examples/test-alert.json http://127.0.0.1:$$port/webhook"; \
 	echo "Stop with Ctrl-C."; \
-	STATE_DIR="$${STATE_DIR:-$(CURDIR)/.state}" exec $(PYTHON) rcwebhook.py $$dry $(ARGS)
+	STATE_DIR="$${STATE_DIR:-$(CURDIR)/.state}" exec $(PYTHON) rcwebhook.py --config "$$config" $$dry $(ARGS)
 
 ## test: the whole test suite; installs pytest first when it is missing
 test: pytest
@@ -71,6 +81,10 @@ deb:
 ## bench: the benchmark suite (a few minutes; wrk where installed); writes bench/RESULTS.md
 bench:
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+## bench-hostile: what hostile notifications cost (CPU, memory, /health); figures for bench/RESULTS.md
+bench-hostile:
+	$(PYTHON) bench/hostile.py
 
 ## check-package: lintian, the unit's exposure, reproducibility, install, run, upgrade, purge (as root)
 check-package: pytest

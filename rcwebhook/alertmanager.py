@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
 
 MAX_DEPTH = 32
+# What Alertmanager sends is never dense: every alert carries status, labels, annotations,
+# startsAt, endsAt, generatorURL and fingerprint, some 170 bytes at the least. A body packed
+# tighter than these bounds is refused before it costs much: parsing 4 MiB of `{},` would
+# make 1.4 million objects (100 MB), and each alert costs work after that.
+BYTES_PER_ALERT = 160  # at most one alert per this many bytes of body, beyond FREE_ALERTS
+FREE_ALERTS = 1000
+BYTES_PER_VALUE = 12  # at most one JSON value per this many bytes of body, beyond FREE_VALUES
+FREE_VALUES = 10000
+MAX_LABELS = 1000  # labels (or annotations) of one alert; Prometheus alerts carry tens
+ANSWER_NAMES = 1000  # alert names the answer echoes, each cut to ANSWER_NAME_LENGTH characters
+ANSWER_NAME_LENGTH = 200
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 _RFC3339 = re.compile(
@@ -17,6 +29,10 @@ _RFC3339 = re.compile(
 
 class PayloadError(ValueError):
     """The request body is not an Alertmanager notification; the message says where and why."""
+
+
+class PayloadTooDense(PayloadError):
+    """The body packs more alerts or values into its bytes than Alertmanager ever does."""
 
 
 class Alert(NamedTuple):
@@ -53,12 +69,19 @@ class Notification(NamedTuple):
 
 def decode(body: bytes) -> Any:
     """Return the JSON value in `body`; PayloadError for invalid UTF-8, bad JSON, NaN or deep nesting."""
+    # Every value but the first in an array or object follows a comma, and every array and object
+    # opens with a bracket: so this counts the values (and the commas and brackets in strings too).
+    values = body.count(b",") + body.count(b"{") + body.count(b"[")
+    if values > FREE_VALUES + len(body) // BYTES_PER_VALUE:
+        raise PayloadTooDense(
+            f"body packs some {values} JSON values into {len(body)} bytes; Alertmanager never sends more than "
+            f"one per {BYTES_PER_VALUE} bytes")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not valid UTF-8 (at byte {exc.start})") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _loads(text)
     except json.JSONDecodeError as exc:
         raise PayloadError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
@@ -69,6 +92,20 @@ def decode(body: bytes) -> Any:
     if strings or text.count("[") + text.count("{") > MAX_DEPTH:  # else it cannot nest too deep
         _check(value, strings)
     return value
+
+
+def _loads(text: str) -> Any:
+    """Return json.loads(text) with the cyclic garbage collector paused."""
+    # Parsing makes up to hundreds of thousands of objects, none in a cycle; each collection they
+    # trigger would walk them all (and every other live object) holding the interpreter lock,
+    # stalling every other request.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _reject_constant(name: str) -> Any:
@@ -108,6 +145,10 @@ def parse(body: bytes) -> Notification:
     raw_alerts = data["alerts"]
     if not isinstance(raw_alerts, list):
         raise PayloadError(f"alerts must be a list, not {_kind(raw_alerts)}")
+    if len(raw_alerts) > FREE_ALERTS + len(body) // BYTES_PER_ALERT:
+        raise PayloadTooDense(
+            f"body packs {len(raw_alerts)} alerts into {len(body)} bytes; an alert from Alertmanager takes "
+            f"{BYTES_PER_ALERT} bytes at the least")
     group_status = _optional_status(data, "status", "status", "firing")
     alerts = tuple(_alert(item, f"alerts[{i}]", group_status) for i, item in enumerate(raw_alerts))
     truncated = data.get("truncatedAlerts", 0)
@@ -168,6 +209,9 @@ def _labels(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, str]:
         return {}
     if not isinstance(value, dict):
         raise PayloadError(f"{where} must be an object, not {_kind(value)}")
+    if len(value) > MAX_LABELS:
+        raise PayloadTooDense(f"{where} has {len(value)} entries; an alert from Alertmanager has far fewer "
+                              f"than {MAX_LABELS}")
     for name, item in value.items():
         if not isinstance(item, str):
             raise PayloadError(f"{where}.{name[:64]} must be a string, not {_kind(item)}")
@@ -217,5 +261,5 @@ def parse_time(text: str) -> Optional[datetime]:
 
 
 def names(notification: Notification) -> List[str]:
-    """Return the alert names of a notification, in order, as the seed script answered them."""
-    return [alert.name for alert in notification.alerts]
+    """Return the first ANSWER_NAMES alert names, each cut to ANSWER_NAME_LENGTH, as the seed script answered them."""
+    return [alert.name[:ANSWER_NAME_LENGTH] for alert in notification.alerts[:ANSWER_NAMES]]

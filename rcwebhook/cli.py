@@ -26,13 +26,20 @@ configuration:
   --config PATH, $RCWEBHOOK_CONFIG, {config.SYSTEM_CONFIG}, ./.env.
   Variables in rcwebhook's environment override the file.
 
+timeouts:
+  DELIVERY_TIMEOUT: seconds to connect to Rocket.Chat and send one post; its answer
+  is then awaited up to 60 s, or twice this, before the post is sent again.
+  REQUEST_TIMEOUT: seconds a client may take to send a request, from its first
+  byte to its last; a kept-alive connection may also sit idle this long.
+
 signals:
   SIGHUP reloads the configuration (an invalid one is refused, the running one kept);
   SIGTERM and SIGINT stop accepting connections, let requests in flight finish, and exit.
 
 exit status:
   0 on a clean stop, 1 when the daemon cannot listen or --send-test had a failure,
-  {EX_CONFIG} (EX_CONFIG) when the configuration is invalid.
+  2 when the command line is wrong (usage), {EX_CONFIG} (EX_CONFIG) when the
+  configuration is invalid.
 """
 
 
@@ -73,6 +80,8 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
     try:
         settings, warnings = load_settings(args, environ)
     except ConfigError as exc:
+        for warning in exc.warnings:
+            print(f"rcwebhook: warning: {warning}", file=stderr)
         for problem in exc.problems:
             print(f"rcwebhook: error: {problem}", file=stderr)
         print(f"rcwebhook: the configuration is invalid ({len(exc.problems)} "
@@ -80,7 +89,7 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         return EX_CONFIG
     if args.check_config:
         for warning in warnings:
-            print(f"rcwebhook: warning: {warning}", file=stderr)
+            print(f"rcwebhook: warning: {config.redact(warning, settings.secrets())}", file=stderr)
         print("\n".join(config.describe(settings)), file=stdout)
         print("rcwebhook: the configuration is valid", file=stderr)
         return 0

@@ -8,10 +8,10 @@ import os
 import re
 from pathlib import Path
 from types import MappingProxyType
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import AbstractSet, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from . import envfile
+from . import envfile, tls
 
 EX_CONFIG = 78
 MAX_DEDUP_WINDOW = 60.0
@@ -67,11 +67,16 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "TLS_CERT_FILE": "",
     "TLS_KEY_FILE": "",
     "ROCKETCHAT_CA_FILE": "",
+    # Proxies for the posts to Rocket.Chat; the lower-case forms (https_proxy...) are read too.
+    "HTTPS_PROXY": "",
+    "HTTP_PROXY": "",
+    "NO_PROXY": "",
     # Each secret can also come from KEY_FILE (a file holding it) or a systemd credential
     # named KEY ($CREDENTIALS_DIRECTORY/KEY).
     **{f"{key}_FILE": "" for key in ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING",
                                      "ROCKETCHAT_WEBHOOK_INFO", "API_KEY")},
 })
+PROXY_KEYS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
 SECRET_KEYS = ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING", "ROCKETCHAT_WEBHOOK_INFO", "API_KEY")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -82,9 +87,12 @@ _FALSE = ("0", "false", "no", "off", "")
 class ConfigError(Exception):
     """The configuration is unusable; `problems` lists every reason, each a line an operator can act on."""
 
-    def __init__(self, problems: List[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+    def __init__(self, problems: List[str], warnings: Sequence[str] = (), secrets: Iterable[str] = ()) -> None:
+        # Redacted here, once, for everyone who shows them: --check-config, the start, a reload.
+        secrets = tuple(secrets)
+        self.problems = [redact(problem, secrets) for problem in problems]
+        self.warnings = [redact(warning, secrets) for warning in warnings]
+        super().__init__("\n".join(self.problems))
 
 
 class Route(NamedTuple):
@@ -132,22 +140,54 @@ class Settings(NamedTuple):
     tls_cert_file: str = ""
     tls_key_file: str = ""
     rocketchat_ca_file: str = ""
+    # urllib's form: {"https": URL, "http": URL, "no": "host,..."}, only the ones set
+    proxies: Mapping[str, str] = MappingProxyType({})
     source: str = ""  # the env file read, or "" for none
 
     def secrets(self) -> Tuple[str, ...]:
         """Return every secret string in these settings, for redaction."""
         tokens = {url_token(r.url) for r in self.routes.values()} | {self.api_key}
+        tokens |= {urlsplit(url).password or "" for scheme, url in self.proxies.items() if scheme != "no"}
         return tuple(sorted(t for t in tokens if t))
 
 
 def url_token(url: str) -> str:
-    """Return the secret part of a Rocket.Chat hook URL (everything after the integration id)."""
+    """Return the secret part of a Rocket.Chat hook URL: its token, the last segment of its path."""
     parts = urlsplit(url)
     segments = parts.path.split("/hooks/", 1)
     if len(segments) == 2 and "/" in segments[1]:
-        return segments[1].split("/", 1)[1]
+        return segments[1].rsplit("/", 1)[1]
     # Not a /hooks/ URL: treat the whole path and query as secret.
     return (parts.path.lstrip("/") + ("?" + parts.query if parts.query else "")) or ""
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Return `text` with every secret replaced by ***: the one rule for logs, answers and printed errors."""
+    # A secret counts where it is not part of a longer run of letters and digits, so that a short
+    # token (such as `b` in a test) does not turn `retryable` into `retrya***le`.
+    present = tuple(s for s in secrets if s and s in text)  # a plain search first: most text holds none
+    return _secrets_pattern(present).sub("***", text) if present else text
+
+
+@functools.lru_cache(maxsize=64)
+def _secrets_pattern(secrets: Tuple[str, ...]) -> "re.Pattern[str]":
+    """Return the pattern that finds any of `secrets` standing alone, the longest first."""
+    ordered = sorted(secrets, key=len, reverse=True)  # a longer one may hold a shorter
+    return re.compile("(?<![A-Za-z0-9])(?:%s)(?![A-Za-z0-9])" % "|".join(map(re.escape, ordered)))
+
+
+def _secrets_in(values: Mapping[str, str]) -> Tuple[str, ...]:
+    """Return the secrets among raw key values, for redacting problems found before Settings exist."""
+    found = {values.get("API_KEY", "").strip()}
+    for key in ("HTTPS_PROXY", "HTTP_PROXY"):
+        try:
+            found.add(urlsplit(values.get(key, "").strip()).password or "")
+        except ValueError:
+            pass
+    for name in ROUTES:
+        url = values.get(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "").strip()
+        found.add(url if _hook_url_problem(url) else url_token(url))  # an invalid URL: all of it
+    return tuple(s for s in found if s)
 
 
 def redact_url(url: str) -> str:
@@ -193,32 +233,56 @@ def load(
     errors: List[str] = []
     warnings: List[str] = []
     values: Dict[str, str] = {}
+    where = Where(str(path) if path is not None else "(no config file)")
     if path is not None:
-        values.update(_read_file(path, errors, warnings))
+        values.update(_read_file(path, errors, warnings, where))
         in_file = [k for k in SECRET_KEYS if values.get(k, "").strip() and k not in environ]
         if in_file:
             _warn_if_world_readable(path, in_file, warnings)
     for key in DEFAULTS:
-        if key in environ:
-            values[key] = environ[key]
+        # A proxy key's lower-case form wins, as in curl and urllib.
+        name = key.lower() if key in PROXY_KEYS and key.lower() in environ else key
+        if name in environ:
+            values[key] = environ[name]
+            where.origins[key] = f"{where.general} (overridden by the environment's {key})" \
+                if path is not None else "the environment"
+            where.broken.discard(key)
     values.update(overrides or {})
     if not values.get("STATE_DIR", "").strip() and environ.get("STATE_DIRECTORY"):
         values["STATE_DIR"] = environ["STATE_DIRECTORY"].split(":")[0]  # systemd's StateDirectory=
-    _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors)
-    settings = build(values, errors, warnings, source=str(path or ""))
+    _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors, where)
+    settings = build(values, errors, warnings, source=str(path or ""), where=where)
     if errors:
-        raise ConfigError(errors)
+        raise ConfigError(errors, warnings, _secrets_in(values))
     return settings, warnings
 
 
-def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str]) -> None:
+class Where:
+    """Where each key's value came from (file:line, the environment, the file), to name in its problems."""
+
+    def __init__(self, general: str = "") -> None:
+        self.general = general  # the config file; "" names nothing (Settings built from values)
+        self.origins: Dict[str, str] = {}
+        self.broken: set = set()  # keys on a line with an error: problems that follow from it are not told
+
+    def unsure(self, *keys: str) -> bool:
+        """Return whether a problem about `keys` may only follow from a line already reported."""
+        return any(key in self.broken for key in keys)
+
+    def say(self, text: str, *keys: str) -> str:
+        """Return `text` prefixed with where the first of `keys` with a known origin was set."""
+        prefix = next((self.origins[key] for key in keys if key in self.origins), self.general)
+        return f"{prefix}: {text}" if prefix else text
+
+
+def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str], where: Where) -> None:
     """Fill each secret key from KEY, else KEY_FILE, else the systemd credential named KEY."""
     for key in SECRET_KEYS:
         value, file_name = values.get(key, "").strip(), values.pop(f"{key}_FILE", "").strip()
         if value and file_name:
-            errors.append(f"both {key} and {key}_FILE are set: set only one")
+            errors.append(where.say(f"both {key} and {key}_FILE are set: set only one", f"{key}_FILE"))
             continue
-        if value:
+        if value or where.unsure(key):
             continue
         source = file_name
         if not source and credentials and (Path(credentials) / key).is_file():
@@ -227,10 +291,11 @@ def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str]
             try:
                 values[key] = Path(source).read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
-                errors.append(f"{key}_FILE={source!r} cannot be read: {getattr(exc, 'strerror', None) or exc}")
+                errors.append(where.say(f"{key}_FILE={source!r} cannot be read: "
+                                        f"{getattr(exc, 'strerror', None) or exc}", f"{key}_FILE"))
             else:
                 if not values[key]:
-                    errors.append(f"{key}_FILE={source!r} is empty")
+                    errors.append(where.say(f"{key}_FILE={source!r} is empty", f"{key}_FILE"))
 
 
 def _warn_if_world_readable(path: Path, keys: List[str], warnings: List[str]) -> None:
@@ -245,32 +310,47 @@ def _warn_if_world_readable(path: Path, keys: List[str], warnings: List[str]) ->
         )
 
 
-def _read_file(path: Path, errors: List[str], warnings: List[str]) -> Dict[str, str]:
+def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where) -> Dict[str, str]:
     """Return the known keys set in the env file at `path`, adding its problems to the lists."""
+    where.broken.update(DEFAULTS)  # until the file is read: what follows from not reading it is not told
     try:
         text = path.read_bytes().decode("utf-8")
+    except PermissionError:
+        errors.append(f"cannot read config file {path}: permission denied; " + _PERMISSION_HINT)
+        return {}
     except OSError as exc:
         errors.append(f"cannot read config file {path}: {exc.strerror or exc}")
         return {}
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
-        errors.append(f"{path.name}:{line}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x})")
+        errors.append(f"{path}:{line}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x})")
         return {}
-    entries, parse_errors = envfile.parse(text, path.name)
+    where.broken.clear()
+    entries, parse_errors = envfile.parse(text, str(path))
     errors.extend(parse_errors)
     values: Dict[str, str] = {}
     seen: Dict[str, int] = {}
     for entry in entries:
+        if entry.key.upper() in PROXY_KEYS:  # https_proxy and friends, as commonly written
+            entry = entry._replace(key=entry.key.upper())
         if entry.key not in DEFAULTS:
-            warnings.append(f"{path.name}:{entry.line}: unknown key {entry.key}{_suggest(entry.key)}")
+            warnings.append(f"{path}:{entry.line}: unknown key {entry.key}{_suggest(entry.key)}")
+            continue
+        if not entry.valid:
+            where.broken.add(entry.key)
             continue
         if entry.key in seen:
-            warnings.append(
-                f"{path.name}:{entry.line}: {entry.key} set again; line {seen[entry.key]}'s value is ignored"
-            )
+            warnings.append(f"{path}:{entry.line}: {entry.key} set again; line {seen[entry.key]}'s value is ignored")
         seen[entry.key] = entry.line
         values[entry.key] = entry.value
+        where.origins[entry.key] = f"{path}:{entry.line}"
+        where.broken.discard(entry.key)
     return values
+
+
+# How to read a config file this user may not: as root, or as the service's user.
+_PERMISSION_HINT = ("the package installs it readable by root and the group rcwebhook only: run "
+                    "`sudo rcwebhook --check-config`, or `sudo -u rcwebhook rcwebhook --check-config`")
 
 
 def _suggest(key: str) -> str:
@@ -281,50 +361,56 @@ def _suggest(key: str) -> str:
     return f", did you mean {close[0]}?" if close else " (ignored)"
 
 
-def build(values: Mapping[str, str], errors: List[str], warnings: List[str], source: str = "") -> Settings:
+def build(values: Mapping[str, str], errors: List[str], warnings: List[str], source: str = "",
+          where: Optional[Where] = None) -> Settings:
     """Return Settings from raw key values over DEFAULTS, adding every problem found to `errors`."""
+    where = where or Where()
     raw = dict(DEFAULTS)
     raw.update(values)
-    get = _Reader(raw, errors)
+    get = _Reader(raw, errors, where)
+    url_keys = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
 
     severity_aliases = get.aliases("SEVERITY_ALIASES")
     default_severity = get.choice("DEFAULT_SEVERITY", ROUTES)
-    routes = _routes(raw, get, default_severity, errors)
+    routes = _routes(raw, get, default_severity, errors, where)
     dry_run = get.boolean("DRY_RUN")
-    if not dry_run and routes is not None and not any(r.url for r in routes.values()):
-        errors.append(
+    if not dry_run and routes is not None and not any(r.url for r in routes.values()) \
+            and not where.unsure(*url_keys, "DEFAULT_SEVERITY", "DRY_RUN"):
+        errors.append(where.say(
             "no Rocket.Chat webhook URL is set: set ROCKETCHAT_WEBHOOK_"
             f"{default_severity.upper()} (used for every severity that has no URL of its own), "
             "or DRY_RUN=true to only log the messages"
-        )
+        ))
     debug = get.boolean("DEBUG")
     log_level = raw["LOG_LEVEL"].strip().upper() or ("DEBUG" if debug else "INFO")
     if log_level not in _LOG_LEVELS:
-        errors.append(f"LOG_LEVEL={raw['LOG_LEVEL']!r} is not one of {', '.join(_LOG_LEVELS)}")
+        errors.append(where.say(f"LOG_LEVEL={raw['LOG_LEVEL']!r} is not one of {', '.join(_LOG_LEVELS)}",
+                                "LOG_LEVEL"))
     host = raw["HOST"].strip()
-    if not host:
-        errors.append("HOST is empty: set an address to listen on, such as 127.0.0.1")
+    if not host and not where.unsure("HOST"):
+        errors.append(where.say("HOST is empty: set an address to listen on, such as 127.0.0.1", "HOST"))
     api_key = raw["API_KEY"].strip()
     allow_unauthenticated = get.boolean("ALLOW_UNAUTHENTICATED")
-    if host and not is_loopback(host) and not api_key and not allow_unauthenticated:
-        errors.append(
-            f"HOST={host} lets other hosts reach rcwebhook, and API_KEY is not set: set API_KEY (or "
-            "API_KEY_FILE) and send it from Alertmanager's http_config, or set ALLOW_UNAUTHENTICATED=true"
-        )
+    if not where.unsure("HOST", "API_KEY", "ALLOW_UNAUTHENTICATED"):
+        errors.extend(where.say(problem, "HOST") for problem in exposure_problems(host, api_key, allow_unauthenticated))
     tls_cert, tls_key = raw["TLS_CERT_FILE"].strip(), raw["TLS_KEY_FILE"].strip()
-    if bool(tls_cert) != bool(tls_key):
-        errors.append("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither")
+    if bool(tls_cert) != bool(tls_key) and not where.unsure("TLS_CERT_FILE", "TLS_KEY_FILE"):
+        errors.append(where.say("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither",
+                                "TLS_CERT_FILE" if tls_cert else "TLS_KEY_FILE"))
+    unreadable = set()
     for key in ("TLS_CERT_FILE", "TLS_KEY_FILE", "ROCKETCHAT_CA_FILE"):
         if raw[key].strip() and not os.access(raw[key].strip(), os.R_OK):
-            errors.append(f"{key}={raw[key].strip()!r} cannot be read")
+            errors.append(where.say(f"{key}={raw[key].strip()!r} cannot be read", key))
+            unreadable.add(key)
+    errors.extend(_tls_problems(raw, unreadable, where))
     if routes:
         for route in routes.values():
             if route.url and not route.url_from and urlsplit(route.url).scheme == "http" \
                     and not is_loopback(urlsplit(route.url).hostname or ""):
-                warnings.append(
-                    f"ROCKETCHAT_WEBHOOK_{route.name.upper()} uses plain http to {urlsplit(route.url).hostname}: "
-                    "its token crosses the network readable by anyone on the path; use https"
-                )
+                key = f"ROCKETCHAT_WEBHOOK_{route.name.upper()}"
+                warnings.append(where.say(
+                    f"{key} uses plain http to {urlsplit(route.url).hostname}: "
+                    "its token crosses the network readable by anyone on the path; use https", key))
 
     return Settings(
         host=host,
@@ -360,6 +446,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         tls_cert_file=tls_cert,
         tls_key_file=tls_key,
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
+        proxies=get.proxies(),
         source=source,
     )
 
@@ -373,10 +460,38 @@ def _dedup_window(get: "_Reader", warnings: List[str]) -> float:
                         f"(repeat_interval) would not be posted; using {MAX_DEDUP_WINDOW:g}")
         value = MAX_DEDUP_WINDOW
     return value
+def _tls_problems(raw: Mapping[str, str], unreadable: AbstractSet[str], where: Where) -> List[str]:
+    """Return why the TLS files cannot be used, loading them as the daemon will (tls module)."""
+    import ssl
+
+    problems = []
+    ca_file = raw["ROCKETCHAT_CA_FILE"].strip()
+    if ca_file and "ROCKETCHAT_CA_FILE" not in unreadable:
+        try:
+            tls.client_context(ca_file)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            problems.append(where.say(f"ROCKETCHAT_CA_FILE={ca_file!r} holds no usable CA certificate in PEM "
+                                      f"form: {tls.problem(exc)}", "ROCKETCHAT_CA_FILE"))
+    cert, key = raw["TLS_CERT_FILE"].strip(), raw["TLS_KEY_FILE"].strip()
+    if cert and key and not unreadable & {"TLS_CERT_FILE", "TLS_KEY_FILE"}:
+        try:
+            tls.server_context(cert, key)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            problems.append(where.say(f"TLS_CERT_FILE={cert!r} and TLS_KEY_FILE={key!r} are not a PEM certificate "
+                                      f"chain and its private key: {tls.problem(exc)}", "TLS_CERT_FILE"))
+    return problems
+
+
+def exposure_problems(host: str, api_key: str, allow_unauthenticated: bool) -> List[str]:
+    """Return the problem with listening on `host` without authentication, if any (checked at start and reload)."""
+    if host and not is_loopback(host) and not api_key and not allow_unauthenticated:
+        return [f"HOST={host} lets other hosts reach rcwebhook, and API_KEY is not set: set API_KEY (or "
+                "API_KEY_FILE) and send it from Alertmanager's http_config, or set ALLOW_UNAUTHENTICATED=true"]
+    return []
 
 
 def _routes(
-    raw: Mapping[str, str], get: "_Reader", default_severity: str, errors: List[str]
+    raw: Mapping[str, str], get: "_Reader", default_severity: str, errors: List[str], where: Where
 ) -> Optional[Dict[str, Route]]:
     """Return the three routes, each with its URL or the default route's."""
     own = {name: get.webhook_url(f"ROCKETCHAT_WEBHOOK_{name.upper()}") for name in ROUTES}
@@ -389,25 +504,51 @@ def _routes(
         if not url and fallback:
             url, url_from = fallback, default_severity
         routes[name] = Route(name, url, raw[f"ROCKETCHAT_CHANNEL_{name.upper()}"].strip(), url_from)
-    if any(own.values()) and not fallback:
+    if any(own.values()) and not fallback and not where.unsure(*(f"ROCKETCHAT_WEBHOOK_{n.upper()}" for n in ROUTES)):
         missing = [n for n in ROUTES if not own[n]]
-        errors.append(
+        errors.append(where.say(
             f"ROCKETCHAT_WEBHOOK_{default_severity.upper()} is not set, so alerts of severity "
             f"{', '.join(missing)} would have nowhere to go: set it, or set DEFAULT_SEVERITY "
-            f"to a severity that has a URL ({', '.join(n for n in ROUTES if own[n])})"
-        )
+            f"to a severity that has a URL ({', '.join(n for n in ROUTES if own[n])})", "DEFAULT_SEVERITY"
+        ))
     return routes
+
+
+# A hook's path: /hooks/ID/TOKEN, or the legacy /hooks/ID/USER_ID/TOKEN, after the path Rocket.Chat
+# is served under, if any. A segment is any run of URL characters but `/`, `?` and `#`.
+_SEGMENT = r"[A-Za-z0-9._~%!$&'()*+,;=:@-]+"
+_HOOK_PATH = re.compile(rf"(?:/{_SEGMENT})*?/hooks/{_SEGMENT}/(?:{_SEGMENT}/)?{_SEGMENT}")
+_BLANK_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _hook_url_problem(url: str) -> str:
+    """Return what keeps `url` from being a Rocket.Chat incoming-webhook URL, or ''."""
+    if _BLANK_OR_CONTROL.search(url):
+        return "holds a space or a control character (a word pasted after it?)"
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        return "is not an absolute http(s) URL"
+    if "@" in parts.netloc:
+        return "holds a user name or password before the host"
+    if parts.query or parts.fragment or url.endswith(("?", "#")) or not _HOOK_PATH.fullmatch(parts.path):
+        return "is not an incoming-webhook URL (its path must be /hooks/ID/TOKEN and nothing after it)"
+    return ""
 
 
 class _Reader:
     """Typed access to raw values; each bad value adds one error naming the key."""
 
-    def __init__(self, raw: Mapping[str, str], errors: List[str]) -> None:
+    def __init__(self, raw: Mapping[str, str], errors: List[str], where: Where) -> None:
         self.raw = raw
         self.errors = errors
+        self.where = where
 
     def _fail(self, key: str, why: str):
-        self.errors.append(f"{key}={self.raw[key]!r} {why}")
+        self.errors.append(self.where.say(f"{key}={self.raw[key]!r} {why}", key))
         return None
 
     def integer(self, key: str, low: int, high: int) -> int:
@@ -476,19 +617,33 @@ class _Reader:
         text = self.raw[key].strip()
         if not text:
             return ""
-        parts = urlsplit(text)
-        try:
-            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-        except ValueError:  # a port that is not a number
-            valid = False
-        if not valid:
+        why = _hook_url_problem(text)
+        if why:
             # The value is a secret: name the key, never echo it.
-            self.errors.append(
-                f"{key} is not an absolute http(s) URL; expected https://HOST/hooks/ID/TOKEN "
-                "as shown by Rocket.Chat's incoming integration"
-            )
+            self.errors.append(self.where.say(f"{key} {why}; expected https://HOST[:PORT]/hooks/ID/TOKEN as "
+                                              "Rocket.Chat's incoming integration shows it", key))
             return None
         return text
+
+    def proxies(self) -> Mapping[str, str]:
+        result = {}
+        for key in PROXY_KEYS:
+            text = self.raw[key].strip()
+            if not text:
+                continue
+            if key != "NO_PROXY":
+                parts = urlsplit(text if "://" in text else f"http://{text}")  # urllib's reading of host:port
+                try:
+                    valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+                except ValueError:
+                    valid = False
+                if not valid or _BLANK_OR_CONTROL.search(text):
+                    # It may hold a password: name the key, never echo it.
+                    self.errors.append(self.where.say(f"{key} is not a proxy URL such as http://proxy.example.com:3128",
+                                                      key))
+                    continue
+            result[key[:-len("_PROXY")].lower()] = text
+        return MappingProxyType(result)
 
     def aliases(self, key: str) -> Mapping[str, str]:
         result: Dict[str, str] = {}
@@ -548,6 +703,7 @@ def describe(settings: Settings) -> List[str]:
         "TLS_CERT_FILE": settings.tls_cert_file,
         "TLS_KEY_FILE": settings.tls_key_file,
         "ROCKETCHAT_CA_FILE": settings.rocketchat_ca_file,
+        **{f"{scheme.upper()}_PROXY": redact(url, settings.secrets()) for scheme, url in settings.proxies.items()},
     }
     for route in settings.routes.values():
         shown = redact_url(route.url) if route.url else "(not set)"

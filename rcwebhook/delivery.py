@@ -10,7 +10,6 @@ import logging
 import re
 import socket
 import ssl
-import os
 import threading
 import time
 import urllib.parse
@@ -62,27 +61,39 @@ class Answer(NamedTuple):
 Transport = Callable[[str, bytes, float], Answer]
 
 
-def _opener(context: Optional[ssl.SSLContext] = None):
+def _opener(context: Optional[ssl.SSLContext] = None, proxies: Optional[Mapping[str, str]] = None):
     """Return a urllib opener that refuses redirects (following one would turn the POST into a GET
-    and lose the message). urllib is imported here: only posts through a proxy need it."""
+    and lose the message) and uses `proxies` (urllib's form) and no others: never os.environ's.
+    urllib is imported here: only posts through a proxy need it."""
     import urllib.request
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
             return None
 
-    handlers = [NoRedirect()]
+    handlers = [NoRedirect(), urllib.request.ProxyHandler({k: v for k, v in (proxies or {}).items() if k != "no"})]
     if context is not None:
         handlers.append(urllib.request.HTTPSHandler(context=context))
     return urllib.request.build_opener(*handlers)
 
 
 def make_transport(settings: Settings) -> Transport:
-    """Return the transport for these settings: certificates verified, ROCKETCHAT_CA_FILE trusted too."""
-    context = ssl.create_default_context()
-    if settings.rocketchat_ca_file:
-        context.load_verify_locations(cafile=settings.rocketchat_ca_file)
-    return Poster(context)
+    """Return the transport for these settings: ROCKETCHAT_CA_FILE trusted too, and their proxies, no others."""
+    from . import tls
+
+    context = tls.client_context(settings.rocketchat_ca_file)
+    direct = Poster(context)
+    if not settings.proxies:
+        return direct
+    proxies = settings.proxies
+    opener = _opener(context, proxies)
+
+    def transport(url: str, body: bytes, timeout: float) -> Answer:
+        if _proxied(urllib.parse.urlsplit(url), proxies):
+            return post(url, body, timeout, opener)
+        return direct(url, body, timeout)
+
+    return transport
 
 
 class Poster:
@@ -104,7 +115,7 @@ class Poster:
 
     def __call__(self, url: str, body: bytes, timeout: float) -> Answer:
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or _proxied(parts):
+        if parts.scheme not in ("http", "https"):
             self.opener = self.opener or _opener(self.context)
             return post(url, body, timeout, self.opener)
         connections = self.local.__dict__.setdefault("connections", {})
@@ -216,13 +227,13 @@ def _DeadlineResponse(sock: socket.socket, *args, deadline: float, slow_at: floa
                                     *args, **kwargs)
 
 
-def _proxied(parts: urllib.parse.SplitResult) -> bool:
-    """Return whether the environment routes this URL through a proxy."""
-    if not any(name.lower().endswith("_proxy") for name in os.environ):
+def _proxied(parts: urllib.parse.SplitResult, proxies: Optional[Mapping[str, str]] = None) -> bool:
+    """Return whether `proxies` (the settings', urllib's form) route this URL through a proxy."""
+    if not proxies or parts.scheme not in proxies:
         return False
     import urllib.request
 
-    return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname or "")
+    return not urllib.request.proxy_bypass_environment(parts.hostname or "", proxies)
 
 
 def post(url: str, body: bytes, timeout: float, opener=None) -> Answer:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
 from . import alertmanager, message, routing
-from .alertmanager import Notification
-from .config import Settings
+from .config import Route, Settings
 from .courier import Deliverer, Result
 from .ledger import Context, Item, identity
 from .metrics import Metrics
@@ -27,10 +27,37 @@ class Reply(NamedTuple):
     reason: str = ""  # for webhook_errors_total, when not 2xx
 
 
+# Notifications decoded and rendered at once. The work is CPU-bound under one interpreter lock, so
+# more at once only multiplies the memory of their parsed bodies and slows /health (bench/hostile.py);
+# the rest wait here, their deadlines running.
+PREPARING_AT_ONCE = 1
+_preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
+
+Batches = List[Tuple[Route, Tuple[str, ...], List[Item]]]  # each route's alert names and alert states
+
+
 def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics) -> Reply:
     """Return the answer to one POST /webhook that arrived at `arrived` (monotonic), posting on the way."""
+    with _preparing:
+        prepared = _prepare(body, settings, metrics)
+    if isinstance(prepared, Reply):
+        return prepared
+    # Only what the answer and the alert states need is kept from here on, not the parsed body, while
+    # the posts are waited for.
+    names, processed, batches, results = prepared
+    if batches:
+        results.extend(deliverer.deliver(batches, arrived + settings.delivery_deadline))
+    return answer(names, processed, results)
+
+
+def _prepare(body: bytes, settings: Settings, metrics: Metrics):
+    """Return the refusal of `body`, or (answer's names, alert count, each route's alert states, results so
+    far)."""
     try:
         notification = alertmanager.parse(body)
+    except alertmanager.PayloadTooDense as exc:  # no retry can help, and no Alertmanager sends it: 4xx
+        log.warning("Rejected a notification: %s", exc)
+        return Reply(413, {"status": "error", "error": str(exc)}, reason="too_large")
     except alertmanager.PayloadError as exc:
         log.warning("Rejected a notification: %s", exc)
         return Reply(400, {"status": "error", "error": str(exc)}, reason="bad_request")
@@ -46,7 +73,7 @@ def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float
         len(notification.alerts),
         ",".join(f"{b.route.name}:{len(b.alerts)}" for b in batches) or "-",
     )
-    batches_out = []
+    batches_out: Batches = []
     results: List[Result] = []
     context = Context(notification.group_key, notification.external_url, notification.truncated_alerts,
                       notification.reason)
@@ -61,9 +88,7 @@ def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float
             continue
         items = [Item(batch.route.name, identity(alert), alert, context) for alert in batch.alerts]
         batches_out.append((batch.route, names, items))
-    if batches_out:
-        results.extend(deliverer.deliver(batches_out, arrived + settings.delivery_deadline))
-    return answer(notification, results)
+    return alertmanager.names(notification), len(notification.alerts), batches_out, results
 
 
 def describe(result: Result) -> Dict[str, Any]:
@@ -86,16 +111,16 @@ def describe(result: Result) -> Dict[str, Any]:
     return shown
 
 
-def answer(notification: Notification, results: List[Result]) -> Reply:
-    """Return the HTTP answer for a notification: 200 when every route's post was taken, else 5xx.
+def answer(names: List[str], processed: int, results: List[Result]) -> Reply:
+    """Return the HTTP answer for a notification: 200 when every route's alert states were posted, else 5xx.
 
     502 when Rocket.Chat refused a post outright; 503 with Retry-After when a state is still
     waiting or being retried. Alertmanager retries both (it gives up only on 4xx), and a
     retry finds a state posted meanwhile without posting it again.
     """
     body: Dict[str, Any] = {
-        "alerts": alertmanager.names(notification),
-        "processed": len(notification.alerts),
+        "alerts": names,
+        "processed": processed,
         "routes": {r.route: describe(r) for r in results},
         "status": "ok",
     }

@@ -2,7 +2,8 @@
 
 No variable expansion and no command substitution, ever: a `$` or a backtick is
 just a character. The syntax is the common subset of systemd's EnvironmentFile,
-docker's --env-file and python-dotenv, so one file serves all three.
+docker's --env-file and python-dotenv, so one file serves all three. Lines end at
+\n or \r\n, nowhere else.
 """
 
 from __future__ import annotations
@@ -21,20 +22,26 @@ class Entry(NamedTuple):
     key: str
     value: str
     line: int
+    valid: bool = True  # False: the line names this key but its value could not be read (see the errors)
 
 
 def parse(text: str, name: str) -> Tuple[List[Entry], List[str]]:
     """Return the assignments in `text` and the errors found, each as `name:line: what`."""
     entries: List[Entry] = []
     errors: List[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+    # Lines end at \n (or \r\n) only: str.splitlines would also end them at U+2028, U+0085 and
+    # other separators, letting a value smuggle in a key that no editor shows on a line of its own.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()  # and the \r of \r\n
         if not line or line.startswith("#"):
             continue
         try:
             entries.append(_parse_line(line, number))
         except ValueError as exc:
             errors.append(f"{name}:{number}: {exc}")
+            key = _key_of(line)
+            if key:  # so that what follows from this line's error is not reported again
+                entries.append(Entry(key, "", number, valid=False))
     return entries, errors
 
 
@@ -52,6 +59,13 @@ def _parse_line(line: str, number: int) -> Entry:
             f"invalid key {key!r}: keys are letters, digits and underscores, not starting with a digit"
         )
     return Entry(key, _parse_value(rest), number)
+
+
+def _key_of(line: str) -> str:
+    """Return the key a line assigns to, or '' when it has none."""
+    export = _EXPORT.match(line)
+    key = line[export.end() if export else 0:].partition("=")[0].strip()
+    return key if "=" in line and _KEY.match(key) else ""
 
 
 def _parse_value(rest: str) -> str:

@@ -4,13 +4,61 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from typing import IO, Iterable, List, Mapping, Optional
 
+from .config import redact
+
 # syslog priorities, as journald reads them from a `<N>` line prefix
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 _HANDLER_MARK = "_rcwebhook"
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, as escapes:
+# a value a client sent must not end a log line and forge the next one.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_ESCAPES.update({0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+_NEEDS_ESCAPE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape(text: str) -> str:
+    """Return `text` with control characters and line separators written as backslash escapes."""
+    return text if _clean(text) else text.translate(_ESCAPES)
+
+
+def _clean(text: str) -> bool:
+    # isprintable() is False for every character escaped here (and for a few others, such as U+00A0,
+    # which the search then clears): the quick answer for the most values, which hold none.
+    return text.isprintable() or not _NEEDS_ESCAPE.search(text)
+
+
+def _needs_escape(arg: object) -> bool:
+    return not (arg is None or isinstance(arg, (int, float)) or (isinstance(arg, str) and _clean(arg)))
+
+
+class _Escaped:
+    """A log argument that is not text, shown escaped whether formatted with %s or %r."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return escape(str(self.value))
+
+    def __repr__(self) -> str:
+        return escape(repr(self.value))
+
+
+def _escaped(arg: object) -> object:
+    if isinstance(arg, str):
+        return escape(arg)
+    if arg is None or isinstance(arg, (int, float)):
+        return arg
+    return _Escaped(arg)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -30,10 +78,16 @@ class RedactingFormatter(logging.Formatter):
         return f"{self._stamp},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self.secrets.values:
-            text = text.replace(secret, "***")
-        return text
+        # The arguments are where client values enter a line (the messages are literals): escape
+        # them all here rather than at each call site. The record is shared by every handler.
+        args = record.args
+        if args and any(map(_needs_escape, args.values() if isinstance(args, dict) else args)):
+            record = logging.makeLogRecord(record.__dict__)
+            if isinstance(record.args, dict):
+                record.args = {key: _escaped(value) for key, value in record.args.items()}
+            else:
+                record.args = tuple(_escaped(arg) for arg in record.args)
+        return redact(super().format(record), self.secrets.values)
 
 
 class JournalFormatter(RedactingFormatter):
@@ -74,11 +128,22 @@ def configure(
     environ: Mapping[str, str] = os.environ,
 ) -> List[logging.Handler]:
     """Set up the `rcwebhook` logger and return its handlers; OSError when LOG_FILE cannot be opened."""
+    handlers = build_handlers(log_file, max_bytes, backup_count, secrets, stream, environ)
+    install(handlers, level)
+    return handlers
+
+
+def build_handlers(
+    log_file: str = "",
+    max_bytes: int = 0,
+    backup_count: int = 0,
+    secrets: Iterable[str] = (),
+    stream: Optional[IO[str]] = None,
+    environ: Mapping[str, str] = os.environ,
+) -> List[logging.Handler]:
+    """Return the handlers for these settings, not yet in use; OSError when LOG_FILE cannot be opened."""
     stream = stream or sys.stderr
     secret_list = SecretList(secrets)
-    # No format here uses the caller's file and line, thread or process: do not compute them.
-    logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if under_journal(stream, environ):
         stderr_format: logging.Formatter = JournalFormatter("%(message)s", secret_list)
     else:
@@ -92,6 +157,14 @@ def configure(
             log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
         file_handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", secret_list))
         handlers.append(file_handler)
+    return handlers
+
+
+def install(handlers: List[logging.Handler], level: str) -> None:
+    """Make `handlers` the `rcwebhook` logger's own, closing the ones they replace; this cannot fail."""
+    # No format here uses the caller's file and line, thread or process: do not compute them.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logger = logging.getLogger("rcwebhook")
     for old in [h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)]:
         logger.removeHandler(old)
@@ -101,4 +174,3 @@ def configure(
         logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-    return handlers

@@ -235,20 +235,38 @@ def truncate_units(text: str, limit: int) -> str:
     return "".join(out).rstrip() + "…"
 
 
-@functools.lru_cache(maxsize=4096)  # the same external, generator and runbook URLs come again and again
+# The same external, generator and runbook URLs come again and again: they are cached, but only
+# short ASCII ones, since URLs come from clients: the cache holds at most
+# URL_CACHE_SIZE * URL_CACHE_LENGTH * 4 bytes (the URL and its quoted form), some 8 MiB.
+URL_CACHE_SIZE = 1024
+URL_CACHE_LENGTH = 2048
+_URL_HEAD = re.compile(r"[^/?#]*(?://[^/?#]*)?")  # scheme and authority, as urlsplit finds them
+
+
 def absolute_url(url: str) -> Optional[str]:
     """Return `url`, made safe for a markdown link, when it is an absolute http(s) URL; else None."""
+    if url and len(url) <= URL_CACHE_LENGTH and url.isascii():
+        return _cached_absolute_url(url)
+    return _absolute_url(url)
+
+
+def _absolute_url(url: str) -> Optional[str]:
     url = (url or "").strip()
     if not url or _UNSAFE_IN_URL.search(url):
         return None
     try:
-        parts = urlsplit(url)
+        # Only the scheme and authority matter here; urlsplit keeps what it splits in a cache of its
+        # own, so it gets that short head, never a client's long path and query.
+        parts = urlsplit(_URL_HEAD.match(url).group())
         parts.port  # a bad port raises ValueError
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     return quote(url, safe=_URL_SAFE)
+
+
+_cached_absolute_url = functools.lru_cache(maxsize=URL_CACHE_SIZE)(_absolute_url)
 
 
 def silence_url(external_url: str, labels: Dict[str, str]) -> Optional[str]:

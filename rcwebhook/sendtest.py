@@ -9,7 +9,7 @@ from typing import IO, Optional
 
 from . import delivery, message
 from .alertmanager import Alert, Notification
-from .config import ROUTES, Settings, redact_url
+from .config import ROUTES, Settings, redact, redact_url
 from .routing import Batch
 
 
@@ -35,6 +35,12 @@ def test_notification(route: str, now: datetime) -> Notification:
 def run(settings: Settings, only: Optional[str], out: IO[str], transport: Optional[delivery.Transport] = None) -> int:
     """Post the test alert through each route (or `only`), print one line per route; return 0 if all were taken."""
     transport = transport or delivery.make_transport(settings)
+    secrets = settings.secrets()
+
+    def say(line: str) -> None:
+        # Every line, whatever it quotes (an error may quote a URL), goes out redacted.
+        print(redact(line, secrets), file=out)
+
     now = datetime.now(timezone.utc)
     failed = 0
     for name in ROUTES if only is None else (only,):
@@ -43,14 +49,14 @@ def run(settings: Settings, only: Optional[str], out: IO[str], transport: Option
         rendered = message.render(notification, Batch(route, notification.alerts), settings)
         target = (redact_url(route.url) or "(no URL)") + (f" (the {route.url_from} URL)" if route.url_from else "")
         if settings.dry_run:
-            print(f"{name}: dry run, not posted to {target}: {json.dumps(rendered, ensure_ascii=False)}", file=out)
+            say(f"{name}: dry run, not posted to {target}: {json.dumps(rendered, ensure_ascii=False)}")
             continue
         answer = transport(route.url, json.dumps(rendered, ensure_ascii=False).encode("utf-8"),
                            settings.delivery_timeout)
         if answer.accepted:
-            print(f"{name}: delivered ({answer.status}) to {target}", file=out)
+            say(f"{name}: delivered ({answer.status}) to {target}")
         else:
             failed += 1
-            print(f"{name}: FAILED ({answer.status or 'no answer'}: {answer.error}) to {target}; "
-                  f"{delivery.advice(route, answer)}", file=out)
+            say(f"{name}: FAILED ({answer.status or 'no answer'}: {answer.error}) to {target}; "
+                f"{delivery.advice(route, answer)}")
     return 1 if failed else 0

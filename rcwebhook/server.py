@@ -8,6 +8,7 @@ stalled the longest, caps on headers, per-client request limits and optional TLS
 from __future__ import annotations
 
 import email.utils
+import enum
 import logging
 import re
 import socket
@@ -18,8 +19,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import __version__, auth, delivery, dispatch, metrics
-from .config import Settings, is_loopback
+from . import __version__, auth, delivery, dispatch, metrics, tls
+from .config import Settings, is_loopback, redact
 from .courier import Deliverer
 from .delivery import Transport
 from .dispatch import Reply
@@ -43,12 +44,42 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\
          b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
 
 
+# Most of a refused body a client may still send after the answer; rcwebhook reads and drops it
+# (for at most REQUEST_TIMEOUT) so that the client, which reads only once it has sent it all,
+# gets the answer instead of a reset.
+LINGER_BYTES = 64 * 1024 * 1024
+
+
+class Phase(enum.Enum):
+    """What an open connection is doing; its Connection says since when."""
+
+    IDLE = "idle"  # kept alive between requests: closed after REQUEST_TIMEOUT of it
+    READING = "reading"  # a request's first byte has come: the whole request must within REQUEST_TIMEOUT
+    BUSY = "busy"  # a request is being answered: never closed from outside
+    LINGERING = "lingering"  # answered without reading its body: dropping what the client still sends
+    EVICTED = "evicted"  # closed from outside (stalled, or stopping); its thread will notice
+
+
+# The phases of a connection that waits on its client: the ones closed when stalled or stopping.
+STALLABLE = (Phase.IDLE, Phase.READING, Phase.LINGERING)
+
+
+class Body(enum.Enum):
+    """What became of a request's body; its handler owns it."""
+    # It decides whether the connection can serve another request, and whether closing it must
+    # first drain what the client still sends.
+
+    NONE = "none"  # the request has no body
+    UNREAD = "unread"  # it has one, not (all) read: the connection cannot be reused
+    READ = "read"
+
+
 class Connection:
-    """What one open connection is doing: `waiting` for (more of) a request, or `busy` with one."""
+    """What one open connection is doing, and since when."""
 
     __slots__ = ("phase", "since", "spare")
 
-    def __init__(self, phase: str, since: float, spare: bool = False) -> None:
+    def __init__(self, phase: Phase, since: float, spare: bool = False) -> None:
         self.phase = phase
         self.since = since
         self.spare = spare  # admitted beyond MAX_CONNECTIONS, for /health and /metrics only
@@ -79,13 +110,14 @@ class Server(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
 
-    def apply(self, settings: Settings) -> None:
-        """Swap in new settings whole: the next request and the next post use them."""
-        transport = None
-        if self.fixed_transport is None and settings.rocketchat_ca_file != self.settings.rocketchat_ca_file:
-            transport = delivery.make_transport(settings)
+    def transport_for(self, settings: Settings) -> Optional[Transport]:
+        """Return the transport `settings` need, built before any swap; None when this server keeps its own."""
+        return None if self.fixed_transport is not None else delivery.make_transport(settings)
+
+    def apply(self, settings: Settings, transport: Optional[Transport] = None) -> None:
+        """Swap in new settings whole, with the transport built for them beforehand; nothing here can fail."""
         self.deliverer.reconfigure(settings, transport)
-        self.client_limiter.rate, self.client_limiter.burst = settings.client_rate_limit, settings.client_rate_burst
+        self.client_limiter.reconfigure(settings.client_rate_limit, settings.client_rate_burst)
         self.settings = settings
 
     def drain(self, grace: float) -> bool:
@@ -93,9 +125,9 @@ class Server(ThreadingHTTPServer):
         deadline = time.monotonic() + grace
         while True:
             with self.connections_lock:
-                for sock in [s for s, c in self.connections.items() if c.phase == "waiting"]:
+                for sock in [s for s, c in self.connections.items() if c.phase in STALLABLE]:
                     self._evict(sock)
-                busy = sum(1 for c in self.connections.values() if c.phase == "busy")
+                busy = sum(1 for c in self.connections.values() if c.phase is Phase.BUSY)
             if not busy:
                 return True
             if time.monotonic() > deadline:
@@ -124,16 +156,16 @@ class Server(ThreadingHTTPServer):
         now = time.monotonic()
         with self.connections_lock:
             self.accepted_connections += 1
-            live = sum(1 for c in self.connections.values() if c.phase != "evicted" and not c.spare)
+            live = sum(1 for c in self.connections.values() if c.phase is not Phase.EVICTED and not c.spare)
             if live >= self.settings.max_connections:
-                stalled = [(c.since, s) for s, c in self.connections.items() if c.phase == "waiting" and not c.spare]
+                stalled = [(c.since, s) for s, c in self.connections.items() if c.phase in STALLABLE and not c.spare]
                 if stalled:
                     self._evict(min(stalled, key=lambda item: item[0])[1])
                     live -= 1
             spare = live >= self.settings.max_connections
             admitted = not spare or sum(1 for c in self.connections.values() if c.spare) < SPARE_CONNECTIONS
             if admitted:
-                self.connections[request] = Connection("waiting", now, spare)
+                self.connections[request] = Connection(Phase.IDLE, now, spare)
                 self.peak_connections = max(self.peak_connections, live + (not spare))
         if admitted:
             super().process_request(request, client_address)
@@ -142,7 +174,7 @@ class Server(ThreadingHTTPServer):
 
     def _evict(self, sock: socket.socket) -> None:
         """Close a connection that is not busy with a request (connections_lock held)."""
-        self.connections[sock].phase = "evicted"
+        self.connections[sock].phase = Phase.EVICTED
         _close_now(sock)
 
     def _refuse_busy(self, request) -> None:
@@ -162,11 +194,14 @@ class Server(ThreadingHTTPServer):
             connection = self.connections.get(request)
             return connection is not None and connection.spare
 
-    def set_phase(self, request, phase: str) -> None:
+    def enter(self, request, phase: Phase) -> bool:
+        """Record that a connection enters `phase` now; return False if it was closed from outside."""
         with self.connections_lock:
             connection = self.connections.get(request)
-            if connection is not None and connection.phase != "evicted":
-                connection.phase, connection.since = phase, time.monotonic()
+            if connection is None or connection.phase is Phase.EVICTED:
+                return False
+            connection.phase, connection.since = phase, time.monotonic()
+            return True
 
     def shutdown_request(self, request) -> None:
         with self.connections_lock:
@@ -174,13 +209,17 @@ class Server(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def service_actions(self) -> None:
-        """Run the ticks (reload, watchdog) and close connections that took longer than REQUEST_TIMEOUT to
-        send a request; serve_forever calls this on every turn of the serving loop."""
+        """Run the ticks (reload, watchdog) and close the connections that waited on their client longer
+        than REQUEST_TIMEOUT: idle, in a request since its first byte, or lingering; serve_forever calls
+        this on every turn of the serving loop."""
         for tick in self.on_tick:
-            tick()
+            try:
+                tick()
+            except Exception:  # a failed tick (a reload, say) must not end the serving loop, and the daemon
+                log.exception("Internal error in the serving loop; still serving")
         deadline = time.monotonic() - self.settings.request_timeout
         with self.connections_lock:
-            for sock in [s for s, c in self.connections.items() if c.phase == "waiting" and c.since < deadline]:
+            for sock in [s for s, c in self.connections.items() if c.phase in STALLABLE and c.since < deadline]:
                 self._evict(sock)
 
     def handle_error(self, request, client_address) -> None:
@@ -220,12 +259,7 @@ def _close_now(sock: socket.socket) -> None:
 
 def _tls_context(settings: Settings) -> Optional[ssl.SSLContext]:
     """Return the server's TLS context (TLS 1.2 or newer), or None to serve plain HTTP."""
-    if not settings.tls_cert_file:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
-    return context
+    return tls.server_context(settings.tls_cert_file, settings.tls_key_file)
 
 
 class _RequestReader:
@@ -273,14 +307,27 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.is_spare(self.request) and getattr(self, "raw_requestline", None):
             self.close_connection = True  # a spare connection serves one request
             return
-        self.server.set_phase(self.request, "waiting")
+        self.body = Body.NONE
+        self.expects_continue = False
+        if not self.server.enter(self.request, Phase.IDLE) or not self._first_byte():
+            self.close_connection = True
+            return
+        # The request's own clock starts at its first byte, not when the kept-alive connection went idle.
+        self.started = time.monotonic()
+        if not self.server.enter(self.request, Phase.READING):
+            self.close_connection = True
+            return
         self.rfile.budget = MAX_HEADER_BYTES
-        self.body_read = False
         super().handle_one_request()
 
+    def _first_byte(self) -> bool:
+        """Wait, up to the idle timeout, for the next request's first byte; return whether it came."""
+        try:
+            return bool(self.rfile.peek(1))
+        except OSError:  # the idle timeout, a reset, or closed from outside
+            return False
+
     def parse_request(self) -> bool:
-        # The request starts once its request line is in, not while a kept-alive connection idles.
-        self.started = time.monotonic()
         words = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n").split()
         if len(words) == 3 and not _HTTP_VERSION.fullmatch(words[2]):
             # Older Pythons (Debian 12's 3.11.2) take "HTTP/-1.1" for a version.
@@ -288,12 +335,29 @@ class Handler(BaseHTTPRequestHandler):
             self.requestline = " ".join(words)[:200]
             self.send_error(400, f"Bad request version ({words[2][:40]!r})")
             return False
-        return super().parse_request()
+        if not super().parse_request():
+            return False
+        encoding = self.headers.get("Transfer-Encoding")
+        length = self.headers.get("Content-Length")
+        if encoding is not None or (length is not None and length.strip() != "0"):
+            self.body = Body.UNREAD
+        if encoding is not None and encoding.strip().lower() != "chunked":
+            # The only coding rcwebhook knows of is chunked (refused with 411): with any other, where the
+            # body ends is unknown, so nothing after it on this connection can be trusted.
+            self.send_error(400, f"Transfer-Encoding {encoding[:60]!r} is not supported; send Content-Length")
+            return False
+        return True
+
+    def handle_expect_100(self) -> bool:
+        # http.server would send 100 Continue at once: it is sent only after the client is admitted and
+        # its body's size is checked (in _read_body), so that a refused client does not send its body.
+        self.expects_continue = True
+        return True
 
     # --- methods ---------------------------------------------------------
 
     def do_GET(self) -> None:
-        self.server.set_phase(self.request, "busy")
+        self.server.enter(self.request, Phase.BUSY)
         path = self._path()
         if path == "/health":
             self._send(dispatch.health(__version__))
@@ -318,13 +382,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         refusal = self._admission(settings)
         if refusal is not None:
-            self.close_connection = True  # the body is left unread
-            self._send(refusal)
+            self._send(refusal)  # its body unread: the connection closes, after draining it
             return
         body = self._read_body(settings)
         if body is None:
             return
-        self.server.set_phase(self.request, "busy")
+        self.server.enter(self.request, Phase.BUSY)
         try:
             reply = dispatch.handle(body, settings, self.server.deliverer, self.started, self.server.metrics)
         except Exception:  # a bug must cost one request, not the daemon
@@ -386,7 +449,8 @@ class Handler(BaseHTTPRequestHandler):
         if content_type != "application/json" and not content_type.endswith("+json"):
             return self._refuse(415, f"Content-Type {content_type[:60]!r} is not JSON; send application/json")
         self.rfile.budget = None
-        self.body_read = True
+        if self.expects_continue:
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             body = self._read_exactly(length, time.monotonic() + settings.request_timeout)
         except socket.timeout:
@@ -396,6 +460,7 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if len(body) < length:
             return self._refuse(400, f"body ended after {len(body)} of {length} bytes")
+        self.body = Body.READ
         return body
 
     def _read_exactly(self, length: int, deadline: float) -> bytes:
@@ -418,6 +483,31 @@ class Handler(BaseHTTPRequestHandler):
         self._send(dispatch.error(status, text))
         return None
 
+    def finish(self) -> None:
+        super().finish()
+        if getattr(self, "body", Body.NONE) is Body.UNREAD:
+            self._linger()
+
+    def _linger(self) -> None:
+        """Stop writing, then drop what the client still sends (LINGER_BYTES, REQUEST_TIMEOUT at most)."""
+        # A client reads the answer only once it has sent its body; closing with its data unread
+        # would reset the connection, and the answer would be lost.
+        sock = self.connection
+        if not self.server.enter(sock, Phase.LINGERING):
+            return
+        deadline = time.monotonic() + self.server.settings.request_timeout
+        left = LINGER_BYTES
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            while left > 0 and time.monotonic() < deadline:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(min(65536, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:  # the deadline, a reset, or closed from outside
+            pass
+
     def _send(self, reply: Reply) -> None:
         """Answer with a JSON reply, counting /webhook answers in the metrics."""
         if self.command == "POST" and self._path() == "/webhook":
@@ -429,8 +519,10 @@ class Handler(BaseHTTPRequestHandler):
         self._write(reply.status, dispatch.encode(reply), "application/json", reply.headers)
 
     def _write(self, code: int, body: bytes, content_type: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
-        """Write the whole response, status line to body, in one write."""
-        if not getattr(self, "body_read", True) and self._has_body():
+        """Write the whole response, status line to body, in one write, every secret in the body redacted."""
+        # Here, where every answer passes, not in each message: an error text may quote anything.
+        body = redact(body.decode("utf-8"), self.server.settings.secrets()).encode("utf-8")
+        if getattr(self, "body", Body.NONE) is Body.UNREAD:
             self.close_connection = True  # its unread body must not be taken for the next request
         status = _STATUS[code]
         head = [
@@ -443,6 +535,8 @@ class Handler(BaseHTTPRequestHandler):
         head.extend(f"{name}: {value}" for name, value in headers)
         if self.close_connection:
             head.append("Connection: close")
+        elif getattr(self, "request_version", "") == "HTTP/1.0":
+            head.append("Connection: keep-alive")  # an HTTP/1.0 client closes unless told otherwise
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         if self.command != "HEAD":
             data += body
@@ -451,12 +545,6 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except OSError:
             self.close_connection = True
-
-    def _has_body(self) -> bool:
-        headers = getattr(self, "headers", None)
-        if headers is None:
-            return False
-        return headers.get("Transfer-Encoding") is not None or headers.get("Content-Length", "0").strip() != "0"
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """Answer a protocol error found by http.server itself, as JSON."""

@@ -9,10 +9,10 @@ import threading
 import time
 from typing import Callable, List, Mapping, Tuple
 
-from . import __version__, logs
+from . import __version__, config, logs, tls
 from .config import EX_CONFIG, ConfigError, Settings, redact_url
 from .notify import Notifier
-from .server import Server
+from .server import Phase, Server
 
 log = logging.getLogger("rcwebhook")
 
@@ -41,8 +41,8 @@ class Service:
         settings = self.settings
         try:
             self.server = Server(settings)
-        except ssl.SSLError as exc:
-            log.error("TLS_CERT_FILE and TLS_KEY_FILE cannot be used: %s", exc)
+        except ssl.SSLError as exc:  # changed since the configuration was checked
+            log.error("TLS_CERT_FILE, TLS_KEY_FILE or ROCKETCHAT_CA_FILE cannot be used: %s", tls.problem(exc))
             return EX_CONFIG
         except OSError as exc:
             log.error("Cannot listen on %s port %d: %s", settings.host, settings.port, exc.strerror or exc)
@@ -76,7 +76,7 @@ class Service:
         server.socket.close()
         grace = server.settings.delivery_deadline + 5
         with server.connections_lock:
-            busy = sum(1 for c in server.connections.values() if c.phase == "busy")
+            busy = sum(1 for c in server.connections.values() if c.phase is Phase.BUSY)
         log.info("Closed the listening socket; waiting up to %.0fs for %d request%s in flight", grace, busy,
                  "" if busy == 1 else "s")
         server.drain(grace)
@@ -103,30 +103,48 @@ class Service:
             try:
                 new, warnings = self.loader()
             except ConfigError as exc:
+                for warning in exc.warnings:
+                    log.warning("Reload: %s", warning)
                 for problem in exc.problems:
                     log.error("Reload refused: %s", problem)
                 log.error("Reload refused: the configuration is invalid (%d problem%s); "
                           "still running with the previous one", len(exc.problems), "s" if len(exc.problems) != 1 else "")
                 metrics.reload_success.set(0)
                 return False
-            old = self.server.settings
-            kept = {}
-            for field, key in _RESTART_KEYS.items():
-                if getattr(new, field) != getattr(old, field):
-                    kept[field] = getattr(old, field)
-                    log.warning("Reload: %s changed; it takes effect at the next restart", key)
-            new = new._replace(**kept)
+            loaded, new = new, self._in_force(new)
+            # The rules hold for what will be in force: a new HOST waits for a restart, the new API_KEY does not.
+            problems = config.exposure_problems(new.host, new.api_key, new.allow_unauthenticated)
+            if problems:
+                for problem in problems:
+                    log.error("Reload refused: %s", problem)
+                if loaded.host != new.host:
+                    log.error("Reload refused: the new HOST=%s takes effect only at the next restart; until "
+                              "then rcwebhook listens on HOST=%s", loaded.host, new.host)
+                log.error("Reload refused: HOST, API_KEY and ALLOW_UNAUTHENTICATED would leave rcwebhook open "
+                          "without authentication; still running with the previous configuration")
+                metrics.reload_success.set(0)
+                return False
+            # Everything the new settings need is built before anything is swapped: a reload that
+            # fails changes nothing.
             try:
-                logs.configure(new.log_level, new.log_file, new.log_max_bytes, new.log_backup_count,
-                               new.secrets(), environ=self.environ)
+                transport = self.server.transport_for(new)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                log.error("Reload refused: ROCKETCHAT_CA_FILE=%r cannot be used: %s; still running with the "
+                          "previous configuration", new.rocketchat_ca_file, tls.problem(exc))
+                metrics.reload_success.set(0)
+                return False
+            try:
+                handlers = logs.build_handlers(new.log_file, new.log_max_bytes, new.log_backup_count,
+                                               new.secrets(), environ=self.environ)
             except OSError as exc:
                 log.error("Reload refused: LOG_FILE=%r cannot be opened: %s; still running with the previous "
                           "configuration", new.log_file, exc.strerror or exc)
                 metrics.reload_success.set(0)
                 return False
+            logs.install(handlers, new.log_level)
+            self.server.apply(new, transport)
             for warning in warnings:
                 log.warning("%s", warning)
-            self.server.apply(new)
             metrics.reload_success.set(1)
             metrics.reload_time.set(time.time())
             log.info("Configuration reloaded from %s", new.source or "the environment")
@@ -134,6 +152,17 @@ class Service:
             return True
         finally:
             self.notifier.ready(f"Serving on {self.server.url}")
+
+    def _in_force(self, new: Settings) -> Settings:
+        """Return `new` as it would be in force: the running HOST, PORT and TLS files, which need a restart."""
+        old = self.server.settings
+        kept = {}
+        for field, key in _RESTART_KEYS.items():
+            if getattr(new, field) != getattr(old, field):
+                kept[field] = getattr(old, field)
+                log.warning("Reload: %s changed in %s; it takes effect at the next restart", key,
+                            new.source or "the environment")
+        return new._replace(**kept)
 
     def _announce(self, settings: Settings) -> None:
         log.info("rcwebhook %s listening on %s (config: %s)", __version__, self.server.url,

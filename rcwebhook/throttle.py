@@ -13,22 +13,29 @@ class ClientLimiter:
     """Allows each client `rate` requests per second with bursts of `burst`."""
 
     def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
         self._lock = threading.Lock()
+        self._rate = rate
+        self._burst = burst
         self._buckets: "OrderedDict[str, Tuple[float, float]]" = OrderedDict()  # address: (tokens, time)
+
+    def reconfigure(self, rate: float, burst: int) -> None:
+        """Apply a new limit to every client at once: each starts again with a full bucket of the new burst."""
+        with self._lock:
+            self._rate, self._burst = rate, burst
+            self._buckets.clear()
 
     def wait_needed(self, client: str, now: float) -> Optional[float]:
         """Take one request from `client`'s bucket; return None if allowed, else the seconds until it would be."""
-        if self.rate <= 0:
-            return None
-        with self._lock:
-            tokens, then = self._buckets.pop(client, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        with self._lock:  # the rate and burst of one reading, even while a reload changes them
+            rate, burst = self._rate, float(self._burst)
+            if rate <= 0:
+                return None
+            tokens, then = self._buckets.pop(client, (burst, now))
+            tokens = min(burst, tokens + (now - then) * rate)
             allowed = tokens >= 1.0
             if allowed:
                 tokens -= 1.0
             self._buckets[client] = (tokens, now)
             while len(self._buckets) > MAX_CLIENTS:
                 self._buckets.popitem(last=False)
-        return None if allowed else (1.0 - tokens) / self.rate
+        return None if allowed else (1.0 - tokens) / rate

@@ -74,9 +74,9 @@ def test_check_config_prints_every_problem_and_exits_78(tmp_path):
     result = run("--check-config", "--config", str(path))
     assert result.returncode == 78
     lines = result.stderr.splitlines()
-    assert "rcwebhook: error: rcwebhook.env:3: expected KEY=VALUE" in lines
-    assert "rcwebhook: error: PORT='0x10' is not a whole number" in lines
-    assert "rcwebhook: error: DELIVERY_TIMEOUT='-1' is out of range (0.1 to 300 seconds)" in lines
+    assert f"rcwebhook: error: {path}:3: expected KEY=VALUE" in lines
+    assert f"rcwebhook: error: {path}:1: PORT='0x10' is not a whole number" in lines
+    assert f"rcwebhook: error: {path}:2: DELIVERY_TIMEOUT='-1' is out of range (0.1 to 300 seconds)" in lines
     assert any("ROCKETCHAT_WEBHOOK_WARNING" in line and "DRY_RUN=true" in line for line in lines)
     assert result.stdout == ""
 
@@ -85,7 +85,7 @@ def test_check_config_shows_unknown_key_warnings(tmp_path):
     path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOK_INFO=x\n")
     result = run("--check-config", "--config", str(path))
     assert result.returncode == 0
-    assert ("rcwebhook: warning: rcwebhook.env:2: unknown key ROCKETCHAT_WEBHOK_INFO, "
+    assert (f"rcwebhook: warning: {path}:2: unknown key ROCKETCHAT_WEBHOK_INFO, "
             "did you mean ROCKETCHAT_WEBHOOK_INFO?") in result.stderr
 
 
@@ -93,7 +93,7 @@ def test_config_error_at_start_exits_78_with_the_same_messages(tmp_path):
     path = write_config(tmp_path, "PORT=70000\n")
     result = run("--config", str(path))
     assert result.returncode == 78
-    assert "rcwebhook: error: PORT='70000' is out of range (0 to 65535)" in result.stderr
+    assert f"rcwebhook: error: {path}:1: PORT='70000' is out of range (0 to 65535)" in result.stderr
     assert "nothing was started" in result.stderr
 
 
@@ -206,3 +206,43 @@ def test_unwritable_log_file_is_a_config_error(tmp_path):
     result = run("--config", "/dev/null", DRY_RUN="true", LOG_FILE=str(tmp_path / "missing" / "x.log"))
     assert result.returncode == 78
     assert "LOG_FILE=" in result.stderr and "cannot be opened" in result.stderr
+
+
+def test_did_you_mean_hints_are_shown_alongside_errors(tmp_path):
+    path = write_config(tmp_path, "ROCKETCHAT_WEBHOK_WARNING=x\nPORT=http\n")
+    result = run("--check-config", "--config", str(path))
+    assert result.returncode == 78
+    assert (f"rcwebhook: warning: {path}:1: unknown key ROCKETCHAT_WEBHOK_WARNING, "
+            "did you mean ROCKETCHAT_WEBHOOK_WARNING?") in result.stderr.splitlines()
+    assert f"rcwebhook: error: {path}:2: PORT='http' is not a whole number" in result.stderr.splitlines()
+
+
+def test_check_config_on_a_file_it_may_not_read_explains_sudo(tmp_path):
+    """The package's file is 0640 root:rcwebhook: an administrator running --check-config without
+    sudo is told how to run it instead of only `Permission denied`."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="rcwebhook-perm-"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "rcwebhook.env"
+        path.write_text(f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n")
+        command = [sys.executable, ENTRY, "--check-config", "--config", str(path)]
+        kwargs = {}
+        if os.geteuid() == 0:  # root reads anything: check as an unprivileged user
+            path.chmod(0o640)
+            python = shutil.which("python3", path="/usr/bin:/bin")
+            if python is None:
+                pytest.skip("no system python3 an unprivileged user can run")
+            command[0] = python
+            kwargs.update(user=65534, group=65534, extra_groups=[])  # nobody, in no group of root's
+        else:
+            path.chmod(0)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd="/", env=clean_env(), **kwargs)
+    finally:
+        shutil.rmtree(folder)
+    assert result.returncode == 78
+    assert f"cannot read config file {path}: permission denied" in result.stderr
+    assert "sudo rcwebhook --check-config" in result.stderr and "sudo -u rcwebhook" in result.stderr
+    assert "problem)" in result.stderr  # only this one: nothing that follows from not reading the file

@@ -102,22 +102,24 @@ def test_every_invalid_value_is_reported_in_one_run(tmp_path):
 
 
 def test_port_that_is_not_a_number(tmp_path):
-    assert "PORT='http' is not a whole number" in problems(write(tmp_path, "PORT=http\nDRY_RUN=1\n"))
+    path = write(tmp_path, "PORT=http\nDRY_RUN=1\n")
+    assert f"{path}:1: PORT='http' is not a whole number" in problems(path)
 
 
 def test_unknown_key_warns_with_the_closest_known_key(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_CRITCAL={HOOK}\nROCKETCHAT_WEBHOOK_WARNING={HOOK}\nFOO=1\n")
     _, warnings = config.load(path, {})
     assert warnings[0] == (
-        "rcwebhook.env:1: unknown key ROCKETCHAT_WEBHOOK_CRITCAL, did you mean ROCKETCHAT_WEBHOOK_CRITICAL?"
+        f"{path}:1: unknown key ROCKETCHAT_WEBHOOK_CRITCAL, did you mean ROCKETCHAT_WEBHOOK_CRITICAL?"
     )
-    assert warnings[1] == "rcwebhook.env:3: unknown key FOO (ignored)"
+    assert warnings[1] == f"{path}:3: unknown key FOO (ignored)"
 
 
 def test_key_set_twice_warns_and_the_last_wins(tmp_path):
-    settings, warnings = config.load(write(tmp_path, "DRY_RUN=true\nPORT=1\nPORT=2\n"), {})
+    path = write(tmp_path, "DRY_RUN=true\nPORT=1\nPORT=2\n")
+    settings, warnings = config.load(path, {})
     assert settings.port == 2
-    assert warnings == ["rcwebhook.env:3: PORT set again; line 2's value is ignored"]
+    assert warnings == [f"{path}:3: PORT set again; line 2's value is ignored"]
 
 
 def test_unreadable_file_is_an_error(tmp_path):
@@ -128,7 +130,7 @@ def test_unreadable_file_is_an_error(tmp_path):
 def test_invalid_utf8_names_the_line(tmp_path):
     path = tmp_path / "rcwebhook.env"
     path.write_bytes(b"DRY_RUN=true\nA=\xff\n")
-    assert problems(path, {"DRY_RUN": "true"}) == ["rcwebhook.env:2: not valid UTF-8 (byte 0xff)"]
+    assert problems(path, {"DRY_RUN": "true"}) == [f"{path}:2: not valid UTF-8 (byte 0xff)"]
 
 
 def test_severity_aliases_replace_the_defaults_case_insensitively(tmp_path):
@@ -153,8 +155,8 @@ def test_debug_implies_debug_log_level_unless_set(tmp_path):
 
 
 def test_icon_emoji_must_look_like_an_emoji(tmp_path):
-    found = problems(write(tmp_path, "DRY_RUN=true\nROCKETCHAT_ICON_EMOJI=bell\n"))
-    assert found == ["ROCKETCHAT_ICON_EMOJI='bell' is not an emoji name such as :bell:"]
+    path = write(tmp_path, "DRY_RUN=true\nROCKETCHAT_ICON_EMOJI=bell\n")
+    assert problems(path) == [f"{path}:2: ROCKETCHAT_ICON_EMOJI='bell' is not an emoji name such as :bell:"]
 
 
 def test_describe_masks_every_token(tmp_path):
@@ -182,7 +184,7 @@ def test_redact_url_keeps_host_and_id_only(url, shown):
 def test_secrets_are_the_tokens_of_every_route(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOOK_INFO=https://h/hooks/i/u/T2\n")
     settings, _ = config.load(path, {})
-    assert settings.secrets() == ("SECRETTOKEN", "u/T2")
+    assert settings.secrets() == ("SECRETTOKEN", "T2")  # the legacy form's token: its last segment
 
 
 class TestFindConfig:
@@ -203,3 +205,34 @@ class TestFindConfig:
         monkeypatch.setattr(config, "SYSTEM_CONFIG", str(system))
         (tmp_path / ".env").write_text("")
         assert config.find_config(None, {}, tmp_path) == system
+
+
+# --- every message names its file; hints always; no follow-on errors ---------------------------
+
+def test_every_problem_and_warning_names_the_file_and_where_possible_the_line(tmp_path):
+    path = write(tmp_path, "PORT=http\nPORTT=1\nHOST=0.0.0.0\nDELIVERY_TIMEOUT=1\nDELIVERY_TIMEOUT=-1\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, {"LOG_LEVEL": "loud"})
+    messages = caught.value.problems + caught.value.warnings
+    assert f"{path}:1: PORT='http' is not a whole number" in messages
+    assert f"{path}:5: DELIVERY_TIMEOUT='-1' is out of range (0.1 to 300 seconds)" in messages
+    assert f"{path}:2: unknown key PORTT, did you mean PORT?" in messages
+    assert any(m.startswith(f"{path}:3: HOST=0.0.0.0 lets other hosts reach rcwebhook") for m in messages)
+    assert any(m.startswith(f"{path} (overridden by the environment's LOG_LEVEL): LOG_LEVEL='loud'")
+               for m in messages)
+    assert any(m.startswith(f"{path}: no Rocket.Chat webhook URL is set") for m in messages)
+    assert all(str(path) in m for m in messages), messages
+
+
+def test_an_unreadable_line_causes_no_follow_on_errors_about_its_key(tmp_path):
+    path = write(tmp_path, f'ROCKETCHAT_WEBHOOK_WARNING="{HOOK}\nHOST=0.0.0.0\nAPI_KEY=\'k3y\nTLS_CERT_FILE="/x\n')
+    assert problems(path) == [
+        f'{path}:1: unterminated double-quoted value (add the closing ")',
+        f"{path}:3: unterminated single-quoted value (add the closing ')",
+        f'{path}:4: unterminated double-quoted value (add the closing ")',
+    ]
+
+
+def test_problems_about_other_keys_are_still_told_after_an_unreadable_line(tmp_path):
+    found = problems(write(tmp_path, "PORT='8093\n"))
+    assert len(found) == 2 and "no Rocket.Chat webhook URL is set" in found[1]

@@ -61,3 +61,49 @@ def test_debian_changelog_version_matches_the_code():
     from rcwebhook import __version__
     first = (ROOT / "packaging" / "debian" / "changelog").read_text().splitlines()[0]
     assert first.startswith(f"rcwebhook ({__version__}) ")
+
+
+def help_text() -> str:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        parse_args(["--help"])
+    return " ".join(out.getvalue().split())
+
+
+def test_the_readme_layout_names_every_module():
+    layout = README.split("## Layout", 1)[1]
+    for module in sorted((ROOT / "rcwebhook").glob("*.py")):
+        if module.stem != "__init__":
+            assert f"`{module.stem}`" in layout, module.stem
+
+
+# One description of each timeout, the same wherever it is told.
+TIMEOUTS = {
+    "DELIVERY_TIMEOUT": "seconds to connect to Rocket.Chat and send one post; its answer is then "
+                        "awaited up to 60 s, or twice this, before the post is sent again",
+    "REQUEST_TIMEOUT": "seconds a client may take to send a request, from its first byte to its last; "
+                       "a kept-alive connection may also sit idle this long",
+}
+
+
+def test_the_timeouts_are_described_alike_everywhere():
+    example = " ".join(EXAMPLE_ENV.read_text().replace("#", " ").split()).lower()
+    man = " ".join(MAN_PAGE.replace("\\-", "-").split()).lower()
+    readme = " ".join(README.split()).lower()
+    helped = help_text().lower()
+    for key, text in TIMEOUTS.items():
+        for name, place in (("README", readme), ("examples/rcwebhook.env", example), ("man page", man),
+                            ("--help", helped)):
+            assert text.lower() in place, f"{key} in {name}"
+
+
+def test_every_exit_status_is_documented_alike():
+    man = MAN_PAGE.replace("\\-", "-")
+    helped = help_text()
+    for status in ("0", "1", "2", "78"):
+        assert f".B {status}\n" in man, status
+    assert "2 when the command line is wrong" in helped
+    assert "2 when the command line is wrong" in " ".join(README.split())

@@ -113,3 +113,10 @@ def test_errors_name_file_line_and_problem(line, message):
 def test_every_error_in_a_file_is_reported():
     found = errors("A\nB=1\nC\n'D'=2\n")
     assert [e.split(":")[1] for e in found] == ["1", "3", "4"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r"])
+def test_lines_end_at_newline_only_so_a_value_cannot_smuggle_in_a_key(separator):
+    entries, _ = envfile.parse(f"API_KEY=secret{separator}ALLOW_UNAUTHENTICATED=true\nPORT=1\n", "rcwebhook.env")
+    assert "ALLOW_UNAUTHENTICATED" not in [e.key for e in entries]
+    assert [(e.key, e.line) for e in entries if e.key == "PORT"] == [("PORT", 2)]

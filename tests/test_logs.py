@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
+import socket
 
 import pytest
 
@@ -69,3 +71,26 @@ def test_configure_twice_replaces_handlers(restore_logger):
     logs.configure("INFO", stream=second, environ={})
     restore_logger.info("once")
     assert first.getvalue() == "" and "once" in second.getvalue()
+
+
+FORGED = "Alert sent successfully to Rocket.Chat: 200 (route=critical)"
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r\n", "\r", "\x1c", "\x0b", "\x85", "\u2028", "\u2029"])
+def test_client_values_cannot_forge_a_log_line(restore_logger, start_daemon, separator):
+    stream = io.StringIO()
+    logs.configure("DEBUG", stream=stream, environ={})
+    daemon = start_daemon(DRY_RUN="true")
+    status, _, _ = daemon.post_json({"groupKey": f"g{separator}{FORGED}", "receiver": f"r{separator}{FORGED}",
+                                     "alerts": [{"labels": {"alertname": "A"}}]})
+    assert status == 200
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:  # the access log
+        sock.sendall(f"GET /x{separator}{FORGED} HTTP/1.1\r\nHost: x\r\n\r\n".encode("utf-8"))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 4")
+    lines = stream.getvalue().splitlines()
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) ", line) for line in lines), lines
+    assert any("groupKey=g" in line and FORGED in line for line in lines)  # escaped, on its own line
+
+
+def test_escape_shows_control_characters_as_escapes():
+    assert logs.escape("a\nb\r\tc\x00\x7f\x85\u2028\u2029é") == "a\\nb\\r\\tc\\x00\\x7f\\x85\\u2028\\u2029é"

@@ -49,3 +49,41 @@ def test_make_run_without_configuration_runs_in_dry_run(tmp_path):
         rest, _ = proc.communicate(timeout=10)
     assert "Dry run: would post to route critical" in rest
     assert "Dry run: would post to route warning" in rest
+
+
+def test_make_run_uses_the_checkouts_dotenv_even_when_the_package_is_installed(tmp_path):
+    """With /etc/rcwebhook/rcwebhook.env present (made in a private mount namespace, over /etc), `make run`
+    in a checkout still runs ./.env, and its curl hint names the PORT set there."""
+    require_program("make")
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to put a system configuration in a private /etc")
+    tree = tmp_path / "clone"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".git", ".env", "__pycache__", ".deps", "build"))
+    port, system_port = free_port(), free_port()
+    (tree / ".env").write_text(f"DRY_RUN=true\nPORT={port}\n")
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    upper.mkdir(), work.mkdir()
+    script = (f"mount --make-rprivate / && mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},"
+              f"workdir={work} /etc && mkdir -p /etc/rcwebhook && "
+              f"printf 'DRY_RUN=true\\nPORT={system_port}\\n' > /etc/rcwebhook/rcwebhook.env && "
+              "exec make --no-print-directory run")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ROCKETCHAT_", "RCWEBHOOK_", "DRY_RUN", "PORT"))}
+    proc = subprocess.Popen(["unshare", "-m", "sh", "-c", script], cwd=tree, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "listening on" in line or not line:
+                break
+        output = "".join(seen)
+        if "overlay" in output and "listening on" not in output:
+            pytest.skip(f"cannot mount an overlay here: {output}")
+        assert re.search(rf"listening on http://127\.0\.0\.1:{port}\b", output), output
+        assert f"--data @examples/test-alert.json http://127.0.0.1:{port}/webhook" in output
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=10)

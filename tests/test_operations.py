@@ -198,8 +198,8 @@ def test_reload_applies_a_valid_change_and_refuses_an_invalid_one(tmp_path, rock
     daemon.signal(signal.SIGHUP)
     daemon.wait_for("still running with the previous one", after=mark)
     refused = "\n".join(daemon.lines[mark:])
-    assert "Reload refused: MAX_CONNECTIONS='many' is not a whole number" in refused
-    assert "Reload refused: DELIVERY_TIMEOUT='-3' is out of range" in refused
+    assert f"Reload refused: {daemon.config}:2: MAX_CONNECTIONS='many' is not a whole number" in refused
+    assert f"Reload refused: {daemon.config}:3: DELIVERY_TIMEOUT='-3' is out of range" in refused
     assert daemon.post(load_example()) == 200
     assert alerts("second") == 4  # the old settings still apply
     assert daemon.metrics()["rcwebhook_config_last_reload_successful"] == 0
@@ -375,3 +375,143 @@ def test_send_test_reports_a_failing_route_and_exits_1(tmp_path, rocketchat):
     assert lines[1].startswith("warning: delivered (200)")
     assert lines[2].startswith("info: delivered (200)") and "(the warning URL)" in lines[2]
     assert "not-the-token" not in result.stdout
+
+
+# --- a reload builds everything first, changes nothing when it fails, and keeps the rules -------
+
+def test_a_bad_ca_file_on_reload_is_refused_and_the_daemon_keeps_serving(tmp_path, rocketchat, processes):
+    hook = rocketchat.add_hook("warning")
+    bad_ca = tmp_path / "ca.pem"
+    bad_ca.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    daemon = processes(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={hook}\n")
+    daemon.write_config(f"ROCKETCHAT_WEBHOOK_WARNING={hook}\nROCKETCHAT_CA_FILE={bad_ca}\n")
+    mark = len(daemon.lines)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for("still running with the previous", after=mark)
+    assert any("ROCKETCHAT_CA_FILE" in line for line in daemon.lines[mark:]), daemon.lines[mark:]
+    assert daemon.proc.poll() is None
+    assert daemon.post(load_example()) == 200
+    assert daemon.metrics()["rcwebhook_config_last_reload_successful"] == 0
+
+
+def test_check_config_and_start_refuse_a_bad_ca_file_naming_it(tmp_path):
+    bad_ca = tmp_path / "ca.pem"
+    bad_ca.write_text("not a certificate\n")
+    path = tmp_path / "rcwebhook.env"
+    path.write_text(f"DRY_RUN=true\nROCKETCHAT_CA_FILE={bad_ca}\n")
+    for args in (["--check-config"], []):
+        result = subprocess.run([sys.executable, ENTRY, "--config", str(path), *args], capture_output=True,
+                                text=True, timeout=30, env={"PATH": os.environ["PATH"], "PORT": "0"})
+        assert result.returncode == 78, result.stderr
+        assert f"{path}:2: ROCKETCHAT_CA_FILE='{bad_ca}' holds no usable CA certificate" in result.stderr
+
+
+@pytest.fixture
+def service(start_daemon):
+    """A Service around an in-process server, reloading from `service.next` (settings or an exception)."""
+    from rcwebhook.service import Service
+    from tests.conftest import make_settings
+
+    holder = {}
+    def loader():
+        if isinstance(holder["next"], Exception):
+            raise holder["next"]
+        return holder["next"], []
+
+    def make(**values):
+        daemon = start_daemon(**values)
+        made = Service(daemon.server.settings, loader, {})
+        made.server = daemon.server
+        made.daemon = daemon
+        made.offer = lambda **new: holder.__setitem__("next", make_settings(**{"PORT": "0", **new}))
+        return made
+
+    return make
+
+
+def test_a_failed_reload_changes_nothing(service, tmp_path, monkeypatch, logs):
+    import ssl
+
+    from rcwebhook import delivery
+
+    svc = service(DRY_RUN="true", LOG_LEVEL="INFO", CLIENT_RATE_LIMIT="5")
+    before = svc.server.settings
+    log_file = tmp_path / "new.log"
+    svc.offer(DRY_RUN="true", LOG_LEVEL="DEBUG", LOG_FILE=str(log_file), CLIENT_RATE_LIMIT="7")
+
+    def broken(settings):
+        raise ssl.SSLError("the CA file changed under us")
+    monkeypatch.setattr(delivery, "make_transport", broken)
+    assert svc.reload() is False
+    assert svc.server.settings is before
+    assert not log_file.exists()  # no log handler was swapped in either
+    assert any("Reload refused" in line for line in logs.lines())
+
+
+def test_reload_cannot_turn_authentication_off_on_a_public_listener(service, logs):
+    svc = service(DRY_RUN="true", API_KEY="k3y-0f-the-test")
+    # The listener stands for one on 0.0.0.0 (the test stays on loopback): HOST needs a restart,
+    # so a reload to HOST=127.0.0.1 without API_KEY would leave 0.0.0.0 open to all.
+    svc.server.settings = svc.server.settings._replace(host="0.0.0.0")
+    svc.offer(DRY_RUN="true", HOST="127.0.0.1")
+    assert svc.reload() is False
+    refused = "\n".join(line for line in logs.lines() if line.startswith("Reload refused"))
+    assert "HOST=0.0.0.0" in refused and "API_KEY" in refused and "ALLOW_UNAUTHENTICATED" in refused
+    assert svc.server.settings.api_key == "k3y-0f-the-test"
+    status, _, _ = svc.daemon.post_json(load_example())
+    assert status == 401
+
+
+def test_an_error_in_a_tick_of_the_serving_loop_does_not_end_it(start_daemon, logs):
+    daemon = start_daemon(DRY_RUN="true")
+    fired = threading.Event()
+
+    def broken_tick():
+        if not fired.is_set():
+            fired.set()
+            raise RuntimeError("a tick failed")
+    daemon.server.on_tick.append(broken_tick)
+    assert fired.wait(5)
+    assert daemon.request("GET", "/health", timeout=5)[0] == 200
+    assert any("Internal error in the serving loop" in line for line in logs.lines())
+
+
+def test_client_rate_limit_changed_by_reload_takes_full_effect(service):
+    svc = service(DRY_RUN="true", CLIENT_RATE_LIMIT="0.001", CLIENT_RATE_BURST="1", CLIENT_RATE_LIMIT_LOOPBACK="true")
+    assert svc.daemon.post_json(load_example())[0] == 200
+    assert svc.daemon.post_json(load_example())[0] == 503  # over the limit
+    svc.offer(DRY_RUN="true", CLIENT_RATE_LIMIT="0.001", CLIENT_RATE_BURST="3", CLIENT_RATE_LIMIT_LOOPBACK="true")
+    assert svc.reload() is True
+    assert [svc.daemon.post_json(load_example())[0] for _ in range(4)] == [200, 200, 200, 503]
+
+
+def test_client_limit_turned_off_during_a_request_is_no_division_by_zero(service):
+    """A reload to CLIENT_RATE_LIMIT=0 lands while a request is being counted (here: just as the
+    limiter takes its lock); the request is answered, not failed with a ZeroDivisionError."""
+    svc = service(DRY_RUN="true", CLIENT_RATE_LIMIT="0.001", CLIENT_RATE_BURST="1", CLIENT_RATE_LIMIT_LOOPBACK="true")
+    assert svc.daemon.post_json(load_example())[0] == 200
+    limiter = svc.server.client_limiter
+    real_lock = limiter._lock
+    svc.offer(DRY_RUN="true", CLIENT_RATE_LIMIT="0", CLIENT_RATE_LIMIT_LOOPBACK="true")
+
+    class ReloadOnEntry:
+        fired = False
+
+        def __enter__(self):
+            if not ReloadOnEntry.fired:
+                ReloadOnEntry.fired = True
+                svc.reload()
+            real_lock.acquire()
+
+        def __exit__(self, *exc):
+            real_lock.release()
+
+        def acquire(self, *args):
+            return real_lock.acquire(*args)
+
+        def release(self):
+            real_lock.release()
+
+    limiter._lock = ReloadOnEntry()
+    assert svc.daemon.post_json(load_example())[0] == 200
+    assert ReloadOnEntry.fired

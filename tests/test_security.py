@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from rcwebhook import auth, config
+from rcwebhook.server import Phase
 from tests.conftest import ROOT, load_example, require_program
 from tests.rocketchat_standin import RocketChatStandin
 
@@ -198,7 +199,7 @@ def test_when_every_connection_is_busy_health_answers_and_a_notification_gets_a_
                for _ in range(2)]
     for worker in workers:
         worker.start()
-    wait_until(lambda: [c.phase for c in daemon.server.connections.values()] == ["busy", "busy"],
+    wait_until(lambda: [c.phase for c in daemon.server.connections.values()] == [Phase.BUSY, Phase.BUSY],
                what="two busy connections")
     started = time.monotonic()
     assert daemon.request("GET", "/health", timeout=2)[0] == 200  # a spare connection
@@ -279,7 +280,7 @@ def test_key_and_key_file_together_is_an_error(tmp_path):
     (tmp_path / "key").write_text(KEY)
     with pytest.raises(config.ConfigError) as caught:
         config.load(None, {"DRY_RUN": "true", "API_KEY": KEY, "API_KEY_FILE": str(tmp_path / "key")})
-    assert caught.value.problems == ["both API_KEY and API_KEY_FILE are set: set only one"]
+    assert caught.value.problems == ["the environment: both API_KEY and API_KEY_FILE are set: set only one"]
 
 
 def test_unreadable_secret_file_is_an_error(tmp_path):
@@ -406,3 +407,169 @@ def test_private_ca_for_rocketchat(start_daemon, certificate):
         trusting = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=url, ROCKETCHAT_CA_FILE=str(cert))
         assert trusting.post_json(load_example())[0] == 200
         assert len(standin.messages("critical")) == 1
+
+
+# --- webhook URLs are validated whole; secrets stay out of every answer and printed error -------
+
+TOKEN = "Tk9xQ2mZ7vLr4P8sWn3Yb6Hd1Fc5Jg0Ke2Ua7Ri9Oq4Et6Mw"
+
+
+@pytest.mark.parametrize("url", [
+    f"https://chat.example.com/hooks/abc123/{TOKEN} oops",      # a stray word after a paste
+    f"https://chat.example.com/hooks/abc123/{TOKEN}\tx",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}\x01",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}\u2028x",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}?x=1",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}#part",
+    f"https://user:{TOKEN}@chat.example.com/hooks/abc123/x",
+    f"https://chat.example.com/{TOKEN}",
+    f"https://chat.example.com/hooks/{TOKEN}",
+    f"https://chat.example.com/hooks/abc123/{TOKEN}/",
+    f"https://chat.example.com/hooks/a/b/{TOKEN}/d",
+    f"https://chat.example.com:99999/hooks/abc123/{TOKEN}",
+    f"ftp://chat.example.com/hooks/abc123/{TOKEN}",
+])
+def test_a_webhook_url_that_is_not_a_hook_url_is_refused_naming_the_key_only(tmp_path, url):
+    path = tmp_path / "rcwebhook.env"
+    path.write_text(f'ROCKETCHAT_WEBHOOK_CRITICAL="{url}"\nDEFAULT_SEVERITY=critical\n')
+    result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--config", str(path), "--check-config"],
+                            capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 78, result.stdout + result.stderr
+    assert "ROCKETCHAT_WEBHOOK_CRITICAL" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("url", [
+    f"https://chat.example.com/hooks/abc123/{TOKEN}",
+    f"http://127.0.0.1:3000/hooks/abc123/{TOKEN}",
+    f"https://chat.example.com/hooks/abc123/userid456/{TOKEN}",   # the legacy form with the user id
+    f"https://example.com/chat/hooks/abc123/{TOKEN}",              # Rocket.Chat under a path
+    f"https://[::1]:3000/hooks/abc123/{TOKEN}",
+])
+def test_hook_urls_as_rocketchat_shows_them_are_accepted(url):
+    errors = []
+    settings = config.build({"ROCKETCHAT_WEBHOOK_WARNING": url}, errors, [])
+    assert errors == []
+    assert settings.routes["warning"].url == url and TOKEN in settings.secrets()
+
+
+def test_answers_never_carry_a_secret_even_when_an_error_quotes_it(start_daemon):
+    from rcwebhook.delivery import Answer
+
+    url = f"https://chat.example.com/hooks/abc123/{TOKEN}"
+    daemon = start_daemon(lambda target, body, timeout: Answer(0, f"cannot reach {target}: it said {KEY}"),
+                          ROCKETCHAT_WEBHOOK_WARNING=url, DELIVERY_DEADLINE="0.3", API_KEY=KEY)
+    status, _, body = daemon.request("POST", "/webhook", json.dumps(load_example()).encode(),
+                                     {"Content-Type": "application/json", "X-API-Key": KEY})
+    assert status == 503
+    text = json.dumps(body)
+    assert TOKEN not in text and KEY not in text
+    assert "https://chat.example.com/hooks/abc123/***" in text
+
+
+def test_send_test_output_never_carries_a_secret():
+    import io
+
+    from rcwebhook import sendtest
+    from rcwebhook.delivery import Answer
+
+    url = f"https://chat.example.com/hooks/abc123/{TOKEN}"
+    settings = config.build({"ROCKETCHAT_WEBHOOK_WARNING": url}, [], [])
+    out = io.StringIO()
+    code = sendtest.run(settings, "warning", out, transport=lambda target, body, timeout: Answer(
+        0, f"URL can't contain control characters. {target!r}"))
+    assert code == 1
+    assert TOKEN not in out.getvalue() and "***" in out.getvalue()
+
+
+def test_printed_configuration_errors_never_carry_a_secret(tmp_path):
+    path = tmp_path / "rcwebhook.env"
+    url = f"https://chat.example.com/hooks/abc123/{TOKEN}"
+    # Pasted on the wrong lines: the values show up in the errors about PORT and LOG_LEVEL.
+    path.write_text(f"ROCKETCHAT_WEBHOOK_WARNING={url}\nAPI_KEY={KEY}\nPORT=8093{url}\nLOG_LEVEL={KEY}\n")
+    result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--config", str(path), "--check-config"],
+                            capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 78
+    assert "PORT=" in result.stderr and "LOG_LEVEL=" in result.stderr
+    assert TOKEN not in result.stderr and KEY not in result.stderr
+
+
+# --- every structure bounded: what no Alertmanager sends is refused, what it sends costs little ---
+
+def dense(count: int, item: str = "{}") -> bytes:
+    return ('{"groupKey":"g","alerts":[' + ",".join([item] * count) + "]}").encode()
+
+
+def test_a_notification_denser_than_any_alertmanager_sends_is_refused_413_at_once(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING")
+    body = dense(1_398_000)  # 4 MiB of empty alerts
+    status, _, answer = daemon.post_json(body, timeout=30)
+    assert status == 413
+    assert "Alertmanager" in answer["error"]
+    assert daemon.request("GET", "/health", timeout=5)[0] == 200
+
+
+@pytest.mark.parametrize("item", ['"ab"', "0", "[]", '{"labels":{}}'])
+def test_bodies_of_many_tiny_values_are_refused_before_parsing(start_daemon, item):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING")
+    status, _, answer = daemon.post_json(dense(4_000_000 // (len(item) + 1), item), timeout=30)
+    assert status == 413, answer
+
+
+@pytest.mark.parametrize("count", [340_000, 1001])
+def test_a_label_map_of_thousands_of_entries_is_refused(start_daemon, count):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING")
+    labels = ",".join(f'"{i:x}":"v"' for i in range(count))  # 340,000: 4 MB, one value per 12 bytes
+    status, _, _ = daemon.post_json(('{"alerts":[{"labels":{' + labels + "}}]}").encode(), timeout=30)
+    assert status == 413
+
+
+def test_the_answer_echoes_a_bounded_list_of_names(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING")
+    alert = {"status": "firing", "labels": {"alertname": "N" * 400, "severity": "info"}, "annotations": {},
+             "startsAt": "2026-01-30T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+             "generatorURL": "http://prometheus.example.com/graph", "fingerprint": "0123456789abcdef"}
+    status, _, answer = daemon.post_json({"groupKey": "g", "status": "firing", "alerts": [alert] * 3000}, timeout=30)
+    assert status == 200
+    assert answer["processed"] == 3000 and answer["status"] == "ok"
+    assert len(answer["alerts"]) <= 1000 and all(len(name) <= 200 for name in answer["alerts"])
+
+
+def test_the_url_cache_keeps_no_long_client_urls():
+    import gc
+    import tracemalloc
+
+    from rcwebhook import message
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20):
+            assert message.absolute_url(f"http://prometheus.example.com/graph?g0.expr={n}{'x' * 1_000_000}")
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2_000_000, f"{kept} bytes kept after 20 URLs of 1 MB"
+
+
+def test_health_answers_while_64_large_notifications_are_processed(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", LOG_LEVEL="WARNING", MAX_CONNECTIONS="64")
+    body = dense(6000, '{"status":"firing","labels":{"alertname":"NodeDown","severity":"info"},"annotations":{},'
+                       '"startsAt":"2026-01-30T10:00:00Z","fingerprint":"0123456789abcdef"}')
+    statuses = []
+    started = threading.Barrier(65)
+
+    def send():
+        started.wait()
+        statuses.append(daemon.post_json(body, timeout=120)[0])
+
+    threads = [threading.Thread(target=send) for _ in range(64)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    health = daemon.request("GET", "/health", timeout=10)[0]
+    for thread in threads:
+        thread.join(120)
+    assert health == 200
+    assert statuses == [200] * 64

@@ -303,3 +303,118 @@ def test_malformed_http_version_is_400(daemon, version):
     status, body, _ = status_and_body(raw_exchange(daemon.port, b"GET /health " + version + b"\r\nHost: x\r\n\r\n"))
     assert status == 400
     assert body["status"] == "error"
+
+
+# --- HTTP: idle and request timeouts, 100 Continue, refusals that arrive, framing ------------------
+
+KEY = "k3y-0f-the-http-tests"
+
+
+def dawdle(seconds: float) -> None:
+    """Be a slow client for `seconds`: part of the scenario, not a wait for the server."""
+    import threading
+
+    threading.Event().wait(seconds)
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """Return one whole response (head and Content-Length body) from `sock`."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before a response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed in the middle of a response"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def webhook_request(body: bytes, *headers: str) -> bytes:
+    return ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
+
+
+def test_a_request_after_an_idle_spell_gets_its_whole_request_timeout(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", REQUEST_TIMEOUT="2")
+    body = json.dumps(load_example()).encode()
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(webhook_request(body))
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        dawdle(1.5)  # kept alive, idle: within REQUEST_TIMEOUT
+        request = webhook_request(body)
+        sock.sendall(request[:40])
+        dawdle(0.8)  # the request takes 0.8 s from its first byte, within REQUEST_TIMEOUT
+        sock.sendall(request[40:])
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_its_idle_timeout(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", REQUEST_TIMEOUT="1")
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        assert sock.recv(1) == b""  # closed by the server well before the 10 s of this socket
+
+
+def test_100_continue_only_after_authentication(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", API_KEY=KEY)
+    body = json.dumps(load_example()).encode()
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(webhook_request(body, "Expect: 100-continue")[: -len(body)])
+        first = read_response(sock)
+        assert first.startswith(b"HTTP/1.1 401"), first
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(webhook_request(body, "Expect: 100-continue", f"X-API-Key: {KEY}")[: -len(body)])
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_100_continue_only_after_the_size_check(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", MAX_BODY_BYTES="2048")
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 413")
+
+
+@pytest.mark.parametrize("refusal", ["401", "413"])
+def test_a_refusal_of_a_large_body_reaches_the_client(start_daemon, refusal):
+    # Bodies larger than what the kernel's socket buffers hold, so the client is still sending when
+    # rcwebhook answers: closing then would reset the connection and lose the answer.
+    daemon = start_daemon(DRY_RUN="true", API_KEY=KEY, MAX_BODY_BYTES=str(24 * 1024 * 1024 if refusal == "401" else 2048))
+    body = b"x" * (20 * 1024 * 1024)
+    request = webhook_request(body, *(() if refusal == "401" else (f"X-API-Key: {KEY}",)))
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=20) as sock:
+        sock.sendall(request)  # all of it first, as http.client and Go's client do
+        answer = read_response(sock)
+    assert answer.startswith(f"HTTP/1.1 {refusal}".encode()), answer[:100]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "chunked, gzip", "identity", "gzip, chunked"])
+def test_an_unsupported_transfer_encoding_is_400_and_closes(daemon, encoding):
+    raw = raw_exchange(daemon.port, ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                     f"Transfer-Encoding: {encoding}\r\nContent-Length: 2\r\n\r\n{{}}"
+                                     "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").encode())
+    status, body, head = status_and_body(raw)
+    assert status == 400 and "Transfer-Encoding" in body["error"]
+    assert "Connection: close" in head and raw.count(b"HTTP/1.1 ") == 1
+
+
+def test_http_1_0_keep_alive_is_honoured(daemon):
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            answer = read_response(sock)
+            assert answer.startswith(b"HTTP/1.1 200") and b"\r\nConnection: keep-alive\r\n" in answer, answer
+
+
+def test_http_1_0_without_keep_alive_is_closed_after_the_answer(daemon):
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        assert sock.recv(1) == b""
