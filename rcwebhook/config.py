@@ -425,7 +425,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         delivery_timeout=get.number("DELIVERY_TIMEOUT", 0.1, 300),
         delivery_deadline=get.number("DELIVERY_DEADLINE", 0.1, 3600),
         rate_limit=get.rate("ROCKETCHAT_RATE_LIMIT"),
-        dedup_window=_dedup_window(get, warnings),
+        dedup_window=_dedup_window(get, warnings, where),
         state_dir=raw["STATE_DIR"].strip(),
         threads=get.boolean("THREADS"),
         thread_ttl=get.number("THREAD_TTL", 60, 90 * 86400),
@@ -451,13 +451,14 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
     )
 
 
-def _dedup_window(get: "_Reader", warnings: List[str]) -> float:
+def _dedup_window(get: "_Reader", warnings: List[str], where: "Where") -> float:
     """Return DEDUP_WINDOW, at most a minute: Alertmanager's reminders come at repeat_interval, which may
     be as short as a minute, and must be posted."""
     value = get.number("DEDUP_WINDOW", 0, 86400)
     if value > MAX_DEDUP_WINDOW:
-        warnings.append(f"DEDUP_WINDOW={value:g} is over {MAX_DEDUP_WINDOW:g}: reminders sent more often than that "
-                        f"(repeat_interval) would not be posted; using {MAX_DEDUP_WINDOW:g}")
+        warnings.append(where.say(f"DEDUP_WINDOW={value:g} is over {MAX_DEDUP_WINDOW:g}: reminders sent more often "
+                                  f"than that (repeat_interval) would not be posted; using {MAX_DEDUP_WINDOW:g}",
+                                  "DEDUP_WINDOW"))
         value = MAX_DEDUP_WINDOW
     return value
 def _tls_problems(raw: Mapping[str, str], unreadable: AbstractSet[str], where: Where) -> List[str]:

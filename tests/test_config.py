@@ -236,3 +236,18 @@ def test_an_unreadable_line_causes_no_follow_on_errors_about_its_key(tmp_path):
 def test_problems_about_other_keys_are_still_told_after_an_unreadable_line(tmp_path):
     found = problems(write(tmp_path, "PORT='8093\n"))
     assert len(found) == 2 and "no Rocket.Chat webhook URL is set" in found[1]
+
+
+def test_dedup_window_over_a_minute_is_lowered_so_reminders_are_posted(tmp_path):
+    settings, warnings = config.load(write(tmp_path, "DRY_RUN=true\nDEDUP_WINDOW=300\n"), {})
+    assert settings.dedup_window == 60
+    assert any("DEDUP_WINDOW=300 is over 60" in w and "rcwebhook.env:2" in w for w in warnings), warnings
+
+
+def test_state_dir_defaults_to_systemds_state_directory(tmp_path):
+    path = tmp_path / "rcwebhook.env"
+    path.write_text("DRY_RUN=true\n")
+    settings, _ = config.load(path, {"STATE_DIRECTORY": "/var/lib/rcwebhook"})
+    assert settings.state_dir == "/var/lib/rcwebhook"
+    path.write_text("DRY_RUN=true\nSTATE_DIR=/srv/state\n")
+    assert config.load(path, {"STATE_DIRECTORY": "/var/lib/rcwebhook"})[0].state_dir == "/srv/state"
