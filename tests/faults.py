@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from tests.programs import ProgramOnPort, free_port
+from tests.programs import ALERTMANAGER_CONFIG, ProgramOnPort, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES = ("critical", "warning", "info")
@@ -677,19 +677,7 @@ def send(url: str, payload: Mapping[str, Any], deadline: float = 30.0) -> List[i
 
 # --- Alertmanager ---------------------------------------------------------------------------------
 
-AM_CONFIG = """\
-route:
-  receiver: rcwebhook
-  group_by: ['service']
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: rcwebhook
-    webhook_configs:
-      - url: {url}
-        send_resolved: true
-"""
+AM_CONFIG = ALERTMANAGER_CONFIG
 
 
 @dataclass(frozen=True)

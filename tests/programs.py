@@ -11,6 +11,22 @@ from pathlib import Path
 from typing import List, Optional
 
 
+# One Alertmanager receiver, rcwebhook, grouping by service with 1 s waits so that tests are quick.
+ALERTMANAGER_CONFIG = """\
+route:
+  receiver: rcwebhook
+  group_by: ['service']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: rcwebhook
+    webhook_configs:
+      - url: {url}
+        send_resolved: true
+"""
+
+
 def free_port() -> int:
     """Return a loopback port that was free a moment ago (the caller retries if it got taken)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -23,26 +23,14 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
 import pytest
 
 from tests.conftest import require_program
-from tests.programs import ProgramOnPort
+from tests.programs import ALERTMANAGER_CONFIG, ProgramOnPort
 
 NOTIFY_TIMEOUT = 10.0  # group_wait is 1 s; leave room for a slow CI machine
 READY_TIMEOUT = 10.0
 START_ATTEMPTS = 5
 SUCCESS_LINE = "Alert sent successfully to Rocket.Chat: 200"
 
-CONFIG = """\
-route:
-  receiver: rcwebhook
-  group_by: ['service']
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: rcwebhook
-    webhook_configs:
-      - url: {url}
-        send_resolved: true
-"""
+CONFIG = ALERTMANAGER_CONFIG
 
 
 @dataclass(frozen=True)
