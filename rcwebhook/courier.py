@@ -458,6 +458,15 @@ class Deliverer:
                     self._courier(route.url)
             self.cond.notify_all()
 
+    def describe_state(self) -> str:
+        """Return where the alert states are kept and how much of them a start found."""
+        with self.cond:
+            alerts, threads = len(self.ledger), len(self.threads)
+        if self.store.path is None or self.store.failed:
+            return ("Alert states are kept in memory only (STATE_DIR is not set, or its database failed): a "
+                    "restart may post again what was posted")
+        return f"Alert states are kept in {self.store.path}: {alerts} alerts and {threads} open threads restored"
+
     def routes_of(self, url: str) -> List[str]:
         """Return the names of the routes that post to `url` (the lock is held)."""
         return [route.name for route in self.settings.routes.values() if route.url == url]

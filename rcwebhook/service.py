@@ -170,6 +170,8 @@ class Service:
         self._announce_routes(settings)
         if settings.dry_run:
             log.warning("Dry run: messages are rendered and logged, not posted to Rocket.Chat")
+        else:
+            log.info("%s", self.server.deliverer.describe_state())
 
     @staticmethod
     def _announce_routes(settings: Settings) -> None:
