@@ -61,6 +61,7 @@ class Store:
         self.lock = threading.Lock()
         self.db = None
         self.failed = False
+        self.locked = False  # the last transaction found the database locked by another process
         self.writes = 0
         if directory:
             self._open()
@@ -78,11 +79,21 @@ class Store:
             try:
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
                 db = sqlite3.connect(str(path), timeout=0.2, check_same_thread=False, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError as exc:
+                    if not _is_locked(exc):  # locked: another process has it open, in the mode it has
+                        raise
                 db.execute("PRAGMA synchronous=NORMAL")
                 if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                     raise sqlite3.DatabaseError("quick_check failed")
-                db.executescript(_SCHEMA)
+                try:
+                    db.executescript(_SCHEMA)
+                except sqlite3.OperationalError as exc:
+                    # Another process holds the write lock: the tables are there if this is not a new file.
+                    if not _is_locked(exc) or db.execute(
+                            "SELECT count(*) FROM sqlite_master WHERE name = 'alert_state'").fetchone()[0] == 0:
+                        raise
                 self.db = db
                 self._prune()
                 return
@@ -121,7 +132,8 @@ class Store:
         self.db = None
 
     def _run(self, what: str, work) -> object:
-        """Run `work(db)` in a transaction; on any database error, fail over to memory."""
+        """Run `work(db)` in a transaction. While another process holds the database's lock, the work is
+        skipped (and said once); on any other database error, fail over to memory."""
         import sqlite3
 
         with self.lock:
@@ -131,9 +143,23 @@ class Store:
                 self.db.execute("BEGIN")
                 result = work(self.db)
                 self.db.execute("COMMIT")
+                self.locked = False
                 return result
             except (sqlite3.Error, OSError) as exc:
-                self._fail(f"failed while {what}: {exc}")
+                if not _is_locked(exc):
+                    self._fail(f"failed while {what}: {exc}")
+                    return None
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                if self.on_error is not None:
+                    self.on_error()
+                if not self.locked:
+                    log.error("The state database %s is locked by another process (%s): what rcwebhook does "
+                              "meanwhile is not saved, so a restart may post it again; it is tried again at "
+                              "every change", self.path, exc)
+                self.locked = True
                 return None
 
     # --- alert states ------------------------------------------------------------------
@@ -233,6 +259,11 @@ class Store:
                 except Exception:  # noqa: BLE001
                     pass
                 self.db = None
+
+
+def _is_locked(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _is_corruption(exc: Exception) -> bool:
