@@ -67,6 +67,10 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]):
 def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.environ,
          stderr: Optional[IO[str]] = None, stdout: Optional[IO[str]] = None) -> int:
     """Run the command line and return the exit status."""
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["template"]:  # amtool's `template render`, with rcwebhook's template engine
+        from . import templaterender
+        return templaterender.main(words[1:], environ, stdout, stderr)
     args = parse_args(argv)
     stderr = stderr or sys.stderr
     stdout = stdout or sys.stdout
