@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time as _clock
 import re
 import unicodedata
 from typing import Any, Dict, List, Optional, Tuple
@@ -154,10 +155,16 @@ def parse_time(text: str) -> gv.GoTime:
         if int(oh) >= 24 or int(om) >= 60:
             raise DataError(f'parsing time "{text}": time zone offset out of range')
         offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
-        zone = "UTC" if offset == 0 and False else ""
-        if offset == 0:
-            zone = ""  # an explicit +00:00 is a fixed zone without a name: Go prints +0000 +0000
+        zone = ""  # a fixed zone without a name: Go prints its offset (+0200 +0200)
     sec = (civil - datetime(1970, 1, 1)) // timedelta(seconds=1) - offset
+    if not z:
+        # Go's time.Parse: an offset that the local zone has at that moment gives the local zone
+        try:
+            local = _clock.localtime(sec)
+            if local.tm_gmtoff == offset:
+                zone = local.tm_zone
+        except (OverflowError, OSError, ValueError):
+            pass
     return gv.GoTime(sec, nsec, offset, zone)
 
 
@@ -217,10 +224,11 @@ def _json_kind(v: Any) -> str:
     return "object"
 
 
-def data_from_json(obj: Any) -> gv.Ptr:
-    """The *template.Data that Go's json.Unmarshal makes of this JSON value."""
+def data_from_json(obj: Any) -> Data:
+    """The template.Data that Go's json.Unmarshal makes of this JSON value (amtool hands templates
+    the struct itself, not a pointer)."""
     if obj is None:
-        return gv.Ptr(Data())
+        return Data()
     if not isinstance(obj, dict):
         raise DataError(f"json: cannot unmarshal {_json_kind(obj)} into Go value of type template.Data")
     raw_alerts = _field(obj, "alerts")
@@ -245,7 +253,7 @@ def data_from_json(obj: Any) -> gv.Ptr:
                 GeneratorURL=_str(_field(item, "generatorURL"), "Data.alerts.generatorURL"),
                 Fingerprint=_str(_field(item, "fingerprint"), "Data.alerts.fingerprint"),
             ))
-    return gv.Ptr(Data(
+    return Data(
         Receiver=_str(_field(obj, "receiver"), "Data.receiver"),
         Status=_str(_field(obj, "status"), "Data.status"),
         Alerts=alerts,
@@ -253,10 +261,10 @@ def data_from_json(obj: Any) -> gv.Ptr:
         CommonLabels=_kv(_field(obj, "commonLabels"), "Data.commonLabels"),
         CommonAnnotations=_kv(_field(obj, "commonAnnotations"), "Data.commonAnnotations"),
         ExternalURL=_str(_field(obj, "externalURL"), "Data.externalURL"),
-    ))
+    )
 
 
-def load_data(text: str) -> gv.Ptr:
+def load_data(text: str) -> Data:
     try:
         obj = json.loads(text)
     except ValueError as exc:

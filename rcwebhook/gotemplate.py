@@ -788,14 +788,15 @@ class _Parser:
             self.errorf(f"template: multiple definition of template {gv.go_quote(tree.name)}")
 
     def _sub(self, name: str, fn: Callable[[], Any]) -> Tree:
-        outer, outer_vars = self.tree, self.vars
+        outer, outer_vars, outer_range = self.tree, self.vars, self.range_depth
         self.tree = Tree(name, outer.parse_name, self.text)
         self.vars = ["$"]
+        self.range_depth = 0
         try:
             fn()
             return self.tree
         finally:
-            self.tree, self.vars = outer, outer_vars
+            self.tree, self.vars, self.range_depth = outer, outer_vars, outer_range
 
     def parse_definition(self) -> None:
         context = "define clause"

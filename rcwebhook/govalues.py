@@ -242,9 +242,7 @@ def format_float(f: float, verb: str, prec: int, v_verb: bool = False, sharp: bo
     # g, G
     if prec < 0:
         digits, exp = _shortest(f)  # f = 0.digits * 10**exp
-        eprec = 21 if v_verb else len(digits)
-        if v_verb and len(digits) > eprec:
-            eprec = len(digits)
+        eprec = 6  # strconv's rule for the shortest form: %e when the exponent is < -4 or >= 6
         x = exp - 1
         if x < -4 or x >= eprec:
             mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
@@ -348,10 +346,14 @@ def sprintln(args: List[Any], compat: str) -> str:
     return " ".join(format_v(a, compat) for a in args) + "\n"
 
 
-def _bad(verb: str, a: Any, compat: str) -> str:
+def _bad(verb: str, a: Any, compat: str, plus: bool = False) -> str:
     if a is None:
         return f"%!{verb}(<nil>)"
-    return f"%!{verb}({type_name(a)}={format_v(a, compat)})"
+    text = format_v(a, compat)
+    if plus and isinstance(a, (int, float)) and not isinstance(a, bool) and not text.startswith(("-", "+")) \
+            and stringer(a, compat) is None:
+        text = "+" + text
+    return f"%!{verb}({type_name(a)}={text})"
 
 
 def _pad(text: str, width: Optional[int], minus: bool, zero: bool = False) -> str:
@@ -479,7 +481,7 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
             if isinstance(a, str):
                 s = str(a)
             else:
-                return _bad(verb, a, compat)
+                return _bad(verb, a, compat, plus)
         if prec is not None:
             s = s[:prec]
         if verb == "q":
@@ -488,9 +490,9 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
     if verb == "t":
         if isinstance(a, bool):
             return "true" if a else "false"
-        return _bad(verb, a, compat)
+        return _bad(verb, a, compat, plus)
     if isinstance(a, bool):
-        return _bad(verb, a, compat)
+        return _bad(verb, a, compat, plus)
     if verb in "dboxXcU":
         if isinstance(a, int):
             v = int(a)
@@ -520,7 +522,7 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
             return s.upper() if verb == "X" else s
         if isinstance(a, (list, dict, GoStruct)):
             return _compound(verb, a, prec, compat)
-        return _bad(verb, a, compat)
+        return _bad(verb, a, compat, plus)
     if verb in "eEfFgG":
         if isinstance(a, float):
             if verb in "gG":
@@ -534,8 +536,8 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
             return s
         if isinstance(a, (list, dict, GoStruct)):
             return _compound(verb, a, prec, compat)
-        return _bad(verb, a, compat)
-    return _bad(verb, a, compat)
+        return _bad(verb, a, compat, plus)
+    return _bad(verb, a, compat, plus)
 
 
 def _compound(verb: str, a: Any, prec: Optional[int], compat: str) -> str:

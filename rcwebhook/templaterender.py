@@ -77,7 +77,7 @@ def render_text(tmpl: "amdata.Template", text: str, data: object) -> str:
     return tmpl.execute("", data)
 
 
-def default_data() -> gv.Ptr:
+def default_data() -> amdata.Data:
     """Data like amtool's when no --template.data is given (times fixed, not now)."""
     return amdata.data_from_json({
         "receiver": "receiver", "status": "alertstatus",
