@@ -323,7 +323,7 @@ TIME_METHODS: Dict[str, Func] = {
     "Minute": _method(lambda t: t.civil().minute),
     "Second": _method(lambda t: t.civil().second),
     "Nanosecond": _method(lambda t: t.nsec),
-    "YearDay": _method(lambda t: t.civil().timetuple().tm_yday),
+    "YearDay": _method(lambda t: t.civil().yday),
     "Weekday": _method(lambda t: gv.Weekday((t.civil().weekday() + 1) % 7)),
     "IsZero": _method(lambda t: t.sec == gv.ZERO_TIME_SEC and t.nsec == 0),
     "Add": _method(_t_add, ("time.Duration",)),
@@ -352,7 +352,11 @@ DURATION_METHODS: Dict[str, Func] = {
 
 
 class RegexpError(Exception):
-    pass
+    """Go would refuse the pattern too (unsupported False), or only this translation does (True)."""
+
+    def __init__(self, message: str, unsupported: bool = False) -> None:
+        super().__init__(message)
+        self.unsupported = unsupported
 
 
 _ASCII_CLASSES = {
@@ -443,7 +447,7 @@ def translate_regexp(p: str) -> str:  # noqa: C901 - one scanner
                 last_atom, last_quant = bool(lit), False
                 continue
             elif e in "pP":
-                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`")
+                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`", True)
             elif e.isalnum() or e == "_":
                 bad("invalid escape sequence", "\\" + e)
             else:
@@ -474,7 +478,7 @@ def translate_regexp(p: str) -> str:  # noqa: C901 - one scanner
                     bad("invalid or unsupported Perl syntax", p[i:i + 3])
                 flags, end = m.group(1), m.group(2)
                 if "U" in flags:
-                    raise RegexpError(f"unsupported regexp syntax (?U): `{p}`")
+                    raise RegexpError(f"unsupported regexp syntax (?U): `{p}`", True)
                 if not flags or flags.endswith("-") or flags.count("-") > 1:
                     bad("missing argument to repetition operator" if False else "invalid or unsupported Perl syntax",
                         m.group())
@@ -592,7 +596,7 @@ def _translate_class(p: str, i: int, bad: Any) -> Tuple[int, str]:
                 if name not in _POSIX:
                     bad("invalid character class range", p[j:k + 2])
                 if neg:
-                    raise RegexpError(f"unsupported regexp syntax (negated POSIX class): `{p}`")
+                    raise RegexpError(f"unsupported regexp syntax (negated POSIX class): `{p}`", True)
                 out.append(_POSIX[name])
                 j = k + 2
                 continue
@@ -603,9 +607,9 @@ def _translate_class(p: str, i: int, bad: Any) -> Tuple[int, str]:
             if e in _ASCII_CLASSES:
                 out.append(_ASCII_CLASSES[e])
             elif e in "DWS":
-                raise RegexpError(f"unsupported regexp syntax (negated class in a class): `{p}`")
+                raise RegexpError(f"unsupported regexp syntax (negated class in a class): `{p}`", True)
             elif e in "pP":
-                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`")
+                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`", True)
             elif e in "afnrtv":
                 out.append("\\" + e)
             elif e == "x":
@@ -734,21 +738,38 @@ def replace_all(regex: "re.Pattern[str]", src: str, repl: str) -> str:
 # Alertmanager's functions
 
 
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_" or unicodedata.category(c) in ("Mn", "Mc", "Me", "Pc")
+
+
+_TITLE_MID = set("'.:·‘’\u00ad\u0387\u05f4\u2024\ufe13\ufe52\ufe55\uff07\uff0e\uff1a")
+
+
 def _title(s: str) -> str:
-    """golang.org/x/text/cases Title (American English): each word's first letter upper, the rest lower."""
+    """golang.org/x/text/cases Title (American English): in each word the first cased letter upper
+    (title) case, the letters after it lower case; digits start no case; a word goes on over
+    ' . : · ’ and a soft hyphen, as x/text's caser has it."""
     out = []
-    prev_word = False
+    seen = False  # a cased letter of this word has been seen
+    n = len(s)
     for i, c in enumerate(s):
-        if c.isalpha() or c.isdigit() or unicodedata.category(c) in ("Mn", "Mc"):
-            out.append(c.lower() if prev_word else c.title() if len(c.title()) == 1 else c.upper())
-            prev_word = True
-        elif c in "'’" and prev_word and i + 1 < len(s) and s[i + 1].isalpha():
-            out.append(c)
-        elif c in "._:" and prev_word and i + 1 < len(s) and s[i + 1].isalnum() and c != "_":
-            out.append(c)
-        else:
-            out.append(c)
-            prev_word = c == "_" and False
+        if _is_word(c) and c != "\u200b":
+            if c.isalpha() and (c.lower() != c or c.upper() != c):
+                if not seen:
+                    out.append(c.title())
+                elif c == "Σ":  # final sigma at the end of a word
+                    out.append("ς" if not (i + 1 < n and s[i + 1].isalpha()) else "σ")
+                else:
+                    low = c.lower()
+                    out.append(low if len(low) == 1 else _SIMPLE_LOWER.get(c, c))
+                seen = True
+            else:
+                out.append(c)
+            continue
+        out.append(c)
+        if c in _TITLE_MID:
+            continue
+        seen = False
     return "".join(out)
 
 
@@ -874,8 +895,11 @@ def _go_upper(s: str) -> str:
     return "".join(c.upper() if len(c.upper()) == 1 else c for c in s)
 
 
+_SIMPLE_LOWER = {"İ": "i"}
+
+
 def _go_lower(s: str) -> str:
-    return "".join(c.lower() if len(c.lower()) == 1 else c for c in s)
+    return "".join(c.lower() if len(c.lower()) == 1 else _SIMPLE_LOWER.get(c, c) for c in s)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -915,6 +939,8 @@ def check_regexps(tmpl: Template) -> None:
                     try:
                         compile_regexp(node.args[1].text)
                     except RegexpError as exc:
+                        if not exc.unsupported:
+                            continue  # invalid in Go too: an error when (and if) it runs, as in Go
                         line, col = gt._byte_col(tree.text, node.args[1].pos)
                         raise ParseError(f"template: {tree.parse_name}:{line}:{col}: {exc}",
                                          tree.parse_name, line, col) from None

@@ -1833,8 +1833,7 @@ def _index(st: _State, item: Any, *indexes: Any) -> Any:
     return item
 
 
-class _Uint8(int):
-    pass
+_Uint8 = gv.Uint8
 
 
 def _slice(st: _State, item: Any, *indexes: Any) -> Any:

@@ -60,6 +60,10 @@ class Duration(int):
     """time.Duration: nanoseconds."""
 
 
+class Uint8(int):
+    """A byte (what index gives for a string)."""
+
+
 class Month(int):
     pass
 
@@ -81,8 +85,8 @@ class GoTime:
     def __init__(self, sec: int, nsec: int = 0, offset: int = 0, zone: Optional[str] = "UTC", tzinfo: Any = None):
         self.sec, self.nsec, self.offset, self.zone, self.tzinfo = sec, nsec, offset, zone, tzinfo
 
-    def civil(self) -> datetime:
-        return datetime(1970, 1, 1) + timedelta(seconds=self.sec + self.offset)
+    def civil(self) -> "Civil":
+        return civil(self.sec + self.offset)
 
     def abbrev(self) -> str:
         """The zone's abbreviation as Go prints it for MST: the name, else the offset as -0700."""
@@ -101,6 +105,38 @@ class GoTime:
 ZERO_TIME_SEC = -62135596800
 
 
+class Civil:
+    """A proleptic Gregorian date and time of day (any year, unlike datetime's 1 to 9999)."""
+
+    __slots__ = ("year", "month", "day", "hour", "minute", "second", "wday", "yday")
+
+    def weekday(self) -> int:  # datetime's convention: Monday is 0
+        return (self.wday + 6) % 7
+
+
+def civil(seconds: int) -> Civil:
+    """The civil date and time `seconds` after 1970-01-01T00:00:00 (H. Hinnant's days-to-civil)."""
+    days, rem = divmod(seconds, 86400)
+    c = Civil()
+    c.hour, rem = divmod(rem, 3600)
+    c.minute, c.second = divmod(rem, 60)
+    c.wday = (days + 4) % 7  # 1970-01-01 was a Thursday; Sunday is 0
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    c.day = doy - (153 * mp + 2) // 5 + 1
+    c.month = mp + 3 if mp < 10 else mp - 9
+    c.year = y + (1 if c.month <= 2 else 0)
+    leap = c.year % 4 == 0 and (c.year % 100 != 0 or c.year % 400 == 0)
+    c.yday = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334][c.month - 1] + c.day + \
+        (1 if leap and c.month > 2 else 0)
+    return c
+
+
 def type_name(v: Any) -> str:
     """Go's name of the type of `v` (as %T and error messages print it)."""
     if v is None:
@@ -109,6 +145,8 @@ def type_name(v: Any) -> str:
         return "bool"
     if isinstance(v, Duration):
         return "time.Duration"
+    if isinstance(v, Uint8):
+        return "uint8"
     if isinstance(v, Month):
         return "time.Month"
     if isinstance(v, Weekday):
@@ -346,13 +384,22 @@ def sprintln(args: List[Any], compat: str) -> str:
     return " ".join(format_v(a, compat) for a in args) + "\n"
 
 
-def _bad(verb: str, a: Any, compat: str, plus: bool = False) -> str:
+def _bad(verb: str, a: Any, compat: str, plus: bool = False, pad: Optional["_Pad"] = None,
+         prec: Optional[int] = None) -> str:
     if a is None:
         return f"%!{verb}(<nil>)"
     text = format_v(a, compat)
+    if prec is not None and isinstance(a, str):
+        text = text[:prec]
+    elif prec is not None and isinstance(a, float):
+        text = format_float(a, "g", prec)
+    elif prec is not None and isinstance(a, int) and not isinstance(a, bool) and stringer(a, compat) is None:
+        text = ("-" if a < 0 else "") + str(abs(int(a))).zfill(prec)
     if plus and isinstance(a, (int, float)) and not isinstance(a, bool) and not text.startswith(("-", "+")) \
             and stringer(a, compat) is None:
         text = "+" + text
+    if pad is not None:
+        text = pad(text)
     return f"%!{verb}({type_name(a)}={text})"
 
 
@@ -362,7 +409,7 @@ def _pad(text: str, width: Optional[int], minus: bool, zero: bool = False) -> st
     if minus:
         return text + " " * (width - len(text))
     if zero:
-        sign = text[0] if text[:1] in "+-" else ""
+        sign = text[0] if text[:1] in ("+", "-") else ""
         return sign + "0" * (width - len(text)) + text[len(sign):]
     return " " * (width - len(text)) + text
 
@@ -454,15 +501,92 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
             continue
         a = args[argi]
         argi += 1
-        out.append(_pad(_one(verb, a, prec, plus, sharp, space, compat), width, minus,
-                        zero and verb not in "sqvTt" and not minus))
+        pad = _Pad(width, minus, zero and not minus)
+        out.append(_one(verb, a, prec, plus, sharp, space, compat, pad))
     if argi < len(args):
         extra = ", ".join("<nil>" if a is None else f"{type_name(a)}={format_v(a, compat)}" for a in args[argi:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
 
 
-def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space: bool, compat: str) -> str:
+def _float_b_x(f: float, verb: str, prec: Optional[int]) -> str:
+    """strconv's 'b' (decimal mantissa, binary exponent) and 'x'/'X' (hexadecimal) float formats."""
+    if math.isnan(f) or math.isinf(f):
+        return format_float(f, "g", -1)
+    sign = "-" if f < 0 or (f == 0 and math.copysign(1, f) < 0) else ""
+    f = abs(f)
+    if verb == "b":
+        if f == 0:
+            return sign + "0p-1074"
+        m, e = math.frexp(f)
+        mant, exp = int(m * (1 << 53)), e - 53
+        if exp < -1074:
+            mant >>= (-1074 - exp)
+            exp = -1074
+        return f"{sign}{mant}p{'+' if exp >= 0 else '-'}{abs(exp)}"
+    if f == 0:
+        text = "0x0p+00"
+    else:
+        h = f.hex()  # 0x1.8000000000000p+1
+        mant, _, exp = h[2:].partition("p")
+        lead, _, frac = mant.partition(".")
+        frac = frac.rstrip("0")
+        e = int(exp)
+        if lead == "0":  # subnormal: normalise as Go does
+            m, e2 = math.frexp(f)
+            bits = int(m * (1 << 53))
+            lead, frac = "1", f"{bits & ((1 << 52) - 1):013x}".rstrip("0")
+            e = e2 - 1
+        if prec is not None:
+            full = int(lead + (frac.ljust(13, "0")), 16)
+            shift = (13 - prec) * 4
+            if shift > 0:
+                q, r = divmod(full, 1 << shift)
+                half = 1 << (shift - 1)
+                if r > half or (r == half and q & 1):
+                    q += 1
+                full_digits = f"{q:x}"
+                if len(full_digits) > 1 + prec:
+                    q >>= 4 if False else 1
+                    e += 1
+                    full_digits = f"{q:x}"
+                lead, frac = full_digits[0], full_digits[1:1 + prec]
+            else:
+                frac = frac.ljust(prec, "0")
+        text = f"0x{lead}{'.' + frac if frac else ''}p{'+' if e >= 0 else '-'}{abs(e):02d}"
+    text = sign + text
+    return text.upper() if verb == "X" else text
+
+
+class _Pad:
+    """A verb's width and flags: applied to each element of a slice, map or struct, and inside %!verb(...)."""
+
+    __slots__ = ("width", "minus", "zero")
+
+    def __init__(self, width: Optional[int] = None, minus: bool = False, zero: bool = False) -> None:
+        self.width, self.minus, self.zero = width, minus, zero
+
+    def __call__(self, text: str, zero_ok: bool = True) -> str:
+        return _pad(text, self.width, self.minus, self.zero and zero_ok)
+
+
+_NOPAD = _Pad()
+
+
+def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space: bool, compat: str,
+         pad: _Pad = _NOPAD) -> str:
+    stringer_ok = verb in "vsxXq"
+    if a is not None and not isinstance(a, (GoTime, Duration, Month, Weekday)) and \
+            (not stringer_ok or stringer(a, compat) is None) and isinstance(a, (list, dict, GoStruct, Ptr)) and verb != "T":
+        return _compound(verb, a, prec, compat, pad, plus, sharp)
+    text = _one_scalar(verb, a, prec, plus, sharp, space, compat, pad)
+    if text.startswith("%!") and not text.startswith(("%!" + verb + "(MISSING", "%!(")) and verb not in "T":
+        return text  # padded inside
+    return pad(text)
+
+
+def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space: bool, compat: str,
+                pad: _Pad) -> str:
     if verb == "T":
         return type_name(a)
     if verb == "v":
@@ -470,18 +594,27 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
             return "<nil>"
         if isinstance(a, float) and prec is not None:
             return format_float(a, "g", prec)
+        if prec is not None:
+            if isinstance(a, int) and not isinstance(a, bool) and stringer(a, compat) is None:
+                return _one_scalar("d", a, prec, plus, sharp, space, compat, pad)
+            text = stringer(a, compat)
+            if text is None and isinstance(a, str):
+                text = str(a)
+            if text is not None:
+                return text[:prec]
         return format_v(a, compat, plus=plus)
     if a is None:
         return f"%!{verb}(<nil>)"
+    if verb == "q" and isinstance(a, int) and not isinstance(a, bool):
+        ch = chr(a) if 0 <= a <= 0x10FFFF and not 0xD800 <= a <= 0xDFFF else "\ufffd"
+        return "'" + go_quote(ch, plus)[1:-1].replace("\\\"", "\"").replace("'", "\\'") + "'"
     if verb == "s" or verb == "q":
-        if isinstance(a, (list, dict, GoStruct, Ptr)) and stringer(a, compat) is None:
-            return _compound(verb, a, prec, compat)
         s = stringer(a, compat)
         if s is None:
             if isinstance(a, str):
                 s = str(a)
             else:
-                return _bad(verb, a, compat, plus)
+                return _bad(verb, a, compat, plus, pad, prec)
         if prec is not None:
             s = s[:prec]
         if verb == "q":
@@ -490,9 +623,9 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
     if verb == "t":
         if isinstance(a, bool):
             return "true" if a else "false"
-        return _bad(verb, a, compat, plus)
+        return _bad(verb, a, compat, plus, pad, prec)
     if isinstance(a, bool):
-        return _bad(verb, a, compat, plus)
+        return _bad(verb, a, compat, plus, pad, prec)
     if verb in "dboxXcU":
         if isinstance(a, int):
             v = int(a)
@@ -518,11 +651,14 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
             return sign + s
         if verb in "xX" and isinstance(a, str):
             data = str(a).encode("utf-8", "surrogatepass")
+            if prec is not None:
+                data = data[:prec]
             s = data.hex()
+            s = ("0x" + s if sharp and s else s)
             return s.upper() if verb == "X" else s
-        if isinstance(a, (list, dict, GoStruct)):
-            return _compound(verb, a, prec, compat)
-        return _bad(verb, a, compat, plus)
+        if verb in "bxX" and isinstance(a, float):
+            return _float_b_x(a, verb, prec)
+        return _bad(verb, a, compat, plus, pad, prec)
     if verb in "eEfFgG":
         if isinstance(a, float):
             if verb in "gG":
@@ -534,24 +670,23 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
             elif space and not s.startswith("-"):
                 s = " " + s
             return s
-        if isinstance(a, (list, dict, GoStruct)):
-            return _compound(verb, a, prec, compat)
-        return _bad(verb, a, compat, plus)
-    return _bad(verb, a, compat, plus)
+        return _bad(verb, a, compat, plus, pad, prec)
+    return _bad(verb, a, compat, plus, pad, prec)
 
 
-def _compound(verb: str, a: Any, prec: Optional[int], compat: str) -> str:
-    """A verb applied to each element of a slice, map or struct, as fmt does."""
+def _compound(verb: str, a: Any, prec: Optional[int], compat: str, pad: "_Pad" = _NOPAD,
+              plus: bool = False, sharp: bool = False) -> str:
+    """A verb applied to each element of a slice, map or struct (width too), as fmt does."""
     def one(x: Any) -> str:
-        if isinstance(x, (list, dict, GoStruct)):
-            return _compound(verb, x, prec, compat)
-        return _one(verb, x, prec, False, False, False, compat)
+        return _one(verb, x, prec, plus, sharp, False, compat, pad)
     if isinstance(a, Ptr):
-        return "&" + _compound(verb, a.elem, prec, compat)
+        return "&" + _compound(verb, a.elem, prec, compat, pad, plus, sharp)
     if isinstance(a, list):
         return "[" + " ".join(one(x) for x in a) + "]"
     if isinstance(a, dict):
         return "map[" + " ".join(f"{one(k)}:{one(x)}" for k, x in sorted(a.items())) + "]"
+    if verb == "v" and plus:
+        return "{" + " ".join(f"{f}:{one(a.field(f))}" for f in a.FIELDS) + "}"
     return "{" + " ".join(one(a.field(f)) for f in a.FIELDS) + "}"
 
 
@@ -570,15 +705,11 @@ def time_in(t: GoTime, tz: Any, name: str) -> GoTime:
     """t in the location tz (a zoneinfo), or UTC when tz is None."""
     if tz is None:
         return GoTime(t.sec, t.nsec, 0, "UTC")
-    try:
-        utc = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=t.sec)
-        local = utc.astimezone(tz)
-        offset = int(local.utcoffset().total_seconds())
-        abbr = local.tzname() or ""
-    except (OverflowError, ValueError):
-        offset, abbr = 0, "UTC"
-    if abbr and (abbr[0] in "+-"):
-        abbr = ""  # Go shows a zone without an abbreviation as its offset
+    sec = min(max(t.sec, ZERO_TIME_SEC + 86400 * 2), 253402300799 - 86400 * 2)  # datetime's range
+    utc = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=sec)
+    local = utc.astimezone(tz)
+    offset = int(local.utcoffset().total_seconds())
+    abbr = local.tzname() or ""
     return GoTime(t.sec, t.nsec, offset, abbr, tz)
 
 
@@ -706,9 +837,9 @@ def time_format(t: GoTime, layout: str) -> str:
         elif std == "_2":
             out.append(f"{dt.day:2d}")
         elif std == "__2":
-            out.append(f"{dt.timetuple().tm_yday:3d}")
+            out.append(f"{dt.yday:3d}")
         elif std == "002":
-            out.append(f"{dt.timetuple().tm_yday:03d}")
+            out.append(f"{dt.yday:03d}")
         elif std == "15":
             out.append(f"{dt.hour:02d}")
         elif std == "3":

@@ -132,6 +132,11 @@ class Tally:
                 self.same_message += 1
         if not ok:
             self.mismatches += 1
+            if theirs.rc == 0 and ours.rc == 0:
+                at = next((i for i, (x, y) in enumerate(zip(theirs.out, ours.out)) if x != y),
+                          min(len(theirs.out), len(ours.out)))
+                theirs = Outcome(0, f"…{theirs.out[max(at - 60, 0):at + 100]}", "")
+                ours = Outcome(0, f"…{ours.out[max(at - 60, 0):at + 100]}", "")
             if len(self.examples) < 6:
                 self.examples.append(f"case {case!r}\n  amtool rc={theirs.rc} out={theirs.out[:160]!r} "
                                      f"err={theirs.err.strip()[:300]!r}\n  rcwebhook rc={ours.rc} "
@@ -179,6 +184,8 @@ def test_rcwebhook_renders_as_amtool_does(amtools: List[Tuple[str, str]], tmp_pa
             path = workdir / f"data{i}.json"
             path.write_text(json.dumps(gen.data_set(rng), ensure_ascii=rng.random() < 0.5), encoding="utf-8")
             datas.append(path)
+        empty = workdir / "data-no-alerts.json"
+        empty.write_text(json.dumps(gen.data_set(rng, with_alerts=False)), encoding="utf-8")
         runner = Runner(version, amtool, workdir)
         tally = Tally()
         cases = [(f"case_{i}", gen.valid_case(rng, version)) for i in range(VALID_CASES)]
@@ -186,7 +193,7 @@ def test_rcwebhook_renders_as_amtool_does(amtools: List[Tuple[str, str]], tmp_pa
             _check_defined(runner, tally, cases[b:b + BATCH], datas[(b // BATCH) % len(datas)])
         for i in range(INVALID_CASES):
             body = gen.invalid_case(rng, version)
-            data = datas[i % len(datas)]
+            data = datas[i % len(datas)] if i % 5 else empty
             if i % 2:
                 _check_text(runner, tally, body, data)
             else:
