@@ -1465,10 +1465,10 @@ class _State:
                 else:
                     self.node = r
                     self.errorf(f"range can't iterate over {gv.format_v(val, self.compat)}")
-            except _Break:
+                if r.else_list is not None:
+                    self.walk(dot, r.else_list)
+            except _Break:  # as in Go, a break in the else list ends that list too
                 return
-            if r.else_list is not None:
-                self.walk(dot, r.else_list)
         finally:
             self.pop(mark0)
 

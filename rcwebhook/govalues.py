@@ -399,7 +399,7 @@ def _bad(verb: str, a: Any, compat: str, plus: bool = False, pad: Optional["_Pad
             and stringer(a, compat) is None:
         text = "+" + text
     if pad is not None:
-        text = pad(text)
+        text = pad(text, not (prec is not None and isinstance(a, int) and not isinstance(a, bool)))
     return f"%!{verb}({type_name(a)}={text})"
 
 
@@ -582,7 +582,7 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
     text = _one_scalar(verb, a, prec, plus, sharp, space, compat, pad)
     if text.startswith("%!") and not text.startswith(("%!" + verb + "(MISSING", "%!(")) and verb not in "T":
         return text  # padded inside
-    return pad(text)
+    return pad(text, not (prec is not None and verb in "dboxXv" and isinstance(a, int) and not isinstance(a, bool)))
 
 
 def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space: bool, compat: str,
@@ -649,8 +649,8 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
                 s = ("0x" if verb == "x" else "0X") + s
             sign = "-" if v < 0 else ("+" if plus else (" " if space else ""))
             return sign + s
-        if verb in "xX" and isinstance(a, str):
-            data = str(a).encode("utf-8", "surrogatepass")
+        if verb in "xX" and (isinstance(a, str) or stringer(a, compat) is not None):
+            data = (str(a) if isinstance(a, str) else stringer(a, compat)).encode("utf-8", "surrogatepass")
             if prec is not None:
                 data = data[:prec]
             s = data.hex()
