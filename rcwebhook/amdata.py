@@ -784,8 +784,14 @@ def _re_replace_all(pattern: str, repl: str, text: str) -> str:
     try:
         regex = compile_regexp(pattern)
     except RegexpError as exc:
-        raise GoError(f"regexp: Compile({gv.go_quote(pattern)}): {exc}") from None
+        quoted = f"`{pattern}`" if _can_backquote(pattern) else gv.go_quote(pattern)
+        raise GoError(f"regexp: Compile({quoted}): {exc}") from None
     return replace_all(regex, text, repl)
+
+
+def _can_backquote(s: str) -> bool:
+    """strconv.CanBackquote."""
+    return all(c == "\t" or (c >= " " and c not in "`\x7f\ufeff") for c in s)
 
 
 def _tz(name: str, t: gv.GoTime) -> gv.GoTime:

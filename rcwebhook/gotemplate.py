@@ -85,11 +85,11 @@ def _has_right_trim(s: str, i: int) -> bool:
     return len(s) >= i + 2 and s[i] in SPACE and s[i + 1] == "-"
 
 
-def lex(text: str, break_ok: bool = True) -> List[Item]:
+def lex(text: str, break_ok: bool = True, go124: bool = True) -> List[Item]:
     """Return the items of `text`; the last is EOF or an error."""
     items: List[Item] = []
     pos = start = 0
-    line = start_line = 1
+    start_line = 1
     n = len(text)
 
     def emit(typ: int, end: int) -> None:
@@ -286,8 +286,10 @@ def lex(text: str, break_ok: bool = True) -> List[Item]:
                 emit(T_LPAREN, pos)
                 depth += 1
             elif c == ")":
-                emit(T_RPAREN, pos)
                 depth -= 1
+                if depth < 0 and go124:  # Go 1.20 and later: the error instead of the paren
+                    return error("unexpected right paren")
+                emit(T_RPAREN, pos)
                 if depth < 0:
                     return error("unexpected right paren U+0029 ')'")
             elif ord(c) < 0x80 and c.isprintable():
@@ -702,7 +704,7 @@ class _Parser:
         self.name = name
         self.text = text
         self.funcs = funcs
-        self.items = lex(text, "break" not in funcs)
+        self.items = lex(text, "break" not in funcs, bool(funcs.get("\0else_with", False)))
         self.i = 0
         self.tree_set = tree_set
         self.vars: List[str] = ["$"]
@@ -1083,7 +1085,10 @@ class _Parser:
             try:
                 ch = unquote(text)
             except ValueError as exc:
-                self.errorf(str(exc))
+                first = _first_char_end(text)
+                if first is None:
+                    self.errorf(str(exc))
+                self.errorf(f"malformed character constant: {text}")
             if len(ch) != 1:
                 self.errorf(f"malformed character constant: {text}")
             r = ord(ch)
@@ -1126,6 +1131,17 @@ class _Parser:
         if not (n.is_int or n.is_uint or n.is_float):
             self.errorf(f"illegal number syntax: {gv.go_quote(text)}")
         return n
+
+
+def _first_char_end(text: str) -> Optional[int]:
+    """Where the first character (or escape) of a character literal ends, or None when it is invalid."""
+    for end in range(2, min(len(text), 12)):
+        try:
+            unquote("'" + text[1:end] + "'")
+            return end
+        except ValueError:
+            continue
+    return None
 
 
 def _simplify_complex(n: NumberNode) -> None:
@@ -1327,8 +1343,6 @@ class _State:
         ntree = self.node.tree
         line, col = _byte_col(ntree.text, self.node.pos)
         context = str(self.node)
-        if len(context) > 20 and self.compat != "0.28":
-            pass
         raise ExecError(f"template: {ntree.parse_name}:{line}:{col}: executing {gv.go_quote(name)} at "
                         f"<{_context(context)}>: {msg}", ntree.parse_name, line, col)
 
@@ -1463,7 +1477,6 @@ class _State:
                             one(i, i)
                         return
                 else:
-                    self.node = r
                     self.errorf(f"range can't iterate over {gv.format_v(val, self.compat)}")
                 if r.else_list is not None:
                     self.walk(dot, r.else_list)
@@ -1813,8 +1826,8 @@ def _index(st: _State, item: Any, *indexes: Any) -> Any:
         if isinstance(item, (list, str)):
             n = len(item.encode("utf-8", "surrogatepass")) if isinstance(item, str) else len(item)
             x = _index_arg(st, index, n)
-            if x == n:
-                raise GoError(f"index out of range: {x}")
+            if x == n:  # within the capacity, past the length: reflect's own panic
+                raise GoError(f"reflect: {'string' if isinstance(item, str) else 'slice'} index out of range")
             if isinstance(item, str):
                 item = item.encode("utf-8", "surrogatepass")[x]  # a byte (uint8)
                 item = _Uint8(item)

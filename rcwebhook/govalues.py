@@ -400,7 +400,7 @@ def _bad(verb: str, a: Any, compat: str, plus: bool = False, pad: Optional["_Pad
         text = "+" + text
     if pad is not None:
         text = pad(text, not (prec is not None and isinstance(a, int) and not isinstance(a, bool)))
-    return f"%!{verb}({type_name(a)}={text})"
+    return _Padded(f"%!{verb}({type_name(a)}={text})")
 
 
 def _pad(text: str, width: Optional[int], minus: bool, zero: bool = False) -> str:
@@ -558,6 +558,10 @@ def _float_b_x(f: float, verb: str, prec: Optional[int]) -> str:
     return text.upper() if verb == "X" else text
 
 
+class _Padded(str):
+    pass
+
+
 class _Pad:
     """A verb's width and flags: applied to each element of a slice, map or struct, and inside %!verb(...)."""
 
@@ -580,8 +584,8 @@ def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space:
             (not stringer_ok or stringer(a, compat) is None) and isinstance(a, (list, dict, GoStruct, Ptr)) and verb != "T":
         return _compound(verb, a, prec, compat, pad, plus, sharp)
     text = _one_scalar(verb, a, prec, plus, sharp, space, compat, pad)
-    if text.startswith("%!") and not text.startswith(("%!" + verb + "(MISSING", "%!(")) and verb not in "T":
-        return text  # padded inside
+    if isinstance(text, _Padded):
+        return str(text)  # a wrong verb's value is padded inside its %!verb(...)
     return pad(text, not (prec is not None and verb in "dboxXv" and isinstance(a, int) and not isinstance(a, bool)))
 
 

@@ -15,7 +15,6 @@ import sys
 from typing import IO, List, Mapping, Optional
 
 from . import amdata
-from . import govalues as gv
 from .gotemplate import TemplateError
 
 USAGE = ("usage: rcwebhook template render --template.glob=GLOB... --template.text=TEXT "

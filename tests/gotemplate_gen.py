@@ -323,7 +323,7 @@ def stmt(c: Ctx, depth: int) -> str:  # noqa: C901 - a grammar
         c.in_range += 1
         body = stmts(c, depth + 1)
         if elem == "alert":
-            body = f"{{{{ .Labels.alertname }}}}={{{{ .Status }}}};" + body
+            body = "{{ .Labels.alertname }}={{ .Status }};" + body
         elif elem == "pair":
             body = "{{ .Name }}:{{ .Value }}," + body
         else:

@@ -32,7 +32,7 @@ from rcwebhook import cli
 from tests import gotemplate_gen as gen
 
 ROOT = Path(__file__).resolve().parent.parent
-VALID_CASES = int(os.environ.get("GOTEMPLATE_DIFF_CASES", "2500"))  # per amtool version
+VALID_CASES = int(os.environ.get("GOTEMPLATE_DIFF_CASES", "2000"))  # per amtool version
 INVALID_CASES = max(VALID_CASES // 8, 20)
 BATCH = 60
 SEP = "\n\x1e==CASE==\x1e\n"
@@ -135,6 +135,10 @@ class Tally:
             ok = ours.rc != 0
             if ok and theirs.message("amtool: error: ") == ours.message("rcwebhook: error: "):
                 self.same_message += 1
+            elif ok and os.environ.get("GOTEMPLATE_DIFF_MESSAGES"):
+                with open(os.environ["GOTEMPLATE_DIFF_MESSAGES"], "a", encoding="utf-8") as f:
+                    f.write(json.dumps([theirs.message("amtool: error: "), ours.message("rcwebhook: error: ")],
+                                       ensure_ascii=False) + "\n")
         if not ok:
             self.mismatches += 1
             self.full.append({"case": case, "data": data.read_text(encoding="utf-8") if data else None,
