@@ -335,14 +335,24 @@ TIME_METHODS: Dict[str, Func] = {
     "Truncate": _method(lambda t, d: _t_round(t, int(d), False), ("time.Duration",)),
 }
 
+def _go_div(d: int, unit: int) -> Tuple[int, int]:
+    """Go's integer division and remainder (both truncated toward zero)."""
+    q = abs(d) // unit * (1 if d >= 0 else -1)
+    return q, d - q * unit
+
+
+def _d_float(d: Any, unit: int) -> float:
+    whole, rest = _go_div(int(d), unit)
+    return float(whole) + float(rest) / float(unit)
+
+
 DURATION_METHODS: Dict[str, Func] = {
     "String": _method(lambda d: gv.duration_string(int(d))),
-    "Seconds": _method(lambda d: int(d) // 1_000_000_000 + (int(d) % 1_000_000_000) / 1e9 if d >= 0
-                       else -((-int(d)) // 1_000_000_000 + ((-int(d)) % 1_000_000_000) / 1e9)),
-    "Minutes": _method(lambda d: int(d) / 6e10),
-    "Hours": _method(lambda d: int(d) / 3.6e12),
-    "Milliseconds": _method(lambda d: Int64(int(int(d) / 1_000_000))),
-    "Microseconds": _method(lambda d: Int64(int(int(d) / 1000))),
+    "Seconds": _method(lambda d: _d_float(d, 1_000_000_000)),
+    "Minutes": _method(lambda d: _d_float(d, 60_000_000_000)),
+    "Hours": _method(lambda d: _d_float(d, 3_600_000_000_000)),
+    "Milliseconds": _method(lambda d: Int64(_go_div(int(d), 1_000_000)[0])),
+    "Microseconds": _method(lambda d: Int64(_go_div(int(d), 1000)[0])),
     "Nanoseconds": _method(lambda d: Int64(int(d))),
 }
 

@@ -1884,7 +1884,7 @@ def _len(st: _State, item: Any) -> int:
     if isinstance(item, (list, dict)):
         return len(item)
     if item is None:
-        raise GoError("len of nil pointer" if False else "len of type <nil>")
+        raise GoError("reflect: call of reflect.Value.Type on zero Value")
     raise GoError(f"len of type {gv.type_name(item)}")
 
 
@@ -1990,7 +1990,9 @@ def _not(st: _State, a: Any) -> bool:
 def _call(st: _State, fn: Any, *args: Any) -> Any:
     if fn is None:
         raise GoError("call of nil")
-    raise GoError(f"non-function of type {gv.type_name(fn)}")
+    if st.compat == "0.25":
+        raise GoError(f"non-function of type {gv.type_name(fn)}")
+    raise GoError(f"non-function {gv.format_v(fn, st.compat)} of type {gv.type_name(fn)}")
 
 
 def _printf(st: _State, fmt: str, *args: Any) -> str:

@@ -558,6 +558,35 @@ def _float_b_x(f: float, verb: str, prec: Optional[int]) -> str:
     return text.upper() if verb == "X" else text
 
 
+def _sharp_float(num: str, verb: str, prec: Optional[int]) -> str:
+    """fmt's # flag on a float: always a decimal point, and %g/%x keep trailing zeros (Go's rule)."""
+    if num in ("NaN", "+Inf", "-Inf") or verb == "b":
+        return num
+    digits = (6 if prec is None else prec) if verb in "vgGx" else 0
+    sign = num[0] if num[:1] in ("+", "-") else ""
+    body = num[len(sign):]
+    tail = ""
+    seen_point = saw_nonzero = False
+    out = []
+    for i, ch in enumerate(body):
+        if ch == ".":
+            seen_point = True
+        elif ch in "pP" or (ch in "eE" and verb not in "xX"):
+            tail = body[i:]
+            break
+        else:
+            saw_nonzero = saw_nonzero or ch != "0"
+            if saw_nonzero:
+                digits -= 1
+        out.append(ch)
+    text = "".join(out)
+    if not seen_point:
+        if text == "0":
+            digits -= 1
+        text += "."
+    return sign + text + "0" * max(digits, 0) + tail
+
+
 class _Padded(str):
     pass
 
@@ -661,7 +690,7 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
             s = ("0x" + s if sharp and s else s)
             return s.upper() if verb == "X" else s
         if verb in "bxX" and isinstance(a, float):
-            return _float_b_x(a, verb, prec)
+            return _sharp_float(_float_b_x(a, verb, prec), verb, prec) if sharp else _float_b_x(a, verb, prec)
         return _bad(verb, a, compat, plus, pad, prec)
     if verb in "eEfFgG":
         if isinstance(a, float):
@@ -669,6 +698,8 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
                 s = format_float(a, verb, -1 if prec is None else prec)
             else:
                 s = format_float(a, verb, 6 if prec is None else prec)
+            if sharp:
+                s = _sharp_float(s, verb, prec)
             if plus and not s.startswith(("-", "+")):
                 s = "+" + s
             elif space and not s.startswith("-"):

@@ -60,7 +60,7 @@ def load_globs(globs: List[str], compat: str = amdata.DEFAULT_COMPAT) -> "amdata
         for path in sorted(globmod.glob(pattern)):
             if os.path.isdir(path):
                 raise TemplateError(f"read {path}: is a directory")
-            with open(path, encoding="utf-8", errors="replace") as f:
+            with open(path, encoding="utf-8", errors="replace", newline="") as f:  # keep \r\n as Go does
                 text = f.read()
             tmpl.parse(os.path.basename(path), text)
     amdata.check_regexps(tmpl)

@@ -16,7 +16,7 @@ import random
 from typing import Dict, List, Optional, Tuple
 
 TEXTS = ["", " ", "\n", "x", "Alert ", " — ", "é", "日本語", "🔥", "a\tb", "  \n  ", "[", "]", ":", "-",
-         "}", "{ ", "$", "%", "\\", "'", '"', "<b>&</b>", "line1\nline2", "\u00a0", "Ω≈ç", "‮rtl", "0"]
+         "}", "{ ", "$", "%", "\\", "'", '"', "<b>&</b>", "line1\nline2", "\u00a0", "Ω≈ç", "‮rtl", "0", "a\r\n", " \r\n\t"]
 LABEL_NAMES = ["alertname", "severity", "instance", "job", "team", "env", "zone", "ünïcode", "a", "b"]
 LABEL_VALUES = ["HighCPU", "DiskFull", "critical", "warning", "info", "web-1:9100", "node", "", "a b",
                 "x\"y", "<tag>", "Ünïcödé ✓", "100%", "multi\nline", "  padded  ", "a=b,c", "$1", "\\d+",
@@ -216,7 +216,20 @@ def printable(c: Ctx) -> str:
     rng = c.rng
     r = rng.random()
     if r < 0.08:
-        return f"{expr(c, 'time', 1)}.{rng.choice(['Unix', 'Year', 'Month', 'Day', 'Hour', 'Weekday', 'YearDay', 'IsZero', 'Nanosecond', 'Minute', 'Second'])}"
+        return f"{expr(c, 'time', 1)}.{rng.choice(['Unix', 'Year', 'Month', 'Day', 'Hour', 'Weekday', 'YearDay', 'IsZero', 'Nanosecond', 'Minute', 'Second', 'UnixMilli'])}"
+    if r < 0.11:
+        t1, t2 = expr(c, 'time', 1), expr(c, 'time', 1)
+        return rng.choice([f"({t1}.Sub {t2})", f"({t1}.Sub {t2}).Seconds", f"({t1}.Sub {t2}).Hours",
+                           f"({t1}.Add {rng.choice(['3600000000000', '-90000000000', '1500000000', '0'])})",
+                           f"({t1}.Round 3600000000000)", f"({t1}.Truncate 60000000000)", f"({t1}.Before {t2})",
+                           f"({t1}.After {t2})", f"({t1}.Equal {t2})", f"(printf \"%v|%s|%d\" {t1}.Month {t1}.Weekday {t1}.Month)"])
+    if r < 0.13:
+        return rng.choice(["(slice (stringSlice \"a\" \"b\" \"c\") 1 2)", "(slice (stringSlice \"a\" \"b\") 0)",
+                           "(index $.CommonLabels \"nope\")", "(eq $.Status nil)", "(ne nil nil)",
+                           "(len $.CommonLabels.SortedPairs)", "-0.0", "9223372036854775807", "(print -0.0 1e100 5e-324)",
+                           "(printf \"%v %v\" (index $.Alerts 0).StartsAt.UTC (index $.Alerts 0).Labels)",
+                           "(and $.Alerts.Firing $.Receiver)", "(or $.Alerts.Resolved $.CommonLabels)",
+                           "(index (index $.Alerts 0).Labels.SortedPairs 0)", "(index $.Alerts 0).Labels.SortedPairs.Values"])
     if r < 0.12:
         return "."
     typ = rng.choice(["str", "str", "str", "int", "float", "bool", "kv", "strs", "pairs", "alerts", "time", "alert"])
@@ -243,7 +256,7 @@ def stmt(c: Ctx, depth: int) -> str:  # noqa: C901 - a grammar
     rng = c.rng
     choices = ["text", "text", "print", "print", "print", "comment", "var"]
     if depth < 3:
-        choices += ["if", "range", "with", "template", "assign"]
+        choices += ["if", "range", "with", "template", "assign", "declctl", "counter"]
         if depth < 2:
             choices += ["block"]
     if c.in_range:
@@ -268,6 +281,25 @@ def stmt(c: Ctx, depth: int) -> str:  # noqa: C901 - a grammar
             return ""
         name, typ = rng.choice(names)
         return f"{o}{name} = {expr(c, typ) if typ != 'alert' else expr(c, 'alert')}{cl}"
+    if k == "declctl":
+        name = c.new_var()
+        typ = rng.choice(["str", "kv", "strs", "int"])
+        kw = rng.choice(["if", "with"])
+        mark = len(c.vars)
+        head = f"{o}{kw} {name} := {expr(c, typ)}{cl}"
+        c.vars.append((name, typ))
+        out = head + f"<{{{{ {name} }}}}>" + stmts(c, depth + 1)
+        del c.vars[mark:]
+        if rng.random() < 0.5:
+            out += "{{ else }}" + stmts(c, depth + 1)
+        return out + "{{ end }}"
+    if k == "counter":
+        name = c.new_var()
+        c.vars.append((name, "int"))
+        return (f"{{{{ {name} := 0 }}}}{{{{ range $.Alerts }}}}{{{{ if eq .Status \"firing\" }}}}"
+                f"{{{{ {name} = len $.Alerts.Firing }}}}{{{{ end }}}}{{{{ end }}}}[{{{{ {name} }}}}]")
+    if k == "noarg":
+        return rng.choice(['{{ template "helper_data" }}', '{{ template "helper_kv" }}', '{{ template "helper_alerts" }}'])
     if k == "brk":
         return f"{{{{ if {expr(c, 'bool')} }}}}{{{{ {rng.choice(['break', 'continue'])} }}}}{{{{ end }}}}"
     if k == "if":
@@ -384,7 +416,10 @@ MUTATIONS = [
     '{{ "a" "b" }}', "{{ .Receiver 1 }}", "{{ ( }}", "{{ ) }}", "{{ range $a, $b, $c := $.Alerts }}{{ end }}",
     "{{ $.CommonLabels.Remove 1 }}", "{{ and }}", "{{ not 1 2 }}", '{{ stringSlice 1 }}', "{{ ne 1 }}",
 '{{ match "a**" "a" }}', '{{ match "[z-a]" "a" }}',
-    "{{ @ }}", "{{ .Alerts | len | toUpper }}", "{{ printf \"%d\" | 1 }}", "{{ $.Alerts.Firing.Foo }}",
+    "{{ @ }}", "{{ .Alerts | len | toUpper }}", "{{ eq (index $.Alerts 0) (index $.Alerts 0) }}",
+    "{{ eq $.CommonLabels $.CommonLabels }}", "{{ lt $.Alerts 1 }}", "{{ index $.CommonLabels 1 }}",
+    "{{ slice $.CommonLabels 1 }}", "{{ (index $.Alerts 0).StartsAt.Add \"x\" }}", "{{ call 1 }}",
+    "{{ template \"helper_str\" }}", '{{ template "helper_data" }}', '{{ template "helper_kv" }}', "{{ 'a }}", "{{ `x }}", "{{ - }}", "{{ $.Alerts.Firing.Labels }}", "{{ printf \"%d\" | 1 }}", "{{ $.Alerts.Firing.Foo }}",
 ]
 MUTATIONS_028 = ['{{ tz "No/Such_Zone" (index $.Alerts 0).StartsAt }}', '{{ date "2006" "x" }}',
                  '{{ humanizeDuration "abc" }}', '{{ trimSpace 1 }}', "{{ range 3.5 }}{{ end }}"]
