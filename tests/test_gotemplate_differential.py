@@ -36,7 +36,7 @@ VALID_CASES = int(os.environ.get("GOTEMPLATE_DIFF_CASES", "2000"))  # per amtool
 INVALID_CASES = max(VALID_CASES // 8, 20)
 BATCH = 60
 SEP = "\n\x1e==CASE==\x1e\n"
-SEED = 20260130
+SEED = int(os.environ.get("GOTEMPLATE_DIFF_SEED", "20260130"))
 
 
 def _amtool_028() -> Optional[str]:
