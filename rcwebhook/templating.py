@@ -26,6 +26,8 @@ ERRORS = Counter("rcwebhook_template_errors_total",
                  "Template executions that failed (the built-in rendering was used), by message part.",
                  ["part"], initial=[{"part": part} for part in KEYS.values()])
 TEXT_UNITS = 4000  # an attachment's text at most (the headline has the message's own limit)
+MAX_STEPS = 200_000  # per part of a message: a runaway template fails fast and the built-in part is used
+MAX_OUTPUT = 100_000  # characters per part, before the cut to Rocket.Chat's limits
 
 
 class Templates:
@@ -40,7 +42,7 @@ class Templates:
         if not name:
             return None
         try:
-            return self.tmpl.execute(name, data)
+            return self.tmpl.execute(name, data, max_steps=MAX_STEPS, max_output=MAX_OUTPUT)
         except TemplateError as exc:
             ERRORS.inc(part=part)
             log.warning("template %r (%s) failed, the built-in %s is used: %s", name,

@@ -145,3 +145,20 @@ def test_render_prints_the_messages_it_would_post() -> None:
     out = json.loads(result.stdout)
     assert out["route"] == "warning"
     assert out["message"]["text"] == "🔥 HighMemoryUsage on server1:9100\n"
+
+
+def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Path) -> None:
+    import time
+    path = tmp_path / "loop.tmpl"
+    path.write_text('{{ define "loop" }}{{ range $.Alerts }}{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}'
+                    '{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}'
+                    '{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}'
+                    '{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}.{{ end }}'
+                    '{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}')
+    settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="loop")
+    before = templating.ERRORS.value(part="text")
+    started = time.monotonic()
+    out = rendered(settings)
+    assert time.monotonic() - started < 5
+    assert out["text"] == rendered(settings_with())["text"]
+    assert templating.ERRORS.value(part="text") == before + 1
