@@ -239,12 +239,16 @@ def printable(c: Ctx) -> str:
     return e
 
 
+OPENS = ["{{- ", "{{ ", "{{ ", "{{ ", "{{", "{{-\n", "{{\t", "{{\n  ", "{{-\r\n"]
+CLOSES = [" -}}", " }}", " }}", " }}", "}}", "\n-}}", "\n}}", "\t -}}"]
+
+
 def _open(c: Ctx) -> str:
-    return "{{- " if c.rng.random() < 0.2 else "{{ " if c.rng.random() < 0.7 else "{{"
+    return c.rng.choice(OPENS)
 
 
 def _close(c: Ctx) -> str:
-    return " -}}" if c.rng.random() < 0.2 else " }}" if c.rng.random() < 0.7 else "}}"
+    return c.rng.choice(CLOSES)
 
 
 def stmts(c: Ctx, depth: int, n: Optional[int] = None) -> str:
@@ -458,6 +462,17 @@ def data_set(rng: random.Random, with_alerts: bool = True) -> dict:
     for a in alerts[1:]:
         common_ann = {k: v for k, v in common_ann.items() if a["annotations"].get(k) == v}
     group = {k: v for k, v in common.items() if k in ("alertname", "job")}
+    if rng.random() < 0.3:  # what Go's JSON decoding makes of other shapes: nulls, missing keys, other cases
+        for a in alerts:
+            for key in rng.sample(["labels", "annotations", "endsAt", "generatorURL", "fingerprint"], 2):
+                if rng.random() < 0.5:
+                    a[key] = None
+                else:
+                    a.pop(key)
+            if rng.random() < 0.3:
+                a["StartsAt"] = a.pop("startsAt")
+            if rng.random() < 0.3 and a.get("labels"):
+                a["labels"]["nullvalue"] = None
     return {
         "receiver": rng.choice(["rocketchat", "team-X", ""]),
         "status": "firing" if any(a["status"] == "firing" for a in alerts) else "resolved",
