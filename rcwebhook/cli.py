@@ -60,6 +60,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--send-test", nargs="?", const="all", metavar="ROUTE", choices=("all",) + config.ROUTES,
                         help="post a clearly labelled test alert through each route (or only ROUTE: critical, "
                              "warning or info), print each result, and exit 0 only if all were accepted")
+    parser.add_argument("--render", metavar="FILE.json",
+                        help="print the Rocket.Chat message(s) rcwebhook would post for this Alertmanager "
+                             "notification, with the configured templates, and exit")
+    parser.add_argument("--route", choices=config.ROUTES, help="with --render: only this route's message")
     parser.add_argument("--version", action="version", version=f"rcwebhook {__version__}")
     return parser.parse_args(argv)
 
@@ -74,6 +78,10 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]):
 def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.environ,
          stderr: Optional[IO[str]] = None, stdout: Optional[IO[str]] = None) -> int:
     """Run the command line and return the exit status."""
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["template"]:  # amtool's `template render`, with rcwebhook's template engine
+        from . import templaterender
+        return templaterender.main(words[1:], environ, stdout, stderr)
     args = parse_args(argv)
     stderr = stderr or sys.stderr
     stdout = stdout or sys.stdout
@@ -87,6 +95,9 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         print(f"rcwebhook: the configuration is invalid ({len(exc.problems)} "
               f"problem{'s' if len(exc.problems) != 1 else ''}); nothing was started", file=stderr)
         return EX_CONFIG
+    if args.render:
+        from . import templating
+        return templating.render_file(settings, args.render, args.route, stdout, stderr)
     if args.check_config:
         for warning in warnings:
             print(f"rcwebhook: warning: {config.redact(warning, settings.secrets())}", file=stderr)

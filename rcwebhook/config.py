@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 from types import MappingProxyType
-from typing import AbstractSet, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from . import envfile, tls
@@ -71,6 +71,10 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "HTTPS_PROXY": "",
     "HTTP_PROXY": "",
     "NO_PROXY": "",
+    "TEMPLATE_FILES": "",
+    "TEMPLATE_TEXT": "",
+    "TEMPLATE_ATTACHMENT_TITLE": "",
+    "TEMPLATE_ATTACHMENT_TEXT": "",
     # Each secret can also come from KEY_FILE (a file holding it) or a systemd credential
     # named KEY ($CREDENTIALS_DIRECTORY/KEY).
     **{f"{key}_FILE": "" for key in ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING",
@@ -143,6 +147,7 @@ class Settings(NamedTuple):
     # urllib's form: {"https": URL, "http": URL, "no": "host,..."}, only the ones set
     proxies: Mapping[str, str] = MappingProxyType({})
     source: str = ""  # the env file read, or "" for none
+    templates: Any = None  # templating.Templates from TEMPLATE_FILES, or None: the built-in messages
 
     def secrets(self) -> Tuple[str, ...]:
         """Return every secret string in these settings, for redaction."""
@@ -448,7 +453,17 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
         proxies=get.proxies(),
         source=source,
+        templates=_templates(raw, errors),
     )
+
+
+def _templates(raw: Mapping[str, str], errors: List[str]) -> Any:
+    """The templates TEMPLATE_FILES holds, when the TEMPLATE_* keys ask for them (else None)."""
+    if not any(raw.get(k, "").strip() for k in ("TEMPLATE_FILES", "TEMPLATE_TEXT", "TEMPLATE_ATTACHMENT_TITLE",
+                                                  "TEMPLATE_ATTACHMENT_TEXT")):
+        return None
+    from . import templating  # only when templates are configured
+    return templating.load(raw, errors)
 
 
 def _dedup_window(get: "_Reader", warnings: List[str], where: "Where") -> float:
@@ -705,6 +720,10 @@ def describe(settings: Settings) -> List[str]:
         "TLS_KEY_FILE": settings.tls_key_file,
         "ROCKETCHAT_CA_FILE": settings.rocketchat_ca_file,
         **{f"{scheme.upper()}_PROXY": redact(url, settings.secrets()) for scheme, url in settings.proxies.items()},
+        **({"TEMPLATE_FILES": settings.templates.files,
+            **{key: settings.templates.names.get(part, "") for key, part in (
+                ("TEMPLATE_TEXT", "text"), ("TEMPLATE_ATTACHMENT_TITLE", "title"),
+                ("TEMPLATE_ATTACHMENT_TEXT", "attachment_text"))}} if settings.templates else {}),
     }
     for route in settings.routes.values():
         shown = redact_url(route.url) if route.url else "(not set)"

@@ -64,6 +64,8 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
         message["icon_emoji"] = settings.icon_emoji
     if route.channel:
         message["channel"] = route.channel
+    if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders
+        message = settings.templates.apply(message, alerts, external_url, text_limit)
     return message
 
 

@@ -224,7 +224,7 @@ class Metrics:
                 self.retries, self.waits, self.refusals, self.duplicates, self.pending, self.state_bytes,
                 self.state_errors, self.thread_replies, self.open_threads,
                 self.build_info, self.reload_success,
-                self.reload_time] + self.process
+                self.reload_time] + self.process + _template_errors()
 
     def expose(self) -> bytes:
         """Return every metric in the Prometheus text format 0.0.4."""
@@ -238,6 +238,13 @@ class Metrics:
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = resource.getpagesize()
+
+
+def _template_errors() -> List[_Metric]:
+    """rcwebhook_template_errors_total, once templates are in use."""
+    import sys
+    templating = sys.modules.get("rcwebhook.templating")
+    return [templating.ERRORS] if templating is not None else []
 
 
 def _stat() -> List[str]:

@@ -1,0 +1,962 @@
+"""Alertmanager's template data (template.Data and its Alerts, KV and Pairs) and its template
+functions, for the Go template engine in gotemplate.
+
+`compat` names the Alertmanager whose behaviour is followed: "0.28" (the default; Debian 13) or
+"0.25" (Debian 12): 0.28 adds trimSpace, date, tz, since and humanizeDuration, prints a KV and
+Pairs as `a=1, b=2` (their String methods) and knows {{else with}} and range over an integer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time as _clock
+import re
+import unicodedata
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import govalues as gv
+from .gotemplate import BUILTINS, Func, GoError, ParseError, Template
+
+COMPATS = ("0.25", "0.28")
+DEFAULT_COMPAT = "0.28"
+
+
+def _method(fn: Any, params: Tuple[str, ...] = (), variadic: bool = False, since_026: bool = False,
+            name: str = "") -> Func:
+    f = Func(fn, params, variadic, name)
+    f.since_026 = since_026  # type: ignore[attr-defined]
+    return f
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+class Pair(gv.GoStruct):
+    TYPE = "template.Pair"
+    FIELDS = ("Name", "Value")
+
+    def __init__(self, name: str, value: str) -> None:
+        self.Name, self.Value = name, value
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Pair) and (self.Name, self.Value) == (other.Name, other.Value)
+
+    def __hash__(self) -> int:
+        return hash((self.Name, self.Value))
+
+
+def _pairs_string(ps: "Pairs") -> str:
+    return ", ".join(f"{p.Name}={p.Value}" for p in ps)
+
+
+class Pairs(gv.TypedSlice):
+    TYPE = "template.Pairs"
+
+
+Pairs.METHODS = {
+    "Names": _method(lambda ps: gv.StringSlice(p.Name for p in ps)),
+    "Values": _method(lambda ps: gv.StringSlice(p.Value for p in ps)),
+    "String": _method(_pairs_string, since_026=True),
+}
+
+
+class KV(gv.TypedMap):
+    TYPE = "template.KV"
+    ELEM_ZERO = ""
+
+
+def sorted_pairs(kv: Dict[str, str]) -> Pairs:
+    keys = sorted(k for k in kv if k != "alertname")
+    if "alertname" in kv:
+        keys.insert(0, "alertname")
+    return Pairs(Pair(k, kv[k]) for k in keys)
+
+
+def _remove(kv: KV, keys: List[str]) -> KV:
+    drop = set(keys or ())
+    return KV((k, v) for k, v in kv.items() if k not in drop)
+
+
+KV.METHODS = {
+    "SortedPairs": _method(sorted_pairs),
+    "Remove": _method(_remove, ("[]string",)),
+    "Names": _method(lambda kv: gv.StringSlice(p.Name for p in sorted_pairs(kv))),
+    "Values": _method(lambda kv: gv.StringSlice(p.Value for p in sorted_pairs(kv))),
+    "String": _method(lambda kv: _pairs_string(sorted_pairs(kv)), since_026=True),
+}
+
+
+class Alert(gv.GoStruct):
+    TYPE = "template.Alert"
+    FIELDS = ("Status", "Labels", "Annotations", "StartsAt", "EndsAt", "GeneratorURL", "Fingerprint")
+
+    def __init__(self, **kw: Any) -> None:
+        self.Status = kw.get("Status", "")
+        self.Labels = kw.get("Labels", KV())
+        self.Annotations = kw.get("Annotations", KV())
+        self.StartsAt = kw.get("StartsAt", gv.GoTime(gv.ZERO_TIME_SEC))
+        self.EndsAt = kw.get("EndsAt", gv.GoTime(gv.ZERO_TIME_SEC))
+        self.GeneratorURL = kw.get("GeneratorURL", "")
+        self.Fingerprint = kw.get("Fingerprint", "")
+
+
+class AlertList(gv.TypedSlice):
+    TYPE = "[]template.Alert"
+
+
+class Alerts(gv.TypedSlice):
+    TYPE = "template.Alerts"
+
+
+Alerts.METHODS = {
+    "Firing": _method(lambda alerts: AlertList(a for a in alerts if a.Status == "firing")),
+    "Resolved": _method(lambda alerts: AlertList(a for a in alerts if a.Status == "resolved")),
+}
+
+
+class Data(gv.GoStruct):
+    TYPE = "template.Data"
+    FIELDS = ("Receiver", "Status", "Alerts", "GroupLabels", "CommonLabels", "CommonAnnotations", "ExternalURL")
+
+    def __init__(self, **kw: Any) -> None:
+        self.Receiver = kw.get("Receiver", "")
+        self.Status = kw.get("Status", "")
+        self.Alerts = kw.get("Alerts", Alerts())
+        self.GroupLabels = kw.get("GroupLabels", KV())
+        self.CommonLabels = kw.get("CommonLabels", KV())
+        self.CommonAnnotations = kw.get("CommonAnnotations", KV())
+        self.ExternalURL = kw.get("ExternalURL", "")
+
+
+class DataError(ValueError):
+    """The data file is not Alertmanager's template data (as Go's encoding/json would refuse it)."""
+
+
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z")
+
+
+def parse_time(text: str) -> gv.GoTime:
+    """A time.Time from RFC 3339 text, as Go's time.Time.UnmarshalJSON reads it."""
+    m = _RFC3339.match(text)
+    if not m:
+        raise DataError(f'parsing time "{text}" as RFC 3339: cannot parse')
+    year, month, day, hour, minute, second, frac, z, sign, oh, om = m.groups()
+    from datetime import datetime, timedelta
+    try:
+        civil = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+    except ValueError:
+        raise DataError(f'parsing time "{text}": value out of range') from None
+    nsec = int((frac or "0").ljust(9, "0"))
+    if z:
+        offset, zone = 0, "UTC"
+    else:
+        if int(oh) >= 24 or int(om) >= 60:
+            raise DataError(f'parsing time "{text}": time zone offset out of range')
+        offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
+        zone = ""  # a fixed zone without a name: Go prints its offset (+0200 +0200)
+    sec = (civil - datetime(1970, 1, 1)) // timedelta(seconds=1) - offset
+    if not z:
+        # Go's time.Parse: an offset that the local zone has at that moment gives the local zone
+        try:
+            local = _clock.localtime(sec)
+            if local.tm_gmtoff == offset:
+                zone = local.tm_zone
+        except (OverflowError, OSError, ValueError):
+            pass
+    return gv.GoTime(sec, nsec, offset, zone)
+
+
+def _field(obj: Dict[str, Any], name: str) -> Any:
+    """A JSON object's member for a Go struct field: exact name first, else case-insensitively; the
+    last of duplicates wins, as in Go."""
+    found = None
+    for key, value in obj.items():
+        if key == name:
+            return value
+        if found is None and key.lower() == name.lower():
+            found = (value,)
+    return found[0] if found else None
+
+
+def _kv(value: Any, where: str) -> KV:
+    if value is None:
+        return KV()
+    if not isinstance(value, dict):
+        raise DataError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type template.KV")
+    out = KV()
+    for k, v in value.items():
+        if v is None:
+            out[k] = ""
+            continue
+        if not isinstance(v, str):
+            raise DataError(f"json: cannot unmarshal {_json_kind(v)} into Go struct field {where} of type string")
+        out[k] = v
+    return out
+
+
+def _str(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type string")
+    return value
+
+
+def _time(value: Any, where: str) -> gv.GoTime:
+    if value is None:
+        return gv.GoTime(gv.ZERO_TIME_SEC)
+    if not isinstance(value, str):
+        raise DataError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type time.Time")
+    return parse_time(value)
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def data_from_json(obj: Any) -> Data:
+    """The template.Data that Go's json.Unmarshal makes of this JSON value (amtool hands templates
+    the struct itself, not a pointer)."""
+    if obj is None:
+        return Data()
+    if not isinstance(obj, dict):
+        raise DataError(f"json: cannot unmarshal {_json_kind(obj)} into Go value of type template.Data")
+    raw_alerts = _field(obj, "alerts")
+    alerts = Alerts()
+    if raw_alerts is not None:
+        if not isinstance(raw_alerts, list):
+            raise DataError(f"json: cannot unmarshal {_json_kind(raw_alerts)} into Go struct field "
+                            "Data.alerts of type template.Alerts")
+        for item in raw_alerts:
+            if item is None:
+                alerts.append(Alert())
+                continue
+            if not isinstance(item, dict):
+                raise DataError(f"json: cannot unmarshal {_json_kind(item)} into Go struct field Data.alerts "
+                                "of type template.Alert")
+            alerts.append(Alert(
+                Status=_str(_field(item, "status"), "Data.alerts.status"),
+                Labels=_kv(_field(item, "labels"), "Data.alerts.labels"),
+                Annotations=_kv(_field(item, "annotations"), "Data.alerts.annotations"),
+                StartsAt=_time(_field(item, "startsAt"), "Data.alerts.startsAt"),
+                EndsAt=_time(_field(item, "endsAt"), "Data.alerts.endsAt"),
+                GeneratorURL=_str(_field(item, "generatorURL"), "Data.alerts.generatorURL"),
+                Fingerprint=_str(_field(item, "fingerprint"), "Data.alerts.fingerprint"),
+            ))
+    return Data(
+        Receiver=_str(_field(obj, "receiver"), "Data.receiver"),
+        Status=_str(_field(obj, "status"), "Data.status"),
+        Alerts=alerts,
+        GroupLabels=_kv(_field(obj, "groupLabels"), "Data.groupLabels"),
+        CommonLabels=_kv(_field(obj, "commonLabels"), "Data.commonLabels"),
+        CommonAnnotations=_kv(_field(obj, "commonAnnotations"), "Data.commonAnnotations"),
+        ExternalURL=_str(_field(obj, "externalURL"), "Data.externalURL"),
+    )
+
+
+def load_data(text: str) -> Data:
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"invalid JSON: {exc}") from None
+    return data_from_json(obj)
+
+
+# ---------------------------------------------------------------------------------------------
+# time.Time and time.Duration methods
+
+
+class Int64(int):
+    pass
+
+
+def _t_add(t: gv.GoTime, d: int) -> gv.GoTime:
+    total = t.nsec + int(d)
+    sec, nsec = divmod(total, 1_000_000_000)
+    return gv.GoTime(t.sec + sec, nsec, t.offset, t.zone, t.tzinfo)
+
+
+def _t_sub(t: gv.GoTime, u: gv.GoTime) -> gv.Duration:
+    d = (t.sec - u.sec) * 1_000_000_000 + (t.nsec - u.nsec)
+    return gv.Duration(max(min(d, (1 << 63) - 1), -(1 << 63)))
+
+
+def _t_key(t: gv.GoTime) -> Tuple[int, int]:
+    return (t.sec, t.nsec)
+
+
+def _t_round(t: gv.GoTime, d: int, up: bool) -> gv.GoTime:
+    if d <= 0:
+        return gv.GoTime(t.sec, t.nsec, t.offset, t.zone, t.tzinfo)
+    # Go rounds relative to the zero time
+    total = (t.sec - gv.ZERO_TIME_SEC) * 1_000_000_000 + t.nsec
+    r = total % d
+    if up and r + r >= d:
+        total += d - r
+    else:
+        total -= r
+    sec, nsec = divmod(total, 1_000_000_000)
+    return gv.GoTime(sec + gv.ZERO_TIME_SEC, nsec, t.offset, t.zone, t.tzinfo)
+
+
+TIME_METHODS: Dict[str, Func] = {
+    "Format": _method(gv.time_format, ("string",)),
+    "String": _method(lambda t: gv.format_v(t, DEFAULT_COMPAT)),
+    "Unix": _method(lambda t: Int64(t.sec)),
+    "UnixMilli": _method(lambda t: Int64(t.sec * 1000 + t.nsec // 1_000_000)),
+    "UnixNano": _method(lambda t: Int64(t.sec * 1_000_000_000 + t.nsec)),
+    "UTC": _method(lambda t: gv.GoTime(t.sec, t.nsec, 0, "UTC")),
+    "Year": _method(lambda t: t.civil().year),
+    "Month": _method(lambda t: gv.Month(t.civil().month)),
+    "Day": _method(lambda t: t.civil().day),
+    "Hour": _method(lambda t: t.civil().hour),
+    "Minute": _method(lambda t: t.civil().minute),
+    "Second": _method(lambda t: t.civil().second),
+    "Nanosecond": _method(lambda t: t.nsec),
+    "YearDay": _method(lambda t: t.civil().yday),
+    "Weekday": _method(lambda t: gv.Weekday((t.civil().weekday() + 1) % 7)),
+    "IsZero": _method(lambda t: t.sec == gv.ZERO_TIME_SEC and t.nsec == 0),
+    "Add": _method(_t_add, ("time.Duration",)),
+    "Sub": _method(_t_sub, ("time.Time",)),
+    "Before": _method(lambda t, u: _t_key(t) < _t_key(u), ("time.Time",)),
+    "After": _method(lambda t, u: _t_key(t) > _t_key(u), ("time.Time",)),
+    "Equal": _method(lambda t, u: _t_key(t) == _t_key(u), ("time.Time",)),
+    "Round": _method(lambda t, d: _t_round(t, int(d), True), ("time.Duration",)),
+    "Truncate": _method(lambda t, d: _t_round(t, int(d), False), ("time.Duration",)),
+}
+
+def _go_div(d: int, unit: int) -> Tuple[int, int]:
+    """Go's integer division and remainder (both truncated toward zero)."""
+    q = abs(d) // unit * (1 if d >= 0 else -1)
+    return q, d - q * unit
+
+
+def _d_float(d: Any, unit: int) -> float:
+    whole, rest = _go_div(int(d), unit)
+    return float(whole) + float(rest) / float(unit)
+
+
+DURATION_METHODS: Dict[str, Func] = {
+    "String": _method(lambda d: gv.duration_string(int(d))),
+    "Seconds": _method(lambda d: _d_float(d, 1_000_000_000)),
+    "Minutes": _method(lambda d: _d_float(d, 60_000_000_000)),
+    "Hours": _method(lambda d: _d_float(d, 3_600_000_000_000)),
+    "Milliseconds": _method(lambda d: Int64(_go_div(int(d), 1_000_000)[0])),
+    "Microseconds": _method(lambda d: Int64(_go_div(int(d), 1000)[0])),
+    "Nanoseconds": _method(lambda d: Int64(int(d))),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Go regular expressions (RE2 syntax) translated to Python's re
+
+
+class RegexpError(Exception):
+    """Go would refuse the pattern too (unsupported False), or only this translation does (True)."""
+
+    def __init__(self, message: str, unsupported: bool = False) -> None:
+        super().__init__(message)
+        self.unsupported = unsupported
+
+
+_ASCII_CLASSES = {
+    "d": "0-9", "w": "0-9A-Za-z_", "s": "\\t\\n\\f\\r ",
+}
+_POSIX = {
+    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ", "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~", "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z", "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
+}
+_WORD = "[0-9A-Za-z_]"
+_REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
+_cache: Dict[str, Any] = {}
+
+
+def compile_regexp(pattern: str) -> "re.Pattern[str]":
+    """Compile a Go regular expression; RegexpError with Go's wording when Go would refuse it, or
+    when it uses syntax this translation does not carry over (\\p classes, (?U))."""
+    cached = _cache.get(pattern)
+    if cached is not None:
+        return cached
+    py = translate_regexp(pattern)
+    try:
+        compiled = re.compile(py)
+    except re.error as exc:
+        raise RegexpError(f"error parsing regexp: {exc}: `{pattern}`") from None
+    except RecursionError:
+        raise RegexpError(f"error parsing regexp: expression nests too deeply: `{pattern}`") from None
+    if len(_cache) > 512:
+        _cache.clear()
+    _cache[pattern] = compiled
+    return compiled
+
+
+def translate_regexp(p: str) -> str:  # noqa: C901 - one scanner
+    out: List[str] = []
+    i, n = 0, len(p)
+    closers: List[int] = []  # per open group: how many extra ')' its end needs (scoped flags)
+    has_m = False
+    last_atom = False  # whether a quantifier may follow
+    last_quant = False
+
+    def bad(msg: str, arg: str) -> None:
+        raise RegexpError(f"error parsing regexp: {msg}: `{arg}`")
+
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            if i + 1 >= n:
+                bad("trailing backslash at end of expression", "")
+            e = p[i + 1]
+            if e in _ASCII_CLASSES:
+                out.append("[" + _ASCII_CLASSES[e] + "]")
+            elif e in "DWS":
+                out.append("[^" + _ASCII_CLASSES[e.lower()] + "]")
+            elif e == "b":
+                out.append(f"(?:(?<={_WORD})(?!{_WORD})|(?<!{_WORD})(?={_WORD}))")
+            elif e == "B":
+                out.append(f"(?:(?<={_WORD})(?={_WORD})|(?<!{_WORD})(?!{_WORD}))")
+            elif e == "A":
+                out.append("\\A")
+            elif e == "z":
+                out.append("\\Z")
+            elif e in "afnrtv":
+                out.append("\\" + e)
+            elif e == "x":
+                if i + 2 < n and p[i + 2] == "{":
+                    j = p.find("}", i + 3)
+                    hexs = p[i + 3:j] if j > 0 else ""
+                    if j < 0 or not hexs or not all(h in "0123456789abcdefABCDEF" for h in hexs) or int(hexs, 16) > 0x10FFFF:
+                        bad("invalid escape sequence", p[i:j + 1 if j > 0 else n])
+                    out.append(re.escape(chr(int(hexs, 16))))
+                    i = j + 1
+                    last_atom, last_quant = True, False
+                    continue
+                hexs = p[i + 2:i + 4]
+                if len(hexs) < 2 or not all(h in "0123456789abcdefABCDEF" for h in hexs):
+                    bad("invalid escape sequence", p[i:i + 4])
+                out.append(re.escape(chr(int(hexs, 16))))
+                i += 4
+                last_atom, last_quant = True, False
+                continue
+            elif e == "Q":
+                j = p.find("\\E", i + 2)
+                lit = p[i + 2:] if j < 0 else p[i + 2:j]
+                out.append("(?:" + re.escape(lit) + ")" if lit else "")
+                i = n if j < 0 else j + 2
+                last_atom, last_quant = bool(lit), False
+                continue
+            elif e in "pP":
+                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`", True)
+            elif e.isalnum() or e == "_":
+                bad("invalid escape sequence", "\\" + e)
+            else:
+                out.append("\\" + e)
+            i += 2
+            last_atom, last_quant = True, False
+            continue
+        if c == "[":
+            j, cls = _translate_class(p, i, bad)
+            out.append(cls)
+            i = j
+            last_atom, last_quant = True, False
+            continue
+        if c == "(":
+            if p.startswith("(?", i):
+                m = re.match(r"\(\?P?<([A-Za-z0-9_]*)>", p[i:])
+                if m:
+                    name = m.group(1)
+                    if not name or name[0].isdigit():
+                        bad("invalid named capture", m.group())
+                    out.append(f"(?P<{name}>")
+                    closers.append(0)
+                    i += m.end()
+                    last_atom = False
+                    continue
+                m = re.match(r"\(\?([imsU-]*)(:|\))", p[i:])
+                if not m:
+                    bad("invalid or unsupported Perl syntax", p[i:i + 3])
+                flags, end = m.group(1), m.group(2)
+                if "U" in flags:
+                    raise RegexpError(f"unsupported regexp syntax (?U): `{p}`", True)
+                if not flags or flags.endswith("-") or flags.count("-") > 1:
+                    bad("missing argument to repetition operator" if False else "invalid or unsupported Perl syntax",
+                        m.group())
+                on, _, off = flags.partition("-")
+                has_m = has_m or "m" in on
+                spec = on + ("-" + off if off else "")
+                if end == ":":
+                    out.append(f"(?{spec}:")
+                    closers.append(0)
+                else:  # flags for the rest of the enclosing group
+                    out.append(f"(?{spec}:")
+                    if closers:
+                        closers[-1] += 1
+                    else:
+                        closers.append(-1)  # the top level: closed at the end
+                i += m.end()
+                last_atom = False
+                continue
+            out.append("(")
+            closers.append(0)
+            i += 1
+            last_atom = False
+            continue
+        if c == ")":
+            while closers and closers[-1] == -1:
+                bad("unexpected )", p)
+            if not closers:
+                bad("unexpected )", p)
+            extra = closers.pop()
+            out.append(")" * extra + ")")
+            i += 1
+            last_atom, last_quant = True, False
+            continue
+        if c in "*+?":
+            if not last_atom:
+                if last_quant:
+                    bad("invalid nested repetition operator", p[i - 1:i + 1])
+                bad("missing argument to repetition operator", c)
+            j = i + 1
+            if j < n and p[j] == "?":
+                j += 1
+            if j < n and p[j] in "*+?" or (j < n and p[j] == "{" and _REPEAT.match(p, j)):
+                bad("invalid nested repetition operator", p[i:j + 1])
+            out.append(p[i:j])
+            i = j
+            last_atom, last_quant = False, True
+            continue
+        if c == "{":
+            m = _REPEAT.match(p, i)
+            if m:
+                lo = int(m.group(1))
+                hi = m.group(3)
+                if lo > 1000 or (hi and int(hi) > 1000) or (hi and int(hi) < lo):
+                    bad("invalid repeat count", m.group())
+                if not last_atom:
+                    bad("missing argument to repetition operator", m.group())
+                j = m.end()
+                if j < n and p[j] == "?":
+                    j += 1
+                if j < n and p[j] in "*+?" or (j < n and p[j] == "{" and _REPEAT.match(p, j)):
+                    bad("invalid nested repetition operator", p[i:j + 1])
+                out.append(p[i:j])
+                i = j
+                last_atom, last_quant = False, True
+                continue
+            out.append("\\{")
+            i += 1
+            last_atom, last_quant = True, False
+            continue
+        if c == "$":
+            out.append("$" if has_m else "(?!\\n)\\Z" if False else "\\Z")
+            i += 1
+            last_atom, last_quant = True, False
+            continue
+        if c == "|":
+            out.append("|")
+            i += 1
+            last_atom, last_quant = False, False
+            continue
+        if c in "^.":
+            out.append(c)
+        else:
+            out.append(re.escape(c))
+        i += 1
+        last_atom, last_quant = True, False
+    if any(x != -1 for x in closers):
+        bad("missing closing )", p)
+    out.append(")" * sum(1 for x in closers if x == -1))
+    return "".join(out)
+
+
+def _translate_class(p: str, i: int, bad: Any) -> Tuple[int, str]:
+    """Translate the character class at p[i] ('['); return the index after it and its Python form."""
+    n = len(p)
+    j = i + 1
+    out = ["["]
+    if j < n and p[j] == "^":
+        out.append("^")
+        j += 1
+    first = True
+    while True:
+        if j >= n:
+            bad("missing closing ]", p[i:])
+        c = p[j]
+        if c == "]" and not first:
+            j += 1
+            break
+        first = False
+        if c == "[" and p.startswith("[:", j):
+            k = p.find(":]", j + 2)
+            if k > 0:
+                name = p[j + 2:k]
+                neg = name.startswith("^")
+                name = name[1:] if neg else name
+                if name not in _POSIX:
+                    bad("invalid character class range", p[j:k + 2])
+                if neg:
+                    raise RegexpError(f"unsupported regexp syntax (negated POSIX class): `{p}`", True)
+                out.append(_POSIX[name])
+                j = k + 2
+                continue
+        if c == "\\":
+            if j + 1 >= n:
+                bad("missing closing ]", p[i:])
+            e = p[j + 1]
+            if e in _ASCII_CLASSES:
+                out.append(_ASCII_CLASSES[e])
+            elif e in "DWS":
+                raise RegexpError(f"unsupported regexp syntax (negated class in a class): `{p}`", True)
+            elif e in "pP":
+                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`", True)
+            elif e in "afnrtv":
+                out.append("\\" + e)
+            elif e == "x":
+                if j + 2 < n and p[j + 2] == "{":
+                    k = p.find("}", j + 3)
+                    hexs = p[j + 3:k] if k > 0 else ""
+                    if k < 0 or not hexs or not all(h in "0123456789abcdefABCDEF" for h in hexs):
+                        bad("invalid escape sequence", p[j:k + 1])
+                    out.append(re.escape(chr(int(hexs, 16))))
+                    j = k + 1
+                    continue
+                hexs = p[j + 2:j + 4]
+                if len(hexs) < 2 or not all(h in "0123456789abcdefABCDEF" for h in hexs):
+                    bad("invalid escape sequence", p[j:j + 4])
+                out.append(re.escape(chr(int(hexs, 16))))
+                j += 4
+                continue
+            elif e.isalnum() or e == "_":
+                bad("invalid escape sequence", "\\" + e)
+            else:
+                out.append("\\" + e)
+            j += 2
+            continue
+        if c == "-" and out[-1] not in ("[", "^") and j + 1 < n and p[j + 1] != "]":
+            # a range: Go requires lo <= hi
+            prev = p[j - 1]
+            hi = p[j + 1]
+            if hi == "\\" or prev == "\\":
+                out.append("-")
+                j += 1
+                continue
+            if ord(hi) < ord(prev):
+                bad("invalid character class range", f"{prev}-{hi}")
+            out.append("-")
+            j += 1
+            continue
+        out.append(re.escape(c) if c in "[]\\^-&~|" else c)
+        j += 1
+    if out == ["["] or out == ["[", "^"]:
+        bad("missing closing ]", p[i:])
+    out.append("]")
+    return j, "".join(out)
+
+
+def expand_replacement(template: str, m: "re.Match[str]") -> str:
+    """Go's Regexp.Expand: $1, ${1}, $name, ${name}, $$."""
+    out: List[str] = []
+    i, n = 0, len(template)
+    groups = m.re.groupindex
+    while i < n:
+        c = template[i]
+        if c != "$":
+            j = template.find("$", i)
+            j = n if j < 0 else j
+            out.append(template[i:j])
+            i = j
+            continue
+        if i + 1 < n and template[i + 1] == "$":
+            out.append("$")
+            i += 2
+            continue
+        name, end = _extract(template, i + 1)
+        if name is None:
+            out.append("$")
+            i += 1
+            continue
+        i = end
+        if name.isdigit():
+            k = int(name)
+            if k <= m.re.groups:
+                out.append(m.group(k) or "")
+        elif name in groups:
+            out.append(m.group(name) or "")
+    return "".join(out)
+
+
+def _extract(s: str, i: int) -> Tuple[Optional[str], int]:
+    n = len(s)
+    if i >= n:
+        return None, i
+    brace = s[i] == "{"
+    if brace:
+        i += 1
+    j = i
+    while j < n and (s[j].isalnum() and s[j].isascii() or s[j] == "_" or
+                     (ord(s[j]) > 127 and (s[j].isalpha() or unicodedata.category(s[j]) == "Nd"))):
+        j += 1
+    if j == i:
+        return None, i
+    name = s[i:j]
+    if brace:
+        if j >= n or s[j] != "}":
+            return None, i
+        j += 1
+    if name.isdigit() and len(name) > 1 and False:
+        pass
+    return name, j
+
+
+def replace_all(regex: "re.Pattern[str]", src: str, repl: str) -> str:
+    """Go's Regexp.ReplaceAllString (an empty match right after a match is not replaced)."""
+    out: List[str] = []
+    last = 0
+    search = 0
+    n = len(src)
+    steps = 0
+    while search <= n:
+        m = regex.search(src, search)
+        if not m:
+            break
+        steps += 1
+        a, b = m.span()
+        out.append(src[last:a])
+        if b > last or a == 0:
+            out.append(expand_replacement(repl, m))
+        last = b
+        if search + 1 > b:
+            search += 1
+        else:
+            search = b
+    out.append(src[last:])
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Alertmanager's functions
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_" or unicodedata.category(c) in ("Mn", "Mc", "Me", "Pc")
+
+
+_TITLE_MID = set("'.:·‘’\u00ad\u0387\u05f4\u2024\ufe13\ufe52\ufe55\uff07\uff0e\uff1a")
+
+
+def _title(s: str) -> str:
+    """golang.org/x/text/cases Title (American English): in each word the first cased letter upper
+    (title) case, the letters after it lower case; digits start no case; a word goes on over
+    ' . : · ’ and a soft hyphen, as x/text's caser has it."""
+    out = []
+    seen = False  # a cased letter of this word has been seen
+    n = len(s)
+    for i, c in enumerate(s):
+        if _is_word(c) and c != "\u200b":
+            if c.isalpha() and (c.lower() != c or c.upper() != c):
+                if not seen:
+                    out.append(c.title())
+                elif c == "Σ":  # final sigma at the end of a word
+                    out.append("ς" if not (i + 1 < n and s[i + 1].isalpha()) else "σ")
+                else:
+                    low = c.lower()
+                    out.append(low if len(low) == 1 else _SIMPLE_LOWER.get(c, c))
+                seen = True
+            else:
+                out.append(c)
+            continue
+        out.append(c)
+        if c in _TITLE_MID:
+            continue
+        seen = False
+    return "".join(out)
+
+
+def _match(pattern: str, s: str) -> bool:
+    try:
+        return compile_regexp(pattern).search(s) is not None
+    except RegexpError as exc:
+        raise GoError(str(exc)) from None
+
+
+def _re_replace_all(pattern: str, repl: str, text: str) -> str:
+    try:
+        regex = compile_regexp(pattern)
+    except RegexpError as exc:
+        quoted = f"`{pattern}`" if _can_backquote(pattern) else gv.go_quote(pattern)
+        raise GoError(f"regexp: Compile({quoted}): {exc}") from None
+    return replace_all(regex, text, repl)
+
+
+def _can_backquote(s: str) -> bool:
+    """strconv.CanBackquote."""
+    return all(c == "\t" or (c >= " " and c not in "`\x7f\ufeff") for c in s)
+
+
+def _tz(name: str, t: gv.GoTime) -> gv.GoTime:
+    if name in ("", "UTC"):
+        return gv.time_in(t, None, "UTC")
+    if name == "Local":
+        raise GoError("unknown time zone Local")
+    try:
+        from zoneinfo import ZoneInfo
+        tz = ZoneInfo(name)
+    except Exception:
+        raise GoError(f"unknown time zone {name}") from None
+    return gv.time_in(t, tz, name)
+
+
+def _since(t: gv.GoTime) -> gv.Duration:
+    import time as _time
+    now = _time.time_ns()
+    d = now - (t.sec * 1_000_000_000 + t.nsec)
+    return gv.Duration(max(min(d, (1 << 63) - 1), -(1 << 63)))
+
+
+def _humanize_duration(i: Any) -> str:
+    if isinstance(i, bool) or i is None:
+        raise GoError(f"can't convert {gv.type_name(i)} to float")
+    if isinstance(i, gv.Duration):
+        v = int(i) / 1e9
+    elif isinstance(i, float):
+        v = i
+    elif isinstance(i, int) and type(i) in (int, Int64):
+        v = float(i)
+    elif isinstance(i, str) and type(i) is str:
+        try:
+            v = _go_parse_float(i)
+        except ValueError:
+            raise GoError(f'strconv.ParseFloat: parsing {gv.go_quote(i)}: invalid syntax') from None
+    else:
+        raise GoError(f"can't convert {gv.type_name(i)} to float")
+    if math.isnan(v) or math.isinf(v):
+        return gv.sprintf("%.4g", [v], DEFAULT_COMPAT)
+    if v == 0:
+        return gv.sprintf("%.4gs", [v], DEFAULT_COMPAT)
+    if abs(v) >= 1:
+        sign = ""
+        if v < 0:
+            sign, v = "-", -v
+        dur = int(v)
+        seconds = dur % 60
+        minutes = (dur // 60) % 60
+        hours = (dur // 3600) % 24
+        days = dur // 86400
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {seconds}s"
+        if minutes:
+            return f"{sign}{minutes}m {seconds}s"
+        return sign + gv.sprintf("%.4gs", [v], DEFAULT_COMPAT)
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix = p
+        v *= 1000
+    return gv.sprintf("%.4g", [v], DEFAULT_COMPAT) + prefix + "s"
+
+
+def _go_parse_float(s: str) -> float:
+    t = s.strip("")
+    low = t.lower().lstrip("+-")
+    if low in ("inf", "infinity"):
+        return float("-inf") if t.startswith("-") else float("inf")
+    if low == "nan":
+        return float("nan")
+    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", t):
+        raise ValueError(s)
+    return float(t)
+
+
+def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
+    """Go's built-ins and Alertmanager's functions, as the given Alertmanager version has them."""
+    funcs = dict(BUILTINS)
+    funcs.update({
+        "toUpper": Func(lambda s: s.upper() if s.isascii() else _go_upper(s), ("string",)),
+        "toLower": Func(lambda s: s.lower() if s.isascii() else _go_lower(s), ("string",)),
+        "title": Func(_title, ("string",)),
+        "join": Func(lambda sep, s: sep.join(s), ("string", "[]string")),
+        "match": Func(_match, ("string", "string")),
+        "safeHtml": Func(lambda s: gv.HTML(s), ("string",)),
+        "reReplaceAll": Func(_re_replace_all, ("string", "string", "string")),
+        "stringSlice": Func(lambda *s: gv.StringSlice(s), ("string",), True),
+    })
+    if compat != "0.25":
+        funcs.update({
+            "trimSpace": Func(lambda s: s.strip(" \t\n\r\v\f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+                                                "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"),
+                              ("string",)),
+            "date": Func(lambda layout, t: gv.time_format(t, layout), ("string", "time.Time")),
+            "tz": Func(_tz, ("string", "time.Time")),
+            "since": Func(_since, ("time.Time",)),
+            "humanizeDuration": Func(_humanize_duration, ("any",)),
+        })
+    return funcs
+
+
+def _go_upper(s: str) -> str:
+    return "".join(c.upper() if len(c.upper()) == 1 else c for c in s)
+
+
+_SIMPLE_LOWER = {"İ": "i"}
+
+
+def _go_lower(s: str) -> str:
+    return "".join(c.lower() if len(c.lower()) == 1 else _SIMPLE_LOWER.get(c, c) for c in s)
+
+
+# ---------------------------------------------------------------------------------------------
+# A template set as Alertmanager builds one
+
+
+def new_template(compat: str = DEFAULT_COMPAT) -> Template:
+    return Template(functions(compat), compat)
+
+
+def check_regexps(tmpl: Template) -> None:
+    """Refuse at load time a literal pattern given to match or reReplaceAll that cannot be compiled."""
+    from . import gotemplate as gt
+    for tree in tmpl.trees.values():
+        stack: List[Any] = [tree.root]
+        while stack:
+            node = stack.pop()
+            if node is None:
+                continue
+            if isinstance(node, gt.ListNode):
+                stack.extend(node.nodes)
+            elif isinstance(node, gt.ActionNode):
+                stack.append(node.pipe)
+            elif isinstance(node, gt.BranchNode):
+                stack.extend([node.pipe, node.list, node.else_list])
+            elif isinstance(node, gt.TemplateNode):
+                stack.append(node.pipe)
+            elif isinstance(node, gt.PipeNode):
+                stack.extend(node.cmds)
+            elif isinstance(node, gt.ChainNode):
+                stack.append(node.node)
+            elif isinstance(node, gt.CommandNode):
+                stack.extend(node.args)
+                first = node.args[0]
+                if isinstance(first, gt.IdentifierNode) and first.ident in ("match", "reReplaceAll") \
+                        and len(node.args) > 1 and isinstance(node.args[1], gt.StringNode):
+                    try:
+                        compile_regexp(node.args[1].text)
+                    except RegexpError as exc:
+                        if not exc.unsupported:
+                            continue  # invalid in Go too: an error when (and if) it runs, as in Go
+                        line, col = gt._byte_col(tree.text, node.args[1].pos)
+                        raise ParseError(f"template: {tree.parse_name}:{line}:{col}: {exc}",
+                                         tree.parse_name, line, col) from None

@@ -1,0 +1,140 @@
+"""`rcwebhook template render`: amtool's `template render`, with rcwebhook's template engine.
+
+    rcwebhook template render --template.glob=GLOB... --template.text=TEXT [--template.data=FILE]
+
+The same flags and output as amtool: the rendered text on stdout (no newline added); for an
+invalid template or data, the error on stderr and exit status 1. RCWEBHOOK_TEMPLATE_COMPAT
+chooses the Alertmanager followed (0.28, the default, or 0.25).
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import os
+import sys
+from typing import IO, List, Mapping, Optional
+
+from . import amdata
+from .gotemplate import TemplateError
+
+USAGE = ("usage: rcwebhook template render --template.glob=GLOB... --template.text=TEXT "
+         "[--template.data=FILE] [--template.type=text]")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parse_flags(argv: List[str]) -> dict:
+    flags = {"glob": [], "text": None, "data": None, "type": "text"}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--template."):
+            raise UsageError(f"unexpected {arg}")
+        key, eq, value = arg[len("--template."):].partition("=")
+        if key not in flags:
+            raise UsageError(f"unknown long flag '--template.{key}'")
+        if not eq:
+            i += 1
+            if i >= len(argv):
+                raise UsageError(f"expected argument for flag '--template.{key}'")
+            value = argv[i]
+        if key == "glob":
+            flags["glob"].append(value)
+        else:
+            flags[key] = value
+        i += 1
+    if flags["text"] is None:
+        raise UsageError("required flag --template.text not provided")
+    if flags["type"] != "text":
+        raise UsageError("only --template.type=text is supported")
+    return flags
+
+
+def load_globs(globs: List[str], compat: str = amdata.DEFAULT_COMPAT) -> "amdata.Template":
+    """A template set from files matching the globs, in Alertmanager's order (sorted within a glob),
+    each file parsed under its base name; TemplateError on the first invalid one."""
+    tmpl = amdata.new_template(compat)
+    for pattern in globs:
+        for path in sorted(globmod.glob(pattern)):
+            if os.path.isdir(path):
+                raise TemplateError(f"read {path}: is a directory")
+            with open(path, encoding="utf-8", errors="replace", newline="") as f:  # keep \r\n as Go does
+                text = f.read()
+            tmpl.parse(os.path.basename(path), text)
+    amdata.check_regexps(tmpl)
+    return tmpl
+
+
+def render_text(tmpl: "amdata.Template", text: str, data: object) -> str:
+    """Alertmanager's ExecuteTextString: `text` parsed as the template "" among the others."""
+    if text == "":
+        return ""
+    tmpl.parse("", text)
+    amdata.check_regexps(tmpl)
+    return tmpl.execute("", data)
+
+
+def default_data() -> amdata.Data:
+    """Data like amtool's when no --template.data is given (times fixed, not now)."""
+    return amdata.data_from_json({
+        "receiver": "receiver", "status": "alertstatus",
+        "alerts": [
+            {"status": "alertstatus",
+             "labels": {"label1": "value1", "label2": "value2", "instance": "foo.bar:1234",
+                        "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
+             "annotations": {"annotation1": "value1", "annotation2": "value2",
+                             "commonannotationkey1": "commonannotationvalue1",
+                             "commonannotationkey2": "commonannotationvalue2"},
+             "startsAt": "2026-01-30T09:55:00Z", "endsAt": "2026-01-30T10:00:00Z",
+             "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint1"},
+            {"status": "alertstatus",
+             "labels": {"foo": "bar", "baz": "qux",
+                        "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
+             "annotations": {"aaa": "bbb", "ccc": "ddd",
+                             "commonannotationkey1": "commonannotationvalue1",
+                             "commonannotationkey2": "commonannotationvalue2"},
+             "startsAt": "2026-01-30T09:50:00Z", "endsAt": "2026-01-30T10:00:00Z",
+             "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint2"},
+        ],
+        "groupLabels": {"grouplabelkey1": "grouplabelvalue1", "grouplabelkey2": "grouplabelvalue2"},
+        "commonLabels": {"commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
+        "commonAnnotations": {"commonannotationkey1": "commonannotationvalue1",
+                              "commonannotationkey2": "commonannotationvalue2"},
+        "externalURL": "https://example.com",
+    })
+
+
+def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optional[IO[str]] = None,
+         stderr: Optional[IO[str]] = None) -> int:
+    """Run `template render ARGS`; return the exit status."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    if not argv or argv[0] != "render":
+        print(USAGE, file=stderr)
+        return 2
+    compat = environ.get("RCWEBHOOK_TEMPLATE_COMPAT", amdata.DEFAULT_COMPAT)
+    if compat not in amdata.COMPATS:
+        print(f"rcwebhook: error: RCWEBHOOK_TEMPLATE_COMPAT must be one of {', '.join(amdata.COMPATS)}",
+              file=stderr)
+        return 2
+    try:
+        flags = _parse_flags(argv[1:])
+    except UsageError as exc:
+        print(f"rcwebhook: error: {exc}, try --help\n{USAGE}", file=stderr)
+        return 2
+    try:
+        tmpl = load_globs(flags["glob"], compat)
+        if flags["data"] is None:
+            data = default_data()
+        else:
+            with open(flags["data"], encoding="utf-8") as f:
+                data = amdata.load_data(f.read())
+        out = render_text(tmpl, flags["text"], data)
+    except (TemplateError, amdata.DataError, OSError, UnicodeDecodeError) as exc:
+        print(f"rcwebhook: error: {exc}", file=stderr)
+        return 1
+    stdout.write(out)
+    stdout.flush()
+    return 0

@@ -1,0 +1,159 @@
+"""Templates in rcwebhook's messages: TEMPLATE_FILES holds `define`s; TEMPLATE_TEXT,
+TEMPLATE_ATTACHMENT_TITLE and TEMPLATE_ATTACHMENT_TEXT name the ones that render the headline,
+each attachment's title and each attachment's text.
+
+Invalid templates are refused when the configuration loads (exit 78, file:line:col). At run
+time a template that fails is logged with its name and position, counted in
+rcwebhook_template_errors_total{part}, and that part of the message is the built-in one.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import json
+import logging
+import re
+from typing import IO, Any, Dict, List, Mapping, Optional, Sequence
+
+from . import amdata
+from .gotemplate import TemplateError
+from .metrics import Counter
+
+log = logging.getLogger("rcwebhook")
+
+KEYS = {"TEMPLATE_TEXT": "text", "TEMPLATE_ATTACHMENT_TITLE": "title", "TEMPLATE_ATTACHMENT_TEXT": "attachment_text"}
+ERRORS = Counter("rcwebhook_template_errors_total",
+                 "Template executions that failed (the built-in rendering was used), by message part.",
+                 ["part"], initial=[{"part": part} for part in KEYS.values()])
+TEXT_UNITS = 4000  # an attachment's text at most (the headline has the message's own limit)
+MAX_STEPS = 200_000  # per part of a message: a runaway template fails fast and the built-in part is used
+MAX_OUTPUT = 100_000  # characters per part, before the cut to Rocket.Chat's limits
+
+
+class Templates:
+    """The templates of TEMPLATE_FILES and which one renders each part of a message."""
+
+    def __init__(self, tmpl: Any, names: Dict[str, str], files: str) -> None:
+        self.tmpl, self.names, self.files = tmpl, names, files
+
+    def render(self, part: str, data: Any) -> Optional[str]:
+        """The text of `part` for `data`, or None when no template is set for it or it failed."""
+        name = self.names.get(part)
+        if not name:
+            return None
+        try:
+            return self.tmpl.execute(name, data, max_steps=MAX_STEPS, max_output=MAX_OUTPUT)
+        except TemplateError as exc:
+            ERRORS.inc(part=part)
+            log.warning("template %r (%s) failed, the built-in %s is used: %s", name,
+                        _key_of(part), part.replace("_", " "), exc)
+            return None
+
+    def apply(self, message: Dict[str, Any], alerts: Sequence[Any], external_url: str, text_limit: int) -> Dict[str, Any]:
+        """Replace the parts of a built message that a template renders."""
+        from .message import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
+        if "text" in self.names:
+            text = self.render("text", data_of(alerts, external_url))
+            if text is not None and text.strip():
+                message["text"] = truncate_units(text, text_limit)
+        if "title" in self.names or "attachment_text" in self.names:
+            for attachment, alert in zip(message["attachments"], alerts):
+                data = data_of([alert], external_url)
+                title = self.render("title", data)
+                if title is not None and title.strip():
+                    attachment["title"] = truncate(" ".join(title.split()), TITLE_LIMIT)
+                text = self.render("attachment_text", data)
+                if text is not None:
+                    if text.strip():
+                        attachment["text"] = truncate_units(text.strip("\n"), TEXT_UNITS)
+                    else:
+                        attachment.pop("text", None)
+        return message
+
+
+def _key_of(part: str) -> str:
+    return next(key for key, p in KEYS.items() if p == part)
+
+
+def data_of(alerts: Sequence[Any], external_url: str) -> amdata.Data:
+    """Alertmanager's template data for some alerts of one group (rcwebhook's Alert tuples).
+
+    Receiver and GroupLabels are not known where messages are built: they are empty."""
+    items = amdata.Alerts(_alert(a) for a in alerts)
+    common_labels = dict(alerts[0].labels) if alerts else {}
+    common_annotations = dict(alerts[0].annotations) if alerts else {}
+    for a in alerts[1:]:
+        common_labels = {k: v for k, v in common_labels.items() if a.labels.get(k) == v}
+        common_annotations = {k: v for k, v in common_annotations.items() if a.annotations.get(k) == v}
+    return amdata.Data(
+        Receiver="", Status="firing" if any(a.status == "firing" for a in alerts) else "resolved",
+        Alerts=items, GroupLabels=amdata.KV(), CommonLabels=amdata.KV(common_labels),
+        CommonAnnotations=amdata.KV(common_annotations), ExternalURL=external_url,
+    )
+
+
+def _alert(a: Any) -> amdata.Alert:
+    return amdata.Alert(Status=a.status, Labels=amdata.KV(a.labels), Annotations=amdata.KV(a.annotations),
+                        StartsAt=_time(a.starts_at), EndsAt=_time(a.ends_at), GeneratorURL=a.generator_url,
+                        Fingerprint=a.fingerprint)
+
+
+def _time(text: str) -> Any:
+    try:
+        return amdata.parse_time(text) if text else amdata.parse_time("0001-01-01T00:00:00Z")
+    except amdata.DataError:
+        return amdata.parse_time("0001-01-01T00:00:00Z")
+
+
+def load(raw: Mapping[str, str], errors: List[str]) -> Optional[Templates]:
+    """The Templates the settings ask for, or None; every problem is added to `errors`."""
+    files = raw.get("TEMPLATE_FILES", "").strip()
+    names = {part: raw.get(key, "").strip() for key, part in KEYS.items() if raw.get(key, "").strip()}
+    if not files:
+        for key, part in KEYS.items():
+            if part in names:
+                errors.append(f"{key}={names[part]!r} names a template, but TEMPLATE_FILES is not set")
+        return None
+    globs = [g for g in re.split(r"[\s,]+", files) if g]
+    for pattern in globs:
+        if not globmod.glob(pattern):
+            errors.append(f"TEMPLATE_FILES: no file matches {pattern!r}")
+    from .templaterender import load_globs
+    try:
+        tmpl = load_globs(globs)
+    except TemplateError as exc:
+        where = f"{exc.name}:{exc.line}:{exc.col}: " if exc.line else ""
+        errors.append(f"TEMPLATE_FILES: {where}{exc}")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(f"TEMPLATE_FILES: {exc}")
+        return None
+    defined = sorted(n for n, t in tmpl.trees.items() if t.root is not None and n)
+    for key, part in KEYS.items():
+        if part in names and names[part] not in tmpl.trees:
+            errors.append(f"{key}={names[part]!r}: no such template in TEMPLATE_FILES "
+                          f"(defined: {', '.join(defined[:20]) or 'none'})")
+    if not names:
+        errors.append("TEMPLATE_FILES is set but none of TEMPLATE_TEXT, TEMPLATE_ATTACHMENT_TITLE, "
+                      "TEMPLATE_ATTACHMENT_TEXT names a template to use")
+    return Templates(tmpl, names, files)
+
+
+def render_file(settings: Any, path: str, route_name: Optional[str], stdout: IO[str], stderr: IO[str]) -> int:
+    """`rcwebhook --render FILE.json [--route R]`: print the message(s) rcwebhook would post."""
+    from . import alertmanager, message, routing
+    try:
+        with open(path, "rb") as f:
+            notification = alertmanager.parse(f.read())
+    except (OSError, alertmanager.PayloadError) as exc:
+        print(f"rcwebhook: error: {path}: {exc}", file=stderr)
+        return 1
+    batches = routing.route(notification, settings)
+    if route_name:
+        batches = [b for b in batches if b.route.name == route_name]
+    for batch in batches:
+        rendered = message.render(notification, batch, settings)
+        print(json.dumps({"route": batch.route.name, "message": rendered}, ensure_ascii=False, indent=2), file=stdout)
+    if not batches:
+        print(f"rcwebhook: no alert of {path} goes to route {route_name}", file=stderr)
+    return 0

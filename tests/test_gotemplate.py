@@ -1,0 +1,240 @@
+"""The template engine as a template author sees it: outputs, errors with their positions, limits.
+
+The outputs and messages here are those of Alertmanager's amtool (see the differential test for
+the proof at scale)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import pytest
+
+from rcwebhook import amdata, cli, gotemplate, templaterender
+from rcwebhook.gotemplate import ExecError, LimitError, ParseError
+
+DATA = {
+    "receiver": "rocketchat", "status": "firing", "externalURL": "http://am:9093",
+    "alerts": [
+        {"status": "firing", "labels": {"alertname": "HighCPU", "severity": "critical", "instance": "web-1"},
+         "annotations": {"summary": "CPU at 97%"}, "startsAt": "2026-01-30T10:00:00Z",
+         "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prom/graph", "fingerprint": "a1"},
+        {"status": "resolved", "labels": {"alertname": "DiskFull", "severity": "warning"},
+         "annotations": {}, "startsAt": "2026-01-30T08:00:00.5+02:00", "endsAt": "2026-01-30T09:30:00Z",
+         "generatorURL": "", "fingerprint": "b2"},
+    ],
+    "groupLabels": {"alertname": "HighCPU"},
+    "commonLabels": {"b": "2", "alertname": "X", "a": "1"},
+    "commonAnnotations": {},
+}
+
+
+def render(text: str, files: Optional[Dict[str, str]] = None, compat: str = "0.28", data=DATA) -> str:
+    tmpl = amdata.new_template(compat)
+    for name, body in (files or {}).items():
+        tmpl.parse(name, body)
+    amdata.check_regexps(tmpl)
+    return templaterender.render_text(tmpl, text, amdata.data_from_json(data))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("{{ .Receiver }}/{{ .Status }}", "rocketchat/firing"),
+    ("{{ range .Alerts }}{{ .Labels.alertname }} {{ end }}", "HighCPU DiskFull "),
+    ("{{ range $i, $a := .Alerts.Firing }}{{ $i }}={{ $a.Annotations.summary }}{{ end }}", "0=CPU at 97%"),
+    ("{{ len .Alerts.Resolved }}", "1"),
+    ("{{ range $k, $v := .CommonLabels }}{{ $k }}:{{ $v }},{{ end }}", "a:1,alertname:X,b:2,"),
+    ("{{ .CommonLabels.SortedPairs.Names }}", "[alertname a b]"),
+    ("{{ .CommonLabels.Values }}", "[X 1 2]"),
+    ("{{ (.CommonLabels.Remove (stringSlice \"a\" \"b\")).Names }}", "[alertname]"),
+    ("{{ .CommonLabels.missing }}|", "|"),
+    ("{{ index .CommonLabels \"a\" }}", "1"),
+    ("{{ if eq .Status \"firing\" \"x\" }}yes{{ else }}no{{ end }}", "yes"),
+    ("{{ if not .Alerts }}none{{ else if gt (len .Alerts) 1 }}many{{ else }}one{{ end }}", "many"),
+    ("{{ with .GroupLabels.alertname }}<{{ . }}>{{ else }}-{{ end }}", "<HighCPU>"),
+    ("{{ with .GroupLabels.nope }}<{{ . }}>{{ else with .Receiver }}[{{ . }}]{{ end }}", "[rocketchat]"),
+    ("{{ range .Alerts }}{{ if eq .Status \"resolved\" }}{{ break }}{{ end }}{{ .Fingerprint }}{{ end }}", "a1"),
+    ("{{ range .Alerts }}{{ if eq .Status \"firing\" }}{{ continue }}{{ end }}{{ .Fingerprint }}{{ end }}", "b2"),
+    ("{{ range .Alerts.Nothing }}x{{ else }}empty{{ end }}", None),
+    ("{{ range 3 }}{{ . }}{{ end }}", "012"),
+    ("{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}", "2"),
+    ("a  {{- \" b \" -}}  c", "a b c"),
+    ("x {{/* a comment */}} y {{- /* trimmed */ -}} z", "x  yz"),
+    ("{{ \"\\u00e9\\t\\x41\" }}{{ `raw\\n` }}{{ 'a' }} {{ 0x1F }} {{ 1e3 }} {{ 1_000 }} {{ -2.5 }}", "é\tAraw\\n97 31 1000 1000 -2.5"),
+    ("{{ true }} {{ false }} {{ print nil }}", "true false <nil>"),
+    ("{{ printf \"%s=%d %q %.2f %5s|%-5s| %x %v %T\" \"a\" 42 \"q\" 3.14159 \"r\" \"l\" 255 .GroupLabels .Alerts }}",
+     "a=42 \"q\" 3.14     r|l    | ff alertname=HighCPU template.Alerts"),
+    ("{{ print 1 2 \"a\" \"b\" 3 }}", "1 2ab3"),
+    ("{{ println \"a\" 1 }}", "a 1\n"),
+    ("{{ html \"<b>&'\\\"\" }} {{ js \"a'b<\" }} {{ urlquery \"a b&c\" }}", "&lt;b&gt;&amp;&#39;&#34; a\\'b\\u003C a+b%26c"),
+    ("{{ index \"abc\" 1 }} {{ slice \"abcdef\" 1 3 }} {{ index (stringSlice \"x\" \"y\") 1 }}", "98 bc y"),
+    ("{{ and 1 0 2 }} {{ or 0 \"\" \"z\" }} {{ not 0 }}", "0 z true"),
+    ("{{ lt 1 2 }} {{ le \"a\" \"a\" }} {{ gt 2.5 1.5 }} {{ ge 1 2 }} {{ ne \"a\" \"b\" }}", "true true true false true"),
+    ("{{ toUpper \"abc\" }} {{ toLower \"ÀB\" }} {{ title \"hello wORLD\" }} {{ trimSpace \"  x \" }}", "ABC àb Hello World x"),
+    ("{{ join \", \" .CommonLabels.Names }}", "alertname, a, b"),
+    ("{{ match \"^High\" .GroupLabels.alertname }} {{ reReplaceAll \"(\\\\w+)-(\\\\d+)\" \"$2:$1\" \"web-1\" }}", "true 1:web"),
+    ("{{ reReplaceAll \"x*\" \"-\" \"abc\" }}", "-a-b-c-"),
+    ("{{ safeHtml \"<b>\" }}", "<b>"),
+    ("{{ (index .Alerts 0).StartsAt }}", "2026-01-30 10:00:00 +0000 UTC"),
+    ("{{ (index .Alerts 1).StartsAt }}", "2026-01-30 08:00:00.5 +0200 +0200"),
+    ("{{ (index .Alerts 0).StartsAt.Format \"Mon Jan 2 15:04:05 MST 2006\" }}", "Fri Jan 30 10:00:00 UTC 2026"),
+    ("{{ date \"2006-01-02 15:04\" (tz \"Europe/Berlin\" (index .Alerts 0).StartsAt) }}", "2026-01-30 11:00"),
+    ("{{ (tz \"America/New_York\" (index .Alerts 0).StartsAt) }}", "2026-01-30 05:00:00 -0500 EST"),
+    ("{{ humanizeDuration 3725 }} {{ humanizeDuration 0.25 }} {{ humanizeDuration \"90061\" }}", "1h 2m 5s 250ms 1d 1h 1m 1s"),
+    ("{{ ((index .Alerts 1).EndsAt.Sub (index .Alerts 1).StartsAt) }}", "3h29m59.5s"),
+    ("{{ (index .Alerts 0).EndsAt.IsZero }} {{ (index .Alerts 0).StartsAt.Unix }}", "true 1769767200"),
+    ("{{ .CommonLabels }}", "alertname=X, a=1, b=2"),
+    ("{{ . | printf \"%T\" }}", "template.Data"),
+    ("{{ .Alerts.Firing | len }}", "1"),
+    ("{{ (len .Alerts) | printf \"%d alerts\" }}", "2 alerts"),
+    ("{{ .GroupLabels.alertname | toLower | printf \"%q\" }}", "\"highcpu\""),
+])
+def test_outputs(text: str, expected: Optional[str]) -> None:
+    if expected is None:  # an invalid field on the Alerts type is an error
+        with pytest.raises(ExecError):
+            render(text)
+        return
+    assert render(text) == expected
+
+
+def test_zero_point_25_prints_labels_as_maps_and_lacks_the_newer_functions() -> None:
+    assert render("{{ .CommonLabels }}", compat="0.25") == "map[a:1 alertname:X b:2]"
+    with pytest.raises(ParseError, match='function "trimSpace" not defined'):
+        render("{{ trimSpace . }}", compat="0.25")
+    with pytest.raises(ParseError):
+        render("{{ with 1 }}{{ else with 2 }}{{ end }}", compat="0.25")
+
+
+def test_define_template_and_block() -> None:
+    files = {"a.tmpl": '{{ define "title" }}[{{ .Status | toUpper }}] {{ .GroupLabels.alertname }}{{ end }}'
+                       '{{ define "list" }}{{ range . }}- {{ .Labels.alertname }}\n{{ end }}{{ end }}'}
+    assert render('{{ template "title" . }}\n{{ template "list" .Alerts }}', files) == \
+        "[FIRING] HighCPU\n- HighCPU\n- DiskFull\n"
+    assert render('{{ block "b" .Receiver }}<{{ . }}>{{ end }}') == "<rocketchat>"
+    # a later file's define replaces an earlier one, as Alertmanager's glob order has it
+    files["b.tmpl"] = '{{ define "title" }}other{{ end }}'
+    assert render('{{ template "title" . }}', files) == "other"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{{ if }}", "template: :1: missing value for if"),
+    ("{{ .Receiver", "template: :1: unclosed action"),
+    ("a\n{{ end }}", "template: :2: unexpected {{end}}"),
+    ("{{ nofunc }}", 'template: :1: function "nofunc" not defined'),
+    ("{{ $x }}", 'template: :1: undefined variable "$x"'),
+    ("{{ break }}", "template: :1: {{break}} outside {{range}}"),
+    ("{{ \"abc }}", "template: :1: unterminated quoted string"),
+    ("{{ 1x }}", 'template: :1: bad number syntax: "1x"'),
+    ("{{ range .Alerts }}", "template: :1: unexpected EOF"),
+    ("x\n\n{{ 3 | .Receiver | 4 }}", "template: :3: non executable command in pipeline stage 3"),
+])
+def test_parse_errors_have_gos_wording_and_line(text: str, message: str) -> None:
+    with pytest.raises(ParseError) as info:
+        render(text)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{{ .Nope }}", 'template: :1:3: executing "" at <.Nope>: can\'t evaluate field Nope in type template.Data'),
+    ('x\n  {{ template "missing" }}', 'template: :2:14: executing "" at <{{template "missing"}}>: '
+                                      'template "missing" not defined'),
+    ("{{ index .Alerts 5 }}", 'template: :1:3: executing "" at <index .Alerts 5>: error calling index: '
+                              "index out of range: 5"),
+    ("{{ toUpper 1 }}", 'template: :1:11: executing "" at <1>: expected string; found 1'),
+    ("{{ eq 1 \"a\" }}", 'template: :1:3: executing "" at <eq 1 "a">: error calling eq: '
+                         "incompatible types for comparison"),
+    ("{{ .Receiver.X }}", 'template: :1:12: executing "" at <.Receiver.X>: can\'t evaluate field X in type string'),
+    ('{{ tz "No/Where" (index .Alerts 0).StartsAt }}', 'template: :1:3: executing "" at <tz "No/Where" (index .Alerts 0).StartsAt>: '
+                                                       "error calling tz: unknown time zone No/Where"),
+])
+def test_execution_errors_have_gos_wording_and_position(text: str, message: str) -> None:
+    with pytest.raises(ExecError) as info:
+        render(text)
+    assert str(info.value) == message
+
+
+def test_errors_in_a_file_name_the_file_and_its_line_and_column() -> None:
+    with pytest.raises(ParseError) as info:
+        render("", {"msg.tmpl": '{{ define "x" }}\nok\n{{ if }}{{ end }}{{ end }}'})
+    assert str(info.value) == "template: msg.tmpl:3: missing value for if"
+    assert (info.value.name, info.value.line, info.value.col) == ("msg.tmpl", 3, 6)
+    tmpl = amdata.new_template()
+    tmpl.parse("msg.tmpl", '{{ define "x" }}\n  {{ .Nope }}{{ end }}')
+    with pytest.raises(ExecError) as info:
+        tmpl.execute("x", amdata.data_from_json(DATA))
+    assert str(info.value).startswith('template: msg.tmpl:2:5: executing "x" at <.Nope>')
+    assert (info.value.line, info.value.col) == (2, 5)
+
+
+def test_regular_expressions_go_cannot_translate_are_refused_at_load() -> None:
+    with pytest.raises(ParseError, match=r"msg.tmpl:1:\d+: .*unsupported regexp syntax"):
+        render("", {"msg.tmpl": '{{ define "x" }}{{ match "\\\\p{Greek}" . }}{{ end }}'})
+    # Go's own syntax errors fail when they run, as in Go
+    assert render('{{ if false }}{{ match "(" "x" }}{{ end }}ok') == "ok"
+    with pytest.raises(ExecError, match="error parsing regexp: missing closing \\)"):
+        render('{{ match "(" "x" }}')
+    with pytest.raises(ExecError, match="invalid or unsupported Perl syntax"):
+        render('{{ match "(?=x)" "x" }}')
+
+
+@pytest.mark.parametrize("pattern, text, expected", [
+    ("^a.c$", "abc", "true"), ("\\d+", "x12", "true"), ("\\bfoo\\b", "a foo b", "true"),
+    ("(?i)HIGH", "high", "true"), ("[[:upper:]]", "abc", "false"), ("a$", "a\n", "false"),
+    ("\\Qa.b\\E", "a.b", "true"), ("x{,2}", "x{,2}", "true"), ("\\s", "\v", "false"),
+])
+def test_go_regexp_semantics(pattern: str, text: str, expected: str) -> None:
+    assert render(f"{{{{ match {json.dumps(pattern)} {json.dumps(text)} }}}}") == expected
+
+
+def test_step_limit_stops_a_runaway_template() -> None:
+    tmpl = amdata.new_template()
+    tmpl.parse("x", '{{ define "loop" }}{{ range $.A }}{{ range $.A }}{{ range $.A }}.{{ end }}{{ end }}{{ end }}{{ end }}')
+    data = {"A": list(range(200))}
+    started = time.monotonic()
+    with pytest.raises(LimitError, match="execution stopped after 10000 steps"):
+        tmpl.execute("loop", data, max_steps=10_000)
+    assert time.monotonic() - started < 5
+
+
+def test_output_limit() -> None:
+    tmpl = amdata.new_template()
+    tmpl.parse("x", '{{ range .Alerts }}{{ printf "%1000s" "x" }}{{ end }}')
+    with pytest.raises(LimitError, match="output larger than 1500 characters"):
+        tmpl.execute("x", amdata.data_from_json(DATA), max_output=1500)
+
+
+def test_recursion_is_bounded() -> None:
+    with pytest.raises(ExecError, match="exceeded maximum template depth"):
+        render('{{ template "r" . }}', {"r.tmpl": '{{ define "r" }}{{ template "r" . }}{{ end }}'})
+
+
+def test_deep_nesting_is_a_parse_error_not_a_crash() -> None:
+    with pytest.raises(ParseError):
+        render("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}")
+    with pytest.raises(ParseError):
+        render("{{ if true }}" * 3000 + "{{ end }}" * 3000)
+
+
+def test_no_python_is_ever_evaluated() -> None:
+    for text in ('{{ __import__ }}', '{{ .__class__ }}', '{{ .Receiver.__len__ }}', '{{ "".join }}'):
+        with pytest.raises(gotemplate.TemplateError):
+            render(text)
+
+
+def test_the_render_command_has_amtools_flags_and_output(tmp_path: Path) -> None:
+    (tmp_path / "a.tmpl").write_text('{{ define "t" }}{{ .Receiver }}{{ end }}', encoding="utf-8")
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps(DATA), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main(["template", "render", f"--template.glob={tmp_path}/*.tmpl", "--template.text",
+                   '{{ template "t" . }}!', f"--template.data={data}"], environ={}, stdout=out, stderr=err)
+    assert (rc, out.getvalue(), err.getvalue()) == (0, "rocketchat!", "")
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main(["template", "render", "--template.text={{ if }}", f"--template.data={data}"],
+                  environ={}, stdout=out, stderr=err)
+    assert (rc, out.getvalue()) == (1, "")
+    assert err.getvalue() == "rcwebhook: error: template: :1: missing value for if\n"
+    rc = cli.main(["template", "render"], environ={}, stdout=out, stderr=err)
+    assert rc == 2

@@ -1,0 +1,277 @@
+"""Differential test: rcwebhook's template engine against Alertmanager's own (amtool).
+
+Thousands of seeded templates and data sets go through `amtool template render` and through
+`rcwebhook template render` with exactly the same command line (--template.glob, --template.text,
+--template.data): every valid template must render identically, every invalid one must fail in
+both. Cases are batched (many `define`d templates in one glob file, one text calling them all) and
+a batch that differs or fails is split in halves until each difference is one case.
+
+amtool: Debian 12's /usr/bin/amtool (0.25) and Debian 13's 0.28.1 unpacked by
+.ci/fetch-amtool-trixie (or $RCWEBHOOK_AMTOOL_028). Without them the test is skipped, except
+under CI=true, where it fails. GOTEMPLATE_DIFF_CASES scales the number of valid cases per version.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+from rcwebhook import cli
+from tests import gotemplate_gen as gen
+
+ROOT = Path(__file__).resolve().parent.parent
+VALID_CASES = int(os.environ.get("GOTEMPLATE_DIFF_CASES", "2000"))  # per amtool version
+INVALID_CASES = max(VALID_CASES // 8, 20)
+BATCH = 60
+SEP = "\n\x1e==CASE==\x1e\n"
+SEED = int(os.environ.get("GOTEMPLATE_DIFF_SEED", "20260130"))
+
+
+def _amtool_028() -> Optional[str]:
+    for path in (os.environ.get("RCWEBHOOK_AMTOOL_028"), str(ROOT / ".deps/alertmanager-trixie/usr/bin/amtool")):
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _version(amtool: str) -> str:
+    out = subprocess.run([amtool, "--version"], capture_output=True, text=True, timeout=30)
+    m = re.search(r"version (\d+\.\d+)", out.stdout + out.stderr)
+    return m.group(1) if m else "?"
+
+
+def _amtools() -> List[Tuple[str, str]]:
+    found = []
+    missing = []
+    system = shutil.which("amtool")
+    if system and _version(system) == "0.25":
+        found.append(("0.25", system))
+    else:
+        missing.append("Debian 12's amtool 0.25 (apt-get install prometheus-alertmanager)")
+    trixie = _amtool_028()
+    if trixie and _version(trixie) == "0.28":
+        found.append(("0.28", trixie))
+    else:
+        missing.append("Debian 13's amtool 0.28 (.ci/fetch-amtool-trixie)")
+    if missing:
+        message = "missing for the template differential test: " + "; ".join(missing)
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        if not found:
+            pytest.skip(message)
+        print(message)
+    return found
+
+
+class Outcome:
+    __slots__ = ("rc", "out", "err")
+
+    def __init__(self, rc: int, out: str, err: str) -> None:
+        self.rc, self.out, self.err = rc, out, err
+
+    def message(self, prefix: str) -> str:
+        text = self.err.strip()
+        return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _argv(glob: Path, text: str, data: Path) -> List[str]:
+    return ["template", "render", f"--template.glob={glob}", f"--template.text={text}", f"--template.data={data}"]
+
+
+class Runner:
+    """Runs one command line through amtool (a process) and rcwebhook (in this process, the same argv)."""
+
+    def __init__(self, version: str, amtool: str, workdir: Path) -> None:
+        self.version, self.amtool, self.workdir = version, amtool, workdir
+        self.calls = 0
+        self.serial = 0
+        self.lock = threading.Lock()
+
+    def run(self, files: Dict[str, str], text: str, data: Path) -> Tuple[Outcome, Outcome]:
+        with self.lock:
+            self.serial += 1
+            self.calls += 1
+            d = self.workdir / f"b{self.serial}"
+        d.mkdir()
+        for name, body in files.items():
+            (d / name).write_text(body, encoding="utf-8")
+        argv = _argv(d / "*.tmpl", text, data)
+        env = dict(os.environ, HOME=str(self.workdir))
+        proc = subprocess.Popen([self.amtool] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        out, err = io.StringIO(), io.StringIO()
+        rc = cli.main(argv, environ={"RCWEBHOOK_TEMPLATE_COMPAT": self.version}, stdout=out, stderr=err)
+        ours = Outcome(rc, out.getvalue(), err.getvalue())
+        a_out, a_err = proc.communicate(timeout=120)
+        theirs = Outcome(proc.returncode, a_out.decode("utf-8", "replace"), a_err.decode("utf-8", "replace"))
+        shutil.rmtree(d)
+        return theirs, ours
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.valid = self.invalid = self.mismatches = 0
+        self.same_message = 0
+        self.examples: List[str] = []
+        self.full: List[dict] = []
+
+    def record(self, case: str, theirs: Outcome, ours: Outcome, data: Optional[Path] = None) -> None:
+        if theirs.rc == 0:
+            self.valid += 1
+            ok = ours.rc == 0 and ours.out == theirs.out
+        else:
+            self.invalid += 1
+            ok = ours.rc != 0
+            if ok and theirs.message("amtool: error: ") == ours.message("rcwebhook: error: "):
+                self.same_message += 1
+            elif ok and os.environ.get("GOTEMPLATE_DIFF_MESSAGES"):
+                with open(os.environ["GOTEMPLATE_DIFF_MESSAGES"], "a", encoding="utf-8") as f:
+                    f.write(json.dumps([theirs.message("amtool: error: "), ours.message("rcwebhook: error: ")],
+                                       ensure_ascii=False) + "\n")
+        if not ok:
+            self.mismatches += 1
+            self.full.append({"case": case, "data": data.read_text(encoding="utf-8") if data else None,
+                              "amtool": [theirs.rc, theirs.out, theirs.err], "rcwebhook": [ours.rc, ours.out, ours.err]})
+            if theirs.rc == 0 and ours.rc == 0:
+                at = next((i for i, (x, y) in enumerate(zip(theirs.out, ours.out)) if x != y),
+                          min(len(theirs.out), len(ours.out)))
+                theirs = Outcome(0, f"…{theirs.out[max(at - 60, 0):at + 100]}", "")
+                ours = Outcome(0, f"…{ours.out[max(at - 60, 0):at + 100]}", "")
+            if len(self.examples) < 6:
+                self.examples.append(f"case {case!r}\n  amtool rc={theirs.rc} out={theirs.out[:160]!r} "
+                                     f"err={theirs.err.strip()[:300]!r}\n  rcwebhook rc={ours.rc} "
+                                     f"out={ours.out[:160]!r} err={ours.err.strip()[:300]!r}")
+
+
+def _defined(cases: List[Tuple[str, str]]) -> Tuple[Dict[str, str], str]:
+    """Cases as defined templates of one glob file, and one text calling them all."""
+    files = {"helpers.tmpl": gen.helpers_file(),
+             "cases.tmpl": "".join(f'{{{{ define "{name}" }}}}{body}{{{{ end }}}}\n' for name, body in cases)}
+    return files, SEP.join(f'{{{{ template "{name}" . }}}}' for name, _ in cases)
+
+
+def _check_defined(runner: Runner, tally: Tally, cases: List[Tuple[str, str]], data: Path,
+                   first: Optional[Tuple[Outcome, Outcome]] = None) -> None:
+    """Compare a batch; halve it on any difference until each difference is one case."""
+    theirs, ours = first or runner.run(*_defined(cases), data)
+    if theirs.rc == 0 and ours.rc == 0 and theirs.out == ours.out:
+        tally.valid += len(cases)
+        return
+    if len(cases) == 1:
+        tally.record(cases[0][1], theirs, ours, data)
+        return
+    half = len(cases) // 2
+    _check_defined(runner, tally, cases[:half], data)
+    _check_defined(runner, tally, cases[half:], data)
+
+
+def _predicted_valid(version: str, body: str, data: Path, helpers: Path) -> bool:
+    """Whether rcwebhook renders the case (only to group the likely valid ones into batches)."""
+    out, err = io.StringIO(), io.StringIO()
+    argv = _argv(helpers, body, data)
+    return cli.main(argv, environ={"RCWEBHOOK_TEMPLATE_COMPAT": version}, stdout=out, stderr=err) == 0
+
+
+@pytest.fixture(scope="module")
+def amtools() -> List[Tuple[str, str]]:
+    return _amtools()
+
+
+def test_rcwebhook_renders_as_amtool_does(amtools: List[Tuple[str, str]], tmp_path: Path) -> None:
+    started = time.monotonic()
+    report = []
+    failures = []
+    for version, amtool in amtools:
+        rng = random.Random(f"{SEED}-{version}")
+        workdir = tmp_path / version
+        workdir.mkdir()
+        datas = []
+        for i in range(16):
+            path = workdir / f"data{i}.json"
+            path.write_text(json.dumps(gen.data_set(rng), ensure_ascii=rng.random() < 0.5), encoding="utf-8")
+            datas.append(path)
+        empty = workdir / "data-no-alerts.json"
+        empty.write_text(json.dumps(gen.data_set(rng, with_alerts=False)), encoding="utf-8")
+        runner = Runner(version, amtool, workdir)
+        tally = Tally()
+        helpers = workdir / "helpers.tmpl"
+        helpers.write_text(gen.helpers_file(), encoding="utf-8")
+        jobs = []  # (kind, cases or body, data): one amtool run each
+        batch: List[Tuple[str, str]] = []
+        for i in range(VALID_CASES):
+            body = gen.valid_case(rng, version)
+            data = datas[(i // BATCH) % len(datas)]
+            if _predicted_valid(version, body, data, helpers):
+                batch.append((f"case_{i}", body))
+                if len(batch) == BATCH:
+                    jobs.append(("defined", batch, data))
+                    batch = []
+            else:
+                jobs.append(("text", body, data))
+        if batch:
+            jobs.append(("defined", batch, datas[0]))
+        for i in range(INVALID_CASES):
+            body = gen.invalid_case(rng, version)
+            data = datas[i % len(datas)] if i % 5 else empty
+            if i % 2:
+                jobs.append(("text", body, data))
+            else:
+                jobs.append(("defined", [(f"bad_{i}", body)], data))
+
+        def run(job):
+            kind, what, data = job
+            if kind == "text":
+                return runner.run({"helpers.tmpl": gen.helpers_file()}, what, data)
+            return runner.run(*_defined(what), data)
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = list(pool.map(run, jobs))
+        for (kind, what, data), (theirs, ours) in zip(jobs, results):
+            if kind == "text":
+                tally.record(what, theirs, ours, data)
+            else:
+                _check_defined(runner, tally, what, data, (theirs, ours))
+        report.append(f"amtool {version}: {tally.valid + tally.invalid} cases ({tally.valid} valid, "
+                      f"{tally.invalid} invalid; {tally.same_message} of the invalid with amtool's very "
+                      f"message), {tally.mismatches} mismatches, {runner.calls} amtool runs")
+        if tally.mismatches:
+            failures.append(f"amtool {version}:\n" + "\n".join(tally.examples))
+            (ROOT / "build").mkdir(exist_ok=True)
+            (ROOT / "build" / f"gotemplate-mismatches-{version}.json").write_text(
+                json.dumps(tally.full, indent=1, ensure_ascii=False), encoding="utf-8")
+    summary = "\n".join(report) + f"\nin {time.monotonic() - started:.1f} s"
+    print("\n" + summary)
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "gotemplate-differential.txt").write_text(summary + "\n", encoding="utf-8")
+    assert not failures, summary + "\n" + "\n".join(failures)
+
+
+def test_the_command_line_is_the_same_program(amtools: List[Tuple[str, str]], tmp_path: Path) -> None:
+    """rcwebhook.py run as a process gives what the in-process runs above give (a few cases)."""
+    import sys
+    version, amtool = amtools[-1]
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps(gen.data_set(random.Random(7))), encoding="utf-8")
+    glob = tmp_path / "x.tmpl"
+    glob.write_text(gen.helpers_file(), encoding="utf-8")
+    for text in ('{{ template "helper_data" . }} {{ .CommonLabels }}', "{{ if }}", "{{ index .Alerts 99 }}"):
+        argv = _argv(glob, text, data)
+        theirs = subprocess.run([amtool] + argv, capture_output=True, timeout=60, env=dict(os.environ, HOME=str(tmp_path)))
+        ours = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py")] + argv, capture_output=True, timeout=60,
+                              env=dict(os.environ, RCWEBHOOK_TEMPLATE_COMPAT=version))
+        assert (ours.returncode == 0) == (theirs.returncode == 0), (text, ours, theirs)
+        assert ours.stdout == theirs.stdout
+        if theirs.returncode:
+            assert ours.stderr.decode().replace("rcwebhook: error: ", "").strip() == \
+                theirs.stderr.decode().replace("amtool: error: ", "").strip()

@@ -1,0 +1,162 @@
+"""Templates in the messages: TEMPLATE_FILES and the parts they render, load errors, run-time
+fallback, the example templates and `rcwebhook --render`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rcwebhook import config, message, templating
+from rcwebhook.alertmanager import parse
+from rcwebhook.routing import route
+from tests.conftest import EXAMPLE_ALERT, ROOT, load_example, make_settings
+from tests.rocketchat_standin import check_message as _check
+
+
+def check_message(body: dict) -> None:
+    assert _check(body, max_message_size=5000, allow_channel_override=False, allow_impersonate=False) is None
+
+TEMPLATES = ROOT / "examples" / "templates"
+
+
+def settings_with(**values: str) -> config.Settings:
+    return make_settings(DRY_RUN="true", **values)
+
+
+def rendered(settings: config.Settings, route_name: str = "critical") -> dict:
+    notification = parse(EXAMPLE_ALERT.read_bytes())
+    batch = next(b for b in route(notification, settings) if b.route.name == route_name)
+    return message.render(notification, batch, settings)
+
+
+def test_the_builtin_look_template_gives_the_builtin_headline_and_titles() -> None:
+    builtin = rendered(settings_with())
+    templated = rendered(settings_with(TEMPLATE_FILES=str(TEMPLATES / "builtin.tmpl"), TEMPLATE_TEXT="rc.text",
+                                       TEMPLATE_ATTACHMENT_TITLE="rc.title", TEMPLATE_ATTACHMENT_TEXT="rc.attachment"))
+    assert templated["text"] == builtin["text"] == ":rotating_light: [FIRING:1] HighCPUUsage (critical)"
+    assert [a["title"] for a in templated["attachments"]] == [a["title"] for a in builtin["attachments"]]
+    text = templated["attachments"][0]["text"]
+    assert text.startswith("CPU usage on server1:9100 has been above 90%")
+    assert "[Runbook](https://runbooks.example.com/HighCPUUsage) · [Prometheus](http://localhost:9090/" in text
+    # what templates do not render stays built in
+    assert templated["attachments"][0]["fields"] == builtin["attachments"][0]["fields"]
+    assert templated["attachments"][0]["color"] == "#d62728"
+    check_message(templated)
+
+
+def test_the_compact_variant() -> None:
+    settings = settings_with(TEMPLATE_FILES=str(TEMPLATES / "compact.tmpl"), TEMPLATE_TEXT="compact.text",
+                             TEMPLATE_ATTACHMENT_TITLE="compact.title", TEMPLATE_ATTACHMENT_TEXT="compact.none")
+    out = rendered(settings, "warning")
+    assert out["text"] == "🔥 HighMemoryUsage on server1:9100\n"
+    assert out["attachments"][0]["title"] == "HIGHMEMORYUSAGE (firing)"
+    assert "text" not in out["attachments"][0]
+    check_message(out)
+
+
+def test_the_detailed_variant() -> None:
+    settings = settings_with(TEMPLATE_FILES=f"{TEMPLATES}/builtin.tmpl,{TEMPLATES}/detailed.tmpl",
+                             TEMPLATE_TEXT="detailed.text", TEMPLATE_ATTACHMENT_TITLE="rc.title",
+                             TEMPLATE_ATTACHMENT_TEXT="detailed.attachment")
+    out = rendered(settings, "critical")
+    assert out["text"] == ("*FIRING*: 1 firing, 0 resolved — instance=server1:9100 job=node severity=critical ")
+    assert out["attachments"][0]["text"] == (
+        "• *alertname*: HighCPUUsage\n• *instance*: server1:9100\n• *job*: node\n• *severity*: critical\n"
+        "Started: Fri 30 Jan 2026 11:00 CET")
+    check_message(out)
+
+
+def test_a_resolved_alert_in_the_detailed_variant_shows_how_long_it_lasted() -> None:
+    settings = settings_with(TEMPLATE_FILES=str(TEMPLATES / "detailed.tmpl"),
+                             TEMPLATE_ATTACHMENT_TEXT="detailed.attachment")
+    body = load_example()
+    body["alerts"][0].update(status="resolved", endsAt="2026-01-30T11:02:03Z")
+    notification = parse(json.dumps(body).encode())
+    batch = next(b for b in route(notification, settings) if b.route.name == "critical")
+    out = message.render(notification, batch, settings)
+    assert out["attachments"][0]["text"].endswith("\nLasted: 1h 2m 2s")
+
+
+def test_an_invalid_template_file_stops_the_start_with_file_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "msg.tmpl"
+    bad.write_text('{{ define "t" }}\nok\n{{ if }}{{ end }}{{ end }}')
+    errors: list = []
+    config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "t"}, errors, [])
+    assert errors == ["TEMPLATE_FILES: msg.tmpl:3:6: template: msg.tmpl:3: missing value for if"]
+    result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--check-config"], capture_output=True,
+                            text=True, timeout=30, cwd=tmp_path,
+                            env={"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "t", "PATH": "/usr/bin"})
+    assert result.returncode == 78
+    assert "msg.tmpl:3:6: template: msg.tmpl:3: missing value for if" in result.stderr
+
+
+@pytest.mark.parametrize("values, problem", [
+    ({"TEMPLATE_TEXT": "x"}, "TEMPLATE_TEXT='x' names a template, but TEMPLATE_FILES is not set"),
+    ({"TEMPLATE_FILES": "/nonexistent/*.tmpl", "TEMPLATE_TEXT": "x"}, "TEMPLATE_FILES: no file matches '/nonexistent/*.tmpl'"),
+    ({"TEMPLATE_FILES": str(TEMPLATES / "compact.tmpl"), "TEMPLATE_TEXT": "nope"},
+     "TEMPLATE_TEXT='nope': no such template in TEMPLATE_FILES (defined: compact.none, compact.text, "
+     "compact.title, compact.tmpl)"),
+    ({"TEMPLATE_FILES": str(TEMPLATES / "compact.tmpl")}, "TEMPLATE_FILES is set but none of TEMPLATE_TEXT"),
+])
+def test_configuration_problems(values: dict, problem: str) -> None:
+    errors: list = []
+    config.build({"DRY_RUN": "true", **values}, errors, [])
+    assert any(e.startswith(problem) for e in errors), errors
+
+
+def test_a_template_failing_at_run_time_falls_back_to_the_builtin_part(tmp_path: Path, logs) -> None:
+    path = tmp_path / "t.tmpl"
+    path.write_text('{{ define "t" }}{{ index .Alerts 5 }}{{ end }}{{ define "ok" }}T {{ len .Alerts }}{{ end }}')
+    settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t", TEMPLATE_ATTACHMENT_TITLE="ok")
+    before = templating.ERRORS.value(part="text")
+    out = rendered(settings)
+    assert out["text"] == rendered(settings_with())["text"]
+    assert out["attachments"][0]["title"] == "T 1"
+    assert templating.ERRORS.value(part="text") == before + 1
+    assert "template 't' (TEMPLATE_TEXT) failed, the built-in text is used: template: t.tmpl:1:19: " \
+           'executing "t" at <index .Alerts 5>: error calling index: index out of range: 5' in logs.text()
+    from rcwebhook.metrics import Metrics
+    assert b'rcwebhook_template_errors_total{part="text"}' in Metrics().expose()
+
+
+def test_template_output_is_kept_within_rocketchats_limits(tmp_path: Path) -> None:
+    path = tmp_path / "big.tmpl"
+    path.write_text('{{ define "big" }}{{ range .Alerts }}{{ printf "%9000s" "x" }}{{ end }}{{ end }}')
+    settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="big", TEMPLATE_ATTACHMENT_TITLE="big",
+                             TEMPLATE_ATTACHMENT_TEXT="big")
+    out = rendered(settings)
+    assert message.units(out["text"]) <= message.TEXT_LIMIT
+    assert len(out["attachments"][0]["title"]) <= message.TITLE_LIMIT
+    check_message(out)
+
+
+def test_render_prints_the_messages_it_would_post() -> None:
+    env = {"DRY_RUN": "true", "TEMPLATE_FILES": str(TEMPLATES / "compact.tmpl"), "TEMPLATE_TEXT": "compact.text",
+           "PATH": "/usr/bin"}
+    result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--render", str(EXAMPLE_ALERT),
+                             "--route", "warning"], capture_output=True, text=True, timeout=30, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["route"] == "warning"
+    assert out["message"]["text"] == "🔥 HighMemoryUsage on server1:9100\n"
+
+
+def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Path) -> None:
+    import time
+    path = tmp_path / "loop.tmpl"
+    path.write_text('{{ define "loop" }}{{ range $.Alerts }}{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}'
+                    '{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}'
+                    '{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}'
+                    '{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}.{{ end }}'
+                    '{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}')
+    settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="loop")
+    before = templating.ERRORS.value(part="text")
+    started = time.monotonic()
+    out = rendered(settings)
+    assert time.monotonic() - started < 5
+    assert out["text"] == rendered(settings_with())["text"]
+    assert templating.ERRORS.value(part="text") == before + 1
