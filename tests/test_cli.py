@@ -206,3 +206,15 @@ def test_unwritable_log_file_is_a_config_error(tmp_path):
     result = run("--config", "/dev/null", DRY_RUN="true", LOG_FILE=str(tmp_path / "missing" / "x.log"))
     assert result.returncode == 78
     assert "LOG_FILE=" in result.stderr and "cannot be opened" in result.stderr
+
+
+def test_under_journald_a_config_error_at_start_has_priority_err(tmp_path):
+    log_path = tmp_path / "stderr.log"
+    with open(log_path, "w") as stderr:
+        status = os.fstat(stderr.fileno())
+        result = subprocess.run([sys.executable, ENTRY, "--config", "/dev/null"], stderr=stderr, timeout=30,
+                                cwd=ROOT, env=clean_env(JOURNAL_STREAM=f"{status.st_dev}:{status.st_ino}"))
+    assert result.returncode == 78
+    lines = log_path.read_text().splitlines()
+    assert lines[0].startswith("<3>rcwebhook: error: no Rocket.Chat webhook URL is set: set ROCKETCHAT_WEBHOOK_WARNING")
+    assert all(line.startswith("<3>") for line in lines), lines
