@@ -18,6 +18,8 @@ MAX_DEDUP_WINDOW = 60.0
 ROUTES = ("critical", "warning", "info")
 SYSTEM_CONFIG = "/etc/rcwebhook/rcwebhook.env"
 LOCAL_CONFIG = ".env"
+# The problem of a configuration that sets no URL at all, as a fresh install has it.
+NO_URL = "no Rocket.Chat webhook URL is set"
 
 DEFAULT_SEVERITY_ALIASES = (
     "page:critical,pager:critical,emergency:critical,alert:critical,crit:critical,"
@@ -289,7 +291,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
     dry_run = get.boolean("DRY_RUN")
     if not dry_run and routes is not None and not any(r.url for r in routes.values()):
         errors.append(
-            "no Rocket.Chat webhook URL is set: set ROCKETCHAT_WEBHOOK_"
+            f"{NO_URL}: set ROCKETCHAT_WEBHOOK_"
             f"{default_severity.upper()} (used for every severity that has no URL of its own), "
             "or DRY_RUN=true to only log the messages"
         )

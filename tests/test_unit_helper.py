@@ -1,0 +1,143 @@
+"""What rcwebhook.service runs beside the daemon: the start condition and the synchronous reload."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import time
+
+from rcwebhook import unit
+from tests.conftest import ROOT
+from tests.test_operations import NotifySocket, processes  # noqa: F401 - a fixture
+
+EXAMPLE_ENV = (ROOT / "examples" / "rcwebhook.env").read_text()
+HOOK = "https://chat.example.com/hooks/abc123/SECRETTOKEN"
+
+
+def condition(tmp_path, text: str, **environ: str):
+    path = tmp_path / "rcwebhook.env"
+    path.write_text(text)
+    path.chmod(0o640)
+    err = io.StringIO()
+    return unit.main(["condition", "--config", str(path)], environ=environ, err=err), err.getvalue()
+
+
+def test_condition_skips_the_start_of_a_fresh_install_saying_what_to_set(tmp_path):
+    status, said = condition(tmp_path, EXAMPLE_ENV)
+    assert status == 1  # ExecCondition=: the start is skipped, the unit does not fail
+    assert "rcwebhook is not configured yet, so it is not started" in said
+    assert "ROCKETCHAT_WEBHOOK_WARNING" in said and str(tmp_path / "rcwebhook.env") in said
+    assert "systemctl restart rcwebhook" in said
+
+
+def test_condition_lets_a_configured_service_start(tmp_path):
+    assert condition(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n") == (0, "")
+    assert condition(tmp_path, "DRY_RUN=true\n") == (0, "")
+
+
+def test_condition_lets_a_wrong_configuration_fail_with_its_reasons(tmp_path):
+    # Not a fresh install: the daemon must start, fail with exit 78 and log every problem.
+    assert condition(tmp_path, "THIS LINE IS BROKEN\n") == (0, "")
+    assert condition(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nPORT=many\n") == (0, "")
+
+
+def test_condition_message_is_a_warning_in_the_journal(tmp_path):
+    path = tmp_path / "rcwebhook.env"
+    path.write_text(EXAMPLE_ENV)
+    with open(tmp_path / "stderr", "w") as err:
+        status = os.fstat(err.fileno())
+        assert unit.main(["condition", "--config", str(path)],
+                         environ={"JOURNAL_STREAM": f"{status.st_dev}:{status.st_ino}"}, err=err) == 1
+    assert (tmp_path / "stderr").read_text().startswith("<4>rcwebhook is not configured yet")
+
+
+def test_wrong_arguments_fail_rather_than_skip():
+    err = io.StringIO()
+    assert unit.main(["reload"], environ={}, err=err) == 255
+    assert "usage:" in err.getvalue()
+
+
+def wait_for_state(runtime, expected, timeout: float = 10) -> None:
+    """Wait until the daemon's reload state file says `expected` (it is written just before READY=1)."""
+    deadline = time.monotonic() + timeout
+    while unit.read_state(runtime / "reload") != expected:
+        assert time.monotonic() < deadline, unit.read_state(runtime / "reload")
+        time.sleep(0.01)
+
+
+def test_reload_returns_once_the_new_configuration_is_in_use(tmp_path, processes):  # noqa: F811
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    daemon = processes(tmp_path, "DRY_RUN=true\n", RUNTIME_DIRECTORY=str(runtime))
+    wait_for_state(runtime, (0, "ok"))
+    for i in range(1, 4):
+        daemon.write_config(f"DRY_RUN=true\nMAX_ALERTS_PER_MESSAGE={i}\n")
+        before = daemon.metrics()["rcwebhook_config_last_reload_success_timestamp_seconds"]
+        err = io.StringIO()
+        assert unit.main(["reload", str(daemon.proc.pid)], environ={"RUNTIME_DIRECTORY": str(runtime)}, err=err) == 0
+        # Synchronous: done when it returns, not up to a serving-loop tick later.
+        assert daemon.metrics()["rcwebhook_config_last_reload_success_timestamp_seconds"] > before
+        assert unit.read_state(runtime / "reload") == (i, "ok")
+        assert err.getvalue() == ""
+    assert len([line for line in daemon.lines if "Configuration reloaded from" in line]) == 3
+
+
+def test_refused_reload_fails_and_the_daemon_runs_on(tmp_path, processes):  # noqa: F811
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    daemon = processes(tmp_path, "DRY_RUN=true\n", RUNTIME_DIRECTORY=str(runtime))
+    wait_for_state(runtime, (0, "ok"))
+    daemon.write_config("DRY_RUN=true\nTHIS LINE IS BROKEN\n")
+    err = io.StringIO()
+    assert unit.main(["reload", str(daemon.proc.pid)], environ={"RUNTIME_DIRECTORY": str(runtime)}, err=err) == 1
+    assert "the new configuration was refused; the daemon runs on with the previous one" in err.getvalue()
+    assert unit.read_state(runtime / "reload") == (1, "refused")
+    assert daemon.metrics()["rcwebhook_config_last_reload_successful"] == 0
+    assert daemon.proc.poll() is None
+
+
+def test_reload_waits_for_a_reload_begun_after_it(tmp_path, processes):  # noqa: F811
+    # A reload already under way read the file before the caller changed it: it does not count.
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    (runtime / "reload").write_text("4 reloading\n")
+    daemon = processes(tmp_path, "DRY_RUN=true\n")  # writes no state: the test plays the daemon's part
+    calls = []
+
+    def clock():
+        calls.append(1)
+        if len(calls) == 3:
+            (runtime / "reload").write_text("4 ok\n")  # the earlier reload ends: not ours
+        if len(calls) == 6:
+            (runtime / "reload").write_text("5 refused\n")  # ours
+        return time.monotonic()
+
+    err = io.StringIO()
+    assert unit.reload(daemon.proc.pid, {"RUNTIME_DIRECTORY": str(runtime)}, err, clock=clock) == 1
+    assert len(calls) >= 6
+    daemon.signal(signal.SIGTERM)
+
+
+def test_reload_without_the_state_file_fails_without_signalling(tmp_path, processes):  # noqa: F811
+    daemon = processes(tmp_path, "DRY_RUN=true\n")
+    err = io.StringIO()
+    assert unit.main(["reload", str(daemon.proc.pid)], environ={"RUNTIME_DIRECTORY": str(tmp_path)}, err=err) == 1
+    assert "is missing or unreadable" in err.getvalue()
+    assert not any("Configuration reloaded" in line for line in daemon.lines)
+
+
+def test_stopping_tells_systemd_how_long_the_drain_may_take(tmp_path, processes):  # noqa: F811
+    notify = NotifySocket(tmp_path / "notify")
+    try:
+        daemon = processes(tmp_path, "DRY_RUN=true\nDELIVERY_DEADLINE=3600\n", NOTIFY_SOCKET=notify.path)
+        notify.wait_for("READY=1")
+        daemon.signal(signal.SIGTERM)
+        notify.wait_for("STOPPING=1")
+        stopping = next(m for m in notify.messages if "STOPPING=1" in m.split("\n"))
+        # DELIVERY_DEADLINE + 5 s of drain, 10 s to spare: more than TimeoutStopSec=30 allows.
+        assert re.search(r"^EXTEND_TIMEOUT_USEC=3615000000$", stopping, re.M), stopping
+        assert daemon.proc.wait(15) == 0
+    finally:
+        notify.close()
