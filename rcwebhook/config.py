@@ -206,6 +206,10 @@ def load(
     settings = build(values, errors, warnings, source=str(path or ""))
     if errors:
         raise ConfigError(errors)
+    if settings.rocketchat_ca_file:
+        from .certs import ca_file_warnings  # only with a CA file
+
+        warnings.extend(ca_file_warnings(settings.rocketchat_ca_file))
     return settings, warnings
 
 
