@@ -1,8 +1,9 @@
-"""What rcwebhook.service runs beside the daemon: its start condition and its synchronous reload.
+"""What rcwebhook's package runs beside the daemon: whether it is configured, and the synchronous reload.
 
-`condition` (ExecCondition=) skips the start, without failing the unit, while the configuration
-sets no webhook URL at all, as on a fresh install, and says what to configure. Any other problem
-lets the start go on, so that the daemon fails with exit 78 and its reasons.
+`configured` exits 0 when the configuration sets a webhook URL (or has another problem, which the
+daemon reports when it starts), and 1, saying what to set, while it sets no URL at all, as after a
+fresh install: the postinst enables and starts the service only once it is configured, so that a
+fresh install leaves no failed unit.
 
 `reload PID` (ExecReload=) sends SIGHUP to the daemon and waits until a reload begun after it
 has ended, as the daemon records in $RUNTIME_DIRECTORY/reload (rcwebhook.notify): it exits 0 once
@@ -25,12 +26,12 @@ from . import config, logs
 from .config import ConfigError
 from .notify import RELOAD_STATE
 
-USAGE = "usage: unit-helper condition [--config PATH] | unit-helper reload PID"
+USAGE = "usage: unit-helper configured [--config PATH] | unit-helper reload PID"
 RELOAD_TIMEOUT = 80.0  # seconds; systemd's own limit for ExecReload= is TimeoutStartSec= (90 s by default)
 
 
-def condition(explicit: Optional[str], environ: Mapping[str, str], err: IO[str]) -> int:
-    """Return 1 (skip the start) when no webhook URL is configured anywhere, else 0."""
+def configured(explicit: Optional[str], environ: Mapping[str, str], err: IO[str]) -> int:
+    """Return 1, saying what to set, when no webhook URL is configured anywhere, else 0."""
     path = config.find_config(explicit, environ, Path.cwd())
     try:
         config.load(path, environ)
@@ -40,10 +41,10 @@ def condition(explicit: Optional[str], environ: Mapping[str, str], err: IO[str])
         if all(problem.startswith(config.NO_URL) for problem in exc.problems):
             where = path or config.SYSTEM_CONFIG
             print(f"{logs.priority_prefix(err, environ, logging.WARNING)}rcwebhook is not configured yet, so it "
-                  f"is not started: set the Rocket.Chat webhook URLs (ROCKETCHAT_WEBHOOK_CRITICAL, "
+                  f"is neither enabled nor started: set the Rocket.Chat webhook URLs (ROCKETCHAT_WEBHOOK_CRITICAL, "
                   f"ROCKETCHAT_WEBHOOK_WARNING, ROCKETCHAT_WEBHOOK_INFO) in {where}, check them with "
-                  f"`rcwebhook --check-config` and `rcwebhook --send-test`, then run `systemctl restart rcwebhook`",
-                  file=err)
+                  f"`rcwebhook --check-config` and `rcwebhook --send-test`, then run "
+                  f"`systemctl enable --now rcwebhook`", file=err)
             return 1
     return 0
 
@@ -104,12 +105,12 @@ def reload(pid: int, environ: Mapping[str, str], err: IO[str], timeout: float = 
 
 def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.environ,
          err: Optional[IO[str]] = None) -> int:
-    """Run `condition` or `reload` and return the exit status."""
+    """Run `configured` or `reload` and return the exit status."""
     args = sys.argv[1:] if argv is None else argv
     err = err or sys.stderr
-    if args[:1] == ["condition"] and len(args) in (1, 3) and args[1:2] in ([], ["--config"]):
-        return condition(args[2] if len(args) == 3 else None, environ, err)
+    if args[:1] == ["configured"] and len(args) in (1, 3) and args[1:2] in ([], ["--config"]):
+        return configured(args[2] if len(args) == 3 else None, environ, err)
     if args[:1] == ["reload"] and len(args) == 2 and args[1].isdigit():
         return reload(int(args[1]), environ, err)
     print(USAGE, file=err)
-    return 255  # for ExecCondition=, 1 to 254 skip the start quietly; 255 fails it
+    return 2

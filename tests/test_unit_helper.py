@@ -1,4 +1,4 @@
-"""What rcwebhook.service runs beside the daemon: the start condition and the synchronous reload."""
+"""What the package runs beside the daemon: whether it is configured, and the synchronous reload."""
 
 from __future__ import annotations
 
@@ -16,46 +16,46 @@ EXAMPLE_ENV = (ROOT / "examples" / "rcwebhook.env").read_text()
 HOOK = "https://chat.example.com/hooks/abc123/SECRETTOKEN"
 
 
-def condition(tmp_path, text: str, **environ: str):
+def configured(tmp_path, text: str, **environ: str):
     path = tmp_path / "rcwebhook.env"
     path.write_text(text)
     path.chmod(0o640)
     err = io.StringIO()
-    return unit.main(["condition", "--config", str(path)], environ=environ, err=err), err.getvalue()
+    return unit.main(["configured", "--config", str(path)], environ=environ, err=err), err.getvalue()
 
 
-def test_condition_skips_the_start_of_a_fresh_install_saying_what_to_set(tmp_path):
-    status, said = condition(tmp_path, EXAMPLE_ENV)
-    assert status == 1  # ExecCondition=: the start is skipped, the unit does not fail
-    assert "rcwebhook is not configured yet, so it is not started" in said
+def test_a_fresh_install_is_not_configured_and_is_told_what_to_set(tmp_path):
+    status, said = configured(tmp_path, EXAMPLE_ENV)
+    assert status == 1  # the postinst neither enables nor starts the service
+    assert "rcwebhook is not configured yet, so it is neither enabled nor started" in said
     assert "ROCKETCHAT_WEBHOOK_WARNING" in said and str(tmp_path / "rcwebhook.env") in said
-    assert "systemctl restart rcwebhook" in said
+    assert "systemctl enable --now rcwebhook" in said
 
 
-def test_condition_lets_a_configured_service_start(tmp_path):
-    assert condition(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n") == (0, "")
-    assert condition(tmp_path, "DRY_RUN=true\n") == (0, "")
+def test_a_url_or_dry_run_is_configured(tmp_path):
+    assert configured(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n") == (0, "")
+    assert configured(tmp_path, "DRY_RUN=true\n") == (0, "")
 
 
-def test_condition_lets_a_wrong_configuration_fail_with_its_reasons(tmp_path):
+def test_a_wrong_configuration_counts_as_configured_so_that_the_daemon_says_why(tmp_path):
     # Not a fresh install: the daemon must start, fail with exit 78 and log every problem.
-    assert condition(tmp_path, "THIS LINE IS BROKEN\n") == (0, "")
-    assert condition(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nPORT=many\n") == (0, "")
+    assert configured(tmp_path, "THIS LINE IS BROKEN\n") == (0, "")
+    assert configured(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nPORT=many\n") == (0, "")
 
 
-def test_condition_message_is_a_warning_in_the_journal(tmp_path):
+def test_the_message_is_a_warning_in_the_journal(tmp_path):
     path = tmp_path / "rcwebhook.env"
     path.write_text(EXAMPLE_ENV)
     with open(tmp_path / "stderr", "w") as err:
         status = os.fstat(err.fileno())
-        assert unit.main(["condition", "--config", str(path)],
+        assert unit.main(["configured", "--config", str(path)],
                          environ={"JOURNAL_STREAM": f"{status.st_dev}:{status.st_ino}"}, err=err) == 1
     assert (tmp_path / "stderr").read_text().startswith("<4>rcwebhook is not configured yet")
 
 
-def test_wrong_arguments_fail_rather_than_skip():
+def test_wrong_arguments_are_refused():
     err = io.StringIO()
-    assert unit.main(["reload"], environ={}, err=err) == 255
+    assert unit.main(["reload"], environ={}, err=err) == 2
     assert "usage:" in err.getvalue()
 
 

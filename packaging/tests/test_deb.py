@@ -52,8 +52,7 @@ def test_unit_exposure_is_at_most_1_2():
 
 def test_unit_settings():
     text = UNIT.read_text()
-    for line in ("Type=notify", "ExecCondition=/usr/libexec/rcwebhook/unit-helper condition",
-                 "ExecReload=/usr/libexec/rcwebhook/unit-helper reload $MAINPID", "RuntimeDirectory=rcwebhook",
+    for line in ("Type=notify", "ExecReload=/usr/libexec/rcwebhook/unit-helper reload $MAINPID", "RuntimeDirectory=rcwebhook",
                  "Restart=on-failure", "RestartPreventExitStatus=78", "User=rcwebhook", "MemoryDenyWriteExecute=yes"):
         assert f"\n{line}\n" in text
     assert re.search(r"^WatchdogSec=\d+$", text, re.M)
@@ -151,8 +150,9 @@ def post_example(port: int) -> int:
 
 def test_install_run_reload_and_purge(deb, clean_system):
     installed = run(*APT, "install", str(deb))
-    # Nothing is configured yet: the administrator is told what to set (the unit's start is skipped).
-    assert "rcwebhook is not configured yet, so it is not started" in installed.stdout + installed.stderr
+    # Nothing is configured yet: the administrator is told what to set (the unit is neither enabled nor started).
+    assert "rcwebhook is not configured yet, so it is neither enabled nor started" in installed.stdout + installed.stderr
+    assert not Path("/etc/systemd/system/multi-user.target.wants/rcwebhook.service").exists()
     assert "ROCKETCHAT_WEBHOOK_WARNING" in installed.stdout + installed.stderr
     print(f"installed size: {installed_size_kib()} KiB")
 
