@@ -72,7 +72,8 @@ deb:
 bench:
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
-## check-package: lintian, the unit's exposure, reproducibility, install, run, upgrade, purge (as root)
+## check-package: lintian, the unit's exposure, reproducibility, install, run, upgrade, purge (as root),
+## then the boot tests: Debian 11, 12 and 13 booted in systemd-nspawn (RCWEBHOOK_BOOT_SUITES picks)
 check-package: pytest
 	$(PYTHON) -m pytest $(PYTEST_ARGS) packaging/tests
 
