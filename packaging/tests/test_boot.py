@@ -394,6 +394,13 @@ def test_secrets_from_load_credential(booted):
         assert booted.post_alert()[0] == 401
         assert booted.post_alert("http://127.0.0.1:8093/webhook", "-H 'X-API-Key: wrong'")[0] == 401
         assert booted.post_alert("http://127.0.0.1:8093/webhook", "-H 'X-API-Key: a-credential-key'")[0] == 200
+        reload = booted.sh("systemctl reload rcwebhook 2>&1", check=False)
+        if booted.suite == "bullseye":
+            # systemd 247 sets credentials up for the main process only: ExecReload= fails with 226/NAMESPACE
+            # (fixed in 248). README and the man page say so; the daemon runs on.
+            assert reload.returncode != 0 and booted.prop("ActiveState") == "active"
+        else:
+            assert reload.returncode == 0, reload.stdout
     finally:
         booted.remove_dropin("70-credential")
     booted.restart()
