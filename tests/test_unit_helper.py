@@ -7,13 +7,30 @@ import os
 import re
 import signal
 import time
+from typing import List
+
+import pytest
 
 from rcwebhook import unit
 from tests.conftest import ROOT
-from tests.test_operations import NotifySocket, processes  # noqa: F401 - a fixture
+from tests.test_operations import NotifySocket, Process
 
 EXAMPLE_ENV = (ROOT / "examples" / "rcwebhook.env").read_text()
 HOOK = "https://chat.example.com/hooks/abc123/SECRETTOKEN"
+
+
+@pytest.fixture
+def daemons():
+    """Start rcwebhook processes (test_operations.Process); stop them at the end."""
+    started: List[Process] = []
+
+    def start(*args, **kwargs) -> Process:
+        started.append(Process(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
 
 
 def configured(tmp_path, text: str, **environ: str):
@@ -67,10 +84,10 @@ def wait_for_state(runtime, expected, timeout: float = 10) -> None:
         time.sleep(0.01)
 
 
-def test_reload_returns_once_the_new_configuration_is_in_use(tmp_path, processes):  # noqa: F811
+def test_reload_returns_once_the_new_configuration_is_in_use(tmp_path, daemons):
     runtime = tmp_path / "run"
     runtime.mkdir()
-    daemon = processes(tmp_path, "DRY_RUN=true\n", RUNTIME_DIRECTORY=str(runtime))
+    daemon = daemons(tmp_path, "DRY_RUN=true\n", RUNTIME_DIRECTORY=str(runtime))
     wait_for_state(runtime, (0, "ok"))
     for i in range(1, 4):
         daemon.write_config(f"DRY_RUN=true\nMAX_ALERTS_PER_MESSAGE={i}\n")
@@ -84,10 +101,10 @@ def test_reload_returns_once_the_new_configuration_is_in_use(tmp_path, processes
     assert len([line for line in daemon.lines if "Configuration reloaded from" in line]) == 3
 
 
-def test_refused_reload_fails_and_the_daemon_runs_on(tmp_path, processes):  # noqa: F811
+def test_refused_reload_fails_and_the_daemon_runs_on(tmp_path, daemons):
     runtime = tmp_path / "run"
     runtime.mkdir()
-    daemon = processes(tmp_path, "DRY_RUN=true\n", RUNTIME_DIRECTORY=str(runtime))
+    daemon = daemons(tmp_path, "DRY_RUN=true\n", RUNTIME_DIRECTORY=str(runtime))
     wait_for_state(runtime, (0, "ok"))
     daemon.write_config("DRY_RUN=true\nTHIS LINE IS BROKEN\n")
     err = io.StringIO()
@@ -98,12 +115,12 @@ def test_refused_reload_fails_and_the_daemon_runs_on(tmp_path, processes):  # no
     assert daemon.proc.poll() is None
 
 
-def test_reload_waits_for_a_reload_begun_after_it(tmp_path, processes):  # noqa: F811
+def test_reload_waits_for_a_reload_begun_after_it(tmp_path, daemons):
     # A reload already under way read the file before the caller changed it: it does not count.
     runtime = tmp_path / "run"
     runtime.mkdir()
     (runtime / "reload").write_text("4 reloading\n")
-    daemon = processes(tmp_path, "DRY_RUN=true\n")  # writes no state: the test plays the daemon's part
+    daemon = daemons(tmp_path, "DRY_RUN=true\n")  # writes no state: the test plays the daemon's part
     calls = []
 
     def clock():
@@ -120,18 +137,18 @@ def test_reload_waits_for_a_reload_begun_after_it(tmp_path, processes):  # noqa:
     daemon.signal(signal.SIGTERM)
 
 
-def test_reload_without_the_state_file_fails_without_signalling(tmp_path, processes):  # noqa: F811
-    daemon = processes(tmp_path, "DRY_RUN=true\n")
+def test_reload_without_the_state_file_fails_without_signalling(tmp_path, daemons):
+    daemon = daemons(tmp_path, "DRY_RUN=true\n")
     err = io.StringIO()
     assert unit.main(["reload", str(daemon.proc.pid)], environ={"RUNTIME_DIRECTORY": str(tmp_path)}, err=err) == 1
     assert "is missing or unreadable" in err.getvalue()
     assert not any("Configuration reloaded" in line for line in daemon.lines)
 
 
-def test_stopping_tells_systemd_how_long_the_drain_may_take(tmp_path, processes):  # noqa: F811
+def test_stopping_tells_systemd_how_long_the_drain_may_take(tmp_path, daemons):
     notify = NotifySocket(tmp_path / "notify")
     try:
-        daemon = processes(tmp_path, "DRY_RUN=true\nDELIVERY_DEADLINE=3600\n", NOTIFY_SOCKET=notify.path)
+        daemon = daemons(tmp_path, "DRY_RUN=true\nDELIVERY_DEADLINE=3600\n", NOTIFY_SOCKET=notify.path)
         notify.wait_for("READY=1")
         daemon.signal(signal.SIGTERM)
         notify.wait_for("STOPPING=1")
