@@ -1,8 +1,9 @@
 """The stand-in Rocket.Chat (tests/rocketchat_standin.py) as a program, for the boot tests.
 
-Run inside the booted machine: `python3 standin_serve.py CERT KEY HOOKS_JSON`. It serves hooks over
-http and, with CERT and KEY, over https on 127.0.0.1, writes their URLs to HOOKS_JSON once ready, and
-answers `GET /messages/<hook>` on 127.0.0.1:9990 with the messages that hook accepted, as JSON.
+Run inside the booted machine: `python3 standin_serve.py CERT KEY HOOKS_JSON [CERT2 KEY2]`. It serves
+hooks over http and, with CERT and KEY, over https on 127.0.0.1 (hook `tls`; with CERT2 and KEY2, a
+second https server, hook `plain-ca`), writes their URLs to HOOKS_JSON once ready, and answers
+`GET /messages/<hook>` on 127.0.0.1:9990 with the messages that hook accepted, as JSON.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ CONTROL_PORT = 9990
 def main() -> None:
     cert, key, hooks_path = sys.argv[1:4]
     plain = RocketChatStandin().start()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    tls = RocketChatStandin(tls=context).start()
     owners = {}
     hooks = {}
     for name in ("critical", "warning", "info", "second"):
         hooks[name] = plain.add_hook(name)
         owners[name] = plain
-    hooks["tls"] = tls.add_hook("tls")
-    owners["tls"] = tls
+    for name, (chain, private) in {"tls": (cert, key), "plain-ca": tuple(sys.argv[4:6])}.items():
+        if not chain:
+            continue
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain, private)
+        owners[name] = RocketChatStandin(tls=context).start()
+        hooks[name] = owners[name].add_hook(name)
     hooks["wrong-token"] = hooks["info"].rsplit("/", 1)[0] + "/not-the-token"
 
     class Control(http.server.BaseHTTPRequestHandler):
