@@ -88,11 +88,14 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
     try:
         settings, warnings = load_settings(args, environ)
     except ConfigError as exc:
+        # Under systemd these lines go to the journal: at priority err, so `journalctl -p err` finds them.
+        err = logs.priority_prefix(stderr, environ, logging.ERROR)
+        warn = logs.priority_prefix(stderr, environ, logging.WARNING)
         for warning in exc.warnings:
-            print(f"rcwebhook: warning: {warning}", file=stderr)
+            print(f"{warn}rcwebhook: warning: {warning}", file=stderr)
         for problem in exc.problems:
-            print(f"rcwebhook: error: {problem}", file=stderr)
-        print(f"rcwebhook: the configuration is invalid ({len(exc.problems)} "
+            print(f"{err}rcwebhook: error: {problem}", file=stderr)
+        print(f"{err}rcwebhook: the configuration is invalid ({len(exc.problems)} "
               f"problem{'s' if len(exc.problems) != 1 else ''}); nothing was started", file=stderr)
         return EX_CONFIG
     if args.render:
@@ -108,8 +111,8 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         logs.configure(settings.log_level, settings.log_file, settings.log_max_bytes,
                        settings.log_backup_count, settings.secrets(), stream=stderr, environ=environ)
     except OSError as exc:
-        print(f"rcwebhook: error: LOG_FILE={settings.log_file!r} cannot be opened: {exc.strerror or exc}",
-              file=stderr)
+        print(f"{logs.priority_prefix(stderr, environ, logging.ERROR)}rcwebhook: error: "
+              f"LOG_FILE={settings.log_file!r} cannot be opened: {exc.strerror or exc}", file=stderr)
         return EX_CONFIG
     for warning in warnings:
         log.warning("%s", warning)

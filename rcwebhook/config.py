@@ -18,6 +18,8 @@ MAX_DEDUP_WINDOW = 60.0
 ROUTES = ("critical", "warning", "info")
 SYSTEM_CONFIG = "/etc/rcwebhook/rcwebhook.env"
 LOCAL_CONFIG = ".env"
+# The problem of a configuration that sets no URL at all, as a fresh install has it.
+NO_URL = "no Rocket.Chat webhook URL is set"
 
 DEFAULT_SEVERITY_ALIASES = (
     "page:critical,pager:critical,emergency:critical,alert:critical,crit:critical,"
@@ -259,6 +261,10 @@ def load(
     settings = build(values, errors, warnings, source=str(path or ""), where=where)
     if errors:
         raise ConfigError(errors, warnings, _secrets_in(values))
+    if settings.rocketchat_ca_file:
+        from .certs import ca_file_warnings  # only with a CA file
+
+        warnings.extend(where.say(w, "ROCKETCHAT_CA_FILE") for w in ca_file_warnings(settings.rocketchat_ca_file))
     return settings, warnings
 
 
@@ -382,7 +388,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
     if not dry_run and routes is not None and not any(r.url for r in routes.values()) \
             and not where.unsure(*url_keys, "DEFAULT_SEVERITY", "DRY_RUN"):
         errors.append(where.say(
-            "no Rocket.Chat webhook URL is set: set ROCKETCHAT_WEBHOOK_"
+            f"{NO_URL}: set ROCKETCHAT_WEBHOOK_"
             f"{default_severity.upper()} (used for every severity that has no URL of its own), "
             "or DRY_RUN=true to only log the messages"
         ))

@@ -148,8 +148,7 @@ class Poster:
                 return interpret(response.status, raw, dict(response.headers))
             except ssl.SSLCertVerificationError as exc:
                 connections.pop(key, None)
-                return Answer(0, f"Rocket.Chat's TLS certificate is not trusted ({exc.verify_message}); "
-                                 "set ROCKETCHAT_CA_FILE to its CA", permanent=True)
+                return Answer(0, untrusted_certificate(exc.verify_message), permanent=True)
             except (OSError, http.client.HTTPException) as exc:
                 connections.pop(key, None)
                 if connection is not None:
@@ -259,11 +258,37 @@ def post(url: str, body: bytes, timeout: float, opener=None) -> Answer:
         return interpret(exc.code, raw, dict(exc.headers or {}))
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, ssl.SSLCertVerificationError):
-            return Answer(0, f"Rocket.Chat's TLS certificate is not trusted ({exc.reason.verify_message}); "
-                             "set ROCKETCHAT_CA_FILE to its CA", permanent=True)
+            return Answer(0, untrusted_certificate(exc.reason.verify_message), permanent=True)
         return Answer(0, _transport_error(exc.reason))
     except (OSError, http.client.HTTPException) as exc:
         return Answer(0, _transport_error(exc))
+
+
+# What OpenSSL's strict verification (Python 3.13 and later set VERIFY_X509_STRICT) refuses in a
+# certificate that older Pythons accepted, and how to make it again.
+STRICT_FIXES = {
+    "CA cert does not include key usage extension":
+        "the CA certificate lacks the keyUsage extension, which Python 3.13 and later require of a CA: "
+        "issue the CA again with -addext 'keyUsage=critical,keyCertSign,cRLSign' (openssl req -x509), "
+        "sign Rocket.Chat's certificate with it and set ROCKETCHAT_CA_FILE to the new CA",
+    "Basic Constraints of CA cert not marked critical":
+        "the CA certificate's basicConstraints is not critical, which Python 3.13 and later require: "
+        "issue the CA again with -addext 'basicConstraints=critical,CA:TRUE'",
+    "Missing Authority Key Identifier":
+        "Rocket.Chat's certificate has no authorityKeyIdentifier, which Python 3.13 and later require: "
+        "sign it again with 'authorityKeyIdentifier=keyid,issuer' in its extensions",
+    "Missing Subject Key Identifier":
+        "the CA certificate has no subjectKeyIdentifier, which Python 3.13 and later require: "
+        "issue the CA again with -addext 'subjectKeyIdentifier=hash'",
+}
+
+
+def untrusted_certificate(verify_message: str) -> str:
+    """Return what to say when Rocket.Chat's certificate chain was refused: OpenSSL's reason and the fix."""
+    fix = STRICT_FIXES.get(verify_message)
+    if fix:
+        return f"Rocket.Chat's TLS certificate is not trusted ({verify_message}): {fix}"
+    return f"Rocket.Chat's TLS certificate is not trusted ({verify_message}); set ROCKETCHAT_CA_FILE to its CA"
 
 
 def _transport_error(reason: Any, sent: bool = False) -> str:
@@ -353,6 +378,8 @@ def advice(route: Route, answer: Answer) -> str:
         return f"check {channel} and that the integration's user may post there"
     if answer.status == 503:
         return f"the integration behind {key} may be disabled in Rocket.Chat"
+    if "certificate is not trusted" in error:
+        return f"Rocket.Chat was reached at the address in {key}, but its certificate is refused, as said"
     if answer.status == 0:
         return f"check that Rocket.Chat is reachable from this host at the address in {key}"
     if answer.status == 429:

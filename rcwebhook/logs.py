@@ -118,6 +118,11 @@ def under_journal(stream: IO[str], environ: Mapping[str, str]) -> bool:
     return (status.st_dev, status.st_ino) == (device, inode)
 
 
+def priority_prefix(stream: IO[str], environ: Mapping[str, str], level: int) -> str:
+    """Return the `<N>` prefix that gives a line written to `stream` its syslog priority in the journal, or ''."""
+    return f"<{_PRIORITY.get(level, 6)}>" if under_journal(stream, environ) else ""
+
+
 def configure(
     level: str,
     log_file: str = "",

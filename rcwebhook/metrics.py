@@ -254,6 +254,13 @@ def _stat() -> List[str]:
 
 
 def _boot_time() -> float:
+    """Return when the machine booted, in seconds since the epoch.
+
+    From the clock that counts since boot (the one the kernel dates processes by), not from
+    /proc/stat, which the unit's sandbox hides (ProcSubset=pid)."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is not None:
+        return time.time() - time.clock_gettime(boottime)
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith("btime "):

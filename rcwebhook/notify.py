@@ -1,4 +1,5 @@
-"""systemd's notify protocol in pure Python: READY, RELOADING, STOPPING, STATUS and WATCHDOG datagrams."""
+"""systemd's notify protocol in pure Python: READY, RELOADING, STOPPING, STATUS and WATCHDOG datagrams;
+and the reload state file that lets `systemctl reload` wait for the reload (rcwebhook.unit)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,26 @@ import logging
 import os
 import socket
 import time
-from typing import Mapping
+from pathlib import Path
+from typing import Mapping, Optional
 
 log = logging.getLogger("rcwebhook")
+
+# In $RUNTIME_DIRECTORY: `<N> <outcome>`, N counting the reloads begun, outcome reloading, ok or refused.
+RELOAD_STATE = "reload"
 
 
 class Notifier:
     """Sends state changes to the service manager; does nothing when not run by systemd."""
 
-    def __init__(self, address: str = "", watchdog_usec: int = 0) -> None:
+    def __init__(self, address: str = "", watchdog_usec: int = 0, runtime_dir: str = "") -> None:
         self.address = "\0" + address[1:] if address.startswith("@") else address
         self.watchdog_interval = watchdog_usec / 1e6 if watchdog_usec > 0 else 0.0
         self.last_ping = 0.0
+        # The unit's RuntimeDirectory=: where the reload state file goes (none without it).
+        self.reload_state: Optional[Path] = Path(runtime_dir) / RELOAD_STATE if runtime_dir else None
+        self.reloads = 0
+        self.reload_state_written = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Notifier":
@@ -29,7 +38,7 @@ class Notifier:
                 watchdog = int(environ.get("WATCHDOG_USEC", "0"))
             except ValueError:
                 watchdog = 0
-        return cls(environ.get("NOTIFY_SOCKET", ""), watchdog)
+        return cls(environ.get("NOTIFY_SOCKET", ""), watchdog, environ.get("RUNTIME_DIRECTORY", "").split(":")[0])
 
     @property
     def enabled(self) -> bool:
@@ -48,13 +57,38 @@ class Notifier:
             return False
 
     def ready(self, status: str) -> None:
+        if not self.reload_state_written:
+            self._write_reload_state("ok")
         self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
 
     def reloading(self) -> None:
+        self.reloads += 1
+        self._write_reload_state("reloading")
         self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
 
-    def stopping(self) -> None:
-        self.send("STOPPING=1", "STATUS=Stopping")
+    def reloaded(self, applied: bool) -> None:
+        """Record how the reload announced by reloading() ended, for `systemctl reload` to report."""
+        self._write_reload_state("ok" if applied else "refused")
+
+    def stopping(self, takes: float = 0.0) -> None:
+        """Say the service is stopping; `takes`: the seconds it may need, which may exceed TimeoutStopSec=."""
+        fields = ["STOPPING=1", "STATUS=Stopping"]
+        if takes > 0:
+            fields.append(f"EXTEND_TIMEOUT_USEC={int(takes * 1e6)}")
+        self.send(*fields)
+
+    def _write_reload_state(self, outcome: str) -> None:
+        """Write `<reloads> <outcome>` whole (rename), so that a reader never sees half of it."""
+        self.reload_state_written = True
+        if self.reload_state is None:
+            return
+        partial = self.reload_state.with_name(f".{RELOAD_STATE}.{os.getpid()}")
+        try:
+            partial.write_text(f"{self.reloads} {outcome}\n")
+            os.replace(partial, self.reload_state)
+        except OSError as exc:
+            log.warning("Cannot write %s (%s): systemctl reload cannot tell when a reload is done",
+                        self.reload_state, exc.strerror or exc)
 
     def watchdog_due(self, now: float) -> bool:
         """Send WATCHDOG=1 when half the watchdog interval has passed since the last one; return whether sent."""

@@ -57,7 +57,8 @@ class Service:
         try:
             self.server.serve_forever(poll_interval=self.notifier.poll_interval())
         finally:
-            self.notifier.stopping()
+            # The drain may outlast TimeoutStopSec=: tell systemd how long it can take, with 10 s to spare.
+            self.notifier.stopping(takes=self.server.settings.delivery_deadline + 5 + 10)
             self._stop()
         log.info("rcwebhook stopped")
         return 0
@@ -93,7 +94,7 @@ class Service:
             return
         if self.reload_requested:
             self.reload_requested = False
-            self.reload()
+            self.notifier.reloaded(self.reload())
 
     def reload(self) -> bool:
         """Load, validate and swap in the configuration whole; on any problem keep the running one."""

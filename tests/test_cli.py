@@ -246,3 +246,14 @@ def test_check_config_on_a_file_it_may_not_read_explains_sudo(tmp_path):
     assert f"cannot read config file {path}: permission denied" in result.stderr
     assert "sudo rcwebhook --check-config" in result.stderr and "sudo -u rcwebhook" in result.stderr
     assert "problem)" in result.stderr  # only this one: nothing that follows from not reading the file
+def test_under_journald_a_config_error_at_start_has_priority_err(tmp_path):
+    log_path = tmp_path / "stderr.log"
+    with open(log_path, "w") as stderr:
+        status = os.fstat(stderr.fileno())
+        result = subprocess.run([sys.executable, ENTRY, "--config", "/dev/null"], stderr=stderr, timeout=30,
+                                cwd=ROOT, env=clean_env(JOURNAL_STREAM=f"{status.st_dev}:{status.st_ino}"))
+    assert result.returncode == 78
+    lines = log_path.read_text().splitlines()
+    assert lines[0].startswith("<3>rcwebhook: error: ")
+    assert "no Rocket.Chat webhook URL is set: set ROCKETCHAT_WEBHOOK_WARNING" in lines[0]
+    assert all(line.startswith("<3>") for line in lines), lines

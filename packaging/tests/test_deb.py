@@ -52,10 +52,22 @@ def test_unit_exposure_is_at_most_1_2():
 
 def test_unit_settings():
     text = UNIT.read_text()
-    for line in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
-                 "RestartPreventExitStatus=78", "User=rcwebhook", "MemoryDenyWriteExecute=yes"):
+    for line in ("Type=notify", "ExecReload=/usr/libexec/rcwebhook/unit-helper reload $MAINPID", "RuntimeDirectory=rcwebhook",
+                 "Restart=on-failure", "RestartPreventExitStatus=78", "User=rcwebhook", "MemoryDenyWriteExecute=yes"):
         assert f"\n{line}\n" in text
     assert re.search(r"^WatchdogSec=\d+$", text, re.M)
+
+
+def test_every_documentation_file_of_the_unit_is_shipped(deb):
+    shipped = {line.split()[-1].lstrip(".") for line in run("dpkg-deb", "-c", str(deb)).stdout.splitlines()}
+    documentation = re.search(r"^Documentation=(.*)$", UNIT.read_text(), re.M).group(1).split()
+    for target in documentation:
+        assert re.match(r"(man:[a-z-]+\(\d\)|file://|https?://)", target), target
+        if target.startswith("file://"):
+            assert target[len("file://"):] in shipped, f"{target} is not in the package"
+        if target.startswith("man:"):
+            name, section = re.match(r"man:(.*)\((\d)\)", target).groups()
+            assert f"/usr/share/man/man{section}/{name}.{section}.gz" in shipped, target
 
 
 def test_builds_are_reproducible(deb, tmp_path):
@@ -137,7 +149,11 @@ def post_example(port: int) -> int:
 
 
 def test_install_run_reload_and_purge(deb, clean_system):
-    run(*APT, "install", str(deb))
+    installed = run(*APT, "install", str(deb))
+    # Nothing is configured yet: the administrator is told what to set (the unit is neither enabled nor started).
+    assert "rcwebhook is not configured yet, so it is neither enabled nor started" in installed.stdout + installed.stderr
+    assert not Path("/etc/systemd/system/multi-user.target.wants/rcwebhook.service").exists()
+    assert "ROCKETCHAT_WEBHOOK_WARNING" in installed.stdout + installed.stderr
     print(f"installed size: {installed_size_kib()} KiB")
 
     # Files, owners, modes.
@@ -147,6 +163,7 @@ def test_install_run_reload_and_purge(deb, clean_system):
     config = CONFIG.stat()
     assert (config.st_uid, grp.getgrgid(config.st_gid).gr_name, stat.S_IMODE(config.st_mode)) == (0, "rcwebhook", 0o640)
     assert stat.S_IMODE(Path("/usr/bin/rcwebhook").stat().st_mode) == 0o755
+    assert stat.S_IMODE(Path("/usr/libexec/rcwebhook/unit-helper").stat().st_mode) == 0o755
     assert Path("/usr/share/rcwebhook/rcwebhook/cli.py").is_file()
     assert not list(Path("/usr/lib/python3/dist-packages").glob("rcwebhook*"))  # private, not a public module
     assert Path("/lib/systemd/system/rcwebhook.service").read_text() == UNIT.read_text()
@@ -195,7 +212,8 @@ def test_install_run_reload_and_purge(deb, clean_system):
         assert rocketchat.token("first") not in "\n".join(daemon.lines)
 
     run(*APT, "purge", "rcwebhook")
-    for path in ("/etc/rcwebhook", "/usr/share/rcwebhook", "/usr/bin/rcwebhook", "/usr/share/doc/rcwebhook",
+    for path in ("/etc/rcwebhook", "/usr/share/rcwebhook", "/usr/bin/rcwebhook", "/usr/libexec/rcwebhook",
+                 "/usr/share/doc/rcwebhook",
                  "/lib/systemd/system/rcwebhook.service", "/var/log/rcwebhook", "/var/lib/rcwebhook"):
         assert not Path(path).exists(), path
     assert pwd.getpwnam("rcwebhook")  # the system user stays
