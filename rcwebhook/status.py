@@ -53,7 +53,7 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
     """Return everything /status shows, as JSON-ready data: no URL but redacted ones, no secret."""
     now = time.time()
     with board.lock:
-        recent = list(reversed(board.recent))
+        recent = [dict(entry) for entry in reversed(board.recent)]
         reload = dict(board.reload)
         config_file = board.config_file
     hooks = delivery["hooks"]
