@@ -240,8 +240,9 @@ class Courier:
 
     def _fields(self, event: str, post: Post, outcome: str) -> dict:
         """Return the journal fields of a log line about `post`."""
-        return logs.fields(event, route=post.routes, hook=self.hook, group_key=[part.group for part in post.parts],
-                           alerts=post.names, outcome=outcome)
+        groups = list(dict.fromkeys(part.group for part in post.parts))
+        return logs.fields(event, route=post.routes, hook=self.hook, group_key=groups, alerts=post.names,
+                           outcome=outcome)
 
     def _hold(self, until: float, reason: str) -> None:
         self.hold_until = until

@@ -3,6 +3,7 @@ when LOG_FILE is set."""
 
 from __future__ import annotations
 
+import array
 import errno
 import logging
 import os
@@ -168,7 +169,7 @@ class JournalHandler(logging.Handler):
         parts = [journal_field("MESSAGE", self.formatter_.format(record)),
                  b"PRIORITY=%d\n" % _PRIORITY.get(record.levelno, 6),
                  journal_field("SYSLOG_IDENTIFIER", IDENTIFIER),
-                 journal_field("RCWEBHOOK_LOGGER", record.name)]
+                 journal_field("RCWEBHOOK_LOGGER", str(record.name))]
         for name, value in (getattr(record, "journal", None) or {}).items():
             for one in ([value] if isinstance(value, str) else value):
                 parts.append(journal_field(name, redact(str(one), self.secrets.values)))
@@ -200,7 +201,8 @@ class JournalHandler(logging.Handler):
                 view = view[os.write(fd, view):]
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
                         | fcntl.F_SEAL_SEAL)
-            socket.send_fds(self.sock, [b""], [fd], 0, self.path)
+            # socket.send_fds drops its address argument (CPython 3.9 to 3.12): sendmsg itself.
+            self.sock.sendmsg([b""], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))], 0, self.path)
         finally:
             os.close(fd)
 
