@@ -231,6 +231,46 @@ def http_get(port: int, path: str) -> bytes:
     return body
 
 
+def status_polling(tmp: Path, runs: int, seconds: float, results: Dict) -> None:
+    """/webhook throughput at 16 connections while /status is fetched in a loop, against the same without."""
+    fast, fast_port = start_fast_rocketchat()
+    daemon, port = start_rcwebhook(tmp, fast_port)
+    without, with_polling, fetches = [], [], []
+    try:
+        for _ in range(runs):  # alternated, so that drift of the machine weighs on both alike
+            without.append(load(port, 16, seconds))
+            stop = threading.Event()
+            latencies: List[float] = []
+
+            def poll() -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                while not stop.is_set():
+                    started = time.monotonic()
+                    conn.request("GET", "/status", headers={"Accept": "text/html"})
+                    response = conn.getresponse()
+                    response.read()
+                    assert response.status == 200, response.status
+                    latencies.append(time.monotonic() - started)
+                conn.close()
+
+            poller = threading.Thread(target=poll)
+            poller.start()
+            try:
+                with_polling.append(load(port, 16, seconds))
+            finally:
+                stop.set()
+                poller.join()
+            latencies.sort()
+            fetches.append({"per_second": len(latencies) / seconds, "p50": latencies[len(latencies) // 2],
+                            "p99": latencies[int(len(latencies) * 0.99)]})
+    finally:
+        daemon.stop()
+        fast.stop()
+    results["status_polling"] = {"without": median_of(without), "with": median_of(with_polling),
+                                 "status": median_of(fetches)}
+    print(f"status polling: {results['status_polling']}", flush=True)
+
+
 def start_to_healthy(tmp: Path, runs: int, results: Dict) -> None:
     times = []
     for _ in range(max(runs, 5)):
@@ -415,6 +455,24 @@ def report(results: Dict, runs: int, seconds: float) -> str:
         f"(each on a new connection); {results['health_while_slow']['ok']} of 200 answered 200. "
         f"The 64 notifications were answered {results['health_while_slow']['answers']}.",
         "",
+        "## /webhook while /status is fetched in a loop",
+        "",
+        "Delivery at 16 connections, alone and while one client fetches the HTML /status page in a loop on a",
+        "kept-alive connection (the runs alternated):",
+        "",
+        "| | notifications/s | p50 | p99 |",
+        "|---|---|---|---|",
+    ] + [
+        f"| {name} | {figures['rps']:.0f} | {ms(figures['p50'])} | {ms(figures['p99'])} |"
+        for name, figures in (("without /status", results["status_polling"]["without"]),
+                              ("with /status polled", results["status_polling"]["with"]))
+    ] + [
+        "",
+        f"/status answered {results['status_polling']['status']['per_second']:.0f} times a second meanwhile "
+        f"(p50 {ms(results['status_polling']['status']['p50'])}, p99 {ms(results['status_polling']['status']['p99'])}); "
+        f"/webhook kept {results['status_polling']['with']['rps'] / results['status_polling']['without']['rps']:.2f} "
+        "of its rate.",
+        "",
         "## Alert storm",
         "",
         "1,000 alerts in 100 groups (100 notifications) for one hook, Rocket.Chat's default rate limit",
@@ -443,6 +501,9 @@ def report(results: Dict, runs: int, seconds: float) -> str:
          results["health_while_slow"]["p99"] < 0.05),
         ("delivery with STATE_DIR within 10% of the state in memory (16 connections)",
          f"{results['delivery-state_16']['rps'] / d16['rps']:.2f}", results['delivery-state_16']['rps'] >= 0.9 * d16['rps']),
+        ("/webhook at 16 connections while /status is polled within 10% of without",
+         f"{results['status_polling']['with']['rps'] / results['status_polling']['without']['rps']:.2f}",
+         results["status_polling"]["with"]["rps"] >= 0.9 * results["status_polling"]["without"]["rps"]),
         ("alert storm: no 429, nothing lost", f"{results['storm']['429s']:.0f} 429s, {results['storm']['alerts']:.0f} alerts",
          results["storm"]["429s"] == 0 and results["storm"]["alerts"] == 1000),
     ]
@@ -457,6 +518,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from bench/results.json")
+    parser.add_argument("--only", choices=["status-polling"], help="run one measurement and print it")
     args = parser.parse_args()
     if args.report_only:
         results = json.loads((BENCH / "results.json").read_text())
@@ -465,7 +527,11 @@ def main() -> int:
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"rcwebhook-bench-{os.getpid()}"
     tmp.mkdir(parents=True, exist_ok=True)
     results: Dict = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    if args.only == "status-polling":
+        status_polling(tmp, args.runs, args.seconds, results)
+        return 0
     throughput(tmp, args.runs, args.seconds, results)
+    status_polling(tmp, args.runs, args.seconds, results)
     start_to_healthy(tmp, args.runs, results)
     health_while_slow(tmp, args.runs, results)
     storm(tmp, args.runs, results)
