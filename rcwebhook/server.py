@@ -434,8 +434,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(dispatch.error(
                 405, f"{self.command} is not allowed on {path}; use {allowed}", (("Allow", allowed),)))
         else:
-            self._send(dispatch.error(404, f"no such endpoint {path[:100]!r}; rcwebhook serves /webhook, /health, "
-                                            "/ready, /status and /metrics"))
+            self._send(dispatch.error(404, f"no such endpoint {path[:100]!r}; rcwebhook serves /metrics, /ready, "
+                                            "/status, /health and /webhook"))
 
     def _admission(self, settings: Settings) -> Optional[Reply]:
         """Return the refusal for a client over its request limit or without the API key, else None."""
