@@ -58,7 +58,7 @@ class Journal:
                 return
             for fd in fds:  # a large entry comes as a sealed memfd
                 with os.fdopen(fd, "rb") as f:
-                    f.seek(0)  # the sender's writes moved the shared offset; journald maps it whole
+                    f.seek(0)  # the sender's writes moved the offset both ends use; journald maps it whole
                     data = f.read()
             with self.cond:
                 self.entries.append(parse_entry(data))
