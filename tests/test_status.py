@@ -152,3 +152,27 @@ def test_status_and_ready_need_no_api_key_like_health_and_metrics(start_daemon):
         assert code == 200, path
         assert b"k3y-0f-the-test" not in body
     assert daemon.post_json(load_example())[0] == 401
+
+
+def test_status_shows_states_waiting_pacing_and_429s(start_daemon, rocketchat, tmp_path):
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook,
+                          ROCKETCHAT_RATE_LIMIT="1/60", DELIVERY_DEADLINE="1", STATE_DIR=str(tmp_path / "state"))
+    assert daemon.post_json(fired_again(1))[0] == 200  # the one post this minute allows
+    assert daemon.post_json(fired_again(2))[0] == 503  # its states wait for the next window
+    critical, warning = route(status_json(daemon), "critical"), route(status_json(daemon), "warning")
+    assert critical["waiting"] == warning["waiting"] == 1 and critical["state"] == warning["state"] == "waiting"
+    assert 30 < critical["next_post_in"] <= 61 and "ROCKETCHAT_RATE_LIMIT=1/60" in critical["pacing"]
+    facts = status_json(daemon)
+    assert facts["state_database_bytes"] > 0 and facts["ready"]["ready"] is True
+    page = get(daemon, "/status")[2].decode("utf-8")
+    assert 'data-state="waiting"' in page and "1 alert state<" in page and "ROCKETCHAT_RATE_LIMIT=1/60" in page
+
+
+def test_a_429_is_counted_and_is_no_failure_for_ready(daemon, rocketchat):
+    rocketchat.fail_next("critical", 1, status=429, error="Error, too many requests. Please slow down. "
+                         "You must wait 1 seconds before trying this endpoint again.")
+    assert daemon.post_json(load_example())[0] == 200  # posted after the wait Rocket.Chat asked for
+    critical = route(status_json(daemon), "critical")
+    assert critical["seen_429"] == 1 and critical["last_outcome"] == "accepted" and critical["state"] == "ok"
+    assert "429" in critical["last_error"] and critical["last_failure"] is not None
