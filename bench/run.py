@@ -231,6 +231,49 @@ def http_get(port: int, path: str) -> bytes:
     return body
 
 
+def status_polling(tmp: Path, runs: int, seconds: float, results: Dict) -> None:
+    """/webhook throughput at 16 connections while /status is fetched in a loop, against the same without,
+    and, for reference, while /health is fetched so (any request takes some of the interpreter's time)."""
+    fast, fast_port = start_fast_rocketchat()
+    daemon, port = start_rcwebhook(tmp, fast_port)
+    figures: Dict[str, List[Dict[str, float]]] = {"without": [], "health": [], "status": [],
+                                                  "health_fetches": [], "status_fetches": []}
+    try:
+        for _ in range(runs):  # alternated, so that drift of the machine weighs on all alike
+            figures["without"].append(load(port, 16, seconds))
+            for name, path in (("status", "/status"), ("health", "/health")):
+                stop = threading.Event()
+                latencies: List[float] = []
+
+                def poll() -> None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    while not stop.is_set():
+                        started = time.monotonic()
+                        conn.request("GET", path, headers={"Accept": "text/html"})
+                        response = conn.getresponse()
+                        response.read()
+                        assert response.status == 200, response.status
+                        latencies.append(time.monotonic() - started)
+                    conn.close()
+
+                poller = threading.Thread(target=poll)
+                poller.start()
+                try:
+                    figures[name].append(load(port, 16, seconds))
+                finally:
+                    stop.set()
+                    poller.join()
+                latencies.sort()
+                figures[f"{name}_fetches"].append({"per_second": len(latencies) / seconds,
+                                                   "p50": latencies[len(latencies) // 2],
+                                                   "p99": latencies[int(len(latencies) * 0.99)]})
+    finally:
+        daemon.stop()
+        fast.stop()
+    results["status_polling"] = {name: median_of(runs_) for name, runs_ in figures.items()}
+    print(f"status polling: {results['status_polling']}", flush=True)
+
+
 def start_to_healthy(tmp: Path, runs: int, results: Dict) -> None:
     times = []
     for _ in range(max(runs, 5)):
@@ -360,6 +403,7 @@ def machine() -> str:
 
 def report(results: Dict, runs: int, seconds: float) -> str:
     ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
+    sp = results["status_polling"]
     lines = [
         "# rcwebhook benchmark results",
         "",
@@ -415,6 +459,26 @@ def report(results: Dict, runs: int, seconds: float) -> str:
         f"(each on a new connection); {results['health_while_slow']['ok']} of 200 answered 200. "
         f"The 64 notifications were answered {results['health_while_slow']['answers']}.",
         "",
+        "## /webhook while /status is fetched in a loop",
+        "",
+        "Delivery at 16 connections, alone, while one client fetches the HTML /status page in a loop on a",
+        "kept-alive connection, and, for reference, while it fetches /health so (the runs alternated):",
+        "",
+        "| | notifications/s | p50 | p99 | fetches/s | fetch p50 | fetch p99 |",
+        "|---|---|---|---|---|---|---|",
+        f"| without polling | {sp['without']['rps']:.0f} | {ms(sp['without']['p50'])} | {ms(sp['without']['p99'])} "
+        "| | | |",
+    ] + [
+        f"| {path} polled | {sp[name]['rps']:.0f} | {ms(sp[name]['p50'])} | {ms(sp[name]['p99'])} | "
+        f"{sp[name + '_fetches']['per_second']:.0f} | {ms(sp[name + '_fetches']['p50'])} | "
+        f"{ms(sp[name + '_fetches']['p99'])} |"
+        for name, path in (("status", "/status"), ("health", "/health"))
+    ] + [
+        "",
+        f"/webhook kept {sp['status']['rps'] / sp['without']['rps']:.2f} of its rate while /status was polled "
+        f"without pause, and {sp['health']['rps'] / sp['without']['rps']:.2f} while /health was. A browser "
+        "fetches /status every 30 s.",
+        "",
         "## Alert storm",
         "",
         "1,000 alerts in 100 groups (100 notifications) for one hook, Rocket.Chat's default rate limit",
@@ -443,6 +507,8 @@ def report(results: Dict, runs: int, seconds: float) -> str:
          results["health_while_slow"]["p99"] < 0.05),
         ("delivery with STATE_DIR within 10% of the state in memory (16 connections)",
          f"{results['delivery-state_16']['rps'] / d16['rps']:.2f}", results['delivery-state_16']['rps'] >= 0.9 * d16['rps']),
+        ("/webhook at 16 connections while /status is polled without pause within 10% of without",
+         f"{sp['status']['rps'] / sp['without']['rps']:.2f}", sp["status"]["rps"] >= 0.9 * sp["without"]["rps"]),
         ("alert storm: no 429, nothing lost", f"{results['storm']['429s']:.0f} 429s, {results['storm']['alerts']:.0f} alerts",
          results["storm"]["429s"] == 0 and results["storm"]["alerts"] == 1000),
     ]
@@ -457,6 +523,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from bench/results.json")
+    parser.add_argument("--only", choices=["status-polling"], help="run one measurement and print it")
     args = parser.parse_args()
     if args.report_only:
         results = json.loads((BENCH / "results.json").read_text())
@@ -465,7 +532,11 @@ def main() -> int:
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"rcwebhook-bench-{os.getpid()}"
     tmp.mkdir(parents=True, exist_ok=True)
     results: Dict = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    if args.only == "status-polling":
+        status_polling(tmp, args.runs, args.seconds, results)
+        return 0
     throughput(tmp, args.runs, args.seconds, results)
+    status_polling(tmp, args.runs, args.seconds, results)
     start_to_healthy(tmp, args.runs, results)
     health_while_slow(tmp, args.runs, results)
     storm(tmp, args.runs, results)

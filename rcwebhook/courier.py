@@ -24,7 +24,7 @@ import time
 from itertools import islice
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from . import delivery, message, store as state_store
+from . import delivery, logs, message, store as state_store
 from .config import Route, Settings, redact_url
 from .delivery import Answer, Transport
 from .ledger import FIRING, REMINDER_REASON, RESOLVED, Entry, Item, Ledger, State, Ticket
@@ -108,6 +108,12 @@ class Courier:
         self.threads_supported: Optional[bool] = None  # whether this hook's answers carry message ids
         self.ready_since = 0.0
         self.announced_wait = 0.0
+        # What the status page shows: the last accepted post, the last failure and its reason, 429s seen.
+        self.last_accepted = 0.0
+        self.last_failure = 0.0
+        self.last_error = ""
+        self.last_outcome = ""  # accepted, rate-limited, failed or refused
+        self.seen_429 = 0
         self.closed = False
         self.thread = threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True)
         self.thread.start()
@@ -126,6 +132,15 @@ class Courier:
         if slot > now:
             return self._pacing_reason(), slot - now
         return "waiting for its turn to be posted", 1.0
+
+    def snapshot(self, now: float) -> Dict[str, object]:
+        """Return what the status page shows of this hook, read-only (the owner's lock is held)."""
+        due = max(self.limiter.next_slot(now), self.hold_until)
+        return {"last_accepted": self.last_accepted, "last_failure": self.last_failure,
+                "last_error": self.last_error, "last_outcome": self.last_outcome, "seen_429": self.seen_429,
+                "next_post_in": max(0.0, due - now), "pacing": self._pacing_reason() if due > now else "",
+                "hold": self.hold_reason if self.hold_until > now else "",
+                "sending_for": now - self.sending_since if self.sending_since else 0.0}
 
     def close(self) -> None:
         self.closed = True
@@ -223,6 +238,12 @@ class Courier:
         limit, window = self.owner.settings.rate_limit
         return f"pacing to ROCKETCHAT_RATE_LIMIT={limit}/{window:g} (Rocket.Chat's own limit per hook)"
 
+    def _fields(self, event: str, post: Post, outcome: str) -> dict:
+        """Return the journal fields of a log line about `post`."""
+        groups = list(dict.fromkeys(part.group for part in post.parts))
+        return logs.fields(event, route=post.routes, hook=self.hook, group_key=groups, alerts=post.names,
+                           outcome=outcome)
+
     def _hold(self, until: float, reason: str) -> None:
         self.hold_until = until
         self.hold_reason = reason
@@ -248,6 +269,12 @@ class Courier:
             self.sending_since = 0.0
             if answer.status or answer.sent:
                 self.limiter.record(started)
+            self.last_outcome = outcome if answer.status != 429 else "rate-limited"
+            if answer.accepted:
+                self.last_accepted = wall
+            else:
+                self.last_failure, self.last_error = wall, f"{answer.status or 'no answer'}: {answer.error}"
+                self.seen_429 += answer.status == 429
             for ticket in {t for e in post.entries for t in e.tickets}:
                 ticket.answer = answer
             if answer.accepted:
@@ -257,12 +284,13 @@ class Courier:
                     saved.append((entry.route, entry.key, state, wall, 0.0))
                 threads = self._follow_threads(post, answer, wall)
                 log.info("Alert sent successfully to Rocket.Chat: %d (route=%s alerts=%s hook=%s took=%.3fs%s%s)",
-                         answer.status, routes, post.names, self.hook, took, merged, threads)
+                         answer.status, routes, post.names, self.hook, took, merged, threads,
+                         extra=self._fields("delivered", post, outcome))
             elif answer.transient:
                 for entry in post.entries:
                     entry.inflight = None
                     owner.ledger.requeue(entry)
-                self._retry_later(answer, now, routes)
+                self._retry_later(answer, now, routes, post)
             else:
                 self._refused(post, answer, routes, took, merged)
             owner.cond.notify_all()
@@ -331,11 +359,11 @@ class Courier:
         log.error("Rocket.Chat refused the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs%s); %s",
                   routes, answer.status, answer.error, post.names, self.hook, took, merged,
                   delivery.advice(owner.settings.routes.get(post.routes[0]) or Route(post.routes[0], self.url),
-                                  answer))
+                                  answer), extra=self._fields("refused", post, "refused"))
         for entry in post.entries:
             owner.ledger.refused(entry, answer)
 
-    def _retry_later(self, answer: Answer, now: float, routes: str) -> None:
+    def _retry_later(self, answer: Answer, now: float, routes: str, post: Post) -> None:
         """Hold the hook as long as Rocket.Chat asks, or back off."""
         reason = "rate_limited" if answer.status == 429 else "no_answer" if answer.status == 0 else "server_error"
         for route in routes.split(","):
@@ -351,7 +379,8 @@ class Courier:
             delay = max(delay, min(window, 2.0 ** (self.rate_limited - 1)))
             self._hold(now + delay, f"Rocket.Chat's rate limit (429): {answer.error}")
             log.warning("Rate limited by Rocket.Chat on route %s (hook=%s): waiting %.1fs%s", routes, self.hook,
-                        delay, " as it asked" if asked is not None else " (no wait given; one window)")
+                        delay, " as it asked" if asked is not None else " (no wait given; one window)",
+                        extra=self._fields("rate-limited", post, "rate-limited"))
             return
         self.failures += 1
         delay = min(BACKOFF_CAP, BACKOFF_FIRST * BACKOFF_FACTOR ** (self.failures - 1))
@@ -359,7 +388,7 @@ class Courier:
         cause = f"{answer.status or 'no answer'}: {answer.error}"
         self._hold(now + delay, f"Rocket.Chat is failing ({cause}); retrying")
         log.warning("Post to route %s failed (%s); retrying in %.2fs (attempt %d, hook=%s)",
-                    routes, cause, delay, self.failures + 1, self.hook)
+                    routes, cause, delay, self.failures + 1, self.hook, extra=self._fields("retrying", post, "failed"))
         if answer.status == 500 and not answer.bad_token:
             self.bare_500s += 1
             if self.bare_500s == BARE_500_ALERT:
@@ -564,11 +593,23 @@ class Deliverer:
         for entry, state in self.ledger.expire(self.wall(), PENDING_MAX_AGE):
             log.warning("Dropped the waiting %s state of alert %s (route %s): no notification has carried it "
                         "for %gs, so Alertmanager no longer asks for it", state.status,
-                        delivery.one_line(entry.name), entry.route, PENDING_MAX_AGE)
+                        delivery.one_line(entry.name), entry.route, PENDING_MAX_AGE,
+                        extra=logs.fields("given-up", route=entry.route, alerts=entry.name, outcome="dropped",
+                                          group_key=entry.item.context.group if entry.item else ""))
 
     def pending_count(self) -> int:
         with self.cond:
             return self.ledger.owed_count()
+
+    def snapshot(self) -> Dict[str, object]:
+        """Return, read-only, each route's hook and what is owed to it, and each hook's courier's state."""
+        with self.cond:
+            now = self.clock()
+            routes = {route.name: (route.url, len(self.ledger.owed.get(route.name) or ()))
+                      for route in self.settings.routes.values()}
+            hooks = {url: courier.snapshot(now) for url, courier in self._couriers.items()}
+            threads = len(self.threads)
+        return {"routes": routes, "hooks": hooks, "threads": threads, "state_bytes": self.store.size()}
 
     def close(self) -> None:
         with self.cond:

@@ -7,13 +7,14 @@ import json
 import logging
 import math
 import threading
-from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from . import alertmanager, message, routing
+from . import alertmanager, logs, message, routing
 from .config import Route, Settings
 from .courier import Deliverer, Result
 from .ledger import Context, Item, identity
 from .metrics import Metrics
+from .status import Board
 
 log = logging.getLogger("rcwebhook")
 
@@ -36,18 +37,24 @@ _preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
 Batches = List[Tuple[Route, Tuple[str, ...], List[Item]]]  # each route's alert names and alert states
 
 
-def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics) -> Reply:
-    """Return the answer to one POST /webhook that arrived at `arrived` (monotonic), posting on the way."""
+def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics,
+           board: Optional[Board] = None) -> Reply:
+    """Return the answer to one POST /webhook that arrived at `arrived` (monotonic), posting on the way;
+    `board` records it for /status."""
     with _preparing:
         prepared = _prepare(body, settings, metrics)
     if isinstance(prepared, Reply):
         return prepared
     # Only what the answer and the alert states need is kept from here on, not the parsed body, while
     # the posts are waited for.
-    names, processed, batches, results = prepared
+    names, processed, batches, results, group_key = prepared
     if batches:
         results.extend(deliverer.deliver(batches, arrived + settings.delivery_deadline))
-    return answer(names, processed, results)
+    reply = answer(names, processed, results)
+    if board is not None:
+        board.notification(group_key, names, {r.route: r.status for r in results},
+                           f"{reply.status} {reply.body['status']}")
+    return reply
 
 
 def _prepare(body: bytes, settings: Settings, metrics: Metrics):
@@ -72,6 +79,8 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics):
         notification.status,
         len(notification.alerts),
         ",".join(f"{b.route.name}:{len(b.alerts)}" for b in batches) or "-",
+        extra=logs.fields("received", route=[b.route.name for b in batches], group_key=notification.group_key,
+                          outcome=notification.status),
     )
     batches_out: Batches = []
     results: List[Result] = []
@@ -88,7 +97,7 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics):
             continue
         items = [Item(batch.route.name, identity(alert), alert, context) for alert in batch.alerts]
         batches_out.append((batch.route, names, items))
-    return alertmanager.names(notification), len(notification.alerts), batches_out, results
+    return alertmanager.names(notification), len(notification.alerts), batches_out, results, notification.group_key
 
 
 def describe(result: Result) -> Dict[str, Any]:

@@ -1,13 +1,18 @@
-"""Logging: stderr always (journal-aware), plus a rotating file when LOG_FILE is set."""
+"""Logging: to the journal's native socket under systemd (with fields), else stderr; plus a rotating file
+when LOG_FILE is set."""
 
 from __future__ import annotations
 
+import array
+import errno
 import logging
 import os
 import re
+import socket
+import struct
 import sys
 import time
-from typing import IO, Iterable, List, Mapping, Optional
+from typing import IO, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from .config import redact
 
@@ -105,6 +110,107 @@ class SecretList:
         self.values = tuple(v for v in values if v)
 
 
+# --- the journal's native protocol ------------------------------------------------------------
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+IDENTIFIER = "rcwebhook"
+# One fixed MESSAGE_ID per kind of event (`journalctl MESSAGE_ID=...`); never change them.
+MESSAGE_IDS = {
+    "received": "b4946d83978f4845bc214f29af8944c6",
+    "delivered": "ee07d80aa35141fda5cd0b795496b077",
+    "refused": "2327f63e9a5641b891fb15178f0d03a8",
+    "retrying": "f86209d69f4c4b32abccf23b11aabf9f",
+    "rate-limited": "b9dd5a5dce714cb585e3b23d701202c2",
+    "reload": "46f56b6b23ef489cac952bc97828300d",
+    "given-up": "8155d1d5395c4251bb6184e69f1b6ed9",
+}
+FieldValue = Union[str, Sequence[str]]
+
+
+def fields(event: str, route: FieldValue = "", hook: str = "", group_key: FieldValue = "", alerts: str = "",
+           outcome: str = "") -> Dict[str, Dict[str, FieldValue]]:
+    """Return logging's `extra=` for an event's journal fields: its MESSAGE_ID and the RCWEBHOOK_* that
+    apply (a list gives the field once per value); hook URLs must come redacted."""
+    found = {"MESSAGE_ID": MESSAGE_IDS[event], "RCWEBHOOK_EVENT": event, "RCWEBHOOK_ROUTE": route,
+             "RCWEBHOOK_HOOK": hook, "RCWEBHOOK_GROUP_KEY": group_key, "RCWEBHOOK_ALERTS": alerts,
+             "RCWEBHOOK_OUTCOME": outcome}
+    return {"journal": {key: value for key, value in found.items() if value}}
+
+
+def journal_field(name: str, value: str) -> bytes:
+    """Return one field in the native protocol: KEY=value, or the length-prefixed form for a value with a
+    newline."""
+    data = value.encode("utf-8", "surrogateescape")
+    if b"\n" not in data:
+        return name.encode("ascii") + b"=" + data + b"\n"
+    return name.encode("ascii") + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+
+
+class JournalHandler(logging.Handler):
+    """Entries sent to journald's native socket, with PRIORITY, MESSAGE_ID and the RCWEBHOOK_* fields.
+
+    The socket is not connected: each entry is sent to the path, so a restarted journald is found again.
+    An entry too large for a datagram goes in a sealed memfd, as the protocol has it. When the socket
+    refuses an entry (journald gone, its queue full), the line goes to `fallback` (stderr) instead.
+    """
+
+    def __init__(self, path: str, secrets: "SecretList", fallback: IO[str]) -> None:
+        super().__init__()
+        self.path = path
+        self.secrets = secrets
+        self.formatter_ = RedactingFormatter("%(message)s", secrets)
+        self.fallback = logging.StreamHandler(fallback)
+        self.fallback.setFormatter(JournalFormatter("%(message)s", secrets))
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)  # never hold the daemon up for the journal: fall back to stderr
+
+    def entry(self, record: logging.LogRecord) -> bytes:
+        """Return the datagram for `record`."""
+        parts = [journal_field("MESSAGE", self.formatter_.format(record)),
+                 b"PRIORITY=%d\n" % _PRIORITY.get(record.levelno, 6),
+                 journal_field("SYSLOG_IDENTIFIER", IDENTIFIER),
+                 journal_field("RCWEBHOOK_LOGGER", str(record.name))]
+        for name, value in (getattr(record, "journal", None) or {}).items():
+            for one in ([value] if isinstance(value, str) else value):
+                parts.append(journal_field(name, redact(str(one), self.secrets.values)))
+        return b"".join(parts)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = self.entry(record)
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            try:
+                self.sock.sendto(data, self.path)
+            except OSError as exc:
+                if exc.errno not in (errno.EMSGSIZE, errno.ENOBUFS):
+                    raise
+                self._send_memfd(data)
+        except OSError:
+            self.fallback.handle(record)
+
+    def _send_memfd(self, data: bytes) -> None:
+        import fcntl
+
+        fd = os.memfd_create("rcwebhook-journal", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+                        | fcntl.F_SEAL_SEAL)
+            # socket.send_fds drops its address argument (CPython 3.9 to 3.12): sendmsg itself.
+            self.sock.sendmsg([b""], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))], 0, self.path)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.sock.close()
+        super().close()
+
+
 def under_journal(stream: IO[str], environ: Mapping[str, str]) -> bool:
     """Return whether `stream` is connected to the journal, as $JOURNAL_STREAM tells."""
     value = environ.get("JOURNAL_STREAM", "")
@@ -145,16 +251,22 @@ def build_handlers(
     secrets: Iterable[str] = (),
     stream: Optional[IO[str]] = None,
     environ: Mapping[str, str] = os.environ,
+    journal_socket: str = JOURNAL_SOCKET,
 ) -> List[logging.Handler]:
-    """Return the handlers for these settings, not yet in use; OSError when LOG_FILE cannot be opened."""
+    """Return the handlers for these settings, not yet in use; OSError when LOG_FILE cannot be opened.
+
+    Under systemd (stderr is the journal stream) with journald's socket present, entries go to the
+    socket with their fields; else to stderr (each line prefixed with its priority under systemd)."""
     stream = stream or sys.stderr
     secret_list = SecretList(secrets)
-    if under_journal(stream, environ):
-        stderr_format: logging.Formatter = JournalFormatter("%(message)s", secret_list)
+    handlers: List[logging.Handler]
+    journal = under_journal(stream, environ)
+    if journal and os.path.exists(journal_socket):
+        handlers = [JournalHandler(journal_socket, secret_list, stream)]
     else:
-        stderr_format = RedactingFormatter("%(asctime)s %(levelname)s %(message)s", secret_list)
-    handlers: List[logging.Handler] = [logging.StreamHandler(stream)]
-    handlers[0].setFormatter(stderr_format)
+        handlers = [logging.StreamHandler(stream)]
+        handlers[0].setFormatter(JournalFormatter("%(message)s", secret_list) if journal else
+                                 RedactingFormatter("%(asctime)s %(levelname)s %(message)s", secret_list))
     if log_file:
         from logging.handlers import RotatingFileHandler  # only with LOG_FILE: it brings pickle and more
 

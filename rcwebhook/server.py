@@ -19,7 +19,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import __version__, auth, delivery, dispatch, metrics, tls
+from . import __version__, auth, delivery, dispatch, metrics, status, tls
 from .config import Settings, is_loopback, redact
 from .courier import Deliverer
 from .delivery import Transport
@@ -30,7 +30,8 @@ from .throttle import ClientLimiter
 log = logging.getLogger("rcwebhook")
 access_log = logging.getLogger("rcwebhook.access")
 
-ALLOWED = {"/health": "GET, HEAD", "/metrics": "GET, HEAD", "/webhook": "POST"}
+ALLOWED = {"/health": "GET, HEAD", "/metrics": "GET, HEAD", "/ready": "GET, HEAD", "/status": "GET, HEAD",
+           "/status.json": "GET, HEAD", "/webhook": "POST"}
 MAX_HEADER_BYTES = 32 * 1024  # request line and headers together; http.server caps them at 100 lines
 # Connections admitted beyond MAX_CONNECTIONS while every other one is busy with a notification:
 # they serve /health and /metrics (one request each), so a saturated daemon still shows it is alive.
@@ -97,6 +98,7 @@ class Server(ThreadingHTTPServer):
     def __init__(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.board = status.Board(settings.source)
         self.fixed_transport = transport
         self.deliverer = Deliverer(settings, transport or delivery.make_transport(settings), metrics=self.metrics)
         self.client_limiter = ClientLimiter(settings.client_rate_limit, settings.client_rate_burst)
@@ -363,8 +365,26 @@ class Handler(BaseHTTPRequestHandler):
             self._send(dispatch.health(__version__))
         elif path == "/metrics":
             self._write(200, self.server.metrics.expose(), metrics.CONTENT_TYPE)
+        elif path in ("/status", "/status.json", "/ready"):
+            self._status(path)
         else:
             self._not_here(path)
+
+    def _status(self, path: str) -> None:
+        """Answer /status (HTML, or JSON when asked), /status.json or /ready."""
+        server = self.server
+        facts = status.facts(server.board, server.deliverer.snapshot(), server.settings.dry_run)
+        if path == "/ready":
+            ready = facts["ready"]
+            self._write(200 if ready["ready"] else 503, status.to_json(
+                {"ready": ready["ready"], "reason": ready["reason"], "status": "ready" if ready["ready"] else
+                 "not ready", "version": __version__}), "application/json", (("Cache-Control", "no-store"),))
+        elif status.wants_json(path, self.headers.get("Accept", "")):
+            self._write(200, status.to_json(facts), "application/json", (("Cache-Control", "no-store"),))
+        else:
+            self._write(200, status.page(facts), "text/html; charset=utf-8", (
+                ("Cache-Control", "no-store"), ("Content-Security-Policy", status.CONTENT_SECURITY_POLICY),
+                ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")))
 
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -389,7 +409,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.server.enter(self.request, Phase.BUSY)
         try:
-            reply = dispatch.handle(body, settings, self.server.deliverer, self.started, self.server.metrics)
+            reply = dispatch.handle(body, settings, self.server.deliverer, self.started, self.server.metrics,
+                                    self.server.board)
         except Exception:  # a bug must cost one request, not the daemon
             log.exception("Internal error while handling a notification")
             reply = dispatch.error(500, "internal error; see rcwebhook's log")
@@ -413,7 +434,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(dispatch.error(
                 405, f"{self.command} is not allowed on {path}; use {allowed}", (("Allow", allowed),)))
         else:
-            self._send(dispatch.error(404, f"no such endpoint {path[:100]!r}; rcwebhook serves /health and /webhook"))
+            self._send(dispatch.error(404, f"no such endpoint {path[:100]!r}; rcwebhook serves /metrics, /ready, "
+                                            "/status, /health and /webhook"))
 
     def _admission(self, settings: Settings) -> Optional[Reply]:
         """Return the refusal for a client over its request limit or without the API key, else None."""
@@ -561,4 +583,7 @@ class Handler(BaseHTTPRequestHandler):
                            (time.monotonic() - self.started) * 1000)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
-        access_log.info("%s %s", self.client_address[0], format % args)
+        # http.server says "Request timed out" when a kept-alive connection (Alertmanager's, after each
+        # notification) is closed idle: routine, not worth an INFO line that reads like an error.
+        level = logging.DEBUG if format.startswith("Request timed out") else logging.INFO
+        access_log.log(level, "%s %s", self.client_address[0], format % args)

@@ -109,9 +109,9 @@ class Service:
                 for problem in exc.problems:
                     log.error("Reload refused: %s", problem)
                 log.error("Reload refused: the configuration is invalid (%d problem%s); "
-                          "still running with the previous one", len(exc.problems), "s" if len(exc.problems) != 1 else "")
-                metrics.reload_success.set(0)
-                return False
+                          "still running with the previous one", len(exc.problems), "s" if len(exc.problems) != 1 else "",
+                          extra=logs.fields("reload", outcome="refused"))
+                return self._refused("the configuration is invalid: " + "; ".join(exc.problems))
             loaded, new = new, self._in_force(new)
             # The rules hold for what will be in force: a new HOST waits for a restart, the new API_KEY does not.
             problems = config.exposure_problems(new.host, new.api_key, new.allow_unauthenticated)
@@ -122,37 +122,45 @@ class Service:
                     log.error("Reload refused: the new HOST=%s takes effect only at the next restart; until "
                               "then rcwebhook listens on HOST=%s", loaded.host, new.host)
                 log.error("Reload refused: HOST, API_KEY and ALLOW_UNAUTHENTICATED would leave rcwebhook open "
-                          "without authentication; still running with the previous configuration")
-                metrics.reload_success.set(0)
-                return False
+                          "without authentication; still running with the previous configuration",
+                          extra=logs.fields("reload", outcome="refused"))
+                return self._refused("; ".join(problems))
             # Everything the new settings need is built before anything is swapped: a reload that
             # fails changes nothing.
             try:
                 transport = self.server.transport_for(new)
             except (ssl.SSLError, OSError, ValueError) as exc:
                 log.error("Reload refused: ROCKETCHAT_CA_FILE=%r cannot be used: %s; still running with the "
-                          "previous configuration", new.rocketchat_ca_file, tls.problem(exc))
-                metrics.reload_success.set(0)
-                return False
+                          "previous configuration", new.rocketchat_ca_file, tls.problem(exc),
+                          extra=logs.fields("reload", outcome="refused"))
+                return self._refused(f"ROCKETCHAT_CA_FILE cannot be used: {tls.problem(exc)}")
             try:
                 handlers = logs.build_handlers(new.log_file, new.log_max_bytes, new.log_backup_count,
                                                new.secrets(), environ=self.environ)
             except OSError as exc:
                 log.error("Reload refused: LOG_FILE=%r cannot be opened: %s; still running with the previous "
-                          "configuration", new.log_file, exc.strerror or exc)
-                metrics.reload_success.set(0)
-                return False
+                          "configuration", new.log_file, exc.strerror or exc,
+                          extra=logs.fields("reload", outcome="refused"))
+                return self._refused(f"LOG_FILE={new.log_file!r} cannot be opened: {exc.strerror or exc}")
             logs.install(handlers, new.log_level)
             self.server.apply(new, transport)
             for warning in warnings:
                 log.warning("%s", warning)
             metrics.reload_success.set(1)
             metrics.reload_time.set(time.time())
-            log.info("Configuration reloaded from %s", new.source or "the environment")
+            self.server.board.reloaded(True, config_file=new.source)
+            log.info("Configuration reloaded from %s", new.source or "the environment",
+                     extra=logs.fields("reload", outcome="reloaded"))
             self._announce_routes(new)
             return True
         finally:
             self.notifier.ready(f"Serving on {self.server.url}")
+
+    def _refused(self, reason: str) -> bool:
+        """Count and record a refused reload (its reasons already logged); return False."""
+        self.server.metrics.reload_success.set(0)
+        self.server.board.reloaded(False, reason)
+        return False
 
     def _in_force(self, new: Settings) -> Settings:
         """Return `new` as it would be in force: the running HOST, PORT and TLS files, which need a restart."""

@@ -94,3 +94,38 @@ def test_client_values_cannot_forge_a_log_line(restore_logger, start_daemon, sep
 
 def test_escape_shows_control_characters_as_escapes():
     assert logs.escape("a\nb\r\tc\x00\x7f\x85\u2028\u2029é") == "a\\nb\\r\\tc\\x00\\x7f\\x85\\u2028\\u2029é"
+
+
+def test_a_request_that_times_out_is_logged_at_debug_not_info():
+    """http.server's "Request timed out" (a connection left without a whole request) reads like an error
+    after every notification; it is a DEBUG line."""
+    import threading
+    import time
+
+    from rcwebhook.server import Server
+    from tests.conftest import LogCapture, make_settings
+
+    capture = LogCapture()
+    logger = logging.getLogger("rcwebhook")
+    saved_level = logger.level
+    logger.addHandler(capture)
+    logger.setLevel(logging.DEBUG)
+    server = Server(make_settings(PORT="0", DRY_RUN="true", REQUEST_TIMEOUT="1"))
+    # A long poll interval: the socket's own timeout, not the serving loop's sweep, ends the request.
+    thread = threading.Thread(target=server.serve_forever, args=(4,), daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # the headers never end
+            assert sock.recv(65536) == b""  # closed by rcwebhook after REQUEST_TIMEOUT
+        deadline = time.monotonic() + 10
+        while not any("Request timed out" in r.getMessage() for r in capture.records):
+            assert time.monotonic() < deadline, capture.text()
+            time.sleep(0.01)
+        timed_out = [r for r in capture.records if "Request timed out" in r.getMessage()]
+        assert [r.levelno for r in timed_out] == [logging.DEBUG]
+    finally:
+        server.shutdown()
+        server.server_close()
+        logger.removeHandler(capture)
+        logger.setLevel(saved_level)

@@ -515,3 +515,26 @@ def test_client_limit_turned_off_during_a_request_is_no_division_by_zero(service
     limiter._lock = ReloadOnEntry()
     assert svc.daemon.post_json(load_example())[0] == 200
     assert ReloadOnEntry.fired
+
+
+def test_status_shows_the_last_reload_and_whether_it_worked(service):
+    from rcwebhook.config import ConfigError
+
+    svc = service(DRY_RUN="true")
+
+    def last_reload():
+        return svc.daemon.request("GET", "/status.json")[2]["last_reload"]
+
+    assert last_reload()["kind"] == "start" and last_reload()["ok"] is True
+    def invalid():
+        raise ConfigError(["rcwebhook.env:2: MAX_CONNECTIONS='many' is not a whole number"])
+    svc.loader = invalid
+    assert svc.reload() is False
+    refused = last_reload()
+    assert (refused["kind"], refused["ok"]) == ("reload", False)
+    assert "MAX_CONNECTIONS='many' is not a whole number" in refused["error"]
+    page = svc.daemon.request("GET", "/status", headers={"Accept": "application/json"})[2]
+    assert page["last_reload"]["ok"] is False
+    svc.loader = lambda: (svc.server.settings._replace(max_connections=3), [])
+    assert svc.reload() is True
+    assert last_reload()["ok"] is True and last_reload()["error"] == ""

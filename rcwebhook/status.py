@@ -1,0 +1,238 @@
+"""GET /status (an HTML page, or JSON), and GET /ready: what an operator needs to see at a glance.
+
+The facts are read from what the daemon keeps anyway (the couriers' state, the ledger, the
+metrics) plus two small records kept here: the last 50 notifications and the last reload. A
+page costs one short hold of the delivery lock; everything else is done outside it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+import time
+from collections import deque
+from typing import Any, Deque, Dict, List, Mapping, Optional
+
+from . import __version__
+from .config import redact_url
+
+RECENT = 50  # notifications the page lists
+# The outcomes of a hook's last post that count as failing, for the page's colour and for /ready;
+# a 429 is Rocket.Chat pacing us, not failing.
+FAILING = ("failed", "refused")
+
+
+class Board:
+    """The records /status shows beside the delivery state: recent notifications, the last reload."""
+
+    def __init__(self, config_file: str, wall: float = 0.0, monotonic: float = 0.0) -> None:
+        self.started_wall = wall or time.time()
+        self.started = monotonic or time.monotonic()
+        self.config_file = config_file
+        self.reload: Dict[str, Any] = {"time": self.started_wall, "ok": True, "error": "", "kind": "start"}
+        self.recent: Deque[Dict[str, Any]] = deque(maxlen=RECENT)
+        self.lock = threading.Lock()
+
+    def notification(self, group_key: str, alerts: List[str], routes: Mapping[str, str], outcome: str) -> None:
+        """Record one notification: its groupKey, alert names, each route's outcome and the HTTP answer."""
+        entry = {"time": time.time(), "group_key": group_key, "alerts": alerts[:20], "alert_count": len(alerts),
+                 "routes": dict(routes), "outcome": outcome}
+        with self.lock:
+            self.recent.append(entry)
+
+    def reloaded(self, ok: bool, error: str = "", config_file: Optional[str] = None) -> None:
+        """Record a configuration reload and whether it worked."""
+        with self.lock:
+            self.reload = {"time": time.time(), "ok": ok, "error": error, "kind": "reload"}
+            if config_file is not None:
+                self.config_file = config_file
+
+
+def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str, Any]:
+    """Return everything /status shows, as JSON-ready data: no URL but redacted ones, no secret."""
+    now = time.time()
+    with board.lock:
+        recent = [dict(entry) for entry in reversed(board.recent)]
+        reload = dict(board.reload)
+        config_file = board.config_file
+    hooks = delivery["hooks"]
+    routes = []
+    for name, (url, waiting) in delivery["routes"].items():
+        hook = hooks.get(url) if url else None
+        row: Dict[str, Any] = {"route": name, "hook": redact_url(url) or "", "waiting": waiting}
+        if hook is None:
+            row.update(last_accepted=None, last_failure=None, last_error="", last_outcome="", seen_429=0,
+                       next_post_in=0.0, pacing="")
+        else:
+            row.update(last_accepted=_moment(hook["last_accepted"], now),
+                       last_failure=_moment(hook["last_failure"], now),
+                       last_error=hook["last_error"], last_outcome=hook["last_outcome"], seen_429=hook["seen_429"],
+                       next_post_in=round(hook["next_post_in"], 1), pacing=hook["hold"] or hook["pacing"])
+        row["failing"] = row["last_outcome"] in FAILING
+        row["state"] = ("no URL" if not url else "dry-run" if dry_run else "failing" if row["failing"]
+                        else "waiting" if waiting else "ok" if row["last_outcome"] else "no post yet")
+        routes.append(row)
+    for entry in recent:
+        entry["time"] = _moment(entry["time"], now)
+    reload["time"] = _moment(reload["time"], now)
+    return {
+        "service": "rocketchat-webhook-adapter",
+        "version": __version__,
+        "started": _moment(board.started_wall, now),
+        "uptime_seconds": round(time.monotonic() - board.started, 1),
+        "config_file": config_file or "",
+        "last_reload": reload,
+        "dry_run": dry_run,
+        "routes": routes,
+        "recent": recent,
+        "open_threads": delivery["threads"],
+        "state_database_bytes": delivery["state_bytes"],
+        "ready": readiness(routes, dry_run),
+    }
+
+
+def readiness(routes: List[Mapping[str, Any]], dry_run: bool) -> Dict[str, Any]:
+    """Return whether rcwebhook can post: not when every hook it has posted to failed its last attempt."""
+    tried = {r["hook"]: r for r in routes if r["hook"] and r["last_outcome"]}
+    failing = [r for r in tried.values() if r["failing"]]
+    if dry_run:
+        return {"ready": True, "reason": "dry-run: nothing is posted"}
+    if tried and len(failing) == len(tried):
+        reasons = "; ".join(f"{r['hook']} (route {r['route']}): {r['last_error']}" for r in failing)
+        return {"ready": False, "reason": f"every hook's last post failed: {reasons}"}
+    if failing:
+        names = ", ".join(r["route"] for r in failing)
+        return {"ready": True, "reason": f"some hooks post, others fail (routes {names})"}
+    if not tried:
+        return {"ready": True, "reason": "no post tried yet"}
+    return {"ready": True, "reason": "the last post to every hook tried was accepted"}
+
+
+def _moment(wall: float, now: float) -> Optional[Dict[str, Any]]:
+    if not wall:
+        return None
+    return {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)), "ago_seconds": round(max(0.0, now - wall), 1)}
+
+
+def to_json(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+# No external script, style or font: the page works on an air-gapped host. The Content-Security-Policy
+# sent with it forbids scripts and every load, so even a label that got past escaping could not act.
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:12px;color:#1d2126;
+background:#f4f5f7;font-size:15px;line-height:1.4}
+h1{font-size:1.3em;margin:0 0 4px}h2{font-size:1.1em;margin:18px 0 6px}
+.meta{color:#555;margin:0 0 8px}.card{background:#fff;border-radius:6px;padding:8px 10px;margin:6px 0;
+border-left:6px solid #2e7d32;overflow-wrap:anywhere}
+.card.failing{border-left-color:#c62828;background:#fdecea}.card.waiting{border-left-color:#ef6c00}
+.card.idle{border-left-color:#9e9e9e}
+.badge{display:inline-block;padding:0 6px;border-radius:4px;font-size:.85em;color:#fff;background:#2e7d32}
+.failing .badge{background:#c62828}.waiting .badge{background:#ef6c00}.idle .badge{background:#757575}
+.ready{padding:6px 10px;border-radius:6px;color:#fff;background:#2e7d32}.ready.no{background:#c62828}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em}
+td,th{padding:4px 6px;border-bottom:1px solid #e0e0e0;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:4px 0}dt{color:#555}dd{margin:0}
+code{font-size:.9em}.bad{color:#c62828;font-weight:600}
+@media (max-width:600px){table,tbody,tr,td{display:block}thead{display:none}tr{border-bottom:2px solid #ccc}
+td{border:0;padding:2px 6px}}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _when(moment: Optional[Mapping[str, Any]]) -> str:
+    if not moment:
+        return "never"
+    return f"{_e(moment['at'])} ({_ago(moment['ago_seconds'])} ago)"
+
+
+def _ago(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d"
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return str(count)
+
+
+def page(data: Mapping[str, Any]) -> bytes:
+    """Return the status page: one self-contained HTML document, every value escaped."""
+    ready = data["ready"]
+    reload = data["last_reload"]
+    out: List[str] = [
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
+        '<meta name=viewport content="width=device-width,initial-scale=1">',
+        '<meta http-equiv=refresh content=30>',
+        f"<title>rcwebhook {_e(data['version'])} status</title><style>{_STYLE}</style></head><body>",
+        f"<h1>rcwebhook {_e(data['version'])}</h1>",
+        f"<p class=meta>up {_ago(data['uptime_seconds'])} (since {_e(data['started']['at'])}); "
+        f"page made {_e(time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime()))}; refreshes every 30 s"
+        f"{'; <b>dry-run</b>' if data['dry_run'] else ''}</p>",
+        f"<p class=\"ready{'' if ready['ready'] else ' no'}\">{'Ready' if ready['ready'] else 'Not ready'}: "
+        f"{_e(ready['reason'])}</p>",
+        "<h2>Configuration</h2><dl>",
+        f"<dt>file</dt><dd><code>{_e(data['config_file'] or '(none: the environment)')}</code></dd>",
+        f"<dt>last {_e(reload['kind'])}</dt><dd>{_when(reload['time'])}: "
+        + ("worked" if reload["ok"] else f"<span class=bad>failed</span>: {_e(reload['error'])}") + "</dd>",
+        f"<dt>open threads</dt><dd>{int(data['open_threads'])}</dd>",
+        f"<dt>state database</dt><dd>{_size(int(data['state_database_bytes']))}</dd></dl>",
+        "<h2>Routes and hooks</h2>",
+    ]
+    for row in data["routes"]:
+        css = {"failing": "failing", "waiting": "waiting", "ok": "", "dry-run": ""}.get(row["state"], "idle")
+        out.append(f'<div class="card {css}" data-route="{_e(row["route"])}" data-state="{_e(row["state"])}">'
+                   f"<b>{_e(row['route'])}</b> <span class=badge>{_e(row['state'])}</span><dl>"
+                   f"<dt>hook</dt><dd><code>{_e(row['hook'] or '(no URL)')}</code></dd>"
+                   f"<dt>last accepted</dt><dd>{_when(row['last_accepted'])}</dd>"
+                   f"<dt>last failure</dt><dd>{_when(row['last_failure'])}"
+                   + (f": <span class=bad>{_e(row['last_error'])}</span>" if row["last_error"] else "")
+                   + f"</dd><dt>waiting</dt><dd>{int(row['waiting'])} alert state"
+                   f"{'' if row['waiting'] == 1 else 's'}</dd>"
+                   f"<dt>next post</dt><dd>"
+                   + (f"in {row['next_post_in']:.1f}s: {_e(row['pacing'])}" if row["next_post_in"] > 0 else "now")
+                   + f"</dd><dt>429s seen</dt><dd>{int(row['seen_429'])}</dd></dl></div>")
+    out.append(f"<h2>Recent notifications ({len(data['recent'])})</h2>")
+    if data["recent"]:
+        out.append("<table><thead><tr><th>time</th><th>groupKey</th><th>alerts</th><th>routes</th>"
+                   "<th>outcome</th></tr></thead><tbody>")
+        for entry in data["recent"]:
+            alerts = ", ".join(entry["alerts"])
+            if entry["alert_count"] > len(entry["alerts"]):
+                alerts += f" and {entry['alert_count'] - len(entry['alerts'])} more"
+            routes = ", ".join(f"{k}: {v}" for k, v in entry["routes"].items()) or "-"
+            bad = "" if entry["outcome"].startswith("2") else " class=bad"
+            out.append(f"<tr><td>{_e(entry['time']['at'])}</td><td><code>{_e(entry['group_key'])}</code></td>"
+                       f"<td>{_e(alerts)}</td><td>{_e(routes)}</td><td{bad}>{_e(entry['outcome'])}</td></tr>")
+        out.append("</tbody></table>")
+    else:
+        out.append("<p>None since rcwebhook started.</p>")
+    out.append("<p class=meta>The same as JSON: <code>/status.json</code>. Metrics: <code>/metrics</code>.</p>")
+    out.append("</body></html>\n")
+    return "".join(out).encode("utf-8")
+
+
+def wants_json(path: str, accept: str) -> bool:
+    """Return whether a /status request asks for JSON: /status.json, or Accept naming JSON before HTML."""
+    if path == "/status.json":
+        return True
+    accept = accept.lower()
+    return "application/json" in accept and "text/html" not in accept

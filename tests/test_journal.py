@@ -1,0 +1,230 @@
+"""Journal entries with fields: the native protocol, read back from a datagram socket the test binds."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import struct
+import threading
+import time
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+
+from rcwebhook import logs
+from tests.conftest import load_example
+
+
+def parse_entry(data: bytes) -> Dict[str, List[str]]:
+    """Return the fields of one native-protocol datagram (KEY=value lines, or KEY\\n<le64 size><value>\\n)."""
+    fields: Dict[str, List[str]] = {}
+    i = 0
+    while i < len(data):
+        end = data.index(b"\n", i)
+        line = data[i:end]
+        if b"=" in line:
+            key, _, value = line.partition(b"=")
+            i = end + 1
+        else:
+            key = line
+            (size,) = struct.unpack("<Q", data[end + 1:end + 9])
+            value = data[end + 9:end + 9 + size]
+            assert data[end + 9 + size:end + 10 + size] == b"\n", data
+            i = end + 10 + size
+        assert key and key.upper() == key and not key.startswith(b"_"), key
+        fields.setdefault(key.decode("ascii"), []).append(value.decode("utf-8"))
+    return fields
+
+
+class Journal:
+    """A datagram socket standing for journald's, collecting the entries sent to it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.entries: List[Dict[str, List[str]]] = []
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(self.sock, 1 << 20, 1)
+            except OSError:
+                return
+            for fd in fds:  # a large entry comes as a sealed memfd
+                with os.fdopen(fd, "rb") as f:
+                    f.seek(0)  # the sender's writes moved the offset both ends use; journald maps it whole
+                    data = f.read()
+            with self.cond:
+                self.entries.append(parse_entry(data))
+                self.cond.notify_all()
+
+    def wait_for(self, what: str, match, timeout: float = 10.0) -> Dict[str, List[str]]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = [e for e in self.entries if match(e)]
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                assert left > 0, f"no journal entry {what} within {timeout:g}s; got {self.entries}"
+                self.cond.wait(left)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def journal(tmp_path) -> Iterator[Journal]:
+    j = Journal(str(tmp_path / "socket"))
+    yield j
+    j.close()
+
+
+def journal_stream(tmp_path):
+    """Return stderr standing for systemd's journal stream, and the environment that says it is one."""
+    stream = open(tmp_path / "stderr", "w")
+    status = os.fstat(stream.fileno())
+    return stream, {"JOURNAL_STREAM": f"{status.st_dev}:{status.st_ino}"}
+
+
+@pytest.fixture
+def journal_logging(tmp_path, journal) -> Iterator[logging.Logger]:
+    """The rcwebhook logger writing to the test's journal socket, as under systemd."""
+    logger = logging.getLogger("rcwebhook")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    stream, environ = journal_stream(tmp_path)
+    handlers = logs.build_handlers(secrets=["S3CR3T-T0KEN"], stream=stream, environ=environ,
+                                   journal_socket=journal.path)
+    assert [type(h) for h in handlers] == [logs.JournalHandler]
+    for handler in handlers:
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield logger
+    for handler in handlers:
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(saved[1])
+    stream.close()
+
+
+def one(entry: Dict[str, List[str]], key: str) -> Optional[str]:
+    values = entry.get(key, [])
+    assert len(values) <= 1, (key, values)
+    return values[0] if values else None
+
+
+def test_a_delivery_and_a_refusal_carry_route_hook_group_alerts_outcome(journal_logging, journal, start_daemon,
+                                                                        rocketchat):
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook,
+                          ROCKETCHAT_RATE_LIMIT="0", DEDUP_WINDOW="0")
+    token = rocketchat.token("critical")
+    redacted = f"{rocketchat.base_url}/hooks/{rocketchat.integration_id('critical')}/***"
+    assert daemon.post_json(load_example())[0] == 200
+    group = load_example()["groupKey"]
+
+    delivered = journal.wait_for("of a delivery", lambda e: e.get("RCWEBHOOK_EVENT") == ["delivered"])
+    assert one(delivered, "MESSAGE").startswith("Alert sent successfully to Rocket.Chat: 200 (route=critical")
+    assert one(delivered, "PRIORITY") == "6" and one(delivered, "SYSLOG_IDENTIFIER") == "rcwebhook"
+    assert one(delivered, "MESSAGE_ID") == logs.MESSAGE_IDS["delivered"] == "ee07d80aa35141fda5cd0b795496b077"
+    # Both routes use one hook: the merged post carries both.
+    assert delivered["RCWEBHOOK_ROUTE"] == ["critical", "warning"]
+    assert one(delivered, "RCWEBHOOK_HOOK") == redacted
+    assert one(delivered, "RCWEBHOOK_GROUP_KEY") == group
+    assert one(delivered, "RCWEBHOOK_ALERTS") == "HighCPUUsage,HighMemoryUsage"
+    assert one(delivered, "RCWEBHOOK_OUTCOME") == "accepted"
+    received = journal.wait_for("of the notification", lambda e: e.get("RCWEBHOOK_EVENT") == ["received"])
+    assert one(received, "RCWEBHOOK_GROUP_KEY") == group and one(received, "MESSAGE").startswith("Notification")
+
+    rocketchat.fail_next("critical", 1, status=400, error="Invalid href value provided")
+    payload = load_example()
+    payload["alerts"][0]["startsAt"] = "2030-01-01T00:00:00Z"
+    assert daemon.post_json(payload)[0] == 502
+    refused = journal.wait_for("of a refusal", lambda e: e.get("RCWEBHOOK_EVENT") == ["refused"])
+    assert one(refused, "PRIORITY") == "3" and one(refused, "MESSAGE_ID") == logs.MESSAGE_IDS["refused"]
+    assert "Invalid href value provided" in one(refused, "MESSAGE")
+    assert one(refused, "RCWEBHOOK_OUTCOME") == "refused" and one(refused, "RCWEBHOOK_HOOK") == redacted
+
+    rocketchat.fail_next("critical", 1, status=503, error="Service Unavailable")
+    payload["alerts"][0]["startsAt"] = "2030-01-01T00:01:00Z"
+    assert daemon.post_json(payload)[0] == 200
+    retrying = journal.wait_for("of a retry", lambda e: e.get("RCWEBHOOK_EVENT") == ["retrying"])
+    assert one(retrying, "PRIORITY") == "4" and one(retrying, "RCWEBHOOK_OUTCOME") == "failed"
+    assert one(retrying, "MESSAGE_ID") == logs.MESSAGE_IDS["retrying"]
+
+    rocketchat.fail_next("critical", 1, status=429, error="Error, too many requests. Please slow down. "
+                         "You must wait 1 seconds before trying this endpoint again.")
+    payload["alerts"][0]["startsAt"] = "2030-01-01T00:02:00Z"
+    assert daemon.post_json(payload)[0] == 200
+    limited = journal.wait_for("of a 429", lambda e: e.get("RCWEBHOOK_EVENT") == ["rate-limited"])
+    assert one(limited, "MESSAGE_ID") == logs.MESSAGE_IDS["rate-limited"]
+    with journal.cond:
+        assert all(token not in str(entry) for entry in journal.entries)
+
+
+def test_newlines_go_length_prefixed_and_secrets_are_redacted(journal_logging, journal):
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        journal_logging.exception("Posting to https://h/hooks/id/S3CR3T-T0KEN failed",
+                                  extra=logs.fields("retrying", route="critical", group_key="{}:{a=\"x\ny\"}",
+                                                    hook="https://h/hooks/id/S3CR3T-T0KEN", outcome="failed"))
+    entry = journal.wait_for("of the exception", lambda e: e.get("RCWEBHOOK_EVENT") == ["retrying"])
+    message = one(entry, "MESSAGE")
+    assert message.startswith("Posting to https://h/hooks/id/*** failed\nTraceback")
+    assert "ValueError: boom" in message
+    assert one(entry, "RCWEBHOOK_GROUP_KEY") == '{}:{a="x\ny"}'  # sent whole, newline and all
+    assert one(entry, "RCWEBHOOK_HOOK") == "https://h/hooks/id/***"
+    assert one(entry, "PRIORITY") == "3"
+    assert "S3CR3T-T0KEN" not in str(journal.entries)
+
+
+def test_a_client_value_is_escaped_in_message_as_on_stderr(journal_logging, journal):
+    journal_logging.info("Notification received: groupKey=%s", "g\nAlert sent successfully")
+    entry = journal.wait_for("of the line", lambda e: "groupKey" in (one(e, "MESSAGE") or ""))
+    assert one(entry, "MESSAGE") == "Notification received: groupKey=g\\nAlert sent successfully"
+    assert "MESSAGE_ID" not in entry  # an entry without fields is a plain one
+
+
+def test_an_entry_too_large_for_a_datagram_goes_in_a_memfd(journal_logging, journal):
+    big = "x" * (2 * 1024 * 1024)
+    journal_logging.warning("large %s", big, extra=logs.fields("given-up", route="info"))
+    entry = journal.wait_for("of the large line", lambda e: e.get("RCWEBHOOK_EVENT") == ["given-up"])
+    assert one(entry, "MESSAGE") == "large " + big and one(entry, "RCWEBHOOK_ROUTE") == "info"
+
+
+def test_stderr_when_the_socket_is_missing_or_refuses(tmp_path):
+    stream, environ = journal_stream(tmp_path)
+    missing = logs.build_handlers(stream=stream, environ=environ, journal_socket=str(tmp_path / "none"))
+    assert [type(h) for h in missing] == [logging.StreamHandler]
+    assert not any(isinstance(h, logs.JournalHandler) for h in logs.build_handlers(
+        stream=stream, environ={}, journal_socket=str(tmp_path / "none")))
+
+    # A socket file no one reads (journald stopped): each line falls back to stderr, its priority prefixed.
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(tmp_path / "dead"))
+    dead.close()
+    [handler] = logs.build_handlers(stream=stream, environ=environ, journal_socket=str(tmp_path / "dead"))
+    assert isinstance(handler, logs.JournalHandler)
+    logger = logging.getLogger("rcwebhook.test-journal-fallback")
+    logger.addHandler(handler)
+    try:
+        logger.error("Rocket.Chat refused the post", extra=logs.fields("refused", route="critical"))
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    stream.close()
+    assert (tmp_path / "stderr").read_text() == "<3>Rocket.Chat refused the post\n"
+
+
+def test_message_ids_are_fixed_128_bit_ids_one_per_kind():
+    ids = logs.MESSAGE_IDS
+    assert set(ids) >= {"delivered", "refused", "retrying", "rate-limited", "reload", "given-up"}
+    assert len(set(ids.values())) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids.values())

@@ -1,0 +1,178 @@
+"""GET /status (HTML and JSON) and GET /ready, as an operator and a load balancer see them."""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+from typing import Any, Dict, Tuple
+
+import pytest
+
+from tests.conftest import load_example
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+def get(daemon, path: str, accept: str = "") -> Tuple[int, Dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Accept": accept} if accept else {})
+        response = conn.getresponse()
+        return response.status, dict(response.headers), response.read()
+    finally:
+        conn.close()
+
+
+def status_json(daemon) -> Dict[str, Any]:
+    code, headers, body = get(daemon, "/status.json")
+    assert code == 200 and headers["Content-Type"] == "application/json", (code, headers, body[:300])
+    return json.loads(body)
+
+
+def fired_again(minute: int) -> Dict[str, Any]:
+    """Return the sample notification with its alerts firing since another moment: news to post."""
+    payload = load_example()
+    for alert in payload["alerts"]:
+        alert["startsAt"] = f"2030-01-01T00:{minute:02d}:00Z"
+    return payload
+
+
+def route(facts: Dict[str, Any], name: str) -> Dict[str, Any]:
+    return next(r for r in facts["routes"] if r["route"] == name)
+
+
+@pytest.fixture
+def daemon(start_daemon, rocketchat):
+    hooks = {f"ROCKETCHAT_WEBHOOK_{name.upper()}": rocketchat.add_hook(name) for name in ("critical", "warning")}
+    return start_daemon(DEDUP_WINDOW="0", ROCKETCHAT_RATE_LIMIT="0", **hooks)
+
+
+def test_status_shows_each_hook_a_failing_one_with_rocketchat_s_reason(daemon, rocketchat):
+    rocketchat.fail_next("critical", 1, status=400, error="Invalid href value provided")
+    assert daemon.post_json(load_example())[0] == 502
+    facts = status_json(daemon)
+
+    critical, warning = route(facts, "critical"), route(facts, "warning")
+    assert critical["state"] == "failing" and critical["failing"]
+    assert "400" in critical["last_error"] and "Invalid href value provided" in critical["last_error"]
+    assert critical["last_failure"]["ago_seconds"] < 60 and critical["last_accepted"] is None
+    assert warning["state"] == "ok" and warning["last_accepted"] and warning["last_failure"] is None
+    assert warning["waiting"] == 0 and warning["seen_429"] == 0
+    assert route(facts, "info")["hook"] == warning["hook"]  # info falls back to the warning hook
+    # URLs redacted: the hook's id shows, its token never.
+    assert critical["hook"] == f"{rocketchat.base_url}/hooks/{rocketchat.integration_id('critical')}/***"
+    for name in ("critical", "warning"):
+        assert rocketchat.token(name) not in json.dumps(facts)
+
+    [recent] = facts["recent"]
+    assert recent["group_key"] == load_example()["groupKey"]
+    assert recent["alerts"] == ["HighCPUUsage", "HighMemoryUsage"]
+    assert recent["routes"] == {"critical": "failed", "warning": "delivered"}
+    assert recent["outcome"] == "502 error"
+    assert facts["version"] and facts["uptime_seconds"] >= 0 and facts["last_reload"]["ok"] is True
+    assert facts["open_threads"] == 1 and facts["state_database_bytes"] == 0
+
+    # The same facts as a page: self-contained, the failing hook marked so.
+    code, headers, body = get(daemon, "/status")
+    page = body.decode("utf-8")
+    assert code == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert 'data-route="critical" data-state="failing"' in page and "Invalid href value provided" in page
+    assert 'data-route="warning" data-state="ok"' in page
+    assert "<script" not in page and "src=" not in page and "http-equiv=refresh" in page
+    for name in ("critical", "warning"):
+        assert rocketchat.token(name) not in page
+
+
+def test_status_json_by_accept_header_html_for_browsers(daemon):
+    assert get(daemon, "/status", "application/json")[1]["Content-Type"] == "application/json"
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    assert get(daemon, "/status", browser)[1]["Content-Type"].startswith("text/html")
+    assert get(daemon, "/status")[1]["Content-Type"].startswith("text/html")
+    code, headers, body = daemon.request("POST", "/status", b"{}", {"Content-Type": "application/json"})
+    assert code == 405 and headers["Allow"] == "GET, HEAD"
+
+
+def test_label_values_cannot_inject_into_the_page(start_daemon):
+    daemon = start_daemon(DRY_RUN="true")
+    payload = copy.deepcopy(load_example())
+    payload["groupKey"] = HOSTILE
+    payload["alerts"][0]["labels"]["alertname"] = '"><img src=x onerror=alert(1)>'
+    assert daemon.post_json(payload)[0] == 200
+    page = get(daemon, "/status")[2].decode("utf-8")
+    assert HOSTILE not in page and "<img" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    assert status_json(daemon)["recent"][0]["group_key"] == HOSTILE  # JSON keeps the value as sent
+
+
+def test_recent_keeps_the_last_50_newest_first(start_daemon):
+    daemon = start_daemon(DRY_RUN="true")
+    payload = load_example()
+    for i in range(55):
+        payload["groupKey"] = f"group-{i}"
+        assert daemon.post_json(payload)[0] == 200
+    recent = status_json(daemon)["recent"]
+    assert [r["group_key"] for r in recent] == [f"group-{i}" for i in range(54, 4, -1)]
+    assert all(r["outcome"] == "200 ok" and set(r["routes"].values()) == {"dry-run"} for r in recent)
+
+
+def test_ready_is_503_while_every_hook_fails_and_200_once_one_posts(daemon, rocketchat):
+    def ready() -> Tuple[int, Dict[str, Any]]:
+        code, headers, body = get(daemon, "/ready")
+        assert headers["Content-Type"] == "application/json"
+        return code, json.loads(body)
+
+    assert ready() == (200, pytest.approx({"ready": True, "reason": "no post tried yet", "status": "ready",
+                                           "version": status_json(daemon)["version"]}))
+    rocketchat.fail_next("critical", 1, status=400, error="Invalid href value provided")
+    assert daemon.post_json(load_example())[0] == 502
+    code, body = ready()
+    assert code == 200 and "critical" in body["reason"]  # warning still posts
+    rocketchat.fail_next("critical", 1, status=400, error="Invalid href value provided")
+    rocketchat.fail_next("warning", 1, status=400, error="error-invalid-channel")
+    assert daemon.post_json(fired_again(1))[0] == 502
+    code, body = ready()
+    assert (code, body["ready"], body["status"]) == (503, False, "not ready"), (body, status_json(daemon))
+    assert "Invalid href value provided" in body["reason"] and "error-invalid-channel" in body["reason"]
+    for name in ("critical", "warning"):
+        assert rocketchat.token(name) not in body["reason"]
+    # /health stays what the old script's users rely on.
+    assert daemon.request("GET", "/health")[2] == {"service": "rocketchat-webhook-adapter", "status": "healthy",
+                                                   "version": body["version"]}
+    assert daemon.post_json(fired_again(2))[0] == 200
+    assert ready()[0] == 200
+
+
+def test_status_and_ready_need_no_api_key_like_health_and_metrics(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", API_KEY="k3y-0f-the-test")
+    for path in ("/health", "/metrics", "/ready", "/status", "/status.json"):
+        code, _, body = get(daemon, path)
+        assert code == 200, path
+        assert b"k3y-0f-the-test" not in body
+    assert daemon.post_json(load_example())[0] == 401
+
+
+def test_status_shows_states_waiting_pacing_and_429s(start_daemon, rocketchat, tmp_path):
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook,
+                          ROCKETCHAT_RATE_LIMIT="1/60", DELIVERY_DEADLINE="1", STATE_DIR=str(tmp_path / "state"))
+    assert daemon.post_json(fired_again(1))[0] == 200  # the one post this minute allows
+    assert daemon.post_json(fired_again(2))[0] == 503  # its states wait for the next window
+    critical, warning = route(status_json(daemon), "critical"), route(status_json(daemon), "warning")
+    assert critical["waiting"] == warning["waiting"] == 1 and critical["state"] == warning["state"] == "waiting"
+    assert 30 < critical["next_post_in"] <= 61 and "ROCKETCHAT_RATE_LIMIT=1/60" in critical["pacing"]
+    facts = status_json(daemon)
+    assert facts["state_database_bytes"] > 0 and facts["ready"]["ready"] is True
+    page = get(daemon, "/status")[2].decode("utf-8")
+    assert 'data-state="waiting"' in page and "1 alert state<" in page and "ROCKETCHAT_RATE_LIMIT=1/60" in page
+
+
+def test_a_429_is_counted_and_is_no_failure_for_ready(daemon, rocketchat):
+    rocketchat.fail_next("critical", 1, status=429, error="Error, too many requests. Please slow down. "
+                         "You must wait 1 seconds before trying this endpoint again.")
+    assert daemon.post_json(load_example())[0] == 200  # posted after the wait Rocket.Chat asked for
+    critical = route(status_json(daemon), "critical")
+    assert critical["seen_429"] == 1 and critical["last_outcome"] == "accepted" and critical["state"] == "ok"
+    assert "429" in critical["last_error"] and critical["last_failure"] is not None
