@@ -207,8 +207,11 @@ def test_suite_on_debian_13s_python(booted):
     if booted.suite != SUITE_RELEASE:
         pytest.skip(f"the test suite runs in {SUITE_RELEASE} only, on its Python")
     started = time.monotonic()
+    # Two files need programs this root does not have, and run on the host in CI: the status page's
+    # browser test (chromium) and the template differential test (amtool 0.25 beside 0.28).
     result = booted.sh("cd /root/src && python3 --version && CI=true make test PYTHON=/usr/bin/python3 "
-                       "PYTEST_ARGS='-q -rs -p no:cacheprovider' 2>&1", check=False, timeout=1800)
+                       "PYTEST_ARGS='-q -rs -p no:cacheprovider --ignore=tests/test_status_browser.py "
+                       "--ignore=tests/test_gotemplate_differential.py' 2>&1", check=False, timeout=1800)
     print(result.stdout[-4000:])
     print(f"[boot {booted.suite}] make test took {time.monotonic() - started:.0f}s")
     assert result.returncode == 0, result.stdout[-6000:]
@@ -240,7 +243,8 @@ def test_configuration_error_at_start_is_found_by_journalctl_p_err(booted):
     assert booted.sh("systemctl start rcwebhook", check=False).returncode != 0
     assert (booted.prop("ActiveState"), booted.prop("ExecMainStatus")) == ("failed", "78")
     errors = booted.sh("journalctl -b -u rcwebhook -p err -o cat --no-pager").stdout
-    assert "rcwebhook: error: PORT='many' is not a whole number" in errors, errors
+    assert re.search(r"^rcwebhook: error: /etc/rcwebhook/rcwebhook\.env:\d+: PORT='many' is not a whole number$",
+                     errors, re.M), errors
     mine = [e for e in booted.journal(since) if e.identifier == "rcwebhook"]
     assert mine and all(e.priority == 3 for e in mine), mine
     time.sleep(float(booted.prop("RestartUSec").rstrip("s") or 0) + 1)  # not restarted: exit 78 cannot be fixed so
@@ -397,7 +401,8 @@ def test_a_ca_without_key_usage_is_warned_about_and_named_with_its_fix(booted):
     booted.configure(**booted.good_config(ROCKETCHAT_WEBHOOK_WARNING=booted.hooks["plain-ca"],
                                           ROCKETCHAT_CA_FILE="/root/tls/plain-ca.pem"))
     checked = booted.sh("rcwebhook --check-config 2>&1").stdout
-    assert "rcwebhook: warning: ROCKETCHAT_CA_FILE=/root/tls/plain-ca.pem: the CA certificate 'plain CA'" in checked
+    assert re.search(r"^rcwebhook: warning: /etc/rcwebhook/rcwebhook\.env:\d+: "
+                     r"ROCKETCHAT_CA_FILE=/root/tls/plain-ca\.pem: the CA certificate 'plain CA'", checked, re.M), checked
     assert "CA cert does not include key usage extension" in checked  # on every Python
     strict = booted.sh("python3 -c 'import sys; print(sys.version_info >= (3, 13))'").stdout.strip() == "True"
     sent = booted.sh("rcwebhook --send-test warning 2>&1", check=False)
