@@ -207,11 +207,16 @@ def test_suite_on_debian_13s_python(booted):
     if booted.suite != SUITE_RELEASE:
         pytest.skip(f"the test suite runs in {SUITE_RELEASE} only, on its Python")
     started = time.monotonic()
-    # Two files need programs this root does not have, and run on the host in CI: the status page's
-    # browser test (chromium) and the template differential test (amtool 0.25 beside 0.28).
+    # Left out here, run on the host in CI: the status page's browser test (chromium) and the template
+    # differential test (amtool 0.25 beside 0.28) need programs this root lacks; the stderr fallback of
+    # the journal formatting is not taken where journald runs (the checks below test the journal
+    # itself); and an unprivileged user cannot read the sources under /root.
     result = booted.sh("cd /root/src && python3 --version && CI=true make test PYTHON=/usr/bin/python3 "
                        "PYTEST_ARGS='-q -rs -p no:cacheprovider --ignore=tests/test_status_browser.py "
-                       "--ignore=tests/test_gotemplate_differential.py' 2>&1", check=False, timeout=1800)
+                       "--ignore=tests/test_gotemplate_differential.py "
+                       "--deselect=tests/test_cli.py::test_under_journald_lines_carry_priorities_and_no_timestamps "
+                       "--deselect=tests/test_cli.py::test_check_config_on_a_file_it_may_not_read_explains_sudo' "
+                       "2>&1", check=False, timeout=1800)
     print(result.stdout[-4000:])
     print(f"[boot {booted.suite}] make test took {time.monotonic() - started:.0f}s")
     assert result.returncode == 0, result.stdout[-6000:]
@@ -313,6 +318,13 @@ def test_journal_priorities_of_errors_and_warnings(booted):
     assert not [e for e in mine if re.match(r"<\d>", e.message)], mine
     errors = booted.sh("journalctl -b -u rcwebhook -p err -o cat --no-pager").stdout
     assert "Rocket.Chat refused the post for route info" in errors
+    # The fields of the native journal protocol: one route's history, one kind of event.
+    route = booted.sh("journalctl -b -u rcwebhook RCWEBHOOK_ROUTE=info -o cat --no-pager").stdout
+    assert "Rocket.Chat refused the post for route info" in route, route
+    assert "route warning" not in route, route
+    refusals = booted.sh("journalctl -b -u rcwebhook RCWEBHOOK_OUTCOME=refused -o json --no-pager").stdout
+    assert refusals and all(json.loads(line).get("RCWEBHOOK_HOOK", "").endswith("/***")
+                            for line in refusals.splitlines()), refusals
 
 
 def test_reload_is_synchronous(booted):
@@ -326,8 +338,11 @@ def test_reload_is_synchronous(booted):
         booted.sh("systemctl reload rcwebhook")
         # No wait: the reload is done when systemctl returns, and the next post goes to the new URL.
         assert booted.metrics()["rcwebhook_config_last_reload_success_timestamp_seconds"] > before, attempt
-        assert booted.post_alert()[0] == 200
-        assert len(booted.received(hook)) == count + 1, (attempt, hook)
+        # A new alert each time: what is tested is where the next post goes, not what counts as a repeat.
+        booted.machine.put(f"/root/t/reload-{attempt}.json", alert(f"Reloaded{attempt}", "warning"))
+        status, body = booted.post_alert(alert=f"/root/t/reload-{attempt}.json")
+        assert status == 200, body
+        assert len(booted.received(hook)) == count + 1, (attempt, hook, body)
     assert booted.prop("MainPID") == pid and booted.prop("ActiveState") == "active"
 
 
