@@ -10,6 +10,7 @@ Nothing here reads a clock or does I/O: the caller hands in the time and holds t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -65,6 +66,7 @@ def observe(alert: Alert, known: Optional[State], now: float, copy_window: float
     return State(RESOLVED, starts, ends, ends)
 
 
+@functools.lru_cache(maxsize=4096)  # each notification repeats its alerts' times, and every state is read twice
 def _epoch(text: str) -> float:
     moment = parse_time(text)
     return moment.timestamp() if moment else 0.0
