@@ -228,7 +228,13 @@ def test_check_config_on_a_file_it_may_not_read_explains_sudo(tmp_path):
         folder.chmod(0o755)
         path = folder / "rcwebhook.env"
         path.write_text(f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n")
-        command = [sys.executable, ENTRY, "--check-config", "--config", str(path)]
+        # The sources, where the unprivileged user may read them (the checkout may be in a private folder).
+        shutil.copytree(ROOT / "rcwebhook", folder / "src" / "rcwebhook",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ENTRY, folder / "src" / "rcwebhook.py")
+        for place in [folder / "src", *(folder / "src").rglob("*")]:
+            place.chmod(0o755 if place.is_dir() else 0o644)
+        command = [sys.executable, str(folder / "src" / "rcwebhook.py"), "--check-config", "--config", str(path)]
         kwargs = {}
         if os.geteuid() == 0:  # root reads anything: check as an unprivileged user
             path.chmod(0o640)
@@ -246,6 +252,8 @@ def test_check_config_on_a_file_it_may_not_read_explains_sudo(tmp_path):
     assert f"cannot read config file {path}: permission denied" in result.stderr
     assert "sudo rcwebhook --check-config" in result.stderr and "sudo -u rcwebhook" in result.stderr
     assert "problem)" in result.stderr  # only this one: nothing that follows from not reading the file
+
+
 def test_under_journald_a_config_error_at_start_has_priority_err(tmp_path):
     log_path = tmp_path / "stderr.log"
     with open(log_path, "w") as stderr:
