@@ -201,20 +201,10 @@ def lex(text: str, break_ok: bool = True, go124: bool = True) -> List[Item]:
             elif c == "|":
                 emit(T_PIPE, pos)
             elif c == '"':
-                while True:
-                    if pos >= n:
-                        return error("unterminated quoted string")
-                    ch = text[pos]
-                    pos += 1
-                    if ch == "\\":
-                        if pos < n and text[pos] != "\n":
-                            pos += 1
-                            continue
-                        return error("unterminated quoted string")
-                    if ch == "\n":
-                        return error("unterminated quoted string")
-                    if ch == '"':
-                        break
+                end = _quoted_end(text, pos, '"')
+                if end is None:
+                    return error("unterminated quoted string")
+                pos = end
                 emit(T_STRING, pos)
             elif c == "`":
                 i = text.find("`", pos)
@@ -230,20 +220,10 @@ def lex(text: str, break_ok: bool = True, go124: bool = True) -> List[Item]:
                         return error(f"bad character {_rune(text[pos])}")
                 emit(T_VARIABLE, pos)
             elif c == "'":
-                while True:
-                    if pos >= n:
-                        return error("unterminated character constant")
-                    ch = text[pos]
-                    pos += 1
-                    if ch == "\\":
-                        if pos < n and text[pos] != "\n":
-                            pos += 1
-                            continue
-                        return error("unterminated character constant")
-                    if ch == "\n":
-                        return error("unterminated character constant")
-                    if ch == "'":
-                        break
+                end = _quoted_end(text, pos, "'")
+                if end is None:
+                    return error("unterminated character constant")
+                pos = end
                 emit(T_CHARCONST, pos)
             elif c == "." and not (pos < n and "0" <= text[pos] <= "9"):
                 if at_terminator(pos):
@@ -1886,6 +1866,25 @@ def _len(st: _State, item: Any) -> int:
     if item is None:
         raise GoError("reflect: call of reflect.Value.Type on zero Value")
     raise GoError(f"len of type {gv.type_name(item)}")
+
+
+def _quoted_end(text: str, pos: int, quote: str) -> Optional[int]:
+    """Return the index just after the `quote` that closes a quoted string or character constant
+    whose body starts at `pos`, or None when it is unterminated (the end, or a newline, comes first)."""
+    n = len(text)
+    while pos < n:
+        ch = text[pos]
+        pos += 1
+        if ch == "\\":
+            if pos < n and text[pos] != "\n":
+                pos += 1
+                continue
+            return None
+        if ch == "\n":
+            return None
+        if ch == quote:
+            return pos
+    return None
 
 
 def _basic_kind(v: Any) -> str:
