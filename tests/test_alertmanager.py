@@ -109,3 +109,65 @@ def test_moderate_nesting_in_unknown_keys_is_fine():
 )
 def test_parse_time_handles_rfc3339_with_nanoseconds(text, expected):
     assert parse_time(text) == expected
+
+
+# --- large bodies are decoded in steps, exactly as json.loads decodes them -----------------------
+
+def _mutations(seed: int):
+    """Yield JSON texts over STEP_BYTES, valid and broken, built from `seed`."""
+    import random
+
+    rng = random.Random(seed)
+    alert = {"status": "firing", "labels": {"alertname": "Ünïcode ✓", "severity": "critical"},
+             "annotations": {"summary": 'quote " and \\ backslash'}, "startsAt": "2026-01-30T10:00:00Z",
+             "fingerprint": "abc"}
+    alerts = [dict(alert, fingerprint=f"{i:x}") for i in range(400)]
+    shapes = [
+        {"receiver": "r", "alerts": alerts, "groupLabels": {}, "nested": [[1, 2], [], [[]]]},
+        {"alerts": alerts, "values": [None, True, False, 1.5e3, -0, "x", {"k": [{}]}]},
+        {"version": "4", "alerts": [], "pad": ["p" * 70000]},
+        {"alerts": alerts, "truncatedAlerts": 0},
+    ]
+    for shape in shapes:
+        for indent in (None, 1):
+            text = json.dumps(shape, indent=indent, ensure_ascii=rng.random() < 0.5)
+            yield text
+            yield " \n\t" + text + " \r\n"
+            for _ in range(25):  # one character removed, doubled or replaced
+                i = rng.randrange(len(text))
+                choice = rng.random()
+                if choice < 0.4:
+                    yield text[:i] + text[i + 1:]
+                elif choice < 0.7:
+                    yield text[:i] + text[i] + text[i:]
+                else:
+                    yield text[:i] + rng.choice(',:[]{}" x0\\') + text[i + 1:]
+    pad = " " * 70000
+    for broken in ('{"alerts": [1,]}', '{"alerts": [1 2]}', '{"a" 1}', '{"a": 1,}', '{,}', '{"a": 1} x',
+                   '{"a": NaN}', '{"a": [Infinity]}', '{"a": -}', '{"a": [}', '[1, 2]',
+                   '"alerts"', '{}', '{"a": {"b": [1, {"c": null}]}}', '{"a": 1, "a": 2}', '\ufeff{"a": 1}'):
+        yield pad + broken
+        yield broken + pad
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_large_body_decodes_exactly_as_json_loads_would(seed):
+    from rcwebhook import alertmanager
+
+    assert alertmanager.STEP_BYTES <= 70000  # every text below is decoded in steps
+    checked = failed = 0
+    for text in _mutations(seed):
+        assert len(text) >= alertmanager.STEP_BYTES
+        try:
+            expected = json.loads(text, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+        except (ValueError, RecursionError):
+            expected = PayloadError
+        try:
+            got = alertmanager.decode(text.encode("utf-8", "surrogatepass"))
+        except PayloadError:
+            got = PayloadError
+        if expected is PayloadError or got is PayloadError:
+            failed += 1
+        assert got == expected, text[:200]
+        checked += 1
+    assert checked > 200 and 0 < failed < checked
