@@ -20,7 +20,7 @@ import pytest
 
 from rcwebhook import auth, config
 from rcwebhook.server import Phase
-from tests.conftest import ROOT, load_example, require_program
+from tests.conftest import ROOT, load_example, make_settings, require_program
 from tests.rocketchat_standin import RocketChatStandin
 
 KEY = "k3y-0f-the-test-Zq8xW"
@@ -165,6 +165,40 @@ def test_200_stalled_connections_do_not_lock_out_health_or_alertmanager(start_da
     assert peak_threads - baseline_threads <= 64 + 8
     assert len(rocketchat.messages("critical")) == 1
     wait_until(lambda: not daemon.server.connections, what="every connection to close")
+
+
+def connection_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("connection-"))
+
+
+def test_connection_threads_start_ahead_are_reused_grow_on_reload_and_end_with_the_server(
+        start_daemon, hooks, rocketchat):
+    before = connection_threads()
+    daemon = start_daemon(MAX_CONNECTIONS="4", DELIVERY_DEADLINE="10", **hooks)
+    # Ready before the first connection: MAX_CONNECTIONS plus the 8 spare ones.
+    assert connection_threads() - before == 12
+    for _ in range(30):
+        assert daemon.request("GET", "/health")[0] == 200
+    assert connection_threads() - before == 12  # reused, not one per connection
+
+    daemon.server.apply(make_settings(MAX_CONNECTIONS="20", DELIVERY_DEADLINE="10", **hooks))
+    assert connection_threads() - before == 28
+    rocketchat.set_delay("critical", 3)  # each post waits: the 20 notifications are in flight together
+    answers = []
+    workers = [threading.Thread(target=lambda: answers.append(daemon.post_json(load_example(), timeout=20)[0]))
+               for _ in range(20)]
+    for worker in workers:
+        worker.start()
+    wait_until(lambda: sum(c.phase is Phase.BUSY for c in daemon.server.connections.values()) == 20,
+               what="20 notifications in flight at once")
+    assert daemon.request("GET", "/health", timeout=2)[0] == 200
+    for worker in workers:
+        worker.join(20)
+    assert answers == [200] * 20
+    assert daemon.server.metrics.errors.value(reason="busy") == 0
+
+    daemon.stop()
+    wait_until(lambda: connection_threads() == before, what="the connection threads to end")
 
 
 def test_request_must_arrive_within_request_timeout(start_daemon, hooks):
