@@ -108,9 +108,9 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics):
 
 def _check_mentions(alert: alertmanager.Alert) -> None:
     """Log each word of a firing alert's `mention` annotation that is not a mention: it is left out."""
-    for word in mentions.words(alert.annotations[mentions.ANNOTATION])[1]:
-        log.warning("Alert %s: its %s annotation holds %s; it is left out of the message",
-                    one_line(alert.name), mentions.ANNOTATION, one_line(mentions.problem(word)))
+    for word in mentions.words(mentions.annotation(alert))[1]:
+        log.warning("Alert %s, %s annotation: %s; left out of the message", one_line(alert.name),
+                    mentions.ANNOTATION, one_line(mentions.problem(word)))
 
 
 def describe(result: Result) -> Dict[str, Any]:

@@ -49,13 +49,26 @@ def problem(word: str) -> str:
             "'.', '_', '-'), or @here or @all, separated by spaces")
 
 
+def annotation(alert: Alert) -> str:
+    """Return the alert's `mention` annotation, or as many of its first words as fit LINE_LIMIT characters
+    (it comes from clients, and a message has no room for more)."""
+    text = alert.annotations.get(ANNOTATION, "")
+    if len(text) <= LINE_LIMIT:
+        return text
+    head = text[:LINE_LIMIT]
+    if text[LINE_LIMIT].isspace() or head[-1].isspace():
+        return head
+    whole = head.rsplit(None, 1)  # the last word is cut: a part of a name would mention someone else
+    return whole[0] if len(whole) == 2 else ""
+
+
 def called(route_mentions: str, alerts: Sequence[Alert]) -> Tuple[str, ...]:
     """Return the mentions a top-level message about `alerts` makes: none when no alert fires, else the
     route's, then the valid ones of the firing alerts' `mention` annotations, each once."""
     firing = [alert for alert in alerts if alert.status == "firing"]
     if not firing:
         return ()
-    texts = [route_mentions] + [alert.annotations.get(ANNOTATION, "") for alert in firing]
+    texts = [route_mentions] + [annotation(alert) for alert in firing]
     return words(" ".join(texts))[0]
 
 

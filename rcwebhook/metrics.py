@@ -226,8 +226,8 @@ class Metrics:
 
     def all(self) -> List[_Metric]:
         return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,
-                self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates, self.pending, self.state_bytes,
-                self.state_errors, self.thread_replies, self.open_threads,
+                self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates, self.pending,
+                self.state_bytes, self.state_errors, self.thread_replies, self.open_threads,
                 self.build_info, self.reload_success,
                 self.reload_time] + self.process + _template_errors()
 

@@ -103,8 +103,8 @@ def test_an_alerts_mention_annotation_adds_its_people_once_and_drops_what_is_no_
     assert text.startswith(f"@oncall @dba @carol {FIRING_HEADLINE}2]"), text
     assert "bob" not in text and "Here" not in text
     warnings = logs.lines(logging.WARNING)
-    assert any("Alert DbDown: its mention annotation holds 'bob' is not a mention" in line for line in warnings), \
-        warnings
+    assert any(line.startswith("Alert DbDown, mention annotation: 'bob' is not a mention: write @ and a Rocket.Chat "
+                               "user") and line.endswith("; left out of the message") for line in warnings), warnings
     assert any("'@Here' is not a mention" in line and "did you mean @here?" in line for line in warnings), warnings
 
 
@@ -169,6 +169,18 @@ def test_mentions_leave_the_text_within_message_max_allowed_size(start_daemon, r
     [text] = texts(rocketchat)
     assert text.startswith(mentions + " "), text
     assert len(text) <= 300
+
+
+def test_a_mention_annotation_longer_than_a_message_has_room_for_is_cut_between_names(start_daemon, rocketchat,
+                                                                                      allowed):
+    daemon = start_daemon(MENTION_CRITICAL="@oncall", **allowed)
+    many = [f"@user{i}" for i in range(300)]
+    payload = notification(alert("Noisy", mention=" ".join(many)), alert("Long", mention="@" + "x" * 3000))
+    assert daemon.post_json(payload)[0] == 200
+    [text] = texts(rocketchat)
+    called = text.split(" :rotating_light:", 1)[0].split()
+    assert called[0] == "@oncall" and called[1:] == many[: len(called) - 1], called  # whole names, in order
+    assert 100 < len(" ".join(called)) <= 1000 and "@xxx" not in text
 
 
 def test_dry_run_shows_the_mentions_it_would_make(start_daemon, logs):
