@@ -399,18 +399,20 @@ class Courier:
         for route in routes:
             owner.metrics.mention_refusals.inc(route=route)
         said = " and ".join(f"@{name}" for name in special)
-        grant = " and ".join(mentions.permissions(special))
+        # Rocket.Chat's answer does not say which of the two permissions is missing.
+        lacking = " or the ".join(mentions.permissions(special))
         sources = [f"MENTION_{route.upper()}" for route in routes
                    if mentions.special((owner.settings.routes.get(route) or Route(route, "")).mention)]
         if any(mentions.special(e.item.alert.annotations.get(mentions.ANNOTATION, ""))
                for part in asked for e in part.entries if e.item is not None):
             sources.append(f"the alerts' {mentions.ANNOTATION} annotation")
-        log.error("Rocket.Chat refused a post to %s: %s %s: the integration's user may not mention %s (it lacks "
-                  "the %s permission); posting it again without %s (alerts=%s route=%s), and leaving %s out of "
-                  "posts to this hook for %s or until a reload; to have %s notify, grant %s to the integration's "
-                  "user (or its bot role) in Rocket.Chat, Administration > Permissions%s",
-                  self.hook, answer.status, answer.error, said, grant, said, post.names, ",".join(routes), said,
-                  message.duration(MENTION_RETRY), said, grant,
+        log.error("Rocket.Chat refused a post to %s: %s %s: the integration's user may not mention %s (it lacks the "
+                  "%s permission); posting it again without %s (alerts=%s route=%s), and leaving %s out of posts to "
+                  "this hook for %s or until a reload; to have %s notify, grant %s to the integration's user (or its "
+                  "bot role) in Rocket.Chat, Administration > Workspace > Permissions%s",
+                  self.hook, answer.status, answer.error, said.replace(" and ", " or "), lacking, said, post.names,
+                  ",".join(routes), said, message.duration(MENTION_RETRY), said,
+                  " and ".join(mentions.permissions(special)),
                   f", or take {said} out of {' and '.join(sources)}" if sources else "",
                   extra=self._fields("mention-refused", post, "refused"))
 

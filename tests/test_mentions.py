@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from rcwebhook import courier, delivery
 from tests.conftest import make_settings
 from tests.test_cli import run, write_config
 from tests.test_operations import parse_metrics
@@ -241,14 +243,60 @@ def test_a_refused_at_all_from_an_annotation_names_mention_all_and_the_annotatio
     assert mention_refusals(daemon) == 1
 
 
-def test_a_refused_merged_post_is_posted_again_whole_without_the_mention(start_daemon, rocketchat, bot):
-    daemon = start_daemon(MENTION_CRITICAL="@here", ROCKETCHAT_RATE_LIMIT="1/1", **bot)
-    with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(daemon.post_json, [notification(alert(f"M{i}"), group=f"m{i}") for i in range(6)]))
-    assert [a[0] for a in answers] == [200] * 6
-    assert sorted(titles(rocketchat)) == sorted(f"M{i}: M{i} is bad" for i in range(6))  # each once
-    assert not any("@here" in text for text in texts(rocketchat))
+def test_a_refused_merged_post_is_posted_again_whole_without_the_mention(start_daemon, rocketchat):
+    url = rocketchat.add_hook("shared", allow_mention_all=False)
+    gate, warm_sent = threading.Event(), threading.Event()
+
+    def transport(target, body, timeout):  # holds the hook with a post of "Warm" until the others wait
+        if b"Warm" in body:
+            warm_sent.set()
+            gate.wait(10)
+        return delivery.post(target, body, timeout)
+
+    daemon = start_daemon(transport=transport, ROCKETCHAT_WEBHOOK_CRITICAL=url, DEFAULT_SEVERITY="critical",
+                          MENTION_CRITICAL="@here @oncall", ROCKETCHAT_RATE_LIMIT="100/1")
+    with ThreadPoolExecutor(7) as pool:
+        warm = pool.submit(daemon.post_json, notification(alert("Warm", severity="warning"), group="warm"))
+        assert warm_sent.wait(5)
+        answers = [pool.submit(daemon.post_json, notification(alert(f"M{i}"), group=f"m{i}")) for i in range(6)]
+        deadline = time.monotonic() + 5
+        while daemon.server.deliverer.pending_count() < 7:
+            assert time.monotonic() < deadline, "the six notifications did not all wait"
+            time.sleep(0.01)
+        gate.set()
+        assert warm.result()[0] == 200 and [a.result()[0] for a in answers] == [200] * 6
+    warm_post, refused, again = rocketchat.requests("shared")
+    assert [warm_post["status"], refused["status"], again["status"]] == [200, 400, 200]
+    assert len(refused["body"]["attachments"]) == 6 and refused["body"]["text"].startswith("@here @oncall ")
+    assert again["body"]["attachments"] == refused["body"]["attachments"]  # the same alerts, whole
+    assert again["body"]["text"] == refused["body"]["text"][len("@here "):]  # one mention left, once
+    assert sorted(titles(rocketchat, "shared")) == sorted(["Warm: Warm is bad"] + [f"M{i}: M{i} is bad"
+                                                                                    for i in range(6)])
     assert mention_refusals(daemon) == 1
+
+
+def test_at_here_is_tried_again_once_the_hook_has_left_it_out_for_a_while(start_daemon, rocketchat, bot,
+                                                                        monkeypatch):
+    monkeypatch.setattr(courier, "MENTION_RETRY", 0.3)
+    daemon = start_daemon(MENTION_CRITICAL="@here", ROCKETCHAT_RATE_LIMIT="0", **bot)
+    assert daemon.post_json(notification(alert("First"), group="first"))[0] == 200
+    deadline, sent = time.monotonic() + 10, 0
+    while [r["status"] for r in rocketchat.requests("critical")].count(400) < 2:
+        assert time.monotonic() < deadline, "@here was not tried again"
+        sent += 1
+        assert daemon.post_json(notification(alert(f"Later{sent}"), group=f"later{sent}"))[0] == 200
+    assert mention_refusals(daemon) == 2
+    assert len(titles(rocketchat)) == sent + 1 and not any("@here" in text for text in texts(rocketchat))
+
+
+def test_a_refused_post_with_both_at_here_and_at_all_names_both_permissions(start_daemon, rocketchat, bot, logs):
+    daemon = start_daemon(MENTION_CRITICAL="@all @here @oncall", **bot)
+    assert daemon.post_json(notification(alert("Outage")))[0] == 200
+    assert texts(rocketchat)[0].startswith(f"@oncall {FIRING_HEADLINE}1] Outage")
+    [error] = logs.lines(logging.ERROR)
+    assert "may not mention @here or @all (it lacks the mention-here or the mention-all permission)" in error, error
+    assert "grant mention-here and mention-all to the integration's user" in error, error
+    assert "take @here and @all out of MENTION_CRITICAL" in error, error
 
 
 # --- configuration ------------------------------------------------------------------------------------
@@ -275,3 +323,4 @@ def test_check_config_shows_the_mentions(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "MENTION_CRITICAL=@here @oncall\n" in result.stdout
     assert "MENTION_INFO=\n" in result.stdout
+
