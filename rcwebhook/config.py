@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from . import envfile, tls
+from . import envfile, mentions, tls
 
 EX_CONFIG = 78
 MAX_DEDUP_WINDOW = 60.0
@@ -39,6 +39,10 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "ROCKETCHAT_CHANNEL_CRITICAL": "",
     "ROCKETCHAT_CHANNEL_WARNING": "",
     "ROCKETCHAT_CHANNEL_INFO": "",
+    # Who each route's firing messages mention: @USER, @TEAM, @here or @all words.
+    "MENTION_CRITICAL": "",
+    "MENTION_WARNING": "",
+    "MENTION_INFO": "",
     "ROCKETCHAT_USERNAME": "",
     "ROCKETCHAT_ICON_EMOJI": "",
     "DEFAULT_SEVERITY": "warning",
@@ -108,6 +112,7 @@ class Route(NamedTuple):
     url: str
     channel: str = ""
     url_from: str = ""  # the route whose URL this one borrows, when it has none of its own
+    mention: str = ""  # the mentions its firing messages make, checked, separated by spaces
 
 
 class Settings(NamedTuple):
@@ -517,6 +522,7 @@ def _routes(
 ) -> Optional[Dict[str, Route]]:
     """Return the three routes, each with its URL or the default route's."""
     own = {name: get.webhook_url(f"ROCKETCHAT_WEBHOOK_{name.upper()}") for name in ROUTES}
+    mention = {name: get.mentions(f"MENTION_{name.upper()}") for name in ROUTES}
     if any(url is None for url in own.values()):
         return None
     routes = {}
@@ -525,7 +531,7 @@ def _routes(
         url, url_from = own[name], ""
         if not url and fallback:
             url, url_from = fallback, default_severity
-        routes[name] = Route(name, url, raw[f"ROCKETCHAT_CHANNEL_{name.upper()}"].strip(), url_from)
+        routes[name] = Route(name, url, raw[f"ROCKETCHAT_CHANNEL_{name.upper()}"].strip(), url_from, mention[name])
     if any(own.values()) and not fallback and not where.unsure(*(f"ROCKETCHAT_WEBHOOK_{n.upper()}" for n in ROUTES)):
         missing = [n for n in ROUTES if not own[n]]
         errors.append(where.say(
@@ -647,6 +653,12 @@ class _Reader:
             return None
         return text
 
+    def mentions(self, key: str) -> str:
+        found, wrong = mentions.words(self.raw[key])
+        for word in wrong:
+            self.errors.append(self.where.say(f"{key}={self.raw[key].strip()!r}: {mentions.problem(word)}", key))
+        return " ".join(found)
+
     def proxies(self) -> Mapping[str, str]:
         result = {}
         for key in PROXY_KEYS:
@@ -737,6 +749,7 @@ def describe(settings: Settings) -> List[str]:
             shown += f"  # from ROCKETCHAT_WEBHOOK_{route.url_from.upper()}"
         values[f"ROCKETCHAT_WEBHOOK_{route.name.upper()}"] = shown
         values[f"ROCKETCHAT_CHANNEL_{route.name.upper()}"] = route.channel
+        values[f"MENTION_{route.name.upper()}"] = route.mention
     lines.extend(f"{key}={values[key]}" for key in DEFAULTS if key in values)
     return lines
 

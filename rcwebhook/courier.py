@@ -24,7 +24,7 @@ import time
 from itertools import islice
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from . import delivery, logs, message, store as state_store
+from . import delivery, logs, mentions, message, store as state_store
 from .config import Route, Settings, redact_url
 from .delivery import Answer, Transport
 from .ledger import FIRING, REMINDER_REASON, RESOLVED, Entry, Item, Ledger, State, Ticket
@@ -47,6 +47,9 @@ BARE_500_ALERT = 3  # bare 500s in a row before saying that the token may be wro
 # instead of spending Rocket.Chat's budget on its first few messages.
 LINGER_QUIET = 0.05
 LINGER_MAX = 0.5
+# After Rocket.Chat refused a post for its @here or @all, posts to that hook leave them out this long
+# (or until a reload), so that each does not fail first; then one tries again.
+MENTION_RETRY = 3600.0
 # Refusals of a whole post that splitting cannot mend: the hook, the channel or the envelope is wrong.
 _WHOLE_POST_REFUSALS = ("overriding destination channel", "impersonate", "invalid-channel", "error-not-allowed")
 
@@ -73,6 +76,7 @@ class Part(NamedTuple):
     entries: List[Entry]
     thread: Optional[Thread]  # the group's open thread
     reply: bool  # posted as a reply in that thread, not in the channel
+    mentions: Tuple[str, ...] = ()  # whom it mentions: only a channel message about firing alerts does
 
 
 class Post(NamedTuple):
@@ -106,6 +110,7 @@ class Courier:
         self.text_limit = message.TEXT_LIMIT  # lowered when Rocket.Chat says a text is too long
         self.sending_since = 0.0
         self.threads_supported: Optional[bool] = None  # whether this hook's answers carry message ids
+        self.special_refused_until = 0.0  # until then, posts leave out @here and @all: Rocket.Chat refused them
         self.ready_since = 0.0
         self.announced_wait = 0.0
         # What the status page shows: the last accepted post, the last failure and its reason, 429s seen.
@@ -121,6 +126,7 @@ class Courier:
     def reconfigure(self, settings: Settings) -> None:
         """Take new settings (the owner's lock is held)."""
         self.limiter.reconfigure(*settings.rate_limit)
+        self.special_refused_until = 0.0  # the permission may have been granted meanwhile: try again
 
     def status(self, now: float) -> Tuple[str, float]:
         """Return why this hook's states are still waiting, and in how many seconds it sends next."""
@@ -210,22 +216,38 @@ class Courier:
         owner = self.owner
         settings = owner.settings
         wall = owner.wall()
-        parts, rendered = [], []
+        no_special = self.special_refused_until > owner.clock()
+        parts = []
         for (route_name, group), entries in groups.items():
             route = settings.routes.get(route_name) or Route(route_name, self.url)
-            items = [e.item for e in entries]
             thread = owner.threads.get(self.hook_id, group, wall) if self._threads_on() else None
             reply = thread is not None and not any(_announces(e, thread) for e in entries)
-            parts.append(Part(group, entries, thread, reply))
+            called = () if reply else mentions.called(route.mention, [e.item.alert for e in entries])
+            parts.append(Part(group, entries, thread, reply,
+                              mentions.without_special(called) if no_special else called))
+        # The mentions go in front of the headlines, once for a whole post: the headlines leave them room.
+        line_limit = min(mentions.LINE_LIMIT, self.text_limit // 2)
+        mentioned = mentions.line((p.mentions for p in parts), line_limit)
+        text_limit = self.text_limit - (len(mentioned) + 1 if mentioned else 0)
+        rendered = []
+        for part in parts:
+            items = [e.item for e in part.entries]
+            route = settings.routes.get(part.entries[0].route) or Route(part.entries[0].route, self.url)
+            thread, reply = part.thread, part.reply
             rendered.append(message.group_message(
                 route, [i.alert for i in items], items[-1].context.external_url,
-                max(i.context.truncated_alerts for i in items), settings, self.text_limit,
+                max(i.context.truncated_alerts for i in items), settings, text_limit,
                 thread=thread.root if reply and thread else "",
-                note=_resolution_note(owner.ledger, thread, entries) if reply and thread else ""))
-        count = message.mergeable(rendered, self.text_limit)
+                note=_resolution_note(owner.ledger, thread, part.entries) if reply and thread else ""))
+        count = message.mergeable(rendered, text_limit)
         parts = parts[:count]
         entries = [e for part in parts for e in part.entries]
         merged = dict(message.merge(rendered[:count]))
+        called = mentions.line((p.mentions for p in parts), line_limit)
+        if called:
+            merged["text"] = f"{called} {merged['text']}"
+        if no_special:  # a template may have written them too
+            merged["text"] = mentions.neutralize(str(merged["text"]))
         if self._threads_on():
             merged["separateResponse"] = True
         return Post(entries, [e.known for e in entries], merged, list(dict.fromkeys(e.route for e in entries)),
@@ -337,6 +359,10 @@ class Courier:
         for entry in post.entries:
             entry.inflight = None
         text = str(post.message.get("text", ""))
+        special = mentions.special(text)
+        if mentions.REFUSAL in answer.error and special:
+            self._special_refused(post, special, answer)
+            return
         if "error-message-size-exceeded" in answer.error and message.units(text) > MIN_TEXT:
             self.text_limit = max(MIN_TEXT, message.units(text) // 2)
             owner.metrics.refusals.inc(route=post.routes[0], reason="message_too_long")
@@ -362,6 +388,33 @@ class Courier:
                                   answer), extra=self._fields("refused", post, "refused"))
         for entry in post.entries:
             owner.ledger.refused(entry, answer)
+
+    def _special_refused(self, post: Post, special: Tuple[str, ...], answer: Answer) -> None:
+        """Leave @here and @all out of this hook's posts for a while, the refused one first (the lock is
+        held): its alerts are posted again without them, so that a mention never costs an alert."""
+        owner = self.owner
+        self.special_refused_until = owner.clock() + MENTION_RETRY
+        asked = [part for part in post.parts if mentions.special(" ".join(part.mentions))]
+        routes = list(dict.fromkeys(part.entries[0].route for part in asked)) or post.routes
+        for route in routes:
+            owner.metrics.mention_refusals.inc(route=route)
+        said = " and ".join(f"@{name}" for name in special)
+        # Rocket.Chat's answer does not say which of the two permissions is missing.
+        lacking = " or the ".join(mentions.permissions(special))
+        sources = [f"MENTION_{route.upper()}" for route in routes
+                   if mentions.special((owner.settings.routes.get(route) or Route(route, "")).mention)]
+        if any(mentions.special(e.item.alert.annotations.get(mentions.ANNOTATION, ""))
+               for part in asked for e in part.entries if e.item is not None):
+            sources.append(f"the alerts' {mentions.ANNOTATION} annotation")
+        log.error("Rocket.Chat refused a post to %s: %s %s: the integration's user may not mention %s (it lacks the "
+                  "%s permission); posting it again without %s (alerts=%s route=%s), and leaving %s out of posts to "
+                  "this hook for %s or until a reload; to have %s notify, grant %s to the integration's user (or its "
+                  "bot role) in Rocket.Chat, Administration > Workspace > Permissions%s",
+                  self.hook, answer.status, answer.error, said.replace(" and ", " or "), lacking, said, post.names,
+                  ",".join(routes), said, message.duration(MENTION_RETRY), said,
+                  " and ".join(mentions.permissions(special)),
+                  f", or take {said} out of {' and '.join(sources)}" if sources else "",
+                  extra=self._fields("mention-refused", post, "refused"))
 
     def _retry_later(self, answer: Answer, now: float, routes: str, post: Post) -> None:
         """Hold the hook as long as Rocket.Chat asks, or back off."""

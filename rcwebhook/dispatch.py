@@ -9,9 +9,10 @@ import math
 import threading
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from . import alertmanager, logs, message, routing
+from . import alertmanager, logs, mentions, message, routing
 from .config import Route, Settings
 from .courier import Deliverer, Result
+from .delivery import one_line
 from .ledger import Context, Item, identity
 from .metrics import Metrics
 from .status import Board
@@ -72,6 +73,8 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics):
     for batch in batches:
         for alert in batch.alerts:
             metrics.alerts.inc(status=alert.status, severity=batch.route.name)
+            if mentions.ANNOTATION in alert.annotations and alert.status == "firing":
+                _check_mentions(alert)
     log.info(
         "Notification received: receiver=%s groupKey=%s status=%s alerts=%d routes=%s",
         notification.receiver or "-",
@@ -91,6 +94,9 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics):
         if settings.dry_run:
             if log.isEnabledFor(logging.INFO):
                 rendered = message.render(notification, batch, settings)
+                called = mentions.line([mentions.called(batch.route.mention, batch.alerts)])
+                if called:
+                    rendered["text"] = f"{called} {rendered['text']}"
                 log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
                          json.dumps(rendered, ensure_ascii=False, separators=(",", ":")))
             results.append(Result(batch.route.name, names, "dry-run"))
@@ -98,6 +104,13 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics):
         items = [Item(batch.route.name, identity(alert), alert, context) for alert in batch.alerts]
         batches_out.append((batch.route, names, items))
     return alertmanager.names(notification), len(notification.alerts), batches_out, results, notification.group_key
+
+
+def _check_mentions(alert: alertmanager.Alert) -> None:
+    """Log each word of a firing alert's `mention` annotation that is not a mention: it is left out."""
+    for word in mentions.words(mentions.annotation(alert))[1]:
+        log.warning("Alert %s, %s annotation: %s; left out of the message", one_line(alert.name),
+                    mentions.ANNOTATION, one_line(mentions.problem(word)))
 
 
 def describe(result: Result) -> Dict[str, Any]:

@@ -123,6 +123,7 @@ MESSAGE_IDS = {
     "rate-limited": "b9dd5a5dce714cb585e3b23d701202c2",
     "reload": "46f56b6b23ef489cac952bc97828300d",
     "given-up": "8155d1d5395c4251bb6184e69f1b6ed9",
+    "mention-refused": "6fde2135b86a46d680c384fab2d41e23",
 }
 FieldValue = Union[str, Sequence[str]]
 

@@ -196,6 +196,11 @@ class Metrics:
                                 ["route", "reason"],
                                 initial=[{"route": r, "reason": w} for r in ROUTES
                                          for w in ("bad_token", "message_too_long", "invalid_message")])
+        self.mention_refusals = Counter(
+            "rcwebhook_mention_refusals_total",
+            "Posts Rocket.Chat refused for their @here or @all (the integration's user lacks the mention-here or "
+            "mention-all permission), by route; each was posted again without them.",
+            ["route"], initial=[{"route": r} for r in ROUTES])
         self.duplicates = Counter("rcwebhook_duplicates_skipped_total",
                                   "Alert states not posted again because they were posted already (a retry "
                                   "after a non-2xx answer, or an HA peer's copy).",
@@ -221,8 +226,8 @@ class Metrics:
 
     def all(self) -> List[_Metric]:
         return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,
-                self.retries, self.waits, self.refusals, self.duplicates, self.pending, self.state_bytes,
-                self.state_errors, self.thread_replies, self.open_threads,
+                self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates, self.pending,
+                self.state_bytes, self.state_errors, self.thread_replies, self.open_threads,
                 self.build_info, self.reload_success,
                 self.reload_time] + self.process + _template_errors()
 

@@ -263,6 +263,8 @@ def test_alerting_rules_pass_promtool_check_rules(daemon, tmp_path):
         return name + "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
 
     posts = "rcwebhook_rocketchat_posts_total"
+    refusals = "rcwebhook_rocketchat_refusals_total"
+    mentions = "rcwebhook_mention_refusals_total"
     waits = "rcwebhook_rocketchat_rate_limit_waits_total"
     down = {"severity": "critical", "job": "rcwebhook", "instance": INSTANCE}
     refusing = {"severity": "critical", "instance": INSTANCE, "route": "critical"}
@@ -275,9 +277,12 @@ def test_alerting_rules_pass_promtool_check_rules(daemon, tmp_path):
             "interval": "1m",
             "input_series": [
                 {"series": series("up"), "values": "1 1 0x10"},  # scrapes fail from minute 2 on
-                {"series": series(posts, route="critical", outcome="refused"), "values": "0 0 1x10"},
+                {"series": series(refusals, route="critical", reason="invalid_message"), "values": "0 0 1x10"},
                 {"series": series(posts, route="critical", outcome="accepted"), "values": "0+1x12"},
-                {"series": series(posts, route="warning", outcome="refused"), "values": "0x12"},
+                {"series": series(refusals, route="warning", reason="invalid_message"), "values": "0x12"},
+                # Refusals whose alerts are posted again anyway: shortened, or without @here/@all.
+                {"series": series(refusals, route="info", reason="message_too_long"), "values": "0 0 1x10"},
+                {"series": series(mentions, route="info"), "values": "0 0 1x10"},
                 {"series": series(waits, route="warning", reason="rocketchat_429"), "values": "0 0 0 2x10"},
                 {"series": series(waits, route="critical", reason="pacing"), "values": "0+1x12"},
             ],
@@ -289,6 +294,8 @@ def test_alerting_rules_pass_promtool_check_rules(daemon, tmp_path):
                 {"eval_time": "1m", "alertname": "RcwebhookRocketChatRefusing", "exp_alerts": []},
                 {"eval_time": "4m", "alertname": "RcwebhookRocketChatRefusing",
                  "exp_alerts": [expected("RcwebhookRocketChatRefusing", refusing)]},
+                {"eval_time": "4m", "alertname": "RcwebhookMentionRefused",
+                 "exp_alerts": [expected("RcwebhookMentionRefused", {**limited, "route": "info"})]},
                 # Pacing waits are rcwebhook's own and never fire it; Rocket.Chat's 429 does.
                 {"eval_time": "2m", "alertname": "RcwebhookRateLimited", "exp_alerts": []},
                 {"eval_time": "5m", "alertname": "RcwebhookRateLimited",

@@ -1,0 +1,106 @@
+"""Mentions: the @-words that make Rocket.Chat notify people, checked, gathered and taken out again.
+
+Rocket.Chat notifies only for mentions in a message's top-level `text`, never in its attachments.
+`@here` and `@all` need the integration user's `mention-here` and `mention-all` permissions, which
+its `bot` role lacks by default; without them Rocket.Chat refuses the whole message with 400
+`error-action-not-allowed`. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Iterable, List, Sequence, Tuple
+
+if TYPE_CHECKING:  # config reads mentions too, and needs no alerts
+    from .alertmanager import Alert
+
+ANNOTATION = "mention"  # an alert's own mentions, added to its route's
+SPECIAL = ("here", "all")
+REFUSAL = "error-action-not-allowed"  # Rocket.Chat's answer to @here/@all without the permission
+LINE_LIMIT = 1000  # UTF-16 units of mentions in one post at most; the alerts need the rest of the text
+
+# Rocket.Chat's default user name rule (UTF8_User_Names_Validation), which team names follow too.
+_NAME = re.compile(r"@[0-9A-Za-z._-]+")
+_SEPARATORS = re.compile(r"[\s,]+")
+# @here or @all as a word of a text, the way Rocket.Chat finds them, or a little more eagerly.
+_SPECIAL_IN_TEXT = re.compile(r"(?<![\w@])@(?=(all|here)(?!\w))")
+
+
+def words(text: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """Return the mentions in `text` (each once, in order) and the words in it that are not mentions.
+
+    Words are separated by blanks or commas. A mention is `@` and a user, team or group name, or
+    `@here` or `@all`; user names are compared without case, as Rocket.Chat compares them."""
+    found, wrong, seen = [], [], set()
+    for word in filter(None, _SEPARATORS.split(text)):
+        if not _NAME.fullmatch(word) or (word.lower()[1:] in SPECIAL and word[1:] not in SPECIAL):
+            wrong.append(word)
+        elif word.lower() not in seen:
+            seen.add(word.lower())
+            found.append(word)
+    return tuple(found), tuple(dict.fromkeys(wrong))
+
+
+def problem(word: str) -> str:
+    """Return why `word` is not a mention, and what to write instead."""
+    if word.lower()[1:] in SPECIAL:
+        return f"{word!r} is not a mention: Rocket.Chat reads it as a user name; did you mean @{word.lower()[1:]}?"
+    return (f"{word!r} is not a mention: write @ and a Rocket.Chat user, team or group name (letters, digits, "
+            "'.', '_', '-'), or @here or @all, separated by spaces")
+
+
+def annotation(alert: Alert) -> str:
+    """Return the alert's `mention` annotation, or as many of its first words as fit LINE_LIMIT characters
+    (it comes from clients, and a message has no room for more)."""
+    text = alert.annotations.get(ANNOTATION, "")
+    if len(text) <= LINE_LIMIT:
+        return text
+    head = text[:LINE_LIMIT]
+    if text[LINE_LIMIT].isspace() or head[-1].isspace():
+        return head
+    whole = head.rsplit(None, 1)  # the last word is cut: a part of a name would mention someone else
+    return whole[0] if len(whole) == 2 else ""
+
+
+def called(route_mentions: str, alerts: Sequence[Alert]) -> Tuple[str, ...]:
+    """Return the mentions a top-level message about `alerts` makes: none when no alert fires, else the
+    route's, then the valid ones of the firing alerts' `mention` annotations, each once."""
+    firing = [alert for alert in alerts if alert.status == "firing"]
+    if not firing:
+        return ()
+    texts = [route_mentions] + [annotation(alert) for alert in firing]
+    return words(" ".join(texts))[0]
+
+
+def line(groups: Iterable[Sequence[str]], limit: int = LINE_LIMIT) -> str:
+    """Return the mentions of `groups`, each once, in order, as one line of at most `limit` characters:
+    those that do not fit are left out, the first ones (the routes') kept."""
+    found, _ = words(" ".join(word for group in groups for word in group))
+    out = ""
+    for word in found:
+        candidate = f"{out} {word}" if out else word
+        if len(candidate) > limit:  # mentions are ASCII: characters are UTF-16 units
+            break
+        out = candidate
+    return out
+
+
+def without_special(mentions: Sequence[str]) -> Tuple[str, ...]:
+    """Return `mentions` without @here and @all."""
+    return tuple(word for word in mentions if word[1:] not in SPECIAL)
+
+
+def special(text: str) -> Tuple[str, ...]:
+    """Return which of here and all `text` mentions as Rocket.Chat reads it."""
+    found = {match.group(1) for match in _SPECIAL_IN_TEXT.finditer(text)}
+    return tuple(name for name in SPECIAL if name in found)
+
+
+def neutralize(text: str) -> str:
+    """Return `text` with every @here and @all made plain text (a zero-width space after the @)."""
+    return _SPECIAL_IN_TEXT.sub("@\u200b", text)
+
+
+def permissions(names: Iterable[str]) -> List[str]:
+    """Return the Rocket.Chat permissions that mentioning each of `names` (here, all) needs."""
+    return [f"mention-{name}" for name in names]
