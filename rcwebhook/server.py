@@ -56,7 +56,8 @@ LINGER_BYTES = 64 * 1024 * 1024
 class Phase(enum.Enum):
     """What an open connection is doing; its Connection says since when."""
 
-    IDLE = "idle"  # kept alive between requests: closed after REQUEST_TIMEOUT of it
+    NEW = "new"  # accepted, its first request not begun: closed after REQUEST_TIMEOUT of it
+    IDLE = "idle"  # kept alive between requests: closed after REQUEST_TIMEOUT of it, or for a new connection
     READING = "reading"  # a request's first byte has come: the whole request must within REQUEST_TIMEOUT
     BUSY = "busy"  # a request is being answered: never closed from outside
     LINGERING = "lingering"  # answered without reading its body: dropping what the client still sends
@@ -64,7 +65,7 @@ class Phase(enum.Enum):
 
 
 # The phases of a connection that waits on its client: the ones closed when stalled or stopping.
-STALLABLE = (Phase.IDLE, Phase.READING, Phase.LINGERING)
+STALLABLE = (Phase.NEW, Phase.IDLE, Phase.READING, Phase.LINGERING)
 
 
 class Body(enum.Enum):
@@ -222,25 +223,61 @@ class Server(ThreadingHTTPServer):
         return sock, address
 
     def process_request(self, request, client_address) -> None:
-        """Admit a new connection, making room by closing the longest-stalled one if needed."""
+        """Admit a new connection: beyond MAX_CONNECTIONS, in place of the longest-idle kept-alive one, or as
+        a spare one.
+
+        A connection in the middle of a request is not closed for a newcomer that may only want /health:
+        the newcomer is a spare, and only a notification on it makes room (promote). Spare connections
+        that stall make room for new ones the same way."""
         now = time.monotonic()
         with self.connections_lock:
             self.accepted_connections += 1
-            live = sum(1 for c in self.connections.values() if c.phase is not Phase.EVICTED and not c.spare)
+            live = self._live()
             if live >= self.settings.max_connections:
-                stalled = [(c.since, s) for s, c in self.connections.items() if c.phase in STALLABLE and not c.spare]
-                if stalled:
-                    self._evict(min(stalled, key=lambda item: item[0])[1])
+                if self._evict_longest_stalled(spare=False, phases=(Phase.IDLE,)):
                     live -= 1
             spare = live >= self.settings.max_connections
-            admitted = not spare or sum(1 for c in self.connections.values() if c.spare) < SPARE_CONNECTIONS
+            if spare and self._spares() >= SPARE_CONNECTIONS:
+                self._evict_longest_stalled(spare=True, phases=STALLABLE)
+            admitted = not spare or self._spares() < SPARE_CONNECTIONS
             if admitted:
-                self.connections[request] = Connection(Phase.IDLE, now, spare)
+                self.connections[request] = Connection(Phase.NEW, now, spare)
                 self.peak_connections = max(self.peak_connections, live + (not spare))
         if admitted:
             self.crew.hand(request, client_address)
         else:
             self._refuse_busy(request)
+
+    def promote(self, request) -> bool:
+        """Make a spare connection that carries a notification an ordinary one, closing the connection that
+        has stalled longest if need be; return False when every other connection is busy."""
+        with self.connections_lock:
+            connection = self.connections.get(request)
+            if connection is None or not connection.spare:
+                return connection is not None
+            live = self._live()
+            if live >= self.settings.max_connections:
+                if not self._evict_longest_stalled(spare=False, phases=STALLABLE):
+                    return False
+                live -= 1
+            connection.spare = False
+            self.peak_connections = max(self.peak_connections, live + 1)
+            return True
+
+    def _live(self) -> int:
+        return sum(1 for c in self.connections.values() if c.phase is not Phase.EVICTED and not c.spare)
+
+    def _spares(self) -> int:
+        return sum(1 for c in self.connections.values() if c.phase is not Phase.EVICTED and c.spare)
+
+    def _evict_longest_stalled(self, spare: bool, phases: Sequence[Phase]) -> bool:
+        """Close the connection, spare or not, in one of `phases` the longest; return whether there was one
+        (connections_lock held)."""
+        stalled = [(c.since, s) for s, c in self.connections.items() if c.phase in phases and c.spare == spare]
+        if not stalled:
+            return False
+        self._evict(min(stalled, key=lambda item: item[0])[1])
+        return True
 
     def _evict(self, sock: socket.socket) -> None:
         """Close a connection that is not busy with a request (connections_lock held)."""
@@ -270,7 +307,8 @@ class Server(ThreadingHTTPServer):
             connection = self.connections.get(request)
             if connection is None or connection.phase is Phase.EVICTED:
                 return False
-            connection.phase, connection.since = phase, time.monotonic()
+            if connection.phase is not phase:  # a new connection's wait began when it was accepted
+                connection.phase, connection.since = phase, time.monotonic()
             return True
 
     def shutdown_request(self, request) -> None:
@@ -380,7 +418,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.body = Body.NONE
         self.expects_continue = False
-        if not self.server.enter(self.request, Phase.IDLE) or not self._first_byte():
+        waiting = Phase.IDLE if getattr(self, "raw_requestline", None) else Phase.NEW
+        if not self.server.enter(self.request, waiting) or not self._first_byte():
             self.close_connection = True
             return
         # The request's own clock starts at its first byte, not when the kept-alive connection went idle.
@@ -464,7 +503,7 @@ class Handler(BaseHTTPRequestHandler):
             self._not_here(path)
             return
         settings = self.server.settings
-        if self.server.is_spare(self.request):
+        if not self.server.promote(self.request):
             self.close_connection = True
             self._send(dispatch.error(503, "every connection is busy with a notification; retry",
                                       (("Retry-After", "1"),), reason="busy"))
