@@ -11,6 +11,7 @@ import email.utils
 import collections
 import enum
 import logging
+import math
 import re
 import socket
 import ssl
@@ -38,6 +39,8 @@ READ_CHUNK = 1024 * 1024  # the most of a body one read takes
 # Connections admitted beyond MAX_CONNECTIONS while every other one is busy with a notification:
 # they serve /health and /metrics (one request each), so a saturated daemon still shows it is alive.
 SPARE_CONNECTIONS = 8
+# How long a connection waits on its client before a notification on a spare connection may close it.
+STALL_GRACE = 0.5
 _TOO_LONG = b"x" * 65537  # what http.server's own line-length checks refuse
 _DIGITS = re.compile(r"[0-9]+")
 _HTTP_VERSION = re.compile(r"HTTP/[0-9]{1,9}\.[0-9]{1,9}")
@@ -107,17 +110,21 @@ class Crew:
         self.ready = threading.Condition(threading.Lock())
         self.size = 0
         self.idle = 0
+        self.target = 0
 
     def ensure(self, count: int) -> None:
-        """Have at least min(count, CREW_AHEAD) threads."""
+        """Serve up to `count` connections at once: start min(count, CREW_AHEAD) threads now, the rest
+        when needed."""
+        self.target = max(self.target, count)
         while self.size < min(count, CREW_AHEAD):
             self._start()
 
     def hand(self, request: socket.socket, client_address: Tuple) -> None:
-        """Give a connection to an idle thread; start one if none is idle (only beyond CREW_AHEAD)."""
+        """Give a connection to an idle thread. With none idle, it waits for one (a closed connection's
+        thread frees in a moment), or, below the target, a thread is started for it."""
         with self.ready:
             self.waiting.append((request, client_address))
-            short = len(self.waiting) > self.idle
+            short = len(self.waiting) > self.idle and self.size < self.target
             self.ready.notify()
         if short:
             self._start()
@@ -172,6 +179,7 @@ class Server(ThreadingHTTPServer):
         self.tls = _tls_context(settings)
         self.connections: Dict[socket.socket, Connection] = {}
         self.connections_lock = threading.Lock()
+        self.connections_changed = threading.Condition(self.connections_lock)  # one closed, or changed phase
         self.peak_connections = 0
         self.accepted_connections = 0
         if ":" in settings.host:
@@ -249,20 +257,28 @@ class Server(ThreadingHTTPServer):
             self._refuse_busy(request)
 
     def promote(self, request) -> bool:
-        """Make a spare connection that carries a notification an ordinary one, closing the connection that
-        has stalled longest if need be; return False when every other connection is busy."""
-        with self.connections_lock:
+        """Make a spare connection that carries a notification an ordinary one; return False when no
+        connection frees, or stalls, within STALL_GRACE.
+
+        It takes the place of a connection that closes meanwhile or else of the one that has waited on
+        its client the longest, once that wait is STALL_GRACE old: a client still sending its
+        notification is not closed for another."""
+        deadline = time.monotonic() + STALL_GRACE
+        with self.connections_changed:
             connection = self.connections.get(request)
             if connection is None or not connection.spare:
                 return connection is not None
-            live = self._live()
-            if live >= self.settings.max_connections:
-                if not self._evict_longest_stalled(spare=False, phases=STALLABLE):
+            while True:
+                now = time.monotonic()
+                live = self._live()
+                if live < self.settings.max_connections \
+                        or self._evict_longest_stalled(spare=False, phases=STALLABLE, before=now - STALL_GRACE):
+                    connection.spare = False
+                    self.peak_connections = max(self.peak_connections, min(live + 1, self.settings.max_connections))
+                    return True
+                if now >= deadline:
                     return False
-                live -= 1
-            connection.spare = False
-            self.peak_connections = max(self.peak_connections, live + 1)
-            return True
+                self.connections_changed.wait(min(deadline - now, 0.05))
 
     def _live(self) -> int:
         return sum(1 for c in self.connections.values() if c.phase is not Phase.EVICTED and not c.spare)
@@ -270,10 +286,11 @@ class Server(ThreadingHTTPServer):
     def _spares(self) -> int:
         return sum(1 for c in self.connections.values() if c.phase is not Phase.EVICTED and c.spare)
 
-    def _evict_longest_stalled(self, spare: bool, phases: Sequence[Phase]) -> bool:
-        """Close the connection, spare or not, in one of `phases` the longest; return whether there was one
-        (connections_lock held)."""
-        stalled = [(c.since, s) for s, c in self.connections.items() if c.phase in phases and c.spare == spare]
+    def _evict_longest_stalled(self, spare: bool, phases: Sequence[Phase], before: float = math.inf) -> bool:
+        """Close the connection, spare or not, in one of `phases` the longest (since `before` at the latest);
+        return whether there was one (connections_lock held)."""
+        stalled = [(c.since, s) for s, c in self.connections.items()
+                   if c.phase in phases and c.spare == spare and c.since <= before]
         if not stalled:
             return False
         self._evict(min(stalled, key=lambda item: item[0])[1])
@@ -312,8 +329,9 @@ class Server(ThreadingHTTPServer):
             return True
 
     def shutdown_request(self, request) -> None:
-        with self.connections_lock:
+        with self.connections_changed:
             self.connections.pop(request, None)
+            self.connections_changed.notify_all()
         super().shutdown_request(request)
 
     def service_actions(self) -> None:
