@@ -73,6 +73,15 @@ class Part(NamedTuple):
     entries: List[Entry]
     thread: Optional[Thread]  # the group's open thread
     reply: bool  # posted as a reply in that thread, not in the channel
+    scope: str = ""  # what the thread is kept under (see thread_scope)
+    channel: str = ""  # the channel CHANNEL_LABEL named for these alerts, if any
+
+
+def thread_scope(group: str, receiver: str, channel: str) -> str:
+    """Return the key a group's thread is kept under on its hook: the groupKey for the default hook set's
+    channels, else with the hook set and the channel override, since a thread lives in one channel (and a
+    hook set may share its hook with another)."""
+    return f"{group}\x1f{receiver}\x1f{channel}" if receiver or channel else group
 
 
 class Post(NamedTuple):
@@ -203,20 +212,23 @@ class Courier:
     def _compose(self, ready: List[Entry]) -> Post:
         """Return the post for the oldest ready states: as many as fit one message."""
         cap = min((e.max_batch for e in ready if e.max_batch), default=0) or len(ready)
-        groups: Dict[Tuple[str, str], List[Entry]] = {}
+        groups: Dict[Tuple[str, str, str], List[Entry]] = {}
         for entry in ready[:cap]:
             assert entry.item is not None
-            groups.setdefault((entry.route, entry.item.context.group), []).append(entry)
+            groups.setdefault((entry.route, entry.item.context.group, entry.item.channel), []).append(entry)
         owner = self.owner
         settings = owner.settings
         wall = owner.wall()
         parts, rendered = [], []
-        for (route_name, group), entries in groups.items():
+        for (route_name, group, channel), entries in groups.items():
             route = settings.routes.get(route_name) or Route(route_name, self.url)
+            if channel:
+                route = route._replace(channel=channel)
             items = [e.item for e in entries]
-            thread = owner.threads.get(self.hook_id, group, wall) if self._threads_on() else None
+            scope = thread_scope(group, route.receiver, channel)
+            thread = owner.threads.get(self.hook_id, scope, wall) if self._threads_on() else None
             reply = thread is not None and not any(_announces(e, thread) for e in entries)
-            parts.append(Part(group, entries, thread, reply))
+            parts.append(Part(group, entries, thread, reply, scope, channel))
             rendered.append(message.group_message(
                 route, [i.alert for i in items], items[-1].context.external_url,
                 max(i.context.truncated_alerts for i in items), settings, self.text_limit,
@@ -324,7 +336,7 @@ class Courier:
                 owner.metrics.thread_replies.inc(route=part.entries[0].route)
                 said.append(f" thread={thread.root}")
             elif firing:
-                thread = owner.threads.anchor(self.hook_id, part.group, answer.ids[0], started, wall, keys)
+                thread = owner.threads.anchor(self.hook_id, part.scope or part.group, answer.ids[0], started, wall, keys)
             if thread is not None and _all_resolved(owner.ledger, thread):
                 owner.end_thread(thread)
             elif thread is not None:
@@ -359,7 +371,8 @@ class Courier:
         log.error("Rocket.Chat refused the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs%s); %s",
                   routes, answer.status, answer.error, post.names, self.hook, took, merged,
                   delivery.advice(owner.settings.routes.get(post.routes[0]) or Route(post.routes[0], self.url),
-                                  answer), extra=self._fields("refused", post, "refused"))
+                                  answer, next((part.channel for part in post.parts if part.channel), ""),
+                                  owner.settings.channel_label), extra=self._fields("refused", post, "refused"))
         for entry in post.entries:
             owner.ledger.refused(entry, answer)
 
@@ -416,7 +429,7 @@ def _announces(entry: Entry, thread: Thread) -> bool:
 def _alert_resolved(ledger: Ledger, key: str, posting: Dict[str, State]) -> bool:
     state = posting.get(key)
     if state is None:
-        route, _, alert = key.partition("/")
+        route, _, alert = key.rpartition("/")  # a route's name may hold a / (db/critical), a key not
         entry = ledger.entries.get((route, alert))
         state = entry.posted if entry is not None else None
     return state is None or state.status == RESOLVED
