@@ -483,8 +483,18 @@ class Deliverer:
 
     def reconfigure(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         """Swap in new settings (and transport): waiting states go to their routes' new URLs, and the
-        couriers of URLs no longer used end after their current post."""
+        couriers of URLs no longer used end after their current post.
+
+        The waiting states of a route that is gone (its hook set left RECEIVERS) stay where they are, unposted:
+        the requests waiting for them are answered 503 at their deadline, and Alertmanager's retry meets the
+        404 of an unknown hook set. They are posted if the set comes back and a retry brings them again, and
+        are dropped after PENDING_MAX_AGE otherwise, as any state no request asks for."""
         with self.cond:
+            for name, owed in self.ledger.owed.items():
+                if owed and name not in settings.routes and name in self.settings.routes:
+                    log.warning("Route %s is gone from the configuration with %d alert states waiting to be posted "
+                                "to it: they are not posted unless its hook set comes back and Alertmanager sends "
+                                "them again, and are dropped after %gs", name, len(owed), PENDING_MAX_AGE)
             self.settings = settings
             self.threads.ttl = settings.thread_ttl
             self.store.thread_ttl = settings.thread_ttl

@@ -16,7 +16,7 @@ from rcwebhook.alertmanager import parse
 from rcwebhook.config import ConfigError
 from rcwebhook.routing import plan
 from tests.conftest import make_settings
-from tests.test_operations import parse_metrics
+from tests.test_operations import parse_metrics, service  # noqa: F401 - service is a fixture
 
 HOOK = "https://chat.example.com/hooks/default-warning/SECRETTOKEN"
 DB_CRIT = "https://chat.example.com/hooks/db-critical/DBTOKEN1"
@@ -328,3 +328,28 @@ def test_an_unknown_severity_is_routed_to_the_default_counted_and_told_once(team
     samples = metric_samples(teams)
     assert samples['rcwebhook_unknown_severity_total{value="critcal"}'] == 2
     assert samples['rcwebhook_alerts_received_total{status="firing",severity="warning"}'] == 2
+
+
+def test_a_reload_that_removes_a_set_keeps_its_waiting_states_unposted_until_it_comes_back(
+        service, rocketchat, logs):
+    rocketchat.add_hook("default")
+    rocketchat.add_hook("db")
+    with_db = dict(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("default"), RECEIVERS="db",
+                   DB_ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.url("db"), DELIVERY_DEADLINE="0.5")
+    svc = service(**with_db)
+    rocketchat.set_outage("db", "503")
+    payload = group(alert("DiskFull"))
+    assert svc.daemon.post_json(payload, "/webhook/db")[0] == 503
+    svc.offer(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("default"), DELIVERY_DEADLINE="0.5")
+    assert svc.reload() is True
+    [gone] = [line for line in logs.lines(logging.WARNING) if line.startswith("Route db/critical is gone")]
+    assert "with 1 alert states waiting" in gone
+    rocketchat.set_outage("db", None)
+    status, _, body = svc.daemon.post_json(payload, "/webhook/db")
+    assert (status, body["receivers"]) == (404, [])
+    assert rocketchat.posted("db") == [] and rocketchat.posted("default") == []
+    svc.offer(**with_db)
+    assert svc.reload() is True
+    status, _, body = svc.daemon.post_json(payload, "/webhook/db")
+    assert status == 200, body
+    assert len(rocketchat.posted("db")) == 1 and rocketchat.posted("default") == []
