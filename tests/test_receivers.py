@@ -353,3 +353,13 @@ def test_a_reload_that_removes_a_set_keeps_its_waiting_states_unposted_until_it_
     status, _, body = svc.daemon.post_json(payload, "/webhook/db")
     assert status == 200, body
     assert len(rocketchat.posted("db")) == 1 and rocketchat.posted("default") == []
+
+
+def test_the_readme_shows_the_route_table_of_the_teams_example(capsys):
+    from tests.conftest import ROOT
+
+    example = ROOT / "examples" / "rcwebhook-teams.env"
+    assert cli.main(["--check-config", "--config", str(example)], environ={}) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# ") and "  " in line]
+    assert len(table) == 10
+    assert "\n".join(table) in (ROOT / "README.md").read_text()
