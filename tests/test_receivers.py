@@ -363,3 +363,19 @@ def test_the_readme_shows_the_route_table_of_the_teams_example(capsys):
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# ") and "  " in line]
     assert len(table) == 10
     assert "\n".join(table) in (ROOT / "README.md").read_text()
+
+
+def test_send_test_posts_through_a_hook_sets_routes(tmp_path, rocketchat):
+    from tests.test_operations import send_test
+
+    rocketchat.add_hook("default")
+    rocketchat.add_hook("db", allow_channel_override=True)
+    config = (f"ROCKETCHAT_WEBHOOK_WARNING={rocketchat.url('default')}\nRECEIVERS=db\n"
+              f"DB_ROCKETCHAT_WEBHOOK_CRITICAL={rocketchat.url('db')}\nDB_ROCKETCHAT_CHANNEL_CRITICAL=#db\n")
+    result = send_test(tmp_path, config, "db")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["db/critical", "db/warning", "db/info"]
+    [posted] = rocketchat.posted("db")
+    assert posted["text"].endswith("RcwebhookTest (critical)") and posted["channel"] == "#db"
+    assert len(rocketchat.posted("default")) == 2
+    assert send_test(tmp_path, config, "dba").returncode == 2
