@@ -379,3 +379,51 @@ def test_send_test_posts_through_a_hook_sets_routes(tmp_path, rocketchat):
     assert posted["text"].endswith("RcwebhookTest (critical)") and posted["channel"] == "#db"
     assert len(rocketchat.posted("default")) == 2
     assert send_test(tmp_path, config, "dba").returncode == 2
+
+
+def resolved(name, fingerprint=None, **labels):
+    return dict(alert(name, fingerprint=fingerprint, **labels), status="resolved", endsAt="2026-01-01T01:00:00Z")
+
+
+def test_sets_sharing_a_hook_keep_their_own_threads(rocketchat, start_daemon):
+    rocketchat.add_hook("shared")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("shared"), RECEIVERS="db")
+    assert daemon.post_json(group(alert("DiskFull")))[0] == 200
+    assert daemon.post_json(group(alert("DiskFull")), "/webhook/db")[0] == 200
+    assert daemon.post_json(group(resolved("DiskFull")))[0] == 200
+    assert daemon.post_json(group(resolved("DiskFull")), "/webhook/db")[0] == 200
+    first, second, default_resolution, db_resolution = rocketchat.messages("shared")
+    ids = rocketchat.message_ids("shared")
+    # The same group and alert through db is db's own incident: a channel message of its own, and each
+    # resolution a reply in its own set's thread.
+    assert "tmid" not in first and "tmid" not in second
+    assert default_resolution["tmid"] == ids[0] and "[RESOLVED:1]" in default_resolution["text"]
+    assert db_resolution["tmid"] == ids[1] and "[RESOLVED:1]" in db_resolution["text"]
+
+
+def test_a_restart_does_not_post_a_sets_alert_again(rocketchat, start_daemon, tmp_path):
+    rocketchat.add_hook("default")
+    rocketchat.add_hook("db")
+    settings = dict(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("default"), RECEIVERS="db",
+                    DB_ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("db"), STATE_DIR=str(tmp_path / "state"))
+    first = start_daemon(**settings)
+    assert first.post_json(group(alert("DiskFull")), "/webhook/db")[0] == 200
+    first.stop()
+    second = start_daemon(**settings)
+    status, _, body = second.post_json(group(alert("DiskFull")), "/webhook/db")
+    assert status == 200 and body["routes"]["db/critical"]["status"] == "already-delivered"
+    status, _, body = second.post_json(group(alert("DiskFull")))  # the default set never posted it
+    assert status == 200 and body["routes"]["critical"]["status"] == "delivered"
+    assert len(rocketchat.posted("db")) == 1 and len(rocketchat.posted("default")) == 1
+
+
+def test_unknown_severity_values_are_bounded_in_metrics(teams, logs):
+    alerts = [alert(f"A{i}", f"sev{i}") for i in range(102)]
+    assert teams.post_json(group(*alerts))[0] == 200
+    samples = metric_samples(teams)
+    values = [k for k in samples if k.startswith("rcwebhook_unknown_severity_total{")]
+    assert len(values) == 101
+    assert samples['rcwebhook_unknown_severity_total{value="other"}'] == 2
+    told = [line for line in logs.lines(logging.WARNING) if "severity label is" in line]
+    assert len(told) == 100
+    assert any(line.startswith("More than 100 distinct unknown severity values") for line in logs.lines())
