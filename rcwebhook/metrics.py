@@ -79,6 +79,12 @@ class Counter(_Metric):
         with self.lock:
             self.values[key] = self.values.get(key, 0.0) + amount
 
+    def declare(self, **labels: str) -> None:
+        """Give a series its 0 before its first increase, so that rate() sees that increase."""
+        key = self._key(labels)
+        with self.lock:
+            self.values.setdefault(key, 0.0)
+
     def value(self, **labels: str) -> float:
         with self.lock:
             return self.values.get(self._key(labels), 0.0)
@@ -277,6 +283,20 @@ class Metrics:
         self.reload_success.set(1)
         self.reload_time.set(time.time())
         self.process = _process_metrics()
+
+    def declare_routes(self, routes: Iterable[str]) -> None:
+        """Give the per-route series of `routes` (hook sets' routes among them) their 0."""
+        for route in routes:
+            for outcome in ("accepted", "refused", "failed"):
+                self.posts.declare(route=route, outcome=outcome)
+            for reason in ("server_error", "no_answer", "rate_limited"):
+                self.retries.declare(route=route, reason=reason)
+            for reason in ("pacing", "rocketchat_429"):
+                self.waits.declare(route=route, reason=reason)
+            for reason in ("bad_token", "message_too_long", "invalid_message"):
+                self.refusals.declare(route=route, reason=reason)
+            self.duplicates.declare(route=route)
+            self.thread_replies.declare(route=route)
 
     def all(self) -> List[_Metric]:
         return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,

@@ -98,6 +98,7 @@ class Server(ThreadingHTTPServer):
     def __init__(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.metrics.declare_routes(settings.routes)
         self.board = status.Board(settings.source)
         self.fixed_transport = transport
         self.deliverer = Deliverer(settings, transport or delivery.make_transport(settings), metrics=self.metrics)
@@ -121,6 +122,7 @@ class Server(ThreadingHTTPServer):
         """Swap in new settings whole, with the transport built for them beforehand; nothing here can fail."""
         self.deliverer.reconfigure(settings, transport)
         self.client_limiter.reconfigure(settings.client_rate_limit, settings.client_rate_burst)
+        self.metrics.declare_routes(settings.routes)
         self.settings = settings
 
     def drain(self, grace: float) -> bool:

@@ -244,6 +244,9 @@ def test_a_sets_path_posts_to_its_hooks_with_its_channel_and_look(teams, rocketc
 
 
 def test_the_same_alert_through_two_sets_is_posted_to_each(teams, rocketchat):
+    before = metric_samples(teams)
+    assert before['rcwebhook_rocketchat_posts_total{route="db/critical",outcome="accepted"}'] == 0
+    assert before['rcwebhook_rocketchat_refusals_total{route="web/info",reason="bad_token"}'] == 0
     payload = group(alert("DiskFull"))
     assert teams.post_json(payload)[0] == 200
     assert teams.post_json(payload, "/webhook/db")[0] == 200
