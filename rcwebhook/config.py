@@ -934,6 +934,4 @@ def route_table(settings: Settings) -> List[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return ["# " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]
             for row in rows]
-    lines.extend(f"{key}={values[key]}" for key in DEFAULTS if key in values)
-    return lines
 
