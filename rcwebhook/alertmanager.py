@@ -24,6 +24,7 @@ ANSWER_NAMES = 1000  # alert names the answer echoes, each cut to ANSWER_NAME_LE
 ANSWER_NAME_LENGTH = 200
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+_REGEX_ESCAPE = re.compile(r"\\(.)")
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z"
 )
@@ -67,6 +68,12 @@ class Notification(NamedTuple):
     external_url: str = ""
     truncated_alerts: int = 0
     reason: str = ""  # notification_reason (Alertmanager 0.32+): why it was sent; "" from older ones
+    route_labels: Mapping[str, str] = None  # type: ignore[assignment]  # routeLabels (0.34+): the route's labels
+
+    @property
+    def receiver_name(self) -> str:
+        """Return the receiver's name as configured: Alertmanager sends it regex-escaped (`team\\.prod`)."""
+        return _REGEX_ESCAPE.sub(r"\1", self.receiver)
 
 
 def decode(body: bytes) -> Any:
@@ -241,7 +248,16 @@ def parse(body: bytes) -> Notification:
         truncated_alerts=int(truncated),
         # Newer than the payload's version 4 and only a hint: a value of another type is ignored.
         reason=data["notification_reason"] if isinstance(data.get("notification_reason"), str) else "",
+        route_labels=_hint_labels(data.get("routeLabels")),
     )
+
+
+def _hint_labels(value: Any) -> Mapping[str, str]:
+    """Return a map of strings newer than payload version 4 (routeLabels), or {} for any other value: it is
+    only a hint, and a notification is not refused for it."""
+    if not isinstance(value, dict) or len(value) > MAX_LABELS:
+        return {}
+    return {k: v for k, v in value.items() if isinstance(v, str)}
 
 
 def _alert(item: Any, where: str, group_status: str) -> Alert:

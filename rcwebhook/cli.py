@@ -57,9 +57,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              f"masked, and exit 0, or print every problem and exit {EX_CONFIG}")
     parser.add_argument("--dry-run", action="store_true",
                         help="render and log messages instead of posting them (DRY_RUN=true)")
-    parser.add_argument("--send-test", nargs="?", const="all", metavar="ROUTE", choices=("all",) + config.ROUTES,
+    parser.add_argument("--send-test", nargs="?", const="all", metavar="ROUTE",
                         help="post a clearly labelled test alert through each route (or only ROUTE: critical, "
-                             "warning or info), print each result, and exit 0 only if all were accepted")
+                             "warning or info, a hook set of RECEIVERS, or one of its routes such as db/critical), "
+                             "print each result, and exit 0 only if all were accepted")
     parser.add_argument("--render", metavar="FILE.json",
                         help="print the Rocket.Chat message(s) rcwebhook would post for this Alertmanager "
                              "notification, with the configured templates, and exit")
@@ -117,6 +118,5 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
     for warning in warnings:
         log.warning("%s", warning)
     if args.send_test:
-        route = None if args.send_test == "all" else args.send_test
-        return sendtest.run(settings, route, stdout)
+        return sendtest.run(settings, args.send_test, stdout)
     return Service(settings, lambda: load_settings(args, environ), environ).run()

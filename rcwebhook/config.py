@@ -45,6 +45,11 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "MENTION_INFO": "",
     "ROCKETCHAT_USERNAME": "",
     "ROCKETCHAT_ICON_EMOJI": "",
+    # Hook sets besides the default one: each has the SET_KEYS, prefixed with its name (DB_...),
+    # and receives on POST /webhook/<name>.
+    "RECEIVERS": "",
+    "ROUTE_LABEL": "rocketchat_receiver",
+    "CHANNEL_LABEL": "rocketchat_channel",
     "DEFAULT_SEVERITY": "warning",
     "SEVERITY_LABEL": "severity",
     "SEVERITY_ALIASES": DEFAULT_SEVERITY_ALIASES,
@@ -87,7 +92,21 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
                                      "ROCKETCHAT_WEBHOOK_INFO", "API_KEY")},
 })
 PROXY_KEYS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
-SECRET_KEYS = ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING", "ROCKETCHAT_WEBHOOK_INFO", "API_KEY")
+URL_KEYS = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
+SECRET_KEYS = URL_KEYS + ("API_KEY",)
+# The keys each hook set named in RECEIVERS has of its own, prefixed with its name in upper case
+# (`-` as `_`): DB_ROCKETCHAT_WEBHOOK_CRITICAL. The default set's are these keys unprefixed. A
+# set's route is built from them exactly as the default set's is (see _routes).
+SET_KEYS = (
+    *URL_KEYS,
+    *(f"{key}_FILE" for key in URL_KEYS),
+    *(f"ROCKETCHAT_CHANNEL_{name.upper()}" for name in ROUTES),
+    *(f"MENTION_{name.upper()}" for name in ROUTES),
+    "ROCKETCHAT_USERNAME",
+    "ROCKETCHAT_ICON_EMOJI",
+)
+MAX_RECEIVERS = 100
+_RECEIVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = ("1", "true", "yes", "on")
@@ -106,13 +125,53 @@ class ConfigError(Exception):
 
 
 class Route(NamedTuple):
-    """Where the alerts of one severity go."""
+    """Where the alerts of one hook set and severity go."""
 
-    name: str
+    name: str  # the severity for the default set (`critical`), else SET/SEVERITY (`db/critical`)
     url: str
     channel: str = ""
     url_from: str = ""  # the route whose URL this one borrows, when it has none of its own
+    username: str = ""
+    icon_emoji: str = ""
+    url_key: str = ""  # the key the URL was read from: ROCKETCHAT_WEBHOOK_INFO, DB_ROCKETCHAT_WEBHOOK_WARNING
     mention: str = ""  # the mentions its firing messages make, checked, separated by spaces
+
+    @property
+    def receiver(self) -> str:
+        """Return the hook set's name; "" for the default set."""
+        return self.name.rpartition("/")[0]
+
+    @property
+    def severity(self) -> str:
+        return self.name.rpartition("/")[2]
+
+
+def route_name(receiver: str, severity: str) -> str:
+    """Return the name of a route: its severity in the default set, SET/SEVERITY in another."""
+    return f"{receiver}/{severity}" if receiver else severity
+
+
+def key_prefix(receiver: str) -> str:
+    """Return the prefix of a hook set's keys: `DB_` for `db`, `TEAM_WEB_` for `team-web`, "" for the default."""
+    return receiver.upper().replace("-", "_") + "_" if receiver else ""
+
+
+def receiver_names(text: str) -> List[str]:
+    """Return the hook set names RECEIVERS lists, as written, without checking them."""
+    return list(dict.fromkeys(filter(None, (name.strip() for name in text.split(",")))))
+
+
+def set_keys(receivers: Iterable[str]) -> List[str]:
+    """Return every key of the hook sets `receivers` names."""
+    return [key_prefix(name) + key for name in receivers for key in SET_KEYS]
+
+
+def _set_key_suffix(key: str) -> str:
+    """Return the set key that `key` is a prefixed form of (ROCKETCHAT_WEBHOOK_INFO for DB_ROCKETCHAT_WEBHOOK_INFO),
+    or ""."""
+    if key in DEFAULTS:
+        return ""
+    return next((k for k in SET_KEYS if key.endswith("_" + k) and len(key) > len(k) + 1), "")
 
 
 class Settings(NamedTuple):
@@ -120,7 +179,10 @@ class Settings(NamedTuple):
 
     host: str = "127.0.0.1"
     port: int = 8093
-    routes: Mapping[str, Route] = MappingProxyType({})
+    routes: Mapping[str, Route] = MappingProxyType({})  # by name: the default set's, then each set's
+    receivers: Tuple[str, ...] = ()  # the hook sets besides the default one, as RECEIVERS names them
+    route_label: str = "rocketchat_receiver"
+    channel_label: str = "rocketchat_channel"
     default_severity: str = "warning"
     severity_label: str = "severity"
     severity_aliases: Mapping[str, str] = MappingProxyType({})
@@ -196,9 +258,10 @@ def _secrets_in(values: Mapping[str, str]) -> Tuple[str, ...]:
             found.add(urlsplit(values.get(key, "").strip()).password or "")
         except ValueError:
             pass
-    for name in ROUTES:
-        url = values.get(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "").strip()
-        found.add(url if _hook_url_problem(url) else url_token(url))  # an invalid URL: all of it
+    for key, value in values.items():
+        if key.endswith(URL_KEYS):  # the default set's and every hook set's
+            url = value.strip()
+            found.add(url if _hook_url_problem(url) else url_token(url))  # an invalid URL: all of it
     return tuple(s for s in found if s)
 
 
@@ -245,12 +308,10 @@ def load(
     errors: List[str] = []
     warnings: List[str] = []
     values: Dict[str, str] = {}
+    unknown: List[Tuple[str, int]] = []
     where = Where(str(path) if path is not None else "(no config file)")
     if path is not None:
-        values.update(_read_file(path, errors, warnings, where))
-        in_file = [k for k in SECRET_KEYS if values.get(k, "").strip() and k not in environ]
-        if in_file:
-            _warn_if_world_readable(path, in_file, warnings)
+        values.update(_read_file(path, errors, warnings, where, unknown))
     for key in DEFAULTS:
         # A proxy key's lower-case form wins, as in curl and urllib.
         name = key.lower() if key in PROXY_KEYS and key.lower() in environ else key
@@ -260,9 +321,27 @@ def load(
                 if path is not None else "the environment"
             where.broken.discard(key)
     values.update(overrides or {})
+    # RECEIVERS, wherever it was set, says which prefixed keys exist: only now can they be read
+    # from the environment and the file's unknown keys be told.
+    receivers = receiver_names(values.get("RECEIVERS", ""))
+    for key in set_keys(receivers):
+        if key in environ:
+            values[key] = environ[key]
+            where.origins[key] = f"{where.general} (overridden by the environment's {key})" \
+                if path is not None else "the environment"
+            where.broken.discard(key)
+    known = list(DEFAULTS) + set_keys(receivers)
+    for key, line in unknown:
+        warnings.append(f"{path}:{line}: unknown key {key}{_suggest(key, known)}")
+    if path is not None:
+        in_file = [k for k in values if (k == "API_KEY" or k.endswith(URL_KEYS)) and values[k].strip()
+                   and k not in environ]
+        if in_file:
+            _warn_if_world_readable(path, in_file, warnings)
     if not values.get("STATE_DIR", "").strip() and environ.get("STATE_DIRECTORY"):
         values["STATE_DIR"] = environ["STATE_DIRECTORY"].split(":")[0]  # systemd's StateDirectory=
-    _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors, where)
+    _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors, where,
+                     [key_prefix(name) + key for name in [""] + receivers for key in URL_KEYS] + ["API_KEY"])
     settings = build(values, errors, warnings, source=str(path or ""), where=where)
     if errors:
         raise ConfigError(errors, warnings, _secrets_in(values))
@@ -291,9 +370,10 @@ class Where:
         return f"{prefix}: {text}" if prefix else text
 
 
-def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str], where: Where) -> None:
+def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str], where: Where,
+                     keys: Sequence[str] = SECRET_KEYS) -> None:
     """Fill each secret key from KEY, else KEY_FILE, else the systemd credential named KEY."""
-    for key in SECRET_KEYS:
+    for key in keys:
         value, file_name = values.get(key, "").strip(), values.pop(f"{key}_FILE", "").strip()
         if value and file_name:
             errors.append(where.say(f"both {key} and {key}_FILE are set: set only one", f"{key}_FILE"))
@@ -326,8 +406,10 @@ def _warn_if_world_readable(path: Path, keys: List[str], warnings: List[str]) ->
         )
 
 
-def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where) -> Dict[str, str]:
-    """Return the known keys set in the env file at `path`, adding its problems to the lists."""
+def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where,
+               unknown: List[Tuple[str, int]]) -> Dict[str, str]:
+    """Return the known keys and the prefixed keys of hook sets set in the env file at `path`, adding its
+    problems to the lists and its unknown keys (with their lines) to `unknown`."""
     where.broken.update(DEFAULTS)  # until the file is read: what follows from not reading it is not told
     try:
         text = path.read_bytes().decode("utf-8")
@@ -349,8 +431,8 @@ def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where)
     for entry in entries:
         if entry.key.upper() in PROXY_KEYS:  # https_proxy and friends, as commonly written
             entry = entry._replace(key=entry.key.upper())
-        if entry.key not in DEFAULTS:
-            warnings.append(f"{path}:{entry.line}: unknown key {entry.key}{_suggest(entry.key)}")
+        if entry.key not in DEFAULTS and not _set_key_suffix(entry.key):
+            unknown.append((entry.key, entry.line))  # told once RECEIVERS is known: it may be a set's
             continue
         if not entry.valid:
             where.broken.add(entry.key)
@@ -369,11 +451,11 @@ _PERMISSION_HINT = ("the package installs it readable by root and the group rcwe
                     "`sudo rcwebhook --check-config`, or `sudo -u rcwebhook rcwebhook --check-config`")
 
 
-def _suggest(key: str) -> str:
+def _suggest(key: str, known: Iterable[str] = DEFAULTS) -> str:
     """Return `, did you mean X?` for the known key closest to `key`, or ''."""
     import difflib  # only for a misspelt key
 
-    close = difflib.get_close_matches(key.upper(), DEFAULTS.keys(), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key.upper(), list(known), n=1, cutoff=0.6)
     return f", did you mean {close[0]}?" if close else " (ignored)"
 
 
@@ -386,11 +468,16 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
     get = _Reader(raw, errors, where)
     url_keys = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
 
+    receivers = _receivers(raw, errors, where)
+    errors.extend(_stray_set_keys(values, receivers, where))
+    for key in set_keys(receivers):
+        raw.setdefault(key, "")
     severity_aliases = get.aliases("SEVERITY_ALIASES")
     default_severity = get.choice("DEFAULT_SEVERITY", ROUTES)
-    routes = _routes(raw, get, default_severity, errors, where)
+    icon_emoji = get.emoji("ROCKETCHAT_ICON_EMOJI")
+    routes = _routes(raw, get, default_severity, receivers, icon_emoji, errors, where)
     dry_run = get.boolean("DRY_RUN")
-    if not dry_run and routes is not None and not any(r.url for r in routes.values()) \
+    if not dry_run and routes is not None and not any(routes[name].url for name in ROUTES) \
             and not where.unsure(*url_keys, "DEFAULT_SEVERITY", "DRY_RUN"):
         errors.append(where.say(
             f"{NO_URL}: set ROCKETCHAT_WEBHOOK_"
@@ -423,7 +510,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         for route in routes.values():
             if route.url and not route.url_from and urlsplit(route.url).scheme == "http" \
                     and not is_loopback(urlsplit(route.url).hostname or ""):
-                key = f"ROCKETCHAT_WEBHOOK_{route.name.upper()}"
+                key = route.url_key
                 warnings.append(where.say(
                     f"{key} uses plain http to {urlsplit(route.url).hostname}: "
                     "its token crosses the network readable by anyone on the path; use https", key))
@@ -432,11 +519,14 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         host=host,
         port=get.integer("PORT", 0, 65535),
         routes=MappingProxyType(routes or {}),
+        receivers=receivers,
+        route_label=raw["ROUTE_LABEL"].strip() or DEFAULTS["ROUTE_LABEL"],
+        channel_label=raw["CHANNEL_LABEL"].strip() or DEFAULTS["CHANNEL_LABEL"],
         default_severity=default_severity,
         severity_label=raw["SEVERITY_LABEL"].strip() or "severity",
         severity_aliases=severity_aliases,
         username=raw["ROCKETCHAT_USERNAME"].strip(),
-        icon_emoji=get.emoji("ROCKETCHAT_ICON_EMOJI"),
+        icon_emoji=icon_emoji,
         max_alerts_per_message=get.integer("MAX_ALERTS_PER_MESSAGE", 1, 100),
         delivery_timeout=get.number("DELIVERY_TIMEOUT", 0.1, 300),
         delivery_deadline=get.number("DELIVERY_DEADLINE", 0.1, 3600),
@@ -517,28 +607,102 @@ def exposure_problems(host: str, api_key: str, allow_unauthenticated: bool) -> L
     return []
 
 
+def _receivers(raw: Mapping[str, str], errors: List[str], where: Where) -> Tuple[str, ...]:
+    """Return the hook sets RECEIVERS names, each checked."""
+    names: List[str] = []
+    prefixes: Dict[str, str] = {}
+    for name in receiver_names(raw["RECEIVERS"]):
+        if not _RECEIVER_NAME.fullmatch(name):
+            errors.append(where.say(f"RECEIVERS has {name!r}: a hook set's name is 1 to 64 letters, digits, - and _ "
+                                    "(it is the end of the path /webhook/NAME)", "RECEIVERS"))
+            continue
+        prefix = key_prefix(name)
+        if prefix in prefixes:
+            errors.append(where.say(f"RECEIVERS has {prefixes[prefix]!r} and {name!r}, whose keys would both start "
+                                    f"with {prefix}: rename one", "RECEIVERS"))
+            continue
+        prefixes[prefix] = name
+        names.append(name)
+    if len(names) > MAX_RECEIVERS:
+        errors.append(where.say(f"RECEIVERS names {len(names)} hook sets; at most {MAX_RECEIVERS}", "RECEIVERS"))
+        names = names[:MAX_RECEIVERS]
+    return tuple(names)
+
+
+def _stray_set_keys(values: Mapping[str, str], receivers: Sequence[str], where: Where) -> List[str]:
+    """Return a problem for each prefixed key of a hook set that RECEIVERS does not name."""
+    known = {key_prefix(name) for name in receivers}
+    problems = []
+    for key in values:
+        suffix = _set_key_suffix(key)
+        prefix = key[: len(key) - len(suffix)] if suffix else ""
+        if suffix and prefix not in known:
+            name = prefix[:-1].lower()
+            listed = ",".join(list(receivers) + [name])
+            problems.append(where.say(
+                f"{key} is a key of the hook set {name!r}, which RECEIVERS does not name: add it "
+                f"(RECEIVERS={listed}), or remove the key", key))
+    return problems
+
+
+class _SetView(Mapping[str, str]):
+    """A hook set's keys, read by their default-set names: DB_ROCKETCHAT_WEBHOOK_INFO as ROCKETCHAT_WEBHOOK_INFO."""
+
+    def __init__(self, raw: Mapping[str, str], receiver: str) -> None:
+        self.raw, self.prefix = raw, key_prefix(receiver)
+
+    def __getitem__(self, key: str) -> str:
+        return self.raw.get(self.prefix + key, "")
+
+    def __iter__(self):
+        return iter(SET_KEYS)
+
+    def __len__(self) -> int:
+        return len(SET_KEYS)
+
+
 def _routes(
-    raw: Mapping[str, str], get: "_Reader", default_severity: str, errors: List[str], where: Where
+    raw: Mapping[str, str], get: "_Reader", default_severity: str, receivers: Sequence[str], emoji: str,
+    errors: List[str], where: Where
 ) -> Optional[Dict[str, Route]]:
-    """Return the three routes, each with its URL or the default route's."""
-    own = {name: get.webhook_url(f"ROCKETCHAT_WEBHOOK_{name.upper()}") for name in ROUTES}
-    mention = {name: get.mentions(f"MENTION_{name.upper()}") for name in ROUTES}
-    if any(url is None for url in own.values()):
-        return None
-    routes = {}
-    fallback = own[default_severity]
-    for name in ROUTES:
-        url, url_from = own[name], ""
-        if not url and fallback:
-            url, url_from = fallback, default_severity
-        routes[name] = Route(name, url, raw[f"ROCKETCHAT_CHANNEL_{name.upper()}"].strip(), url_from, mention[name])
-    if any(own.values()) and not fallback and not where.unsure(*(f"ROCKETCHAT_WEBHOOK_{n.upper()}" for n in ROUTES)):
-        missing = [n for n in ROUTES if not own[n]]
-        errors.append(where.say(
-            f"ROCKETCHAT_WEBHOOK_{default_severity.upper()} is not set, so alerts of severity "
-            f"{', '.join(missing)} would have nowhere to go: set it, or set DEFAULT_SEVERITY "
-            f"to a severity that has a URL ({', '.join(n for n in ROUTES if own[n])})", "DEFAULT_SEVERITY"
-        ))
+    """Return the routes of every hook set, each with its URL or the one it falls back to.
+
+    A route without a URL of its own takes its set's DEFAULT_SEVERITY URL; in a hook set other than the
+    default one, a route still without one takes the default set's route of its severity (URL, and its
+    channel when the set names none)."""
+    routes: Dict[str, Route] = {}
+    username = raw["ROCKETCHAT_USERNAME"].strip()
+    for receiver in ("",) + tuple(receivers):
+        prefix = key_prefix(receiver)
+        view = _SetView(raw, receiver)
+        own = {name: get.webhook_url(f"{prefix}ROCKETCHAT_WEBHOOK_{name.upper()}") for name in ROUTES}
+        # A route's mentions are its own: one that borrows another route's URL does not borrow them.
+        mention = {name: get.mentions(f"{prefix}MENTION_{name.upper()}") for name in ROUTES}
+        if any(url is None for url in own.values()):
+            return None
+        set_username = view["ROCKETCHAT_USERNAME"].strip() or username
+        set_emoji = (get.emoji(f"{prefix}ROCKETCHAT_ICON_EMOJI") if receiver else "") or emoji
+        for name in ROUTES:
+            url, url_from, url_key = own[name], "", f"{prefix}ROCKETCHAT_WEBHOOK_{name.upper()}"
+            channel = view[f"ROCKETCHAT_CHANNEL_{name.upper()}"].strip()
+            if not url and own[default_severity]:
+                url, url_from = own[default_severity], route_name(receiver, default_severity)
+                url_key = f"{prefix}ROCKETCHAT_WEBHOOK_{default_severity.upper()}"
+            elif not url and receiver:
+                borrowed = routes[name]
+                url, url_from, url_key = borrowed.url, borrowed.name, borrowed.url_key
+                channel = channel or borrowed.channel
+            routes[route_name(receiver, name)] = Route(route_name(receiver, name), url, channel, url_from,
+                                                       set_username, set_emoji, url_key if url else "",
+                                                       mention[name])
+        if not receiver and any(own.values()) and not own[default_severity] \
+                and not where.unsure(*(f"ROCKETCHAT_WEBHOOK_{n.upper()}" for n in ROUTES)):
+            missing = [n for n in ROUTES if not own[n]]
+            errors.append(where.say(
+                f"ROCKETCHAT_WEBHOOK_{default_severity.upper()} is not set, so alerts of severity "
+                f"{', '.join(missing)} would have nowhere to go: set it, or set DEFAULT_SEVERITY "
+                f"to a severity that has a URL ({', '.join(n for n in ROUTES if own[n])})", "DEFAULT_SEVERITY"
+            ))
     return routes
 
 
@@ -743,13 +907,49 @@ def describe(settings: Settings) -> List[str]:
                 ("TEMPLATE_TEXT", "text"), ("TEMPLATE_ATTACHMENT_TITLE", "title"),
                 ("TEMPLATE_ATTACHMENT_TEXT", "attachment_text"))}} if settings.templates else {}),
     }
-    for route in settings.routes.values():
+    for name in ROUTES:
+        route = settings.routes.get(name)
+        if route is None:
+            continue
         shown = redact_url(route.url) if route.url else "(not set)"
         if route.url_from:
-            shown += f"  # from ROCKETCHAT_WEBHOOK_{route.url_from.upper()}"
-        values[f"ROCKETCHAT_WEBHOOK_{route.name.upper()}"] = shown
-        values[f"ROCKETCHAT_CHANNEL_{route.name.upper()}"] = route.channel
-        values[f"MENTION_{route.name.upper()}"] = route.mention
+            shown += f"  # from {route.url_key}"
+        values[f"ROCKETCHAT_WEBHOOK_{name.upper()}"] = shown
+        values[f"ROCKETCHAT_CHANNEL_{name.upper()}"] = route.channel
+        values[f"MENTION_{name.upper()}"] = route.mention
+    values["RECEIVERS"] = ",".join(settings.receivers)
+    values["ROUTE_LABEL"] = settings.route_label
+    values["CHANNEL_LABEL"] = settings.channel_label
     lines.extend(f"{key}={values[key]}" for key in DEFAULTS if key in values)
+    for receiver in settings.receivers:
+        prefix = key_prefix(receiver)
+        for name in ROUTES:
+            route = settings.routes[route_name(receiver, name)]
+            if route.url_key == f"{prefix}ROCKETCHAT_WEBHOOK_{name.upper()}":
+                lines.append(f"{route.url_key}={redact_url(route.url)}")
+            if route.channel and route.url_key.startswith(prefix):
+                lines.append(f"{prefix}ROCKETCHAT_CHANNEL_{name.upper()}={route.channel}")
+            if route.mention:
+                lines.append(f"{prefix}MENTION_{name.upper()}={route.mention}")
+        first = settings.routes[route_name(receiver, ROUTES[0])]
+        lines.append(f"{prefix}ROCKETCHAT_USERNAME={first.username}")
+        lines.append(f"{prefix}ROCKETCHAT_ICON_EMOJI={first.icon_emoji}")
+    lines.extend(route_table(settings))
     return lines
+
+
+def route_table(settings: Settings) -> List[str]:
+    """Return the routes as comment lines of a table: hook set, severity, hook (redacted), channel, and the key
+    its URL comes from."""
+    rows = [("set", "severity", "hook", "channel", "URL from")]
+    for route in settings.routes.values():
+        origin = route.url_key or "-"
+        if route.url_from:
+            same_set = route.url_from.rpartition("/")[0] == route.receiver
+            origin += f" (fallback: {'DEFAULT_SEVERITY' if same_set else 'the default set'} route {route.url_from})"
+        rows.append((route.receiver or "(default)", route.severity, redact_url(route.url) or "(not set)",
+                     route.channel or "-", origin))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return ["# " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]
+            for row in rows]
 

@@ -25,7 +25,7 @@ from itertools import islice
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from . import delivery, logs, mentions, message, store as state_store
-from .config import Route, Settings, redact_url
+from .config import Route, Settings, key_prefix, redact_url
 from .delivery import Answer, Transport
 from .ledger import FIRING, REMINDER_REASON, RESOLVED, Entry, Item, Ledger, State, Ticket
 from .metrics import Metrics
@@ -77,6 +77,15 @@ class Part(NamedTuple):
     thread: Optional[Thread]  # the group's open thread
     reply: bool  # posted as a reply in that thread, not in the channel
     mentions: Tuple[str, ...] = ()  # whom it mentions: only a channel message about firing alerts does
+    scope: str = ""  # what the thread is kept under (see thread_scope)
+    channel: str = ""  # the channel CHANNEL_LABEL named for these alerts, if any
+
+
+def thread_scope(group: str, receiver: str, channel: str) -> str:
+    """Return the key a group's thread is kept under on its hook: the groupKey for the default hook set's
+    channels, else with the hook set and the channel override, since a thread lives in one channel (and a
+    hook set may share its hook with another)."""
+    return f"{group}\x1f{receiver}\x1f{channel}" if receiver or channel else group
 
 
 class Post(NamedTuple):
@@ -209,22 +218,23 @@ class Courier:
     def _compose(self, ready: List[Entry]) -> Post:
         """Return the post for the oldest ready states: as many as fit one message."""
         cap = min((e.max_batch for e in ready if e.max_batch), default=0) or len(ready)
-        groups: Dict[Tuple[str, str], List[Entry]] = {}
+        groups: Dict[Tuple[str, str, str], List[Entry]] = {}
         for entry in ready[:cap]:
             assert entry.item is not None
-            groups.setdefault((entry.route, entry.item.context.group), []).append(entry)
+            groups.setdefault((entry.route, entry.item.context.group, entry.item.channel), []).append(entry)
         owner = self.owner
         settings = owner.settings
         wall = owner.wall()
         no_special = self.special_refused_until > owner.clock()
         parts = []
-        for (route_name, group), entries in groups.items():
+        for (route_name, group, channel), entries in groups.items():
             route = settings.routes.get(route_name) or Route(route_name, self.url)
-            thread = owner.threads.get(self.hook_id, group, wall) if self._threads_on() else None
+            scope = thread_scope(group, route.receiver, channel)
+            thread = owner.threads.get(self.hook_id, scope, wall) if self._threads_on() else None
             reply = thread is not None and not any(_announces(e, thread) for e in entries)
             called = () if reply else mentions.called(route.mention, [e.item.alert for e in entries])
             parts.append(Part(group, entries, thread, reply,
-                              mentions.without_special(called) if no_special else called))
+                              mentions.without_special(called) if no_special else called, scope, channel))
         # The mentions go in front of the headlines, once for a whole post: the headlines leave them room.
         line_limit = min(mentions.LINE_LIMIT, self.text_limit // 2)
         mentioned = mentions.line((p.mentions for p in parts), line_limit)
@@ -233,6 +243,8 @@ class Courier:
         for part in parts:
             items = [e.item for e in part.entries]
             route = settings.routes.get(part.entries[0].route) or Route(part.entries[0].route, self.url)
+            if part.channel:
+                route = route._replace(channel=part.channel)
             thread, reply = part.thread, part.reply
             rendered.append(message.group_message(
                 route, [i.alert for i in items], items[-1].context.external_url,
@@ -346,7 +358,7 @@ class Courier:
                 owner.metrics.thread_replies.inc(route=part.entries[0].route)
                 said.append(f" thread={thread.root}")
             elif firing:
-                thread = owner.threads.anchor(self.hook_id, part.group, answer.ids[0], started, wall, keys)
+                thread = owner.threads.anchor(self.hook_id, part.scope or part.group, answer.ids[0], started, wall, keys)
             if thread is not None and _all_resolved(owner.ledger, thread):
                 owner.end_thread(thread)
             elif thread is not None:
@@ -385,7 +397,8 @@ class Courier:
         log.error("Rocket.Chat refused the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs%s); %s",
                   routes, answer.status, answer.error, post.names, self.hook, took, merged,
                   delivery.advice(owner.settings.routes.get(post.routes[0]) or Route(post.routes[0], self.url),
-                                  answer), extra=self._fields("refused", post, "refused"))
+                                  answer, next((part.channel for part in post.parts if part.channel), ""),
+                                  owner.settings.channel_label), extra=self._fields("refused", post, "refused"))
         for entry in post.entries:
             owner.ledger.refused(entry, answer)
 
@@ -401,8 +414,8 @@ class Courier:
         said = " and ".join(f"@{name}" for name in special)
         # Rocket.Chat's answer does not say which of the two permissions is missing.
         lacking = " or the ".join(mentions.permissions(special))
-        sources = [f"MENTION_{route.upper()}" for route in routes
-                   if mentions.special((owner.settings.routes.get(route) or Route(route, "")).mention)]
+        configured = [owner.settings.routes.get(route) or Route(route, "") for route in routes]
+        sources = [f"{key_prefix(r.receiver)}MENTION_{r.severity.upper()}" for r in configured if mentions.special(r.mention)]
         if any(mentions.special(e.item.alert.annotations.get(mentions.ANNOTATION, ""))
                for part in asked for e in part.entries if e.item is not None):
             sources.append(f"the alerts' {mentions.ANNOTATION} annotation")
@@ -469,7 +482,7 @@ def _announces(entry: Entry, thread: Thread) -> bool:
 def _alert_resolved(ledger: Ledger, key: str, posting: Dict[str, State]) -> bool:
     state = posting.get(key)
     if state is None:
-        route, _, alert = key.partition("/")
+        route, _, alert = key.rpartition("/")  # a route's name may hold a / (db/critical), a key not
         entry = ledger.entries.get((route, alert))
         state = entry.posted if entry is not None else None
     return state is None or state.status == RESOLVED
@@ -523,8 +536,18 @@ class Deliverer:
 
     def reconfigure(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         """Swap in new settings (and transport): waiting states go to their routes' new URLs, and the
-        couriers of URLs no longer used end after their current post."""
+        couriers of URLs no longer used end after their current post.
+
+        The waiting states of a route that is gone (its hook set left RECEIVERS) stay where they are, unposted:
+        the requests waiting for them are answered 503 at their deadline, and Alertmanager's retry meets the
+        404 of an unknown hook set. They are posted if the set comes back and a retry brings them again, and
+        are dropped after PENDING_MAX_AGE otherwise, as any state no request asks for."""
         with self.cond:
+            for name, owed in self.ledger.owed.items():
+                if owed and name not in settings.routes and name in self.settings.routes:
+                    log.warning("Route %s is gone from the configuration with %d alert states waiting to be posted "
+                                "to it: they are not posted unless its hook set comes back and Alertmanager sends "
+                                "them again, and are dropped after %gs", name, len(owed), PENDING_MAX_AGE)
             self.settings = settings
             self.threads.ttl = settings.thread_ttl
             self.store.thread_ttl = settings.thread_ttl

@@ -16,7 +16,7 @@ import urllib.parse
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
 from . import __version__
-from .config import Route, Settings
+from .config import Route, Settings, key_prefix
 
 log = logging.getLogger("rcwebhook")
 
@@ -363,17 +363,27 @@ def rate_limit_wait(answer: Answer, wall_now: float) -> Optional[float]:
     return min(MAX_RATE_LIMIT_WAIT, max(1.0, max(waits)))
 
 
-def advice(route: Route, answer: Answer) -> str:
-    """Return what the operator should check after Rocket.Chat did not take a post for `route`."""
-    key = f"ROCKETCHAT_WEBHOOK_{(route.url_from or route.name).upper()}"
-    channel = f"ROCKETCHAT_CHANNEL_{route.name.upper()}"
+def advice(route: Route, answer: Answer, label_channel: str = "", channel_label: str = "") -> str:
+    """Return what the operator should check after Rocket.Chat did not take a post for `route`; `label_channel`
+    is the channel an alert's `channel_label` label asked for, if any."""
+    key = route.url_key or f"ROCKETCHAT_WEBHOOK_{(route.url_from or route.name).upper()}"
+    prefix = key_prefix(route.receiver)
+    channel = f"{prefix}ROCKETCHAT_CHANNEL_{route.severity.upper()}"
     error = answer.error
     if answer.bad_token or answer.status == 404:
         return f"check {key}: Rocket.Chat does not know this integration id or token"
     if "impersonate" in error:
-        return "unset ROCKETCHAT_USERNAME and ROCKETCHAT_ICON_EMOJI, or give the integration's user the impersonate permission"
+        return (f"unset {prefix}ROCKETCHAT_USERNAME and {prefix}ROCKETCHAT_ICON_EMOJI, or give the integration's user "
+                "the impersonate permission")
+    if "overriding destination channel" in error and label_channel:
+        return (f"the alert's {channel_label} label sends it to {label_channel}, which this integration may not do: "
+                f"allow it to override its channel in Rocket.Chat (Administration > Integrations), or drop "
+                f"the label from the alerting rule")
     if "overriding destination channel" in error:
         return f"unset {channel}, or allow the integration to override its channel"
+    if ("invalid-channel" in error or "error-not-allowed" in error) and label_channel:
+        return f"check the channel {label_channel} that the alert's {channel_label} label names, and that the " \
+               "integration's user may post there"
     if "invalid-channel" in error or "error-not-allowed" in error:
         return f"check {channel} and that the integration's user may post there"
     if answer.status == 503:

@@ -39,28 +39,28 @@ Batches = List[Tuple[Route, Tuple[str, ...], List[Item]]]  # each route's alert 
 
 
 def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics,
-           board: Optional[Board] = None) -> Reply:
-    """Return the answer to one POST /webhook that arrived at `arrived` (monotonic), posting on the way;
-    `board` records it for /status."""
+           board: Optional[Board] = None, receiver: str = "") -> Reply:
+    """Return the answer to one POST /webhook (or /webhook/<receiver>, for that hook set) that arrived at
+    `arrived` (monotonic), posting on the way; `board` records it for /status."""
     with _preparing:
-        prepared = _prepare(body, settings, metrics)
+        prepared = _prepare(body, settings, metrics, receiver)
     if isinstance(prepared, Reply):
         return prepared
     # Only what the answer and the alert states need is kept from here on, not the parsed body, while
     # the posts are waited for.
-    names, processed, batches, results, group_key = prepared
+    names, processed, batches, results, group_key, am_receiver = prepared
     if batches:
         results.extend(deliverer.deliver(batches, arrived + settings.delivery_deadline))
     reply = answer(names, processed, results)
     if board is not None:
         board.notification(group_key, names, {r.route: r.status for r in results},
-                           f"{reply.status} {reply.body['status']}")
+                           f"{reply.status} {reply.body['status']}", am_receiver, receiver)
     return reply
 
 
-def _prepare(body: bytes, settings: Settings, metrics: Metrics):
+def _prepare(body: bytes, settings: Settings, metrics: Metrics, receiver: str = ""):
     """Return the refusal of `body`, or (answer's names, alert count, each route's alert states, results so
-    far)."""
+    far, groupKey, Alertmanager's receiver)."""
     try:
         notification = alertmanager.parse(body)
     except alertmanager.PayloadTooDense as exc:  # no retry can help, and no Alertmanager sends it: 4xx
@@ -69,28 +69,38 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics):
     except alertmanager.PayloadError as exc:
         log.warning("Rejected a notification: %s", exc)
         return Reply(400, {"status": "error", "error": str(exc)}, reason="bad_request")
-    batches = routing.route(notification, settings)
+    plan = routing.plan(notification, settings, receiver)
+    _tell_unknown(plan, settings, metrics)
+    batches = plan.batches
     for batch in batches:
         for alert in batch.alerts:
-            metrics.alerts.inc(status=alert.status, severity=batch.route.name)
+            metrics.alerts.inc(status=alert.status, severity=batch.route.severity)
             if mentions.ANNOTATION in alert.annotations and alert.status == "firing":
                 _check_mentions(alert)
+    # Counts per route; a route whose alerts go to several channels (CHANNEL_LABEL) is told once.
+    counts: Dict[str, int] = {}
+    for batch in batches:
+        counts[batch.route.name] = counts.get(batch.route.name, 0) + len(batch.alerts)
     log.info(
-        "Notification received: receiver=%s groupKey=%s status=%s alerts=%d routes=%s",
-        notification.receiver or "-",
+        "Notification received: receiver=%s%s%s groupKey=%s status=%s alerts=%d routes=%s",
+        notification.receiver_name or "-",
+        f" path=/webhook/{receiver}" if receiver else "",
+        # notification_reason (Alertmanager 0.32+) tells a reminder from a retry, which look the same.
+        f" reason={json.dumps(notification.reason[:100], ensure_ascii=False)}" if notification.reason else "",
         notification.group_key or "-",
         notification.status,
         len(notification.alerts),
-        ",".join(f"{b.route.name}:{len(b.alerts)}" for b in batches) or "-",
-        extra=logs.fields("received", route=[b.route.name for b in batches], group_key=notification.group_key,
+        ",".join(f"{name}:{count}" for name, count in counts.items()) or "-",
+        extra=logs.fields("received", route=list(counts), group_key=notification.group_key,
                           outcome=notification.status),
     )
-    batches_out: Batches = []
+    per_route: Dict[str, Tuple[Route, List[str], List[Item]]] = {}
     results: List[Result] = []
+    dry_names: Dict[str, List[str]] = {}
     context = Context(notification.group_key, notification.external_url, notification.truncated_alerts,
                       notification.reason)
     for batch in batches:
-        names = tuple(a.name for a in batch.alerts)
+        names = [a.name for a in batch.alerts]
         if settings.dry_run:
             if log.isEnabledFor(logging.INFO):
                 rendered = message.render(notification, batch, settings)
@@ -99,11 +109,56 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics):
                     rendered["text"] = f"{called} {rendered['text']}"
                 log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
                          json.dumps(rendered, ensure_ascii=False, separators=(",", ":")))
-            results.append(Result(batch.route.name, names, "dry-run"))
+            dry_names.setdefault(batch.route.name, []).extend(names)
             continue
-        items = [Item(batch.route.name, identity(alert), alert, context) for alert in batch.alerts]
-        batches_out.append((batch.route, names, items))
-    return alertmanager.names(notification), len(notification.alerts), batches_out, results, notification.group_key
+        # One request's claim per route: the channels of a route's alerts part only in their posts.
+        route, route_names, items = per_route.setdefault(
+            batch.route.name, (settings.routes.get(batch.route.name) or batch.route._replace(channel=""), [], []))
+        route_names.extend(names)
+        items.extend(Item(batch.route.name, identity(alert), alert, context, batch.channel) for alert in batch.alerts)
+    results.extend(Result(name, tuple(names), "dry-run") for name, names in dry_names.items())
+    batches_out: Batches = [(route, tuple(names), items) for route, names, items in per_route.values()]
+    return (alertmanager.names(notification), len(notification.alerts), batches_out, results, notification.group_key,
+            notification.receiver_name)
+
+
+def _tell_unknown(plan: routing.Plan, settings: Settings, metrics: Metrics) -> None:
+    """Count the label values that named nothing known, and warn once per value."""
+    for value in plan.unknown_severities:
+        seen = metrics.unknown_severities.count(value)
+        if seen == "new":
+            log.warning("An alert's %s label is %r, which is neither critical, warning nor info nor one of "
+                        "SEVERITY_ALIASES: routed as DEFAULT_SEVERITY=%s (a typo in an alerting rule?); told once "
+                        "per value, counted in rcwebhook_unknown_severity_total", settings.severity_label,
+                        value[:100], settings.default_severity)
+        elif seen == "overflow":
+            log.warning("More than %d distinct unknown severity values: further ones are counted as `other` and "
+                        "not told", metrics.unknown_severities.max_values)
+    for value in plan.unknown_receivers:
+        seen = metrics.unknown_receivers.count(value)
+        if seen == "new":
+            log.warning("An alert's %s (label or routeLabels) is %r, which is no hook set (RECEIVERS=%s): routed "
+                        "by the path it came to; told once per value, counted in "
+                        "rcwebhook_unknown_receiver_label_total", settings.route_label, value[:100],
+                        ",".join(settings.receivers) or "(none)")
+        elif seen == "overflow":
+            log.warning("More than %d distinct unknown %s values: further ones are counted as `other` and not told",
+                        metrics.unknown_receivers.max_values, settings.route_label)
+
+
+def unknown_receiver(name: str, settings: Settings, first: str) -> Reply:
+    """Return the 404 answer to POST /webhook/<name> for a hook set RECEIVERS does not name, logging it when
+    `first` says it is the first time ("new") or the first beyond those remembered ("overflow")."""
+    shown = name[:64]
+    if first == "new":
+        log.error("Notifications came to /webhook/%s, but RECEIVERS names no hook set %r (it names: %s): answered "
+                  "404, which Alertmanager does not retry; add the set to RECEIVERS or fix the receiver's url "
+                  "in Alertmanager (told once per name)", shown, shown, ", ".join(settings.receivers) or "none")
+    elif first == "overflow":
+        log.error("Notifications came to more unknown /webhook/<name> paths than are told one by one; answered 404")
+    return Reply(404, {"status": "error", "error": f"no hook set {shown!r}: RECEIVERS names "
+                       f"{', '.join(settings.receivers) or 'none'}; POST /webhook uses the default set",
+                       "receivers": list(settings.receivers)}, reason="unknown_receiver")
 
 
 def _check_mentions(alert: alertmanager.Alert) -> None:

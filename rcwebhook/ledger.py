@@ -99,6 +99,7 @@ class Item(NamedTuple):
     key: str
     alert: Alert
     context: Context
+    channel: str = ""  # the channel the alert's CHANNEL_LABEL names, instead of the route's
 
 
 class Entry:

@@ -53,15 +53,15 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     each of the first MAX_ALERTS_PER_MESSAGE alerts, the rest counted; a reply in `thread` when given."""
     shown = alerts[: settings.max_alerts_per_message]
     message: Dict[str, Any] = {
-        "text": _text(route.name, alerts, len(alerts) - len(shown), truncated, text_limit, note),
-        "attachments": [_attachment(alert, route.name, external_url, settings) for alert in shown],
+        "text": _text(route.severity, alerts, len(alerts) - len(shown), truncated, text_limit, note),
+        "attachments": [_attachment(alert, route.severity, external_url, settings) for alert in shown],
     }
     if thread:
         message["tmid"] = thread
-    if settings.username:
-        message["username"] = settings.username
-    if settings.icon_emoji:
-        message["icon_emoji"] = settings.icon_emoji
+    if route.username:  # the hook set's, else ROCKETCHAT_USERNAME
+        message["username"] = route.username
+    if route.icon_emoji:
+        message["icon_emoji"] = route.icon_emoji
     if route.channel:
         message["channel"] = route.channel
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders

@@ -79,6 +79,12 @@ class Counter(_Metric):
         with self.lock:
             self.values[key] = self.values.get(key, 0.0) + amount
 
+    def declare(self, **labels: str) -> None:
+        """Give a series its 0 before its first increase, so that rate() sees that increase."""
+        key = self._key(labels)
+        with self.lock:
+            self.values.setdefault(key, 0.0)
+
     def value(self, **labels: str) -> float:
         with self.lock:
             return self.values.get(self._key(labels), 0.0)
@@ -87,6 +93,57 @@ class Counter(_Metric):
         with self.lock:
             items = sorted(self.values.items())
         return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
+
+
+class ValueCounter(Counter):
+    """A count per value of something a user controls (a label's value): the first `max_values` distinct
+    values get a series each, the rest count together under `other`."""
+
+    OTHER = "other"
+
+    def __init__(self, name: str, help_text: str, max_values: int = 100, value_length: int = 100) -> None:
+        super().__init__(name, help_text, ["value"])
+        self.max_values = max_values
+        self.value_length = value_length
+
+    def count(self, value: str) -> str:
+        """Count one `value`; return "new" when it got its own series now, "overflow" when it is the first to
+        be counted as `other`, else ""."""
+        value = value[: self.value_length]
+        with self.lock:
+            if (value,) in self.values:
+                self.values[(value,)] += 1
+                return ""
+            if len(self.values) - ((self.OTHER,) in self.values) < self.max_values and value != self.OTHER:
+                self.values[(value,)] = 1.0
+                return "new"
+            first = (self.OTHER,) not in self.values
+            self.values[(self.OTHER,)] = self.values.get((self.OTHER,), 0.0) + 1
+            return "overflow" if first else ""
+
+
+class FirstSeen:
+    """The first `limit` distinct values seen, to say something once per value in bounded memory."""
+
+    def __init__(self, limit: int = 100) -> None:
+        self.limit = limit
+        self.seen: set = set()
+        self.full = False
+        self.lock = threading.Lock()
+
+    def first(self, value: str) -> str:
+        """Return "new" the first time `value` is seen, "overflow" the first time one is not remembered any
+        more (beyond `limit`), else ""."""
+        with self.lock:
+            if value in self.seen:
+                return ""
+            if len(self.seen) < self.limit:
+                self.seen.add(value)
+                return "new"
+            if not self.full:
+                self.full = True
+                return "overflow"
+            return ""
 
 
 class Gauge(_Metric):
@@ -156,7 +213,7 @@ class Histogram(_Metric):
 ERROR_REASONS = (
     "bad_request", "unauthorized", "request_timeout", "length_required", "too_large", "unsupported_media_type",
     "headers_too_large", "client_rate_limited", "busy", "internal", "rocketchat_refused",
-    "rocketchat_unavailable",
+    "rocketchat_unavailable", "unknown_receiver",
 )
 ROUTES = ("critical", "warning", "info")
 
@@ -205,6 +262,14 @@ class Metrics:
                                   "Alert states not posted again because they were posted already (a retry "
                                   "after a non-2xx answer, or an HA peer's copy).",
                                   ["route"], initial=[{"route": r} for r in ROUTES])
+        self.unknown_severities = ValueCounter(
+            "rcwebhook_unknown_severity_total",
+            "Alerts whose severity label is neither a severity nor an alias (routed to DEFAULT_SEVERITY), by "
+            "value; values beyond the first 100 count as other.")
+        self.unknown_receivers = ValueCounter(
+            "rcwebhook_unknown_receiver_label_total",
+            "Alerts whose ROUTE_LABEL (label or routeLabels) names no hook set (routed by path), by value; "
+            "values beyond the first 100 count as other.")
         self.pending = Gauge("rcwebhook_pending_posts", "Alert states waiting to be posted.")
         self.state_bytes = Gauge("rcwebhook_state_database_bytes",
                                  "Size of the state database in STATE_DIR (0 without one).")
@@ -224,10 +289,26 @@ class Metrics:
         self.reload_time.set(time.time())
         self.process = _process_metrics()
 
+    def declare_routes(self, routes: Iterable[str]) -> None:
+        """Give the per-route series of `routes` (hook sets' routes among them) their 0."""
+        for route in routes:
+            for outcome in ("accepted", "refused", "failed"):
+                self.posts.declare(route=route, outcome=outcome)
+            for reason in ("server_error", "no_answer", "rate_limited"):
+                self.retries.declare(route=route, reason=reason)
+            for reason in ("pacing", "rocketchat_429"):
+                self.waits.declare(route=route, reason=reason)
+            for reason in ("bad_token", "message_too_long", "invalid_message"):
+                self.refusals.declare(route=route, reason=reason)
+            self.duplicates.declare(route=route)
+            self.mention_refusals.declare(route=route)
+            self.thread_replies.declare(route=route)
+
     def all(self) -> List[_Metric]:
         return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,
-                self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates, self.pending,
-                self.state_bytes, self.state_errors, self.thread_replies, self.open_threads,
+                self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates,
+                self.unknown_severities, self.unknown_receivers, self.pending, self.state_bytes,
+                self.state_errors, self.thread_replies, self.open_threads,
                 self.build_info, self.reload_success,
                 self.reload_time] + self.process + _template_errors()
 

@@ -5,35 +5,54 @@ from __future__ import annotations
 import json
 import socket
 from datetime import datetime, timezone
-from typing import IO, Optional
+from typing import IO, List, Optional
 
 from . import delivery, message
 from .alertmanager import Alert, Notification
-from .config import ROUTES, Settings, redact, redact_url
+from .config import ROUTES, Settings, redact, redact_url, route_name
 from .routing import Batch
 
 
 def test_notification(route: str, now: datetime) -> Notification:
-    """Return a firing notification of one test alert for `route`."""
+    """Return a firing notification of one test alert for `route` (a severity, or SET/SEVERITY)."""
     host = socket.gethostname()
     alert = Alert(
         status="firing",
-        labels={"alertname": "RcwebhookTest", "severity": route, "host": host},
+        labels={"alertname": "RcwebhookTest", "severity": route.rpartition("/")[2], "host": host},
         annotations={
             "summary": f"Test alert from rcwebhook on {host}: ignore it",
             "description": f"rcwebhook --send-test posted this through the {route} route at "
                            f"{now.strftime('%Y-%m-%d %H:%M:%S UTC')}. If it is in this channel, alerts of "
-                           f"severity {route} reach it. No action is needed.",
+                           f"severity {route.rpartition('/')[2]} reach it. No action is needed.",
         },
         starts_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        fingerprint=f"rcwebhook-test-{route}",
+        fingerprint=f"rcwebhook-test-{route.replace('/', '-')}",
     )
     return Notification(alerts=(alert,), status="firing", receiver="rcwebhook --send-test",
                         group_key=f"rcwebhook-send-test-{route}")
 
 
+def chosen(settings: Settings, only: Optional[str]) -> List[str]:
+    """Return the names of the routes `only` names: every route for None or `all`, a severity's in the default
+    set, a hook set's three, or one route by its name (db/critical); [] for a name that is none of these."""
+    if only in (None, "all"):
+        return list(settings.routes)
+    if only in ROUTES or only in settings.routes:
+        return [only]
+    if only in settings.receivers:
+        return [route_name(only, severity) for severity in ROUTES]
+    return []
+
+
 def run(settings: Settings, only: Optional[str], out: IO[str], transport: Optional[delivery.Transport] = None) -> int:
-    """Post the test alert through each route (or `only`), print one line per route; return 0 if all were taken."""
+    """Post the test alert through each route (or those `only` names), print one line per route; return 0 if all
+    were taken, 2 when `only` names no route."""
+    names = chosen(settings, only)
+    if not names:
+        print(f"rcwebhook: --send-test {only}: no such route; use all, critical, warning, info, a hook set of "
+              f"RECEIVERS ({', '.join(settings.receivers) or 'none'}) or one of its routes such as SET/critical",
+              file=out)
+        return 2
     transport = transport or delivery.make_transport(settings)
     secrets = settings.secrets()
 
@@ -43,7 +62,7 @@ def run(settings: Settings, only: Optional[str], out: IO[str], transport: Option
 
     now = datetime.now(timezone.utc)
     failed = 0
-    for name in ROUTES if only is None else (only,):
+    for name in names:
         route = settings.routes[name]
         notification = test_notification(name, now)
         rendered = message.render(notification, Batch(route, notification.alerts), settings)

@@ -171,10 +171,12 @@ class Server(ThreadingHTTPServer):
     def __init__(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.metrics.declare_routes(settings.routes)
         self.board = status.Board(settings.source)
         self.fixed_transport = transport
         self.deliverer = Deliverer(settings, transport or delivery.make_transport(settings), metrics=self.metrics)
         self.client_limiter = ClientLimiter(settings.client_rate_limit, settings.client_rate_burst)
+        self.unknown_paths = metrics.FirstSeen()  # the /webhook/<name> paths of no hook set, logged once each
         self.on_tick: List[Callable[[], None]] = []
         self.tls = _tls_context(settings)
         self.connections: Dict[socket.socket, Connection] = {}
@@ -197,6 +199,7 @@ class Server(ThreadingHTTPServer):
         self.deliverer.reconfigure(settings, transport)
         self.client_limiter.reconfigure(settings.client_rate_limit, settings.client_rate_burst)
         self.crew.ensure(settings.max_connections + SPARE_CONNECTIONS)
+        self.metrics.declare_routes(settings.routes)
         self.settings = settings
 
     def drain(self, grace: float) -> bool:
@@ -365,6 +368,12 @@ class Server(ThreadingHTTPServer):
 
 
 _STATUS = {status.value: status for status in HTTPStatus}
+_WEBHOOK_PATH = re.compile(r"/webhook(?:/[^/]+)?")
+
+
+def _is_webhook(path: str) -> bool:
+    """Return whether `path` is /webhook or /webhook/<hook set>."""
+    return _WEBHOOK_PATH.fullmatch(path) is not None
 _date_cache = [0, ""]
 
 
@@ -517,16 +526,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self._path()
-        if path != "/webhook":
+        if not _is_webhook(path):
             self._not_here(path)
             return
         settings = self.server.settings
+        receiver = path[len("/webhook/"):]
         if not self.server.promote(self.request):
             self.close_connection = True
             self._send(dispatch.error(503, "every connection is busy with a notification; retry",
                                       (("Retry-After", "1"),), reason="busy"))
             return
         refusal = self._admission(settings)
+        if refusal is None and receiver and receiver not in settings.receivers:
+            refusal = dispatch.unknown_receiver(receiver, settings, self.server.unknown_paths.first(receiver[:64]))
         if refusal is not None:
             self._send(refusal)  # its body unread: the connection closes, after draining it
             return
@@ -536,7 +548,7 @@ class Handler(BaseHTTPRequestHandler):
         self.server.enter(self.request, Phase.BUSY)
         try:
             reply = dispatch.handle(body, settings, self.server.deliverer, self.started, self.server.metrics,
-                                    self.server.board)
+                                    self.server.board, receiver)
         except Exception:  # a bug must cost one request, not the daemon
             log.exception("Internal error while handling a notification")
             reply = dispatch.error(500, "internal error; see rcwebhook's log")
@@ -555,13 +567,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _not_here(self, path: str) -> None:
         """Answer 405 with Allow for a known path, else 404."""
-        allowed = ALLOWED.get(path)
+        allowed = "POST" if _is_webhook(path) else ALLOWED.get(path)
         if allowed:
             self._send(dispatch.error(
                 405, f"{self.command} is not allowed on {path}; use {allowed}", (("Allow", allowed),)))
         else:
             self._send(dispatch.error(404, f"no such endpoint {path[:100]!r}; rcwebhook serves /metrics, /ready, "
-                                            "/status, /health and /webhook"))
+                                            "/status, /health and /webhook (or /webhook/<hook set>)"))
 
     def _admission(self, settings: Settings) -> Optional[Reply]:
         """Return the refusal for a client over its request limit or without the API key, else None."""
@@ -664,7 +676,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply) -> None:
         """Answer with a JSON reply, counting /webhook answers in the metrics."""
-        if self.command == "POST" and self._path() == "/webhook":
+        if self.command == "POST" and _is_webhook(self._path()):
             server_metrics = self.server.metrics
             server_metrics.requests.inc(code=str(reply.status))
             server_metrics.request_duration.observe(time.monotonic() - self.started)

@@ -34,10 +34,13 @@ class Board:
         self.recent: Deque[Dict[str, Any]] = deque(maxlen=RECENT)
         self.lock = threading.Lock()
 
-    def notification(self, group_key: str, alerts: List[str], routes: Mapping[str, str], outcome: str) -> None:
-        """Record one notification: its groupKey, alert names, each route's outcome and the HTTP answer."""
+    def notification(self, group_key: str, alerts: List[str], routes: Mapping[str, str], outcome: str,
+                     receiver: str = "", hook_set: str = "") -> None:
+        """Record one notification: its groupKey, alert names, each route's outcome, the HTTP answer,
+        Alertmanager's receiver (unescaped) and the hook set of the path it came to ("" for /webhook)."""
         entry = {"time": time.time(), "group_key": group_key, "alerts": alerts[:20], "alert_count": len(alerts),
-                 "routes": dict(routes), "outcome": outcome}
+                 "routes": dict(routes), "outcome": outcome, "receiver": receiver[:200],
+                 "path": f"/webhook/{hook_set}" if hook_set else "/webhook"}
         with self.lock:
             self.recent.append(entry)
 
@@ -212,7 +215,7 @@ def page(data: Mapping[str, Any]) -> bytes:
                    + f"</dd><dt>429s seen</dt><dd>{int(row['seen_429'])}</dd></dl></div>")
     out.append(f"<h2>Recent notifications ({len(data['recent'])})</h2>")
     if data["recent"]:
-        out.append("<table><thead><tr><th>time</th><th>groupKey</th><th>alerts</th><th>routes</th>"
+        out.append("<table><thead><tr><th>time</th><th>receiver</th><th>groupKey</th><th>alerts</th><th>routes</th>"
                    "<th>outcome</th></tr></thead><tbody>")
         for entry in data["recent"]:
             alerts = ", ".join(entry["alerts"])
@@ -220,7 +223,9 @@ def page(data: Mapping[str, Any]) -> bytes:
                 alerts += f" and {entry['alert_count'] - len(entry['alerts'])} more"
             routes = ", ".join(f"{k}: {v}" for k, v in entry["routes"].items()) or "-"
             bad = "" if entry["outcome"].startswith("2") else " class=bad"
-            out.append(f"<tr><td>{_e(entry['time']['at'])}</td><td><code>{_e(entry['group_key'])}</code></td>"
+            receiver = f"{entry.get('receiver') or '-'} ({entry.get('path', '/webhook')})"
+            out.append(f"<tr><td>{_e(entry['time']['at'])}</td><td>{_e(receiver)}</td>"
+                       f"<td><code>{_e(entry['group_key'])}</code></td>"
                        f"<td>{_e(alerts)}</td><td>{_e(routes)}</td><td{bad}>{_e(entry['outcome'])}</td></tr>")
         out.append("</tbody></table>")
     else:

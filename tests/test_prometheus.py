@@ -228,6 +228,11 @@ def test_alerting_rules_pass_promtool_check_rules(daemon, tmp_path):
     assert all(rule.expr for rule in rules), [rule.alert for rule in rules if not rule.expr]
 
     assert daemon.post_json(load_example())[0] == 200
+    # A severity rcwebhook does not know, so that the series counting them exists too.
+    odd = load_example()
+    odd["alerts"] = odd["alerts"][:1]
+    odd["alerts"][0]["labels"] = dict(odd["alerts"][0]["labels"], severity="critcal")
+    assert daemon.post_json(odd)[0] == 200
     samples = parse_exposition(get_metrics(daemon)[1].decode("utf-8"))
     exposed = {sample.name for sample in samples}
     problems = []
@@ -285,6 +290,8 @@ def test_alerting_rules_pass_promtool_check_rules(daemon, tmp_path):
                 {"series": series(mentions, route="info"), "values": "0 0 1x10"},
                 {"series": series(waits, route="warning", reason="rocketchat_429"), "values": "0 0 0 2x10"},
                 {"series": series(waits, route="critical", reason="pacing"), "values": "0+1x12"},
+                {"series": series("webhook_errors_total", reason="unknown_receiver"), "values": "0 0 0 1x10"},
+                {"series": series("webhook_errors_total", reason="bad_request"), "values": "0+1x12"},
             ],
             "alert_rule_test": [
                 # Down since minute 2: pending at minute 5 (3 of its 5 minutes), firing at minute 8.
@@ -300,6 +307,11 @@ def test_alerting_rules_pass_promtool_check_rules(daemon, tmp_path):
                 {"eval_time": "2m", "alertname": "RcwebhookRateLimited", "exp_alerts": []},
                 {"eval_time": "5m", "alertname": "RcwebhookRateLimited",
                  "exp_alerts": [expected("RcwebhookRateLimited", limited)]},
+                # Other errors never fire it; one 404 for an unknown hook set does.
+                {"eval_time": "2m", "alertname": "RcwebhookUnknownReceiver", "exp_alerts": []},
+                {"eval_time": "5m", "alertname": "RcwebhookUnknownReceiver",
+                 "exp_alerts": [expected("RcwebhookUnknownReceiver", {"severity": "critical",
+                                                                      "instance": INSTANCE})]},
             ],
         }],
     }
