@@ -1,6 +1,7 @@
 """End to end with hook sets: a real Alertmanager (Debian 12's 0.25 and Debian 13's 0.28), configured as
 examples/alertmanager-teams.yml says, notifies /webhook, /webhook/db and /webhook/web of an rcwebhook
-configured as examples/rcwebhook-teams.env says; each post reaches its team's hook and channel.
+configured as examples/rcwebhook-teams.env says; each post reaches its team's hook and channel, with
+its team's mention.
 
 Debian 13's Alertmanager is the one .ci/fetch-amtool-trixie unpacks (its path is in $RCWEBHOOK_AMTOOL_028
 under CI); the alertmanager binary is beside that amtool. A missing program skips, and fails under CI.
@@ -73,7 +74,7 @@ def test_alertmanager_routes_each_team_to_its_hook_set(programs, rocketchat, sta
     daemon = start_daemon(
         ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("ops"), ROCKETCHAT_CHANNEL_CRITICAL="#ops", RECEIVERS="db,web",
         DB_ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.url("db-oncall"),
-        DB_ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("db-alerts"), DB_ROCKETCHAT_CHANNEL_CRITICAL="#db-oncall",
+        DB_ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("db-alerts"), DB_ROCKETCHAT_CHANNEL_CRITICAL="#db-oncall", DB_MENTION_CRITICAL="@dba-oncall",
         DB_ROCKETCHAT_USERNAME="db-alerts", WEB_ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("web-alerts"))
     workdir = tmp_path / "alertmanager"
     workdir.mkdir()
@@ -88,7 +89,8 @@ def test_alertmanager_routes_each_team_to_its_hook_set(programs, rocketchat, sta
             AlertSpec("DiskFull", {"team": "db", "severity": "critical", "instance": "db1"}),
             AlertSpec("ReplicaLag", {"team": "db", "severity": "warning", "instance": "db2",
                                      "rocketchat_channel": "#db-replicas"}),
-            AlertSpec("CheckoutErrors", {"team": "web", "severity": "critical", "instance": "web1"}),
+            AlertSpec("CheckoutErrors", {"team": "web", "severity": "critical", "instance": "web1"},
+                      {"mention": "@alice"}),
             AlertSpec("CacheMisses", {"team": "db", "severity": "warning", "instance": "cache1",
                                       "rocketchat_receiver": "web"}),
             AlertSpec("NodeDown", {"severity": "critical", "instance": "node7"}),
@@ -100,6 +102,10 @@ def test_alertmanager_routes_each_team_to_its_hook_set(programs, rocketchat, sta
                for name in ("CheckoutErrors", "CacheMisses")]
         ops = wait_for_message(rocketchat, "ops", firing_with("NodeDown"), "firing NodeDown", manager)
         assert (oncall["channel"], oncall["username"]) == ("#db-oncall", "db-alerts")
+        # Mentions: the db set's own for its critical alerts, and an alert's mention annotation.
+        assert oncall["text"].startswith("@dba-oncall ")
+        assert all(m["text"].startswith("@alice ") == ("CheckoutErrors" in m["text"]) for m in web)
+        assert not ops["text"].startswith("@") and not replicas["text"].startswith("@")
         assert replicas["channel"] == "#db-replicas" and replicas["username"] == "db-alerts"
         assert all("channel" not in message and "username" not in message for message in web)
         assert ops["channel"] == "#ops"
