@@ -1,5 +1,8 @@
 """A notification from each generation of Alertmanager (0.25 to 0.34) is parsed and delivered; what a
-newer one adds (notification_reason, routeLabels) is used, and keys rcwebhook does not know are ignored."""
+newer one adds (notification_reason, routeLabels) is used, and keys rcwebhook does not know are ignored.
+
+The 0.25 and 0.28 notifications were captured from Debian's Alertmanager 0.25.0 and 0.28.1 by
+tests/fixtures/capture.py; the 0.32 and 0.34 ones are written by hand (see tests/fixtures/README.md)."""
 
 from __future__ import annotations
 
@@ -34,6 +37,10 @@ def test_each_generations_notification_is_parsed(version):
     assert [a.name for a in notification.alerts] == ["PostgresReplicationLag", "PostgresConnectionsHigh"]
     assert [a.status for a in notification.alerts] == ["firing", "resolved"]
     assert notification.receiver_name in ("team.db", "team.db.prod")
+    # As sent: Alertmanager regex-escapes the receiver (regexp.QuoteMeta in its template.Data); 0.25 and 0.28 do.
+    assert notification.receiver == ("team\\.db\\.prod" if version == "0.34" else "team\\.db")
+    assert notification.group_key == '{}/{team="db"}:{team="db"}'
+    assert notification.truncated_alerts == (1 if version == "0.28" else 0)  # 0.28 captured with max_alerts: 2
     assert notification.reason == {"0.32": "repeat interval elapsed", "0.34": "new alerts added"}.get(version, "")
     assert dict(notification.route_labels or {}) == (
         {"team": "db", "rocketchat_receiver": "db"} if version == "0.34" else {})
