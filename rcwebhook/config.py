@@ -6,6 +6,7 @@ import functools
 import ipaddress
 import os
 import re
+from datetime import timezone as dt_timezone, tzinfo
 from pathlib import Path
 from types import MappingProxyType
 from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
@@ -45,6 +46,7 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "SEVERITY_LABEL": "severity",
     "SEVERITY_ALIASES": DEFAULT_SEVERITY_ALIASES,
     "MAX_ALERTS_PER_MESSAGE": "20",
+    "TIMEZONE": "UTC",
     "DELIVERY_TIMEOUT": "5",
     "DELIVERY_DEADLINE": "10",
     "ROCKETCHAT_RATE_LIMIT": "10/60",
@@ -122,6 +124,7 @@ class Settings(NamedTuple):
     username: str = ""
     icon_emoji: str = ""
     max_alerts_per_message: int = 20
+    timezone: tzinfo = dt_timezone.utc  # TIMEZONE: the zone of the times messages show
     delivery_timeout: float = 5.0
     delivery_deadline: float = 10.0
     rate_limit: Tuple[int, float] = (10, 60.0)  # posts per seconds, per hook; (0, 0) is off
@@ -433,6 +436,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         username=raw["ROCKETCHAT_USERNAME"].strip(),
         icon_emoji=get.emoji("ROCKETCHAT_ICON_EMOJI"),
         max_alerts_per_message=get.integer("MAX_ALERTS_PER_MESSAGE", 1, 100),
+        timezone=get.zone("TIMEZONE"),
         delivery_timeout=get.number("DELIVERY_TIMEOUT", 0.1, 300),
         delivery_deadline=get.number("DELIVERY_DEADLINE", 0.1, 3600),
         rate_limit=get.rate("ROCKETCHAT_RATE_LIMIT"),
@@ -635,6 +639,23 @@ class _Reader:
             return ""
         return text
 
+    def zone(self, key: str) -> tzinfo:
+        text = self.raw[key].strip()
+        if text in ("", "UTC"):
+            return dt_timezone.utc  # needs no time zone database
+        from zoneinfo import ZoneInfo  # only for another zone
+
+        try:
+            return ZoneInfo(text)
+        except (KeyError, ValueError, OSError):  # not found (a KeyError), a path, not a TZif file
+            pass
+        import zoneinfo
+
+        hint = "" if zoneinfo.available_timezones() else \
+            " (this host has no time zone database: install the tzdata package)"
+        self._fail(key, f"is not a time zone name such as Europe/Berlin or UTC{hint}")
+        return dt_timezone.utc
+
     def webhook_url(self, key: str) -> Optional[str]:
         text = self.raw[key].strip()
         if not text:
@@ -701,6 +722,7 @@ def describe(settings: Settings) -> List[str]:
         "ROCKETCHAT_USERNAME": settings.username,
         "ROCKETCHAT_ICON_EMOJI": settings.icon_emoji,
         "MAX_ALERTS_PER_MESSAGE": settings.max_alerts_per_message,
+        "TIMEZONE": str(settings.timezone),
         "DELIVERY_TIMEOUT": f"{settings.delivery_timeout:g}",
         "DELIVERY_DEADLINE": f"{settings.delivery_deadline:g}",
         "ROCKETCHAT_RATE_LIMIT": f"{settings.rate_limit[0]}/{settings.rate_limit[1]:g}" if settings.rate_limit[0] else "0",
