@@ -221,7 +221,8 @@ class Courier:
                 route, [i.alert for i in items], items[-1].context.external_url,
                 max(i.context.truncated_alerts for i in items), settings, self.text_limit,
                 thread=thread.root if reply and thread else "",
-                note=_resolution_note(owner.ledger, thread, entries) if reply and thread else ""))
+                note=_resolution_note(owner.ledger, thread, entries) if reply and thread else "",
+                receiver=items[-1].context.receiver, group_labels=items[-1].context.group_labels))
         count = message.mergeable(rendered, self.text_limit)
         parts = parts[:count]
         entries = [e for part in parts for e in part.entries]

@@ -85,7 +85,7 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics):
     batches_out: Batches = []
     results: List[Result] = []
     context = Context(notification.group_key, notification.external_url, notification.truncated_alerts,
-                      notification.reason)
+                      notification.reason, notification.receiver, notification.group_labels or {})
     for batch in batches:
         names = tuple(a.name for a in batch.alerts)
         if settings.dry_run:

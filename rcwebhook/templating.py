@@ -13,6 +13,7 @@ import glob as globmod
 import json
 import logging
 import re
+from types import MappingProxyType
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence
 
 from . import amdata
@@ -49,16 +50,17 @@ class Templates:
                         _key_of(part), part.replace("_", " "), exc)
             return None
 
-    def apply(self, message: Dict[str, Any], alerts: Sequence[Any], external_url: str, text_limit: int) -> Dict[str, Any]:
+    def apply(self, message: Dict[str, Any], alerts: Sequence[Any], external_url: str, text_limit: int,
+              receiver: str = "", group_labels: Mapping[str, str] = MappingProxyType({})) -> Dict[str, Any]:
         """Replace the parts of a built message that a template renders."""
         from .message import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
         if "text" in self.names:
-            text = self.render("text", data_of(alerts, external_url))
+            text = self.render("text", data_of(alerts, external_url, receiver, group_labels))
             if text is not None and text.strip():
                 message["text"] = truncate_units(text, text_limit)
         if "title" in self.names or "attachment_text" in self.names:
             for attachment, alert in zip(message["attachments"], alerts):
-                data = data_of([alert], external_url)
+                data = data_of([alert], external_url, receiver, group_labels)
                 title = self.render("title", data)
                 if title is not None and title.strip():
                     attachment["title"] = truncate(" ".join(title.split()), TITLE_LIMIT)
@@ -75,10 +77,10 @@ def _key_of(part: str) -> str:
     return next(key for key, p in KEYS.items() if p == part)
 
 
-def data_of(alerts: Sequence[Any], external_url: str) -> amdata.Data:
-    """Alertmanager's template data for some alerts of one group (rcwebhook's Alert tuples).
-
-    Receiver and GroupLabels are not known where messages are built: they are empty."""
+def data_of(alerts: Sequence[Any], external_url: str, receiver: str = "",
+            group_labels: Mapping[str, str] = MappingProxyType({})) -> amdata.Data:
+    """Alertmanager's template data for some alerts of one group (rcwebhook's Alert tuples), with the
+    notification's receiver and group labels."""
     items = amdata.Alerts(_alert(a) for a in alerts)
     common_labels = dict(alerts[0].labels) if alerts else {}
     common_annotations = dict(alerts[0].annotations) if alerts else {}
@@ -86,8 +88,8 @@ def data_of(alerts: Sequence[Any], external_url: str) -> amdata.Data:
         common_labels = {k: v for k, v in common_labels.items() if a.labels.get(k) == v}
         common_annotations = {k: v for k, v in common_annotations.items() if a.annotations.get(k) == v}
     return amdata.Data(
-        Receiver="", Status="firing" if any(a.status == "firing" for a in alerts) else "resolved",
-        Alerts=items, GroupLabels=amdata.KV(), CommonLabels=amdata.KV(common_labels),
+        Receiver=receiver, Status="firing" if any(a.status == "firing" for a in alerts) else "resolved",
+        Alerts=items, GroupLabels=amdata.KV(group_labels or {}), CommonLabels=amdata.KV(common_labels),
         CommonAnnotations=amdata.KV(common_annotations), ExternalURL=external_url,
     )
 
