@@ -426,6 +426,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
                     f"{key} uses plain http to {urlsplit(route.url).hostname}: "
                     "its token crosses the network readable by anyone on the path; use https", key))
 
+    zone = get.zone("TIMEZONE")
     return Settings(
         host=host,
         port=get.integer("PORT", 0, 65535),
@@ -436,7 +437,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         username=raw["ROCKETCHAT_USERNAME"].strip(),
         icon_emoji=get.emoji("ROCKETCHAT_ICON_EMOJI"),
         max_alerts_per_message=get.integer("MAX_ALERTS_PER_MESSAGE", 1, 100),
-        timezone=get.zone("TIMEZONE"),
+        timezone=zone,
         delivery_timeout=get.number("DELIVERY_TIMEOUT", 0.1, 300),
         delivery_deadline=get.number("DELIVERY_DEADLINE", 0.1, 3600),
         rate_limit=get.rate("ROCKETCHAT_RATE_LIMIT"),
@@ -463,17 +464,18 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
         proxies=get.proxies(),
         source=source,
-        templates=_templates(raw, errors),
+        templates=_templates(raw, errors, zone),
     )
 
 
-def _templates(raw: Mapping[str, str], errors: List[str]) -> Any:
-    """The templates TEMPLATE_FILES holds, when the TEMPLATE_* keys ask for them (else None)."""
+def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo) -> Any:
+    """The templates TEMPLATE_FILES holds, when the TEMPLATE_* keys ask for them (else None); their
+    times' .Local is in `zone` (TIMEZONE)."""
     if not any(raw.get(k, "").strip() for k in ("TEMPLATE_FILES", "TEMPLATE_TEXT", "TEMPLATE_ATTACHMENT_TITLE",
                                                   "TEMPLATE_ATTACHMENT_TEXT")):
         return None
     from . import templating  # only when templates are configured
-    return templating.load(raw, errors)
+    return templating.load(raw, errors, zone)
 
 
 def _dedup_window(get: "_Reader", warnings: List[str], where: "Where") -> float:

@@ -1236,6 +1236,7 @@ class Template:
         self.funcs = dict(funcs)
         self.trees: Dict[str, Tree] = {}
         self.compat = compat
+        self.local = gv.Location("UTC", None, True)  # Go's time.Local, for times' .Local
         if compat != "0.25":
             self.funcs["\0else_with"] = True  # Go 1.23 and later: {{else with}}
 
@@ -1634,7 +1635,8 @@ class _State:
             argv.append(self.validate_type(final, t))
         try:
             if receiver is not _MISSING:
-                result = fn.fn(receiver, *argv)
+                result = fn.fn(self, receiver, *argv) if getattr(fn.fn, "wants_state", False) \
+                    else fn.fn(receiver, *argv)
             else:
                 result = fn.fn(self, *argv) if getattr(fn.fn, "wants_state", False) else fn.fn(*argv)
         except GoError as exc:
@@ -1663,7 +1665,7 @@ class _State:
         if isinstance(n, DotNode):
             return self.validate_type(dot, typ)
         if isinstance(n, NilNode):
-            if typ in ("value", "any") or (typ and (typ.startswith("[]") or typ.startswith("map["))):
+            if typ in ("value", "any") or (typ and typ.startswith(("[]", "map[", "*"))):
                 return None
             self.errorf(f"cannot assign nil to {typ}")
         if isinstance(n, FieldNode):

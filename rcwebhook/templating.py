@@ -107,8 +107,9 @@ def _time(text: str) -> Any:
         return amdata.parse_time("0001-01-01T00:00:00Z")
 
 
-def load(raw: Mapping[str, str], errors: List[str]) -> Optional[Templates]:
-    """The Templates the settings ask for, or None; every problem is added to `errors`."""
+def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optional[Templates]:
+    """The Templates the settings ask for, or None; every problem is added to `errors`. Times' .Local
+    is in `zone` (TIMEZONE; None for UTC)."""
     files = raw.get("TEMPLATE_FILES", "").strip()
     names = {part: raw.get(key, "").strip() for key, part in KEYS.items() if raw.get(key, "").strip()}
     if not files:
@@ -130,6 +131,7 @@ def load(raw: Mapping[str, str], errors: List[str]) -> Optional[Templates]:
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"TEMPLATE_FILES: {exc}")
         return None
+    tmpl.local = amdata.local_of(zone)
     defined = sorted(n for n, t in tmpl.trees.items() if t.root is not None and n)
     for key, part in KEYS.items():
         if part in names and names[part] not in tmpl.trees:

@@ -193,3 +193,12 @@ def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Pa
     assert out["text"] == rendered(settings_with())["text"]
     assert templating.ERRORS.value(part="text") == before + 1
 
+
+def test_local_times_in_templates_are_in_timezone(tmp_path: Path) -> None:
+    path = tmp_path / "local.tmpl"
+    path.write_text('{{ define "t" }}{{ range .Alerts }}{{ .StartsAt.Local.Format "15:04 MST" }} '
+                    '{{ printf "%#v" .StartsAt.Local }}{{ end }}{{ end }}')
+    out = rendered(settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t", TIMEZONE="Europe/Berlin"))
+    assert out["text"] == "11:00 CET time.Date(2026, time.January, 30, 11, 0, 0, 123456789, time.Local)"
+    out = rendered(settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t"))
+    assert out["text"] == "10:00 UTC time.Date(2026, time.January, 30, 10, 0, 0, 123456789, time.Local)"
