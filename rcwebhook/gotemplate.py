@@ -1219,6 +1219,7 @@ class Func:
     def __init__(self, fn: Callable[..., Any], params: Tuple[str, ...], variadic: bool = False,
                  name: str = "") -> None:
         self.fn, self.params, self.variadic, self.name = fn, params, variadic, name
+        self.wants_state = getattr(fn, "wants_state", False)  # called with the execution's state first
 
 
 class GoError(Exception):
@@ -1256,9 +1257,16 @@ class Template:
 
     def execute(self, name: str, data: Any, max_steps: int = MAX_STEPS, max_output: int = MAX_OUTPUT) -> str:
         tree = self.trees.get(name)
-        st = _State(self, tree, data, max_steps, max_output)
         if tree is None or tree.root is None:
             raise ExecError(f"template: {name}: {gv.go_quote(name)} is an incomplete or empty template", name)
+        from . import gocompile  # it builds on this module
+        st = _State(self, tree, data, max_steps, max_output)
+        try:
+            gocompile.root_of(tree)(st, data)
+            return "".join(st.out)
+        except Exception:  # noqa: BLE001 - any failure: the walker runs it again and says why, in Go's words
+            pass
+        st = _State(self, tree, data, max_steps, max_output)
         try:
             st.walk(data, tree.root)
         except RecursionError:
@@ -1371,7 +1379,17 @@ class _State:
     # walking
     def walk(self, dot: Any, node: Node) -> None:
         self.node = node
-        self.step()
+        self.steps += 1
+        if self.steps > self.max_steps:
+            self.limit(f"execution stopped after {self.max_steps} steps")
+        kind = type(node)
+        if kind is TextNode:
+            self.write(node.text)
+            return
+        if kind is ListNode:
+            for n in node.nodes:
+                self.walk(dot, n)
+            return
         if isinstance(node, ActionNode):
             val = self.eval_pipeline(dot, node.pipe)
             if not node.pipe.decl:
@@ -1500,7 +1518,9 @@ class _State:
             self.errorf(f"can't give argument to non-function {args[0]}")
 
     def eval_command(self, dot: Any, cmd: CommandNode, final: Any) -> Any:
-        self.step()
+        self.steps += 1
+        if self.steps > self.max_steps:
+            self.limit(f"execution stopped after {self.max_steps} steps")
         first = cmd.args[0]
         if isinstance(first, FieldNode):
             self.node = first
@@ -1575,7 +1595,6 @@ class _State:
                    receiver: Any) -> Any:
         if receiver is None:
             return None
-        typ = gv.type_name(receiver)
         methods = _methods(receiver, self.compat)
         method = methods.get(name)
         if method is None and isinstance(receiver, Ptr):
@@ -1595,7 +1614,7 @@ class _State:
             if name in rv:
                 return rv[name]
             return getattr(rv, "ELEM_ZERO", None)
-        self.errorf(f"can't evaluate field {name} in type {typ}")
+        self.errorf(f"can't evaluate field {name} in type {gv.type_name(receiver)}")
 
     def eval_call(self, dot: Any, fn: Func, node: Node, name: str, args: Optional[List[Node]], final: Any,
                   receiver: Any = _MISSING) -> Any:
@@ -1635,10 +1654,9 @@ class _State:
             argv.append(self.validate_type(final, t))
         try:
             if receiver is not _MISSING:
-                result = fn.fn(self, receiver, *argv) if getattr(fn.fn, "wants_state", False) \
-                    else fn.fn(receiver, *argv)
+                result = fn.fn(self, receiver, *argv) if fn.wants_state else fn.fn(receiver, *argv)
             else:
-                result = fn.fn(self, *argv) if getattr(fn.fn, "wants_state", False) else fn.fn(*argv)
+                result = fn.fn(self, *argv) if fn.wants_state else fn.fn(*argv)
         except GoError as exc:
             self.node = node
             self.errorf(f"error calling {name}: {exc}")
@@ -1769,7 +1787,15 @@ def _js_escape(s: str) -> str:
     return "".join(out)
 
 
+_QUERY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_QUERY_ASCII = {c: ("+" if c == 32 else None if chr(c) in _QUERY_SAFE else f"%{c:02X}") for c in range(128)}
+_QUERY_ASCII = {c: v for c, v in _QUERY_ASCII.items() if v is not None}
+
+
 def _query_escape(s: str) -> str:
+    """Go's url.QueryEscape: all but letters, digits and -_.~ as %XX of their UTF-8, a space as +."""
+    if s.isascii():
+        return s.translate(_QUERY_ASCII)
     out = []
     for b in s.encode("utf-8", "surrogatepass"):
         c = chr(b)

@@ -7,6 +7,7 @@ error messages and printing depend on.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime, timedelta, timezone
 from typing import Any, List, Optional, Tuple
@@ -167,8 +168,21 @@ def civil(seconds: int) -> Civil:
     return c
 
 
+_TYPE_NAMES: dict = {}  # Python class -> Go type name, for the classes whose name is their class's
+
+
 def type_name(v: Any) -> str:
     """Go's name of the type of `v` (as %T and error messages print it)."""
+    name = _TYPE_NAMES.get(type(v))
+    if name is not None:
+        return name
+    name = _type_name(v)
+    if not isinstance(v, Ptr):  # a pointer's name is its element's
+        _TYPE_NAMES[type(v)] = name
+    return name
+
+
+def _type_name(v: Any) -> str:
     if v is None:
         return "<nil>"
     if isinstance(v, bool):
@@ -450,6 +464,8 @@ def _pad(text: str, width: Optional[int], minus: bool, zero: bool = False) -> st
 
 def go_quote(s: str, ascii_only: bool = False) -> str:
     """strconv.Quote."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'
     out = ['"']
     for ch in s:
         o = ord(ch)
@@ -490,6 +506,14 @@ def go_quote(s: str, ascii_only: bool = False) -> str:
 
 def sprintf(fmt: str, args: List[Any], compat: str) -> str:
     """fmt.Sprintf for the verbs templates use."""
+    simple = _simple_format(fmt)
+    if simple is not None and len(args) == len(simple) // 2 and all(type(a) is str for a in args):
+        # only bare %s, %v or %q of plain strings, as most templates' printf: no padding, no conversion
+        out = [simple[0]]
+        for i, a in enumerate(args):
+            out.append(go_quote(a) if simple[2 * i + 1] == "q" else a)
+            out.append(simple[2 * i + 2])
+        return "".join(out)
     out: List[str] = []
     i, n, argi = 0, len(fmt), 0
     while i < n:
@@ -541,6 +565,20 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
         extra = ", ".join("<nil>" if a is None else f"{type_name(a)}={format_v(a, compat)}" for a in args[argi:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _simple_format(fmt: str) -> Optional[Tuple[str, ...]]:
+    """(text, verb, text, verb, ..., text) when every verb of a format is a bare %s, %v or %q; else None."""
+    if "\0" in fmt:
+        return None
+    parts = fmt.replace("%%", "\0").split("%")
+    out = [parts[0]]
+    for part in parts[1:]:
+        if not part or part[0] not in "svq":
+            return None
+        out += [part[0], part[1:]]
+    return tuple(t.replace("\0", "%") for t in out)
 
 
 def _float_b_x(f: float, verb: str, prec: Optional[int]) -> str:

@@ -1,0 +1,542 @@
+"""Templates' parse trees turned into Python closures, once per tree, for speed.
+
+The closures do what gotemplate's tree walker does on the way to a result, step for step (the same
+steps and output counted against the same limits), through the walker's own helpers for field
+lookup, type checks and printing. They skip its dispatch on node types at every step. Whatever goes
+wrong in them (an error, a limit, an arity a call does not match) is not reported from here: the
+walker runs the template again from the start and gives Go's own error, as it always did. So the
+walker stays the reference, and what the closures add is only speed on the way to a result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional
+
+from . import govalues as gv
+from . import gotemplate as gt
+
+# Closures: a statement runs as f(st, dot); an expression evaluates as f(st, dot) -> value; a command
+# as f(st, dot, final) -> value, `final` being the previous command's value in a pipeline (or MISSING).
+Stmt = Callable[[Any, Any], None]
+Expr = Callable[[Any, Any], Any]
+MISSING = gt._MISSING
+
+
+class Fallback(Exception):
+    """A case the closures leave to the tree walker (which then runs the whole template)."""
+
+
+def root_of(tree: "gt.Tree") -> Stmt:
+    """The closure of a tree's root, compiled on first use and kept on the tree."""
+    compiled = getattr(tree, "compiled", None)
+    if compiled is None:
+        compiled = tree.compiled = _stmt(tree.root)
+    return compiled
+
+
+def _count(st: Any) -> None:
+    st.steps += 1
+    if st.steps > st.max_steps:
+        raise Fallback()
+
+
+# --- statements ------------------------------------------------------------------------------
+
+def _stmt(node: "gt.Node") -> Stmt:
+    kind = type(node)
+    if kind is gt.TextNode:
+        text = node.text
+
+        def text_node(st: Any, dot: Any) -> None:
+            st.steps += 1
+            if st.steps > st.max_steps:
+                raise Fallback()
+            st.size += len(text)
+            if st.size > st.max_output:
+                raise Fallback()
+            st.out.append(text)
+        return text_node
+    if kind is gt.ListNode:
+        parts = [_stmt(n) for n in node.nodes]
+
+        def list_node(st: Any, dot: Any) -> None:
+            st.steps += 1
+            if st.steps > st.max_steps:
+                raise Fallback()
+            for part in parts:
+                part(st, dot)
+        return list_node
+    if kind is gt.ActionNode:
+        return _action(node)
+    if kind is gt.IfNode or kind is gt.WithNode:
+        return _branch(node, kind is gt.WithNode)
+    if kind is gt.RangeNode:
+        return _range(node)
+    if kind is gt.TemplateNode:
+        return _template(node)
+    if kind is gt.BreakNode:
+        def break_node(st: Any, dot: Any) -> None:
+            _count(st)
+            raise gt._Break()
+        return break_node
+    if kind is gt.ContinueNode:
+        def continue_node(st: Any, dot: Any) -> None:
+            _count(st)
+            raise gt._Continue()
+        return continue_node
+    return _unknown
+
+
+def _unknown(st: Any, dot: Any) -> None:
+    raise Fallback()
+
+
+def _action(node: "gt.ActionNode") -> Stmt:
+    pipe = _pipe(node.pipe)
+    if node.pipe.decl:
+        def declare(st: Any, dot: Any) -> None:
+            _count(st)
+            pipe(st, dot)
+        return declare
+
+    def action(st: Any, dot: Any) -> None:
+        st.steps += 1
+        if st.steps > st.max_steps:
+            raise Fallback()
+        v = pipe(st, dot)
+        while isinstance(v, gt.Ptr):
+            v = v.elem
+        text = "<no value>" if v is None else v if type(v) is str else gv.format_v(v, st.compat)
+        st.size += len(text)
+        if st.size > st.max_output:
+            raise Fallback()
+        st.out.append(text)
+    return action
+
+
+def _branch(node: "gt.BranchNode", is_with: bool) -> Stmt:
+    pipe = _pipe(node.pipe)
+    body = _stmt(node.list)
+    orelse = _stmt(node.else_list) if node.else_list is not None else None
+    truth = gt.truth
+
+    def branch(st: Any, dot: Any) -> None:
+        st.steps += 1
+        if st.steps > st.max_steps:
+            raise Fallback()
+        mark = len(st.vars)
+        try:
+            val = pipe(st, dot)
+            kind = type(val)
+            if kind is str or kind is bool:
+                t = bool(val)
+            else:
+                t, ok = truth(val)
+                if not ok:
+                    raise Fallback()
+            if t:
+                body(st, val if is_with else dot)
+            elif orelse is not None:
+                orelse(st, dot)
+        finally:
+            del st.vars[mark:]
+    return branch
+
+
+def _range(r: "gt.RangeNode") -> Stmt:
+    pipe = _pipe(r.pipe)
+    body = _stmt(r.list)
+    orelse = _stmt(r.else_list) if r.else_list is not None else None
+    decl = [v.ident[0] for v in r.pipe.decl]
+    assign = r.pipe.is_assign
+
+    def range_node(st: Any, dot: Any) -> None:
+        _count(st)
+        mark0 = len(st.vars)
+        try:
+            val = pipe(st, dot)
+            while isinstance(val, gt.Ptr):
+                val = val.elem
+            mark = len(st.vars)
+            by_assign = assign and st.compat != "0.25"
+
+            def one(index: Any, elem: Any) -> None:
+                if decl:
+                    if by_assign:
+                        if len(decl) > 1:
+                            st.set_var(decl[0], index)
+                            st.set_var(decl[1], elem)
+                        else:
+                            st.set_var(decl[0], elem)
+                    else:
+                        st.vars[-1][1] = elem
+                        if len(decl) > 1:
+                            st.vars[-2][1] = index
+                try:
+                    body(st, elem)
+                except gt._Continue:
+                    pass
+                finally:
+                    del st.vars[mark:]
+
+            try:
+                if isinstance(val, list):
+                    if val:
+                        for i, elem in enumerate(val):
+                            one(i, elem)
+                        return
+                elif isinstance(val, dict):
+                    if val:
+                        for key in sorted(val):
+                            one(key, val[key])
+                        return
+                elif val is None:
+                    pass
+                elif type(val) is int and st.compat != "0.25":
+                    if len(decl) > 1:
+                        raise Fallback()
+                    if val > 0:
+                        for i in range(val):
+                            one(i, i)
+                        return
+                else:
+                    raise Fallback()
+                if orelse is not None:
+                    orelse(st, dot)
+            except gt._Break:
+                return
+        finally:
+            del st.vars[mark0:]
+    return range_node
+
+
+def _template(t: "gt.TemplateNode") -> Stmt:
+    pipe = _pipe(t.pipe)
+    name = t.name
+
+    def template_node(st: Any, dot: Any) -> None:
+        _count(st)
+        tree = st.tmpl.trees.get(name)
+        if tree is None or tree.root is None or st.depth >= gt.MAX_DEPTH:
+            raise Fallback()
+        dot = pipe(st, dot)
+        saved = (st.tree, st.vars, st.depth)
+        st.tree, st.vars, st.depth = tree, [["$", dot]], st.depth + 1
+        try:
+            root_of(tree)(st, dot)
+        finally:
+            st.tree, st.vars, st.depth = saved
+    return template_node
+
+
+# --- expressions -----------------------------------------------------------------------------
+# The function a name calls, the arity of each call and the type of each argument are known here, from
+# the template set's functions; a command's place in its pipeline says whether it gets a final value.
+
+def _pipe(pipe: Optional["gt.PipeNode"]) -> Expr:
+    if pipe is None:
+        return lambda st, dot: None
+    first = _command(pipe.cmds[0], False)
+    rest = [_command(c, True) for c in pipe.cmds[1:]]
+    decl = [v.ident[0] for v in pipe.decl]
+    assign = pipe.is_assign
+    if not rest and not decl:
+        return first
+
+    def pipeline(st: Any, dot: Any) -> Any:
+        value = first(st, dot)
+        for cmd in rest:
+            value = cmd(st, dot, value)
+        for name in decl:
+            if assign:
+                st.set_var(name, value)
+            else:
+                st.vars.append([name, value])
+        return value
+    return pipeline
+
+
+def _command(cmd: "gt.CommandNode", has_final: bool) -> Callable[..., Any]:
+    """A command: f(st, dot) in a pipeline's first place, f(st, dot, final) after it. Each counts its step."""
+    first = cmd.args[0]
+    kind = type(first)
+    args = cmd.args
+    if kind is gt.IdentifierNode:
+        return _call(first.ident, args[1:], has_final, cmd, counted=True)
+    if kind is gt.FieldNode:
+        ident = first.ident
+        if len(args) == 1 and not has_final:
+            def field(st: Any, dot: Any) -> Any:
+                st.steps += 1
+                if st.steps > st.max_steps:
+                    raise Fallback()
+                return _field_chain(st, dot, dot, first, ident)
+            return field
+        return _final_or_not(has_final, lambda st, dot, final: st.eval_field_chain(dot, dot, first, ident, args, final))
+    if kind is gt.VariableNode:
+        name = first.ident[0]
+        rest = first.ident[1:]
+        if not rest:
+            if len(args) > 1 or has_final:
+                return _refused
+
+            def variable(st: Any, dot: Any) -> Any:
+                st.steps += 1
+                if st.steps > st.max_steps:
+                    raise Fallback()
+                return _var(st, name)
+            return variable
+        if len(args) == 1 and not has_final:
+            def variable_field(st: Any, dot: Any) -> Any:
+                st.steps += 1
+                if st.steps > st.max_steps:
+                    raise Fallback()
+                return _field_chain(st, dot, _var(st, name), first, rest)
+            return variable_field
+        return _final_or_not(has_final,
+                             lambda st, dot, final: st.eval_field_chain(dot, _var(st, name), first, rest, args, final))
+    if kind is gt.ChainNode:
+        return _final_or_not(has_final, lambda st, dot, final: st.eval_chain(dot, first, args, final))
+    if len(args) > 1 or has_final:
+        return _refused  # not a function: the walker says so
+    if kind is gt.PipeNode:
+        inner = _pipe(first)
+
+        def parenthesised(st: Any, dot: Any) -> Any:
+            st.steps += 1
+            if st.steps > st.max_steps:
+                raise Fallback()
+            return inner(st, dot)
+        return parenthesised
+    if kind is gt.DotNode:
+        def dot_node(st: Any, dot: Any) -> Any:
+            _count(st)
+            return dot
+        return dot_node
+    constant = _constant(first)
+    if constant is MISSING:
+        return _refused
+
+    def literal(st: Any, dot: Any) -> Any:
+        _count(st)
+        return constant
+    return literal
+
+
+def _final_or_not(has_final: bool, f: Callable[[Any, Any, Any], Any]) -> Callable[..., Any]:
+    """A command the walker's helpers evaluate, counted, in a first place or after it."""
+    if has_final:
+        def after(st: Any, dot: Any, final: Any) -> Any:
+            _count(st)
+            return f(st, dot, final)
+        return after
+
+    def first(st: Any, dot: Any) -> Any:
+        _count(st)
+        return f(st, dot, MISSING)
+    return first
+
+
+def _refused(*_: Any) -> Any:
+    raise Fallback()
+
+
+def _constant(node: "gt.Node") -> Any:
+    """A literal command's value, or MISSING when the walker would refuse it (nil, an overflow)."""
+    if isinstance(node, gt.BoolNode):
+        return node.value
+    if isinstance(node, gt.StringNode):
+        return node.text
+    if isinstance(node, gt.NumberNode):
+        text = node.text
+        is_hex_int = len(text) > 2 and text[0] == "0" and text[1] in "xX" and not any(x in text for x in "pP")
+        if node.is_complex:
+            return node.complex128
+        if node.is_float and not is_hex_int and not text.startswith("'") and any(x in text for x in ".eEpP"):
+            return node.float64
+        if node.is_int:
+            return node.int64
+    return MISSING
+
+
+def _var(st: Any, name: str) -> Any:
+    vars_ = st.vars
+    for i in range(len(vars_) - 1, -1, -1):
+        if vars_[i][0] == name:
+            return vars_[i][1]
+    raise Fallback()
+
+
+def _field_chain(st: Any, dot: Any, receiver: Any, node: "gt.Node", ident: List[str]) -> Any:
+    """Fields and argument-less methods, one after the other: a label set's key or a struct's field
+    directly, anything else through the walker's eval_field."""
+    for name in ident:
+        if receiver is None:
+            return None
+        methods = getattr(receiver, "METHODS", None)
+        if type(receiver) is not gt.Ptr and (methods is None or name not in methods):
+            if isinstance(receiver, gv.TypedMap):
+                receiver = receiver[name] if name in receiver else receiver.ELEM_ZERO
+                continue
+            if isinstance(receiver, gv.GoStruct) and name in receiver.FIELDS:
+                receiver = receiver.field(name)
+                continue
+        receiver = st.eval_field(dot, name, node, None, MISSING, receiver)
+    return receiver
+
+
+_ANY = (None, "value", "any")
+
+
+def _call(name: str, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node",
+          counted: bool = False) -> Callable[..., Any]:
+    """A function call: the function from the template set (bound on the first call: a tree belongs
+    to one set), its arguments each compiled for its parameter's type."""
+    bound: List[Any] = []
+
+    def bind(st: Any) -> Any:
+        f = _bind(st.tmpl.funcs.get(name), arg_nodes, has_final, cmd)
+        bound.append(f)
+        return f
+
+    if has_final:
+        def call_final(st: Any, dot: Any, final: Any) -> Any:
+            if counted:
+                st.steps += 1
+                if st.steps > st.max_steps:
+                    raise Fallback()
+            return (bound[0] if bound else bind(st))(st, dot, final)
+        return call_final
+
+    def call(st: Any, dot: Any) -> Any:
+        if counted:
+            st.steps += 1
+            if st.steps > st.max_steps:
+                raise Fallback()
+        return (bound[0] if bound else bind(st))(st, dot, MISSING)
+    return call
+
+
+def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node") -> Callable[[Any, Any, Any], Any]:
+    if not isinstance(fn, gt.Func):
+        return _refused
+    params = fn.params
+    nargs = len(arg_nodes)
+    num_in = nargs + (1 if has_final else 0)
+    if fn.variadic:
+        num_fixed = len(params) - 1
+        if num_in < num_fixed:
+            return _refused
+    else:
+        num_fixed = nargs
+        if num_in != len(params):
+            return _refused
+    if fn.name in ("and", "or"):
+        args = [_arg(n, "value") for n in arg_nodes]
+        want = fn.name == "or"
+        truth = gt.truth
+
+        def logic(st: Any, dot: Any, final: Any) -> Any:
+            v: Any = None
+            for arg in args:
+                v = arg(st, dot)
+                if truth(v)[0] == want:
+                    return v
+            if final is not MISSING:
+                v = final
+            return v
+        return logic
+    types = [params[i] for i in range(min(num_fixed, nargs))]
+    if fn.variadic:
+        types += [params[-1]] * (nargs - len(types))
+    args = [_arg(n, t) for n, t in zip(arg_nodes, types)]
+    final_type = None
+    if has_final:
+        final_type = params[-1] if params else "value"
+        if fn.variadic and num_in - 1 < num_fixed:
+            final_type = params[num_in - 1]
+    f, wants_state = fn.fn, fn.wants_state
+    GoError = gt.GoError
+
+    if not has_final and len(args) <= 3:
+        a0, a1, a2 = (args + [None, None, None])[:3]
+        n = len(args)
+
+        def bound_fixed(st: Any, dot: Any, final: Any) -> Any:
+            if n == 0:
+                argv: tuple = ()
+            elif n == 1:
+                argv = (a0(st, dot),)
+            elif n == 2:
+                argv = (a0(st, dot), a1(st, dot))
+            else:
+                argv = (a0(st, dot), a1(st, dot), a2(st, dot))
+            st.node = cmd
+            try:
+                return f(st, *argv) if wants_state else f(*argv)
+            except GoError:
+                raise Fallback() from None
+        return bound_fixed
+
+    def bound(st: Any, dot: Any, final: Any) -> Any:
+        argv = [arg(st, dot) for arg in args]
+        if has_final:
+            argv.append(_valid(st, final, final_type))
+        st.node = cmd  # what a function that reads the state's node sees, as in the walker
+        try:
+            return f(st, *argv) if wants_state else f(*argv)
+        except GoError:
+            raise Fallback() from None
+    return bound
+
+
+def _valid(st: Any, value: Any, typ: Optional[str]) -> Any:
+    if typ in _ANY:
+        return value
+    if typ == "string" and type(value) is str:
+        return value
+    return st.validate_type(value, typ)
+
+
+def _arg(n: "gt.Node", typ: Optional[str]) -> Expr:
+    """An argument for a parameter of type `typ`: f(st, dot) -> the value, checked against the type."""
+    kind = type(n)
+    free = typ in _ANY
+    if kind is gt.DotNode:
+        return (lambda st, dot: dot) if free else (lambda st, dot: _valid(st, dot, typ))
+    if kind is gt.FieldNode:
+        ident = n.ident
+        if free:
+            return lambda st, dot: _field_chain(st, dot, dot, n, ident)
+        return lambda st, dot: _valid(st, _field_chain(st, dot, dot, n, ident), typ)
+    if kind is gt.VariableNode:
+        name, rest = n.ident[0], n.ident[1:]
+        if not rest:
+            return (lambda st, dot: _var(st, name)) if free else (lambda st, dot: _valid(st, _var(st, name), typ))
+        return lambda st, dot: _valid(st, _field_chain(st, dot, _var(st, name), n, rest), typ)
+    if kind is gt.PipeNode:
+        inner = _pipe(n)
+        return inner if free else (lambda st, dot: _valid(st, inner(st, dot), typ))
+    if kind is gt.IdentifierNode:
+        call = _call(n.ident, [], False, n)
+        return call if free else (lambda st, dot: _valid(st, call(st, dot), typ))
+    value: Any = MISSING
+    if kind is gt.StringNode and (typ == "string" or free):
+        value = n.text
+    elif kind is gt.BoolNode and (typ == "bool" or free):
+        value = n.value
+    elif kind is gt.NumberNode:
+        if typ in ("int", "time.Duration") and n.is_int:
+            value = n.int64 if typ == "int" else gv.Duration(n.int64)
+        elif typ == "float64" and n.is_float:
+            value = n.float64
+        elif free:
+            value = _constant(n)
+    elif kind in (gt.StringNode, gt.BoolNode):
+        return _refused
+    if value is not MISSING:
+        return lambda st, dot: value
+    if kind is gt.NumberNode:
+        return _refused
+    # nil, chains and anything rarer: the walker's own eval_arg
+    return lambda st, dot: st.eval_arg(dot, typ, n)
