@@ -210,23 +210,25 @@ class Courier:
         owner = self.owner
         settings = owner.settings
         wall = owner.wall()
-        parts, rendered = [], []
+        parts, post = [], message.Post(self.text_limit)
         for (route_name, group), entries in groups.items():
+            # Rendered one group after the other, until one does not fit: under load many groups are
+            # ready, and rendering those that wait for the next post would be work thrown away.
             route = settings.routes.get(route_name) or Route(route_name, self.url)
             items = [e.item for e in entries]
             thread = owner.threads.get(self.hook_id, group, wall) if self._threads_on() else None
             reply = thread is not None and not any(_announces(e, thread) for e in entries)
-            parts.append(Part(group, entries, thread, reply))
-            rendered.append(message.group_message(
+            rendered = message.group_message(
                 route, [i.alert for i in items], items[-1].context.external_url,
                 max(i.context.truncated_alerts for i in items), settings, self.text_limit,
                 thread=thread.root if reply and thread else "",
                 note=_resolution_note(owner.ledger, thread, entries) if reply and thread else "",
-                receiver=items[-1].context.receiver, group_labels=items[-1].context.group_labels))
-        count = message.mergeable(rendered, self.text_limit)
-        parts = parts[:count]
+                receiver=items[-1].context.receiver, group_labels=items[-1].context.group_labels)
+            if not post.add(rendered):
+                break
+            parts.append(Part(group, entries, thread, reply))
         entries = [e for part in parts for e in part.entries]
-        merged = dict(message.merge(rendered[:count]))
+        merged = dict(message.merge(post.messages))
         if self._threads_on():
             merged["separateResponse"] = True
         return Post(entries, [e.known for e in entries], merged, list(dict.fromkeys(e.route for e in entries)),

@@ -66,9 +66,17 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     if view and len(view) > VIEW_URL_LIMIT:  # many labels: the group's own are matchers enough
         view = alerts_url(external_url, {k: v for k, v in (group_labels or {}).items() if common.get(k) == v})
         view = view if view and len(view) <= VIEW_URL_LIMIT else None
+    text, templated = None, []
+    if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
+        text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
+                                                   group_labels or {})
+    if text is None:
+        text = _text(route.name, alerts, in_headline, view, len(alerts) - len(shown), truncated, text_limit, note)
     message: Dict[str, Any] = {
-        "text": _text(route.name, alerts, in_headline, view, len(alerts) - len(shown), truncated, text_limit, note),
-        "attachments": [_attachment(alert, route.name, external_url, settings, in_headline) for alert in shown],
+        "text": text,
+        "attachments": [_attachment(alert, route.name, external_url, settings, in_headline,
+                                    *(templated[i] if i < len(templated) else (None, None)))
+                        for i, alert in enumerate(shown)],
     }
     if thread:
         message["tmid"] = thread
@@ -78,8 +86,6 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
         message["icon_emoji"] = settings.icon_emoji
     if route.channel:
         message["channel"] = route.channel
-    if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders
-        message = settings.templates.apply(message, alerts, external_url, text_limit, receiver, group_labels or {})
     return message
 
 
@@ -178,26 +184,31 @@ def _join_names(names: Sequence[str]) -> str:
 
 
 def _attachment(alert: Alert, severity: str, external_url: str, settings: Settings,
-                in_headline: Mapping[str, str]) -> Dict[str, Any]:
-    """Return the attachment that shows one alert (without the labels the headline shows)."""
+                in_headline: Mapping[str, str], title: Optional[str] = None,
+                text: Optional[str] = None) -> Dict[str, Any]:
+    """Return the attachment that shows one alert (without the labels the headline shows); a `title`
+    or `text` given is a template's (an empty text: none)."""
     resolved = alert.status == "resolved"
-    summary = alert.annotations.get("summary", "").strip()
-    title = alert.name + (f": {summary}" if summary else "")
-    if resolved:
-        title = "Resolved: " + title
+    if title is None:
+        summary = alert.annotations.get("summary", "").strip()
+        title = alert.name + (f": {summary}" if summary else "")
+        if resolved:
+            title = "Resolved: " + title
+        title = truncate(" ".join(title.split()), TITLE_LIMIT)
     attachment: Dict[str, Any] = {
-        "title": truncate(" ".join(title.split()), TITLE_LIMIT),
+        "title": title,
         "color": RESOLVED_COLOR if resolved else COLORS[severity],
         "collapsed": False,
     }
     prometheus = absolute_url(alert.generator_url)
     if prometheus:
         attachment["title_link"] = prometheus
-    text = _description(alert)
     linked = _url_annotations(alert)
-    links = _links(alert, external_url, prometheus, linked)
-    if links:
-        text = f"{text}\n{links}" if text else links
+    if text is None:
+        text = _description(alert)
+        links = _links(alert, external_url, prometheus, linked)
+        if links:
+            text = f"{text}\n{links}" if text else links
     if text:
         attachment["text"] = text
     fields = _fields(alert, severity, settings, in_headline, linked)
@@ -313,18 +324,34 @@ def envelope(rendered: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in rendered.items() if k not in ("text", "attachments")}
 
 
+class Post:
+    """The messages going into one post, as long as they fit Rocket.Chat's limits: the same envelope,
+    `text_limit` UTF-16 units of headlines, MAX_ATTACHMENTS_PER_POST attachments and MAX_POST_BYTES
+    of JSON. The first message always fits."""
+
+    def __init__(self, text_limit: int = TEXT_LIMIT) -> None:
+        self.text_limit = text_limit
+        self.messages: List[Dict[str, Any]] = []
+        self.text, self.attachments, self.size = -1, 0, 0
+
+    def add(self, rendered: Dict[str, Any]) -> bool:
+        """Add a message if it fits; return whether it did (when not, nothing after it is taken either)."""
+        text = self.text + 1 + units(rendered["text"])
+        attachments = self.attachments + len(rendered["attachments"])
+        size = self.size + len(json.dumps(rendered, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        if self.messages and (text > self.text_limit or attachments > MAX_ATTACHMENTS_PER_POST
+                              or size > MAX_POST_BYTES or envelope(rendered) != envelope(self.messages[0])):
+            return False
+        self.messages.append(rendered)
+        self.text, self.attachments, self.size = text, attachments, size
+        return True
+
+
 def mergeable(messages: Sequence[Dict[str, Any]], text_limit: int = TEXT_LIMIT) -> int:
-    """Return how many of `messages`, from the first on, fit into one post within Rocket.Chat's limits
-    (at least one): the same envelope, `text_limit` UTF-16 units of headlines,
-    MAX_ATTACHMENTS_PER_POST attachments and MAX_POST_BYTES of JSON."""
-    first = envelope(messages[0])
-    text, attachments, size = -1, 0, 0
+    """Return how many of `messages`, from the first on, fit into one post (see Post)."""
+    post = Post(text_limit)
     for count, rendered in enumerate(messages):
-        text += 1 + units(rendered["text"])
-        attachments += len(rendered["attachments"])
-        size += len(json.dumps(rendered, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        if count and (text > text_limit or attachments > MAX_ATTACHMENTS_PER_POST or size > MAX_POST_BYTES
-                      or envelope(rendered) != first):
+        if not post.add(rendered):
             return count
     return len(messages)
 
@@ -341,7 +368,7 @@ def merge(messages: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
 
 def units(text: str) -> int:
     """Return the length of `text` in UTF-16 code units, as Rocket.Chat (JavaScript) counts it."""
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF) if not text.isascii() else len(text)
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def truncate_units(text: str, limit: int) -> str:
