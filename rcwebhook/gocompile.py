@@ -28,7 +28,7 @@ class Fallback(Exception):
 
 def root_of(tree: "gt.Tree") -> Stmt:
     """The closure of a tree's root, compiled on first use and kept on the tree."""
-    compiled = getattr(tree, "compiled", None)
+    compiled = tree.compiled
     if compiled is None:
         compiled = tree.compiled = _stmt(tree.root)
     return compiled
@@ -272,7 +272,7 @@ def _command(cmd: "gt.CommandNode", has_final: bool) -> Callable[..., Any]:
                     raise Fallback()
                 return _field_chain(st, dot, dot, first, ident)
             return field
-        return _final_or_not(has_final, lambda st, dot, final: st.eval_field_chain(dot, dot, first, ident, args, final))
+        return _method_call(has_final, first, lambda st, dot: dot, ident, args)
     if kind is gt.VariableNode:
         name = first.ident[0]
         rest = first.ident[1:]
@@ -293,10 +293,20 @@ def _command(cmd: "gt.CommandNode", has_final: bool) -> Callable[..., Any]:
                     raise Fallback()
                 return _field_chain(st, dot, _var(st, name), first, rest)
             return variable_field
-        return _final_or_not(has_final,
-                             lambda st, dot, final: st.eval_field_chain(dot, _var(st, name), first, rest, args, final))
+        return _method_call(has_final, first, lambda st, dot: _var(st, name), rest, args)
     if kind is gt.ChainNode:
-        return _final_or_not(has_final, lambda st, dot, final: st.eval_chain(dot, first, args, final))
+        if isinstance(first.node, gt.NilNode):
+            return _refused
+        operand = _arg(first.node, None)
+        chain_ident = first.field
+        if len(args) == 1 and not has_final:
+            def chain(st: Any, dot: Any) -> Any:
+                st.steps += 1
+                if st.steps > st.max_steps:
+                    raise Fallback()
+                return _field_chain(st, dot, operand(st, dot), first, chain_ident)
+            return chain
+        return _method_call(has_final, first, operand, chain_ident, args)
     if len(args) > 1 or has_final:
         return _refused  # not a function: the walker says so
     if kind is gt.PipeNode:
@@ -321,6 +331,41 @@ def _command(cmd: "gt.CommandNode", has_final: bool) -> Callable[..., Any]:
         _count(st)
         return constant
     return literal
+
+
+def _method_call(has_final: bool, node: "gt.Node", start: Expr, ident: List[str],
+                 args: List["gt.Node"]) -> Callable[..., Any]:
+    """`.A.B.Method arg...` (or a field given arguments, which the walker refuses): the receiver by
+    _field_chain, the method's arguments compiled for its parameters once per receiver class."""
+    last = ident[-1]
+    head = ident[:-1]
+    arg_nodes = args[1:]
+    by_class: dict = {}
+
+    def method_call(st: Any, dot: Any, final: Any) -> Any:
+        st.steps += 1
+        if st.steps > st.max_steps:
+            raise Fallback()
+        receiver = _field_chain(st, dot, start(st, dot), node, head)
+        if receiver is None or type(receiver) is gt.Ptr:
+            return st.eval_field(dot, last, node, args, final, receiver)
+        key = (type(receiver), st.compat)
+        bound = by_class.get(key)
+        if bound is None:
+            method = gt._methods(receiver, st.compat).get(last)
+            bound = by_class[key] = _bind(method, arg_nodes, has_final, node, receiver=True) \
+                if method is not None else _walker_field
+        if bound is _walker_field:
+            return st.eval_field(dot, last, node, args, final, receiver)
+        return bound(st, dot, final, receiver)
+
+    if has_final:
+        return method_call
+    return lambda st, dot: method_call(st, dot, MISSING)
+
+
+def _walker_field(*_: Any) -> Any:
+    raise Fallback()  # never called: a marker
 
 
 def _final_or_not(has_final: bool, f: Callable[[Any, Any, Any], Any]) -> Callable[..., Any]:
@@ -367,21 +412,55 @@ def _var(st: Any, name: str) -> Any:
     raise Fallback()
 
 
+_KEY, _FIELD, _METHOD, _WALKER = range(4)
+_RESOLVED: dict = {}  # (receiver's class, name, compat) -> how the walker's eval_field would go
+
+
+def _resolve(receiver: Any, name: str, compat: str) -> tuple:
+    """How eval_field finds `name` on a receiver of this class (what it does depends on the class only)."""
+    key = (type(receiver), name, compat)
+    if type(receiver) is gt.Ptr:
+        how: tuple = (_WALKER,)
+    else:
+        method = gt._methods(receiver, compat).get(name)
+        if method is None:
+            if isinstance(receiver, gv.TypedMap):
+                how = (_KEY,)
+            elif isinstance(receiver, gv.GoStruct) and name in receiver.FIELDS and \
+                    type(receiver).field is gv.GoStruct.field:
+                how = (_FIELD,)
+            else:
+                how = (_WALKER,)
+        elif not method.params and not method.variadic:
+            how = (_METHOD, method.fn, method.wants_state)
+        else:
+            how = (_WALKER,)
+    if len(_RESOLVED) > 10000:  # names come from templates: only a process rendering endless new ones gets here
+        _RESOLVED.clear()
+    _RESOLVED[key] = how
+    return how
+
+
 def _field_chain(st: Any, dot: Any, receiver: Any, node: "gt.Node", ident: List[str]) -> Any:
-    """Fields and argument-less methods, one after the other: a label set's key or a struct's field
-    directly, anything else through the walker's eval_field."""
+    """Fields and argument-less methods, one after the other: a label set's key, a struct's field or a
+    method without parameters directly, anything else through the walker's eval_field."""
+    compat = st.compat
     for name in ident:
         if receiver is None:
             return None
-        methods = getattr(receiver, "METHODS", None)
-        if type(receiver) is not gt.Ptr and (methods is None or name not in methods):
-            if isinstance(receiver, gv.TypedMap):
-                receiver = receiver[name] if name in receiver else receiver.ELEM_ZERO
-                continue
-            if isinstance(receiver, gv.GoStruct) and name in receiver.FIELDS:
-                receiver = receiver.field(name)
-                continue
-        receiver = st.eval_field(dot, name, node, None, MISSING, receiver)
+        how = _RESOLVED.get((type(receiver), name, compat)) or _resolve(receiver, name, compat)
+        kind = how[0]
+        if kind == _KEY:
+            receiver = receiver[name] if name in receiver else receiver.ELEM_ZERO
+        elif kind == _FIELD:
+            receiver = getattr(receiver, name)
+        elif kind == _METHOD:
+            try:
+                receiver = how[1](st, receiver) if how[2] else how[1](receiver)
+            except gt.GoError:
+                raise Fallback() from None
+        else:
+            receiver = st.eval_field(dot, name, node, None, MISSING, receiver)
     return receiver
 
 
@@ -417,7 +496,9 @@ def _call(name: str, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node"
     return call
 
 
-def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node") -> Callable[[Any, Any, Any], Any]:
+def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node",
+          receiver: bool = False) -> Callable[..., Any]:
+    """A call of `fn` with these arguments: f(st, dot, final), or for a method f(st, dot, final, receiver)."""
     if not isinstance(fn, gt.Func):
         return _refused
     params = fn.params
@@ -436,7 +517,7 @@ def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node") 
         want = fn.name == "or"
         truth = gt.truth
 
-        def logic(st: Any, dot: Any, final: Any) -> Any:
+        def logic(st: Any, dot: Any, final: Any, receiver: Any = MISSING) -> Any:
             v: Any = None
             for arg in args:
                 v = arg(st, dot)
@@ -458,19 +539,23 @@ def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node") 
     f, wants_state = fn.fn, fn.wants_state
     GoError = gt.GoError
 
-    if not has_final and len(args) <= 3:
-        a0, a1, a2 = (args + [None, None, None])[:3]
+    if not has_final and len(args) <= 4:
+        a0, a1, a2, a3 = (args + [None, None, None, None])[:4]
         n = len(args)
 
-        def bound_fixed(st: Any, dot: Any, final: Any) -> Any:
+        def bound_fixed(st: Any, dot: Any, final: Any, receiver: Any = MISSING) -> Any:
             if n == 0:
                 argv: tuple = ()
             elif n == 1:
                 argv = (a0(st, dot),)
             elif n == 2:
                 argv = (a0(st, dot), a1(st, dot))
-            else:
+            elif n == 3:
                 argv = (a0(st, dot), a1(st, dot), a2(st, dot))
+            else:
+                argv = (a0(st, dot), a1(st, dot), a2(st, dot), a3(st, dot))
+            if receiver is not MISSING:
+                argv = (receiver,) + argv
             st.node = cmd
             try:
                 return f(st, *argv) if wants_state else f(*argv)
@@ -478,10 +563,12 @@ def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node") 
                 raise Fallback() from None
         return bound_fixed
 
-    def bound(st: Any, dot: Any, final: Any) -> Any:
+    def bound(st: Any, dot: Any, final: Any, receiver: Any = MISSING) -> Any:
         argv = [arg(st, dot) for arg in args]
         if has_final:
             argv.append(_valid(st, final, final_type))
+        if receiver is not MISSING:
+            argv.insert(0, receiver)
         st.node = cmd  # what a function that reads the state's node sees, as in the walker
         try:
             return f(st, *argv) if wants_state else f(*argv)
@@ -520,6 +607,10 @@ def _arg(n: "gt.Node", typ: Optional[str]) -> Expr:
     if kind is gt.IdentifierNode:
         call = _call(n.ident, [], False, n)
         return call if free else (lambda st, dot: _valid(st, call(st, dot), typ))
+    if kind is gt.ChainNode and not isinstance(n.node, gt.NilNode):
+        operand = _arg(n.node, None)
+        chain_ident = n.field
+        return lambda st, dot: _valid(st, _field_chain(st, dot, operand(st, dot), n, chain_ident), typ)
     value: Any = MISSING
     if kind is gt.StringNode and (typ == "string" or free):
         value = n.text

@@ -677,6 +677,7 @@ class Tree:
     def __init__(self, name: str, parse_name: str, text: str) -> None:
         self.name, self.parse_name, self.text = name, parse_name, text
         self.root: Optional[ListNode] = None
+        self.compiled: Optional[Callable[[Any, Any], None]] = None  # gocompile's closure, once run
 
 
 class _Parser:
@@ -1259,10 +1260,9 @@ class Template:
         tree = self.trees.get(name)
         if tree is None or tree.root is None:
             raise ExecError(f"template: {name}: {gv.go_quote(name)} is an incomplete or empty template", name)
-        from . import gocompile  # it builds on this module
         st = _State(self, tree, data, max_steps, max_output)
         try:
-            gocompile.root_of(tree)(st, data)
+            (tree.compiled or _compile(tree))(st, data)
             return "".join(st.out)
         except Exception:  # noqa: BLE001 - any failure: the walker runs it again and says why, in Go's words
             pass
@@ -1272,6 +1272,11 @@ class Template:
         except RecursionError:
             raise LimitError(f"template: {name}: exceeded maximum template depth", name) from None
         return "".join(st.out)
+
+
+def _compile(tree: Tree) -> Callable[[Any, Any], None]:
+    from . import gocompile  # it builds on this module
+    return gocompile.root_of(tree)
 
 
 class _Break(Exception):
