@@ -69,10 +69,16 @@ class KV(gv.TypedMap):
 
 
 def sorted_pairs(kv: Dict[str, str]) -> Pairs:
+    cached = getattr(kv, "sorted_pairs", None)  # a label set never changes once made: its pairs neither
+    if cached is not None and len(cached) == len(kv):
+        return cached
     keys = sorted(k for k in kv if k != "alertname")
     if "alertname" in kv:
         keys.insert(0, "alertname")
-    return Pairs(Pair(k, kv[k]) for k in keys)
+    pairs = Pairs(Pair(k, kv[k]) for k in keys)
+    if isinstance(kv, KV):
+        kv.sorted_pairs = pairs
+    return pairs
 
 
 def _remove(kv: KV, keys: List[str]) -> KV:

@@ -149,61 +149,56 @@ def _range(r: "gt.RangeNode") -> Stmt:
     orelse = _stmt(r.else_list) if r.else_list is not None else None
     decl = [v.ident[0] for v in r.pipe.decl]
     assign = r.pipe.is_assign
+    Continue, Break = gt._Continue, gt._Break
 
     def range_node(st: Any, dot: Any) -> None:
-        _count(st)
-        mark0 = len(st.vars)
+        st.steps += 1
+        if st.steps > st.max_steps:
+            raise Fallback()
+        vars_ = st.vars
+        mark0 = len(vars_)
         try:
             val = pipe(st, dot)
-            while isinstance(val, gt.Ptr):
+            while type(val) is gt.Ptr:
                 val = val.elem
             mark = len(st.vars)
             by_assign = assign and st.compat != "0.25"
-
-            def one(index: Any, elem: Any) -> None:
-                if decl:
-                    if by_assign:
-                        if len(decl) > 1:
-                            st.set_var(decl[0], index)
-                            st.set_var(decl[1], elem)
-                        else:
-                            st.set_var(decl[0], elem)
-                    else:
-                        st.vars[-1][1] = elem
-                        if len(decl) > 1:
-                            st.vars[-2][1] = index
-                try:
-                    body(st, elem)
-                except gt._Continue:
-                    pass
-                finally:
-                    del st.vars[mark:]
-
-            try:
-                if isinstance(val, list):
-                    if val:
-                        for i, elem in enumerate(val):
-                            one(i, elem)
-                        return
-                elif isinstance(val, dict):
-                    if val:
-                        for key in sorted(val):
-                            one(key, val[key])
-                        return
-                elif val is None:
-                    pass
-                elif type(val) is int and st.compat != "0.25":
-                    if len(decl) > 1:
-                        raise Fallback()
-                    if val > 0:
-                        for i in range(val):
-                            one(i, i)
-                        return
-                else:
+            if isinstance(val, list):
+                pairs: Any = enumerate(val) if val else None
+            elif isinstance(val, dict):
+                pairs = ((key, val[key]) for key in sorted(val)) if val else None
+            elif val is None:
+                pairs = None
+            elif type(val) is int and st.compat != "0.25":
+                if len(decl) > 1:
                     raise Fallback()
-                if orelse is not None:
-                    orelse(st, dot)
-            except gt._Break:
+                pairs = ((i, i) for i in range(val)) if val > 0 else None
+            else:
+                raise Fallback()
+            try:
+                if pairs is None:
+                    if orelse is not None:
+                        orelse(st, dot)
+                    return
+                for index, elem in pairs:
+                    if decl:
+                        if by_assign:
+                            if len(decl) > 1:
+                                st.set_var(decl[0], index)
+                                st.set_var(decl[1], elem)
+                            else:
+                                st.set_var(decl[0], elem)
+                        else:
+                            st.vars[-1][1] = elem
+                            if len(decl) > 1:
+                                st.vars[-2][1] = index
+                    try:
+                        body(st, elem)
+                    except Continue:
+                        pass
+                    finally:
+                        del st.vars[mark:]
+            except Break:
                 return
         finally:
             del st.vars[mark0:]
@@ -265,6 +260,8 @@ def _command(cmd: "gt.CommandNode", has_final: bool) -> Callable[..., Any]:
         return _call(first.ident, args[1:], has_final, cmd, counted=True)
     if kind is gt.FieldNode:
         ident = first.ident
+        if len(args) == 1 and not has_final and len(ident) == 1:
+            return _one_field(ident[0], first, counted=True)
         if len(args) == 1 and not has_final:
             def field(st: Any, dot: Any) -> Any:
                 st.steps += 1
@@ -441,6 +438,30 @@ def _resolve(receiver: Any, name: str, compat: str) -> tuple:
     return how
 
 
+def _one_field(name: str, node: "gt.Node", counted: bool) -> Expr:
+    """`.Name`: _field_chain for one name on dot, without a loop (the commonest command)."""
+    def one_field(st: Any, dot: Any) -> Any:
+        if counted:
+            st.steps += 1
+            if st.steps > st.max_steps:
+                raise Fallback()
+        if dot is None:
+            return None
+        how = _RESOLVED.get((type(dot), name, st.compat)) or _resolve(dot, name, st.compat)
+        kind = how[0]
+        if kind == _KEY:
+            return dot[name] if name in dot else dot.ELEM_ZERO
+        if kind == _FIELD:
+            return getattr(dot, name)
+        if kind == _METHOD:
+            try:
+                return how[1](st, dot) if how[2] else how[1](dot)
+            except gt.GoError:
+                raise Fallback() from None
+        return st.eval_field(dot, name, node, None, MISSING, dot)
+    return one_field
+
+
 def _field_chain(st: Any, dot: Any, receiver: Any, node: "gt.Node", ident: List[str]) -> Any:
     """Fields and argument-less methods, one after the other: a label set's key, a struct's field or a
     method without parameters directly, anything else through the walker's eval_field."""
@@ -538,6 +559,10 @@ def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node",
             final_type = params[num_in - 1]
     f, wants_state = fn.fn, fn.wants_state
     GoError = gt.GoError
+    if f is gt._printf and not has_final and arg_nodes and type(arg_nodes[0]) is gt.StringNode:
+        simple = gv.simple_format(arg_nodes[0].text)
+        if simple is not None and len(simple) // 2 == nargs - 1:
+            return _printf_simple(simple, args[1:], bound_generic(f, args, has_final, final_type, cmd, wants_state))
 
     if not has_final and len(args) <= 4:
         a0, a1, a2, a3 = (args + [None, None, None, None])[:4]
@@ -577,6 +602,41 @@ def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node",
     return bound
 
 
+def bound_generic(f: Any, args: List[Expr], has_final: bool, final_type: Optional[str], cmd: "gt.Node",
+                  wants_state: bool) -> Callable[..., Any]:
+    GoError = gt.GoError
+
+    def bound(st: Any, dot: Any, final: Any, receiver: Any = MISSING) -> Any:
+        argv = [arg(st, dot) for arg in args]
+        if has_final:
+            argv.append(_valid(st, final, final_type))
+        if receiver is not MISSING:
+            argv.insert(0, receiver)
+        st.node = cmd  # what a function that reads the state's node sees, as in the walker
+        try:
+            return f(st, *argv) if wants_state else f(*argv)
+        except GoError:
+            raise Fallback() from None
+    return bound
+
+
+def _printf_simple(simple: tuple, args: List[Expr], general: Callable[..., Any]) -> Callable[..., Any]:
+    """printf with a literal format of bare %s, %v and %q only: plain strings put in place at once
+    (as fmt does them), any other value through the general call."""
+    quote = gv.go_quote
+
+    def printf(st: Any, dot: Any, final: Any, receiver: Any = MISSING) -> Any:
+        values = [arg(st, dot) for arg in args]
+        out = [simple[0]]
+        for i, a in enumerate(values):
+            if type(a) is not str:
+                return general(st, dot, final)
+            out.append(quote(a) if simple[2 * i + 1] == "q" else a)
+            out.append(simple[2 * i + 2])
+        return "".join(out)
+    return printf
+
+
 def _valid(st: Any, value: Any, typ: Optional[str]) -> Any:
     if typ in _ANY:
         return value
@@ -593,6 +653,8 @@ def _arg(n: "gt.Node", typ: Optional[str]) -> Expr:
         return (lambda st, dot: dot) if free else (lambda st, dot: _valid(st, dot, typ))
     if kind is gt.FieldNode:
         ident = n.ident
+        if free and len(ident) == 1:
+            return _one_field(ident[0], n, counted=False)
         if free:
             return lambda st, dot: _field_chain(st, dot, dot, n, ident)
         return lambda st, dot: _valid(st, _field_chain(st, dot, dot, n, ident), typ)

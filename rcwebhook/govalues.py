@@ -506,7 +506,7 @@ def go_quote(s: str, ascii_only: bool = False) -> str:
 
 def sprintf(fmt: str, args: List[Any], compat: str) -> str:
     """fmt.Sprintf for the verbs templates use."""
-    simple = _simple_format(fmt)
+    simple = simple_format(fmt)
     if simple is not None and len(args) == len(simple) // 2 and all(type(a) is str for a in args):
         # only bare %s, %v or %q of plain strings, as most templates' printf: no padding, no conversion
         out = [simple[0]]
@@ -568,7 +568,7 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _simple_format(fmt: str) -> Optional[Tuple[str, ...]]:
+def simple_format(fmt: str) -> Optional[Tuple[str, ...]]:
     """(text, verb, text, verb, ..., text) when every verb of a format is a bare %s, %v or %q; else None."""
     if "\0" in fmt:
         return None

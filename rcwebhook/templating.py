@@ -59,14 +59,16 @@ class Templates:
         from .message import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
         group = amdata.KV(group_labels or {})
         items = [_alert(a) for a in alerts]
-        text = None
+        text = whole = None
         if "text" in self.names:
-            text = self.render("text", _data(items, external_url, receiver, group))
+            whole = _data(items, external_url, receiver, group)
+            text = self.render("text", whole)
             text = truncate_units(text, text_limit) if text is not None and text.strip() else None
         attachments: List[Tuple[Optional[str], Optional[str]]] = []
         if "title" in self.names or "attachment_text" in self.names:
             for item in items[:shown]:
-                data = _data([item], external_url, receiver, group)
+                # a message of one alert: its attachment's data is the message's
+                data = whole if whole is not None and len(items) == 1 else _data([item], external_url, receiver, group)
                 title = self.render("title", data)
                 title = truncate(" ".join(title.split()), TITLE_LIMIT) if title is not None and title.strip() else None
                 body = self.render("attachment_text", data)
@@ -78,13 +80,6 @@ class Templates:
 
 def _key_of(part: str) -> str:
     return next(key for key, p in KEYS.items() if p == part)
-
-
-def data_of(alerts: Sequence[Any], external_url: str, receiver: str = "",
-            group_labels: Mapping[str, str] = MappingProxyType({})) -> amdata.Data:
-    """Alertmanager's template data for some alerts of one group (rcwebhook's Alert tuples), with the
-    notification's receiver and group labels."""
-    return _data([_alert(a) for a in alerts], external_url, receiver, amdata.KV(group_labels or {}))
 
 
 def _data(items: List[amdata.Alert], external_url: str, receiver: str, group: amdata.KV) -> amdata.Data:
