@@ -139,6 +139,10 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optiona
         errors.append(f"TEMPLATE_FILES: {exc}")
         return None
     tmpl.local = amdata.local_of(zone)
+    from .gocompile import root_of
+    for tree in tmpl.trees.values():  # compiled here, once, not by the first message
+        if tree.root is not None:
+            root_of(tree)
     defined = sorted(n for n, t in tmpl.trees.items() if t.root is not None and n)
     for key, part in KEYS.items():
         if part in names and names[part] not in tmpl.trees:
