@@ -495,9 +495,10 @@ def report(results: Dict, runs: int, seconds: float) -> str:
         "",
         f"Templated / built-in throughput, pair by pair: "
         f"{', '.join(f'{r:.2f}' for r in results['templates']['ratios'])}; median {results['templates']['ratio']:.2f}.",
-        f"Built-in / templated CPU time per notification, which other load on the machine disturbs less: "
+        f"Built-in / templated CPU time per notification (rcwebhook's user and system time over the run): "
         f"{', '.join(f'{r:.2f}' for r in results['templates']['cpu_ratios'])}; median "
-        f"{results['templates']['cpu_ratio']:.2f}.",
+        f"{results['templates']['cpu_ratio']:.2f}. Both swing with the other load of a shared machine: compare "
+        "several runs.",
         "",
         "## Resources",
         "",
