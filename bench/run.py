@@ -35,6 +35,12 @@ from tests.rocketchat_standin import RocketChatStandin  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "test-alert.json"
 CONNECTIONS = (1, 16, 64)
+TEMPLATES = ROOT / "examples" / "templates"
+# The example templates of the built-in look, rendering every part they can: the headline, and each
+# attachment's title and text (with the alert-view and silence URLs they build).
+TEMPLATE_SETTINGS = {"TEMPLATE_FILES": str(TEMPLATES / "builtin.tmpl"), "TEMPLATE_TEXT": "rc.text",
+                     "TEMPLATE_ATTACHMENT_TITLE": "rc.title", "TEMPLATE_ATTACHMENT_TEXT": "rc.attachment"}
+TEMPLATE_PAIRS = 7  # interleaved built-in and templated runs; the machine may be shared
 
 
 def free_port() -> int:
@@ -74,6 +80,11 @@ class Process:
             if key in ("VmRSS", "VmHWM", "Threads"):
                 fields[key] = int(value.split()[0])
         return fields
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU time (user and system) the process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -274,6 +285,34 @@ def status_polling(tmp: Path, runs: int, seconds: float, results: Dict) -> None:
     print(f"status polling: {results['status_polling']}", flush=True)
 
 
+def templates_against_builtin(tmp: Path, pairs: int, seconds: float, results: Dict) -> None:
+    """Delivery at 16 connections with the example templates against the built-in rendering: a fresh
+    daemon of each in turn, `pairs` times, so that both meet the same drift of a shared machine."""
+    fast, fast_port = start_fast_rocketchat()
+    builtin: List[Dict[str, float]] = []
+    templated: List[Dict[str, float]] = []
+    try:
+        for _ in range(pairs):
+            for settings, runs_ in (({}, builtin), (TEMPLATE_SETTINGS, templated)):
+                daemon, port = start_rcwebhook(tmp, fast_port, **settings)
+                try:
+                    cpu = daemon.cpu_seconds()
+                    figures = load(port, 16, seconds)
+                    # CPU time per notification: what the rendering costs, whatever else the machine runs
+                    figures["cpu_ms"] = (daemon.cpu_seconds() - cpu) * 1000 / max(figures["rps"] * seconds, 1)
+                    runs_.append(figures)
+                finally:
+                    daemon.stop()
+    finally:
+        fast.stop()
+    ratios = [t["rps"] / b["rps"] for b, t in zip(builtin, templated)]
+    cpu_ratios = [b["cpu_ms"] / t["cpu_ms"] for b, t in zip(builtin, templated)]
+    results["templates"] = {"builtin": median_of(builtin), "templated": median_of(templated),
+                            "ratios": ratios, "ratio": statistics.median(ratios), "pairs": pairs,
+                            "cpu_ratios": cpu_ratios, "cpu_ratio": statistics.median(cpu_ratios)}
+    print(f"templates: {results['templates']}", flush=True)
+
+
 def start_to_healthy(tmp: Path, runs: int, results: Dict) -> None:
     times = []
     for _ in range(max(runs, 5)):
@@ -439,6 +478,28 @@ def report(results: Dict, runs: int, seconds: float) -> str:
          "runs: waiting messages for one hook are merged, so under load a notification costs fewer than two posts."
          if posts else ""),
         "",
+        "## /webhook with the example templates",
+        "",
+        "Delivery at 16 connections with examples/templates/builtin.tmpl rendering the headline and every",
+        "attachment's title and text (`TEMPLATE_TEXT=rc.text`, `TEMPLATE_ATTACHMENT_TITLE=rc.title`,",
+        "`TEMPLATE_ATTACHMENT_TEXT=rc.attachment`), against the built-in rendering; each pair of runs",
+        f"alternated ({results['templates']['pairs']} pairs of {seconds:g} s, a fresh daemon each):",
+        "",
+        "| | notifications/s (median) | p50 | p99 | rcwebhook's CPU time per notification |",
+        "|---|---|---|---|---|",
+    ] + [
+        f"| {name} | {results['templates'][key]['rps']:.0f} | {ms(results['templates'][key]['p50'])} | "
+        f"{ms(results['templates'][key]['p99'])} | {results['templates'][key]['cpu_ms']:.2f} ms |"
+        for name, key in (("built-in", "builtin"), ("templates", "templated"))
+    ] + [
+        "",
+        f"Templated / built-in throughput, pair by pair: "
+        f"{', '.join(f'{r:.2f}' for r in results['templates']['ratios'])}; median {results['templates']['ratio']:.2f}.",
+        f"Built-in / templated CPU time per notification (rcwebhook's user and system time over the run): "
+        f"{', '.join(f'{r:.2f}' for r in results['templates']['cpu_ratios'])}; median "
+        f"{results['templates']['cpu_ratio']:.2f}. Both swing with the other load of a shared machine: compare "
+        "several runs.",
+        "",
         "## Resources",
         "",
         "| | resident memory | threads |",
@@ -509,6 +570,8 @@ def report(results: Dict, runs: int, seconds: float) -> str:
          f"{results['delivery-state_16']['rps'] / d16['rps']:.2f}", results['delivery-state_16']['rps'] >= 0.9 * d16['rps']),
         ("/webhook at 16 connections while /status is polled without pause within 10% of without",
          f"{sp['status']['rps'] / sp['without']['rps']:.2f}", sp["status"]["rps"] >= 0.9 * sp["without"]["rps"]),
+        ("delivery with the example templates at least 80% of the built-in rendering's (16 connections, median "
+         "of the pairs)", f"{results['templates']['ratio']:.2f}", results["templates"]["ratio"] >= 0.8),
         ("alert storm: no 429, nothing lost", f"{results['storm']['429s']:.0f} 429s, {results['storm']['alerts']:.0f} alerts",
          results["storm"]["429s"] == 0 and results["storm"]["alerts"] == 1000),
     ]
@@ -523,7 +586,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from bench/results.json")
-    parser.add_argument("--only", choices=["status-polling"], help="run one measurement and print it")
+    parser.add_argument("--only", choices=["status-polling", "templates"], help="run one measurement and print it")
+    parser.add_argument("--pairs", type=int, default=TEMPLATE_PAIRS, help="built-in and templated runs alternated")
     args = parser.parse_args()
     if args.report_only:
         results = json.loads((BENCH / "results.json").read_text())
@@ -535,8 +599,12 @@ def main() -> int:
     if args.only == "status-polling":
         status_polling(tmp, args.runs, args.seconds, results)
         return 0
+    if args.only == "templates":
+        templates_against_builtin(tmp, args.pairs, args.seconds, results)
+        return 0
     throughput(tmp, args.runs, args.seconds, results)
     status_polling(tmp, args.runs, args.seconds, results)
+    templates_against_builtin(tmp, args.pairs, args.seconds, results)
     start_to_healthy(tmp, args.runs, results)
     health_while_slow(tmp, args.runs, results)
     storm(tmp, args.runs, results)

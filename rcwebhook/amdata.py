@@ -8,12 +8,13 @@ Pairs as `a=1, b=2` (their String methods) and knows {{else with}} and range ove
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time as _clock
 import re
 import unicodedata
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import govalues as gv
 from .gotemplate import BUILTINS, Func, GoError, ParseError, Template
@@ -68,10 +69,16 @@ class KV(gv.TypedMap):
 
 
 def sorted_pairs(kv: Dict[str, str]) -> Pairs:
+    cached = getattr(kv, "sorted_pairs", None)  # a label set never changes once made: its pairs neither
+    if cached is not None and len(cached) == len(kv):
+        return cached
     keys = sorted(k for k in kv if k != "alertname")
     if "alertname" in kv:
         keys.insert(0, "alertname")
-    return Pairs(Pair(k, kv[k]) for k in keys)
+    pairs = Pairs(Pair(k, kv[k]) for k in keys)
+    if isinstance(kv, KV):
+        kv.sorted_pairs = pairs
+    return pairs
 
 
 def _remove(kv: KV, keys: List[str]) -> KV:
@@ -162,10 +169,17 @@ def parse_time(text: str) -> gv.GoTime:
         try:
             local = _clock.localtime(sec)
             if local.tm_gmtoff == offset:
-                zone = local.tm_zone
+                return gv.GoTime(sec, nsec, offset, local.tm_zone, _process_local())
         except (OverflowError, OSError, ValueError):
             pass
     return gv.GoTime(sec, nsec, offset, zone)
+
+
+@functools.lru_cache(maxsize=1)
+def _process_local() -> gv.Location:
+    """This process's time.Local, as parse_time's local times (above) are in it."""
+    import os
+    return local_location(os.environ)
 
 
 def _field(obj: Dict[str, Any], name: str) -> Any:
@@ -182,7 +196,9 @@ def _field(obj: Dict[str, Any], name: str) -> Any:
 
 def _kv(value: Any, where: str) -> KV:
     if value is None:
-        return KV()
+        out = KV()
+        out.nil = True  # Go's nil map (%#v prints it so); an empty one otherwise
+        return out
     if not isinstance(value, dict):
         raise DataError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type template.KV")
     out = KV()
@@ -233,7 +249,9 @@ def data_from_json(obj: Any) -> Data:
         raise DataError(f"json: cannot unmarshal {_json_kind(obj)} into Go value of type template.Data")
     raw_alerts = _field(obj, "alerts")
     alerts = Alerts()
-    if raw_alerts is not None:
+    if raw_alerts is None:
+        alerts.nil = True
+    else:
         if not isinstance(raw_alerts, list):
             raise DataError(f"json: cannot unmarshal {_json_kind(raw_alerts)} into Go struct field "
                             "Data.alerts of type template.Alerts")
@@ -277,7 +295,7 @@ def load_data(text: str) -> Data:
 
 
 class Int64(int):
-    pass
+    GO_TYPE = "int64"
 
 
 def _t_add(t: gv.GoTime, d: int) -> gv.GoTime:
@@ -309,6 +327,18 @@ def _t_round(t: gv.GoTime, d: int, up: bool) -> gv.GoTime:
     return gv.GoTime(sec + gv.ZERO_TIME_SEC, nsec, t.offset, t.zone, t.tzinfo)
 
 
+def _t_in(t: gv.GoTime, loc: Optional[gv.Location]) -> gv.GoTime:
+    if loc is None:
+        raise GoError("time: missing Location in call to Time.In")
+    return gv.time_in(t, loc)
+
+
+def state_method(fn: Any) -> Any:
+    """A method that needs the execution's state (its template set's time.Local)."""
+    fn.wants_state = True
+    return fn
+
+
 TIME_METHODS: Dict[str, Func] = {
     "Format": _method(gv.time_format, ("string",)),
     "String": _method(lambda t: gv.format_v(t, DEFAULT_COMPAT)),
@@ -332,6 +362,9 @@ TIME_METHODS: Dict[str, Func] = {
     "After": _method(lambda t, u: _t_key(t) > _t_key(u), ("time.Time",)),
     "Equal": _method(lambda t, u: _t_key(t) == _t_key(u), ("time.Time",)),
     "Round": _method(lambda t, d: _t_round(t, int(d), True), ("time.Duration",)),
+    "Location": _method(gv.location_of),
+    "In": _method(_t_in, ("*time.Location",)),
+    "Local": _method(state_method(lambda st, t: gv.time_in(t, st.tmpl.local))),
     "Truncate": _method(lambda t, d: _t_round(t, int(d), False), ("time.Duration",)),
 }
 
@@ -806,7 +839,7 @@ def _can_backquote(s: str) -> bool:
 
 def _tz(name: str, t: gv.GoTime) -> gv.GoTime:
     if name in ("", "UTC"):
-        return gv.time_in(t, None, "UTC")
+        return gv.time_in(t, None)
     if name == "Local":
         raise GoError("unknown time zone Local")
     try:
@@ -814,7 +847,29 @@ def _tz(name: str, t: gv.GoTime) -> gv.GoTime:
         tz = ZoneInfo(name)
     except Exception:
         raise GoError(f"unknown time zone {name}") from None
-    return gv.time_in(t, tz, name)
+    return gv.time_in(t, gv.Location(name, tz))
+
+
+def local_location(environ: Mapping[str, str]) -> gv.Location:
+    """Go's time.Local for a process with this environment: $TZ, else /etc/localtime, else UTC."""
+    from zoneinfo import ZoneInfo
+    tz = environ.get("TZ")
+    try:
+        if tz is None:
+            with open("/etc/localtime", "rb") as f:
+                return gv.Location("Local", ZoneInfo.from_file(f, key="Local"), True)
+        tz = tz[1:] if tz.startswith(":") else tz
+        if tz and tz != "UTC":
+            return gv.Location(tz, ZoneInfo(tz), True)
+    except Exception:  # no such zone, no database: Go falls back to UTC too
+        pass
+    return gv.Location("UTC", None, True)
+
+
+def local_of(zone: Any) -> gv.Location:
+    """time.Local for rcwebhook's messages: the zone TIMEZONE names (a tzinfo; None or UTC for UTC)."""
+    from datetime import timezone
+    return gv.Location("Local", None if zone in (None, timezone.utc) else zone, True)
 
 
 def _since(t: gv.GoTime) -> gv.Duration:

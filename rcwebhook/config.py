@@ -6,6 +6,7 @@ import functools
 import ipaddress
 import os
 import re
+from datetime import timezone as dt_timezone, tzinfo
 from pathlib import Path
 from types import MappingProxyType
 from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
@@ -54,6 +55,7 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "SEVERITY_LABEL": "severity",
     "SEVERITY_ALIASES": DEFAULT_SEVERITY_ALIASES,
     "MAX_ALERTS_PER_MESSAGE": "20",
+    "TIMEZONE": "UTC",
     "DELIVERY_TIMEOUT": "5",
     "DELIVERY_DEADLINE": "10",
     "ROCKETCHAT_RATE_LIMIT": "10/60",
@@ -189,6 +191,7 @@ class Settings(NamedTuple):
     username: str = ""
     icon_emoji: str = ""
     max_alerts_per_message: int = 20
+    timezone: tzinfo = dt_timezone.utc  # TIMEZONE: the zone of the times messages show
     delivery_timeout: float = 5.0
     delivery_deadline: float = 10.0
     rate_limit: Tuple[int, float] = (10, 60.0)  # posts per seconds, per hook; (0, 0) is off
@@ -515,6 +518,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
                     f"{key} uses plain http to {urlsplit(route.url).hostname}: "
                     "its token crosses the network readable by anyone on the path; use https", key))
 
+    zone = get.zone("TIMEZONE")
     return Settings(
         host=host,
         port=get.integer("PORT", 0, 65535),
@@ -528,6 +532,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         username=raw["ROCKETCHAT_USERNAME"].strip(),
         icon_emoji=icon_emoji,
         max_alerts_per_message=get.integer("MAX_ALERTS_PER_MESSAGE", 1, 100),
+        timezone=zone,
         delivery_timeout=get.number("DELIVERY_TIMEOUT", 0.1, 300),
         delivery_deadline=get.number("DELIVERY_DEADLINE", 0.1, 3600),
         rate_limit=get.rate("ROCKETCHAT_RATE_LIMIT"),
@@ -554,17 +559,18 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
         proxies=get.proxies(),
         source=source,
-        templates=_templates(raw, errors),
+        templates=_templates(raw, errors, zone),
     )
 
 
-def _templates(raw: Mapping[str, str], errors: List[str]) -> Any:
-    """The templates TEMPLATE_FILES holds, when the TEMPLATE_* keys ask for them (else None)."""
+def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo) -> Any:
+    """The templates TEMPLATE_FILES holds, when the TEMPLATE_* keys ask for them (else None); their
+    times' .Local is in `zone` (TIMEZONE)."""
     if not any(raw.get(k, "").strip() for k in ("TEMPLATE_FILES", "TEMPLATE_TEXT", "TEMPLATE_ATTACHMENT_TITLE",
                                                   "TEMPLATE_ATTACHMENT_TEXT")):
         return None
     from . import templating  # only when templates are configured
-    return templating.load(raw, errors)
+    return templating.load(raw, errors, zone)
 
 
 def _dedup_window(get: "_Reader", warnings: List[str], where: "Where") -> float:
@@ -805,6 +811,23 @@ class _Reader:
             return ""
         return text
 
+    def zone(self, key: str) -> tzinfo:
+        text = self.raw[key].strip()
+        if text in ("", "UTC"):
+            return dt_timezone.utc  # needs no time zone database
+        from zoneinfo import ZoneInfo  # only for another zone
+
+        try:
+            return ZoneInfo(text)
+        except (KeyError, ValueError, OSError):  # not found (a KeyError), a path, not a TZif file
+            pass
+        import zoneinfo
+
+        hint = "" if zoneinfo.available_timezones() else \
+            " (this host has no time zone database: install the tzdata package)"
+        self._fail(key, f"is not a time zone name such as Europe/Berlin or UTC{hint}")
+        return dt_timezone.utc
+
     def webhook_url(self, key: str) -> Optional[str]:
         text = self.raw[key].strip()
         if not text:
@@ -877,6 +900,7 @@ def describe(settings: Settings) -> List[str]:
         "ROCKETCHAT_USERNAME": settings.username,
         "ROCKETCHAT_ICON_EMOJI": settings.icon_emoji,
         "MAX_ALERTS_PER_MESSAGE": settings.max_alerts_per_message,
+        "TIMEZONE": str(settings.timezone),
         "DELIVERY_TIMEOUT": f"{settings.delivery_timeout:g}",
         "DELIVERY_DEADLINE": f"{settings.delivery_deadline:g}",
         "ROCKETCHAT_RATE_LIMIT": f"{settings.rate_limit[0]}/{settings.rate_limit[1]:g}" if settings.rate_limit[0] else "0",

@@ -226,35 +226,39 @@ class Courier:
         settings = owner.settings
         wall = owner.wall()
         no_special = self.special_refused_until > owner.clock()
-        parts = []
+        candidates = []
         for (route_name, group, channel), entries in groups.items():
             route = settings.routes.get(route_name) or Route(route_name, self.url)
+            if channel:
+                route = route._replace(channel=channel)
             scope = thread_scope(group, route.receiver, channel)
             thread = owner.threads.get(self.hook_id, scope, wall) if self._threads_on() else None
             reply = thread is not None and not any(_announces(e, thread) for e in entries)
             called = () if reply else mentions.called(route.mention, [e.item.alert for e in entries])
-            parts.append(Part(group, entries, thread, reply,
-                              mentions.without_special(called) if no_special else called, scope, channel))
+            candidates.append((route, Part(group, entries, thread, reply,
+                                           mentions.without_special(called) if no_special else called, scope,
+                                           channel)))
         # The mentions go in front of the headlines, once for a whole post: the headlines leave them room.
         line_limit = min(mentions.LINE_LIMIT, self.text_limit // 2)
-        mentioned = mentions.line((p.mentions for p in parts), line_limit)
+        mentioned = mentions.line((part.mentions for _, part in candidates), line_limit)
         text_limit = self.text_limit - (len(mentioned) + 1 if mentioned else 0)
-        rendered = []
-        for part in parts:
+        parts, post = [], message.Post(text_limit)
+        for route, part in candidates:
+            # Rendered one group after the other, until one does not fit: under load many groups are
+            # ready, and rendering those that wait for the next post would be work thrown away.
             items = [e.item for e in part.entries]
-            route = settings.routes.get(part.entries[0].route) or Route(part.entries[0].route, self.url)
-            if part.channel:
-                route = route._replace(channel=part.channel)
             thread, reply = part.thread, part.reply
-            rendered.append(message.group_message(
+            rendered = message.group_message(
                 route, [i.alert for i in items], items[-1].context.external_url,
                 max(i.context.truncated_alerts for i in items), settings, text_limit,
                 thread=thread.root if reply and thread else "",
-                note=_resolution_note(owner.ledger, thread, part.entries) if reply and thread else ""))
-        count = message.mergeable(rendered, text_limit)
-        parts = parts[:count]
+                note=_resolution_note(owner.ledger, thread, part.entries) if reply and thread else "",
+                receiver=items[-1].context.receiver, group_labels=items[-1].context.group_labels)
+            if not post.add(rendered):
+                break
+            parts.append(part)
         entries = [e for part in parts for e in part.entries]
-        merged = dict(message.merge(rendered[:count]))
+        merged = dict(message.merge(post.messages))
         called = mentions.line((p.mentions for p in parts), line_limit)
         if called:
             merged["text"] = f"{called} {merged['text']}"

@@ -98,7 +98,7 @@ def _prepare(body: bytes, settings: Settings, metrics: Metrics, receiver: str = 
     results: List[Result] = []
     dry_names: Dict[str, List[str]] = {}
     context = Context(notification.group_key, notification.external_url, notification.truncated_alerts,
-                      notification.reason)
+                      notification.reason, notification.receiver, notification.group_labels or {})
     for batch in batches:
         names = [a.name for a in batch.alerts]
         if settings.dry_run:

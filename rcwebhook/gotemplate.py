@@ -677,6 +677,7 @@ class Tree:
     def __init__(self, name: str, parse_name: str, text: str) -> None:
         self.name, self.parse_name, self.text = name, parse_name, text
         self.root: Optional[ListNode] = None
+        self.compiled: Optional[Callable[[Any, Any], None]] = None  # gocompile's closure, once run
 
 
 class _Parser:
@@ -1219,6 +1220,7 @@ class Func:
     def __init__(self, fn: Callable[..., Any], params: Tuple[str, ...], variadic: bool = False,
                  name: str = "") -> None:
         self.fn, self.params, self.variadic, self.name = fn, params, variadic, name
+        self.wants_state = getattr(fn, "wants_state", False)  # called with the execution's state first
 
 
 class GoError(Exception):
@@ -1236,6 +1238,7 @@ class Template:
         self.funcs = dict(funcs)
         self.trees: Dict[str, Tree] = {}
         self.compat = compat
+        self.local = gv.Location("UTC", None, True)  # Go's time.Local, for times' .Local
         if compat != "0.25":
             self.funcs["\0else_with"] = True  # Go 1.23 and later: {{else with}}
 
@@ -1255,14 +1258,25 @@ class Template:
 
     def execute(self, name: str, data: Any, max_steps: int = MAX_STEPS, max_output: int = MAX_OUTPUT) -> str:
         tree = self.trees.get(name)
-        st = _State(self, tree, data, max_steps, max_output)
         if tree is None or tree.root is None:
             raise ExecError(f"template: {name}: {gv.go_quote(name)} is an incomplete or empty template", name)
+        st = _State(self, tree, data, max_steps, max_output)
+        try:
+            (tree.compiled or _compile(tree))(st, data)
+            return "".join(st.out)
+        except Exception:  # noqa: BLE001 - any failure: the walker runs it again and says why, in Go's words
+            pass
+        st = _State(self, tree, data, max_steps, max_output)
         try:
             st.walk(data, tree.root)
         except RecursionError:
             raise LimitError(f"template: {name}: exceeded maximum template depth", name) from None
         return "".join(st.out)
+
+
+def _compile(tree: Tree) -> Callable[[Any, Any], None]:
+    from . import gocompile  # it builds on this module
+    return gocompile.root_of(tree)
 
 
 class _Break(Exception):
@@ -1370,7 +1384,17 @@ class _State:
     # walking
     def walk(self, dot: Any, node: Node) -> None:
         self.node = node
-        self.step()
+        self.steps += 1
+        if self.steps > self.max_steps:
+            self.limit(f"execution stopped after {self.max_steps} steps")
+        kind = type(node)
+        if kind is TextNode:
+            self.write(node.text)
+            return
+        if kind is ListNode:
+            for n in node.nodes:
+                self.walk(dot, n)
+            return
         if isinstance(node, ActionNode):
             val = self.eval_pipeline(dot, node.pipe)
             if not node.pipe.decl:
@@ -1499,7 +1523,9 @@ class _State:
             self.errorf(f"can't give argument to non-function {args[0]}")
 
     def eval_command(self, dot: Any, cmd: CommandNode, final: Any) -> Any:
-        self.step()
+        self.steps += 1
+        if self.steps > self.max_steps:
+            self.limit(f"execution stopped after {self.max_steps} steps")
         first = cmd.args[0]
         if isinstance(first, FieldNode):
             self.node = first
@@ -1574,7 +1600,6 @@ class _State:
                    receiver: Any) -> Any:
         if receiver is None:
             return None
-        typ = gv.type_name(receiver)
         methods = _methods(receiver, self.compat)
         method = methods.get(name)
         if method is None and isinstance(receiver, Ptr):
@@ -1594,7 +1619,7 @@ class _State:
             if name in rv:
                 return rv[name]
             return getattr(rv, "ELEM_ZERO", None)
-        self.errorf(f"can't evaluate field {name} in type {typ}")
+        self.errorf(f"can't evaluate field {name} in type {gv.type_name(receiver)}")
 
     def eval_call(self, dot: Any, fn: Func, node: Node, name: str, args: Optional[List[Node]], final: Any,
                   receiver: Any = _MISSING) -> Any:
@@ -1634,9 +1659,9 @@ class _State:
             argv.append(self.validate_type(final, t))
         try:
             if receiver is not _MISSING:
-                result = fn.fn(receiver, *argv)
+                result = fn.fn(self, receiver, *argv) if fn.wants_state else fn.fn(receiver, *argv)
             else:
-                result = fn.fn(self, *argv) if getattr(fn.fn, "wants_state", False) else fn.fn(*argv)
+                result = fn.fn(self, *argv) if fn.wants_state else fn.fn(*argv)
         except GoError as exc:
             self.node = node
             self.errorf(f"error calling {name}: {exc}")
@@ -1663,7 +1688,7 @@ class _State:
         if isinstance(n, DotNode):
             return self.validate_type(dot, typ)
         if isinstance(n, NilNode):
-            if typ in ("value", "any") or (typ and (typ.startswith("[]") or typ.startswith("map["))):
+            if typ in ("value", "any") or (typ and typ.startswith(("[]", "map[", "*"))):
                 return None
             self.errorf(f"cannot assign nil to {typ}")
         if isinstance(n, FieldNode):
@@ -1767,7 +1792,15 @@ def _js_escape(s: str) -> str:
     return "".join(out)
 
 
+_QUERY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_QUERY_ASCII = {c: ("+" if c == 32 else None if chr(c) in _QUERY_SAFE else f"%{c:02X}") for c in range(128)}
+_QUERY_ASCII = {c: v for c, v in _QUERY_ASCII.items() if v is not None}
+
+
 def _query_escape(s: str) -> str:
+    """Go's url.QueryEscape: all but letters, digits and -_.~ as %XX of their UTF-8, a space as +."""
+    if s.isascii():
+        return s.translate(_QUERY_ASCII)
     out = []
     for b in s.encode("utf-8", "surrogatepass"):
         c = chr(b)

@@ -7,6 +7,7 @@ error messages and printing depend on.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime, timedelta, timezone
 from typing import Any, List, Optional, Tuple
@@ -105,6 +106,36 @@ class GoTime:
 ZERO_TIME_SEC = -62135596800
 
 
+class Location:
+    """*time.Location: a zone's name and its rules (a tzinfo; None for UTC's). `local` marks Go's
+    time.Local, the zone the process runs in (for rcwebhook's messages: TIMEZONE)."""
+
+    __slots__ = ("name", "tz", "local")
+
+    def __init__(self, name: str, tz: Any = None, local: bool = False) -> None:
+        self.name, self.tz, self.local = name, tz, local
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Location) and (self.name, self.local) == (other.name, other.local)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+UTC = Location("UTC")
+
+
+def location_of(t: GoTime) -> Location:
+    """The *time.Location of a time: the one it was put in, UTC, or a fixed zone without a name."""
+    if isinstance(t.tzinfo, Location):
+        return t.tzinfo
+    if t.zone == "UTC" and t.offset == 0:
+        return UTC
+    if not t.zone:
+        return Location("", timezone(timedelta(seconds=t.offset)))  # Go's FixedZone("", offset)
+    return Location("Local", None, True)  # parsed with an offset the local zone had then
+
+
 class Civil:
     """A proleptic Gregorian date and time of day (any year, unlike datetime's 1 to 9999)."""
 
@@ -137,8 +168,21 @@ def civil(seconds: int) -> Civil:
     return c
 
 
+_TYPE_NAMES: dict = {}  # Python class -> Go type name, for the classes whose name is their class's
+
+
 def type_name(v: Any) -> str:
     """Go's name of the type of `v` (as %T and error messages print it)."""
+    name = _TYPE_NAMES.get(type(v))
+    if name is not None:
+        return name
+    name = _type_name(v)
+    if not isinstance(v, Ptr):  # a pointer's name is its element's
+        _TYPE_NAMES[type(v)] = name
+    return name
+
+
+def _type_name(v: Any) -> str:
     if v is None:
         return "<nil>"
     if isinstance(v, bool):
@@ -152,7 +196,7 @@ def type_name(v: Any) -> str:
     if isinstance(v, Weekday):
         return "time.Weekday"
     if isinstance(v, int):
-        return "int"
+        return getattr(v, "GO_TYPE", "int")
     if isinstance(v, float):
         return "float64"
     if isinstance(v, complex):
@@ -163,6 +207,8 @@ def type_name(v: Any) -> str:
         return "string"
     if isinstance(v, GoTime):
         return "time.Time"
+    if isinstance(v, Location):
+        return "*time.Location"
     if isinstance(v, Ptr):
         return "*" + type_name(v.elem)
     if isinstance(v, (GoStruct, TypedSlice, TypedMap)):
@@ -192,7 +238,7 @@ def kind(v: Any) -> str:
         return "slice"
     if isinstance(v, dict):
         return "map"
-    if isinstance(v, Ptr):
+    if isinstance(v, (Ptr, Location)):
         return "ptr"
     return "struct"
 
@@ -205,6 +251,8 @@ def stringer(v: Any, compat: str) -> Optional[str]:
     """The String() of `v` when its Go type has one, else None."""
     if isinstance(v, GoTime):
         return time_format(v, "2006-01-02 15:04:05.999999999 -0700 MST")
+    if isinstance(v, Location):
+        return v.name
     if isinstance(v, Duration):
         return duration_string(int(v))
     if isinstance(v, Month):
@@ -416,6 +464,8 @@ def _pad(text: str, width: Optional[int], minus: bool, zero: bool = False) -> st
 
 def go_quote(s: str, ascii_only: bool = False) -> str:
     """strconv.Quote."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'
     out = ['"']
     for ch in s:
         o = ord(ch)
@@ -456,6 +506,14 @@ def go_quote(s: str, ascii_only: bool = False) -> str:
 
 def sprintf(fmt: str, args: List[Any], compat: str) -> str:
     """fmt.Sprintf for the verbs templates use."""
+    simple = simple_format(fmt)
+    if simple is not None and len(args) == len(simple) // 2 and all(type(a) is str for a in args):
+        # only bare %s, %v or %q of plain strings, as most templates' printf: no padding, no conversion
+        out = [simple[0]]
+        for i, a in enumerate(args):
+            out.append(go_quote(a) if simple[2 * i + 1] == "q" else a)
+            out.append(simple[2 * i + 2])
+        return "".join(out)
     out: List[str] = []
     i, n, argi = 0, len(fmt), 0
     while i < n:
@@ -507,6 +565,20 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
         extra = ", ".join("<nil>" if a is None else f"{type_name(a)}={format_v(a, compat)}" for a in args[argi:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def simple_format(fmt: str) -> Optional[Tuple[str, ...]]:
+    """(text, verb, text, verb, ..., text) when every verb of a format is a bare %s, %v or %q; else None."""
+    if "\0" in fmt:
+        return None
+    parts = fmt.replace("%%", "\0").split("%")
+    out = [parts[0]]
+    for part in parts[1:]:
+        if not part or part[0] not in "svq":
+            return None
+        out += [part[0], part[1:]]
+    return tuple(t.replace("\0", "%") for t in out)
 
 
 def _float_b_x(f: float, verb: str, prec: Optional[int]) -> str:
@@ -608,6 +680,8 @@ _NOPAD = _Pad()
 
 def _one(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool, space: bool, compat: str,
          pad: _Pad = _NOPAD) -> str:
+    if verb == "v" and sharp:
+        return pad(format_sharp_v(a, compat))
     stringer_ok = verb in "vsxXq"
     if a is not None and not isinstance(a, (GoTime, Duration, Month, Weekday)) and \
             (not stringer_ok or stringer(a, compat) is None) and isinstance(a, (list, dict, GoStruct, Ptr)) and verb != "T":
@@ -736,16 +810,69 @@ def time_from_datetime(dt: datetime, nsec: int, zone: Optional[str], tzinfo: Any
     return GoTime(sec, nsec, offset, zone, tzinfo)
 
 
-def time_in(t: GoTime, tz: Any, name: str) -> GoTime:
-    """t in the location tz (a zoneinfo), or UTC when tz is None."""
-    if tz is None:
+def time_in(t: GoTime, loc: Optional[Location]) -> GoTime:
+    """t in the location `loc` (its rules a tzinfo, or None for UTC's)."""
+    if loc is None or (loc.tz is None and not loc.local and loc.name == "UTC"):
         return GoTime(t.sec, t.nsec, 0, "UTC")
+    if loc.tz is None:
+        return GoTime(t.sec, t.nsec, 0, "UTC", loc)
     sec = min(max(t.sec, ZERO_TIME_SEC + 86400 * 2), 253402300799 - 86400 * 2)  # datetime's range
     utc = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=sec)
-    local = utc.astimezone(tz)
+    local = utc.astimezone(loc.tz)
     offset = int(local.utcoffset().total_seconds())
-    abbr = local.tzname() or ""
-    return GoTime(t.sec, t.nsec, offset, abbr, tz)
+    abbr = loc.name if isinstance(loc.tz, timezone) else local.tzname() or ""  # a fixed zone's name is its abbreviation
+    return GoTime(t.sec, t.nsec, offset, abbr, loc)
+
+
+def go_string_time(t: GoTime) -> str:
+    """time.Time's GoString: `time.Date(2026, time.January, 30, 10, 0, 0, 0, time.UTC)`."""
+    c = t.civil()
+    loc = location_of(t)
+    where = "time.Local" if loc.local else "time.UTC" if loc is UTC or (loc.name == "UTC" and loc.tz is None) \
+        else f"time.Location({go_quote(loc.name)})"
+    return (f"time.Date({c.year}, time.{MONTHS[c.month - 1]}, {c.day}, {c.hour}, {c.minute}, {c.second}, "
+            f"{t.nsec}, {where})")
+
+
+def format_sharp_v(v: Any, compat: str, top: bool = True) -> str:
+    """fmt's %#v: the value as Go source would write it (type names, quoted strings)."""
+    if v is None:
+        return "<nil>" if top else "interface {}(nil)"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Uint8):
+        return f"0x{int(v):x}"
+    if isinstance(v, int):
+        return str(int(v))  # Duration, Month and Weekday too: %#v ignores String methods
+    if isinstance(v, float):
+        return format_float(v, "g", -1, v_verb=True)
+    if isinstance(v, complex):
+        return "(" + format_float(v.real, "g", -1, True) + _signed(format_float(v.imag, "g", -1, True)) + "i)"
+    if isinstance(v, str):
+        return go_quote(str(v))
+    if isinstance(v, GoTime):
+        return go_string_time(v)
+    if isinstance(v, Location):
+        if v.tz is None and v.name == "UTC" and not v.local:
+            return ('&time.Location{name:"UTC", zone:[]time.zone(nil), tx:[]time.zoneTrans(nil), extend:"", '
+                    'cacheStart:0, cacheEnd:0, cacheZone:(*time.zone)(nil)}')
+        return f"&time.Location{{name:{go_quote(v.name)}}}"  # Go's also shows the zone's transition tables
+    if isinstance(v, Ptr):
+        return "&" + format_sharp_v(v.elem, compat, top) if top else f"(*{type_name(v.elem)})(0xc000010000)"
+    if isinstance(v, (list, dict)) and not v and getattr(v, "nil", False):
+        return type_name(v) + "(nil)"
+    if isinstance(v, list):
+        typed = isinstance(v, TypedSlice) and v.TYPE != "[]interface {}"
+        return type_name(v) + "{" + ", ".join(format_sharp_v(x, compat, typed) for x in v) + "}"
+    if isinstance(v, dict):
+        typed = isinstance(v, TypedMap)
+        items = sorted(v.items(), key=lambda kv: _sort_key(kv[0]))
+        return type_name(v) + "{" + ", ".join(f"{format_sharp_v(k, compat)}:{format_sharp_v(x, compat, typed)}"
+                                              for k, x in items) + "}"
+    if isinstance(v, GoStruct):
+        return v.TYPE + "{" + ", ".join(f"{name}:{format_sharp_v(v.field(name), compat, False)}"
+                                        for name in v.FIELDS) + "}"
+    return str(v)
 
 
 _STD = [

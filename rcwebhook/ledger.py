@@ -15,7 +15,8 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from types import MappingProxyType
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
 from .alertmanager import Alert, parse_time
 
@@ -90,6 +91,8 @@ class Context(NamedTuple):
     external_url: str = ""
     truncated_alerts: int = 0
     reason: str = ""  # notification_reason, from Alertmanager 0.32 on
+    receiver: str = ""  # for templates' .Receiver
+    group_labels: Mapping[str, str] = MappingProxyType({})  # for templates' .GroupLabels
 
 
 class Item(NamedTuple):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from datetime import datetime, tzinfo
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
 from .alertmanager import Alert, Notification, parse_time
@@ -21,11 +22,15 @@ from .routing import Batch
 
 TEXT_LIMIT = 5000  # Rocket.Chat's default Message_MaxAllowedSize
 HEADLINE_NAMES_LIMIT = 400
+HEADLINE_LABELS_LIMIT = 400  # characters of common labels in the headline; the rest are fields
+HEADLINE_VALUE_LIMIT = 100  # characters of one label value in the headline
+VIEW_URL_LIMIT = 1000  # characters of the headline's link to Alertmanager's alert view
 TITLE_LIMIT = 250
 DESCRIPTION_LIMIT = 2000
 FIELD_VALUE_LIMIT = 300
 FIELD_TITLE_LIMIT = 100
 MAX_FIELDS = 16
+MAX_LINKS = 8  # annotations shown as links; more become fields
 MAX_ATTACHMENTS_PER_POST = 200  # when waiting messages are merged into one post
 MAX_POST_BYTES = 512 * 1024  # JSON bytes of one merged post
 
@@ -43,18 +48,36 @@ _UNSAFE_IN_URL = re.compile(r"[\s\x00-\x1f\x7f]")
 def render(notification: Notification, batch: Batch, settings: Settings) -> Dict[str, Any]:
     """Return the Rocket.Chat message (a JSON-ready dict) for the alerts of one route."""
     return group_message(batch.route, batch.alerts, notification.external_url, notification.truncated_alerts,
-                         settings)
+                         settings, receiver=notification.receiver, group_labels=notification.group_labels)
 
 
 def group_message(route: Route, alerts: Sequence[Alert], external_url: str, truncated: int,
                   settings: Settings, text_limit: int = TEXT_LIMIT, thread: str = "",
-                  note: str = "") -> Dict[str, Any]:
+                  note: str = "", receiver: str = "", group_labels: Optional[Mapping[str, str]] = None
+                  ) -> Dict[str, Any]:
     """Return the message for some alerts of one group: a headline (and `note`) over one attachment for
-    each of the first MAX_ALERTS_PER_MESSAGE alerts, the rest counted; a reply in `thread` when given."""
+    each of the first MAX_ALERTS_PER_MESSAGE alerts, the rest counted; a reply in `thread` when given.
+
+    `receiver` and `group_labels` are the notification's, for templates."""
     shown = alerts[: settings.max_alerts_per_message]
+    common = common_labels(alerts)
+    in_headline = _headline_labels(common, route.severity, settings)
+    view = alerts_url(external_url, common)
+    if view and len(view) > VIEW_URL_LIMIT:  # many labels: the group's own are matchers enough
+        view = alerts_url(external_url, {k: v for k, v in (group_labels or {}).items() if common.get(k) == v})
+        view = view if view and len(view) <= VIEW_URL_LIMIT else None
+    text, templated = None, []
+    if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
+        text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
+                                                   group_labels or {})
+    if text is None:
+        text = _text(route.severity, alerts, in_headline, view, len(alerts) - len(shown), truncated, text_limit,
+                     note)
     message: Dict[str, Any] = {
-        "text": _text(route.severity, alerts, len(alerts) - len(shown), truncated, text_limit, note),
-        "attachments": [_attachment(alert, route.severity, external_url, settings) for alert in shown],
+        "text": text,
+        "attachments": [_attachment(alert, route.severity, external_url, settings, in_headline,
+                                    *(templated[i] if i < len(templated) else (None, None)))
+                        for i, alert in enumerate(shown)],
     }
     if thread:
         message["tmid"] = thread
@@ -64,13 +87,50 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
         message["icon_emoji"] = route.icon_emoji
     if route.channel:
         message["channel"] = route.channel
-    if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders
-        message = settings.templates.apply(message, alerts, external_url, text_limit)
     return message
 
 
-def _text(severity: str, alerts: Sequence[Alert], hidden: int, truncated: int, limit: int, note: str = "") -> str:
-    """Return the headline and notes above the attachments, within `limit` UTF-16 units."""
+def common_labels(alerts: Sequence[Alert]) -> Dict[str, str]:
+    """Return the labels every one of `alerts` has, with the same value, in the first alert's order."""
+    if not alerts:
+        return {}
+    common = dict(alerts[0].labels)
+    for alert in alerts[1:]:
+        labels = alert.labels
+        common = {k: v for k, v in common.items() if labels.get(k) == v}
+        if not common:
+            break
+    return common
+
+
+def _headline_labels(common: Mapping[str, str], severity: str, settings: Settings) -> Dict[str, str]:
+    """Return the common labels the headline shows, sorted by name, as long as they fit
+    HEADLINE_LABELS_LIMIT: not alertname (the names are there), nor a severity label that only says
+    the route's severity (the emoji and colour do), nor blank ones. A label left out (too long, on
+    several lines, or beyond the limit) is a field of each attachment instead."""
+    shown: Dict[str, str] = {}
+    used = 0
+    for name in sorted(common):
+        value = common[name]
+        if name == "alertname" or not name.strip() or not value.strip() or (
+                name == settings.severity_label and value.strip().lower() == severity):
+            continue
+        size = len(name) + len(value) + 2
+        if len(value) > HEADLINE_VALUE_LIMIT or len(name) > HEADLINE_VALUE_LIMIT or "\n" in value \
+                or used + size > HEADLINE_LABELS_LIMIT:
+            continue
+        shown[name] = value
+        used += size
+    return shown
+
+
+def _text(severity: str, alerts: Sequence[Alert], labels: Mapping[str, str], view: Optional[str], hidden: int,
+          truncated: int, limit: int, note: str = "") -> str:
+    """Return the headline and notes above the attachments, within `limit` UTF-16 units.
+
+    The headline is where Rocket.Chat reads mentions: every `@` of an alert's name, labels and
+    summary is followed by a zero-width space, so that `@all` neither notifies everyone nor gets
+    the whole message refused when the integration may not."""
     firing = sum(1 for a in alerts if a.status == "firing")
     resolved = len(alerts) - firing
     if firing:
@@ -80,11 +140,25 @@ def _text(severity: str, alerts: Sequence[Alert], hidden: int, truncated: int, l
     else:
         emoji, state = RESOLVED_EMOJI, f"[RESOLVED:{resolved}]"
     names = _join_names([a.name for a in alerts])
-    lines = [f"{emoji} {state} {names} ({severity})"]
+    if view:
+        # A link's text cannot hold brackets: such names get a link of their own after them.
+        names = f"{names} · [Alertmanager]({view})" if "[" in names or "]" in names else f"[{names}]({view})"
+    headline = f"{emoji} {state} {names}"
+    if labels:
+        headline += " " + " ".join(f"{_headline_word(n, HEADLINE_VALUE_LIMIT)}="
+                                   f"{_headline_word(v, HEADLINE_VALUE_LIMIT)}" for n, v in labels.items())
+    if len(alerts) == 1:
+        summary = _headline_word(alerts[0].annotations.get("summary", ""), TITLE_LIMIT)
+        if summary:
+            headline += f" — {summary}"
+    if not firing:
+        headline += f" ({severity})"  # the emoji of a resolved message does not tell it
+    lines = [headline]
     if note:
         lines.append(note)
     if hidden:
-        lines.append(f"…and {hidden} more alert{'s' if hidden != 1 else ''} not shown here; see Alertmanager.")
+        where = f"[Alertmanager]({view})" if view else "Alertmanager"
+        lines.append(f"…and {hidden} more alert{'s' if hidden != 1 else ''} not shown here; see {where}.")
     if truncated:
         lines.append(
             f"Alertmanager left out {truncated} more alert"
@@ -93,13 +167,14 @@ def _text(severity: str, alerts: Sequence[Alert], hidden: int, truncated: int, l
     return truncate_units("\n".join(lines), limit)
 
 
-def _join_names(names: Sequence[str]) -> str:
-    """Return the distinct alert names, in order, joined and cut to HEADLINE_NAMES_LIMIT.
+def _headline_word(text: str, limit: int) -> str:
+    """Return `text` on one line, cut to `limit` characters, every `@` followed by a zero-width space."""
+    return truncate(" ".join(text.split()), limit).replace("@", "@\u200b")
 
-    The headline is the one place where Rocket.Chat reads mentions: a name such as `@all` must not
-    notify everyone (nor get the whole message refused when the integration may not), so every `@`
-    in it is followed by a zero-width space."""
-    distinct = list(dict.fromkeys(truncate(" ".join(n.split()), 120).replace("@", "@\u200b") for n in names))
+
+def _join_names(names: Sequence[str]) -> str:
+    """Return the distinct alert names, in order, joined and cut to HEADLINE_NAMES_LIMIT."""
+    distinct = list(dict.fromkeys(_headline_word(n, 120) for n in names))
     out = ""
     for i, name in enumerate(distinct):
         candidate = name if not out else f"{out}, {name}"
@@ -109,28 +184,35 @@ def _join_names(names: Sequence[str]) -> str:
     return out
 
 
-def _attachment(alert: Alert, severity: str, external_url: str, settings: Settings) -> Dict[str, Any]:
-    """Return the attachment that shows one alert."""
+def _attachment(alert: Alert, severity: str, external_url: str, settings: Settings,
+                in_headline: Mapping[str, str], title: Optional[str] = None,
+                text: Optional[str] = None) -> Dict[str, Any]:
+    """Return the attachment that shows one alert (without the labels the headline shows); a `title`
+    or `text` given is a template's (an empty text: none)."""
     resolved = alert.status == "resolved"
-    summary = alert.annotations.get("summary", "").strip()
-    title = alert.name + (f": {summary}" if summary else "")
-    if resolved:
-        title = "Resolved: " + title
+    if title is None:
+        summary = alert.annotations.get("summary", "").strip()
+        title = alert.name + (f": {summary}" if summary else "")
+        if resolved:
+            title = "Resolved: " + title
+        title = truncate(" ".join(title.split()), TITLE_LIMIT)
     attachment: Dict[str, Any] = {
-        "title": truncate(" ".join(title.split()), TITLE_LIMIT),
+        "title": title,
         "color": RESOLVED_COLOR if resolved else COLORS[severity],
         "collapsed": False,
     }
     prometheus = absolute_url(alert.generator_url)
     if prometheus:
         attachment["title_link"] = prometheus
-    text = _description(alert)
-    links = _links(alert, external_url, prometheus)
-    if links:
-        text = f"{text}\n{links}" if text else links
+    linked = _url_annotations(alert)
+    if text is None:
+        text = _description(alert)
+        links = _links(alert, external_url, prometheus, linked)
+        if links:
+            text = f"{text}\n{links}" if text else links
     if text:
         attachment["text"] = text
-    fields = _fields(alert, severity, settings)
+    fields = _fields(alert, severity, settings, in_headline, linked)
     if fields:
         attachment["fields"] = fields
     return attachment
@@ -141,38 +223,89 @@ def _description(alert: Alert) -> str:
     return truncate(description, DESCRIPTION_LIMIT)
 
 
-def _links(alert: Alert, external_url: str, prometheus: Optional[str]) -> str:
-    """Return the markdown links line: runbook, Prometheus, silence; each only when absolute."""
+def _url_annotations(alert: Alert) -> Dict[str, str]:
+    """Return the annotations (but the ones shown otherwise) whose value is an absolute http(s) URL,
+    the first MAX_LINKS of them, made safe for a markdown link: they are shown as links, not fields."""
+    found: Dict[str, str] = {}
+    for name, value in alert.annotations.items():
+        if name in _SHOWN_ANNOTATIONS or not value.lstrip()[:8].lower().startswith(("http://", "https://")):
+            continue
+        url = absolute_url(value)
+        if url:
+            found[name] = url
+            if len(found) == MAX_LINKS:
+                break
+    return found
+
+
+def _links(alert: Alert, external_url: str, prometheus: Optional[str], linked: Mapping[str, str]) -> str:
+    """Return the markdown links line: runbook, URL annotations, Prometheus, and for a firing alert a
+    silence; each only when absolute."""
     links = []
     runbook = absolute_url(alert.annotations.get("runbook_url", ""))
     if runbook:
         links.append(f"[Runbook]({runbook})")
+    for name, url in linked.items():
+        links.append(f"[{_link_text(name)}]({url})")
     if prometheus:
         links.append(f"[Prometheus]({prometheus})")
-    silence = silence_url(external_url, alert.labels)
-    if silence:
-        links.append(f"[Silence]({silence})")
+    if alert.status != "resolved":  # a resolved alert has nothing left to silence
+        silence = silence_url(external_url, alert.labels)
+        if silence:
+            links.append(f"[Silence]({silence})")
     return " · ".join(links)
 
 
-def _fields(alert: Alert, severity: str, settings: Settings) -> List[Dict[str, Any]]:
-    """Return short fields for the alert's identifying labels (its severity label too when it is
-    an alias or unknown), then its times and other annotations."""
-    fields = []
-    for name, value in alert.labels.items():
-        if name == "alertname" or (name == settings.severity_label and value.strip().lower() == severity):
-            continue  # both are in the headline already
-        _add_field(fields, name, value, short=True)
+def _link_text(name: str) -> str:
+    """Return an annotation's name as a markdown link's text: one line, no brackets, not empty."""
+    return truncate(" ".join(name.replace("[", " ").replace("]", " ").split()), FIELD_TITLE_LIMIT) or "link"
+
+
+def _fields(alert: Alert, severity: str, settings: Settings, in_headline: Mapping[str, str],
+            linked: Mapping[str, str]) -> List[Dict[str, Any]]:
+    """Return short fields for the alert's identifying labels (but the ones in the headline, and its
+    severity label only when an alias or unknown), then its times and other annotations.
+
+    The times and annotations always have room: the labels get what is left of MAX_FIELDS, and
+    the ones that do not fit are summed up in one last label field."""
+    others: List[Dict[str, Any]] = []
+    zone = settings.timezone
     started = parse_time(alert.starts_at)
     if started:
-        _add_field(fields, "Started", started.strftime("%Y-%m-%d %H:%M:%S UTC"), short=True)
+        _add_field(others, "Started", local_time(started, zone), short=True)
     ended = parse_time(alert.ends_at)
     if alert.status == "resolved" and started and ended and ended >= started:
-        _add_field(fields, "Duration", duration((ended - started).total_seconds()), short=True)
+        _add_field(others, "Duration", duration((ended - started).total_seconds()), short=True)
     for name, value in alert.annotations.items():
-        if name not in _SHOWN_ANNOTATIONS:
-            _add_field(fields, name, value, short=len(value) <= 40)
-    return fields[:MAX_FIELDS]
+        if name not in _SHOWN_ANNOTATIONS and name not in linked:
+            _add_field(others, name, value, short=len(value) <= 40)
+    labels: List[Dict[str, Any]] = []
+    rest: List[str] = []
+    room = MAX_FIELDS - len(others)
+    for name, value in alert.labels.items():
+        if name == "alertname" or name in in_headline or (
+                name == settings.severity_label and value.strip().lower() == severity):
+            continue  # in the headline already
+        if not name.strip() or not value.strip():
+            continue
+        if len(labels) < room - 1:
+            _add_field(labels, name, value, short=True)
+        else:
+            rest.append(f"{' '.join(name.split())}={' '.join(value.split())}")
+    if len(rest) == 1 and len(labels) < room:
+        name, _, value = rest[0].partition("=")
+        _add_field(labels, name, value, short=True)
+    elif rest and len(labels) < room:
+        _add_field(labels, f"{len(rest)} more labels", ", ".join(rest), short=False)
+    return labels + others
+
+
+def local_time(moment: datetime, zone: tzinfo) -> str:
+    """Return a time as `2026-01-30 11:00:00 CET`, in `zone` (TIMEZONE)."""
+    try:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (OverflowError, ValueError):  # at the ends of datetime's range
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _add_field(fields: List[Dict[str, Any]], title: str, value: str, short: bool) -> None:
@@ -192,18 +325,34 @@ def envelope(rendered: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in rendered.items() if k not in ("text", "attachments")}
 
 
+class Post:
+    """The messages going into one post, as long as they fit Rocket.Chat's limits: the same envelope,
+    `text_limit` UTF-16 units of headlines, MAX_ATTACHMENTS_PER_POST attachments and MAX_POST_BYTES
+    of JSON. The first message always fits."""
+
+    def __init__(self, text_limit: int = TEXT_LIMIT) -> None:
+        self.text_limit = text_limit
+        self.messages: List[Dict[str, Any]] = []
+        self.text, self.attachments, self.size = -1, 0, 0
+
+    def add(self, rendered: Dict[str, Any]) -> bool:
+        """Add a message if it fits; return whether it did (when not, nothing after it is taken either)."""
+        text = self.text + 1 + units(rendered["text"])
+        attachments = self.attachments + len(rendered["attachments"])
+        size = self.size + len(json.dumps(rendered, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        if self.messages and (text > self.text_limit or attachments > MAX_ATTACHMENTS_PER_POST
+                              or size > MAX_POST_BYTES or envelope(rendered) != envelope(self.messages[0])):
+            return False
+        self.messages.append(rendered)
+        self.text, self.attachments, self.size = text, attachments, size
+        return True
+
+
 def mergeable(messages: Sequence[Dict[str, Any]], text_limit: int = TEXT_LIMIT) -> int:
-    """Return how many of `messages`, from the first on, fit into one post within Rocket.Chat's limits
-    (at least one): the same envelope, `text_limit` UTF-16 units of headlines,
-    MAX_ATTACHMENTS_PER_POST attachments and MAX_POST_BYTES of JSON."""
-    first = envelope(messages[0])
-    text, attachments, size = -1, 0, 0
+    """Return how many of `messages`, from the first on, fit into one post (see Post)."""
+    post = Post(text_limit)
     for count, rendered in enumerate(messages):
-        text += 1 + units(rendered["text"])
-        attachments += len(rendered["attachments"])
-        size += len(json.dumps(rendered, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        if count and (text > text_limit or attachments > MAX_ATTACHMENTS_PER_POST or size > MAX_POST_BYTES
-                      or envelope(rendered) != first):
+        if not post.add(rendered):
             return count
     return len(messages)
 
@@ -220,7 +369,7 @@ def merge(messages: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
 
 def units(text: str) -> int:
     """Return the length of `text` in UTF-16 code units, as Rocket.Chat (JavaScript) counts it."""
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF) if not text.isascii() else len(text)
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def truncate_units(text: str, limit: int) -> str:
@@ -271,13 +420,25 @@ def _absolute_url(url: str) -> Optional[str]:
 _cached_absolute_url = functools.lru_cache(maxsize=URL_CACHE_SIZE)(_absolute_url)
 
 
-def silence_url(external_url: str, labels: Dict[str, str]) -> Optional[str]:
+def silence_url(external_url: str, labels: Mapping[str, str]) -> Optional[str]:
     """Return the Alertmanager URL of a new silence matching exactly these labels, or None."""
     base = absolute_url(external_url)
     if not base or not labels:
         return None
-    matchers = ",".join(f'{name}="{_escape_label(value)}"' for name, value in sorted(labels.items()))
-    return f"{base.rstrip('/')}/#/silences/new?filter={_percent_encode('{' + matchers + '}')}"
+    return f"{base.rstrip('/')}/#/silences/new?filter={_percent_encode(_matchers(labels))}"
+
+
+def alerts_url(external_url: str, labels: Mapping[str, str]) -> Optional[str]:
+    """Return the URL of Alertmanager's view of the alerts that have all these labels, or None."""
+    base = absolute_url(external_url)
+    if not base or not labels:
+        return None
+    return f"{base.rstrip('/')}/#/alerts?filter={_percent_encode(_matchers(labels))}"
+
+
+def _matchers(labels: Mapping[str, str]) -> str:
+    """Return `{a="1",b="2"}`: matchers for exactly these label values, sorted by name."""
+    return "{" + ",".join(f'{name}="{_escape_label(value)}"' for name, value in sorted(labels.items())) + "}"
 
 
 _UNRESERVED = re.compile(r"[^A-Za-z0-9_.~-]+")

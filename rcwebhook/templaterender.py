@@ -4,7 +4,8 @@
 
 The same flags and output as amtool: the rendered text on stdout (no newline added); for an
 invalid template or data, the error on stderr and exit status 1. RCWEBHOOK_TEMPLATE_COMPAT
-chooses the Alertmanager followed (0.28, the default, or 0.25).
+chooses the Alertmanager followed (0.28, the default, or 0.25). Times' `.Local` is in the zone
+amtool's would use: $TZ, else /etc/localtime, else UTC.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optio
         return 2
     try:
         tmpl = load_globs(flags["glob"], compat)
+        tmpl.local = amdata.local_location(environ)  # as amtool's: $TZ, else /etc/localtime
         if flags["data"] is None:
             data = default_data()
         else:

@@ -9,11 +9,13 @@ rcwebhook_template_errors_total{part}, and that part of the message is the built
 
 from __future__ import annotations
 
+import functools
 import glob as globmod
 import json
 import logging
 import re
-from typing import IO, Any, Dict, List, Mapping, Optional, Sequence
+from types import MappingProxyType
+from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import amdata
 from .gotemplate import TemplateError
@@ -49,46 +51,52 @@ class Templates:
                         _key_of(part), part.replace("_", " "), exc)
             return None
 
-    def apply(self, message: Dict[str, Any], alerts: Sequence[Any], external_url: str, text_limit: int) -> Dict[str, Any]:
-        """Replace the parts of a built message that a template renders."""
+    def parts(self, alerts: Sequence[Any], shown: int, external_url: str, text_limit: int, receiver: str = "",
+              group_labels: Mapping[str, str] = MappingProxyType({})) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
+        """The message's text and, for each of the first `shown` alerts, its attachment's (title, text) as
+        the templates render them, cut to Rocket.Chat's limits: None for a part without a template or
+        whose template failed (the built-in part is used), "" for an attachment text left empty."""
         from .message import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
+        group = amdata.KV(group_labels or {})
+        items = [_alert(a) for a in alerts]
+        text = whole = None
         if "text" in self.names:
-            text = self.render("text", data_of(alerts, external_url))
-            if text is not None and text.strip():
-                message["text"] = truncate_units(text, text_limit)
+            whole = _data(items, external_url, receiver, group)
+            text = self.render("text", whole)
+            text = truncate_units(text, text_limit) if text is not None and text.strip() else None
+        attachments: List[Tuple[Optional[str], Optional[str]]] = []
         if "title" in self.names or "attachment_text" in self.names:
-            for attachment, alert in zip(message["attachments"], alerts):
-                data = data_of([alert], external_url)
+            for item in items[:shown]:
+                # a message of one alert: its attachment's data is the message's
+                data = whole if whole is not None and len(items) == 1 else _data([item], external_url, receiver, group)
                 title = self.render("title", data)
-                if title is not None and title.strip():
-                    attachment["title"] = truncate(" ".join(title.split()), TITLE_LIMIT)
-                text = self.render("attachment_text", data)
-                if text is not None:
-                    if text.strip():
-                        attachment["text"] = truncate_units(text.strip("\n"), TEXT_UNITS)
-                    else:
-                        attachment.pop("text", None)
-        return message
+                title = truncate(" ".join(title.split()), TITLE_LIMIT) if title is not None and title.strip() else None
+                body = self.render("attachment_text", data)
+                if body is not None:
+                    body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
+                attachments.append((title, body))
+        return text, attachments
 
 
 def _key_of(part: str) -> str:
     return next(key for key, p in KEYS.items() if p == part)
 
 
-def data_of(alerts: Sequence[Any], external_url: str) -> amdata.Data:
-    """Alertmanager's template data for some alerts of one group (rcwebhook's Alert tuples).
-
-    Receiver and GroupLabels are not known where messages are built: they are empty."""
-    items = amdata.Alerts(_alert(a) for a in alerts)
-    common_labels = dict(alerts[0].labels) if alerts else {}
-    common_annotations = dict(alerts[0].annotations) if alerts else {}
-    for a in alerts[1:]:
-        common_labels = {k: v for k, v in common_labels.items() if a.labels.get(k) == v}
-        common_annotations = {k: v for k, v in common_annotations.items() if a.annotations.get(k) == v}
+def _data(items: List[amdata.Alert], external_url: str, receiver: str, group: amdata.KV) -> amdata.Data:
+    # Templates cannot change their data (every function returns new values): label sets are shared.
+    if len(items) == 1:
+        common_labels, common_annotations = items[0].Labels, items[0].Annotations
+    else:
+        common_labels = dict(items[0].Labels) if items else {}
+        common_annotations = dict(items[0].Annotations) if items else {}
+        for a in items[1:]:
+            common_labels = {k: v for k, v in common_labels.items() if a.Labels.get(k) == v}
+            common_annotations = {k: v for k, v in common_annotations.items() if a.Annotations.get(k) == v}
+        common_labels, common_annotations = amdata.KV(common_labels), amdata.KV(common_annotations)
     return amdata.Data(
-        Receiver="", Status="firing" if any(a.status == "firing" for a in alerts) else "resolved",
-        Alerts=items, GroupLabels=amdata.KV(), CommonLabels=amdata.KV(common_labels),
-        CommonAnnotations=amdata.KV(common_annotations), ExternalURL=external_url,
+        Receiver=receiver, Status="firing" if any(a.Status == "firing" for a in items) else "resolved",
+        Alerts=amdata.Alerts(items), GroupLabels=group, CommonLabels=common_labels,
+        CommonAnnotations=common_annotations, ExternalURL=external_url,
     )
 
 
@@ -98,6 +106,7 @@ def _alert(a: Any) -> amdata.Alert:
                         Fingerprint=a.fingerprint)
 
 
+@functools.lru_cache(maxsize=1024)  # the same start times come again and again; a GoTime never changes
 def _time(text: str) -> Any:
     try:
         return amdata.parse_time(text) if text else amdata.parse_time("0001-01-01T00:00:00Z")
@@ -105,8 +114,9 @@ def _time(text: str) -> Any:
         return amdata.parse_time("0001-01-01T00:00:00Z")
 
 
-def load(raw: Mapping[str, str], errors: List[str]) -> Optional[Templates]:
-    """The Templates the settings ask for, or None; every problem is added to `errors`."""
+def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optional[Templates]:
+    """The Templates the settings ask for, or None; every problem is added to `errors`. Times' .Local
+    is in `zone` (TIMEZONE; None for UTC)."""
     files = raw.get("TEMPLATE_FILES", "").strip()
     names = {part: raw.get(key, "").strip() for key, part in KEYS.items() if raw.get(key, "").strip()}
     if not files:
@@ -128,6 +138,11 @@ def load(raw: Mapping[str, str], errors: List[str]) -> Optional[Templates]:
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"TEMPLATE_FILES: {exc}")
         return None
+    tmpl.local = amdata.local_of(zone)
+    from .gocompile import root_of
+    for tree in tmpl.trees.values():  # compiled here, once, not by the first message
+        if tree.root is not None:
+            root_of(tree)
     defined = sorted(n for n, t in tmpl.trees.items() if t.root is not None and n)
     for key, part in KEYS.items():
         if part in names and names[part] not in tmpl.trees:

@@ -29,7 +29,18 @@ LAYOUTS = ["2006-01-02 15:04:05", "Jan 2, 2006 at 3:04pm (MST)", "Monday 02/01/0
            ".999999999", "Mon Jan _2 15:04:05 2006", "Z0700 -07 -07:00:00", "06 1 2 3 4 5 PM pm"]
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "Etc/GMT+3"]
 PRINTF = ["%s", "%q", "%v", "%d", "%5d", "%-6s|", "%x", "%X", "%t", "%.2f", "%e", "%g", "%T", "%%",
-          "%08.3f", "%+d", "%6.1f", "%c", "%o", "%b", "[%3s]", "%.3s", "%#x", "%+q", "%U", "%10.4v"]
+          "%08.3f", "%+d", "%6.1f", "%c", "%o", "%b", "[%3s]", "%.3s", "%#x", "%+q", "%U", "%10.4v", "%#v",
+          "<%#v>"]
+# Go-syntax (%#v) of each kind of value templates see; a time's location only where Go's output is
+# not its zone's transition tables (UTC's).
+SHARP_V = ["$.CommonLabels", "$.GroupLabels", "$.CommonAnnotations", "$.Alerts", "$.Alerts.Firing", ".",
+           "(index $.Alerts 0)", "(index $.Alerts 0).Labels.SortedPairs", "(index (index $.Alerts 0).Labels.SortedPairs 0)",
+           "(index $.Alerts 0).StartsAt", "(index $.Alerts 0).EndsAt", "(index $.Alerts 0).StartsAt.Local",
+           "(index $.Alerts 0).StartsAt.UTC.Location", "(index $.Alerts 0).StartsAt.Month",
+           "(index $.Alerts 0).StartsAt.Weekday", "(index $.Alerts 0).StartsAt.Unix", "$.Receiver",
+           "(stringSlice)", "(stringSlice \"a\" \"b\\\"c\")", "(index $.Alerts 0).Labels.Names", "nil", "true", "-0.0",
+           "1e21", "42", "'x'", "(index \"abc\" 1)", "(safeHtml \"<b>\")", "$.ExternalURL",
+           "((index $.Alerts 0).EndsAt.Sub (index $.Alerts 0).StartsAt)", "($.CommonLabels.Remove (stringSlice \"job\"))"]
 REGEXPS = [("[a-z]+", "<$0>"), ("(\\w+)-(\\d+)", "${2}_$1"), ("^(.)", "$1$1"), ("\\s+", " "),
            ("x*", "-"), ("(?i)high", "LOW"), ("(?P<word>[A-Z])", "[${word}]"), ("$", "!"), ("a|b", "$$"),
            ("[[:digit:]]+", "#"), ("\\.", "\\"), ("(a)(b)?", "$2|$1"), ("é", "e"), ("(?s).", "."),
@@ -216,7 +227,7 @@ def printable(c: Ctx) -> str:
     rng = c.rng
     r = rng.random()
     if r < 0.08:
-        return f"{expr(c, 'time', 1)}.{rng.choice(['Unix', 'Year', 'Month', 'Day', 'Hour', 'Weekday', 'YearDay', 'IsZero', 'Nanosecond', 'Minute', 'Second', 'UnixMilli'])}"
+        return f"{expr(c, 'time', 1)}.{rng.choice(['Unix', 'Year', 'Month', 'Day', 'Hour', 'Weekday', 'YearDay', 'IsZero', 'Nanosecond', 'Minute', 'Second', 'UnixMilli', 'Local', 'Location', 'Local.Location', 'UTC.Location'])}"
     if r < 0.11:
         t1, t2 = expr(c, 'time', 1), expr(c, 'time', 1)
         return rng.choice([f"({t1}.Sub {t2})", f"({t1}.Sub {t2}).Seconds", f"({t1}.Sub {t2}).Hours",
@@ -232,6 +243,14 @@ def printable(c: Ctx) -> str:
                            "(index (index $.Alerts 0).Labels.SortedPairs 0)", "(index $.Alerts 0).Labels.SortedPairs.Values"])
     if r < 0.12:
         return "."
+    if r < 0.145:
+        return f"(printf {json.dumps(rng.choice(['%#v', '[%#v]', '%#v|%v']))} {rng.choice(SHARP_V)} {rng.choice(SHARP_V)})"
+    if r < 0.155 and c.compat != "0.25":
+        t1, t2 = expr(c, 'time', 1), expr(c, 'time', 1)
+        zone = json.dumps(rng.choice(ZONES))
+        return rng.choice([f"({t1}.In (tz {zone} {t2}).Location)", f"({t1}.In {t2}.Location)",
+                           f"(printf \"%#v\" ({t1}.In (tz {zone} {t2}).Location))",
+                           f"({t1}.In (tz {zone} {t2}).Location).Location", f"(({t1}.In {t2}.Local.Location).Format \"15:04 MST\")"])
     typ = rng.choice(["str", "str", "str", "int", "float", "bool", "kv", "strs", "pairs", "alerts", "time", "alert"])
     e = expr(c, typ)
     if typ in ("alerts", "alert") and rng.random() < 0.7:

@@ -81,6 +81,19 @@ def test_check_config_prints_every_problem_and_exits_78(tmp_path):
     assert result.stdout == ""
 
 
+def test_timezone_is_checked_and_shown(tmp_path):
+    path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nTIMEZONE=Europe/Berlin\n")
+    result = run("--check-config", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "TIMEZONE=Europe/Berlin" in result.stdout.splitlines()
+    path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nTIMEZONE=Europe/Berlim\n")
+    for args in (("--check-config", "--config", str(path)), ("--config", str(path))):
+        result = run(*args)
+        assert result.returncode == 78
+        assert (f"rcwebhook: error: {path}:2: TIMEZONE='Europe/Berlim' is not a time zone name such as "
+                "Europe/Berlin or UTC") in result.stderr.splitlines()
+
+
 def test_check_config_shows_unknown_key_warnings(tmp_path):
     path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOK_INFO=x\n")
     result = run("--check-config", "--config", str(path))

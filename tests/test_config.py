@@ -251,3 +251,16 @@ def test_state_dir_defaults_to_systemds_state_directory(tmp_path):
     assert settings.state_dir == "/var/lib/rcwebhook"
     path.write_text("DRY_RUN=true\nSTATE_DIR=/srv/state\n")
     assert config.load(path, {"STATE_DIRECTORY": "/var/lib/rcwebhook"})[0].state_dir == "/srv/state"
+
+
+@pytest.mark.parametrize("value", ["Mars/Olympus", "../../etc/passwd", "Europe", "/etc/localtime", "CET CEST"])
+def test_an_unknown_timezone_is_refused_naming_the_line(tmp_path, value):
+    path = write(tmp_path, f"DRY_RUN=true\nTIMEZONE={value}\n")
+    assert problems(path) == [f"{path}:2: TIMEZONE={value!r} is not a time zone name such as Europe/Berlin or UTC"]
+
+
+def test_timezone_defaults_to_utc_which_needs_no_zone_database(tmp_path):
+    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\n"), {})
+    assert str(settings.timezone) == "UTC" and settings.timezone.utcoffset(None).total_seconds() == 0
+    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\nTIMEZONE=America/New_York\n"), {})
+    assert str(settings.timezone) == "America/New_York"

@@ -238,3 +238,53 @@ def test_the_render_command_has_amtools_flags_and_output(tmp_path: Path) -> None
     assert err.getvalue() == "rcwebhook: error: template: :1: missing value for if\n"
     rc = cli.main(["template", "render"], environ={}, stdout=out, stderr=err)
     assert rc == 2
+
+
+@pytest.mark.parametrize("text, out", [
+    ('{{ printf "%#v" .CommonLabels }}', 'template.KV{"a":"1", "alertname":"X", "b":"2"}'),
+    ('{{ printf "%#v" .CommonAnnotations }}', "template.KV{}"),
+    ('{{ printf "%#v" .Receiver }}|{{ printf "%#v" "a\\"b\\n" }}', '"rocketchat"|"a\\"b\\n"'),
+    ('{{ printf "%#v %#v %#v %#v" 3 1.0 true nil }}', "3 1 true <nil>"),
+    ('{{ printf "%#v" (stringSlice "a" "b") }}|{{ printf "%#v" (stringSlice) }}', '[]string{"a", "b"}|[]string{}'),
+    ('{{ printf "%#v" (index .Alerts 0).Labels.SortedPairs }}',
+     'template.Pairs{template.Pair{Name:"alertname", Value:"HighCPU"}, template.Pair{Name:"instance", '
+     'Value:"web-1"}, template.Pair{Name:"severity", Value:"critical"}}'),
+    ('{{ printf "%#v" (index .Alerts 0).StartsAt }}', "time.Date(2026, time.January, 30, 10, 0, 0, 0, time.UTC)"),
+    ('{{ printf "%#v" (index .Alerts 1).StartsAt }}',
+     'time.Date(2026, time.January, 30, 8, 0, 0, 500000000, time.Location(""))'),
+    ('{{ printf "%#v %#v %#v" (index .Alerts 0).StartsAt.Month (index .Alerts 0).StartsAt.Unix '
+     '((index .Alerts 0).StartsAt.Sub (index .Alerts 1).StartsAt) }}', "1 1769767200 14399500000000"),
+])
+def test_printf_sharp_v_writes_values_as_go_source(text: str, out: str) -> None:
+    assert render(text) == out
+
+
+def test_printf_sharp_v_of_an_alert_names_every_field() -> None:
+    assert render('{{ printf "%#v" (index .Alerts 1) }}') == (
+        'template.Alert{Status:"resolved", Labels:template.KV{"alertname":"DiskFull", "severity":"warning"}, '
+        'Annotations:template.KV{}, StartsAt:time.Date(2026, time.January, 30, 8, 0, 0, 500000000, '
+        'time.Location("")), EndsAt:time.Date(2026, time.January, 30, 9, 30, 0, 0, time.UTC), GeneratorURL:"", '
+        'Fingerprint:"b2"}')
+
+
+def test_in_and_location_move_a_time_between_zones() -> None:
+    text = ('{{ $berlin := (tz "Europe/Berlin" (index .Alerts 0).StartsAt).Location }}{{ $berlin }}|'
+            '{{ (index .Alerts 0).StartsAt.In $berlin }}|{{ printf "%#v" ((index .Alerts 0).StartsAt.In $berlin) }}|'
+            '{{ (index .Alerts 0).StartsAt.Location }}')
+    assert render(text) == ('Europe/Berlin|2026-01-30 11:00:00 +0100 CET|'
+                            'time.Date(2026, time.January, 30, 11, 0, 0, 0, time.Location("Europe/Berlin"))|UTC')
+
+
+@pytest.mark.parametrize("environ, shown", [
+    ({"TZ": "Europe/Berlin"}, "2026-01-30 11:00:00 +0100 CET Europe/Berlin"),
+    ({"TZ": "America/New_York"}, "2026-01-30 05:00:00 -0500 EST America/New_York"),
+    ({"TZ": ""}, "2026-01-30 10:00:00 +0000 UTC UTC"),
+])
+def test_template_render_puts_local_times_in_amtools_zone(tmp_path: Path, environ: dict, shown: str) -> None:
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps(DATA))
+    out, err = io.StringIO(), io.StringIO()
+    text = "{{ (index .Alerts 0).StartsAt.Local }} {{ (index .Alerts 0).StartsAt.Local.Location }}"
+    assert cli.main(["template", "render", f"--template.text={text}", f"--template.data={data}"],
+                    environ=environ, stdout=out, stderr=err) == 0, err.getvalue()
+    assert out.getvalue() == shown

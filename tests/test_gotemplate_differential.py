@@ -111,7 +111,7 @@ class Runner:
         env = dict(os.environ, HOME=str(self.workdir))
         proc = subprocess.Popen([self.amtool] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         out, err = io.StringIO(), io.StringIO()
-        rc = cli.main(argv, environ={"RCWEBHOOK_TEMPLATE_COMPAT": self.version}, stdout=out, stderr=err)
+        rc = cli.main(argv, environ=_environ(self.version), stdout=out, stderr=err)
         ours = Outcome(rc, out.getvalue(), err.getvalue())
         a_out, a_err = proc.communicate(timeout=120)
         theirs = Outcome(proc.returncode, a_out.decode("utf-8", "replace"), a_err.decode("utf-8", "replace"))
@@ -180,7 +180,12 @@ def _predicted_valid(version: str, body: str, data: Path, helpers: Path) -> bool
     """Whether rcwebhook renders the case (only to group the likely valid ones into batches)."""
     out, err = io.StringIO(), io.StringIO()
     argv = _argv(helpers, body, data)
-    return cli.main(argv, environ={"RCWEBHOOK_TEMPLATE_COMPAT": version}, stdout=out, stderr=err) == 0
+    return cli.main(argv, environ=_environ(version), stdout=out, stderr=err) == 0
+
+
+def _environ(version: str) -> Dict[str, str]:
+    """rcwebhook's environment: the version followed, and amtool's TZ (times' .Local is in its zone)."""
+    return {"RCWEBHOOK_TEMPLATE_COMPAT": version, **{k: v for k, v in os.environ.items() if k == "TZ"}}
 
 
 @pytest.fixture(scope="module")

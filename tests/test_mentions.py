@@ -85,7 +85,7 @@ def test_a_firing_message_mentions_its_routes_people_in_front_of_its_top_level_t
     daemon = start_daemon(MENTION_CRITICAL="@here @oncall", MENTION_WARNING="@alice @bob", **allowed)
     assert daemon.post_json(notification(alert("DiskFull"), alert("Slow", severity="warning")))[0] == 200
     [critical] = rocketchat.messages("critical")
-    assert critical["text"].startswith(f"@here @oncall {FIRING_HEADLINE}1] DiskFull (critical)"), critical["text"]
+    assert critical["text"].startswith(f"@here @oncall {FIRING_HEADLINE}1] DiskFull — DiskFull is bad"), critical["text"]
     assert "@" not in str(critical["attachments"])  # attachments notify nobody: no mention there
     assert texts(rocketchat, "warning")[0].startswith("@alice @bob :warning: [FIRING:1] Slow")
 

@@ -52,9 +52,21 @@ class TestExample:
         assert [a["title"] for a in self.messages["warning"]["attachments"]] == [
             "HighMemoryUsage: Memory usage above 80% on server1"]
 
-    def test_headline_has_emoji_state_names_and_severity(self):
-        assert self.messages["critical"]["text"] == ":rotating_light: [FIRING:1] HighCPUUsage (critical)"
-        assert self.messages["warning"]["text"] == ":warning: [FIRING:1] HighMemoryUsage (warning)"
+    def test_headline_has_emoji_state_name_labels_and_summary(self):
+        view = "http://localhost:9093/#/alerts?filter="
+        assert self.messages["critical"]["text"] == (
+            f":rotating_light: [FIRING:1] [HighCPUUsage]({view}%7Balertname%3D%22HighCPUUsage%22%2Cinstance%3D%22"
+            "server1%3A9100%22%2Cjob%3D%22node%22%2Cseverity%3D%22critical%22%7D) instance=server1:9100 job=node"
+            " — CPU usage above 90% on server1")
+        assert self.messages["warning"]["text"].startswith(":warning: [FIRING:1] [HighMemoryUsage](")
+        assert self.messages["warning"]["text"].endswith(
+            " instance=server1:9100 job=node — Memory usage above 80% on server1")
+
+    def test_headline_links_to_alertmanagers_view_of_these_alerts(self):
+        link = self.messages["critical"]["text"].split("](", 1)[1].split(")", 1)[0]
+        base, _, encoded = link.partition("?filter=")
+        assert base == "http://localhost:9093/#/alerts"
+        assert unquote(encoded) == '{alertname="HighCPUUsage",instance="server1:9100",job="node",severity="critical"}'
 
     def test_attachment_shows_description_labels_start_and_links(self):
         attachment = self.messages["critical"]["attachments"][0]
@@ -64,7 +76,7 @@ class TestExample:
         assert "[Prometheus](http://localhost:9090/graph?g0.expr=" in attachment["text"]
         assert attachment["title_link"].startswith("http://localhost:9090/graph?")
         fields = {f["title"]: f["value"] for f in attachment["fields"]}
-        assert fields == {"instance": "server1:9100", "job": "node", "Started": "2026-01-30 10:00:00 UTC"}
+        assert fields == {"Started": "2026-01-30 10:00:00 UTC"}  # its labels are in the headline
 
     def test_silence_link_matches_exactly_this_alert(self):
         text = self.messages["critical"]["attachments"][0]["text"]
@@ -93,7 +105,7 @@ def test_resolved_alert_is_green_with_duration():
     rendered = render_all({"status": "resolved", "alerts": [alert(
         status="resolved", annotations={"summary": "back"},
         startsAt="2026-01-30T10:00:00Z", endsAt="2026-01-30T11:02:03.5Z")]})["critical"]
-    assert rendered["text"] == ":white_check_mark: [RESOLVED:1] A (critical)"
+    assert rendered["text"] == ":white_check_mark: [RESOLVED:1] A — back (critical)"
     attachment = rendered["attachments"][0]
     assert attachment["title"] == "Resolved: A: back"
     assert attachment["color"] == "#2ca02c"
@@ -102,7 +114,7 @@ def test_resolved_alert_is_green_with_duration():
 
 def test_mixed_firing_and_resolved_in_one_route():
     rendered = render_all({"alerts": [alert("A"), alert("B", status="resolved")]})["critical"]
-    assert rendered["text"] == ":rotating_light: [FIRING:1] [RESOLVED:1] A, B (critical)"
+    assert rendered["text"] == ":rotating_light: [FIRING:1] [RESOLVED:1] A, B"
     assert [a["color"] for a in rendered["attachments"]] == ["#d62728", "#2ca02c"]
 
 
@@ -157,7 +169,7 @@ def test_many_alerts_are_capped_with_an_and_more_line():
     payload = {"alerts": [alert(f"Alert{i}") for i in range(250)], "truncatedAlerts": 7}
     rendered = render_all(payload, MAX_ALERTS_PER_MESSAGE="20")["critical"]
     assert len(rendered["attachments"]) == 20
-    assert "…and 230 more alerts not shown here" in rendered["text"]
+    assert "…and 230 more alerts not shown here; see Alertmanager." in rendered["text"]
     assert "Alertmanager left out 7 more alerts of this group" in rendered["text"]
     assert "[FIRING:250]" in rendered["text"]
     accepted(rendered)
@@ -167,7 +179,7 @@ def test_headline_names_are_bounded():
     payload = {"alerts": [alert("N" * 100 + str(i)) for i in range(100)]}
     text = render_all(payload)["critical"]["text"]
     assert len(text) < 600
-    assert text.splitlines()[0].endswith(" and 97 more (critical)")
+    assert text.splitlines()[0].endswith(" and 97 more")
 
 
 def test_long_annotations_are_cut_with_an_ellipsis():
@@ -266,3 +278,114 @@ def test_one_message_always_goes_even_when_large():
     candidates = merged_candidates((4999, 200, ""), (10, 1, ""))
     assert message.mergeable(candidates) == 1
     assert message.merge(candidates[:1]) is candidates[0]
+
+
+# --- the look: headline, fields, links, times -----------------------------------------------
+
+def fields_of(attachment) -> dict:
+    return {f["title"]: f["value"] for f in attachment.get("fields", [])}
+
+
+def test_labels_common_to_every_alert_are_in_the_headline_once_not_in_each_attachment():
+    payload = {"externalURL": "http://am.example.com:9093", "alerts": [
+        alert("HighCPUUsage", labels={"cluster": "prod", "job": "node", "instance": f"node{i}:9100"})
+        for i in range(3)]}
+    rendered = render_all(payload)["critical"]
+    headline = rendered["text"]
+    assert headline.startswith(":rotating_light: [FIRING:3] [HighCPUUsage](http://am.example.com:9093/#/alerts?")
+    assert headline.endswith(") cluster=prod job=node")
+    assert "instance=" not in headline and "severity=" not in headline
+    for i, attachment in enumerate(rendered["attachments"]):
+        assert fields_of(attachment) == {"instance": f"node{i}:9100"}
+    accepted(rendered)
+
+
+def test_a_severity_label_that_is_an_alias_is_shown():
+    rendered = render_all({"alerts": [alert(severity="page")]})["critical"]
+    assert rendered["text"] == ":rotating_light: [FIRING:1] A severity=page"
+
+
+def test_at_signs_in_headline_labels_and_summary_mention_nobody():
+    rendered = render_all({"alerts": [alert("@all", labels={"team": "@here"}, annotations={"summary": "ping @all"})]})
+    text = rendered["critical"]["text"]
+    assert "@all" not in text and "@here" not in text
+    assert text == ":rotating_light: [FIRING:1] @\u200ball team=@\u200bhere — ping @\u200ball"
+
+
+def test_an_alert_with_twenty_labels_keeps_its_start_time_and_annotations():
+    # values too long for the headline: every label would be a field
+    labels = {f"label{i:02}": f"value {i} " + "x" * 120 for i in range(20)}
+    payload = {"alerts": [alert("Wide", labels=labels, annotations={"value": "97%", "owner": "team-db"},
+                                startsAt="2026-01-30T10:00:00Z")]}
+    rendered = render_all(payload)["critical"]
+    attachment = rendered["attachments"][0]
+    fields = fields_of(attachment)
+    assert len(attachment["fields"]) == message.MAX_FIELDS
+    assert fields["Started"] == "2026-01-30 10:00:00 UTC"
+    assert fields["value"] == "97%" and fields["owner"] == "team-db"
+    assert [f"label{i:02}" for i in range(12)] == [t for t in fields if t.startswith("label")]
+    # the labels that did not fit are summed up in one field, not lost without a trace
+    assert fields["8 more labels"].startswith("label12=value 12 xxx")
+    accepted(rendered)
+
+
+def test_labels_too_long_for_the_headline_are_fields():
+    rendered = render_all({"alerts": [alert(labels={"job": "node", "query": "q" * 150})]})["critical"]
+    assert rendered["text"] == ":rotating_light: [FIRING:1] A job=node"
+    assert fields_of(rendered["attachments"][0]) == {"query": "q" * 150}
+
+
+def test_a_resolved_alert_has_no_silence_link():
+    payload = {"externalURL": "http://am.example.com:9093", "alerts": [
+        alert("Gone", status="resolved", generatorURL="http://prom.example.com/graph", startsAt="2026-01-30T10:00:00Z",
+              endsAt="2026-01-30T10:05:00Z"),
+        alert("Here", generatorURL="http://prom.example.com/graph")]}
+    gone, here = render_all(payload)["critical"]["attachments"]
+    assert "[Prometheus](http://prom.example.com/graph)" in gone["text"]
+    assert "Silence" not in gone["text"]
+    assert "[Silence](http://am.example.com:9093/#/silences/new?filter=" in here["text"]
+
+
+def test_an_annotation_holding_a_url_is_a_link_named_after_it_not_a_field():
+    rendered = render_all({"alerts": [alert(annotations={
+        "dashboard": "https://grafana.example.com/d/abc?var-host=x", "runbook_url": "https://wiki.example.com/rb",
+        "value": "97%", "notes": "see https://x.example.com", "broken": "http:// spaced"})]})["critical"]
+    attachment = rendered["attachments"][0]
+    assert attachment["text"] == ("[Runbook](https://wiki.example.com/rb) · "
+                                  "[dashboard](https://grafana.example.com/d/abc?var-host=x)")
+    assert fields_of(attachment) == {"value": "97%", "notes": "see https://x.example.com", "broken": "http:// spaced"}
+    accepted(rendered)
+
+
+def test_the_and_more_line_links_to_alertmanagers_view_of_the_group():
+    payload = {"externalURL": "https://am.example.com/", "alerts": [
+        alert(f"Alert{i}", labels={"cluster": "prod"}) for i in range(25)]}
+    text = render_all(payload, MAX_ALERTS_PER_MESSAGE="20")["critical"]["text"]
+    view = ("https://am.example.com/#/alerts?filter=" + "%7Bcluster%3D%22prod%22%2Cseverity%3D%22critical%22%7D")
+    assert f"…and 5 more alerts not shown here; see [Alertmanager]({view})." in text
+    assert text.startswith(f":rotating_light: [FIRING:25] [Alert0, Alert1, ")
+    assert f"]({view}) cluster=prod\n" in text
+
+
+@pytest.mark.parametrize("external", ["", "/alertmanager", "alertmanager:9093", "javascript:alert(1)"])
+def test_no_alert_view_link_without_an_absolute_external_url(external):
+    payload = {"externalURL": external, "alerts": [alert(f"A{i}") for i in range(25)]}
+    text = render_all(payload)["critical"]["text"]
+    assert "](" not in text
+    assert "…and 5 more alerts not shown here; see Alertmanager." in text
+
+
+def test_alert_names_with_brackets_get_the_link_after_them():
+    text = render_all({"externalURL": "http://am:9093", "alerts": [alert("Disk [sda]")]})["critical"]["text"]
+    assert text.startswith(":rotating_light: [FIRING:1] Disk [sda] · [Alertmanager](http://am:9093/#/alerts?filter=")
+
+
+def test_times_are_shown_in_the_configured_timezone():
+    payload = {"status": "resolved", "alerts": [alert(status="resolved", startsAt="2026-01-30T10:00:00Z",
+                                                      endsAt="2026-07-30T10:00:00Z")]}
+    fields = fields_of(render_all(payload, TIMEZONE="Europe/Berlin")["critical"]["attachments"][0])
+    assert fields["Started"] == "2026-01-30 11:00:00 CET"
+    summer = {"alerts": [alert(startsAt="2026-07-30T10:00:00Z")]}
+    assert fields_of(render_all(summer, TIMEZONE="Europe/Berlin")["critical"]["attachments"][0])["Started"] \
+        == "2026-07-30 12:00:00 CEST"
+    assert fields_of(render_all(summer)["critical"]["attachments"][0])["Started"] == "2026-07-30 10:00:00 UTC"

@@ -238,7 +238,7 @@ def test_a_sets_path_posts_to_its_hooks_with_its_channel_and_look(teams, rocketc
     [critical] = rocketchat.posted("db-critical")
     assert (critical["channel"], critical["alias"], critical["emoji"]) == ("#db-oncall", "dbbot",
                                                                                    ":floppy_disk:")
-    assert "DiskFull" in critical["text"] and "(critical)" in critical["text"]
+    assert critical["text"] == ":rotating_light: [FIRING:1] DiskFull"
     [info] = rocketchat.posted("db-warning")  # db's info route falls back to db's DEFAULT_SEVERITY hook
     assert "SlowQuery" in info["text"] and info["channel"] is None
     assert rocketchat.posted("default") == []
@@ -380,7 +380,7 @@ def test_send_test_posts_through_a_hook_sets_routes(tmp_path, rocketchat):
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["db/critical", "db/warning", "db/info"]
     [posted] = rocketchat.posted("db")
-    assert posted["text"].endswith("RcwebhookTest (critical)") and posted["channel"] == "#db"
+    assert posted["text"].startswith(":rotating_light: [FIRING:1] RcwebhookTest ") and posted["channel"] == "#db"
     assert len(rocketchat.posted("default")) == 2
     assert send_test(tmp_path, config, "dba").returncode == 2
 

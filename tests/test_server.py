@@ -113,7 +113,7 @@ def test_route_without_url_posts_to_the_default_routes_hook(start_daemon, rocket
     status, _, _ = daemon.post_json({"alerts": [{"labels": {"alertname": "X", "severity": "info"}}]})
     assert status == 200
     [posted] = rocketchat.messages("warning")
-    assert posted["text"].endswith("X (info)")
+    assert posted["text"] == ":information_source: [FIRING:1] X"
 
 
 # --- what the request itself gets wrong: 4xx ---------------------------------------------------

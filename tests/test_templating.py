@@ -33,19 +33,51 @@ def rendered(settings: config.Settings, route_name: str = "critical") -> dict:
     return message.render(notification, batch, settings)
 
 
-def test_the_builtin_look_template_gives_the_builtin_headline_and_titles() -> None:
-    builtin = rendered(settings_with())
-    templated = rendered(settings_with(TEMPLATE_FILES=str(TEMPLATES / "builtin.tmpl"), TEMPLATE_TEXT="rc.text",
-                                       TEMPLATE_ATTACHMENT_TITLE="rc.title", TEMPLATE_ATTACHMENT_TEXT="rc.attachment"))
-    assert templated["text"] == builtin["text"] == ":rotating_light: [FIRING:1] HighCPUUsage (critical)"
-    assert [a["title"] for a in templated["attachments"]] == [a["title"] for a in builtin["attachments"]]
-    text = templated["attachments"][0]["text"]
-    assert text.startswith("CPU usage on server1:9100 has been above 90%")
-    assert "[Runbook](https://runbooks.example.com/HighCPUUsage) · [Prometheus](http://localhost:9090/" in text
-    # what templates do not render stays built in
-    assert templated["attachments"][0]["fields"] == builtin["attachments"][0]["fields"]
-    assert templated["attachments"][0]["color"] == "#d62728"
+BUILTIN_LOOK = dict(TEMPLATE_FILES=str(TEMPLATES / "builtin.tmpl"), TEMPLATE_TEXT="rc.text",
+                   TEMPLATE_ATTACHMENT_TITLE="rc.title", TEMPLATE_ATTACHMENT_TEXT="rc.attachment")
+
+
+@pytest.mark.parametrize("route_name", ["critical", "warning"])
+def test_the_builtin_look_template_gives_the_builtin_message(route_name: str) -> None:
+    builtin = rendered(settings_with(), route_name)
+    templated = rendered(settings_with(**BUILTIN_LOOK), route_name)
+    assert templated == builtin
+    assert templated["text"].startswith(f"{message.EMOJI[route_name]} [FIRING:1] [High")
     check_message(templated)
+
+
+def test_the_builtin_look_template_gives_the_builtin_resolved_message() -> None:
+    body = load_example()
+    body["alerts"][0].update(status="resolved", endsAt="2026-01-30T11:02:03Z")
+    notification = parse(json.dumps(body).encode())
+    out = {}
+    for name, settings in (("builtin", settings_with()), ("templated", settings_with(**BUILTIN_LOOK))):
+        batch = next(b for b in route(notification, settings) if b.route.name == "critical")
+        out[name] = message.render(notification, batch, settings)
+    assert out["templated"] == out["builtin"]
+    assert out["builtin"]["text"].endswith(" (critical)") and "Silence" not in out["builtin"]["attachments"][0]["text"]
+
+
+def test_templates_see_the_receiver_and_group_labels(tmp_path: Path) -> None:
+    path = tmp_path / "group.tmpl"
+    path.write_text('{{ define "t" }}{{ .Receiver }} got {{ .GroupLabels.instance }} '
+                    '({{ .GroupLabels.SortedPairs }}){{ end }}')
+    out = rendered(settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t", TEMPLATE_ATTACHMENT_TITLE="t"))
+    assert out["text"] == "rocketchat got server1:9100 (instance=server1:9100)"
+    assert out["attachments"][0]["title"] == "rocketchat got server1:9100 (instance=server1:9100)"
+
+
+def test_posted_messages_carry_the_receiver_and_group_labels(tmp_path: Path, start_daemon, rocketchat) -> None:
+    path = tmp_path / "group.tmpl"
+    path.write_text('{{ define "t" }}{{ .Receiver }}: {{ .GroupLabels.job }}{{ end }}')
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.add_hook("warning"),
+                          ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.add_hook("critical"), TEMPLATE_FILES=str(path),
+                          TEMPLATE_TEXT="t")
+    body = dict(load_example(), receiver="team\\.db", groupLabels={"job": "node"})
+    status, _, answer = daemon.post_json(body)
+    assert status == 200, answer
+    assert [m["text"] for m in rocketchat.messages("warning")] == ["team\\.db: node"]
+    assert [m["text"] for m in rocketchat.messages("critical")] == ["team\\.db: node"]
 
 
 def test_the_compact_variant() -> None:
@@ -160,3 +192,13 @@ def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Pa
     assert time.monotonic() - started < 5
     assert out["text"] == rendered(settings_with())["text"]
     assert templating.ERRORS.value(part="text") == before + 1
+
+
+def test_local_times_in_templates_are_in_timezone(tmp_path: Path) -> None:
+    path = tmp_path / "local.tmpl"
+    path.write_text('{{ define "t" }}{{ range .Alerts }}{{ .StartsAt.Local.Format "15:04 MST" }} '
+                    '{{ printf "%#v" .StartsAt.Local }}{{ end }}{{ end }}')
+    out = rendered(settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t", TIMEZONE="Europe/Berlin"))
+    assert out["text"] == "11:00 CET time.Date(2026, time.January, 30, 11, 0, 0, 123456789, time.Local)"
+    out = rendered(settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t"))
+    assert out["text"] == "10:00 UTC time.Date(2026, time.January, 30, 10, 0, 0, 123456789, time.Local)"

@@ -118,6 +118,11 @@ def shows(body: Mapping[str, Any]) -> List[Tuple[str, str]]:
     return [(s.name, s.status) for s in shown_states(body)]
 
 
+def headline(body: Mapping[str, Any]) -> List[str]:
+    """Return a message's text by line, its markdown links (to Alertmanager's alert view) as their text."""
+    return re.sub(r"\[([^\[\]]*)\]\([^()\s]*\)", r"\1", body["text"]).split("\n")
+
+
 def started(spec: Spec) -> str:
     return spec.starts_at.strftime(faults.STARTED_FORMAT)
 
@@ -221,7 +226,8 @@ def test_an_incident_fires_in_the_channel_and_reminds_and_resolves_in_its_thread
     am.fire(disk)
     index, root, first = wait_for_post(rc, "critical", lambda m: True, "for the firing alert", explain)
     assert index == 0 and "tmid" not in first, explain()
-    assert first["text"] == ":rotating_light: [FIRING:1] ThreadDiskFull (critical)", explain()
+    assert headline(first) == [":rotating_light: [FIRING:1] ThreadDiskFull service=thread1 — ThreadDiskFull on thread1"], \
+        explain()
     assert shows(first) == [("ThreadDiskFull", FIRING)]
     wait_metric(daemon.url, lambda m: m.get("rcwebhook_open_threads") == 1, "one open thread", explain)
 
@@ -240,8 +246,9 @@ def test_an_incident_fires_in_the_channel_and_reminds_and_resolves_in_its_thread
     _, _, resolution = wait_for_post(rc, "critical", lambda m: m["text"].startswith(RESOLVED_HEADLINE),
                                      "resolving ThreadDiskFull", explain)
     assert resolution.get("tmid") == root, explain()
-    assert resolution["text"].split("\n") == [":white_check_mark: [RESOLVED:1] ThreadDiskFull (critical)",
-                                              "Incident resolved after 42s."], explain()
+    assert headline(resolution) == [
+        ":white_check_mark: [RESOLVED:1] ThreadDiskFull service=thread1 — ThreadDiskFull on thread1 (critical)",
+        "Incident resolved after 42s."], explain()
     assert shows(resolution) == [("ThreadDiskFull", RESOLVED)]
     wait_metric(daemon.url, lambda m: m.get("rcwebhook_open_threads") == 0, "the thread ended", explain)
     wait_until(lambda: acknowledged(proxy, {disk.name: RESOLVED}), "the resolution answered 200", STEP, explain)
@@ -363,7 +370,8 @@ def test_a_new_alert_of_the_group_is_shown_in_the_channel_and_the_thread_moves_t
     # The new alert is announced in the channel, with that alert only; the thread moves to it.
     assert "tmid" not in grown and root2 != root1, explain()
     assert shows(grown) == [("GrowDiskSlow", FIRING)], explain()
-    assert grown["text"] == ":rotating_light: [FIRING:1] GrowDiskSlow (critical)", explain()
+    assert headline(grown) == [":rotating_light: [FIRING:1] GrowDiskSlow service=thread3 — GrowDiskSlow on thread3"], \
+        explain()
     samples = wait_metric(daemon.url, lambda m: m.get("rcwebhook_open_threads") == 1, "one open thread", explain)
     assert samples["rcwebhook_open_threads"] == 1
 
@@ -378,7 +386,8 @@ def test_a_new_alert_of_the_group_is_shown_in_the_channel_and_the_thread_moves_t
     _, _, partial = wait_for_post(rc, "critical", lambda m: ("GrowDiskFull", RESOLVED) in shows(m),
                                   "resolving GrowDiskFull", explain)
     assert partial.get("tmid") == root2 and shows(partial) == [("GrowDiskFull", RESOLVED)], explain()
-    assert partial["text"] == ":white_check_mark: [RESOLVED:1] GrowDiskFull (critical)", explain()
+    assert headline(partial) == [
+        ":white_check_mark: [RESOLVED:1] GrowDiskFull service=thread3 — GrowDiskFull on thread3 (critical)"], explain()
     wait_until(lambda: acknowledged(proxy, {disk.name: RESOLVED}), "GrowDiskFull's resolution answered 200",
                STEP, explain)
     assert read_metrics(daemon.url).get("rcwebhook_open_threads") == 1, explain()
@@ -388,8 +397,9 @@ def test_a_new_alert_of_the_group_is_shown_in_the_channel_and_the_thread_moves_t
     _, _, last = wait_for_post(rc, "critical", lambda m: ("GrowDiskSlow", RESOLVED) in shows(m),
                                "resolving GrowDiskSlow", explain)
     assert last.get("tmid") == root2, explain()
-    assert last["text"].split("\n") == [":white_check_mark: [RESOLVED:1] GrowDiskSlow (critical)",
-                                        "Incident resolved after 1m 15s."], explain()
+    assert headline(last) == [
+        ":white_check_mark: [RESOLVED:1] GrowDiskSlow service=thread3 — GrowDiskSlow on thread3 (critical)",
+        "Incident resolved after 1m 15s."], explain()
     wait_metric(daemon.url, lambda m: m.get("rcwebhook_open_threads") == 0, "the thread ended", explain)
     wait_until(lambda: acknowledged(proxy, {slow.name: RESOLVED}), "the last resolution answered 200", STEP,
                explain)

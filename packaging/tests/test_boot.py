@@ -280,8 +280,10 @@ def test_health_delivery_and_every_process_metric(booted):
     assert status == 200, body
     routes = json.loads(body)["routes"]
     assert routes["critical"]["status"] == routes["warning"]["status"] == "delivered", body
-    assert [m["text"] for m in booted.received("critical")] == [":rotating_light: [FIRING:1] HighCPUUsage (critical)"]
-    assert [m["text"] for m in booted.received("warning")] == [":warning: [FIRING:1] HighMemoryUsage (warning)"]
+    [critical], [warning] = booted.received("critical"), booted.received("warning")
+    assert critical["text"].startswith(":rotating_light: [FIRING:1] [HighCPUUsage](http://localhost:9093/#/alerts?")
+    assert critical["text"].endswith(") instance=server1:9100 job=node — CPU usage above 90% on server1")
+    assert warning["text"].startswith(":warning: [FIRING:1] [HighMemoryUsage](http://localhost:9093/#/alerts?")
     metrics = booted.metrics()
     assert [name for name in PROCESS_METRICS if name not in metrics] == []
     # The start time the kernel keeps, read from outside the sandbox (ProcSubset=pid hides /proc/stat inside).

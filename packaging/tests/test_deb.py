@@ -89,6 +89,7 @@ def test_package_metadata(deb):
     assert "Architecture: all" in fields
     depends = re.search(r"^Depends: (.*)$", fields, re.M).group(1)
     assert "python3 (>= 3.9)" in depends
+    assert "tzdata" in depends  # zoneinfo's database, for TIMEZONE
     assert not re.search(r"python3-(?!:)", depends), depends  # the standard library only
     print(fields)
 
