@@ -137,6 +137,18 @@ class Data(gv.GoStruct):
         self.ExternalURL = kw.get("ExternalURL", "")
 
 
+class MessageData(Data):
+    """The data of a template that renders a message: Alertmanager's, plus the route the message goes to
+    (`.Route`: `critical`, or `db/critical` in hook set db) and its severity (`.Severity`)."""
+
+    FIELDS = Data.FIELDS + ("Route", "Severity")
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.Route = kw.get("Route", "")
+        self.Severity = kw.get("Severity", "")
+
+
 class DataError(ValueError):
     """The data file is not Alertmanager's template data (as Go's encoding/json would refuse it)."""
 

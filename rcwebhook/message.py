@@ -69,7 +69,7 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     text, templated = None, []
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
         text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
-                                                   group_labels or {})
+                                                   group_labels or {}, route.name)
     if text is None:
         text = _text(route.severity, alerts, in_headline, view, len(alerts) - len(shown), truncated, text_limit,
                      note)

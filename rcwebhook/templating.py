@@ -52,7 +52,8 @@ class Templates:
             return None
 
     def parts(self, alerts: Sequence[Any], shown: int, external_url: str, text_limit: int, receiver: str = "",
-              group_labels: Mapping[str, str] = MappingProxyType({})) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
+              group_labels: Mapping[str, str] = MappingProxyType({}), route: str = ""
+              ) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
         """The message's text and, for each of the first `shown` alerts, its attachment's (title, text) as
         the templates render them, cut to Rocket.Chat's limits: None for a part without a template or
         whose template failed (the built-in part is used), "" for an attachment text left empty."""
@@ -61,14 +62,15 @@ class Templates:
         items = [_alert(a) for a in alerts]
         text = whole = None
         if "text" in self.names:
-            whole = _data(items, external_url, receiver, group)
+            whole = _data(items, external_url, receiver, group, route)
             text = self.render("text", whole)
             text = truncate_units(text, text_limit) if text is not None and text.strip() else None
         attachments: List[Tuple[Optional[str], Optional[str]]] = []
         if "title" in self.names or "attachment_text" in self.names:
             for item in items[:shown]:
                 # a message of one alert: its attachment's data is the message's
-                data = whole if whole is not None and len(items) == 1 else _data([item], external_url, receiver, group)
+                data = whole if whole is not None and len(items) == 1 else \
+                    _data([item], external_url, receiver, group, route)
                 title = self.render("title", data)
                 title = truncate(" ".join(title.split()), TITLE_LIMIT) if title is not None and title.strip() else None
                 body = self.render("attachment_text", data)
@@ -82,7 +84,8 @@ def _key_of(part: str) -> str:
     return next(key for key, p in KEYS.items() if p == part)
 
 
-def _data(items: List[amdata.Alert], external_url: str, receiver: str, group: amdata.KV) -> amdata.Data:
+def _data(items: List[amdata.Alert], external_url: str, receiver: str, group: amdata.KV,
+          route: str = "") -> amdata.MessageData:
     # Templates cannot change their data (every function returns new values): label sets are shared.
     if len(items) == 1:
         common_labels, common_annotations = items[0].Labels, items[0].Annotations
@@ -93,7 +96,8 @@ def _data(items: List[amdata.Alert], external_url: str, receiver: str, group: am
             common_labels = {k: v for k, v in common_labels.items() if a.Labels.get(k) == v}
             common_annotations = {k: v for k, v in common_annotations.items() if a.Annotations.get(k) == v}
         common_labels, common_annotations = amdata.KV(common_labels), amdata.KV(common_annotations)
-    return amdata.Data(
+    return amdata.MessageData(
+        Route=route, Severity=route.rpartition("/")[2],
         Receiver=receiver, Status="firing" if any(a.Status == "firing" for a in items) else "resolved",
         Alerts=amdata.Alerts(items), GroupLabels=group, CommonLabels=common_labels,
         CommonAnnotations=common_annotations, ExternalURL=external_url,

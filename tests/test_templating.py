@@ -80,6 +80,22 @@ def test_posted_messages_carry_the_receiver_and_group_labels(tmp_path: Path, sta
     assert [m["text"] for m in rocketchat.messages("critical")] == ["team\\.db: node"]
 
 
+def test_posted_messages_carry_the_route_and_severity_of_their_hook_set(tmp_path: Path, start_daemon,
+                                                                        rocketchat) -> None:
+    path = tmp_path / "route.tmpl"
+    path.write_text('{{ define "t" }}{{ .Route }} {{ .Severity }} for {{ .Receiver }}{{ end }}')
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.add_hook("warning"), RECEIVERS="db",
+                          DB_ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.add_hook("db"), TEMPLATE_FILES=str(path),
+                          TEMPLATE_TEXT="t")
+    body = dict(load_example(), receiver="team\\.db")
+    assert daemon.post_json(body, "/webhook/db")[0] == 200
+    assert daemon.post_json(body)[0] == 200
+    assert [m["text"] for m in rocketchat.messages("db")] == ["db/critical critical for team\\.db"]
+    lines = sorted(line for m in rocketchat.messages("warning") for line in m["text"].split("\n"))
+    assert lines == ["critical critical for team\\.db", "db/warning warning for team\\.db",
+                     "warning warning for team\\.db"]
+
+
 def test_the_compact_variant() -> None:
     settings = settings_with(TEMPLATE_FILES=str(TEMPLATES / "compact.tmpl"), TEMPLATE_TEXT="compact.text",
                              TEMPLATE_ATTACHMENT_TITLE="compact.title", TEMPLATE_ATTACHMENT_TEXT="compact.none")
