@@ -65,6 +65,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="print the Rocket.Chat message(s) rcwebhook would post for this Alertmanager "
                              "notification, with the configured templates, and exit")
     parser.add_argument("--route", choices=config.ROUTES, help="with --render: only this route's message")
+    parser.add_argument("--receiver", metavar="SET", default="",
+                        help="with --render: as if posted to /webhook/SET, a hook set of RECEIVERS")
     parser.add_argument("--version", action="version", version=f"rcwebhook {__version__}")
     return parser.parse_args(argv)
 
@@ -101,7 +103,7 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         return EX_CONFIG
     if args.render:
         from . import templating
-        return templating.render_file(settings, args.render, args.route, stdout, stderr)
+        return templating.render_file(settings, args.render, args.route, stdout, stderr, args.receiver)
     if args.check_config:
         for warning in warnings:
             print(f"rcwebhook: warning: {config.redact(warning, settings.secrets())}", file=stderr)

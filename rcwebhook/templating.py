@@ -158,18 +158,24 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optiona
     return Templates(tmpl, names, files)
 
 
-def render_file(settings: Any, path: str, route_name: Optional[str], stdout: IO[str], stderr: IO[str]) -> int:
-    """`rcwebhook --render FILE.json [--route R]`: print the message(s) rcwebhook would post."""
+def render_file(settings: Any, path: str, route_name: Optional[str], stdout: IO[str], stderr: IO[str],
+                receiver: str = "") -> int:
+    """`rcwebhook --render FILE.json [--receiver SET] [--route R]`: print the message(s) rcwebhook would post
+    for the notification posted to /webhook (or /webhook/SET)."""
     from . import alertmanager, message, routing
+    if receiver and receiver not in settings.receivers:
+        print(f"rcwebhook: error: --receiver {receiver}: RECEIVERS names no such hook set "
+              f"({', '.join(settings.receivers) or 'none'})", file=stderr)
+        return 2
     try:
         with open(path, "rb") as f:
             notification = alertmanager.parse(f.read())
     except (OSError, alertmanager.PayloadError) as exc:
         print(f"rcwebhook: error: {path}: {exc}", file=stderr)
         return 1
-    batches = routing.route(notification, settings)
+    batches = routing.route(notification, settings, receiver)
     if route_name:
-        batches = [b for b in batches if b.route.name == route_name]
+        batches = [b for b in batches if b.route.severity == route_name]
     for batch in batches:
         rendered = message.render(notification, batch, settings)
         print(json.dumps({"route": batch.route.name, "message": rendered}, ensure_ascii=False, indent=2), file=stdout)

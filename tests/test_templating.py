@@ -193,6 +193,22 @@ def test_render_prints_the_messages_it_would_post() -> None:
     assert out["message"]["text"] == "🔥 HighMemoryUsage on server1:9100\n"
 
 
+def test_render_as_posted_to_a_hook_sets_path(tmp_path: Path) -> None:
+    path = tmp_path / "route.tmpl"
+    path.write_text('{{ define "t" }}{{ .Route }}{{ end }}')
+    env = {"DRY_RUN": "true", "TEMPLATE_FILES": str(path), "TEMPLATE_TEXT": "t", "RECEIVERS": "db",
+           "PATH": "/usr/bin"}
+    command = [sys.executable, str(ROOT / "rcwebhook.py"), "--render", str(EXAMPLE_ALERT)]
+    result = subprocess.run(command + ["--receiver", "db", "--route", "critical"], capture_output=True, text=True,
+                            timeout=30, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["route"], out["message"]["text"]) == ("db/critical", "db/critical")
+    result = subprocess.run(command + ["--receiver", "web"], capture_output=True, text=True, timeout=30, env=env,
+                            cwd=ROOT)
+    assert result.returncode == 2 and "RECEIVERS names no such hook set (db)" in result.stderr
+
+
 def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Path) -> None:
     import time
     path = tmp_path / "loop.tmpl"
