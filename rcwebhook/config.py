@@ -963,17 +963,17 @@ def describe(settings: Settings) -> List[str]:
 
 
 def route_table(settings: Settings) -> List[str]:
-    """Return the routes as comment lines of a table: hook set, severity, hook (redacted), channel, and the key
-    its URL comes from."""
-    rows = [("set", "severity", "hook", "channel", "URL from")]
+    """Return the routes as comment lines of a table: hook set, severity, hook (redacted), channel, mentions,
+    and the key its URL comes from."""
+    rows = [("set", "severity", "hook", "channel", "mention", "URL from")]
     for route in settings.routes.values():
         origin = route.url_key or "-"
         if route.url_from:
             same_set = route.url_from.rpartition("/")[0] == route.receiver
             origin += f" (fallback: {'DEFAULT_SEVERITY' if same_set else 'the default set'} route {route.url_from})"
         rows.append((route.receiver or "(default)", route.severity, redact_url(route.url) or "(not set)",
-                     route.channel or "-", origin))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return ["# " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]
+                     route.channel or "-", route.mention or "-", origin))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return ["# " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5]
             for row in rows]
 

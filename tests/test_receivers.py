@@ -120,21 +120,22 @@ def test_an_invalid_set_url_is_named_by_its_key_and_not_shown(tmp_path):
 
 def test_check_config_prints_the_route_table_with_hooks_redacted(tmp_path, capsys):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nRECEIVERS=db\n"
-                           f"DB_ROCKETCHAT_WEBHOOK_CRITICAL={DB_CRIT}\nDB_ROCKETCHAT_CHANNEL_CRITICAL=#db-oncall\n")
+                           f"DB_ROCKETCHAT_WEBHOOK_CRITICAL={DB_CRIT}\nDB_ROCKETCHAT_CHANNEL_CRITICAL=#db-oncall\n"
+                           "DB_MENTION_CRITICAL=@dba @here\n")
     assert cli.main(["--check-config", "--config", str(path)], environ={}) == 0
     out = capsys.readouterr().out
     table = [re.sub(r"\s+", " ", line) for line in out.splitlines() if line.startswith("# ") and "  " in line]
     assert table == [
-        "# set severity hook channel URL from",
-        "# (default) critical https://chat.example.com/hooks/default-warning/*** - ROCKETCHAT_WEBHOOK_WARNING "
+        "# set severity hook channel mention URL from",
+        "# (default) critical https://chat.example.com/hooks/default-warning/*** - - ROCKETCHAT_WEBHOOK_WARNING "
         "(fallback: DEFAULT_SEVERITY route warning)",
-        "# (default) warning https://chat.example.com/hooks/default-warning/*** - ROCKETCHAT_WEBHOOK_WARNING",
-        "# (default) info https://chat.example.com/hooks/default-warning/*** - ROCKETCHAT_WEBHOOK_WARNING "
+        "# (default) warning https://chat.example.com/hooks/default-warning/*** - - ROCKETCHAT_WEBHOOK_WARNING",
+        "# (default) info https://chat.example.com/hooks/default-warning/*** - - ROCKETCHAT_WEBHOOK_WARNING "
         "(fallback: DEFAULT_SEVERITY route warning)",
-        "# db critical https://chat.example.com/hooks/db-critical/*** #db-oncall DB_ROCKETCHAT_WEBHOOK_CRITICAL",
-        "# db warning https://chat.example.com/hooks/default-warning/*** - ROCKETCHAT_WEBHOOK_WARNING "
+        "# db critical https://chat.example.com/hooks/db-critical/*** #db-oncall @dba @here DB_ROCKETCHAT_WEBHOOK_CRITICAL",
+        "# db warning https://chat.example.com/hooks/default-warning/*** - - ROCKETCHAT_WEBHOOK_WARNING "
         "(fallback: the default set route warning)",
-        "# db info https://chat.example.com/hooks/default-warning/*** - ROCKETCHAT_WEBHOOK_WARNING "
+        "# db info https://chat.example.com/hooks/default-warning/*** - - ROCKETCHAT_WEBHOOK_WARNING "
         "(fallback: the default set route info)",
     ]
     assert "DB_ROCKETCHAT_WEBHOOK_CRITICAL=https://chat.example.com/hooks/db-critical/***" in out
