@@ -374,6 +374,8 @@ _WEBHOOK_PATH = re.compile(r"/webhook(?:/[^/]+)?")
 def _is_webhook(path: str) -> bool:
     """Return whether `path` is /webhook or /webhook/<hook set>."""
     return _WEBHOOK_PATH.fullmatch(path) is not None
+
+
 _date_cache = [0, ""]
 
 
