@@ -8,7 +8,7 @@ import json.decoder
 import json.scanner
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 MAX_DEPTH = 32
 # What Alertmanager sends is never dense: every alert carries status, labels, annotations,
@@ -28,6 +28,9 @@ _REGEX_ESCAPE = re.compile(r"\\(.)")
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z"
 )
+
+
+Body = Union[bytes, bytearray]  # a request body, as the server read it
 
 
 class PayloadError(ValueError):
@@ -76,7 +79,7 @@ class Notification(NamedTuple):
         return _REGEX_ESCAPE.sub(r"\1", self.receiver)
 
 
-def decode(body: bytes) -> Any:
+def decode(body: Body) -> Any:
     """Return the JSON value in `body`; PayloadError for invalid UTF-8, bad JSON, NaN or deep nesting."""
     # Every value but the first in an array or object follows a comma, and every array and object
     # opens with a bracket: so this counts the values (and the commas and brackets in strings too).
@@ -216,7 +219,7 @@ def _check(value: Any, strings: bool) -> None:
                 ) from None
 
 
-def parse(body: bytes) -> Notification:
+def parse(body: Body) -> Notification:
     """Return the Notification in a webhook request body; PayloadError says what is wrong."""
     data = decode(body)
     if not isinstance(data, dict):

@@ -38,7 +38,7 @@ _preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
 Batches = List[Tuple[Route, Tuple[str, ...], List[Item]]]  # each route's alert names and alert states
 
 
-def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics,
+def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics,
            board: Optional[Board] = None, receiver: str = "") -> Reply:
     """Return the answer to one POST /webhook (or /webhook/<receiver>, for that hook set) that arrived at
     `arrived` (monotonic), posting on the way; `board` records it for /status."""
@@ -58,7 +58,7 @@ def handle(body: bytes, settings: Settings, deliverer: Deliverer, arrived: float
     return reply
 
 
-def _prepare(body: bytes, settings: Settings, metrics: Metrics, receiver: str = ""):
+def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, receiver: str = ""):
     """Return the refusal of `body`, or (answer's names, alert count, each route's alert states, results so
     far, groupKey, Alertmanager's receiver)."""
     try:

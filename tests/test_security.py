@@ -201,6 +201,16 @@ def test_connection_threads_start_ahead_are_reused_grow_on_reload_and_end_with_t
     wait_until(lambda: connection_threads() == before, what="the connection threads to end")
 
 
+def test_one_connection_after_another_is_served_by_the_same_thread(start_daemon, hooks, logs):
+    # The thread idle the shortest takes the next connection: taken in turn, each of the 72 threads
+    # kept the C allocator's memory of its last request (70 MiB after 300 notifications of 1 MB).
+    daemon = start_daemon(**hooks)
+    for _ in range(20):
+        assert daemon.request("GET", "/health")[0] == 200
+    served_by = {r.threadName for r in logs.records if r.name == "rcwebhook.access" and "/health" in r.getMessage()}
+    assert len(served_by) <= 3, served_by  # one, or another while the first finishes closing
+
+
 def test_request_must_arrive_within_request_timeout(start_daemon, hooks):
     daemon = start_daemon(REQUEST_TIMEOUT="1", **hooks)
     sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
