@@ -587,19 +587,7 @@ def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node",
             except GoError:
                 raise Fallback() from None
         return bound_fixed
-
-    def bound(st: Any, dot: Any, final: Any, receiver: Any = MISSING) -> Any:
-        argv = [arg(st, dot) for arg in args]
-        if has_final:
-            argv.append(_valid(st, final, final_type))
-        if receiver is not MISSING:
-            argv.insert(0, receiver)
-        st.node = cmd  # what a function that reads the state's node sees, as in the walker
-        try:
-            return f(st, *argv) if wants_state else f(*argv)
-        except GoError:
-            raise Fallback() from None
-    return bound
+    return bound_generic(f, args, has_final, final_type, cmd, wants_state)
 
 
 def bound_generic(f: Any, args: List[Expr], has_final: bool, final_type: Optional[str], cmd: "gt.Node",
