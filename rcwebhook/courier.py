@@ -301,12 +301,14 @@ class Courier:
             owner.metrics.posts.inc(route=route, outcome=outcome)
             owner.metrics.post_duration.observe(took, route=route)
         if (answer.status or answer.sent) and self.limiter.limit:  # it reached Rocket.Chat, whose limiter counted it
-            owner.store.record_post(self.hook_id, wall - took)
+            owner.store.record_post(self.hook_id, wall)
         saved: List[state_store.Row] = []
         with owner.cond:
             self.sending_since = 0.0
             if answer.status or answer.sent:
-                self.limiter.record(started)
+                # Rocket.Chat counted it when it arrived, at the latest when it answered: a post that was slow
+                # to arrive opened its window late, so the window is reckoned from the answer.
+                self.limiter.record(now)
             self.last_outcome = outcome if answer.status != 429 else "rate-limited"
             if answer.accepted:
                 self.last_accepted = wall

@@ -18,8 +18,8 @@ class WindowLimiter:
     def __init__(self, limit: int, window: float, sent: Iterable[float] = ()) -> None:
         self.limit = limit
         self.window = window
-        # Posts are timed when sent; Rocket.Chat times them when they arrive. The margin
-        # covers the difference in latency between two posts.
+        # Rocket.Chat times a post when it arrives; posts are recorded when answered, which is
+        # never earlier. The margin covers the rest: clocks read a moment apart.
         self.margin = min(0.5, window * 0.05)
         self.sent: Deque[float] = deque(sorted(sent)[-limit:] if limit > 0 else ())
 

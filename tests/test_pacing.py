@@ -64,3 +64,40 @@ def test_reconfigure_takes_the_new_limit_at_once():
     assert limiter.next_slot(3.0) >= 61.0
     limiter.reconfigure(0, 0.0)
     assert limiter.next_slot(3.0) == 3.0
+
+
+def test_a_post_slow_to_arrive_does_not_let_the_next_window_start_early(start_daemon):
+    """Rocket.Chat counts posts when they arrive, in fixed windows opened by the first arrival. The first
+    post here takes 0.3 s to arrive, so its window opens 0.3 s late: timed from when it was sent, the
+    fourth post went out 0.05 s after the first's window had closed by rcwebhook's clock, and arrived
+    inside Rocket.Chat's (a 429 in the fault suite's storm)."""
+    import json
+    import threading
+    import time
+
+    from rcwebhook.delivery import Answer
+
+    arrivals, lock = [], threading.Lock()
+
+    def transport(url, payload, timeout):
+        if not arrivals:
+            time.sleep(0.3)  # the network: the first post is slow to arrive
+        with lock:
+            arrivals.append(time.monotonic())
+        return Answer(200, headers={})
+
+    daemon = start_daemon(transport=transport, ROCKETCHAT_WEBHOOK_WARNING="https://chat.example.com/hooks/a/tok",
+                          ROCKETCHAT_RATE_LIMIT="3/1", THREADS="false")
+    for i in range(7):
+        alert = {"status": "firing", "labels": {"alertname": f"A{i}", "severity": "critical"},
+                 "startsAt": "2026-01-01T00:00:00Z", "fingerprint": f"f{i}"}
+        status, _, body = daemon.post_json({"version": "4", "groupKey": f"g{i}", "status": "firing",
+                                            "alerts": [alert]})
+        assert status == 200, body
+    window_start, count = None, 0
+    for t in arrivals:
+        if window_start is None or t >= window_start + 1.0:
+            window_start, count = t, 0
+        count += 1
+        assert count <= 3, [round(a - arrivals[0], 3) for a in arrivals]
+    assert len(arrivals) == 7
