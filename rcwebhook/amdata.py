@@ -457,6 +457,14 @@ def translate_regexp(p: str) -> str:  # noqa: C901 - one scanner
     def bad(msg: str, arg: str) -> None:
         raise RegexpError(f"error parsing regexp: {msg}: `{arg}`")
 
+    def quantifier_end(start: int, j: int) -> int:
+        """Return where the quantifier p[start:j] ends, with its lazy `?`; Go refuses another after it."""
+        if j < n and p[j] == "?":
+            j += 1
+        if j < n and p[j] in "*+?" or (j < n and p[j] == "{" and _REPEAT.match(p, j)):
+            bad("invalid nested repetition operator", p[start:j + 1])
+        return j
+
     while i < n:
         c = p[i]
         if c == "\\":
@@ -572,11 +580,7 @@ def translate_regexp(p: str) -> str:  # noqa: C901 - one scanner
                 if last_quant:
                     bad("invalid nested repetition operator", p[i - 1:i + 1])
                 bad("missing argument to repetition operator", c)
-            j = i + 1
-            if j < n and p[j] == "?":
-                j += 1
-            if j < n and p[j] in "*+?" or (j < n and p[j] == "{" and _REPEAT.match(p, j)):
-                bad("invalid nested repetition operator", p[i:j + 1])
+            j = quantifier_end(i, i + 1)
             out.append(p[i:j])
             i = j
             last_atom, last_quant = False, True
@@ -590,11 +594,7 @@ def translate_regexp(p: str) -> str:  # noqa: C901 - one scanner
                     bad("invalid repeat count", m.group())
                 if not last_atom:
                     bad("missing argument to repetition operator", m.group())
-                j = m.end()
-                if j < n and p[j] == "?":
-                    j += 1
-                if j < n and p[j] in "*+?" or (j < n and p[j] == "{" and _REPEAT.match(p, j)):
-                    bad("invalid nested repetition operator", p[i:j + 1])
+                j = quantifier_end(i, m.end())
                 out.append(p[i:j])
                 i = j
                 last_atom, last_quant = False, True
