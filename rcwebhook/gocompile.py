@@ -26,11 +26,23 @@ class Fallback(Exception):
     """A case the closures leave to the tree walker (which then runs the whole template)."""
 
 
-def root_of(tree: "gt.Tree") -> Stmt:
-    """The closure of a tree's root, compiled on first use and kept on the tree."""
+CODEGEN = True  # trees become Python functions (gocodegen) where they can; tests turn it off to try the closures
+
+
+def root_of(tree: "gt.Tree", tmpl: "gt.Template") -> Stmt:
+    """What runs a tree, compiled on first use (with the functions of its template set) and
+    kept on the tree: gocodegen's function, or else closures of the tree's root."""
     compiled = tree.compiled
     if compiled is None:
-        compiled = tree.compiled = _stmt(tree.root)
+        if CODEGEN:
+            from . import gocodegen  # it builds on this module
+            try:
+                compiled = gocodegen.compile_tree(tree, tmpl)
+            except gocodegen.Unsupported:
+                pass
+        if compiled is None:
+            compiled = _stmt(tree.root)
+        tree.compiled = compiled
     return compiled
 
 
@@ -218,7 +230,7 @@ def _template(t: "gt.TemplateNode") -> Stmt:
         saved = (st.tree, st.vars, st.depth)
         st.tree, st.vars, st.depth = tree, [["$", dot]], st.depth + 1
         try:
-            root_of(tree)(st, dot)
+            (tree.compiled or root_of(tree, st.tmpl))(st, dot)
         finally:
             st.tree, st.vars, st.depth = saved
     return template_node

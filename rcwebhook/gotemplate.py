@@ -677,7 +677,7 @@ class Tree:
     def __init__(self, name: str, parse_name: str, text: str) -> None:
         self.name, self.parse_name, self.text = name, parse_name, text
         self.root: Optional[ListNode] = None
-        self.compiled: Optional[Callable[[Any, Any], None]] = None  # gocompile's closure, once run
+        self.compiled: Optional[Callable[[Any, Any], None]] = None  # gocodegen's function or gocompile's closure, once run
 
 
 class _Parser:
@@ -1262,7 +1262,7 @@ class Template:
             raise ExecError(f"template: {name}: {gv.go_quote(name)} is an incomplete or empty template", name)
         st = _State(self, tree, data, max_steps, max_output)
         try:
-            (tree.compiled or _compile(tree))(st, data)
+            (tree.compiled or _compile(tree, self))(st, data)
             return "".join(st.out)
         except Exception:  # noqa: BLE001 - any failure: the walker runs it again and says why, in Go's words
             pass
@@ -1274,9 +1274,9 @@ class Template:
         return "".join(st.out)
 
 
-def _compile(tree: Tree) -> Callable[[Any, Any], None]:
+def _compile(tree: Tree, tmpl: "Template") -> Callable[[Any, Any], None]:
     from . import gocompile  # it builds on this module
-    return gocompile.root_of(tree)
+    return gocompile.root_of(tree, tmpl)
 
 
 class _Break(Exception):
@@ -1921,6 +1921,8 @@ def _quoted_end(text: str, pos: int, quote: str) -> Optional[int]:
 
 
 def _basic_kind(v: Any) -> str:
+    if type(v) is str:
+        return "string"
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, _Uint8):
@@ -1941,6 +1943,8 @@ _BAD_CMP = "incompatible types for comparison"
 
 
 def _eq(st: _State, arg1: Any, *arg2: Any) -> bool:
+    if len(arg2) == 1 and type(arg1) is str and type(arg2[0]) is str:  # the commonest: two strings
+        return arg1 == arg2[0]
     if not arg2:
         raise GoError("missing argument for comparison")
     k1 = _basic_kind(arg1)

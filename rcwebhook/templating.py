@@ -146,7 +146,7 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optiona
     from .gocompile import root_of
     for tree in tmpl.trees.values():  # compiled here, once, not by the first message
         if tree.root is not None:
-            root_of(tree)
+            root_of(tree, tmpl)
     defined = sorted(n for n, t in tmpl.trees.items() if t.root is not None and n)
     for key, part in KEYS.items():
         if part in names and names[part] not in tmpl.trees:

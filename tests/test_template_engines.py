@@ -1,0 +1,176 @@
+"""The three ways rcwebhook runs a template give the same result.
+
+A template runs as generated Python (gocodegen) where it can, as closures (gocompile) for the trees
+that cannot, and falls back to the tree walker (gotemplate), the reference, whenever either meets
+something it does not handle. The differential test proves the whole against amtool; this one proves,
+without amtool and in seconds, that each faster way gives exactly the walker's output or error on the
+same seeded templates and data, including templates cut short by the limits on steps and output.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, List, Tuple
+
+import pytest
+
+from rcwebhook import amdata, gocodegen, gocompile, gotemplate
+from tests import gotemplate_gen as gen
+
+CASES = 700
+SEED = 20261127
+
+
+def _walk(tmpl: gotemplate.Template, name: str, data: Any, max_steps: int, max_output: int) -> str:
+    tree = tmpl.trees[name]
+    st = gotemplate._State(tmpl, tree, data, max_steps, max_output)
+    st.walk(data, tree.root)
+    return "".join(st.out)
+
+
+def _compiled(tmpl: gotemplate.Template, name: str, data: Any, max_steps: int, max_output: int) -> str:
+    """The compiled path alone (no walker after it): what it gives, or the exception it stops with."""
+    tree = tmpl.trees[name]
+    st = gotemplate._State(tmpl, tree, data, max_steps, max_output)
+    gocompile.root_of(tree, tmpl)(st, data)
+    return "".join(st.out)
+
+
+def _outcome(run: Callable[[], str]) -> Tuple[str, str]:
+    try:
+        return "ok", run()
+    except RecursionError:
+        return "error", "depth"
+    except Exception as exc:  # noqa: BLE001 - the kind of failure is what is compared
+        return "error", type(exc).__name__
+
+
+def _cases(compat: str) -> List[Tuple[str, Any]]:
+    rng = random.Random(f"{SEED}-{compat}")
+    datas = [amdata.data_from_json(gen.data_set(rng)) for _ in range(6)]
+    datas.append(amdata.data_from_json(gen.data_set(rng, with_alerts=False)))
+    return [(gen.valid_case(rng, compat) if i % 6 else gen.invalid_case(rng, compat), datas[i % len(datas)])
+            for i in range(CASES)]
+
+
+def _template(body: str, compat: str) -> gotemplate.Template:
+    tmpl = amdata.new_template(compat)
+    tmpl.parse("helpers.tmpl", gen.helpers_file())
+    tmpl.parse("case", body)
+    amdata.check_regexps(tmpl)
+    return tmpl
+
+
+@pytest.mark.parametrize("codegen", [True, False], ids=["generated", "closures"])
+@pytest.mark.parametrize("compat", ["0.25", "0.28"])
+def test_compiled_templates_give_the_walkers_output_or_leave_it_to_the_walker(monkeypatch, compat, codegen):
+    monkeypatch.setattr(gocompile, "CODEGEN", codegen)
+    compared = agreed = generated = 0
+    mismatches = []
+    for body, data in _cases(compat):
+        try:
+            tmpl = _template(body, compat)
+        except gotemplate.TemplateError:
+            continue
+        limits = (gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT)
+        walker = _outcome(lambda: _walk(tmpl, "case", data, *limits))
+        compiled = _outcome(lambda: _compiled(tmpl, "case", data, *limits))
+        generated += hasattr(tmpl.trees["case"].compiled, "source")
+        compared += 1
+        if compiled[0] == "ok":
+            # a compiled result must be the walker's; a compiled failure is the walker's to explain
+            if walker != compiled:
+                mismatches.append((body, walker, compiled))
+            else:
+                agreed += 1
+        # and through execute, the way rcwebhook runs it: always the walker's outcome
+        executed = _outcome(lambda: _template(body, compat).execute("case", data))
+        if executed[0] != walker[0] or (walker[0] == "ok" and executed != walker):
+            mismatches.append((body, walker, executed))
+    assert not mismatches, mismatches[:3]
+    print(f"{compat} codegen={codegen}: {compared} templates, {agreed} compiled results equal to the walker's, "
+          f"{generated} trees generated as Python")
+    assert compared > CASES // 2 and agreed > compared // 2
+    assert (generated > compared // 2) if codegen else generated == 0
+
+
+@pytest.mark.parametrize("codegen", [True, False], ids=["generated", "closures"])
+def test_a_compiled_template_stops_no_later_than_the_walker_at_the_step_and_output_limits(monkeypatch, codegen):
+    monkeypatch.setattr(gocompile, "CODEGEN", codegen)
+    body = ('{{ range $i, $a := .Alerts }}{{ range .Labels.SortedPairs }}{{ .Name }}={{ .Value }};{{ end }}'
+            '{{ template "helper_data" $ }}{{ end }}x')
+    rng = random.Random(7)
+    data = amdata.data_from_json(gen.data_set(rng))
+    while len(data.Alerts) < 2:
+        data = amdata.data_from_json(gen.data_set(rng))
+    full = _walk(_template(body, "0.28"), "case", data, gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT)
+    for max_steps in range(1, 200):
+        for max_output in (0, 5, len(full) - 1, len(full), 10 ** 6):
+            tmpl = _template(body, "0.28")
+            walker = _outcome(lambda: _walk(tmpl, "case", data, max_steps, max_output))
+            compiled = _outcome(lambda: _compiled(tmpl, "case", data, max_steps, max_output))
+            if compiled[0] == "ok":
+                assert compiled == walker, (max_steps, max_output)
+            assert _outcome(lambda: _template(body, "0.28").execute("case", data, max_steps, max_output))[0] == \
+                walker[0]
+
+
+def test_no_text_of_a_template_is_written_into_the_generated_source():
+    hostile = ['"); import os; os.system("true"); ("', "'''", "\\", "\n", "{0}", "__import__('os')"]
+    text = "".join(f'{{{{ $x := {gotemplate.gv.go_quote(h)} }}}}[{{{{ $x }}}}]{{{{ .Labels.{name} }}}}{h}'
+                   for h, name in zip(hostile, ["a", "b", "c", "d", "e", "f"]))
+    tmpl = amdata.new_template()
+    tmpl.parse("case", text)
+    fn = gocodegen.compile_tree(tmpl.trees["case"], tmpl)
+    for h in hostile[:1] + hostile[4:]:
+        assert h not in fn.source
+    assert "os" not in fn.source.replace("pos", "")
+    expected = "".join(f"[{h}]" + h for h in hostile)
+    alert = amdata.data_from_json({"alerts": [{"labels": {}}]}).Alerts[0]
+    assert tmpl.execute("case", alert) == expected
+
+
+@pytest.mark.parametrize("body, expected", [
+    # Go's range catches a break in its own else: it ends that range, and the enclosing one goes on
+    ('{{ range .Alerts }}a{{ range $.GroupLabels }}{{ else }}b{{ if true }}{{ break }}{{ end }}c{{ end }}d{{ end }}',
+     "abdabd"),
+    # a continue there goes on with the enclosing range's next round
+    ('{{ range .Alerts }}a{{ range $.GroupLabels }}{{ else }}b{{ continue }}c{{ end }}d{{ end }}', "abab"),
+    ('{{ range .Alerts }}a{{ range $.GroupLabels }}{{ else }}{{ if eq .Labels.x "2" }}{{ break }}{{ end }}b'
+     '{{ continue }}{{ end }}d{{ end }}', "abad"),
+    ('{{ range $i, $a := .Alerts }}{{ if $i }}{{ break }}{{ end }}{{ $a.Labels.x }}{{ end }}', "1"),
+    ('{{ range .Alerts }}{{ with .Labels.x }}{{ if eq . "1" }}{{ continue }}{{ end }}{{ . }}{{ end }}{{ end }}', "2"),
+])
+@pytest.mark.parametrize("codegen", [True, False], ids=["generated", "closures"])
+def test_break_and_continue_leave_the_range_go_says(monkeypatch, codegen, body, expected):
+    monkeypatch.setattr(gocompile, "CODEGEN", codegen)
+    data = amdata.data_from_json({"alerts": [{"labels": {"x": "1"}}, {"labels": {"x": "2"}}], "groupLabels": {}})
+    tmpl = _template(body, "0.28")
+    assert _walk(tmpl, "case", data, gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT) == expected
+    assert _compiled(tmpl, "case", data, gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT) == expected
+
+
+@pytest.mark.parametrize("status", ["firing", "resolved"])
+def test_the_example_templates_run_as_generated_python_without_falling_back(status):
+    """The examples are what operators start from: every template they define is generated as Python
+    and renders a notification without leaving it to the slower ways."""
+    from pathlib import Path
+
+    from rcwebhook import alertmanager, templating
+    from rcwebhook.templaterender import load_globs
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    tmpl = load_globs([str(examples / "templates" / "*.tmpl")])
+    body = (examples / "test-alert.json").read_text().replace('"firing"', f'"{status}"')
+    notification = alertmanager.parse(body.encode())
+    items = [templating._alert(a) for a in notification.alerts]
+    for data in (templating._data(items, notification.external_url, "team", amdata.KV({}), "critical"),
+                 templating._data(items[:1], notification.external_url, "team", amdata.KV({}), "critical")):
+        for name, tree in tmpl.trees.items():
+            if tree.root is None or not name:
+                continue
+            out = _compiled(tmpl, name, data if name not in ("rc.filter",) else data.CommonLabels,
+                            gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT)
+            assert hasattr(tree.compiled, "source"), name
+            assert out == _walk(tmpl, name, data if name != "rc.filter" else data.CommonLabels,
+                                gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT)
