@@ -117,9 +117,20 @@ class Alerts(gv.TypedSlice):
     TYPE = "template.Alerts"
 
 
+def _with_status(alerts: Alerts, status: str) -> "AlertList":
+    """.Firing and .Resolved: made once for a list of alerts (template data never changes; nor may
+    what a template gets from it, and no function changes a value)."""
+    kept = getattr(alerts, "by_status", None)
+    if kept is None or kept[2] != len(alerts):
+        firing = AlertList(a for a in alerts if a.Status == "firing")
+        resolved = AlertList(a for a in alerts if a.Status == "resolved")
+        kept = alerts.by_status = (firing, resolved, len(alerts))
+    return kept[0] if status == "firing" else kept[1]
+
+
 Alerts.METHODS = {
-    "Firing": _method(lambda alerts: AlertList(a for a in alerts if a.Status == "firing")),
-    "Resolved": _method(lambda alerts: AlertList(a for a in alerts if a.Status == "resolved")),
+    "Firing": _method(lambda alerts: _with_status(alerts, "firing")),
+    "Resolved": _method(lambda alerts: _with_status(alerts, "resolved")),
 }
 
 
@@ -766,25 +777,29 @@ def _extract(s: str, i: int) -> Tuple[Optional[str], int]:
 
 def replace_all(regex: "re.Pattern[str]", src: str, repl: str) -> str:
     """Go's Regexp.ReplaceAllString (an empty match right after a match is not replaced)."""
+    m = regex.search(src)
+    if m is None:
+        return src
+    literal = repl if "$" not in repl else None
     out: List[str] = []
     last = 0
     search = 0
     n = len(src)
-    steps = 0
     while search <= n:
-        m = regex.search(src, search)
-        if not m:
-            break
-        steps += 1
+        if m is None:
+            m = regex.search(src, search)
+            if m is None:
+                break
         a, b = m.span()
         out.append(src[last:a])
         if b > last or a == 0:
-            out.append(expand_replacement(repl, m))
+            out.append(literal if literal is not None else expand_replacement(repl, m))
         last = b
         if search + 1 > b:
             search += 1
         else:
             search = b
+        m = None
     out.append(src[last:])
     return "".join(out)
 

@@ -62,15 +62,15 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     shown = alerts[: settings.max_alerts_per_message]
     common = common_labels(alerts)
     in_headline = _headline_labels(common, route.severity, settings)
-    view = alerts_url(external_url, common)
-    if view and len(view) > VIEW_URL_LIMIT:  # many labels: the group's own are matchers enough
-        view = alerts_url(external_url, {k: v for k, v in (group_labels or {}).items() if common.get(k) == v})
-        view = view if view and len(view) <= VIEW_URL_LIMIT else None
     text, templated = None, []
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
         text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
                                                    group_labels or {}, route.name)
     if text is None:
+        view = alerts_url(external_url, common)
+        if view and len(view) > VIEW_URL_LIMIT:  # many labels: the group's own are matchers enough
+            view = alerts_url(external_url, {k: v for k, v in (group_labels or {}).items() if common.get(k) == v})
+            view = view if view and len(view) <= VIEW_URL_LIMIT else None
         text = _text(route.severity, alerts, in_headline, view, len(alerts) - len(shown), truncated, text_limit,
                      note)
     message: Dict[str, Any] = {
