@@ -17,7 +17,7 @@ import unicodedata
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import govalues as gv
-from .gotemplate import BUILTINS, Func, GoError, ParseError, Template
+from .gotemplate import BUILTINS, Func, GoError, ParseError, Template, bounded
 
 COMPATS = ("0.25", "0.28")
 DEFAULT_COMPAT = "0.28"
@@ -363,7 +363,7 @@ def state_method(fn: Any) -> Any:
 
 
 TIME_METHODS: Dict[str, Func] = {
-    "Format": _method(gv.time_format, ("string",)),
+    "Format": _method(bounded(gv.time_format), ("string",)),
     "String": _method(lambda t: gv.format_v(t, DEFAULT_COMPAT)),
     "Unix": _method(lambda t: Int64(t.sec)),
     "UnixMilli": _method(lambda t: Int64(t.sec * 1000 + t.nsec // 1_000_000)),
@@ -967,13 +967,13 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
     """Go's built-ins and Alertmanager's functions, as the given Alertmanager version has them."""
     funcs = dict(BUILTINS)
     funcs.update({
-        "toUpper": Func(lambda s: s.upper() if s.isascii() else _go_upper(s), ("string",)),
-        "toLower": Func(lambda s: s.lower() if s.isascii() else _go_lower(s), ("string",)),
-        "title": Func(_title, ("string",)),
-        "join": Func(lambda sep, s: sep.join(s), ("string", "[]string")),
+        "toUpper": Func(bounded(lambda s: s.upper() if s.isascii() else _go_upper(s)), ("string",)),
+        "toLower": Func(bounded(lambda s: s.lower() if s.isascii() else _go_lower(s)), ("string",)),
+        "title": Func(bounded(_title), ("string",)),
+        "join": Func(bounded(lambda sep, s: sep.join(s)), ("string", "[]string")),
         "match": Func(_match, ("string", "string")),
         "safeHtml": Func(lambda s: gv.HTML(s), ("string",)),
-        "reReplaceAll": Func(_re_replace_all, ("string", "string", "string")),
+        "reReplaceAll": Func(bounded(_re_replace_all), ("string", "string", "string")),
         "stringSlice": Func(lambda *s: gv.StringSlice(s), ("string",), True),
     })
     if compat != "0.25":
@@ -981,7 +981,7 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
             "trimSpace": Func(lambda s: s.strip(" \t\n\r\v\f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
                                                 "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"),
                               ("string",)),
-            "date": Func(lambda layout, t: gv.time_format(t, layout), ("string", "time.Time")),
+            "date": Func(bounded(lambda layout, t: gv.time_format(t, layout)), ("string", "time.Time")),
             "tz": Func(_tz, ("string", "time.Time")),
             "since": Func(_since, ("time.Time",)),
             "humanizeDuration": Func(_humanize_duration, ("any",)),

@@ -52,10 +52,6 @@ def compile_tree(tree: "gt.Tree", tmpl: "gt.Template") -> Callable[[Any, Any], N
 
 # --- helpers the generated functions call --------------------------------------------------------
 
-def _fallback() -> None:
-    raise Fallback()
-
-
 def _truth(v: Any) -> bool:
     return gt.truth(v)[0]
 
@@ -155,6 +151,13 @@ def _method(st: Any, receiver: Any, name: str, argv: tuple, final: Any, known: D
     return fn(st, receiver, *checked) if wants_state else fn(receiver, *checked)
 
 
+def _bounded(s: str) -> str:
+    """A string a specialised call made, refused when longer than what the function itself gives."""
+    if len(s) > gt.MAX_VALUE:
+        raise Fallback()
+    return s
+
+
 def _template(st: Any, name: str, dot: Any) -> None:
     """{{template name dot}}: the named tree, compiled, with its own `$`; the steps and output go on."""
     tree = st.tmpl.trees.get(name)
@@ -173,12 +176,11 @@ def _template(st: Any, name: str, dot: Any) -> None:
 class _Generator:
     def __init__(self, tmpl: "gt.Template") -> None:
         self.tmpl = tmpl
-        self.compat = tmpl.compat
         self.consts: Dict[str, Any] = {
             "Fallback": Fallback, "MISSING": MISSING, "truth": _truth, "range_items": _range_items,
             "printed": _printed(tmpl.compat), "field": _field, "method": _method, "template": _template,
             "compat": tmpl.compat, "validate": gc._valid, "quote": gv.go_quote,
-            "replace_all": amdata.replace_all, "query_escape": gt._query_escape,
+            "replace_all": amdata.replace_all, "query_escape": gt._query_escape, "bounded": _bounded,
         }
         self.by_id: Dict[int, str] = {}
         self.lines: List[str] = []
@@ -460,7 +462,7 @@ class _Generator:
         function's own way."""
         if fn is not self.tmpl.funcs.get(name):
             return None
-        f, nargs = fn.fn, len(arg_nodes)
+        f, nargs = getattr(fn.fn, "unbounded", fn.fn), len(arg_nodes)
         literal = [n.text if type(n) is gt.StringNode else None for n in arg_nodes]
         if f is gt._printf and literal and literal[0] is not None:
             simple = gv.simple_format(literal[0])
@@ -473,16 +475,16 @@ class _Generator:
                 return None
             if f is amdata._match:
                 return f"({self.const(regex.search)}({args[1]}) is not None)"
-            return f"replace_all({self.const(regex)}, {args[2]}, {args[1]})"
+            return f"bounded(replace_all({self.const(regex)}, {args[2]}, {args[1]}))"
         if name == "stringSlice" and None not in literal:
             return self.const(f(*literal))
         if name == "urlquery" and nargs == 1:
             t = self.fresh("t")
-            return f"(query_escape({t}) if type({t} := {args[0]}) is str else {self.const(f)}(st, {t}))"
+            return f"(bounded(query_escape({t})) if type({t} := {args[0]}) is str else {self.const(fn.fn)}(st, {t}))"
         if f is gt._eq and nargs == 2:
             a, b = self.fresh("t"), self.fresh("t")
             return (f"({a} == {b} if (type({a} := {args[0]}) is str) & (type({b} := {args[1]}) is str) "
-                    f"else {self.const(f)}(st, {a}, {b}))")
+                    f"else {self.const(fn.fn)}(st, {a}, {b}))")
         if f is gt._not:
             t = self.fresh("t")
             return f"(not {self.truth(f'({t} := {args[0]})', t)})"
@@ -499,8 +501,11 @@ class _Generator:
             parts.append(f"quote({t})" if simple[2 * i + 1] == "q" else t)
             if simple[2 * i + 2]:
                 parts.append(self.const(simple[2 * i + 2]))
-        general = f"{self.const(gt._printf)}(st, {args[0]}, {', '.join(temps)})"
-        return f"({' + '.join(parts)} if {tests} else {general})"
+        # strings put together that would be too long go to printf, which refuses them
+        lengths = [f"len({t})" if simple[2 * i + 1] != "q" else f"10 * len({t})" for i, t in enumerate(temps)]
+        short = f"{' + '.join(lengths)} <= {gt.MAX_VALUE - len(''.join(simple[0::2]))}"
+        general = f"{self.const(self.tmpl.funcs['printf'].fn)}(st, {args[0]}, {', '.join(temps)})"
+        return f"({' + '.join(parts)} if {tests} and {short} else {general})"
 
     def logic(self, is_or: bool, args: List[str], final: Optional[str]) -> str:
         """and/or: the first argument that decides, else the last (the final value last of all).
@@ -571,8 +576,8 @@ class _Generator:
 
 
 def _loop_exits(lst: "gt.ListNode") -> set:
-    """The kinds of {{break}} and {{continue}} in a list that leave it for the enclosing loop: in it and
-    in its ifs and withs (a range inside handles its own)."""
+    """The kinds of {{break}} and {{continue}} in a list that leave it for the enclosing loop: in it, in
+    its ifs and withs, and a continue in the else of a range inside (which catches only its break)."""
     found = set()
     for node in lst.nodes:
         kind = type(node)
@@ -582,6 +587,8 @@ def _loop_exits(lst: "gt.ListNode") -> set:
             found |= _loop_exits(node.list)
             if node.else_list is not None:
                 found |= _loop_exits(node.else_list)
+        elif kind is gt.RangeNode and node.else_list is not None:
+            found |= _loop_exits(node.else_list) & {gt.ContinueNode}
     return found
 
 

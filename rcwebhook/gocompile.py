@@ -571,7 +571,8 @@ def _bind(fn: Any, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node",
             final_type = params[num_in - 1]
     f, wants_state = fn.fn, fn.wants_state
     GoError = gt.GoError
-    if f is gt._printf and not has_final and arg_nodes and type(arg_nodes[0]) is gt.StringNode:
+    if getattr(f, "unbounded", None) is gt._printf and not has_final and arg_nodes and \
+            type(arg_nodes[0]) is gt.StringNode:
         simple = gv.simple_format(arg_nodes[0].text)
         if simple is not None and len(simple) // 2 == nargs - 1:
             return _printf_simple(simple, args[1:], bound_generic(f, args, has_final, final_type, cmd, wants_state))
@@ -633,7 +634,8 @@ def _printf_simple(simple: tuple, args: List[Expr], general: Callable[..., Any])
                 return general(st, dot, final)
             out.append(quote(a) if simple[2 * i + 1] == "q" else a)
             out.append(simple[2 * i + 2])
-        return "".join(out)
+        text = "".join(out)
+        return text if len(text) <= gt.MAX_VALUE else general(st, dot, final)  # printf refuses it
     return printf
 
 

@@ -17,6 +17,8 @@ from . import govalues as gv
 
 MAX_STEPS = 1_000_000
 MAX_OUTPUT = 1_000_000  # characters
+# characters of a string a function makes: without it a template could double a variable at every step
+MAX_VALUE = 1_000_000
 MAX_DEPTH = 100  # nested {{template}} calls; Go allows 100000, which no real template needs
 MAX_NESTING = 200  # nested control structures and parentheses at parse time
 
@@ -2040,20 +2042,32 @@ def _state_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def bounded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A function whose string result may be longer than its arguments, refusing one over MAX_VALUE."""
+    def checked(*args: Any) -> Any:
+        result = fn(*args)
+        if isinstance(result, str) and len(result) > MAX_VALUE:
+            raise GoError(f"result longer than {MAX_VALUE} characters")
+        return result
+    checked.wants_state = getattr(fn, "wants_state", False)  # type: ignore[attr-defined]
+    checked.unbounded = fn  # type: ignore[attr-defined]
+    return checked
+
+
 BUILTINS: Dict[str, Func] = {
     "and": Func(lambda *a: None, ("value", "value"), True, "and"),
     "or": Func(lambda *a: None, ("value", "value"), True, "or"),
     "call": Func(_state_fn(_call), ("value", "value"), True, "call"),
-    "html": Func(_state_fn(lambda st, *a: _html_escape(_eval_args(st, list(a)))), ("any",), True, "html"),
-    "js": Func(_state_fn(lambda st, *a: _js_escape(_eval_args(st, list(a)))), ("any",), True, "js"),
-    "urlquery": Func(_state_fn(lambda st, *a: _query_escape(_eval_args(st, list(a)))), ("any",), True),
+    "html": Func(bounded(_state_fn(lambda st, *a: _html_escape(_eval_args(st, list(a))))), ("any",), True, "html"),
+    "js": Func(bounded(_state_fn(lambda st, *a: _js_escape(_eval_args(st, list(a))))), ("any",), True, "js"),
+    "urlquery": Func(bounded(_state_fn(lambda st, *a: _query_escape(_eval_args(st, list(a))))), ("any",), True),
     "index": Func(_state_fn(_index), ("value", "value"), True, "index"),
     "slice": Func(_state_fn(_slice), ("value", "value"), True, "slice"),
     "len": Func(_state_fn(_len), ("value",), False, "len"),
     "not": Func(_state_fn(_not), ("value",), False, "not"),
-    "print": Func(_state_fn(lambda st, *a: gv.sprint(list(a), st.compat)), ("any",), True),
-    "printf": Func(_state_fn(_printf), ("string", "any"), True),
-    "println": Func(_state_fn(lambda st, *a: gv.sprintln(list(a), st.compat)), ("any",), True),
+    "print": Func(bounded(_state_fn(lambda st, *a: gv.sprint(list(a), st.compat))), ("any",), True),
+    "printf": Func(bounded(_state_fn(_printf)), ("string", "any"), True),
+    "println": Func(bounded(_state_fn(lambda st, *a: gv.sprintln(list(a), st.compat))), ("any",), True),
     "eq": Func(_state_fn(_eq), ("value", "value"), True),
     "ne": Func(_state_fn(_ne), ("value", "value")),
     "lt": Func(_state_fn(_lt), ("value", "value")),

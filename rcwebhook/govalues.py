@@ -534,18 +534,11 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
             sharp |= f == "#"
             space |= f == " "
             i += 1
-        width = prec = None
-        start = i
-        while i < n and fmt[i].isdigit():
-            i += 1
-        if i > start:
-            width = int(fmt[start:i])
+        width, i = _parse_num(fmt, i, n)
+        prec = None
         if i < n and fmt[i] == ".":
-            i += 1
-            start = i
-            while i < n and fmt[i].isdigit():
-                i += 1
-            prec = int(fmt[start:i]) if i > start else 0
+            prec, i = _parse_num(fmt, i + 1, n)
+            prec = prec or 0
         if i >= n:
             out.append("%!(NOVERB)")
             break
@@ -565,6 +558,19 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
         extra = ", ".join("<nil>" if a is None else f"{type_name(a)}={format_v(a, compat)}" for a in args[argi:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
+
+
+def _parse_num(fmt: str, i: int, n: int) -> Tuple[Optional[int], int]:
+    """fmt's parsenum: a width or precision of ASCII digits at i (None for none) and the index after it.
+    A number past a million is no number, and the rest of the format is taken with it (Go's
+    "%!(NOVERB)" follows): no width or precision makes a string of more than some ten million."""
+    num, j = 0, i
+    while j < n and "0" <= fmt[j] <= "9":
+        if num > 1_000_000:
+            return None, n
+        num = num * 10 + ord(fmt[j]) - 48
+        j += 1
+    return (num if j > i else None), j
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,7 +17,7 @@ import pytest
 from rcwebhook import amdata, gocodegen, gocompile, gotemplate
 from tests import gotemplate_gen as gen
 
-CASES = 700
+CASES = 500
 SEED = 20261127
 
 
@@ -138,6 +138,11 @@ def test_no_text_of_a_template_is_written_into_the_generated_source():
     ('{{ range .Alerts }}a{{ range $.GroupLabels }}{{ else }}b{{ continue }}c{{ end }}d{{ end }}', "abab"),
     ('{{ range .Alerts }}a{{ range $.GroupLabels }}{{ else }}{{ if eq .Labels.x "2" }}{{ break }}{{ end }}b'
      '{{ continue }}{{ end }}d{{ end }}', "abad"),
+    # ... from however many ranges' elses it is in
+    ('{{ range .Alerts }}a{{ range $.GroupLabels }}{{ else }}{{ if false }}{{ break }}{{ end }}'
+     '{{ range $.GroupLabels }}{{ else }}{{ continue }}{{ end }}X{{ end }}Y{{ end }}', "aa"),
+    ('{{ range .Alerts }}a{{ range $.GroupLabels }}{{ else }}{{ if false }}{{ break }}{{ end }}{{ range $.GroupLabels }}'
+     '{{ else }}{{ range $.GroupLabels }}{{ else }}{{ continue }}{{ end }}{{ end }}X{{ end }}Y{{ end }}', "aa"),
     ('{{ range $i, $a := .Alerts }}{{ if $i }}{{ break }}{{ end }}{{ $a.Labels.x }}{{ end }}', "1"),
     ('{{ range .Alerts }}{{ with .Labels.x }}{{ if eq . "1" }}{{ continue }}{{ end }}{{ . }}{{ end }}{{ end }}', "2"),
 ])
@@ -174,3 +179,36 @@ def test_the_example_templates_run_as_generated_python_without_falling_back(stat
             assert hasattr(tree.compiled, "source"), name
             assert out == _walk(tmpl, name, data if name != "rc.filter" else data.CommonLabels,
                                 gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT)
+
+
+@pytest.mark.parametrize("grow", [
+    '{{ $x = printf "%s%s" $x $x }}',
+    '{{ $x = printf "%q%v" $x $x }}',
+    '{{ $x = print $x $x }}',
+    '{{ $x = join $x (stringSlice "" "" "") }}',
+    '{{ $x = reReplaceAll "a" "aa" $x }}',
+    '{{ $x = urlquery $x $x }}',
+    '{{ $x = html $x $x }}',
+])
+@pytest.mark.parametrize("codegen", [True, False], ids=["generated", "closures"])
+def test_a_template_cannot_make_a_string_longer_than_the_value_limit(monkeypatch, codegen, grow):
+    """Doubling a variable at every step would take a few dozen steps to exhaust memory: every function
+    that can lengthen a string refuses a result over MAX_VALUE, in each way a template runs."""
+    monkeypatch.setattr(gocompile, "CODEGEN", codegen)
+    text = '{{ $x := "ab" }}{{ range $i := 25 }}' + grow + '{{ end }}{{ len $x }}'
+    tmpl = _template(text, "0.28")
+    with pytest.raises(gotemplate.TemplateError, match=f"result longer than {gotemplate.MAX_VALUE} characters"):
+        tmpl.execute("case", amdata.Data())
+    with pytest.raises(gotemplate.TemplateError):
+        _walk(_template(text, "0.28"), "case", amdata.Data(), gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT)
+
+
+@pytest.mark.parametrize("text, expected", [
+    # Go's fmt reads no width or precision past a million: the rest of the format goes with it
+    ('{{ printf "%999999999d|" 1 }}', "%!(NOVERB)%!(EXTRA int=1)"),
+    ('{{ printf "%.99999999f|" 1.0 }}', "%!(NOVERB)%!(EXTRA float64=1)"),
+    ('{{ printf "%999998d|" 1 | len }}', "999999"),
+    ('{{ printf "%.f|%5.d|%-08.3f|" 1.5 3 2.25 }}', "2|    3|2.250   |"),
+])
+def test_printf_reads_widths_and_precisions_as_go_does(text, expected):
+    assert _template(text, "0.28").execute("case", amdata.Data()) == expected
