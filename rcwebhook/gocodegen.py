@@ -161,14 +161,19 @@ def _bounded(s: str) -> str:
 def _template(st: Any, name: str, dot: Any) -> None:
     """{{template name dot}}: the named tree, compiled, with its own `$`; the steps and output go on."""
     tree = st.tmpl.trees.get(name)
-    if tree is None or tree.root is None or st.depth >= gt.MAX_DEPTH:
+    depth = st.depth
+    if tree is None or tree.root is None or depth >= gt.MAX_DEPTH:
         raise Fallback()
-    saved = (st.tree, st.vars, st.depth)
-    st.tree, st.vars, st.depth = tree, [["$", dot]], st.depth + 1
-    try:
-        (tree.compiled or gc.root_of(tree, st.tmpl))(st, dot)
-    finally:
-        st.tree, st.vars, st.depth = saved
+    run = tree.compiled or gc.root_of(tree, st.tmpl)
+    if hasattr(run, "source"):  # generated: its variables are its own, its tree is only the walker's
+        st.depth = depth + 1
+        run(st, dot)
+        st.depth = depth  # (after a failure the walker starts again from a new state)
+        return
+    saved = (st.tree, st.vars)
+    st.tree, st.vars, st.depth = tree, [["$", dot]], depth + 1
+    run(st, dot)
+    st.tree, st.vars, st.depth = saved[0], saved[1], depth
 
 
 # --- the generator -------------------------------------------------------------------------------

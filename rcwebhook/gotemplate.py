@@ -1317,6 +1317,8 @@ def indirect(v: Any) -> Any:
 
 
 class _State:
+    __slots__ = ("tmpl", "tree", "vars", "node", "out", "size", "steps", "max_steps", "max_output", "depth", "compat")
+
     def __init__(self, tmpl: Template, tree: Optional[Tree], data: Any, max_steps: int, max_output: int) -> None:
         self.tmpl = tmpl
         self.tree = tree
