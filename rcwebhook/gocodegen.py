@@ -562,19 +562,7 @@ class _Generator:
             return self.checked(self.call(n.ident, [], dot, None), typ)
         if kind is gt.ChainNode and not isinstance(n.node, gt.NilNode):
             return self.checked(self.chain(dot, self.arg(n.node, None, dot), n, n.field, [], None), typ)
-        free = typ in _FREE
-        value: Any = MISSING
-        if kind is gt.StringNode and (typ == "string" or free):
-            value = n.text
-        elif kind is gt.BoolNode and (typ == "bool" or free):
-            value = n.value
-        elif kind is gt.NumberNode:
-            if typ in ("int", "time.Duration") and n.is_int:
-                value = n.int64 if typ == "int" else gv.Duration(n.int64)
-            elif typ == "float64" and n.is_float:
-                value = n.float64
-            elif free:
-                value = gc._constant(n)
+        value = gc.literal_arg(n, typ)
         if value is MISSING:
             raise Unsupported()  # nil, and literals the walker refuses
         return self.const(value)

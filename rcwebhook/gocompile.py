@@ -647,6 +647,25 @@ def _valid(st: Any, value: Any, typ: Optional[str]) -> Any:
     return st.validate_type(value, typ)
 
 
+def literal_arg(n: "gt.Node", typ: Optional[str]) -> Any:
+    """A literal argument's value for a parameter of type `typ`, as the walker's eval_arg makes it;
+    MISSING for anything else (not a literal, nil, or a literal the walker refuses for that type)."""
+    kind = type(n)
+    free = typ in _ANY
+    if kind is gt.StringNode and (typ == "string" or free):
+        return n.text
+    if kind is gt.BoolNode and (typ == "bool" or free):
+        return n.value
+    if kind is gt.NumberNode:
+        if typ in ("int", "time.Duration") and n.is_int:
+            return n.int64 if typ == "int" else gv.Duration(n.int64)
+        if typ == "float64" and n.is_float:
+            return n.float64
+        if free:
+            return _constant(n)
+    return MISSING
+
+
 def _arg(n: "gt.Node", typ: Optional[str]) -> Expr:
     """An argument for a parameter of type `typ`: f(st, dot) -> the value, checked against the type."""
     kind = type(n)
@@ -675,19 +694,8 @@ def _arg(n: "gt.Node", typ: Optional[str]) -> Expr:
         operand = _arg(n.node, None)
         chain_ident = n.field
         return lambda st, dot: _valid(st, _field_chain(st, dot, operand(st, dot), n, chain_ident), typ)
-    value: Any = MISSING
-    if kind is gt.StringNode and (typ == "string" or free):
-        value = n.text
-    elif kind is gt.BoolNode and (typ == "bool" or free):
-        value = n.value
-    elif kind is gt.NumberNode:
-        if typ in ("int", "time.Duration") and n.is_int:
-            value = n.int64 if typ == "int" else gv.Duration(n.int64)
-        elif typ == "float64" and n.is_float:
-            value = n.float64
-        elif free:
-            value = _constant(n)
-    elif kind in (gt.StringNode, gt.BoolNode):
+    value = literal_arg(n, typ)
+    if value is MISSING and kind in (gt.StringNode, gt.BoolNode):
         return _refused
     if value is not MISSING:
         return lambda st, dot: value
