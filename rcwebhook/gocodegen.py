@@ -118,9 +118,11 @@ def _getter(cls: type, name: str, how: tuple) -> Optional[Callable[[Any], Any]]:
     return None
 
 
-def _method(st: Any, receiver: Any, name: str, argv: tuple, final: Any, known: Dict[type, Any]) -> Any:
+def _method(st: Any, receiver: Any, name: str, argv: tuple, final: Any, known: Dict[type, Any],
+            literals: Optional[tuple]) -> Any:
     """`receiver.name arg...` (and a final value from the pipeline): a method with parameters, each
-    argument checked against its type; what a receiver's class has is kept in `known`, per call site.
+    argument checked against its type, or for a literal (its node in `literals`) made for it, as in
+    `.StartsAt.Add -3600000000000`; what a receiver's class has is kept in `known`, per call site.
     Anything unusual (no such method, a pointer, nil, the wrong number of arguments) is the walker's."""
     if final is not MISSING:
         argv = argv + (final,)
@@ -146,6 +148,11 @@ def _method(st: Any, receiver: Any, name: str, argv: tuple, final: Any, known: D
     fn, wants_state, types = how
     if len(types) != len(argv):
         raise Fallback()
+    if literals is not None:
+        argv = tuple(v if i >= len(literals) or literals[i] is None else gc.literal_arg(literals[i], t)
+                     for i, (v, t) in enumerate(zip(argv, types)))
+        if MISSING in argv:
+            raise Fallback()  # a literal the walker refuses for this type
     checked = tuple(v if t in _FREE or (t == "string" and type(v) is str) else st.validate_type(v, t)
                     for v, t in zip(argv, types))
     return fn(st, receiver, *checked) if wants_state else fn(receiver, *checked)
@@ -423,7 +430,11 @@ class _Generator:
             return value
         argv = "".join(f"{self.arg(a, None, dot)}, " for a in args)
         final_value = final if final is not None else "MISSING"
-        return f"method(st, {value}, {self.const(ident[-1])}, ({argv}), {final_value}, {self.const({})})"
+        # a literal argument takes its value from the parameter's type, known only with the receiver
+        literals = tuple(a if type(a) in (gt.NumberNode, gt.BoolNode, gt.StringNode) else None for a in args)
+        literal_nodes = self.const(literals) if any(literals) else "None"
+        return (f"method(st, {value}, {self.const(ident[-1])}, ({argv}), {final_value}, {self.const({})}, "
+                f"{literal_nodes})")
 
     def call(self, name: str, arg_nodes: List["gt.Node"], dot: str, final: Optional[str]) -> str:
         fn = self.tmpl.funcs.get(name)
