@@ -31,6 +31,12 @@ MISSING = gt._MISSING
 _FREE = (None, "value", "any")
 
 
+# Python compiles some 3 MB of source a second here: a tree whose source is larger (some 400 statements
+# and more) is left to the closures, which are slower to run but built some 40 times faster, so that no
+# start or reload waits long on compiling.
+MAX_SOURCE = 256 * 1024
+
+
 class Unsupported(Exception):
     """A tree (or a part of one) this module does not turn into source: gocompile's closures do it."""
 
@@ -39,6 +45,8 @@ def compile_tree(tree: "gt.Tree", tmpl: "gt.Template") -> Callable[[Any, Any], N
     """The function that runs `tree` as f(state, dot); Unsupported when it has a construct not handled here."""
     gen = _Generator(tmpl)
     source = gen.function(tree)
+    if len(source) > MAX_SOURCE:
+        raise Unsupported()
     try:
         code = compile(source, f"<template {tree.name!r}>", "exec")
     except (SyntaxError, RecursionError, MemoryError, ValueError):  # too deep for Python's compiler

@@ -231,3 +231,11 @@ def test_method_calls_with_literal_arguments_run_compiled(text):
     compiled = _compiled(tmpl, "case", data, gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT)
     assert hasattr(tmpl.trees["case"].compiled, "source")
     assert compiled == _walk(tmpl, "case", data, gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT)
+
+
+def test_a_very_large_template_is_run_as_closures_and_gives_the_same_text():
+    text = "".join(f'{{{{ if .Receiver }}}}{{{{ .Status }}}}{i}{{{{ end }}}}' for i in range(2000))
+    tmpl = _template(text, "0.28")
+    data = amdata.data_from_json({"receiver": "team", "status": "firing"})
+    assert tmpl.execute("case", data) == "".join(f"firing{i}" for i in range(2000))
+    assert not hasattr(tmpl.trees["case"].compiled, "source")  # built as closures
