@@ -64,21 +64,6 @@ def _truth(v: Any) -> bool:
     return gt.truth(v)[0]
 
 
-def _range_items(v: Any, compat: str, ndecl: int) -> Any:
-    """What `range` iterates over, as (index, element) pairs; None for nothing (its else)."""
-    while type(v) is gt.Ptr:
-        v = v.elem
-    if isinstance(v, list):
-        return enumerate(v) if v else None
-    if isinstance(v, dict):
-        return [(key, v[key]) for key in sorted(v)] if v else None
-    if v is None:
-        return None
-    if type(v) is int and compat != "0.25" and ndecl <= 1:
-        return [(i, i) for i in range(v)] if v > 0 else None
-    raise Fallback()
-
-
 def _printed(compat: str) -> Callable[[Any], str]:
     format_v = gv.format_v
 
@@ -98,18 +83,11 @@ def _field(st: Any, dot: Any, receiver: Any, name: str, node: "gt.Node", getters
     if receiver is None:
         return None
     how = gc._RESOLVED.get((type(receiver), name, st.compat)) or gc._resolve(receiver, name, st.compat)
-    kind = how[0]
     if len(getters) < 64:  # a call site meets a handful of classes
         getter = _getter(type(receiver), name, how)
         if getter is not None:
             getters[type(receiver)] = getter
-    if kind == gc._KEY:
-        return receiver[name] if name in receiver else receiver.ELEM_ZERO
-    if kind == gc._FIELD:
-        return getattr(receiver, name)
-    if kind == gc._METHOD:
-        return how[1](st, receiver) if how[2] else how[1](receiver)
-    return st.eval_field(dot, name, node, None, MISSING, receiver)
+    return gc._field_chain(st, dot, receiver, node, (name,))
 
 
 def _getter(cls: type, name: str, how: tuple) -> Optional[Callable[[Any], Any]]:
@@ -197,7 +175,7 @@ class _Generator:
     def __init__(self, tmpl: "gt.Template") -> None:
         self.tmpl = tmpl
         self.consts: Dict[str, Any] = {
-            "Fallback": Fallback, "MISSING": MISSING, "truth": _truth, "range_items": _range_items,
+            "Fallback": Fallback, "MISSING": MISSING, "truth": _truth, "range_items": gc.range_items,
             "printed": _printed(tmpl.compat), "field": _field, "method": _method, "template": _template,
             "compat": tmpl.compat, "validate": gc._valid, "quote": gv.go_quote,
             "replace_all": amdata.replace_all, "query_escape": gt._query_escape, "bounded": _bounded,

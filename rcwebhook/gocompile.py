@@ -47,6 +47,7 @@ def root_of(tree: "gt.Tree", tmpl: "gt.Template") -> Stmt:
 
 
 def _count(st: Any) -> None:
+    """One step, stopping at the limit (where the walker takes over and says so)."""
     st.steps += 1
     if st.steps > st.max_steps:
         raise Fallback()
@@ -60,9 +61,7 @@ def _stmt(node: "gt.Node") -> Stmt:
         text = node.text
 
         def text_node(st: Any, dot: Any) -> None:
-            st.steps += 1
-            if st.steps > st.max_steps:
-                raise Fallback()
+            _count(st)
             st.size += len(text)
             if st.size > st.max_output:
                 raise Fallback()
@@ -72,9 +71,7 @@ def _stmt(node: "gt.Node") -> Stmt:
         parts = [_stmt(n) for n in node.nodes]
 
         def list_node(st: Any, dot: Any) -> None:
-            st.steps += 1
-            if st.steps > st.max_steps:
-                raise Fallback()
+            _count(st)
             for part in parts:
                 part(st, dot)
         return list_node
@@ -112,9 +109,7 @@ def _action(node: "gt.ActionNode") -> Stmt:
         return declare
 
     def action(st: Any, dot: Any) -> None:
-        st.steps += 1
-        if st.steps > st.max_steps:
-            raise Fallback()
+        _count(st)
         v = pipe(st, dot)
         while isinstance(v, gt.Ptr):
             v = v.elem
@@ -133,9 +128,7 @@ def _branch(node: "gt.BranchNode", is_with: bool) -> Stmt:
     truth = gt.truth
 
     def branch(st: Any, dot: Any) -> None:
-        st.steps += 1
-        if st.steps > st.max_steps:
-            raise Fallback()
+        _count(st)
         mark = len(st.vars)
         try:
             val = pipe(st, dot)
@@ -164,29 +157,13 @@ def _range(r: "gt.RangeNode") -> Stmt:
     Continue, Break = gt._Continue, gt._Break
 
     def range_node(st: Any, dot: Any) -> None:
-        st.steps += 1
-        if st.steps > st.max_steps:
-            raise Fallback()
+        _count(st)
         vars_ = st.vars
         mark0 = len(vars_)
         try:
-            val = pipe(st, dot)
-            while type(val) is gt.Ptr:
-                val = val.elem
+            pairs = range_items(pipe(st, dot), st.compat, len(decl))
             mark = len(st.vars)
             by_assign = assign and st.compat != "0.25"
-            if isinstance(val, list):
-                pairs: Any = enumerate(val) if val else None
-            elif isinstance(val, dict):
-                pairs = ((key, val[key]) for key in sorted(val)) if val else None
-            elif val is None:
-                pairs = None
-            elif type(val) is int and st.compat != "0.25":
-                if len(decl) > 1:
-                    raise Fallback()
-                pairs = ((i, i) for i in range(val)) if val > 0 else None
-            else:
-                raise Fallback()
             try:
                 if pairs is None:
                     if orelse is not None:
@@ -215,6 +192,22 @@ def _range(r: "gt.RangeNode") -> Stmt:
         finally:
             del st.vars[mark0:]
     return range_node
+
+
+def range_items(v: Any, compat: str, ndecl: int) -> Any:
+    """What `range` goes over, as (index, element) pairs, for `ndecl` declared variables; None for
+    nothing (its else). Anything Go ranges over otherwise, or refuses, is the walker's."""
+    while type(v) is gt.Ptr:
+        v = v.elem
+    if isinstance(v, list):
+        return enumerate(v) if v else None
+    if isinstance(v, dict):
+        return [(key, v[key]) for key in sorted(v)] if v else None
+    if v is None:
+        return None
+    if type(v) is int and compat != "0.25" and ndecl <= 1:
+        return [(i, i) for i in range(v)] if v > 0 else None
+    raise Fallback()
 
 
 def _template(t: "gt.TemplateNode") -> Stmt:
@@ -276,9 +269,7 @@ def _command(cmd: "gt.CommandNode", has_final: bool) -> Callable[..., Any]:
             return _one_field(ident[0], first, counted=True)
         if len(args) == 1 and not has_final:
             def field(st: Any, dot: Any) -> Any:
-                st.steps += 1
-                if st.steps > st.max_steps:
-                    raise Fallback()
+                _count(st)
                 return _field_chain(st, dot, dot, first, ident)
             return field
         return _method_call(has_final, first, lambda st, dot: dot, ident, args)
@@ -290,16 +281,12 @@ def _command(cmd: "gt.CommandNode", has_final: bool) -> Callable[..., Any]:
                 return _refused
 
             def variable(st: Any, dot: Any) -> Any:
-                st.steps += 1
-                if st.steps > st.max_steps:
-                    raise Fallback()
+                _count(st)
                 return _var(st, name)
             return variable
         if len(args) == 1 and not has_final:
             def variable_field(st: Any, dot: Any) -> Any:
-                st.steps += 1
-                if st.steps > st.max_steps:
-                    raise Fallback()
+                _count(st)
                 return _field_chain(st, dot, _var(st, name), first, rest)
             return variable_field
         return _method_call(has_final, first, lambda st, dot: _var(st, name), rest, args)
@@ -310,9 +297,7 @@ def _command(cmd: "gt.CommandNode", has_final: bool) -> Callable[..., Any]:
         chain_ident = first.field
         if len(args) == 1 and not has_final:
             def chain(st: Any, dot: Any) -> Any:
-                st.steps += 1
-                if st.steps > st.max_steps:
-                    raise Fallback()
+                _count(st)
                 return _field_chain(st, dot, operand(st, dot), first, chain_ident)
             return chain
         return _method_call(has_final, first, operand, chain_ident, args)
@@ -322,9 +307,7 @@ def _command(cmd: "gt.CommandNode", has_final: bool) -> Callable[..., Any]:
         inner = _pipe(first)
 
         def parenthesised(st: Any, dot: Any) -> Any:
-            st.steps += 1
-            if st.steps > st.max_steps:
-                raise Fallback()
+            _count(st)
             return inner(st, dot)
         return parenthesised
     if kind is gt.DotNode:
@@ -352,9 +335,7 @@ def _method_call(has_final: bool, node: "gt.Node", start: Expr, ident: List[str]
     by_class: dict = {}
 
     def method_call(st: Any, dot: Any, final: Any) -> Any:
-        st.steps += 1
-        if st.steps > st.max_steps:
-            raise Fallback()
+        _count(st)
         receiver = _field_chain(st, dot, start(st, dot), node, head)
         if receiver is None or type(receiver) is gt.Ptr:
             return st.eval_field(dot, last, node, args, final, receiver)
@@ -402,14 +383,7 @@ def _constant(node: "gt.Node") -> Any:
     if isinstance(node, gt.StringNode):
         return node.text
     if isinstance(node, gt.NumberNode):
-        text = node.text
-        is_hex_int = len(text) > 2 and text[0] == "0" and text[1] in "xX" and not any(x in text for x in "pP")
-        if node.is_complex:
-            return node.complex128
-        if node.is_float and not is_hex_int and not text.startswith("'") and any(x in text for x in ".eEpP"):
-            return node.float64
-        if node.is_int:
-            return node.int64
+        return gt.number_value(node)
     return MISSING
 
 
@@ -454,9 +428,7 @@ def _one_field(name: str, node: "gt.Node", counted: bool) -> Expr:
     """`.Name`: _field_chain for one name on dot, without a loop (the commonest command)."""
     def one_field(st: Any, dot: Any) -> Any:
         if counted:
-            st.steps += 1
-            if st.steps > st.max_steps:
-                raise Fallback()
+            _count(st)
         if dot is None:
             return None
         how = _RESOLVED.get((type(dot), name, st.compat)) or _resolve(dot, name, st.compat)
@@ -514,17 +486,13 @@ def _call(name: str, arg_nodes: List["gt.Node"], has_final: bool, cmd: "gt.Node"
     if has_final:
         def call_final(st: Any, dot: Any, final: Any) -> Any:
             if counted:
-                st.steps += 1
-                if st.steps > st.max_steps:
-                    raise Fallback()
+                _count(st)
             return (bound[0] if bound else bind(st))(st, dot, final)
         return call_final
 
     def call(st: Any, dot: Any) -> Any:
         if counted:
-            st.steps += 1
-            if st.steps > st.max_steps:
-                raise Fallback()
+            _count(st)
         return (bound[0] if bound else bind(st))(st, dot, MISSING)
     return call
 

@@ -1292,6 +1292,20 @@ class _Continue(Exception):
 _MISSING = object()
 
 
+def number_value(c: NumberNode) -> Any:
+    """A number literal's value where it is printed or passed untyped (Go's idealConstant): complex,
+    float when written as one, else int; _MISSING when none fits (an unsigned beyond int64)."""
+    text = c.text
+    is_hex_int = len(text) > 2 and text[0] == "0" and text[1] in "xX" and not any(x in text for x in "pP")
+    if c.is_complex:
+        return c.complex128
+    if c.is_float and not is_hex_int and not text.startswith("'") and any(x in text for x in ".eEpP"):
+        return c.float64
+    if c.is_int:
+        return c.int64
+    return _MISSING
+
+
 def truth(v: Any) -> Tuple[bool, bool]:
     """Go's isTrue: (truth, ok)."""
     if v is None:
@@ -1559,16 +1573,11 @@ class _State:
 
     def ideal_constant(self, c: NumberNode) -> Any:
         self.node = c
-        text = c.text
-        is_hex_int = len(text) > 2 and text[0] == "0" and text[1] in "xX" and not any(x in text for x in "pP")
-        if c.is_complex:
-            return c.complex128
-        if c.is_float and not is_hex_int and not text.startswith("'") and any(x in text for x in ".eEpP"):
-            return c.float64
-        if c.is_int:
-            return c.int64
+        value = number_value(c)
+        if value is not _MISSING:
+            return value
         if c.is_uint:
-            self.errorf(f"{text} overflows int")
+            self.errorf(f"{c.text} overflows int")
         return None
 
     def eval_chain(self, dot: Any, chain: ChainNode, args: List[Node], final: Any) -> Any:
