@@ -265,11 +265,12 @@ def flood_case(tmp: Path, rocketchat_port: int, tls: bool, count: int = 500, sec
         flooder.wait(30)
         shed = ""
         try:
-            with connection(port, tls, 10) as conn:
-                conn.request("GET", "/metrics")
-                shed = " ".join(line.split("{", 1)[1].replace("} ", "=") for line in
-                                conn.getresponse().read().decode().splitlines()
-                                if line.startswith("rcwebhook_connections_shed_total{"))
+            conn = connection(port, tls, 10)
+            conn.request("GET", "/metrics")
+            shed = " ".join(line.split("{", 1)[1].replace("} ", "=") for line in
+                            conn.getresponse().read().decode().splitlines()
+                            if line.startswith("rcwebhook_connections_shed_total{"))
+            conn.close()
         except (OSError, http.client.HTTPException):
             pass
     finally:
