@@ -228,6 +228,11 @@ class Metrics:
             "webhook_request_duration_seconds", "Time from a /webhook request's first line to its answer.")
         self.errors = Counter("webhook_errors_total", "/webhook requests not answered 2xx, by reason.", ["reason"],
                               initial=[{"reason": r} for r in ERROR_REASONS])
+        self.connections_shed = Counter(
+            "rcwebhook_connections_shed_total",
+            "Connections closed before a request on them was served, by reason: idle (sent nothing), slow (its "
+            "request not whole in time), refused (still sending a refused body), tls (handshake failed or too slow).",
+            ["reason"], initial=[{"reason": r} for r in ("idle", "slow", "refused", "tls")])
         self.alerts = Counter("rcwebhook_alerts_received_total", "Alerts received, by status and routed severity.",
                               ["status", "severity"],
                               initial=[{"status": s, "severity": r} for s in ("firing", "resolved") for r in ROUTES])
@@ -305,7 +310,7 @@ class Metrics:
             self.thread_replies.declare(route=route)
 
     def all(self) -> List[_Metric]:
-        return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,
+        return [self.requests, self.request_duration, self.errors, self.connections_shed, self.alerts, self.posts, self.post_duration,
                 self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates,
                 self.unknown_severities, self.unknown_receivers, self.pending, self.state_bytes,
                 self.state_errors, self.thread_replies, self.open_threads,

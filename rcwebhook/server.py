@@ -7,21 +7,24 @@ stalled the longest, caps on headers, per-client request limits and optional TLS
 
 from __future__ import annotations
 
-import email.utils
 import collections
+import email.utils
 import enum
+import io
 import logging
-import math
 import re
+import resource
+import selectors
 import socket
 import ssl
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
 from . import __version__, auth, delivery, dispatch, metrics, status, tls
+from .admission import SPARE_CONNECTIONS, STALL_GRACE, Admission, Phase, Reason, Seat, ShedTally  # noqa: F401
 from .config import Settings, is_loopback, redact
 from .courier import Deliverer
 from .delivery import Transport
@@ -36,11 +39,13 @@ ALLOWED = {"/health": "GET, HEAD", "/metrics": "GET, HEAD", "/ready": "GET, HEAD
            "/status.json": "GET, HEAD", "/webhook": "POST"}
 MAX_HEADER_BYTES = 32 * 1024  # request line and headers together; http.server caps them at 100 lines
 READ_CHUNK = 1024 * 1024  # the most of a body one read takes
-# Connections admitted beyond MAX_CONNECTIONS while every other one is busy with a notification:
-# they serve /health and /metrics (one request each), so a saturated daemon still shows it is alive.
-SPARE_CONNECTIONS = 8
-# How long a connection waits on its client before a notification on a spare connection may close it.
-STALL_GRACE = 0.5
+# How long a TLS client has, from its connection, to finish the handshake (at most REQUEST_TIMEOUT).
+HANDSHAKE_TIMEOUT = 5.0
+# Connections waiting in the lobby for their handshake or their request's head, at most (fewer when the
+# process may open fewer files); each holds at most MAX_HEADER_BYTES of what it sent.
+LOBBY_CONNECTIONS = 1024
+# How often, at most, the connections shed are summed up in the log.
+SHED_SUMMARY_EVERY = 60.0
 _TOO_LONG = b"x" * 65537  # what http.server's own line-length checks refuse
 _DIGITS = re.compile(r"[0-9]+")
 _HTTP_VERSION = re.compile(r"HTTP/[0-9]{1,9}\.[0-9]{1,9}")
@@ -56,21 +61,6 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\
 LINGER_BYTES = 64 * 1024 * 1024
 
 
-class Phase(enum.Enum):
-    """What an open connection is doing; its Connection says since when."""
-
-    NEW = "new"  # accepted, its first request not begun: closed after REQUEST_TIMEOUT of it
-    IDLE = "idle"  # kept alive between requests: closed after REQUEST_TIMEOUT of it, or for a new connection
-    READING = "reading"  # a request's first byte has come: the whole request must within REQUEST_TIMEOUT
-    BUSY = "busy"  # a request is being answered: never closed from outside
-    LINGERING = "lingering"  # answered without reading its body: dropping what the client still sends
-    EVICTED = "evicted"  # closed from outside (stalled, or stopping); its thread will notice
-
-
-# The phases of a connection that waits on its client: the ones closed when stalled or stopping.
-STALLABLE = (Phase.NEW, Phase.IDLE, Phase.READING, Phase.LINGERING)
-
-
 class Body(enum.Enum):
     """What became of a request's body; its handler owns it."""
     # It decides whether the connection can serve another request, and whether closing it must
@@ -79,17 +69,6 @@ class Body(enum.Enum):
     NONE = "none"  # the request has no body
     UNREAD = "unread"  # it has one, not (all) read: the connection cannot be reused
     READ = "read"
-
-
-class Connection:
-    """What one open connection is doing, and since when."""
-
-    __slots__ = ("phase", "since", "spare")
-
-    def __init__(self, phase: Phase, since: float, spare: bool = False) -> None:
-        self.phase = phase
-        self.since = since
-        self.spare = spare  # admitted beyond MAX_CONNECTIONS, for /health and /metrics only
 
 
 # Connection threads started ahead of need, at most this many; beyond it they start on demand.
@@ -120,8 +99,9 @@ class Crew:
     that allocates gets one, and keeps what it frees for reuse). Taken in turn, 72 threads held
     70 MiB of freed request bodies after 300 notifications of 1 MB."""
 
-    def __init__(self, serve: Callable[[socket.socket, Tuple], None]) -> None:
+    def __init__(self, serve: Callable[[socket.socket, Tuple], None], close: Callable[[socket.socket], None]) -> None:
         self.serve = serve
+        self.close = close
         self.lock = threading.Lock()
         self.idle: List[_Worker] = []  # the one idle the shortest last
         self.waiting: "collections.deque[Tuple[socket.socket, Tuple]]" = collections.deque()
@@ -140,23 +120,31 @@ class Crew:
         """Give a connection to the thread idle the shortest. With none idle, it waits for one (a closed
         connection's thread frees in a moment), or, below the target, a thread is started for it."""
         with self.lock:
-            if self.idle:
+            stopping = self.stopping
+            if not stopping and self.idle:
                 worker = self.idle.pop()
                 worker.job = (request, client_address)
                 worker.wake.release()
                 return
-            self.waiting.append((request, client_address))
-            short = self.size < self.target
-        if short:
+            if not stopping:
+                self.waiting.append((request, client_address))
+            short = not stopping and self.size < self.target
+        if stopping:  # after stop no thread takes it: it must not stay open
+            self.close(request)
+        elif short:
             self._start()
 
     def stop(self) -> None:
-        """End every thread: the idle ones now, the busy ones when their connection ends."""
+        """End every thread: the idle ones now, the busy ones when their connection ends; close the connections
+        still waiting for one (no thread would ever serve them)."""
         with self.lock:
             self.stopping = True
             for worker in self.idle:
                 worker.wake.release()
             self.idle.clear()
+            left, self.waiting = list(self.waiting), collections.deque()
+        for request, _ in left:
+            self.close(request)
 
     def _start(self) -> None:
         with self.lock:
@@ -206,16 +194,23 @@ class Server(ThreadingHTTPServer):
         self.unknown_paths = metrics.FirstSeen()  # the /webhook/<name> paths of no hook set, logged once each
         self.on_tick: List[Callable[[], None]] = []
         self.tls = _tls_context(settings)
-        self.connections: Dict[socket.socket, Connection] = {}
-        self.connections_lock = threading.Lock()
-        self.connections_changed = threading.Condition(self.connections_lock)  # one closed, or changed phase
-        self.peak_connections = 0
+        self.admission = Admission(settings.max_connections, settings.request_timeout,
+                                   min(HANDSHAKE_TIMEOUT, settings.request_timeout))
+        self.connections = self.admission.table
+        self.connections_lock = self.admission.lock
         self.accepted_connections = 0
+        self.shed_tally = ShedTally(SHED_SUMMARY_EVERY)
         if ":" in settings.host:
             self.address_family = socket.AF_INET6
-        self.crew = Crew(self.process_request_thread)
+        self.crew = Crew(self.process_request_thread, self.shutdown_request)
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
         self.crew.ensure(settings.max_connections + SPARE_CONNECTIONS)
+        self.lobby = Lobby(self, _lobby_size(settings.max_connections + SPARE_CONNECTIONS))
+
+    @property
+    def peak_connections(self) -> int:
+        """The most connections served at once, not counting spare ones."""
+        return self.admission.peak
 
     def transport_for(self, settings: Settings) -> Optional[Transport]:
         """Return the transport `settings` need, built before any swap; None when this server keeps its own."""
@@ -226,23 +221,25 @@ class Server(ThreadingHTTPServer):
         self.deliverer.reconfigure(settings, transport)
         self.client_limiter.reconfigure(settings.client_rate_limit, settings.client_rate_burst)
         self.crew.ensure(settings.max_connections + SPARE_CONNECTIONS)
+        self.admission.reconfigure(settings.max_connections, settings.request_timeout)
         self.metrics.declare_routes(settings.routes)
         self.settings = settings
 
     def drain(self, grace: float) -> bool:
-        """Close idle connections and wait up to `grace` seconds for requests in flight; return whether all ended."""
+        """Close the connections that wait on their client and wait up to `grace` seconds for the requests in
+        flight (whole heads being read or answered); return whether all ended."""
         deadline = time.monotonic() + grace
         while True:
-            with self.connections_lock:
-                for sock in [s for s, c in self.connections.items() if c.phase in STALLABLE]:
-                    self._evict(sock)
-                busy = sum(1 for c in self.connections.values() if c.phase is Phase.BUSY)
+            closing, busy = self.admission.stopping()
+            for sock in closing:
+                _close_now(sock)
             if not busy:
                 return True
             if time.monotonic() > deadline:
                 log.warning("Stopping with %d requests still in flight after %.0fs", busy, grace)
                 return False
-            time.sleep(0.02)
+            with self.admission.changed:
+                self.admission.changed.wait(0.05)
 
     @property
     def url(self) -> str:
@@ -255,128 +252,68 @@ class Server(ThreadingHTTPServer):
 
     def get_request(self):
         sock, address = super().get_request()
+        sock.setblocking(False)
         if self.tls is not None:
-            # The handshake happens in the connection's own thread, under its deadline.
+            # No I/O here: the lobby does the handshake, under its own deadline.
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, address
 
     def process_request(self, request, client_address) -> None:
-        """Admit a new connection: beyond MAX_CONNECTIONS, in place of the longest-idle kept-alive one, or as
-        a spare one.
-
-        A connection in the middle of a request is not closed for a newcomer that may only want /health:
-        the newcomer is a spare, and only a notification on it makes room (promote). Spare connections
-        that stall make room for new ones the same way."""
-        now = time.monotonic()
-        with self.connections_lock:
-            self.accepted_connections += 1
-            live = self._live()
-            if live >= self.settings.max_connections:
-                if self._evict_longest_stalled(spare=False, phases=(Phase.IDLE,)):
-                    live -= 1
-            spare = live >= self.settings.max_connections
-            if spare and self._spares() >= SPARE_CONNECTIONS:
-                self._evict_longest_stalled(spare=True, phases=STALLABLE)
-            admitted = not spare or self._spares() < SPARE_CONNECTIONS
-            if admitted:
-                self.connections[request] = Connection(Phase.NEW, now, spare)
-                self.peak_connections = max(self.peak_connections, live + (not spare))
-        if admitted:
-            self.crew.hand(request, client_address)
-        else:
-            self._refuse_busy(request)
+        """Send a new connection to the lobby, where it waits for its handshake and its request's head
+        without holding a thread."""
+        self.accepted_connections += 1
+        self.lobby.add(request, client_address)
 
     def promote(self, request) -> bool:
-        """Make a spare connection that carries a notification an ordinary one; return False when no
-        connection frees, or stalls, within STALL_GRACE.
+        """Make a spare connection that carries a notification an ordinary one; return False when no seat
+        frees, and no connection is found waiting on its client, within STALL_GRACE."""
+        promoted, shed = self.admission.promote(request)
+        self.close_shed(shed)
+        return promoted
 
-        It takes the place of a connection that closes meanwhile or else of the one that has waited on
-        its client the longest, once that wait is STALL_GRACE old: a client still sending its
-        notification is not closed for another."""
-        deadline = time.monotonic() + STALL_GRACE
-        with self.connections_changed:
-            connection = self.connections.get(request)
-            if connection is None or not connection.spare:
-                return connection is not None
-            while True:
-                now = time.monotonic()
-                live = self._live()
-                if live < self.settings.max_connections \
-                        or self._evict_longest_stalled(spare=False, phases=STALLABLE, before=now - STALL_GRACE):
-                    connection.spare = False
-                    self.peak_connections = max(self.peak_connections, min(live + 1, self.settings.max_connections))
-                    return True
-                if now >= deadline:
-                    return False
-                self.connections_changed.wait(min(deadline - now, 0.05))
+    def close_shed(self, shed: Sequence[Tuple[Hashable, Reason]]) -> None:
+        """Close connections the admission has shed (already marked closed), counting them by reason."""
+        for sock, reason in shed:
+            self.count_shed(reason)
+            _close_now(sock)
 
-    def _live(self) -> int:
-        return sum(1 for c in self.connections.values() if c.phase is not Phase.EVICTED and not c.spare)
+    def count_shed(self, reason: Optional[Reason]) -> None:
+        """Count a connection shed (reason None: a kept-alive one closed idle, which is routine)."""
+        if reason is not None:
+            log.debug("Shed a connection: %s", reason.value)
+            self.metrics.connections_shed.inc(reason=reason.value)
+            self.shed_tally.add(reason, time.monotonic())
 
-    def _spares(self) -> int:
-        return sum(1 for c in self.connections.values() if c.phase is not Phase.EVICTED and c.spare)
-
-    def _evict_longest_stalled(self, spare: bool, phases: Sequence[Phase], before: float = math.inf) -> bool:
-        """Close the connection, spare or not, in one of `phases` the longest (since `before` at the latest);
-        return whether there was one (connections_lock held)."""
-        stalled = [(c.since, s) for s, c in self.connections.items()
-                   if c.phase in phases and c.spare == spare and c.since <= before]
-        if not stalled:
-            return False
-        self._evict(min(stalled, key=lambda item: item[0])[1])
-        return True
-
-    def _evict(self, sock: socket.socket) -> None:
-        """Close a connection that is not busy with a request (connections_lock held)."""
-        self.connections[sock].phase = Phase.EVICTED
-        _close_now(sock)
-
-    def _refuse_busy(self, request) -> None:
+    def refuse_busy(self, request) -> None:
+        """Answer 503 on a connection given no seat: every one is busy with a request."""
         log.warning("All %d connections are busy with requests: answered a new one 503",
                     self.settings.max_connections)
         self.metrics.errors.inc(reason="busy")
         try:
-            if not isinstance(request, ssl.SSLSocket):
-                request.setblocking(False)
-                request.send(_BUSY)
-        except OSError:
+            request.send(_BUSY)  # non-blocking: what does not fit at once is not waited for
+        except (OSError, ValueError):
             pass
         self.shutdown_request(request)
 
     def is_spare(self, request) -> bool:
-        with self.connections_lock:
-            connection = self.connections.get(request)
-            return connection is not None and connection.spare
+        return self.admission.is_spare(request)
 
     def enter(self, request, phase: Phase) -> bool:
-        """Record that a connection enters `phase` now; return False if it was closed from outside."""
-        with self.connections_lock:
-            connection = self.connections.get(request)
-            if connection is None or connection.phase is Phase.EVICTED:
-                return False
-            if connection.phase is not phase:  # a new connection's wait began when it was accepted
-                connection.phase, connection.since = phase, time.monotonic()
-            return True
+        """Record that a connection enters `phase` now; return False if it was closed from outside (then
+        nothing it sent may be acted on)."""
+        return self.admission.enter(request, phase)
 
     def shutdown_request(self, request) -> None:
-        with self.connections_changed:
-            self.connections.pop(request, None)
-            self.connections_changed.notify_all()
+        self.admission.leave(request)
         super().shutdown_request(request)
 
     def service_actions(self) -> None:
-        """Run the ticks (reload, watchdog) and close the connections that waited on their client longer
-        than REQUEST_TIMEOUT: idle, in a request since its first byte, or lingering; serve_forever calls
-        this on every turn of the serving loop."""
+        """Run the ticks (reload, watchdog); serve_forever calls this on every turn of the serving loop."""
         for tick in self.on_tick:
             try:
                 tick()
             except Exception:  # a failed tick (a reload, say) must not end the serving loop, and the daemon
                 log.exception("Internal error in the serving loop; still serving")
-        deadline = time.monotonic() - self.settings.request_timeout
-        with self.connections_lock:
-            for sock in [s for s, c in self.connections.items() if c.phase in STALLABLE and c.since < deadline]:
-                self._evict(sock)
 
     def handle_error(self, request, client_address) -> None:
         """Log a failed connection through `logging`; a peer that goes away is not an error."""
@@ -390,8 +327,197 @@ class Server(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
+        self.lobby.stop()
         self.crew.stop()
         self.deliverer.close()
+
+
+def _lobby_size(seats: int) -> int:
+    """Return how many connections the lobby may hold: LOBBY_CONNECTIONS, fewer if the process may open
+    fewer files (raising its soft limit to the hard one first, as far as LOBBY_CONNECTIONS needs)."""
+    want = LOBBY_CONNECTIONS + seats + 128  # the served connections, the state, the logs, Rocket.Chat
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    except (OSError, ValueError):
+        pass
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return LOBBY_CONNECTIONS
+    return max(16, min(LOBBY_CONNECTIONS, soft - seats - 128))
+
+
+def _head_is_whole(head: bytes) -> bool:
+    """Return whether `head` holds a whole request line and headers (or a line http.server refuses at once)."""
+    end = head.find(b"\n")
+    if end < 0:
+        return False
+    if b" HTTP/" not in head[:end]:
+        return True  # not HTTP/1.x: http.server answers it from the line alone
+    return b"\n\r\n" in head or b"\n\n" in head
+
+
+class Lobby:
+    """Where new connections wait, without a thread each, for their TLS handshake and their first request's
+    head; one thread serves them all with a selector, and hands each whole head to the crew.
+
+    A flood of connections that send nothing, or drag out their headers, stays here: it holds neither a
+    thread nor a seat, and a notification that arrives whole goes straight past it. When the lobby is
+    full, the connection that has sent nothing for the longest makes room, then the slowest head."""
+
+    TICK = 0.1  # how often deadlines are checked
+
+    def __init__(self, server: "Server", size: int) -> None:
+        self.server = server
+        self.admission = server.admission
+        self.size = size
+        self.selector = selectors.DefaultSelector()
+        self.members: Dict[socket.socket, Tuple] = {}  # the lobby's connections and their addresses
+        self.inbox: "collections.deque[Tuple[socket.socket, Tuple]]" = collections.deque()
+        self.waker, self.wake_end = socket.socketpair()
+        self.waker.setblocking(False)
+        self.wake_end.setblocking(False)
+        self.selector.register(self.wake_end, selectors.EVENT_READ)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="lobby", daemon=True)
+        self.thread.start()
+
+    def add(self, sock: socket.socket, address: Tuple) -> None:
+        """Take a new connection (from the accepting thread)."""
+        self.inbox.append((sock, address))
+        try:
+            self.waker.send(b"x")
+        except OSError:  # already woken (its buffer is full), or stopped
+            pass
+
+    def stop(self) -> None:
+        self.stopping = True
+        try:
+            self.waker.send(b"x")
+        except OSError:
+            pass
+        self.thread.join(5)
+
+    def _run(self) -> None:
+        next_tick = 0.0
+        while not self.stopping:
+            for key, _ in self.selector.select(self.TICK):
+                if key.fileobj is self.wake_end:
+                    try:
+                        self.wake_end.recv(4096)
+                    except OSError:
+                        pass
+                else:
+                    self._advance(key.fileobj)
+            while self.inbox:
+                self._admit(*self.inbox.popleft())
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + self.TICK
+                self._tick(now)
+        for sock in list(self.members):
+            self._drop(sock)
+        while self.inbox:
+            sock, _ = self.inbox.popleft()
+            self.server.shutdown_request(sock)
+        self.selector.close()
+        self.waker.close()
+        self.wake_end.close()
+
+    def _tick(self, now: float) -> None:
+        """Close the connections past their deadline, those the admission closed, and sum up what was shed."""
+        self.server.close_shed(self.admission.expired())
+        for sock in [s for s in self.members if self._phase(s) in (None, Phase.CLOSED)]:
+            self._drop(sock)
+        summary = self.server.shed_tally.due(now)
+        if summary:
+            log.warning("%s", summary)
+
+    def _phase(self, sock: socket.socket) -> Optional[Phase]:
+        connection = self.admission.table.get(sock)
+        return connection.phase if connection is not None else None
+
+    def _admit(self, sock: socket.socket, address: Tuple) -> None:
+        for victim, reason in self.admission.lobby_victim(self.size):
+            self.server.count_shed(reason)
+            self._drop(victim)
+        if len(self.members) >= self.size:  # every one there is sending its request, none slow yet
+            self.server.count_shed(Reason.IDLE)
+            self.server.shutdown_request(sock)
+            return
+        tls = isinstance(sock, ssl.SSLSocket)
+        self.admission.arrive(sock, tls)
+        self.members[sock] = address
+        self.selector.register(sock, selectors.EVENT_READ)
+        self._advance(sock)
+
+    def _drop(self, sock: socket.socket, reason: Optional[Reason] = None) -> None:
+        """Close a lobby connection, counting it as shed for `reason` if given."""
+        if self.members.pop(sock, None) is None:
+            return
+        try:
+            self.selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        if reason is not None:
+            self.server.count_shed(reason)
+        self.server.shutdown_request(sock)
+
+    def _advance(self, sock: socket.socket) -> None:
+        """Take the next step on a lobby connection that can make one: the handshake, or reading its head."""
+        connection = self.admission.table.get(sock)
+        if connection is None or connection.phase is Phase.CLOSED:
+            self._drop(sock)
+            return
+        if connection.phase is Phase.HANDSHAKE:
+            try:
+                sock.do_handshake()
+            except ssl.SSLWantReadError:
+                self.selector.modify(sock, selectors.EVENT_READ)
+                return
+            except ssl.SSLWantWriteError:
+                self.selector.modify(sock, selectors.EVENT_WRITE)
+                return
+            except (OSError, ValueError) as error:  # ssl.SSLError is an OSError; a reset, a closed socket
+                log.debug("TLS handshake with %s failed: %s", self.members.get(sock, ("?",))[0], error)
+                self._drop(sock, Reason.TLS)
+                return
+            self.admission.enter(sock, Phase.NEW)
+            self.selector.modify(sock, selectors.EVENT_READ)
+        head = connection.head
+        try:
+            while True:
+                data = sock.recv(MAX_HEADER_BYTES + 1 - len(head))
+                if not data:  # the client left
+                    self._drop(sock)
+                    return
+                if not head and not self.admission.enter(sock, Phase.HEAD):
+                    self._drop(sock)
+                    return
+                head += data
+                if len(head) > MAX_HEADER_BYTES or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                    break
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+            pass
+        except (OSError, ValueError):
+            self._drop(sock)
+            return
+        connection.head = head
+        if len(head) > MAX_HEADER_BYTES or _head_is_whole(head):
+            self._hand(sock)
+
+    def _hand(self, sock: socket.socket) -> None:
+        """Give a connection whose head is whole a seat and a thread, or answer 503 if every seat is busy."""
+        address = self.members.pop(sock)
+        self.selector.unregister(sock)
+        seat, shed = self.admission.seat(sock)
+        self.server.close_shed(shed)
+        if seat is None:
+            self.server.refuse_busy(sock)
+            return
+        self.server.crew.hand(sock, address)
 
 
 _STATUS = {status.value: status for status in HTTPStatus}
@@ -425,6 +551,30 @@ def _close_now(sock: socket.socket) -> None:
 def _tls_context(settings: Settings) -> Optional[ssl.SSLContext]:
     """Return the server's TLS context (TLS 1.2 or newer), or None to serve plain HTTP."""
     return tls.server_context(settings.tls_cert_file, settings.tls_key_file)
+
+
+class _Prefixed(io.RawIOBase):
+    """A socket's stream that gives `head` (what the lobby already read of it) first."""
+
+    def __init__(self, head: bytes, sock: socket.socket) -> None:
+        super().__init__()
+        self.head = memoryview(head)
+        self.stream = socket.SocketIO(sock, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> Optional[int]:
+        if self.head:
+            count = min(len(buffer), len(self.head))
+            buffer[:count] = self.head[:count]
+            self.head = self.head[count:]
+            return count
+        return self.stream.readinto(buffer)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
 
 
 class _RequestReader:
@@ -462,27 +612,27 @@ class Handler(BaseHTTPRequestHandler):
         self.timeout = self.server.settings.request_timeout
         self.started = time.monotonic()
         self.command = ""
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(self.timeout)
-            self.request.do_handshake()
         super().setup()
-        self.rfile = _RequestReader(self.rfile)
+        self.rfile.close()  # replaced below; left open, it would keep the socket from closing
+        # What the lobby read of the first request's head comes first, then the socket.
+        connection = self.server.connections.get(self.request)
+        head, connection.head = (connection.head, b"") if connection is not None else (b"", b"")
+        self.rfile = _RequestReader(io.BufferedReader(_Prefixed(head, self.connection), self.rbufsize
+                                                      if self.rbufsize > 0 else io.DEFAULT_BUFFER_SIZE))
 
     def handle_one_request(self) -> None:
-        if self.server.is_spare(self.request) and getattr(self, "raw_requestline", None):
+        again = bool(getattr(self, "raw_requestline", None))
+        if again and self.server.is_spare(self.request):
             self.close_connection = True  # a spare connection serves one request
             return
         self.body = Body.NONE
         self.expects_continue = False
-        waiting = Phase.IDLE if getattr(self, "raw_requestline", None) else Phase.NEW
-        if not self.server.enter(self.request, waiting) or not self._first_byte():
-            self.close_connection = True
-            return
-        # The request's own clock starts at its first byte, not when the kept-alive connection went idle.
-        self.started = time.monotonic()
-        if not self.server.enter(self.request, Phase.READING):
-            self.close_connection = True
-            return
+        if again:  # the first request's first byte came in the lobby
+            if not self.server.enter(self.request, Phase.IDLE) or not self._first_byte() \
+                    or not self.server.enter(self.request, Phase.HEAD):
+                self.close_connection = True
+                return
+            self.started = time.monotonic()
         self.rfile.budget = MAX_HEADER_BYTES
         super().handle_one_request()
 
@@ -512,6 +662,9 @@ class Handler(BaseHTTPRequestHandler):
             # body ends is unknown, so nothing after it on this connection can be trusted.
             self.send_error(400, f"Transfer-Encoding {encoding[:60]!r} is not supported; send Content-Length")
             return False
+        if not self.server.enter(self.request, Phase.READING):  # closed from outside meanwhile
+            self.close_connection = True
+            return False
         return True
 
     def handle_expect_100(self) -> bool:
@@ -523,7 +676,9 @@ class Handler(BaseHTTPRequestHandler):
     # --- methods ---------------------------------------------------------
 
     def do_GET(self) -> None:
-        self.server.enter(self.request, Phase.BUSY)
+        if not self.server.enter(self.request, Phase.BUSY):
+            self.close_connection = True
+            return
         path = self._path()
         if path == "/health":
             self._send(dispatch.health(__version__))
@@ -574,7 +729,11 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body(settings)
         if body is None:
             return
-        self.server.enter(self.request, Phase.BUSY)
+        if not self.server.enter(self.request, Phase.BUSY):
+            # Closed from outside (its deadline, or stopping) after its body came: the client sees no
+            # answer, so the notification must not be delivered either; Alertmanager sends it again.
+            self.close_connection = True
+            return
         try:
             reply = dispatch.handle(body, settings, self.server.deliverer, self.started, self.server.metrics,
                                     self.server.board, receiver)
@@ -641,7 +800,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.expects_continue:
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
-            body = self._read_exactly(length, time.monotonic() + settings.request_timeout)
+            # The same deadline the lobby's sweep keeps: REQUEST_TIMEOUT after the request's first byte.
+            body = self._read_exactly(length, self.server.admission.deadline(self.request))
         except socket.timeout:
             return self._refuse(408, "the body did not arrive within REQUEST_TIMEOUT")
         except OSError:
@@ -690,7 +850,7 @@ class Handler(BaseHTTPRequestHandler):
         sock = self.connection
         if not self.server.enter(sock, Phase.LINGERING):
             return
-        deadline = time.monotonic() + self.server.settings.request_timeout
+        deadline = self.server.admission.deadline(sock)
         left = LINGER_BYTES
         try:
             sock.shutdown(socket.SHUT_WR)

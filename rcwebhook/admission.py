@@ -1,0 +1,293 @@
+"""Which connections rcwebhook keeps when it is short of room, decided by what each has done.
+
+A connection is shed for room only while it waits on its client: first one that has sent nothing
+(idle), then one whose request has dragged on for STALL_GRACE since its first byte without its head
+being whole (slow), then one answered a refusal whose body it still drains (refused). A request whose
+head has come whole and passed admission is never closed for another; only its own deadline,
+REQUEST_TIMEOUT after its first byte, ends it. Nothing here touches a socket: the table says who is
+where, the decisions return the connections to close, and the server closes them.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from typing import Callable, Dict, Hashable, List, Optional, Tuple
+
+# Connections admitted beyond MAX_CONNECTIONS while every other one is doing real work: they serve
+# /health and /metrics (one request each), so a saturated daemon still shows it is alive.
+SPARE_CONNECTIONS = 8
+# How long after its first byte a request's head may take before it counts as slow. Alertmanager
+# sends a whole notification in one go; a head still incomplete after this is a client dragging it out.
+STALL_GRACE = 0.5
+
+
+class Phase(enum.Enum):
+    """What an open connection is doing; its Connection says since when."""
+
+    HANDSHAKE = "handshake"  # TLS handshake under way, in the lobby
+    NEW = "new"  # accepted, no byte of its first request yet, in the lobby
+    HEAD = "head"  # a request's first byte has come, its head is not whole yet
+    READING = "reading"  # its head is whole and admitted: its body is being read; never shed
+    BUSY = "busy"  # a request is being answered: never closed from outside
+    IDLE = "idle"  # kept alive between requests, no byte of the next one yet
+    LINGERING = "lingering"  # answered a refusal without reading its body: dropping what the client still sends
+    CLOSED = "closed"  # closed from outside; its thread notices
+
+
+class Reason(enum.Enum):
+    """Why a connection was shed: the label of rcwebhook_connections_shed_total."""
+
+    IDLE = "idle"  # sent nothing (no request, or no next request on a kept-alive connection)
+    SLOW = "slow"  # its request's head or body did not come whole in time
+    REFUSED = "refused"  # answered a refusal (no API key, over its rate), still sending its body
+    TLS = "tls"  # the TLS handshake failed or did not finish within HANDSHAKE_TIMEOUT
+
+
+# Who waits on their client, in the order they are shed for room.
+_SHED_ORDER = ((Phase.NEW, Reason.IDLE), (Phase.IDLE, Reason.IDLE), (Phase.HANDSHAKE, Reason.IDLE),
+               (Phase.HEAD, Reason.SLOW), (Phase.LINGERING, Reason.REFUSED))
+WAITING = frozenset(phase for phase, _ in _SHED_ORDER)
+_REASON = dict(_SHED_ORDER)
+
+
+class Seat(enum.Enum):
+    """Where a connection is served."""
+
+    LOBBY = "lobby"  # not yet given a thread: handshaking, or waiting for its request's head
+    ORDINARY = "ordinary"  # one of MAX_CONNECTIONS
+    SPARE = "spare"  # beyond them, for /health and /metrics only
+
+
+class Connection:
+    """What one open connection is doing, since when, and until when it may."""
+
+    __slots__ = ("phase", "since", "first_byte", "deadline", "seat", "head")
+
+    def __init__(self, phase: Phase, now: float, deadline: float) -> None:
+        self.phase = phase
+        self.since = now
+        self.first_byte: Optional[float] = None  # the current request's first byte
+        self.deadline = deadline  # when the wait on the client ends, whatever the phase
+        self.seat = Seat.LOBBY
+        self.head = b""  # what the lobby read of the request's head, handed to the thread that serves it
+
+    @property
+    def spare(self) -> bool:
+        return self.seat is Seat.SPARE
+
+
+# Connections closed by a decision, with why; None for a kept-alive connection closed idle after its
+# REQUEST_TIMEOUT, which is routine (Alertmanager's, after each notification), not shed.
+Shed = List[Tuple[Hashable, Optional[Reason]]]
+
+
+class Admission:
+    """The table of open connections and the decisions on it; every method takes the lock itself."""
+
+    def __init__(self, max_connections: int, request_timeout: float, handshake_timeout: float,
+                 clock: Callable[[], float] = time.monotonic, spares: int = SPARE_CONNECTIONS,
+                 grace: float = STALL_GRACE) -> None:
+        self.clock = clock
+        self.max_connections = max_connections
+        self.request_timeout = request_timeout
+        self.handshake_timeout = handshake_timeout
+        self.spares = spares
+        self.grace = grace
+        self.table: Dict[Hashable, Connection] = {}
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # a connection closed, or changed phase
+        self.peak = 0  # the most ordinary seats taken at once
+
+    def reconfigure(self, max_connections: int, request_timeout: float) -> None:
+        with self.lock:
+            self.max_connections, self.request_timeout = max_connections, request_timeout
+
+    # --- the life of a connection -----------------------------------------------------------
+
+    def arrive(self, key: Hashable, tls: bool) -> None:
+        """Record a connection just accepted, in the lobby."""
+        now = self.clock()
+        with self.lock:
+            if tls:
+                self.table[key] = Connection(Phase.HANDSHAKE, now, now + self.handshake_timeout)
+            else:
+                self.table[key] = Connection(Phase.NEW, now, now + self.request_timeout)
+
+    def enter(self, key: Hashable, phase: Phase) -> bool:
+        """Record that a connection enters `phase` now; return False if it was closed from outside (and then
+        it must not go on: whatever it read is not acted on)."""
+        now = self.clock()
+        with self.changed:
+            connection = self.table.get(key)
+            if connection is None or connection.phase is Phase.CLOSED:
+                return False
+            if connection.phase is phase:
+                return True
+            if phase is Phase.HEAD:
+                connection.first_byte = now
+                connection.deadline = now + self.request_timeout  # the whole request, head and body
+            elif phase in (Phase.NEW, Phase.IDLE, Phase.LINGERING):
+                connection.first_byte = None
+                connection.deadline = now + self.request_timeout
+            connection.phase, connection.since = phase, now
+            self.changed.notify_all()
+            return True
+
+    def leave(self, key: Hashable) -> None:
+        """Forget a connection that is closed."""
+        with self.changed:
+            if self.table.pop(key, None) is not None:
+                self.changed.notify_all()
+
+    def deadline(self, key: Hashable) -> float:
+        """Return when the connection's wait on its client ends (now when it is gone)."""
+        with self.lock:
+            connection = self.table.get(key)
+            return connection.deadline if connection is not None else self.clock()
+
+    def is_spare(self, key: Hashable) -> bool:
+        with self.lock:
+            connection = self.table.get(key)
+            return connection is not None and connection.spare
+
+    # --- decisions --------------------------------------------------------------------------
+
+    def seat(self, key: Hashable) -> Tuple[Optional[Seat], Shed]:
+        """Give a connection whose request's head came whole in the lobby a seat: an ordinary one (in place of
+        a connection waiting on its client if need be), else a spare one; return it (None: every seat is
+        busy with real work, answer 503) and the connections to close for it, already marked closed."""
+        now = self.clock()
+        with self.changed:
+            connection = self.table.get(key)
+            if connection is None or connection.phase is Phase.CLOSED:
+                return None, []
+            shed: Shed = []
+            for seat, limit in ((Seat.ORDINARY, self.max_connections), (Seat.SPARE, self.spares)):
+                if self._taken(seat) >= limit:
+                    victim = self._victim(seat, now)
+                    if victim is None:
+                        continue
+                    shed.append(victim)
+                connection.seat = seat
+                self._count_peak()
+                return seat, shed
+            return None, shed
+
+    def promote(self, key: Hashable) -> Tuple[bool, Shed]:
+        """Make a spare connection that carries a notification an ordinary one; return whether it may go on
+        and the connections closed for it. It waits up to `grace` for a seat to free or for a connection
+        to be found waiting on its client."""
+        deadline = self.clock() + self.grace
+        with self.changed:
+            connection = self.table.get(key)
+            if connection is None or connection.phase is Phase.CLOSED:
+                return False, []
+            if not connection.spare:
+                return True, []
+            while True:
+                now = self.clock()
+                shed: Shed = []
+                if self._taken(Seat.ORDINARY) >= self.max_connections:
+                    victim = self._victim(Seat.ORDINARY, now)
+                    shed = [victim] if victim is not None else []
+                if self._taken(Seat.ORDINARY) < self.max_connections:
+                    connection.seat = Seat.ORDINARY
+                    self._count_peak()
+                    return True, shed
+                if now >= deadline:
+                    return False, []
+                self.changed.wait(min(deadline - now, 0.05))
+
+    def lobby_victim(self, limit: int) -> Shed:
+        """Return the lobby connection to close so that a new one fits in a lobby of `limit` (none when it
+        fits, or when every one there is sending a request and is not slow yet)."""
+        with self.lock:
+            if self._taken(Seat.LOBBY) < limit:
+                return []
+            victim = self._victim(Seat.LOBBY, self.clock())
+            return [victim] if victim is not None else []
+
+    def expired(self) -> Shed:
+        """Return the connections past their deadline, marked closed: each waited on its client too long."""
+        now = self.clock()
+        shed: Shed = []
+        with self.lock:
+            for key, connection in self.table.items():
+                if connection.deadline < now and connection.phase in WAITING | {Phase.READING}:
+                    if connection.phase is Phase.HANDSHAKE:
+                        reason: Optional[Reason] = Reason.TLS
+                    elif connection.phase is Phase.IDLE:
+                        reason = None
+                    else:
+                        reason = _REASON.get(connection.phase, Reason.SLOW)
+                    connection.phase = Phase.CLOSED
+                    shed.append((key, reason))
+        return shed
+
+    def stopping(self) -> Tuple[List[Hashable], int]:
+        """Mark closed every connection that waits on its client; return them and how many requests are
+        still in flight (whole heads, being read or answered)."""
+        with self.lock:
+            closing = [key for key, c in self.table.items() if c.phase in WAITING]
+            for key in closing:
+                self.table[key].phase = Phase.CLOSED
+            return closing, sum(1 for c in self.table.values() if c.phase in (Phase.READING, Phase.BUSY))
+
+    def in_flight(self) -> int:
+        """Return how many requests are being read or answered."""
+        with self.lock:
+            return sum(1 for c in self.table.values() if c.phase in (Phase.READING, Phase.BUSY))
+
+    # --- with the lock held ---------------------------------------------------------------------
+
+    def _taken(self, seat: Seat) -> int:
+        return sum(1 for c in self.table.values() if c.seat is seat and c.phase is not Phase.CLOSED)
+
+    def _count_peak(self) -> None:
+        self.peak = max(self.peak, self._taken(Seat.ORDINARY))
+
+    def _victim(self, seat: Seat, now: float) -> Optional[Tuple[Hashable, Reason]]:
+        """Mark closed and return the connection in `seat` to shed first, with why; None if none may be."""
+        for phase, reason in _SHED_ORDER:
+            if phase is Phase.HEAD:
+                slow = [(c.first_byte, key) for key, c in self.table.items()
+                        if c.seat is seat and c.phase is phase and c.first_byte <= now - self.grace]
+            else:
+                slow = [(c.since, key) for key, c in self.table.items() if c.seat is seat and c.phase is phase]
+            if slow:
+                key = min(slow, key=lambda item: item[0])[1]
+                self.table[key].phase = Phase.CLOSED
+                return key, reason
+        return None
+
+
+class ShedTally:
+    """The connections shed since the last summary, summed up in one line at most every `every` seconds."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self.counts: Dict[Reason, int] = {}
+        self.last_line = -float("inf")
+        self.first: Optional[float] = None
+        self.lock = threading.Lock()
+
+    def add(self, reason: Reason, now: float) -> None:
+        with self.lock:
+            self.counts[reason] = self.counts.get(reason, 0) + 1
+            if self.first is None:
+                self.first = now
+
+    def due(self, now: float) -> Optional[str]:
+        """Return the summary line when one is due (something was shed, the last line is `every` old)."""
+        with self.lock:
+            if not self.counts or now - self.last_line < self.every:
+                return None
+            counts, self.counts = self.counts, {}
+            since = max(self.first, self.last_line) if self.last_line > -float("inf") else self.first
+            self.first, self.last_line = None, now
+        get = counts.get
+        return (f"Shed {sum(counts.values())} connections in the last {max(1, round(now - since))} s: "
+                f"{get(Reason.IDLE, 0)} idle, {get(Reason.SLOW, 0)} slow, {get(Reason.REFUSED, 0)} refused while "
+                f"sending their body, {get(Reason.TLS, 0)} failed TLS handshakes")
