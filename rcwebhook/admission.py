@@ -175,30 +175,30 @@ class Admission:
                 return seat, shed
             return None, shed
 
-    def promote(self, key: Hashable) -> Tuple[bool, Shed]:
-        """Make a spare connection that carries a notification an ordinary one; return whether it may go on
-        and the connections closed for it. It waits up to `grace` for a seat to free or for a connection
-        to be found waiting on its client."""
-        deadline = self.clock() + self.grace
-        with self.changed:
+    def promote(self, key: Hashable) -> Tuple[Optional[bool], Shed]:
+        """Make a spare connection that carries a notification an ordinary one if a seat is free or a
+        connection waits on its client; return whether it was (None: not yet, it may wait for
+        `wait_for_change` and ask again, up to `grace`) and the connections closed for it."""
+        with self.lock:
             connection = self.table.get(key)
             if connection is None or connection.phase is Phase.CLOSED:
                 return False, []
             if not connection.spare:
                 return True, []
-            while True:
-                now = self.clock()
-                shed: Shed = []
-                if self._taken(Seat.ORDINARY) >= self.max_connections:
-                    victim = self._victim(Seat.ORDINARY, now)
-                    shed = [victim] if victim is not None else []
-                if self._taken(Seat.ORDINARY) < self.max_connections:
-                    connection.seat = Seat.ORDINARY
-                    self._count_peak()
-                    return True, shed
-                if now >= deadline:
-                    return False, []
-                self.changed.wait(min(deadline - now, 0.05))
+            shed: Shed = []
+            if self._taken(Seat.ORDINARY) >= self.max_connections:
+                victim = self._victim(Seat.ORDINARY, self.clock())
+                shed = [victim] if victim is not None else []
+            if self._taken(Seat.ORDINARY) >= self.max_connections:
+                return None, []
+            connection.seat = Seat.ORDINARY
+            self._count_peak()
+            return True, shed
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for a connection to close or change phase."""
+        with self.changed:
+            self.changed.wait(timeout)
 
     def lobby_victim(self, limit: int) -> Shed:
         """Return the lobby connection to close so that a new one fits in a lobby of `limit` (none when it
@@ -285,7 +285,7 @@ class ShedTally:
             if not self.counts or now - self.last_line < self.every:
                 return None
             counts, self.counts = self.counts, {}
-            since = max(self.first, self.last_line) if self.last_line > -float("inf") else self.first
+            since = self.last_line if self.last_line > -float("inf") else self.first
             self.first, self.last_line = None, now
         get = counts.get
         return (f"Shed {sum(counts.values())} connections in the last {max(1, round(now - since))} s: "

@@ -267,9 +267,16 @@ class Server(ThreadingHTTPServer):
     def promote(self, request) -> bool:
         """Make a spare connection that carries a notification an ordinary one; return False when no seat
         frees, and no connection is found waiting on its client, within STALL_GRACE."""
-        promoted, shed = self.admission.promote(request)
-        self.close_shed(shed)
-        return promoted
+        deadline = time.monotonic() + STALL_GRACE
+        while True:
+            promoted, shed = self.admission.promote(request)
+            self.close_shed(shed)
+            if promoted is not None:
+                return promoted
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.admission.wait_for_change(min(left, 0.05))
 
     def close_shed(self, shed: Sequence[Tuple[Hashable, Reason]]) -> None:
         """Close connections the admission has shed (already marked closed), counting them by reason."""
