@@ -121,10 +121,12 @@ def test_a_request_that_times_out_is_logged_at_debug_not_info():
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # the headers never end
             assert sock.recv(65536) == b""  # closed by rcwebhook after REQUEST_TIMEOUT
         deadline = time.monotonic() + 10
-        while not any("Request timed out" in r.getMessage() for r in capture.records):
+        # Closed by http.server's read timeout, or (its head never came whole in the lobby) shed as slow.
+        closing = ("Request timed out", "Shed a connection: slow")
+        while not any(r.getMessage().startswith(closing) for r in capture.records):
             assert time.monotonic() < deadline, capture.text()
             time.sleep(0.01)
-        timed_out = [r for r in capture.records if "Request timed out" in r.getMessage()]
+        timed_out = [r for r in capture.records if r.getMessage().startswith(closing)]
         assert [r.levelno for r in timed_out] == [logging.DEBUG]
     finally:
         server.shutdown()
