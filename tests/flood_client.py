@@ -1,6 +1,6 @@
 """A connection flood against rcwebhook, run as a process of its own (bench/hostile.py and the tests).
 
-`python3 tests/flood_client.py PORT COUNT SECONDS [--tls]` keeps COUNT connections open for SECONDS,
+`python3 tests/flood_client.py PORT COUNT SECONDS [--tls] [--only KIND]` keeps COUNT connections open for SECONDS,
 each reopened as soon as the server closes it. They do what a flood does, in turn:
 - idle: connect and send nothing (no ClientHello either);
 - trickle: send the start of a request, then a byte every TRICKLE seconds, never ending its headers;
@@ -55,8 +55,9 @@ async def one(port: int, kind: str, end: float, counts: dict) -> None:
                 writer.transport.abort()
 
 
-async def flood(port: int, count: int, seconds: float, tls: bool) -> dict:
+async def flood(port: int, count: int, seconds: float, tls: bool, only: str = "") -> dict:
     kinds = ["idle", "tls-trickle", "tls-handshaken", "tls-garbage"] if tls else ["idle", "trickle"]
+    kinds = [only] if only else kinds
     counts = {"opened": 0, "closed": 0, "failed": 0}
     end = time.monotonic() + seconds
     await asyncio.gather(*(one(port, kinds[i % len(kinds)], end, counts) for i in range(count)))
@@ -66,8 +67,9 @@ async def flood(port: int, count: int, seconds: float, tls: bool) -> dict:
 def main() -> None:
     port, count, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     tls = "--tls" in sys.argv[4:]
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
     print("flooding", flush=True)
-    print(json.dumps(asyncio.run(flood(port, count, seconds, tls))), flush=True)
+    print(json.dumps(asyncio.run(flood(port, count, seconds, tls, only))), flush=True)
 
 
 if __name__ == "__main__":

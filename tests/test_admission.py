@@ -380,3 +380,38 @@ def test_a_connection_flood_does_not_shut_out_alertmanager(start_daemon, hooks, 
     # Nothing above DEBUG per shed connection: one summary line at most, over these few seconds.
     loud = [r.getMessage() for r in logs.records if r.levelno > logging.DEBUG and r.module in ("server", "admission")]
     assert len(loud) <= 1 and all(line.startswith("Shed ") for line in loud), loud[:5]
+
+
+def test_a_real_alertmanager_over_tls_delivers_every_group_during_a_flood(start_daemon, hooks, rocketchat,
+                                                                         certificate, tmp_path):
+    from tests.test_alertmanager_e2e import Alertmanager, AlertSpec
+
+    alertmanager = require_program("prometheus-alertmanager")
+    amtool = require_program("amtool")
+    cert, key = certificate
+    daemon = start_daemon(TLS_CERT_FILE=str(cert), TLS_KEY_FILE=str(key), ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    manager = Alertmanager(alertmanager, amtool, tmp_path, f"{daemon.url}/webhook")
+    manager.config.write_text(manager.config.read_text().replace(
+        "        send_resolved: true\n",
+        "        send_resolved: true\n        http_config:\n          tls_config:\n"
+        "            insecure_skip_verify: true\n"))
+    manager.start()
+    flooder = subprocess.Popen([sys.executable, str(FLOOD_CLIENT), str(daemon.port), "500", "25", "--tls",
+                                "--only", "idle"],  # bare TCP, no ClientHello, as seen in the field
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert flooder.stdout.readline().strip() == "flooding"
+        wait_until(lambda: daemon.server.accepted_connections >= 500, what="the flood to connect")
+        groups = [AlertSpec(f"Down{n}", {"severity": "critical", "service": f"svc{n}"}) for n in range(10)]
+        manager.fire(*groups)
+        posted = lambda: {name for m in rocketchat.messages("critical")  # noqa: E731
+                          for name in (a["title"].split(":", 1)[0] for a in m.get("attachments") or [])}
+        wait_until(lambda: posted() >= {g.name for g in groups}, timeout=15,
+                   what=f"every group posted during the flood{manager.explain()}")
+        assert flooder.poll() is None  # still flooding when the last group was posted
+        failed = {k: v for k, v in manager.webhook_metrics().items() if "failed" in k and v}
+        assert failed == {}, manager.explain()  # not one request failed, not even one retried
+    finally:
+        flooder.kill()
+        flooder.wait(10)
+        manager.stop()
