@@ -310,8 +310,8 @@ class Metrics:
             self.thread_replies.declare(route=route)
 
     def all(self) -> List[_Metric]:
-        return [self.requests, self.request_duration, self.errors, self.connections_shed, self.alerts, self.posts, self.post_duration,
-                self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates,
+        return [self.requests, self.request_duration, self.errors, self.connections_shed, self.alerts, self.posts,
+                self.post_duration, self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates,
                 self.unknown_severities, self.unknown_receivers, self.pending, self.state_bytes,
                 self.state_errors, self.thread_replies, self.open_threads,
                 self.build_info, self.reload_success,

@@ -1,8 +1,9 @@
 """HTTP serving: a narrow handler that speaks HTTP and hands the work to dispatch.
 
-The server also keeps itself alive on a hostile network: a bounded number of connections,
-a deadline for each request, room made for new clients by closing the connection that has
-stalled the longest, caps on headers, per-client request limits and optional TLS.
+The server also keeps itself alive on a hostile network: new connections wait in a lobby, without
+a thread, for their TLS handshake and their request's whole head; a bounded number are served at
+once; a deadline for each request; room made by closing what rcwebhook.admission picks by what a
+connection has done; caps on headers, per-client request limits and optional TLS.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
 from . import __version__, auth, delivery, dispatch, metrics, status, tls
-from .admission import SPARE_CONNECTIONS, STALL_GRACE, Admission, Phase, Reason, Seat, ShedTally  # noqa: F401
+from .admission import SPARE_CONNECTIONS, STALL_GRACE, Admission, Phase, Reason, ShedTally  # noqa: F401
 from .config import Settings, is_loopback, redact
 from .courier import Deliverer
 from .delivery import Transport
@@ -278,7 +279,7 @@ class Server(ThreadingHTTPServer):
                 return False
             self.admission.wait_for_change(min(left, 0.05))
 
-    def close_shed(self, shed: Sequence[Tuple[Hashable, Reason]]) -> None:
+    def close_shed(self, shed: Sequence[Tuple[Hashable, Optional[Reason]]]) -> None:
         """Close connections the admission has shed (already marked closed), counting them by reason."""
         for sock, reason in shed:
             self.count_shed(reason)
@@ -480,16 +481,13 @@ class Lobby:
             return
         if connection.phase is Phase.HANDSHAKE:
             try:
-                sock.do_handshake()
-            except ssl.SSLWantReadError:
-                self.selector.modify(sock, selectors.EVENT_READ)
-                return
-            except ssl.SSLWantWriteError:
-                self.selector.modify(sock, selectors.EVENT_WRITE)
-                return
-            except (OSError, ValueError) as error:  # ssl.SSLError is an OSError; a reset, a closed socket
+                step = tls.handshake_step(sock)
+            except (OSError, ValueError) as error:  # a TLS error, a reset, a closed socket
                 log.debug("TLS handshake with %s failed: %s", self.members.get(sock, ("?",))[0], error)
                 self._drop(sock, Reason.TLS)
+                return
+            if step != "done":
+                self.selector.modify(sock, selectors.EVENT_READ if step == "read" else selectors.EVENT_WRITE)
                 return
             self.admission.enter(sock, Phase.NEW)
             self.selector.modify(sock, selectors.EVENT_READ)

@@ -25,6 +25,18 @@ def server_context(cert_file: str, key_file: str) -> Optional[ssl.SSLContext]:
     return context
 
 
+def handshake_step(sock: ssl.SSLSocket) -> str:
+    """Take the next step of a non-blocking server handshake; return "done", or what it waits for: "read"
+    or "write". A failed handshake raises OSError (ssl.SSLError is one) or ValueError."""
+    try:
+        sock.do_handshake()
+    except ssl.SSLWantReadError:
+        return "read"
+    except ssl.SSLWantWriteError:
+        return "write"
+    return "done"
+
+
 def problem(error: Exception) -> str:
     """Return why a TLS file could not be used, on one line."""
     reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or \
