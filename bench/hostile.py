@@ -366,7 +366,12 @@ def flood_section(tmp: Path, rocketchat_port: int) -> List[str]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4096:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))  # the children inherit it
+    import platform
+    from datetime import datetime, timezone
+
     lines = ["## A connection flood", "",
+             f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs, Python "
+             f"{platform.python_version()}, by `make bench-hostile` (or `python3 bench/hostile.py --flood` alone).", "",
              "500 connections that reconnect as soon as they are closed (plain: half idle, half trickling a "
              "request's headers a byte every 0.3 s; TLS: a quarter each idle without a ClientHello, trickling "
              "after the handshake, idle after the handshake, and sending garbage for a ClientHello), against a "
