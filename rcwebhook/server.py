@@ -204,9 +204,10 @@ class Server(ThreadingHTTPServer):
         if ":" in settings.host:
             self.address_family = socket.AF_INET6
         self.crew = Crew(self.process_request_thread, self.shutdown_request)
+        # Before binding: a failed bind calls server_close, which stops the lobby.
+        self.lobby = Lobby(self, _lobby_size(settings.max_connections + SPARE_CONNECTIONS))
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
         self.crew.ensure(settings.max_connections + SPARE_CONNECTIONS)
-        self.lobby = Lobby(self, _lobby_size(settings.max_connections + SPARE_CONNECTIONS))
 
     @property
     def peak_connections(self) -> int:
