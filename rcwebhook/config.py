@@ -88,6 +88,8 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "TEMPLATE_TEXT": "",
     "TEMPLATE_ATTACHMENT_TITLE": "",
     "TEMPLATE_ATTACHMENT_TEXT": "",
+    # Seconds of CPU time the templates may take for one message; past them the built-in rendering is used.
+    "TEMPLATE_CPU_BUDGET": "0.25",
     # Each secret can also come from KEY_FILE (a file holding it) or a systemd credential
     # named KEY ($CREDENTIALS_DIRECTORY/KEY).
     **{f"{key}_FILE": "" for key in ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING",
@@ -194,6 +196,7 @@ class Settings(NamedTuple):
     timezone: tzinfo = dt_timezone.utc  # TIMEZONE: the zone of the times messages show
     delivery_timeout: float = 5.0
     delivery_deadline: float = 10.0
+    template_cpu_budget: float = 0.25  # seconds of CPU time the templates may take for one message
     rate_limit: Tuple[int, float] = (10, 60.0)  # posts per seconds, per hook; (0, 0) is off
     dedup_window: float = 60.0  # seconds: a copy of a posted state is not posted again; later, a reminder is
     state_dir: str = ""  # where the state database lives; "" keeps the state in memory only
@@ -535,6 +538,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         timezone=zone,
         delivery_timeout=get.number("DELIVERY_TIMEOUT", 0.1, 300),
         delivery_deadline=get.number("DELIVERY_DEADLINE", 0.1, 3600),
+        template_cpu_budget=get.number("TEMPLATE_CPU_BUDGET", 0.01, 60),
         rate_limit=get.rate("ROCKETCHAT_RATE_LIMIT"),
         dedup_window=_dedup_window(get, warnings, where),
         state_dir=raw["STATE_DIR"].strip(),
@@ -903,6 +907,7 @@ def describe(settings: Settings) -> List[str]:
         "TIMEZONE": str(settings.timezone),
         "DELIVERY_TIMEOUT": f"{settings.delivery_timeout:g}",
         "DELIVERY_DEADLINE": f"{settings.delivery_deadline:g}",
+        "TEMPLATE_CPU_BUDGET": f"{settings.template_cpu_budget:g}",
         "ROCKETCHAT_RATE_LIMIT": f"{settings.rate_limit[0]}/{settings.rate_limit[1]:g}" if settings.rate_limit[0] else "0",
         "DEDUP_WINDOW": f"{settings.dedup_window:g}",
         "STATE_DIR": settings.state_dir or "(none: state in memory only)",

@@ -99,6 +99,26 @@ class Post(NamedTuple):
     parts: List[Part]
 
 
+class Claimed(NamedTuple):
+    """One group's claimed states, and what rendering its message needs, read under the lock."""
+
+    route: Route
+    part: Part
+    items: List[Item]
+    states: List[State]  # the states the post carries (what each entry knew when claimed)
+    thread_root: str  # the thread the message replies in, if any
+    note: str  # the line that says the incident resolved, if it does
+
+
+class Claim(NamedTuple):
+    """The states a courier took for its next post, rendered without the lock."""
+
+    settings: Settings
+    groups: List[Claimed]
+    no_special: bool  # @here and @all are left out
+    threads: bool  # the post asks for message ids, to follow threads
+
+
 class Courier:
     """The sending thread of one hook URL."""
 
@@ -118,6 +138,7 @@ class Courier:
         self.bare_500s = 0
         self.text_limit = message.TEXT_LIMIT  # lowered when Rocket.Chat says a text is too long
         self.sending_since = 0.0
+        self.rendering_since = 0.0
         self.threads_supported: Optional[bool] = None  # whether this hook's answers carry message ids
         self.special_refused_until = 0.0  # until then, posts leave out @here and @all: Rocket.Chat refused them
         self.ready_since = 0.0
@@ -139,6 +160,8 @@ class Courier:
 
     def status(self, now: float) -> Tuple[str, float]:
         """Return why this hook's states are still waiting, and in how many seconds it sends next."""
+        if self.rendering_since:
+            return f"rendering a message for {now - self.rendering_since:.1f}s (its templates)", 1.0
         if self.sending_since:
             return f"waiting for Rocket.Chat to answer a post sent {now - self.sending_since:.1f}s ago", 1.0
         if self.hold_until > now:
@@ -166,9 +189,23 @@ class Courier:
         cond = self.owner.cond
         while True:
             with cond:
-                post = self._next_post()
-            if post is None:
+                claim = self._next_claim()
+            if claim is None:
                 return
+            # Rendering runs templates, which may take long (up to TEMPLATE_CPU_BUDGET and beyond): the
+            # lock stays free meanwhile, for requests, the status page and the other hooks' couriers.
+            # The claimed states are in flight, so that nothing else posts them.
+            try:
+                post: Optional[Post] = self._compose(claim)
+            except Exception as exc:  # a bug must cost a retry, not the hook's thread
+                log.exception("Internal error while rendering a post to %s", self.hook)
+                post = None
+                with cond:
+                    self._hold(self.owner.clock() + 1.0, f"internal error: {type(exc).__name__}")
+            with cond:
+                post = self._take(claim, post)
+            if post is None:
+                continue
             try:
                 self._send(post)
             except Exception as exc:  # a bug must cost a retry, not the hook's thread
@@ -180,8 +217,9 @@ class Courier:
                     self._hold(self.owner.clock() + 1.0, f"internal error: {type(exc).__name__}")
                     cond.notify_all()
 
-    def _next_post(self) -> Optional[Post]:
-        """Wait for the next post's turn and return it; None once closed (the owner's lock is held)."""
+    def _next_claim(self) -> Optional[Claim]:
+        """Wait for the next post's turn and claim the states it may carry; None once closed (the owner's
+        lock is held)."""
         cond = self.owner.cond
         while not self.closed:
             now = self.owner.clock()
@@ -207,16 +245,18 @@ class Courier:
                 if linger > 0:
                     cond.wait(linger)
                     continue
-            post = self._compose(ready)
-            for entry, state in zip(post.entries, post.states):
-                entry.inflight = state
+            claim = self._claim(ready)
+            for group in claim.groups:
+                for entry, state in zip(group.part.entries, group.states):
+                    entry.inflight = state
             self.ready_since = 0.0
-            self.sending_since = now
-            return post
+            self.rendering_since = now
+            return claim
         return None
 
-    def _compose(self, ready: List[Entry]) -> Post:
-        """Return the post for the oldest ready states: as many as fit one message."""
+    def _claim(self, ready: List[Entry]) -> Claim:
+        """Return what the post for the oldest ready states is made of: their groups, each with what
+        rendering its message needs, read now (the owner's lock is held)."""
         cap = min((e.max_batch for e in ready if e.max_batch), default=0) or len(ready)
         groups: Dict[Tuple[str, str, str], List[Entry]] = {}
         for entry in ready[:cap]:
@@ -226,7 +266,7 @@ class Courier:
         settings = owner.settings
         wall = owner.wall()
         no_special = self.special_refused_until > owner.clock()
-        candidates = []
+        claimed = []
         for (route_name, group, channel), entries in groups.items():
             route = settings.routes.get(route_name) or Route(route_name, self.url)
             if channel:
@@ -235,39 +275,67 @@ class Courier:
             thread = owner.threads.get(self.hook_id, scope, wall) if self._threads_on() else None
             reply = thread is not None and not any(_announces(e, thread) for e in entries)
             called = () if reply else mentions.called(route.mention, [e.item.alert for e in entries])
-            candidates.append((route, Part(group, entries, thread, reply,
-                                           mentions.without_special(called) if no_special else called, scope,
-                                           channel)))
+            part = Part(group, entries, thread, reply, mentions.without_special(called) if no_special else called,
+                        scope, channel)
+            claimed.append(Claimed(route, part, [e.item for e in entries], [e.known for e in entries],
+                                   thread.root if reply and thread else "",
+                                   _resolution_note(owner.ledger, thread, entries) if reply and thread else ""))
+        return Claim(settings, claimed, no_special, self._threads_on())
+
+    def _compose(self, claim: Claim) -> Post:
+        """Return the post for the claimed states: as many of them as fit one message (the owner's lock is
+        not held: this renders)."""
+        settings = claim.settings
         # The mentions go in front of the headlines, once for a whole post: the headlines leave them room.
         line_limit = min(mentions.LINE_LIMIT, self.text_limit // 2)
-        mentioned = mentions.line((part.mentions for _, part in candidates), line_limit)
+        mentioned = mentions.line((group.part.mentions for group in claim.groups), line_limit)
         text_limit = self.text_limit - (len(mentioned) + 1 if mentioned else 0)
-        parts, post = [], message.Post(text_limit)
-        for route, part in candidates:
+        taken: List[Claimed] = []
+        post = message.Post(text_limit)
+        for group in claim.groups:
             # Rendered one group after the other, until one does not fit: under load many groups are
             # ready, and rendering those that wait for the next post would be work thrown away.
-            items = [e.item for e in part.entries]
-            thread, reply = part.thread, part.reply
+            items = group.items
             rendered = message.group_message(
-                route, [i.alert for i in items], items[-1].context.external_url,
-                max(i.context.truncated_alerts for i in items), settings, text_limit,
-                thread=thread.root if reply and thread else "",
-                note=_resolution_note(owner.ledger, thread, part.entries) if reply and thread else "",
-                receiver=items[-1].context.receiver, group_labels=items[-1].context.group_labels)
+                group.route, [i.alert for i in items], items[-1].context.external_url,
+                max(i.context.truncated_alerts for i in items), settings, text_limit, thread=group.thread_root,
+                note=group.note, receiver=items[-1].context.receiver, group_labels=items[-1].context.group_labels)
             if not post.add(rendered):
                 break
-            parts.append(part)
+            taken.append(group)
+        parts = [group.part for group in taken]
         entries = [e for part in parts for e in part.entries]
         merged = dict(message.merge(post.messages))
         called = mentions.line((p.mentions for p in parts), line_limit)
         if called:
             merged["text"] = f"{called} {merged['text']}"
-        if no_special:  # a template may have written them too
+        if claim.no_special:  # a template may have written them too
             merged["text"] = mentions.neutralize(str(merged["text"]))
-        if self._threads_on():
+        if claim.threads:
             merged["separateResponse"] = True
-        return Post(entries, [e.known for e in entries], merged, list(dict.fromkeys(e.route for e in entries)),
+        return Post(entries, [state for group in taken for state in group.states], merged,
+                    list(dict.fromkeys(e.route for e in entries)),
                     delivery.one_line(",".join(e.name for e in entries)), parts)
+
+    def _take(self, claim: Claim, post: Optional[Post]) -> Optional[Post]:
+        """Return the rendered post to send, giving back the claimed states it does not carry; None, every
+        state given back, when there is none or the hook's settings changed meanwhile (the owner's lock is
+        held)."""
+        self.rendering_since = 0.0
+        if self.closed or self.owner.settings is not claim.settings:
+            post = None  # the states may belong to another hook now: they are claimed again from the start
+        carried = {id(entry) for entry in post.entries} if post is not None else set()
+        for group in claim.groups:
+            for entry in group.part.entries:
+                if id(entry) not in carried:
+                    entry.inflight = None
+        if post is None or not post.entries:
+            self.owner.cond.notify_all()
+            return None
+        if len(carried) < sum(len(group.part.entries) for group in claim.groups):
+            self.owner.cond.notify_all()
+        self.sending_since = self.owner.clock()
+        return post
 
     def _threads_on(self) -> bool:
         return self.owner.settings.threads and self.threads_supported is not False

@@ -179,6 +179,7 @@ class _Generator:
             "printed": _printed(tmpl.compat), "field": _field, "method": _method, "template": _template,
             "compat": tmpl.compat, "validate": gc._valid, "quote": gv.go_quote,
             "replace_all": amdata.replace_all, "query_escape": gt._query_escape, "bounded": _bounded,
+            "checkpoint": gc.checkpoint,
         }
         self.by_id: Dict[int, str] = {}
         self.lines: List[str] = []
@@ -232,10 +233,10 @@ class _Generator:
         text = sum(len(n.text) for n in lst.nodes if type(n) is gt.TextNode)
         if text:
             self.emit(depth, f"steps += {steps}; size += {text}")
-            self.emit(depth, "if steps > max_steps or size > max_output: raise Fallback()")
+            self.emit(depth, "if steps > max_steps or size > max_output: max_steps = checkpoint(st, steps, size)")
         else:
             self.emit(depth, f"steps += {steps}")
-            self.emit(depth, "if steps > max_steps: raise Fallback()")
+            self.emit(depth, "if steps > max_steps: max_steps = checkpoint(st, steps, size)")
         for node in lst.nodes:
             self.statement(node, depth, dot)
 

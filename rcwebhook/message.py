@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 from .alertmanager import Alert, Notification, parse_time
 from .config import Route, Settings
 from .routing import Batch
+from .templating import OverBudget
 
 TEXT_LIMIT = 5000  # Rocket.Chat's default Message_MaxAllowedSize
 HEADLINE_NAMES_LIMIT = 400
@@ -64,8 +65,11 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     in_headline = _headline_labels(common, route.severity, settings)
     text, templated = None, []
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
-        text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
-                                                   group_labels or {}, route.name)
+        try:
+            text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
+                                                       group_labels or {}, route.name, settings.template_cpu_budget)
+        except OverBudget:  # said and counted where it happened
+            text, templated = None, []
     if text is None:
         view = alerts_url(external_url, common)
         if view and len(view) > VIEW_URL_LIMIT:  # many labels: the group's own are matchers enough

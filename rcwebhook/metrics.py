@@ -330,7 +330,7 @@ def _template_errors() -> List[_Metric]:
     """rcwebhook_template_errors_total, once templates are in use."""
     import sys
     templating = sys.modules.get("rcwebhook.templating")
-    return [templating.ERRORS] if templating is not None else []
+    return [templating.ERRORS, templating.OVER_BUDGET] if templating is not None else []
 
 
 def _stat() -> List[str]:

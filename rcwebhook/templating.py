@@ -5,6 +5,11 @@ each attachment's title and each attachment's text.
 Invalid templates are refused when the configuration loads (exit 78, file:line:col). At run
 time a template that fails is logged with its name and position, counted in
 rcwebhook_template_errors_total{part}, and that part of the message is the built-in one.
+
+The templates of one message share a CPU-time budget (TEMPLATE_CPU_BUDGET): a message whose
+templates use it up is rendered whole by the built-in rendering, counted in
+rcwebhook_template_cpu_budget_exceeded_total{part}, and the template named in one ERROR per
+template until the next reload.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import glob as globmod
 import json
 import logging
 import re
+import threading
+import time
 from types import MappingProxyType
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import amdata
-from .gotemplate import TemplateError
+from .gotemplate import BudgetError, TemplateError
 from .metrics import Counter
 
 log = logging.getLogger("rcwebhook")
@@ -27,9 +34,17 @@ KEYS = {"TEMPLATE_TEXT": "text", "TEMPLATE_ATTACHMENT_TITLE": "title", "TEMPLATE
 ERRORS = Counter("rcwebhook_template_errors_total",
                  "Template executions that failed (the built-in rendering was used), by message part.",
                  ["part"], initial=[{"part": part} for part in KEYS.values()])
+OVER_BUDGET = Counter("rcwebhook_template_cpu_budget_exceeded_total",
+                      "Messages whose templates used up TEMPLATE_CPU_BUDGET (the built-in rendering was used), "
+                      "by the message part whose template was running.",
+                      ["part"], initial=[{"part": part} for part in KEYS.values()])
 TEXT_UNITS = 4000  # an attachment's text at most (the headline has the message's own limit)
 MAX_STEPS = 200_000  # per part of a message: a runaway template fails fast and the built-in part is used
 MAX_OUTPUT = 100_000  # characters per part, before the cut to Rocket.Chat's limits
+
+
+class OverBudget(Exception):
+    """A message's templates used up their CPU-time budget: the whole message is the built-in one."""
 
 
 class Templates:
@@ -37,14 +52,30 @@ class Templates:
 
     def __init__(self, tmpl: Any, names: Dict[str, str], files: str) -> None:
         self.tmpl, self.names, self.files = tmpl, names, files
+        self._over_budget: set = set()  # the templates said to be over budget (a reload builds new Templates)
+        self._lock = threading.Lock()
 
-    def render(self, part: str, data: Any) -> Optional[str]:
-        """The text of `part` for `data`, or None when no template is set for it or it failed."""
+    def render(self, part: str, data: Any, cpu_deadline: Optional[float] = None) -> Optional[str]:
+        """The text of `part` for `data`, or None when no template is set for it or it failed; raise
+        OverBudget past `cpu_deadline` (on the time.thread_time() clock)."""
         name = self.names.get(part)
         if not name:
             return None
         try:
-            return self.tmpl.execute(name, data, max_steps=MAX_STEPS, max_output=MAX_OUTPUT)
+            return self.tmpl.execute(name, data, max_steps=MAX_STEPS, max_output=MAX_OUTPUT,
+                                     cpu_deadline=cpu_deadline)
+        except BudgetError:
+            OVER_BUDGET.inc(part=part)
+            with self._lock:
+                first = name not in self._over_budget
+                self._over_budget.add(name)
+            if first:
+                log.error("template %r (%s) used up TEMPLATE_CPU_BUDGET rendering a message, which is rendered "
+                          "by the built-in rendering instead; this is said once per template until the next "
+                          "reload and counted in rcwebhook_template_cpu_budget_exceeded_total: make the template "
+                          "do less (loops over large values, regular expressions on long labels) or raise "
+                          "TEMPLATE_CPU_BUDGET", name, _key_of(part))
+            raise OverBudget(name) from None
         except TemplateError as exc:
             ERRORS.inc(part=part)
             log.warning("template %r (%s) failed, the built-in %s is used: %s", name,
@@ -52,18 +83,21 @@ class Templates:
             return None
 
     def parts(self, alerts: Sequence[Any], shown: int, external_url: str, text_limit: int, receiver: str = "",
-              group_labels: Mapping[str, str] = MappingProxyType({}), route: str = ""
-              ) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
+              group_labels: Mapping[str, str] = MappingProxyType({}), route: str = "",
+              cpu_budget: Optional[float] = None) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
         """The message's text and, for each of the first `shown` alerts, its attachment's (title, text) as
         the templates render them, cut to Rocket.Chat's limits: None for a part without a template or
-        whose template failed (the built-in part is used), "" for an attachment text left empty."""
+        whose template failed (the built-in part is used), "" for an attachment text left empty. Raise
+        OverBudget when they take more than `cpu_budget` seconds of this thread's CPU time together."""
         from .message import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
+        deadline = time.thread_time() + cpu_budget if cpu_budget is not None else None
+        render = functools.partial(self.render, cpu_deadline=deadline)
         group = amdata.KV(group_labels or {})
         items = [_alert(a) for a in alerts]
         text = whole = None
         if "text" in self.names:
             whole = _data(items, external_url, receiver, group, route)
-            text = self.render("text", whole)
+            text = render("text", whole)
             text = truncate_units(text, text_limit) if text is not None and text.strip() else None
         attachments: List[Tuple[Optional[str], Optional[str]]] = []
         if "title" in self.names or "attachment_text" in self.names:
@@ -71,9 +105,9 @@ class Templates:
                 # a message of one alert: its attachment's data is the message's
                 data = whole if whole is not None and len(items) == 1 else \
                     _data([item], external_url, receiver, group, route)
-                title = self.render("title", data)
+                title = render("title", data)
                 title = truncate(" ".join(title.split()), TITLE_LIMIT) if title is not None and title.strip() else None
-                body = self.render("attachment_text", data)
+                body = render("attachment_text", data)
                 if body is not None:
                     body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
                 attachments.append((title, body))
