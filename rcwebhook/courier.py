@@ -50,6 +50,12 @@ LINGER_MAX = 0.5
 # After Rocket.Chat refused a post for its @here or @all, posts to that hook leave them out this long
 # (or until a reload), so that each does not fail first; then one tries again.
 MENTION_RETRY = 3600.0
+# Likewise after Rocket.Chat refused a post for naming its sender or avatar (username, alias, icon_url,
+# avatar) while the integration's user lacks the message-impersonate permission: posts to that hook leave
+# those keys out this long, or until a reload.
+IMPERSONATE_RETRY = 3600.0
+IMPERSONATE_REFUSAL = "error-user-lacks-message-impersonate-permission"
+IMPERSONATE_KEYS = ("username", "alias", "icon_url", "avatar")
 # Refusals of a whole post that splitting cannot mend: the hook, the channel or the envelope is wrong.
 _WHOLE_POST_REFUSALS = ("overriding destination channel", "impersonate", "invalid-channel", "error-not-allowed")
 
@@ -116,6 +122,7 @@ class Claim(NamedTuple):
     settings: Settings
     groups: List[Claimed]
     no_special: bool  # @here and @all are left out
+    no_impersonate: bool  # the keys that need the message-impersonate permission are left out
     threads: bool  # the post asks for message ids, to follow threads
 
 
@@ -141,6 +148,7 @@ class Courier:
         self.rendering_since = 0.0
         self.threads_supported: Optional[bool] = None  # whether this hook's answers carry message ids
         self.special_refused_until = 0.0  # until then, posts leave out @here and @all: Rocket.Chat refused them
+        self.impersonate_refused_until = 0.0  # until then, posts leave out username and the like: refused too
         self.ready_since = 0.0
         self.announced_wait = 0.0
         # What the status page shows: the last accepted post, the last failure and its reason, 429s seen.
@@ -157,6 +165,7 @@ class Courier:
         """Take new settings (the owner's lock is held)."""
         self.limiter.reconfigure(*settings.rate_limit)
         self.special_refused_until = 0.0  # the permission may have been granted meanwhile: try again
+        self.impersonate_refused_until = 0.0
 
     def status(self, now: float) -> Tuple[str, float]:
         """Return why this hook's states are still waiting, and in how many seconds it sends next."""
@@ -280,7 +289,8 @@ class Courier:
             claimed.append(Claimed(route, part, [e.item for e in entries], [e.known for e in entries],
                                    thread.root if reply and thread else "",
                                    _resolution_note(owner.ledger, thread, entries) if reply and thread else ""))
-        return Claim(settings, claimed, no_special, self._threads_on())
+        return Claim(settings, claimed, no_special, self.impersonate_refused_until > owner.clock(),
+                     self._threads_on())
 
     def _compose(self, claim: Claim) -> Post:
         """Return the post for the claimed states: as many of them as fit one message (the owner's lock is
@@ -311,6 +321,9 @@ class Courier:
             merged["text"] = f"{called} {merged['text']}"
         if claim.no_special:  # a template may have written them too
             merged["text"] = mentions.neutralize(str(merged["text"]))
+        if claim.no_impersonate:
+            for key in IMPERSONATE_KEYS:
+                merged.pop(key, None)
         if claim.threads:
             merged["separateResponse"] = True
         return Post(entries, [state for group in taken for state in group.states], merged,
@@ -449,6 +462,10 @@ class Courier:
         if mentions.REFUSAL in answer.error and special:
             self._special_refused(post, special, answer)
             return
+        sender = [key for key in IMPERSONATE_KEYS if post.message.get(key)]
+        if IMPERSONATE_REFUSAL in answer.error and sender:
+            self._impersonate_refused(post, sender, answer)
+            return
         if "error-message-size-exceeded" in answer.error and message.units(text) > MIN_TEXT:
             self.text_limit = max(MIN_TEXT, message.units(text) // 2)
             owner.metrics.refusals.inc(route=post.routes[0], reason="message_too_long")
@@ -502,6 +519,26 @@ class Courier:
                   " and ".join(mentions.permissions(special)),
                   f", or take {said} out of {' and '.join(sources)}" if sources else "",
                   extra=self._fields("mention-refused", post, "refused"))
+
+    def _impersonate_refused(self, post: Post, sender: List[str], answer: Answer) -> None:
+        """Leave the sender's name and avatar out of this hook's posts for a while, the refused one first
+        (the lock is held): its alerts are posted again without them, so that a name never costs an alert."""
+        owner = self.owner
+        self.impersonate_refused_until = owner.clock() + IMPERSONATE_RETRY
+        for route in post.routes:
+            owner.metrics.impersonate_refusals.inc(route=route)
+        keys = " and ".join(sender)
+        configured = [owner.settings.routes.get(route) or Route(route, "") for route in post.routes]
+        sources = list(dict.fromkeys(f"{key_prefix(r.receiver)}ROCKETCHAT_USERNAME" for r in configured))
+        log.error("Rocket.Chat refused a post to %s: %s %s: the integration's user may not post under another name "
+                  "or avatar (it lacks the message-impersonate permission); posting it again without %s (alerts=%s "
+                  "route=%s), and leaving %s out of posts to this hook for %s or until a reload; to have posts "
+                  "show that name, grant message-impersonate to a role of the user the integration posts as (its "
+                  "'Post as' setting) in Rocket.Chat, Administration > Workspace > Permissions > message-impersonate, "
+                  "or unset %s",
+                  self.hook, answer.status, answer.error, keys, post.names, ",".join(post.routes), keys,
+                  message.duration(IMPERSONATE_RETRY), " or ".join(sources),
+                  extra=self._fields("impersonate-refused", post, "refused"))
 
     def _retry_later(self, answer: Answer, now: float, routes: str, post: Post) -> None:
         """Hold the hook as long as Rocket.Chat asks, or back off."""

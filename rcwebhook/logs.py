@@ -124,6 +124,7 @@ MESSAGE_IDS = {
     "reload": "46f56b6b23ef489cac952bc97828300d",
     "given-up": "8155d1d5395c4251bb6184e69f1b6ed9",
     "mention-refused": "6fde2135b86a46d680c384fab2d41e23",
+    "impersonate-refused": "cca1692d89b7418ba56cf93f10eb1608",
 }
 FieldValue = Union[str, Sequence[str]]
 

@@ -258,6 +258,11 @@ class Metrics:
             "Posts Rocket.Chat refused for their @here or @all (the integration's user lacks the mention-here or "
             "mention-all permission), by route; each was posted again without them.",
             ["route"], initial=[{"route": r} for r in ROUTES])
+        self.impersonate_refusals = Counter(
+            "rcwebhook_impersonate_refusals_total",
+            "Posts Rocket.Chat refused for naming their sender or avatar (the integration's user lacks the "
+            "message-impersonate permission), by route; each was posted again without them.",
+            ["route"], initial=[{"route": r} for r in ROUTES])
         self.duplicates = Counter("rcwebhook_duplicates_skipped_total",
                                   "Alert states not posted again because they were posted already (a retry "
                                   "after a non-2xx answer, or an HA peer's copy).",
@@ -302,12 +307,13 @@ class Metrics:
                 self.refusals.declare(route=route, reason=reason)
             self.duplicates.declare(route=route)
             self.mention_refusals.declare(route=route)
+            self.impersonate_refusals.declare(route=route)
             self.thread_replies.declare(route=route)
 
     def all(self) -> List[_Metric]:
         return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,
-                self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates,
-                self.unknown_severities, self.unknown_receivers, self.pending, self.state_bytes,
+                self.retries, self.waits, self.refusals, self.mention_refusals, self.impersonate_refusals,
+                self.duplicates, self.unknown_severities, self.unknown_receivers, self.pending, self.state_bytes,
                 self.state_errors, self.thread_replies, self.open_threads,
                 self.build_info, self.reload_success,
                 self.reload_time] + self.process + _template_errors()
