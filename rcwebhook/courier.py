@@ -300,19 +300,18 @@ class Courier:
         line_limit = min(mentions.LINE_LIMIT, self.text_limit // 2)
         mentioned = mentions.line((group.part.mentions for group in claim.groups), line_limit)
         text_limit = self.text_limit - (len(mentioned) + 1 if mentioned else 0)
-        taken: List[Claimed] = []
-        post = message.Post(text_limit)
-        for group in claim.groups:
-            # Rendered one group after the other, until one does not fit: under load many groups are
-            # ready, and rendering those that wait for the next post would be work thrown away.
-            items = group.items
-            rendered = message.group_message(
-                group.route, [i.alert for i in items], items[-1].context.external_url,
-                max(i.context.truncated_alerts for i in items), settings, text_limit, thread=group.thread_root,
-                note=group.note, receiver=items[-1].context.receiver, group_labels=items[-1].context.group_labels)
-            if not post.add(rendered):
+        post, taken = self._fill(claim, text_limit, 0)
+        # Short of room for the headlines (Message_MaxAllowedSize lowered): shorter ones, so that a storm
+        # still goes out in few posts instead of one post per group, each spending Rocket.Chat's budget.
+        shortenable = settings.templates is None or "text" not in settings.templates.names
+        shorten = 0
+        while post.short_of_text and shortenable and shorten < message.SHORTEST:
+            shorten += 1
+            shorter, more = self._fill(claim, text_limit, shorten)
+            if len(more) > len(taken):
+                post, taken = shorter, more
+            elif not shorter.short_of_text:
                 break
-            taken.append(group)
         parts = [group.part for group in taken]
         entries = [e for part in parts for e in part.entries]
         merged = dict(message.merge(post.messages))
@@ -329,6 +328,25 @@ class Courier:
         return Post(entries, [state for group in taken for state in group.states], merged,
                     list(dict.fromkeys(e.route for e in entries)),
                     delivery.one_line(",".join(e.name for e in entries)), parts)
+
+    def _fill(self, claim: Claim, text_limit: int, shorten: int) -> Tuple[message.Post, List[Claimed]]:
+        """Return the messages of the claimed groups that fit one post, from the first on, with headlines
+        shortened `shorten` steps, and those groups."""
+        post = message.Post(text_limit)
+        taken: List[Claimed] = []
+        for group in claim.groups:
+            # Rendered one group after the other, until one does not fit: under load many groups are
+            # ready, and rendering those that wait for the next post would be work thrown away.
+            items = group.items
+            rendered = message.group_message(
+                group.route, [i.alert for i in items], items[-1].context.external_url,
+                max(i.context.truncated_alerts for i in items), claim.settings, text_limit,
+                thread=group.thread_root, note=group.note, receiver=items[-1].context.receiver,
+                group_labels=items[-1].context.group_labels, shorten=shorten)
+            if not post.add(rendered):
+                break
+            taken.append(group)
+        return post, taken
 
     def _take(self, claim: Claim, post: Optional[Post]) -> Optional[Post]:
         """Return the rendered post to send, giving back the claimed states it does not carry; None, every
