@@ -547,7 +547,10 @@ class Courier:
             owner.metrics.impersonate_refusals.inc(route=route)
         keys = " and ".join(sender)
         configured = [owner.settings.routes.get(route) or Route(route, "") for route in post.routes]
-        sources = list(dict.fromkeys(f"{key_prefix(r.receiver)}ROCKETCHAT_USERNAME" for r in configured))
+        # A hook set's name is its own ROCKETCHAT_USERNAME, else the default set's.
+        sources = list(dict.fromkeys(
+            "ROCKETCHAT_USERNAME" if not r.receiver or r.username == owner.settings.username
+            else f"{key_prefix(r.receiver)}ROCKETCHAT_USERNAME" for r in configured))
         log.error("Rocket.Chat refused a post to %s: %s %s: the integration's user may not post under another name "
                   "or avatar (it lacks the message-impersonate permission); posting it again without %s (alerts=%s "
                   "route=%s), and leaving %s out of posts to this hook for %s or until a reload; to have posts "

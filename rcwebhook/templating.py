@@ -55,9 +55,10 @@ class Templates:
         self._over_budget: set = set()  # the templates said to be over budget (a reload builds new Templates)
         self._lock = threading.Lock()
 
-    def render(self, part: str, data: Any, cpu_deadline: Optional[float] = None) -> Optional[str]:
+    def render(self, part: str, data: Any, cpu_deadline: Optional[float] = None, cpu_budget: float = 0.0
+               ) -> Optional[str]:
         """The text of `part` for `data`, or None when no template is set for it or it failed; raise
-        OverBudget past `cpu_deadline` (on the time.thread_time() clock)."""
+        OverBudget past `cpu_deadline` (on the time.thread_time() clock; `cpu_budget` is what it allowed)."""
         name = self.names.get(part)
         if not name:
             return None
@@ -70,11 +71,12 @@ class Templates:
                 first = name not in self._over_budget
                 self._over_budget.add(name)
             if first:
-                log.error("template %r (%s) used up TEMPLATE_CPU_BUDGET rendering a message, which is rendered "
-                          "by the built-in rendering instead; this is said once per template until the next "
-                          "reload and counted in rcwebhook_template_cpu_budget_exceeded_total: make the template "
-                          "do less (loops over large values, regular expressions on long labels) or raise "
-                          "TEMPLATE_CPU_BUDGET", name, _key_of(part))
+                log.error("template %r (%s) used up TEMPLATE_CPU_BUDGET (%gs of CPU time for a message) "
+                          "rendering a message, which is rendered by the built-in rendering instead; this is said "
+                          "once per template until the next reload and counted in "
+                          "rcwebhook_template_cpu_budget_exceeded_total: make the template do less (loops over "
+                          "large values, regular expressions on long labels) or raise TEMPLATE_CPU_BUDGET",
+                          name, _key_of(part), cpu_budget)
             raise OverBudget(name) from None
         except TemplateError as exc:
             ERRORS.inc(part=part)
@@ -91,7 +93,7 @@ class Templates:
         OverBudget when they take more than `cpu_budget` seconds of this thread's CPU time together."""
         from .message import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
         deadline = time.thread_time() + cpu_budget if cpu_budget is not None else None
-        render = functools.partial(self.render, cpu_deadline=deadline)
+        render = functools.partial(self.render, cpu_deadline=deadline, cpu_budget=cpu_budget or 0.0)
         group = amdata.KV(group_labels or {})
         items = [_alert(a) for a in alerts]
         text = whole = None

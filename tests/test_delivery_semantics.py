@@ -93,7 +93,8 @@ def idle(daemon) -> bool:
     """Return whether no post of the daemon is on its way to Rocket.Chat (always true on a model that
     does not say)."""
     couriers = getattr(daemon.server.deliverer, "_couriers", {})
-    return all(not getattr(c, "sending_since", 0.0) for c in list(couriers.values()))
+    return all(not getattr(c, "sending_since", 0.0) and not getattr(c, "rendering_since", 0.0)
+               for c in list(couriers.values()))
 
 
 def metrics(daemon) -> Dict[str, float]:

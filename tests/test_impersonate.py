@@ -87,3 +87,16 @@ def test_a_hook_allowed_to_impersonate_keeps_its_username(start_daemon, rocketch
     assert posted["username"] == "Alertmanager"
     assert logs.lines(logging.ERROR) == [] and refusals(daemon) == 0
     assert texts(rocketchat)[0].startswith(":rotating_light:")
+
+
+def test_a_hook_sets_own_username_is_the_one_named(start_daemon, rocketchat, logs):
+    daemon = start_daemon(ROCKETCHAT_USERNAME="Alertmanager", RECEIVERS="db", DB_ROCKETCHAT_USERNAME="DB alerts",
+                          DB_ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.add_hook("db"),
+                          **hooks(rocketchat, allow_impersonate=True))
+    status, _, body = daemon.post_json(notification(alert("Locks")), path="/webhook/db")
+    assert status == 200, body
+    first, again = rocketchat.requests("db")
+    assert (first["body"]["username"], first["status"], again["status"]) == ("DB alerts", 400, 200)
+    [error] = logs.lines(logging.ERROR)
+    assert error.endswith("or unset DB_ROCKETCHAT_USERNAME"), error
+    assert refusals(daemon, "db/critical") == 1

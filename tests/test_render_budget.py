@@ -134,7 +134,7 @@ def test_a_message_over_the_cpu_budget_is_posted_with_the_builtin_text_and_said_
     errors = [line for line in daemon.lines if "TEMPLATE_CPU_BUDGET" in line]
     assert len(errors) == 1, errors
     assert " ERROR " in errors[0], errors
-    assert "template 't' (TEMPLATE_TEXT) used up TEMPLATE_CPU_BUDGET" in errors[0]
+    assert "template 't' (TEMPLATE_TEXT) used up TEMPLATE_CPU_BUDGET (0.05s of CPU time for a message)" in errors[0]
     samples = daemon.metrics()
     assert samples['rcwebhook_template_cpu_budget_exceeded_total{part="text"}'] == 2
     assert post(daemon, one_alert("Quick", severity="critical", group="quick"), timeout=10)[0] == 200
