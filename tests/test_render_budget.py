@@ -19,7 +19,7 @@ import pytest
 from rcwebhook import config, gotemplate, templating
 from rcwebhook.templaterender import load_globs
 from tests.conftest import ROOT
-from tests.test_operations import Process, one_alert, parse_metrics
+from tests.test_operations import Process, one_alert
 
 UNIT = ROOT / "packaging" / "systemd" / "rcwebhook.service"
 # A template that takes minutes of CPU time for the warning route (each step upper-cases half a million
