@@ -233,6 +233,30 @@ def test_statoverride_of_the_config_wins(deb, clean_system):
         run("dpkg-statoverride", "--remove", str(CONFIG), check=False)
 
 
+DROPINS = Path("/etc/systemd/system/rcwebhook.service.d")
+
+
+def test_purge_leaves_the_administrators_drop_ins_and_statoverride(deb, clean_system):
+    dropin = DROPINS / "90-admin.conf"
+    made_dir = not DROPINS.exists()
+    run("dpkg-statoverride", "--remove", str(CONFIG), check=False)
+    try:
+        run(*APT, "install", str(deb))
+        DROPINS.mkdir(exist_ok=True)
+        dropin.write_text("[Service]\nEnvironment=RCWEBHOOK_ADMIN=1\n")
+        run("dpkg-statoverride", "--add", "root", "root", "0600", str(CONFIG))
+        run(*APT, "purge", "rcwebhook")
+        assert not Path("/etc/rcwebhook").exists() and not Path("/var/lib/rcwebhook").exists()
+        assert dropin.read_text() == "[Service]\nEnvironment=RCWEBHOOK_ADMIN=1\n"
+        assert run("dpkg-statoverride", "--list", str(CONFIG), check=False).stdout.split() == \
+            ["root", "root", "600", str(CONFIG)]
+    finally:
+        run("dpkg-statoverride", "--remove", str(CONFIG), check=False)
+        dropin.unlink(missing_ok=True)
+        if made_dir and DROPINS.exists():
+            DROPINS.rmdir()
+
+
 def test_upgrade_keeps_the_edited_conffile_user_and_files(deb, clean_system, tmp_path):
     run(*APT, "install", str(deb))
     edited = CONFIG.read_text() + "\n# edited by the admin\nROCKETCHAT_WEBHOOK_WARNING=https://rc.example.com/hooks/a/b\n"
