@@ -80,7 +80,7 @@ def test_every_link_in_the_readme_and_docs_resolves():
     for page in markdown_files():
         for number, path, anchor in links(page):
             target = (page.parent / path).resolve() if path else page
-            where = f"{page.relative_to(ROOT)}:{number}: {path}#{anchor}"
+            where = f"{page.relative_to(ROOT)}:{number}: {path}{'#' + anchor if anchor else ''}"
             if not target.is_file():
                 broken.append(f"{where}: no such file")
             elif anchor and anchor not in anchors(target):
