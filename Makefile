@@ -63,7 +63,7 @@ deb:
 	@command -v dpkg-buildpackage >/dev/null && command -v dh_python3 >/dev/null || \
 	  { echo "make deb needs: apt-get install debhelper dh-python" >&2; exit 1; }
 	rm -rf "$(BUILD)/deb" && mkdir -p "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)"
-	cp -r rcwebhook rcwebhook.py examples README.md "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/"
+	cp -r rcwebhook rcwebhook.py examples docs README.md "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/"
 	cp -r packaging/debian "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/debian"
 	cp packaging/systemd/rcwebhook.service "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/debian/"
 	find "$(BUILD)/deb" -name __pycache__ -prune -exec rm -rf {} +

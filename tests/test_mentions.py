@@ -1,4 +1,4 @@
-"""Mentions (README "Mentions"): who a firing message notifies, and what happens when Rocket.Chat refuses
+"""Mentions (docs/messages.md, "Mentions"): who a firing message notifies, and what happens when Rocket.Chat refuses
 @here or @all.
 
 Every test asserts what a user sees: the messages the stand-in Rocket.Chat accepted, the answers to

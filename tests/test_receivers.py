@@ -360,14 +360,14 @@ def test_a_reload_that_removes_a_set_keeps_its_waiting_states_unposted_until_it_
     assert len(rocketchat.posted("db")) == 1 and rocketchat.posted("default") == []
 
 
-def test_the_readme_shows_the_route_table_of_the_teams_example(capsys):
+def test_the_hook_sets_page_shows_the_route_table_of_the_teams_example(capsys):
     from tests.conftest import ROOT
 
     example = ROOT / "examples" / "rcwebhook-teams.env"
     assert cli.main(["--check-config", "--config", str(example)], environ={}) == 0
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# ") and "  " in line]
     assert len(table) == 10
-    assert "\n".join(table) in (ROOT / "README.md").read_text()
+    assert "\n".join(table) in (ROOT / "docs" / "hook-sets.md").read_text()
 
 
 def test_send_test_posts_through_a_hook_sets_routes(tmp_path, rocketchat):

@@ -1,4 +1,4 @@
-"""Threads: each incident is one conversation in Rocket.Chat (README "Threads").
+"""Threads: each incident is one conversation in Rocket.Chat (docs/delivery.md, "Threads").
 
 The channel message that announces a group's first firing alerts opens the group's thread (per
 hook and groupKey); reminders and resolutions are replies in it (`tmid`); a newly firing alert goes
