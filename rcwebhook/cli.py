@@ -21,6 +21,11 @@ to the Rocket.Chat incoming webhook of its severity (critical, warning, info).
 """
 
 EPILOG = f"""\
+subcommands:
+  rcwebhook template render --template.glob=GLOB... --template.text=TEXT [--template.data=FILE]
+      render a template as amtool's `template render` does, with rcwebhook's template
+      engine (see `rcwebhook template render --help`)
+
 configuration:
   Settings come from an env file of KEY=VALUE lines, the first found of:
   --config PATH, $RCWEBHOOK_CONFIG, {config.SYSTEM_CONFIG}, ./.env.

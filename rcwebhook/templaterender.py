@@ -22,7 +22,32 @@ USAGE = ("usage: rcwebhook template render --template.glob=GLOB... --template.te
          "[--template.data=FILE] [--template.type=text]")
 
 
+HELP = f"""{USAGE}
+
+Render TEXT with the templates the globs name, as amtool's `template render` does, with
+rcwebhook's template engine: the rendered text on stdout (no newline added); for an invalid
+template or data, the error on stderr and exit status 1.
+
+flags:
+  -h, --help               show this help and exit
+  --template.glob=GLOB     files of templates (`define`s), in order; may be repeated
+  --template.text=TEXT     the template to render, such as '{{{{ template "my.text" . }}}}'
+  --template.data=FILE     Alertmanager's template data (JSON), as amtool reads it; without it,
+                           the sample data of the Alertmanager followed
+  --template.type=text     only text templates are supported
+
+environment:
+  RCWEBHOOK_TEMPLATE_COMPAT  the Alertmanager whose functions and output are followed:
+                             {", ".join(amdata.COMPATS)} (default {amdata.DEFAULT_COMPAT})
+  TZ                         the zone of times' .Local, as for amtool (else /etc/localtime)
+"""
+
+
 class UsageError(Exception):
+    pass
+
+
+class HelpWanted(Exception):
     pass
 
 
@@ -31,6 +56,8 @@ def _parse_flags(argv: List[str]) -> dict:
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if arg in ("--help", "-h"):
+            raise HelpWanted
         if not arg.startswith("--template."):
             raise UsageError(f"unexpected {arg}")
         key, eq, value = arg[len("--template."):].partition("=")
@@ -112,6 +139,9 @@ def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optio
     """Run `template render ARGS`; return the exit status."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    if argv[:1] in (["--help"], ["-h"], ["help"]):
+        stdout.write(HELP)
+        return 0
     if not argv or argv[0] != "render":
         print(USAGE, file=stderr)
         return 2
@@ -122,6 +152,9 @@ def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optio
         return 2
     try:
         flags = _parse_flags(argv[1:])
+    except HelpWanted:
+        stdout.write(HELP)
+        return 0
     except UsageError as exc:
         print(f"rcwebhook: error: {exc}, try --help\n{USAGE}", file=stderr)
         return 2

@@ -278,3 +278,18 @@ def test_under_journald_a_config_error_at_start_has_priority_err(tmp_path):
     assert lines[0].startswith("<3>rcwebhook: error: ")
     assert "no Rocket.Chat webhook URL is set: set ROCKETCHAT_WEBHOOK_WARNING" in lines[0]
     assert all(line.startswith("<3>") for line in lines), lines
+
+
+def test_template_render_help_prints_the_flags_and_exits_0():
+    for words in (("template", "render", "--help"), ("template", "render", "-h"), ("template", "--help"),
+                  ("template", "render", "--template.glob=x.tmpl", "--help")):
+        result = run(*words)
+        assert (result.returncode, result.stderr) == (0, ""), words
+        for flag in ("--template.glob", "--template.text", "--template.data", "RCWEBHOOK_TEMPLATE_COMPAT"):
+            assert flag in result.stdout, (words, flag)
+
+
+def test_main_help_names_the_template_render_subcommand():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "rcwebhook template render --template.glob=GLOB... --template.text=TEXT" in result.stdout
