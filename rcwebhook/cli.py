@@ -66,6 +66,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="post a clearly labelled test alert through each route (or only ROUTE: critical, "
                              "warning or info, a hook set of RECEIVERS, or one of its routes such as db/critical), "
                              "print each result, and exit 0 only if all were accepted")
+    parser.add_argument("--mention", action="store_true",
+                        help="with --send-test: put each route's mentions (MENTION_*) in front of its test alert, "
+                             "as a real alert's post has them, to check that Rocket.Chat lets the hook make them "
+                             "(@here and @all need permissions)")
     parser.add_argument("--render", metavar="FILE.json",
                         help="print the Rocket.Chat message(s) rcwebhook would post for this Alertmanager "
                              "notification, with the configured templates, and exit")
@@ -92,6 +96,9 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         return templaterender.main(words[1:], environ, stdout, stderr)
     args = parse_args(argv)
     stderr = stderr or sys.stderr
+    if args.mention and not args.send_test:
+        print("rcwebhook: error: --mention goes with --send-test", file=stderr)
+        return 2
     stdout = stdout or sys.stdout
     try:
         settings, warnings = load_settings(args, environ)
@@ -125,5 +132,5 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
     for warning in warnings:
         log.warning("%s", warning)
     if args.send_test:
-        return sendtest.run(settings, args.send_test, stdout)
+        return sendtest.run(settings, args.send_test, stdout, mention=args.mention)
     return Service(settings, lambda: load_settings(args, environ), environ).run()
