@@ -72,7 +72,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "(@here and @all need permissions)")
     parser.add_argument("--render", metavar="FILE.json",
                         help="print the Rocket.Chat message(s) rcwebhook would post for this Alertmanager "
-                             "notification, with the configured templates, and exit")
+                             "notification, as it would post them (mentions, channel, a reply in the incident's "
+                             "thread that STATE_DIR holds), and exit; 1 when a template fails at run time (told "
+                             "on stderr; the built-in part shown is what would be posted)")
     parser.add_argument("--route", choices=config.ROUTES, help="with --render: only this route's message")
     parser.add_argument("--receiver", metavar="SET", default="",
                         help="with --render: as if posted to /webhook/SET, a hook set of RECEIVERS")
@@ -114,8 +116,8 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
               f"problem{'s' if len(exc.problems) != 1 else ''}); nothing was started", file=stderr)
         return EX_CONFIG
     if args.render:
-        from . import templating
-        return templating.render_file(settings, args.render, args.route, stdout, stderr, args.receiver)
+        from . import preview
+        return preview.render_file(settings, args.render, args.route, stdout, stderr, args.receiver)
     if args.check_config:
         for warning in warnings:
             print(f"rcwebhook: warning: {config.redact(warning, settings.secrets())}", file=stderr)

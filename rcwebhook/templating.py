@@ -30,6 +30,7 @@ ERRORS = Counter("rcwebhook_template_errors_total",
 TEXT_UNITS = 4000  # an attachment's text at most (the headline has the message's own limit)
 MAX_STEPS = 200_000  # per part of a message: a runaway template fails fast and the built-in part is used
 MAX_OUTPUT = 100_000  # characters per part, before the cut to Rocket.Chat's limits
+FAILED = "template %r (%s) failed, the built-in %s is used: %s"  # what --render tells as an error
 
 
 class Templates:
@@ -47,7 +48,7 @@ class Templates:
             return self.tmpl.execute(name, data, max_steps=MAX_STEPS, max_output=MAX_OUTPUT)
         except TemplateError as exc:
             ERRORS.inc(part=part)
-            log.warning("template %r (%s) failed, the built-in %s is used: %s", name,
+            log.warning(FAILED, name,
                         _key_of(part), part.replace("_", " "), exc)
             return None
 
@@ -156,29 +157,3 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optiona
         errors.append("TEMPLATE_FILES is set but none of TEMPLATE_TEXT, TEMPLATE_ATTACHMENT_TITLE, "
                       "TEMPLATE_ATTACHMENT_TEXT names a template to use")
     return Templates(tmpl, names, files)
-
-
-def render_file(settings: Any, path: str, route_name: Optional[str], stdout: IO[str], stderr: IO[str],
-                receiver: str = "") -> int:
-    """`rcwebhook --render FILE.json [--receiver SET] [--route R]`: print the message(s) rcwebhook would post
-    for the notification posted to /webhook (or /webhook/SET)."""
-    from . import alertmanager, message, routing
-    if receiver and receiver not in settings.receivers:
-        print(f"rcwebhook: error: --receiver {receiver}: RECEIVERS names no such hook set "
-              f"({', '.join(settings.receivers) or 'none'})", file=stderr)
-        return 2
-    try:
-        with open(path, "rb") as f:
-            notification = alertmanager.parse(f.read())
-    except (OSError, alertmanager.PayloadError) as exc:
-        print(f"rcwebhook: error: {path}: {exc}", file=stderr)
-        return 1
-    batches = routing.route(notification, settings, receiver)
-    if route_name:
-        batches = [b for b in batches if b.route.severity == route_name]
-    for batch in batches:
-        rendered = message.render(notification, batch, settings)
-        print(json.dumps({"route": batch.route.name, "message": rendered}, ensure_ascii=False, indent=2), file=stdout)
-    if not batches:
-        print(f"rcwebhook: no alert of {path} goes to route {route_name}", file=stderr)
-    return 0
