@@ -559,18 +559,19 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
         proxies=get.proxies(),
         source=source,
-        templates=_templates(raw, errors, zone),
+        templates=_templates(raw, errors, zone, source),
     )
 
 
-def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo) -> Any:
+def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo, source: str = "") -> Any:
     """The templates TEMPLATE_FILES holds, when the TEMPLATE_* keys ask for them (else None); their
-    times' .Local is in `zone` (TIMEZONE)."""
+    times' .Local is in `zone` (TIMEZONE); relative globs are read from the env file's directory."""
     if not any(raw.get(k, "").strip() for k in ("TEMPLATE_FILES", "TEMPLATE_TEXT", "TEMPLATE_ATTACHMENT_TITLE",
                                                   "TEMPLATE_ATTACHMENT_TEXT")):
         return None
     from . import templating  # only when templates are configured
-    return templating.load(raw, errors, zone)
+    base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
+    return templating.load(raw, errors, zone, base)
 
 
 def _dedup_window(get: "_Reader", warnings: List[str], where: "Where") -> float:

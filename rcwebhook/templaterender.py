@@ -90,7 +90,11 @@ def load_globs(globs: List[str], compat: str = amdata.DEFAULT_COMPAT) -> "amdata
                 raise TemplateError(f"read {path}: is a directory")
             with open(path, encoding="utf-8", errors="replace", newline="") as f:  # keep \r\n as Go does
                 text = f.read()
-            tmpl.parse(os.path.basename(path), text)
+            try:
+                tmpl.parse(os.path.basename(path), text)
+            except TemplateError as exc:
+                exc.path = path  # type: ignore[attr-defined]  # Go's message names the base name only
+                raise
     amdata.check_regexps(tmpl)
     return tmpl
 

@@ -13,6 +13,7 @@ import functools
 import glob as globmod
 import json
 import logging
+import os
 import re
 from types import MappingProxyType
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -119,9 +120,12 @@ def _time(text: str) -> Any:
         return amdata.parse_time("0001-01-01T00:00:00Z")
 
 
-def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optional[Templates]:
-    """The Templates the settings ask for, or None; every problem is added to `errors`. Times' .Local
-    is in `zone` (TIMEZONE; None for UTC)."""
+def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str = "",
+         compat: str = amdata.DEFAULT_COMPAT) -> Optional[Templates]:
+    """The Templates the settings ask for, or None; every problem is added to `errors`, once per cause.
+    Relative globs of TEMPLATE_FILES are read from `base` (the env file's directory, as Alertmanager reads
+    `templates:` from its configuration file's), or the working directory. Times' .Local is in `zone`
+    (TIMEZONE; None for UTC); `compat` is the Alertmanager followed (TEMPLATE_COMPAT)."""
     files = raw.get("TEMPLATE_FILES", "").strip()
     names = {part: raw.get(key, "").strip() for key, part in KEYS.items() if raw.get(key, "").strip()}
     if not files:
@@ -129,19 +133,25 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optiona
             if part in names:
                 errors.append(f"{key}={names[part]!r} names a template, but TEMPLATE_FILES is not set")
         return None
-    globs = [g for g in re.split(r"[\s,]+", files) if g]
-    for pattern in globs:
+    globs = [os.path.join(base, g) if base else g for g in re.split(r"[\s,]+", files) if g]
+    unmatched = 0
+    for written, pattern in zip((g for g in re.split(r"[\s,]+", files) if g), globs):
         if not globmod.glob(pattern):
-            errors.append(f"TEMPLATE_FILES: no file matches {pattern!r}")
+            unmatched += 1
+            where = f" (read as {pattern!r}: relative to the env file's directory)" if pattern != written else ""
+            errors.append(f"TEMPLATE_FILES: no file matches {written!r}{where}")
     from .templaterender import load_globs
     try:
-        tmpl = load_globs(globs)
+        tmpl = load_globs(globs, compat)
     except TemplateError as exc:
-        where = f"{exc.name}:{exc.line}:{exc.col}: " if exc.line else ""
-        errors.append(f"TEMPLATE_FILES: {where}{exc}")
+        # Go's own message, as amtool prints it (its positions are Go's: a parse error has no column)
+        path = getattr(exc, "path", "")
+        errors.append(f"TEMPLATE_FILES: {path + ': ' if path else ''}{exc}")
         return None
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"TEMPLATE_FILES: {exc}")
+        return None
+    if unmatched:  # the templates the keys name may be in the files not found: that error says it all
         return None
     tmpl.local = amdata.local_of(zone)
     from .gocompile import root_of
