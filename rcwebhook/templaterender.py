@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob as globmod
 import os
 import sys
+import time
 from typing import IO, List, Mapping, Optional
 
 from . import amdata
@@ -108,26 +109,28 @@ def render_text(tmpl: "amdata.Template", text: str, data: object) -> str:
     return tmpl.execute("", data)
 
 
-def default_data() -> amdata.Data:
-    """Data like amtool's when no --template.data is given (times fixed, not now)."""
-    return amdata.data_from_json({
+def default_data(compat: str, now_ns: int, local: "amdata.gv.Location") -> amdata.Data:
+    """The data amtool renders with when no --template.data is given, as the Alertmanager `compat` has
+    them: its alerts' status is `alertstatus` in 0.25, `firing` and `resolved` from 0.28 on (so that
+    .Alerts.Firing and .Alerts.Resolved hold one each); their times are now (`now_ns`, in `local`) and 5 and
+    10 minutes before."""
+    first, second = ("alertstatus", "alertstatus") if compat == "0.25" else ("firing", "resolved")
+    data = amdata.data_from_json({
         "receiver": "receiver", "status": "alertstatus",
         "alerts": [
-            {"status": "alertstatus",
+            {"status": first,
              "labels": {"label1": "value1", "label2": "value2", "instance": "foo.bar:1234",
                         "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
              "annotations": {"annotation1": "value1", "annotation2": "value2",
                              "commonannotationkey1": "commonannotationvalue1",
                              "commonannotationkey2": "commonannotationvalue2"},
-             "startsAt": "2026-01-30T09:55:00Z", "endsAt": "2026-01-30T10:00:00Z",
              "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint1"},
-            {"status": "alertstatus",
+            {"status": second,
              "labels": {"foo": "bar", "baz": "qux",
                         "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
              "annotations": {"aaa": "bbb", "ccc": "ddd",
                              "commonannotationkey1": "commonannotationvalue1",
                              "commonannotationkey2": "commonannotationvalue2"},
-             "startsAt": "2026-01-30T09:50:00Z", "endsAt": "2026-01-30T10:00:00Z",
              "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint2"},
         ],
         "groupLabels": {"grouplabelkey1": "grouplabelvalue1", "grouplabelkey2": "grouplabelvalue2"},
@@ -136,6 +139,13 @@ def default_data() -> amdata.Data:
                               "commonannotationkey2": "commonannotationvalue2"},
         "externalURL": "https://example.com",
     })
+
+    def at(ns: int) -> "amdata.gv.GoTime":
+        return amdata.gv.time_in(amdata.gv.GoTime(ns // 1_000_000_000, ns % 1_000_000_000), local)
+
+    for alert, minutes in zip(data.Alerts, (5, 10)):
+        alert.StartsAt, alert.EndsAt = at(now_ns - minutes * 60_000_000_000), at(now_ns)
+    return data
 
 
 def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optional[IO[str]] = None,
@@ -166,7 +176,7 @@ def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optio
         tmpl = load_globs(flags["glob"], compat)
         tmpl.local = amdata.local_location(environ)  # as amtool's: $TZ, else /etc/localtime
         if flags["data"] is None:
-            data = default_data()
+            data = default_data(compat, time.time_ns(), tmpl.local)
         else:
             with open(flags["data"], encoding="utf-8") as f:
                 data = amdata.load_data(f.read())
