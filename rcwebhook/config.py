@@ -335,7 +335,21 @@ def load(
             where.broken.discard(key)
     known = list(DEFAULTS) + set_keys(receivers)
     for key, line in unknown:
-        warnings.append(f"{path}:{line}: unknown key {key}{_suggest(key, known)}")
+        meant = near_miss(key, known)
+        if meant:  # a misspelt key: its value would be quietly ignored, and its alerts go elsewhere
+            errors.append(f"{path}:{line}: unknown key {key}, did you mean {meant}? (a near-miss of a known key is "
+                          "an error: fix its spelling, or remove it)")
+        elif key in LEGACY_KEYS:
+            warnings.append(f"{path}:{line}: {key} is a key of the Flask script rcwebhook replaces; rcwebhook has no "
+                            "use for it (ignored)")
+        else:
+            warnings.append(f"{path}:{line}: unknown key {key}{_suggest(key, known)}")
+    for key in environ:
+        if key not in values and key not in ENVIRONMENT_KEYS and key.upper() not in PROXY_KEYS and _owned(key):
+            meant = near_miss(key, known + list(ENVIRONMENT_KEYS))
+            if meant:
+                errors.append(f"the environment's {key} is unknown, did you mean {meant}? (a near-miss of a known key "
+                              "is an error: fix its spelling, or unset it)")
     if path is not None:
         in_file = [k for k in values if (k == "API_KEY" or k.endswith(URL_KEYS)) and values[k].strip()
                    and k not in environ]
@@ -452,6 +466,68 @@ def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where,
 # How to read a config file this user may not: as root, or as the service's user.
 _PERMISSION_HINT = ("the package installs it readable by root and the group rcwebhook only: run "
                     "`sudo rcwebhook --check-config`, or `sudo -u rcwebhook rcwebhook --check-config`")
+
+
+# Keys that the env files of the Flask + gunicorn script rcwebhook replaces may hold: read by neither,
+# they stay warnings even where one resembles a key of rcwebhook's.
+LEGACY_KEYS = frozenset((
+    "FLASK_APP", "FLASK_ENV", "FLASK_DEBUG", "FLASK_RUN_HOST", "FLASK_RUN_PORT", "GUNICORN_CMD_ARGS",
+    "WEB_CONCURRENCY", "WORKERS", "BIND", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+))
+# What rcwebhook reads from its environment besides DEFAULTS' keys.
+ENVIRONMENT_KEYS = ("RCWEBHOOK_CONFIG", "RCWEBHOOK_TEMPLATE_COMPAT", "CREDENTIALS_DIRECTORY", "STATE_DIRECTORY",
+                    "NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")
+
+
+def _owned(key: str) -> bool:
+    """Return whether a variable of the process environment names itself as rcwebhook's: the environment holds
+    every program's variables, and only these are judged."""
+    return key.startswith(("RCWEBHOOK_", "ROCKETCHAT_")) or "_ROCKETCHAT_" in key
+
+
+def near_miss(key: str, known: Iterable[str]) -> str:
+    """Return the known key that `key` is a misspelling of, or "": one edit away (a letter missing, added, changed,
+    or two swapped; two in a key of 16 characters or more), or the same but for case. A hook set's key is
+    judged by its part after the set's prefix, so that WEB_ROCKETCHAT_WEBHOK_WARNING means
+    WEB_ROCKETCHAT_WEBHOOK_WARNING whether or not RECEIVERS names the set."""
+    upper = key.upper()
+    known = list(known)
+    if upper in known:
+        return upper
+    best = ""
+    for candidate in known:
+        allowed = 2 if len(candidate) >= 16 else 1
+        if abs(len(candidate) - len(upper)) <= allowed and _edits(upper, candidate, allowed) <= allowed:
+            if not best or _edits(upper, candidate, 2) < _edits(upper, best, 2):
+                best = candidate
+    if best:
+        return best
+    head, sep, rest = upper.partition("_")
+    while sep and rest:  # SET_ + a set key, the prefix being any run of words
+        for suffix in SET_KEYS:
+            allowed = 2 if len(suffix) >= 16 else 1
+            if abs(len(suffix) - len(rest)) <= allowed and _edits(rest, suffix, allowed) <= allowed:
+                return f"{upper[:len(upper) - len(rest)]}{suffix}"
+        more, sep, rest = rest.partition("_")
+        head += "_" + more
+    return ""
+
+
+def _edits(a: str, b: str, most: int) -> int:
+    """Return the edit distance of `a` and `b` (insertions, deletions, substitutions and swaps of neighbours),
+    or `most` + 1 once it is sure to be more than `most`."""
+    previous2: List[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        if min(row) > most:
+            return most + 1
+        previous2, previous = previous, row
+    return previous[-1]
 
 
 def _suggest(key: str, known: Iterable[str] = DEFAULTS) -> str:

@@ -95,11 +95,19 @@ def test_timezone_is_checked_and_shown(tmp_path):
 
 
 def test_check_config_shows_unknown_key_warnings(tmp_path):
-    path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOK_INFO=x\n")
+    path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_URL=x\n")
     result = run("--check-config", "--config", str(path))
     assert result.returncode == 0
-    assert (f"rcwebhook: warning: {path}:2: unknown key ROCKETCHAT_WEBHOK_INFO, "
-            "did you mean ROCKETCHAT_WEBHOOK_INFO?") in result.stderr
+    assert f"rcwebhook: warning: {path}:2: unknown key ROCKETCHAT_URL, did you mean ROCKETCHAT_USERNAME?" \
+        in result.stderr
+
+
+def test_check_config_refuses_a_misspelt_webhook_key_naming_the_right_one(tmp_path):
+    path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOK_INFO=x\n")
+    result = run("--check-config", "--config", str(path))
+    assert result.returncode == 78
+    assert (f"rcwebhook: error: {path}:2: unknown key ROCKETCHAT_WEBHOK_INFO, "
+            "did you mean ROCKETCHAT_WEBHOOK_INFO? (a near-miss of a known key is an error: fix its spelling, or remove it)") in result.stderr.splitlines()
 
 
 def test_config_error_at_start_exits_78_with_the_same_messages(tmp_path):
@@ -225,8 +233,8 @@ def test_did_you_mean_hints_are_shown_alongside_errors(tmp_path):
     path = write_config(tmp_path, "ROCKETCHAT_WEBHOK_WARNING=x\nPORT=http\n")
     result = run("--check-config", "--config", str(path))
     assert result.returncode == 78
-    assert (f"rcwebhook: warning: {path}:1: unknown key ROCKETCHAT_WEBHOK_WARNING, "
-            "did you mean ROCKETCHAT_WEBHOOK_WARNING?") in result.stderr.splitlines()
+    assert (f"rcwebhook: error: {path}:1: unknown key ROCKETCHAT_WEBHOK_WARNING, "
+            "did you mean ROCKETCHAT_WEBHOOK_WARNING? (a near-miss of a known key is an error: fix its spelling, or remove it)") in result.stderr.splitlines()
     assert f"rcwebhook: error: {path}:2: PORT='http' is not a whole number" in result.stderr.splitlines()
 
 
