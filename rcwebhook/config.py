@@ -88,6 +88,9 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "TEMPLATE_TEXT": "",
     "TEMPLATE_ATTACHMENT_TITLE": "",
     "TEMPLATE_ATTACHMENT_TEXT": "",
+    # The Alertmanager whose template functions and output are followed (amdata.COMPATS); also for
+    # `rcwebhook template render`. RCWEBHOOK_TEMPLATE_COMPAT in the environment is read as an alias.
+    "TEMPLATE_COMPAT": "0.28",
     # Each secret can also come from KEY_FILE (a file holding it) or a systemd credential
     # named KEY ($CREDENTIALS_DIRECTORY/KEY).
     **{f"{key}_FILE": "" for key in ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING",
@@ -108,6 +111,7 @@ SET_KEYS = (
     "ROCKETCHAT_ICON_EMOJI",
 )
 MAX_RECEIVERS = 100
+COMPAT_ALIAS = "RCWEBHOOK_TEMPLATE_COMPAT"  # TEMPLATE_COMPAT's name before it was a setting
 _RECEIVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -220,6 +224,7 @@ class Settings(NamedTuple):
     proxies: Mapping[str, str] = MappingProxyType({})
     source: str = ""  # the env file read, or "" for none
     templates: Any = None  # templating.Templates from TEMPLATE_FILES, or None: the built-in messages
+    template_compat: str = "0.28"  # TEMPLATE_COMPAT: the Alertmanager whose template functions are followed
 
     def secrets(self) -> Tuple[str, ...]:
         """Return every secret string in these settings, for redaction."""
@@ -323,6 +328,10 @@ def load(
             where.origins[key] = f"{where.general} (overridden by the environment's {key})" \
                 if path is not None else "the environment"
             where.broken.discard(key)
+    if "TEMPLATE_COMPAT" not in environ and COMPAT_ALIAS in environ:
+        values["TEMPLATE_COMPAT"] = environ[COMPAT_ALIAS]
+        where.origins["TEMPLATE_COMPAT"] = f"the environment's {COMPAT_ALIAS}"
+        where.broken.discard("TEMPLATE_COMPAT")
     values.update(overrides or {})
     # RECEIVERS, wherever it was set, says which prefixed keys exist: only now can they be read
     # from the environment and the file's unknown keys be told.
@@ -475,7 +484,7 @@ LEGACY_KEYS = frozenset((
     "WEB_CONCURRENCY", "WORKERS", "BIND", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
 ))
 # What rcwebhook reads from its environment besides DEFAULTS' keys.
-ENVIRONMENT_KEYS = ("RCWEBHOOK_CONFIG", "RCWEBHOOK_TEMPLATE_COMPAT", "CREDENTIALS_DIRECTORY", "STATE_DIRECTORY",
+ENVIRONMENT_KEYS = ("RCWEBHOOK_CONFIG", COMPAT_ALIAS, "CREDENTIALS_DIRECTORY", "STATE_DIRECTORY",
                     "NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")
 
 
@@ -595,6 +604,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
                     "its token crosses the network readable by anyone on the path; use https", key))
 
     zone = get.zone("TIMEZONE")
+    compat = template_compat(raw, get)
     return Settings(
         host=host,
         port=get.integer("PORT", 0, 65535),
@@ -635,11 +645,26 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
         proxies=get.proxies(),
         source=source,
-        templates=_templates(raw, errors, zone, source),
+        templates=_templates(raw, errors, zone, source, compat),
+        template_compat=compat,
     )
 
 
-def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo, source: str = "") -> Any:
+def template_compat(raw: Mapping[str, str], get: Optional["_Reader"] = None) -> str:
+    """Return TEMPLATE_COMPAT, checked against the levels amdata knows (a problem added through `get`)."""
+    text = raw.get("TEMPLATE_COMPAT", "").strip() or DEFAULTS["TEMPLATE_COMPAT"]
+    if text == DEFAULTS["TEMPLATE_COMPAT"]:
+        return text
+    from .amdata import COMPATS  # the template engine, only for another level
+    if text in COMPATS:
+        return text
+    if get is not None:
+        get._fail("TEMPLATE_COMPAT", f"is not an Alertmanager version rcwebhook follows ({', '.join(COMPATS)})")
+    return DEFAULTS["TEMPLATE_COMPAT"]
+
+
+def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo, source: str = "",
+               compat: str = DEFAULTS["TEMPLATE_COMPAT"]) -> Any:
     """The templates TEMPLATE_FILES holds, when the TEMPLATE_* keys ask for them (else None); their
     times' .Local is in `zone` (TIMEZONE); relative globs are read from the env file's directory."""
     if not any(raw.get(k, "").strip() for k in ("TEMPLATE_FILES", "TEMPLATE_TEXT", "TEMPLATE_ATTACHMENT_TITLE",
@@ -647,7 +672,7 @@ def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo, source: 
         return None
     from . import templating  # only when templates are configured
     base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
-    return templating.load(raw, errors, zone, base)
+    return templating.load(raw, errors, zone, base, compat)
 
 
 def _dedup_window(get: "_Reader", warnings: List[str], where: "Where") -> float:
@@ -1003,6 +1028,7 @@ def describe(settings: Settings) -> List[str]:
         "TLS_KEY_FILE": settings.tls_key_file,
         "ROCKETCHAT_CA_FILE": settings.rocketchat_ca_file,
         **{f"{scheme.upper()}_PROXY": redact(url, settings.secrets()) for scheme, url in settings.proxies.items()},
+        "TEMPLATE_COMPAT": settings.template_compat,
         **({"TEMPLATE_FILES": settings.templates.files,
             **{key: settings.templates.names.get(part, "") for key, part in (
                 ("TEMPLATE_TEXT", "text"), ("TEMPLATE_ATTACHMENT_TITLE", "title"),

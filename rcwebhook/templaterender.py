@@ -3,8 +3,8 @@
     rcwebhook template render --template.glob=GLOB... --template.text=TEXT [--template.data=FILE]
 
 The same flags and output as amtool: the rendered text on stdout (no newline added); for an
-invalid template or data, the error on stderr and exit status 1. RCWEBHOOK_TEMPLATE_COMPAT
-chooses the Alertmanager followed (0.28, the default, or 0.25). Times' `.Local` is in the zone
+invalid template or data, the error on stderr and exit status 1. TEMPLATE_COMPAT (or its alias
+RCWEBHOOK_TEMPLATE_COMPAT) chooses the Alertmanager followed, as for the daemon. Times' `.Local` is in the zone
 amtool's would use: $TZ, else /etc/localtime, else UTC.
 """
 
@@ -14,7 +14,8 @@ import glob as globmod
 import os
 import sys
 import time
-from typing import IO, List, Mapping, Optional
+from pathlib import Path
+from typing import IO, List, Mapping, Optional, Tuple
 
 from . import amdata
 from .gotemplate import TemplateError
@@ -37,10 +38,11 @@ flags:
                            the sample data of the Alertmanager followed
   --template.type=text     only text templates are supported
 
-environment:
-  RCWEBHOOK_TEMPLATE_COMPAT  the Alertmanager whose functions and output are followed:
-                             {", ".join(amdata.COMPATS)} (default {amdata.DEFAULT_COMPAT})
-  TZ                         the zone of times' .Local, as for amtool (else /etc/localtime)
+settings:
+  TEMPLATE_COMPAT   the Alertmanager whose functions and output are followed: {", ".join(amdata.COMPATS)}
+                    (default {amdata.DEFAULT_COMPAT}); from the environment (RCWEBHOOK_TEMPLATE_COMPAT is
+                    read as an alias), else from the env file rcwebhook would read, as the daemon
+  TZ                the zone of times' .Local, as for amtool (else /etc/localtime)
 """
 
 
@@ -148,6 +150,26 @@ def default_data(compat: str, now_ns: int, local: "amdata.gv.Location") -> amdat
     return data
 
 
+def compat_setting(environ: Mapping[str, str]) -> Tuple[str, str]:
+    """Return where TEMPLATE_COMPAT comes from and its value, as the daemon reads it: the environment's
+    TEMPLATE_COMPAT, else its RCWEBHOOK_TEMPLATE_COMPAT, else the env file rcwebhook would read (when this
+    user may read it), else the default."""
+    from . import config, envfile
+    for key in ("TEMPLATE_COMPAT", config.COMPAT_ALIAS):
+        if environ.get(key, "").strip():
+            return key, environ[key].strip()
+    path = config.find_config(None, environ, Path.cwd())
+    if path is not None:
+        try:
+            entries, _ = envfile.parse(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError):
+            entries = []
+        for entry in reversed(entries):
+            if entry.key == "TEMPLATE_COMPAT" and entry.value.strip():
+                return f"{path}: TEMPLATE_COMPAT", entry.value.strip()
+    return "TEMPLATE_COMPAT", config.DEFAULTS["TEMPLATE_COMPAT"]
+
+
 def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optional[IO[str]] = None,
          stderr: Optional[IO[str]] = None) -> int:
     """Run `template render ARGS`; return the exit status."""
@@ -159,11 +181,6 @@ def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optio
     if not argv or argv[0] != "render":
         print(USAGE, file=stderr)
         return 2
-    compat = environ.get("RCWEBHOOK_TEMPLATE_COMPAT", amdata.DEFAULT_COMPAT)
-    if compat not in amdata.COMPATS:
-        print(f"rcwebhook: error: RCWEBHOOK_TEMPLATE_COMPAT must be one of {', '.join(amdata.COMPATS)}",
-              file=stderr)
-        return 2
     try:
         flags = _parse_flags(argv[1:])
     except HelpWanted:
@@ -171,6 +188,11 @@ def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optio
         return 0
     except UsageError as exc:
         print(f"rcwebhook: error: {exc}, try --help\n{USAGE}", file=stderr)
+        return 2
+    key, compat = compat_setting(environ)
+    if compat not in amdata.COMPATS:
+        print(f"rcwebhook: error: {key}={compat!r} is not an Alertmanager version rcwebhook follows "
+              f"({', '.join(amdata.COMPATS)})", file=stderr)
         return 2
     try:
         tmpl = load_globs(flags["glob"], compat)

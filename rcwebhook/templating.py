@@ -146,7 +146,7 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str 
     except TemplateError as exc:
         # Go's own message, as amtool prints it (its positions are Go's: a parse error has no column)
         path = getattr(exc, "path", "")
-        errors.append(f"TEMPLATE_FILES: {path + ': ' if path else ''}{exc}")
+        errors.append(f"TEMPLATE_FILES: {path + ': ' if path else ''}{exc}{_newer_function(str(exc), compat)}")
         return None
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"TEMPLATE_FILES: {exc}")
@@ -167,3 +167,11 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str 
         errors.append("TEMPLATE_FILES is set but none of TEMPLATE_TEXT, TEMPLATE_ATTACHMENT_TITLE, "
                       "TEMPLATE_ATTACHMENT_TEXT names a template to use")
     return Templates(tmpl, names, files)
+
+
+def _newer_function(message: str, compat: str) -> str:
+    """Return a hint when `message` refuses a function a later Alertmanager has (TEMPLATE_COMPAT), or ''."""
+    found = re.search(r'function "(\w+)" not defined', message)
+    since = amdata.FUNCTIONS_SINCE.get(found.group(1), ("", None))[0] if found else ""
+    return f" ({found.group(1)} exists from Alertmanager {since} on: set TEMPLATE_COMPAT={since} or later, " \
+           f"if your Alertmanager is that recent; it is {compat} now)" if since else ""
