@@ -94,7 +94,8 @@ def _advice(route, answer: delivery.Answer, called: str) -> str:
     special = mentions.special(called)
     if mentions.REFUSAL in answer.error and special:
         said = " or ".join(f"@{name}" for name in special)
-        return (f"the integration's user may not mention {said}: grant it {' and '.join(mentions.permissions(special))} "
+        grant = " and ".join(mentions.permissions(special))
+        return (f"the integration's user may not mention {said}: grant it {grant} "
                 f"(or its bot role) in Rocket.Chat, Administration > Workspace > Permissions, or take {said} out of "
                 f"{key_prefix(route.receiver)}MENTION_{route.severity.upper()}")
     return delivery.advice(route, answer)

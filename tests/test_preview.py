@@ -16,6 +16,7 @@ from tests.conftest import EXAMPLE_ALERT, ROOT
 
 ENTRY = str(ROOT / "rcwebhook.py")
 HOOK = "https://chat.example.com/hooks/abc123/SECRETTOKEN"
+CRITICAL = f"DEFAULT_SEVERITY=critical\nROCKETCHAT_WEBHOOK_CRITICAL={HOOK}\n"
 
 
 def render(tmp_path: Path, config_text: str, payload: Path = EXAMPLE_ALERT, *args: str) -> subprocess.CompletedProcess:
@@ -37,7 +38,7 @@ def printed(stdout: str) -> list:
 
 
 def test_render_puts_the_routes_mentions_in_front_as_the_post_does(tmp_path):
-    result = render(tmp_path, f"DEFAULT_SEVERITY=critical\nROCKETCHAT_WEBHOOK_CRITICAL={HOOK}\nMENTION_CRITICAL=@here @oncall\n"
+    result = render(tmp_path, CRITICAL + "MENTION_CRITICAL=@here @oncall\n"
                               "ROCKETCHAT_CHANNEL_CRITICAL=#ops\n", EXAMPLE_ALERT, "--route", "critical")
     assert (result.returncode, result.stderr) == (0, "")
     [shown] = printed(result.stdout)
@@ -64,7 +65,7 @@ def test_render_shows_a_reply_in_the_thread_state_dir_holds_without_mentions(tmp
     store.save_threads([ThreadRow(hook_id(HOOK), payload["groupKey"], "ROOTMSGID", starts, now,
                                   json.dumps([f"critical/{cpu['fingerprint']}"]))], [])
     store.close()
-    result = render(tmp_path, f"DEFAULT_SEVERITY=critical\nROCKETCHAT_WEBHOOK_CRITICAL={HOOK}\nMENTION_CRITICAL=@here @oncall\n"
+    result = render(tmp_path, CRITICAL + "MENTION_CRITICAL=@here @oncall\n"
                               f"STATE_DIR={state_dir}\n", resolved)
     assert (result.returncode, result.stderr) == (0, "")
     [shown] = printed(result.stdout)
@@ -76,7 +77,7 @@ def test_render_shows_a_reply_in_the_thread_state_dir_holds_without_mentions(tmp
 def test_render_tells_a_failing_template_on_stderr_and_exits_1_showing_the_fallback(tmp_path):
     templates = tmp_path / "t.tmpl"
     templates.write_text('{{ define "my.text" }}\n{{ .CommonLabels.alertname }} {{ index .Alerts 5 }}\n{{ end }}\n')
-    result = render(tmp_path, f"DEFAULT_SEVERITY=critical\nROCKETCHAT_WEBHOOK_CRITICAL={HOOK}\nTEMPLATE_FILES={templates}\n"
+    result = render(tmp_path, CRITICAL + f"TEMPLATE_FILES={templates}\n"
                               "TEMPLATE_TEXT=my.text\n", EXAMPLE_ALERT, "--route", "critical")
     assert result.returncode == 1
     assert result.stderr.startswith("rcwebhook: error: template 'my.text' (TEMPLATE_TEXT) failed, the built-in text "
