@@ -513,6 +513,8 @@ def near_miss(key: str, known: Iterable[str]) -> str:
         return best
     head, sep, rest = upper.partition("_")
     while sep and rest:  # SET_ + a set key, the prefix being any run of words
+        if rest in SET_KEYS:  # a well-formed key of a hook set (named in RECEIVERS or not): no misspelling
+            return ""
         for suffix in SET_KEYS:
             allowed = 2 if len(suffix) >= 16 else 1
             if abs(len(suffix) - len(rest)) <= allowed and _edits(rest, suffix, allowed) <= allowed:

@@ -311,7 +311,7 @@ def test_the_old_scripts_keys_stay_warnings_saying_rcwebhook_has_no_use_for_them
 def test_a_misspelt_rcwebhook_variable_of_the_environment_is_an_error_and_other_variables_are_not_judged(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n")
     environ = {"PATH": "/usr/bin", "HOSTS": "x", "PORTT": "1", "HOME": "/root", "RCWEBHOOK_AMTOOL_028": "/x",
-               "ROCKETCHAT_WEBHOOK_CRITCAL": HOOK}
+               "DB_ROCKETCHAT_WEBHOOK_CRITICAL": HOOK, "ROCKETCHAT_WEBHOOK_CRITCAL": HOOK}
     with pytest.raises(ConfigError) as caught:
         config.load(path, environ)
     assert caught.value.problems == [
