@@ -1073,11 +1073,16 @@ def to_json(v: Any, depth: int = 0) -> str:
     raise GoError(f"json: unsupported type: {gv.type_name(v)}")
 
 
+MAX_ITEMS = 10_000  # elements of a list append makes: each append copies, so a loop of them stays cheap
+
+
 def _list(*args: Any) -> List[Any]:
     return list(args)
 
 
 def _append(items: Optional[List[Any]], *args: Any) -> List[Any]:
+    if len(items or ()) + len(args) > MAX_ITEMS:
+        raise GoError(f"result longer than {MAX_ITEMS} elements")
     return list(items or ()) + list(args)
 
 

@@ -102,6 +102,14 @@ def test_the_new_functions_fail_with_gos_messages(text, message):
     assert message in error(text)
 
 
+def test_a_list_grown_by_append_in_a_loop_is_bounded():
+    """Each append copies its list (so that no two lists share elements): a template's loop of them is cut at
+    MAX_ITEMS elements, an error like a too long value's, instead of a quadratic run."""
+    text = f'{{{{ $l := list }}}}{{{{ range {amdata.MAX_ITEMS + 1} }}}}{{{{ $l = append $l . }}}}{{{{ end }}}}'
+    assert f"result longer than {amdata.MAX_ITEMS} elements" in error(text)
+    assert render(f'{{{{ $l := list }}}}{{{{ range 100 }}}}{{{{ $l = append $l . }}}}{{{{ end }}}}{{{{ len $l }}}}') == "100"
+
+
 def test_now_is_the_current_time():
     import time
     before = int(time.time())
