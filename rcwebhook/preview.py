@@ -14,7 +14,7 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 from . import alertmanager, mentions, message, routing, templating
 from .config import Route, Settings
 from .courier import thread_scope
-from .ledger import FIRING, identity, observe
+from .ledger import FIRING, RESOLVED, identity, observe
 from .store import FILE_NAME, hook_id
 
 log = logging.getLogger("rcwebhook")
@@ -71,13 +71,13 @@ def _post(notification: alertmanager.Notification, batch: routing.Batch, setting
           state: "_State") -> Tuple[Dict[str, Any], str]:
     """Return the post for one batch as the daemon would send it, and where it goes (channel or thread)."""
     route = batch.route
-    root = state.thread_root(route, notification, batch)
+    root, note = state.thread_root(route, notification, batch)
     called = () if root else mentions.called(route.mention, batch.alerts)
     line_limit = min(mentions.LINE_LIMIT, message.TEXT_LIMIT // 2)
     mentioned = mentions.line([called], line_limit)
     rendered = message.group_message(route, batch.alerts, notification.external_url, notification.truncated_alerts,
                                      settings, message.TEXT_LIMIT - (len(mentioned) + 1 if mentioned else 0),
-                                     thread=root, receiver=notification.receiver,
+                                     thread=root, note=note, receiver=notification.receiver,
                                      group_labels=notification.group_labels)
     if mentioned:
         rendered["text"] = f"{mentioned} {rendered['text']}"
@@ -108,29 +108,45 @@ class _State:
             except sqlite3.Error:
                 self.db = None
 
-    def thread_root(self, route: Route, notification: alertmanager.Notification, batch: routing.Batch) -> str:
-        """Return the root of the open thread these alerts would be a reply in, or "" for a channel message:
-        a post that announces a newly firing alert goes to the channel (see threads)."""
+    def thread_root(self, route: Route, notification: alertmanager.Notification,
+                    batch: routing.Batch) -> Tuple[str, str]:
+        """Return the root of the open thread these alerts would be a reply in ("" for a channel message: a post
+        that announces a newly firing alert goes to the channel, see threads), and the reply's note when it
+        resolves the incident's last alert (courier's rule, read from the database)."""
         if self.db is None or not route.url:
-            return ""
+            return "", ""
         scope = thread_scope(notification.group_key, route.receiver, batch.channel)
         try:
-            row = self.db.execute("SELECT root, last_post, alerts FROM thread WHERE hook = ? AND group_key = ?",
-                                  (hook_id(route.url), scope)).fetchone()
+            row = self.db.execute("SELECT root, last_post, alerts, started FROM thread WHERE hook = ? AND "
+                                  "group_key = ?", (hook_id(route.url), scope)).fetchone()
             if row is None or self.now - row[1] > self.settings.thread_ttl:
-                return ""
+                return "", ""
             announced = set(json.loads(row[2]))
+            posting = {}
             for alert in batch.alerts:
                 key = identity(alert)
-                posted = self.db.execute("SELECT status, starts FROM alert_state WHERE route = ? AND alert = ?",
-                                         (route.name, key)).fetchone()
+                posted = self._posted(route.name, key)
+                state = observe(alert, None, self.now, 0)
+                posting[f"{route.name}/{key}"] = state
                 if alert.status == "firing" and (f"{route.name}/{key}" not in announced or posted is None or
-                                                 posted[0] != FIRING or
-                                                 posted[1] != observe(alert, None, self.now, 0).starts):
-                    return ""
+                                                 posted[0] != FIRING or posted[1] != state.starts):
+                    return "", ""
+            resolved = all((posting[key].status if key in posting else
+                            (self._posted(*key.rsplit("/", 1)) or (RESOLVED,))[0]) == RESOLVED for key in announced)
         except (sqlite3.Error, ValueError):
-            return ""
-        return row[0]
+            return "", ""
+        ends = [s.ends for s in posting.values() if s.status == RESOLVED and s.ends]
+        if not announced or not resolved:
+            note = ""
+        elif not ends or not row[3] or max(ends) < row[3]:
+            note = "Incident resolved."
+        else:
+            note = f"Incident resolved after {message.duration(max(ends) - row[3])}."
+        return row[0], note
+
+    def _posted(self, route: str, key: str) -> Optional[Tuple[str, float]]:
+        return self.db.execute("SELECT status, starts FROM alert_state WHERE route = ? AND alert = ?",
+                               (route, key)).fetchone()
 
     def close(self) -> None:
         if self.db is not None:

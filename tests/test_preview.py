@@ -71,6 +71,7 @@ def test_render_shows_a_reply_in_the_thread_state_dir_holds_without_mentions(tmp
     [shown] = printed(result.stdout)
     assert shown["message"]["tmid"] == "ROOTMSGID"
     assert shown["message"]["text"].startswith(":white_check_mark: [RESOLVED")
+    assert shown["message"]["text"].endswith("\nIncident resolved after 29m 59s.")  # its thread's last alert
     assert "a reply in the incident's thread (tmid ROOTMSGID)" in shown["thread"]
 
 
