@@ -86,3 +86,36 @@ def test_render_tells_a_failing_template_on_stderr_and_exits_1_showing_the_fallb
         result.stderr
     [shown] = printed(result.stdout)
     assert shown["message"]["text"].startswith(":rotating_light: [FIRING:1] [HighCPUUsage]")
+
+
+def test_render_prints_exactly_what_the_daemon_then_posts_first_in_the_channel_then_in_its_thread(tmp_path,
+                                                                                                 rocketchat):
+    """The real daemon, its state in STATE_DIR: --render's message for the firing alert is the body posted, and
+    after the daemon stopped, its message for the resolution is the reply posted by the next daemon."""
+    from tests.test_operations import Process
+    hook = rocketchat.add_hook("critical", allow_mention_all=True)
+    config = (f"DEFAULT_SEVERITY=critical\nROCKETCHAT_WEBHOOK_CRITICAL={hook}\nMENTION_CRITICAL=@here @oncall\n"
+              f"STATE_DIR={tmp_path / 'state'}\nDEDUP_WINDOW=0\n")
+    payload = json.loads(EXAMPLE_ALERT.read_text())
+    payload["alerts"] = payload["alerts"][:1]
+    firing = tmp_path / "firing.json"
+    firing.write_text(json.dumps(payload))
+    payload["status"] = "resolved"
+    payload["alerts"][0].update(status="resolved", endsAt="2026-01-30T10:30:00Z")
+    resolved = tmp_path / "resolved.json"
+    resolved.write_text(json.dumps(payload))
+
+    for notification, expected_thread in ((firing, "a new message in the hook's own channel"),
+                                          (resolved, "a reply in the incident's thread")):
+        shown = render(tmp_path, config, notification)
+        assert (shown.returncode, shown.stderr) == (0, ""), shown.stderr
+        [preview] = printed(shown.stdout)
+        assert preview["thread"].startswith(expected_thread), preview["thread"]
+        daemon = Process(tmp_path, config)
+        try:
+            assert daemon.post(json.loads(notification.read_text())) == 200
+        finally:
+            assert daemon.stop() == 0
+        assert rocketchat.messages("critical")[-1] == preview["message"]
+    first, reply = rocketchat.messages("critical")
+    assert first["text"].startswith("@here @oncall ") and reply["tmid"] == rocketchat.message_ids("critical")[0]
