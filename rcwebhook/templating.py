@@ -18,6 +18,7 @@ import functools
 import glob as globmod
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -41,6 +42,7 @@ OVER_BUDGET = Counter("rcwebhook_template_cpu_budget_exceeded_total",
 TEXT_UNITS = 4000  # an attachment's text at most (the headline has the message's own limit)
 MAX_STEPS = 200_000  # per part of a message: a runaway template fails fast and the built-in part is used
 MAX_OUTPUT = 100_000  # characters per part, before the cut to Rocket.Chat's limits
+FAILED = "template %r (%s) failed, the built-in %s is used: %s"  # what --render tells as an error
 
 
 class OverBudget(Exception):
@@ -80,7 +82,7 @@ class Templates:
             raise OverBudget(name) from None
         except TemplateError as exc:
             ERRORS.inc(part=part)
-            log.warning("template %r (%s) failed, the built-in %s is used: %s", name,
+            log.warning(FAILED, name,
                         _key_of(part), part.replace("_", " "), exc)
             return None
 
@@ -154,9 +156,12 @@ def _time(text: str) -> Any:
         return amdata.parse_time("0001-01-01T00:00:00Z")
 
 
-def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optional[Templates]:
-    """The Templates the settings ask for, or None; every problem is added to `errors`. Times' .Local
-    is in `zone` (TIMEZONE; None for UTC)."""
+def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str = "",
+         compat: str = amdata.DEFAULT_COMPAT) -> Optional[Templates]:
+    """The Templates the settings ask for, or None; every problem is added to `errors`, once per cause.
+    Relative globs of TEMPLATE_FILES are read from `base` (the env file's directory, as Alertmanager reads
+    `templates:` from its configuration file's), or the working directory. Times' .Local is in `zone`
+    (TIMEZONE; None for UTC); `compat` is the Alertmanager followed (TEMPLATE_COMPAT)."""
     files = raw.get("TEMPLATE_FILES", "").strip()
     names = {part: raw.get(key, "").strip() for key, part in KEYS.items() if raw.get(key, "").strip()}
     if not files:
@@ -164,19 +169,25 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optiona
             if part in names:
                 errors.append(f"{key}={names[part]!r} names a template, but TEMPLATE_FILES is not set")
         return None
-    globs = [g for g in re.split(r"[\s,]+", files) if g]
-    for pattern in globs:
+    globs = [os.path.join(base, g) if base else g for g in re.split(r"[\s,]+", files) if g]
+    unmatched = 0
+    for written, pattern in zip((g for g in re.split(r"[\s,]+", files) if g), globs):
         if not globmod.glob(pattern):
-            errors.append(f"TEMPLATE_FILES: no file matches {pattern!r}")
+            unmatched += 1
+            where = f" (read as {pattern!r}: relative to the env file's directory)" if pattern != written else ""
+            errors.append(f"TEMPLATE_FILES: no file matches {written!r}{where}")
     from .templaterender import load_globs
     try:
-        tmpl = load_globs(globs)
+        tmpl = load_globs(globs, compat)
     except TemplateError as exc:
-        where = f"{exc.name}:{exc.line}:{exc.col}: " if exc.line else ""
-        errors.append(f"TEMPLATE_FILES: {where}{exc}")
+        # Go's own message, as amtool prints it (its positions are Go's: a parse error has no column)
+        path = getattr(exc, "path", "")
+        errors.append(f"TEMPLATE_FILES: {path + ': ' if path else ''}{exc}{_newer_function(str(exc), compat)}")
         return None
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"TEMPLATE_FILES: {exc}")
+        return None
+    if unmatched:  # the templates the keys name may be in the files not found: that error says it all
         return None
     tmpl.local = amdata.local_of(zone)
     from .gocompile import root_of
@@ -194,27 +205,9 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optiona
     return Templates(tmpl, names, files)
 
 
-def render_file(settings: Any, path: str, route_name: Optional[str], stdout: IO[str], stderr: IO[str],
-                receiver: str = "") -> int:
-    """`rcwebhook --render FILE.json [--receiver SET] [--route R]`: print the message(s) rcwebhook would post
-    for the notification posted to /webhook (or /webhook/SET)."""
-    from . import alertmanager, message, routing
-    if receiver and receiver not in settings.receivers:
-        print(f"rcwebhook: error: --receiver {receiver}: RECEIVERS names no such hook set "
-              f"({', '.join(settings.receivers) or 'none'})", file=stderr)
-        return 2
-    try:
-        with open(path, "rb") as f:
-            notification = alertmanager.parse(f.read())
-    except (OSError, alertmanager.PayloadError) as exc:
-        print(f"rcwebhook: error: {path}: {exc}", file=stderr)
-        return 1
-    batches = routing.route(notification, settings, receiver)
-    if route_name:
-        batches = [b for b in batches if b.route.severity == route_name]
-    for batch in batches:
-        rendered = message.render(notification, batch, settings)
-        print(json.dumps({"route": batch.route.name, "message": rendered}, ensure_ascii=False, indent=2), file=stdout)
-    if not batches:
-        print(f"rcwebhook: no alert of {path} goes to route {route_name}", file=stderr)
-    return 0
+def _newer_function(message: str, compat: str) -> str:
+    """Return a hint when `message` refuses a function a later Alertmanager has (TEMPLATE_COMPAT), or ''."""
+    found = re.search(r'function "(\w+)" not defined', message)
+    since = amdata.FUNCTIONS_SINCE.get(found.group(1), ("", None))[0] if found else ""
+    return f" ({found.group(1)} exists from Alertmanager {since} on: set TEMPLATE_COMPAT={since} or later, " \
+           f"if your Alertmanager is that recent; it is {compat} now)" if since else ""

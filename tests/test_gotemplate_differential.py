@@ -280,3 +280,40 @@ def test_the_command_line_is_the_same_program(amtools: List[Tuple[str, str]], tm
         if theirs.returncode:
             assert ours.stderr.decode().replace("rcwebhook: error: ", "").strip() == \
                 theirs.stderr.decode().replace("amtool: error: ", "").strip()
+
+
+_TIMES = re.compile(r"time\.Date\([^)]*\)|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} \S+( m=[+-][\d.]+)?")
+
+
+def test_without_template_data_each_version_renders_its_own_sample_data(amtools: List[Tuple[str, str]],
+                                                                        tmp_path: Path) -> None:
+    """amtool's data when --template.data is not given: byte for byte but for the times, which are now in both
+    (0.25's alerts are `alertstatus`; 0.28's one firing and one resolved)."""
+    import sys
+    glob = tmp_path / "empty.tmpl"
+    glob.write_text("", encoding="utf-8")
+    text = ('{{ printf "%#v" . }}|{{ len .Alerts.Firing }} firing, {{ len .Alerts.Resolved }} resolved|'
+            '{{ range .Alerts }}{{ (.EndsAt.Sub .StartsAt).Minutes | printf "%.0f" }} {{ end }}')
+    argv = ["template", "render", f"--template.glob={glob}", f"--template.text={text}"]
+    for version, amtool in amtools:
+        theirs = subprocess.run([amtool] + argv, capture_output=True, text=True, timeout=60,
+                                env=dict(os.environ, HOME=str(tmp_path)))
+        ours = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py")] + argv, capture_output=True, text=True,
+                              timeout=60, env=dict(os.environ, RCWEBHOOK_TEMPLATE_COMPAT=version))
+        assert theirs.returncode == ours.returncode == 0, (theirs.stderr, ours.stderr)
+        assert _TIMES.sub("T", ours.stdout) == _TIMES.sub("T", theirs.stdout), version
+        assert ("1 firing, 1 resolved" if version != "0.25" else "0 firing, 0 resolved") in ours.stdout
+        assert ours.stdout.endswith("|5 10 ")
+
+
+def test_a_parse_error_at_the_end_of_a_file_reads_as_amtools(amtools: List[Tuple[str, str]], tmp_path: Path) -> None:
+    """The configuration check tells a template file's parse error with amtool's very message."""
+    from rcwebhook import config
+    bad = tmp_path / "b1.tmpl"
+    bad.write_text('{{ define "x" }}\nhello\n{{ if .Status }}\nyes\n', encoding="utf-8")
+    errors: list = []
+    config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "x"}, errors, [])
+    for version, amtool in amtools:
+        theirs = subprocess.run([amtool, "template", "render", f"--template.glob={bad}", "--template.text=x"],
+                                capture_output=True, text=True, timeout=60, env=dict(os.environ, HOME=str(tmp_path)))
+        assert errors == [f"TEMPLATE_FILES: {bad}: " + theirs.stderr.strip().replace("amtool: error: ", "")], version

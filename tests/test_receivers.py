@@ -89,10 +89,12 @@ def test_receivers_from_the_environment_make_the_files_set_keys_known(tmp_path):
     assert settings.routes["db/critical"].url == DB_CRIT
 
 
-def test_a_misspelt_set_key_gets_a_suggestion(tmp_path):
+def test_a_misspelt_set_key_is_an_error_with_a_suggestion(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nRECEIVERS=db\nDB_ROCKETCHAT_WEBHOK_INFO={DB_WARN}\n")
-    _, warnings = config.load(path, {})
-    assert warnings == [f"{path}:3: unknown key DB_ROCKETCHAT_WEBHOK_INFO, did you mean DB_ROCKETCHAT_WEBHOOK_INFO?"]
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path, {})
+    assert f"{path}:3: unknown key DB_ROCKETCHAT_WEBHOK_INFO, did you mean DB_ROCKETCHAT_WEBHOOK_INFO? (a near-miss of a known key is an error: fix its spelling, or remove it)" \
+        in caught.value.problems
 
 
 def test_a_key_of_a_set_not_in_receivers_is_an_error_saying_to_add_it(tmp_path):

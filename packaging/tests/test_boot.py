@@ -306,13 +306,13 @@ def alert(name: str, severity: str) -> bytes:
 
 def test_journal_priorities_of_errors_and_warnings(booted):
     booted.machine.put("/root/t/info-alert.json", alert("DiskAlmostFull", "info"))
-    booted.configure(**booted.good_config(ROCKETCHAT_WEBHOOK_INFO=booted.hooks["wrong-token"], SEVERITY_LABLE="x"))
+    booted.configure(**booted.good_config(ROCKETCHAT_WEBHOOK_INFO=booted.hooks["wrong-token"], SEVERITY_FIELD="x"))
     since = booted.mark()
     booted.restart()
     status, body = booted.post_alert(alert="/root/t/info-alert.json")
     assert status == 502, body
     mine = [e for e in booted.journal(since) if e.identifier == "rcwebhook"]
-    warning = [e for e in mine if "unknown key SEVERITY_LABLE, did you mean SEVERITY_LABEL?" in e.message]
+    warning = [e for e in mine if "unknown key SEVERITY_FIELD, did you mean SEVERITY_LABEL?" in e.message]
     refused = [e for e in mine if e.message.startswith("Rocket.Chat refused the post for route info")]
     listening = [e for e in mine if "listening on" in e.message]
     assert warning and warning[0].priority == 4, mine
