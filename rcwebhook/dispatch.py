@@ -108,7 +108,7 @@ def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, rece
                 if called:
                     rendered["text"] = f"{called} {rendered['text']}"
                 log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
-                         json.dumps(rendered, ensure_ascii=False, separators=(",", ":")))
+                         logs.Whole(json.dumps(rendered, ensure_ascii=False, separators=(",", ":"))))
             dry_names.setdefault(batch.route.name, []).extend(names)
             continue
         # One request's claim per route: the channels of a route's alerts part only in their posts.

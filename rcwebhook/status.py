@@ -16,8 +16,14 @@ from typing import Any, Deque, Dict, List, Mapping, Optional
 
 from . import __version__
 from .config import redact_url
+from .logs import cut
 
 RECENT = 50  # notifications the page lists
+# What a client sent is kept for the page as a cut copy: 50 notifications of 4 MB groupKeys must not make a
+# page of gigabytes. With these, one notification's values take at most about 1 KB, escaped 6 KB.
+SHOWN = 200  # characters of a groupKey or receiver
+SHOWN_NAME = 100  # characters of one alert name
+SHOWN_NAMES = 400  # characters of the alert names of one notification, together
 # The outcomes of a hook's last post that count as failing, for the page's colour and for /ready;
 # a 429 is Rocket.Chat pacing us, not failing.
 FAILING = ("failed", "refused")
@@ -38,9 +44,9 @@ class Board:
                      receiver: str = "", hook_set: str = "") -> None:
         """Record one notification: its groupKey, alert names, each route's outcome, the HTTP answer,
         Alertmanager's receiver (unescaped) and the hook set of the path it came to ("" for /webhook)."""
-        entry = {"time": time.time(), "group_key": group_key, "alerts": alerts[:20], "alert_count": len(alerts),
-                 "routes": dict(routes), "outcome": outcome, "receiver": receiver[:200],
-                 "path": f"/webhook/{hook_set}" if hook_set else "/webhook"}
+        entry = {"time": time.time(), "group_key": cut(group_key, SHOWN), "alerts": _names(alerts),
+                 "alert_count": len(alerts), "routes": dict(routes), "outcome": cut(outcome, SHOWN),
+                 "receiver": cut(receiver, SHOWN), "path": cut(f"/webhook/{hook_set}" if hook_set else "/webhook", SHOWN)}
         with self.lock:
             self.recent.append(entry)
 
@@ -50,6 +56,19 @@ class Board:
             self.reload = {"time": time.time(), "ok": ok, "error": error, "kind": "reload"}
             if config_file is not None:
                 self.config_file = config_file
+
+
+def _names(alerts: List[str]) -> List[str]:
+    """Return the first alert names, each cut, as many as SHOWN_NAMES characters hold (at least one)."""
+    names: List[str] = []
+    room = SHOWN_NAMES
+    for name in alerts:
+        name = cut(name, SHOWN_NAME)
+        if names and len(name) > room:
+            break
+        names.append(name)
+        room -= len(name)
+    return names
 
 
 def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str, Any]:

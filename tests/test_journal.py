@@ -193,10 +193,24 @@ def test_a_client_value_is_escaped_in_message_as_on_stderr(journal_logging, jour
 
 
 def test_an_entry_too_large_for_a_datagram_goes_in_a_memfd(journal_logging, journal):
-    big = "x" * (2 * 1024 * 1024)
-    journal_logging.warning("large %s", big, extra=logs.fields("given-up", route="info"))
+    [handler] = [h for h in journal_logging.handlers if isinstance(h, logs.JournalHandler)]
+    handler.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # a host whose datagrams are small
+    big = "x" * 60000  # a dry run's rendered message, which is logged whole
+    journal_logging.warning("large %s", logs.Whole(big), extra=logs.fields("given-up", route="info"))
     entry = journal.wait_for("of the large line", lambda e: e.get("RCWEBHOOK_EVENT") == ["given-up"])
     assert one(entry, "MESSAGE") == "large " + big and one(entry, "RCWEBHOOK_ROUTE") == "info"
+
+
+def test_client_values_are_cut_in_message_and_fields(journal_logging, journal):
+    big = "<" * (2 * 1024 * 1024)
+    journal_logging.info("Notification received: groupKey=%s", big,
+                         extra=logs.fields("received", group_key=big, route=["critical"], alerts="a" * 5000))
+    entry = journal.wait_for("of the line", lambda e: e.get("RCWEBHOOK_EVENT") == ["received"])
+    message = one(entry, "MESSAGE")
+    assert message == f"Notification received: groupKey={'<' * logs.VALUE_LIMIT}\u2026 (2097152 characters)"
+    assert one(entry, "RCWEBHOOK_GROUP_KEY") == f"{'<' * logs.VALUE_LIMIT}\u2026 (2097152 characters)"
+    assert one(entry, "RCWEBHOOK_ALERTS") == f"{'a' * logs.VALUE_LIMIT}\u2026 (5000 characters)"
+    assert one(entry, "RCWEBHOOK_ROUTE") == "critical"
 
 
 def test_stderr_when_the_socket_is_missing_or_refuses(tmp_path):

@@ -176,3 +176,33 @@ def test_a_429_is_counted_and_is_no_failure_for_ready(daemon, rocketchat):
     critical = route(status_json(daemon), "critical")
     assert critical["seen_429"] == 1 and critical["last_outcome"] == "accepted" and critical["state"] == "ok"
     assert "429" in critical["last_error"] and critical["last_failure"] is not None
+
+
+HUGE = 1024 * 1024  # characters of each value below: 50 such notifications once made a page of gigabytes
+
+
+def huge_notification(i: int) -> Dict[str, Any]:
+    payload = load_example()
+    payload["groupKey"] = f"g{i}" + "<" * HUGE
+    payload["receiver"] = f"r{i}" + '"' * HUGE
+    payload["alerts"] = payload["alerts"][:1]
+    payload["alerts"][0]["labels"]["alertname"] = f"a{i}" + "<" * HUGE
+    return payload
+
+
+def test_status_stays_under_1_mb_whatever_was_received(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", MAX_BODY_BYTES=str(16 * HUGE))
+    for i in range(50):
+        assert daemon.post_json(huge_notification(i))[0] == 200
+    code, _, page = get(daemon, "/status")
+    assert code == 200 and len(page) < 1024 * 1024, len(page)
+    text = page.decode("utf-8")
+    assert "Recent notifications (50)" in text
+    assert all(f"g{i}&lt;&lt;" in text and f"r{i}&quot;&quot;" in text and f"a{i}&lt;&lt;" in text for i in range(50))
+    assert f"({HUGE + 2} characters)" in text  # the full length is noted where a value is cut
+    code, _, body = get(daemon, "/status.json")
+    assert code == 200 and len(body) < 1024 * 1024, len(body)
+    recent = json.loads(body)["recent"]
+    assert len(recent) == 50 and all(r["group_key"].startswith(f"g{49 - n}<<") for n, r in enumerate(recent))
+    assert recent[0]["group_key"].endswith(f"\u2026 ({HUGE + 3} characters)")
+    assert recent[0]["receiver"].startswith('r49""') and recent[0]["alerts"][0].startswith("a49<<")
