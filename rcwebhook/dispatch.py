@@ -45,6 +45,9 @@ def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, ar
     with _preparing:
         prepared = _prepare(body, settings, metrics, receiver)
     if isinstance(prepared, Reply):
+        if board is not None:
+            board.refusal(prepared.status, str(prepared.body.get("error", "")),
+                          f"/webhook/{receiver}" if receiver else "/webhook")
         return prepared
     # Only what the answer and the alert states need is kept from here on, not the parsed body, while
     # the posts are waited for.
@@ -54,7 +57,7 @@ def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, ar
     reply = answer(names, processed, results)
     if board is not None:
         board.notification(group_key, names, {r.route: r.status for r in results},
-                           f"{reply.status} {reply.body['status']}", am_receiver, receiver)
+                           f"{reply.status} {reply.body['status']}", am_receiver, receiver, str(reply.body.get("error", "")))
     return reply
 
 

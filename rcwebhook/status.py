@@ -24,6 +24,7 @@ RECENT = 50  # notifications the page lists
 SHOWN = 200  # characters of a groupKey or receiver
 SHOWN_NAME = 100  # characters of one alert name
 SHOWN_NAMES = 400  # characters of the alert names of one notification, together
+REFUSED_WINDOW = 15 * 60  # seconds over which the page counts notifications answered 4xx
 # The outcomes of a hook's last post that count as failing, for the page's colour and for /ready;
 # a 429 is Rocket.Chat pacing us, not failing.
 FAILING = ("failed", "refused")
@@ -38,17 +39,51 @@ class Board:
         self.config_file = config_file
         self.reload: Dict[str, Any] = {"time": self.started_wall, "ok": True, "error": "", "kind": "start"}
         self.recent: Deque[Dict[str, Any]] = deque(maxlen=RECENT)
+        # Notifications answered 4xx, which Alertmanager does not send again: per minute, the last 15 minutes.
+        self.refusals: Deque[List[Any]] = deque()  # [minute, count]
+        self.last_refusal: Dict[str, Any] = {}
         self.lock = threading.Lock()
 
     def notification(self, group_key: str, alerts: List[str], routes: Mapping[str, str], outcome: str,
-                     receiver: str = "", hook_set: str = "") -> None:
-        """Record one notification: its groupKey, alert names, each route's outcome, the HTTP answer,
-        Alertmanager's receiver (unescaped) and the hook set of the path it came to ("" for /webhook)."""
-        entry = {"time": time.time(), "group_key": cut(group_key, SHOWN), "alerts": _names(alerts),
-                 "alert_count": len(alerts), "routes": dict(routes), "outcome": cut(outcome, SHOWN),
-                 "receiver": cut(receiver, SHOWN), "path": cut(f"/webhook/{hook_set}" if hook_set else "/webhook", SHOWN)}
+                     receiver: str = "", hook_set: str = "", reason: str = "") -> None:
+        """Record one notification: its groupKey, alert names, each route's outcome, the HTTP answer (and why,
+        when it is not 2xx), Alertmanager's receiver (unescaped) and the hook set of the path it came to ("" for
+        /webhook)."""
+        self._record({"group_key": cut(group_key, SHOWN), "alerts": _names(alerts), "alert_count": len(alerts),
+                      "routes": dict(routes), "outcome": cut(outcome, SHOWN), "reason": cut(reason, SHOWN),
+                      "receiver": cut(receiver, SHOWN),
+                      "path": cut(f"/webhook/{hook_set}" if hook_set else "/webhook", SHOWN)})
+
+    def refusal(self, code: int, reason: str, path: str) -> None:
+        """Record a POST to `path` answered `code` before it was read as a notification (a 404 for an unknown
+        hook set, a 401, a body that is not a notification): the list shows every answer."""
+        self._record({"group_key": "", "alerts": [], "alert_count": 0, "routes": {}, "outcome": f"{code} error",
+                      "reason": cut(reason, SHOWN), "receiver": "", "path": cut(path, SHOWN)})
+
+    def _record(self, entry: Dict[str, Any]) -> None:
+        now = time.time()
+        entry["time"] = now
+        code = entry["outcome"].split(" ", 1)[0]
         with self.lock:
             self.recent.append(entry)
+            if code.startswith("4"):
+                minute = int(now // 60)
+                if self.refusals and self.refusals[-1][0] == minute:
+                    self.refusals[-1][1] += 1
+                else:
+                    self.refusals.append([minute, 1])
+                while self.refusals and self.refusals[0][0] <= minute - REFUSED_WINDOW // 60:
+                    self.refusals.popleft()
+                self.last_refusal = {"time": now, "outcome": entry["outcome"], "reason": entry["reason"],
+                                     "path": entry["path"]}
+
+    def refused(self, now: float) -> Dict[str, Any]:
+        """Return how many notifications were answered 4xx in the last REFUSED_WINDOW, and the latest."""
+        with self.lock:
+            since = int(now // 60) - REFUSED_WINDOW // 60
+            count = sum(n for minute, n in self.refusals if minute > since)
+            last = dict(self.last_refusal) if count else {}
+        return {"count": count, "window_seconds": REFUSED_WINDOW, "latest": last}
 
     def reloaded(self, ok: bool, error: str = "", config_file: Optional[str] = None) -> None:
         """Record a configuration reload and whether it worked."""
@@ -98,6 +133,9 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
     for entry in recent:
         entry["time"] = _moment(entry["time"], now)
     reload["time"] = _moment(reload["time"], now)
+    refused = board.refused(now)
+    if refused["latest"]:
+        refused["latest"]["time"] = _moment(refused["latest"]["time"], now)
     return {
         "service": "rocketchat-webhook-adapter",
         "version": __version__,
@@ -111,6 +149,7 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
         "open_threads": delivery["threads"],
         "state_database_bytes": delivery["state_bytes"],
         "ready": readiness(routes, dry_run),
+        "refused": refused,
     }
 
 
@@ -157,7 +196,8 @@ border-left:6px solid #2e7d32;overflow-wrap:anywhere}
 .card.idle{border-left-color:#9e9e9e}
 .badge{display:inline-block;padding:0 6px;border-radius:4px;font-size:.85em;color:#fff;background:#2e7d32}
 .failing .badge{background:#c62828}.waiting .badge{background:#ef6c00}.idle .badge{background:#757575}
-.ready{padding:6px 10px;border-radius:6px;color:#fff;background:#2e7d32}.ready.no{background:#c62828}
+.ready{padding:6px 10px;border-radius:6px;color:#fff;background:#2e7d32;margin:4px 0}.ready.no{background:#c62828}
+.ready.warn{background:#e65100}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em}
 td,th{padding:4px 6px;border-bottom:1px solid #e0e0e0;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:4px 0}dt{color:#555}dd{margin:0}
@@ -196,9 +236,23 @@ def _size(count: int) -> str:
     return str(count)
 
 
+def _refused_banner(refused: Mapping[str, Any]) -> str:
+    """Return the warning that notifications are being refused (answered 4xx: Alertmanager does not send them
+    again), or ''."""
+    count = refused["count"]
+    if not count:
+        return ""
+    latest = refused["latest"]
+    return (f"<p class=\"ready warn\" data-refused=\"{int(count)}\">{int(count)} notification"
+            f"{'' if count == 1 else 's'} refused in the last {refused['window_seconds'] // 60} min (answered 4xx, "
+            f"which Alertmanager does not send again); the latest, {_when(latest['time'])}, to "
+            f"<code>{_e(latest['path'])}</code>: {_e(latest['outcome'].split(' ', 1)[0])} {_e(latest['reason'])}</p>")
+
+
 def page(data: Mapping[str, Any]) -> bytes:
     """Return the status page: one self-contained HTML document, every value escaped."""
     ready = data["ready"]
+    refused = data["refused"]
     reload = data["last_reload"]
     out: List[str] = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
@@ -209,8 +263,9 @@ def page(data: Mapping[str, Any]) -> bytes:
         f"<p class=meta>up {_ago(data['uptime_seconds'])} (since {_e(data['started']['at'])}); "
         f"page made {_e(time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime()))}; refreshes every 30 s"
         f"{'; <b>dry-run</b>' if data['dry_run'] else ''}</p>",
-        f"<p class=\"ready{'' if ready['ready'] else ' no'}\">{'Ready' if ready['ready'] else 'Not ready'}: "
-        f"{_e(ready['reason'])}</p>",
+        f"<p class=\"ready{'' if ready['ready'] else ' no'}{' warn' if refused['count'] and ready['ready'] else ''}\">"
+        f"{'Ready' if ready['ready'] else 'Not ready'}: {_e(ready['reason'])}</p>",
+        _refused_banner(refused),
         "<h2>Configuration</h2><dl>",
         f"<dt>file</dt><dd><code>{_e(data['config_file'] or '(none: the environment)')}</code></dd>",
         f"<dt>last {_e(reload['kind'])}</dt><dd>{_when(reload['time'])}: "
@@ -242,10 +297,11 @@ def page(data: Mapping[str, Any]) -> bytes:
                 alerts += f" and {entry['alert_count'] - len(entry['alerts'])} more"
             routes = ", ".join(f"{k}: {v}" for k, v in entry["routes"].items()) or "-"
             bad = "" if entry["outcome"].startswith("2") else " class=bad"
+            outcome = entry["outcome"] + (f": {entry['reason']}" if entry.get("reason") else "")
             receiver = f"{entry.get('receiver') or '-'} ({entry.get('path', '/webhook')})"
             out.append(f"<tr><td>{_e(entry['time']['at'])}</td><td>{_e(receiver)}</td>"
-                       f"<td><code>{_e(entry['group_key'])}</code></td>"
-                       f"<td>{_e(alerts)}</td><td>{_e(routes)}</td><td{bad}>{_e(entry['outcome'])}</td></tr>")
+                       f"<td><code>{_e(entry['group_key'] or '-')}</code></td>"
+                       f"<td>{_e(alerts) or '-'}</td><td>{_e(routes)}</td><td{bad}>{_e(outcome)}</td></tr>")
         out.append("</tbody></table>")
     else:
         out.append("<p>None since rcwebhook started.</p>")

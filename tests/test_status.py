@@ -206,3 +206,22 @@ def test_status_stays_under_1_mb_whatever_was_received(start_daemon):
     assert len(recent) == 50 and all(r["group_key"].startswith(f"g{49 - n}<<") for n, r in enumerate(recent))
     assert recent[0]["group_key"].endswith(f"\u2026 ({HUGE + 3} characters)")
     assert recent[0]["receiver"].startswith('r49""') and recent[0]["alerts"][0].startswith("a49<<")
+
+
+def test_refused_notifications_are_listed_and_turn_the_banner_to_a_warning(start_daemon):
+    daemon = start_daemon(DRY_RUN="true")
+    assert daemon.post_json(load_example())[0] == 200
+    page = get(daemon, "/status")[2].decode("utf-8")
+    assert "refused in the last" not in page and 'class="ready"' in page
+    for _ in range(3):
+        assert daemon.post_json(load_example(), path="/webhook/x")[0] == 404  # a hook set RECEIVERS does not name
+    assert daemon.post_json(b'{"alerts": 1}')[0] == 400
+
+    facts = status_json(daemon)
+    assert [r["outcome"] for r in facts["recent"]] == ["400 error", "404 error", "404 error", "404 error", "200 ok"]
+    assert facts["recent"][1]["path"] == "/webhook/x" and "no hook set 'x'" in facts["recent"][1]["reason"]
+    assert facts["refused"]["count"] == 4 and facts["refused"]["latest"]["outcome"] == "400 error"
+    page = get(daemon, "/status")[2].decode("utf-8")
+    assert "Recent notifications (5)" in page
+    assert page.count("404 error: no hook set &#x27;x&#x27;") == 3
+    assert 'class="ready warn"' in page and "4 notifications refused in the last 15 min" in page
