@@ -127,6 +127,9 @@ class Courier:
         self.last_failure = 0.0
         self.last_error = ""
         self.last_outcome = ""  # accepted, rate-limited, failed or refused
+        self.last_routes: List[str] = []  # the routes whose alerts the last post carried
+        # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
+        self.by_route: Dict[str, Dict[str, object]] = {}
         self.seen_429 = 0
         self.closed = False
         self.thread = threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True)
@@ -155,7 +158,8 @@ class Courier:
                 "last_error": self.last_error, "last_outcome": self.last_outcome, "seen_429": self.seen_429,
                 "next_post_in": max(0.0, due - now), "pacing": self._pacing_reason() if due > now else "",
                 "hold": self.hold_reason if self.hold_until > now else "",
-                "sending_for": now - self.sending_since if self.sending_since else 0.0}
+                "sending_for": now - self.sending_since if self.sending_since else 0.0,
+                "last_routes": list(self.last_routes), "routes": {r: dict(f) for r, f in self.by_route.items()}}
 
     def close(self) -> None:
         self.closed = True
@@ -310,11 +314,18 @@ class Courier:
                 # to arrive opened its window late, so the window is reckoned from the answer.
                 self.limiter.record(now)
             self.last_outcome = outcome if answer.status != 429 else "rate-limited"
+            self.last_routes = list(post.routes)
             if answer.accepted:
                 self.last_accepted = wall
             else:
                 self.last_failure, self.last_error = wall, f"{answer.status or 'no answer'}: {answer.error}"
                 self.seen_429 += answer.status == 429
+            for route in post.routes:
+                figures = self.by_route.setdefault(route, {"last_accepted": 0.0, "last_failure": 0.0, "last_error": ""})
+                if answer.accepted:
+                    figures["last_accepted"] = wall
+                else:
+                    figures["last_failure"], figures["last_error"] = wall, self.last_error
             for ticket in {t for e in post.entries for t in e.tickets}:
                 ticket.answer = answer
             if answer.accepted:

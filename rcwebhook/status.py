@@ -117,18 +117,28 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
     routes = []
     for name, (url, waiting) in delivery["routes"].items():
         hook = hooks.get(url) if url else None
-        row: Dict[str, Any] = {"route": name, "hook": redact_url(url) or "", "waiting": waiting}
+        row: Dict[str, Any] = {"route": name, "hook": redact_url(url) or "", "waiting": waiting,
+                               "shared_with": [other for other, (u, _) in delivery["routes"].items()
+                                               if url and u == url and other != name]}
         if hook is None:
             row.update(last_accepted=None, last_failure=None, last_error="", last_outcome="", seen_429=0,
-                       next_post_in=0.0, pacing="")
+                       next_post_in=0.0, pacing="", hook_last_post=None)
         else:
-            row.update(last_accepted=_moment(hook["last_accepted"], now),
-                       last_failure=_moment(hook["last_failure"], now),
-                       last_error=hook["last_error"], last_outcome=hook["last_outcome"], seen_429=hook["seen_429"],
-                       next_post_in=round(hook["next_post_in"], 1), pacing=hook["hold"] or hook["pacing"])
+            # The route's own figures; the hook's (which other routes may share) labelled with the routes it
+            # last posted for, so that a route that never posted does not look as if it did.
+            own = hook.get("routes", {}).get(name, {})
+            row.update(last_accepted=_moment(own.get("last_accepted", 0.0), now),
+                       last_failure=_moment(own.get("last_failure", 0.0), now),
+                       last_error=own.get("last_error", ""), last_outcome=hook["last_outcome"], seen_429=hook["seen_429"],
+                       next_post_in=round(hook["next_post_in"], 1), pacing=hook["hold"] or hook["pacing"],
+                       hook_last_post={"routes": hook.get("last_routes", []), "outcome": hook["last_outcome"],
+                                       "accepted": _moment(hook["last_accepted"], now),
+                                       "failure": _moment(hook["last_failure"], now), "error": hook["last_error"]}
+                       if hook["last_outcome"] else None)
         row["failing"] = row["last_outcome"] in FAILING
         row["state"] = ("no URL" if not url else "dry-run" if dry_run else "failing" if row["failing"]
-                        else "waiting" if waiting else "ok" if row["last_outcome"] else "no post yet")
+                        else "waiting" if waiting else "ok" if row["last_accepted"] or row["last_failure"]
+                        else "no post yet")
         routes.append(row)
     for entry in recent:
         entry["time"] = _moment(entry["time"], now)
@@ -160,7 +170,8 @@ def readiness(routes: List[Mapping[str, Any]], dry_run: bool) -> Dict[str, Any]:
     if dry_run:
         return {"ready": True, "reason": "dry-run: nothing is posted"}
     if tried and len(failing) == len(tried):
-        reasons = "; ".join(f"{r['hook']} (route {r['route']}): {r['last_error']}" for r in failing)
+        reasons = "; ".join(f"{r['hook']} (route {', '.join(r['hook_last_post']['routes']) or r['route']}): "
+                            f"{r['hook_last_post']['error']}" for r in failing)
         return {"ready": False, "reason": f"every hook's last post failed: {reasons}"}
     if failing:
         names = ", ".join(r["route"] for r in failing)
@@ -199,7 +210,8 @@ border-left:6px solid #2e7d32;overflow-wrap:anywhere}
 .ready{padding:6px 10px;border-radius:6px;color:#fff;background:#2e7d32;margin:4px 0}.ready.no{background:#c62828}
 .ready.warn{background:#e65100}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em}
-td,th{padding:4px 6px;border-bottom:1px solid #e0e0e0;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+td,th{padding:4px 6px;border-bottom:1px solid #e0e0e0;text-align:left;vertical-align:top}
+th,td:first-child{white-space:nowrap}td{overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:4px 0}dt{color:#555}dd{margin:0}
 code{font-size:.9em}.bad{color:#c62828;font-weight:600}
 @media (max-width:600px){table,tbody,tr,td{display:block}thead{display:none}tr{border-bottom:2px solid #ccc}
@@ -234,6 +246,19 @@ def _size(count: int) -> str:
             return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
         count /= 1024  # type: ignore[assignment]
     return str(count)
+
+
+def _shared(row: Mapping[str, Any]) -> str:
+    """Return the card's line on a hook other routes share: its last post, and for which routes."""
+    if not row["shared_with"]:
+        return ""
+    line = f"<dt>hook shared with</dt><dd>{_e(', '.join(row['shared_with']))}"
+    last = row["hook_last_post"]
+    if last:
+        when = last["accepted"] if last["outcome"] == "accepted" else last["failure"]
+        line += (f"; its last post, for route{'' if len(last['routes']) == 1 else 's'} "
+                 f"<b>{_e(', '.join(last['routes']))}</b>: {_e(last['outcome'])} {_when(when)}")
+    return line + "</dd>"
 
 
 def _refused_banner(refused: Mapping[str, Any]) -> str:
@@ -282,7 +307,8 @@ def page(data: Mapping[str, Any]) -> bytes:
                    f"<dt>last accepted</dt><dd>{_when(row['last_accepted'])}</dd>"
                    f"<dt>last failure</dt><dd>{_when(row['last_failure'])}"
                    + (f": <span class=bad>{_e(row['last_error'])}</span>" if row["last_error"] else "")
-                   + f"</dd><dt>waiting</dt><dd>{int(row['waiting'])} alert state"
+                   + "</dd>" + _shared(row)
+                   + f"<dt>waiting</dt><dd>{int(row['waiting'])} alert state"
                    f"{'' if row['waiting'] == 1 else 's'}</dd>"
                    f"<dt>next post</dt><dd>"
                    + (f"in {row['next_post_in']:.1f}s: {_e(row['pacing'])}" if row["next_post_in"] > 0 else "now")

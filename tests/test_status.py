@@ -225,3 +225,20 @@ def test_refused_notifications_are_listed_and_turn_the_banner_to_a_warning(start
     assert "Recent notifications (5)" in page
     assert page.count("404 error: no hook set &#x27;x&#x27;") == 3
     assert 'class="ready warn"' in page and "4 notifications refused in the last 15 min" in page
+
+
+def test_routes_sharing_a_hook_show_their_own_figures_and_which_route_posted(start_daemon, rocketchat):
+    hook = rocketchat.add_hook("shared")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook, ROCKETCHAT_RATE_LIMIT="0")
+    payload = load_example()
+    payload["alerts"] = payload["alerts"][:1]  # critical only
+    assert daemon.post_json(payload)[0] == 200
+    facts = status_json(daemon)
+    critical, warning = route(facts, "critical"), route(facts, "warning")
+    assert critical["last_accepted"] is not None and critical["state"] == "ok"
+    assert warning["last_accepted"] is None and warning["state"] == "no post yet"  # it never posted
+    assert warning["shared_with"] == ["critical", "info"] and warning["hook_last_post"]["routes"] == ["critical"]
+    page = get(daemon, "/status")[2].decode("utf-8")
+    card = page[page.index('data-route="warning"'):page.index('data-route="info"')]
+    assert "<dt>last accepted</dt><dd>never</dd>" in card
+    assert "<dt>hook shared with</dt><dd>critical, info; its last post, for route <b>critical</b>: accepted" in card
