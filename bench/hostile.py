@@ -273,7 +273,7 @@ page (4 KiB) nobody reads; 20 notifications sent one after another, each given 1
 STALLED_BEFORE = """Before (commit 9e7702c, where an entry the journal's socket refused fell back to stderr, written by
 the thread that logged it): answers {200: 7, 'no answer': 13}: the first seven notifications' lines
 filled the pipe, and from the eighth on every request thread hung in that write (none answered
-within 15 s; under systemd the watchdog, pinged by the serving loop, saw nothing wrong)."""
+within 15 s)."""
 
 
 EARLIER = """Before the caps (the same cases, with the URL cache, the payload parser and the pipeline as on
