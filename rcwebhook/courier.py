@@ -702,7 +702,25 @@ class Deliverer:
                       for route in self.settings.routes.values()}
             hooks = {url: courier.snapshot(now) for url, courier in self._couriers.items()}
             threads = len(self.threads)
-        return {"routes": routes, "hooks": hooks, "threads": threads, "state_bytes": self.store.size()}
+            unresolved = self._unresolved(self.wall(), self.settings.thread_ttl / 2)
+        return {"routes": routes, "hooks": hooks, "threads": threads, "state_bytes": self.store.size(),
+                "unresolved": unresolved, "unresolved_after": self.settings.thread_ttl / 2}
+
+    def _unresolved(self, wall: float, age: float) -> Dict[str, Dict[str, float]]:
+        """Return, per route that has never had a resolution posted, its open threads whose incident started more
+        than `age` seconds ago, and the oldest one's start (the lock is held): what a route whose Alertmanager
+        receiver does not send resolved notifications shows."""
+        found: Dict[str, Dict[str, float]] = {}
+        for thread in self.threads.started_before(wall - age, wall):
+            for route in {key.rpartition("/")[0] for key in thread.alerts}:  # a route's name may hold a /, a key not
+                figures = found.setdefault(route, {"count": 0, "oldest": thread.started})
+                figures["count"] += 1
+                figures["oldest"] = min(figures["oldest"], thread.started)
+        if found:
+            for (route, _), entry in self.ledger.entries.items():
+                if route in found and entry.posted is not None and entry.posted.status == RESOLVED:
+                    del found[route]
+        return found
 
     def close(self) -> None:
         with self.cond:

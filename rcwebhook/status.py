@@ -135,6 +135,13 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
                                        "accepted": _moment(hook["last_accepted"], now),
                                        "failure": _moment(hook["last_failure"], now), "error": hook["last_error"]}
                        if hook["last_outcome"] else None)
+        unresolved = delivery.get("unresolved", {}).get(name)
+        row["unresolved_threads"] = None if not unresolved else {
+            "count": int(unresolved["count"]), "oldest_started": _moment(unresolved["oldest"], now),
+            "older_than_seconds": delivery["unresolved_after"],
+            "advice": f"{int(unresolved['count'])} thread{'s' if unresolved['count'] != 1 else ''} open for more "
+                      f"than {_ago(delivery['unresolved_after'])} with no resolution: does Alertmanager send "
+                      "resolved notifications? Set send_resolved: true in the receiver's webhook_configs"}
         row["failing"] = row["last_outcome"] in FAILING
         row["state"] = ("no URL" if not url else "dry-run" if dry_run else "failing" if row["failing"]
                         else "waiting" if waiting else "ok" if row["last_accepted"] or row["last_failure"]
@@ -213,7 +220,7 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em}
 td,th{padding:4px 6px;border-bottom:1px solid #e0e0e0;text-align:left;vertical-align:top}
 th,td:first-child{white-space:nowrap}td{overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:4px 0}dt{color:#555}dd{margin:0}
-code{font-size:.9em}.bad{color:#c62828;font-weight:600}
+code{font-size:.9em}.bad{color:#c62828;font-weight:600}dd.warn{color:#e65100;font-weight:600}
 @media (max-width:600px){table,tbody,tr,td{display:block}thead{display:none}tr{border-bottom:2px solid #ccc}
 td{border:0;padding:2px 6px}}
 """
@@ -237,7 +244,7 @@ def _ago(seconds: float) -> str:
         return f"{seconds // 60}m"
     if seconds < 172800:
         return f"{seconds // 3600}h {seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d"
+    return f"{seconds // 86400}d" + (f" {seconds % 86400 // 3600}h" if seconds % 86400 >= 3600 else "")
 
 
 def _size(count: int) -> str:
@@ -312,7 +319,9 @@ def page(data: Mapping[str, Any]) -> bytes:
                    f"{'' if row['waiting'] == 1 else 's'}</dd>"
                    f"<dt>next post</dt><dd>"
                    + (f"in {row['next_post_in']:.1f}s: {_e(row['pacing'])}" if row["next_post_in"] > 0 else "now")
-                   + f"</dd><dt>429s seen</dt><dd>{int(row['seen_429'])}</dd></dl></div>")
+                   + f"</dd><dt>429s seen</dt><dd>{int(row['seen_429'])}</dd>"
+                   + (f"<dt>threads</dt><dd class=warn>{_e(row['unresolved_threads']['advice'])}</dd>"
+                      if row["unresolved_threads"] else "") + "</dl></div>")
     out.append(f"<h2>Recent notifications ({len(data['recent'])})</h2>")
     if data["recent"]:
         out.append("<table><thead><tr><th>time</th><th>receiver</th><th>groupKey</th><th>alerts</th><th>routes</th>"

@@ -242,3 +242,37 @@ def test_routes_sharing_a_hook_show_their_own_figures_and_which_route_posted(sta
     card = page[page.index('data-route="warning"'):page.index('data-route="info"')]
     assert "<dt>last accepted</dt><dd>never</dd>" in card
     assert "<dt>hook shared with</dt><dd>critical, info; its last post, for route <b>critical</b>: accepted" in card
+
+
+def test_a_route_whose_threads_never_resolve_is_shown(daemon):
+    import time as clock
+
+    long_ago = clock.strftime("%Y-%m-%dT%H:%M:%SZ", clock.gmtime(clock.time() - 5 * 86400))  # THREAD_TTL is 7 days
+    payload = load_example()
+    for alert in payload["alerts"]:
+        alert["startsAt"] = long_ago
+    assert daemon.post_json(payload)[0] == 200  # a thread per route's hook, its incident 5 days old
+    resolved = copy.deepcopy(payload)
+    resolved["status"] = "resolved"
+    resolved["alerts"] = [dict(payload["alerts"][1], status="resolved", endsAt="2030-01-01T00:00:00Z")]
+    assert daemon.post_json(resolved)[0] == 200  # warning's alert resolves: its thread ends
+
+    facts = status_json(daemon)
+    critical, warning = route(facts, "critical"), route(facts, "warning")
+    assert warning["unresolved_threads"] is None
+    unresolved = critical["unresolved_threads"]
+    assert unresolved["count"] == 1 and unresolved["older_than_seconds"] == 302400
+    assert unresolved["advice"] == ("1 thread open for more than 3d 12h with no resolution: does Alertmanager send "
+                                    "resolved notifications? Set send_resolved: true in the receiver's webhook_configs")
+    page = get(daemon, "/status")[2].decode("utf-8")
+    card = page[page.index('data-route="critical"'):page.index('data-route="warning"')]
+    assert "1 thread open for more than 3d 12h with no resolution" in card and "send_resolved: true" in card
+
+    # Once one of the route's alerts has its resolution posted, the route does get them.
+    other = copy.deepcopy(payload)
+    other["alerts"] = [dict(payload["alerts"][0], labels={"alertname": "DiskFull", "severity": "critical"},
+                            fingerprint="d1sk")]
+    assert daemon.post_json(other)[0] == 200
+    other["alerts"][0].update(status="resolved", endsAt="2030-01-01T00:00:00Z")
+    assert daemon.post_json(other)[0] == 200
+    assert route(status_json(daemon), "critical")["unresolved_threads"] is None
