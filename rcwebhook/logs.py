@@ -451,11 +451,11 @@ class Outbox(logging.Handler):
                 self.cond.wait(left)
 
     def close(self) -> None:
-        """Write what is queued (FLUSH_WAIT at most), then end the writer, which closes the destination."""
+        """Let the writer write what is queued and end, closing the destination; without waiting for it (a reload
+        replacing a stalled destination must not wait for it either)."""
         with self.cond:
             self.closing = True
             self.cond.notify_all()
-        self.thread.join(FLUSH_WAIT)
         super().close()
 
 

@@ -218,7 +218,8 @@ border-left:6px solid #2e7d32;overflow-wrap:anywhere}
 .ready.warn{background:#e65100}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em}
 td,th{padding:4px 6px;border-bottom:1px solid #e0e0e0;text-align:left;vertical-align:top}
-th,td:first-child{white-space:nowrap}td{overflow-wrap:anywhere}
+table{table-layout:fixed}col:nth-child(1){width:13em}col:nth-child(2),col:nth-child(5){width:13%}
+col:nth-child(3){width:24%}col:nth-child(4){width:15%}th,td:first-child{white-space:nowrap}td{overflow-wrap:break-word}td code{overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:4px 0}dt{color:#555}dd{margin:0}
 code{font-size:.9em}.bad{color:#c62828;font-weight:600}dd.warn{color:#e65100;font-weight:600}
 @media (max-width:600px){table,tbody,tr,td{display:block}thead{display:none}tr{border-bottom:2px solid #ccc}
@@ -324,7 +325,9 @@ def page(data: Mapping[str, Any]) -> bytes:
                       if row["unresolved_threads"] else "") + "</dl></div>")
     out.append(f"<h2>Recent notifications ({len(data['recent'])})</h2>")
     if data["recent"]:
-        out.append("<table><thead><tr><th>time</th><th>receiver</th><th>groupKey</th><th>alerts</th><th>routes</th>"
+        # Fixed widths: a long value wraps in its own column rather than squeezing the others' words apart.
+        out.append("<table><colgroup><col><col><col><col><col><col></colgroup>"
+                   "<thead><tr><th>time</th><th>receiver</th><th>groupKey</th><th>alerts</th><th>routes</th>"
                    "<th>outcome</th></tr></thead><tbody>")
         for entry in data["recent"]:
             alerts = ", ".join(entry["alerts"])
