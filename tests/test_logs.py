@@ -155,3 +155,42 @@ def test_a_notification_with_a_1_mb_group_key_makes_log_lines_of_under_2_kb(rest
     assert any("Alert sent successfully to Rocket.Chat: 200" in line for line in lines), lines
     assert max(map(len, lines)) < 2048, [line[:300] for line in lines if len(line) >= 2048]
     assert "(1048579 characters)" in stream.getvalue()  # the groupKey's full length, where it is cut
+
+
+def test_a_stalled_log_file_holds_up_no_answer(tmp_path, restore_logger, start_daemon, rocketchat):
+    """LOG_FILE on a disk that stopped taking writes: a FIFO whose buffer is full and that nobody reads."""
+    import time
+
+    path = tmp_path / "rcwebhook.log"
+    os.mkfifo(path)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    filler = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(filler, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    try:
+        logs.configure("INFO", str(path), stream=io.StringIO(), environ={})
+        hook = rocketchat.add_hook("critical")
+        daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook,
+                              ROCKETCHAT_RATE_LIMIT="0", DELIVERY_DEADLINE="5")
+        for i in range(20):
+            payload = {"groupKey": f"g{i}", "status": "firing", "receiver": "r",
+                       "alerts": [{"labels": {"alertname": f"A{i}", "severity": "critical"}, "status": "firing"}]}
+            started = time.monotonic()
+            assert daemon.post_json(payload, timeout=6)[0] == 200, i
+            assert time.monotonic() - started < 5
+    finally:
+        os.set_blocking(reader, True)
+
+        def drain() -> None:
+            try:
+                while os.read(reader, 65536):
+                    pass
+            except OSError:
+                pass
+        import threading
+        threading.Thread(target=drain, daemon=True).start()
+    logs.flush()
+    os.close(filler)
