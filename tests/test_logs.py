@@ -194,3 +194,42 @@ def test_a_stalled_log_file_holds_up_no_answer(tmp_path, restore_logger, start_d
         threading.Thread(target=drain, daemon=True).start()
     logs.flush()
     os.close(filler)
+
+
+class StalledStream(io.StringIO):
+    """A stream whose writes wait until `flowing` is set: a pipe nobody reads, then read again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.flowing = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.flowing.wait(30)
+        return super().write(text)
+
+
+def test_entries_beyond_the_queue_are_dropped_counted_and_told_once_writing_works(restore_logger):
+    from rcwebhook.metrics import LOG_DROPS
+
+    stream = StalledStream()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.RedactingFormatter("%(levelname)s %(message)s", logs.SecretList()))
+    outbox = logs.Outbox(handler, "stderr", logs.SecretList(), limit=4000)
+    restore_logger.addHandler(outbox)
+    restore_logger.setLevel(logging.INFO)
+    before = LOG_DROPS.value(destination="stderr")
+    for i in range(100):  # about 300 bytes each: a dozen fit, the rest are dropped at once
+        restore_logger.info("entry %03d", i)
+    dropped = LOG_DROPS.value(destination="stderr") - before
+    assert 50 < dropped < 100
+    stream.flowing.set()
+    outbox.flush(10)
+    restore_logger.info("after")
+    outbox.flush(10)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "INFO entry 000" and lines[-1] == "INFO after"
+    assert f"WARNING {dropped:.0f} log entries were dropped while stderr was not accepting them " \
+           "(rcwebhook_log_entries_dropped_total)" in lines
+    assert len(lines) == 100 - dropped + 2
