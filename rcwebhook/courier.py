@@ -321,7 +321,8 @@ class Courier:
                 self.last_failure, self.last_error = wall, f"{answer.status or 'no answer'}: {answer.error}"
                 self.seen_429 += answer.status == 429
             for route in post.routes:
-                figures = self.by_route.setdefault(route, {"last_accepted": 0.0, "last_failure": 0.0, "last_error": ""})
+                figures = self.by_route.setdefault(route, {"last_accepted": 0.0, "last_failure": 0.0,
+                                                           "last_error": ""})
                 if answer.accepted:
                     figures["last_accepted"] = wall
                 else:

@@ -57,7 +57,8 @@ def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, ar
     reply = answer(names, processed, results)
     if board is not None:
         board.notification(group_key, names, {r.route: r.status for r in results},
-                           f"{reply.status} {reply.body['status']}", am_receiver, receiver, str(reply.body.get("error", "")))
+                           f"{reply.status} {reply.body['status']}", am_receiver, receiver,
+                           str(reply.body.get("error", "")))
     return reply
 
 

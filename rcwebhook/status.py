@@ -129,7 +129,8 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
             own = hook.get("routes", {}).get(name, {})
             row.update(last_accepted=_moment(own.get("last_accepted", 0.0), now),
                        last_failure=_moment(own.get("last_failure", 0.0), now),
-                       last_error=own.get("last_error", ""), last_outcome=hook["last_outcome"], seen_429=hook["seen_429"],
+                       last_error=own.get("last_error", ""), last_outcome=hook["last_outcome"],
+                       seen_429=hook["seen_429"],
                        next_post_in=round(hook["next_post_in"], 1), pacing=hook["hold"] or hook["pacing"],
                        hook_last_post={"routes": hook.get("last_routes", []), "outcome": hook["last_outcome"],
                                        "accepted": _moment(hook["last_accepted"], now),
@@ -216,10 +217,11 @@ border-left:6px solid #2e7d32;overflow-wrap:anywhere}
 .failing .badge{background:#c62828}.waiting .badge{background:#ef6c00}.idle .badge{background:#757575}
 .ready{padding:6px 10px;border-radius:6px;color:#fff;background:#2e7d32;margin:4px 0}.ready.no{background:#c62828}
 .ready.warn{background:#e65100}
-table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em;table-layout:fixed}
+col:nth-child(1){width:13em}col:nth-child(2),col:nth-child(5){width:13%}col:nth-child(3){width:24%}
+col:nth-child(4){width:15%}
 td,th{padding:4px 6px;border-bottom:1px solid #e0e0e0;text-align:left;vertical-align:top}
-table{table-layout:fixed}col:nth-child(1){width:13em}col:nth-child(2),col:nth-child(5){width:13%}
-col:nth-child(3){width:24%}col:nth-child(4){width:15%}th,td:first-child{white-space:nowrap}td{overflow-wrap:break-word}td code{overflow-wrap:anywhere}
+th,td:first-child{white-space:nowrap}td{overflow-wrap:break-word}td code{overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:4px 0}dt{color:#555}dd{margin:0}
 code{font-size:.9em}.bad{color:#c62828;font-weight:600}dd.warn{color:#e65100;font-weight:600}
 @media (max-width:600px){table,tbody,tr,td{display:block}thead{display:none}tr{border-bottom:2px solid #ccc}

@@ -127,7 +127,8 @@ def test_the_page_renders_in_chromium_and_a_failing_hook_is_red(daemon, rocketch
 MEASURE = """<script>
 document.body.setAttribute("data-header-lines", JSON.stringify(Array.from(document.querySelectorAll("th")).map(
   function (th) { var range = document.createRange(); range.selectNodeContents(th);
-                  var tops = {}; Array.from(range.getClientRects()).forEach(function (r) { tops[Math.round(r.top)] = 1; });
+                  var tops = {};
+                  Array.from(range.getClientRects()).forEach(function (r) { tops[Math.round(r.top)] = 1; });
                   return [th.textContent, Object.keys(tops).length]; })));
 document.body.setAttribute("data-overflow", document.documentElement.scrollWidth - window.innerWidth);
 </script></body>"""
@@ -151,7 +152,8 @@ def header_lines(page: str, tmp_path: Path, size: Tuple[int, int]) -> Tuple[Dict
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(profile)})
     found = re.search(r'data-header-lines="([^"]*)"', result.stdout)
     overflow = re.search(r'data-overflow="(-?\d+)"', result.stdout)
-    assert result.returncode == 0 and found and overflow, f"chromium exited {result.returncode}:\n{result.stderr[-3000:]}"
+    assert result.returncode == 0 and found and overflow, \
+        f"chromium exited {result.returncode}:\n{result.stderr[-3000:]}"
     return dict(json.loads(html.unescape(found.group(1)))), int(overflow.group(1))
 
 
