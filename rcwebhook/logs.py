@@ -148,7 +148,7 @@ def settled(record: logging.LogRecord, secrets: Sequence[str] = ()) -> logging.L
         copy.stack_info = _line(copy.stack_info, secrets)
     journal = getattr(record, "journal", None)
     if journal:
-        copy.journal = {name: _field_values(value) for name, value in journal.items()}
+        copy.journal = {name: _field_values(value, secrets) for name, value in journal.items()}
     return copy
 
 
@@ -157,10 +157,10 @@ def _line(text: str, secrets: Sequence[str]) -> str:
     return text if len(text) <= LINE_LIMIT else cut(redact(text, secrets), LINE_LIMIT)
 
 
-def _field_values(value: "FieldValue") -> "FieldValue":
+def _field_values(value: "FieldValue", secrets: Sequence[str]) -> "FieldValue":
     if isinstance(value, str):
-        return cut(value, VALUE_LIMIT)
-    return [cut(str(one), VALUE_LIMIT) for one in list(value)[:JOURNAL_FIELD_VALUES]]
+        return shown_field(value, secrets)
+    return [shown_field(str(one), secrets) for one in list(value)[:JOURNAL_FIELD_VALUES]]
 
 
 def _size(record: logging.LogRecord) -> int:
