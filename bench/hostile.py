@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Tuple
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from run import start_fast_rocketchat, start_rcwebhook  # noqa: E402
+from run import EXAMPLE, ROOT, free_port, start_fast_rocketchat, start_rcwebhook, wait_ready  # noqa: E402
 
 MIB = 1024 * 1024
 BODY_LIMIT = 4 * MIB  # MAX_BODY_BYTES's default
@@ -176,6 +176,106 @@ def health_under_flood(tmp: Path, rocketchat_port: int) -> Dict[str, object]:
         process.stop()
 
 
+# rcwebhook as under systemd (stderr is the journal's stream), with the journal's socket at another path.
+JOURNALED = """
+import functools, sys
+from rcwebhook import cli, logs
+logs.build_handlers = functools.partial(logs.build_handlers, journal_socket=sys.argv[1])
+sys.exit(cli.main(["--config", "/dev/null"]))
+"""
+
+
+def stalled_journal(tmp: Path, rocketchat_port: int, root: Path = ROOT, count: int = 20,
+                    patience: float = 15.0) -> Dict[str, object]:
+    """Send `count` notifications one after another to an rcwebhook whose journal does not read: its socket's
+    queue full, its stream (stderr) a pipe of one page that nobody reads. Return each answer's status and
+    seconds (None: no answer within `patience`) and the entries counted as dropped."""
+    import fcntl
+    import socket
+    import subprocess
+
+    path = str(tmp / "journal-socket")
+    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    journal.bind(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+        filler.setblocking(False)
+        try:
+            while True:
+                filler.sendto(b"MESSAGE=filler\n", path)
+        except BlockingIOError:
+            pass
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    stream = os.fstat(write_end)
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(root), "PORT": str(port), "LOG_LEVEL": "INFO",
+           "JOURNAL_STREAM": f"{stream.st_dev}:{stream.st_ino}", "ROCKETCHAT_RATE_LIMIT": "0",
+           "ROCKETCHAT_WEBHOOK_CRITICAL": f"http://127.0.0.1:{rocketchat_port}/hooks/critical/token-critical",
+           "ROCKETCHAT_WEBHOOK_WARNING": f"http://127.0.0.1:{rocketchat_port}/hooks/warning/token-warning"}
+    process = subprocess.Popen([sys.executable, "-c", JOURNALED, path], env=env, cwd=str(tmp),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=write_end)
+    os.close(write_end)
+    answers: List[Tuple[object, object]] = []
+    try:
+        wait_ready(port)
+        example = json.loads(EXAMPLE.read_text())
+        for i in range(count):
+            for alert in example["alerts"]:
+                alert["startsAt"] = f"2030-01-01T00:{i:02d}:00Z"
+            try:
+                status, _, seconds = post(port, json.dumps(example).encode(), timeout=patience)
+                answers.append((status, seconds))
+            except OSError:
+                answers.append((None, None))
+        dropped, settled = 0.0, time.monotonic() + 5  # the writer gives the journal 0.2 s before its first drop
+        while not dropped and time.monotonic() < settled:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=patience)
+                conn.request("GET", "/metrics")
+                metrics = conn.getresponse().read().decode()
+                conn.close()
+            except OSError:
+                break
+            dropped = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                          if line.startswith("rcwebhook_log_entries_dropped_total{"))
+            time.sleep(0.1)
+        return {"answers": answers, "dropped": dropped}
+    finally:
+        threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(read_end, 65536), b"")],
+                         daemon=True).start()  # let it write what it holds, to stop
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        journal.close()
+
+
+def describe_stalled(result: Dict[str, object]) -> str:
+    """Return one line of the stalled-journal case's figures."""
+    answers = result["answers"]
+    timed = [seconds for status, seconds in answers if status is not None]
+    statuses: Dict[object, int] = {}
+    for status, _ in answers:
+        statuses[status if status is not None else "no answer"] = statuses.get(status if status is not None
+                                                                              else "no answer", 0) + 1
+    first_lost = next((i + 1 for i, (status, _) in enumerate(answers) if status != 200), None)
+    return (f"answers {statuses}" + (f", the first not answered 200 was number {first_lost}" if first_lost else "")
+            + (f", slowest answer {max(timed) * 1000:.0f} ms, median {statistics.median(timed) * 1000:.1f} ms"
+               if timed else "") + f"; log entries counted as dropped: {result['dropped']:.0f}")
+
+
+STALLED = """A stalled journal (bench/hostile.py `stalled_journal`): rcwebhook started as under systemd, its
+stderr the journal's stream, with journald's socket full and not read, and that stream a pipe of one
+page (4 KiB) nobody reads; 20 notifications sent one after another, each given 15 s."""
+
+STALLED_BEFORE = """Before (commit 9e7702c, where an entry the journal's socket refused fell back to stderr, written by
+the thread that logged it): answers {200: 7, 'no answer': 13}: the first seven notifications' lines
+filled the pipe, and from the eighth on every request thread hung in that write (none answered
+within 15 s)."""
+
+
 EARLIER = """Before the caps (the same cases, with the URL cache, the payload parser and the pipeline as on
 commit 683586b): the 300 long URLs left the daemon at 785 MiB resident (the URL cache and
 urlsplit's own cache kept them all); 4 MiB of empty alerts took 14.1 s of CPU and 581 MiB, and
@@ -223,12 +323,14 @@ def main() -> None:
                              f"| {r['statuses']}, answer up to {r['answer']} B |")
                 print(lines[-1], flush=True)
             flood = health_under_flood(tmp, rocketchat_port)
+            stalled = stalled_journal(tmp, rocketchat_port)
         finally:
             rocketchat.stop()
     lines += ["", f"64 notifications of 4 MiB (realistic alerts) at once: answers {flood['statuses']}, "
                   f"slowest {flood['slowest']:.1f} s, peak memory growth {flood['peak_growth_mib']:.0f} MiB; "
                   f"/health answered {flood['probes']} probes (from a process of their own), median "
                   f"{flood['health_p50'] * 1000:.1f} ms, slowest {flood['health_max'] * 1000:.0f} ms.",
+              "", STALLED, "", describe_stalled(stalled) + ".", "", STALLED_BEFORE,
               "", EARLIER, ""]
     print("\n".join(lines[-4:]))
     (BENCH / "HOSTILE.md").write_text("\n".join(lines))

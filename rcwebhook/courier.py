@@ -156,6 +156,9 @@ class Courier:
         self.last_failure = 0.0
         self.last_error = ""
         self.last_outcome = ""  # accepted, rate-limited, failed or refused
+        self.last_routes: List[str] = []  # the routes whose alerts the last post carried
+        # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
+        self.by_route: Dict[str, Dict[str, object]] = {}
         self.seen_429 = 0
         self.closed = False
         self.thread = threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True)
@@ -187,7 +190,8 @@ class Courier:
                 "last_error": self.last_error, "last_outcome": self.last_outcome, "seen_429": self.seen_429,
                 "next_post_in": max(0.0, due - now), "pacing": self._pacing_reason() if due > now else "",
                 "hold": self.hold_reason if self.hold_until > now else "",
-                "sending_for": now - self.sending_since if self.sending_since else 0.0}
+                "sending_for": now - self.sending_since if self.sending_since else 0.0,
+                "last_routes": list(self.last_routes), "routes": {r: dict(f) for r, f in self.by_route.items()}}
 
     def close(self) -> None:
         self.closed = True
@@ -409,11 +413,19 @@ class Courier:
                 # to arrive opened its window late, so the window is reckoned from the answer.
                 self.limiter.record(now)
             self.last_outcome = outcome if answer.status != 429 else "rate-limited"
+            self.last_routes = list(post.routes)
             if answer.accepted:
                 self.last_accepted = wall
             else:
                 self.last_failure, self.last_error = wall, f"{answer.status or 'no answer'}: {answer.error}"
                 self.seen_429 += answer.status == 429
+            for route in post.routes:
+                figures = self.by_route.setdefault(route, {"last_accepted": 0.0, "last_failure": 0.0,
+                                                           "last_error": ""})
+                if answer.accepted:
+                    figures["last_accepted"] = wall
+                else:
+                    figures["last_failure"], figures["last_error"] = wall, self.last_error
             for ticket in {t for e in post.entries for t in e.tickets}:
                 ticket.answer = answer
             if answer.accepted:
@@ -817,7 +829,25 @@ class Deliverer:
                       for route in self.settings.routes.values()}
             hooks = {url: courier.snapshot(now) for url, courier in self._couriers.items()}
             threads = len(self.threads)
-        return {"routes": routes, "hooks": hooks, "threads": threads, "state_bytes": self.store.size()}
+            unresolved = self._unresolved(self.wall(), self.settings.thread_ttl / 2)
+        return {"routes": routes, "hooks": hooks, "threads": threads, "state_bytes": self.store.size(),
+                "unresolved": unresolved, "unresolved_after": self.settings.thread_ttl / 2}
+
+    def _unresolved(self, wall: float, age: float) -> Dict[str, Dict[str, float]]:
+        """Return, per route that has never had a resolution posted, its open threads whose incident started more
+        than `age` seconds ago, and the oldest one's start (the lock is held): what a route whose Alertmanager
+        receiver does not send resolved notifications shows."""
+        found: Dict[str, Dict[str, float]] = {}
+        for thread in self.threads.started_before(wall - age, wall):
+            for route in {key.rpartition("/")[0] for key in thread.alerts}:  # a route's name may hold a /, a key not
+                figures = found.setdefault(route, {"count": 0, "oldest": thread.started})
+                figures["count"] += 1
+                figures["oldest"] = min(figures["oldest"], thread.started)
+        if found:
+            for (route, _), entry in self.ledger.entries.items():
+                if route in found and entry.posted is not None and entry.posted.status == RESOLVED:
+                    del found[route]
+        return found
 
     def close(self) -> None:
         with self.cond:

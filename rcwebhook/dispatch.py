@@ -45,6 +45,9 @@ def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, ar
     with _preparing:
         prepared = _prepare(body, settings, metrics, receiver)
     if isinstance(prepared, Reply):
+        if board is not None:
+            board.refusal(prepared.status, str(prepared.body.get("error", "")),
+                          f"/webhook/{receiver}" if receiver else "/webhook")
         return prepared
     # Only what the answer and the alert states need is kept from here on, not the parsed body, while
     # the posts are waited for.
@@ -54,7 +57,8 @@ def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, ar
     reply = answer(names, processed, results)
     if board is not None:
         board.notification(group_key, names, {r.route: r.status for r in results},
-                           f"{reply.status} {reply.body['status']}", am_receiver, receiver)
+                           f"{reply.status} {reply.body['status']}", am_receiver, receiver,
+                           str(reply.body.get("error", "")))
     return reply
 
 
@@ -108,7 +112,7 @@ def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, rece
                 if called:
                     rendered["text"] = f"{called} {rendered['text']}"
                 log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
-                         json.dumps(rendered, ensure_ascii=False, separators=(",", ":")))
+                         logs.Whole(json.dumps(rendered, ensure_ascii=False, separators=(",", ":"))))
             dry_names.setdefault(batch.route.name, []).extend(names)
             continue
         # One request's claim per route: the channels of a route's alerts part only in their posts.

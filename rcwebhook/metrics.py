@@ -210,6 +210,12 @@ class Histogram(_Metric):
         return out
 
 
+# Process-wide, as logging is: counted by rcwebhook.logs, which is set up before the server and its Metrics.
+LOG_DROPS = Counter(
+    "rcwebhook_log_entries_dropped_total",
+    "Log entries dropped because their destination (journal, stderr, file: LOG_FILE) did not take them at once "
+    "(journald not reading its socket, a full pipe, a stalled disk), by destination.", ["destination"])
+
 ERROR_REASONS = (
     "bad_request", "unauthorized", "request_timeout", "length_required", "too_large", "unsupported_media_type",
     "headers_too_large", "client_rate_limited", "busy", "internal", "rocketchat_refused",
@@ -316,7 +322,7 @@ class Metrics:
                 self.duplicates, self.unknown_severities, self.unknown_receivers, self.pending, self.state_bytes,
                 self.state_errors, self.thread_replies, self.open_threads,
                 self.build_info, self.reload_success,
-                self.reload_time] + self.process + _template_errors()
+                self.reload_time, LOG_DROPS] + self.process + _template_errors()
 
     def expose(self) -> bytes:
         """Return every metric in the Prometheus text format 0.0.4."""

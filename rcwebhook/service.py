@@ -61,6 +61,7 @@ class Service:
             self.notifier.stopping(takes=self.server.settings.delivery_deadline + 5 + 10)
             self._stop()
         log.info("rcwebhook stopped")
+        logs.flush()  # what is queued for the journal, stderr or LOG_FILE, for a few seconds at most
         return 0
 
     def _on_stop_signal(self, signum: int, _frame) -> None:

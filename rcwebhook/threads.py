@@ -103,6 +103,11 @@ class Threads:
             del self.open[(thread.hook, thread.group)]
         return gone
 
+    def started_before(self, moment: float, now: float) -> List[Thread]:
+        """Return the open threads (not gone quiet for `ttl`) whose incident is known to have started before
+        `moment`."""
+        return [t for t in self.open.values() if 0 < t.started < moment and now - t.last_post <= self.ttl]
+
     def _bound(self) -> None:
         while len(self.open) > MAX_THREADS:
             self.open.popitem(last=False)
