@@ -774,6 +774,13 @@ class _DFA:
         self.states: Dict[tuple, _State] = {}
         self.transitions = 0
         self.lock = threading.Lock()
+        self.initial: List[Optional[_State]] = [None] * 4  # the unanchored start after each kind
+
+    def start(self, before: int) -> _State:
+        st = self.initial[before]
+        if st is None or self.states.get(st.key) is not st:
+            st = self.initial[before] = self.state((), before, True)
+        return st
 
     def state(self, kernel: tuple, before: int, starts: bool) -> _State:
         key = (kernel, before, starts)
@@ -871,6 +878,10 @@ class Regexp:
         self._backward = _DFA(_compile(node, True), longest=True)
         self._anchored = _starts_with_bot(node)
         self._prefix = _literal_prefix(node)
+        self._anchored_prefix = _literal_prefix(node, skip_bot=True) if self._anchored else ""
+        self._width = _fixed_width(node)  # every match's length, when they all have the same
+        # a pattern that is only a non-empty literal: its matches are str.find's (the common `\\+`, `,`)
+        self._literal = self._prefix if self._prefix and _is_literal(node) else None
 
     def __repr__(self) -> str:
         return f"goregexp.compile({self.pattern!r})"
@@ -879,6 +890,8 @@ class Regexp:
 
     def match_string(self, s: str, check: Check = None) -> bool:
         """Go's MatchString: whether s holds a match anywhere."""
+        if self._literal is not None:
+            return self._literal in s
         return self._end(s, 0, True, check) >= 0
 
     def find_string_index(self, s: str, pos: int = 0, check: Check = None) -> Optional[Tuple[int, int]]:
@@ -908,6 +921,13 @@ class Regexp:
         """Go's ReplaceAllString: every match replaced by repl with $1, ${1}, $name, ${name}, $$ expanded
         (an empty match right after a match is not replaced)."""
         expand = "$" in repl
+        if self._literal is not None and not expand:
+            return src.replace(self._literal, repl)
+        if self._anchored:  # one match at most, at 0
+            m = self.find_string_submatch_index(src, 0, check) if expand else self.find_string_index(src, 0, check)
+            if m is None:
+                return src
+            return (self.expand(repl, src, m) if expand else repl) + src[m[1]:]
         out: List[str] = []
         last = 0
         search = 0
@@ -965,13 +985,15 @@ class Regexp:
     def _end(self, s: str, pos: int, first: bool, check: Check) -> int:
         """Where the leftmost-first match at or after pos ends (-1: none); with `first`, any match
         position as soon as one is known (only whether there is one matters)."""
-        n = len(s)
-        if self._anchored and pos > 0:
+        if self._anchored and (pos > 0 or not s.startswith(self._anchored_prefix)):
             return -1
+        if check is None:
+            check = getattr(_local, "check", None)
+        n = len(s)
         dfa = self._forward
         prefix = self._prefix
         i = pos
-        st = dfa.state((), _kind(s[i - 1]) if i > 0 else _NONE, True)
+        st = dfa.start(_kind(s[i - 1]) if i > 0 else _NONE)
         last = -1
         steps = 0
         while True:
@@ -984,7 +1006,7 @@ class Regexp:
                 if j > i:
                     steps += (j - i) >> 4
                     i = j
-                    st = dfa.state((), _kind(s[i - 1]), True)
+                    st = dfa.start(_kind(s[i - 1]))
             if i >= n:
                 if dfa.final(st, _NONE):
                     last = n
@@ -1000,15 +1022,18 @@ class Regexp:
                     break
             i += 1
             steps += 1
-            if steps >= CHECK_EVERY:
-                _run_check(check, steps)
+            if steps >= CHECK_EVERY and check is not None:
+                check(steps)
                 steps = 0
-        _run_check(check, steps)
+        if check is not None:
+            check(steps)
         return last
 
     def _start(self, s: str, bound: int, end: int, check: Check) -> int:
         """Where the leftmost match ending at end starts (no earlier than bound): the longest match of
         the reversed expression read backwards from end."""
+        if self._width is not None:
+            return end - self._width
         dfa = self._backward
         st = dfa.state((dfa.prog.start,), _kind(s[end]) if end < len(s) else _NONE, False)
         best = end
@@ -1146,12 +1171,40 @@ def _starts_with_bot(node: tuple) -> bool:
     return False
 
 
-def _literal_prefix(node: tuple) -> str:
-    """The characters every match begins with (case-sensitive literals only)."""
+def _is_literal(node: tuple) -> bool:
+    if node[0] == "cat":
+        return all(_is_literal(x) for x in node[1])
+    return node[0] == "set" and node[1].single is not None
+
+
+def _fixed_width(node: tuple) -> Optional[int]:
+    k = node[0]
+    if k in ("set", "any"):
+        return 1
+    if k in ("assert", "empty"):
+        return 0
+    if k in ("cat", "alt"):
+        widths = [_fixed_width(x) for x in node[1]]
+        if None in widths:
+            return None
+        if k == "cat":
+            return sum(widths)  # type: ignore[arg-type]
+        return widths[0] if len(set(widths)) == 1 else None
+    if k == "rep":
+        w = _fixed_width(node[4])
+        return None if w is None or (node[1] != node[2] and w) else w * node[1]
+    return _fixed_width(_children(node)[0])
+
+
+def _literal_prefix(node: tuple, skip_bot: bool = False) -> str:
+    """The characters every match begins with (case-sensitive literals only), after a leading \\A or ^
+    when asked."""
     out: List[str] = []
 
     def walk(nd: tuple) -> bool:  # False once the prefix ends
         k = nd[0]
+        if skip_bot and k == "assert" and nd[1] == _BOT and not out:
+            return True
         if k == "set" and nd[1].single is not None:
             out.append(nd[1].single)
             return True
