@@ -213,7 +213,10 @@ def regexp_section() -> List[str]:
         return min(timeit.repeat(fn, number=1, repeat=5))
 
     bad, good = "a" * 9_999 + "!", "a" * 10_000
+    from datetime import datetime, timezone
     lines = ["## Template regular expressions", "",
+             f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python3 bench/hostile.py regexp` "
+             "(the section `make bench-hostile` ends with).",
              "Each pattern (one a backtracking engine takes exponential time on) on a 10,000-character label",
              "value, through the template functions (`match`, `reReplaceAll`), best of 5; goal under 50 ms.",
              "The adversarial value is 9,999 `a` and a `!` (no match); the matching one is 10,000 `a`",
