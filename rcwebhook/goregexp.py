@@ -13,8 +13,9 @@ No input makes a match take more than time linear in the length of the text time
 pattern's program: there is no backtracking. A search runs a lazily built DFA forward to find where
 the leftmost-first match ends, a DFA of the reversed pattern backwards to find where it starts, and a
 Pike VM (a Thompson NFA simulation carrying submatches) over that span only when submatches are
-wanted. Each DFA caches at most DFA_STATES states; when full it starts again, so memory is bounded
-whatever the text.
+wanted. Each DFA keeps at most DFA_STATES states, DFA_TRANSITIONS transitions and DFA_THREADS
+instructions in its states; when full it starts again, so memory is bounded whatever the text, and
+compiled patterns are kept within CACHE_UNITS (characters plus instructions).
 
 Cancellation: every call takes `check`, a callable given the number of steps (characters scanned or
 VM steps) done since its last call, called every CHECK_EVERY steps and once at the end; it may raise
@@ -34,11 +35,12 @@ from bisect import bisect_right
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["compile", "Regexp", "RegexpError", "checking", "CHECK_EVERY", "DFA_STATES"]
+__all__ = ["compile", "Regexp", "RegexpError", "checking", "CHECK_EVERY"]
 
 CHECK_EVERY = 2048
 DFA_STATES = 2000  # per direction and pattern: then the DFA starts again
 DFA_TRANSITIONS = 20_000  # the same, for transitions (one per state and distinct character seen)
+DFA_THREADS = 100_000  # the same, for the instructions its states list (some 8 bytes each)
 MAX_INSTRUCTIONS = 200_000  # a bigger program is refused as "expression too large"
 MAX_NESTING = 1000
 MAX_REPEAT = 1000
@@ -772,7 +774,7 @@ class _DFA:
         self.prog = prog
         self.longest = longest
         self.states: Dict[tuple, _State] = {}
-        self.transitions = 0
+        self.transitions = self.threads = 0
         self.lock = threading.Lock()
         self.initial: List[Optional[_State]] = [None] * 4  # the unanchored start after each kind
 
@@ -786,9 +788,10 @@ class _DFA:
         key = (kernel, before, starts)
         st = self.states.get(key)
         if st is None:
-            if len(self.states) >= DFA_STATES:
-                self.states, self.transitions = {}, 0
+            if len(self.states) >= DFA_STATES or self.threads >= DFA_THREADS:
+                self.states, self.transitions, self.threads = {}, 0, 0
             st = self.states[key] = _State(key)
+            self.threads += len(kernel)
         return st
 
     def closure(self, st: _State, after: int) -> Tuple[List[int], bool]:
@@ -841,7 +844,7 @@ class _DFA:
                         nxt.append(t)
             starts = st.starts and not matched and not self.longest
             if self.transitions >= DFA_TRANSITIONS:
-                self.states, self.transitions = {}, 0
+                self.states, self.transitions, self.threads = {}, 0, 0
             result = (self.state(tuple(nxt), _kind(c), starts), matched)
             st.trans[c] = result
             self.transitions += 1
@@ -1221,15 +1224,15 @@ def _literal_prefix(node: tuple, skip_bot: bool = False) -> str:
 
 
 _cache: Dict[Tuple[str, bool], Regexp] = {}
-_cache_chars = 0
+_cache_units = 0
 _cache_lock = threading.Lock()
-CACHE_CHARS = 256 * 1024  # the patterns kept compiled, by their total length
+CACHE_UNITS = 1_000_000  # what the compiled patterns kept may hold: their characters and instructions
 
 
 def compile(pattern: str, angle_names: bool = True) -> Regexp:  # noqa: A001 - Go's name
     """Go's regexp.Compile (angle_names: whether (?<name>...) is known, as from Go 1.22);
-    RegexpError when Go would refuse the pattern."""
-    global _cache_chars
+    RegexpError when Go would refuse the pattern. Compiled patterns are kept, within CACHE_UNITS."""
+    global _cache_units
     key = (pattern, angle_names)
     rx = _cache.get(key)
     if rx is not None:
@@ -1242,11 +1245,12 @@ def compile(pattern: str, angle_names: bool = True) -> Regexp:  # noqa: A001 - G
         raise _error("expression too large", pattern) from None
     except RecursionError:
         raise _error("expression nests too deeply", pattern) from None
+    units = len(pattern) + 2 * len(rx._forward.prog.op)
     with _cache_lock:
-        if _cache_chars + len(pattern) > CACHE_CHARS:
+        if _cache_units + units > CACHE_UNITS:
             _cache.clear()
-            _cache_chars = 0
-        if len(pattern) <= CACHE_CHARS:
+            _cache_units = 0
+        if units <= CACHE_UNITS:
             _cache[key] = rx
-            _cache_chars += len(pattern)
+            _cache_units += units
     return rx
