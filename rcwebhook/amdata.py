@@ -3,7 +3,9 @@ functions, for the Go template engine in gotemplate.
 
 `compat` names the Alertmanager whose behaviour is followed: "0.28" (the default; Debian 13) or
 "0.25" (Debian 12): 0.28 adds trimSpace, date, tz, since and humanizeDuration, prints a KV and
-Pairs as `a=1, b=2` (their String methods) and knows {{else with}} and range over an integer.
+Pairs as `a=1, b=2` (their String methods) and knows {{else with}} and range over an integer;
+its regular expressions (Go 1.24's) know (?<name>...), 0.25's (Go 1.19's) only (?P<name>...).
+Regular expressions run in goregexp, in time linear in the text, as Go's do.
 """
 
 from __future__ import annotations

@@ -547,3 +547,27 @@ def regexp_case(rng: random.Random, compat: str) -> str:
     text = json.dumps("".join(rng.choice(RE_TEXTS) for _ in range(rng.randint(0, 14))), ensure_ascii=False)
     repl = json.dumps(rng.choice(RE_REPLACEMENTS))
     return f"{{{{ match {pattern} {text} }}}}|{{{{ reReplaceAll {pattern} {repl} {text} }}}}"
+
+
+# patterns whose corners a random draw seldom reaches: empty branches and loops, case folding's
+# special orbits (K and the Kelvin sign, ſ, ς, ǅ), classes that match all or nothing, non-BMP text
+RE_EDGE_PATTERNS = [
+    "a||b", "(|a)+", "(a|)+?", "(a*)+$", "(a*|b)*", "(?:)", "()", "(?i)ǅ", "[^\\x00-\\x{10FFFF}]", "\\P{Any}",
+    "[\\P{L}]", "(?i)[^k]", "(?i)\\p{Lu}", "(?i)\\P{Lu}", "\\pN", "x{0}", "x{0}y", "(x){0}", "(?s).", ".*", "(?m)$",
+    "(?m)^$", "\\b", "\\B", "(a)(b)?(c)*", "(?U)(a+)(a*?)", "(a+?)(b*)", "((a)|b)+", "(a|ab)(c|bcd)(d*)", "(?i)ſ+",
+    "[[:^space:]]+", "[^[:alpha:]]", "(?i)[[:upper:]]+", "(?i)[^[:upper:]]", "\\Q\\E", "\\Qab", "a\\Q\\E*",
+    "(?:a{2}){2,3}", "a{2,}?", "(?:(?:a)*)*", "(?:a+|b+)*c", "[\\d-z]", "[a\\-z]", "[\\]]", "[\\[]", "[.]", "[$^]", "^*",
+    "$+", "\\b*", "(?i)Σ+", "(?-i)a", "(?i)(?-i:a)A", "(?sm)^.$", "x*y*z*", "(?:x|xy)(?:z|yz)", "é|e\u0301",
+    "\\x{1F525}+", "🔥+", "[🔥-🔧]", "(?i)ß", "(?i)ẞ", "(?i)ǆ", "(?i)ΐ", "(?i)ﬀ", "\\w+é", "(?i)[k-k]",
+]
+RE_EDGE_TEXTS = ["", "a", "ab", "abc", "aab\nb", "KkK\u212aſsS", "a\nb\n", "\n", "ǄǅǆĲ", "xyz yxz", "é e\u0301 🔥🔥🔦",
+                 "ßẞss ΐ ﬀ", "aaa bbb", "  ", "Σσς", "c"]
+
+
+def regexp_edge_cases() -> List[str]:
+    """Each edge pattern on each edge text, through match and reReplaceAll."""
+    repls = ["<$0>", "[$1|$2|$3]", "$$-", "${1}", ""]
+    return [f"{{{{ match {json.dumps(p, ensure_ascii=False)} {json.dumps(t, ensure_ascii=False)} }}}}|"
+            f"{{{{ reReplaceAll {json.dumps(p, ensure_ascii=False)} {json.dumps(repls[i % len(repls)])} "
+            f"{json.dumps(t, ensure_ascii=False)} }}}}"
+            for i, p in enumerate(RE_EDGE_PATTERNS) for t in RE_EDGE_TEXTS]
