@@ -781,16 +781,20 @@ class _DFA:
 
     def start(self, before: int) -> _State:
         st = self.initial[before]
-        if st is None or self.states.get(st.key) is not st:
+        if st is None:
             st = self.initial[before] = self.state((), before, True)
         return st
+
+    def reset(self) -> None:
+        self.states, self.transitions, self.threads = {}, 0, 0
+        self.initial = [None] * 4
 
     def state(self, kernel: tuple, before: int, starts: bool) -> _State:
         key = (kernel, before, starts)
         st = self.states.get(key)
         if st is None:
             if len(self.states) >= DFA_STATES or self.threads >= DFA_THREADS:
-                self.states, self.transitions, self.threads = {}, 0, 0
+                self.reset()
             st = self.states[key] = _State(key)
             self.threads += len(kernel)
         return st
@@ -845,7 +849,7 @@ class _DFA:
                         nxt.append(t)
             starts = st.starts and not matched and not self.longest
             if self.transitions >= DFA_TRANSITIONS:
-                self.states, self.transitions, self.threads = {}, 0, 0
+                self.reset()
             result = (self.state(tuple(nxt), _kind(c), starts), matched)
             st.trans[c] = result
             self.transitions += 1
