@@ -243,3 +243,18 @@ def test_a_template_with_such_a_pattern_renders_at_once(tmp_path: Path) -> None:
                            f"--template.text={text}", f"--template.data={data}"],
                           capture_output=True, text=True, timeout=20)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "a" * 39 + "! false", "")
+
+
+def test_threads_sharing_a_pattern_get_the_results_one_thread_gets(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+    monkeypatch.setattr(goregexp, "DFA_STATES", 16)  # the cache starts again often while others read it
+    pattern = "(?i)([a-c]+)(x|y[0-9]*)?|\\b[d-f]{2}\\b"
+    rng = random.Random(5)
+    texts = ["".join(rng.choice("abcdefxy0129 K") for _ in range(rng.randint(0, 60))) for _ in range(400)]
+    alone = goregexp.Regexp(*_parsed(pattern))
+    expected = [alone.replace_all_string(t, "<$1|$2>") for t in texts]
+    shared = goregexp.Regexp(*_parsed(pattern))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda t: shared.replace_all_string(t, "<$1|$2>"), texts * 5))
+    assert got == expected * 5
