@@ -296,9 +296,68 @@ steps, threads started ahead, the one idle the shortest taking the next connecti
 0.2 to 0.5 s (six runs); its median is some 30 ms."""
 
 
+REGEXP_ATTACKS = ["(a+)+$", "^(\\w+\\s?)*$", "^([a-z0-9]+(-[a-z0-9]+)*\\.?)+$"]
+
+
+def regexp_section() -> List[str]:
+    """Template regular expressions on hostile label values: goregexp's time for each of the patterns
+    that make a backtracking engine (Python's re) take time exponential in the value's length."""
+    import re
+    import timeit
+    sys.path.insert(0, str(BENCH.parent))
+    from rcwebhook import amdata
+    funcs = amdata.functions()
+    match, replace = funcs["match"].fn, funcs["reReplaceAll"].fn
+
+    def best(fn: Callable[[], object]) -> float:
+        return min(timeit.repeat(fn, number=1, repeat=5))
+
+    bad, good = "a" * 9_999 + "!", "a" * 10_000
+    from datetime import datetime, timezone
+    lines = ["## Template regular expressions", "",
+             f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python3 bench/hostile.py regexp` "
+             "(the section `make bench-hostile` ends with).",
+             "Each pattern (one a backtracking engine takes exponential time on) on a 10,000-character label",
+             "value, through the template functions (`match`, `reReplaceAll`), best of 5; goal under 50 ms.",
+             "The adversarial value is 9,999 `a` and a `!` (no match); the matching one is 10,000 `a`",
+             "(`reReplaceAll` with `<$1>`, so submatches are found too). Python's `re`, used before, on the",
+             "adversarial value cut to 22 and 24 characters:", "",
+             "| pattern | match (adversarial) | reReplaceAll (adversarial) | match (matching) "
+             "| reReplaceAll `<$1>` (matching) | before: `re`, 22 chars | 24 chars |",
+             "|---|---|---|---|---|---|---|"]
+    for pattern in REGEXP_ATTACKS:
+        amdata.compile_regexp(pattern)  # compiled once per pattern, as a template's literal is
+        figures = [best(lambda: match(pattern, bad)), best(lambda: replace(pattern, "x", bad)),
+                   best(lambda: match(pattern, good)), best(lambda: replace(pattern, "<$1>", good))]
+        compiled = re.compile(pattern.replace("$", "\\Z"))
+        before = [best(lambda: compiled.search("a" * (n - 1) + "!")) for n in (22, 24)]
+        lines.append(f"| `{pattern}` | " + " | ".join(f"{f * 1000:.1f} ms" for f in figures) + " | "
+                     + " | ".join(f"{f:.2f} s" for f in before) + " |")
+        print(lines[-1], flush=True)
+    import random
+    rng = random.Random(1)
+    ab = "".join(rng.choice("ab") for _ in range(10_000))
+    worst = "(a|b)*a(a|b){20}c"  # a DFA of 2^20 states: the cache fills and starts again over and over
+    amdata.compile_regexp(worst)
+    cold = best(lambda: match(worst, ab))
+    return lines + ["", "Each two more characters multiply `re`'s time by about four: 34 characters took 40 s "
+                        "in the daemon, with the interpreter lock held the whole time.", "",
+                    f"The worst case for goregexp's DFA cache, `{worst}` (2^20 states) on 10,000 random `a` and `b`: "
+                    f"`match` {cold * 1000:.0f} ms, about {cold * 100:.0f} µs a character, still linear.", "",
+                    "Linear time is per search, in Go as here: `reReplaceAll` searches again after each match, and a "
+                    "pattern whose first alternative looks far ahead, `a.*z|a`, makes each search read to the end: "
+                    f"on 4,000 `a` it takes {best(lambda: replace('a.*z|a', 'b', 'a' * 4_000)):.2f} s here (Go's own "
+                    "amtool 0.28.1 takes 20 s on 40,000 and 87 s on 80,000). Only a rendering time budget bounds "
+                    "that.", ""]
+
+
 def main() -> None:
     import platform
     from datetime import datetime, timezone
+
+    if sys.argv[1:] == ["regexp"]:  # only the regular expressions (seconds, no daemon)
+        print("\n".join(regexp_section()))
+        return
 
     lines = [
         "# What hostile input costs rcwebhook",
@@ -333,6 +392,7 @@ def main() -> None:
               "", STALLED, "", describe_stalled(stalled) + ".", "", STALLED_BEFORE,
               "", EARLIER, ""]
     print("\n".join(lines[-4:]))
+    lines += regexp_section()
     (BENCH / "HOSTILE.md").write_text("\n".join(lines))
     print(f"wrote {BENCH / 'HOSTILE.md'}")
 

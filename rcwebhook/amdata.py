@@ -3,7 +3,9 @@ functions, for the Go template engine in gotemplate.
 
 `compat` names the Alertmanager whose behaviour is followed: "0.28" (the default; Debian 13) or
 "0.25" (Debian 12): 0.28 adds trimSpace, date, tz, since and humanizeDuration, prints a KV and
-Pairs as `a=1, b=2` (their String methods) and knows {{else with}} and range over an integer.
+Pairs as `a=1, b=2` (their String methods) and knows {{else with}} and range over an integer;
+its regular expressions (Go 1.24's) know (?<name>...), 0.25's (Go 1.19's) only (?P<name>...).
+Regular expressions run in goregexp, in time linear in the text, as Go's do.
 Later levels only add functions (see FUNCTIONS_SINCE): 0.30 safeUrl, urlUnescape and toJson; 0.32
 list, append and dict; 0.33 now; 0.34 toDate, mustToDate, base64encode and base64decode.
 """
@@ -16,8 +18,9 @@ import math
 import time as _clock
 import re
 import unicodedata
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from . import goregexp
 from . import govalues as gv
 from .gotemplate import BUILTINS, Func, GoError, ParseError, Template, bounded
 
@@ -416,394 +419,20 @@ DURATION_METHODS: Dict[str, Func] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Go regular expressions (RE2 syntax) translated to Python's re
+# Go regular expressions: goregexp runs them as Go does, in time linear in the text
+
+RegexpError = goregexp.RegexpError
 
 
-class RegexpError(Exception):
-    """Go would refuse the pattern too (unsupported False), or only this translation does (True)."""
-
-    def __init__(self, message: str, unsupported: bool = False) -> None:
-        super().__init__(message)
-        self.unsupported = unsupported
+def compile_regexp(pattern: str, compat: str = DEFAULT_COMPAT) -> goregexp.Regexp:
+    """Compile a Go regular expression as the given Alertmanager's Go does; RegexpError with Go's
+    wording when Go would refuse it (unsupported=True: Go accepts it, goregexp cannot run it)."""
+    return goregexp.compile(pattern, angle_names=compat != "0.25")  # (?<name>) is Go 1.22's
 
 
-_ASCII_CLASSES = {
-    "d": "0-9", "w": "0-9A-Za-z_", "s": "\\t\\n\\f\\r ",
-}
-_POSIX = {
-    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ", "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~", "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z", "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
-}
-_WORD = "[0-9A-Za-z_]"
-_REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
-_cache: Dict[str, Any] = {}
-
-
-def compile_regexp(pattern: str) -> "re.Pattern[str]":
-    """Compile a Go regular expression; RegexpError with Go's wording when Go would refuse it, or
-    when it uses syntax this translation does not carry over (\\p classes, (?U))."""
-    cached = _cache.get(pattern)
-    if cached is not None:
-        return cached
-    py = translate_regexp(pattern)
-    try:
-        compiled = re.compile(py)
-    except re.error as exc:
-        raise RegexpError(f"error parsing regexp: {exc}: `{pattern}`") from None
-    except RecursionError:
-        raise RegexpError(f"error parsing regexp: expression nests too deeply: `{pattern}`") from None
-    if len(_cache) > 512:
-        _cache.clear()
-    _cache[pattern] = compiled
-    return compiled
-
-
-def translate_regexp(p: str) -> str:  # noqa: C901 - one scanner
-    out: List[str] = []
-    i, n = 0, len(p)
-    closers: List[int] = []  # per open group: how many extra ')' its end needs (scoped flags)
-    has_m = False
-    last_atom = False  # whether a quantifier may follow
-    last_quant = False
-
-    def bad(msg: str, arg: str) -> None:
-        raise RegexpError(f"error parsing regexp: {msg}: `{arg}`")
-
-    def quantifier_end(start: int, j: int) -> int:
-        """Return where the quantifier p[start:j] ends, with its lazy `?`; Go refuses another after it."""
-        if j < n and p[j] == "?":
-            j += 1
-        if j < n and p[j] in "*+?" or (j < n and p[j] == "{" and _REPEAT.match(p, j)):
-            bad("invalid nested repetition operator", p[start:j + 1])
-        return j
-
-    while i < n:
-        c = p[i]
-        if c == "\\":
-            if i + 1 >= n:
-                bad("trailing backslash at end of expression", "")
-            e = p[i + 1]
-            if e in _ASCII_CLASSES:
-                out.append("[" + _ASCII_CLASSES[e] + "]")
-            elif e in "DWS":
-                out.append("[^" + _ASCII_CLASSES[e.lower()] + "]")
-            elif e == "b":
-                out.append(f"(?:(?<={_WORD})(?!{_WORD})|(?<!{_WORD})(?={_WORD}))")
-            elif e == "B":
-                out.append(f"(?:(?<={_WORD})(?={_WORD})|(?<!{_WORD})(?!{_WORD}))")
-            elif e == "A":
-                out.append("\\A")
-            elif e == "z":
-                out.append("\\Z")
-            elif e in "afnrtv":
-                out.append("\\" + e)
-            elif e == "x":
-                if i + 2 < n and p[i + 2] == "{":
-                    j = p.find("}", i + 3)
-                    hexs = p[i + 3:j] if j > 0 else ""
-                    if j < 0 or not hexs or not all(h in "0123456789abcdefABCDEF" for h in hexs) or int(hexs, 16) > 0x10FFFF:
-                        bad("invalid escape sequence", p[i:j + 1 if j > 0 else n])
-                    out.append(re.escape(chr(int(hexs, 16))))
-                    i = j + 1
-                    last_atom, last_quant = True, False
-                    continue
-                hexs = p[i + 2:i + 4]
-                if len(hexs) < 2 or not all(h in "0123456789abcdefABCDEF" for h in hexs):
-                    bad("invalid escape sequence", p[i:i + 4])
-                out.append(re.escape(chr(int(hexs, 16))))
-                i += 4
-                last_atom, last_quant = True, False
-                continue
-            elif e == "Q":
-                j = p.find("\\E", i + 2)
-                lit = p[i + 2:] if j < 0 else p[i + 2:j]
-                out.append("(?:" + re.escape(lit) + ")" if lit else "")
-                i = n if j < 0 else j + 2
-                last_atom, last_quant = bool(lit), False
-                continue
-            elif e in "pP":
-                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`", True)
-            elif e.isalnum() or e == "_":
-                bad("invalid escape sequence", "\\" + e)
-            else:
-                out.append("\\" + e)
-            i += 2
-            last_atom, last_quant = True, False
-            continue
-        if c == "[":
-            j, cls = _translate_class(p, i, bad)
-            out.append(cls)
-            i = j
-            last_atom, last_quant = True, False
-            continue
-        if c == "(":
-            if p.startswith("(?", i):
-                m = re.match(r"\(\?P?<([A-Za-z0-9_]*)>", p[i:])
-                if m:
-                    name = m.group(1)
-                    if not name or name[0].isdigit():
-                        bad("invalid named capture", m.group())
-                    out.append(f"(?P<{name}>")
-                    closers.append(0)
-                    i += m.end()
-                    last_atom = False
-                    continue
-                m = re.match(r"\(\?([imsU-]*)(:|\))", p[i:])
-                if not m:
-                    bad("invalid or unsupported Perl syntax", p[i:i + 3])
-                flags, end = m.group(1), m.group(2)
-                if "U" in flags:
-                    raise RegexpError(f"unsupported regexp syntax (?U): `{p}`", True)
-                if not flags or flags.endswith("-") or flags.count("-") > 1:
-                    bad("missing argument to repetition operator" if False else "invalid or unsupported Perl syntax",
-                        m.group())
-                on, _, off = flags.partition("-")
-                has_m = has_m or "m" in on
-                spec = on + ("-" + off if off else "")
-                if end == ":":
-                    out.append(f"(?{spec}:")
-                    closers.append(0)
-                else:  # flags for the rest of the enclosing group
-                    out.append(f"(?{spec}:")
-                    if closers:
-                        closers[-1] += 1
-                    else:
-                        closers.append(-1)  # the top level: closed at the end
-                i += m.end()
-                last_atom = False
-                continue
-            out.append("(")
-            closers.append(0)
-            i += 1
-            last_atom = False
-            continue
-        if c == ")":
-            while closers and closers[-1] == -1:
-                bad("unexpected )", p)
-            if not closers:
-                bad("unexpected )", p)
-            extra = closers.pop()
-            out.append(")" * extra + ")")
-            i += 1
-            last_atom, last_quant = True, False
-            continue
-        if c in "*+?":
-            if not last_atom:
-                if last_quant:
-                    bad("invalid nested repetition operator", p[i - 1:i + 1])
-                bad("missing argument to repetition operator", c)
-            j = quantifier_end(i, i + 1)
-            out.append(p[i:j])
-            i = j
-            last_atom, last_quant = False, True
-            continue
-        if c == "{":
-            m = _REPEAT.match(p, i)
-            if m:
-                lo = int(m.group(1))
-                hi = m.group(3)
-                if lo > 1000 or (hi and int(hi) > 1000) or (hi and int(hi) < lo):
-                    bad("invalid repeat count", m.group())
-                if not last_atom:
-                    bad("missing argument to repetition operator", m.group())
-                j = quantifier_end(i, m.end())
-                out.append(p[i:j])
-                i = j
-                last_atom, last_quant = False, True
-                continue
-            out.append("\\{")
-            i += 1
-            last_atom, last_quant = True, False
-            continue
-        if c == "$":
-            out.append("$" if has_m else "(?!\\n)\\Z" if False else "\\Z")
-            i += 1
-            last_atom, last_quant = True, False
-            continue
-        if c == "|":
-            out.append("|")
-            i += 1
-            last_atom, last_quant = False, False
-            continue
-        if c in "^.":
-            out.append(c)
-        else:
-            out.append(re.escape(c))
-        i += 1
-        last_atom, last_quant = True, False
-    if any(x != -1 for x in closers):
-        bad("missing closing )", p)
-    out.append(")" * sum(1 for x in closers if x == -1))
-    return "".join(out)
-
-
-def _translate_class(p: str, i: int, bad: Any) -> Tuple[int, str]:
-    """Translate the character class at p[i] ('['); return the index after it and its Python form."""
-    n = len(p)
-    j = i + 1
-    out = ["["]
-    if j < n and p[j] == "^":
-        out.append("^")
-        j += 1
-    first = True
-    while True:
-        if j >= n:
-            bad("missing closing ]", p[i:])
-        c = p[j]
-        if c == "]" and not first:
-            j += 1
-            break
-        first = False
-        if c == "[" and p.startswith("[:", j):
-            k = p.find(":]", j + 2)
-            if k > 0:
-                name = p[j + 2:k]
-                neg = name.startswith("^")
-                name = name[1:] if neg else name
-                if name not in _POSIX:
-                    bad("invalid character class range", p[j:k + 2])
-                if neg:
-                    raise RegexpError(f"unsupported regexp syntax (negated POSIX class): `{p}`", True)
-                out.append(_POSIX[name])
-                j = k + 2
-                continue
-        if c == "\\":
-            if j + 1 >= n:
-                bad("missing closing ]", p[i:])
-            e = p[j + 1]
-            if e in _ASCII_CLASSES:
-                out.append(_ASCII_CLASSES[e])
-            elif e in "DWS":
-                raise RegexpError(f"unsupported regexp syntax (negated class in a class): `{p}`", True)
-            elif e in "pP":
-                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`", True)
-            elif e in "afnrtv":
-                out.append("\\" + e)
-            elif e == "x":
-                if j + 2 < n and p[j + 2] == "{":
-                    k = p.find("}", j + 3)
-                    hexs = p[j + 3:k] if k > 0 else ""
-                    if k < 0 or not hexs or not all(h in "0123456789abcdefABCDEF" for h in hexs):
-                        bad("invalid escape sequence", p[j:k + 1])
-                    out.append(re.escape(chr(int(hexs, 16))))
-                    j = k + 1
-                    continue
-                hexs = p[j + 2:j + 4]
-                if len(hexs) < 2 or not all(h in "0123456789abcdefABCDEF" for h in hexs):
-                    bad("invalid escape sequence", p[j:j + 4])
-                out.append(re.escape(chr(int(hexs, 16))))
-                j += 4
-                continue
-            elif e.isalnum() or e == "_":
-                bad("invalid escape sequence", "\\" + e)
-            else:
-                out.append("\\" + e)
-            j += 2
-            continue
-        if c == "-" and out[-1] not in ("[", "^") and j + 1 < n and p[j + 1] != "]":
-            # a range: Go requires lo <= hi
-            prev = p[j - 1]
-            hi = p[j + 1]
-            if hi == "\\" or prev == "\\":
-                out.append("-")
-                j += 1
-                continue
-            if ord(hi) < ord(prev):
-                bad("invalid character class range", f"{prev}-{hi}")
-            out.append("-")
-            j += 1
-            continue
-        out.append(re.escape(c) if c in "[]\\^-&~|" else c)
-        j += 1
-    if out == ["["] or out == ["[", "^"]:
-        bad("missing closing ]", p[i:])
-    out.append("]")
-    return j, "".join(out)
-
-
-def expand_replacement(template: str, m: "re.Match[str]") -> str:
-    """Go's Regexp.Expand: $1, ${1}, $name, ${name}, $$."""
-    out: List[str] = []
-    i, n = 0, len(template)
-    groups = m.re.groupindex
-    while i < n:
-        c = template[i]
-        if c != "$":
-            j = template.find("$", i)
-            j = n if j < 0 else j
-            out.append(template[i:j])
-            i = j
-            continue
-        if i + 1 < n and template[i + 1] == "$":
-            out.append("$")
-            i += 2
-            continue
-        name, end = _extract(template, i + 1)
-        if name is None:
-            out.append("$")
-            i += 1
-            continue
-        i = end
-        if name.isdigit():
-            k = int(name)
-            if k <= m.re.groups:
-                out.append(m.group(k) or "")
-        elif name in groups:
-            out.append(m.group(name) or "")
-    return "".join(out)
-
-
-def _extract(s: str, i: int) -> Tuple[Optional[str], int]:
-    n = len(s)
-    if i >= n:
-        return None, i
-    brace = s[i] == "{"
-    if brace:
-        i += 1
-    j = i
-    while j < n and (s[j].isalnum() and s[j].isascii() or s[j] == "_" or
-                     (ord(s[j]) > 127 and (s[j].isalpha() or unicodedata.category(s[j]) == "Nd"))):
-        j += 1
-    if j == i:
-        return None, i
-    name = s[i:j]
-    if brace:
-        if j >= n or s[j] != "}":
-            return None, i
-        j += 1
-    if name.isdigit() and len(name) > 1 and False:
-        pass
-    return name, j
-
-
-def replace_all(regex: "re.Pattern[str]", src: str, repl: str) -> str:
-    """Go's Regexp.ReplaceAllString (an empty match right after a match is not replaced)."""
-    m = regex.search(src)
-    if m is None:
-        return src
-    literal = repl if "$" not in repl else None
-    out: List[str] = []
-    last = 0
-    search = 0
-    n = len(src)
-    while search <= n:
-        if m is None:
-            m = regex.search(src, search)
-            if m is None:
-                break
-        a, b = m.span()
-        out.append(src[last:a])
-        if b > last or a == 0:
-            out.append(literal if literal is not None else expand_replacement(repl, m))
-        last = b
-        if search + 1 > b:
-            search += 1
-        else:
-            search = b
-        m = None
-    out.append(src[last:])
-    return "".join(out)
+def replace_all(regex: goregexp.Regexp, src: str, repl: str) -> str:
+    """Go's Regexp.ReplaceAllString."""
+    return regex.replace_all_string(src, repl)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -845,20 +474,28 @@ def _title(s: str) -> str:
     return "".join(out)
 
 
-def _match(pattern: str, s: str) -> bool:
-    try:
-        return compile_regexp(pattern).search(s) is not None
-    except RegexpError as exc:
-        raise GoError(str(exc)) from None
+def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable[[str, str, str], str]]:
+    """Alertmanager's match (regexp.MatchString) and reReplaceAll (MustCompile, ReplaceAllString)."""
+    def match(pattern: str, s: str) -> bool:
+        try:
+            return compile_regexp(pattern, compat).match_string(s)
+        except RegexpError as exc:
+            raise GoError(str(exc)) from None
+
+    def re_replace_all(pattern: str, repl: str, text: str) -> str:
+        try:
+            regex = compile_regexp(pattern, compat)
+        except RegexpError as exc:
+            quoted = f"`{pattern}`" if _can_backquote(pattern) else gv.go_quote(pattern)
+            raise GoError(f"regexp: Compile({quoted}): {exc}") from None
+        return regex.replace_all_string(text, repl)
+
+    match.regexp_compat = re_replace_all.regexp_compat = compat  # type: ignore[attr-defined]
+    return match, re_replace_all
 
 
-def _re_replace_all(pattern: str, repl: str, text: str) -> str:
-    try:
-        regex = compile_regexp(pattern)
-    except RegexpError as exc:
-        quoted = f"`{pattern}`" if _can_backquote(pattern) else gv.go_quote(pattern)
-        raise GoError(f"regexp: Compile({quoted}): {exc}") from None
-    return replace_all(regex, text, repl)
+REGEXP_FUNCTIONS = {compat: _regexp_functions(compat) for compat in COMPATS}
+_match, _re_replace_all = REGEXP_FUNCTIONS[DEFAULT_COMPAT]
 
 
 def _can_backquote(s: str) -> bool:
@@ -953,6 +590,10 @@ def _humanize_duration(i: Any) -> str:
     return gv.sprintf("%.4g", [v], DEFAULT_COMPAT) + prefix + "s"
 
 
+# No two ways to match one string (digits, then an optional fraction), so no backtracking: linear
+_GO_FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def _go_parse_float(s: str) -> float:
     t = s.strip("")
     low = t.lower().lstrip("+-")
@@ -960,7 +601,7 @@ def _go_parse_float(s: str) -> float:
         return float("-inf") if t.startswith("-") else float("inf")
     if low == "nan":
         return float("nan")
-    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", t):
+    if not _GO_FLOAT.fullmatch(t):
         raise ValueError(s)
     return float(t)
 
@@ -1514,9 +1155,9 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
         "toLower": Func(bounded(lambda s: s.lower() if s.isascii() else _go_lower(s)), ("string",)),
         "title": Func(bounded(_title), ("string",)),
         "join": Func(bounded(lambda sep, s: sep.join(s)), ("string", "[]string")),
-        "match": Func(_match, ("string", "string")),
+        "match": Func(REGEXP_FUNCTIONS[compat][0], ("string", "string")),
         "safeHtml": Func(lambda s: gv.HTML(s), ("string",)),
-        "reReplaceAll": Func(bounded(_re_replace_all), ("string", "string", "string")),
+        "reReplaceAll": Func(bounded(REGEXP_FUNCTIONS[compat][1]), ("string", "string", "string")),
         "stringSlice": Func(lambda *s: gv.StringSlice(s), ("string",), True),
     })
     if compat != "0.25":
@@ -1579,7 +1220,7 @@ def check_regexps(tmpl: Template) -> None:
                 if isinstance(first, gt.IdentifierNode) and first.ident in ("match", "reReplaceAll") \
                         and len(node.args) > 1 and isinstance(node.args[1], gt.StringNode):
                     try:
-                        compile_regexp(node.args[1].text)
+                        compile_regexp(node.args[1].text, tmpl.compat)
                     except RegexpError as exc:
                         if not exc.unsupported:
                             continue  # invalid in Go too: an error when (and if) it runs, as in Go

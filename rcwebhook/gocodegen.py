@@ -471,13 +471,14 @@ class _Generator:
             simple = gv.simple_format(literal[0])
             if simple is not None and len(simple) // 2 == nargs - 1:
                 return self.printf(simple, args)
-        if f in (amdata._match, amdata._re_replace_all) and literal[0] is not None:
+        compat = getattr(f, "regexp_compat", None)
+        if compat is not None and literal[0] is not None:
             try:
-                regex = amdata.compile_regexp(literal[0])
+                regex = amdata.compile_regexp(literal[0], compat)
             except amdata.RegexpError:
                 return None
-            if f is amdata._match:
-                return f"({self.const(regex.search)}({args[1]}) is not None)"
+            if f is amdata.REGEXP_FUNCTIONS[compat][0]:
+                return f"{self.const(regex.match_string)}({args[1]})"
             return f"bounded(replace_all({self.const(regex)}, {args[2]}, {args[1]}))"
         if name == "stringSlice" and None not in literal:
             return self.const(f(*literal))

@@ -14,6 +14,7 @@ import time
 import unicodedata
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from . import goregexp
 from . import govalues as gv
 
 MAX_STEPS = 1_000_000
@@ -1274,6 +1275,18 @@ class Template:
         tree = self.trees.get(name)
         if tree is None or tree.root is None:
             raise ExecError(f"template: {name}: {gv.go_quote(name)} is an incomplete or empty template", name)
+        if cpu_deadline is None:
+            return self._execute(name, tree, data, max_steps, max_output, None)
+        # A single regular expression can run long inside one step: the matcher checks the budget too.
+        def check(steps: int) -> None:
+            if time.thread_time() > cpu_deadline:
+                raise BudgetError(f"template: {name}: a regular expression was stopped after {steps} steps: "
+                                  "its CPU-time budget is used up", name)
+        with goregexp.checking(check):
+            return self._execute(name, tree, data, max_steps, max_output, cpu_deadline)
+
+    def _execute(self, name: str, tree: "Tree", data: Any, max_steps: int, max_output: int,
+                 cpu_deadline: Optional[float]) -> str:
         st = _State(self, tree, data, max_steps, max_output, cpu_deadline)
         try:
             (tree.compiled or _compile(tree, self))(st, data)

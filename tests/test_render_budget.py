@@ -178,3 +178,16 @@ def test_a_bad_cpu_budget_is_refused_naming_the_key(value, problem):
     config.build({"DRY_RUN": "true", "TEMPLATE_CPU_BUDGET": value}, errors, [])
     assert any(problem in e for e in errors), errors
     assert config.build({"DRY_RUN": "true"}, [], []).template_cpu_budget == 0.25
+
+
+def test_the_budget_stops_a_regular_expression_in_the_middle_of_its_work(tmp_path):
+    # One reReplaceAll call can be quadratic in Go too (it is linear per search, and `a.*z|a` searches
+    # again after every `a`): 40,000 characters take many seconds of matching in a single function call,
+    # so only a check inside the matcher can keep the message within its budget.
+    path = tmp_path / "re.tmpl"
+    path.write_text('{{ define "re" }}{{ reReplaceAll "a.*z|a" "b" .s }}{{ end }}')
+    tmpl = load_globs([str(path)])
+    started = time.thread_time()
+    with pytest.raises(gotemplate.BudgetError):
+        tmpl.execute("re", {"s": "a" * 40_000}, max_steps=templating.MAX_STEPS, cpu_deadline=started + 0.05)
+    assert time.thread_time() - started < 0.5
