@@ -525,8 +525,8 @@ class Deliverer:
         self.rng = rng or random.Random()
         self.cond = threading.Condition()
         self.ledger = Ledger()
-        self.store = store if store is not None else state_store.Store(
-            settings.state_dir, wall, settings.thread_ttl, on_error=lambda: self.metrics.state_errors.inc())
+        self.store = store if store is not None else self.open_store(settings)
+        self.store.remember_from(self.memory)
         now = wall()
         for route, key, state, posted_at, confirmed_at in self.store.load_states():
             self.ledger.restore(route, key, state, posted_at, confirmed_at, now)
@@ -539,6 +539,20 @@ class Deliverer:
         self.metrics.pending.read = self.pending_count
         self.metrics.state_bytes.read = self.store.size
         self.metrics.open_threads.read = lambda: len(self.threads)
+
+    def open_store(self, settings: Settings) -> state_store.Store:
+        """Return the state database of `settings` (STATE_DIR), opened; it counts its errors in the metrics."""
+        return state_store.Store(settings.state_dir, self.wall, settings.thread_ttl,
+                                 on_error=lambda: self.metrics.state_errors.inc(),
+                                 on_drop=lambda count: self.metrics.state_writes_dropped.inc(count))
+
+    def memory(self) -> Tuple[List[state_store.Row], list]:
+        """Return the posted alert states and the open threads held in memory, as the state database keeps them."""
+        with self.cond:
+            states = [(e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
+                      for e in self.ledger.entries.values() if e.posted is not None]
+            threads = [to_row(t) for t in self.threads.open.values()]
+        return states, threads
 
     def reconfigure(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         """Swap in new settings (and transport): waiting states go to their routes' new URLs, and the

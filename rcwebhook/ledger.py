@@ -25,6 +25,7 @@ RESOLVED = "resolved"
 # Alerts remembered at most (about 0.6 KB each); the least recently seen go first. Alertmanager
 # re-sends every alert that still fires with each reminder, which keeps those entries fresh.
 CAPACITY = 20_000
+NAME_LIMIT = 200  # characters of an alert's name an entry keeps, for log lines: the name is a client's
 
 
 class State(NamedTuple):
@@ -197,12 +198,13 @@ class Ledger:
         entry = self.entries.get((item.route, item.key))
         state = observe(item.alert, entry.known if entry else None, now, copy_window)
         if entry is None:
-            entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, item.alert.name, state, now)
+            name = item.alert.name[:NAME_LIMIT]
+            entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, name, state, now)
             self._bound()
         else:
             self.entries.move_to_end((item.route, item.key))
         entry.touched = now
-        entry.name = item.alert.name
+        entry.name = item.alert.name[:NAME_LIMIT]
         if state.order > entry.known.order:
             entry.known = state
             self._owe(entry, item, now)
