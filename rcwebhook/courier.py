@@ -554,6 +554,21 @@ class Deliverer:
             threads = [to_row(t) for t in self.threads.open.values()]
         return states, threads
 
+    def use_store(self, store: state_store.Store) -> None:
+        """Keep the state in `store` from now on (a reload changed STATE_DIR): what is in memory is written
+        into it, and the database used until now is closed."""
+        old, self.store = self.store, store
+        store.remember_from(self.memory)
+        self.metrics.state_bytes.read = store.size
+        states, threads = self.memory()
+        store.save_states(states)
+        store.save_threads(threads, [])
+        for hook, sent in list(old.posts.items()):
+            for sent_at in list(sent):
+                store.record_post(hook, sent_at)
+        # Closing waits for the old database's queue: not on the thread that reloads, which serves.
+        threading.Thread(target=old.close, name="state closer", daemon=True).start()
+
     def reconfigure(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         """Swap in new settings (and transport): waiting states go to their routes' new URLs, and the
         couriers of URLs no longer used end after their current post.

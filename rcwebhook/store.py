@@ -77,7 +77,7 @@ class Store:
         self.thread_ttl = thread_ttl
         self.on_error = on_error  # called on every database error, for the metrics
         self.on_drop = on_drop  # called with the number of writes dropped, for the metrics
-        self.lock = threading.Lock()  # the connection's
+        self.lock = threading.RLock()  # the connection's (reopening it prunes, inside)
         self.db = None
         self.failed = False
         self.locked = False  # the last transaction found the database locked by another process
