@@ -528,8 +528,10 @@ class Deliverer:
         self.store = store if store is not None else self.open_store(settings)
         self.store.remember_from(self.memory)
         now = wall()
+        self.ledger.posted.restore(self.store.load_runs())
         for route, key, state, posted_at, confirmed_at in self.store.load_states():
             self.ledger.restore(route, key, state, posted_at, confirmed_at, now)
+        self._runs_saved = self.ledger.posted.version
         self.threads = Threads(settings.thread_ttl)
         self.threads.restore(self.store.load_threads(now - settings.thread_ttl))
         self._opened: Dict[Tuple[str, str], Thread] = {}  # thread changes not yet saved
@@ -657,8 +659,19 @@ class Deliverer:
                 if acknowledged:
                     confirmed.extend((e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
                                      for e, state in ticket.carried if e.posted == state and e.confirmed_at == now)
+            runs = self._changed_runs()
         self.store.save_states(confirmed)
+        if runs is not None:
+            self.store.save_runs(runs)
         return results
+
+    def _changed_runs(self) -> Optional[list]:
+        """Return the ledger's compact record of posted states when it changed since last saved (the lock is
+        held)."""
+        if self.ledger.posted.version == self._runs_saved:
+            return None
+        self._runs_saved = self.ledger.posted.version
+        return list(self.ledger.posted.runs)
 
     def _result(self, route: Route, ticket: Ticket) -> Result:
         if ticket.failure is not None:
@@ -727,4 +740,8 @@ class Deliverer:
             for courier in self._couriers.values():
                 courier.close()
             self.cond.notify_all()
+            self.ledger.posted.seal()  # the records not yet sealed would be lost otherwise
+            runs = self._changed_runs()
+        if runs is not None:
+            self.store.save_runs(runs)
         self.store.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import struct
 import threading
 from collections import OrderedDict
 from types import MappingProxyType
@@ -26,6 +27,13 @@ RESOLVED = "resolved"
 # re-sends every alert that still fires with each reminder, which keeps those entries fresh.
 CAPACITY = 20_000
 NAME_LIMIT = 200  # characters of an alert's name an entry keeps, for log lines: the name is a client's
+
+
+# The compact record of the states posted for alerts the ledger has forgotten (see Posted).
+RECORD = struct.Struct("<16sBddI")  # digest of route and alert key, resolved?, startsAt, asof, when (epoch s)
+FRESH_LIMIT = 16_384  # records kept in a dict before they are sealed into a sorted run
+RUN_LIMIT = 262_144  # records in a run at most: runs are merged up to this size, and dropped whole
+MAX_RECORDS = 1_000_000  # records kept at most (about 37 MB); the oldest runs go first
 
 
 class State(NamedTuple):
@@ -167,14 +175,122 @@ class Verdict(NamedTuple):
     copy: bool  # posted already (a retry after a non-2xx answer, or an HA peer's copy): not posted again
 
 
+class Posted:
+    """The states posted for alerts the ledger no longer holds whole: RECORD.size (37) bytes each, in
+    sorted runs of packed records (a binary search finds one), the newest run first; up to MAX_RECORDS,
+    the oldest dropped a run at a time. It keeps "once and in order" for far longer than the entries.
+    """
+
+    def __init__(self, max_records: Optional[int] = None) -> None:
+        self.max_records = max_records or MAX_RECORDS
+        self.fresh: Dict[bytes, bytes] = {}  # digest -> record, not yet sealed
+        self.runs: List[Tuple[int, bytes]] = []  # (id, sorted records), oldest first
+        self.next_id = 1
+        self.version = 0  # changes whenever `runs` does, for the caller to save them
+
+    def __len__(self) -> int:
+        return len(self.fresh) + sum(len(run) for _, run in self.runs) // RECORD.size
+
+    def nbytes(self) -> int:
+        """Return about how many bytes the records take in memory."""
+        return sum(len(run) for _, run in self.runs) + len(self.fresh) * (RECORD.size + 120)
+
+    def add(self, route: str, key: str, state: State, when: float) -> None:
+        digest = _digest(route, key)
+        self.fresh[digest] = RECORD.pack(digest, state.status == RESOLVED, state.starts, state.asof,
+                                         max(0, min(int(when), 2**32 - 1)))
+        if len(self.fresh) >= FRESH_LIMIT:
+            self.seal()
+
+    def find(self, route: str, key: str) -> Optional[Tuple[State, float]]:
+        """Return the state last posted for an alert, and when, if a record of it is kept."""
+        digest = _digest(route, key)
+        record = self.fresh.get(digest)
+        if record is None:
+            for _, run in reversed(self.runs):
+                record = _search(run, digest)
+                if record is not None:
+                    break
+            else:
+                return None
+        _, resolved, starts, asof, when = RECORD.unpack(record)
+        state = State(RESOLVED, starts, asof, asof) if resolved else State(FIRING, starts, 0.0, asof)
+        return state, float(when)
+
+    def seal(self) -> None:
+        """Move the fresh records into a sorted run; merge runs and drop the oldest beyond the bound."""
+        if not self.fresh:
+            return
+        run = b"".join(self.fresh[digest] for digest in sorted(self.fresh))
+        self.fresh = {}
+        self.runs.append((self._new_id(), run))
+        while len(self.runs) >= 2 and len(self.runs[-1][1]) >= len(self.runs[-2][1]) \
+                and len(self.runs[-2][1]) + len(self.runs[-1][1]) <= RUN_LIMIT * RECORD.size:
+            newer = self.runs.pop()[1]
+            older = self.runs.pop()[1]
+            self.runs.append((self._new_id(), _merge(older, newer)))
+        while len(self.runs) > 1 and sum(len(run) for _, run in self.runs) > self.max_records * RECORD.size:
+            self.runs.pop(0)
+        self.version += 1
+
+    def restore(self, runs: List[Tuple[int, bytes]]) -> None:
+        """Take the runs kept from earlier runs of rcwebhook (oldest first)."""
+        self.runs = [(ident, run) for ident, run in runs if len(run) % RECORD.size == 0]
+        self.next_id = max((ident for ident, _ in self.runs), default=0) + 1
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+
+def _digest(route: str, key: str) -> bytes:
+    return hashlib.blake2b(f"{route}\x00{key}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _search(run: bytes, digest: bytes) -> Optional[bytes]:
+    size = RECORD.size
+    lo, hi = 0, len(run) // size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if run[mid * size:mid * size + 16] < digest:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo * size < len(run) and run[lo * size:lo * size + 16] == digest:
+        return run[lo * size:(lo + 1) * size]
+    return None
+
+
+def _merge(older: bytes, newer: bytes) -> bytes:
+    """Return one sorted run of both; the newer record of an alert in both wins."""
+    size = RECORD.size
+    records = {}
+    for run in (older, newer):
+        for at in range(0, len(run), size):
+            records[run[at:at + 16]] = run[at:at + size]
+    return b"".join(records[digest] for digest in sorted(records))
+
+
 class Ledger:
     """Entries by (route, alert key), bounded in number; the caller holds the lock."""
 
-    def __init__(self, capacity: int = CAPACITY) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: Optional[int] = None, posted: Optional[Posted] = None) -> None:
+        self.capacity = capacity = capacity or CAPACITY
         self._next_bound = capacity
         self.entries: "OrderedDict[Tuple[str, str], Entry]" = OrderedDict()  # least recently touched first
         self.owed: Dict[str, "OrderedDict[str, Entry]"] = {}  # per route, in the order they became owed
+        self.posted = posted if posted is not None else Posted()  # what forgotten entries had posted
+
+    def _entry(self, route: str, key: str, now: float) -> Optional[Entry]:
+        """Return the entry of an alert; one made again from its compact record when it was forgotten."""
+        entry = self.entries.get((route, key))
+        if entry is None and (self.posted.fresh or self.posted.runs):
+            found = self.posted.find(route, key)
+            if found is not None:
+                state, when = found
+                self.restore(route, key, state, when, when, now)
+                entry = self.entries.get((route, key))
+        return entry
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -189,13 +305,13 @@ class Ledger:
 
     def news(self, item: Item, now: float, copy_window: float) -> bool:
         """Return whether `item` brings a state newer than the one known (or an alert not known)."""
-        entry = self.entries.get((item.route, item.key))
+        entry = self._entry(item.route, item.key, now)
         return entry is None or observe(item.alert, entry.known, now, copy_window).order > entry.known.order
 
     def offer(self, item: Item, ticket: Ticket, now: float, copy_window: float, reminder: bool = True) -> Verdict:
         """Record the state `item` brings and tie `ticket` to it; return what it needs. `reminder`: the
         notification may be Alertmanager's reminder (it brings no news, or says it is one)."""
-        entry = self.entries.get((item.route, item.key))
+        entry = self._entry(item.route, item.key, now)
         state = observe(item.alert, entry.known if entry else None, now, copy_window)
         if entry is None:
             name = item.alert.name[:NAME_LIMIT]
@@ -332,5 +448,7 @@ class Ledger:
             entry = self.entries[key]
             if not entry.owed and not entry.tickets and entry.inflight is None:
                 del self.entries[key]
+                if entry.posted is not None:
+                    self.posted.add(entry.route, entry.key, entry.posted, entry.confirmed_at or entry.posted_at)
                 excess -= 1
         self._next_bound = max(self.capacity, len(self.entries)) * 11 // 10

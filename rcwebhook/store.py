@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS thread (
     last_post REAL NOT NULL, alerts TEXT NOT NULL, PRIMARY KEY (hook, group_key));
 CREATE TABLE IF NOT EXISTS hook_post (hook TEXT NOT NULL, sent_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS hook_post_hook ON hook_post (hook, sent_at);
+CREATE TABLE IF NOT EXISTS posted_run (id INTEGER PRIMARY KEY, records BLOB NOT NULL);
 """
 
 Row = Tuple[str, str, State, float, float]  # route, alert key, state, posted at, confirmed at
@@ -359,6 +360,29 @@ class Store:
             db.executemany("DELETE FROM thread WHERE hook = ? AND group_key = ?", ended)
 
         self._submit("saving threads", save, sum(_size(v) for v in opened) + sum(_size(v) for v in ended))
+
+    # --- the compact record of states posted (ledger.Posted) ----------------------------------
+
+    def load_runs(self) -> List[Tuple[int, bytes]]:
+        """Return the runs of compact records kept from earlier runs, oldest first."""
+        self._settle()
+        rows = self._run("reading the record of posted states", lambda db: db.execute(
+            "SELECT id, records FROM posted_run ORDER BY id").fetchall())
+        return [(ident, bytes(records)) for ident, records in rows or ()]
+
+    def save_runs(self, runs: List[Tuple[int, bytes]]) -> None:
+        """Keep exactly these runs: write the new ones, forget those merged or dropped."""
+        runs = list(runs)
+
+        def save(db) -> None:
+            kept = {ident for (ident,) in db.execute("SELECT id FROM posted_run")}
+            wanted = {ident for ident, _ in runs}
+            db.executemany("DELETE FROM posted_run WHERE id = ?", [(ident,) for ident in kept - wanted])
+            db.executemany("INSERT INTO posted_run VALUES (?, ?)",
+                           [(ident, run) for ident, run in runs if ident not in kept])
+
+        # The queue holds the runs by reference (the ledger keeps them anyway): counted as one small write.
+        self._submit("saving the record of posted states", save, 64 * len(runs))
 
     # --- pacing ---------------------------------------------------------------------------
 

@@ -182,3 +182,42 @@ def test_a_reload_to_an_unusable_state_dir_is_refused_and_names_it(start_daemon,
     assert service.reload() is False
     assert daemon.server.settings.state_dir == str(tmp_path / "state")
     assert any(line.startswith("Reload refused: STATE_DIR=") for line in logs.lines(logging.ERROR))
+
+
+# --- once and in order beyond the ledger's capacity ---------------------------------------------------------
+
+
+def many(prefix: str, count: int, status: str, starts, ends=None) -> Dict[str, Any]:
+    alerts = [alert_item(f"{prefix}{i}", "critical", status, starts, ends, instance=f"host{i}") for i in range(count)]
+    return notification(alerts, prefix)
+
+
+def test_resent_resolutions_and_late_firing_copies_of_forgotten_alerts_post_nothing(start_daemon, rocketchat,
+                                                                                   tmp_path, monkeypatch):
+    from rcwebhook import ledger
+
+    monkeypatch.setattr(ledger, "CAPACITY", 100)  # the ledger holds 100 alerts whole; 2,000 pass through it
+    monkeypatch.setattr(ledger, "FRESH_LIMIT", 64, raising=False)
+    hook = rocketchat.add_hook("critical")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
+                  STATE_DIR=str(tmp_path), DEDUP_WINDOW="60", THREADS="false")
+    daemon = start_daemon(**values)
+    starts = whole_second(-600)
+    ends = whole_second(-30)
+    groups = [f"G{g}x" for g in range(20)]
+    for group in groups:
+        assert daemon.post_json(many(group, 100, FIRING, starts))[0] == 200
+    for group in groups:
+        assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
+    posted = len(rocketchat.messages("critical"))
+    assert len(daemon.server.deliverer.ledger.entries) < 200
+
+    for group in groups:  # Alertmanager re-sends the resolutions: all were posted already
+        assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
+    assert daemon.post_json(many(groups[0], 100, FIRING, starts))[0] == 200  # a lagging peer's stale copies
+    assert len(rocketchat.messages("critical")) == posted
+
+    daemon = restart(start_daemon, daemon, **values)
+    for group in groups[:3]:
+        assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
+    assert len(rocketchat.messages("critical")) == posted
