@@ -30,7 +30,8 @@ NAME_LIMIT = 200  # characters of an alert's name an entry keeps, for log lines:
 
 
 # The compact record of the states posted for alerts the ledger has forgotten (see Posted).
-RECORD = struct.Struct("<16sBddI")  # digest of route and alert key, resolved?, startsAt, asof, when (epoch s)
+# Digest of route and alert key, resolved?, startsAt, asof, when (epoch s), sender_tag of the resolution's sender.
+RECORD = struct.Struct("<16sBddII")
 FRESH_LIMIT = 16_384  # records kept in a dict before they are sealed into a sorted run
 RUN_LIMIT = 262_144  # records in a run at most: runs are merged up to this size, and dropped whole
 MAX_RECORDS = 1_000_000  # records kept at most (about 37 MB); the oldest runs go first
@@ -51,22 +52,26 @@ class State(NamedTuple):
         return (self.asof, self.status == RESOLVED)
 
 
-def observe(alert: Alert, known: Optional[State], now: float, copy_window: float) -> State:
+def observe(alert: Alert, known: Optional[State], now: float, copy_window: float, sender: int = 0,
+            resolvers: Tuple[int, ...] = ()) -> State:
     """Return the state `alert` brings, placed in order against `known`, the newest state of that alert
-    seen so far.
+    seen so far; `sender` is the sender_tag of who sent it, `resolvers` those of who sent `known` when it
+    is a resolution.
 
     A firing state with the startsAt of the known firing one is that same state (a copy, a retry or a
-    reminder). A firing state whose startsAt is not after a known resolution is older news, unless it
-    arrives more than `copy_window` seconds after that resolution: then the alert fired again with its
-    old startsAt (Alertmanager resolved it by timeout, or a client re-sent it), which is newer.
+    reminder). A firing state whose startsAt is not after a known resolution fired again with its old
+    startsAt (Alertmanager resolved it by timeout, then heard from its Prometheus again), which is newer,
+    unless another sender sent the resolution less than `copy_window` seconds ago: then it is an HA peer's
+    stale copy, which is older news. When the senders are not known, it fired again: a re-fire posted
+    twice costs a message, a re-fire taken for a copy would leave the channel saying RESOLVED.
     """
     starts = _epoch(alert.starts_at)
     if alert.status != RESOLVED:
         if known is not None and known.status == FIRING and known.starts == starts:
             return known
         asof = starts
-        if known is not None and known.status == RESOLVED and starts <= known.ends \
-                and now >= known.ends + copy_window:
+        if known is not None and known.status == RESOLVED and starts <= known.ends and (
+                now >= known.ends + copy_window or not sender or not resolvers or sender in resolvers):
             asof = known.ends + 0.001
         return State(FIRING, starts, 0.0, asof)
     ends = _epoch(alert.ends_at) or now
@@ -90,7 +95,17 @@ def identity(alert: Alert) -> str:
     return "labels:" + hashlib.sha256(labels.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def sender_tag(address: str, external_url: str) -> int:
+    """Return who sent a notification, as 32 bits: its peer's address and the Alertmanager's external URL (HA
+    peers behind one address have their own URLs); 0 when unknown."""
+    if not address:
+        return 0
+    text = f"{address}\x00{external_url[:200]}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=4).digest(), "big") or 1
+
+
 REMINDER_REASON = "repeat interval elapsed"  # Alertmanager's notification_reason for a reminder
+MAX_RESOLVERS = 8  # senders of one resolution remembered
 
 
 class Context(NamedTuple):
@@ -102,6 +117,7 @@ class Context(NamedTuple):
     reason: str = ""  # notification_reason, from Alertmanager 0.32 on
     receiver: str = ""  # for templates' .Receiver
     group_labels: Mapping[str, str] = MappingProxyType({})  # for templates' .GroupLabels
+    sender: int = 0  # sender_tag of the client that sent it
 
 
 class Item(NamedTuple):
@@ -118,7 +134,8 @@ class Entry:
     """What one route's channel was told about one alert, and what it is owed."""
 
     __slots__ = ("route", "key", "name", "known", "posted", "posted_at", "confirmed_at", "owed", "item",
-                 "tickets", "inflight", "owed_since", "vouched_at", "max_batch", "touched", "posts")
+                 "tickets", "inflight", "owed_since", "vouched_at", "max_batch", "touched", "posts",
+                 "resolvers")
 
     def __init__(self, route: str, key: str, name: str, known: State, now: float) -> None:
         self.route = route
@@ -139,6 +156,7 @@ class Entry:
         self.max_batch = 0  # after a refused post: at most this many alerts per post (0: no cap)
         self.touched = now
         self.posts = 0  # posts Rocket.Chat accepted for this alert
+        self.resolvers: Tuple[int, ...] = ()  # sender_tags of who sent `known`, when it is a resolution
 
     def covers(self, state: State) -> bool:
         """Return whether the posted state is `state` or newer than it."""
@@ -195,15 +213,16 @@ class Posted:
         """Return about how many bytes the records take in memory."""
         return sum(len(run) for _, run in self.runs) + len(self.fresh) * (RECORD.size + 120)
 
-    def add(self, route: str, key: str, state: State, when: float) -> None:
+    def add(self, route: str, key: str, state: State, when: float, resolver: int = 0) -> None:
         digest = _digest(route, key)
         self.fresh[digest] = RECORD.pack(digest, state.status == RESOLVED, state.starts, state.asof,
-                                         max(0, min(int(when), 2**32 - 1)))
+                                         max(0, min(int(when), 2**32 - 1)), resolver)
         if len(self.fresh) >= FRESH_LIMIT:
             self.seal()
 
-    def find(self, route: str, key: str) -> Optional[Tuple[State, float]]:
-        """Return the state last posted for an alert, and when, if a record of it is kept."""
+    def find(self, route: str, key: str) -> Optional[Tuple[State, float, int]]:
+        """Return the state last posted for an alert, when, and who sent it if resolved, if a record of it is
+        kept."""
         digest = _digest(route, key)
         record = self.fresh.get(digest)
         if record is None:
@@ -213,9 +232,9 @@ class Posted:
                     break
             else:
                 return None
-        _, resolved, starts, asof, when = RECORD.unpack(record)
+        _, resolved, starts, asof, when, resolver = RECORD.unpack(record)
         state = State(RESOLVED, starts, asof, asof) if resolved else State(FIRING, starts, 0.0, asof)
-        return state, float(when)
+        return state, float(when), resolver
 
     def seal(self) -> None:
         """Move the fresh records into a sorted run; merge runs and drop the oldest beyond the bound."""
@@ -287,9 +306,11 @@ class Ledger:
         if entry is None and (self.posted.fresh or self.posted.runs):
             found = self.posted.find(route, key)
             if found is not None:
-                state, when = found
+                state, when, resolver = found
                 self.restore(route, key, state, when, when, now)
                 entry = self.entries.get((route, key))
+                if entry is not None and resolver and state.status == RESOLVED:
+                    entry.resolvers = (resolver,)
         return entry
 
     def __len__(self) -> int:
@@ -306,13 +327,16 @@ class Ledger:
     def news(self, item: Item, now: float, copy_window: float) -> bool:
         """Return whether `item` brings a state newer than the one known (or an alert not known)."""
         entry = self._entry(item.route, item.key, now)
-        return entry is None or observe(item.alert, entry.known, now, copy_window).order > entry.known.order
+        return entry is None or observe(item.alert, entry.known, now, copy_window, item.context.sender,
+                                        entry.resolvers).order > entry.known.order
 
     def offer(self, item: Item, ticket: Ticket, now: float, copy_window: float, reminder: bool = True) -> Verdict:
         """Record the state `item` brings and tie `ticket` to it; return what it needs. `reminder`: the
         notification may be Alertmanager's reminder (it brings no news, or says it is one)."""
         entry = self._entry(item.route, item.key, now)
-        state = observe(item.alert, entry.known if entry else None, now, copy_window)
+        sender = item.context.sender
+        state = observe(item.alert, entry.known if entry else None, now, copy_window, sender,
+                        entry.resolvers if entry else ())
         if entry is None:
             name = item.alert.name[:NAME_LIMIT]
             entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, name, state, now)
@@ -321,6 +345,10 @@ class Ledger:
             self.entries.move_to_end((item.route, item.key))
         entry.touched = now
         entry.name = item.alert.name[:NAME_LIMIT]
+        if state.status == RESOLVED and sender and (state.order > entry.known.order or not entry.resolvers):
+            entry.resolvers = (sender,)
+        elif state == entry.known and state.status == RESOLVED and sender and sender not in entry.resolvers:
+            entry.resolvers = (entry.resolvers + (sender,))[-MAX_RESOLVERS:]
         if state.order > entry.known.order:
             entry.known = state
             self._owe(entry, item, now)
@@ -449,6 +477,8 @@ class Ledger:
             if not entry.owed and not entry.tickets and entry.inflight is None:
                 del self.entries[key]
                 if entry.posted is not None:
-                    self.posted.add(entry.route, entry.key, entry.posted, entry.confirmed_at or entry.posted_at)
+                    resolver = entry.resolvers[0] if entry.resolvers and entry.posted == entry.known else 0
+                    self.posted.add(entry.route, entry.key, entry.posted, entry.confirmed_at or entry.posted_at,
+                                    resolver)
                 excess -= 1
         self._next_bound = max(self.capacity, len(self.entries)) * 11 // 10

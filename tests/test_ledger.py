@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from rcwebhook.alertmanager import Alert
-from rcwebhook.ledger import FIRING, RESOLVED, Context, Item, Ledger, Ticket, observe
+from rcwebhook.ledger import FIRING, RESOLVED, Context, Item, Ledger, Ticket, observe, sender_tag
 
 T0 = 1_800_000_000.0  # a wall-clock moment, in epoch seconds
 
@@ -33,17 +33,29 @@ def post_everything(ledger: Ledger, now: float) -> None:
         ledger.accepted(entry, entry.known, now)
 
 
+PEER_A = sender_tag("10.0.0.1", "http://am-a:9093")
+PEER_B = sender_tag("10.0.0.1", "http://am-b:9093")
+
+
 def test_resolution_is_newer_than_its_firing_whatever_the_arrival_order():
     firing = observe(alert(), None, T0 + 10, 60)
     resolved = observe(alert("resolved", ends=T0 + 5), firing, T0 + 10, 60)
     assert resolved.order > firing.order
-    assert observe(alert(), resolved, T0 + 20, 60).order < resolved.order  # a late copy
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_B, (PEER_A,)).order < resolved.order  # a peer's late copy
+
+
+def test_firing_with_the_old_startsat_from_the_sender_of_the_resolution_is_a_refire():
+    resolved = observe(alert("resolved", ends=T0 + 5), None, T0 + 10, 60)
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_A, (PEER_A,)).order > resolved.order
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_B, (PEER_B, PEER_A)).order > resolved.order
+    # Who sent what is not known (a resolution restored after a restart): posting is preferred to silence.
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_B, ()).order > resolved.order
 
 
 def test_firing_with_the_old_startsat_long_after_the_resolution_is_a_refire():
     resolved = observe(alert("resolved", ends=T0 + 5), None, T0 + 10, 60)
-    assert observe(alert(), resolved, T0 + 5 + 61, 60).order > resolved.order
-    assert observe(alert(), resolved, T0 + 5 + 59, 60).order < resolved.order
+    assert observe(alert(), resolved, T0 + 5 + 61, 60, PEER_B, (PEER_A,)).order > resolved.order
+    assert observe(alert(), resolved, T0 + 5 + 59, 60, PEER_B, (PEER_A,)).order < resolved.order
 
 
 def test_firing_since_a_later_startsat_is_a_new_occurrence():

@@ -214,10 +214,42 @@ def test_resent_resolutions_and_late_firing_copies_of_forgotten_alerts_post_noth
 
     for group in groups:  # Alertmanager re-sends the resolutions: all were posted already
         assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
-    assert daemon.post_json(many(groups[0], 100, FIRING, starts))[0] == 200  # a lagging peer's stale copies
+    stale = many(groups[0], 100, FIRING, starts)
+    stale["externalURL"] = "http://alertmanager-2.example.com"  # a lagging HA peer's stale copies
+    assert daemon.post_json(stale)[0] == 200
     assert len(rocketchat.messages("critical")) == posted
 
     daemon = restart(start_daemon, daemon, **values)
     for group in groups[:3]:
         assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
     assert len(rocketchat.messages("critical")) == posted
+
+
+# --- a re-fire is posted, an HA peer's stale copy is not ------------------------------------------------------
+
+
+def test_firing_again_with_the_old_startsat_from_the_resolutions_sender_is_posted(start_daemon, rocketchat):
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
+                          DEDUP_WINDOW="60")
+    starts = whole_second(-600)
+    ends = whole_second(-5)
+    for body in (payload("Refire", FIRING, starts), payload("Refire", RESOLVED, starts, ends=ends),
+                 # Alertmanager resolved it by timeout, then heard from its Prometheus again: same startsAt.
+                 payload("Refire", FIRING, starts)):
+        assert daemon.post_json(body)[0] == 200
+    assert [shows(body) for body in rocketchat.messages("critical")] == [
+        [("Refire", FIRING)], [("Refire", RESOLVED)], [("Refire", FIRING)]]
+
+
+def test_a_stale_firing_copy_from_another_peer_after_the_resolution_is_not_posted(start_daemon, rocketchat):
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
+                          DEDUP_WINDOW="60")
+    starts = whole_second(-600)
+    ends = whole_second(-5)
+    lagging = payload("Stale", FIRING, starts)
+    lagging["externalURL"] = "http://alertmanager-2.example.com"
+    for body in (payload("Stale", FIRING, starts), payload("Stale", RESOLVED, starts, ends=ends), lagging):
+        assert daemon.post_json(body)[0] == 200
+    assert [shows(body) for body in rocketchat.messages("critical")] == [[("Stale", FIRING)], [("Stale", RESOLVED)]]
