@@ -33,7 +33,7 @@ NAME_LIMIT = 200  # characters of an alert's name an entry keeps, for log lines:
 # Digest of route and alert key, resolved?, startsAt, asof, when (epoch s), sender_tag of the resolution's sender.
 RECORD = struct.Struct("<16sBddII")
 FRESH_LIMIT = 16_384  # records kept in a dict before they are sealed into a sorted run
-RUN_LIMIT = 262_144  # records in a run at most: runs are merged up to this size, and dropped whole
+RUN_LIMIT = 131_072  # records in a run at most: runs are merged up to this size, and dropped whole
 MAX_RECORDS = 1_000_000  # records kept at most (about 37 MB); the oldest runs go first
 
 
@@ -53,17 +53,19 @@ class State(NamedTuple):
 
 
 def observe(alert: Alert, known: Optional[State], now: float, copy_window: float, sender: int = 0,
-            resolvers: Tuple[int, ...] = ()) -> State:
+            resolvers: Tuple[int, ...] = (), resolved_seen: float = 0.0) -> State:
     """Return the state `alert` brings, placed in order against `known`, the newest state of that alert
     seen so far; `sender` is the sender_tag of who sent it, `resolvers` those of who sent `known` when it
-    is a resolution.
+    is a resolution, which first came at `resolved_seen`.
 
     A firing state with the startsAt of the known firing one is that same state (a copy, a retry or a
     reminder). A firing state whose startsAt is not after a known resolution fired again with its old
     startsAt (Alertmanager resolved it by timeout, then heard from its Prometheus again), which is newer,
-    unless another sender sent the resolution less than `copy_window` seconds ago: then it is an HA peer's
-    stale copy, which is older news. When the senders are not known, it fired again: a re-fire posted
-    twice costs a message, a re-fire taken for a copy would leave the channel saying RESOLVED.
+    except for a copy: from another sender (an HA peer lagging behind) less than `copy_window` seconds
+    after the resolution, or from the resolution's own sender less than REFIRE_GAP after it came (its
+    requests overtook one another; Alertmanager sends a group's next notification a group_interval later).
+    When the senders are not known, it fired again: a re-fire posted twice costs a message, a re-fire
+    taken for a copy would leave the channel saying RESOLVED until the next reminder.
     """
     starts = _epoch(alert.starts_at)
     if alert.status != RESOLVED:
@@ -71,7 +73,8 @@ def observe(alert: Alert, known: Optional[State], now: float, copy_window: float
             return known
         asof = starts
         if known is not None and known.status == RESOLVED and starts <= known.ends and (
-                now >= known.ends + copy_window or not sender or not resolvers or sender in resolvers):
+                now >= known.ends + copy_window or not sender or not resolvers
+                or (sender in resolvers and now >= resolved_seen + min(REFIRE_GAP, copy_window))):
             asof = known.ends + 0.001
         return State(FIRING, starts, 0.0, asof)
     ends = _epoch(alert.ends_at) or now
@@ -106,6 +109,9 @@ def sender_tag(address: str, external_url: str) -> int:
 
 REMINDER_REASON = "repeat interval elapsed"  # Alertmanager's notification_reason for a reminder
 MAX_RESOLVERS = 8  # senders of one resolution remembered
+# A firing from the sender of a resolution this soon after it is taken for a request that overtook another
+# (Alertmanager's group_interval, between two notifications of a group, is longer).
+REFIRE_GAP = 5.0
 
 
 class Context(NamedTuple):
@@ -135,7 +141,7 @@ class Entry:
 
     __slots__ = ("route", "key", "name", "known", "posted", "posted_at", "confirmed_at", "owed", "item",
                  "tickets", "inflight", "owed_since", "vouched_at", "max_batch", "touched", "posts",
-                 "resolvers")
+                 "resolvers", "resolved_seen")
 
     def __init__(self, route: str, key: str, name: str, known: State, now: float) -> None:
         self.route = route
@@ -157,6 +163,7 @@ class Entry:
         self.touched = now
         self.posts = 0  # posts Rocket.Chat accepted for this alert
         self.resolvers: Tuple[int, ...] = ()  # sender_tags of who sent `known`, when it is a resolution
+        self.resolved_seen = 0.0  # when that resolution first came
 
     def covers(self, state: State) -> bool:
         """Return whether the posted state is `state` or newer than it."""
@@ -283,11 +290,20 @@ def _search(run: bytes, digest: bytes) -> Optional[bytes]:
 def _merge(older: bytes, newer: bytes) -> bytes:
     """Return one sorted run of both; the newer record of an alert in both wins."""
     size = RECORD.size
-    records = {}
-    for run in (older, newer):
-        for at in range(0, len(run), size):
-            records[run[at:at + 16]] = run[at:at + size]
-    return b"".join(records[digest] for digest in sorted(records))
+    out = bytearray()
+    i = j = 0
+    while i < len(older) and j < len(newer):
+        a, b = older[i:i + 16], newer[j:j + 16]
+        if a < b:
+            out += older[i:i + size]
+            i += size
+        else:
+            out += newer[j:j + size]
+            j += size
+            i += size if a == b else 0
+    out += older[i:]
+    out += newer[j:]
+    return bytes(out)
 
 
 class Ledger:
@@ -310,7 +326,7 @@ class Ledger:
                 self.restore(route, key, state, when, when, now)
                 entry = self.entries.get((route, key))
                 if entry is not None and resolver and state.status == RESOLVED:
-                    entry.resolvers = (resolver,)
+                    entry.resolvers, entry.resolved_seen = (resolver,), when
         return entry
 
     def __len__(self) -> int:
@@ -328,7 +344,7 @@ class Ledger:
         """Return whether `item` brings a state newer than the one known (or an alert not known)."""
         entry = self._entry(item.route, item.key, now)
         return entry is None or observe(item.alert, entry.known, now, copy_window, item.context.sender,
-                                        entry.resolvers).order > entry.known.order
+                                        entry.resolvers, entry.resolved_seen).order > entry.known.order
 
     def offer(self, item: Item, ticket: Ticket, now: float, copy_window: float, reminder: bool = True) -> Verdict:
         """Record the state `item` brings and tie `ticket` to it; return what it needs. `reminder`: the
@@ -336,7 +352,7 @@ class Ledger:
         entry = self._entry(item.route, item.key, now)
         sender = item.context.sender
         state = observe(item.alert, entry.known if entry else None, now, copy_window, sender,
-                        entry.resolvers if entry else ())
+                        entry.resolvers if entry else (), entry.resolved_seen if entry else 0.0)
         if entry is None:
             name = item.alert.name[:NAME_LIMIT]
             entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, name, state, now)
@@ -346,7 +362,7 @@ class Ledger:
         entry.touched = now
         entry.name = item.alert.name[:NAME_LIMIT]
         if state.status == RESOLVED and sender and (state.order > entry.known.order or not entry.resolvers):
-            entry.resolvers = (sender,)
+            entry.resolvers, entry.resolved_seen = (sender,), now
         elif state == entry.known and state.status == RESOLVED and sender and sender not in entry.resolvers:
             entry.resolvers = (entry.resolvers + (sender,))[-MAX_RESOLVERS:]
         if state.order > entry.known.order:

@@ -46,8 +46,10 @@ def test_resolution_is_newer_than_its_firing_whatever_the_arrival_order():
 
 def test_firing_with_the_old_startsat_from_the_sender_of_the_resolution_is_a_refire():
     resolved = observe(alert("resolved", ends=T0 + 5), None, T0 + 10, 60)
-    assert observe(alert(), resolved, T0 + 20, 60, PEER_A, (PEER_A,)).order > resolved.order
-    assert observe(alert(), resolved, T0 + 20, 60, PEER_B, (PEER_B, PEER_A)).order > resolved.order
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_A, (PEER_A,), T0 + 10).order > resolved.order
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_B, (PEER_B, PEER_A), T0 + 10).order > resolved.order
+    # Sooner than an Alertmanager sends a group's next notification: its requests overtook one another.
+    assert observe(alert(), resolved, T0 + 11, 60, PEER_A, (PEER_A,), T0 + 10).order < resolved.order
     # Who sent what is not known (a resolution restored after a restart): posting is preferred to silence.
     assert observe(alert(), resolved, T0 + 20, 60, PEER_B, ()).order > resolved.order
 
@@ -136,3 +138,27 @@ def test_ledger_stays_bounded_and_keeps_what_is_owed():
     assert ("critical", "fp-A999") in ledger.entries
     waiting, _ = offer(ledger, alert("resolved", ends=T0 + 2000, name="A999"), T0 + 2000)
     assert ledger.owed_count() == 1 and ledger.entries[("critical", "fp-A999")].known.status == RESOLVED
+
+
+def test_the_record_of_posted_states_finds_the_newest_and_drops_the_oldest_beyond_its_bound(monkeypatch):
+    from rcwebhook import ledger
+
+    monkeypatch.setattr(ledger, "FRESH_LIMIT", 100)
+    monkeypatch.setattr(ledger, "RUN_LIMIT", 400)
+    posted = ledger.Posted(max_records=1000)
+    firing = ledger.State(FIRING, T0, 0.0, T0)
+    resolved = ledger.State(RESOLVED, T0, T0 + 5, T0 + 5)
+    for i in range(3000):
+        posted.add("critical", f"a{i}", firing, T0 + i)
+    for i in range(2900, 3000, 2):  # resolved later: the newer record wins over the one sealed before
+        posted.add("critical", f"a{i}", resolved, T0 + 5000, resolver=7)
+    posted.seal()
+    # Dropped a run at a time: between the bound less one run and the bound.
+    assert 600 <= len(posted) <= 1000 and posted.nbytes() <= 1000 * ledger.RECORD.size
+    assert posted.find("critical", "a0") is None  # the oldest went first
+    assert posted.find("critical", "a2901") == (firing, T0 + 2901, 0)
+    assert posted.find("critical", "a2900") == (resolved, T0 + 5000, 7)
+    assert posted.find("warning", "a2900") is None
+    again = ledger.Posted(max_records=1000)
+    again.restore(posted.runs)
+    assert again.find("critical", "a2900") == (resolved, T0 + 5000, 7)

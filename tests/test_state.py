@@ -232,12 +232,16 @@ def test_firing_again_with_the_old_startsat_from_the_resolutions_sender_is_poste
     hook = rocketchat.add_hook("critical")
     daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
                           DEDUP_WINDOW="60")
+    offset = [0.0]
+    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
     starts = whole_second(-600)
     ends = whole_second(-5)
-    for body in (payload("Refire", FIRING, starts), payload("Refire", RESOLVED, starts, ends=ends),
-                 # Alertmanager resolved it by timeout, then heard from its Prometheus again: same startsAt.
-                 payload("Refire", FIRING, starts)):
-        assert daemon.post_json(body)[0] == 200
+    assert daemon.post_json(payload("Refire", FIRING, starts))[0] == 200
+    assert daemon.post_json(payload("Refire", RESOLVED, starts, ends=ends))[0] == 200
+    # Alertmanager resolved it by timeout, then heard from its Prometheus again and says so at its group's next
+    # notification (group_interval later, here 10 s): firing with the same startsAt, well within DEDUP_WINDOW.
+    offset[0] = 10.0
+    assert daemon.post_json(payload("Refire", FIRING, starts))[0] == 200
     assert [shows(body) for body in rocketchat.messages("critical")] == [
         [("Refire", FIRING)], [("Refire", RESOLVED)], [("Refire", FIRING)]]
 
