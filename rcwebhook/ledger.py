@@ -84,8 +84,15 @@ def observe(alert: Alert, known: Optional[State], now: float, copy_window: float
     return State(RESOLVED, starts, ends, ends)
 
 
-@functools.lru_cache(maxsize=4096)  # each notification repeats its alerts' times, and every state is read twice
 def _epoch(text: str) -> float:
+    """Return a startsAt or endsAt in epoch seconds; 0 when unset or invalid."""
+    text = text.strip()
+    # No RFC 3339 time is longer (nanoseconds and an offset make 35): a longer text is not kept in the cache.
+    return _cached_epoch(text) if len(text) <= 64 else 0.0
+
+
+@functools.lru_cache(maxsize=4096)  # each notification repeats its alerts' times, and every state is read twice
+def _cached_epoch(text: str) -> float:
     moment = parse_time(text)
     return moment.timestamp() if moment else 0.0
 

@@ -162,3 +162,14 @@ def test_the_record_of_posted_states_finds_the_newest_and_drops_the_oldest_beyon
     again = ledger.Posted(max_records=1000)
     again.restore(posted.runs)
     assert again.find("critical", "a2900") == (resolved, T0 + 5000, 7)
+
+
+def test_a_huge_time_text_is_not_kept_in_the_cache_of_times():
+    from rcwebhook import ledger
+
+    ledger._cached_epoch.cache_clear()
+    for i in range(20):
+        observe(alert(starts=T0), None, T0, 60)
+        huge = alert()._replace(starts_at=f"{i}" + "9" * 1_000_000)
+        assert observe(huge, None, T0, 60).starts == 0.0
+    assert ledger._cached_epoch.cache_info().currsize == 1
