@@ -548,13 +548,15 @@ class Deliverer:
                                  on_error=lambda: self.metrics.state_errors.inc(),
                                  on_drop=lambda count: self.metrics.state_writes_dropped.inc(count))
 
-    def memory(self) -> Tuple[List[state_store.Row], list]:
-        """Return the posted alert states and the open threads held in memory, as the state database keeps them."""
+    def memory(self) -> Tuple[List[state_store.Row], list, list]:
+        """Return the posted alert states, the open threads and the compact record of posted states held in
+        memory, as the state database keeps them."""
         with self.cond:
             states = [(e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
                       for e in self.ledger.entries.values() if e.posted is not None]
             threads = [to_row(t) for t in self.threads.open.values()]
-        return states, threads
+            runs = list(self.ledger.posted.runs)
+        return states, threads, runs
 
     def use_store(self, store: state_store.Store) -> None:
         """Keep the state in `store` from now on (a reload changed STATE_DIR): what is in memory is written
@@ -562,9 +564,10 @@ class Deliverer:
         old, self.store = self.store, store
         store.remember_from(self.memory)
         self.metrics.state_bytes.read = store.size
-        states, threads = self.memory()
+        states, threads, runs = self.memory()
         store.save_states(states)
         store.save_threads(threads, [])
+        store.save_runs(runs)
         for hook, sent in list(old.posts.items()):
             for sent_at in list(sent):
                 store.record_post(hook, sent_at)

@@ -62,7 +62,8 @@ def hook_id(url: str) -> str:
 
 
 Work = Callable[[object], object]  # one write: given the open database, runs its statements
-Recall = Callable[[], Tuple[List[Row], List[ThreadRow]]]  # what is in memory, to write into a new file
+# What is in memory, to write into a new file: alert states, threads, runs of the compact record of posted states.
+Recall = Callable[[], Tuple[List[Row], List[ThreadRow], List[Tuple[int, bytes]]]]
 
 
 class Store:
@@ -260,7 +261,7 @@ class Store:
             with self.cond:
                 self.writing = False
                 if done:
-                    for _ in batch:
+                    for _ in range(min(len(batch), len(self.queue))):  # close() may have emptied the queue
                         _, _, size = self.queue.popleft()
                         self.queued_bytes -= size
                     if self.dropping and not self.queue:
@@ -299,7 +300,7 @@ class Store:
             self._open()
         if self.db is None:
             return  # _fail said why
-        rows, threads = self.recall() if self.recall is not None else ([], [])
+        rows, threads, runs = self.recall() if self.recall is not None else ([], [], [])
         log.error("The state database %s was %s while rcwebhook was running: opened it anew and wrote into it "
                   "the %d alert states and %d open threads held in memory", path, what, len(rows), len(threads))
         if self.on_error is not None:
@@ -308,6 +309,7 @@ class Store:
         self._run("writing the state held in memory", lambda db: (
             db.executemany("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", states),
             db.executemany("INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)", threads),
+            db.executemany("INSERT OR REPLACE INTO posted_run VALUES (?, ?)", runs),
             db.executemany("INSERT INTO hook_post VALUES (?, ?)",
                            [(hook, sent) for hook, sent_at in self.posts.items() for sent in sent_at])))
 
