@@ -50,7 +50,8 @@ def restart(start_daemon, daemon, **values: str):
 def test_huge_group_keys_cost_a_digest_on_disk_and_their_threads_survive_a_restart(start_daemon, rocketchat,
                                                                                     tmp_path):
     hook = rocketchat.add_hook("critical")
-    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path), ROCKETCHAT_RATE_LIMIT="0")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
+                  ROCKETCHAT_RATE_LIMIT="0")
     daemon = start_daemon(**values)
     starts = whole_second(-60)
     keys = [f"{{}}:{{group=\"g{i}\"}}" + "<" * 1_000_000 for i in range(12)]
@@ -76,8 +77,8 @@ def test_huge_group_keys_cost_a_digest_on_disk_and_their_threads_survive_a_resta
 
 def test_a_database_locked_by_another_process_delays_no_answer(start_daemon, rocketchat, tmp_path):
     hook = rocketchat.add_hook("critical")
-    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path), ROCKETCHAT_RATE_LIMIT="0",
-                          MAX_CONNECTIONS="100")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
+                          ROCKETCHAT_RATE_LIMIT="0", MAX_CONNECTIONS="100")
     starts = whole_second(-60)
     assert daemon.post_json(payload("Before", FIRING, starts))[0] == 200
     holder = sqlite3.connect(str(tmp_path / "state.sqlite3"), isolation_level=None, timeout=5)
@@ -105,8 +106,8 @@ def test_a_database_locked_by_another_process_delays_no_answer(start_daemon, roc
     assert took < 3.0, f"60 notifications took {took:.1f}s with the database locked"
     assert len(rocketchat.messages("critical")) >= 2
     # Once the lock is gone, what waited is written.
-    daemon = restart(start_daemon, daemon, ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
-                     ROCKETCHAT_RATE_LIMIT="0")
+    daemon = restart(start_daemon, daemon, ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical",
+                     STATE_DIR=str(tmp_path), ROCKETCHAT_RATE_LIMIT="0")
     count = len(rocketchat.messages("critical"))
     assert daemon.post_json(payload("Locked7", FIRING, starts))[0] == 200
     assert len(rocketchat.messages("critical")) == count  # posted before the restart: not posted again
@@ -115,8 +116,8 @@ def test_a_database_locked_by_another_process_delays_no_answer(start_daemon, roc
 def test_a_deleted_database_is_noticed_made_anew_and_keeps_what_was_posted(start_daemon, rocketchat, tmp_path,
                                                                           logs):
     hook = rocketchat.add_hook("critical")
-    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path), ROCKETCHAT_RATE_LIMIT="0",
-                  DEDUP_WINDOW="60")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
+                  ROCKETCHAT_RATE_LIMIT="0", DEDUP_WINDOW="60")
     daemon = start_daemon(**values)
     starts = whole_second(-60)
     assert daemon.post_json(payload("BeforeDelete", FIRING, starts))[0] == 200
