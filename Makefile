@@ -92,6 +92,7 @@ bench:
 ## bench-hostile: what hostile notifications cost (CPU, memory, /health); figures for bench/RESULTS.md
 bench-hostile:
 	$(PYTHON) bench/hostile.py
+	$(PYTHON) bench/hostile_state.py
 
 ## check-package: lintian, the unit's exposure, reproducibility, install, run, upgrade, purge (as root),
 ## then the boot tests: Debian 11, 12 and 13 booted in systemd-nspawn (RCWEBHOOK_BOOT_SUITES picks)

@@ -663,11 +663,13 @@ class Deliverer:
         self.rng = rng or random.Random()
         self.cond = threading.Condition()
         self.ledger = Ledger()
-        self.store = store if store is not None else state_store.Store(
-            settings.state_dir, wall, settings.thread_ttl, on_error=lambda: self.metrics.state_errors.inc())
+        self.store = store if store is not None else self.open_store(settings)
+        self.store.remember_from(self.memory)
         now = wall()
+        self.ledger.posted.restore(self.store.load_runs())
         for route, key, state, posted_at, confirmed_at in self.store.load_states():
             self.ledger.restore(route, key, state, posted_at, confirmed_at, now)
+        self._runs_saved = self.ledger.posted.version
         self.threads = Threads(settings.thread_ttl)
         self.threads.restore(self.store.load_threads(now - settings.thread_ttl))
         self._opened: Dict[Tuple[str, str], Thread] = {}  # thread changes not yet saved
@@ -677,6 +679,38 @@ class Deliverer:
         self.metrics.pending.read = self.pending_count
         self.metrics.state_bytes.read = self.store.size
         self.metrics.open_threads.read = lambda: len(self.threads)
+
+    def open_store(self, settings: Settings) -> state_store.Store:
+        """Return the state database of `settings` (STATE_DIR), opened; it counts its errors in the metrics."""
+        return state_store.Store(settings.state_dir, self.wall, settings.thread_ttl,
+                                 on_error=lambda: self.metrics.state_errors.inc(),
+                                 on_drop=lambda count: self.metrics.state_writes_dropped.inc(count))
+
+    def memory(self) -> Tuple[List[state_store.Row], list, list]:
+        """Return the posted alert states, the open threads and the compact record of posted states held in
+        memory, as the state database keeps them."""
+        with self.cond:
+            states = [(e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
+                      for e in self.ledger.entries.values() if e.posted is not None]
+            threads = [to_row(t) for t in self.threads.open.values()]
+            runs = list(self.ledger.posted.runs)
+        return states, threads, runs
+
+    def use_store(self, store: state_store.Store) -> None:
+        """Keep the state in `store` from now on (a reload changed STATE_DIR): what is in memory is written
+        into it, and the database used until now is closed."""
+        old, self.store = self.store, store
+        store.remember_from(self.memory)
+        self.metrics.state_bytes.read = store.size
+        states, threads, runs = self.memory()
+        store.save_states(states)
+        store.save_threads(threads, [])
+        store.save_runs(runs)
+        for hook, sent in list(old.posts.items()):
+            for sent_at in list(sent):
+                store.record_post(hook, sent_at)
+        # Closing waits for the old database's queue: not on the thread that reloads, which serves.
+        threading.Thread(target=old.close, name="state closer", daemon=True).start()
 
     def reconfigure(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         """Swap in new settings (and transport): waiting states go to their routes' new URLs, and the
@@ -766,8 +800,19 @@ class Deliverer:
                 if acknowledged:
                     confirmed.extend((e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
                                      for e, state in ticket.carried if e.posted == state and e.confirmed_at == now)
+            runs = self._changed_runs()
         self.store.save_states(confirmed)
+        if runs is not None:
+            self.store.save_runs(runs)
         return results
+
+    def _changed_runs(self) -> Optional[list]:
+        """Return the ledger's compact record of posted states when it changed since last saved (the lock is
+        held)."""
+        if self.ledger.posted.version == self._runs_saved:
+            return None
+        self._runs_saved = self.ledger.posted.version
+        return list(self.ledger.posted.runs)
 
     def _result(self, route: Route, ticket: Ticket) -> Result:
         if ticket.failure is not None:
@@ -854,4 +899,8 @@ class Deliverer:
             for courier in self._couriers.values():
                 courier.close()
             self.cond.notify_all()
+            self.ledger.posted.seal()  # the records not yet sealed would be lost otherwise
+            runs = self._changed_runs()
+        if runs is not None:
+            self.store.save_runs(runs)
         self.store.close()

@@ -13,7 +13,7 @@ from . import alertmanager, logs, mentions, message, routing
 from .config import Route, Settings
 from .courier import Deliverer, Result
 from .delivery import one_line
-from .ledger import Context, Item, identity
+from .ledger import Context, Item, identity, sender_tag
 from .metrics import Metrics
 from .status import Board
 
@@ -39,11 +39,11 @@ Batches = List[Tuple[Route, Tuple[str, ...], List[Item]]]  # each route's alert 
 
 
 def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics,
-           board: Optional[Board] = None, receiver: str = "") -> Reply:
+           board: Optional[Board] = None, receiver: str = "", sender: str = "") -> Reply:
     """Return the answer to one POST /webhook (or /webhook/<receiver>, for that hook set) that arrived at
-    `arrived` (monotonic), posting on the way; `board` records it for /status."""
+    `arrived` (monotonic) from the address `sender`, posting on the way; `board` records it for /status."""
     with _preparing:
-        prepared = _prepare(body, settings, metrics, receiver)
+        prepared = _prepare(body, settings, metrics, receiver, sender)
     if isinstance(prepared, Reply):
         if board is not None:
             board.refusal(prepared.status, str(prepared.body.get("error", "")),
@@ -62,7 +62,7 @@ def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, ar
     return reply
 
 
-def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, receiver: str = ""):
+def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, receiver: str = "", sender: str = ""):
     """Return the refusal of `body`, or (answer's names, alert count, each route's alert states, results so
     far, groupKey, Alertmanager's receiver)."""
     try:
@@ -102,7 +102,8 @@ def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, rece
     results: List[Result] = []
     dry_names: Dict[str, List[str]] = {}
     context = Context(notification.group_key, notification.external_url, notification.truncated_alerts,
-                      notification.reason, notification.receiver, notification.group_labels or {})
+                      notification.reason, notification.receiver, notification.group_labels or {},
+                      sender_tag(sender, notification.external_url))
     for batch in batches:
         names = [a.name for a in batch.alerts]
         if settings.dry_run:

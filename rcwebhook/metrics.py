@@ -286,6 +286,10 @@ class Metrics:
                                  "Size of the state database in STATE_DIR (0 without one).")
         self.state_errors = Counter("rcwebhook_state_errors_total",
                                     "Errors of the state database; after one, the state is kept in memory only.")
+        self.state_writes_dropped = Counter(
+            "rcwebhook_state_writes_dropped_total",
+            "Changes not written to the state database because its queue was full (the database was locked "
+            "or slow) or rcwebhook stopped first; a restart may post them again.")
         self.thread_replies = Counter("rcwebhook_thread_replies_total",
                                       "Posts made as replies in the thread of an incident's first message, by route.",
                                       ["route"], initial=[{"route": r} for r in ROUTES])
@@ -320,7 +324,7 @@ class Metrics:
         return [self.requests, self.request_duration, self.errors, self.alerts, self.posts, self.post_duration,
                 self.retries, self.waits, self.refusals, self.mention_refusals, self.impersonate_refusals,
                 self.duplicates, self.unknown_severities, self.unknown_receivers, self.pending, self.state_bytes,
-                self.state_errors, self.thread_replies, self.open_threads,
+                self.state_errors, self.state_writes_dropped, self.thread_replies, self.open_threads,
                 self.build_info, self.reload_success,
                 self.reload_time, LOG_DROPS] + self.process + _template_errors()
 

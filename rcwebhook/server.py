@@ -577,7 +577,7 @@ class Handler(BaseHTTPRequestHandler):
         self.server.enter(self.request, Phase.BUSY)
         try:
             reply = dispatch.handle(body, settings, self.server.deliverer, self.started, self.server.metrics,
-                                    self.server.board, receiver)
+                                    self.server.board, receiver, sender=self.client_address[0])
         except Exception:  # a bug must cost one request, not the daemon
             log.exception("Internal error while handling a notification")
             self._send(dispatch.error(500, "internal error; see rcwebhook's log"))
