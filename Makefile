@@ -13,21 +13,27 @@ DEB := $(BUILD)/rcwebhook_$(DEB_VERSION)_all.deb
 
 .PHONY: run test check-config pytest clean deb check-package bench bench-hostile
 
-## run: the daemon in the foreground on the checkout's ./.env, its state in ./.state; in dry-run
-## when there is no ./.env
-# A checkout runs its own ./.env, never the installed package's /etc/rcwebhook/rcwebhook.env
-# (which an ordinary user may not even read); $$RCWEBHOOK_CONFIG still wins. The curl hint
-# names the PORT that configuration sets.
+# The configuration every target that reads one uses, by one rule: $$RCWEBHOOK_CONFIG, else the
+# checkout's ./.env, never the installed package's /etc/rcwebhook/rcwebhook.env (which an ordinary
+# user may not even read, and which is not what a checkout runs). Without either, no file
+# (/dev/null) and dry-run, unless the environment sets a hook URL. Sets $$config and $$dry.
+define CHOOSE_CONFIG
+config=; dry=; \
+if [ -n "$$RCWEBHOOK_CONFIG" ]; then config="$$RCWEBHOOK_CONFIG"; \
+elif [ -f .env ]; then config=.env; \
+else config=/dev/null; \
+  if [ -z "$$ROCKETCHAT_WEBHOOK_CRITICAL$$ROCKETCHAT_WEBHOOK_WARNING$$ROCKETCHAT_WEBHOOK_INFO" ]; then \
+    dry=--dry-run; \
+    echo "No configuration found (see examples/rcwebhook.env): running in dry-run; messages are logged, not posted."; \
+  fi; \
+fi
+endef
+
+## run: the daemon in the foreground on the checkout's ./.env (or $$RCWEBHOOK_CONFIG), its state in
+## ./.state; in dry-run when there is no configuration
+# The curl hint names the PORT that configuration sets.
 run:
-	@config=; \
-	if [ -n "$$RCWEBHOOK_CONFIG" ]; then config="$$RCWEBHOOK_CONFIG"; \
-	elif [ -f .env ]; then config=.env; \
-	else config=/dev/null; \
-	  if [ -z "$$ROCKETCHAT_WEBHOOK_CRITICAL$$ROCKETCHAT_WEBHOOK_WARNING$$ROCKETCHAT_WEBHOOK_INFO" ]; then \
-	    dry=--dry-run; \
-	    echo "No configuration found (see examples/rcwebhook.env): running in dry-run; messages are logged, not posted."; \
-	  fi; \
-	fi; \
+	@$(CHOOSE_CONFIG); \
 	port=$$($(PYTHON) -c 'import os, sys; from pathlib import Path; from rcwebhook import config; print(config.load(Path(sys.argv[1]), os.environ, {"DRY_RUN": "true"})[0].port)' "$$config" 2>/dev/null) \
 	  || port=$${PORT:-8093}; \
 	echo "Send the sample alert from another terminal:"; \
@@ -39,9 +45,10 @@ run:
 test: pytest
 	$(PYTHON) -m pytest $(PYTEST_ARGS) tests
 
-## check-config: validate the configuration rcwebhook would use
+## check-config: validate the configuration `make run` runs, chosen by the same rule
 check-config:
-	$(PYTHON) rcwebhook.py --check-config $(ARGS)
+	@$(CHOOSE_CONFIG); \
+	exec $(PYTHON) rcwebhook.py --check-config --config "$$config" $$dry $(ARGS)
 
 # pytest from, in order: the system, pip into ./.deps, or Debian's python3-pytest.
 pytest:
@@ -63,7 +70,7 @@ deb:
 	@command -v dpkg-buildpackage >/dev/null && command -v dh_python3 >/dev/null || \
 	  { echo "make deb needs: apt-get install debhelper dh-python" >&2; exit 1; }
 	rm -rf "$(BUILD)/deb" && mkdir -p "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)"
-	cp -r rcwebhook rcwebhook.py examples README.md "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/"
+	cp -r rcwebhook rcwebhook.py examples docs README.md "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/"
 	cp -r packaging/debian "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/debian"
 	cp packaging/systemd/rcwebhook.service "$(BUILD)/deb/rcwebhook-$(DEB_VERSION)/debian/"
 	find "$(BUILD)/deb" -name __pycache__ -prune -exec rm -rf {} +
@@ -85,6 +92,7 @@ bench:
 ## bench-hostile: what hostile notifications cost (CPU, memory, /health); figures for bench/RESULTS.md
 bench-hostile:
 	$(PYTHON) bench/hostile.py
+	$(PYTHON) bench/hostile_state.py
 
 ## check-package: lintian, the unit's exposure, reproducibility, install, run, upgrade, purge (as root),
 ## then the boot tests: Debian 11, 12 and 13 booted in systemd-nspawn (RCWEBHOOK_BOOT_SUITES picks)

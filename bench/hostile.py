@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Tuple
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from run import start_fast_rocketchat, start_rcwebhook  # noqa: E402
+from run import EXAMPLE, ROOT, free_port, start_fast_rocketchat, start_rcwebhook, wait_ready  # noqa: E402
 
 MIB = 1024 * 1024
 BODY_LIMIT = 4 * MIB  # MAX_BODY_BYTES's default
@@ -323,6 +323,106 @@ FLOOD_HEAD = [
 ]
 
 
+# rcwebhook as under systemd (stderr is the journal's stream), with the journal's socket at another path.
+JOURNALED = """
+import functools, sys
+from rcwebhook import cli, logs
+logs.build_handlers = functools.partial(logs.build_handlers, journal_socket=sys.argv[1])
+sys.exit(cli.main(["--config", "/dev/null"]))
+"""
+
+
+def stalled_journal(tmp: Path, rocketchat_port: int, root: Path = ROOT, count: int = 20,
+                    patience: float = 15.0) -> Dict[str, object]:
+    """Send `count` notifications one after another to an rcwebhook whose journal does not read: its socket's
+    queue full, its stream (stderr) a pipe of one page that nobody reads. Return each answer's status and
+    seconds (None: no answer within `patience`) and the entries counted as dropped."""
+    import fcntl
+    import socket
+    import subprocess
+
+    path = str(tmp / "journal-socket")
+    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    journal.bind(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+        filler.setblocking(False)
+        try:
+            while True:
+                filler.sendto(b"MESSAGE=filler\n", path)
+        except BlockingIOError:
+            pass
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    stream = os.fstat(write_end)
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(root), "PORT": str(port), "LOG_LEVEL": "INFO",
+           "JOURNAL_STREAM": f"{stream.st_dev}:{stream.st_ino}", "ROCKETCHAT_RATE_LIMIT": "0",
+           "ROCKETCHAT_WEBHOOK_CRITICAL": f"http://127.0.0.1:{rocketchat_port}/hooks/critical/token-critical",
+           "ROCKETCHAT_WEBHOOK_WARNING": f"http://127.0.0.1:{rocketchat_port}/hooks/warning/token-warning"}
+    process = subprocess.Popen([sys.executable, "-c", JOURNALED, path], env=env, cwd=str(tmp),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=write_end)
+    os.close(write_end)
+    answers: List[Tuple[object, object]] = []
+    try:
+        wait_ready(port)
+        example = json.loads(EXAMPLE.read_text())
+        for i in range(count):
+            for alert in example["alerts"]:
+                alert["startsAt"] = f"2030-01-01T00:{i:02d}:00Z"
+            try:
+                status, _, seconds = post(port, json.dumps(example).encode(), timeout=patience)
+                answers.append((status, seconds))
+            except OSError:
+                answers.append((None, None))
+        dropped, settled = 0.0, time.monotonic() + 5  # the writer gives the journal 0.2 s before its first drop
+        while not dropped and time.monotonic() < settled:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=patience)
+                conn.request("GET", "/metrics")
+                metrics = conn.getresponse().read().decode()
+                conn.close()
+            except OSError:
+                break
+            dropped = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                          if line.startswith("rcwebhook_log_entries_dropped_total{"))
+            time.sleep(0.1)
+        return {"answers": answers, "dropped": dropped}
+    finally:
+        threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(read_end, 65536), b"")],
+                         daemon=True).start()  # let it write what it holds, to stop
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        journal.close()
+
+
+def describe_stalled(result: Dict[str, object]) -> str:
+    """Return one line of the stalled-journal case's figures."""
+    answers = result["answers"]
+    timed = [seconds for status, seconds in answers if status is not None]
+    statuses: Dict[object, int] = {}
+    for status, _ in answers:
+        statuses[status if status is not None else "no answer"] = statuses.get(status if status is not None
+                                                                              else "no answer", 0) + 1
+    first_lost = next((i + 1 for i, (status, _) in enumerate(answers) if status != 200), None)
+    return (f"answers {statuses}" + (f", the first not answered 200 was number {first_lost}" if first_lost else "")
+            + (f", slowest answer {max(timed) * 1000:.0f} ms, median {statistics.median(timed) * 1000:.1f} ms"
+               if timed else "") + f"; log entries counted as dropped: {result['dropped']:.0f}")
+
+
+STALLED = """A stalled journal (bench/hostile.py `stalled_journal`): rcwebhook started as under systemd, its
+stderr the journal's stream, with journald's socket full and not read, and that stream a pipe of one
+page (4 KiB) nobody reads; 20 notifications sent one after another, each given 15 s."""
+
+STALLED_BEFORE = """Before (commit 9e7702c, where an entry the journal's socket refused fell back to stderr, written by
+the thread that logged it): answers {200: 7, 'no answer': 13}: the first seven notifications' lines
+filled the pipe, and from the eighth on every request thread hung in that write (none answered
+within 15 s)."""
+
+
 EARLIER = """Before the caps (the same cases, with the URL cache, the payload parser and the pipeline as on
 commit 683586b): the 300 long URLs left the daemon at 785 MiB resident (the URL cache and
 urlsplit's own cache kept them all); 4 MiB of empty alerts took 14.1 s of CPU and 581 MiB, and
@@ -385,9 +485,68 @@ def flood_section(tmp: Path, rocketchat_port: int) -> List[str]:
     return lines + ["", FLOOD_BEFORE, ""]
 
 
+REGEXP_ATTACKS = ["(a+)+$", "^(\\w+\\s?)*$", "^([a-z0-9]+(-[a-z0-9]+)*\\.?)+$"]
+
+
+def regexp_section() -> List[str]:
+    """Template regular expressions on hostile label values: goregexp's time for each of the patterns
+    that make a backtracking engine (Python's re) take time exponential in the value's length."""
+    import re
+    import timeit
+    sys.path.insert(0, str(BENCH.parent))
+    from rcwebhook import amdata
+    funcs = amdata.functions()
+    match, replace = funcs["match"].fn, funcs["reReplaceAll"].fn
+
+    def best(fn: Callable[[], object]) -> float:
+        return min(timeit.repeat(fn, number=1, repeat=5))
+
+    bad, good = "a" * 9_999 + "!", "a" * 10_000
+    from datetime import datetime, timezone
+    lines = ["## Template regular expressions", "",
+             f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python3 bench/hostile.py regexp` "
+             "(the section `make bench-hostile` ends with).",
+             "Each pattern (one a backtracking engine takes exponential time on) on a 10,000-character label",
+             "value, through the template functions (`match`, `reReplaceAll`), best of 5; goal under 50 ms.",
+             "The adversarial value is 9,999 `a` and a `!` (no match); the matching one is 10,000 `a`",
+             "(`reReplaceAll` with `<$1>`, so submatches are found too). Python's `re`, used before, on the",
+             "adversarial value cut to 22 and 24 characters:", "",
+             "| pattern | match (adversarial) | reReplaceAll (adversarial) | match (matching) "
+             "| reReplaceAll `<$1>` (matching) | before: `re`, 22 chars | 24 chars |",
+             "|---|---|---|---|---|---|---|"]
+    for pattern in REGEXP_ATTACKS:
+        amdata.compile_regexp(pattern)  # compiled once per pattern, as a template's literal is
+        figures = [best(lambda: match(pattern, bad)), best(lambda: replace(pattern, "x", bad)),
+                   best(lambda: match(pattern, good)), best(lambda: replace(pattern, "<$1>", good))]
+        compiled = re.compile(pattern.replace("$", "\\Z"))
+        before = [best(lambda: compiled.search("a" * (n - 1) + "!")) for n in (22, 24)]
+        lines.append(f"| `{pattern}` | " + " | ".join(f"{f * 1000:.1f} ms" for f in figures) + " | "
+                     + " | ".join(f"{f:.2f} s" for f in before) + " |")
+        print(lines[-1], flush=True)
+    import random
+    rng = random.Random(1)
+    ab = "".join(rng.choice("ab") for _ in range(10_000))
+    worst = "(a|b)*a(a|b){20}c"  # a DFA of 2^20 states: the cache fills and starts again over and over
+    amdata.compile_regexp(worst)
+    cold = best(lambda: match(worst, ab))
+    return lines + ["", "Each two more characters multiply `re`'s time by about four: 34 characters took 40 s "
+                        "in the daemon, with the interpreter lock held the whole time.", "",
+                    f"The worst case for goregexp's DFA cache, `{worst}` (2^20 states) on 10,000 random `a` and `b`: "
+                    f"`match` {cold * 1000:.0f} ms, about {cold * 100:.0f} µs a character, still linear.", "",
+                    "Linear time is per search, in Go as here: `reReplaceAll` searches again after each match, and a "
+                    "pattern whose first alternative looks far ahead, `a.*z|a`, makes each search read to the end: "
+                    f"on 4,000 `a` it takes {best(lambda: replace('a.*z|a', 'b', 'a' * 4_000)):.2f} s here (Go's own "
+                    "amtool 0.28.1 takes 20 s on 40,000 and 87 s on 80,000). Only a rendering time budget bounds "
+                    "that.", ""]
+
+
 def main() -> None:
     import platform
     from datetime import datetime, timezone
+
+    if sys.argv[1:] == ["regexp"]:  # only the regular expressions (seconds, no daemon)
+        print("\n".join(regexp_section()))
+        return
 
     if sys.argv[1:] == ["--flood"]:  # only the flood, its section of HOSTILE.md replaced
         with tempfile.TemporaryDirectory() as folder:
@@ -398,7 +557,9 @@ def main() -> None:
                 rocketchat.stop()
         text = (BENCH / "HOSTILE.md").read_text()
         start = text.find("## A connection flood")
-        text = (text if start < 0 else text[:start]).rstrip("\n") + "\n\n" + "\n".join(section)
+        end = text.find("\n## ", start + 1) if start >= 0 else -1
+        before, after = (text, "") if start < 0 else (text[:start], "" if end < 0 else text[end + 1:])
+        text = before.rstrip("\n") + "\n\n" + "\n".join(section) + ("\n" + after if after else "")
         (BENCH / "HOSTILE.md").write_text(text)
         print(f"wrote {BENCH / 'HOSTILE.md'}")
         return
@@ -425,6 +586,7 @@ def main() -> None:
                              f"| {r['statuses']}, answer up to {r['answer']} B |")
                 print(lines[-1], flush=True)
             flood = health_under_flood(tmp, rocketchat_port)
+            stalled = stalled_journal(tmp, rocketchat_port)
             section = flood_section(tmp, rocketchat_port)
         finally:
             rocketchat.stop()
@@ -432,8 +594,10 @@ def main() -> None:
                   f"slowest {flood['slowest']:.1f} s, peak memory growth {flood['peak_growth_mib']:.0f} MiB; "
                   f"/health answered {flood['probes']} probes (from a process of their own), median "
                   f"{flood['health_p50'] * 1000:.1f} ms, slowest {flood['health_max'] * 1000:.0f} ms.",
+              "", STALLED, "", describe_stalled(stalled) + ".", "", STALLED_BEFORE,
               "", EARLIER, ""] + section
     print("\n".join(lines[-4:]))
+    lines += regexp_section()
     (BENCH / "HOSTILE.md").write_text("\n".join(lines))
     print(f"wrote {BENCH / 'HOSTILE.md'}")
 

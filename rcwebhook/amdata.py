@@ -3,7 +3,11 @@ functions, for the Go template engine in gotemplate.
 
 `compat` names the Alertmanager whose behaviour is followed: "0.28" (the default; Debian 13) or
 "0.25" (Debian 12): 0.28 adds trimSpace, date, tz, since and humanizeDuration, prints a KV and
-Pairs as `a=1, b=2` (their String methods) and knows {{else with}} and range over an integer.
+Pairs as `a=1, b=2` (their String methods) and knows {{else with}} and range over an integer;
+its regular expressions (Go 1.24's) know (?<name>...), 0.25's (Go 1.19's) only (?P<name>...).
+Regular expressions run in goregexp, in time linear in the text, as Go's do.
+Later levels only add functions (see FUNCTIONS_SINCE): 0.30 safeUrl, urlUnescape and toJson; 0.32
+list, append and dict; 0.33 now; 0.34 toDate, mustToDate, base64encode and base64decode.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import math
 import time as _clock
 import re
 import unicodedata
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from . import goregexp
 from . import govalues as gv
 from .gotemplate import BUILTINS, Func, GoError, ParseError, Template, bounded
 
-COMPATS = ("0.25", "0.28")
+COMPATS = ("0.25", "0.28", "0.30", "0.32", "0.33", "0.34")
 DEFAULT_COMPAT = "0.28"
 
 
@@ -414,394 +419,20 @@ DURATION_METHODS: Dict[str, Func] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Go regular expressions (RE2 syntax) translated to Python's re
+# Go regular expressions: goregexp runs them as Go does, in time linear in the text
+
+RegexpError = goregexp.RegexpError
 
 
-class RegexpError(Exception):
-    """Go would refuse the pattern too (unsupported False), or only this translation does (True)."""
-
-    def __init__(self, message: str, unsupported: bool = False) -> None:
-        super().__init__(message)
-        self.unsupported = unsupported
+def compile_regexp(pattern: str, compat: str = DEFAULT_COMPAT) -> goregexp.Regexp:
+    """Compile a Go regular expression as the given Alertmanager's Go does; RegexpError with Go's
+    wording when Go would refuse it (unsupported=True: Go accepts it, goregexp cannot run it)."""
+    return goregexp.compile(pattern, angle_names=compat != "0.25")  # (?<name>) is Go 1.22's
 
 
-_ASCII_CLASSES = {
-    "d": "0-9", "w": "0-9A-Za-z_", "s": "\\t\\n\\f\\r ",
-}
-_POSIX = {
-    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ", "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~", "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z", "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
-}
-_WORD = "[0-9A-Za-z_]"
-_REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
-_cache: Dict[str, Any] = {}
-
-
-def compile_regexp(pattern: str) -> "re.Pattern[str]":
-    """Compile a Go regular expression; RegexpError with Go's wording when Go would refuse it, or
-    when it uses syntax this translation does not carry over (\\p classes, (?U))."""
-    cached = _cache.get(pattern)
-    if cached is not None:
-        return cached
-    py = translate_regexp(pattern)
-    try:
-        compiled = re.compile(py)
-    except re.error as exc:
-        raise RegexpError(f"error parsing regexp: {exc}: `{pattern}`") from None
-    except RecursionError:
-        raise RegexpError(f"error parsing regexp: expression nests too deeply: `{pattern}`") from None
-    if len(_cache) > 512:
-        _cache.clear()
-    _cache[pattern] = compiled
-    return compiled
-
-
-def translate_regexp(p: str) -> str:  # noqa: C901 - one scanner
-    out: List[str] = []
-    i, n = 0, len(p)
-    closers: List[int] = []  # per open group: how many extra ')' its end needs (scoped flags)
-    has_m = False
-    last_atom = False  # whether a quantifier may follow
-    last_quant = False
-
-    def bad(msg: str, arg: str) -> None:
-        raise RegexpError(f"error parsing regexp: {msg}: `{arg}`")
-
-    def quantifier_end(start: int, j: int) -> int:
-        """Return where the quantifier p[start:j] ends, with its lazy `?`; Go refuses another after it."""
-        if j < n and p[j] == "?":
-            j += 1
-        if j < n and p[j] in "*+?" or (j < n and p[j] == "{" and _REPEAT.match(p, j)):
-            bad("invalid nested repetition operator", p[start:j + 1])
-        return j
-
-    while i < n:
-        c = p[i]
-        if c == "\\":
-            if i + 1 >= n:
-                bad("trailing backslash at end of expression", "")
-            e = p[i + 1]
-            if e in _ASCII_CLASSES:
-                out.append("[" + _ASCII_CLASSES[e] + "]")
-            elif e in "DWS":
-                out.append("[^" + _ASCII_CLASSES[e.lower()] + "]")
-            elif e == "b":
-                out.append(f"(?:(?<={_WORD})(?!{_WORD})|(?<!{_WORD})(?={_WORD}))")
-            elif e == "B":
-                out.append(f"(?:(?<={_WORD})(?={_WORD})|(?<!{_WORD})(?!{_WORD}))")
-            elif e == "A":
-                out.append("\\A")
-            elif e == "z":
-                out.append("\\Z")
-            elif e in "afnrtv":
-                out.append("\\" + e)
-            elif e == "x":
-                if i + 2 < n and p[i + 2] == "{":
-                    j = p.find("}", i + 3)
-                    hexs = p[i + 3:j] if j > 0 else ""
-                    if j < 0 or not hexs or not all(h in "0123456789abcdefABCDEF" for h in hexs) or int(hexs, 16) > 0x10FFFF:
-                        bad("invalid escape sequence", p[i:j + 1 if j > 0 else n])
-                    out.append(re.escape(chr(int(hexs, 16))))
-                    i = j + 1
-                    last_atom, last_quant = True, False
-                    continue
-                hexs = p[i + 2:i + 4]
-                if len(hexs) < 2 or not all(h in "0123456789abcdefABCDEF" for h in hexs):
-                    bad("invalid escape sequence", p[i:i + 4])
-                out.append(re.escape(chr(int(hexs, 16))))
-                i += 4
-                last_atom, last_quant = True, False
-                continue
-            elif e == "Q":
-                j = p.find("\\E", i + 2)
-                lit = p[i + 2:] if j < 0 else p[i + 2:j]
-                out.append("(?:" + re.escape(lit) + ")" if lit else "")
-                i = n if j < 0 else j + 2
-                last_atom, last_quant = bool(lit), False
-                continue
-            elif e in "pP":
-                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`", True)
-            elif e.isalnum() or e == "_":
-                bad("invalid escape sequence", "\\" + e)
-            else:
-                out.append("\\" + e)
-            i += 2
-            last_atom, last_quant = True, False
-            continue
-        if c == "[":
-            j, cls = _translate_class(p, i, bad)
-            out.append(cls)
-            i = j
-            last_atom, last_quant = True, False
-            continue
-        if c == "(":
-            if p.startswith("(?", i):
-                m = re.match(r"\(\?P?<([A-Za-z0-9_]*)>", p[i:])
-                if m:
-                    name = m.group(1)
-                    if not name or name[0].isdigit():
-                        bad("invalid named capture", m.group())
-                    out.append(f"(?P<{name}>")
-                    closers.append(0)
-                    i += m.end()
-                    last_atom = False
-                    continue
-                m = re.match(r"\(\?([imsU-]*)(:|\))", p[i:])
-                if not m:
-                    bad("invalid or unsupported Perl syntax", p[i:i + 3])
-                flags, end = m.group(1), m.group(2)
-                if "U" in flags:
-                    raise RegexpError(f"unsupported regexp syntax (?U): `{p}`", True)
-                if not flags or flags.endswith("-") or flags.count("-") > 1:
-                    bad("missing argument to repetition operator" if False else "invalid or unsupported Perl syntax",
-                        m.group())
-                on, _, off = flags.partition("-")
-                has_m = has_m or "m" in on
-                spec = on + ("-" + off if off else "")
-                if end == ":":
-                    out.append(f"(?{spec}:")
-                    closers.append(0)
-                else:  # flags for the rest of the enclosing group
-                    out.append(f"(?{spec}:")
-                    if closers:
-                        closers[-1] += 1
-                    else:
-                        closers.append(-1)  # the top level: closed at the end
-                i += m.end()
-                last_atom = False
-                continue
-            out.append("(")
-            closers.append(0)
-            i += 1
-            last_atom = False
-            continue
-        if c == ")":
-            while closers and closers[-1] == -1:
-                bad("unexpected )", p)
-            if not closers:
-                bad("unexpected )", p)
-            extra = closers.pop()
-            out.append(")" * extra + ")")
-            i += 1
-            last_atom, last_quant = True, False
-            continue
-        if c in "*+?":
-            if not last_atom:
-                if last_quant:
-                    bad("invalid nested repetition operator", p[i - 1:i + 1])
-                bad("missing argument to repetition operator", c)
-            j = quantifier_end(i, i + 1)
-            out.append(p[i:j])
-            i = j
-            last_atom, last_quant = False, True
-            continue
-        if c == "{":
-            m = _REPEAT.match(p, i)
-            if m:
-                lo = int(m.group(1))
-                hi = m.group(3)
-                if lo > 1000 or (hi and int(hi) > 1000) or (hi and int(hi) < lo):
-                    bad("invalid repeat count", m.group())
-                if not last_atom:
-                    bad("missing argument to repetition operator", m.group())
-                j = quantifier_end(i, m.end())
-                out.append(p[i:j])
-                i = j
-                last_atom, last_quant = False, True
-                continue
-            out.append("\\{")
-            i += 1
-            last_atom, last_quant = True, False
-            continue
-        if c == "$":
-            out.append("$" if has_m else "(?!\\n)\\Z" if False else "\\Z")
-            i += 1
-            last_atom, last_quant = True, False
-            continue
-        if c == "|":
-            out.append("|")
-            i += 1
-            last_atom, last_quant = False, False
-            continue
-        if c in "^.":
-            out.append(c)
-        else:
-            out.append(re.escape(c))
-        i += 1
-        last_atom, last_quant = True, False
-    if any(x != -1 for x in closers):
-        bad("missing closing )", p)
-    out.append(")" * sum(1 for x in closers if x == -1))
-    return "".join(out)
-
-
-def _translate_class(p: str, i: int, bad: Any) -> Tuple[int, str]:
-    """Translate the character class at p[i] ('['); return the index after it and its Python form."""
-    n = len(p)
-    j = i + 1
-    out = ["["]
-    if j < n and p[j] == "^":
-        out.append("^")
-        j += 1
-    first = True
-    while True:
-        if j >= n:
-            bad("missing closing ]", p[i:])
-        c = p[j]
-        if c == "]" and not first:
-            j += 1
-            break
-        first = False
-        if c == "[" and p.startswith("[:", j):
-            k = p.find(":]", j + 2)
-            if k > 0:
-                name = p[j + 2:k]
-                neg = name.startswith("^")
-                name = name[1:] if neg else name
-                if name not in _POSIX:
-                    bad("invalid character class range", p[j:k + 2])
-                if neg:
-                    raise RegexpError(f"unsupported regexp syntax (negated POSIX class): `{p}`", True)
-                out.append(_POSIX[name])
-                j = k + 2
-                continue
-        if c == "\\":
-            if j + 1 >= n:
-                bad("missing closing ]", p[i:])
-            e = p[j + 1]
-            if e in _ASCII_CLASSES:
-                out.append(_ASCII_CLASSES[e])
-            elif e in "DWS":
-                raise RegexpError(f"unsupported regexp syntax (negated class in a class): `{p}`", True)
-            elif e in "pP":
-                raise RegexpError(f"unsupported regexp syntax (Unicode classes): `{p}`", True)
-            elif e in "afnrtv":
-                out.append("\\" + e)
-            elif e == "x":
-                if j + 2 < n and p[j + 2] == "{":
-                    k = p.find("}", j + 3)
-                    hexs = p[j + 3:k] if k > 0 else ""
-                    if k < 0 or not hexs or not all(h in "0123456789abcdefABCDEF" for h in hexs):
-                        bad("invalid escape sequence", p[j:k + 1])
-                    out.append(re.escape(chr(int(hexs, 16))))
-                    j = k + 1
-                    continue
-                hexs = p[j + 2:j + 4]
-                if len(hexs) < 2 or not all(h in "0123456789abcdefABCDEF" for h in hexs):
-                    bad("invalid escape sequence", p[j:j + 4])
-                out.append(re.escape(chr(int(hexs, 16))))
-                j += 4
-                continue
-            elif e.isalnum() or e == "_":
-                bad("invalid escape sequence", "\\" + e)
-            else:
-                out.append("\\" + e)
-            j += 2
-            continue
-        if c == "-" and out[-1] not in ("[", "^") and j + 1 < n and p[j + 1] != "]":
-            # a range: Go requires lo <= hi
-            prev = p[j - 1]
-            hi = p[j + 1]
-            if hi == "\\" or prev == "\\":
-                out.append("-")
-                j += 1
-                continue
-            if ord(hi) < ord(prev):
-                bad("invalid character class range", f"{prev}-{hi}")
-            out.append("-")
-            j += 1
-            continue
-        out.append(re.escape(c) if c in "[]\\^-&~|" else c)
-        j += 1
-    if out == ["["] or out == ["[", "^"]:
-        bad("missing closing ]", p[i:])
-    out.append("]")
-    return j, "".join(out)
-
-
-def expand_replacement(template: str, m: "re.Match[str]") -> str:
-    """Go's Regexp.Expand: $1, ${1}, $name, ${name}, $$."""
-    out: List[str] = []
-    i, n = 0, len(template)
-    groups = m.re.groupindex
-    while i < n:
-        c = template[i]
-        if c != "$":
-            j = template.find("$", i)
-            j = n if j < 0 else j
-            out.append(template[i:j])
-            i = j
-            continue
-        if i + 1 < n and template[i + 1] == "$":
-            out.append("$")
-            i += 2
-            continue
-        name, end = _extract(template, i + 1)
-        if name is None:
-            out.append("$")
-            i += 1
-            continue
-        i = end
-        if name.isdigit():
-            k = int(name)
-            if k <= m.re.groups:
-                out.append(m.group(k) or "")
-        elif name in groups:
-            out.append(m.group(name) or "")
-    return "".join(out)
-
-
-def _extract(s: str, i: int) -> Tuple[Optional[str], int]:
-    n = len(s)
-    if i >= n:
-        return None, i
-    brace = s[i] == "{"
-    if brace:
-        i += 1
-    j = i
-    while j < n and (s[j].isalnum() and s[j].isascii() or s[j] == "_" or
-                     (ord(s[j]) > 127 and (s[j].isalpha() or unicodedata.category(s[j]) == "Nd"))):
-        j += 1
-    if j == i:
-        return None, i
-    name = s[i:j]
-    if brace:
-        if j >= n or s[j] != "}":
-            return None, i
-        j += 1
-    if name.isdigit() and len(name) > 1 and False:
-        pass
-    return name, j
-
-
-def replace_all(regex: "re.Pattern[str]", src: str, repl: str) -> str:
-    """Go's Regexp.ReplaceAllString (an empty match right after a match is not replaced)."""
-    m = regex.search(src)
-    if m is None:
-        return src
-    literal = repl if "$" not in repl else None
-    out: List[str] = []
-    last = 0
-    search = 0
-    n = len(src)
-    while search <= n:
-        if m is None:
-            m = regex.search(src, search)
-            if m is None:
-                break
-        a, b = m.span()
-        out.append(src[last:a])
-        if b > last or a == 0:
-            out.append(literal if literal is not None else expand_replacement(repl, m))
-        last = b
-        if search + 1 > b:
-            search += 1
-        else:
-            search = b
-        m = None
-    out.append(src[last:])
-    return "".join(out)
+def replace_all(regex: goregexp.Regexp, src: str, repl: str) -> str:
+    """Go's Regexp.ReplaceAllString."""
+    return regex.replace_all_string(src, repl)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -843,20 +474,28 @@ def _title(s: str) -> str:
     return "".join(out)
 
 
-def _match(pattern: str, s: str) -> bool:
-    try:
-        return compile_regexp(pattern).search(s) is not None
-    except RegexpError as exc:
-        raise GoError(str(exc)) from None
+def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable[[str, str, str], str]]:
+    """Alertmanager's match (regexp.MatchString) and reReplaceAll (MustCompile, ReplaceAllString)."""
+    def match(pattern: str, s: str) -> bool:
+        try:
+            return compile_regexp(pattern, compat).match_string(s)
+        except RegexpError as exc:
+            raise GoError(str(exc)) from None
+
+    def re_replace_all(pattern: str, repl: str, text: str) -> str:
+        try:
+            regex = compile_regexp(pattern, compat)
+        except RegexpError as exc:
+            quoted = f"`{pattern}`" if _can_backquote(pattern) else gv.go_quote(pattern)
+            raise GoError(f"regexp: Compile({quoted}): {exc}") from None
+        return regex.replace_all_string(text, repl)
+
+    match.regexp_compat = re_replace_all.regexp_compat = compat  # type: ignore[attr-defined]
+    return match, re_replace_all
 
 
-def _re_replace_all(pattern: str, repl: str, text: str) -> str:
-    try:
-        regex = compile_regexp(pattern)
-    except RegexpError as exc:
-        quoted = f"`{pattern}`" if _can_backquote(pattern) else gv.go_quote(pattern)
-        raise GoError(f"regexp: Compile({quoted}): {exc}") from None
-    return replace_all(regex, text, repl)
+REGEXP_FUNCTIONS = {compat: _regexp_functions(compat) for compat in COMPATS}
+_match, _re_replace_all = REGEXP_FUNCTIONS[DEFAULT_COMPAT]
 
 
 def _can_backquote(s: str) -> bool:
@@ -951,6 +590,10 @@ def _humanize_duration(i: Any) -> str:
     return gv.sprintf("%.4g", [v], DEFAULT_COMPAT) + prefix + "s"
 
 
+# No two ways to match one string (digits, then an optional fraction), so no backtracking: linear
+_GO_FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def _go_parse_float(s: str) -> float:
     t = s.strip("")
     low = t.lower().lstrip("+-")
@@ -958,10 +601,551 @@ def _go_parse_float(s: str) -> float:
         return float("-inf") if t.startswith("-") else float("inf")
     if low == "nan":
         return float("nan")
-    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", t):
+    if not _GO_FLOAT.fullmatch(t):
         raise ValueError(s)
     return float(t)
 
+
+# ---------------------------------------------------------------------------------------------
+# The functions of Alertmanager 0.30 to 0.34
+
+
+class URL(str):
+    """html/template's URL type (what safeUrl returns): a string of another Go type."""
+
+
+gv._TYPE_NAMES[URL] = "template.URL"
+
+
+def _url_unescape(s: str) -> str:
+    """url.QueryUnescape: %XX and + (a space); an invalid escape is an error naming it."""
+    out = bytearray()
+    raw = s.encode("utf-8", "surrogateescape")
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c == 0x25:  # %
+            if not (_is_hex(raw, i + 1) and _is_hex(raw, i + 2)):
+                bad = raw[i:i + 3].decode("utf-8", "surrogateescape")
+                raise GoError(f"invalid URL escape {gv.go_quote(bad)}")
+            out.append(int(raw[i + 1:i + 3], 16))
+            i += 3
+            continue
+        out.append(0x20 if c == 0x2B else c)
+        i += 1
+    return out.decode("utf-8", "replace")
+
+
+def _is_hex(raw: bytes, i: int) -> bool:
+    return i < len(raw) and chr(raw[i]) in "0123456789abcdefABCDEF"
+
+
+# Go's json tags of Alertmanager's data: untagged fields (rcwebhook's Route and Severity, a Pair's) keep their names.
+_JSON_NAMES = {
+    "Receiver": "receiver", "Status": "status", "Alerts": "alerts", "GroupLabels": "groupLabels",
+    "CommonLabels": "commonLabels", "CommonAnnotations": "commonAnnotations", "ExternalURL": "externalURL",
+    "Labels": "labels", "Annotations": "annotations", "StartsAt": "startsAt", "EndsAt": "endsAt",
+    "GeneratorURL": "generatorURL", "Fingerprint": "fingerprint",
+}
+_JSON_TAGGED = ("template.Data", "template.Alert")
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",
+                 "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_JSON_SPECIAL = re.compile('["\\\\<>&\u2028\u2029\x00-\x1f]')
+
+
+def _json_string(s: str) -> str:
+    """A JSON string as Go's encoding/json writes one (HTML characters escaped as \\u003c...)."""
+    return '"' + _JSON_SPECIAL.sub(lambda m: _JSON_ESCAPES.get(m.group(), "\\u%04x" % ord(m.group())), s) + '"'
+
+
+def _json_float(f: float) -> str:
+    if math.isnan(f) or math.isinf(f):
+        raise GoError(f"json: unsupported value: {gv.format_v(f, DEFAULT_COMPAT)}")
+    if f == 0:
+        return "-0" if math.copysign(1, f) < 0 else "0"
+    if 1e-6 <= abs(f) < 1e21:
+        from decimal import Decimal
+        text = format(Decimal(repr(f)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    text = repr(f)  # the shortest digits, as an exponent here
+    mantissa, _, exp = text.partition("e")
+    sign, digits = exp[0], exp[1:].lstrip("0") or "0"
+    return f"{mantissa}e{sign}{digits.zfill(2) if sign == '+' else digits}"
+
+
+def to_json(v: Any, depth: int = 0) -> str:
+    """json.Marshal of a template value, as Alertmanager's toJson returns it."""
+    if depth > 100:
+        raise GoError("json: unsupported value: encountered a cycle")
+    if isinstance(v, gv.Ptr):
+        v = v.elem
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(int(v))
+    if isinstance(v, float):
+        return _json_float(v)
+    if isinstance(v, complex):
+        raise GoError("json: unsupported type: complex128")
+    if isinstance(v, str):
+        return _json_string(v)
+    if isinstance(v, gv.GoTime):
+        if not -62167219200 <= v.sec + v.offset < 253402300800:
+            raise GoError("json: error calling MarshalJSON for type time.Time: Time.MarshalJSON: year outside of "
+                          "range [0,9999]")
+        return '"' + gv.time_format(v, "2006-01-02T15:04:05.999999999Z07:00") + '"'
+    if isinstance(v, gv.Location):
+        return "{}"
+    if isinstance(v, dict):
+        if getattr(v, "nil", False):
+            return "null"
+        return "{" + ",".join(f"{_json_string(str(k))}:{to_json(x, depth + 1)}" for k, x in
+                              sorted(v.items(), key=lambda kv: str(kv[0]).encode("utf-8", "surrogatepass"))) + "}"
+    if isinstance(v, list):
+        if getattr(v, "nil", False):
+            return "null"
+        return "[" + ",".join(to_json(x, depth + 1) for x in v) + "]"
+    if isinstance(v, gv.GoStruct):
+        tagged = any(getattr(cls, "TYPE", "") in _JSON_TAGGED for cls in type(v).__mro__)
+        return "{" + ",".join(f'"{_JSON_NAMES.get(name, name) if tagged else name}":{to_json(v.field(name), depth + 1)}'
+                              for name in v.FIELDS) + "}"
+    raise GoError(f"json: unsupported type: {gv.type_name(v)}")
+
+
+MAX_ITEMS = 10_000  # elements of a list append makes: each append copies, so a loop of them stays cheap
+
+
+def _list(*args: Any) -> List[Any]:
+    return list(args)
+
+
+def _append(items: Optional[List[Any]], *args: Any) -> List[Any]:
+    if len(items or ()) + len(args) > MAX_ITEMS:
+        raise GoError(f"result longer than {MAX_ITEMS} elements")
+    return list(items or ()) + list(args)
+
+
+def _dict(*values: Any) -> Dict[str, Any]:
+    if len(values) % 2:
+        raise GoError("dict requires an even number of arguments")
+    out: Dict[str, Any] = {}
+    for key, value in zip(values[::2], values[1::2]):
+        if type(key) is not str:  # a Go string, not a template.HTML or another string type
+            raise GoError("dict keys must be strings")
+        out[key] = value
+    return out
+
+
+def _now(st: Any) -> gv.GoTime:
+    ns = _clock.time_ns()
+    return gv.time_in(gv.GoTime(ns // 1_000_000_000, ns % 1_000_000_000), st.tmpl.local)
+
+
+_now.wants_state = True  # type: ignore[attr-defined]
+
+
+def _base64encode(s: str) -> str:
+    import base64
+    return base64.urlsafe_b64encode(s.encode("utf-8", "surrogateescape")).decode("ascii")
+
+
+def _base64decode(s: str) -> str:
+    """base64.URLEncoding.DecodeString (padded, the URL-safe alphabet); its error names the first bad byte."""
+    import base64
+    raw = s.encode("utf-8", "surrogateescape")
+    bad = _base64_problem(raw)
+    if bad is not None:
+        raise GoError(f"illegal base64 data at input byte {bad}")
+    return base64.urlsafe_b64decode(raw).decode("utf-8", "replace")
+
+
+_B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _base64_problem(src: bytes) -> Optional[int]:
+    """The input byte Go's padded decoder (base64.URLEncoding) reports as illegal in `src`, or None when it
+    decodes; \\r and \\n are skipped, as Go skips them (a port of its decodeQuantum)."""
+    si = 0
+    while True:
+        j = 0
+        while j < 4:
+            if si == len(src):
+                if j == 0:
+                    return None
+                return si - j  # a quantum cut short: Go requires the padding
+            c = src[si]
+            si += 1
+            if c in _B64:
+                j += 1
+                continue
+            if c in (0x0A, 0x0D):
+                continue
+            if c != 0x3D or j < 2:  # not '=', or padding too early
+                return si - 1
+            if j == 2:  # "==" expected, the first '=' read
+                while si < len(src) and src[si] in (0x0A, 0x0D):
+                    si += 1
+                if si == len(src):
+                    return len(src)
+                if src[si] != 0x3D:
+                    return si - 1
+                si += 1
+            while si < len(src) and src[si] in (0x0A, 0x0D):
+                si += 1
+            return si if si < len(src) else None  # trailing garbage after the padding
+
+
+def _to_date(layout: str, value: str) -> gv.GoTime:
+    """toDate: time.ParseInLocation in UTC, the zero time when the text does not fit the layout."""
+    try:
+        return parse_layout(layout, value)
+    except GoError:
+        return gv.GoTime(gv.ZERO_TIME_SEC)
+
+
+# Since which Alertmanager each function exists, for those after 0.28.
+FUNCTIONS_SINCE: Dict[str, Tuple[str, Func]] = {
+    "safeUrl": ("0.30", Func(lambda s: URL(s), ("string",))),
+    "urlUnescape": ("0.30", Func(bounded(_url_unescape), ("string",))),
+    "toJson": ("0.30", Func(bounded(to_json), ("any",))),
+    "list": ("0.32", Func(_list, ("any",), True)),
+    "append": ("0.32", Func(_append, ("[]interface {}", "any"), True)),
+    "dict": ("0.32", Func(_dict, ("any",), True)),
+    "now": ("0.33", Func(_now, ())),
+    "toDate": ("0.34", Func(_to_date, ("string", "string"))),
+    "mustToDate": ("0.34", Func(lambda layout, value: parse_layout(layout, value), ("string", "string"))),
+    "base64encode": ("0.34", Func(bounded(_base64encode), ("string",))),
+    "base64decode": ("0.34", Func(_base64decode, ("string",))),
+}
+
+
+def _level(compat: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in compat.split("."))
+
+
+# time.ParseInLocation(layout, value, time.UTC), as toDate and mustToDate call it.
+
+_DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365)
+
+
+class _BadParse(Exception):
+    """Go's errBad: the value does not fit the layout element."""
+
+
+def _time_quote(s: str) -> str:
+    """The time package's quote: like strconv.Quote, but every byte beyond ASCII or below a space as \\xNN."""
+    out = ['"']
+    for ch in s:
+        if ord(ch) >= 0x80 or ch < " ":
+            out.extend("\\x%02x" % b for b in ch.encode("utf-8", "surrogateescape"))
+        else:
+            out.append("\\" + ch if ch in '"\\' else ch)
+    return "".join(out) + '"'
+
+
+def _digit(s: str, i: int) -> bool:
+    return i < len(s) and "0" <= s[i] <= "9"
+
+
+def _getnum(s: str, fixed: bool) -> Tuple[int, str]:
+    if not _digit(s, 0):
+        raise _BadParse
+    if not _digit(s, 1):
+        if fixed:
+            raise _BadParse
+        return int(s[0]), s[1:]
+    return int(s[:2]), s[2:]
+
+
+def _getnum3(s: str, fixed: bool) -> Tuple[int, str]:
+    n = 0
+    while n < 3 and _digit(s, n):
+        n += 1
+    if n == 0 or (fixed and n != 3):
+        raise _BadParse
+    return int(s[:n]), s[n:]
+
+
+def _lookup(names: List[str], s: str) -> Tuple[int, str]:
+    for i, name in enumerate(names):
+        if len(s) >= len(name) and s[:len(name)].lower() == name.lower():
+            return i, s[len(name):]
+    raise _BadParse
+
+
+def _skip(value: str, prefix: str) -> Tuple[str, bool]:
+    """The value after the layout's literal `prefix`, and whether it matched (else where it stopped)."""
+    while prefix:
+        if prefix[0] == " ":
+            if value and value[0] != " ":
+                return value, False
+            prefix, value = prefix.lstrip(" "), value.lstrip(" ")
+            continue
+        if not value or value[0] != prefix[0]:
+            return value, False
+        prefix, value = prefix[1:], value[1:]
+    return value, True
+
+
+def _signed_offset(value: str) -> int:
+    """parseSignedOffset: the length of a +h or -h (h at most 12) opening `value`, or 0."""
+    if value[:1] not in ("+", "-"):
+        return 0
+    n = 1
+    while _digit(value, n):
+        n += 1
+    return n if n > 1 and int(value[1:n]) <= 12 else 0
+
+
+def _zone_name_length(value: str) -> int:
+    """parseTimeZone: the length of the zone abbreviation opening `value`, or 0."""
+    if len(value) < 3:
+        return 0
+    if value[:4] in ("ChST", "MeST"):
+        return 4
+    if value[:3] == "GMT":
+        return 3 + (_signed_offset(value[3:]) if len(value) > 3 else 0)
+    if value[0] in "+-":
+        return _signed_offset(value)
+    upper = 0
+    while upper < min(len(value), 6) and "A" <= value[upper] <= "Z":
+        upper += 1
+    if upper == 3 or (upper == 4 and (value[3] == "T" or value[:4] == "WITA")) or (upper == 5 and value[4] == "T"):
+        return upper
+    return 0
+
+
+def _next_chunk(layout: str, i: int) -> str:
+    """The next standard chunk of the layout from layout[i:] on (Go's nextStdChunk), or ''."""
+    while i < len(layout):
+        std, size = gv._next_std(layout, i)
+        if std and size:
+            return std
+        i += 1
+    return ""
+
+
+def parse_layout(layout: str, value: str) -> gv.GoTime:
+    """time.ParseInLocation(layout, value, time.UTC); GoError with Go's message when `value` does not fit."""
+    alayout, avalue = layout, value
+
+    def fail(elem: str, rest: str, message: str = "") -> GoError:
+        if message:
+            return GoError(f"parsing time {_time_quote(avalue)}{message}")
+        return GoError(f"parsing time {_time_quote(avalue)} as {_time_quote(alayout)}: cannot parse "
+                       f"{_time_quote(rest)} as {_time_quote(elem)}")
+
+    year, month, day, yday = 0, -1, -1, -1
+    hour = minute = sec = nsec = 0
+    offset: Optional[int] = None
+    zone_name = ""
+    utc = False
+    pm = am = False
+    i = 0
+    while True:
+        start = i
+        while i < len(layout):
+            std, size = gv._next_std(layout, i)
+            if std and size:
+                break
+            i += 1
+        prefix = layout[start:i]
+        value, matched = _skip(value, prefix)
+        if not matched:
+            raise fail(prefix, value)
+        if i >= len(layout):
+            if value:
+                raise fail("", value, f": extra text: {_time_quote(value)}")
+            break
+        std, size = gv._next_std(layout, i)
+        i += size
+        hold = value
+        range_error = ""
+        try:
+            if std == "2006":
+                if len(value) < 4 or not all(_digit(value, k) for k in range(4)):
+                    raise _BadParse
+                year, value = int(value[:4]), value[4:]
+            elif std == "06":
+                if len(value) < 2 or not (_digit(value, 0) and _digit(value, 1)):
+                    raise _BadParse
+                year, value = int(value[:2]), value[2:]
+                year += 1900 if year >= 69 else 2000
+            elif std in ("January", "Jan"):
+                names = gv.MONTHS if std == "January" else [m[:3] for m in gv.MONTHS]
+                month, value = _lookup(names, value)
+                month += 1
+            elif std in ("01", "1"):
+                month, value = _getnum(value, std == "01")
+                if not 1 <= month <= 12:
+                    range_error = "month"
+            elif std in ("Monday", "Mon"):
+                _, value = _lookup(gv.DAYS if std == "Monday" else [d[:3] for d in gv.DAYS], value)
+            elif std in ("02", "_2", "2"):
+                if std == "_2" and value[:1] == " ":
+                    value = value[1:]
+                day, value = _getnum(value, std == "02")
+            elif std in ("__2", "002"):
+                for _ in range(2):
+                    if std == "__2" and value[:1] == " ":
+                        value = value[1:]
+                yday, value = _getnum3(value, std == "002")
+            elif std == "15":
+                hour, value = _getnum(value, False)
+                if not 0 <= hour < 24:
+                    range_error = "hour"
+            elif std in ("3", "03"):
+                hour, value = _getnum(value, std == "03")
+                if not 0 <= hour <= 12:
+                    range_error = "hour"
+            elif std in ("4", "04"):
+                minute, value = _getnum(value, std == "04")
+                if not 0 <= minute < 60:
+                    range_error = "minute"
+            elif std in ("5", "05"):
+                sec, value = _getnum(value, std == "05")
+                if not 0 <= sec < 60:
+                    range_error = "second"
+                elif len(value) >= 2 and value[0] in ".," and _digit(value, 1):
+                    if _next_chunk(layout, i)[:1] not in (".", ","):  # a fraction the layout does not name
+                        n = 2
+                        while _digit(value, n):
+                            n += 1
+                        nsec, value = _nanoseconds(value, n), value[n:]
+            elif std in ("PM", "pm"):
+                if len(value) < 2:
+                    raise _BadParse
+                word, value = value[:2], value[2:]
+                if word == std[0] + std[1]:
+                    pm = True
+                elif word == ("AM" if std == "PM" else "am"):
+                    am = True
+                else:
+                    raise _BadParse
+            elif std[0] in "-Z":
+                if std[0] == "Z" and value[:1] == "Z":
+                    value, utc = value[1:], True
+                else:
+                    body = std[1:]
+                    if body in ("07:00",):
+                        if len(value) < 6 or value[3] != ":":
+                            raise _BadParse
+                        sign, hh, mm, ss, value = value[0], value[1:3], value[4:6], "00", value[6:]
+                    elif body == "07":
+                        if len(value) < 3:
+                            raise _BadParse
+                        sign, hh, mm, ss, value = value[0], value[1:3], "00", "00", value[3:]
+                    elif body == "07:00:00":
+                        if len(value) < 9 or value[3] != ":" or value[6] != ":":
+                            raise _BadParse
+                        sign, hh, mm, ss, value = value[0], value[1:3], value[4:6], value[7:9], value[9:]
+                    elif body == "070000":
+                        if len(value) < 7:
+                            raise _BadParse
+                        sign, hh, mm, ss, value = value[0], value[1:3], value[3:5], value[5:7], value[7:]
+                    else:
+                        if len(value) < 5:
+                            raise _BadParse
+                        sign, hh, mm, ss, value = value[0], value[1:3], value[3:5], "00", value[5:]
+                    h, m, s = (_getnum(x, True)[0] for x in (hh, mm, ss))
+                    if h > 24:
+                        range_error = "time zone offset hour"
+                    if m > 60:
+                        range_error = "time zone offset minute"
+                    if s > 60:
+                        range_error = "time zone offset second"
+                    if sign not in "+-":
+                        raise _BadParse
+                    offset = ((h * 60 + m) * 60 + s) * (-1 if sign == "-" else 1)
+            elif std == "MST":
+                if value[:3] == "UTC":
+                    value, utc = value[3:], True
+                else:
+                    n = _zone_name_length(value)
+                    if not n:
+                        raise _BadParse
+                    zone_name, value = value[:n], value[n:]
+            elif std[0] in ".,":
+                if std[1] == "0":
+                    digits = len(std)
+                    if len(value) < digits:
+                        raise _BadParse
+                    nsec, value = _nanoseconds(value, digits), value[digits:]
+                elif len(value) >= 2 and value[0] in ".," and _digit(value, 1):
+                    n = 1
+                    while _digit(value, n):
+                        n += 1
+                    nsec, value = _nanoseconds(value, n), value[n:]
+        except _BadParse:
+            raise fail(std, hold) from None
+        if range_error:
+            raise fail(std, value, f": {range_error} out of range")
+    if pm and hour < 12:
+        hour += 12
+    elif am and hour == 12:
+        hour = 0
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if yday >= 0:
+        m = d = 0
+        if leap:
+            if yday == 31 + 29:
+                m, d = 2, 29
+            elif yday > 31 + 29:
+                yday -= 1
+        if not 1 <= yday <= 365:
+            raise fail("", value, ": day-of-year out of range")
+        if m == 0:
+            m = (yday - 1) // 31 + 1
+            if _DAYS_BEFORE[m] < yday:
+                m += 1
+            d = yday - _DAYS_BEFORE[m - 1]
+        if month >= 0 and month != m:
+            raise fail("", value, ": day-of-year does not match month")
+        month = m
+        if day >= 0 and day != d:
+            raise fail("", value, ": day-of-year does not match day")
+        day = d
+    else:
+        month = 1 if month < 0 else month
+        day = 1 if day < 0 else day
+    days_in = 29 if month == 2 and leap else _DAYS_BEFORE[month] - _DAYS_BEFORE[month - 1]
+    if not 1 <= day <= days_in:
+        raise fail("", value, ": day out of range")
+    sec_of_day = hour * 3600 + minute * 60 + sec
+    epoch = _civil_to_unix(year, month, day) + sec_of_day
+    if utc or offset is None and not zone_name:
+        return gv.GoTime(epoch, nsec)
+    if offset is not None:
+        epoch -= offset
+        if offset == 0 and not zone_name:
+            return gv.GoTime(epoch, nsec)
+        return gv.GoTime(epoch, nsec, offset, zone_name or "")
+    # a zone abbreviation UTC does not know: a zone of that name at offset 0 (GMT+h at h hours)
+    shift = int(zone_name[3:]) * 3600 if len(zone_name) > 3 and zone_name[:3] == "GMT" else 0
+    return gv.GoTime(epoch, nsec, shift, zone_name)  # the instant read as UTC, shown in that zone
+
+
+def _civil_to_unix(year: int, month: int, day: int) -> int:
+    """Seconds from the Unix epoch to 00:00 UTC of a proleptic Gregorian date (any year, 0 included)."""
+    y = year - (1 if month <= 2 else 0)
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return (era * 146097 + doe - 719468) * 86400
+
+
+def _nanoseconds(value: str, n: int) -> int:
+    """parseNanoseconds: the fraction after value[0] (a . or ,), n bytes in all, as nanoseconds."""
+    if value[0] not in ".,":
+        raise _BadParse
+    n = min(n, 10)
+    digits = value[1:n]
+    if digits and not all("0" <= c <= "9" for c in digits):
+        raise _BadParse
+    return int(digits or "0") * 10 ** (10 - n)
 
 def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
     """Go's built-ins and Alertmanager's functions, as the given Alertmanager version has them."""
@@ -971,9 +1155,9 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
         "toLower": Func(bounded(lambda s: s.lower() if s.isascii() else _go_lower(s)), ("string",)),
         "title": Func(bounded(_title), ("string",)),
         "join": Func(bounded(lambda sep, s: sep.join(s)), ("string", "[]string")),
-        "match": Func(_match, ("string", "string")),
+        "match": Func(REGEXP_FUNCTIONS[compat][0], ("string", "string")),
         "safeHtml": Func(lambda s: gv.HTML(s), ("string",)),
-        "reReplaceAll": Func(bounded(_re_replace_all), ("string", "string", "string")),
+        "reReplaceAll": Func(bounded(REGEXP_FUNCTIONS[compat][1]), ("string", "string", "string")),
         "stringSlice": Func(lambda *s: gv.StringSlice(s), ("string",), True),
     })
     if compat != "0.25":
@@ -986,6 +1170,7 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
             "since": Func(_since, ("time.Time",)),
             "humanizeDuration": Func(_humanize_duration, ("any",)),
         })
+    funcs.update({name: fn for name, (since, fn) in FUNCTIONS_SINCE.items() if _level(compat) >= _level(since)})
     return funcs
 
 
@@ -1035,7 +1220,7 @@ def check_regexps(tmpl: Template) -> None:
                 if isinstance(first, gt.IdentifierNode) and first.ident in ("match", "reReplaceAll") \
                         and len(node.args) > 1 and isinstance(node.args[1], gt.StringNode):
                     try:
-                        compile_regexp(node.args[1].text)
+                        compile_regexp(node.args[1].text, tmpl.compat)
                     except RegexpError as exc:
                         if not exc.unsupported:
                             continue  # invalid in Go too: an error when (and if) it runs, as in Go

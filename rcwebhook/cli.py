@@ -21,6 +21,11 @@ to the Rocket.Chat incoming webhook of its severity (critical, warning, info).
 """
 
 EPILOG = f"""\
+subcommands:
+  rcwebhook template render --template.glob=GLOB... --template.text=TEXT [--template.data=FILE]
+      render a template as amtool's `template render` does, with rcwebhook's template
+      engine (see `rcwebhook template render --help`)
+
 configuration:
   Settings come from an env file of KEY=VALUE lines, the first found of:
   --config PATH, $RCWEBHOOK_CONFIG, {config.SYSTEM_CONFIG}, ./.env.
@@ -61,9 +66,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="post a clearly labelled test alert through each route (or only ROUTE: critical, "
                              "warning or info, a hook set of RECEIVERS, or one of its routes such as db/critical), "
                              "print each result, and exit 0 only if all were accepted")
+    parser.add_argument("--mention", action="store_true",
+                        help="with --send-test: put each route's mentions (MENTION_*) in front of its test alert, "
+                             "as a real alert's post has them, to check that Rocket.Chat lets the hook make them "
+                             "(@here and @all need permissions)")
     parser.add_argument("--render", metavar="FILE.json",
                         help="print the Rocket.Chat message(s) rcwebhook would post for this Alertmanager "
-                             "notification, with the configured templates, and exit")
+                             "notification, as it would post them (mentions, channel, a reply in the incident's "
+                             "thread that STATE_DIR holds), and exit; 1 when a template fails at run time (told "
+                             "on stderr; the built-in part shown is what would be posted)")
     parser.add_argument("--route", choices=config.ROUTES, help="with --render: only this route's message")
     parser.add_argument("--receiver", metavar="SET", default="",
                         help="with --render: as if posted to /webhook/SET, a hook set of RECEIVERS")
@@ -87,6 +98,9 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         return templaterender.main(words[1:], environ, stdout, stderr)
     args = parse_args(argv)
     stderr = stderr or sys.stderr
+    if args.mention and not args.send_test:
+        print("rcwebhook: error: --mention goes with --send-test", file=stderr)
+        return 2
     stdout = stdout or sys.stdout
     try:
         settings, warnings = load_settings(args, environ)
@@ -102,8 +116,8 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
               f"problem{'s' if len(exc.problems) != 1 else ''}); nothing was started", file=stderr)
         return EX_CONFIG
     if args.render:
-        from . import templating
-        return templating.render_file(settings, args.render, args.route, stdout, stderr, args.receiver)
+        from . import preview
+        return preview.render_file(settings, args.render, args.route, stdout, stderr, args.receiver)
     if args.check_config:
         for warning in warnings:
             print(f"rcwebhook: warning: {config.redact(warning, settings.secrets())}", file=stderr)
@@ -120,5 +134,5 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
     for warning in warnings:
         log.warning("%s", warning)
     if args.send_test:
-        return sendtest.run(settings, args.send_test, stdout)
+        return sendtest.run(settings, args.send_test, stdout, mention=args.mention)
     return Service(settings, lambda: load_settings(args, environ), environ).run()

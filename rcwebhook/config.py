@@ -88,6 +88,11 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
     "TEMPLATE_TEXT": "",
     "TEMPLATE_ATTACHMENT_TITLE": "",
     "TEMPLATE_ATTACHMENT_TEXT": "",
+    # Seconds of CPU time the templates may take for one message; past them the built-in rendering is used.
+    "TEMPLATE_CPU_BUDGET": "0.25",
+    # The Alertmanager whose template functions and output are followed (amdata.COMPATS); also for
+    # `rcwebhook template render`. RCWEBHOOK_TEMPLATE_COMPAT in the environment is read as an alias.
+    "TEMPLATE_COMPAT": "0.28",
     # Each secret can also come from KEY_FILE (a file holding it) or a systemd credential
     # named KEY ($CREDENTIALS_DIRECTORY/KEY).
     **{f"{key}_FILE": "" for key in ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING",
@@ -108,6 +113,7 @@ SET_KEYS = (
     "ROCKETCHAT_ICON_EMOJI",
 )
 MAX_RECEIVERS = 100
+COMPAT_ALIAS = "RCWEBHOOK_TEMPLATE_COMPAT"  # TEMPLATE_COMPAT's name before it was a setting
 _RECEIVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -194,6 +200,7 @@ class Settings(NamedTuple):
     timezone: tzinfo = dt_timezone.utc  # TIMEZONE: the zone of the times messages show
     delivery_timeout: float = 5.0
     delivery_deadline: float = 10.0
+    template_cpu_budget: float = 0.25  # seconds of CPU time the templates may take for one message
     rate_limit: Tuple[int, float] = (10, 60.0)  # posts per seconds, per hook; (0, 0) is off
     dedup_window: float = 60.0  # seconds: a copy of a posted state is not posted again; later, a reminder is
     state_dir: str = ""  # where the state database lives; "" keeps the state in memory only
@@ -220,6 +227,7 @@ class Settings(NamedTuple):
     proxies: Mapping[str, str] = MappingProxyType({})
     source: str = ""  # the env file read, or "" for none
     templates: Any = None  # templating.Templates from TEMPLATE_FILES, or None: the built-in messages
+    template_compat: str = "0.28"  # TEMPLATE_COMPAT: the Alertmanager whose template functions are followed
 
     def secrets(self) -> Tuple[str, ...]:
         """Return every secret string in these settings, for redaction."""
@@ -323,6 +331,10 @@ def load(
             where.origins[key] = f"{where.general} (overridden by the environment's {key})" \
                 if path is not None else "the environment"
             where.broken.discard(key)
+    if "TEMPLATE_COMPAT" not in environ and COMPAT_ALIAS in environ:
+        values["TEMPLATE_COMPAT"] = environ[COMPAT_ALIAS]
+        where.origins["TEMPLATE_COMPAT"] = f"the environment's {COMPAT_ALIAS}"
+        where.broken.discard("TEMPLATE_COMPAT")
     values.update(overrides or {})
     # RECEIVERS, wherever it was set, says which prefixed keys exist: only now can they be read
     # from the environment and the file's unknown keys be told.
@@ -335,7 +347,21 @@ def load(
             where.broken.discard(key)
     known = list(DEFAULTS) + set_keys(receivers)
     for key, line in unknown:
-        warnings.append(f"{path}:{line}: unknown key {key}{_suggest(key, known)}")
+        meant = near_miss(key, known)
+        if meant:  # a misspelt key: its value would be quietly ignored, and its alerts go elsewhere
+            errors.append(f"{path}:{line}: unknown key {key}, did you mean {meant}? (a near-miss of a known key is "
+                          "an error: fix its spelling, or remove it)")
+        elif key in LEGACY_KEYS:
+            warnings.append(f"{path}:{line}: {key} is a key of the Flask script rcwebhook replaces; rcwebhook has no "
+                            "use for it (ignored)")
+        else:
+            warnings.append(f"{path}:{line}: unknown key {key}{_suggest(key, known)}")
+    for key in environ:
+        if key not in values and key not in ENVIRONMENT_KEYS and key.upper() not in PROXY_KEYS and _owned(key):
+            meant = near_miss(key, known + list(ENVIRONMENT_KEYS))
+            if meant:
+                errors.append(f"the environment's {key} is unknown, did you mean {meant}? (a near-miss of a known key "
+                              "is an error: fix its spelling, or unset it)")
     if path is not None:
         in_file = [k for k in values if (k == "API_KEY" or k.endswith(URL_KEYS)) and values[k].strip()
                    and k not in environ]
@@ -454,6 +480,70 @@ _PERMISSION_HINT = ("the package installs it readable by root and the group rcwe
                     "`sudo rcwebhook --check-config`, or `sudo -u rcwebhook rcwebhook --check-config`")
 
 
+# Keys that the env files of the Flask + gunicorn script rcwebhook replaces may hold: read by neither,
+# they stay warnings even where one resembles a key of rcwebhook's.
+LEGACY_KEYS = frozenset((
+    "FLASK_APP", "FLASK_ENV", "FLASK_DEBUG", "FLASK_RUN_HOST", "FLASK_RUN_PORT", "GUNICORN_CMD_ARGS",
+    "WEB_CONCURRENCY", "WORKERS", "BIND", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+))
+# What rcwebhook reads from its environment besides DEFAULTS' keys.
+ENVIRONMENT_KEYS = ("RCWEBHOOK_CONFIG", COMPAT_ALIAS, "CREDENTIALS_DIRECTORY", "STATE_DIRECTORY",
+                    "NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")
+
+
+def _owned(key: str) -> bool:
+    """Return whether a variable of the process environment names itself as rcwebhook's: the environment holds
+    every program's variables, and only these are judged."""
+    return key.startswith(("RCWEBHOOK_", "ROCKETCHAT_")) or "_ROCKETCHAT_" in key
+
+
+def near_miss(key: str, known: Iterable[str]) -> str:
+    """Return the known key that `key` is a misspelling of, or "": one edit away (a letter missing, added, changed,
+    or two swapped; two in a key of 16 characters or more), or the same but for case. A hook set's key is
+    judged by its part after the set's prefix, so that WEB_ROCKETCHAT_WEBHOK_WARNING means
+    WEB_ROCKETCHAT_WEBHOOK_WARNING whether or not RECEIVERS names the set."""
+    upper = key.upper()
+    known = list(known)
+    if upper in known:
+        return upper
+    best = ""
+    for candidate in known:
+        allowed = 2 if len(candidate) >= 16 else 1
+        if abs(len(candidate) - len(upper)) <= allowed and _edits(upper, candidate, allowed) <= allowed:
+            if not best or _edits(upper, candidate, 2) < _edits(upper, best, 2):
+                best = candidate
+    if best:
+        return best
+    head, sep, rest = upper.partition("_")
+    while sep and rest:  # SET_ + a set key, the prefix being any run of words
+        if rest in SET_KEYS:  # a well-formed key of a hook set (named in RECEIVERS or not): no misspelling
+            return ""
+        for suffix in SET_KEYS:
+            allowed = 2 if len(suffix) >= 16 else 1
+            if abs(len(suffix) - len(rest)) <= allowed and _edits(rest, suffix, allowed) <= allowed:
+                return f"{upper[:len(upper) - len(rest)]}{suffix}"
+        more, sep, rest = rest.partition("_")
+        head += "_" + more
+    return ""
+
+
+def _edits(a: str, b: str, most: int) -> int:
+    """Return the edit distance of `a` and `b` (insertions, deletions, substitutions and swaps of neighbours),
+    or `most` + 1 once it is sure to be more than `most`."""
+    previous2: List[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        if min(row) > most:
+            return most + 1
+        previous2, previous = previous, row
+    return previous[-1]
+
+
 def _suggest(key: str, known: Iterable[str] = DEFAULTS) -> str:
     """Return `, did you mean X?` for the known key closest to `key`, or ''."""
     import difflib  # only for a misspelt key
@@ -519,6 +609,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
                     "its token crosses the network readable by anyone on the path; use https", key))
 
     zone = get.zone("TIMEZONE")
+    compat = template_compat(raw, get)
     return Settings(
         host=host,
         port=get.integer("PORT", 0, 65535),
@@ -535,6 +626,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         timezone=zone,
         delivery_timeout=get.number("DELIVERY_TIMEOUT", 0.1, 300),
         delivery_deadline=get.number("DELIVERY_DEADLINE", 0.1, 3600),
+        template_cpu_budget=get.number("TEMPLATE_CPU_BUDGET", 0.01, 60),
         rate_limit=get.rate("ROCKETCHAT_RATE_LIMIT"),
         dedup_window=_dedup_window(get, warnings, where),
         state_dir=raw["STATE_DIR"].strip(),
@@ -559,18 +651,34 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
         rocketchat_ca_file=raw["ROCKETCHAT_CA_FILE"].strip(),
         proxies=get.proxies(),
         source=source,
-        templates=_templates(raw, errors, zone),
+        templates=_templates(raw, errors, zone, source, compat),
+        template_compat=compat,
     )
 
 
-def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo) -> Any:
+def template_compat(raw: Mapping[str, str], get: Optional["_Reader"] = None) -> str:
+    """Return TEMPLATE_COMPAT, checked against the levels amdata knows (a problem added through `get`)."""
+    text = raw.get("TEMPLATE_COMPAT", "").strip() or DEFAULTS["TEMPLATE_COMPAT"]
+    if text == DEFAULTS["TEMPLATE_COMPAT"]:
+        return text
+    from .amdata import COMPATS  # the template engine, only for another level
+    if text in COMPATS:
+        return text
+    if get is not None:
+        get._fail("TEMPLATE_COMPAT", f"is not an Alertmanager version rcwebhook follows ({', '.join(COMPATS)})")
+    return DEFAULTS["TEMPLATE_COMPAT"]
+
+
+def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo, source: str = "",
+               compat: str = DEFAULTS["TEMPLATE_COMPAT"]) -> Any:
     """The templates TEMPLATE_FILES holds, when the TEMPLATE_* keys ask for them (else None); their
-    times' .Local is in `zone` (TIMEZONE)."""
+    times' .Local is in `zone` (TIMEZONE); relative globs are read from the env file's directory."""
     if not any(raw.get(k, "").strip() for k in ("TEMPLATE_FILES", "TEMPLATE_TEXT", "TEMPLATE_ATTACHMENT_TITLE",
                                                   "TEMPLATE_ATTACHMENT_TEXT")):
         return None
     from . import templating  # only when templates are configured
-    return templating.load(raw, errors, zone)
+    base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
+    return templating.load(raw, errors, zone, base, compat)
 
 
 def _dedup_window(get: "_Reader", warnings: List[str], where: "Where") -> float:
@@ -903,6 +1011,7 @@ def describe(settings: Settings) -> List[str]:
         "TIMEZONE": str(settings.timezone),
         "DELIVERY_TIMEOUT": f"{settings.delivery_timeout:g}",
         "DELIVERY_DEADLINE": f"{settings.delivery_deadline:g}",
+        "TEMPLATE_CPU_BUDGET": f"{settings.template_cpu_budget:g}",
         "ROCKETCHAT_RATE_LIMIT": f"{settings.rate_limit[0]}/{settings.rate_limit[1]:g}" if settings.rate_limit[0] else "0",
         "DEDUP_WINDOW": f"{settings.dedup_window:g}",
         "STATE_DIR": settings.state_dir or "(none: state in memory only)",
@@ -926,6 +1035,7 @@ def describe(settings: Settings) -> List[str]:
         "TLS_KEY_FILE": settings.tls_key_file,
         "ROCKETCHAT_CA_FILE": settings.rocketchat_ca_file,
         **{f"{scheme.upper()}_PROXY": redact(url, settings.secrets()) for scheme, url in settings.proxies.items()},
+        "TEMPLATE_COMPAT": settings.template_compat,
         **({"TEMPLATE_FILES": settings.templates.files,
             **{key: settings.templates.names.get(part, "") for key, part in (
                 ("TEMPLATE_TEXT", "text"), ("TEMPLATE_ATTACHMENT_TITLE", "title"),

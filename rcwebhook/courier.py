@@ -50,6 +50,12 @@ LINGER_MAX = 0.5
 # After Rocket.Chat refused a post for its @here or @all, posts to that hook leave them out this long
 # (or until a reload), so that each does not fail first; then one tries again.
 MENTION_RETRY = 3600.0
+# Likewise after Rocket.Chat refused a post for naming its sender or avatar (username, alias, icon_url,
+# avatar) while the integration's user lacks the message-impersonate permission: posts to that hook leave
+# those keys out this long, or until a reload.
+IMPERSONATE_RETRY = 3600.0
+IMPERSONATE_REFUSAL = "error-user-lacks-message-impersonate-permission"
+IMPERSONATE_KEYS = ("username", "alias", "icon_url", "avatar")
 # Refusals of a whole post that splitting cannot mend: the hook, the channel or the envelope is wrong.
 _WHOLE_POST_REFUSALS = ("overriding destination channel", "impersonate", "invalid-channel", "error-not-allowed")
 
@@ -99,6 +105,27 @@ class Post(NamedTuple):
     parts: List[Part]
 
 
+class Claimed(NamedTuple):
+    """One group's claimed states, and what rendering its message needs, read under the lock."""
+
+    route: Route
+    part: Part
+    items: List[Item]
+    states: List[State]  # the states the post carries (what each entry knew when claimed)
+    thread_root: str  # the thread the message replies in, if any
+    note: str  # the line that says the incident resolved, if it does
+
+
+class Claim(NamedTuple):
+    """The states a courier took for its next post, rendered without the lock."""
+
+    settings: Settings
+    groups: List[Claimed]
+    no_special: bool  # @here and @all are left out
+    no_impersonate: bool  # the keys that need the message-impersonate permission are left out
+    threads: bool  # the post asks for message ids, to follow threads
+
+
 class Courier:
     """The sending thread of one hook URL."""
 
@@ -118,8 +145,10 @@ class Courier:
         self.bare_500s = 0
         self.text_limit = message.TEXT_LIMIT  # lowered when Rocket.Chat says a text is too long
         self.sending_since = 0.0
+        self.rendering_since = 0.0
         self.threads_supported: Optional[bool] = None  # whether this hook's answers carry message ids
         self.special_refused_until = 0.0  # until then, posts leave out @here and @all: Rocket.Chat refused them
+        self.impersonate_refused_until = 0.0  # until then, posts leave out username and the like: refused too
         self.ready_since = 0.0
         self.announced_wait = 0.0
         # What the status page shows: the last accepted post, the last failure and its reason, 429s seen.
@@ -127,6 +156,9 @@ class Courier:
         self.last_failure = 0.0
         self.last_error = ""
         self.last_outcome = ""  # accepted, rate-limited, failed or refused
+        self.last_routes: List[str] = []  # the routes whose alerts the last post carried
+        # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
+        self.by_route: Dict[str, Dict[str, object]] = {}
         self.seen_429 = 0
         self.closed = False
         self.thread = threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True)
@@ -136,9 +168,12 @@ class Courier:
         """Take new settings (the owner's lock is held)."""
         self.limiter.reconfigure(*settings.rate_limit)
         self.special_refused_until = 0.0  # the permission may have been granted meanwhile: try again
+        self.impersonate_refused_until = 0.0
 
     def status(self, now: float) -> Tuple[str, float]:
         """Return why this hook's states are still waiting, and in how many seconds it sends next."""
+        if self.rendering_since:
+            return f"rendering a message for {now - self.rendering_since:.1f}s (its templates)", 1.0
         if self.sending_since:
             return f"waiting for Rocket.Chat to answer a post sent {now - self.sending_since:.1f}s ago", 1.0
         if self.hold_until > now:
@@ -155,7 +190,8 @@ class Courier:
                 "last_error": self.last_error, "last_outcome": self.last_outcome, "seen_429": self.seen_429,
                 "next_post_in": max(0.0, due - now), "pacing": self._pacing_reason() if due > now else "",
                 "hold": self.hold_reason if self.hold_until > now else "",
-                "sending_for": now - self.sending_since if self.sending_since else 0.0}
+                "sending_for": now - self.sending_since if self.sending_since else 0.0,
+                "last_routes": list(self.last_routes), "routes": {r: dict(f) for r, f in self.by_route.items()}}
 
     def close(self) -> None:
         self.closed = True
@@ -166,9 +202,23 @@ class Courier:
         cond = self.owner.cond
         while True:
             with cond:
-                post = self._next_post()
-            if post is None:
+                claim = self._next_claim()
+            if claim is None:
                 return
+            # Rendering runs templates, which may take long (up to TEMPLATE_CPU_BUDGET and beyond): the
+            # lock stays free meanwhile, for requests, the status page and the other hooks' couriers.
+            # The claimed states are in flight, so that nothing else posts them.
+            try:
+                post: Optional[Post] = self._compose(claim)
+            except Exception as exc:  # a bug must cost a retry, not the hook's thread
+                log.exception("Internal error while rendering a post to %s", self.hook)
+                post = None
+                with cond:
+                    self._hold(self.owner.clock() + 1.0, f"internal error: {type(exc).__name__}")
+            with cond:
+                post = self._take(claim, post)
+            if post is None:
+                continue
             try:
                 self._send(post)
             except Exception as exc:  # a bug must cost a retry, not the hook's thread
@@ -180,8 +230,9 @@ class Courier:
                     self._hold(self.owner.clock() + 1.0, f"internal error: {type(exc).__name__}")
                     cond.notify_all()
 
-    def _next_post(self) -> Optional[Post]:
-        """Wait for the next post's turn and return it; None once closed (the owner's lock is held)."""
+    def _next_claim(self) -> Optional[Claim]:
+        """Wait for the next post's turn and claim the states it may carry; None once closed (the owner's
+        lock is held)."""
         cond = self.owner.cond
         while not self.closed:
             now = self.owner.clock()
@@ -207,16 +258,18 @@ class Courier:
                 if linger > 0:
                     cond.wait(linger)
                     continue
-            post = self._compose(ready)
-            for entry, state in zip(post.entries, post.states):
-                entry.inflight = state
+            claim = self._claim(ready)
+            for group in claim.groups:
+                for entry, state in zip(group.part.entries, group.states):
+                    entry.inflight = state
             self.ready_since = 0.0
-            self.sending_since = now
-            return post
+            self.rendering_since = now
+            return claim
         return None
 
-    def _compose(self, ready: List[Entry]) -> Post:
-        """Return the post for the oldest ready states: as many as fit one message."""
+    def _claim(self, ready: List[Entry]) -> Claim:
+        """Return what the post for the oldest ready states is made of: their groups, each with what
+        rendering its message needs, read now (the owner's lock is held)."""
         cap = min((e.max_batch for e in ready if e.max_batch), default=0) or len(ready)
         groups: Dict[Tuple[str, str, str], List[Entry]] = {}
         for entry in ready[:cap]:
@@ -226,7 +279,7 @@ class Courier:
         settings = owner.settings
         wall = owner.wall()
         no_special = self.special_refused_until > owner.clock()
-        candidates = []
+        claimed = []
         for (route_name, group, channel), entries in groups.items():
             route = settings.routes.get(route_name) or Route(route_name, self.url)
             if channel:
@@ -235,39 +288,89 @@ class Courier:
             thread = owner.threads.get(self.hook_id, scope, wall) if self._threads_on() else None
             reply = thread is not None and not any(_announces(e, thread) for e in entries)
             called = () if reply else mentions.called(route.mention, [e.item.alert for e in entries])
-            candidates.append((route, Part(group, entries, thread, reply,
-                                           mentions.without_special(called) if no_special else called, scope,
-                                           channel)))
+            part = Part(group, entries, thread, reply, mentions.without_special(called) if no_special else called,
+                        scope, channel)
+            claimed.append(Claimed(route, part, [e.item for e in entries], [e.known for e in entries],
+                                   thread.root if reply and thread else "",
+                                   _resolution_note(owner.ledger, thread, entries) if reply and thread else ""))
+        return Claim(settings, claimed, no_special, self.impersonate_refused_until > owner.clock(),
+                     self._threads_on())
+
+    def _compose(self, claim: Claim) -> Post:
+        """Return the post for the claimed states: as many of them as fit one message (the owner's lock is
+        not held: this renders)."""
+        settings = claim.settings
         # The mentions go in front of the headlines, once for a whole post: the headlines leave them room.
         line_limit = min(mentions.LINE_LIMIT, self.text_limit // 2)
-        mentioned = mentions.line((part.mentions for _, part in candidates), line_limit)
+        mentioned = mentions.line((group.part.mentions for group in claim.groups), line_limit)
         text_limit = self.text_limit - (len(mentioned) + 1 if mentioned else 0)
-        parts, post = [], message.Post(text_limit)
-        for route, part in candidates:
-            # Rendered one group after the other, until one does not fit: under load many groups are
-            # ready, and rendering those that wait for the next post would be work thrown away.
-            items = [e.item for e in part.entries]
-            thread, reply = part.thread, part.reply
-            rendered = message.group_message(
-                route, [i.alert for i in items], items[-1].context.external_url,
-                max(i.context.truncated_alerts for i in items), settings, text_limit,
-                thread=thread.root if reply and thread else "",
-                note=_resolution_note(owner.ledger, thread, part.entries) if reply and thread else "",
-                receiver=items[-1].context.receiver, group_labels=items[-1].context.group_labels)
-            if not post.add(rendered):
+        post, taken = self._fill(claim, text_limit, 0)
+        # Short of room for the headlines (Message_MaxAllowedSize lowered): shorter ones, so that a storm
+        # still goes out in few posts instead of one post per group, each spending Rocket.Chat's budget.
+        shortenable = settings.templates is None or "text" not in settings.templates.names
+        shorten = 0
+        while post.short_of_text and shortenable and shorten < message.SHORTEST:
+            shorten += 1
+            shorter, more = self._fill(claim, text_limit, shorten)
+            if len(more) > len(taken):
+                post, taken = shorter, more
+            elif not shorter.short_of_text:
                 break
-            parts.append(part)
+        parts = [group.part for group in taken]
         entries = [e for part in parts for e in part.entries]
         merged = dict(message.merge(post.messages))
         called = mentions.line((p.mentions for p in parts), line_limit)
         if called:
             merged["text"] = f"{called} {merged['text']}"
-        if no_special:  # a template may have written them too
+        if claim.no_special:  # a template may have written them too
             merged["text"] = mentions.neutralize(str(merged["text"]))
-        if self._threads_on():
+        if claim.no_impersonate:
+            for key in IMPERSONATE_KEYS:
+                merged.pop(key, None)
+        if claim.threads:
             merged["separateResponse"] = True
-        return Post(entries, [e.known for e in entries], merged, list(dict.fromkeys(e.route for e in entries)),
+        return Post(entries, [state for group in taken for state in group.states], merged,
+                    list(dict.fromkeys(e.route for e in entries)),
                     delivery.one_line(",".join(e.name for e in entries)), parts)
+
+    def _fill(self, claim: Claim, text_limit: int, shorten: int) -> Tuple[message.Post, List[Claimed]]:
+        """Return the messages of the claimed groups that fit one post, from the first on, with headlines
+        shortened `shorten` steps, and those groups."""
+        post = message.Post(text_limit)
+        taken: List[Claimed] = []
+        for group in claim.groups:
+            # Rendered one group after the other, until one does not fit: under load many groups are
+            # ready, and rendering those that wait for the next post would be work thrown away.
+            items = group.items
+            rendered = message.group_message(
+                group.route, [i.alert for i in items], items[-1].context.external_url,
+                max(i.context.truncated_alerts for i in items), claim.settings, text_limit,
+                thread=group.thread_root, note=group.note, receiver=items[-1].context.receiver,
+                group_labels=items[-1].context.group_labels, shorten=shorten)
+            if not post.add(rendered):
+                break
+            taken.append(group)
+        return post, taken
+
+    def _take(self, claim: Claim, post: Optional[Post]) -> Optional[Post]:
+        """Return the rendered post to send, giving back the claimed states it does not carry; None, every
+        state given back, when there is none or the hook's settings changed meanwhile (the owner's lock is
+        held)."""
+        self.rendering_since = 0.0
+        if self.closed or self.owner.settings is not claim.settings:
+            post = None  # the states may belong to another hook now: they are claimed again from the start
+        carried = {id(entry) for entry in post.entries} if post is not None else set()
+        for group in claim.groups:
+            for entry in group.part.entries:
+                if id(entry) not in carried:
+                    entry.inflight = None
+        if post is None or not post.entries:
+            self.owner.cond.notify_all()
+            return None
+        if len(carried) < sum(len(group.part.entries) for group in claim.groups):
+            self.owner.cond.notify_all()
+        self.sending_since = self.owner.clock()
+        return post
 
     def _threads_on(self) -> bool:
         return self.owner.settings.threads and self.threads_supported is not False
@@ -310,11 +413,19 @@ class Courier:
                 # to arrive opened its window late, so the window is reckoned from the answer.
                 self.limiter.record(now)
             self.last_outcome = outcome if answer.status != 429 else "rate-limited"
+            self.last_routes = list(post.routes)
             if answer.accepted:
                 self.last_accepted = wall
             else:
                 self.last_failure, self.last_error = wall, f"{answer.status or 'no answer'}: {answer.error}"
                 self.seen_429 += answer.status == 429
+            for route in post.routes:
+                figures = self.by_route.setdefault(route, {"last_accepted": 0.0, "last_failure": 0.0,
+                                                           "last_error": ""})
+                if answer.accepted:
+                    figures["last_accepted"] = wall
+                else:
+                    figures["last_failure"], figures["last_error"] = wall, self.last_error
             for ticket in {t for e in post.entries for t in e.tickets}:
                 ticket.answer = answer
             if answer.accepted:
@@ -381,6 +492,10 @@ class Courier:
         if mentions.REFUSAL in answer.error and special:
             self._special_refused(post, special, answer)
             return
+        sender = [key for key in IMPERSONATE_KEYS if post.message.get(key)]
+        if IMPERSONATE_REFUSAL in answer.error and sender:
+            self._impersonate_refused(post, sender, answer)
+            return
         if "error-message-size-exceeded" in answer.error and message.units(text) > MIN_TEXT:
             self.text_limit = max(MIN_TEXT, message.units(text) // 2)
             owner.metrics.refusals.inc(route=post.routes[0], reason="message_too_long")
@@ -434,6 +549,29 @@ class Courier:
                   " and ".join(mentions.permissions(special)),
                   f", or take {said} out of {' and '.join(sources)}" if sources else "",
                   extra=self._fields("mention-refused", post, "refused"))
+
+    def _impersonate_refused(self, post: Post, sender: List[str], answer: Answer) -> None:
+        """Leave the sender's name and avatar out of this hook's posts for a while, the refused one first
+        (the lock is held): its alerts are posted again without them, so that a name never costs an alert."""
+        owner = self.owner
+        self.impersonate_refused_until = owner.clock() + IMPERSONATE_RETRY
+        for route in post.routes:
+            owner.metrics.impersonate_refusals.inc(route=route)
+        keys = " and ".join(sender)
+        configured = [owner.settings.routes.get(route) or Route(route, "") for route in post.routes]
+        # A hook set's name is its own ROCKETCHAT_USERNAME, else the default set's.
+        sources = list(dict.fromkeys(
+            "ROCKETCHAT_USERNAME" if not r.receiver or r.username == owner.settings.username
+            else f"{key_prefix(r.receiver)}ROCKETCHAT_USERNAME" for r in configured))
+        log.error("Rocket.Chat refused a post to %s: %s %s: the integration's user may not post under another name "
+                  "or avatar (it lacks the message-impersonate permission); posting it again without %s (alerts=%s "
+                  "route=%s), and leaving %s out of posts to this hook for %s or until a reload; to have posts "
+                  "show that name, grant message-impersonate to a role of the user the integration posts as (its "
+                  "'Post as' setting) in Rocket.Chat, Administration > Workspace > Permissions > message-impersonate, "
+                  "or unset %s",
+                  self.hook, answer.status, answer.error, keys, post.names, ",".join(post.routes), keys,
+                  message.duration(IMPERSONATE_RETRY), " or ".join(sources),
+                  extra=self._fields("impersonate-refused", post, "refused"))
 
     def _retry_later(self, answer: Answer, now: float, routes: str, post: Post) -> None:
         """Hold the hook as long as Rocket.Chat asks, or back off."""
@@ -525,11 +663,13 @@ class Deliverer:
         self.rng = rng or random.Random()
         self.cond = threading.Condition()
         self.ledger = Ledger()
-        self.store = store if store is not None else state_store.Store(
-            settings.state_dir, wall, settings.thread_ttl, on_error=lambda: self.metrics.state_errors.inc())
+        self.store = store if store is not None else self.open_store(settings)
+        self.store.remember_from(self.memory)
         now = wall()
+        self.ledger.posted.restore(self.store.load_runs())
         for route, key, state, posted_at, confirmed_at in self.store.load_states():
             self.ledger.restore(route, key, state, posted_at, confirmed_at, now)
+        self._runs_saved = self.ledger.posted.version
         self.threads = Threads(settings.thread_ttl)
         self.threads.restore(self.store.load_threads(now - settings.thread_ttl))
         self._opened: Dict[Tuple[str, str], Thread] = {}  # thread changes not yet saved
@@ -539,6 +679,38 @@ class Deliverer:
         self.metrics.pending.read = self.pending_count
         self.metrics.state_bytes.read = self.store.size
         self.metrics.open_threads.read = lambda: len(self.threads)
+
+    def open_store(self, settings: Settings) -> state_store.Store:
+        """Return the state database of `settings` (STATE_DIR), opened; it counts its errors in the metrics."""
+        return state_store.Store(settings.state_dir, self.wall, settings.thread_ttl,
+                                 on_error=lambda: self.metrics.state_errors.inc(),
+                                 on_drop=lambda count: self.metrics.state_writes_dropped.inc(count))
+
+    def memory(self) -> Tuple[List[state_store.Row], list, list]:
+        """Return the posted alert states, the open threads and the compact record of posted states held in
+        memory, as the state database keeps them."""
+        with self.cond:
+            states = [(e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
+                      for e in self.ledger.entries.values() if e.posted is not None]
+            threads = [to_row(t) for t in self.threads.open.values()]
+            runs = list(self.ledger.posted.runs)
+        return states, threads, runs
+
+    def use_store(self, store: state_store.Store) -> None:
+        """Keep the state in `store` from now on (a reload changed STATE_DIR): what is in memory is written
+        into it, and the database used until now is closed."""
+        old, self.store = self.store, store
+        store.remember_from(self.memory)
+        self.metrics.state_bytes.read = store.size
+        states, threads, runs = self.memory()
+        store.save_states(states)
+        store.save_threads(threads, [])
+        store.save_runs(runs)
+        for hook, sent in list(old.posts.items()):
+            for sent_at in list(sent):
+                store.record_post(hook, sent_at)
+        # Closing waits for the old database's queue: not on the thread that reloads, which serves.
+        threading.Thread(target=old.close, name="state closer", daemon=True).start()
 
     def reconfigure(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         """Swap in new settings (and transport): waiting states go to their routes' new URLs, and the
@@ -628,8 +800,19 @@ class Deliverer:
                 if acknowledged:
                     confirmed.extend((e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
                                      for e, state in ticket.carried if e.posted == state and e.confirmed_at == now)
+            runs = self._changed_runs()
         self.store.save_states(confirmed)
+        if runs is not None:
+            self.store.save_runs(runs)
         return results
+
+    def _changed_runs(self) -> Optional[list]:
+        """Return the ledger's compact record of posted states when it changed since last saved (the lock is
+        held)."""
+        if self.ledger.posted.version == self._runs_saved:
+            return None
+        self._runs_saved = self.ledger.posted.version
+        return list(self.ledger.posted.runs)
 
     def _result(self, route: Route, ticket: Ticket) -> Result:
         if ticket.failure is not None:
@@ -691,11 +874,33 @@ class Deliverer:
                       for route in self.settings.routes.values()}
             hooks = {url: courier.snapshot(now) for url, courier in self._couriers.items()}
             threads = len(self.threads)
-        return {"routes": routes, "hooks": hooks, "threads": threads, "state_bytes": self.store.size()}
+            unresolved = self._unresolved(self.wall(), self.settings.thread_ttl / 2)
+        return {"routes": routes, "hooks": hooks, "threads": threads, "state_bytes": self.store.size(),
+                "unresolved": unresolved, "unresolved_after": self.settings.thread_ttl / 2}
+
+    def _unresolved(self, wall: float, age: float) -> Dict[str, Dict[str, float]]:
+        """Return, per route that has never had a resolution posted, its open threads whose incident started more
+        than `age` seconds ago, and the oldest one's start (the lock is held): what a route whose Alertmanager
+        receiver does not send resolved notifications shows."""
+        found: Dict[str, Dict[str, float]] = {}
+        for thread in self.threads.started_before(wall - age, wall):
+            for route in {key.rpartition("/")[0] for key in thread.alerts}:  # a route's name may hold a /, a key not
+                figures = found.setdefault(route, {"count": 0, "oldest": thread.started})
+                figures["count"] += 1
+                figures["oldest"] = min(figures["oldest"], thread.started)
+        if found:
+            for (route, _), entry in self.ledger.entries.items():
+                if route in found and entry.posted is not None and entry.posted.status == RESOLVED:
+                    del found[route]
+        return found
 
     def close(self) -> None:
         with self.cond:
             for courier in self._couriers.values():
                 courier.close()
             self.cond.notify_all()
+            self.ledger.posted.seal()  # the records not yet sealed would be lost otherwise
+            runs = self._changed_runs()
+        if runs is not None:
+            self.store.save_runs(runs)
         self.store.close()

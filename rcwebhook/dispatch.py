@@ -13,7 +13,7 @@ from . import alertmanager, logs, mentions, message, routing
 from .config import Route, Settings
 from .courier import Deliverer, Result
 from .delivery import one_line
-from .ledger import Context, Item, identity
+from .ledger import Context, Item, identity, sender_tag
 from .metrics import Metrics
 from .status import Board
 
@@ -39,12 +39,15 @@ Batches = List[Tuple[Route, Tuple[str, ...], List[Item]]]  # each route's alert 
 
 
 def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics,
-           board: Optional[Board] = None, receiver: str = "") -> Reply:
+           board: Optional[Board] = None, receiver: str = "", sender: str = "") -> Reply:
     """Return the answer to one POST /webhook (or /webhook/<receiver>, for that hook set) that arrived at
-    `arrived` (monotonic), posting on the way; `board` records it for /status."""
+    `arrived` (monotonic) from the address `sender`, posting on the way; `board` records it for /status."""
     with _preparing:
-        prepared = _prepare(body, settings, metrics, receiver)
+        prepared = _prepare(body, settings, metrics, receiver, sender)
     if isinstance(prepared, Reply):
+        if board is not None:
+            board.refusal(prepared.status, str(prepared.body.get("error", "")),
+                          f"/webhook/{receiver}" if receiver else "/webhook")
         return prepared
     # Only what the answer and the alert states need is kept from here on, not the parsed body, while
     # the posts are waited for.
@@ -54,11 +57,12 @@ def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, ar
     reply = answer(names, processed, results)
     if board is not None:
         board.notification(group_key, names, {r.route: r.status for r in results},
-                           f"{reply.status} {reply.body['status']}", am_receiver, receiver)
+                           f"{reply.status} {reply.body['status']}", am_receiver, receiver,
+                           str(reply.body.get("error", "")))
     return reply
 
 
-def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, receiver: str = ""):
+def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, receiver: str = "", sender: str = ""):
     """Return the refusal of `body`, or (answer's names, alert count, each route's alert states, results so
     far, groupKey, Alertmanager's receiver)."""
     try:
@@ -98,7 +102,8 @@ def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, rece
     results: List[Result] = []
     dry_names: Dict[str, List[str]] = {}
     context = Context(notification.group_key, notification.external_url, notification.truncated_alerts,
-                      notification.reason, notification.receiver, notification.group_labels or {})
+                      notification.reason, notification.receiver, notification.group_labels or {},
+                      sender_tag(sender, notification.external_url))
     for batch in batches:
         names = [a.name for a in batch.alerts]
         if settings.dry_run:
@@ -108,7 +113,7 @@ def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, rece
                 if called:
                     rendered["text"] = f"{called} {rendered['text']}"
                 log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
-                         json.dumps(rendered, ensure_ascii=False, separators=(",", ":")))
+                         logs.Whole(json.dumps(rendered, ensure_ascii=False, separators=(",", ":"))))
             dry_names.setdefault(batch.route.name, []).extend(names)
             continue
         # One request's claim per route: the channels of a route's alerts part only in their posts.

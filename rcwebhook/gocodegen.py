@@ -179,6 +179,7 @@ class _Generator:
             "printed": _printed(tmpl.compat), "field": _field, "method": _method, "template": _template,
             "compat": tmpl.compat, "validate": gc._valid, "quote": gv.go_quote,
             "replace_all": amdata.replace_all, "query_escape": gt._query_escape, "bounded": _bounded,
+            "checkpoint": gc.checkpoint,
         }
         self.by_id: Dict[int, str] = {}
         self.lines: List[str] = []
@@ -232,10 +233,10 @@ class _Generator:
         text = sum(len(n.text) for n in lst.nodes if type(n) is gt.TextNode)
         if text:
             self.emit(depth, f"steps += {steps}; size += {text}")
-            self.emit(depth, "if steps > max_steps or size > max_output: raise Fallback()")
+            self.emit(depth, "if steps > max_steps or size > max_output: max_steps = checkpoint(st, steps, size)")
         else:
             self.emit(depth, f"steps += {steps}")
-            self.emit(depth, "if steps > max_steps: raise Fallback()")
+            self.emit(depth, "if steps > max_steps: max_steps = checkpoint(st, steps, size)")
         for node in lst.nodes:
             self.statement(node, depth, dot)
 
@@ -470,13 +471,14 @@ class _Generator:
             simple = gv.simple_format(literal[0])
             if simple is not None and len(simple) // 2 == nargs - 1:
                 return self.printf(simple, args)
-        if f in (amdata._match, amdata._re_replace_all) and literal[0] is not None:
+        compat = getattr(f, "regexp_compat", None)
+        if compat is not None and literal[0] is not None:
             try:
-                regex = amdata.compile_regexp(literal[0])
+                regex = amdata.compile_regexp(literal[0], compat)
             except amdata.RegexpError:
                 return None
-            if f is amdata._match:
-                return f"({self.const(regex.search)}({args[1]}) is not None)"
+            if f is amdata.REGEXP_FUNCTIONS[compat][0]:
+                return f"{self.const(regex.match_string)}({args[1]})"
             return f"bounded(replace_all({self.const(regex)}, {args[2]}, {args[1]}))"
         if name == "stringSlice" and None not in literal:
             return self.const(f(*literal))

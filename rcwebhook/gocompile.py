@@ -50,7 +50,16 @@ def _count(st: Any) -> None:
     """One step, stopping at the limit (where the walker takes over and says so)."""
     st.steps += 1
     if st.steps > st.max_steps:
+        checkpoint(st, st.steps, 0)
+
+
+def checkpoint(st: Any, steps: int, size: int) -> int:
+    """Return the step count at which compiled code next stops here: past the step or output limit the
+    walker takes over (and says so); past the CPU-time budget the execution ends (BudgetError)."""
+    if steps > st.step_limit or size > st.max_output:
         raise Fallback()
+    st.max_steps = st.next_check(steps)
+    return st.max_steps
 
 
 # --- statements ------------------------------------------------------------------------------

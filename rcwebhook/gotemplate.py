@@ -10,9 +10,11 @@ output size.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from . import goregexp
 from . import govalues as gv
 
 MAX_STEPS = 1_000_000
@@ -21,6 +23,10 @@ MAX_OUTPUT = 1_000_000  # characters
 MAX_VALUE = 1_000_000
 MAX_DEPTH = 100  # nested {{template}} calls; Go allows 100000, which no real template needs
 MAX_NESTING = 200  # nested control structures and parentheses at parse time
+# With a CPU-time budget, the executors read the thread's CPU time every CHECK_STEPS steps (reading it
+# costs a system call; a step costs less): a step is bounded in work (MAX_VALUE), so a budget is
+# overrun by at most CHECK_STEPS steps.
+CHECK_STEPS = 64
 
 
 class TemplateError(Exception):
@@ -41,6 +47,10 @@ class ExecError(TemplateError):
 
 class LimitError(ExecError):
     pass
+
+
+class BudgetError(LimitError):
+    """The execution used up its CPU-time budget."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1258,17 +1268,34 @@ class Template:
                 continue
             self.trees[tname] = tree
 
-    def execute(self, name: str, data: Any, max_steps: int = MAX_STEPS, max_output: int = MAX_OUTPUT) -> str:
+    def execute(self, name: str, data: Any, max_steps: int = MAX_STEPS, max_output: int = MAX_OUTPUT,
+                cpu_deadline: Optional[float] = None) -> str:
+        """Return the output of template `name` for `data`; raise ExecError. `cpu_deadline` is a time on
+        the time.thread_time() clock: past it, the execution stops with BudgetError."""
         tree = self.trees.get(name)
         if tree is None or tree.root is None:
             raise ExecError(f"template: {name}: {gv.go_quote(name)} is an incomplete or empty template", name)
-        st = _State(self, tree, data, max_steps, max_output)
+        if cpu_deadline is None:
+            return self._execute(name, tree, data, max_steps, max_output, None)
+        # A single regular expression can run long inside one step: the matcher checks the budget too.
+        def check(steps: int) -> None:
+            if time.thread_time() > cpu_deadline:
+                raise BudgetError(f"template: {name}: a regular expression was stopped after {steps} steps: "
+                                  "its CPU-time budget is used up", name)
+        with goregexp.checking(check):
+            return self._execute(name, tree, data, max_steps, max_output, cpu_deadline)
+
+    def _execute(self, name: str, tree: "Tree", data: Any, max_steps: int, max_output: int,
+                 cpu_deadline: Optional[float]) -> str:
+        st = _State(self, tree, data, max_steps, max_output, cpu_deadline)
         try:
             (tree.compiled or _compile(tree, self))(st, data)
             return "".join(st.out)
+        except BudgetError:
+            raise
         except Exception:  # noqa: BLE001 - any failure: the walker runs it again and says why, in Go's words
             pass
-        st = _State(self, tree, data, max_steps, max_output)
+        st = _State(self, tree, data, max_steps, max_output, cpu_deadline)
         try:
             st.walk(data, tree.root)
         except RecursionError:
@@ -1331,9 +1358,11 @@ def indirect(v: Any) -> Any:
 
 
 class _State:
-    __slots__ = ("tmpl", "tree", "vars", "node", "out", "size", "steps", "max_steps", "max_output", "depth", "compat")
+    __slots__ = ("tmpl", "tree", "vars", "node", "out", "size", "steps", "max_steps", "max_output", "depth", "compat",
+                 "step_limit", "cpu_deadline")
 
-    def __init__(self, tmpl: Template, tree: Optional[Tree], data: Any, max_steps: int, max_output: int) -> None:
+    def __init__(self, tmpl: Template, tree: Optional[Tree], data: Any, max_steps: int, max_output: int,
+                 cpu_deadline: Optional[float] = None) -> None:
         self.tmpl = tmpl
         self.tree = tree
         self.vars: List[List[Any]] = [["$", data]]
@@ -1341,7 +1370,11 @@ class _State:
         self.out: List[str] = []
         self.size = 0
         self.steps = 0
-        self.max_steps = max_steps
+        # max_steps is where the executors next stop to check: the step limit, or before it the next
+        # reading of the CPU time
+        self.step_limit = max_steps
+        self.cpu_deadline = cpu_deadline
+        self.max_steps = max_steps if cpu_deadline is None else min(max_steps, CHECK_STEPS)
         self.max_output = max_output
         self.depth = 0
         self.compat = tmpl.compat
@@ -1368,7 +1401,23 @@ class _State:
     def step(self) -> None:
         self.steps += 1
         if self.steps > self.max_steps:
-            self.limit(f"execution stopped after {self.max_steps} steps")
+            self.over()
+
+    def over(self) -> None:
+        """Stop at the step limit or past the CPU-time budget, else set the next check."""
+        if self.steps > self.step_limit:
+            self.limit(f"execution stopped after {self.step_limit} steps")
+        self.max_steps = self.next_check(self.steps)
+
+    def next_check(self, steps: int) -> int:
+        """Return the step count of the next check; raise BudgetError past the CPU-time budget."""
+        if self.cpu_deadline is not None:
+            if time.thread_time() > self.cpu_deadline:
+                name = self.tree.name if self.tree else ""
+                raise BudgetError(f"template: {name}: execution stopped after {steps} steps: "
+                                  "its CPU-time budget is used up", name)
+            return min(self.step_limit, steps + CHECK_STEPS)
+        return self.step_limit
 
     def write(self, s: str) -> None:
         self.size += len(s)
@@ -1404,7 +1453,7 @@ class _State:
         self.node = node
         self.steps += 1
         if self.steps > self.max_steps:
-            self.limit(f"execution stopped after {self.max_steps} steps")
+            self.over()
         kind = type(node)
         if kind is TextNode:
             self.write(node.text)
@@ -1543,7 +1592,7 @@ class _State:
     def eval_command(self, dot: Any, cmd: CommandNode, final: Any) -> Any:
         self.steps += 1
         if self.steps > self.max_steps:
-            self.limit(f"execution stopped after {self.max_steps} steps")
+            self.over()
         first = cmd.args[0]
         if isinstance(first, FieldNode):
             self.node = first

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import struct
 import threading
 from collections import OrderedDict
 from types import MappingProxyType
@@ -25,6 +26,15 @@ RESOLVED = "resolved"
 # Alerts remembered at most (about 0.6 KB each); the least recently seen go first. Alertmanager
 # re-sends every alert that still fires with each reminder, which keeps those entries fresh.
 CAPACITY = 20_000
+NAME_LIMIT = 200  # characters of an alert's name an entry keeps, for log lines: the name is a client's
+
+
+# The compact record of the states posted for alerts the ledger has forgotten (see Posted).
+# Digest of route and alert key, resolved?, startsAt, asof, when (epoch s), sender_tag of the resolution's sender.
+RECORD = struct.Struct("<16sBddII")
+FRESH_LIMIT = 16_384  # records kept in a dict before they are sealed into a sorted run
+RUN_LIMIT = 131_072  # records in a run at most: runs are merged up to this size, and dropped whole
+MAX_RECORDS = 1_000_000  # records kept at most (about 37 MB); the oldest runs go first
 
 
 class State(NamedTuple):
@@ -42,22 +52,29 @@ class State(NamedTuple):
         return (self.asof, self.status == RESOLVED)
 
 
-def observe(alert: Alert, known: Optional[State], now: float, copy_window: float) -> State:
+def observe(alert: Alert, known: Optional[State], now: float, copy_window: float, sender: int = 0,
+            resolvers: Tuple[int, ...] = (), resolved_seen: float = 0.0) -> State:
     """Return the state `alert` brings, placed in order against `known`, the newest state of that alert
-    seen so far.
+    seen so far; `sender` is the sender_tag of who sent it, `resolvers` those of who sent `known` when it
+    is a resolution, which first came at `resolved_seen`.
 
     A firing state with the startsAt of the known firing one is that same state (a copy, a retry or a
-    reminder). A firing state whose startsAt is not after a known resolution is older news, unless it
-    arrives more than `copy_window` seconds after that resolution: then the alert fired again with its
-    old startsAt (Alertmanager resolved it by timeout, or a client re-sent it), which is newer.
+    reminder). A firing state whose startsAt is not after a known resolution fired again with its old
+    startsAt (Alertmanager resolved it by timeout, then heard from its Prometheus again), which is newer,
+    except for a copy: from another sender (an HA peer lagging behind) less than `copy_window` seconds
+    after the resolution, or from the resolution's own sender less than REFIRE_GAP after it came (its
+    requests overtook one another; Alertmanager sends a group's next notification a group_interval later).
+    When the senders are not known, it fired again: a re-fire posted twice costs a message, a re-fire
+    taken for a copy would leave the channel saying RESOLVED until the next reminder.
     """
     starts = _epoch(alert.starts_at)
     if alert.status != RESOLVED:
         if known is not None and known.status == FIRING and known.starts == starts:
             return known
         asof = starts
-        if known is not None and known.status == RESOLVED and starts <= known.ends \
-                and now >= known.ends + copy_window:
+        if known is not None and known.status == RESOLVED and starts <= known.ends and (
+                now >= known.ends + copy_window or not sender or not resolvers
+                or (sender in resolvers and now >= resolved_seen + min(REFIRE_GAP, copy_window))):
             asof = known.ends + 0.001
         return State(FIRING, starts, 0.0, asof)
     ends = _epoch(alert.ends_at) or now
@@ -67,8 +84,15 @@ def observe(alert: Alert, known: Optional[State], now: float, copy_window: float
     return State(RESOLVED, starts, ends, ends)
 
 
-@functools.lru_cache(maxsize=4096)  # each notification repeats its alerts' times, and every state is read twice
 def _epoch(text: str) -> float:
+    """Return a startsAt or endsAt in epoch seconds; 0 when unset or invalid."""
+    text = text.strip()
+    # No RFC 3339 time is longer (nanoseconds and an offset make 35): a longer text is not kept in the cache.
+    return _cached_epoch(text) if len(text) <= 64 else 0.0
+
+
+@functools.lru_cache(maxsize=4096)  # each notification repeats its alerts' times, and every state is read twice
+def _cached_epoch(text: str) -> float:
     moment = parse_time(text)
     return moment.timestamp() if moment else 0.0
 
@@ -81,7 +105,20 @@ def identity(alert: Alert) -> str:
     return "labels:" + hashlib.sha256(labels.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def sender_tag(address: str, external_url: str) -> int:
+    """Return who sent a notification, as 32 bits: its peer's address and the Alertmanager's external URL (HA
+    peers behind one address have their own URLs); 0 when unknown."""
+    if not address:
+        return 0
+    text = f"{address}\x00{external_url[:200]}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=4).digest(), "big") or 1
+
+
 REMINDER_REASON = "repeat interval elapsed"  # Alertmanager's notification_reason for a reminder
+MAX_RESOLVERS = 8  # senders of one resolution remembered
+# A firing from the sender of a resolution this soon after it is taken for a request that overtook another
+# (Alertmanager's group_interval, between two notifications of a group, is longer).
+REFIRE_GAP = 5.0
 
 
 class Context(NamedTuple):
@@ -93,6 +130,7 @@ class Context(NamedTuple):
     reason: str = ""  # notification_reason, from Alertmanager 0.32 on
     receiver: str = ""  # for templates' .Receiver
     group_labels: Mapping[str, str] = MappingProxyType({})  # for templates' .GroupLabels
+    sender: int = 0  # sender_tag of the client that sent it
 
 
 class Item(NamedTuple):
@@ -109,7 +147,8 @@ class Entry:
     """What one route's channel was told about one alert, and what it is owed."""
 
     __slots__ = ("route", "key", "name", "known", "posted", "posted_at", "confirmed_at", "owed", "item",
-                 "tickets", "inflight", "owed_since", "vouched_at", "max_batch", "touched", "posts")
+                 "tickets", "inflight", "owed_since", "vouched_at", "max_batch", "touched", "posts",
+                 "resolvers", "resolved_seen")
 
     def __init__(self, route: str, key: str, name: str, known: State, now: float) -> None:
         self.route = route
@@ -130,6 +169,8 @@ class Entry:
         self.max_batch = 0  # after a refused post: at most this many alerts per post (0: no cap)
         self.touched = now
         self.posts = 0  # posts Rocket.Chat accepted for this alert
+        self.resolvers: Tuple[int, ...] = ()  # sender_tags of who sent `known`, when it is a resolution
+        self.resolved_seen = 0.0  # when that resolution first came
 
     def covers(self, state: State) -> bool:
         """Return whether the posted state is `state` or newer than it."""
@@ -166,14 +207,134 @@ class Verdict(NamedTuple):
     copy: bool  # posted already (a retry after a non-2xx answer, or an HA peer's copy): not posted again
 
 
+class Posted:
+    """The states posted for alerts the ledger no longer holds whole: RECORD.size (37) bytes each, in
+    sorted runs of packed records (a binary search finds one), the newest run first; up to MAX_RECORDS,
+    the oldest dropped a run at a time. It keeps "once and in order" for far longer than the entries.
+    """
+
+    def __init__(self, max_records: Optional[int] = None) -> None:
+        self.max_records = max_records or MAX_RECORDS
+        self.fresh: Dict[bytes, bytes] = {}  # digest -> record, not yet sealed
+        self.runs: List[Tuple[int, bytes]] = []  # (id, sorted records), oldest first
+        self.next_id = 1
+        self.version = 0  # changes whenever `runs` does, for the caller to save them
+
+    def __len__(self) -> int:
+        return len(self.fresh) + sum(len(run) for _, run in self.runs) // RECORD.size
+
+    def nbytes(self) -> int:
+        """Return about how many bytes the records take in memory."""
+        return sum(len(run) for _, run in self.runs) + len(self.fresh) * (RECORD.size + 120)
+
+    def add(self, route: str, key: str, state: State, when: float, resolver: int = 0) -> None:
+        digest = _digest(route, key)
+        self.fresh[digest] = RECORD.pack(digest, state.status == RESOLVED, state.starts, state.asof,
+                                         max(0, min(int(when), 2**32 - 1)), resolver)
+        if len(self.fresh) >= FRESH_LIMIT:
+            self.seal()
+
+    def find(self, route: str, key: str) -> Optional[Tuple[State, float, int]]:
+        """Return the state last posted for an alert, when, and who sent it if resolved, if a record of it is
+        kept."""
+        digest = _digest(route, key)
+        record = self.fresh.get(digest)
+        if record is None:
+            for _, run in reversed(self.runs):
+                record = _search(run, digest)
+                if record is not None:
+                    break
+            else:
+                return None
+        _, resolved, starts, asof, when, resolver = RECORD.unpack(record)
+        state = State(RESOLVED, starts, asof, asof) if resolved else State(FIRING, starts, 0.0, asof)
+        return state, float(when), resolver
+
+    def seal(self) -> None:
+        """Move the fresh records into a sorted run; merge runs and drop the oldest beyond the bound."""
+        if not self.fresh:
+            return
+        run = b"".join(self.fresh[digest] for digest in sorted(self.fresh))
+        self.fresh = {}
+        self.runs.append((self._new_id(), run))
+        while len(self.runs) >= 2 and len(self.runs[-1][1]) >= len(self.runs[-2][1]) \
+                and len(self.runs[-2][1]) + len(self.runs[-1][1]) <= RUN_LIMIT * RECORD.size:
+            newer = self.runs.pop()[1]
+            older = self.runs.pop()[1]
+            self.runs.append((self._new_id(), _merge(older, newer)))
+        while len(self.runs) > 1 and sum(len(run) for _, run in self.runs) > self.max_records * RECORD.size:
+            self.runs.pop(0)
+        self.version += 1
+
+    def restore(self, runs: List[Tuple[int, bytes]]) -> None:
+        """Take the runs kept from earlier runs of rcwebhook (oldest first)."""
+        self.runs = [(ident, run) for ident, run in runs if len(run) % RECORD.size == 0]
+        self.next_id = max((ident for ident, _ in self.runs), default=0) + 1
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+
+def _digest(route: str, key: str) -> bytes:
+    return hashlib.blake2b(f"{route}\x00{key}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _search(run: bytes, digest: bytes) -> Optional[bytes]:
+    size = RECORD.size
+    lo, hi = 0, len(run) // size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if run[mid * size:mid * size + 16] < digest:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo * size < len(run) and run[lo * size:lo * size + 16] == digest:
+        return run[lo * size:(lo + 1) * size]
+    return None
+
+
+def _merge(older: bytes, newer: bytes) -> bytes:
+    """Return one sorted run of both; the newer record of an alert in both wins."""
+    size = RECORD.size
+    out = bytearray()
+    i = j = 0
+    while i < len(older) and j < len(newer):
+        a, b = older[i:i + 16], newer[j:j + 16]
+        if a < b:
+            out += older[i:i + size]
+            i += size
+        else:
+            out += newer[j:j + size]
+            j += size
+            i += size if a == b else 0
+    out += older[i:]
+    out += newer[j:]
+    return bytes(out)
+
+
 class Ledger:
     """Entries by (route, alert key), bounded in number; the caller holds the lock."""
 
-    def __init__(self, capacity: int = CAPACITY) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: Optional[int] = None, posted: Optional[Posted] = None) -> None:
+        self.capacity = capacity = capacity or CAPACITY
         self._next_bound = capacity
         self.entries: "OrderedDict[Tuple[str, str], Entry]" = OrderedDict()  # least recently touched first
         self.owed: Dict[str, "OrderedDict[str, Entry]"] = {}  # per route, in the order they became owed
+        self.posted = posted if posted is not None else Posted()  # what forgotten entries had posted
+
+    def _entry(self, route: str, key: str, now: float) -> Optional[Entry]:
+        """Return the entry of an alert; one made again from its compact record when it was forgotten."""
+        entry = self.entries.get((route, key))
+        if entry is None and (self.posted.fresh or self.posted.runs):
+            found = self.posted.find(route, key)
+            if found is not None:
+                state, when, resolver = found
+                self.restore(route, key, state, when, when, now)
+                entry = self.entries.get((route, key))
+                if entry is not None and resolver and state.status == RESOLVED:
+                    entry.resolvers, entry.resolved_seen = (resolver,), when
+        return entry
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -188,21 +349,29 @@ class Ledger:
 
     def news(self, item: Item, now: float, copy_window: float) -> bool:
         """Return whether `item` brings a state newer than the one known (or an alert not known)."""
-        entry = self.entries.get((item.route, item.key))
-        return entry is None or observe(item.alert, entry.known, now, copy_window).order > entry.known.order
+        entry = self._entry(item.route, item.key, now)
+        return entry is None or observe(item.alert, entry.known, now, copy_window, item.context.sender,
+                                        entry.resolvers, entry.resolved_seen).order > entry.known.order
 
     def offer(self, item: Item, ticket: Ticket, now: float, copy_window: float, reminder: bool = True) -> Verdict:
         """Record the state `item` brings and tie `ticket` to it; return what it needs. `reminder`: the
         notification may be Alertmanager's reminder (it brings no news, or says it is one)."""
-        entry = self.entries.get((item.route, item.key))
-        state = observe(item.alert, entry.known if entry else None, now, copy_window)
+        entry = self._entry(item.route, item.key, now)
+        sender = item.context.sender
+        state = observe(item.alert, entry.known if entry else None, now, copy_window, sender,
+                        entry.resolvers if entry else (), entry.resolved_seen if entry else 0.0)
         if entry is None:
-            entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, item.alert.name, state, now)
+            name = item.alert.name[:NAME_LIMIT]
+            entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, name, state, now)
             self._bound()
         else:
             self.entries.move_to_end((item.route, item.key))
         entry.touched = now
-        entry.name = item.alert.name
+        entry.name = item.alert.name[:NAME_LIMIT]
+        if state.status == RESOLVED and sender and (state.order > entry.known.order or not entry.resolvers):
+            entry.resolvers, entry.resolved_seen = (sender,), now
+        elif state == entry.known and state.status == RESOLVED and sender and sender not in entry.resolvers:
+            entry.resolvers = (entry.resolvers + (sender,))[-MAX_RESOLVERS:]
         if state.order > entry.known.order:
             entry.known = state
             self._owe(entry, item, now)
@@ -330,5 +499,9 @@ class Ledger:
             entry = self.entries[key]
             if not entry.owed and not entry.tickets and entry.inflight is None:
                 del self.entries[key]
+                if entry.posted is not None:
+                    resolver = entry.resolvers[0] if entry.resolvers and entry.posted == entry.known else 0
+                    self.posted.add(entry.route, entry.key, entry.posted, entry.confirmed_at or entry.posted_at,
+                                    resolver)
                 excess -= 1
         self._next_bound = max(self.capacity, len(self.entries)) * 11 // 10

@@ -1,5 +1,11 @@
 """Logging: to the journal's native socket under systemd (with fields), else stderr; plus a rotating file
-when LOG_FILE is set."""
+when LOG_FILE is set.
+
+Nothing that logs waits for a destination: each has one writer thread fed through a queue bounded in
+bytes, and an entry that does not fit (or that a full journal socket will not take) is dropped,
+counted in rcwebhook_log_entries_dropped_total, and told once writing works again. Every value a
+client sent is cut to VALUE_LIMIT characters (escaped, its full length noted) wherever it is logged.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,23 @@ import re
 import socket
 import struct
 import sys
+import threading
 import time
-from typing import IO, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from collections import deque
+from typing import IO, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .config import redact
+from .metrics import LOG_DROPS
+
+# A client's value (a groupKey, a receiver, an alert name, an error text) shows in a log line or a journal
+# field with at most this many characters: a 4 MB groupKey must not make a 4 MB line.
+VALUE_LIMIT = 300
+# A whole entry, traceback included, and a value given as Whole (a dry run's rendered message).
+LINE_LIMIT = 64 * 1024
+JOURNAL_FIELD_VALUES = 20  # values of one journal field given as a list (the groupKeys of a merged post)
+QUEUE_BYTES = 1024 * 1024  # entries waiting for one destination's writer, at most
+JOURNAL_PATIENCE = 0.2  # seconds the writer waits for a full journal socket before dropping what it holds
+FLUSH_WAIT = 2.0  # seconds flush() waits for a destination's queue to empty
 
 # syslog priorities, as journald reads them from a `<N>` line prefix
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -28,6 +47,20 @@ _ESCAPES.update({0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r", 0x2028: "\\u2028", 0x202
 _NEEDS_ESCAPE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def cut(text: str, limit: int) -> str:
+    """Return `text`, or its first `limit` characters with an ellipsis and its full length when it is longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\u2026 ({len(text)} characters)"
+
+
+class Whole(str):
+    """Text shown in a log line up to LINE_LIMIT characters rather than VALUE_LIMIT: what a line is about
+    (a dry run's rendered message), not a value quoted in passing."""
+
+    __slots__ = ()
+
+
 def escape(text: str) -> str:
     """Return `text` with control characters and line separators written as backslash escapes."""
     return text if _clean(text) else text.translate(_ESCAPES)
@@ -39,35 +72,108 @@ def _clean(text: str) -> bool:
     return text.isprintable() or not _NEEDS_ESCAPE.search(text)
 
 
-def _needs_escape(arg: object) -> bool:
-    return not (arg is None or isinstance(arg, (int, float)) or (isinstance(arg, str) and _clean(arg)))
+def _needs_change(arg: object) -> bool:
+    return not (arg is None or isinstance(arg, (int, float))
+                or (isinstance(arg, str) and len(arg) <= VALUE_LIMIT and _clean(arg)))
 
 
-class _Escaped:
-    """A log argument that is not text, shown escaped whether formatted with %s or %r."""
+def shown(text: str, limit: int = VALUE_LIMIT, secrets: Sequence[str] = ()) -> str:
+    """Return `text` as a log line shows it: escaped, and cut to `limit` characters with its full length noted
+    (redacted before it is cut, so that no part of a secret is left where the cut falls)."""
+    if len(text) <= limit and _clean(text):
+        return text
+    length = len(text)
+    if length > limit:
+        text = redact(text, secrets)
+    escaped = escape(text[:limit])
+    if length <= limit and len(escaped) <= limit:
+        return escaped
+    return f"{escaped[:limit]}\u2026 ({length} characters)"
 
-    __slots__ = ("value",)
 
-    def __init__(self, value: object) -> None:
+class _Shown:
+    """A log argument that is not text, shown escaped and cut whether formatted with %s or %r."""
+
+    __slots__ = ("value", "secrets")
+
+    def __init__(self, value: object, secrets: Sequence[str]) -> None:
         self.value = value
+        self.secrets = secrets
 
     def __str__(self) -> str:
-        return escape(str(self.value))
+        return shown(str(self.value), VALUE_LIMIT, self.secrets)
 
     def __repr__(self) -> str:
-        return escape(repr(self.value))
+        return shown(repr(self.value), VALUE_LIMIT, self.secrets)
 
 
-def _escaped(arg: object) -> object:
+def _shown_arg(arg: object, secrets: Sequence[str]) -> object:
     if isinstance(arg, str):
-        return escape(arg)
+        return shown(str(arg), LINE_LIMIT if isinstance(arg, Whole) else VALUE_LIMIT, secrets)
     if arg is None or isinstance(arg, (int, float)):
         return arg
-    return _Escaped(arg)
+    return _Shown(arg, secrets)
+
+
+def _with_shown_args(record: logging.LogRecord, secrets: Sequence[str]) -> logging.LogRecord:
+    """Return `record`, or a copy whose arguments are escaped and cut: the arguments are where client values
+    enter a line (the messages are literals), so they are made safe here rather than at each call site."""
+    args = record.args
+    if not args or not any(map(_needs_change, args.values() if isinstance(args, dict) else args)):
+        return record
+    record = logging.makeLogRecord(record.__dict__)
+    if isinstance(args, dict):
+        record.args = {key: _shown_arg(value, secrets) for key, value in args.items()}
+    else:
+        record.args = tuple(_shown_arg(arg, secrets) for arg in args)
+    return record
+
+
+_TRACEBACKS = logging.Formatter()
+
+
+def settled(record: logging.LogRecord, secrets: Sequence[str] = ()) -> logging.LogRecord:
+    """Return a copy of `record` that can wait in a queue: its message made, every client value in it escaped
+    and cut, its traceback as text, its journal fields cut; the line's size no longer depends on what a
+    client sent."""
+    copy = logging.makeLogRecord(record.__dict__)
+    copy.msg = _line(_with_shown_args(record, secrets).getMessage(), secrets)
+    copy.args = None
+    if record.exc_info and not record.exc_text:
+        copy.exc_text = _TRACEBACKS.formatException(record.exc_info)
+    copy.exc_info = None
+    if copy.exc_text:
+        copy.exc_text = _line(copy.exc_text, secrets)
+    if copy.stack_info:
+        copy.stack_info = _line(copy.stack_info, secrets)
+    journal = getattr(record, "journal", None)
+    if journal:
+        copy.journal = {name: _field_values(value, secrets) for name, value in journal.items()}
+    return copy
+
+
+def _line(text: str, secrets: Sequence[str]) -> str:
+    """Return `text` cut to LINE_LIMIT, redacted first when it is cut."""
+    return text if len(text) <= LINE_LIMIT else cut(redact(text, secrets), LINE_LIMIT)
+
+
+def _field_values(value: "FieldValue", secrets: Sequence[str]) -> "FieldValue":
+    if isinstance(value, str):
+        return shown_field(value, secrets)
+    return [shown_field(str(one), secrets) for one in list(value)[:JOURNAL_FIELD_VALUES]]
+
+
+def _size(record: logging.LogRecord) -> int:
+    """Return about how many bytes a settled record holds."""
+    size = 256 + len(record.msg) + len(record.exc_text or "") + len(record.stack_info or "")
+    for value in (getattr(record, "journal", None) or {}).values():
+        size += len(value) if isinstance(value, str) else sum(map(len, value))
+    return size
 
 
 class RedactingFormatter(logging.Formatter):
-    """A formatter that replaces every known secret with *** in what it writes."""
+    """A formatter that escapes and cuts client values, and replaces every known secret with *** in what it
+    writes."""
 
     def __init__(self, fmt: str, secrets: "SecretList") -> None:
         super().__init__(fmt)
@@ -83,16 +189,9 @@ class RedactingFormatter(logging.Formatter):
         return f"{self._stamp},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
-        # The arguments are where client values enter a line (the messages are literals): escape
-        # them all here rather than at each call site. The record is shared by every handler.
-        args = record.args
-        if args and any(map(_needs_escape, args.values() if isinstance(args, dict) else args)):
-            record = logging.makeLogRecord(record.__dict__)
-            if isinstance(record.args, dict):
-                record.args = {key: _escaped(value) for key, value in record.args.items()}
-            else:
-                record.args = tuple(_escaped(arg) for arg in record.args)
-        return redact(super().format(record), self.secrets.values)
+        # The record is shared by every handler: a changed one is a copy.
+        return _line(redact(super().format(_with_shown_args(record, self.secrets.values)), self.secrets.values),
+                     self.secrets.values)
 
 
 class JournalFormatter(RedactingFormatter):
@@ -124,6 +223,7 @@ MESSAGE_IDS = {
     "reload": "46f56b6b23ef489cac952bc97828300d",
     "given-up": "8155d1d5395c4251bb6184e69f1b6ed9",
     "mention-refused": "6fde2135b86a46d680c384fab2d41e23",
+    "impersonate-refused": "cca1692d89b7418ba56cf93f10eb1608",
 }
 FieldValue = Union[str, Sequence[str]]
 
@@ -151,46 +251,68 @@ class JournalHandler(logging.Handler):
     """Entries sent to journald's native socket, with PRIORITY, MESSAGE_ID and the RCWEBHOOK_* fields.
 
     The socket is not connected: each entry is sent to the path, so a restarted journald is found again.
-    An entry too large for a datagram goes in a sealed memfd, as the protocol has it. When the socket
-    refuses an entry (journald gone, its queue full), the line goes to `fallback` (stderr) instead.
+    An entry too large for a datagram goes in a sealed memfd, as the protocol has it. When the socket is
+    full (journald not reading), the entry is dropped: stderr is then the journal's stream, which would
+    hold the writer up too. When the socket is gone (journald stopped), the line goes to `fallback`.
     """
 
     def __init__(self, path: str, secrets: "SecretList", fallback: IO[str]) -> None:
         super().__init__()
         self.path = path
         self.secrets = secrets
-        self.formatter_ = RedactingFormatter("%(message)s", secrets)
+        self.setFormatter(RedactingFormatter("%(message)s", secrets))
         self.fallback = logging.StreamHandler(fallback)
         self.fallback.setFormatter(JournalFormatter("%(message)s", secrets))
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.setblocking(False)  # never hold the daemon up for the journal: fall back to stderr
+        self.sock.setblocking(False)  # never held up by the journal: a full socket drops the entry
+        self.stalled = False  # the last entry was dropped: the next one is not waited for
 
     def entry(self, record: logging.LogRecord) -> bytes:
         """Return the datagram for `record`."""
-        parts = [journal_field("MESSAGE", self.formatter_.format(record)),
+        parts = [journal_field("MESSAGE", self.format(record)),
                  b"PRIORITY=%d\n" % _PRIORITY.get(record.levelno, 6),
                  journal_field("SYSLOG_IDENTIFIER", IDENTIFIER),
                  journal_field("RCWEBHOOK_LOGGER", str(record.name))]
         for name, value in (getattr(record, "journal", None) or {}).items():
-            for one in ([value] if isinstance(value, str) else value):
-                parts.append(journal_field(name, redact(str(one), self.secrets.values)))
+            for one in ([value] if isinstance(value, str) else list(value)[:JOURNAL_FIELD_VALUES]):
+                parts.append(journal_field(name, shown_field(str(one), self.secrets.values)))
         return b"".join(parts)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not self.deliver(record):
+            LOG_DROPS.inc(destination="journal")
+
+    def deliver(self, record: logging.LogRecord) -> bool:
+        """Send `record`; return False when the journal's socket stayed full for JOURNAL_PATIENCE (dropped)."""
         try:
             data = self.entry(record)
         except Exception:
             self.handleError(record)
-            return
-        try:
+            return True
+        deadline = 0.0
+        while True:
             try:
-                self.sock.sendto(data, self.path)
-            except OSError as exc:
-                if exc.errno not in (errno.EMSGSIZE, errno.ENOBUFS):
-                    raise
-                self._send_memfd(data)
-        except OSError:
-            self.fallback.handle(record)
+                self._send(data)
+                self.stalled = False
+                return True
+            except BlockingIOError:
+                now = time.monotonic()
+                deadline = deadline or now + JOURNAL_PATIENCE
+                if self.stalled or now >= deadline:
+                    self.stalled = True
+                    return False
+                time.sleep(0.005)  # journald reads its socket many times a second when it is well
+            except OSError:  # no journald at the path: stderr, as without one
+                self.fallback.handle(record)
+                return True
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.sock.sendto(data, self.path)
+        except OSError as exc:
+            if exc.errno not in (errno.EMSGSIZE, errno.ENOBUFS):
+                raise
+            self._send_memfd(data)
 
     def _send_memfd(self, data: bytes) -> None:
         import fcntl
@@ -210,6 +332,145 @@ class JournalHandler(logging.Handler):
     def close(self) -> None:
         self.sock.close()
         super().close()
+
+
+def shown_field(value: str, secrets: Sequence[str] = ()) -> str:
+    """Return a journal field's value: redacted, and cut to VALUE_LIMIT characters (newlines are kept, the
+    protocol carries them)."""
+    if len(value) > VALUE_LIMIT:
+        value = cut(redact(value, secrets), VALUE_LIMIT)
+    return redact(value, secrets)
+
+
+# --- not waiting for the destinations -------------------------------------------------------------
+
+DESTINATIONS = {"journal": "the journal", "stderr": "stderr", "file": "LOG_FILE"}
+
+
+class Outbox(logging.Handler):
+    """One destination's handler, run by its own writer thread and fed through a queue of at most QUEUE_BYTES:
+    logging never waits for the journal, a pipe or a disk. An entry that does not fit is dropped and
+    counted, and the writer says how many were lost once it writes again."""
+
+    def __init__(self, handler: logging.Handler, destination: str, secrets: "SecretList",
+                 limit: int = QUEUE_BYTES) -> None:
+        super().__init__(handler.level)
+        self.handler = handler
+        self.destination = destination  # a key of DESTINATIONS
+        self.secrets = secrets
+        self.limit = limit
+        self.queue: Deque[Tuple[logging.LogRecord, int]] = deque()
+        self.queued = 0  # bytes in the queue
+        self.writing = False
+        self.closing = False
+        self.unsaid = 0  # entries dropped and not yet told
+        self.cond = threading.Condition(threading.Lock())
+        LOG_DROPS.declare(destination=destination)
+        self.thread = threading.Thread(target=self._run, name=f"log-{destination}", daemon=True)
+        self.thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            entry = self._settled(record)
+        except Exception:
+            self.handleError(record)
+            return
+        size = _size(entry)
+        with self.cond:
+            if self.closing or self.queued + size > self.limit:
+                self.unsaid += 1
+                LOG_DROPS.inc(destination=self.destination)
+                return
+            self.queue.append((entry, size))
+            self.queued += size
+            self.cond.notify_all()
+
+    def _settled(self, record: logging.LogRecord) -> logging.LogRecord:
+        # Several destinations get the same record: it is settled once for them all.
+        done = record.__dict__.get("_rcwebhook_settled")
+        if done is not None and done[0] is self.secrets:
+            return done[1]
+        entry = settled(record, self.secrets.values)
+        record.__dict__["_rcwebhook_settled"] = (self.secrets, entry)
+        return entry
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.closing:
+                    self.writing = False
+                    self.cond.notify_all()
+                    self.cond.wait()
+                if not self.queue:
+                    break
+                entry, size = self.queue.popleft()
+                self.queued -= size
+                self.writing = True
+            written = self._write(entry)
+            with self.cond:
+                if not written:
+                    self.unsaid += 1
+                    LOG_DROPS.inc(destination=self.destination)
+                    continue
+                lost, self.unsaid = self.unsaid, 0
+            if lost:
+                self._tell(lost)
+        with self.cond:
+            self.writing = False
+            self.cond.notify_all()
+        self.handler.close()
+
+    def _write(self, entry: logging.LogRecord) -> bool:
+        """Write one entry, waiting for the destination as long as it takes; False when it was dropped."""
+        try:
+            if isinstance(self.handler, JournalHandler):
+                return self.handler.deliver(entry)
+            if self.handler.filter(entry):
+                self.handler.emit(entry)  # the writer is the handler's only user: no lock to take
+        except Exception:
+            self.handler.handleError(entry)
+        return True
+
+    def _tell(self, lost: int) -> None:
+        notice = logging.makeLogRecord({
+            "name": "rcwebhook", "levelno": logging.WARNING, "levelname": "WARNING",
+            "msg": f"{lost} log entr{'y was' if lost == 1 else 'ies were'} dropped while "
+                   f"{DESTINATIONS[self.destination]} was not accepting them (rcwebhook_log_entries_dropped_total)"})
+        if not self._write(notice):
+            with self.cond:
+                self.unsaid += lost + 1
+            LOG_DROPS.inc(destination=self.destination)
+
+    def flush(self, timeout: float = FLUSH_WAIT) -> None:
+        """Wait, up to `timeout` seconds, until every entry queued has been written."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.queue or self.writing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self.cond.wait(left)
+
+    def close(self) -> None:
+        """Let the writer write what is queued and end, closing the destination; without waiting for it (a reload
+        replacing a stalled destination must not wait for it either)."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+        super().close()
+
+
+def _destination(handler: logging.Handler) -> str:
+    if isinstance(handler, JournalHandler):
+        return "journal"
+    return "file" if isinstance(handler, logging.FileHandler) else "stderr"
+
+
+def flush(timeout: float = FLUSH_WAIT) -> None:
+    """Wait, up to `timeout` seconds per destination, until the `rcwebhook` logger's entries are written."""
+    for handler in logging.getLogger("rcwebhook").handlers:
+        if isinstance(handler, Outbox):
+            handler.flush(timeout)
 
 
 def under_journal(stream: IO[str], environ: Mapping[str, str]) -> bool:
@@ -279,7 +540,8 @@ def build_handlers(
 
 
 def install(handlers: List[logging.Handler], level: str) -> None:
-    """Make `handlers` the `rcwebhook` logger's own, closing the ones they replace; this cannot fail."""
+    """Make `handlers` the `rcwebhook` logger's own, each behind its own Outbox, closing the ones they replace;
+    this cannot fail."""
     # No format here uses the caller's file and line, thread or process: do not compute them.
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
@@ -288,7 +550,9 @@ def install(handlers: List[logging.Handler], level: str) -> None:
         logger.removeHandler(old)
         old.close()
     for handler in handlers:
-        setattr(handler, _HANDLER_MARK, True)
-        logger.addHandler(handler)
+        secrets = getattr(handler, "secrets", None) or getattr(handler.formatter, "secrets", None) or SecretList()
+        outbox = Outbox(handler, _destination(handler), secrets)
+        setattr(outbox, _HANDLER_MARK, True)
+        logger.addHandler(outbox)
     logger.setLevel(level)
     logger.propagate = False

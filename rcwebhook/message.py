@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 from .alertmanager import Alert, Notification, parse_time
 from .config import Route, Settings
 from .routing import Batch
+from .templating import OverBudget
 
 TEXT_LIMIT = 5000  # Rocket.Chat's default Message_MaxAllowedSize
 HEADLINE_NAMES_LIMIT = 400
@@ -33,6 +34,10 @@ MAX_FIELDS = 16
 MAX_LINKS = 8  # annotations shown as links; more become fields
 MAX_ATTACHMENTS_PER_POST = 200  # when waiting messages are merged into one post
 MAX_POST_BYTES = 512 * 1024  # JSON bytes of one merged post
+# How far a headline can be shortened when merged headlines are short of room (a lowered
+# Message_MaxAllowedSize): 1 leaves out the alert-view link, 2 the labels too (each attachment shows
+# them as fields instead), 3 the lone alert's summary too (its attachment's title shows it).
+SHORTEST = 3
 
 COLORS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 RESOLVED_COLOR = "#2ca02c"
@@ -53,26 +58,30 @@ def render(notification: Notification, batch: Batch, settings: Settings) -> Dict
 
 def group_message(route: Route, alerts: Sequence[Alert], external_url: str, truncated: int,
                   settings: Settings, text_limit: int = TEXT_LIMIT, thread: str = "",
-                  note: str = "", receiver: str = "", group_labels: Optional[Mapping[str, str]] = None
-                  ) -> Dict[str, Any]:
+                  note: str = "", receiver: str = "", group_labels: Optional[Mapping[str, str]] = None,
+                  shorten: int = 0) -> Dict[str, Any]:
     """Return the message for some alerts of one group: a headline (and `note`) over one attachment for
     each of the first MAX_ALERTS_PER_MESSAGE alerts, the rest counted; a reply in `thread` when given.
+    The built-in headline is shortened `shorten` steps (see SHORTEST).
 
     `receiver` and `group_labels` are the notification's, for templates."""
     shown = alerts[: settings.max_alerts_per_message]
     common = common_labels(alerts)
-    in_headline = _headline_labels(common, route.severity, settings)
+    in_headline = _headline_labels(common, route.severity, settings) if shorten < 2 else {}
     text, templated = None, []
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
-        text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
-                                                   group_labels or {}, route.name)
+        try:
+            text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
+                                                       group_labels or {}, route.name, settings.template_cpu_budget)
+        except OverBudget:  # said and counted where it happened
+            text, templated = None, []
     if text is None:
-        view = alerts_url(external_url, common)
+        view = alerts_url(external_url, common) if shorten < 1 else None
         if view and len(view) > VIEW_URL_LIMIT:  # many labels: the group's own are matchers enough
             view = alerts_url(external_url, {k: v for k, v in (group_labels or {}).items() if common.get(k) == v})
             view = view if view and len(view) <= VIEW_URL_LIMIT else None
         text = _text(route.severity, alerts, in_headline, view, len(alerts) - len(shown), truncated, text_limit,
-                     note)
+                     note, summary=shorten < 3)
     message: Dict[str, Any] = {
         "text": text,
         "attachments": [_attachment(alert, route.severity, external_url, settings, in_headline,
@@ -125,7 +134,7 @@ def _headline_labels(common: Mapping[str, str], severity: str, settings: Setting
 
 
 def _text(severity: str, alerts: Sequence[Alert], labels: Mapping[str, str], view: Optional[str], hidden: int,
-          truncated: int, limit: int, note: str = "") -> str:
+          truncated: int, limit: int, note: str = "", summary: bool = True) -> str:
     """Return the headline and notes above the attachments, within `limit` UTF-16 units.
 
     The headline is where Rocket.Chat reads mentions: every `@` of an alert's name, labels and
@@ -147,10 +156,10 @@ def _text(severity: str, alerts: Sequence[Alert], labels: Mapping[str, str], vie
     if labels:
         headline += " " + " ".join(f"{_headline_word(n, HEADLINE_VALUE_LIMIT)}="
                                    f"{_headline_word(v, HEADLINE_VALUE_LIMIT)}" for n, v in labels.items())
-    if len(alerts) == 1:
-        summary = _headline_word(alerts[0].annotations.get("summary", ""), TITLE_LIMIT)
-        if summary:
-            headline += f" — {summary}"
+    if len(alerts) == 1 and summary:
+        said = _headline_word(alerts[0].annotations.get("summary", ""), TITLE_LIMIT)
+        if said:
+            headline += f" — {said}"
     if not firing:
         headline += f" ({severity})"  # the emoji of a resolved message does not tell it
     lines = [headline]
@@ -334,6 +343,7 @@ class Post:
         self.text_limit = text_limit
         self.messages: List[Dict[str, Any]] = []
         self.text, self.attachments, self.size = -1, 0, 0
+        self.short_of_text = False  # a message was left out for the text limit alone
 
     def add(self, rendered: Dict[str, Any]) -> bool:
         """Add a message if it fits; return whether it did (when not, nothing after it is taken either)."""
@@ -342,6 +352,8 @@ class Post:
         size = self.size + len(json.dumps(rendered, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         if self.messages and (text > self.text_limit or attachments > MAX_ATTACHMENTS_PER_POST
                               or size > MAX_POST_BYTES or envelope(rendered) != envelope(self.messages[0])):
+            self.short_of_text = text > self.text_limit and attachments <= MAX_ATTACHMENTS_PER_POST \
+                and size <= MAX_POST_BYTES and envelope(rendered) == envelope(self.messages[0])
             return False
         self.messages.append(rendered)
         self.text, self.attachments, self.size = text, attachments, size

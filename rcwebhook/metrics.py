@@ -210,6 +210,12 @@ class Histogram(_Metric):
         return out
 
 
+# Process-wide, as logging is: counted by rcwebhook.logs, which is set up before the server and its Metrics.
+LOG_DROPS = Counter(
+    "rcwebhook_log_entries_dropped_total",
+    "Log entries dropped because their destination (journal, stderr, file: LOG_FILE) did not take them at once "
+    "(journald not reading its socket, a full pipe, a stalled disk), by destination.", ["destination"])
+
 ERROR_REASONS = (
     "bad_request", "unauthorized", "request_timeout", "length_required", "too_large", "unsupported_media_type",
     "headers_too_large", "client_rate_limited", "busy", "internal", "rocketchat_refused",
@@ -263,6 +269,11 @@ class Metrics:
             "Posts Rocket.Chat refused for their @here or @all (the integration's user lacks the mention-here or "
             "mention-all permission), by route; each was posted again without them.",
             ["route"], initial=[{"route": r} for r in ROUTES])
+        self.impersonate_refusals = Counter(
+            "rcwebhook_impersonate_refusals_total",
+            "Posts Rocket.Chat refused for naming their sender or avatar (the integration's user lacks the "
+            "message-impersonate permission), by route; each was posted again without them.",
+            ["route"], initial=[{"route": r} for r in ROUTES])
         self.duplicates = Counter("rcwebhook_duplicates_skipped_total",
                                   "Alert states not posted again because they were posted already (a retry "
                                   "after a non-2xx answer, or an HA peer's copy).",
@@ -280,6 +291,10 @@ class Metrics:
                                  "Size of the state database in STATE_DIR (0 without one).")
         self.state_errors = Counter("rcwebhook_state_errors_total",
                                     "Errors of the state database; after one, the state is kept in memory only.")
+        self.state_writes_dropped = Counter(
+            "rcwebhook_state_writes_dropped_total",
+            "Changes not written to the state database because its queue was full (the database was locked "
+            "or slow) or rcwebhook stopped first; a restart may post them again.")
         self.thread_replies = Counter("rcwebhook_thread_replies_total",
                                       "Posts made as replies in the thread of an incident's first message, by route.",
                                       ["route"], initial=[{"route": r} for r in ROUTES])
@@ -307,15 +322,17 @@ class Metrics:
                 self.refusals.declare(route=route, reason=reason)
             self.duplicates.declare(route=route)
             self.mention_refusals.declare(route=route)
+            self.impersonate_refusals.declare(route=route)
             self.thread_replies.declare(route=route)
 
     def all(self) -> List[_Metric]:
         return [self.requests, self.request_duration, self.errors, self.connections_shed, self.alerts, self.posts,
-                self.post_duration, self.retries, self.waits, self.refusals, self.mention_refusals, self.duplicates,
-                self.unknown_severities, self.unknown_receivers, self.pending, self.state_bytes,
-                self.state_errors, self.thread_replies, self.open_threads,
+                self.post_duration, self.retries, self.waits, self.refusals, self.mention_refusals,
+                self.impersonate_refusals, self.duplicates, self.unknown_severities, self.unknown_receivers,
+                self.pending, self.state_bytes, self.state_errors, self.state_writes_dropped, self.thread_replies,
+                self.open_threads,
                 self.build_info, self.reload_success,
-                self.reload_time] + self.process + _template_errors()
+                self.reload_time, LOG_DROPS] + self.process + _template_errors()
 
     def expose(self) -> bytes:
         """Return every metric in the Prometheus text format 0.0.4."""
@@ -335,7 +352,7 @@ def _template_errors() -> List[_Metric]:
     """rcwebhook_template_errors_total, once templates are in use."""
     import sys
     templating = sys.modules.get("rcwebhook.templating")
-    return [templating.ERRORS] if templating is not None else []
+    return [templating.ERRORS, templating.OVER_BUDGET] if templating is not None else []
 
 
 def _stat() -> List[str]:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import IO, List, Optional
 
-from . import delivery, message
+from . import delivery, mentions, message
 from .alertmanager import Alert, Notification
-from .config import ROUTES, Settings, redact, redact_url, route_name
+from .config import ROUTES, Settings, key_prefix, redact, redact_url, route_name
 from .routing import Batch
 
 
-def test_notification(route: str, now: datetime) -> Notification:
-    """Return a firing notification of one test alert for `route` (a severity, or SET/SEVERITY)."""
+def test_notification(route: str, now: datetime, zone: tzinfo = timezone.utc) -> Notification:
+    """Return a firing notification of one test alert for `route` (a severity, or SET/SEVERITY), its time told
+    in `zone` (TIMEZONE), as the message's Started field tells it."""
     host = socket.gethostname()
     alert = Alert(
         status="firing",
@@ -22,7 +23,7 @@ def test_notification(route: str, now: datetime) -> Notification:
         annotations={
             "summary": f"Test alert from rcwebhook on {host}: ignore it",
             "description": f"rcwebhook --send-test posted this through the {route} route at "
-                           f"{now.strftime('%Y-%m-%d %H:%M:%S UTC')}. If it is in this channel, alerts of "
+                           f"{message.local_time(now, zone)}. If it is in this channel, alerts of "
                            f"severity {route.rpartition('/')[2]} reach it. No action is needed.",
         },
         starts_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -44,9 +45,11 @@ def chosen(settings: Settings, only: Optional[str]) -> List[str]:
     return []
 
 
-def run(settings: Settings, only: Optional[str], out: IO[str], transport: Optional[delivery.Transport] = None) -> int:
+def run(settings: Settings, only: Optional[str], out: IO[str], transport: Optional[delivery.Transport] = None,
+        mention: bool = False) -> int:
     """Post the test alert through each route (or those `only` names), print one line per route; return 0 if all
-    were taken, 2 when `only` names no route."""
+    were taken, 2 when `only` names no route. With `mention`, each post carries its route's mentions in front,
+    as a real alert's does, so that a refused @here or @all shows now."""
     names = chosen(settings, only)
     if not names:
         print(f"rcwebhook: --send-test {only}: no such route; use all, critical, warning, info, a hook set of "
@@ -64,18 +67,35 @@ def run(settings: Settings, only: Optional[str], out: IO[str], transport: Option
     failed = 0
     for name in names:
         route = settings.routes[name]
-        notification = test_notification(name, now)
+        notification = test_notification(name, now, settings.timezone)
         rendered = message.render(notification, Batch(route, notification.alerts), settings)
+        called = mentions.line([mentions.called(route.mention, notification.alerts)]) if mention else ""
+        if called:
+            rendered["text"] = f"{called} {rendered['text']}"
+        left_out = f"; its mentions ({route.mention}) left out: add --mention to test them" \
+            if route.mention and not mention else ""
         target = (redact_url(route.url) or "(no URL)") + (f" (the {route.url_from} URL)" if route.url_from else "")
         if settings.dry_run:
-            say(f"{name}: dry run, not posted to {target}: {json.dumps(rendered, ensure_ascii=False)}")
+            say(f"{name}: dry run, not posted to {target}{left_out}: {json.dumps(rendered, ensure_ascii=False)}")
             continue
         answer = transport(route.url, json.dumps(rendered, ensure_ascii=False).encode("utf-8"),
                            settings.delivery_timeout)
         if answer.accepted:
-            say(f"{name}: delivered ({answer.status}) to {target}")
+            say(f"{name}: delivered ({answer.status}) to {target}" + (f", mentioning {called}" if called else left_out))
         else:
             failed += 1
             say(f"{name}: FAILED ({answer.status or 'no answer'}: {answer.error}) to {target}; "
-                f"{delivery.advice(route, answer)}")
+                f"{_advice(route, answer, called)}")
     return 1 if failed else 0
+
+
+def _advice(route, answer: delivery.Answer, called: str) -> str:
+    """Return what to check after a refused test post: for a refused @here or @all, the permission to grant."""
+    special = mentions.special(called)
+    if mentions.REFUSAL in answer.error and special:
+        said = " or ".join(f"@{name}" for name in special)
+        grant = " and ".join(mentions.permissions(special))
+        return (f"the integration's user may not mention {said}: grant it {grant} "
+                f"(or its bot role) in Rocket.Chat, Administration > Workspace > Permissions, or take {said} out of "
+                f"{key_prefix(route.receiver)}MENTION_{route.severity.upper()}")
+    return delivery.advice(route, answer)

@@ -742,11 +742,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             reply = dispatch.handle(body, settings, self.server.deliverer, self.started, self.server.metrics,
-                                    self.server.board, receiver)
+                                    self.server.board, receiver, sender=self.client_address[0])
         except Exception:  # a bug must cost one request, not the daemon
             log.exception("Internal error while handling a notification")
-            reply = dispatch.error(500, "internal error; see rcwebhook's log")
-        self._send(reply)
+            self._send(dispatch.error(500, "internal error; see rcwebhook's log"))
+            return
+        self._send(reply, recorded=True)
 
     def do_PUT(self) -> None:
         self._not_here(self._path())
@@ -869,14 +870,17 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:  # the deadline, a reset, or closed from outside
             pass
 
-    def _send(self, reply: Reply) -> None:
-        """Answer with a JSON reply, counting /webhook answers in the metrics."""
+    def _send(self, reply: Reply, recorded: bool = False) -> None:
+        """Answer with a JSON reply, counting /webhook answers in the metrics and, unless dispatch `recorded` it,
+        listing a refusal on /status."""
         if self.command == "POST" and _is_webhook(self._path()):
             server_metrics = self.server.metrics
             server_metrics.requests.inc(code=str(reply.status))
             server_metrics.request_duration.observe(time.monotonic() - self.started)
             if reply.status >= 300:
                 server_metrics.errors.inc(reason=reply.reason or "bad_request")
+                if not recorded:
+                    self.server.board.refusal(reply.status, str(reply.body.get("error", "")), self._path())
         self._write(reply.status, dispatch.encode(reply), "application/json", reply.headers)
 
     def _write(self, code: int, body: bytes, content_type: str, headers: Sequence[Tuple[str, str]] = ()) -> None:

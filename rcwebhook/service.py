@@ -61,6 +61,7 @@ class Service:
             self.notifier.stopping(takes=self.server.settings.delivery_deadline + 5 + 10)
             self._stop()
         log.info("rcwebhook stopped")
+        logs.flush()  # what is queued for the journal, stderr or LOG_FILE, for a few seconds at most
         return 0
 
     def _on_stop_signal(self, signum: int, _frame) -> None:
@@ -142,7 +143,22 @@ class Service:
                           "configuration", new.log_file, exc.strerror or exc,
                           extra=logs.fields("reload", outcome="refused"))
                 return self._refused(f"LOG_FILE={new.log_file!r} cannot be opened: {exc.strerror or exc}")
+            store = None
+            if new.state_dir != self.server.settings.state_dir:
+                store = self.server.deliverer.open_store(new)
+                if new.state_dir and store.failed:
+                    store.close()
+                    for handler in handlers:
+                        handler.close()
+                    log.error("Reload refused: STATE_DIR=%r cannot be used (see above); still running with the "
+                              "previous configuration and STATE_DIR=%r", new.state_dir,
+                              self.server.settings.state_dir, extra=logs.fields("reload", outcome="refused"))
+                    return self._refused(f"STATE_DIR={new.state_dir!r} cannot be used")
             logs.install(handlers, new.log_level)
+            if store is not None:
+                self.server.deliverer.use_store(store)
+                log.info("Alert states are kept in %s from now on (STATE_DIR changed); what was in memory is "
+                         "written there", store.path or "memory only")
             self.server.apply(new, transport)
             for warning in warnings:
                 log.warning("%s", warning)

@@ -16,8 +16,15 @@ from typing import Any, Deque, Dict, List, Mapping, Optional
 
 from . import __version__
 from .config import redact_url
+from .logs import cut
 
 RECENT = 50  # notifications the page lists
+# What a client sent is kept for the page as a cut copy: 50 notifications of 4 MB groupKeys must not make a
+# page of gigabytes. With these, one notification's values take at most about 1 KB, escaped 6 KB.
+SHOWN = 200  # characters of a groupKey or receiver
+SHOWN_NAME = 100  # characters of one alert name
+SHOWN_NAMES = 400  # characters of the alert names of one notification, together
+REFUSED_WINDOW = 15 * 60  # seconds over which the page counts notifications answered 4xx
 # The outcomes of a hook's last post that count as failing, for the page's colour and for /ready;
 # a 429 is Rocket.Chat pacing us, not failing.
 FAILING = ("failed", "refused")
@@ -32,17 +39,51 @@ class Board:
         self.config_file = config_file
         self.reload: Dict[str, Any] = {"time": self.started_wall, "ok": True, "error": "", "kind": "start"}
         self.recent: Deque[Dict[str, Any]] = deque(maxlen=RECENT)
+        # Notifications answered 4xx, which Alertmanager does not send again: per minute, the last 15 minutes.
+        self.refusals: Deque[List[Any]] = deque()  # [minute, count]
+        self.last_refusal: Dict[str, Any] = {}
         self.lock = threading.Lock()
 
     def notification(self, group_key: str, alerts: List[str], routes: Mapping[str, str], outcome: str,
-                     receiver: str = "", hook_set: str = "") -> None:
-        """Record one notification: its groupKey, alert names, each route's outcome, the HTTP answer,
-        Alertmanager's receiver (unescaped) and the hook set of the path it came to ("" for /webhook)."""
-        entry = {"time": time.time(), "group_key": group_key, "alerts": alerts[:20], "alert_count": len(alerts),
-                 "routes": dict(routes), "outcome": outcome, "receiver": receiver[:200],
-                 "path": f"/webhook/{hook_set}" if hook_set else "/webhook"}
+                     receiver: str = "", hook_set: str = "", reason: str = "") -> None:
+        """Record one notification: its groupKey, alert names, each route's outcome, the HTTP answer (and why,
+        when it is not 2xx), Alertmanager's receiver (unescaped) and the hook set of the path it came to ("" for
+        /webhook)."""
+        self._record({"group_key": cut(group_key, SHOWN), "alerts": _names(alerts), "alert_count": len(alerts),
+                      "routes": dict(routes), "outcome": cut(outcome, SHOWN), "reason": cut(reason, SHOWN),
+                      "receiver": cut(receiver, SHOWN),
+                      "path": cut(f"/webhook/{hook_set}" if hook_set else "/webhook", SHOWN)})
+
+    def refusal(self, code: int, reason: str, path: str) -> None:
+        """Record a POST to `path` answered `code` before it was read as a notification (a 404 for an unknown
+        hook set, a 401, a body that is not a notification): the list shows every answer."""
+        self._record({"group_key": "", "alerts": [], "alert_count": 0, "routes": {}, "outcome": f"{code} error",
+                      "reason": cut(reason, SHOWN), "receiver": "", "path": cut(path, SHOWN)})
+
+    def _record(self, entry: Dict[str, Any]) -> None:
+        now = time.time()
+        entry["time"] = now
+        code = entry["outcome"].split(" ", 1)[0]
         with self.lock:
             self.recent.append(entry)
+            if code.startswith("4"):
+                minute = int(now // 60)
+                if self.refusals and self.refusals[-1][0] == minute:
+                    self.refusals[-1][1] += 1
+                else:
+                    self.refusals.append([minute, 1])
+                while self.refusals and self.refusals[0][0] <= minute - REFUSED_WINDOW // 60:
+                    self.refusals.popleft()
+                self.last_refusal = {"time": now, "outcome": entry["outcome"], "reason": entry["reason"],
+                                     "path": entry["path"]}
+
+    def refused(self, now: float) -> Dict[str, Any]:
+        """Return how many notifications were answered 4xx in the last REFUSED_WINDOW, and the latest."""
+        with self.lock:
+            since = int(now // 60) - REFUSED_WINDOW // 60
+            count = sum(n for minute, n in self.refusals if minute > since)
+            last = dict(self.last_refusal) if count else {}
+        return {"count": count, "window_seconds": REFUSED_WINDOW, "latest": last}
 
     def reloaded(self, ok: bool, error: str = "", config_file: Optional[str] = None) -> None:
         """Record a configuration reload and whether it worked."""
@@ -50,6 +91,19 @@ class Board:
             self.reload = {"time": time.time(), "ok": ok, "error": error, "kind": "reload"}
             if config_file is not None:
                 self.config_file = config_file
+
+
+def _names(alerts: List[str]) -> List[str]:
+    """Return the first alert names, each cut, as many as SHOWN_NAMES characters hold (at least one)."""
+    names: List[str] = []
+    room = SHOWN_NAMES
+    for name in alerts:
+        name = cut(name, SHOWN_NAME)
+        if names and len(name) > room:
+            break
+        names.append(name)
+        room -= len(name)
+    return names
 
 
 def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str, Any]:
@@ -63,22 +117,43 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
     routes = []
     for name, (url, waiting) in delivery["routes"].items():
         hook = hooks.get(url) if url else None
-        row: Dict[str, Any] = {"route": name, "hook": redact_url(url) or "", "waiting": waiting}
+        row: Dict[str, Any] = {"route": name, "hook": redact_url(url) or "", "waiting": waiting,
+                               "shared_with": [other for other, (u, _) in delivery["routes"].items()
+                                               if url and u == url and other != name]}
         if hook is None:
             row.update(last_accepted=None, last_failure=None, last_error="", last_outcome="", seen_429=0,
-                       next_post_in=0.0, pacing="")
+                       next_post_in=0.0, pacing="", hook_last_post=None)
         else:
-            row.update(last_accepted=_moment(hook["last_accepted"], now),
-                       last_failure=_moment(hook["last_failure"], now),
-                       last_error=hook["last_error"], last_outcome=hook["last_outcome"], seen_429=hook["seen_429"],
-                       next_post_in=round(hook["next_post_in"], 1), pacing=hook["hold"] or hook["pacing"])
+            # The route's own figures; the hook's (which other routes may share) labelled with the routes it
+            # last posted for, so that a route that never posted does not look as if it did.
+            own = hook.get("routes", {}).get(name, {})
+            row.update(last_accepted=_moment(own.get("last_accepted", 0.0), now),
+                       last_failure=_moment(own.get("last_failure", 0.0), now),
+                       last_error=own.get("last_error", ""), last_outcome=hook["last_outcome"],
+                       seen_429=hook["seen_429"],
+                       next_post_in=round(hook["next_post_in"], 1), pacing=hook["hold"] or hook["pacing"],
+                       hook_last_post={"routes": hook.get("last_routes", []), "outcome": hook["last_outcome"],
+                                       "accepted": _moment(hook["last_accepted"], now),
+                                       "failure": _moment(hook["last_failure"], now), "error": hook["last_error"]}
+                       if hook["last_outcome"] else None)
+        unresolved = delivery.get("unresolved", {}).get(name)
+        row["unresolved_threads"] = None if not unresolved else {
+            "count": int(unresolved["count"]), "oldest_started": _moment(unresolved["oldest"], now),
+            "older_than_seconds": delivery["unresolved_after"],
+            "advice": f"{int(unresolved['count'])} thread{'s' if unresolved['count'] != 1 else ''} open for more "
+                      f"than {_ago(delivery['unresolved_after'])} with no resolution: does Alertmanager send "
+                      "resolved notifications? Set send_resolved: true in the receiver's webhook_configs"}
         row["failing"] = row["last_outcome"] in FAILING
         row["state"] = ("no URL" if not url else "dry-run" if dry_run else "failing" if row["failing"]
-                        else "waiting" if waiting else "ok" if row["last_outcome"] else "no post yet")
+                        else "waiting" if waiting else "ok" if row["last_accepted"] or row["last_failure"]
+                        else "no post yet")
         routes.append(row)
     for entry in recent:
         entry["time"] = _moment(entry["time"], now)
     reload["time"] = _moment(reload["time"], now)
+    refused = board.refused(now)
+    if refused["latest"]:
+        refused["latest"]["time"] = _moment(refused["latest"]["time"], now)
     return {
         "service": "rocketchat-webhook-adapter",
         "version": __version__,
@@ -92,6 +167,7 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
         "open_threads": delivery["threads"],
         "state_database_bytes": delivery["state_bytes"],
         "ready": readiness(routes, dry_run),
+        "refused": refused,
     }
 
 
@@ -102,7 +178,8 @@ def readiness(routes: List[Mapping[str, Any]], dry_run: bool) -> Dict[str, Any]:
     if dry_run:
         return {"ready": True, "reason": "dry-run: nothing is posted"}
     if tried and len(failing) == len(tried):
-        reasons = "; ".join(f"{r['hook']} (route {r['route']}): {r['last_error']}" for r in failing)
+        reasons = "; ".join(f"{r['hook']} (route {', '.join(r['hook_last_post']['routes']) or r['route']}): "
+                            f"{r['hook_last_post']['error']}" for r in failing)
         return {"ready": False, "reason": f"every hook's last post failed: {reasons}"}
     if failing:
         names = ", ".join(r["route"] for r in failing)
@@ -138,11 +215,15 @@ border-left:6px solid #2e7d32;overflow-wrap:anywhere}
 .card.idle{border-left-color:#9e9e9e}
 .badge{display:inline-block;padding:0 6px;border-radius:4px;font-size:.85em;color:#fff;background:#2e7d32}
 .failing .badge{background:#c62828}.waiting .badge{background:#ef6c00}.idle .badge{background:#757575}
-.ready{padding:6px 10px;border-radius:6px;color:#fff;background:#2e7d32}.ready.no{background:#c62828}
-table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em}
-td,th{padding:4px 6px;border-bottom:1px solid #e0e0e0;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+.ready{padding:6px 10px;border-radius:6px;color:#fff;background:#2e7d32;margin:4px 0}.ready.no{background:#c62828}
+.ready.warn{background:#e65100}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em;table-layout:fixed}
+col:nth-child(1){width:13em}col:nth-child(2),col:nth-child(5){width:13%}col:nth-child(3){width:24%}
+col:nth-child(4){width:15%}
+td,th{padding:4px 6px;border-bottom:1px solid #e0e0e0;text-align:left;vertical-align:top}
+th,td:first-child{white-space:nowrap}td{overflow-wrap:break-word}td code{overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:4px 0}dt{color:#555}dd{margin:0}
-code{font-size:.9em}.bad{color:#c62828;font-weight:600}
+code{font-size:.9em}.bad{color:#c62828;font-weight:600}dd.warn{color:#e65100;font-weight:600}
 @media (max-width:600px){table,tbody,tr,td{display:block}thead{display:none}tr{border-bottom:2px solid #ccc}
 td{border:0;padding:2px 6px}}
 """
@@ -166,7 +247,7 @@ def _ago(seconds: float) -> str:
         return f"{seconds // 60}m"
     if seconds < 172800:
         return f"{seconds // 3600}h {seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d"
+    return f"{seconds // 86400}d" + (f" {seconds % 86400 // 3600}h" if seconds % 86400 >= 3600 else "")
 
 
 def _size(count: int) -> str:
@@ -177,9 +258,36 @@ def _size(count: int) -> str:
     return str(count)
 
 
+def _shared(row: Mapping[str, Any]) -> str:
+    """Return the card's line on a hook other routes share: its last post, and for which routes."""
+    if not row["shared_with"]:
+        return ""
+    line = f"<dt>hook shared with</dt><dd>{_e(', '.join(row['shared_with']))}"
+    last = row["hook_last_post"]
+    if last:
+        when = last["accepted"] if last["outcome"] == "accepted" else last["failure"]
+        line += (f"; its last post, for route{'' if len(last['routes']) == 1 else 's'} "
+                 f"<b>{_e(', '.join(last['routes']))}</b>: {_e(last['outcome'])} {_when(when)}")
+    return line + "</dd>"
+
+
+def _refused_banner(refused: Mapping[str, Any]) -> str:
+    """Return the warning that notifications are being refused (answered 4xx: Alertmanager does not send them
+    again), or ''."""
+    count = refused["count"]
+    if not count:
+        return ""
+    latest = refused["latest"]
+    return (f"<p class=\"ready warn\" data-refused=\"{int(count)}\">{int(count)} notification"
+            f"{'' if count == 1 else 's'} refused in the last {refused['window_seconds'] // 60} min (answered 4xx, "
+            f"which Alertmanager does not send again); the latest, {_when(latest['time'])}, to "
+            f"<code>{_e(latest['path'])}</code>: {_e(latest['outcome'].split(' ', 1)[0])} {_e(latest['reason'])}</p>")
+
+
 def page(data: Mapping[str, Any]) -> bytes:
     """Return the status page: one self-contained HTML document, every value escaped."""
     ready = data["ready"]
+    refused = data["refused"]
     reload = data["last_reload"]
     out: List[str] = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
@@ -190,8 +298,9 @@ def page(data: Mapping[str, Any]) -> bytes:
         f"<p class=meta>up {_ago(data['uptime_seconds'])} (since {_e(data['started']['at'])}); "
         f"page made {_e(time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime()))}; refreshes every 30 s"
         f"{'; <b>dry-run</b>' if data['dry_run'] else ''}</p>",
-        f"<p class=\"ready{'' if ready['ready'] else ' no'}\">{'Ready' if ready['ready'] else 'Not ready'}: "
-        f"{_e(ready['reason'])}</p>",
+        f"<p class=\"ready{'' if ready['ready'] else ' no'}{' warn' if refused['count'] and ready['ready'] else ''}\">"
+        f"{'Ready' if ready['ready'] else 'Not ready'}: {_e(ready['reason'])}</p>",
+        _refused_banner(refused),
         "<h2>Configuration</h2><dl>",
         f"<dt>file</dt><dd><code>{_e(data['config_file'] or '(none: the environment)')}</code></dd>",
         f"<dt>last {_e(reload['kind'])}</dt><dd>{_when(reload['time'])}: "
@@ -208,14 +317,19 @@ def page(data: Mapping[str, Any]) -> bytes:
                    f"<dt>last accepted</dt><dd>{_when(row['last_accepted'])}</dd>"
                    f"<dt>last failure</dt><dd>{_when(row['last_failure'])}"
                    + (f": <span class=bad>{_e(row['last_error'])}</span>" if row["last_error"] else "")
-                   + f"</dd><dt>waiting</dt><dd>{int(row['waiting'])} alert state"
+                   + "</dd>" + _shared(row)
+                   + f"<dt>waiting</dt><dd>{int(row['waiting'])} alert state"
                    f"{'' if row['waiting'] == 1 else 's'}</dd>"
                    f"<dt>next post</dt><dd>"
                    + (f"in {row['next_post_in']:.1f}s: {_e(row['pacing'])}" if row["next_post_in"] > 0 else "now")
-                   + f"</dd><dt>429s seen</dt><dd>{int(row['seen_429'])}</dd></dl></div>")
+                   + f"</dd><dt>429s seen</dt><dd>{int(row['seen_429'])}</dd>"
+                   + (f"<dt>threads</dt><dd class=warn>{_e(row['unresolved_threads']['advice'])}</dd>"
+                      if row["unresolved_threads"] else "") + "</dl></div>")
     out.append(f"<h2>Recent notifications ({len(data['recent'])})</h2>")
     if data["recent"]:
-        out.append("<table><thead><tr><th>time</th><th>receiver</th><th>groupKey</th><th>alerts</th><th>routes</th>"
+        # Fixed widths: a long value wraps in its own column rather than squeezing the others' words apart.
+        out.append("<table><colgroup><col><col><col><col><col><col></colgroup>"
+                   "<thead><tr><th>time</th><th>receiver</th><th>groupKey</th><th>alerts</th><th>routes</th>"
                    "<th>outcome</th></tr></thead><tbody>")
         for entry in data["recent"]:
             alerts = ", ".join(entry["alerts"])
@@ -223,10 +337,11 @@ def page(data: Mapping[str, Any]) -> bytes:
                 alerts += f" and {entry['alert_count'] - len(entry['alerts'])} more"
             routes = ", ".join(f"{k}: {v}" for k, v in entry["routes"].items()) or "-"
             bad = "" if entry["outcome"].startswith("2") else " class=bad"
+            outcome = entry["outcome"] + (f": {entry['reason']}" if entry.get("reason") else "")
             receiver = f"{entry.get('receiver') or '-'} ({entry.get('path', '/webhook')})"
             out.append(f"<tr><td>{_e(entry['time']['at'])}</td><td>{_e(receiver)}</td>"
-                       f"<td><code>{_e(entry['group_key'])}</code></td>"
-                       f"<td>{_e(alerts)}</td><td>{_e(routes)}</td><td{bad}>{_e(entry['outcome'])}</td></tr>")
+                       f"<td><code>{_e(entry['group_key'] or '-')}</code></td>"
+                       f"<td>{_e(alerts) or '-'}</td><td>{_e(routes)}</td><td{bad}>{_e(outcome)}</td></tr>")
         out.append("</tbody></table>")
     else:
         out.append("<p>None since rcwebhook started.</p>")

@@ -4,7 +4,11 @@ It lets a restart (an upgrade, a reboot, a crash, kill -9) go on where the last 
 what was posted is not posted again, and the pacing of Rocket.Chat's rate limit goes on.
 The state is a help, never a single point of failure: when the database cannot be opened,
 read or written, the error is logged once and rcwebhook goes on with its state in memory;
-a corrupt file is moved aside first. Nothing is ever refused or delayed because of it.
+a corrupt file is moved aside first. Nothing is ever refused or delayed because of it:
+writes are queued (bounded in bytes) for one writing thread, and what the queue cannot hold
+while the database is locked or slow is dropped and counted, never waited for.
+
+What a client chooses the size of is kept under a digest: a thread under its groupKey's digest.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple
+from typing import Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
 from .ledger import State
-from .threads import MAX_THREADS, Row as ThreadRow
+from .threads import MAX_THREADS, Row as ThreadRow, group_digest
 
 log = logging.getLogger("rcwebhook")
 
@@ -28,6 +33,11 @@ MAX_STATES = 20_000  # rows kept at most, as many as the ledger holds; the oldes
 PACING_TTL = 86400.0
 MAX_HOOK_POSTS = 10_000  # recent posts kept, all hooks together: pacing needs a window's worth
 PRUNE_EVERY = 500  # writes between two prunings, so that the file stays bounded while running
+MAX_QUEUED_BYTES = 4 * 1024 * 1024  # writes waiting for the writing thread; beyond, new ones are dropped
+LOCK_RETRY = 0.5  # seconds between two tries while another process holds the database's lock
+BUSY_TIMEOUT = 1.0  # SQLite's wait for a lock, on the writing thread only (never a request's)
+SETTLE_WAIT = 2.0  # at most this long a read (at start) or close waits for the queued writes
+SCHEMA_VERSION = 1  # 1: threads are kept under group_digest(groupKey), not the groupKey itself
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert_state (
@@ -40,6 +50,7 @@ CREATE TABLE IF NOT EXISTS thread (
     last_post REAL NOT NULL, alerts TEXT NOT NULL, PRIMARY KEY (hook, group_key));
 CREATE TABLE IF NOT EXISTS hook_post (hook TEXT NOT NULL, sent_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS hook_post_hook ON hook_post (hook, sent_at);
+CREATE TABLE IF NOT EXISTS posted_run (id INTEGER PRIMARY KEY, records BLOB NOT NULL);
 """
 
 Row = Tuple[str, str, State, float, float]  # route, alert key, state, posted at, confirmed at
@@ -50,25 +61,51 @@ def hook_id(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
 
 
-class Store:
-    """The SQLite database in STATE_DIR, or nothing at all (`directory` empty): every call is safe."""
+Work = Callable[[object], object]  # one write: given the open database, runs its statements
+# What is in memory, to write into a new file: alert states, threads, runs of the compact record of posted states.
+Recall = Callable[[], Tuple[List[Row], List[ThreadRow], List[Tuple[int, bytes]]]]
 
-    def __init__(self, directory: str, wall=time.time, thread_ttl: float = 7 * 86400.0, on_error=None) -> None:
+
+class Store:
+    """The SQLite database in STATE_DIR, or nothing at all (`directory` empty): every call is safe.
+
+    Reads happen at start (and when a courier starts, from memory); writes go to a queue that one
+    thread empties, so that no request and no courier ever waits on the disk or another process."""
+
+    def __init__(self, directory: str, wall=time.time, thread_ttl: float = 7 * 86400.0, on_error=None,
+                 on_drop=None) -> None:
         self.directory = directory
         self.wall = wall
         self.thread_ttl = thread_ttl
         self.on_error = on_error  # called on every database error, for the metrics
-        self.lock = threading.Lock()
+        self.on_drop = on_drop  # called with the number of writes dropped, for the metrics
+        self.lock = threading.RLock()  # the connection's (reopening it prunes, inside)
         self.db = None
         self.failed = False
         self.locked = False  # the last transaction found the database locked by another process
         self.writes = 0
+        self.identity: Optional[Tuple[int, int]] = None  # the file's (st_dev, st_ino) when opened
+        self.recall: Optional[Recall] = None
+        self.posts: Dict[str, Deque[float]] = {}  # each hook's recent posts, as saved
+        # The writing thread's queue: (what, work, bytes), oldest first.
+        self.queue: Deque[Tuple[str, Work, int]] = deque()
+        self.queued_bytes = 0
+        self.dropping = False  # writes are being dropped (told once per episode)
+        self.cond = threading.Condition()
+        self.writing = False
+        self.closing = False
+        self.writer: Optional[threading.Thread] = None
         if directory:
             self._open()
+            self._load_posts()
 
     @property
     def path(self) -> Optional[Path]:
         return Path(self.directory) / FILE_NAME if self.directory else None
+
+    def remember_from(self, recall: Recall) -> None:
+        """Say where to find what is in memory, to write it into a new file when the file is deleted."""
+        self.recall = recall
 
     def _open(self) -> None:
         import sqlite3  # only with STATE_DIR
@@ -78,7 +115,7 @@ class Store:
         for attempt in (1, 2):
             try:
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
-                db = sqlite3.connect(str(path), timeout=0.2, check_same_thread=False, isolation_level=None)
+                db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, check_same_thread=False, isolation_level=None)
                 try:
                     db.execute("PRAGMA journal_mode=WAL")
                 except sqlite3.OperationalError as exc:
@@ -87,14 +124,23 @@ class Store:
                 db.execute("PRAGMA synchronous=NORMAL")
                 if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                     raise sqlite3.DatabaseError("quick_check failed")
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                existed = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'thread'").fetchone()[0]
                 try:
                     db.executescript(_SCHEMA)
+                    if version < SCHEMA_VERSION:
+                        _migrate(db, version if existed else SCHEMA_VERSION)
                 except sqlite3.OperationalError as exc:
                     # Another process holds the write lock: the tables are there if this is not a new file.
-                    if not _is_locked(exc) or db.execute(
-                            "SELECT count(*) FROM sqlite_master WHERE name = 'alert_state'").fetchone()[0] == 0:
+                    if not _is_locked(exc) or not existed:
                         raise
+                try:
+                    stat = os.stat(path)
+                    self.identity = (stat.st_dev, stat.st_ino)
+                except OSError:
+                    self.identity = None
                 self.db = db
+                self.failed = False
                 self._prune()
                 return
             except sqlite3.DatabaseError as exc:
@@ -124,6 +170,9 @@ class Store:
                       "may post again what was posted, and Rocket.Chat's rate limit starts afresh",
                       self.directory, why)
         self.failed = True
+        self._close_db()
+
+    def _close_db(self) -> None:
         if self.db is not None:
             try:
                 self.db.close()
@@ -131,9 +180,9 @@ class Store:
                 pass
         self.db = None
 
-    def _run(self, what: str, work) -> object:
-        """Run `work(db)` in a transaction. While another process holds the database's lock, the work is
-        skipped (and said once); on any other database error, fail over to memory."""
+    def _run(self, what: str, work: Work) -> object:
+        """Run `work(db)` in a transaction and return its result; None when the database is locked by another
+        process (said once, and `locked` set) or failed (then state stays in memory)."""
         import sqlite3
 
         with self.lock:
@@ -143,6 +192,8 @@ class Store:
                 self.db.execute("BEGIN")
                 result = work(self.db)
                 self.db.execute("COMMIT")
+                if self.locked:
+                    log.warning("The state database %s can be written again", self.path)
                 self.locked = False
                 return result
             except (sqlite3.Error, OSError) as exc:
@@ -156,16 +207,127 @@ class Store:
                 if self.on_error is not None:
                     self.on_error()
                 if not self.locked:
-                    log.error("The state database %s is locked by another process (%s): what rcwebhook does "
-                              "meanwhile is not saved, so a restart may post it again; it is tried again at "
-                              "every change", self.path, exc)
+                    log.error("The state database %s is locked by another process (%s): changes wait in memory "
+                              "(up to %d KiB) and are tried again every %gs; beyond that they are dropped and "
+                              "counted in rcwebhook_state_writes_dropped_total, and a restart may post them again",
+                              self.path, exc, MAX_QUEUED_BYTES // 1024, LOCK_RETRY)
                 self.locked = True
                 return None
+
+    # --- the writing thread ----------------------------------------------------------------
+
+    def _submit(self, what: str, work: Work, size: int) -> None:
+        """Queue a write for the writing thread; drop it (and count it) when the queue is full."""
+        if self.db is None:
+            return
+        with self.cond:
+            if self.closing:
+                return
+            if self.queue and self.queued_bytes + size > MAX_QUEUED_BYTES:
+                if not self.dropping:
+                    self.dropping = True
+                    log.error("The state database %s cannot keep up (%s): changes beyond %d KiB waiting are "
+                              "dropped and counted in rcwebhook_state_writes_dropped_total; a restart may post "
+                              "them again", self.path, "locked by another process" if self.locked else "slow",
+                              MAX_QUEUED_BYTES // 1024)
+                if self.on_drop is not None:
+                    self.on_drop(1)
+                return
+            self.queue.append((what, work, size))
+            self.queued_bytes += size
+            if self.writer is None:
+                self.writer = threading.Thread(target=self._write_loop, name="state writer", daemon=True)
+                self.writer.start()
+            self.cond.notify_all()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.closing:
+                    self.cond.wait()
+                if not self.queue:
+                    return
+                batch = list(self.queue)
+                self.writing = True
+            self._check_identity()
+
+            def write(db) -> bool:
+                for _, work, _ in batch:
+                    work(db)
+                return True
+
+            done = self._run(batch[0][0] if len(batch) == 1 else "saving changes", write) is not None \
+                or self.db is None
+            with self.cond:
+                self.writing = False
+                if done:
+                    for _ in range(min(len(batch), len(self.queue))):  # close() may have emptied the queue
+                        _, _, size = self.queue.popleft()
+                        self.queued_bytes -= size
+                    if self.dropping and not self.queue:
+                        self.dropping = False
+                        log.warning("The state database %s keeps up again", self.path)
+                    if self.db is None:  # failed: the state is in memory only from here on
+                        self.queue.clear()
+                        self.queued_bytes = 0
+                self.cond.notify_all()
+                if not done:  # locked by another process: try again a little later
+                    self.cond.wait(LOCK_RETRY)
+            if done:
+                self._wrote(len(batch))
+
+    def _check_identity(self) -> None:
+        """Notice when the file was deleted or replaced under the open connection: open it anew and write
+        into it what is in memory (the writing thread calls this before each batch)."""
+        path = self.path
+        if self.db is None or path is None or self.identity is None:
+            return
+        try:
+            stat = os.stat(path)
+            if (stat.st_dev, stat.st_ino) == self.identity:
+                return
+            what = "replaced"
+        except OSError:
+            what = "deleted"
+        with self.lock:
+            self._close_db()
+            if what == "deleted":  # a write-ahead log left without its database must not meet the new one
+                for suffix in ("-wal", "-shm"):
+                    try:
+                        Path(str(path) + suffix).unlink()
+                    except OSError:
+                        pass
+            self._open()
+        if self.db is None:
+            return  # _fail said why
+        rows, threads, runs = self.recall() if self.recall is not None else ([], [], [])
+        log.error("The state database %s was %s while rcwebhook was running: opened it anew and wrote into it "
+                  "the %d alert states and %d open threads held in memory", path, what, len(rows), len(threads))
+        if self.on_error is not None:
+            self.on_error()
+        states = [_state_values(row) for row in rows]
+        self._run("writing the state held in memory", lambda db: (
+            db.executemany("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", states),
+            db.executemany("INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)", threads),
+            db.executemany("INSERT OR REPLACE INTO posted_run VALUES (?, ?)", runs),
+            db.executemany("INSERT INTO hook_post VALUES (?, ?)",
+                           [(hook, sent) for hook, sent_at in self.posts.items() for sent in sent_at])))
+
+    def _settle(self, timeout: float = SETTLE_WAIT) -> None:
+        """Wait (up to `timeout`) until the queued writes are written, for a read to see them."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while (self.queue or self.writing) and self.db is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self.cond.wait(left)
 
     # --- alert states ------------------------------------------------------------------
 
     def load_states(self) -> List[Row]:
         """Return the posted states kept from earlier runs."""
+        self._settle()
         rows = self._run("reading the alert states", lambda db: db.execute(
             "SELECT route, alert, status, starts, ends, asof, posted_at, confirmed_at FROM alert_state "
             "ORDER BY posted_at").fetchall())
@@ -173,17 +335,17 @@ class Store:
 
     def save_states(self, rows: Iterable[Row]) -> None:
         """Remember posted (or acknowledged) states."""
-        values = [(route, key, s.status, s.starts, s.ends, s.asof, posted_at, confirmed_at)
-                  for route, key, s, posted_at, confirmed_at in rows]
+        values = [_state_values(row) for row in rows]
         if values:
-            self._run("saving alert states", lambda db: db.executemany(
-                "INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values))
-            self._wrote()
+            self._submit("saving alert states", lambda db: db.executemany(
+                "INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values),
+                sum(_size(v) for v in values))
 
     # --- threads ---------------------------------------------------------------------------
 
     def load_threads(self, since: float) -> List[ThreadRow]:
         """Return the open threads whose last post is after `since`."""
+        self._settle()
         rows = self._run("reading the threads", lambda db: db.execute(
             "SELECT hook, group_key, root, started, last_post, alerts FROM thread WHERE last_post >= ? "
             "ORDER BY last_post", (since,)).fetchall())
@@ -199,20 +361,58 @@ class Store:
             db.executemany("INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)", opened)
             db.executemany("DELETE FROM thread WHERE hook = ? AND group_key = ?", ended)
 
-        self._run("saving threads", save)
-        self._wrote()
+        self._submit("saving threads", save, sum(_size(v) for v in opened) + sum(_size(v) for v in ended))
+
+    # --- the compact record of states posted (ledger.Posted) ----------------------------------
+
+    def load_runs(self) -> List[Tuple[int, bytes]]:
+        """Return the runs of compact records kept from earlier runs, oldest first."""
+        self._settle()
+        rows = self._run("reading the record of posted states", lambda db: db.execute(
+            "SELECT id, records FROM posted_run ORDER BY id").fetchall())
+        return [(ident, bytes(records)) for ident, records in rows or ()]
+
+    def save_runs(self, runs: List[Tuple[int, bytes]]) -> None:
+        """Keep exactly these runs: write the new ones, forget those merged or dropped."""
+        runs = list(runs)
+
+        def save(db) -> None:
+            kept = {ident for (ident,) in db.execute("SELECT id FROM posted_run")}
+            wanted = {ident for ident, _ in runs}
+            db.executemany("DELETE FROM posted_run WHERE id = ?", [(ident,) for ident in kept - wanted])
+            db.executemany("INSERT INTO posted_run VALUES (?, ?)",
+                           [(ident, run) for ident, run in runs if ident not in kept])
+
+        # The queue holds the runs by reference (the ledger keeps them anyway): counted as one small write.
+        self._submit("saving the record of posted states", save, 64 * len(runs))
 
     # --- pacing ---------------------------------------------------------------------------
 
+    def _load_posts(self) -> None:
+        rows = self._run("reading the hooks' posts", lambda db: db.execute(
+            "SELECT hook, sent_at FROM hook_post WHERE sent_at >= ? ORDER BY sent_at",
+            (self.wall() - PACING_TTL,)).fetchall())
+        for hook, sent_at in rows or ():
+            self._keep_post(hook, sent_at)
+
+    def _keep_post(self, hook: str, sent_at: float) -> None:
+        kept = self.posts.setdefault(hook, deque())
+        kept.append(sent_at)
+        while kept and (len(kept) > MAX_HOOK_POSTS or kept[0] < sent_at - PACING_TTL):
+            kept.popleft()
+
     def recent_posts(self, hook: str, since: float) -> List[float]:
-        """Return the wall times of the posts to `hook` since `since`, oldest first."""
-        rows = self._run("reading a hook's posts", lambda db: db.execute(
-            "SELECT sent_at FROM hook_post WHERE hook = ? AND sent_at >= ? ORDER BY sent_at", (hook, since)).fetchall())
-        return [r[0] for r in rows or ()]
+        """Return the wall times of the posts to `hook` since `since`, oldest first (from memory)."""
+        with self.cond:
+            return [sent for sent in self.posts.get(hook, ()) if sent >= since]
 
     def record_post(self, hook: str, sent_at: float) -> None:
-        self._run("recording a post", lambda db: db.execute("INSERT INTO hook_post VALUES (?, ?)", (hook, sent_at)))
-        self._wrote()
+        if self.db is None:
+            return
+        with self.cond:
+            self._keep_post(hook, sent_at)
+        self._submit("recording a post", lambda db: db.execute("INSERT INTO hook_post VALUES (?, ?)",
+                                                                (hook, sent_at)), 64)
 
     # --- upkeep -----------------------------------------------------------------------------
 
@@ -233,9 +433,9 @@ class Store:
 
         self._run("pruning", prune)
 
-    def _wrote(self) -> None:
-        self.writes += 1
-        if self.writes % PRUNE_EVERY == 0:
+    def _wrote(self, count: int) -> None:
+        before, self.writes = self.writes, self.writes + count
+        if before // PRUNE_EVERY != self.writes // PRUNE_EVERY:
             self._prune()
 
     def size(self) -> int:
@@ -252,13 +452,48 @@ class Store:
         return total
 
     def close(self) -> None:
+        """Write what is queued (waiting at most SETTLE_WAIT) and close the database."""
+        self._settle()
+        with self.cond:
+            self.closing = True
+            dropped = len(self.queue)
+            self.queue.clear()
+            self.queued_bytes = 0
+            self.cond.notify_all()
+        if dropped:
+            log.error("Stopped with %d changes not written to the state database %s (locked by another process?): "
+                      "a restart may post them again", dropped, self.path)
+            if self.on_drop is not None:
+                self.on_drop(dropped)
         with self.lock:
-            if self.db is not None:
-                try:
-                    self.db.close()
-                except Exception:  # noqa: BLE001
-                    pass
-                self.db = None
+            self._close_db()
+
+
+def _state_values(row: Row) -> tuple:
+    route, key, state, posted_at, confirmed_at = row
+    return (route, key, state.status, state.starts, state.ends, state.asof, posted_at, confirmed_at)
+
+
+def _size(values: tuple) -> int:
+    """Return about how many bytes a row's values take in the queue."""
+    return 64 + sum(len(v) if isinstance(v, str) else 8 for v in values)
+
+
+def _migrate(db, version: int) -> None:
+    """Bring a database written by an older rcwebhook up to SCHEMA_VERSION, in place."""
+    if version < 1:
+        # Threads were kept under the whole groupKey (megabytes, when a client sends that): key them by digest,
+        # which is what rcwebhook looks them up by now, and give the space back.
+        db.create_function("rcwebhook_group_digest", 1, group_digest, deterministic=True)
+        db.execute("BEGIN IMMEDIATE")
+        before = db.execute("SELECT coalesce(sum(length(group_key)), 0) FROM thread").fetchone()[0]
+        db.execute("UPDATE thread SET group_key = rcwebhook_group_digest(group_key)")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+        if before > 1024 * 1024:
+            db.execute("VACUUM")
+        return
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _is_locked(exc: Exception) -> bool:

@@ -3,8 +3,8 @@
     rcwebhook template render --template.glob=GLOB... --template.text=TEXT [--template.data=FILE]
 
 The same flags and output as amtool: the rendered text on stdout (no newline added); for an
-invalid template or data, the error on stderr and exit status 1. RCWEBHOOK_TEMPLATE_COMPAT
-chooses the Alertmanager followed (0.28, the default, or 0.25). Times' `.Local` is in the zone
+invalid template or data, the error on stderr and exit status 1. TEMPLATE_COMPAT (or its alias
+RCWEBHOOK_TEMPLATE_COMPAT) chooses the Alertmanager followed, as for the daemon. Times' `.Local` is in the zone
 amtool's would use: $TZ, else /etc/localtime, else UTC.
 """
 
@@ -13,7 +13,9 @@ from __future__ import annotations
 import glob as globmod
 import os
 import sys
-from typing import IO, List, Mapping, Optional
+import time
+from pathlib import Path
+from typing import IO, List, Mapping, Optional, Tuple
 
 from . import amdata
 from .gotemplate import TemplateError
@@ -22,7 +24,33 @@ USAGE = ("usage: rcwebhook template render --template.glob=GLOB... --template.te
          "[--template.data=FILE] [--template.type=text]")
 
 
+HELP = f"""{USAGE}
+
+Render TEXT with the templates the globs name, as amtool's `template render` does, with
+rcwebhook's template engine: the rendered text on stdout (no newline added); for an invalid
+template or data, the error on stderr and exit status 1.
+
+flags:
+  -h, --help               show this help and exit
+  --template.glob=GLOB     files of templates (`define`s), in order; may be repeated
+  --template.text=TEXT     the template to render, such as '{{{{ template "my.text" . }}}}'
+  --template.data=FILE     Alertmanager's template data (JSON), as amtool reads it; without it,
+                           the sample data of the Alertmanager followed
+  --template.type=text     only text templates are supported
+
+settings:
+  TEMPLATE_COMPAT   the Alertmanager whose functions and output are followed: {", ".join(amdata.COMPATS)}
+                    (default {amdata.DEFAULT_COMPAT}); from the environment (RCWEBHOOK_TEMPLATE_COMPAT is
+                    read as an alias), else from the env file rcwebhook would read, as the daemon
+  TZ                the zone of times' .Local, as for amtool (else /etc/localtime)
+"""
+
+
 class UsageError(Exception):
+    pass
+
+
+class HelpWanted(Exception):
     pass
 
 
@@ -31,6 +59,8 @@ def _parse_flags(argv: List[str]) -> dict:
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if arg in ("--help", "-h"):
+            raise HelpWanted
         if not arg.startswith("--template."):
             raise UsageError(f"unexpected {arg}")
         key, eq, value = arg[len("--template."):].partition("=")
@@ -63,7 +93,11 @@ def load_globs(globs: List[str], compat: str = amdata.DEFAULT_COMPAT) -> "amdata
                 raise TemplateError(f"read {path}: is a directory")
             with open(path, encoding="utf-8", errors="replace", newline="") as f:  # keep \r\n as Go does
                 text = f.read()
-            tmpl.parse(os.path.basename(path), text)
+            try:
+                tmpl.parse(os.path.basename(path), text)
+            except TemplateError as exc:
+                exc.path = path  # type: ignore[attr-defined]  # Go's message names the base name only
+                raise
     amdata.check_regexps(tmpl)
     return tmpl
 
@@ -77,26 +111,28 @@ def render_text(tmpl: "amdata.Template", text: str, data: object) -> str:
     return tmpl.execute("", data)
 
 
-def default_data() -> amdata.Data:
-    """Data like amtool's when no --template.data is given (times fixed, not now)."""
-    return amdata.data_from_json({
+def default_data(compat: str, now_ns: int, local: "amdata.gv.Location") -> amdata.Data:
+    """The data amtool renders with when no --template.data is given, as the Alertmanager `compat` has
+    them: its alerts' status is `alertstatus` in 0.25, `firing` and `resolved` from 0.28 on (so that
+    .Alerts.Firing and .Alerts.Resolved hold one each); their times are now (`now_ns`, in `local`) and 5 and
+    10 minutes before."""
+    first, second = ("alertstatus", "alertstatus") if compat == "0.25" else ("firing", "resolved")
+    data = amdata.data_from_json({
         "receiver": "receiver", "status": "alertstatus",
         "alerts": [
-            {"status": "alertstatus",
+            {"status": first,
              "labels": {"label1": "value1", "label2": "value2", "instance": "foo.bar:1234",
                         "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
              "annotations": {"annotation1": "value1", "annotation2": "value2",
                              "commonannotationkey1": "commonannotationvalue1",
                              "commonannotationkey2": "commonannotationvalue2"},
-             "startsAt": "2026-01-30T09:55:00Z", "endsAt": "2026-01-30T10:00:00Z",
              "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint1"},
-            {"status": "alertstatus",
+            {"status": second,
              "labels": {"foo": "bar", "baz": "qux",
                         "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
              "annotations": {"aaa": "bbb", "ccc": "ddd",
                              "commonannotationkey1": "commonannotationvalue1",
                              "commonannotationkey2": "commonannotationvalue2"},
-             "startsAt": "2026-01-30T09:50:00Z", "endsAt": "2026-01-30T10:00:00Z",
              "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint2"},
         ],
         "groupLabels": {"grouplabelkey1": "grouplabelvalue1", "grouplabelkey2": "grouplabelvalue2"},
@@ -106,30 +142,63 @@ def default_data() -> amdata.Data:
         "externalURL": "https://example.com",
     })
 
+    def at(ns: int) -> "amdata.gv.GoTime":
+        return amdata.gv.time_in(amdata.gv.GoTime(ns // 1_000_000_000, ns % 1_000_000_000), local)
+
+    for alert, minutes in zip(data.Alerts, (5, 10)):
+        alert.StartsAt, alert.EndsAt = at(now_ns - minutes * 60_000_000_000), at(now_ns)
+    return data
+
+
+def compat_setting(environ: Mapping[str, str]) -> Tuple[str, str]:
+    """Return where TEMPLATE_COMPAT comes from and its value, as the daemon reads it: the environment's
+    TEMPLATE_COMPAT, else its RCWEBHOOK_TEMPLATE_COMPAT, else the env file rcwebhook would read (when this
+    user may read it), else the default."""
+    from . import config, envfile
+    for key in ("TEMPLATE_COMPAT", config.COMPAT_ALIAS):
+        if environ.get(key, "").strip():
+            return key, environ[key].strip()
+    path = config.find_config(None, environ, Path.cwd())
+    if path is not None:
+        try:
+            entries, _ = envfile.parse(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError):
+            entries = []
+        for entry in reversed(entries):
+            if entry.key == "TEMPLATE_COMPAT" and entry.value.strip():
+                return f"{path}: TEMPLATE_COMPAT", entry.value.strip()
+    return "TEMPLATE_COMPAT", config.DEFAULTS["TEMPLATE_COMPAT"]
+
 
 def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optional[IO[str]] = None,
          stderr: Optional[IO[str]] = None) -> int:
     """Run `template render ARGS`; return the exit status."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    if argv[:1] in (["--help"], ["-h"], ["help"]):
+        stdout.write(HELP)
+        return 0
     if not argv or argv[0] != "render":
         print(USAGE, file=stderr)
         return 2
-    compat = environ.get("RCWEBHOOK_TEMPLATE_COMPAT", amdata.DEFAULT_COMPAT)
-    if compat not in amdata.COMPATS:
-        print(f"rcwebhook: error: RCWEBHOOK_TEMPLATE_COMPAT must be one of {', '.join(amdata.COMPATS)}",
-              file=stderr)
-        return 2
     try:
         flags = _parse_flags(argv[1:])
+    except HelpWanted:
+        stdout.write(HELP)
+        return 0
     except UsageError as exc:
         print(f"rcwebhook: error: {exc}, try --help\n{USAGE}", file=stderr)
+        return 2
+    key, compat = compat_setting(environ)
+    if compat not in amdata.COMPATS:
+        print(f"rcwebhook: error: {key}={compat!r} is not an Alertmanager version rcwebhook follows "
+              f"({', '.join(amdata.COMPATS)})", file=stderr)
         return 2
     try:
         tmpl = load_globs(flags["glob"], compat)
         tmpl.local = amdata.local_location(environ)  # as amtool's: $TZ, else /etc/localtime
         if flags["data"] is None:
-            data = default_data()
+            data = default_data(compat, time.time_ns(), tmpl.local)
         else:
             with open(flags["data"], encoding="utf-8") as f:
                 data = amdata.load_data(f.read())

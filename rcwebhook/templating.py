@@ -5,6 +5,11 @@ each attachment's title and each attachment's text.
 Invalid templates are refused when the configuration loads (exit 78, file:line:col). At run
 time a template that fails is logged with its name and position, counted in
 rcwebhook_template_errors_total{part}, and that part of the message is the built-in one.
+
+The templates of one message share a CPU-time budget (TEMPLATE_CPU_BUDGET): a message whose
+templates use it up is rendered whole by the built-in rendering, counted in
+rcwebhook_template_cpu_budget_exceeded_total{part}, and the template named in one ERROR per
+template until the next reload.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ import functools
 import glob as globmod
 import json
 import logging
+import os
 import re
+import threading
+import time
 from types import MappingProxyType
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import amdata
-from .gotemplate import TemplateError
+from .gotemplate import BudgetError, TemplateError
 from .metrics import Counter
 
 log = logging.getLogger("rcwebhook")
@@ -27,9 +35,18 @@ KEYS = {"TEMPLATE_TEXT": "text", "TEMPLATE_ATTACHMENT_TITLE": "title", "TEMPLATE
 ERRORS = Counter("rcwebhook_template_errors_total",
                  "Template executions that failed (the built-in rendering was used), by message part.",
                  ["part"], initial=[{"part": part} for part in KEYS.values()])
+OVER_BUDGET = Counter("rcwebhook_template_cpu_budget_exceeded_total",
+                      "Messages whose templates used up TEMPLATE_CPU_BUDGET (the built-in rendering was used), "
+                      "by the message part whose template was running.",
+                      ["part"], initial=[{"part": part} for part in KEYS.values()])
 TEXT_UNITS = 4000  # an attachment's text at most (the headline has the message's own limit)
 MAX_STEPS = 200_000  # per part of a message: a runaway template fails fast and the built-in part is used
 MAX_OUTPUT = 100_000  # characters per part, before the cut to Rocket.Chat's limits
+FAILED = "template %r (%s) failed, the built-in %s is used: %s"  # what --render tells as an error
+
+
+class OverBudget(Exception):
+    """A message's templates used up their CPU-time budget: the whole message is the built-in one."""
 
 
 class Templates:
@@ -37,33 +54,54 @@ class Templates:
 
     def __init__(self, tmpl: Any, names: Dict[str, str], files: str) -> None:
         self.tmpl, self.names, self.files = tmpl, names, files
+        self._over_budget: set = set()  # the templates said to be over budget (a reload builds new Templates)
+        self._lock = threading.Lock()
 
-    def render(self, part: str, data: Any) -> Optional[str]:
-        """The text of `part` for `data`, or None when no template is set for it or it failed."""
+    def render(self, part: str, data: Any, cpu_deadline: Optional[float] = None, cpu_budget: float = 0.0
+               ) -> Optional[str]:
+        """The text of `part` for `data`, or None when no template is set for it or it failed; raise
+        OverBudget past `cpu_deadline` (on the time.thread_time() clock; `cpu_budget` is what it allowed)."""
         name = self.names.get(part)
         if not name:
             return None
         try:
-            return self.tmpl.execute(name, data, max_steps=MAX_STEPS, max_output=MAX_OUTPUT)
+            return self.tmpl.execute(name, data, max_steps=MAX_STEPS, max_output=MAX_OUTPUT,
+                                     cpu_deadline=cpu_deadline)
+        except BudgetError:
+            OVER_BUDGET.inc(part=part)
+            with self._lock:
+                first = name not in self._over_budget
+                self._over_budget.add(name)
+            if first:
+                log.error("template %r (%s) used up TEMPLATE_CPU_BUDGET (%gs of CPU time for a message) "
+                          "rendering a message, which is rendered by the built-in rendering instead; this is said "
+                          "once per template until the next reload and counted in "
+                          "rcwebhook_template_cpu_budget_exceeded_total: make the template do less (loops over "
+                          "large values, regular expressions on long labels) or raise TEMPLATE_CPU_BUDGET",
+                          name, _key_of(part), cpu_budget)
+            raise OverBudget(name) from None
         except TemplateError as exc:
             ERRORS.inc(part=part)
-            log.warning("template %r (%s) failed, the built-in %s is used: %s", name,
+            log.warning(FAILED, name,
                         _key_of(part), part.replace("_", " "), exc)
             return None
 
     def parts(self, alerts: Sequence[Any], shown: int, external_url: str, text_limit: int, receiver: str = "",
-              group_labels: Mapping[str, str] = MappingProxyType({}), route: str = ""
-              ) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
+              group_labels: Mapping[str, str] = MappingProxyType({}), route: str = "",
+              cpu_budget: Optional[float] = None) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
         """The message's text and, for each of the first `shown` alerts, its attachment's (title, text) as
         the templates render them, cut to Rocket.Chat's limits: None for a part without a template or
-        whose template failed (the built-in part is used), "" for an attachment text left empty."""
+        whose template failed (the built-in part is used), "" for an attachment text left empty. Raise
+        OverBudget when they take more than `cpu_budget` seconds of this thread's CPU time together."""
         from .message import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
+        deadline = time.thread_time() + cpu_budget if cpu_budget is not None else None
+        render = functools.partial(self.render, cpu_deadline=deadline, cpu_budget=cpu_budget or 0.0)
         group = amdata.KV(group_labels or {})
         items = [_alert(a) for a in alerts]
         text = whole = None
         if "text" in self.names:
             whole = _data(items, external_url, receiver, group, route)
-            text = self.render("text", whole)
+            text = render("text", whole)
             text = truncate_units(text, text_limit) if text is not None and text.strip() else None
         attachments: List[Tuple[Optional[str], Optional[str]]] = []
         if "title" in self.names or "attachment_text" in self.names:
@@ -71,9 +109,9 @@ class Templates:
                 # a message of one alert: its attachment's data is the message's
                 data = whole if whole is not None and len(items) == 1 else \
                     _data([item], external_url, receiver, group, route)
-                title = self.render("title", data)
+                title = render("title", data)
                 title = truncate(" ".join(title.split()), TITLE_LIMIT) if title is not None and title.strip() else None
-                body = self.render("attachment_text", data)
+                body = render("attachment_text", data)
                 if body is not None:
                     body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
                 attachments.append((title, body))
@@ -118,9 +156,12 @@ def _time(text: str) -> Any:
         return amdata.parse_time("0001-01-01T00:00:00Z")
 
 
-def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optional[Templates]:
-    """The Templates the settings ask for, or None; every problem is added to `errors`. Times' .Local
-    is in `zone` (TIMEZONE; None for UTC)."""
+def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str = "",
+         compat: str = amdata.DEFAULT_COMPAT) -> Optional[Templates]:
+    """The Templates the settings ask for, or None; every problem is added to `errors`, once per cause.
+    Relative globs of TEMPLATE_FILES are read from `base` (the env file's directory, as Alertmanager reads
+    `templates:` from its configuration file's), or the working directory. Times' .Local is in `zone`
+    (TIMEZONE; None for UTC); `compat` is the Alertmanager followed (TEMPLATE_COMPAT)."""
     files = raw.get("TEMPLATE_FILES", "").strip()
     names = {part: raw.get(key, "").strip() for key, part in KEYS.items() if raw.get(key, "").strip()}
     if not files:
@@ -128,19 +169,25 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optiona
             if part in names:
                 errors.append(f"{key}={names[part]!r} names a template, but TEMPLATE_FILES is not set")
         return None
-    globs = [g for g in re.split(r"[\s,]+", files) if g]
-    for pattern in globs:
+    globs = [os.path.join(base, g) if base else g for g in re.split(r"[\s,]+", files) if g]
+    unmatched = 0
+    for written, pattern in zip((g for g in re.split(r"[\s,]+", files) if g), globs):
         if not globmod.glob(pattern):
-            errors.append(f"TEMPLATE_FILES: no file matches {pattern!r}")
+            unmatched += 1
+            where = f" (read as {pattern!r}: relative to the env file's directory)" if pattern != written else ""
+            errors.append(f"TEMPLATE_FILES: no file matches {written!r}{where}")
     from .templaterender import load_globs
     try:
-        tmpl = load_globs(globs)
+        tmpl = load_globs(globs, compat)
     except TemplateError as exc:
-        where = f"{exc.name}:{exc.line}:{exc.col}: " if exc.line else ""
-        errors.append(f"TEMPLATE_FILES: {where}{exc}")
+        # Go's own message, as amtool prints it (its positions are Go's: a parse error has no column)
+        path = getattr(exc, "path", "")
+        errors.append(f"TEMPLATE_FILES: {path + ': ' if path else ''}{exc}{_newer_function(str(exc), compat)}")
         return None
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"TEMPLATE_FILES: {exc}")
+        return None
+    if unmatched:  # the templates the keys name may be in the files not found: that error says it all
         return None
     tmpl.local = amdata.local_of(zone)
     from .gocompile import root_of
@@ -158,27 +205,9 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None) -> Optiona
     return Templates(tmpl, names, files)
 
 
-def render_file(settings: Any, path: str, route_name: Optional[str], stdout: IO[str], stderr: IO[str],
-                receiver: str = "") -> int:
-    """`rcwebhook --render FILE.json [--receiver SET] [--route R]`: print the message(s) rcwebhook would post
-    for the notification posted to /webhook (or /webhook/SET)."""
-    from . import alertmanager, message, routing
-    if receiver and receiver not in settings.receivers:
-        print(f"rcwebhook: error: --receiver {receiver}: RECEIVERS names no such hook set "
-              f"({', '.join(settings.receivers) or 'none'})", file=stderr)
-        return 2
-    try:
-        with open(path, "rb") as f:
-            notification = alertmanager.parse(f.read())
-    except (OSError, alertmanager.PayloadError) as exc:
-        print(f"rcwebhook: error: {path}: {exc}", file=stderr)
-        return 1
-    batches = routing.route(notification, settings, receiver)
-    if route_name:
-        batches = [b for b in batches if b.route.severity == route_name]
-    for batch in batches:
-        rendered = message.render(notification, batch, settings)
-        print(json.dumps({"route": batch.route.name, "message": rendered}, ensure_ascii=False, indent=2), file=stdout)
-    if not batches:
-        print(f"rcwebhook: no alert of {path} goes to route {route_name}", file=stderr)
-    return 0
+def _newer_function(message: str, compat: str) -> str:
+    """Return a hint when `message` refuses a function a later Alertmanager has (TEMPLATE_COMPAT), or ''."""
+    found = re.search(r'function "(\w+)" not defined', message)
+    since = amdata.FUNCTIONS_SINCE.get(found.group(1), ("", None))[0] if found else ""
+    return f" ({found.group(1)} exists from Alertmanager {since} on: set TEMPLATE_COMPAT={since} or later, " \
+           f"if your Alertmanager is that recent; it is {compat} now)" if since else ""

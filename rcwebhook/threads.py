@@ -8,16 +8,23 @@ message of the incident is where it goes on). When every alert announced has res
 resolution goes into the thread and the thread ends: a later firing is a new incident.
 
 Threads are kept per hook and Alertmanager groupKey (stable across Alertmanager restarts and HA
-peers). Nothing here does I/O or reads a clock; the caller holds the lock.
+peers), under a fixed-size digest of the groupKey: a client chooses its size, and the thread needs
+only to be found again. Nothing here does I/O or reads a clock; the caller holds the lock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import OrderedDict
 from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 MAX_THREADS = 20_000  # open threads kept at most; the least recently used go first
+
+
+def group_digest(group: str) -> str:
+    """Return the name a group's thread is kept under: 32 hex digits, whatever the groupKey's size."""
+    return hashlib.blake2b(group.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class Thread:
@@ -28,7 +35,7 @@ class Thread:
     def __init__(self, hook: str, group: str, root: str, started: float, last_post: float,
                  alerts: Iterable[str] = ()) -> None:
         self.hook = hook
-        self.group = group
+        self.group = group  # the group_digest of the groupKey (and scope) it was opened for
         self.root = root  # the _id of the channel message the thread hangs from
         self.started = started  # the earliest startsAt of its alerts (epoch seconds; 0 unknown)
         self.last_post = last_post
@@ -73,23 +80,25 @@ class Threads:
 
     def get(self, hook: str, group: str, now: float) -> Optional[Thread]:
         """Return the open thread of a group on a hook, or None (also when it went quiet for `ttl`)."""
-        thread = self.open.get((hook, group))
+        key = (hook, group_digest(group))
+        thread = self.open.get(key)
         if thread is not None and now - thread.last_post > self.ttl:
-            del self.open[(hook, group)]
+            del self.open[key]
             return None
         return thread
 
     def anchor(self, hook: str, group: str, root: str, started: float, now: float,
                alerts: Iterable[str]) -> Thread:
         """Open the group's thread at `root`, or move its open thread there."""
-        thread = self.open.pop((hook, group), None)
+        key = (hook, group_digest(group))
+        thread = self.open.pop(key, None)
         if thread is None:
-            thread = Thread(hook, group, root, started, now)
+            thread = Thread(hook, key[1], root, started, now)
         thread.root = root
         thread.started = min(t for t in (thread.started, started) if t) if thread.started or started else 0.0
         thread.last_post = now
         thread.alerts.update(alerts)
-        self.open[(hook, group)] = thread
+        self.open[key] = thread
         self._bound()
         return thread
 
@@ -102,6 +111,11 @@ class Threads:
         for thread in gone:
             del self.open[(thread.hook, thread.group)]
         return gone
+
+    def started_before(self, moment: float, now: float) -> List[Thread]:
+        """Return the open threads (not gone quiet for `ttl`) whose incident is known to have started before
+        `moment`."""
+        return [t for t in self.open.values() if 0 < t.started < moment and now - t.last_post <= self.ttl]
 
     def _bound(self) -> None:
         while len(self.open) > MAX_THREADS:

@@ -499,3 +499,75 @@ def data_set(rng: random.Random, with_alerts: bool = True) -> dict:
         "externalURL": rng.choice(["http://alertmanager:9093", ""]),
         "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0,
     }
+
+
+# --- regular expressions (match, reReplaceAll): Go's RE2 against goregexp -------------------------
+
+RE_ATOMS = ["a", "b", "ab", ".", "[ab]", "[^a]", r"\d", r"\w", r"\s", r"\W", r"\S", r"\D", r"\b", r"\B", "^", "$",
+            "é", "A", r"\pL", r"\p{Lu}", r"\PL", r"\p{^Ll}", r"\pN", r"\p{Zs}", r"[[:alpha:]]", r"[[:^digit:]]",
+            r"[[:punct:]]", "[a-c]", r"[\d_]", r"[^\s-]", r"\x41", r"\x{e9}", r"\n", "-", r"\.", r"\101", r"\Q.*\E",
+            "(?i:a)", "(?i:é)", r"\A", r"\z", "[é-ü]", r"\p{Nd}", "[^\\n]", "[]a]", "[a-]", "x{,2}", r"[\pL\d]",
+            "(?i:σ)", "(?i:k)", "(?i:[a-c])", r"(?i:\W)", "1", " "]
+RE_QUANTS = ["", "", "", "*", "+", "?", "*?", "+?", "??", "{2}", "{1,2}", "{0,}", "{1,3}?", "{2,}", "{0}", "{3,5}"]
+RE_TEXTS = "aab b\n1é_-AÉ.xσΣς\u212a2 ٣\t"
+RE_REPLACEMENTS = ["X", "", "<$0>", "$1", "${1}x", "$1x", "$$", "${n}", "$n", "[$2|$1]", "$", "${", "${1", "$01",
+                   "$name", "$0$0", "${0}", "$2$", "é$1é", "${n}${1}"]
+INVALID_PATTERNS = [
+    "(", ")", "a)", "(a", "a(b|c", "[a", "[]", "[^]", "[z-a]", "a**", "a*?*", "a+*", "x{2}{3}", "x{2}*", "*", "+a",
+    "?", "{1}", "a{1001}", "a{2,1}", "(a{100}){100}", "(?:a{2}){501}", "a{123456789}", "\\", "a\\", "\\8", "\\1",
+    "\\x", "\\x1", "\\xg1", "\\x{", "\\x{}", "\\x{zz}", "\\x{110000}", "\\Z", "\\C", "\\é", "\\pX", "\\p{Foo}",
+    "\\p", "\\p{L", "\\p{Letter}", "[\\pX]", "[[:foo:]]", "[[:alpha:]", "[\\b]", "[\\Q]", "(?z)", "(?i-)", "(?-)",
+    "(?--i)", "(?i", "(?P<>a)", "(?P<a-b>a)", "(?P<n", "(?P=n)", "(?P", "(?#c)", "(?=a)", "(?!a)", "(?<=a)",
+    "a|*", "(*)", "(?i)*", "(?P<é>x)", "[a-\\d]",
+]
+INVALID_PATTERNS_025 = ["(?<n>a)", "(?<n"]  # Go 1.22's named groups: refused by Go 1.19
+
+
+def regexp_pattern(rng: random.Random, compat: str, depth: int = 0) -> str:
+    """A random pattern that Go accepts."""
+    parts = []
+    for _ in range(rng.randint(1, 3)):
+        if rng.random() < 0.2 and depth < 2:
+            kinds = ["(", "(?:", "(?P<n>", "(?i:", "(?s:", "(?m:", "(?U:", "(?i-s:"] + (["(?<n>"] if compat != "0.25" else [])
+            atom = f"{rng.choice(kinds)}{regexp_pattern(rng, compat, depth + 1)})"
+        else:
+            atom = rng.choice(RE_ATOMS)
+        parts.append(atom + rng.choice(RE_QUANTS))
+    p = "".join(parts)
+    if rng.random() < 0.25:
+        p += "|" + regexp_pattern(rng, compat, depth + 1)
+    if depth == 0 and rng.random() < 0.1:
+        p = rng.choice(["(?i)", "(?m)", "(?s)", "(?U)", "(?ms)"]) + p
+    return p
+
+
+def regexp_case(rng: random.Random, compat: str) -> str:
+    """One template of match and reReplaceAll calls on a random pattern, replacement and text."""
+    pattern = json.dumps(regexp_pattern(rng, compat), ensure_ascii=False)
+    text = json.dumps("".join(rng.choice(RE_TEXTS) for _ in range(rng.randint(0, 14))), ensure_ascii=False)
+    repl = json.dumps(rng.choice(RE_REPLACEMENTS))
+    return f"{{{{ match {pattern} {text} }}}}|{{{{ reReplaceAll {pattern} {repl} {text} }}}}"
+
+
+# patterns whose corners a random draw seldom reaches: empty branches and loops, case folding's
+# special orbits (K and the Kelvin sign, ſ, ς, ǅ), classes that match all or nothing, non-BMP text
+RE_EDGE_PATTERNS = [
+    "a||b", "(|a)+", "(a|)+?", "(a*)+$", "(a*|b)*", "(?:)", "()", "(?i)ǅ", "[^\\x00-\\x{10FFFF}]", "\\P{Any}",
+    "[\\P{L}]", "(?i)[^k]", "(?i)\\p{Lu}", "(?i)\\P{Lu}", "\\pN", "x{0}", "x{0}y", "(x){0}", "(?s).", ".*", "(?m)$",
+    "(?m)^$", "\\b", "\\B", "(a)(b)?(c)*", "(?U)(a+)(a*?)", "(a+?)(b*)", "((a)|b)+", "(a|ab)(c|bcd)(d*)", "(?i)ſ+",
+    "[[:^space:]]+", "[^[:alpha:]]", "(?i)[[:upper:]]+", "(?i)[^[:upper:]]", "\\Q\\E", "\\Qab", "a\\Q\\E*",
+    "(?:a{2}){2,3}", "a{2,}?", "(?:(?:a)*)*", "(?:a+|b+)*c", "[\\d-z]", "[a\\-z]", "[\\]]", "[\\[]", "[.]", "[$^]", "^*",
+    "$+", "\\b*", "(?i)Σ+", "(?-i)a", "(?i)(?-i:a)A", "(?sm)^.$", "x*y*z*", "(?:x|xy)(?:z|yz)", "é|e\u0301",
+    "\\x{1F525}+", "🔥+", "[🔥-🔧]", "(?i)ß", "(?i)ẞ", "(?i)ǆ", "(?i)ΐ", "(?i)ﬀ", "\\w+é", "(?i)[k-k]",
+]
+RE_EDGE_TEXTS = ["", "a", "ab", "abc", "aab\nb", "KkK\u212aſsS", "a\nb\n", "\n", "ǄǅǆĲ", "xyz yxz", "é e\u0301 🔥🔥🔦",
+                 "ßẞss ΐ ﬀ", "aaa bbb", "  ", "Σσς", "c"]
+
+
+def regexp_edge_cases() -> List[str]:
+    """Each edge pattern on each edge text, through match and reReplaceAll."""
+    repls = ["<$0>", "[$1|$2|$3]", "$$-", "${1}", ""]
+    return [f"{{{{ match {json.dumps(p, ensure_ascii=False)} {json.dumps(t, ensure_ascii=False)} }}}}|"
+            f"{{{{ reReplaceAll {json.dumps(p, ensure_ascii=False)} {json.dumps(repls[i % len(repls)])} "
+            f"{json.dumps(t, ensure_ascii=False)} }}}}"
+            for i, p in enumerate(RE_EDGE_PATTERNS) for t in RE_EDGE_TEXTS]

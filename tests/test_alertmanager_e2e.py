@@ -54,12 +54,12 @@ class Alertmanager(ProgramOnPort):
     poll_interval = 0.02
     tail_lines = 60
 
-    def __init__(self, binary: str, amtool: str, workdir: Path, receiver_url: str) -> None:
+    def __init__(self, binary: str, amtool: str, workdir: Path, receiver_url: str, config: str = "") -> None:
         super().__init__("Alertmanager", workdir, "/-/ready")
         self.binary = binary
         self.amtool = amtool
         self.config = workdir / "alertmanager.yml"
-        self.config.write_text(CONFIG.format(url=json.dumps(receiver_url)))
+        self.config.write_text(config or CONFIG.format(url=json.dumps(receiver_url)))
 
     def arguments(self, attempt: int) -> List[str]:
         return [
@@ -160,10 +160,11 @@ def start_alertmanager(programs, tmp_path) -> Iterator[Callable[[str], Alertmana
     """Start a real Alertmanager notifying the given rcwebhook base URL; always stopped afterwards."""
     started: List[Alertmanager] = []
 
-    def start(daemon_url: str) -> Alertmanager:
+    def start(daemon_url: str, config: str = "") -> Alertmanager:
         workdir = tmp_path / f"alertmanager-{len(started)}"
         workdir.mkdir()
-        manager = Alertmanager(programs["alertmanager"], programs["amtool"], workdir, f"{daemon_url}/webhook")
+        manager = Alertmanager(programs["alertmanager"], programs["amtool"], workdir, f"{daemon_url}/webhook",
+                               config)
         started.append(manager)
         manager.start()
         return manager
@@ -652,3 +653,41 @@ def test_group_that_grows_during_a_long_outage_posts_each_alert_once(rocketchat,
 
     assert posted_alerts(rocketchat, "critical") == Counter({("DiskFull", "firing"): 1, ("DiskSlow", "firing"): 1}), (
         explain())
+
+
+# --- examples/alertmanager.yml, as an operator copies it ----------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "alertmanager.yml"
+
+
+def example_config(daemon_url: str, uncomment_auth: bool = False) -> str:
+    """Return examples/alertmanager.yml with only what this test must change: rcwebhook's port (8093
+    may be taken here) and group_wait (30 s, which only slows the test); the auth block uncommented
+    on request, as its comment says to do."""
+    text = EXAMPLE.read_text()
+    assert "url: http://127.0.0.1:8093/webhook" in text and "group_wait: 30s" in text
+    text = text.replace("http://127.0.0.1:8093", daemon_url).replace("group_wait: 30s", "group_wait: 1s")
+    if uncomment_auth:
+        text = re.sub(r"^(\s*)#(http_config:|  authorization:|    type: Bearer|    credentials_file: .*)$",
+                      r"\1\2", text, flags=re.M)
+    return text
+
+
+def test_the_example_configuration_delivers_as_copied(rocketchat, hooks, start_daemon, start_alertmanager, logs):
+    manager = start_alertmanager("", example_config(start_daemon(**daemon_settings(hooks)).url))
+    manager.add(DISK_FULL)
+    wait_for_message(rocketchat, "critical", firing_with("DiskFull"), "firing DiskFull", manager)
+    assert_alertmanager_delivered(manager, logs)
+
+
+def test_the_example_authentication_step_delivers_with_the_api_key(rocketchat, hooks, start_daemon,
+                                                                   start_alertmanager, logs, tmp_path):
+    key_file = tmp_path / "rcwebhook-api-key"
+    key_file.write_text("s3cret-key-of-the-example\n")
+    daemon = start_daemon(**daemon_settings(hooks, API_KEY="s3cret-key-of-the-example"))
+    config = example_config(daemon.url, uncomment_auth=True)
+    assert "\n        http_config:\n          authorization:\n" in config, config
+    manager = start_alertmanager("", config.replace("/etc/prometheus/rcwebhook-api-key", str(key_file)))
+    manager.add(DISK_FULL)
+    wait_for_message(rocketchat, "critical", firing_with("DiskFull"), "firing DiskFull", manager)
+    assert_alertmanager_delivered(manager, logs)

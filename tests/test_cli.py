@@ -95,11 +95,19 @@ def test_timezone_is_checked_and_shown(tmp_path):
 
 
 def test_check_config_shows_unknown_key_warnings(tmp_path):
-    path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOK_INFO=x\n")
+    path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_URL=x\n")
     result = run("--check-config", "--config", str(path))
     assert result.returncode == 0
-    assert (f"rcwebhook: warning: {path}:2: unknown key ROCKETCHAT_WEBHOK_INFO, "
-            "did you mean ROCKETCHAT_WEBHOOK_INFO?") in result.stderr
+    assert f"rcwebhook: warning: {path}:2: unknown key ROCKETCHAT_URL, did you mean ROCKETCHAT_USERNAME?" \
+        in result.stderr
+
+
+def test_check_config_refuses_a_misspelt_webhook_key_naming_the_right_one(tmp_path):
+    path = write_config(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOK_INFO=x\n")
+    result = run("--check-config", "--config", str(path))
+    assert result.returncode == 78
+    assert (f"rcwebhook: error: {path}:2: unknown key ROCKETCHAT_WEBHOK_INFO, "
+            "did you mean ROCKETCHAT_WEBHOOK_INFO? (a near-miss of a known key is an error: fix its spelling, or remove it)") in result.stderr.splitlines()
 
 
 def test_config_error_at_start_exits_78_with_the_same_messages(tmp_path):
@@ -225,8 +233,8 @@ def test_did_you_mean_hints_are_shown_alongside_errors(tmp_path):
     path = write_config(tmp_path, "ROCKETCHAT_WEBHOK_WARNING=x\nPORT=http\n")
     result = run("--check-config", "--config", str(path))
     assert result.returncode == 78
-    assert (f"rcwebhook: warning: {path}:1: unknown key ROCKETCHAT_WEBHOK_WARNING, "
-            "did you mean ROCKETCHAT_WEBHOOK_WARNING?") in result.stderr.splitlines()
+    assert (f"rcwebhook: error: {path}:1: unknown key ROCKETCHAT_WEBHOK_WARNING, "
+            "did you mean ROCKETCHAT_WEBHOOK_WARNING? (a near-miss of a known key is an error: fix its spelling, or remove it)") in result.stderr.splitlines()
     assert f"rcwebhook: error: {path}:2: PORT='http' is not a whole number" in result.stderr.splitlines()
 
 
@@ -278,3 +286,18 @@ def test_under_journald_a_config_error_at_start_has_priority_err(tmp_path):
     assert lines[0].startswith("<3>rcwebhook: error: ")
     assert "no Rocket.Chat webhook URL is set: set ROCKETCHAT_WEBHOOK_WARNING" in lines[0]
     assert all(line.startswith("<3>") for line in lines), lines
+
+
+def test_template_render_help_prints_the_flags_and_exits_0():
+    for words in (("template", "render", "--help"), ("template", "render", "-h"), ("template", "--help"),
+                  ("template", "render", "--template.glob=x.tmpl", "--help")):
+        result = run(*words)
+        assert (result.returncode, result.stderr) == (0, ""), words
+        for flag in ("--template.glob", "--template.text", "--template.data", "RCWEBHOOK_TEMPLATE_COMPAT"):
+            assert flag in result.stdout, (words, flag)
+
+
+def test_main_help_names_the_template_render_subcommand():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "rcwebhook template render --template.glob=GLOB... --template.text=TEXT" in result.stdout

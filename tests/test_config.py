@@ -106,13 +106,14 @@ def test_port_that_is_not_a_number(tmp_path):
     assert f"{path}:1: PORT='http' is not a whole number" in problems(path)
 
 
-def test_unknown_key_warns_with_the_closest_known_key(tmp_path):
+def test_a_misspelt_key_is_an_error_with_the_key_it_misses_and_an_unrelated_one_a_warning(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_CRITCAL={HOOK}\nROCKETCHAT_WEBHOOK_WARNING={HOOK}\nFOO=1\n")
-    _, warnings = config.load(path, {})
-    assert warnings[0] == (
-        f"{path}:1: unknown key ROCKETCHAT_WEBHOOK_CRITCAL, did you mean ROCKETCHAT_WEBHOOK_CRITICAL?"
-    )
-    assert warnings[1] == f"{path}:3: unknown key FOO (ignored)"
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, {})
+    assert caught.value.problems == [
+        f"{path}:1: unknown key ROCKETCHAT_WEBHOOK_CRITCAL, did you mean ROCKETCHAT_WEBHOOK_CRITICAL? (a near-miss of a known key is an error: fix its spelling, or remove it)"
+    ]
+    assert caught.value.warnings == [f"{path}:3: unknown key FOO (ignored)"]
 
 
 def test_key_set_twice_warns_and_the_last_wins(tmp_path):
@@ -216,7 +217,7 @@ def test_every_problem_and_warning_names_the_file_and_where_possible_the_line(tm
     messages = caught.value.problems + caught.value.warnings
     assert f"{path}:1: PORT='http' is not a whole number" in messages
     assert f"{path}:5: DELIVERY_TIMEOUT='-1' is out of range (0.1 to 300 seconds)" in messages
-    assert f"{path}:2: unknown key PORTT, did you mean PORT?" in messages
+    assert f"{path}:2: unknown key PORTT, did you mean PORT? (a near-miss of a known key is an error: fix its spelling, or remove it)" in messages
     assert any(m.startswith(f"{path}:3: HOST=0.0.0.0 lets other hosts reach rcwebhook") for m in messages)
     assert any(m.startswith(f"{path} (overridden by the environment's LOG_LEVEL): LOG_LEVEL='loud'")
                for m in messages)
@@ -264,3 +265,58 @@ def test_timezone_defaults_to_utc_which_needs_no_zone_database(tmp_path):
     assert str(settings.timezone) == "UTC" and settings.timezone.utcoffset(None).total_seconds() == 0
     settings, _ = config.load(write(tmp_path, "DRY_RUN=true\nTIMEZONE=America/New_York\n"), {})
     assert str(settings.timezone) == "America/New_York"
+
+
+# --- a near-miss of a known key is an error; other unknown keys stay warnings ---------------------
+
+NEAR_MISS = " (a near-miss of a known key is an error: fix its spelling, or remove it)"
+
+
+@pytest.mark.parametrize("written, meant", [
+    ("ROCKETCHAT_WEBHOOK_CRITCAL", "ROCKETCHAT_WEBHOOK_CRITICAL"),
+    ("ROCKETCHAT_WEBHOOK_CRTICAL", "ROCKETCHAT_WEBHOOK_CRITICAL"),  # two letters swapped
+    ("ROCKETCHAT_WEBHOK_WARNNG", "ROCKETCHAT_WEBHOOK_WARNING"),  # two letters missing, in a long key
+    ("WEB_ROCKETCHAT_WEBHOK_WARNING", "WEB_ROCKETCHAT_WEBHOOK_WARNING"),  # a hook set's, RECEIVERS naming it or not
+    ("MENTION_CRITCAL", "MENTION_CRITICAL"),
+    ("DELIVERY_TIMOUT", "DELIVERY_TIMEOUT"),
+    ("TEMPLATE_FILE", "TEMPLATE_FILES"),
+    ("THREAD", "THREADS"),
+    ("PORTT", "PORT"),
+    ("port", "PORT"),
+])
+def test_a_misspelt_key_in_the_env_file_is_an_error_naming_the_key_meant(tmp_path, written, meant):
+    path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n{written}=1\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, {})
+    assert caught.value.problems == [f"{path}:2: unknown key {written}, did you mean {meant}?{NEAR_MISS}"]
+
+
+@pytest.mark.parametrize("key", ["PATH", "HOME", "LANG", "TZ", "PYTHONPATH", "ALL_PROXY", "SSL_CERT_FILE",
+                                 "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "HOSTNAME", "ROCKETCHAT_URL", "WEBHOOK_URL",
+                                 "TIMEOUT", "LOG_FORMAT", "API_TOKEN"])
+def test_an_unrelated_key_in_the_env_file_stays_a_warning(tmp_path, key):
+    path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n{key}=1\n")
+    _, warnings = config.load(path, {})
+    assert [w for w in warnings if key in w] and all("unknown key" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("key", ["FLASK_APP", "FLASK_DEBUG", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY"])
+def test_the_old_scripts_keys_stay_warnings_saying_rcwebhook_has_no_use_for_them(tmp_path, key):
+    path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n{key}=1\n")
+    _, warnings = config.load(path, {})
+    assert warnings == [f"{path}:2: {key} is a key of the Flask script rcwebhook replaces; rcwebhook has no use "
+                        "for it (ignored)"]
+
+
+def test_a_misspelt_rcwebhook_variable_of_the_environment_is_an_error_and_other_variables_are_not_judged(tmp_path):
+    path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n")
+    environ = {"PATH": "/usr/bin", "HOSTS": "x", "PORTT": "1", "HOME": "/root", "RCWEBHOOK_AMTOOL_028": "/x",
+               "DB_ROCKETCHAT_WEBHOOK_CRITICAL": HOOK, "ROCKETCHAT_WEBHOOK_CRITCAL": HOOK}
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, environ)
+    assert caught.value.problems == [
+        "the environment's ROCKETCHAT_WEBHOOK_CRITCAL is unknown, did you mean ROCKETCHAT_WEBHOOK_CRITICAL? (a "
+        "near-miss of a known key is an error: fix its spelling, or unset it)"]
+    del environ["ROCKETCHAT_WEBHOOK_CRITCAL"]
+    settings, warnings = config.load(path, environ)
+    assert warnings == [] and settings.port == 8093

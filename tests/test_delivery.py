@@ -104,14 +104,6 @@ def test_refusal_is_not_retried_and_answered_502_with_its_text(start_daemon, roc
     assert "Rocket.Chat refused the post for route critical: 400 Invalid href value provided" in error
 
 
-def test_impersonation_refusal_tells_the_operator_what_to_unset(start_daemon, rocketchat, hooks, logs):
-    daemon = start_daemon(ROCKETCHAT_USERNAME="Alertmanager", **hooks)
-    status, _, body = daemon.post_json(one_alert())
-    assert status == 502
-    assert body["routes"]["critical"]["error"] == "error-user-lacks-message-impersonate-permission"
-    assert "unset ROCKETCHAT_USERNAME and ROCKETCHAT_ICON_EMOJI" in logs.lines(logging.ERROR)[0]
-
-
 def test_disabled_integration_is_retried_then_503(start_daemon, rocketchat, hooks):
     daemon = start_daemon(DELIVERY_DEADLINE="1", **hooks)
     rocketchat.disable("critical")

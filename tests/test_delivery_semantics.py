@@ -7,9 +7,11 @@ core before the alert-state rewrite (683586b). Waits are conditions with deadlin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import urllib.request
@@ -93,7 +95,8 @@ def idle(daemon) -> bool:
     """Return whether no post of the daemon is on its way to Rocket.Chat (always true on a model that
     does not say)."""
     couriers = getattr(daemon.server.deliverer, "_couriers", {})
-    return all(not getattr(c, "sending_since", 0.0) for c in list(couriers.values()))
+    return all(not getattr(c, "sending_since", 0.0) and not getattr(c, "rendering_since", 0.0)
+               for c in list(couriers.values()))
 
 
 def metrics(daemon) -> Dict[str, float]:
@@ -411,6 +414,15 @@ def test_pacing_survives_kill_9_with_state_dir(tmp_path, processes):  # noqa: F8
         first = processes(tmp_path, config)
         assert first.post(alert("One", group="one")) == 200
         assert first.post(alert("Two", group="two")) == 200
+
+        def recorded() -> int:  # the state is written just after the answer, off its path
+            with contextlib.closing(sqlite3.connect(str(state / "state.sqlite3"), timeout=5)) as db:
+                return db.execute("SELECT count(*) FROM hook_post").fetchone()[0]
+
+        deadline = time.monotonic() + 10
+        while recorded() < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert recorded() == 2
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(5)
         second = processes(tmp_path, config)

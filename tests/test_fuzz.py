@@ -14,7 +14,7 @@ RCWEBHOOK_FUZZ_SEED changes the seed, RCWEBHOOK_FUZZ_CASES the number of cases t
 share (10,000 by default, plus a few fixed ones each). Every failure names the seed, the test
 and the index of the case, with its input.
 
-The expected answer of a body is computed here from README's rules, not by rcwebhook's parser:
+The expected answer of a body is computed here from the rules of docs/security.md, not by rcwebhook's parser:
 strict JSON (UTF-8, no NaN, nesting up to 32 levels), an object with an `alerts` list, each alert
 an object, statuses "firing"/"resolved", string fields and string-valued label maps; where the
 rules leave it open (a byte order mark, a lone surrogate, an infinite number), 400 is allowed too.
@@ -66,7 +66,7 @@ STALL_TIMEOUT = "2"  # REQUEST_TIMEOUT of the HTTP test, so the stalled clients 
 OK = frozenset({200})
 BAD = frozenset({400})
 EITHER = frozenset({200, 400})
-TOO_DENSE = frozenset({413})  # README, "On an untrusted network": what no Alertmanager sends
+TOO_DENSE = frozenset({413})  # docs/security.md, "Hostile requests": what no Alertmanager sends
 # The standard answers to an unknown method and to HTTP/2+ on an HTTP/1.1 server: not a fault.
 PROTOCOL_5XX = frozenset({501, 505})
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -109,7 +109,7 @@ class Case:
         return f"<{self.test}#{self.index} {self.category} {self.note} {shown}>"
 
 
-# --- the expected answer, from README's rules -------------------------------------------------
+# --- the expected answer, from the rules of docs/security.md -------------------------------------------------
 
 class _Constant(ValueError):
     pass
@@ -120,8 +120,8 @@ def _no_constant(name: str) -> Any:
 
 
 def spec_answer(body: bytes) -> Tuple[FrozenSet[int], Optional[int]]:
-    """Return the statuses README allows for POSTing `body` to /webhook, and its alert count when valid."""
-    # README: a body denser than Alertmanager ever sends is refused 413 (one JSON value per 12 bytes,
+    """Return the statuses docs/security.md allows for POSTing `body` to /webhook, and its alert count when valid."""
+    # docs/security.md: a body denser than Alertmanager ever sends is refused 413 (one JSON value per 12 bytes,
     # one alert per 160 bytes, beyond the first 10,000 and 1,000; 1,000 labels or annotations per alert).
     if body.count(b",") + body.count(b"{") + body.count(b"[") > 10000 + len(body) // 12:
         return TOO_DENSE, None
@@ -207,7 +207,7 @@ def _valid_notification(data: Any) -> bool:
 
 
 def _open_questions(data: Dict[str, Any]) -> bool:
-    """Return whether README's rules leave refusing `data` open: null or infinite truncatedAlerts, lone surrogates."""
+    """Return whether the rules of docs/security.md leave refusing `data` open: null or infinite truncatedAlerts, lone surrogates."""
     truncated = data.get("truncatedAlerts", 0)
     if truncated is None or (isinstance(truncated, float) and math.isinf(truncated)):
         return True
@@ -858,7 +858,7 @@ def http_chunked(rng: random.Random) -> Case:
         data = post(chunked, extra, length=str(len(body)).encode())
     else:
         data = post(chunked, extra, send_length=False)
-    # README: chunked alone is refused with 411 (send Content-Length); any other coding, or a list of
+    # docs/security.md: chunked alone is refused with 411 (send Content-Length); any other coding, or a list of
     # them, leaves the body's end unknown: 400, and the connection closed.
     expect = frozenset({411}) if encoding.lower() == b"chunked" else frozenset({400})
     return raw_case("http/chunked", Raw(data, (expect,)), f"{encoding!r} with length={with_length}")

@@ -288,3 +288,20 @@ def test_template_render_puts_local_times_in_amtools_zone(tmp_path: Path, enviro
     assert cli.main(["template", "render", f"--template.text={text}", f"--template.data={data}"],
                     environ=environ, stdout=out, stderr=err) == 0, err.getvalue()
     assert out.getvalue() == shown
+
+
+def test_humanize_duration_of_a_long_label_value_fails_at_once(tmp_path: Path) -> None:
+    """A 60,000-digit value is refused as Go refuses it (its check backtracked quadratically: minutes)."""
+    import subprocess
+    import sys
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({"commonLabels": {"x": "1" * 60_000 + "x"}}), encoding="utf-8")
+    glob = tmp_path / "empty.tmpl"
+    glob.write_text("", encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "rcwebhook.py"), "template",
+                           "render", f"--template.glob={glob}", "--template.text={{ humanizeDuration .CommonLabels.x }}",
+                           f"--template.data={data}"], capture_output=True, text=True, timeout=30,
+                          env={"RCWEBHOOK_TEMPLATE_COMPAT": "0.28", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1
+    assert "error calling humanizeDuration: strconv.ParseFloat: parsing \"111" in proc.stderr
+    assert proc.stderr.rstrip().endswith('1x": invalid syntax')

@@ -262,6 +262,46 @@ def test_rcwebhook_renders_as_amtool_does(amtools: List[Tuple[str, str]], tmp_pa
     assert not failures, summary + "\n" + "\n".join(failures)
 
 
+REGEXP_CASES = int(os.environ.get("GOTEMPLATE_DIFF_REGEXP_CASES", "3000"))  # per amtool version
+
+
+def test_regular_expressions_run_as_amtools_do(amtools: List[Tuple[str, str]], tmp_path: Path) -> None:
+    """match and reReplaceAll on seeded patterns, replacements and texts (classes, anchors, alternation,
+    counted and lazy repetition, Unicode classes, case folding, named groups, $-expansion) render as
+    in amtool, all in one run; each pattern Go refuses fails in both with Go's very message."""
+    report, failures = [], []
+    for version, amtool in amtools:
+        rng = random.Random(f"{SEED}-regexp-{version}")
+        workdir = tmp_path / version
+        workdir.mkdir()
+        data = workdir / "data.json"
+        data.write_text(json.dumps(gen.data_set(rng)), encoding="utf-8")
+        runner = Runner(version, amtool, workdir)
+        tally = Tally()
+        cases = [(f"re_{i}", gen.regexp_case(rng, version)) for i in range(REGEXP_CASES)]
+        cases += [(f"re_edge_{i}", body) for i, body in enumerate(gen.regexp_edge_cases())]
+        for at in range(0, len(cases), 2000):  # a command line argument holds 128 KiB at most
+            _check_defined(runner, tally, cases[at:at + 2000], data)
+        invalid = gen.INVALID_PATTERNS + (gen.INVALID_PATTERNS_025 if version == "0.25" else [])
+        texts = [f"{{{{ match {json.dumps(p)} \"xa\" }}}}" if i % 2 else f"{{{{ reReplaceAll {json.dumps(p)} \"y\" \"xa\" }}}}"
+                 for i, p in enumerate(invalid)]
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = list(pool.map(lambda text: runner.run({"helpers.tmpl": ""}, text, data), texts))
+        same = 0
+        for text, (theirs, ours) in zip(texts, results):
+            tally.record(text, theirs, ours, data)
+            if theirs.rc and ours.rc and theirs.message("amtool: error: ") != ours.message("rcwebhook: error: "):
+                tally.mismatches += 1
+                tally.examples.append(f"{text}: amtool {theirs.err.strip()!r}, rcwebhook {ours.err.strip()!r}")
+            same += theirs.rc != 0
+        report.append(f"amtool {version}: {len(cases)} regular expression cases, {same} of {len(texts)} refused "
+                      f"patterns refused by amtool, {tally.mismatches} mismatches, {runner.calls} amtool runs")
+        if tally.mismatches or same != len(texts):
+            failures.append(f"amtool {version}:\n" + "\n".join(tally.examples))
+    print("\n" + "\n".join(report))
+    assert not failures, "\n".join(report + failures)
+
+
 def test_the_command_line_is_the_same_program(amtools: List[Tuple[str, str]], tmp_path: Path) -> None:
     """rcwebhook.py run as a process gives what the in-process runs above give (a few cases)."""
     import sys
@@ -280,3 +320,40 @@ def test_the_command_line_is_the_same_program(amtools: List[Tuple[str, str]], tm
         if theirs.returncode:
             assert ours.stderr.decode().replace("rcwebhook: error: ", "").strip() == \
                 theirs.stderr.decode().replace("amtool: error: ", "").strip()
+
+
+_TIMES = re.compile(r"time\.Date\([^)]*\)|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} \S+( m=[+-][\d.]+)?")
+
+
+def test_without_template_data_each_version_renders_its_own_sample_data(amtools: List[Tuple[str, str]],
+                                                                        tmp_path: Path) -> None:
+    """amtool's data when --template.data is not given: byte for byte but for the times, which are now in both
+    (0.25's alerts are `alertstatus`; 0.28's one firing and one resolved)."""
+    import sys
+    glob = tmp_path / "empty.tmpl"
+    glob.write_text("", encoding="utf-8")
+    text = ('{{ printf "%#v" . }}|{{ len .Alerts.Firing }} firing, {{ len .Alerts.Resolved }} resolved|'
+            '{{ range .Alerts }}{{ (.EndsAt.Sub .StartsAt).Minutes | printf "%.0f" }} {{ end }}')
+    argv = ["template", "render", f"--template.glob={glob}", f"--template.text={text}"]
+    for version, amtool in amtools:
+        theirs = subprocess.run([amtool] + argv, capture_output=True, text=True, timeout=60,
+                                env=dict(os.environ, HOME=str(tmp_path)))
+        ours = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py")] + argv, capture_output=True, text=True,
+                              timeout=60, env=dict(os.environ, RCWEBHOOK_TEMPLATE_COMPAT=version))
+        assert theirs.returncode == ours.returncode == 0, (theirs.stderr, ours.stderr)
+        assert _TIMES.sub("T", ours.stdout) == _TIMES.sub("T", theirs.stdout), version
+        assert ("1 firing, 1 resolved" if version != "0.25" else "0 firing, 0 resolved") in ours.stdout
+        assert ours.stdout.endswith("|5 10 ")
+
+
+def test_a_parse_error_at_the_end_of_a_file_reads_as_amtools(amtools: List[Tuple[str, str]], tmp_path: Path) -> None:
+    """The configuration check tells a template file's parse error with amtool's very message."""
+    from rcwebhook import config
+    bad = tmp_path / "b1.tmpl"
+    bad.write_text('{{ define "x" }}\nhello\n{{ if .Status }}\nyes\n', encoding="utf-8")
+    errors: list = []
+    config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "x"}, errors, [])
+    for version, amtool in amtools:
+        theirs = subprocess.run([amtool, "template", "render", f"--template.glob={bad}", "--template.text=x"],
+                                capture_output=True, text=True, timeout=60, env=dict(os.environ, HOME=str(tmp_path)))
+        assert errors == [f"TEMPLATE_FILES: {bad}: " + theirs.stderr.strip().replace("amtool: error: ", "")], version

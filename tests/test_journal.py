@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import http.client
 import os
 import socket
 import struct
 import threading
 import time
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
 from rcwebhook import logs
 from tests.conftest import load_example
+
+STALLED_NOTICE = "were dropped while the journal was not accepting them"
 
 
 def parse_entry(data: bytes) -> Dict[str, List[str]]:
@@ -40,11 +43,13 @@ def parse_entry(data: bytes) -> Dict[str, List[str]]:
 class Journal:
     """A datagram socket standing for journald's, collecting the entries sent to it."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, sock: Optional[socket.socket] = None) -> None:
         self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        if sock is None:  # else a bound socket that was not read so far
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(path)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.sock = sock
         self.entries: List[Dict[str, List[str]]] = []
         self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -193,10 +198,24 @@ def test_a_client_value_is_escaped_in_message_as_on_stderr(journal_logging, jour
 
 
 def test_an_entry_too_large_for_a_datagram_goes_in_a_memfd(journal_logging, journal):
-    big = "x" * (2 * 1024 * 1024)
-    journal_logging.warning("large %s", big, extra=logs.fields("given-up", route="info"))
+    [handler] = [h for h in journal_logging.handlers if isinstance(h, logs.JournalHandler)]
+    handler.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # a host whose datagrams are small
+    big = "x" * 60000  # a dry run's rendered message, which is logged whole
+    journal_logging.warning("large %s", logs.Whole(big), extra=logs.fields("given-up", route="info"))
     entry = journal.wait_for("of the large line", lambda e: e.get("RCWEBHOOK_EVENT") == ["given-up"])
     assert one(entry, "MESSAGE") == "large " + big and one(entry, "RCWEBHOOK_ROUTE") == "info"
+
+
+def test_client_values_are_cut_in_message_and_fields(journal_logging, journal):
+    big = "<" * (2 * 1024 * 1024)
+    journal_logging.info("Notification received: groupKey=%s", big,
+                         extra=logs.fields("received", group_key=big, route=["critical"], alerts="a" * 5000))
+    entry = journal.wait_for("of the line", lambda e: e.get("RCWEBHOOK_EVENT") == ["received"])
+    message = one(entry, "MESSAGE")
+    assert message == f"Notification received: groupKey={'<' * logs.VALUE_LIMIT}\u2026 (2097152 characters)"
+    assert one(entry, "RCWEBHOOK_GROUP_KEY") == f"{'<' * logs.VALUE_LIMIT}\u2026 (2097152 characters)"
+    assert one(entry, "RCWEBHOOK_ALERTS") == f"{'a' * logs.VALUE_LIMIT}\u2026 (5000 characters)"
+    assert one(entry, "RCWEBHOOK_ROUTE") == "critical"
 
 
 def test_stderr_when_the_socket_is_missing_or_refuses(tmp_path):
@@ -228,3 +247,151 @@ def test_message_ids_are_fixed_128_bit_ids_one_per_kind():
     assert set(ids) >= {"delivered", "refused", "retrying", "rate-limited", "reload", "given-up"}
     assert len(set(ids.values())) == len(ids)
     assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids.values())
+
+
+def full_pipe() -> Tuple[int, int]:
+    """Return a pipe (read end, write end) whose buffer is full: the next write to it blocks."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        while True:
+            os.write(write_end, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    os.set_blocking(write_end, True)
+    return read_end, write_end
+
+
+def stalled_journal(path: str) -> socket.socket:
+    """Return a datagram socket bound at `path` whose queue is full: journald not reading."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+        filler.setblocking(False)
+        try:
+            while True:
+                filler.sendto(b"MESSAGE=filler\n", path)
+        except BlockingIOError:
+            pass
+    return sock
+
+
+def drain(fd: int) -> threading.Thread:
+    """Read `fd` until it is closed, in a thread."""
+    def read() -> None:
+        try:
+            while os.read(fd, 65536):
+                pass
+        except OSError:
+            pass
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def dropped(daemon, destination: str) -> float:
+    """Return rcwebhook_log_entries_dropped_total of `destination`, as /metrics shows it."""
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    prefix = f'rcwebhook_log_entries_dropped_total{{destination="{destination}"}} '
+    return float(next((line[len(prefix):] for line in body.splitlines() if line.startswith(prefix)), "0"))
+
+
+@pytest.fixture
+def restore_logger():
+    logger = logging.getLogger("rcwebhook")
+    saved = (list(logger.handlers), logger.level)
+    yield logger
+    for handler in list(logger.handlers):
+        if handler not in saved[0]:
+            logger.removeHandler(handler)
+            handler.close()
+    for handler in saved[0]:
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
+    logger.setLevel(saved[1])
+
+
+def fired(i: int) -> Dict:
+    payload = load_example()
+    for alert in payload["alerts"]:
+        alert["startsAt"] = f"2030-01-01T00:{i:02d}:00Z"
+    return payload
+
+
+def test_a_stalled_journal_holds_up_no_answer_and_the_loss_is_counted_and_told(tmp_path, restore_logger,
+                                                                               start_daemon, rocketchat):
+    path = str(tmp_path / "journal-socket")
+    sock = stalled_journal(path)
+    read_end, write_end = full_pipe()  # stderr, the journal's stream under systemd: as stalled
+    stream = open(write_end, "w")
+    status = os.fstat(write_end)
+    environ = {"JOURNAL_STREAM": f"{status.st_dev}:{status.st_ino}"}
+    try:
+        logs.install(logs.build_handlers(stream=stream, environ=environ, journal_socket=path), "INFO")
+        hook = rocketchat.add_hook("critical")
+        daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook,
+                              ROCKETCHAT_RATE_LIMIT="0", DELIVERY_DEADLINE="5")
+        before = dropped(daemon, "journal")
+        took = []
+        for i in range(20):
+            started = time.monotonic()
+            assert daemon.post_json(fired(i), timeout=6)[0] == 200, i
+            took.append(time.monotonic() - started)
+        assert max(took) < 5, took
+        assert len(rocketchat.messages("critical")) >= 20
+        deadline = time.monotonic() + 10  # the writer waits JOURNAL_PATIENCE before it drops the first
+        while dropped(daemon, "journal") <= before:
+            assert time.monotonic() < deadline, "no entry counted as dropped"
+            logs.flush(0.1)
+
+        journal = Journal(path, sock)  # journald reads again: the next entry says how many were lost
+        deadline = time.monotonic() + 10
+        while not any(STALLED_NOTICE in (one(e, "MESSAGE") or "") for e in list(journal.entries)):
+            assert time.monotonic() < deadline, "no entry told of the entries dropped"
+            restore_logger.info("still logging")
+            logs.flush()
+        notice = journal.wait_for("telling of the loss", lambda e: STALLED_NOTICE in (one(e, "MESSAGE") or ""))
+        lost = int(one(notice, "MESSAGE").split()[0])
+        assert lost > 0 and one(notice, "PRIORITY") == "4"
+    finally:
+        drain(read_end)
+        sock.close()
+    logs.flush()
+    stream.close()
+    os.close(read_end)
+
+
+def test_a_stalled_stderr_holds_up_no_answer_and_is_written_when_it_drains(tmp_path, restore_logger, start_daemon,
+                                                                           rocketchat):
+    read_end, write_end = full_pipe()
+    stream = open(write_end, "w")
+    try:
+        logs.install(logs.build_handlers(stream=stream, environ={}), "INFO")
+        hook = rocketchat.add_hook("critical")
+        daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook,
+                              ROCKETCHAT_RATE_LIMIT="0", DELIVERY_DEADLINE="5")
+        for i in range(20):
+            started = time.monotonic()
+            assert daemon.post_json(fired(i), timeout=6)[0] == 200, i
+            assert time.monotonic() - started < 5
+    finally:
+        chunks: List[bytes] = []
+
+        def read() -> None:
+            while True:
+                chunk = os.read(read_end, 65536)
+                if not chunk:
+                    return
+                chunks.append(chunk)
+        threading.Thread(target=read, daemon=True).start()
+    # What the queue held is written once stderr drains.
+    deadline = time.monotonic() + 10
+    while b"".join(chunks).count(b"Alert sent successfully to Rocket.Chat: 200") < 20:
+        assert time.monotonic() < deadline, b"".join(chunks)[-3000:]
+        logs.flush(0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from rcwebhook.alertmanager import Alert
-from rcwebhook.ledger import FIRING, RESOLVED, Context, Item, Ledger, Ticket, observe
+from rcwebhook.ledger import FIRING, RESOLVED, Context, Item, Ledger, Ticket, observe, sender_tag
 
 T0 = 1_800_000_000.0  # a wall-clock moment, in epoch seconds
 
@@ -33,17 +33,31 @@ def post_everything(ledger: Ledger, now: float) -> None:
         ledger.accepted(entry, entry.known, now)
 
 
+PEER_A = sender_tag("10.0.0.1", "http://am-a:9093")
+PEER_B = sender_tag("10.0.0.1", "http://am-b:9093")
+
+
 def test_resolution_is_newer_than_its_firing_whatever_the_arrival_order():
     firing = observe(alert(), None, T0 + 10, 60)
     resolved = observe(alert("resolved", ends=T0 + 5), firing, T0 + 10, 60)
     assert resolved.order > firing.order
-    assert observe(alert(), resolved, T0 + 20, 60).order < resolved.order  # a late copy
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_B, (PEER_A,)).order < resolved.order  # a peer's late copy
+
+
+def test_firing_with_the_old_startsat_from_the_sender_of_the_resolution_is_a_refire():
+    resolved = observe(alert("resolved", ends=T0 + 5), None, T0 + 10, 60)
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_A, (PEER_A,), T0 + 10).order > resolved.order
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_B, (PEER_B, PEER_A), T0 + 10).order > resolved.order
+    # Sooner than an Alertmanager sends a group's next notification: its requests overtook one another.
+    assert observe(alert(), resolved, T0 + 11, 60, PEER_A, (PEER_A,), T0 + 10).order < resolved.order
+    # Who sent what is not known (a resolution restored after a restart): posting is preferred to silence.
+    assert observe(alert(), resolved, T0 + 20, 60, PEER_B, ()).order > resolved.order
 
 
 def test_firing_with_the_old_startsat_long_after_the_resolution_is_a_refire():
     resolved = observe(alert("resolved", ends=T0 + 5), None, T0 + 10, 60)
-    assert observe(alert(), resolved, T0 + 5 + 61, 60).order > resolved.order
-    assert observe(alert(), resolved, T0 + 5 + 59, 60).order < resolved.order
+    assert observe(alert(), resolved, T0 + 5 + 61, 60, PEER_B, (PEER_A,)).order > resolved.order
+    assert observe(alert(), resolved, T0 + 5 + 59, 60, PEER_B, (PEER_A,)).order < resolved.order
 
 
 def test_firing_since_a_later_startsat_is_a_new_occurrence():
@@ -124,3 +138,38 @@ def test_ledger_stays_bounded_and_keeps_what_is_owed():
     assert ("critical", "fp-A999") in ledger.entries
     waiting, _ = offer(ledger, alert("resolved", ends=T0 + 2000, name="A999"), T0 + 2000)
     assert ledger.owed_count() == 1 and ledger.entries[("critical", "fp-A999")].known.status == RESOLVED
+
+
+def test_the_record_of_posted_states_finds_the_newest_and_drops_the_oldest_beyond_its_bound(monkeypatch):
+    from rcwebhook import ledger
+
+    monkeypatch.setattr(ledger, "FRESH_LIMIT", 100)
+    monkeypatch.setattr(ledger, "RUN_LIMIT", 400)
+    posted = ledger.Posted(max_records=1000)
+    firing = ledger.State(FIRING, T0, 0.0, T0)
+    resolved = ledger.State(RESOLVED, T0, T0 + 5, T0 + 5)
+    for i in range(3000):
+        posted.add("critical", f"a{i}", firing, T0 + i)
+    for i in range(2900, 3000, 2):  # resolved later: the newer record wins over the one sealed before
+        posted.add("critical", f"a{i}", resolved, T0 + 5000, resolver=7)
+    posted.seal()
+    # Dropped a run at a time: between the bound less one run and the bound.
+    assert 600 <= len(posted) <= 1000 and posted.nbytes() <= 1000 * ledger.RECORD.size
+    assert posted.find("critical", "a0") is None  # the oldest went first
+    assert posted.find("critical", "a2901") == (firing, T0 + 2901, 0)
+    assert posted.find("critical", "a2900") == (resolved, T0 + 5000, 7)
+    assert posted.find("warning", "a2900") is None
+    again = ledger.Posted(max_records=1000)
+    again.restore(posted.runs)
+    assert again.find("critical", "a2900") == (resolved, T0 + 5000, 7)
+
+
+def test_a_huge_time_text_is_not_kept_in_the_cache_of_times():
+    from rcwebhook import ledger
+
+    ledger._cached_epoch.cache_clear()
+    for i in range(20):
+        observe(alert(starts=T0), None, T0, 60)
+        huge = alert()._replace(starts_at=f"{i}" + "9" * 1_000_000)
+        assert observe(huge, None, T0, 60).starts == 0.0
+    assert ledger._cached_epoch.cache_info().currsize == 1

@@ -31,6 +31,7 @@ def test_log_file_rotates_at_max_bytes_keeping_backup_count(tmp_path, restore_lo
     logs.configure("INFO", str(path), max_bytes=1000, backup_count=2, stream=io.StringIO(), environ={})
     for i in range(100):
         restore_logger.info("line %03d %s", i, "x" * 50)
+    logs.flush()
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["rcwebhook.log", "rcwebhook.log.1", "rcwebhook.log.2"]
     assert all(p.stat().st_size <= 1000 for p in tmp_path.iterdir())
@@ -42,6 +43,7 @@ def test_secrets_are_masked_in_every_handler(tmp_path, restore_logger):
     path = tmp_path / "rcwebhook.log"
     logs.configure("DEBUG", str(path), 0, 0, secrets=["S3CR3T"], stream=stream, environ={})
     restore_logger.error("failed posting to https://h/hooks/id/S3CR3T: boom")
+    logs.flush()
     for text in (stream.getvalue(), path.read_text()):
         assert "S3CR3T" not in text
         assert "https://h/hooks/id/***: boom" in text
@@ -56,6 +58,7 @@ def test_journal_format_only_when_stderr_is_the_journal_stream(tmp_path, restore
         restore_logger.error("two\nlines")
         restore_logger.warning("warned")
         restore_logger.debug("hidden")
+        logs.flush()
     assert (tmp_path / "err").read_text() == "<3>two\n<3>lines\n<4>warned\n"
 
 
@@ -63,6 +66,7 @@ def test_inherited_journal_stream_of_another_file_is_ignored(tmp_path, restore_l
     stream = io.StringIO()
     logs.configure("INFO", stream=stream, environ={"JOURNAL_STREAM": "8:12345"})
     restore_logger.info("hello")
+    logs.flush()
     assert not stream.getvalue().startswith("<")
     assert "INFO hello" in stream.getvalue()
 
@@ -72,6 +76,7 @@ def test_configure_twice_replaces_handlers(restore_logger):
     logs.configure("INFO", stream=first, environ={})
     logs.configure("INFO", stream=second, environ={})
     restore_logger.info("once")
+    logs.flush()
     assert first.getvalue() == "" and "once" in second.getvalue()
 
 
@@ -89,6 +94,7 @@ def test_client_values_cannot_forge_a_log_line(restore_logger, start_daemon, sep
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:  # the access log
         sock.sendall(f"GET /x{separator}{FORGED} HTTP/1.1\r\nHost: x\r\n\r\n".encode("utf-8"))
         assert sock.recv(65536).startswith(b"HTTP/1.1 4")
+    logs.flush()
     lines = stream.getvalue().splitlines()
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) ", line) for line in lines), lines
     assert any("groupKey=g" in line and FORGED in line for line in lines)  # escaped, on its own line
@@ -133,3 +139,99 @@ def test_a_request_that_times_out_is_logged_at_debug_not_info():
         server.server_close()
         logger.removeHandler(capture)
         logger.setLevel(saved_level)
+
+
+def test_a_notification_with_a_1_mb_group_key_makes_log_lines_of_under_2_kb(restore_logger, start_daemon,
+                                                                             rocketchat):
+    stream = io.StringIO()
+    logs.configure("DEBUG", stream=stream, environ={})
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook, ROCKETCHAT_RATE_LIMIT="0")
+    payload = {"groupKey": "{}:" + "k" * 1024 * 1024, "receiver": "r" * 1024 * 1024, "status": "firing",
+               "alerts": [{"labels": {"alertname": "A" * 100_000, "severity": "critical"}, "status": "firing",
+                           "startsAt": "2030-01-01T00:00:00Z"}]}
+    assert daemon.post_json(payload)[0] == 200
+    logs.flush()
+    lines = stream.getvalue().splitlines()
+    assert any("Notification received" in line for line in lines), lines
+    assert any("Alert sent successfully to Rocket.Chat: 200" in line for line in lines), lines
+    assert max(map(len, lines)) < 2048, [line[:300] for line in lines if len(line) >= 2048]
+    assert "(1048579 characters)" in stream.getvalue()  # the groupKey's full length, where it is cut
+
+
+def test_a_stalled_log_file_holds_up_no_answer(tmp_path, restore_logger, start_daemon, rocketchat):
+    """LOG_FILE on a disk that stopped taking writes: a FIFO whose buffer is full and that nobody reads."""
+    import time
+
+    path = tmp_path / "rcwebhook.log"
+    os.mkfifo(path)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    filler = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(filler, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    try:
+        logs.configure("INFO", str(path), stream=io.StringIO(), environ={})
+        hook = rocketchat.add_hook("critical")
+        daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook,
+                              ROCKETCHAT_RATE_LIMIT="0", DELIVERY_DEADLINE="5")
+        for i in range(20):
+            payload = {"groupKey": f"g{i}", "status": "firing", "receiver": "r",
+                       "alerts": [{"labels": {"alertname": f"A{i}", "severity": "critical"}, "status": "firing"}]}
+            started = time.monotonic()
+            assert daemon.post_json(payload, timeout=6)[0] == 200, i
+            assert time.monotonic() - started < 5
+    finally:
+        os.set_blocking(reader, True)
+
+        def drain() -> None:
+            try:
+                while os.read(reader, 65536):
+                    pass
+            except OSError:
+                pass
+        import threading
+        threading.Thread(target=drain, daemon=True).start()
+    logs.flush()
+    os.close(filler)
+
+
+class StalledStream(io.StringIO):
+    """A stream whose writes wait until `flowing` is set: a pipe nobody reads, then read again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.flowing = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.flowing.wait(30)
+        return super().write(text)
+
+
+def test_entries_beyond_the_queue_are_dropped_counted_and_told_once_writing_works(restore_logger):
+    from rcwebhook.metrics import LOG_DROPS
+
+    stream = StalledStream()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.RedactingFormatter("%(levelname)s %(message)s", logs.SecretList()))
+    outbox = logs.Outbox(handler, "stderr", logs.SecretList(), limit=4000)
+    restore_logger.addHandler(outbox)
+    restore_logger.setLevel(logging.INFO)
+    before = LOG_DROPS.value(destination="stderr")
+    for i in range(100):  # about 300 bytes each: a dozen fit, the rest are dropped at once
+        restore_logger.info("entry %03d", i)
+    dropped = LOG_DROPS.value(destination="stderr") - before
+    assert 50 < dropped < 100
+    stream.flowing.set()
+    outbox.flush(10)
+    restore_logger.info("after")
+    outbox.flush(10)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "INFO entry 000" and lines[-1] == "INFO after"
+    assert f"WARNING {dropped:.0f} log entries were dropped while stderr was not accepting them " \
+           "(rcwebhook_log_entries_dropped_total)" in lines
+    assert len(lines) == 100 - dropped + 2

@@ -87,3 +87,44 @@ def test_make_run_uses_the_checkouts_dotenv_even_when_the_package_is_installed(t
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.communicate(timeout=10)
+
+
+def _make_with_a_system_configuration(tmp_path, target: str, dotenv: str, system: str) -> str:
+    """Run `make TARGET` in a copy of the checkout holding `dotenv` as ./.env, with /etc/rcwebhook/rcwebhook.env
+    holding `system` (made in a private mount namespace, over /etc); return its output."""
+    require_program("make")
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to put a system configuration in a private /etc")
+    tree = tmp_path / "clone"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".git", ".env", "__pycache__", ".deps", "build"))
+    (tree / ".env").write_text(dotenv)
+    (tmp_path / "system.env").write_text(system)
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    upper.mkdir(), work.mkdir()
+    script = (f"mount --make-rprivate / && mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},"
+              f"workdir={work} /etc && mkdir -p /etc/rcwebhook && "
+              f"cp {tmp_path / 'system.env'} /etc/rcwebhook/rcwebhook.env && "
+              f"exec make --no-print-directory {target}")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ROCKETCHAT_", "RCWEBHOOK_", "DRY_RUN", "PORT"))}
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=tree, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if "overlay" in result.stdout and "config file" not in result.stdout:
+        pytest.skip(f"cannot mount an overlay here: {result.stdout}")
+    return result.stdout
+
+
+def test_make_check_config_checks_the_dotenv_make_run_runs_even_when_the_package_is_installed(tmp_path):
+    port, system_port = free_port(), free_port()
+    output = _make_with_a_system_configuration(tmp_path, "check-config", f"DRY_RUN=true\nPORT={port}\n",
+                                               f"DRY_RUN=true\nPORT={system_port}\n")
+    assert "# config file: .env" in output, output
+    assert f"PORT={port}\n" in output and f"PORT={system_port}" not in output, output
+    assert "the configuration is valid" in output
+
+
+def test_make_check_config_fails_on_the_dotenv_make_run_would_refuse(tmp_path):
+    """The package's file is valid, the checkout's is not: `make check-config` says so (exit 78 from rcwebhook)."""
+    output = _make_with_a_system_configuration(tmp_path, "check-config", "PORT=not-a-port\n", "DRY_RUN=true\n")
+    assert "PORT='not-a-port' is not a whole number" in output, output
+    assert "the configuration is invalid" in output

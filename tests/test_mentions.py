@@ -1,4 +1,4 @@
-"""Mentions (README "Mentions"): who a firing message notifies, and what happens when Rocket.Chat refuses
+"""Mentions (docs/messages.md, "Mentions"): who a firing message notifies, and what happens when Rocket.Chat refuses
 @here or @all.
 
 Every test asserts what a user sees: the messages the stand-in Rocket.Chat accepted, the answers to
@@ -313,7 +313,8 @@ def test_an_invalid_mention_setting_exits_78_naming_file_line_and_word(tmp_path)
                                    "a mention: write @ and a Rocket.Chat user") for line in lines), lines
         assert f"rcwebhook: error: {path}:3: MENTION_WARNING='@ALL': '@ALL' is not a mention: Rocket.Chat reads it " \
                "as a user name; did you mean @all?" in lines
-        assert f"rcwebhook: warning: {path}:4: unknown key MENTION_CRITCAL, did you mean MENTION_CRITICAL?" in lines
+        assert f"rcwebhook: error: {path}:4: unknown key MENTION_CRITCAL, did you mean MENTION_CRITICAL? (a near-miss of a known key is an error: fix its spelling, or remove it)" \
+            in lines
 
 
 def test_check_config_shows_the_mentions(tmp_path):

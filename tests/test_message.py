@@ -389,3 +389,31 @@ def test_times_are_shown_in_the_configured_timezone():
     assert fields_of(render_all(summer, TIMEZONE="Europe/Berlin")["critical"]["attachments"][0])["Started"] \
         == "2026-07-30 12:00:00 CEST"
     assert fields_of(render_all(summer)["critical"]["attachments"][0])["Started"] == "2026-07-30 10:00:00 UTC"
+
+
+def test_a_shortened_headline_drops_the_link_then_the_labels_then_the_summary_and_loses_nothing():
+    payload = {"externalURL": "http://am.example.com:9093", "alerts": [
+        alert("DiskFull", labels={"instance": "db1:9100", "job": "node"}, annotations={"summary": "Disk full on db1"})]}
+    settings = make_settings(**URLS)
+    notification = parse(json.dumps(payload).encode())
+    [batch] = route(notification, settings)
+
+    def shortened(level):
+        return message.group_message(batch.route, batch.alerts, notification.external_url, 0, settings,
+                                     shorten=level)
+
+    texts = [shortened(level)["text"] for level in range(message.SHORTEST + 1)]
+    assert texts[0].startswith(":rotating_light: [FIRING:1] [DiskFull](http://am.example.com:9093/#/alerts?")
+    assert texts[0].endswith(" instance=db1:9100 job=node — Disk full on db1")
+    assert texts[1:] == [":rotating_light: [FIRING:1] DiskFull instance=db1:9100 job=node — Disk full on db1",
+                         ":rotating_light: [FIRING:1] DiskFull — Disk full on db1",
+                         ":rotating_light: [FIRING:1] DiskFull"]
+    for level in range(message.SHORTEST + 1):
+        [attachment] = shortened(level)["attachments"]
+        assert attachment["title"] == "DiskFull: Disk full on db1"
+        fields = fields_of(attachment)
+        if level >= 2:  # the labels the headline no longer shows
+            assert (fields["instance"], fields["job"]) == ("db1:9100", "node")
+        else:
+            assert "instance" not in fields
+        accepted(shortened(level))

@@ -327,8 +327,9 @@ def test_alerting_rules_pass_promtool_check_rules(daemon, tmp_path):
 
 def test_alertmanager_example_config_is_valid():
     amtool = require_program("amtool")
-    # amtool (0.25) does not open http_config's credentials_file when checking, so the example's
-    # /etc/prometheus/rcwebhook-api-key need not exist: the example itself is checked, unchanged.
+    # The example itself is checked, unchanged, as an operator copies it. (amtool does not open an
+    # http_config credentials_file, so this alone cannot prove the example works: a real Alertmanager
+    # delivers with it in tests/test_alertmanager_e2e.py.)
     result = subprocess.run([amtool, "check-config", str(ALERTMANAGER_EXAMPLE)], capture_output=True, text=True,
                             timeout=30)
     output = result.stdout + result.stderr
@@ -491,36 +492,68 @@ def queries(board: Dict[str, Any]) -> List[Tuple[str, str]]:
     return [(panel["title"], target["expr"]) for panel in panels(board) for target in panel["targets"]]
 
 
+# Metrics the dashboard may read before this tree exposes them: added in parallel, see metrics.py.
+PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "time", "or", "on", "vector", "le"}
+
+
+def exposed_metric_names() -> Set[str]:
+    """Return every metric name rcwebhook's sources declare (histograms with their _bucket, _sum, _count)."""
+    names = set()
+    for module in (ROOT / "rcwebhook").glob("*.py"):
+        names.update(re.findall(r'"((?:rcwebhook|webhook|process)_[a-z_]+)"', module.read_text()))
+    return names | {f"{n}_{s}" for n in names for s in ("bucket", "sum", "count")} | {"up"}
+
+
 def test_the_dashboard_imports_cleanly():
     board = dashboard()  # valid JSON, or this fails
     assert board["title"] and board["uid"] == "rcwebhook" and board["schemaVersion"] >= 30
+    # Grafana's import dialog asks for the data source named in __inputs, and puts its uid in place of
+    # ${DS_PROMETHEUS} everywhere.
+    assert board["__inputs"] == [{"name": "DS_PROMETHEUS", "label": "Prometheus", "type": "datasource",
+                                  "pluginId": "prometheus", "pluginName": "Prometheus",
+                                  "description": board["__inputs"][0]["description"]}]
     variables = {v["name"]: v for v in board["templating"]["list"]}
-    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert "datasource" not in variables
     assert variables["instance"]["type"] == "query" and "label_values(" in variables["instance"]["definition"]
-    ids = [p["id"] for p in board["panels"]]
+    for variable in variables.values():
+        assert variable["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}, variable["name"]
+    ids = [p["id"] for p in board["panels"] + [p for row in board["panels"] for p in row.get("panels", [])]]
     assert len(ids) == len(set(ids))
     for panel in panels(board):
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}, panel["title"]
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+            assert target["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
             assert 'instance=~"$instance"' in target["expr"], (panel["title"], target["expr"])
     text = DASHBOARD.read_text()
     # Nothing of one installation: no address, no fixed instance or datasource.
     assert not re.search(r"127\.0\.0\.1|localhost|:8093|instance=\"", text)
-    assert '"uid": "${datasource}"' in text and "__inputs" not in text
+    assert "${datasource}" not in text
     # What the dashboard must show, by the metric it reads.
     wanted = {"webhook_requests_total", "webhook_errors_total", "rcwebhook_rocketchat_posts_total",
               "rcwebhook_pending_posts", "rcwebhook_rocketchat_rate_limit_waits_total",
               "rcwebhook_rocketchat_post_duration_seconds_bucket", "rcwebhook_config_last_reload_successful",
-              "process_resident_memory_bytes", "rcwebhook_thread_replies_total", "rcwebhook_state_errors_total"}
+              "process_resident_memory_bytes", "rcwebhook_thread_replies_total", "rcwebhook_state_errors_total",
+              "rcwebhook_template_errors_total", "rcwebhook_unknown_receiver_label_total",
+              "rcwebhook_mention_refusals_total", "rcwebhook_log_entries_dropped_total"}
     exprs = " ".join(expr for _, expr in queries(board))
     assert {name for name in wanted if name in exprs} == wanted
+    assert 'reason="unknown_receiver"' in exprs
+
+
+def test_every_metric_the_dashboard_reads_exists():
+    exposed = exposed_metric_names()
+    for title, expr in queries(dashboard()):
+        expr = re.sub(r'\{[^}]*\}|\[[^]]*\]|"[^"]*"', "", expr)
+        for name in set(re.findall(r"[a-z_][a-z0-9_]*", expr)) - PROMQL_WORDS:
+            if name not in {"route", "outcome", "reason", "part", "value", "status", "severity", "code"}:
+                assert name in exposed, f"panel {title!r} reads {name}, which rcwebhook does not expose"
 
 
 @pytest.fixture
 def traffic(daemon, rocketchat) -> Iterator[None]:
-    """Notifications posted continually while the test runs: some retried after a 503, some refused."""
+    """Notifications posted continually while the test runs: some retried after a 503, some refused, some
+    labelled for a hook set that does not exist."""
     stop = threading.Event()
 
     def send() -> None:
@@ -532,6 +565,8 @@ def traffic(daemon, rocketchat) -> Iterator[None]:
                 alert["startsAt"] = f"2030-01-01T{minute // 60 % 24:02d}:{minute % 60:02d}:00Z"
             if minute % 7 == 0:
                 rocketchat.fail_next("critical", 1, status=503, error="Service Unavailable")
+            if minute % 5 == 0:  # a label naming no hook set: posted by its path, and counted
+                payload["alerts"][0]["labels"]["rocketchat_receiver"] = "nosuchset"
             daemon.post_json(payload)
             stop.wait(0.05)
 

@@ -89,10 +89,12 @@ def test_receivers_from_the_environment_make_the_files_set_keys_known(tmp_path):
     assert settings.routes["db/critical"].url == DB_CRIT
 
 
-def test_a_misspelt_set_key_gets_a_suggestion(tmp_path):
+def test_a_misspelt_set_key_is_an_error_with_a_suggestion(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nRECEIVERS=db\nDB_ROCKETCHAT_WEBHOK_INFO={DB_WARN}\n")
-    _, warnings = config.load(path, {})
-    assert warnings == [f"{path}:3: unknown key DB_ROCKETCHAT_WEBHOK_INFO, did you mean DB_ROCKETCHAT_WEBHOOK_INFO?"]
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path, {})
+    assert f"{path}:3: unknown key DB_ROCKETCHAT_WEBHOK_INFO, did you mean DB_ROCKETCHAT_WEBHOOK_INFO? (a near-miss of a known key is an error: fix its spelling, or remove it)" \
+        in caught.value.problems
 
 
 def test_a_key_of_a_set_not_in_receivers_is_an_error_saying_to_add_it(tmp_path):
@@ -360,14 +362,14 @@ def test_a_reload_that_removes_a_set_keeps_its_waiting_states_unposted_until_it_
     assert len(rocketchat.posted("db")) == 1 and rocketchat.posted("default") == []
 
 
-def test_the_readme_shows_the_route_table_of_the_teams_example(capsys):
+def test_the_hook_sets_page_shows_the_route_table_of_the_teams_example(capsys):
     from tests.conftest import ROOT
 
     example = ROOT / "examples" / "rcwebhook-teams.env"
     assert cli.main(["--check-config", "--config", str(example)], environ={}) == 0
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# ") and "  " in line]
     assert len(table) == 10
-    assert "\n".join(table) in (ROOT / "README.md").read_text()
+    assert "\n".join(table) in (ROOT / "docs" / "hook-sets.md").read_text()
 
 
 def test_send_test_posts_through_a_hook_sets_routes(tmp_path, rocketchat):

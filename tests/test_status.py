@@ -176,3 +176,103 @@ def test_a_429_is_counted_and_is_no_failure_for_ready(daemon, rocketchat):
     critical = route(status_json(daemon), "critical")
     assert critical["seen_429"] == 1 and critical["last_outcome"] == "accepted" and critical["state"] == "ok"
     assert "429" in critical["last_error"] and critical["last_failure"] is not None
+
+
+HUGE = 1024 * 1024  # characters of each value below: 50 such notifications once made a page of gigabytes
+
+
+def huge_notification(i: int) -> Dict[str, Any]:
+    payload = load_example()
+    payload["groupKey"] = f"g{i}" + "<" * HUGE
+    payload["receiver"] = f"r{i}" + '"' * HUGE
+    payload["alerts"] = payload["alerts"][:1]
+    payload["alerts"][0]["labels"]["alertname"] = f"a{i}" + "<" * HUGE
+    return payload
+
+
+def test_status_stays_under_1_mb_whatever_was_received(start_daemon):
+    daemon = start_daemon(DRY_RUN="true", MAX_BODY_BYTES=str(16 * HUGE))
+    for i in range(50):
+        assert daemon.post_json(huge_notification(i))[0] == 200
+    code, _, page = get(daemon, "/status")
+    assert code == 200 and len(page) < 1024 * 1024, len(page)
+    text = page.decode("utf-8")
+    assert "Recent notifications (50)" in text
+    assert all(f"g{i}&lt;&lt;" in text and f"r{i}&quot;&quot;" in text and f"a{i}&lt;&lt;" in text for i in range(50))
+    assert f"({HUGE + 2} characters)" in text  # the full length is noted where a value is cut
+    code, _, body = get(daemon, "/status.json")
+    assert code == 200 and len(body) < 1024 * 1024, len(body)
+    recent = json.loads(body)["recent"]
+    assert len(recent) == 50 and all(r["group_key"].startswith(f"g{49 - n}<<") for n, r in enumerate(recent))
+    assert recent[0]["group_key"].endswith(f"\u2026 ({HUGE + 3} characters)")
+    assert recent[0]["receiver"].startswith('r49""') and recent[0]["alerts"][0].startswith("a49<<")
+
+
+def test_refused_notifications_are_listed_and_turn_the_banner_to_a_warning(start_daemon):
+    daemon = start_daemon(DRY_RUN="true")
+    assert daemon.post_json(load_example())[0] == 200
+    page = get(daemon, "/status")[2].decode("utf-8")
+    assert "refused in the last" not in page and 'class="ready"' in page
+    for _ in range(3):
+        assert daemon.post_json(load_example(), path="/webhook/x")[0] == 404  # a hook set RECEIVERS does not name
+    assert daemon.post_json(b'{"alerts": 1}')[0] == 400
+
+    facts = status_json(daemon)
+    assert [r["outcome"] for r in facts["recent"]] == ["400 error", "404 error", "404 error", "404 error", "200 ok"]
+    assert facts["recent"][1]["path"] == "/webhook/x" and "no hook set 'x'" in facts["recent"][1]["reason"]
+    assert facts["refused"]["count"] == 4 and facts["refused"]["latest"]["outcome"] == "400 error"
+    page = get(daemon, "/status")[2].decode("utf-8")
+    assert "Recent notifications (5)" in page
+    assert page.count("404 error: no hook set &#x27;x&#x27;") == 3
+    assert 'class="ready warn"' in page and "4 notifications refused in the last 15 min" in page
+
+
+def test_routes_sharing_a_hook_show_their_own_figures_and_which_route_posted(start_daemon, rocketchat):
+    hook = rocketchat.add_hook("shared")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, ROCKETCHAT_WEBHOOK_WARNING=hook, ROCKETCHAT_RATE_LIMIT="0")
+    payload = load_example()
+    payload["alerts"] = payload["alerts"][:1]  # critical only
+    assert daemon.post_json(payload)[0] == 200
+    facts = status_json(daemon)
+    critical, warning = route(facts, "critical"), route(facts, "warning")
+    assert critical["last_accepted"] is not None and critical["state"] == "ok"
+    assert warning["last_accepted"] is None and warning["state"] == "no post yet"  # it never posted
+    assert warning["shared_with"] == ["critical", "info"] and warning["hook_last_post"]["routes"] == ["critical"]
+    page = get(daemon, "/status")[2].decode("utf-8")
+    card = page[page.index('data-route="warning"'):page.index('data-route="info"')]
+    assert "<dt>last accepted</dt><dd>never</dd>" in card
+    assert "<dt>hook shared with</dt><dd>critical, info; its last post, for route <b>critical</b>: accepted" in card
+
+
+def test_a_route_whose_threads_never_resolve_is_shown(daemon):
+    import time as clock
+
+    long_ago = clock.strftime("%Y-%m-%dT%H:%M:%SZ", clock.gmtime(clock.time() - 5 * 86400))  # THREAD_TTL is 7 days
+    payload = load_example()
+    for alert in payload["alerts"]:
+        alert["startsAt"] = long_ago
+    assert daemon.post_json(payload)[0] == 200  # a thread per route's hook, its incident 5 days old
+    resolved = copy.deepcopy(payload)
+    resolved["status"] = "resolved"
+    resolved["alerts"] = [dict(payload["alerts"][1], status="resolved", endsAt="2030-01-01T00:00:00Z")]
+    assert daemon.post_json(resolved)[0] == 200  # warning's alert resolves: its thread ends
+
+    facts = status_json(daemon)
+    critical, warning = route(facts, "critical"), route(facts, "warning")
+    assert warning["unresolved_threads"] is None
+    unresolved = critical["unresolved_threads"]
+    assert unresolved["count"] == 1 and unresolved["older_than_seconds"] == 302400
+    assert unresolved["advice"] == ("1 thread open for more than 3d 12h with no resolution: does Alertmanager send "
+                                    "resolved notifications? Set send_resolved: true in the receiver's webhook_configs")
+    page = get(daemon, "/status")[2].decode("utf-8")
+    card = page[page.index('data-route="critical"'):page.index('data-route="warning"')]
+    assert "1 thread open for more than 3d 12h with no resolution" in card and "send_resolved: true" in card
+
+    # Once one of the route's alerts has its resolution posted, the route does get them.
+    other = copy.deepcopy(payload)
+    other["alerts"] = [dict(payload["alerts"][0], labels={"alertname": "DiskFull", "severity": "critical"},
+                            fingerprint="d1sk")]
+    assert daemon.post_json(other)[0] == 200
+    other["alerts"][0].update(status="resolved", endsAt="2030-01-01T00:00:00Z")
+    assert daemon.post_json(other)[0] == 200
+    assert route(status_json(daemon), "critical")["unresolved_threads"] is None

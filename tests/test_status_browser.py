@@ -3,6 +3,7 @@ in another colour. Fails, not skips, under CI=true when chromium is missing (.ci
 
 from __future__ import annotations
 
+import http.client
 import os
 import struct
 import subprocess
@@ -119,3 +120,55 @@ def test_the_page_renders_in_chromium_and_a_failing_hook_is_red(daemon, rocketch
     if keep:
         Path(keep, "status-page.png").write_bytes(shot.read_bytes())
         Path(keep, "status-page-phone.png").write_bytes(phone.read_bytes())
+
+
+# Counts, in the rendered page, the lines each table header's text takes: a script added to a copy of the
+# page (the page itself runs none, and its Content-Security-Policy forbids them), read back from the DOM.
+MEASURE = """<script>
+document.body.setAttribute("data-header-lines", JSON.stringify(Array.from(document.querySelectorAll("th")).map(
+  function (th) { var range = document.createRange(); range.selectNodeContents(th);
+                  var tops = {};
+                  Array.from(range.getClientRects()).forEach(function (r) { tops[Math.round(r.top)] = 1; });
+                  return [th.textContent, Object.keys(tops).length]; })));
+document.body.setAttribute("data-overflow", document.documentElement.scrollWidth - window.innerWidth);
+</script></body>"""
+
+
+def header_lines(page: str, tmp_path: Path, size: Tuple[int, int]) -> Tuple[Dict[str, int], int]:
+    """Return how many lines each header of the page's table takes, laid out by chromium at `size`, and by how
+    many pixels the page is wider than the window."""
+    import html
+    import json
+    import re
+
+    chromium = require_program("chromium")
+    copy = tmp_path / f"page-{size[0]}.html"
+    copy.write_text(page.replace("</body>", MEASURE), encoding="utf-8")
+    profile = tmp_path / f"profile-{size[0]}"
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         f"--window-size={size[0]},{size[1]}", "--dump-dom", copy.as_uri()],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(profile)})
+    found = re.search(r'data-header-lines="([^"]*)"', result.stdout)
+    overflow = re.search(r'data-overflow="(-?\d+)"', result.stdout)
+    assert result.returncode == 0 and found and overflow, \
+        f"chromium exited {result.returncode}:\n{result.stderr[-3000:]}"
+    return dict(json.loads(html.unescape(found.group(1)))), int(overflow.group(1))
+
+
+def test_table_headers_are_not_broken_mid_word(daemon, tmp_path):
+    """A long groupKey squeezes the other columns: their headers keep their words whole."""
+    payload = load_example()
+    payload["groupKey"] = '{}/{severity=~"critical|warning"}:{alertname="' + "HighCPUUsage" * 12 + '"}'
+    payload["receiver"] = "team-" + "x" * 80
+    assert daemon.post_json(payload)[0] == 200
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    conn.request("GET", "/status")
+    page = conn.getresponse().read().decode("utf-8")
+    conn.close()
+    for size in (DESKTOP, (700, 1300)):
+        lines, overflow = header_lines(page, tmp_path, size)
+        assert set(lines) == {"time", "receiver", "groupKey", "alerts", "routes", "outcome"}, lines
+        assert all(count == 1 for count in lines.values()), (size, lines)
+        assert overflow <= 0, (size, overflow)  # and the values still fit the window

@@ -129,17 +129,58 @@ def test_a_resolved_alert_in_the_detailed_variant_shows_how_long_it_lasted() -> 
     assert out["attachments"][0]["text"].endswith("\nLasted: 1h 2m 2s")
 
 
-def test_an_invalid_template_file_stops_the_start_with_file_line_and_column(tmp_path: Path) -> None:
+def test_an_invalid_template_file_stops_the_start_with_its_path_and_gos_own_message(tmp_path: Path) -> None:
     bad = tmp_path / "msg.tmpl"
     bad.write_text('{{ define "t" }}\nok\n{{ if }}{{ end }}{{ end }}')
     errors: list = []
     config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "t"}, errors, [])
-    assert errors == ["TEMPLATE_FILES: msg.tmpl:3:6: template: msg.tmpl:3: missing value for if"]
+    assert errors == [f"TEMPLATE_FILES: {bad}: template: msg.tmpl:3: missing value for if"]
     result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--check-config"], capture_output=True,
                             text=True, timeout=30, cwd=tmp_path,
                             env={"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "t", "PATH": "/usr/bin"})
     assert result.returncode == 78
-    assert "msg.tmpl:3:6: template: msg.tmpl:3: missing value for if" in result.stderr
+    assert f"{bad}: template: msg.tmpl:3: missing value for if" in result.stderr
+
+
+def test_a_parse_error_at_the_end_of_a_file_is_told_as_amtool_tells_it_without_column_0(tmp_path: Path) -> None:
+    """amtool 0.25 and 0.28.1 both print `template: b1.tmpl:5: unexpected EOF` for this file (checked by
+    hand, and by test_gotemplate_differential where amtool is installed): Go gives a parse error a line only."""
+    bad = tmp_path / "b1.tmpl"
+    bad.write_text('{{ define "x" }}\nhello\n{{ if .Status }}\nyes\n')
+    errors: list = []
+    config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "x"}, errors, [])
+    assert errors == [f"TEMPLATE_FILES: {bad}: template: b1.tmpl:5: unexpected EOF"]
+    assert ":5:0" not in errors[0]
+
+
+def run_check_config(env_file: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--config", str(env_file), "--check-config"],
+                          capture_output=True, text=True, timeout=30, cwd=cwd, env={"PATH": "/usr/bin"})
+
+
+def test_a_relative_template_files_is_read_from_the_env_files_directory(tmp_path: Path) -> None:
+    """As Alertmanager reads `templates:` relative to its configuration file: under systemd the working
+    directory is /, which a relative glob must not depend on."""
+    etc = tmp_path / "etc"
+    (etc / "templates").mkdir(parents=True)
+    (etc / "templates" / "msg.tmpl").write_text('{{ define "t" }}{{ .Status }}{{ end }}')
+    env_file = etc / "rcwebhook.env"
+    env_file.write_text("DRY_RUN=true\nTEMPLATE_FILES=templates/*.tmpl\nTEMPLATE_TEXT=t\n")
+    result = run_check_config(env_file, Path("/"))
+    assert result.returncode == 0, result.stderr
+    assert "TEMPLATE_FILES=templates/*.tmpl" in result.stdout
+
+
+def test_a_template_files_glob_that_matches_nothing_is_one_error_naming_where_it_looked(tmp_path: Path) -> None:
+    env_file = tmp_path / "rcwebhook.env"
+    env_file.write_text("DRY_RUN=true\nTEMPLATE_FILES=templates/*.tmpl\nTEMPLATE_TEXT=rc.text\n"
+                        "TEMPLATE_ATTACHMENT_TITLE=rc.title\nTEMPLATE_ATTACHMENT_TEXT=rc.body\n")
+    result = run_check_config(env_file, Path("/"))
+    assert result.returncode == 78
+    problems = [line for line in result.stderr.splitlines() if line.startswith("rcwebhook: error: ")]
+    assert problems == [f"rcwebhook: error: TEMPLATE_FILES: no file matches 'templates/*.tmpl' (read as "
+                        f"'{tmp_path}/templates/*.tmpl': relative to the env file's directory)"], result.stderr
+    assert "(1 problem)" in result.stderr
 
 
 @pytest.mark.parametrize("values, problem", [

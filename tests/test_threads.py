@@ -1,4 +1,4 @@
-"""Threads: each incident is one conversation in Rocket.Chat (README "Threads").
+"""Threads: each incident is one conversation in Rocket.Chat (docs/delivery.md, "Threads").
 
 The channel message that announces a group's first firing alerts opens the group's thread (per
 hook and groupKey); reminders and resolutions are replies in it (`tmid`); a newly firing alert goes
@@ -651,15 +651,14 @@ def test_a_locked_state_database_neither_delays_nor_refuses_alerts(stack, tmp_pa
         began = time.monotonic()
         assert post_once(url, payload, timeout=15) == 200, explain()
         timings.append(time.monotonic() - began)
-    # The first write that meets the lock waits for SQLite's busy timeout once; then the state is in memory.
-    assert timings[0] < 2.5 and max(timings[1:]) < 1.0, (
-        f"answers took {timings} (before the lock: {normal:.3f}s)\n{explain()}")
+    # Writes wait in the state writer's queue, never on the request's path.
+    assert max(timings) < 1.0, f"answers took {timings} (before the lock: {normal:.3f}s)\n{explain()}"
     seen = posts(rc, "critical")
     assert [shows(body) for _, body in seen] == [[("LockedFirst", FIRING)], [("LockedSecond", FIRING)],
                                                  [("LockedFirst", FIRING)], [("LockedFirst", RESOLVED)]], explain()
     root = seen[0][0]
     assert [body.get("tmid") for _, body in seen] == [None, None, root, root], explain()
-    errors = log_lines(daemon, " ERROR ")
+    errors = wait_until(lambda: log_lines(daemon, " ERROR "), "the error about the lock", STEP, explain)
     assert len(errors) == 1 and "database is locked" in errors[0], explain()
     assert read_metrics(daemon.url).get("rcwebhook_state_errors_total", 0) > 0
 

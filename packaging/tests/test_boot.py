@@ -306,13 +306,13 @@ def alert(name: str, severity: str) -> bytes:
 
 def test_journal_priorities_of_errors_and_warnings(booted):
     booted.machine.put("/root/t/info-alert.json", alert("DiskAlmostFull", "info"))
-    booted.configure(**booted.good_config(ROCKETCHAT_WEBHOOK_INFO=booted.hooks["wrong-token"], SEVERITY_LABLE="x"))
+    booted.configure(**booted.good_config(ROCKETCHAT_WEBHOOK_INFO=booted.hooks["wrong-token"], SEVERITY_FIELD="x"))
     since = booted.mark()
     booted.restart()
     status, body = booted.post_alert(alert="/root/t/info-alert.json")
     assert status == 502, body
     mine = [e for e in booted.journal(since) if e.identifier == "rcwebhook"]
-    warning = [e for e in mine if "unknown key SEVERITY_LABLE, did you mean SEVERITY_LABEL?" in e.message]
+    warning = [e for e in mine if "unknown key SEVERITY_FIELD, did you mean SEVERITY_LABEL?" in e.message]
     refused = [e for e in mine if e.message.startswith("Rocket.Chat refused the post for route info")]
     listening = [e for e in mine if "listening on" in e.message]
     assert warning and warning[0].priority == 4, mine
@@ -507,17 +507,20 @@ def test_upgrade_restarts_the_running_service(booted):
     assert booted.http("http://127.0.0.1:8093/health")[0] == 200
 
 
-def test_purge_leaves_nothing(booted):
+def test_purge_leaves_nothing_of_the_package(booted):
     booted.sh(f"mkdir -p {DROPINS} && printf '[Service]\\nEnvironment=X=1\\n' > {DROPINS}/90-admin.conf")
     booted.sh("systemctl daemon-reload; systemctl restart rcwebhook")
     assert booted.sh("test -f /var/lib/rcwebhook/state.sqlite3 && test -d /run/rcwebhook", check=False).returncode == 0
     result = booted.sh("apt-get purge -y rcwebhook 2>&1", check=False)
     assert result.returncode == 0, result.stdout
     left = booted.sh("for p in /etc/rcwebhook /var/lib/rcwebhook /var/log/rcwebhook /run/rcwebhook "
-                     f"{DROPINS} /lib/systemd/system/rcwebhook.service /usr/libexec/rcwebhook /usr/share/rcwebhook "
+                     "/lib/systemd/system/rcwebhook.service /usr/libexec/rcwebhook /usr/share/rcwebhook "
                      "/etc/systemd/system/multi-user.target.wants/rcwebhook.service; do "
                      "[ -e $p ] && echo $p; done; true").stdout.split()
     assert left == []
+    # The administrator's drop-in is theirs: purge leaves it (and the test removes it).
+    assert booted.sh(f"cat {DROPINS}/90-admin.conf").stdout == "[Service]\nEnvironment=X=1\n"
+    booted.sh(f"rm -rf {DROPINS} && systemctl daemon-reload")
     assert booted.prop("LoadState") == "not-found"
     assert booted.sh("pgrep -u rcwebhook || true").stdout.strip() == ""
     assert booted.sh("dpkg-query -W -f '${db:Status-Status}' rcwebhook 2>/dev/null || true").stdout in ("", "not-installed")

@@ -70,6 +70,17 @@ def test_every_documentation_file_of_the_unit_is_shipped(deb):
             assert f"/usr/share/man/man{section}/{name}.{section}.gz" in shipped, target
 
 
+def test_the_installed_readme_links_only_to_what_the_package_ships(deb):
+    shipped = {line.split()[-1].lstrip(".") for line in run("dpkg-deb", "-c", str(deb)).stdout.splitlines()}
+    readme = "/usr/share/doc/rcwebhook/README.md"
+    assert readme in shipped
+    targets = {t.partition("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", (ROOT / "README.md").read_text())
+               if not re.match(r"[a-z]+:", t)} - {""}
+    assert "docs/status-page.png" in targets and "docs/configuration.md" in targets
+    missing = sorted(t for t in targets if f"/usr/share/doc/rcwebhook/{t}" not in shipped)
+    assert not missing, f"the installed README links to files the package does not ship: {missing}"
+
+
 def test_builds_are_reproducible(deb, tmp_path):
     run("make", "--no-print-directory", "-C", str(ROOT), "deb", f"BUILD={tmp_path}")
     again = tmp_path / deb.name
@@ -168,7 +179,7 @@ def test_install_run_reload_and_purge(deb, clean_system):
     assert Path("/usr/share/rcwebhook/rcwebhook/cli.py").is_file()
     assert not list(Path("/usr/lib/python3/dist-packages").glob("rcwebhook*"))  # private, not a public module
     assert Path("/lib/systemd/system/rcwebhook.service").read_text() == UNIT.read_text()
-    for doc in ("copyright", "changelog.gz", "README.md.gz", "examples/alerting-rules.yml",
+    for doc in ("copyright", "changelog.gz", "README.md", "docs/configuration.md", "examples/alerting-rules.yml",
                 "examples/alertmanager.yml", "examples/rcwebhook.env"):
         assert Path("/usr/share/doc/rcwebhook", doc).exists(), doc
     assert "/etc/rcwebhook/rcwebhook.env" in run("dpkg-query", "-W", "-f", "${Conffiles}", "rcwebhook").stdout
@@ -231,6 +242,30 @@ def test_statoverride_of_the_config_wins(deb, clean_system):
         assert (config.st_uid, config.st_gid, stat.S_IMODE(config.st_mode)) == (0, 0, 0o600)
     finally:
         run("dpkg-statoverride", "--remove", str(CONFIG), check=False)
+
+
+DROPINS = Path("/etc/systemd/system/rcwebhook.service.d")
+
+
+def test_purge_leaves_the_administrators_drop_ins_and_statoverride(deb, clean_system):
+    dropin = DROPINS / "90-admin.conf"
+    made_dir = not DROPINS.exists()
+    run("dpkg-statoverride", "--remove", str(CONFIG), check=False)
+    try:
+        run(*APT, "install", str(deb))
+        DROPINS.mkdir(exist_ok=True)
+        dropin.write_text("[Service]\nEnvironment=RCWEBHOOK_ADMIN=1\n")
+        run("dpkg-statoverride", "--add", "root", "root", "0600", str(CONFIG))
+        run(*APT, "purge", "rcwebhook")
+        assert not Path("/etc/rcwebhook").exists() and not Path("/var/lib/rcwebhook").exists()
+        assert dropin.read_text() == "[Service]\nEnvironment=RCWEBHOOK_ADMIN=1\n"
+        assert run("dpkg-statoverride", "--list", str(CONFIG), check=False).stdout.split() == \
+            ["root", "root", "600", str(CONFIG)]
+    finally:
+        run("dpkg-statoverride", "--remove", str(CONFIG), check=False)
+        dropin.unlink(missing_ok=True)
+        if made_dir and DROPINS.exists():
+            DROPINS.rmdir()
 
 
 def test_upgrade_keeps_the_edited_conffile_user_and_files(deb, clean_system, tmp_path):

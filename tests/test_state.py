@@ -1,0 +1,260 @@
+"""The state in STATE_DIR as a user meets it: bounded whatever clients send, never on an answer's path,
+noticed when its file goes, and kept across restarts (README "State")."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+from typing import Any, Dict, List
+
+from tests.conftest import make_settings
+from tests.faults import FIRING, RESOLVED, alert_item, notification, shown_states, whole_second
+
+
+def wait_until(condition, what: str, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g}s: {what}")
+        time.sleep(0.02)
+
+
+def payload(name: str, status: str, starts, group_key: str = "", ends=None, **labels: str) -> Dict[str, Any]:
+    body = notification([alert_item(name, "critical", status, starts, ends, **labels)], name)
+    if group_key:
+        body["groupKey"] = group_key
+    return body
+
+
+def shows(body: Dict[str, Any]) -> List[tuple]:
+    return [(s.name, s.status) for s in shown_states(body)]
+
+
+def restart(start_daemon, daemon, **values: str):
+    """Stop `daemon` as the service stops (its state written and closed) and start another with `values`."""
+    daemon.stop()
+    daemon.server.deliverer.close()
+    return start_daemon(**values)
+
+
+# --- nothing a client sends grows the state with its size ----------------------------------------------
+
+
+def test_huge_group_keys_cost_a_digest_on_disk_and_their_threads_survive_a_restart(start_daemon, rocketchat,
+                                                                                    tmp_path):
+    hook = rocketchat.add_hook("critical")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
+                  ROCKETCHAT_RATE_LIMIT="0")
+    daemon = start_daemon(**values)
+    starts = whole_second(-60)
+    keys = [f"{{}}:{{group=\"g{i}\"}}" + "<" * 1_000_000 for i in range(12)]
+    for i, key in enumerate(keys):
+        status, _, body = daemon.post_json(payload(f"Huge{i}", FIRING, starts, key))
+        assert status == 200, body
+    roots = rocketchat.message_ids("critical")
+    assert len(roots) == 12 and all(roots)
+    daemon = restart(start_daemon, daemon, **values)
+    database = tmp_path / "state.sqlite3"
+    size = database.stat().st_size + (tmp_path / "state.sqlite3-wal").stat().st_size
+    assert size < 1_000_000, f"{size} bytes for 12 groupKeys of 1 MB"
+
+    status, _, body = daemon.post_json(payload("Huge5", RESOLVED, starts, keys[5], starts + timedelta(seconds=30)))
+    assert status == 200, body
+    resolution = rocketchat.messages("critical")[-1]
+    assert shows(resolution) == [("Huge5", RESOLVED)]
+    assert resolution.get("tmid") == roots[5]  # the thread was found again by its groupKey's digest
+
+
+# --- the store is never on an answer's path ---------------------------------------------------------------
+
+
+def test_a_database_locked_by_another_process_delays_no_answer(start_daemon, rocketchat, tmp_path):
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
+                          ROCKETCHAT_RATE_LIMIT="0", MAX_CONNECTIONS="100")
+    starts = whole_second(-60)
+    assert daemon.post_json(payload("Before", FIRING, starts))[0] == 200
+    holder = sqlite3.connect(str(tmp_path / "state.sqlite3"), isolation_level=None, timeout=5)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        statuses: List[int] = []
+        lock = threading.Lock()
+
+        def send(i: int) -> None:
+            status = daemon.post_json(payload(f"Locked{i}", FIRING, starts), timeout=30)[0]
+            with lock:
+                statuses.append(status)
+
+        began = time.monotonic()
+        senders = [threading.Thread(target=send, args=(i,)) for i in range(60)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(30)
+        took = time.monotonic() - began
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert statuses == [200] * 60
+    assert took < 3.0, f"60 notifications took {took:.1f}s with the database locked"
+    assert len(rocketchat.messages("critical")) >= 2
+    # Once the lock is gone, what waited is written.
+    daemon = restart(start_daemon, daemon, ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical",
+                     STATE_DIR=str(tmp_path), ROCKETCHAT_RATE_LIMIT="0")
+    count = len(rocketchat.messages("critical"))
+    assert daemon.post_json(payload("Locked7", FIRING, starts))[0] == 200
+    assert len(rocketchat.messages("critical")) == count  # posted before the restart: not posted again
+
+
+def test_a_deleted_database_is_noticed_made_anew_and_keeps_what_was_posted(start_daemon, rocketchat, tmp_path,
+                                                                          logs):
+    hook = rocketchat.add_hook("critical")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
+                  ROCKETCHAT_RATE_LIMIT="0", DEDUP_WINDOW="60")
+    daemon = start_daemon(**values)
+    starts = whole_second(-60)
+    assert daemon.post_json(payload("BeforeDelete", FIRING, starts))[0] == 200
+    database = tmp_path / "state.sqlite3"
+    wait_until(database.exists, "the database")
+    database.unlink()
+    assert daemon.post_json(payload("AfterDelete", FIRING, starts))[0] == 200
+    errors = wait_until(lambda: [line for line in logs.lines(logging.ERROR) if "was deleted" in line],
+                        "the error about the deleted database")
+    assert len(errors) == 1 and str(database) in errors[0]
+
+    def saved() -> List[str]:
+        if not database.exists():
+            return []
+        with sqlite3.connect(str(database), timeout=5) as db:
+            return sorted(row[0] for row in db.execute("SELECT alert FROM alert_state"))
+
+    wait_until(lambda: len(saved()) == 2, "both alerts' states in the new file")
+    daemon = restart(start_daemon, daemon, **values)
+    count = len(rocketchat.messages("critical"))
+    for name in ("BeforeDelete", "AfterDelete"):  # Alertmanager's retries of what was posted
+        assert daemon.post_json(payload(name, FIRING, starts))[0] == 200
+    assert len(rocketchat.messages("critical")) == count
+
+
+# --- a reload that changes STATE_DIR moves the state there -------------------------------------------------
+
+
+def reloadable(daemon, loader_settings):
+    from rcwebhook.service import Service
+
+    service = Service(daemon.server.settings, lambda: (loader_settings(), []), {})
+    service.server = daemon.server
+    return service
+
+
+def test_a_reload_that_changes_state_dir_keeps_the_state_in_the_new_one(start_daemon, rocketchat, tmp_path, logs):
+    hook = rocketchat.add_hook("critical")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0")
+    first, second = tmp_path / "first", tmp_path / "second"
+    daemon = start_daemon(STATE_DIR=str(first), **values)
+    starts = whole_second(-60)
+    assert daemon.post_json(payload("BeforeReload", FIRING, starts))[0] == 200
+    service = reloadable(daemon, lambda: make_settings(PORT="0", STATE_DIR=str(second), **values))
+    assert service.reload() is True
+    assert daemon.server.settings.state_dir == str(second)
+    assert daemon.post_json(payload("AfterReload", FIRING, starts))[0] == 200
+    count = len(rocketchat.messages("critical"))
+    daemon = restart(start_daemon, daemon, STATE_DIR=str(second), **values)
+    for name in ("BeforeReload", "AfterReload"):  # Alertmanager's retries of what was posted
+        assert daemon.post_json(payload(name, FIRING, starts))[0] == 200
+    assert len(rocketchat.messages("critical")) == count
+    assert any(f"kept in {second}" in line for line in logs.lines(logging.INFO))
+
+
+def test_a_reload_to_an_unusable_state_dir_is_refused_and_names_it(start_daemon, rocketchat, tmp_path, logs):
+    hook = rocketchat.add_hook("critical")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    daemon = start_daemon(STATE_DIR=str(tmp_path / "state"), **values)
+    service = reloadable(daemon, lambda: make_settings(PORT="0", STATE_DIR=str(blocker / "state"), **values))
+    assert service.reload() is False
+    assert daemon.server.settings.state_dir == str(tmp_path / "state")
+    assert any(line.startswith("Reload refused: STATE_DIR=") for line in logs.lines(logging.ERROR))
+
+
+# --- once and in order beyond the ledger's capacity ---------------------------------------------------------
+
+
+def many(prefix: str, count: int, status: str, starts, ends=None) -> Dict[str, Any]:
+    alerts = [alert_item(f"{prefix}{i}", "critical", status, starts, ends, instance=f"host{i}") for i in range(count)]
+    return notification(alerts, prefix)
+
+
+def test_resent_resolutions_and_late_firing_copies_of_forgotten_alerts_post_nothing(start_daemon, rocketchat,
+                                                                                   tmp_path, monkeypatch):
+    from rcwebhook import ledger
+
+    monkeypatch.setattr(ledger, "CAPACITY", 100)  # the ledger holds 100 alerts whole; 2,000 pass through it
+    monkeypatch.setattr(ledger, "FRESH_LIMIT", 64, raising=False)
+    hook = rocketchat.add_hook("critical")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
+                  STATE_DIR=str(tmp_path), DEDUP_WINDOW="60", THREADS="false")
+    daemon = start_daemon(**values)
+    starts = whole_second(-600)
+    ends = whole_second(-30)
+    groups = [f"G{g}x" for g in range(20)]
+    for group in groups:
+        assert daemon.post_json(many(group, 100, FIRING, starts))[0] == 200
+    for group in groups:
+        assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
+    posted = len(rocketchat.messages("critical"))
+    assert len(daemon.server.deliverer.ledger.entries) < 200
+
+    for group in groups:  # Alertmanager re-sends the resolutions: all were posted already
+        assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
+    stale = many(groups[0], 100, FIRING, starts)
+    stale["externalURL"] = "http://alertmanager-2.example.com"  # a lagging HA peer's stale copies
+    assert daemon.post_json(stale)[0] == 200
+    assert len(rocketchat.messages("critical")) == posted
+
+    daemon = restart(start_daemon, daemon, **values)
+    for group in groups[:3]:
+        assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
+    assert len(rocketchat.messages("critical")) == posted
+
+
+# --- a re-fire is posted, an HA peer's stale copy is not ------------------------------------------------------
+
+
+def test_firing_again_with_the_old_startsat_from_the_resolutions_sender_is_posted(start_daemon, rocketchat):
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
+                          DEDUP_WINDOW="60")
+    offset = [0.0]
+    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
+    starts = whole_second(-600)
+    ends = whole_second(-5)
+    assert daemon.post_json(payload("Refire", FIRING, starts))[0] == 200
+    assert daemon.post_json(payload("Refire", RESOLVED, starts, ends=ends))[0] == 200
+    # Alertmanager resolved it by timeout, then heard from its Prometheus again and says so at its group's next
+    # notification (group_interval later, here 10 s): firing with the same startsAt, well within DEDUP_WINDOW.
+    offset[0] = 10.0
+    assert daemon.post_json(payload("Refire", FIRING, starts))[0] == 200
+    assert [shows(body) for body in rocketchat.messages("critical")] == [
+        [("Refire", FIRING)], [("Refire", RESOLVED)], [("Refire", FIRING)]]
+
+
+def test_a_stale_firing_copy_from_another_peer_after_the_resolution_is_not_posted(start_daemon, rocketchat):
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
+                          DEDUP_WINDOW="60")
+    starts = whole_second(-600)
+    ends = whole_second(-5)
+    lagging = payload("Stale", FIRING, starts)
+    lagging["externalURL"] = "http://alertmanager-2.example.com"
+    for body in (payload("Stale", FIRING, starts), payload("Stale", RESOLVED, starts, ends=ends), lagging):
+        assert daemon.post_json(body)[0] == 200
+    assert [shows(body) for body in rocketchat.messages("critical")] == [[("Stale", FIRING)], [("Stale", RESOLVED)]]
