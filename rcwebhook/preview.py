@@ -16,6 +16,7 @@ from .config import Route, Settings
 from .courier import thread_scope
 from .ledger import FIRING, RESOLVED, identity, observe
 from .store import FILE_NAME, hook_id
+from .threads import group_digest
 
 log = logging.getLogger("rcwebhook")
 
@@ -118,7 +119,7 @@ class _State:
         scope = thread_scope(notification.group_key, route.receiver, batch.channel)
         try:
             row = self.db.execute("SELECT root, last_post, alerts, started FROM thread WHERE hook = ? AND "
-                                  "group_key = ?", (hook_id(route.url), scope)).fetchone()
+                                  "group_key = ?", (hook_id(route.url), group_digest(scope))).fetchone()
             if row is None or self.now - row[1] > self.settings.thread_ttl:
                 return "", ""
             announced = set(json.loads(row[2]))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rcwebhook.ledger import State
 from rcwebhook.store import Store, hook_id
-from rcwebhook.threads import Row as ThreadRow
+from rcwebhook.threads import Row as ThreadRow, group_digest
 from tests.conftest import EXAMPLE_ALERT, ROOT
 
 ENTRY = str(ROOT / "rcwebhook.py")
@@ -62,7 +62,7 @@ def test_render_shows_a_reply_in_the_thread_state_dir_holds_without_mentions(tmp
     starts = 1769767200.123456789
     now = time.time()
     store.save_states([("critical", cpu["fingerprint"], State("firing", starts, 0.0, starts), now, now)])
-    store.save_threads([ThreadRow(hook_id(HOOK), payload["groupKey"], "ROOTMSGID", starts, now,
+    store.save_threads([ThreadRow(hook_id(HOOK), group_digest(payload["groupKey"]), "ROOTMSGID", starts, now,
                                   json.dumps([f"critical/{cpu['fingerprint']}"]))], [])
     store.close()
     result = render(tmp_path, CRITICAL + "MENTION_CRITICAL=@here @oncall\n"

@@ -640,7 +640,8 @@ def test_a_locked_state_database_neither_delays_nor_refuses_alerts(stack, tmp_pa
     assert " ERROR " not in daemon.stderr(), explain()
 
     # Another process holds the database's write lock (this test's own connection; rcwebhook is a child).
-    holder = sqlite3.connect(str(state_dir / "state.sqlite3"), isolation_level=None, timeout=0)
+    # rcwebhook writes just after its answer, so the lock is taken once that write is done.
+    holder = sqlite3.connect(str(state_dir / "state.sqlite3"), isolation_level=None, timeout=10)
     stack.callback(holder.close)
     holder.execute("BEGIN EXCLUSIVE")
     stack.callback(lambda: holder.in_transaction and holder.execute("ROLLBACK"))
