@@ -344,13 +344,20 @@ def stalled_journal(tmp: Path, rocketchat_port: int, root: Path = ROOT, count: i
     path = str(tmp / "journal-socket")
     journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     journal.bind(path)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
-        filler.setblocking(False)
-        try:
-            while True:
-                filler.sendto(b"MESSAGE=filler\n", path)
-        except BlockingIOError:
-            pass
+    # One sender stops at its own send buffer, which may come before the queue is full (journald's
+    # net.unix.max_dgram_qlen is 512 where systemd sets it, 10 by the kernel's default): senders are
+    # added until a new one cannot send at all.
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+            filler.setblocking(False)
+            sent = 0
+            try:
+                while True:
+                    filler.sendto(b"MESSAGE=filler\n", path)
+                    sent += 1
+            except BlockingIOError:
+                if sent == 0:
+                    break
     read_end, write_end = os.pipe()
     fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
     stream = os.fstat(write_end)

@@ -267,13 +267,20 @@ def stalled_journal(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
-        filler.setblocking(False)
-        try:
-            while True:
-                filler.sendto(b"MESSAGE=filler\n", path)
-        except BlockingIOError:
-            pass
+    # One sender stops at its own send buffer, which may come before the queue is full (journald's
+    # net.unix.max_dgram_qlen is 512 where systemd sets it, 10 by the kernel's default): senders are
+    # added until a new one cannot send at all.
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+            filler.setblocking(False)
+            sent = 0
+            try:
+                while True:
+                    filler.sendto(b"MESSAGE=filler\n", path)
+                    sent += 1
+            except BlockingIOError:
+                if sent == 0:
+                    break
     return sock
 
 
