@@ -63,7 +63,7 @@ class Seat(enum.Enum):
 class Connection:
     """What one open connection is doing, since when, and until when it may."""
 
-    __slots__ = ("phase", "since", "first_byte", "deadline", "seat", "head")
+    __slots__ = ("phase", "since", "first_byte", "deadline", "seat", "head", "looks")
 
     def __init__(self, phase: Phase, now: float, deadline: float) -> None:
         self.phase = phase
@@ -72,6 +72,7 @@ class Connection:
         self.deadline = deadline  # when the wait on the client ends, whatever the phase
         self.seat = Seat.LOBBY
         self.head = b""  # what the lobby read of the request's head, handed to the thread that serves it
+        self.looks = False  # its request is a GET or HEAD (/health, /metrics, /status), known when seated
 
     @property
     def spare(self) -> bool:
@@ -164,7 +165,14 @@ class Admission:
             if connection is None or connection.phase is Phase.CLOSED:
                 return None, []
             shed: Shed = []
+            connection.looks = connection.head.startswith((b"GET ", b"HEAD "))
             for seat, limit in ((Seat.ORDINARY, self.max_connections), (Seat.SPARE, self.spares)):
+                # Notifications waiting on a spare seat to be promoted take half of them at most: a flood
+                # of requests that hold every ordinary seat must not keep /health from answering.
+                if seat is Seat.SPARE and not connection.looks and sum(
+                        1 for c in self.table.values() if c.spare and c.phase is not Phase.CLOSED
+                        and not c.looks) >= self.spares - self.spares // 2:
+                    continue
                 if self._taken(seat) >= limit:
                     victim = self._victim(seat, now)
                     if victim is None:

@@ -338,6 +338,9 @@ class Courier:
         shortened `shorten` steps, and those groups."""
         post = message.Post(text_limit)
         taken: List[Claimed] = []
+        # The groups of one post share one TEMPLATE_CPU_BUDGET: a post merges up to hundreds of them, and
+        # every other state of this hook waits for its rendering.
+        deadline = time.thread_time() + claim.settings.template_cpu_budget
         for group in claim.groups:
             # Rendered one group after the other, until one does not fit: under load many groups are
             # ready, and rendering those that wait for the next post would be work thrown away.
@@ -346,7 +349,7 @@ class Courier:
                 group.route, [i.alert for i in items], items[-1].context.external_url,
                 max(i.context.truncated_alerts for i in items), claim.settings, text_limit,
                 thread=group.thread_root, note=group.note, receiver=items[-1].context.receiver,
-                group_labels=items[-1].context.group_labels, shorten=shorten)
+                group_labels=items[-1].context.group_labels, shorten=shorten, cpu_deadline=deadline)
             if not post.add(rendered):
                 break
             taken.append(group)

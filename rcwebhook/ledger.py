@@ -62,8 +62,9 @@ def observe(alert: Alert, known: Optional[State], now: float, copy_window: float
     reminder). A firing state whose startsAt is not after a known resolution fired again with its old
     startsAt (Alertmanager resolved it by timeout, then heard from its Prometheus again), which is newer,
     except for a copy: from another sender (an HA peer lagging behind) less than `copy_window` seconds
-    after the resolution, or from the resolution's own sender less than REFIRE_GAP after it came (its
-    requests overtook one another; Alertmanager sends a group's next notification a group_interval later).
+    after the resolution came (not after its endsAt: Alertmanager sends a resolution up to a group_interval
+    after it), or from the resolution's own sender less than REFIRE_GAP after it came (its requests
+    overtook one another; Alertmanager sends a group's next notification a group_interval later).
     When the senders are not known, it fired again: a re-fire posted twice costs a message, a re-fire
     taken for a copy would leave the channel saying RESOLVED until the next reminder.
     """
@@ -73,7 +74,8 @@ def observe(alert: Alert, known: Optional[State], now: float, copy_window: float
             return known
         asof = starts
         if known is not None and known.status == RESOLVED and starts <= known.ends and (
-                now >= known.ends + copy_window or not sender or not resolvers
+                now >= (known.ends if sender in resolvers else max(known.ends, resolved_seen)) + copy_window
+                or not sender or not resolvers
                 or (sender in resolvers and now >= resolved_seen + min(REFIRE_GAP, copy_window))):
             asof = known.ends + 0.001
         return State(FIRING, starts, 0.0, asof)

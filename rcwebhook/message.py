@@ -59,12 +59,13 @@ def render(notification: Notification, batch: Batch, settings: Settings) -> Dict
 def group_message(route: Route, alerts: Sequence[Alert], external_url: str, truncated: int,
                   settings: Settings, text_limit: int = TEXT_LIMIT, thread: str = "",
                   note: str = "", receiver: str = "", group_labels: Optional[Mapping[str, str]] = None,
-                  shorten: int = 0) -> Dict[str, Any]:
+                  shorten: int = 0, cpu_deadline: Optional[float] = None) -> Dict[str, Any]:
     """Return the message for some alerts of one group: a headline (and `note`) over one attachment for
     each of the first MAX_ALERTS_PER_MESSAGE alerts, the rest counted; a reply in `thread` when given.
     The built-in headline is shortened `shorten` steps (see SHORTEST).
 
-    `receiver` and `group_labels` are the notification's, for templates."""
+    `receiver` and `group_labels` are the notification's, for templates; past `cpu_deadline` (the post's, on
+    time.thread_time()) the templates are over TEMPLATE_CPU_BUDGET, else they have the whole budget."""
     shown = alerts[: settings.max_alerts_per_message]
     common = common_labels(alerts)
     in_headline = _headline_labels(common, route.severity, settings) if shorten < 2 else {}
@@ -72,7 +73,8 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
         try:
             text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
-                                                       group_labels or {}, route.name, settings.template_cpu_budget)
+                                                       group_labels or {}, route.name, settings.template_cpu_budget,
+                                                       cpu_deadline)
         except OverBudget:  # said and counted where it happened
             text, templated = None, []
     if text is None:

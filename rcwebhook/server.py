@@ -62,6 +62,30 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\
 LINGER_BYTES = 64 * 1024 * 1024
 
 
+class Hush:
+    """A warning said at most once every `every` seconds, with how many times it was not said meanwhile: a
+    flood must not write a line per request it sends."""
+
+    def __init__(self, every: float = SHED_SUMMARY_EVERY) -> None:
+        self.every = every
+        self.said = -float("inf")
+        self.unsaid = 0
+        self.lock = threading.Lock()
+
+    def due(self, now: float) -> Optional[int]:
+        """Return how many times it went unsaid since it was last said when it is to be said now, else None."""
+        with self.lock:
+            if now - self.said < self.every:
+                self.unsaid += 1
+                return None
+            unsaid, self.unsaid, self.said = self.unsaid, 0, now
+            return unsaid
+
+
+def _since(unsaid: int) -> str:
+    return f" ({unsaid} more since the last such line, said at most once a minute)" if unsaid else ""
+
+
 class Body(enum.Enum):
     """What became of a request's body; its handler owns it."""
     # It decides whether the connection can serve another request, and whether closing it must
@@ -201,6 +225,7 @@ class Server(ThreadingHTTPServer):
         self.connections_lock = self.admission.lock
         self.accepted_connections = 0
         self.shed_tally = ShedTally(SHED_SUMMARY_EVERY)
+        self.busy_hush, self.key_hush = Hush(), Hush()
         if ":" in settings.host:
             self.address_family = socket.AF_INET6
         self.crew = Crew(self.process_request_thread, self.shutdown_request)
@@ -295,8 +320,10 @@ class Server(ThreadingHTTPServer):
 
     def refuse_busy(self, request) -> None:
         """Answer 503 on a connection given no seat: every one is busy with a request."""
-        log.warning("All %d connections are busy with requests: answered a new one 503",
-                    self.settings.max_connections)
+        unsaid = self.busy_hush.due(time.monotonic())
+        log.log(logging.DEBUG if unsaid is None else logging.WARNING,
+                "All %d connections are busy with requests: answered a new one 503%s",
+                self.settings.max_connections, _since(unsaid or 0))
         self.metrics.errors.inc(reason="busy")
         try:
             request.send(_BUSY)  # non-blocking: what does not fit at once is not waited for
@@ -780,8 +807,10 @@ class Handler(BaseHTTPRequestHandler):
                     503, f"too many requests from {client}: over CLIENT_RATE_LIMIT; retry later",
                     (("Retry-After", str(max(1, int(wait + 0.999)))),), reason="client_rate_limited")
         if not auth.authorized(self.headers, settings.api_key):
-            log.warning("Refused a notification from %s: %s", client,
-                        "wrong API key" if auth.presented_keys(self.headers) else "no API key")
+            unsaid = self.server.key_hush.due(time.monotonic())
+            log.log(logging.DEBUG if unsaid is None else logging.WARNING, "Refused a notification from %s: %s%s",
+                    client, "wrong API key" if auth.presented_keys(self.headers) else "no API key",
+                    _since(unsaid or 0))
             return dispatch.error(
                 401, "an API key is required: send it as X-API-Key, as Authorization: Bearer, "
                      "or as the Basic auth password", auth.CHALLENGES)

@@ -88,13 +88,16 @@ class Templates:
 
     def parts(self, alerts: Sequence[Any], shown: int, external_url: str, text_limit: int, receiver: str = "",
               group_labels: Mapping[str, str] = MappingProxyType({}), route: str = "",
-              cpu_budget: Optional[float] = None) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
+              cpu_budget: Optional[float] = None, cpu_deadline: Optional[float] = None
+              ) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
         """The message's text and, for each of the first `shown` alerts, its attachment's (title, text) as
         the templates render them, cut to Rocket.Chat's limits: None for a part without a template or
         whose template failed (the built-in part is used), "" for an attachment text left empty. Raise
-        OverBudget when they take more than `cpu_budget` seconds of this thread's CPU time together."""
+        OverBudget when they take more than `cpu_budget` seconds of this thread's CPU time together, or run
+        past `cpu_deadline` (time.thread_time()) when given: a post's groups share one budget."""
         from .message import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
-        deadline = time.thread_time() + cpu_budget if cpu_budget is not None else None
+        deadline = cpu_deadline if cpu_deadline is not None else \
+            time.thread_time() + cpu_budget if cpu_budget is not None else None
         render = functools.partial(self.render, cpu_deadline=deadline, cpu_budget=cpu_budget or 0.0)
         group = amdata.KV(group_labels or {})
         items = [_alert(a) for a in alerts]

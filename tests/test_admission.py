@@ -415,3 +415,22 @@ def test_a_real_alertmanager_over_tls_delivers_every_group_during_a_flood(start_
         flooder.kill()
         flooder.wait(10)
         manager.stop()
+
+
+def test_notifications_waiting_for_a_seat_take_at_most_half_the_spare_ones_the_rest_serve_health():
+    # 80 connections trickling notification bodies (no API key needed on loopback) held every ordinary
+    # seat; the newcomers' notifications then filled every spare one, each waiting STALL_GRACE to be
+    # promoted, so that /health was answered 503 too (154 of 155 probes in 20 s).
+    table = admission(max_connections=1, spares=4)
+    seated(table, "reading", Phase.READING)
+    heads = {"post0": b"POST /webhook HTTP/1.1\r\n", "post1": b"POST /webhook HTTP/1.1\r\n",
+             "post2": b"POST /webhook HTTP/1.1\r\n", "health": b"GET /health HTTP/1.1\r\n",
+             "metrics": b"GET /metrics HTTP/1.1\r\n", "head": b"HEAD /health HTTP/1.1\r\n"}
+    seats = {}
+    for key, head in heads.items():
+        table.arrive(key, tls=False)
+        table.table[key].head = head
+        assert table.enter(key, Phase.HEAD)
+        seats[key] = table.seat(key)
+    assert seats == {"post0": (Seat.SPARE, []), "post1": (Seat.SPARE, []), "post2": (None, []),
+                     "health": (Seat.SPARE, []), "metrics": (Seat.SPARE, []), "head": (None, [])}

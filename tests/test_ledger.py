@@ -173,3 +173,12 @@ def test_a_huge_time_text_is_not_kept_in_the_cache_of_times():
         huge = alert()._replace(starts_at=f"{i}" + "9" * 1_000_000)
         assert observe(huge, None, T0, 60).starts == 0.0
     assert ledger._cached_epoch.cache_info().currsize == 1
+
+
+def test_a_peers_stale_copy_is_told_by_when_the_resolution_came_not_by_its_endsat():
+    # Alertmanager sends a resolution at the group's next flush, up to group_interval (5 min by default)
+    # after its endsAt: measured from endsAt, a lagging peer's FIRING copy right behind it was a re-fire,
+    # posted, and the channel read FIRING for an alert resolved.
+    resolved = observe(alert("resolved", ends=T0), None, T0 + 240, 60, PEER_A)
+    assert observe(alert(), resolved, T0 + 241, 60, PEER_B, (PEER_A,), T0 + 240).order < resolved.order
+    assert observe(alert(), resolved, T0 + 240 + 61, 60, PEER_B, (PEER_A,), T0 + 240).order > resolved.order

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import logging
 import os
 import socket
 import ssl
@@ -654,3 +655,24 @@ def test_health_answers_while_64_large_notifications_are_processed(start_daemon)
         thread.join(120)
     assert health == 200
     assert statuses == [200] * 64
+
+
+def test_refusals_for_want_of_a_seat_or_a_key_are_said_once_a_minute_not_once_each(start_daemon, hooks, logs):
+    # A flood of requests whose bodies trickle in holds every seat: each newcomer answered 503 was one
+    # WARNING (45,732 lines, 4.5 MB in 30 s); without the key, each refusal one too (48,893 lines in 30 s).
+    daemon = start_daemon(API_KEY=KEY, **hooks)
+    for _ in range(50):
+        ours, theirs = socket.socketpair()
+        with theirs:
+            daemon.server.refuse_busy(ours)
+            assert theirs.recv(12) == b"HTTP/1.1 503"
+    for _ in range(50):
+        conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+        conn.request("POST", "/webhook", json.dumps(load_example()), {"Content-Type": "application/json"})
+        assert conn.getresponse().status == 401
+        conn.close()
+    assert daemon.server.metrics.errors.value(reason="busy") == 50
+    busy = [r for r in logs.records if "are busy with requests" in r.getMessage()]
+    refused = [r for r in logs.records if r.getMessage().startswith("Refused a notification from")]
+    assert [r.levelname for r in busy if r.levelno >= logging.INFO] == ["WARNING"], [r.getMessage() for r in busy]
+    assert [r.levelname for r in refused if r.levelno >= logging.INFO] == ["WARNING"], len(refused)

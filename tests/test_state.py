@@ -258,3 +258,19 @@ def test_a_stale_firing_copy_from_another_peer_after_the_resolution_is_not_poste
     for body in (payload("Stale", FIRING, starts), payload("Stale", RESOLVED, starts, ends=ends), lagging):
         assert daemon.post_json(body)[0] == 200
     assert [shows(body) for body in rocketchat.messages("critical")] == [[("Stale", FIRING)], [("Stale", RESOLVED)]]
+
+
+def test_a_stale_firing_copy_from_another_peer_is_not_posted_after_a_resolution_sent_a_group_interval_late(
+        start_daemon, rocketchat):
+    # Alertmanager sends a resolution at the group's next flush: its endsAt is up to group_interval (5 min by
+    # default) old when it comes. A lagging peer's copy right behind it was taken for a re-fire and posted.
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
+                          DEDUP_WINDOW="60")
+    starts = whole_second(-600)
+    ends = whole_second(-240)
+    lagging = payload("Stale", FIRING, starts)
+    lagging["externalURL"] = "http://alertmanager-2.example.com"
+    for body in (payload("Stale", FIRING, starts), payload("Stale", RESOLVED, starts, ends=ends), lagging):
+        assert daemon.post_json(body)[0] == 200
+    assert [shows(body) for body in rocketchat.messages("critical")] == [[("Stale", FIRING)], [("Stale", RESOLVED)]]
