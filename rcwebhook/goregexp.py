@@ -46,7 +46,11 @@ MAX_INSTRUCTIONS = 200_000  # a bigger program is refused as "expression too lar
 MAX_NESTING = 1000
 MAX_REPEAT = 1000
 
+MEMO_TEXT = 256  # match_string's answers are kept for texts of at most this many characters...
+MEMO_ENTRIES = 1024  # ...this many of them for all patterns together (256 K characters at most)
+
 _local = threading.local()
+_matched: Dict[Tuple["Regexp", str], bool] = {}
 Check = Optional[Callable[[int], None]]
 
 
@@ -900,7 +904,18 @@ class Regexp:
         """Go's MatchString: whether s holds a match anywhere."""
         if self._literal is not None:
             return self._literal in s
-        return self._end(s, 0, True, check) >= 0
+        if len(s) > MEMO_TEXT:
+            return self._end(s, 0, True, check) >= 0
+        # Templates test the same short values again and again (an ExternalURL against "^https?://" for
+        # every alert): the answers for short texts are kept, a few of them, for all patterns together.
+        key = (self, s)
+        matched = _matched.get(key)
+        if matched is None:
+            matched = self._end(s, 0, True, check) >= 0
+            if len(_matched) >= MEMO_ENTRIES:
+                _matched.clear()
+            _matched[key] = matched
+        return matched
 
     def find_string_index(self, s: str, pos: int = 0, check: Check = None) -> Optional[Tuple[int, int]]:
         """Go's FindStringIndex from pos (what lies before pos still counts for ^, \\b): (start, end)."""

@@ -258,3 +258,15 @@ def test_threads_sharing_a_pattern_get_the_results_one_thread_gets(monkeypatch: 
     with ThreadPoolExecutor(max_workers=8) as pool:
         got = list(pool.map(lambda t: shared.replace_all_string(t, "<$1|$2>"), texts * 5))
     assert got == expected * 5
+
+
+def test_answers_kept_for_short_texts_stay_right_and_bounded():
+    rx = goregexp.compile("^https?://")
+    for i in range(3 * goregexp.MEMO_ENTRIES):
+        text = f"http://host{i}" if i % 2 else f"ftp://host{i}"
+        assert rx.match_string(text) is bool(i % 2)
+        assert rx.match_string(text) is bool(i % 2)  # the kept answer
+    assert len(goregexp._matched) <= goregexp.MEMO_ENTRIES
+    long_text = "http://" + "h" * goregexp.MEMO_TEXT
+    assert rx.match_string(long_text)
+    assert (rx, long_text) not in goregexp._matched
