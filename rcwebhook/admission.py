@@ -3,8 +3,10 @@
 A connection is shed for room only while it waits on its client: first one that has sent nothing
 (idle), then one whose request has dragged on for STALL_GRACE since its first byte without its head
 being whole (slow), then one answered a refusal whose body it still drains (refused). A request whose
-head has come whole and passed admission is never closed for another; only its own deadline,
-REQUEST_TIMEOUT after its first byte, ends it. Nothing here touches a socket: the table says who is
+head has come whole and passed admission is never closed for another, with one exception: a request
+that came whole (its body too, as Alertmanager sends it) may take the seat of one whose body lags behind
+MIN_BODY_RATE, so that clients dragging out bodies cannot hold every seat for long. Otherwise only its own
+deadline, REQUEST_TIMEOUT after its first byte, ends a request. Nothing here touches a socket: the table says who is
 where, the decisions return the connections to close, and the server closes them.
 """
 
@@ -21,6 +23,9 @@ SPARE_CONNECTIONS = 8
 # How long after its first byte a request's head may take before it counts as slow. Alertmanager
 # sends a whole notification in one go; a head still incomplete after this is a client dragging it out.
 STALL_GRACE = 0.5
+# The pace below which a request's body is dragged out (past STALL_GRACE after its head): such a request
+# gives its seat to one that came whole. 4 MiB (MAX_BODY_BYTES) at this pace take 4 s.
+MIN_BODY_RATE = 1024 * 1024  # bytes per second
 
 
 class Phase(enum.Enum):
@@ -29,7 +34,7 @@ class Phase(enum.Enum):
     HANDSHAKE = "handshake"  # TLS handshake under way, in the lobby
     NEW = "new"  # accepted, no byte of its first request yet, in the lobby
     HEAD = "head"  # a request's first byte has come, its head is not whole yet
-    READING = "reading"  # its head is whole and admitted: its body is being read; never shed
+    READING = "reading"  # its head is whole and admitted: its body is being read (shed only when late)
     BUSY = "busy"  # a request is being answered: never closed from outside
     IDLE = "idle"  # kept alive between requests, no byte of the next one yet
     LINGERING = "lingering"  # answered a refusal without reading its body: dropping what the client still sends
@@ -63,7 +68,7 @@ class Seat(enum.Enum):
 class Connection:
     """What one open connection is doing, since when, and until when it may."""
 
-    __slots__ = ("phase", "since", "first_byte", "deadline", "seat", "head", "looks")
+    __slots__ = ("phase", "since", "first_byte", "deadline", "seat", "head", "looks", "whole", "body_due")
 
     def __init__(self, phase: Phase, now: float, deadline: float) -> None:
         self.phase = phase
@@ -73,6 +78,8 @@ class Connection:
         self.seat = Seat.LOBBY
         self.head = b""  # what the lobby read of the request's head, handed to the thread that serves it
         self.looks = False  # its request is a GET or HEAD (/health, /metrics, /status), known when seated
+        self.whole = False  # its whole first request, body (if any) too, came in the lobby
+        self.body_due = 0.0  # READING: when its body, at MIN_BODY_RATE, should have come whole
 
     @property
     def spare(self) -> bool:
@@ -116,9 +123,9 @@ class Admission:
             else:
                 self.table[key] = Connection(Phase.NEW, now, now + self.request_timeout)
 
-    def enter(self, key: Hashable, phase: Phase) -> bool:
-        """Record that a connection enters `phase` now; return False if it was closed from outside (and then
-        it must not go on: whatever it read is not acted on)."""
+    def enter(self, key: Hashable, phase: Phase, body_bytes: int = 0) -> bool:
+        """Record that a connection enters `phase` now (READING: with a body of `body_bytes` to come); return
+        False if it was closed from outside (and then it must not go on: whatever it read is not acted on)."""
         now = self.clock()
         with self.changed:
             connection = self.table.get(key)
@@ -132,6 +139,8 @@ class Admission:
             elif phase in (Phase.NEW, Phase.IDLE, Phase.LINGERING):
                 connection.first_byte = None
                 connection.deadline = now + self.request_timeout
+            elif phase is Phase.READING:
+                connection.body_due = now + self.grace + body_bytes / MIN_BODY_RATE
             connection.phase, connection.since = phase, now
             self.changed.notify_all()
             return True
@@ -174,7 +183,7 @@ class Admission:
                         and not c.looks) >= self.spares - self.spares // 2:
                     continue
                 if self._taken(seat) >= limit:
-                    victim = self._victim(seat, now)
+                    victim = self._victim(seat, now, connection.whole)
                     if victim is None:
                         continue
                     shed.append(victim)
@@ -195,7 +204,7 @@ class Admission:
                 return True, []
             shed: Shed = []
             if self._taken(Seat.ORDINARY) >= self.max_connections:
-                victim = self._victim(Seat.ORDINARY, self.clock())
+                victim = self._victim(Seat.ORDINARY, self.clock(), connection.whole)
                 shed = [victim] if victim is not None else []
             if self._taken(Seat.ORDINARY) >= self.max_connections:
                 return None, []
@@ -256,8 +265,9 @@ class Admission:
     def _count_peak(self) -> None:
         self.peak = max(self.peak, self._taken(Seat.ORDINARY))
 
-    def _victim(self, seat: Seat, now: float) -> Optional[Tuple[Hashable, Reason]]:
-        """Mark closed and return the connection in `seat` to shed first, with why; None if none may be."""
+    def _victim(self, seat: Seat, now: float, whole: bool = False) -> Optional[Tuple[Hashable, Reason]]:
+        """Mark closed and return the connection in `seat` to shed first, with why; None if none may be. For
+        a request that came `whole`, last, the one whose body lags furthest behind MIN_BODY_RATE."""
         for phase, reason in _SHED_ORDER:
             if phase is Phase.HEAD:
                 slow = [(c.first_byte, key) for key, c in self.table.items()
@@ -268,6 +278,13 @@ class Admission:
                 key = min(slow, key=lambda item: item[0])[1]
                 self.table[key].phase = Phase.CLOSED
                 return key, reason
+        if whole:
+            late = [(c.body_due, key) for key, c in self.table.items()
+                    if c.seat is seat and c.phase is Phase.READING and c.body_due <= now]
+            if late:
+                key = min(late, key=lambda item: item[0])[1]
+                self.table[key].phase = Phase.CLOSED
+                return key, Reason.SLOW
         return None
 
 

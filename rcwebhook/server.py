@@ -39,6 +39,9 @@ access_log = logging.getLogger("rcwebhook.access")
 ALLOWED = {"/health": "GET, HEAD", "/metrics": "GET, HEAD", "/ready": "GET, HEAD", "/status": "GET, HEAD",
            "/status.json": "GET, HEAD", "/webhook": "POST"}
 MAX_HEADER_BYTES = 32 * 1024  # request line and headers together; http.server caps them at 100 lines
+# A POST's body up to this size is waited for in the lobby too: a request that comes whole (Alertmanager
+# sends its notification at once) may then take the seat of one whose body is dragged out.
+LOBBY_BODY_BYTES = 32 * 1024
 READ_CHUNK = 1024 * 1024  # the most of a body one read takes
 # How long a TLS client has, from its connection, to finish the handshake (at most REQUEST_TIMEOUT).
 HANDSHAKE_TIMEOUT = 5.0
@@ -334,10 +337,10 @@ class Server(ThreadingHTTPServer):
     def is_spare(self, request) -> bool:
         return self.admission.is_spare(request)
 
-    def enter(self, request, phase: Phase) -> bool:
-        """Record that a connection enters `phase` now; return False if it was closed from outside (then
-        nothing it sent may be acted on)."""
-        return self.admission.enter(request, phase)
+    def enter(self, request, phase: Phase, body_bytes: int = 0) -> bool:
+        """Record that a connection enters `phase` now (READING: with `body_bytes` to come); return False if
+        it was closed from outside (then nothing it sent may be acted on)."""
+        return self.admission.enter(request, phase, body_bytes)
 
     def shutdown_request(self, request) -> None:
         self.admission.leave(request)
@@ -383,6 +386,30 @@ def _lobby_size(seats: int) -> int:
     if soft == resource.RLIM_INFINITY:
         return LOBBY_CONNECTIONS
     return max(16, min(LOBBY_CONNECTIONS, soft - seats - 128))
+
+
+def _whole_request(head: bytes) -> int:
+    """Return how many bytes make the whole request whose head `head` holds, body included, when the lobby
+    waits for all of it (no body, or a Content-Length of at most LOBBY_BODY_BYTES, not expecting 100
+    Continue); 0 when it does not."""
+    end = head.find(b"\r\n\r\n")
+    end = end + 4 if end >= 0 else head.find(b"\n\n") + 2
+    if end < 2:
+        return 0
+    length = None
+    for line in head[:end].split(b"\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"expect" or name == b"transfer-encoding" or (name == b"content-length" and length is not None):
+            return 0
+        if name == b"content-length":
+            value = value.strip()
+            if not value.isdigit() or len(value) > 9:
+                return 0
+            length = int(value)
+    if length is not None and length > LOBBY_BODY_BYTES:
+        return 0
+    return end + (length or 0)
 
 
 def _head_is_whole(head: bytes) -> bool:
@@ -520,17 +547,24 @@ class Lobby:
             self.admission.enter(sock, Phase.NEW)
             self.selector.modify(sock, selectors.EVENT_READ)
         head = connection.head
+        wanted = _whole_request(head) if _head_is_whole(head) else 0  # its body, waited for here
         try:
             while True:
-                data = sock.recv(MAX_HEADER_BYTES + 1 - len(head))
-                if not data:  # the client left
-                    self._drop(sock)
+                data = sock.recv(max(wanted, MAX_HEADER_BYTES + 1) - len(head))
+                if not data:  # the client left, or ended its body early: that one is answered (400)
+                    if wanted:
+                        self._hand(sock)
+                    else:
+                        self._drop(sock)
                     return
                 if not head and not self.admission.enter(sock, Phase.HEAD):
                     self._drop(sock)
                     return
                 head += data
-                if len(head) > MAX_HEADER_BYTES or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                if not wanted and _head_is_whole(head):
+                    wanted = _whole_request(head)
+                if len(head) >= max(wanted, MAX_HEADER_BYTES + 1) or not isinstance(sock, ssl.SSLSocket) \
+                        or not sock.pending():
                     break
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
             pass
@@ -538,7 +572,11 @@ class Lobby:
             self._drop(sock)
             return
         connection.head = head
-        if len(head) > MAX_HEADER_BYTES or _head_is_whole(head):
+        if wanted:
+            if len(head) >= wanted:
+                connection.whole = True
+                self._hand(sock)
+        elif len(head) > MAX_HEADER_BYTES or _head_is_whole(head):
             self._hand(sock)
 
     def _hand(self, sock: socket.socket) -> None:
@@ -695,7 +733,11 @@ class Handler(BaseHTTPRequestHandler):
             # body ends is unknown, so nothing after it on this connection can be trusted.
             self.send_error(400, f"Transfer-Encoding {encoding[:60]!r} is not supported; send Content-Length")
             return False
-        if not self.server.enter(self.request, Phase.READING):  # closed from outside meanwhile
+        # The body's size sets the pace it is held to (a size over MAX_BODY_BYTES is refused unread).
+        digits = (length or "").strip(" \t")
+        body_bytes = min(int(digits), self.server.settings.max_body_bytes) \
+            if _DIGITS.fullmatch(digits) and len(digits) <= 18 else 0
+        if not self.server.enter(self.request, Phase.READING, body_bytes):  # closed from outside meanwhile
             self.close_connection = True
             return False
         return True

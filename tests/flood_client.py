@@ -4,7 +4,9 @@
 each reopened as soon as the server closes it. They do what a flood does, in turn:
 - idle: connect and send nothing (no ClientHello either);
 - trickle: send the start of a request, then a byte every TRICKLE seconds, never ending its headers;
-- over TLS also: complete the handshake and then send nothing, or send garbage instead of a ClientHello.
+- over TLS also: complete the handshake and then send nothing, or send garbage instead of a ClientHello;
+- slow-body (only with --only): send a whole head announcing a body of SLOW_BODY bytes, then drag the body
+  out, 100 bytes every TRICKLE seconds (needs no API key on loopback).
 When done it prints one JSON line: how many connections it opened and how many the server closed.
 """
 
@@ -18,6 +20,9 @@ import time
 
 TRICKLE = 0.3  # seconds between the trickling connections' bytes
 START = b"POST /webhook HTTP/1.1\r\nHost: x\r\nX-Pad: "
+SLOW_BODY = 1_000_000
+BODY_HEAD = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             b"Content-Length: %d\r\n\r\n" % SLOW_BODY)
 
 
 async def one(port: int, kind: str, end: float, counts: dict) -> None:
@@ -34,10 +39,10 @@ async def one(port: int, kind: str, end: float, counts: dict) -> None:
             counts["opened"] += 1
             if kind == "tls-garbage":
                 writer.write(b"\x16\x03\x01\x00\x05hello")
-            if kind.endswith("trickle"):
-                writer.write(START)
+            if kind.endswith("trickle") or kind == "slow-body":
+                writer.write(BODY_HEAD if kind == "slow-body" else START)
                 while time.monotonic() < end:
-                    writer.write(b"a")
+                    writer.write(b"a" if kind != "slow-body" else b" " * 100)
                     await writer.drain()
                     try:
                         if await asyncio.wait_for(reader.read(65536), TRICKLE) == b"":

@@ -115,6 +115,29 @@ def test_a_head_within_its_grace_is_not_slow():
     assert table.seat("other") == (Seat.ORDINARY, [("sending", Reason.SLOW)])
 
 
+
+def test_a_request_that_came_whole_takes_the_seat_of_one_whose_body_lags_behind_its_pace():
+    clock = Clock()
+    table = admission(max_connections=1, spares=0, clock=clock)
+    table.arrive("dragging", tls=False)
+    assert table.enter("dragging", Phase.HEAD)
+    assert table.seat("dragging") == (Seat.ORDINARY, [])
+    assert table.enter("dragging", Phase.READING, body_bytes=1024 * 1024)  # 1 MiB: due after 0.5 + 1 s
+
+    def newcomer(key: str, whole: bool):
+        table.arrive(key, tls=False)
+        table.table[key].head = b"POST /webhook HTTP/1.1\r\n"
+        table.table[key].whole = whole
+        assert table.enter(key, Phase.HEAD)
+        return table.seat(key)
+
+    clock.now += 1.4
+    assert newcomer("early", whole=True) == (None, [])  # a body that keeps its pace keeps its seat
+    clock.now += 0.2
+    assert newcomer("partial", whole=False) == (None, [])  # only a request that came whole may take it
+    assert newcomer("whole", whole=True) == (Seat.ORDINARY, [("dragging", Reason.SLOW)])
+    assert table.table["dragging"].phase is Phase.CLOSED
+
 def test_request_timeout_counts_from_the_first_byte_for_head_and_body_alike():
     clock = Clock()
     table = admission(clock=clock, request_timeout=10)
@@ -434,3 +457,33 @@ def test_notifications_waiting_for_a_seat_take_at_most_half_the_spare_ones_the_r
         seats[key] = table.seat(key)
     assert seats == {"post0": (Seat.SPARE, []), "post1": (Seat.SPARE, []), "post2": (None, []),
                      "health": (Seat.SPARE, []), "metrics": (Seat.SPARE, []), "head": (None, [])}
+
+
+def test_clients_dragging_out_bodies_do_not_shut_out_alertmanager(start_daemon, hooks):
+    # Without an API key (loopback), 40 connections that each send a whole head and then a body of 1 MB at
+    # 100 bytes every 0.3 s held every seat for REQUEST_TIMEOUT: not one notification got through. A
+    # notification that comes whole now takes the seat of one whose body lags behind MIN_BODY_RATE (1 MB
+    # is due 1.5 s after its head), so past that pace the flood no longer keeps it out: the flood frees
+    # MAX_CONNECTIONS seats per pace (some 10 a second here), far more than Alertmanager's notifications,
+    # which come a few a second at most (sent here at 4 a second).
+    daemon = start_daemon(MAX_CONNECTIONS="16", DELIVERY_DEADLINE="5", DEDUP_WINDOW="0", ROCKETCHAT_RATE_LIMIT="0",
+                          **hooks)
+    flooder = subprocess.Popen([sys.executable, str(FLOOD_CLIENT), str(daemon.port), "40", "9", "--only",
+                                "slow-body"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert flooder.stdout.readline().strip() == "flooding"
+        started = time.monotonic()
+        wait_until(lambda: daemon.server.peak_connections >= 16, what="the flood to take every seat")
+        body = json.dumps(load_example()).encode()
+        answers = []
+        pace = threading.Event()  # never set: it paces the notifications, 4 a second
+        while time.monotonic() < started + 7:
+            answers.append((time.monotonic() - started, timed(daemon.port, False, "POST", "/webhook", body, 6)))
+            pace.wait(0.25)
+        flooder.wait(20)
+    finally:
+        flooder.kill()
+    past_pace = [(status, took) for at, (status, took) in answers if at > 2.5]  # every seat past its pace
+    assert len(past_pace) >= 10
+    assert sum(1 for status, took in past_pace if status == 200 and took <= 5) >= 0.99 * len(past_pace), answers
+    assert daemon.server.metrics.connections_shed.value(reason="slow") > 0
