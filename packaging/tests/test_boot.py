@@ -220,7 +220,11 @@ def test_suite_on_debian_13s_python(booted):
                        "2>&1", check=False, timeout=1800)
     print(result.stdout[-4000:])
     print(f"[boot {booted.suite}] make test took {time.monotonic() - started:.0f}s")
-    assert result.returncode == 0, result.stdout[-6000:]
+    # A failure's head (its name and the assertion) first, then the end of the run: the end alone was
+    # mostly a failing test's captured log, with the violation that failed it cut away.
+    failures = result.stdout.find("= FAILURES =")
+    head = result.stdout[failures:failures + 6000] + "\n...\n" if failures >= 0 else ""
+    assert result.returncode == 0, head + result.stdout[-3000:]
 
 
 # --- install --------------------------------------------------------------------------------------
