@@ -7,9 +7,9 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import IO, List, Mapping, Optional
+from typing import IO, List, Mapping, Optional, Tuple
 
-from . import __version__, config, logs, sendtest
+from . import __version__, config, envfile, logs, sendtest
 from .config import EX_CONFIG, ConfigError
 from .service import Service
 
@@ -89,13 +89,32 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]):
     return config.load(path, environ, overrides)
 
 
+def compat_setting(environ: Mapping[str, str]) -> Tuple[str, str]:
+    """Return where TEMPLATE_COMPAT comes from and its value, as the daemon reads it: the environment's
+    TEMPLATE_COMPAT, else its RCWEBHOOK_TEMPLATE_COMPAT, else the env file rcwebhook would read (when this
+    user may read it), else the default."""
+    for key in ("TEMPLATE_COMPAT", config.COMPAT_ALIAS):
+        if environ.get(key, "").strip():
+            return key, environ[key].strip()
+    path = config.find_config(None, environ, Path.cwd())
+    if path is not None:
+        try:
+            entries, _ = envfile.parse(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError):
+            entries = []
+        for entry in reversed(entries):
+            if entry.key == "TEMPLATE_COMPAT" and entry.value.strip():
+                return f"{path}: TEMPLATE_COMPAT", entry.value.strip()
+    return "TEMPLATE_COMPAT", config.DEFAULTS["TEMPLATE_COMPAT"]
+
+
 def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.environ,
          stderr: Optional[IO[str]] = None, stdout: Optional[IO[str]] = None) -> int:
     """Run the command line and return the exit status."""
     words = sys.argv[1:] if argv is None else argv
     if words[:1] == ["template"]:  # amtool's `template render`, with rcwebhook's template engine
         from . import templaterender
-        return templaterender.main(words[1:], environ, stdout, stderr)
+        return templaterender.main(words[1:], environ, stdout, stderr, compat_setting(environ))
     args = parse_args(argv)
     stderr = stderr or sys.stderr
     if args.mention and not args.send_test:

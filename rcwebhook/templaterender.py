@@ -14,7 +14,6 @@ import glob as globmod
 import os
 import sys
 import time
-from pathlib import Path
 from typing import IO, List, Mapping, Optional, Tuple
 
 from . import amdata
@@ -150,29 +149,11 @@ def default_data(compat: str, now_ns: int, local: "amdata.gv.Location") -> amdat
     return data
 
 
-def compat_setting(environ: Mapping[str, str]) -> Tuple[str, str]:
-    """Return where TEMPLATE_COMPAT comes from and its value, as the daemon reads it: the environment's
-    TEMPLATE_COMPAT, else its RCWEBHOOK_TEMPLATE_COMPAT, else the env file rcwebhook would read (when this
-    user may read it), else the default."""
-    from . import config, envfile
-    for key in ("TEMPLATE_COMPAT", config.COMPAT_ALIAS):
-        if environ.get(key, "").strip():
-            return key, environ[key].strip()
-    path = config.find_config(None, environ, Path.cwd())
-    if path is not None:
-        try:
-            entries, _ = envfile.parse(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, UnicodeDecodeError):
-            entries = []
-        for entry in reversed(entries):
-            if entry.key == "TEMPLATE_COMPAT" and entry.value.strip():
-                return f"{path}: TEMPLATE_COMPAT", entry.value.strip()
-    return "TEMPLATE_COMPAT", config.DEFAULTS["TEMPLATE_COMPAT"]
-
-
 def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optional[IO[str]] = None,
-         stderr: Optional[IO[str]] = None) -> int:
-    """Run `template render ARGS`; return the exit status."""
+         stderr: Optional[IO[str]] = None, compat_setting: Tuple[str, str] = ("TEMPLATE_COMPAT", amdata.DEFAULT_COMPAT)
+         ) -> int:
+    """Run `template render ARGS` following the Alertmanager `compat_setting` names (where it was read, the
+    version); return the exit status."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     if argv[:1] in (["--help"], ["-h"], ["help"]):
@@ -189,7 +170,7 @@ def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optio
     except UsageError as exc:
         print(f"rcwebhook: error: {exc}, try --help\n{USAGE}", file=stderr)
         return 2
-    key, compat = compat_setting(environ)
+    key, compat = compat_setting
     if compat not in amdata.COMPATS:
         print(f"rcwebhook: error: {key}={compat!r} is not an Alertmanager version rcwebhook follows "
               f"({', '.join(amdata.COMPATS)})", file=stderr)
