@@ -22,6 +22,7 @@ import pytest
 from rcwebhook import server as server_module
 from rcwebhook.admission import Admission, Phase, Reason, Seat, ShedTally
 from tests.conftest import load_example, require_program
+from tests.test_security import hooks, wait_until  # noqa: F401 - hooks is a fixture
 
 FLOOD_CLIENT = Path(__file__).resolve().parent / "flood_client.py"
 
@@ -240,18 +241,6 @@ def test_connections_waiting_for_a_thread_at_stop_are_closed():
 
 # --- the server, with sockets --------------------------------------------------------------------
 
-@pytest.fixture
-def hooks(rocketchat):
-    return {f"ROCKETCHAT_WEBHOOK_{n.upper()}": rocketchat.add_hook(n) for n in ("critical", "warning", "info")}
-
-
-def wait_until(condition, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def post_raw(port: int, body: bytes) -> bytes:
