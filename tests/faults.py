@@ -417,11 +417,32 @@ def _model(exchanges: Sequence[Exchange], dedup_window: float,
     A state is (status, startsAt, endsAt when resolved).  A FIRING with the startsAt of a known
     RESOLVED is a re-fire (a new occurrence) when it arrives more than `dedup_window` seconds after
     that endsAt, else a stale copy.  A copy of a state arriving more than `dedup_window` after the
-    last 2xx answer for it is a reminder (a new occurrence).  Anything else is a copy (retry, HA peer).
+    last 2xx answer for it is a reminder (a new occurrence), unless another alert of the same request
+    brings news (the group changed).  Anything else is a copy (retry, HA peer).
     """
     occurrences: Dict[Tuple[str, str], List[Occurrence]] = {}
+
+    def brings_news(exchange: Exchange, alert: Mapping[str, Any]) -> bool:
+        """Whether `alert` in `exchange` is a state not seen before (a new occurrence, not a reminder)."""
+        labels = alert.get("labels") or {}
+        status = _alert_status(alert, exchange.body or {})
+        starts_at = alert.get("startsAt") or ""
+        known = occurrences.get((route_of(labels), labels.get("alertname") or "(unnamed)"), [])
+        series = [o for o in known if o.starts_at == starts_at]
+        current = max(series, key=lambda o: (o.phase, o.remind), default=None)
+        if current is None:
+            return True
+        if status == RESOLVED:
+            ends_at = alert.get("endsAt") or ""
+            return current.status == FIRING and not any(
+                o.status == RESOLVED and o.ends_at == ends_at for o in series)
+        return current.status == RESOLVED and exchange.wall - current.ends_epoch > dedup_window
+
     for exchange in sorted(exchanges, key=lambda e: (e.sent, e.seq)):
         body = exchange.body or {}
+        # Alertmanager sends a whole group again when it changes: its other alerts are copies then,
+        # not reminders, as rcwebhook's ledger has it. Only a notification without news reminds.
+        may_remind = not any(brings_news(exchange, alert) for alert in exchange.alerts())
         for alert in exchange.alerts():
             labels = alert.get("labels") or {}
             name = labels.get("alertname") or "(unnamed)"
@@ -443,7 +464,8 @@ def _model(exchanges: Sequence[Exchange], dedup_window: float,
 
             def same_or_reminder(occurrence: Occurrence) -> Occurrence:
                 last_ack = occurrence.last_ack_before(exchange.sent)
-                if occurrence is current and last_ack is not None and exchange.sent - last_ack > dedup_window:
+                if (may_remind and occurrence is current and last_ack is not None
+                        and exchange.sent - last_ack > dedup_window):
                     return new(occurrence.phase, occurrence.remind + 1, stale=False)
                 return occurrence
 

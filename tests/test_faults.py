@@ -277,6 +277,19 @@ class TestChecker:
         assert self.kinds(late, [self.post(1.2, 0, self.shown(FIRING)), self.post(100.2, 1, self.shown(FIRING))],
                           dedup_window=60) == []
 
+    def test_a_group_that_gained_an_alert_is_no_reminder_of_the_others(self):
+        # Alertmanager sends the whole group again when an alert joins it. The alerts already posted
+        # are copies in that notification, however long after their answer it comes (rcwebhook's
+        # ledger rule); only a notification without news reminds.
+        exchanges = [self.exchange(0, 1.0, 200, self.firing()),
+                     self.exchange(1, 3.0, 200, self.firing(), self.firing("B")),
+                     self.exchange(2, 6.0, 200, self.firing(), self.firing("B"))]
+        posts = [self.post(1.2, 0, self.shown(FIRING)), self.post(3.2, 1, self.shown(FIRING, "B")),
+                 self.post(6.2, 2, self.shown(FIRING), self.shown(FIRING, "B"))]
+        assert self.kinds(exchanges, posts, dedup_window=1) == []
+        # The reminder without news is owed.
+        assert self.kinds(exchanges, posts[:2], dedup_window=1) == ["loss", "loss"]
+
     def test_a_post_on_another_route_and_a_post_nobody_sent_are_caught(self):
         exchanges = [self.exchange(0, 1.0, 200, self.firing())]
         posts = [self.post(1.2, 0, self.shown(FIRING)), self.post(1.3, 0, self.shown(FIRING), hook="warning"),
