@@ -326,7 +326,8 @@ FLOOD_HEAD = [
 # rcwebhook as under systemd (stderr is the journal's stream), with the journal's socket at another path.
 JOURNALED = """
 import functools, sys
-from rcwebhook import cli, logs
+from rcwebhook import cli
+from rcwebhook.operations import logs
 logs.build_handlers = functools.partial(logs.build_handlers, journal_socket=sys.argv[1])
 sys.exit(cli.main(["--config", "/dev/null"]))
 """
@@ -501,7 +502,7 @@ def regexp_section() -> List[str]:
     import re
     import timeit
     sys.path.insert(0, str(BENCH.parent))
-    from rcwebhook import amdata
+    from rcwebhook.amtemplate import data as amdata
     funcs = amdata.functions()
     match, replace = funcs["match"].fn, funcs["reReplaceAll"].fn
 

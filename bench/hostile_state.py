@@ -123,7 +123,7 @@ def locked_database(tmp: Path, rocketchat_port: int) -> Dict[str, float]:
 
 
 def compact_record() -> Dict[str, float]:
-    from rcwebhook.ledger import Posted, State
+    from rcwebhook.delivery.ledger import Posted, State
 
     figures: Dict[str, float] = {}
     for count in (100_000, 1_000_000):

@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 from typing import IO, List, Mapping, Optional, Tuple
 
-from . import __version__, config, envfile, logs, sendtest
-from .config import EX_CONFIG, ConfigError
+from . import __version__
+from .config import settings as config
+from .config import envfile
+from .operations import logs
+from . import sendtest
+from .config.settings import EX_CONFIG, ConfigError
 from .service import Service
 
 log = logging.getLogger("rcwebhook")
@@ -113,7 +117,7 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
     """Run the command line and return the exit status."""
     words = sys.argv[1:] if argv is None else argv
     if words[:1] == ["template"]:  # amtool's `template render`, with rcwebhook's template engine
-        from . import templaterender
+        from .amtemplate import render as templaterender
         return templaterender.main(words[1:], environ, stdout, stderr, compat_setting(environ))
     args = parse_args(argv)
     stderr = stderr or sys.stderr

@@ -11,12 +11,16 @@ import time
 from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Tuple
 
-from . import alertmanager, mentions, message, routing, templating
-from .config import Route, Settings
-from .courier import thread_scope
-from .ledger import FIRING, RESOLVED, identity, observe
-from .store import FILE_NAME, hook_id
-from .threads import group_digest
+from .messages import notification as alertmanager
+from .messages import mentions
+from .messages import render as message
+from .messages import routing
+from .messages import templates as templating
+from .config.settings import Route, Settings
+from .delivery.courier import thread_scope
+from .delivery.ledger import FIRING, RESOLVED, identity, observe
+from .delivery.store import FILE_NAME, hook_id
+from .delivery.threads import group_digest
 
 log = logging.getLogger("rcwebhook")
 

@@ -7,10 +7,12 @@ import socket
 from datetime import datetime, timezone, tzinfo
 from typing import IO, List, Optional
 
-from . import delivery, mentions, message
-from .alertmanager import Alert, Notification
-from .config import ROUTES, Settings, key_prefix, redact, redact_url, route_name
-from .routing import Batch
+from .delivery import transport as delivery
+from .messages import mentions
+from .messages import render as message
+from .messages.notification import Alert, Notification
+from .config.settings import ROUTES, Settings, key_prefix, redact, redact_url, route_name
+from .messages.routing import Batch
 
 
 def test_notification(route: str, now: datetime, zone: tzinfo = timezone.utc) -> Notification:

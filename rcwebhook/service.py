@@ -9,10 +9,13 @@ import threading
 import time
 from typing import Callable, List, Mapping, Tuple
 
-from . import __version__, config, logs, tls
-from .config import EX_CONFIG, ConfigError, Settings, redact_url
-from .notify import Notifier
-from .server import Phase, Server
+from . import __version__
+from .config import settings as config
+from .operations import logs
+from .config import tls
+from .config.settings import EX_CONFIG, ConfigError, Settings, redact_url
+from .operations.notify import Notifier
+from .web.server import Phase, Server
 
 log = logging.getLogger("rcwebhook")
 

@@ -11,8 +11,8 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import pytest
 
-from rcwebhook import config
-from rcwebhook.server import Server
+from rcwebhook.config import settings as config
+from rcwebhook.web.server import Server
 from tests.rocketchat_standin import RocketChatStandin
 
 ROOT = Path(__file__).resolve().parent.parent

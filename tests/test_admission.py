@@ -1,6 +1,6 @@
 """What rcwebhook sheds when it is short of room, and a connection flood that must not shut out Alertmanager.
 
-The policy (rcwebhook.admission) is tested on its own with a clock the test moves; the server with real
+The policy (rcwebhook.web.admission) is tested on its own with a clock the test moves; the server with real
 sockets, and with a flood from a process of its own (tests/flood_client.py).
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook import server as server_module
-from rcwebhook.admission import Admission, Phase, Reason, Seat, ShedTally
+from rcwebhook.web import server as server_module
+from rcwebhook.web.admission import Admission, Phase, Reason, Seat, ShedTally
 from tests.conftest import load_example, require_program
 from tests.test_security import hooks, wait_until  # noqa: F401 - hooks is a fixture
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from rcwebhook.alertmanager import PayloadError, names, parse, parse_time
+from rcwebhook.messages.notification import PayloadError, names, parse, parse_time
 from tests.conftest import load_example
 
 
@@ -152,7 +152,7 @@ def _mutations(seed: int):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_a_large_body_decodes_exactly_as_json_loads_would(seed):
-    from rcwebhook import alertmanager
+    from rcwebhook.messages import notification as alertmanager
 
     assert alertmanager.STEP_BYTES <= 70000  # every text below is decoded in steps
     checked = failed = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook.alertmanager import parse
+from rcwebhook.messages.notification import parse
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VERSIONS = ("0.25", "0.28", "0.32", "0.34")

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook import certs, delivery, sendtest
+from rcwebhook.config import certs
+from rcwebhook.delivery import transport as delivery
+from rcwebhook import sendtest
 from tests.conftest import ROOT, make_settings, require_program
 from tests.rocketchat_standin import RocketChatStandin
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook import config
-from rcwebhook.config import ConfigError
+from rcwebhook.config import settings as config
+from rcwebhook.config.settings import ConfigError
 
 HOOK = "https://chat.example.com/hooks/abc123/SECRETTOKEN"
 

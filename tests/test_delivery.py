@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rcwebhook import delivery
-from rcwebhook.delivery import Answer
+from rcwebhook.delivery import transport as delivery
+from rcwebhook.delivery.transport import Answer
 from tests.conftest import load_example
 from tests.rocketchat_standin import RocketChatStandin
 
@@ -344,7 +344,7 @@ def test_pacing_wait_is_logged_with_its_reason_and_delay(start_daemon, rocketcha
 
 
 def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, monkeypatch):
-    from rcwebhook import courier
+    from rcwebhook.delivery import courier
     monkeypatch.setattr(courier, "QUEUE_LIMIT", 2)
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/60", DELIVERY_DEADLINE="0.2", **hooks)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
@@ -356,7 +356,7 @@ def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, mo
 
 def test_a_state_no_request_carries_any_more_is_dropped_and_logged(start_daemon, rocketchat, hooks, logs,
                                                                   monkeypatch):
-    from rcwebhook import courier
+    from rcwebhook.delivery import courier
     monkeypatch.setattr(courier, "PENDING_MAX_AGE", 0.5)
     daemon = start_daemon(DELIVERY_DEADLINE="0.2", **hooks)
     rocketchat.disable("critical")

@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from rcwebhook import delivery
-from rcwebhook.delivery import Answer
+from rcwebhook.delivery import transport as delivery
+from rcwebhook.delivery.transport import Answer
 from tests.rocketchat_standin import RocketChatStandin
 from tests.test_operations import parse_metrics, processes  # noqa: F401 - `processes` is a fixture
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
-from rcwebhook import config
+from rcwebhook.config import settings as config
 from rcwebhook.cli import parse_args
 from tests.conftest import ROOT
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rcwebhook import envfile
+from rcwebhook.config import envfile
 
 
 def values(text: str) -> dict:

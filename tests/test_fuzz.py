@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tup
 
 import pytest
 
-from rcwebhook import config
+from rcwebhook.config import settings as config
 
 DEFAULT_SEED = 20260130
 SEED = int(os.environ.get("RCWEBHOOK_FUZZ_SEED") or DEFAULT_SEED)

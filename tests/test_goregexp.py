@@ -13,8 +13,8 @@ from typing import List, Optional
 
 import pytest
 
-from rcwebhook import goregexp
-from rcwebhook.goregexp import RegexpError
+from rcwebhook.gotemplate import regexp as goregexp
+from rcwebhook.gotemplate.regexp import RegexpError
 
 ROOT = Path(__file__).resolve().parent.parent
 

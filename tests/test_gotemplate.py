@@ -13,8 +13,11 @@ from typing import Dict, Optional
 
 import pytest
 
-from rcwebhook import amdata, cli, gotemplate, templaterender
-from rcwebhook.gotemplate import ExecError, LimitError, ParseError
+from rcwebhook.amtemplate import data as amdata
+from rcwebhook import cli
+from rcwebhook.gotemplate import template as gotemplate
+from rcwebhook.amtemplate import render as templaterender
+from rcwebhook.gotemplate.template import ExecError, LimitError, ParseError
 
 DATA = {
     "receiver": "rocketchat", "status": "firing", "externalURL": "http://am:9093",

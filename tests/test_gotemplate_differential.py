@@ -348,7 +348,7 @@ def test_without_template_data_each_version_renders_its_own_sample_data(amtools:
 
 def test_a_parse_error_at_the_end_of_a_file_reads_as_amtools(amtools: List[Tuple[str, str]], tmp_path: Path) -> None:
     """The configuration check tells a template file's parse error with amtool's very message."""
-    from rcwebhook import config
+    from rcwebhook.config import settings as config
     bad = tmp_path / "b1.tmpl"
     bad.write_text('{{ define "x" }}\nhello\n{{ if .Status }}\nyes\n', encoding="utf-8")
     errors: list = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from rcwebhook import courier
+from rcwebhook.delivery import courier
 from tests.conftest import make_settings
 from tests.test_mentions import alert, metrics, notification, texts, titles
 

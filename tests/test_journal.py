@@ -13,7 +13,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from rcwebhook import logs
+from rcwebhook.operations import logs
 from tests.conftest import load_example
 
 STALLED_NOTICE = "were dropped while the journal was not accepting them"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from rcwebhook.alertmanager import Alert
-from rcwebhook.ledger import FIRING, RESOLVED, Context, Item, Ledger, Ticket, observe, sender_tag
+from rcwebhook.messages.notification import Alert
+from rcwebhook.delivery.ledger import FIRING, RESOLVED, Context, Item, Ledger, Ticket, observe, sender_tag
 
 T0 = 1_800_000_000.0  # a wall-clock moment, in epoch seconds
 
@@ -141,7 +141,7 @@ def test_ledger_stays_bounded_and_keeps_what_is_owed():
 
 
 def test_the_record_of_posted_states_finds_the_newest_and_drops_the_oldest_beyond_its_bound(monkeypatch):
-    from rcwebhook import ledger
+    from rcwebhook.delivery import ledger
 
     monkeypatch.setattr(ledger, "FRESH_LIMIT", 100)
     monkeypatch.setattr(ledger, "RUN_LIMIT", 400)
@@ -165,7 +165,7 @@ def test_the_record_of_posted_states_finds_the_newest_and_drops_the_oldest_beyon
 
 
 def test_a_huge_time_text_is_not_kept_in_the_cache_of_times():
-    from rcwebhook import ledger
+    from rcwebhook.delivery import ledger
 
     ledger._cached_epoch.cache_clear()
     for i in range(20):

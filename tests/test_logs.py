@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from rcwebhook import logs
+from rcwebhook.operations import logs
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_a_request_that_times_out_is_logged_at_debug_not_info():
     import threading
     import time
 
-    from rcwebhook.server import Server
+    from rcwebhook.web.server import Server
     from tests.conftest import LogCapture, make_settings
 
     capture = LogCapture()
@@ -213,7 +213,7 @@ class StalledStream(io.StringIO):
 
 
 def test_entries_beyond_the_queue_are_dropped_counted_and_told_once_writing_works(restore_logger):
-    from rcwebhook.metrics import LOG_DROPS
+    from rcwebhook.operations.metrics import LOG_DROPS
 
     stream = StalledStream()
     handler = logging.StreamHandler(stream)

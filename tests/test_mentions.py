@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from rcwebhook import courier, delivery
+from rcwebhook.delivery import courier
+from rcwebhook.delivery import transport as delivery
 from tests.conftest import make_settings
 from tests.test_cli import run, write_config
 from tests.test_operations import parse_metrics

@@ -8,9 +8,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from rcwebhook import message
-from rcwebhook.alertmanager import parse
-from rcwebhook.routing import route
+from rcwebhook.messages import render as message
+from rcwebhook.messages.notification import parse
+from rcwebhook.messages.routing import route
 from tests.conftest import load_example, make_settings
 from tests.rocketchat_standin import check_message
 

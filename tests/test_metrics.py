@@ -24,7 +24,7 @@ def hidden(path, *args, **kwargs):
         raise FileNotFoundError(2, "No such file or directory", path)
     return real_open(path, *args, **kwargs)
 builtins.open = hidden
-from rcwebhook import metrics
+from rcwebhook.operations import metrics
 [gauge] = [m for m in metrics._process_metrics() if m.name == "process_start_time_seconds"]
 print(json.dumps({"reported": float(gauge.lines()[-1].split()[-1]),
                   "kernel": boot + ticks / os.sysconf("SC_CLK_TCK"), "now": time.time()}))

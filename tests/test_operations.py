@@ -434,7 +434,7 @@ def service(start_daemon):
 def test_a_failed_reload_changes_nothing(service, tmp_path, monkeypatch, logs):
     import ssl
 
-    from rcwebhook import delivery
+    from rcwebhook.delivery import transport as delivery
 
     svc = service(DRY_RUN="true", LOG_LEVEL="INFO", CLIENT_RATE_LIMIT="5")
     before = svc.server.settings
@@ -520,7 +520,7 @@ def test_client_limit_turned_off_during_a_request_is_no_division_by_zero(service
 
 
 def test_status_shows_the_last_reload_and_whether_it_worked(service):
-    from rcwebhook.config import ConfigError
+    from rcwebhook.config.settings import ConfigError
 
     svc = service(DRY_RUN="true")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from rcwebhook.pacing import WindowLimiter
+from rcwebhook.delivery.pacing import WindowLimiter
 
 
 def simulate(limiter: WindowLimiter, arrivals):
@@ -75,7 +75,7 @@ def test_a_post_slow_to_arrive_does_not_let_the_next_window_start_early(start_da
     import threading
     import time
 
-    from rcwebhook.delivery import Answer
+    from rcwebhook.delivery.transport import Answer
 
     arrivals, lock = [], threading.Lock()
 

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from rcwebhook.ledger import State
-from rcwebhook.store import Store, hook_id
-from rcwebhook.threads import Row as ThreadRow, group_digest
+from rcwebhook.delivery.ledger import State
+from rcwebhook.delivery.store import Store, hook_id
+from rcwebhook.delivery.threads import Row as ThreadRow, group_digest
 from tests.conftest import EXAMPLE_ALERT, ROOT
 
 ENTRY = str(ROOT / "rcwebhook.py")

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
-from rcwebhook import config
+from rcwebhook.config import settings as config
 from tests.conftest import ROOT, load_example, require_program
 from tests.programs import ProgramOnPort
 

@@ -13,7 +13,7 @@ from typing import List
 
 import pytest
 
-from rcwebhook import config
+from rcwebhook.config import settings as config
 from tests.conftest import Daemon, load_example
 
 
@@ -130,7 +130,7 @@ def test_the_process_environment_alone_does_not_route_posts(tmp_path, rocketchat
 
 
 def test_https_proxy_tunnels_with_connect(tmp_path, proxy):
-    from rcwebhook import delivery
+    from rcwebhook.delivery import transport as delivery
 
     settings = load(tmp_path, "DRY_RUN=true\nHTTPS_PROXY=" + proxy.url + "\n")
     with socket.socket() as unused:  # CONNECT to a closed port: the tunnel is asked for, then fails

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook import cli, config
-from rcwebhook.alertmanager import parse
-from rcwebhook.config import ConfigError
-from rcwebhook.routing import plan
+from rcwebhook import cli
+from rcwebhook.config import settings as config
+from rcwebhook.messages.notification import parse
+from rcwebhook.config.settings import ConfigError
+from rcwebhook.messages.routing import plan
 from tests.conftest import make_settings
 from tests.test_cli import run
 from tests.test_operations import parse_metrics, service  # noqa: F401 - service is a fixture

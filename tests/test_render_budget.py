@@ -16,8 +16,10 @@ from typing import List
 
 import pytest
 
-from rcwebhook import config, gotemplate, templating
-from rcwebhook.templaterender import load_globs
+from rcwebhook.config import settings as config
+from rcwebhook.gotemplate import template as gotemplate
+from rcwebhook.messages import templates as templating
+from rcwebhook.amtemplate.render import load_globs
 from tests.conftest import ROOT
 from tests.test_operations import Process, one_alert
 
@@ -155,7 +157,7 @@ def test_the_budget_is_checked_where_the_executors_count_steps(tmp_path, engine)
     tmpl = load_globs([str(path)])
     tree = tmpl.trees["loop"]
     if engine == "generated":
-        from rcwebhook.gocompile import root_of
+        from rcwebhook.gotemplate.closures import root_of
         assert hasattr(root_of(tree, tmpl), "source")
     else:
         def broken(st, dot):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from rcwebhook.alertmanager import parse
-from rcwebhook.routing import route
+from rcwebhook.messages.notification import parse
+from rcwebhook.messages.routing import route
 from tests.conftest import make_settings
 
 URLS = {

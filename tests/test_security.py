@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook import auth, config
-from rcwebhook.server import Phase
+from rcwebhook.web import auth
+from rcwebhook.config import settings as config
+from rcwebhook.web.server import Phase
 from tests.conftest import ROOT, load_example, make_settings, require_program
 from tests.rocketchat_standin import RocketChatStandin
 
@@ -540,7 +541,7 @@ def test_hook_urls_as_rocketchat_shows_them_are_accepted(url):
 
 
 def test_answers_never_carry_a_secret_even_when_an_error_quotes_it(start_daemon):
-    from rcwebhook.delivery import Answer
+    from rcwebhook.delivery.transport import Answer
 
     url = f"https://chat.example.com/hooks/abc123/{TOKEN}"
     daemon = start_daemon(lambda target, body, timeout: Answer(0, f"cannot reach {target}: it said {KEY}"),
@@ -557,7 +558,7 @@ def test_send_test_output_never_carries_a_secret():
     import io
 
     from rcwebhook import sendtest
-    from rcwebhook.delivery import Answer
+    from rcwebhook.delivery.transport import Answer
 
     url = f"https://chat.example.com/hooks/abc123/{TOKEN}"
     settings = config.build({"ROCKETCHAT_WEBHOOK_WARNING": url}, [], [])
@@ -625,7 +626,7 @@ def test_the_url_cache_keeps_no_long_client_urls():
     import gc
     import tracemalloc
 
-    from rcwebhook import message
+    from rcwebhook.messages import render as message
 
     tracemalloc.start()
     try:

@@ -195,7 +195,7 @@ def many(prefix: str, count: int, status: str, starts, ends=None) -> Dict[str, A
 
 def test_resent_resolutions_and_late_firing_copies_of_forgotten_alerts_post_nothing(start_daemon, rocketchat,
                                                                                    tmp_path, monkeypatch):
-    from rcwebhook import ledger
+    from rcwebhook.delivery import ledger
 
     monkeypatch.setattr(ledger, "CAPACITY", 100)  # the ledger holds 100 alerts whole; 2,000 pass through it
     monkeypatch.setattr(ledger, "FRESH_LIMIT", 64, raising=False)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import load_example, require_program
 
-# The page's colours (rcwebhook/status.py): a failing hook's badge and border, a working one's.
+# The page's colours (rcwebhook/web/status.py): a failing hook's badge and border, a working one's.
 RED = (0xC6, 0x28, 0x28)
 GREEN = (0x2E, 0x7D, 0x32)
 PHONE = (390, 1600)

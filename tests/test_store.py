@@ -6,9 +6,9 @@ import logging
 import sqlite3
 import time
 
-from rcwebhook import store
-from rcwebhook.ledger import State
-from rcwebhook.threads import Row, Threads, to_row
+from rcwebhook.delivery import store
+from rcwebhook.delivery.ledger import State
+from rcwebhook.delivery.threads import Row, Threads, to_row
 
 NOW = 1_800_000_000.0
 FIRING = State("firing", NOW - 60, 0.0, NOW - 60)

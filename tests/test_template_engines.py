@@ -14,7 +14,10 @@ from typing import Any, Callable, List, Tuple
 
 import pytest
 
-from rcwebhook import amdata, gocodegen, gocompile, gotemplate
+from rcwebhook.amtemplate import data as amdata
+from rcwebhook.gotemplate import codegen as gocodegen
+from rcwebhook.gotemplate import closures as gocompile
+from rcwebhook.gotemplate import template as gotemplate
 from tests import gotemplate_gen as gen
 
 CASES = 500
@@ -161,8 +164,9 @@ def test_the_example_templates_run_as_generated_python_without_falling_back(stat
     and renders a notification without leaving it to the slower ways."""
     from pathlib import Path
 
-    from rcwebhook import alertmanager, templating
-    from rcwebhook.templaterender import load_globs
+    from rcwebhook.messages import notification as alertmanager
+    from rcwebhook.messages import templates as templating
+    from rcwebhook.amtemplate.render import load_globs
 
     examples = Path(__file__).resolve().parent.parent / "examples"
     tmpl = load_globs([str(examples / "templates" / "*.tmpl")])

@@ -25,9 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook import amdata, cli, config
-from rcwebhook.gotemplate import TemplateError
-from rcwebhook.templaterender import render_text
+from rcwebhook.amtemplate import data as amdata
+from rcwebhook import cli
+from rcwebhook.config import settings as config
+from rcwebhook.gotemplate.template import TemplateError
+from rcwebhook.amtemplate.render import render_text
 from tests.conftest import ROOT
 
 ENTRY = str(ROOT / "rcwebhook.py")

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook import config, message, templating
-from rcwebhook.alertmanager import parse
-from rcwebhook.routing import route
+from rcwebhook.config import settings as config
+from rcwebhook.messages import render as message
+from rcwebhook.messages import templates as templating
+from rcwebhook.messages.notification import parse
+from rcwebhook.messages.routing import route
 from tests.conftest import EXAMPLE_ALERT, ROOT, load_example, make_settings
 from tests.rocketchat_standin import check_message as _check
 
@@ -208,7 +210,7 @@ def test_a_template_failing_at_run_time_falls_back_to_the_builtin_part(tmp_path:
     assert templating.ERRORS.value(part="text") == before + 1
     assert "template 't' (TEMPLATE_TEXT) failed, the built-in text is used: template: t.tmpl:1:19: " \
            'executing "t" at <index .Alerts 5>: error calling index: index out of range: 5' in logs.text()
-    from rcwebhook.metrics import Metrics
+    from rcwebhook.operations.metrics import Metrics
     assert b'rcwebhook_template_errors_total{part="text"}' in Metrics().expose()
 
 

@@ -11,7 +11,7 @@ from typing import List
 
 import pytest
 
-from rcwebhook import unit
+from rcwebhook.operations import unit
 from tests.conftest import ROOT
 from tests.test_operations import NotifySocket, Process
 
@@ -162,7 +162,7 @@ def test_stopping_tells_systemd_how_long_the_drain_may_take(tmp_path, daemons):
 
 def test_the_helpers_docstrings_name_only_what_the_unit_runs():
     unit_file = (ROOT / "packaging" / "systemd" / "rcwebhook.service").read_text()
-    for source in (ROOT / "rcwebhook" / "unit.py", ROOT / "packaging" / "debian" / "rcwebhook-unit-helper.launcher"):
+    for source in (ROOT / "rcwebhook" / "operations" / "unit.py", ROOT / "packaging" / "debian" / "rcwebhook-unit-helper.launcher"):
         for setting in set(re.findall(r"\b(Exec[A-Za-z]+)=", source.read_text())):
             assert re.search(rf"^{setting}=\S*unit-helper", unit_file, re.M), \
                 f"{source.name} speaks of {setting}=, which rcwebhook.service does not run the helper in"

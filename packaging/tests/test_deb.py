@@ -70,6 +70,17 @@ def test_every_documentation_file_of_the_unit_is_shipped(deb):
             assert f"/usr/share/man/man{section}/{name}.{section}.gz" in shipped, target
 
 
+def test_the_package_ships_every_module_of_the_source_tree(deb):
+    shipped = {line.split()[-1].lstrip(".") for line in run("dpkg-deb", "-c", str(deb)).stdout.splitlines()}
+    installed = {path[len("/usr/share/rcwebhook/"):] for path in shipped
+                 if path.startswith("/usr/share/rcwebhook/rcwebhook/") and path.endswith(".py")}
+    source = {str(path.relative_to(ROOT)) for path in (ROOT / "rcwebhook").rglob("*.py")
+              if "__pycache__" not in path.parts}
+    assert any("/" in module[len("rcwebhook/"):] for module in source), "the tree has subpackages to check"
+    assert installed == source, f"missing from the .deb: {sorted(source - installed)}; " \
+                                f"not in the tree: {sorted(installed - source)}"
+
+
 def test_the_installed_readme_links_only_to_what_the_package_ships(deb):
     shipped = {line.split()[-1].lstrip(".") for line in run("dpkg-deb", "-c", str(deb)).stdout.splitlines()}
     readme = "/usr/share/doc/rcwebhook/README.md"

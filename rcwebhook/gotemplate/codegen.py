@@ -21,10 +21,10 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable, Dict, List, Optional
 
-from . import amdata
-from . import gocompile as gc
-from . import gotemplate as gt
-from . import govalues as gv
+from ..amtemplate import data as amdata
+from . import closures as gc
+from . import template as gt
+from . import values as gv
 
 Fallback = gc.Fallback
 MISSING = gt._MISSING

@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Iterable, List, Sequence, Tuple
 
 if TYPE_CHECKING:  # config reads mentions too, and needs no alerts
-    from .alertmanager import Alert
+    from .notification import Alert
 
 ANNOTATION = "mention"  # an alert's own mentions, added to its route's
 SPECIAL = ("here", "all")

@@ -14,8 +14,8 @@ import time
 import unicodedata
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import goregexp
-from . import govalues as gv
+from . import regexp as goregexp
+from . import values as gv
 
 MAX_STEPS = 1_000_000
 MAX_OUTPUT = 1_000_000  # characters
@@ -1304,7 +1304,7 @@ class Template:
 
 
 def _compile(tree: Tree, tmpl: "Template") -> Callable[[Any, Any], None]:
-    from . import gocompile  # it builds on this module
+    from . import closures as gocompile  # it builds on this module
     return gocompile.root_of(tree, tmpl)
 
 
@@ -1805,10 +1805,10 @@ def _methods(v: Any, compat: str) -> Dict[str, Func]:
     methods = getattr(v, "METHODS", None)
     if not methods:
         if isinstance(v, gv.GoTime):
-            from .amdata import TIME_METHODS
+            from ..amtemplate.data import TIME_METHODS
             return TIME_METHODS
         if isinstance(v, gv.Duration):
-            from .amdata import DURATION_METHODS
+            from ..amtemplate.data import DURATION_METHODS
             return DURATION_METHODS
         return {}
     if compat == "0.25":

@@ -15,8 +15,8 @@ import time
 import urllib.parse
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
-from . import __version__
-from .config import Route, Settings, key_prefix
+from .. import __version__
+from ..config.settings import Route, Settings, key_prefix
 
 log = logging.getLogger("rcwebhook")
 
@@ -79,7 +79,7 @@ def _opener(context: Optional[ssl.SSLContext] = None, proxies: Optional[Mapping[
 
 def make_transport(settings: Settings) -> Transport:
     """Return the transport for these settings: ROCKETCHAT_CA_FILE trusted too, and their proxies, no others."""
-    from . import tls
+    from ..config import tls
 
     context = tls.client_context(settings.rocketchat_ca_file)
     direct = Poster(context)

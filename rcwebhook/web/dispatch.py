@@ -9,12 +9,16 @@ import math
 import threading
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from . import alertmanager, logs, mentions, message, routing
-from .config import Route, Settings
-from .courier import Deliverer, Result
-from .delivery import one_line
-from .ledger import Context, Item, identity, sender_tag
-from .metrics import Metrics
+from ..messages import notification as alertmanager
+from ..operations import logs
+from ..messages import mentions
+from ..messages import render as message
+from ..messages import routing
+from ..config.settings import Route, Settings
+from ..delivery.courier import Deliverer, Result
+from ..delivery.transport import one_line
+from ..delivery.ledger import Context, Item, identity, sender_tag
+from ..operations.metrics import Metrics
 from .status import Board
 
 log = logging.getLogger("rcwebhook")

@@ -16,10 +16,10 @@ from datetime import datetime, tzinfo
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
-from .alertmanager import Alert, Notification, parse_time
-from .config import Route, Settings
+from .notification import Alert, Notification, parse_time
+from ..config.settings import Route, Settings
 from .routing import Batch
-from .templating import OverBudget
+from .templates import OverBudget
 
 TEXT_LIMIT = 5000  # Rocket.Chat's default Message_MaxAllowedSize
 HEADLINE_NAMES_LIMIT = 400

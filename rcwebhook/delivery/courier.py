@@ -24,11 +24,15 @@ import time
 from itertools import islice
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from . import delivery, logs, mentions, message, store as state_store
-from .config import Route, Settings, key_prefix, redact_url
-from .delivery import Answer, Transport
+from . import transport as delivery
+from ..operations import logs
+from ..messages import mentions
+from ..messages import render as message
+from . import store as state_store
+from ..config.settings import Route, Settings, key_prefix, redact_url
+from .transport import Answer, Transport
 from .ledger import FIRING, REMINDER_REASON, RESOLVED, Entry, Item, Ledger, State, Ticket
-from .metrics import Metrics
+from ..operations.metrics import Metrics
 from .pacing import WindowLimiter
 from .threads import Thread, Threads, to_row
 

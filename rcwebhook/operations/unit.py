@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Callable, IO, List, Mapping, Optional, Tuple
 
-from . import config, logs
-from .config import ConfigError
+from ..config import settings as config
+from . import logs
+from ..config.settings import ConfigError
 from .notify import RELOAD_STATE
 
 USAGE = "usage: unit-helper configured [--config PATH] | unit-helper reload PID"

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from . import __version__
+from .. import __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -351,7 +351,7 @@ _PAGE = resource.getpagesize()
 def _template_errors() -> List[_Metric]:
     """rcwebhook_template_errors_total, once templates are in use."""
     import sys
-    templating = sys.modules.get("rcwebhook.templating")
+    templating = sys.modules.get("rcwebhook.messages.templates")
     return [templating.ERRORS, templating.OVER_BUDGET] if templating is not None else []
 
 

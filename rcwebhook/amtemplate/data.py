@@ -20,9 +20,9 @@ import re
 import unicodedata
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from . import goregexp
-from . import govalues as gv
-from .gotemplate import BUILTINS, Func, GoError, ParseError, Template, bounded
+from ..gotemplate import regexp as goregexp
+from ..gotemplate import values as gv
+from ..gotemplate.template import BUILTINS, Func, GoError, ParseError, Template, bounded
 
 COMPATS = ("0.25", "0.28", "0.30", "0.32", "0.33", "0.34")
 DEFAULT_COMPAT = "0.28"
@@ -1195,7 +1195,7 @@ def new_template(compat: str = DEFAULT_COMPAT) -> Template:
 
 def check_regexps(tmpl: Template) -> None:
     """Refuse at load time a literal pattern given to match or reReplaceAll that cannot be compiled."""
-    from . import gotemplate as gt
+    from ..gotemplate import template as gt
     for tree in tmpl.trees.values():
         stack: List[Any] = [tree.root]
         while stack:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional
 
-from . import govalues as gv
-from . import gotemplate as gt
+from . import values as gv
+from . import template as gt
 
 # Closures: a statement runs as f(st, dot); an expression evaluates as f(st, dot) -> value; a command
 # as f(st, dot, final) -> value, `final` being the previous command's value in a pipeline (or MISSING).
@@ -35,7 +35,7 @@ def root_of(tree: "gt.Tree", tmpl: "gt.Template") -> Stmt:
     compiled = tree.compiled
     if compiled is None:
         if CODEGEN:
-            from . import gocodegen  # it builds on this module
+            from . import codegen as gocodegen  # it builds on this module
             try:
                 compiled = gocodegen.compile_tree(tree, tmpl)
             except gocodegen.Unsupported:

@@ -24,13 +24,19 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
-from . import __version__, auth, delivery, dispatch, metrics, status, tls
+from .. import __version__
+from . import auth
+from ..delivery import transport as delivery
+from . import dispatch
+from ..operations import metrics
+from . import status
+from ..config import tls
 from .admission import SPARE_CONNECTIONS, STALL_GRACE, Admission, Phase, Reason, ShedTally  # noqa: F401
-from .config import Settings, is_loopback, redact
-from .courier import Deliverer
-from .delivery import Transport
+from ..config.settings import Settings, is_loopback, redact
+from ..delivery.courier import Deliverer
+from ..delivery.transport import Transport
 from .dispatch import Reply
-from .metrics import Metrics
+from ..operations.metrics import Metrics
 from .throttle import ClientLimiter
 
 log = logging.getLogger("rcwebhook")

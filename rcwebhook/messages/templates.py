@@ -25,9 +25,9 @@ import time
 from types import MappingProxyType
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import amdata
-from .gotemplate import BudgetError, TemplateError
-from .metrics import Counter
+from ..amtemplate import data as amdata
+from ..gotemplate.template import BudgetError, TemplateError
+from ..operations.metrics import Counter
 
 log = logging.getLogger("rcwebhook")
 
@@ -95,7 +95,7 @@ class Templates:
         whose template failed (the built-in part is used), "" for an attachment text left empty. Raise
         OverBudget when they take more than `cpu_budget` seconds of this thread's CPU time together, or run
         past `cpu_deadline` (time.thread_time()) when given: a post's groups share one budget."""
-        from .message import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
+        from .render import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
         deadline = cpu_deadline if cpu_deadline is not None else \
             time.thread_time() + cpu_budget if cpu_budget is not None else None
         render = functools.partial(self.render, cpu_deadline=deadline, cpu_budget=cpu_budget or 0.0)
@@ -179,7 +179,7 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str 
             unmatched += 1
             where = f" (read as {pattern!r}: relative to the env file's directory)" if pattern != written else ""
             errors.append(f"TEMPLATE_FILES: no file matches {written!r}{where}")
-    from .templaterender import load_globs
+    from ..amtemplate.render import load_globs
     try:
         tmpl = load_globs(globs, compat)
     except TemplateError as exc:
@@ -193,7 +193,7 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str 
     if unmatched:  # the templates the keys name may be in the files not found: that error says it all
         return None
     tmpl.local = amdata.local_of(zone)
-    from .gocompile import root_of
+    from ..gotemplate.closures import root_of
     for tree in tmpl.trees.values():  # compiled here, once, not by the first message
         if tree.root is not None:
             root_of(tree, tmpl)

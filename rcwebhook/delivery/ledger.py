@@ -19,7 +19,7 @@ from collections import OrderedDict
 from types import MappingProxyType
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
-from .alertmanager import Alert, parse_time
+from ..messages.notification import Alert, parse_time
 
 FIRING = "firing"
 RESOLVED = "resolved"

@@ -16,8 +16,8 @@ import sys
 import time
 from typing import IO, List, Mapping, Optional, Tuple
 
-from . import amdata
-from .gotemplate import TemplateError
+from . import data as amdata
+from ..gotemplate.template import TemplateError
 
 USAGE = ("usage: rcwebhook template render --template.glob=GLOB... --template.text=TEXT "
          "[--template.data=FILE] [--template.type=text]")

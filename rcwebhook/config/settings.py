@@ -12,7 +12,9 @@ from types import MappingProxyType
 from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from . import envfile, mentions, tls
+from . import envfile
+from ..messages import mentions
+from . import tls
 
 EX_CONFIG = 78
 MAX_DEDUP_WINDOW = 60.0
@@ -661,7 +663,7 @@ def template_compat(raw: Mapping[str, str], get: Optional["_Reader"] = None) -> 
     text = raw.get("TEMPLATE_COMPAT", "").strip() or DEFAULTS["TEMPLATE_COMPAT"]
     if text == DEFAULTS["TEMPLATE_COMPAT"]:
         return text
-    from .amdata import COMPATS  # the template engine, only for another level
+    from ..amtemplate.data import COMPATS  # the template engine, only for another level
     if text in COMPATS:
         return text
     if get is not None:
@@ -676,7 +678,7 @@ def _templates(raw: Mapping[str, str], errors: List[str], zone: tzinfo, source: 
     if not any(raw.get(k, "").strip() for k in ("TEMPLATE_FILES", "TEMPLATE_TEXT", "TEMPLATE_ATTACHMENT_TITLE",
                                                   "TEMPLATE_ATTACHMENT_TEXT")):
         return None
-    from . import templating  # only when templates are configured
+    from ..messages import templates as templating  # only when templates are configured
     base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
     return templating.load(raw, errors, zone, base, compat)
 

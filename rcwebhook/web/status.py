@@ -14,9 +14,9 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, List, Mapping, Optional
 
-from . import __version__
-from .config import redact_url
-from .logs import cut
+from .. import __version__
+from ..config.settings import redact_url
+from ..operations.logs import cut
 
 RECENT = 50  # notifications the page lists
 # What a client sent is kept for the page as a cut copy: 50 notifications of 4 MB groupKeys must not make a

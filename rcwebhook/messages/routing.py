@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Tuple
 
-from .alertmanager import Alert, Notification
-from .config import ROUTES, Route, Settings, route_name
+from .notification import Alert, Notification
+from ..config.settings import ROUTES, Route, Settings, route_name
 
 
 class Batch(NamedTuple):

@@ -1,0 +1,1 @@
+"""Alertmanager's template layer: its data (.Alerts, .CommonLabels, ...), its functions, its versions."""

@@ -1,0 +1,1 @@
+"""Messages: Alertmanager's notification parsed, routed, and rendered into Rocket.Chat messages."""

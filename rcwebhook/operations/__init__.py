@@ -1,0 +1,1 @@
+"""Operations: logging, metrics, and talking to systemd."""
