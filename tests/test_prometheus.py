@@ -499,7 +499,7 @@ PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "time", "
 def exposed_metric_names() -> Set[str]:
     """Return every metric name rcwebhook's sources declare (histograms with their _bucket, _sum, _count)."""
     names = set()
-    for module in (ROOT / "rcwebhook").glob("*.py"):
+    for module in (ROOT / "rcwebhook").rglob("*.py"):
         names.update(re.findall(r'"((?:rcwebhook|webhook|process)_[a-z_]+)"', module.read_text()))
     return names | {f"{n}_{s}" for n in names for s in ("bucket", "sum", "count")} | {"up"}
 
