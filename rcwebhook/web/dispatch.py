@@ -19,7 +19,7 @@ from ..delivery.courier import Deliverer, Result
 from ..delivery.transport import one_line
 from ..delivery.ledger import Context, Item, identity, sender_tag
 from ..operations.metrics import Metrics
-from .status import Board
+from .board import Board
 
 log = logging.getLogger("rcwebhook")
 

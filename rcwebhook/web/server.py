@@ -29,8 +29,8 @@ from . import auth
 from ..delivery import transport as delivery
 from . import dispatch
 from ..operations import metrics
-from . import status
 from ..config import tls
+from .board import Board
 from .admission import SPARE_CONNECTIONS, STALL_GRACE, Admission, Phase, Reason, ShedTally  # noqa: F401
 from ..config.settings import Settings, is_loopback, redact
 from ..delivery.courier import Deliverer
@@ -221,7 +221,7 @@ class Server(ThreadingHTTPServer):
         self.settings = settings
         self.metrics = Metrics()
         self.metrics.declare_routes(settings.routes)
-        self.board = status.Board(settings.source)
+        self.board = Board(settings.source)
         self.fixed_transport = transport
         self.deliverer = Deliverer(settings, transport or delivery.make_transport(settings), metrics=self.metrics)
         self.client_limiter = ClientLimiter(settings.client_rate_limit, settings.client_rate_burst)
@@ -772,6 +772,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _status(self, path: str) -> None:
         """Answer /status (HTML, or JSON when asked), /status.json or /ready."""
+        from . import status  # the page's code: loaded when first asked for, not by every daemon
+
         server = self.server
         facts = status.facts(server.board, server.deliverer.snapshot(), server.settings.dry_run)
         if path == "/ready":
