@@ -10,12 +10,13 @@ import time
 from typing import Callable, List, Mapping, Tuple
 
 from . import __version__
-from .config import settings as config
-from .operations import logs
 from .config import tls
-from .config.settings import EX_CONFIG, ConfigError, Settings, redact_url
+from .config.settings import EX_CONFIG, ConfigError, Settings, exposure_problems, redact_url
+from .delivery.transport import make_transport
+from .operations import logs
 from .operations.notify import Notifier
-from .web.server import Phase, Server
+from .web.admission import Phase
+from .web.server import Server
 
 log = logging.getLogger("rcwebhook")
 
@@ -118,7 +119,7 @@ class Service:
                 return self._refused("the configuration is invalid: " + "; ".join(exc.problems))
             loaded, new = new, self._in_force(new)
             # The rules hold for what will be in force: a new HOST waits for a restart, the new API_KEY does not.
-            problems = config.exposure_problems(new.host, new.api_key, new.allow_unauthenticated)
+            problems = exposure_problems(new.host, new.api_key, new.allow_unauthenticated)
             if problems:
                 for problem in problems:
                     log.error("Reload refused: %s", problem)
@@ -132,7 +133,7 @@ class Service:
             # Everything the new settings need is built before anything is swapped: a reload that
             # fails changes nothing.
             try:
-                transport = self.server.transport_for(new)
+                transport = make_transport(new)
             except (ssl.SSLError, OSError, ValueError) as exc:
                 log.error("Reload refused: ROCKETCHAT_CA_FILE=%r cannot be used: %s; still running with the "
                           "previous configuration", new.rocketchat_ca_file, tls.problem(exc),

@@ -195,7 +195,7 @@ class Admission:
     def promote(self, key: Hashable) -> Tuple[Optional[bool], Shed]:
         """Make a spare connection that carries a notification an ordinary one if a seat is free or a
         connection waits on its client; return whether it was (None: not yet, it may wait for
-        `wait_for_change` and ask again, up to `grace`) and the connections closed for it."""
+        `wait_for_change` and ask again, up to `grace`: promote_within) and the connections closed for it."""
         with self.lock:
             connection = self.table.get(key)
             if connection is None or connection.phase is Phase.CLOSED:
@@ -211,6 +211,21 @@ class Admission:
             connection.seat = Seat.ORDINARY
             self._count_peak()
             return True, shed
+
+    def promote_within(self, key: Hashable) -> Tuple[bool, Shed]:
+        """Promote as `promote` does, waiting up to `grace` (on this admission's clock) for a seat to free;
+        return whether it was, and the connections closed for it."""
+        deadline = self.clock() + self.grace
+        while True:
+            promoted, shed = self.promote(key)
+            if promoted is not None:
+                return promoted, shed
+            left = deadline - self.clock()
+            if left <= 0:
+                return False, []
+            # A seat frees when a connection changes phase or closes, which notifies; the clock is looked at
+            # again at least this often, whatever moves it.
+            self.wait_for_change(min(left, 0.05))
 
     def wait_for_change(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for a connection to close or change phase."""
@@ -251,11 +266,6 @@ class Admission:
             for key in closing:
                 self.table[key].phase = Phase.CLOSED
             return closing, sum(1 for c in self.table.values() if c.phase in (Phase.READING, Phase.BUSY))
-
-    def in_flight(self) -> int:
-        """Return how many requests are being read or answered."""
-        with self.lock:
-            return sum(1 for c in self.table.values() if c.phase in (Phase.READING, Phase.BUSY))
 
     # --- with the lock held ---------------------------------------------------------------------
 
