@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, load_example
 from tests.programs import free_port
+from tests.test_admission import OffsetClock
 from tests.test_security import wait_until
 
 
@@ -344,26 +345,33 @@ def webhook_request(body: bytes, *headers: str) -> bytes:
             f"Content-Length: {len(body)}\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
 
 
-def test_a_request_after_an_idle_spell_gets_its_whole_request_timeout(start_daemon):
+def test_a_request_after_an_idle_spell_gets_its_whole_request_timeout(start_daemon, monkeypatch):
     daemon = start_daemon(DRY_RUN="true", REQUEST_TIMEOUT="2")
+    clock = OffsetClock()
+    monkeypatch.setattr(daemon.server.admission, "clock", clock)
     body = json.dumps(load_example()).encode()
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
         sock.sendall(webhook_request(body))
         assert read_response(sock).startswith(b"HTTP/1.1 200")
-        dawdle(1.5)  # kept alive, idle: within REQUEST_TIMEOUT
+        clock.offset += 1.5  # kept alive, idle: within REQUEST_TIMEOUT
         request = webhook_request(body)
         sock.sendall(request[:40])
-        dawdle(0.8)  # the request takes 0.8 s from its first byte, within REQUEST_TIMEOUT
+        clock.offset += 0.8  # the request takes 0.8 s from its first byte, within REQUEST_TIMEOUT...
+        dawdle(0.3)  # ...and the deadlines are looked at meanwhile (every 0.1 s)
         sock.sendall(request[40:])
         assert read_response(sock).startswith(b"HTTP/1.1 200")
 
 
-def test_an_idle_kept_alive_connection_is_closed_after_its_idle_timeout(start_daemon):
-    daemon = start_daemon(DRY_RUN="true", REQUEST_TIMEOUT="1")
+def test_an_idle_kept_alive_connection_is_closed_after_its_idle_timeout(start_daemon, monkeypatch):
+    daemon = start_daemon(DRY_RUN="true", REQUEST_TIMEOUT="5")
+    clock = OffsetClock()
+    monkeypatch.setattr(daemon.server.admission, "clock", clock)
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock).startswith(b"HTTP/1.1 200")
-        assert sock.recv(1) == b""  # closed by the server well before the 10 s of this socket
+        clock.offset += 5.1
+        sock.settimeout(3)  # well within the 5 s the connection's thread itself waits for a next request
+        assert sock.recv(1) == b""  # closed by the server at its idle timeout
 
 
 def test_100_continue_only_after_authentication(start_daemon):
