@@ -1,9 +1,11 @@
-"""HTTP serving: a narrow handler that speaks HTTP and hands the work to dispatch.
+"""HTTP serving: a narrow handler that speaks HTTP and hands the work to dispatch, and the server that
+holds the parts together.
 
-The server also keeps itself alive on a hostile network: new connections wait in a lobby, without
-a thread, for their TLS handshake and their request's whole head; a bounded number are served at
-once; a deadline for each request; room made by closing what rcwebhook.admission picks by what a
-connection has done; caps on headers, per-client request limits and optional TLS.
+The server keeps itself alive on a hostile network: new connections wait in the lobby (web.lobby),
+without a thread, for their TLS handshake and their request's whole head; the admission (web.admission)
+gives each a seat, or makes room by closing what it picks by what a connection has done, on its own
+clock; the crew (web.crew) serves a bounded number at once; a deadline for each request; caps on
+headers, per-client request limits and optional TLS.
 """
 
 from __future__ import annotations
