@@ -26,10 +26,9 @@ _RESTART_KEYS = {"host": "HOST", "port": "PORT", "tls_cert_file": "TLS_CERT_FILE
 
 
 class Service:
-    """rcwebhook as a long-running process."""
+    """rcwebhook as a long-running process; the settings in force are its server's, which a reload swaps."""
 
-    def __init__(self, settings: Settings, loader: Loader, environ: Mapping[str, str]) -> None:
-        self.settings = settings
+    def __init__(self, loader: Loader, environ: Mapping[str, str]) -> None:
         self.loader = loader
         self.environ = environ
         self.notifier = Notifier.from_environ(environ)
@@ -40,9 +39,8 @@ class Service:
         self.stop_started = False
         self.server: Server
 
-    def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; return the exit status."""
-        settings = self.settings
+    def run(self, settings: Settings) -> int:
+        """Serve with `settings` until SIGTERM or SIGINT; return the exit status."""
         try:
             self.server = Server(settings)
         except ssl.SSLError as exc:  # changed since the configuration was checked

@@ -422,7 +422,7 @@ def service(start_daemon):
 
     def make(**values):
         daemon = start_daemon(**values)
-        made = Service(daemon.server.settings, loader, {})
+        made = Service(loader, {})
         made.server = daemon.server
         made.daemon = daemon
         made.offer = lambda **new: holder.__setitem__("next", make_settings(**{"PORT": "0", **new}))
