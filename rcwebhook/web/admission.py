@@ -106,7 +106,6 @@ class Admission:
         self.table: Dict[Hashable, Connection] = {}
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)  # a connection closed, or changed phase
-        self.peak = 0  # the most ordinary seats taken at once
 
     def reconfigure(self, max_connections: int, request_timeout: float) -> None:
         with self.lock:
@@ -188,7 +187,6 @@ class Admission:
                         continue
                     shed.append(victim)
                 connection.seat = seat
-                self._count_peak()
                 return seat, shed
             return None, shed
 
@@ -209,7 +207,6 @@ class Admission:
             if self._taken(Seat.ORDINARY) >= self.max_connections:
                 return None, []
             connection.seat = Seat.ORDINARY
-            self._count_peak()
             return True, shed
 
     def promote_within(self, key: Hashable) -> Tuple[bool, Shed]:
@@ -271,9 +268,6 @@ class Admission:
 
     def _taken(self, seat: Seat) -> int:
         return sum(1 for c in self.table.values() if c.seat is seat and c.phase is not Phase.CLOSED)
-
-    def _count_peak(self) -> None:
-        self.peak = max(self.peak, self._taken(Seat.ORDINARY))
 
     def _victim(self, seat: Seat, now: float, whole: bool = False) -> Optional[Tuple[Hashable, Reason]]:
         """Mark closed and return the connection in `seat` to shed first, with why; None if none may be. For

@@ -135,11 +135,6 @@ class Server(ThreadingHTTPServer):
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
         self.crew.ensure(settings.max_connections + SPARE_CONNECTIONS)
 
-    @property
-    def peak_connections(self) -> int:
-        """The most connections served at once, not counting spare ones."""
-        return self.admission.peak
-
     def apply(self, settings: Settings, transport: Optional[Transport] = None) -> None:
         """Swap in new settings whole, with the transport built for them beforehand (None: keep the one in
         use); nothing here can fail."""
