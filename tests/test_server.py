@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, load_example
 from tests.programs import free_port
+from rcwebhook.web.admission import Phase
 from tests.test_admission import OffsetClock
 from tests.test_security import wait_until
 
@@ -345,6 +346,12 @@ def webhook_request(body: bytes, *headers: str) -> bytes:
             f"Content-Length: {len(body)}\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
 
 
+def wait_for_idle(daemon) -> None:
+    """Wait until the one connection, answered, waits for its next request (its idle time counts from then)."""
+    wait_until(lambda: [c.phase for c in dict(daemon.server.connections).values()] == [Phase.IDLE],
+               what="the connection to wait idle for its next request")
+
+
 def test_a_request_after_an_idle_spell_gets_its_whole_request_timeout(start_daemon, monkeypatch):
     daemon = start_daemon(DRY_RUN="true", REQUEST_TIMEOUT="2")
     clock = OffsetClock()
@@ -353,6 +360,7 @@ def test_a_request_after_an_idle_spell_gets_its_whole_request_timeout(start_daem
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
         sock.sendall(webhook_request(body))
         assert read_response(sock).startswith(b"HTTP/1.1 200")
+        wait_for_idle(daemon)
         clock.offset += 1.5  # kept alive, idle: within REQUEST_TIMEOUT
         request = webhook_request(body)
         sock.sendall(request[:40])
@@ -369,6 +377,7 @@ def test_an_idle_kept_alive_connection_is_closed_after_its_idle_timeout(start_da
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock).startswith(b"HTTP/1.1 200")
+        wait_for_idle(daemon)
         clock.offset += 5.1
         sock.settimeout(3)  # well within the 5 s the connection's thread itself waits for a next request
         assert sock.recv(1) == b""  # closed by the server at its idle timeout
