@@ -7,7 +7,9 @@ head has come whole and passed admission is never closed for another, with one e
 that came whole (its body too, as Alertmanager sends it) may take the seat of one whose body lags behind
 MIN_BODY_RATE, so that clients dragging out bodies cannot hold every seat for long. Otherwise only its own
 deadline, REQUEST_TIMEOUT after its first byte, ends a request. Nothing here touches a socket: the table says who is
-where, the decisions return the connections to close, and the server closes them.
+where, the decisions return the connections to close, and the server closes them. Nor does anything here read
+the time but from the clock it is given (the monotonic clock, in the server): a test moves its own clock
+through grace periods, paces and deadlines instead of waiting them out.
 """
 
 from __future__ import annotations
