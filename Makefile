@@ -85,9 +85,11 @@ deb:
 	cp "$(BUILD)/deb/rcwebhook_$(DEB_VERSION)_all.deb" "$(DEB)"
 	@echo "built $(DEB)"
 
-## bench: the benchmark suite (a few minutes; wrk where installed); writes bench/RESULTS.md
+## bench: the benchmark suite (a few minutes; wrk where installed); writes bench/RESULTS.md, and
+## bench/FOOTPRINT.md (idle memory, start time; BENCH_AGAINST=<commit or tree> measures that one too)
 bench:
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+	$(PYTHON) bench/footprint.py $(if $(BENCH_AGAINST),--against $(BENCH_AGAINST))
 
 ## bench-hostile: what hostile notifications cost (CPU, memory, /health); figures for bench/RESULTS.md
 bench-hostile:

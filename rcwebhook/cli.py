@@ -158,4 +158,4 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         log.warning("%s", warning)
     if args.send_test:
         return sendtest.run(settings, args.send_test, stdout, mention=args.mention)
-    return Service(settings, lambda: load_settings(args, environ), environ).run()
+    return Service(lambda: load_settings(args, environ), environ).run(settings)

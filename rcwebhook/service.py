@@ -10,12 +10,13 @@ import time
 from typing import Callable, List, Mapping, Tuple
 
 from . import __version__
-from .config import settings as config
-from .operations import logs
 from .config import tls
-from .config.settings import EX_CONFIG, ConfigError, Settings, redact_url
+from .config.settings import EX_CONFIG, ConfigError, Settings, exposure_problems, redact_url
+from .delivery.transport import make_transport
+from .operations import logs
 from .operations.notify import Notifier
-from .web.server import Phase, Server
+from .web.admission import Phase
+from .web.server import Server
 
 log = logging.getLogger("rcwebhook")
 
@@ -25,10 +26,9 @@ _RESTART_KEYS = {"host": "HOST", "port": "PORT", "tls_cert_file": "TLS_CERT_FILE
 
 
 class Service:
-    """rcwebhook as a long-running process."""
+    """rcwebhook as a long-running process; the settings in force are its server's, which a reload swaps."""
 
-    def __init__(self, settings: Settings, loader: Loader, environ: Mapping[str, str]) -> None:
-        self.settings = settings
+    def __init__(self, loader: Loader, environ: Mapping[str, str]) -> None:
         self.loader = loader
         self.environ = environ
         self.notifier = Notifier.from_environ(environ)
@@ -39,9 +39,8 @@ class Service:
         self.stop_started = False
         self.server: Server
 
-    def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; return the exit status."""
-        settings = self.settings
+    def run(self, settings: Settings) -> int:
+        """Serve with `settings` until SIGTERM or SIGINT; return the exit status."""
         try:
             self.server = Server(settings)
         except ssl.SSLError as exc:  # changed since the configuration was checked
@@ -118,7 +117,7 @@ class Service:
                 return self._refused("the configuration is invalid: " + "; ".join(exc.problems))
             loaded, new = new, self._in_force(new)
             # The rules hold for what will be in force: a new HOST waits for a restart, the new API_KEY does not.
-            problems = config.exposure_problems(new.host, new.api_key, new.allow_unauthenticated)
+            problems = exposure_problems(new.host, new.api_key, new.allow_unauthenticated)
             if problems:
                 for problem in problems:
                     log.error("Reload refused: %s", problem)
@@ -132,7 +131,7 @@ class Service:
             # Everything the new settings need is built before anything is swapped: a reload that
             # fails changes nothing.
             try:
-                transport = self.server.transport_for(new)
+                transport = make_transport(new)
             except (ssl.SSLError, OSError, ValueError) as exc:
                 log.error("Reload refused: ROCKETCHAT_CA_FILE=%r cannot be used: %s; still running with the "
                           "previous configuration", new.rocketchat_ca_file, tls.problem(exc),

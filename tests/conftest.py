@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 import pytest
 
 from rcwebhook.config import settings as config
+from rcwebhook.web import server as server_module
 from rcwebhook.web.server import Server
 from tests.rocketchat_standin import RocketChatStandin
 
@@ -37,9 +38,8 @@ def make_settings(**values: str) -> config.Settings:
 class Daemon:
     """An rcwebhook server on an ephemeral loopback port, serving in a thread."""
 
-    def __init__(self, settings: config.Settings, transport=None) -> None:
-        kwargs = {"transport": transport} if transport else {}
-        self.server = Server(settings, **kwargs)
+    def __init__(self, settings: config.Settings) -> None:
+        self.server = Server(settings)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
@@ -74,14 +74,19 @@ class Daemon:
 
 
 @pytest.fixture
-def start_daemon() -> Iterator[Callable[..., Daemon]]:
-    """Start rcwebhook in-process with settings given as KEY=value keywords (PORT defaults to 0)."""
+def start_daemon(monkeypatch) -> Iterator[Callable[..., Daemon]]:
+    """Start rcwebhook in-process with settings given as KEY=value keywords (PORT defaults to 0); a
+    `transport` ((url, body, timeout) -> Answer) stands for the network to Rocket.Chat, in place of the one
+    the settings would make."""
     daemons: List[Daemon] = []
 
     def start(transport=None, **values: str) -> Daemon:
         values.setdefault("PORT", "0")
         settings = make_settings(**values)
-        daemon = Daemon(settings, transport)
+        with monkeypatch.context() as patch:
+            if transport is not None:
+                patch.setattr(server_module, "make_transport", lambda _settings: transport)
+            daemon = Daemon(settings)
         daemons.append(daemon)
         return daemon
 

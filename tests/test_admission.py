@@ -21,6 +21,7 @@ import pytest
 
 from rcwebhook.web import server as server_module
 from rcwebhook.web.admission import Admission, Phase, Reason, Seat, ShedTally
+from rcwebhook.web.crew import Crew
 from tests.conftest import load_example, require_program
 from tests.test_security import hooks, wait_until  # noqa: F401 - hooks is a fixture
 
@@ -33,6 +34,17 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class OffsetClock:
+    """The monotonic clock, moved forward by `offset` seconds: a running server's admission keeps counting
+    in real time, and a test jumps ahead where it would otherwise wait."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
 
 
 def admission(max_connections=2, spares=1, request_timeout=10.0, clock=None):
@@ -216,20 +228,54 @@ def test_shed_connections_are_summed_up_once_a_minute_at_most():
     assert tally.due(200) is None
 
 
+def test_a_notification_on_a_spare_seat_waits_its_grace_for_an_ordinary_one_then_gives_up():
+    clock = Clock()
+    table = admission(max_connections=1, spares=1, clock=clock)
+    seated(table, "busy", Phase.BUSY)
+    table.arrive("notification", tls=False)
+    table.enter("notification", Phase.HEAD)
+    assert table.seat("notification") == (Seat.SPARE, [])
+    outcomes = []
+    waiting = threading.Thread(target=lambda: outcomes.append(table.promote_within("notification")))
+    waiting.start()
+    clock.now += 0.4  # within its grace (0.5 s): still waiting
+    waiting.join(0.2)
+    assert waiting.is_alive() and outcomes == []
+    clock.now += 0.2
+    waiting.join(5)
+    assert outcomes == [(False, [])]  # answered 503: nothing was shed for it
+
+
+def test_a_notification_waiting_on_a_spare_seat_takes_one_that_frees_within_its_grace():
+    clock = Clock()
+    table = admission(max_connections=1, spares=1, clock=clock)
+    seated(table, "busy", Phase.BUSY)
+    table.arrive("notification", tls=False)
+    table.enter("notification", Phase.HEAD)
+    table.seat("notification")
+    outcomes = []
+    waiting = threading.Thread(target=lambda: outcomes.append(table.promote_within("notification")))
+    waiting.start()
+    clock.now += 0.3
+    table.enter("busy", Phase.IDLE)  # its answer is sent: the kept-alive connection waits on its client
+    waiting.join(5)
+    assert outcomes == [(True, [("busy", Reason.IDLE)])]
+    assert table.table["notification"].seat is Seat.ORDINARY
+
+
 def test_connections_waiting_for_a_thread_at_stop_are_closed():
-    release = threading.Event()
+    release, started = threading.Event(), threading.Event()
     served, closed = [], []
 
     def serve(request, address):
         served.append(request)
+        started.set()
         release.wait(5)
 
-    crew = server_module.Crew(serve, closed.append)
+    crew = Crew(serve, closed.append)
     crew.ensure(1)
     crew.hand("first", ())
-    deadline = time.monotonic() + 5
-    while not served and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert started.wait(5)
     crew.hand("queued", ())
     crew.stop()
     release.set()
@@ -282,14 +328,17 @@ def test_stopping_while_a_body_is_read_answers_the_notification_it_delivers(star
 
 def test_a_request_closed_at_its_deadline_after_its_body_came_is_not_delivered(start_daemon, hooks, rocketchat,
                                                                                monkeypatch):
-    daemon = start_daemon(REQUEST_TIMEOUT="0.3", **hooks)
+    daemon = start_daemon(**hooks)
+    clock = OffsetClock()
+    monkeypatch.setattr(daemon.server.admission, "clock", clock)
     read_body = server_module.Handler._read_body
 
     def read_then_stall(handler, settings):
         body = read_body(handler, settings)
         connection = daemon.server.connections[handler.request]
-        # The request's deadline passes before it is marked busy, and the sweep closes it.
-        wait_until(lambda: connection.phase.name in ("CLOSED", "EVICTED"), timeout=3, what="the sweep")
+        # The request's deadline (REQUEST_TIMEOUT, 10 s) passes before it is marked busy, and the sweep closes it.
+        clock.offset += 10.1
+        wait_until(lambda: connection.phase is Phase.CLOSED, timeout=3, what="the sweep")
         return body
 
     monkeypatch.setattr(server_module.Handler, "_read_body", read_then_stall)
@@ -448,31 +497,31 @@ def test_notifications_waiting_for_a_seat_take_at_most_half_the_spare_ones_the_r
                      "health": (Seat.SPARE, []), "metrics": (Seat.SPARE, []), "head": (None, [])}
 
 
-def test_clients_dragging_out_bodies_do_not_shut_out_alertmanager(start_daemon, hooks):
-    # Without an API key (loopback), 40 connections that each send a whole head and then a body of 1 MB at
+def test_a_notification_that_comes_whole_takes_the_seat_of_a_body_dragged_out(start_daemon, hooks, rocketchat,
+                                                                              monkeypatch):
+    # Without an API key (loopback), 40 connections that each sent a whole head and then a body of 1 MB at
     # 100 bytes every 0.3 s held every seat for REQUEST_TIMEOUT: not one notification got through. A
-    # notification that comes whole now takes the seat of one whose body lags behind MIN_BODY_RATE (1 MB
-    # is due 1.5 s after its head), so past that pace the flood no longer keeps it out: the flood frees
-    # MAX_CONNECTIONS seats per pace (some 10 a second here), far more than Alertmanager's notifications,
-    # which come a few a second at most (sent here at 4 a second).
-    daemon = start_daemon(MAX_CONNECTIONS="16", DELIVERY_DEADLINE="5", DEDUP_WINDOW="0", ROCKETCHAT_RATE_LIMIT="0",
+    # notification that comes whole now takes the seat of one whose body lags behind MIN_BODY_RATE (4 MB
+    # is due 4.5 s after its head); until then such bodies keep their seats.
+    daemon = start_daemon(MAX_CONNECTIONS="4", DELIVERY_DEADLINE="5", DEDUP_WINDOW="0", ROCKETCHAT_RATE_LIMIT="0",
                           **hooks)
-    flooder = subprocess.Popen([sys.executable, str(FLOOD_CLIENT), str(daemon.port), "40", "9", "--only",
-                                "slow-body"], stdout=subprocess.PIPE, text=True)
+    clock = OffsetClock()
+    monkeypatch.setattr(daemon.server.admission, "clock", clock)
+    head = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 4000000\r\n\r\n")
+    dragging = [socket.create_connection(("127.0.0.1", daemon.port), timeout=10) for _ in range(4)]
     try:
-        assert flooder.stdout.readline().strip() == "flooding"
-        started = time.monotonic()
-        wait_until(lambda: daemon.server.peak_connections >= 16, what="the flood to take every seat")
+        for sock in dragging:
+            sock.sendall(head + b"[" * 100)  # and nothing more
+        wait_until(lambda: sum(c.phase is Phase.READING for c in daemon.server.connections.values()) == 4,
+                   what="four bodies dragged out, holding every seat")
         body = json.dumps(load_example()).encode()
-        answers = []
-        pace = threading.Event()  # never set: it paces the notifications, 4 a second
-        while time.monotonic() < started + 7:
-            answers.append((time.monotonic() - started, timed(daemon.port, False, "POST", "/webhook", body, 6)))
-            pace.wait(0.25)
-        flooder.wait(20)
+        assert timed(daemon.port, False, "POST", "/webhook", body)[0] == 503  # within their pace: they keep it
+        clock.offset += 5  # past their pace
+        assert timed(daemon.port, False, "POST", "/webhook", body)[0] == 200
+        assert daemon.server.metrics.connections_shed.value(reason="slow") == 1
+        assert len(rocketchat.messages("critical")) == 1
+        assert sum(c.phase is Phase.READING for c in daemon.server.connections.values()) == 3
     finally:
-        flooder.kill()
-    past_pace = [(status, took) for at, (status, took) in answers if at > 2.5]  # every seat past its pace
-    assert len(past_pace) >= 10
-    assert sum(1 for status, took in past_pace if status == 200 and took <= 5) >= 0.99 * len(past_pace), answers
-    assert daemon.server.metrics.connections_shed.value(reason="slow") > 0
+        for sock in dragging:
+            sock.close()

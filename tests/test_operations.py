@@ -422,7 +422,7 @@ def service(start_daemon):
 
     def make(**values):
         daemon = start_daemon(**values)
-        made = Service(daemon.server.settings, loader, {})
+        made = Service(loader, {})
         made.server = daemon.server
         made.daemon = daemon
         made.offer = lambda **new: holder.__setitem__("next", make_settings(**{"PORT": "0", **new}))
@@ -434,7 +434,7 @@ def service(start_daemon):
 def test_a_failed_reload_changes_nothing(service, tmp_path, monkeypatch, logs):
     import ssl
 
-    from rcwebhook.delivery import transport as delivery
+    from rcwebhook import service as service_module
 
     svc = service(DRY_RUN="true", LOG_LEVEL="INFO", CLIENT_RATE_LIMIT="5")
     before = svc.server.settings
@@ -443,7 +443,7 @@ def test_a_failed_reload_changes_nothing(service, tmp_path, monkeypatch, logs):
 
     def broken(settings):
         raise ssl.SSLError("the CA file changed under us")
-    monkeypatch.setattr(delivery, "make_transport", broken)
+    monkeypatch.setattr(service_module, "make_transport", broken)  # as the reload builds it
     assert svc.reload() is False
     assert svc.server.settings is before
     assert not log_file.exists()  # no log handler was swapped in either

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import os
 import socket
 import socketserver
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import load_example
+from tests.conftest import ROOT, load_example
+from tests.programs import free_port
+from rcwebhook.web.admission import Phase
+from tests.test_admission import OffsetClock
+from tests.test_security import wait_until
 
 
 @pytest.fixture
@@ -338,26 +346,41 @@ def webhook_request(body: bytes, *headers: str) -> bytes:
             f"Content-Length: {len(body)}\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
 
 
-def test_a_request_after_an_idle_spell_gets_its_whole_request_timeout(start_daemon):
+def wait_for_idle(daemon) -> None:
+    """Wait until the one connection, answered, waits for its next request (its idle time counts from then)."""
+    wait_until(lambda: [c.phase for c in dict(daemon.server.connections).values()] == [Phase.IDLE],
+               what="the connection to wait idle for its next request")
+
+
+def test_a_request_after_an_idle_spell_gets_its_whole_request_timeout(start_daemon, monkeypatch):
     daemon = start_daemon(DRY_RUN="true", REQUEST_TIMEOUT="2")
+    clock = OffsetClock()
+    monkeypatch.setattr(daemon.server.admission, "clock", clock)
     body = json.dumps(load_example()).encode()
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
         sock.sendall(webhook_request(body))
         assert read_response(sock).startswith(b"HTTP/1.1 200")
-        dawdle(1.5)  # kept alive, idle: within REQUEST_TIMEOUT
+        wait_for_idle(daemon)
+        clock.offset += 1.5  # kept alive, idle: within REQUEST_TIMEOUT
         request = webhook_request(body)
         sock.sendall(request[:40])
-        dawdle(0.8)  # the request takes 0.8 s from its first byte, within REQUEST_TIMEOUT
+        clock.offset += 0.8  # the request takes 0.8 s from its first byte, within REQUEST_TIMEOUT...
+        dawdle(0.3)  # ...and the deadlines are looked at meanwhile (every 0.1 s)
         sock.sendall(request[40:])
         assert read_response(sock).startswith(b"HTTP/1.1 200")
 
 
-def test_an_idle_kept_alive_connection_is_closed_after_its_idle_timeout(start_daemon):
-    daemon = start_daemon(DRY_RUN="true", REQUEST_TIMEOUT="1")
+def test_an_idle_kept_alive_connection_is_closed_after_its_idle_timeout(start_daemon, monkeypatch):
+    daemon = start_daemon(DRY_RUN="true", REQUEST_TIMEOUT="5")
+    clock = OffsetClock()
+    monkeypatch.setattr(daemon.server.admission, "clock", clock)
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock).startswith(b"HTTP/1.1 200")
-        assert sock.recv(1) == b""  # closed by the server well before the 10 s of this socket
+        wait_for_idle(daemon)
+        clock.offset += 5.1
+        sock.settimeout(3)  # well within the 5 s the connection's thread itself waits for a next request
+        assert sock.recv(1) == b""  # closed by the server at its idle timeout
 
 
 def test_100_continue_only_after_authentication(start_daemon):
@@ -418,3 +441,60 @@ def test_http_1_0_without_keep_alive_is_closed_after_the_answer(daemon):
         sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
         assert read_response(sock).startswith(b"HTTP/1.1 200")
         assert sock.recv(1) == b""
+
+
+# --- what a daemon loads ----------------------------------------------------------------------------
+
+# The daemon, started by its command line as a user starts it, says at exit which of these it had loaded.
+LOADED_PROBE = """
+import atexit, json, runpy, sys
+watched = ("rcwebhook.gotemplate", "rcwebhook.amtemplate", "rcwebhook.messages.templates", "rcwebhook.web.status")
+atexit.register(lambda: print(json.dumps(sorted({w for w in watched for m in sys.modules if m.startswith(w)}))))
+sys.argv = [sys.argv[1], "--config", "/dev/null", "--dry-run"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def loaded_by_a_daemon(tmp_path, asks, **settings: str):
+    """Start rcwebhook, send it the requests `asks` (method, path), stop it; return the watched modules it
+    had loaded."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", LOADED_PROBE, str(ROOT / "rcwebhook.py")],
+                               env={**os.environ, "PORT": str(port), **settings}, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        wait_until(lambda: http_status(port, "GET", "/health") == 200, what="the daemon to answer /health")
+        for method, path in asks:
+            assert http_status(port, method, path) == 200
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def http_status(port: int, method: str, path: str):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        body = json.dumps(load_example()).encode() if method == "POST" else None
+        connection.request(method, path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def test_a_daemon_without_templates_loads_neither_the_template_language_nor_the_status_page(tmp_path):
+    assert loaded_by_a_daemon(tmp_path, [("POST", "/webhook"), ("GET", "/metrics")]) == []
+
+
+def test_the_status_page_loads_when_first_asked_for(tmp_path):
+    assert loaded_by_a_daemon(tmp_path, [("GET", "/status")]) == ["rcwebhook.web.status"]
+
+
+def test_configured_templates_load_the_template_language(tmp_path):
+    (tmp_path / "t.tmpl").write_text('{{ define "t" }}{{ len .Alerts }} alerts{{ end }}')
+    assert loaded_by_a_daemon(tmp_path, [("POST", "/webhook")], TEMPLATE_FILES="t.tmpl", TEMPLATE_TEXT="t") == [
+        "rcwebhook.amtemplate", "rcwebhook.gotemplate", "rcwebhook.messages.templates"]

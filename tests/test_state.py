@@ -149,7 +149,7 @@ def test_a_deleted_database_is_noticed_made_anew_and_keeps_what_was_posted(start
 def reloadable(daemon, loader_settings):
     from rcwebhook.service import Service
 
-    service = Service(daemon.server.settings, lambda: (loader_settings(), []), {})
+    service = Service(lambda: (loader_settings(), []), {})
     service.server = daemon.server
     return service
 

@@ -19,7 +19,6 @@ from urllib.parse import quote, urlsplit
 from .notification import Alert, Notification, parse_time
 from ..config.settings import Route, Settings
 from .routing import Batch
-from .templates import OverBudget
 
 TEXT_LIMIT = 5000  # Rocket.Chat's default Message_MaxAllowedSize
 HEADLINE_NAMES_LIMIT = 400
@@ -71,6 +70,7 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     in_headline = _headline_labels(common, route.severity, settings) if shorten < 2 else {}
     text, templated = None, []
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
+        from .templates import OverBudget  # the template language loads only when templates are configured
         try:
             text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
                                                        group_labels or {}, route.name, settings.template_cpu_budget,

@@ -27,7 +27,7 @@ from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..amtemplate import data as amdata
 from ..gotemplate.template import BudgetError, TemplateError
-from ..operations.metrics import Counter
+from ..operations.metrics import Counter, register
 
 log = logging.getLogger("rcwebhook")
 
@@ -39,6 +39,7 @@ OVER_BUDGET = Counter("rcwebhook_template_cpu_budget_exceeded_total",
                       "Messages whose templates used up TEMPLATE_CPU_BUDGET (the built-in rendering was used), "
                       "by the message part whose template was running.",
                       ["part"], initial=[{"part": part} for part in KEYS.values()])
+register(ERRORS, OVER_BUDGET)  # on /metrics from now on: this module loads when templates are configured
 TEXT_UNITS = 4000  # an attachment's text at most (the headline has the message's own limit)
 MAX_STEPS = 200_000  # per part of a message: a runaway template fails fast and the built-in part is used
 MAX_OUTPUT = 100_000  # characters per part, before the cut to Rocket.Chat's limits

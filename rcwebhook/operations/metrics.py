@@ -216,6 +216,25 @@ LOG_DROPS = Counter(
     "Log entries dropped because their destination (journal, stderr, file: LOG_FILE) did not take them at once "
     "(journald not reading its socket, a full pipe, a stalled disk), by destination.", ["destination"])
 
+# The metrics of modules that load only when the configuration uses them (the templates'), by name: such a
+# module registers its own as it loads, and /metrics shows them from then on.
+_registered: Dict[str, _Metric] = {}
+_registered_lock = threading.Lock()
+
+
+def register(*metrics: _Metric) -> None:
+    """Expose `metrics` on /metrics from now on (one registered again under its name replaces the first)."""
+    with _registered_lock:
+        for metric in metrics:
+            _registered[metric.name] = metric
+
+
+def registered() -> List[_Metric]:
+    """Return the metrics registered so far, in the order they were first registered."""
+    with _registered_lock:
+        return list(_registered.values())
+
+
 ERROR_REASONS = (
     "bad_request", "unauthorized", "request_timeout", "length_required", "too_large", "unsupported_media_type",
     "headers_too_large", "client_rate_limited", "busy", "internal", "rocketchat_refused",
@@ -332,7 +351,7 @@ class Metrics:
                 self.pending, self.state_bytes, self.state_errors, self.state_writes_dropped, self.thread_replies,
                 self.open_threads,
                 self.build_info, self.reload_success,
-                self.reload_time, LOG_DROPS] + self.process + _template_errors()
+                self.reload_time, LOG_DROPS] + self.process + registered()
 
     def expose(self) -> bytes:
         """Return every metric in the Prometheus text format 0.0.4."""
@@ -346,13 +365,6 @@ class Metrics:
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = resource.getpagesize()
-
-
-def _template_errors() -> List[_Metric]:
-    """rcwebhook_template_errors_total, once templates are in use."""
-    import sys
-    templating = sys.modules.get("rcwebhook.messages.templates")
-    return [templating.ERRORS, templating.OVER_BUDGET] if templating is not None else []
 
 
 def _stat() -> List[str]:

@@ -7,7 +7,9 @@ head has come whole and passed admission is never closed for another, with one e
 that came whole (its body too, as Alertmanager sends it) may take the seat of one whose body lags behind
 MIN_BODY_RATE, so that clients dragging out bodies cannot hold every seat for long. Otherwise only its own
 deadline, REQUEST_TIMEOUT after its first byte, ends a request. Nothing here touches a socket: the table says who is
-where, the decisions return the connections to close, and the server closes them.
+where, the decisions return the connections to close, and the server closes them. Nor does anything here read
+the time but from the clock it is given (the monotonic clock, in the server): a test moves its own clock
+through grace periods, paces and deadlines instead of waiting them out.
 """
 
 from __future__ import annotations
@@ -106,7 +108,6 @@ class Admission:
         self.table: Dict[Hashable, Connection] = {}
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)  # a connection closed, or changed phase
-        self.peak = 0  # the most ordinary seats taken at once
 
     def reconfigure(self, max_connections: int, request_timeout: float) -> None:
         with self.lock:
@@ -188,14 +189,13 @@ class Admission:
                         continue
                     shed.append(victim)
                 connection.seat = seat
-                self._count_peak()
                 return seat, shed
             return None, shed
 
     def promote(self, key: Hashable) -> Tuple[Optional[bool], Shed]:
         """Make a spare connection that carries a notification an ordinary one if a seat is free or a
         connection waits on its client; return whether it was (None: not yet, it may wait for
-        `wait_for_change` and ask again, up to `grace`) and the connections closed for it."""
+        `wait_for_change` and ask again, up to `grace`: promote_within) and the connections closed for it."""
         with self.lock:
             connection = self.table.get(key)
             if connection is None or connection.phase is Phase.CLOSED:
@@ -209,8 +209,22 @@ class Admission:
             if self._taken(Seat.ORDINARY) >= self.max_connections:
                 return None, []
             connection.seat = Seat.ORDINARY
-            self._count_peak()
             return True, shed
+
+    def promote_within(self, key: Hashable) -> Tuple[bool, Shed]:
+        """Promote as `promote` does, waiting up to `grace` (on this admission's clock) for a seat to free;
+        return whether it was, and the connections closed for it."""
+        deadline = self.clock() + self.grace
+        while True:
+            promoted, shed = self.promote(key)
+            if promoted is not None:
+                return promoted, shed
+            left = deadline - self.clock()
+            if left <= 0:
+                return False, []
+            # A seat frees when a connection changes phase or closes, which notifies; the clock is looked at
+            # again at least this often, whatever moves it.
+            self.wait_for_change(min(left, 0.05))
 
     def wait_for_change(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for a connection to close or change phase."""
@@ -252,18 +266,10 @@ class Admission:
                 self.table[key].phase = Phase.CLOSED
             return closing, sum(1 for c in self.table.values() if c.phase in (Phase.READING, Phase.BUSY))
 
-    def in_flight(self) -> int:
-        """Return how many requests are being read or answered."""
-        with self.lock:
-            return sum(1 for c in self.table.values() if c.phase in (Phase.READING, Phase.BUSY))
-
     # --- with the lock held ---------------------------------------------------------------------
 
     def _taken(self, seat: Seat) -> int:
         return sum(1 for c in self.table.values() if c.seat is seat and c.phase is not Phase.CLOSED)
-
-    def _count_peak(self) -> None:
-        self.peak = max(self.peak, self._taken(Seat.ORDINARY))
 
     def _victim(self, seat: Seat, now: float, whole: bool = False) -> Optional[Tuple[Hashable, Reason]]:
         """Mark closed and return the connection in `seat` to shed first, with why; None if none may be. For

@@ -9,17 +9,17 @@ import math
 import threading
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from ..messages import notification as alertmanager
+from ..messages.notification import Alert, Body, PayloadError, PayloadTooDense, names as alert_names, parse
 from ..operations import logs
 from ..messages import mentions
-from ..messages import render as message
+from ..messages.render import render as render_message
 from ..messages import routing
 from ..config.settings import Route, Settings
 from ..delivery.courier import Deliverer, Result
 from ..delivery.transport import one_line
 from ..delivery.ledger import Context, Item, identity, sender_tag
 from ..operations.metrics import Metrics
-from .status import Board
+from .board import Board
 
 log = logging.getLogger("rcwebhook")
 
@@ -42,7 +42,7 @@ _preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
 Batches = List[Tuple[Route, Tuple[str, ...], List[Item]]]  # each route's alert names and alert states
 
 
-def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics,
+def handle(body: Body, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics,
            board: Optional[Board] = None, receiver: str = "", sender: str = "") -> Reply:
     """Return the answer to one POST /webhook (or /webhook/<receiver>, for that hook set) that arrived at
     `arrived` (monotonic) from the address `sender`, posting on the way; `board` records it for /status."""
@@ -66,15 +66,15 @@ def handle(body: alertmanager.Body, settings: Settings, deliverer: Deliverer, ar
     return reply
 
 
-def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, receiver: str = "", sender: str = ""):
+def _prepare(body: Body, settings: Settings, metrics: Metrics, receiver: str = "", sender: str = ""):
     """Return the refusal of `body`, or (answer's names, alert count, each route's alert states, results so
     far, groupKey, Alertmanager's receiver)."""
     try:
-        notification = alertmanager.parse(body)
-    except alertmanager.PayloadTooDense as exc:  # no retry can help, and no Alertmanager sends it: 4xx
+        notification = parse(body)
+    except PayloadTooDense as exc:  # no retry can help, and no Alertmanager sends it: 4xx
         log.warning("Rejected a notification: %s", exc)
         return Reply(413, {"status": "error", "error": str(exc)}, reason="too_large")
-    except alertmanager.PayloadError as exc:
+    except PayloadError as exc:
         log.warning("Rejected a notification: %s", exc)
         return Reply(400, {"status": "error", "error": str(exc)}, reason="bad_request")
     plan = routing.plan(notification, settings, receiver)
@@ -112,7 +112,7 @@ def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, rece
         names = [a.name for a in batch.alerts]
         if settings.dry_run:
             if log.isEnabledFor(logging.INFO):
-                rendered = message.render(notification, batch, settings)
+                rendered = render_message(notification, batch, settings)
                 called = mentions.line([mentions.called(batch.route.mention, batch.alerts)])
                 if called:
                     rendered["text"] = f"{called} {rendered['text']}"
@@ -127,7 +127,7 @@ def _prepare(body: alertmanager.Body, settings: Settings, metrics: Metrics, rece
         items.extend(Item(batch.route.name, identity(alert), alert, context, batch.channel) for alert in batch.alerts)
     results.extend(Result(name, tuple(names), "dry-run") for name, names in dry_names.items())
     batches_out: Batches = [(route, tuple(names), items) for route, names, items in per_route.values()]
-    return (alertmanager.names(notification), len(notification.alerts), batches_out, results, notification.group_key,
+    return (alert_names(notification), len(notification.alerts), batches_out, results, notification.group_key,
             notification.receiver_name)
 
 
@@ -170,7 +170,7 @@ def unknown_receiver(name: str, settings: Settings, first: str) -> Reply:
                        "receivers": list(settings.receivers)}, reason="unknown_receiver")
 
 
-def _check_mentions(alert: alertmanager.Alert) -> None:
+def _check_mentions(alert: Alert) -> None:
     """Log each word of a firing alert's `mention` annotation that is not a mention: it is left out."""
     for word in mentions.words(mentions.annotation(alert))[1]:
         log.warning("Alert %s, %s annotation: %s; left out of the message", one_line(alert.name),

@@ -1,42 +1,42 @@
-"""HTTP serving: a narrow handler that speaks HTTP and hands the work to dispatch.
+"""HTTP serving: a narrow handler that speaks HTTP and hands the work to dispatch, and the server that
+holds the parts together.
 
-The server also keeps itself alive on a hostile network: new connections wait in a lobby, without
-a thread, for their TLS handshake and their request's whole head; a bounded number are served at
-once; a deadline for each request; room made by closing what rcwebhook.admission picks by what a
-connection has done; caps on headers, per-client request limits and optional TLS.
+The server keeps itself alive on a hostile network: new connections wait in the lobby (web.lobby),
+without a thread, for their TLS handshake and their request's whole head; the admission (web.admission)
+gives each a seat, or makes room by closing what it picks by what a connection has done, on its own
+clock; the crew (web.crew) serves a bounded number at once; a deadline for each request; caps on
+headers, per-client request limits and optional TLS.
 """
 
 from __future__ import annotations
 
-import collections
 import email.utils
 import enum
 import io
 import logging
 import re
-import resource
-import selectors
 import socket
 import ssl
+import sys
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import Callable, Hashable, List, Optional, Sequence, Tuple
 
 from .. import __version__
-from . import auth
-from ..delivery import transport as delivery
-from . import dispatch
-from ..operations import metrics
-from . import status
 from ..config import tls
-from .admission import SPARE_CONNECTIONS, STALL_GRACE, Admission, Phase, Reason, ShedTally  # noqa: F401
 from ..config.settings import Settings, is_loopback, redact
 from ..delivery.courier import Deliverer
-from ..delivery.transport import Transport
+from ..delivery.transport import Transport, make_transport
+from ..operations.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ..operations.metrics import FirstSeen, Metrics
+from . import auth, dispatch
+from .admission import SPARE_CONNECTIONS, Admission, Phase, Reason, ShedTally
+from .board import Board
+from .crew import Crew
 from .dispatch import Reply
-from ..operations.metrics import Metrics
+from .lobby import MAX_HEADER_BYTES, Lobby, lobby_size
 from .throttle import ClientLimiter
 
 log = logging.getLogger("rcwebhook")
@@ -44,16 +44,9 @@ access_log = logging.getLogger("rcwebhook.access")
 
 ALLOWED = {"/health": "GET, HEAD", "/metrics": "GET, HEAD", "/ready": "GET, HEAD", "/status": "GET, HEAD",
            "/status.json": "GET, HEAD", "/webhook": "POST"}
-MAX_HEADER_BYTES = 32 * 1024  # request line and headers together; http.server caps them at 100 lines
-# A POST's body up to this size is waited for in the lobby too: a request that comes whole (Alertmanager
-# sends its notification at once) may then take the seat of one whose body is dragged out.
-LOBBY_BODY_BYTES = 32 * 1024
 READ_CHUNK = 1024 * 1024  # the most of a body one read takes
 # How long a TLS client has, from its connection, to finish the handshake (at most REQUEST_TIMEOUT).
 HANDSHAKE_TIMEOUT = 5.0
-# Connections waiting in the lobby for their handshake or their request's head, at most (fewer when the
-# process may open fewer files); each holds at most MAX_HEADER_BYTES of what it sent.
-LOBBY_CONNECTIONS = 1024
 # How often, at most, the connections shed are summed up in the log.
 SHED_SUMMARY_EVERY = 60.0
 _TOO_LONG = b"x" * 65537  # what http.server's own line-length checks refuse
@@ -105,127 +98,26 @@ class Body(enum.Enum):
     READ = "read"
 
 
-# Connection threads started ahead of need, at most this many; beyond it they start on demand.
-CREW_AHEAD = 512
-
-
-class _Worker:
-    """One connection thread's mailbox: the connection it is given, and the lock it waits on for it."""
-
-    __slots__ = ("job", "wake")
-
-    def __init__(self) -> None:
-        self.job: Optional[Tuple[socket.socket, Tuple]] = None
-        self.wake = threading.Lock()
-        self.wake.acquire()  # released when a job is given
-
-
-class Crew:
-    """The threads that serve connections, started ahead of need and reused.
-
-    socketserver's ThreadingMixIn starts a thread per connection and waits for it to run; under a
-    burst, with the interpreter lock busy, that wait took 5 to 90 ms per connection, so a /health
-    probe that arrived behind 64 notifications waited over a second to be accepted. Here the serving
-    loop only hands the connection over.
-
-    The thread idle the shortest takes the next connection: under a light load the same few threads
-    serve every connection, and so do the same few memory arenas of the C allocator (each thread
-    that allocates gets one, and keeps what it frees for reuse). Taken in turn, 72 threads held
-    70 MiB of freed request bodies after 300 notifications of 1 MB."""
-
-    def __init__(self, serve: Callable[[socket.socket, Tuple], None], close: Callable[[socket.socket], None]) -> None:
-        self.serve = serve
-        self.close = close
-        self.lock = threading.Lock()
-        self.idle: List[_Worker] = []  # the one idle the shortest last
-        self.waiting: "collections.deque[Tuple[socket.socket, Tuple]]" = collections.deque()
-        self.size = 0
-        self.target = 0
-        self.stopping = False
-
-    def ensure(self, count: int) -> None:
-        """Serve up to `count` connections at once: start min(count, CREW_AHEAD) threads now, the rest
-        when needed."""
-        self.target = max(self.target, count)
-        while self.size < min(count, CREW_AHEAD):
-            self._start()
-
-    def hand(self, request: socket.socket, client_address: Tuple) -> None:
-        """Give a connection to the thread idle the shortest. With none idle, it waits for one (a closed
-        connection's thread frees in a moment), or, below the target, a thread is started for it."""
-        with self.lock:
-            stopping = self.stopping
-            if not stopping and self.idle:
-                worker = self.idle.pop()
-                worker.job = (request, client_address)
-                worker.wake.release()
-                return
-            if not stopping:
-                self.waiting.append((request, client_address))
-            short = not stopping and self.size < self.target
-        if stopping:  # after stop no thread takes it: it must not stay open
-            self.close(request)
-        elif short:
-            self._start()
-
-    def stop(self) -> None:
-        """End every thread: the idle ones now, the busy ones when their connection ends; close the connections
-        still waiting for one (no thread would ever serve them)."""
-        with self.lock:
-            self.stopping = True
-            for worker in self.idle:
-                worker.wake.release()
-            self.idle.clear()
-            left, self.waiting = list(self.waiting), collections.deque()
-        for request, _ in left:
-            self.close(request)
-
-    def _start(self) -> None:
-        with self.lock:
-            self.size += 1
-            number = self.size
-        threading.Thread(target=self._work, name=f"connection-{number}", daemon=True).start()
-
-    def _work(self) -> None:
-        worker = _Worker()
-        while True:
-            with self.lock:
-                job = self.waiting.popleft() if self.waiting and not self.stopping else None
-                if job is None and not self.stopping:
-                    self.idle.append(worker)
-            if job is None:
-                if self.stopping:
-                    break
-                worker.wake.acquire()
-                job, worker.job = worker.job, None
-                if job is None:  # woken to stop
-                    break
-            try:
-                self.serve(*job)
-            except Exception:  # serve handles its own errors; this thread must outlive any that escapes
-                log.exception("Internal error serving a connection")
-        with self.lock:
-            self.size -= 1
-
-
 class Server(ThreadingHTTPServer):
-    """The rcwebhook HTTP server; `settings` may be swapped whole at any time."""
+    """The rcwebhook HTTP server; `settings` may be swapped whole at any time.
 
-    daemon_threads = True
+    A ThreadingHTTPServer for its listening socket, its serving loop (serve_forever, service_actions,
+    shutdown) and its request cycle (process_request_thread: finish_request, handle_error,
+    shutdown_request), but not for its threads: process_request is replaced whole (see there)."""
+
     allow_reuse_address = True
     # socketserver's 5 resets connections when Alertmanager sends a burst; a deep backlog also
     # keeps a flood of stalled clients from crowding out new ones while they are sorted out.
     request_queue_size = 1024
 
-    def __init__(self, settings: Settings, transport: Optional[Transport] = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.metrics.declare_routes(settings.routes)
-        self.board = status.Board(settings.source)
-        self.fixed_transport = transport
-        self.deliverer = Deliverer(settings, transport or delivery.make_transport(settings), metrics=self.metrics)
+        self.board = Board(settings.source)
+        self.deliverer = Deliverer(settings, make_transport(settings), metrics=self.metrics)
         self.client_limiter = ClientLimiter(settings.client_rate_limit, settings.client_rate_burst)
-        self.unknown_paths = metrics.FirstSeen()  # the /webhook/<name> paths of no hook set, logged once each
+        self.unknown_paths = FirstSeen()  # the /webhook/<name> paths of no hook set, logged once each
         self.on_tick: List[Callable[[], None]] = []
         self.tls = _tls_context(settings)
         self.admission = Admission(settings.max_connections, settings.request_timeout,
@@ -239,21 +131,13 @@ class Server(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         self.crew = Crew(self.process_request_thread, self.shutdown_request)
         # Before binding: a failed bind calls server_close, which stops the lobby.
-        self.lobby = Lobby(self, _lobby_size(settings.max_connections + SPARE_CONNECTIONS))
+        self.lobby = Lobby(self, lobby_size(settings.max_connections + SPARE_CONNECTIONS))
         super().__init__((settings.host.strip("[]"), settings.port), Handler)
         self.crew.ensure(settings.max_connections + SPARE_CONNECTIONS)
 
-    @property
-    def peak_connections(self) -> int:
-        """The most connections served at once, not counting spare ones."""
-        return self.admission.peak
-
-    def transport_for(self, settings: Settings) -> Optional[Transport]:
-        """Return the transport `settings` need, built before any swap; None when this server keeps its own."""
-        return None if self.fixed_transport is not None else delivery.make_transport(settings)
-
     def apply(self, settings: Settings, transport: Optional[Transport] = None) -> None:
-        """Swap in new settings whole, with the transport built for them beforehand; nothing here can fail."""
+        """Swap in new settings whole, with the transport built for them beforehand (None: keep the one in
+        use); nothing here can fail."""
         self.deliverer.reconfigure(settings, transport)
         self.client_limiter.reconfigure(settings.client_rate_limit, settings.client_rate_burst)
         self.crew.ensure(settings.max_connections + SPARE_CONNECTIONS)
@@ -264,18 +148,17 @@ class Server(ThreadingHTTPServer):
     def drain(self, grace: float) -> bool:
         """Close the connections that wait on their client and wait up to `grace` seconds for the requests in
         flight (whole heads being read or answered); return whether all ended."""
-        deadline = time.monotonic() + grace
+        deadline = self.admission.clock() + grace
         while True:
             closing, busy = self.admission.stopping()
             for sock in closing:
                 _close_now(sock)
             if not busy:
                 return True
-            if time.monotonic() > deadline:
+            if self.admission.clock() > deadline:
                 log.warning("Stopping with %d requests still in flight after %.0fs", busy, grace)
                 return False
-            with self.admission.changed:
-                self.admission.changed.wait(0.05)
+            self.admission.wait_for_change(0.05)
 
     @property
     def url(self) -> str:
@@ -296,23 +179,23 @@ class Server(ThreadingHTTPServer):
 
     def process_request(self, request, client_address) -> None:
         """Send a new connection to the lobby, where it waits for its handshake and its request's head
-        without holding a thread."""
+        without holding a thread.
+
+        This replaces ThreadingMixIn.process_request whole, on purpose: it would start a thread per
+        connection at once (see rcwebhook.web.crew for what that cost), and keep each in its _threads for
+        server_close to join. None of that runs here, so daemon_threads and block_on_close mean nothing
+        to this server: the lobby's thread and the crew's end in server_close. The lobby hands each
+        connection whose head is whole to the crew, whose thread runs the base class's
+        process_request_thread (finish_request, handle_error, shutdown_request), as the base would."""
         self.accepted_connections += 1
         self.lobby.add(request, client_address)
 
     def promote(self, request) -> bool:
         """Make a spare connection that carries a notification an ordinary one; return False when no seat
         frees, and no connection is found waiting on its client, within STALL_GRACE."""
-        deadline = time.monotonic() + STALL_GRACE
-        while True:
-            promoted, shed = self.admission.promote(request)
-            self.close_shed(shed)
-            if promoted is not None:
-                return promoted
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self.admission.wait_for_change(min(left, 0.05))
+        promoted, shed = self.admission.promote_within(request)
+        self.close_shed(shed)
+        return promoted
 
     def close_shed(self, shed: Sequence[Tuple[Hashable, Optional[Reason]]]) -> None:
         """Close connections the admission has shed (already marked closed), counting them by reason."""
@@ -325,11 +208,11 @@ class Server(ThreadingHTTPServer):
         if reason is not None:
             log.debug("Shed a connection: %s", reason.value)
             self.metrics.connections_shed.inc(reason=reason.value)
-            self.shed_tally.add(reason, time.monotonic())
+            self.shed_tally.add(reason, self.admission.clock())
 
     def refuse_busy(self, request) -> None:
         """Answer 503 on a connection given no seat: every one is busy with a request."""
-        unsaid = self.busy_hush.due(time.monotonic())
+        unsaid = self.busy_hush.due(self.admission.clock())
         log.log(logging.DEBUG if unsaid is None else logging.WARNING,
                 "All %d connections are busy with requests: answered a new one 503%s",
                 self.settings.max_connections, _since(unsaid or 0))
@@ -362,8 +245,6 @@ class Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         """Log a failed connection through `logging`; a peer that goes away is not an error."""
-        import sys
-
         error = sys.exc_info()[1]
         if isinstance(error, (OSError, ssl.SSLError, EOFError)):
             log.debug("Connection from %s ended: %s", client_address[0], error)
@@ -375,226 +256,6 @@ class Server(ThreadingHTTPServer):
         self.lobby.stop()
         self.crew.stop()
         self.deliverer.close()
-
-
-def _lobby_size(seats: int) -> int:
-    """Return how many connections the lobby may hold: LOBBY_CONNECTIONS, fewer if the process may open
-    fewer files (raising its soft limit to the hard one first, as far as LOBBY_CONNECTIONS needs)."""
-    want = LOBBY_CONNECTIONS + seats + 128  # the served connections, the state, the logs, Rocket.Chat
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and soft < want:
-            soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    except (OSError, ValueError):
-        pass
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY:
-        return LOBBY_CONNECTIONS
-    return max(16, min(LOBBY_CONNECTIONS, soft - seats - 128))
-
-
-def _whole_request(head: bytes) -> int:
-    """Return how many bytes make the whole request whose head `head` holds, body included, when the lobby
-    waits for all of it (no body, or a Content-Length of at most LOBBY_BODY_BYTES, not expecting 100
-    Continue); 0 when it does not."""
-    end = head.find(b"\r\n\r\n")
-    end = end + 4 if end >= 0 else head.find(b"\n\n") + 2
-    if end < 2:
-        return 0
-    length = None
-    for line in head[:end].split(b"\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"expect" or name == b"transfer-encoding" or (name == b"content-length" and length is not None):
-            return 0
-        if name == b"content-length":
-            value = value.strip()
-            if not value.isdigit() or len(value) > 9:
-                return 0
-            length = int(value)
-    if length is not None and length > LOBBY_BODY_BYTES:
-        return 0
-    return end + (length or 0)
-
-
-def _head_is_whole(head: bytes) -> bool:
-    """Return whether `head` holds a whole request line and headers (or a line http.server refuses at once)."""
-    end = head.find(b"\n")
-    if end < 0:
-        return False
-    if b" HTTP/" not in head[:end]:
-        return True  # not HTTP/1.x: http.server answers it from the line alone
-    return b"\n\r\n" in head or b"\n\n" in head
-
-
-class Lobby:
-    """Where new connections wait, without a thread each, for their TLS handshake and their first request's
-    head; one thread serves them all with a selector, and hands each whole head to the crew.
-
-    A flood of connections that send nothing, or drag out their headers, stays here: it holds neither a
-    thread nor a seat, and a notification that arrives whole goes straight past it. When the lobby is
-    full, the connection that has sent nothing for the longest makes room, then the slowest head."""
-
-    TICK = 0.1  # how often deadlines are checked
-
-    def __init__(self, server: "Server", size: int) -> None:
-        self.server = server
-        self.admission = server.admission
-        self.size = size
-        self.selector = selectors.DefaultSelector()
-        self.members: Dict[socket.socket, Tuple] = {}  # the lobby's connections and their addresses
-        self.inbox: "collections.deque[Tuple[socket.socket, Tuple]]" = collections.deque()
-        self.waker, self.wake_end = socket.socketpair()
-        self.waker.setblocking(False)
-        self.wake_end.setblocking(False)
-        self.selector.register(self.wake_end, selectors.EVENT_READ)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, name="lobby", daemon=True)
-        self.thread.start()
-
-    def add(self, sock: socket.socket, address: Tuple) -> None:
-        """Take a new connection (from the accepting thread)."""
-        self.inbox.append((sock, address))
-        try:
-            self.waker.send(b"x")
-        except OSError:  # already woken (its buffer is full), or stopped
-            pass
-
-    def stop(self) -> None:
-        self.stopping = True
-        try:
-            self.waker.send(b"x")
-        except OSError:
-            pass
-        self.thread.join(5)
-
-    def _run(self) -> None:
-        next_tick = 0.0
-        while not self.stopping:
-            for key, _ in self.selector.select(self.TICK):
-                if key.fileobj is self.wake_end:
-                    try:
-                        self.wake_end.recv(4096)
-                    except OSError:
-                        pass
-                else:
-                    self._advance(key.fileobj)
-            while self.inbox:
-                self._admit(*self.inbox.popleft())
-            now = time.monotonic()
-            if now >= next_tick:
-                next_tick = now + self.TICK
-                self._tick(now)
-        for sock in list(self.members):
-            self._drop(sock)
-        while self.inbox:
-            sock, _ = self.inbox.popleft()
-            self.server.shutdown_request(sock)
-        self.selector.close()
-        self.waker.close()
-        self.wake_end.close()
-
-    def _tick(self, now: float) -> None:
-        """Close the connections past their deadline, those the admission closed, and sum up what was shed."""
-        self.server.close_shed(self.admission.expired())
-        for sock in [s for s in self.members if self._phase(s) in (None, Phase.CLOSED)]:
-            self._drop(sock)
-        summary = self.server.shed_tally.due(now)
-        if summary:
-            log.warning("%s", summary)
-
-    def _phase(self, sock: socket.socket) -> Optional[Phase]:
-        connection = self.admission.table.get(sock)
-        return connection.phase if connection is not None else None
-
-    def _admit(self, sock: socket.socket, address: Tuple) -> None:
-        for victim, reason in self.admission.lobby_victim(self.size):
-            self.server.count_shed(reason)
-            self._drop(victim)
-        if len(self.members) >= self.size:  # every one there is sending its request, none slow yet
-            self.server.count_shed(Reason.IDLE)
-            self.server.shutdown_request(sock)
-            return
-        tls = isinstance(sock, ssl.SSLSocket)
-        self.admission.arrive(sock, tls)
-        self.members[sock] = address
-        self.selector.register(sock, selectors.EVENT_READ)
-        self._advance(sock)
-
-    def _drop(self, sock: socket.socket, reason: Optional[Reason] = None) -> None:
-        """Close a lobby connection, counting it as shed for `reason` if given."""
-        if self.members.pop(sock, None) is None:
-            return
-        try:
-            self.selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
-        if reason is not None:
-            self.server.count_shed(reason)
-        self.server.shutdown_request(sock)
-
-    def _advance(self, sock: socket.socket) -> None:
-        """Take the next step on a lobby connection that can make one: the handshake, or reading its head."""
-        connection = self.admission.table.get(sock)
-        if connection is None or connection.phase is Phase.CLOSED:
-            self._drop(sock)
-            return
-        if connection.phase is Phase.HANDSHAKE:
-            try:
-                step = tls.handshake_step(sock)
-            except (OSError, ValueError) as error:  # a TLS error, a reset, a closed socket
-                log.debug("TLS handshake with %s failed: %s", self.members.get(sock, ("?",))[0], error)
-                self._drop(sock, Reason.TLS)
-                return
-            if step != "done":
-                self.selector.modify(sock, selectors.EVENT_READ if step == "read" else selectors.EVENT_WRITE)
-                return
-            self.admission.enter(sock, Phase.NEW)
-            self.selector.modify(sock, selectors.EVENT_READ)
-        head = connection.head
-        wanted = _whole_request(head) if _head_is_whole(head) else 0  # its body, waited for here
-        try:
-            while True:
-                data = sock.recv(max(wanted, MAX_HEADER_BYTES + 1) - len(head))
-                if not data:  # the client left, or ended its body early: that one is answered (400)
-                    if wanted:
-                        self._hand(sock)
-                    else:
-                        self._drop(sock)
-                    return
-                if not head and not self.admission.enter(sock, Phase.HEAD):
-                    self._drop(sock)
-                    return
-                head += data
-                if not wanted and _head_is_whole(head):
-                    wanted = _whole_request(head)
-                if len(head) >= max(wanted, MAX_HEADER_BYTES + 1) or not isinstance(sock, ssl.SSLSocket) \
-                        or not sock.pending():
-                    break
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
-            pass
-        except (OSError, ValueError):
-            self._drop(sock)
-            return
-        connection.head = head
-        if wanted:
-            if len(head) >= wanted:
-                connection.whole = True
-                self._hand(sock)
-        elif len(head) > MAX_HEADER_BYTES or _head_is_whole(head):
-            self._hand(sock)
-
-    def _hand(self, sock: socket.socket) -> None:
-        """Give a connection whose head is whole a seat and a thread, or answer 503 if every seat is busy."""
-        address = self.members.pop(sock)
-        self.selector.unregister(sock)
-        seat, shed = self.admission.seat(sock)
-        self.server.close_shed(shed)
-        if seat is None:
-            self.server.refuse_busy(sock)
-            return
-        self.server.crew.hand(sock, address)
 
 
 _STATUS = {status.value: status for status in HTTPStatus}
@@ -764,7 +425,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/health":
             self._send(dispatch.health(__version__))
         elif path == "/metrics":
-            self._write(200, self.server.metrics.expose(), metrics.CONTENT_TYPE)
+            self._write(200, self.server.metrics.expose(), METRICS_CONTENT_TYPE)
         elif path in ("/status", "/status.json", "/ready"):
             self._status(path)
         else:
@@ -772,6 +433,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _status(self, path: str) -> None:
         """Answer /status (HTML, or JSON when asked), /status.json or /ready."""
+        from . import status  # the page's code: loaded when first asked for, not by every daemon
+
         server = self.server
         facts = status.facts(server.board, server.deliverer.snapshot(), server.settings.dry_run)
         if path == "/ready":
@@ -855,7 +518,7 @@ class Handler(BaseHTTPRequestHandler):
                     503, f"too many requests from {client}: over CLIENT_RATE_LIMIT; retry later",
                     (("Retry-After", str(max(1, int(wait + 0.999)))),), reason="client_rate_limited")
         if not auth.authorized(self.headers, settings.api_key):
-            unsaid = self.server.key_hush.due(time.monotonic())
+            unsaid = self.server.key_hush.due(self.server.admission.clock())
             log.log(logging.DEBUG if unsaid is None else logging.WARNING, "Refused a notification from %s: %s%s",
                     client, "wrong API key" if auth.presented_keys(self.headers) else "no API key",
                     _since(unsaid or 0))
@@ -907,7 +570,7 @@ class Handler(BaseHTTPRequestHandler):
         got = 0
         with view:
             while got < length:
-                if time.monotonic() > deadline:
+                if self.server.admission.clock() > deadline:
                     raise socket.timeout
                 count = self.rfile.readinto1(view[got:got + READ_CHUNK])
                 if not count:
@@ -934,12 +597,13 @@ class Handler(BaseHTTPRequestHandler):
         sock = self.connection
         if not self.server.enter(sock, Phase.LINGERING):
             return
+        clock = self.server.admission.clock
         deadline = self.server.admission.deadline(sock)
         left = LINGER_BYTES
         try:
             sock.shutdown(socket.SHUT_WR)
-            while left > 0 and time.monotonic() < deadline:
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
+            while left > 0 and clock() < deadline:
+                sock.settimeout(max(0.01, deadline - clock()))
                 chunk = sock.recv(min(65536, left))
                 if not chunk:
                     break
