@@ -12,10 +12,41 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rcwebhook.delivery import transport as delivery
+from rcwebhook.delivery import transport
+from rcwebhook.delivery.clock import Clock
 from rcwebhook.delivery.transport import Answer
 from tests.conftest import load_example
 from tests.rocketchat_standin import RocketChatStandin
+
+
+class SteppedClock(Clock):
+    """The system's clocks, moved forward by the test: every timer of a deliverer that reads it (pacing,
+    backoff, Rocket.Chat's 429 waits, the dedup window) moves with it, instead of the test waiting it out.
+    Requests' deadlines stay on the server's clock: they pass in real time."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.waiting: list = []  # the conditions a timer may be waited on: woken when the clock moves
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def wall(self) -> float:
+        return time.time() + self.offset
+
+    def drive(self, daemon) -> "SteppedClock":
+        """Be the clock of `daemon`'s deliverer (before its first post); return self."""
+        depot = daemon.server.deliverer.depot
+        depot.clock = self
+        self.waiting.append(depot.lock)
+        return self
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks `seconds` forward and wake every timer, which finds its time come (or nearer)."""
+        self.offset += seconds
+        for cond in self.waiting:
+            with cond:
+                cond.notify_all()
 
 
 def one_alert(name="A", severity="critical", group="g", fingerprint=None, status="firing"):
@@ -145,11 +176,11 @@ def test_429_from_the_real_limiter_with_reset_header_is_obeyed(start_daemon, hoo
 
 def test_rate_limit_wait_reads_text_and_header():
     text = "Error, too many requests. Please slow down. You must wait 34 seconds before trying this endpoint again."
-    assert delivery.rate_limit_wait(Answer(429, text), 1000.0) == 34.0
-    assert delivery.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "1010500"}), 1000.0) == 10.5
-    assert delivery.rate_limit_wait(Answer(429, text, {"x-ratelimit-reset": "1010000"}), 1000.0) == 34.0
-    assert delivery.rate_limit_wait(Answer(429, "slow down"), 1000.0) is None
-    assert delivery.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "junk"}), 1000.0) is None
+    assert transport.rate_limit_wait(Answer(429, text), 1000.0) == 34.0
+    assert transport.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "1010500"}), 1000.0) == 10.5
+    assert transport.rate_limit_wait(Answer(429, text, {"x-ratelimit-reset": "1010000"}), 1000.0) == 34.0
+    assert transport.rate_limit_wait(Answer(429, "slow down"), 1000.0) is None
+    assert transport.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "junk"}), 1000.0) is None
 
 
 def test_storm_of_100_notifications_for_one_hook_makes_no_429_and_loses_nothing(start_daemon):
@@ -344,8 +375,8 @@ def test_pacing_wait_is_logged_with_its_reason_and_delay(start_daemon, rocketcha
 
 
 def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, monkeypatch):
-    from rcwebhook.delivery import courier
-    monkeypatch.setattr(courier, "QUEUE_LIMIT", 2)
+    from rcwebhook.delivery import deliverer
+    monkeypatch.setattr(deliverer, "QUEUE_LIMIT", 2)
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/60", DELIVERY_DEADLINE="0.2", **hooks)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
     assert [daemon.post_json(one_alert(f"W{i}", group=f"w{i}"))[0] for i in range(2)] == [503, 503]
@@ -356,8 +387,8 @@ def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, mo
 
 def test_a_state_no_request_carries_any_more_is_dropped_and_logged(start_daemon, rocketchat, hooks, logs,
                                                                   monkeypatch):
-    from rcwebhook.delivery import courier
-    monkeypatch.setattr(courier, "PENDING_MAX_AGE", 0.5)
+    from rcwebhook.delivery import depot
+    monkeypatch.setattr(depot, "PENDING_MAX_AGE", 0.5)
     daemon = start_daemon(DELIVERY_DEADLINE="0.2", **hooks)
     rocketchat.disable("critical")
     assert daemon.post_json(one_alert("Lost", group="lost"))[0] == 503
@@ -418,10 +449,9 @@ def test_after_a_reload_waiting_states_go_to_the_new_url_and_old_senders_end(sta
 @pytest.mark.parametrize("reason, posted", [("repeat interval elapsed", True), ("new alerts added", False)])
 def test_notification_reason_tells_a_reminder_from_a_changed_group(start_daemon, rocketchat, hooks, reason, posted):
     daemon = start_daemon(**hooks)
-    offset = [0.0]
-    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert())[0] == 200
-    offset[0] = 120.0  # later than DEDUP_WINDOW
+    clock.advance(120.0)  # later than DEDUP_WINDOW
     status, _, body = daemon.post_json({**one_alert(), "notification_reason": reason})
     assert status == 200, body
     assert len(rocketchat.messages("critical")) == (2 if posted else 1)

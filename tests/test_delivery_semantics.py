@@ -20,9 +20,9 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from rcwebhook.delivery import transport as delivery
-from rcwebhook.delivery.transport import Answer
+from rcwebhook.delivery.transport import Answer, post
 from tests.rocketchat_standin import RocketChatStandin
+from tests.test_delivery import SteppedClock
 from tests.test_operations import parse_metrics, processes  # noqa: F401 - `processes` is a fixture
 
 RATE_LIMIT_TEXT = ("Error, too many requests. Please slow down. You must wait {} seconds before trying this "
@@ -154,16 +154,15 @@ def test_fire_resolve_fire_again_with_the_same_startsat_posts_three_times_in_ord
 
 def test_reminder_after_dedup_window_is_posted_and_a_copy_within_it_is_not(start_daemon, rocketchat, hooks):
     daemon = start_daemon(**hooks)  # default settings: DEDUP_WINDOW=60
-    offset = [0.0]
-    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
+    clock = SteppedClock().drive(daemon)
     firing = alert("Remind", starts=time.time() - 600)
     status, _, body = daemon.post_json(firing)
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered")
-    offset[0] = 5.0  # an HA peer's copy, or a retry whose 200 was lost: not posted
+    clock.advance(5.0)  # an HA peer's copy, or a retry whose 200 was lost: not posted
     status, _, body = daemon.post_json(firing)
     assert (status, body["routes"]["critical"]["status"]) == (200, "already-delivered")
     assert len(rocketchat.messages("critical")) == 1
-    offset[0] = 61.0  # Alertmanager's reminder (repeat_interval of a minute): posted
+    clock.advance(56.0)  # Alertmanager's reminder (repeat_interval of a minute): posted
     status, _, body = daemon.post_json(firing)
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered")
     shown = headlines(rocketchat, "critical")
@@ -219,7 +218,7 @@ def test_trickled_answer_slower_than_delivery_timeout_is_not_sent_again(start_da
 
 def test_a_trickled_answer_is_given_up_after_answer_wait_not_held_for_the_whole_trickle(
         start_daemon, rocketchat, hooks, logs, monkeypatch):
-    monkeypatch.setattr(delivery, "ANSWER_WAIT", 1.0, raising=False)
+    monkeypatch.setattr("rcwebhook.delivery.transport.ANSWER_WAIT", 1.0)
     daemon = start_daemon(DELIVERY_TIMEOUT="0.5", DELIVERY_DEADLINE="5", ROCKETCHAT_RATE_LIMIT="0", **hooks)
     rocketchat.fail_next("critical", 1, mode="trickle", delay=0.2)  # ~30 s for the whole answer
     started = time.monotonic()
@@ -270,7 +269,7 @@ def gated_transport(refuse: Optional[bytes] = None):
             gate.wait(10)
         if refuse is not None and refuse in body:
             return Answer(400, "some refusal")
-        return delivery.post(url, body, timeout)
+        return post(url, body, timeout)
 
     transport.seen = seen  # type: ignore[attr-defined]
     return transport, gate, warm_sent
@@ -334,7 +333,7 @@ def test_429_saying_wait_0_seconds_with_a_past_reset_waits_at_least_a_second(sta
         if len(calls) == 1:
             past = str(int((time.time() - 30) * 1000))
             return Answer(429, RATE_LIMIT_TEXT.format(0), {"X-RateLimit-Reset": past})
-        return delivery.post(url, body, timeout)
+        return post(url, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_RATE_LIMIT="0", **hooks)
     status, _, body = daemon.post_json(alert("Limited"))
@@ -351,7 +350,7 @@ def test_429_with_a_400_digit_reset_header_is_still_delivered(start_daemon, rock
         calls.append(time.monotonic())
         if len(calls) == 1:
             return Answer(429, RATE_LIMIT_TEXT.format(1), {"X-RateLimit-Reset": "9" * 400})
-        return delivery.post(url, body, timeout)
+        return post(url, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_RATE_LIMIT="0", **hooks)
     status, _, body = daemon.post_json(alert("Huge"))
@@ -457,8 +456,7 @@ def test_unreachable_rocketchat_does_not_spend_pacing_and_the_503_names_the_caus
 
 def test_a_group_that_gains_an_alert_after_dedup_window_posts_only_the_new_alert(start_daemon, rocketchat, hooks):
     daemon = start_daemon(**hooks)
-    offset = [0.0]
-    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
+    clock = SteppedClock().drive(daemon)
     starts = time.time() - 600
 
     def firing(name: str, since: float) -> Dict[str, Any]:
@@ -470,7 +468,7 @@ def test_a_group_that_gains_an_alert_after_dedup_window_posts_only_the_new_alert
                 "alerts": list(alerts)}
 
     assert daemon.post_json(group(firing("DiskA", starts)))[0] == 200
-    offset[0] = 300.0  # Alertmanager's group_interval (5m): the group gained DiskB
+    clock.advance(300.0)  # Alertmanager's group_interval (5m): the group gained DiskB
     status, _, body = daemon.post_json(group(firing("DiskA", starts), firing("DiskB", starts + 250)))
     assert status == 200, body
     assert titles(rocketchat, "critical") == ["DiskA", "DiskB"]
@@ -483,7 +481,7 @@ def test_429_with_a_non_ascii_digit_reset_header_is_no_internal_error(start_daem
         calls.append(time.monotonic())
         if len(calls) == 1:
             return Answer(429, RATE_LIMIT_TEXT.format(1), {"X-RateLimit-Reset": "\u00b9"})
-        return delivery.post(url, body, timeout)
+        return post(url, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_RATE_LIMIT="0", **hooks)
     status, _, body = daemon.post_json(alert("Superscript"))

@@ -33,7 +33,7 @@ from . import status
 from ..config import tls
 from .admission import SPARE_CONNECTIONS, STALL_GRACE, Admission, Phase, Reason, ShedTally  # noqa: F401
 from ..config.settings import Settings, is_loopback, redact
-from ..delivery.courier import Deliverer
+from ..delivery.deliverer import Deliverer
 from ..delivery.transport import Transport
 from .dispatch import Reply
 from ..operations.metrics import Metrics
