@@ -235,25 +235,29 @@ def test_merged_post_answers_every_waiting_request(start_daemon, rocketchat, hoo
     assert sum(len(m["attachments"]) for m in rocketchat.messages("critical")) == 10
 
 
-def retry_until_ok(daemon, payload, limit=15.0):
-    """Send `payload` again after every non-2xx answer, as Alertmanager does; return the statuses."""
+def retry_until_ok(daemon, payload, limit=15.0, clock=None):
+    """Send `payload` again after every non-2xx answer, as Alertmanager does, each a second later by `clock`
+    (moved, not waited for) when one is given; return the statuses."""
     statuses = []
     deadline = time.monotonic() + limit
     while not statuses or statuses[-1] != 200:
         assert time.monotonic() < deadline, statuses
+        if clock is not None:
+            clock.advance(1.0)
         statuses.append(daemon.post_json(payload)[0])
     return statuses
 
 
 def test_waiting_state_is_posted_once_when_alertmanagers_retry_brings_it(start_daemon, rocketchat, hooks):
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.3", **hooks)
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
     status, headers, body = daemon.post_json(one_alert("Second", group="b"))
     assert status == 503
     assert body["routes"]["critical"]["status"] == "pending"
     assert "ROCKETCHAT_RATE_LIMIT=1/2" in body["routes"]["critical"]["error"]
     assert 1 <= int(headers["Retry-After"]) <= 3
-    statuses = retry_until_ok(daemon, one_alert("Second", group="b"))
+    statuses = retry_until_ok(daemon, one_alert("Second", group="b"), clock=clock)
     assert statuses[-1] == 200 and set(statuses[:-1]) <= {503}
     titles = [a["title"] for m in rocketchat.messages("critical") for a in m["attachments"]]
     assert titles == ["First", "Second"]
@@ -339,12 +343,13 @@ def test_two_notifications_of_one_group_with_different_alerts_post_every_alert(s
 
 def test_group_that_grows_while_waiting_posts_each_alert_once(start_daemon, rocketchat, hooks):
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("Other", group="other"))[0] == 200
     grown = one_alert("A", group="storage")
     assert daemon.post_json(grown)[0] == 503  # waits for its turn
     grown["alerts"].append({**grown["alerts"][0], "labels": {"alertname": "B", "severity": "critical"},
                             "fingerprint": "fp-B"})
-    retry_until_ok(daemon, grown)
+    retry_until_ok(daemon, grown, clock=clock)
     assert daemon.post_json(one_alert("A", group="storage"))[0] == 200  # the older notification's retry
     titles = [a["title"] for m in rocketchat.messages("critical") for a in m["attachments"]]
     assert titles == ["Other", "A", "B"]
@@ -353,9 +358,10 @@ def test_group_that_grows_while_waiting_posts_each_alert_once(start_daemon, rock
 def test_resolved_state_replaces_the_waiting_firing_one_and_a_stale_copy_is_not_posted(
         start_daemon, rocketchat, hooks):
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("Other", group="other"))[0] == 200
     assert daemon.post_json(one_alert("Flap", group="flap"))[0] == 503
-    retry_until_ok(daemon, one_alert("Flap", group="flap", status="resolved"))
+    retry_until_ok(daemon, one_alert("Flap", group="flap", status="resolved"), clock=clock)
     # A stale copy of the firing notification (an HA peer's retry) after the resolution: older news.
     status, _, body = daemon.post_json(one_alert("Flap", group="flap"))
     assert (status, body["routes"]["critical"]["status"]) == (200, "already-delivered")
@@ -366,8 +372,9 @@ def test_resolved_state_replaces_the_waiting_firing_one_and_a_stale_copy_is_not_
 
 def test_pacing_wait_is_logged_with_its_reason_and_delay(start_daemon, rocketchat, hooks, logs):
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
-    retry_until_ok(daemon, one_alert("Second", group="b"))
+    retry_until_ok(daemon, one_alert("Second", group="b"), clock=clock)
     waits = [line for line in logs.lines() if line.startswith("Waiting ")]
     assert waits and "s before the next post to" in waits[0]
     assert "pacing to ROCKETCHAT_RATE_LIMIT=1/2" in waits[0]
@@ -385,13 +392,14 @@ def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, mo
     assert "too many alert states are waiting to be posted (2)" in body["routes"]["critical"]["error"]
 
 
-def test_a_state_no_request_carries_any_more_is_dropped_and_logged(start_daemon, rocketchat, hooks, logs,
-                                                                  monkeypatch):
-    from rcwebhook.delivery import depot
-    monkeypatch.setattr(depot, "PENDING_MAX_AGE", 0.5)
+def test_a_state_no_request_carries_any_more_is_dropped_and_logged(start_daemon, rocketchat, hooks, logs):
+    from rcwebhook.delivery.depot import PENDING_MAX_AGE
     daemon = start_daemon(DELIVERY_DEADLINE="0.2", **hooks)
+    clock = SteppedClock().drive(daemon)
     rocketchat.disable("critical")
     assert daemon.post_json(one_alert("Lost", group="lost"))[0] == 503
+    assert daemon.server.deliverer.pending_count() == 1
+    clock.advance(PENDING_MAX_AGE + 1)
     deadline = time.monotonic() + 10
     while not any(line.startswith("Dropped the waiting firing state of alert Lost (route critical)")
                   for line in logs.lines(logging.WARNING)):
