@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import threading
 import time
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -139,6 +140,7 @@ class Courier:
         # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
         self.by_route: Dict[str, Dict[str, object]] = {}
         self.seen_429 = 0
+        self.rng = random.Random()  # the jitter of backoff
         self.closed = False
         self.thread = threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True)
         self.thread.start()
@@ -400,8 +402,7 @@ class Courier:
             else:
                 self._refused(post, answer, routes, took, merged)
             depot.changed()
-            opened, ended = depot.thread_changes()
-        depot.save(saved, opened, ended)
+        depot.save(saved)
 
     def _note(self, post: Post, answer: Answer, outcome: str, wall: float) -> None:
         """Keep what the status page shows of this answer."""
@@ -545,7 +546,7 @@ class Courier:
             return
         self.failures += 1
         delay = min(BACKOFF_CAP, BACKOFF_FIRST * BACKOFF_FACTOR ** (self.failures - 1))
-        delay *= self.depot.rng.uniform(0.8, 1.2)
+        delay *= self.rng.uniform(0.8, 1.2)
         cause = f"{answer.status or 'no answer'}: {answer.error}"
         self._hold(now + delay, f"Rocket.Chat is failing ({cause}); retrying")
         log.warning("Post to route %s failed (%s); retrying in %.2fs (attempt %d, hook=%s)",

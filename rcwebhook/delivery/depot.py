@@ -12,7 +12,6 @@ which queues the write and never waits on the disk).
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from itertools import islice
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -41,7 +40,6 @@ class Depot:
         self.clock = clock
         self.transport = transport  # swapped by a reload
         self.metrics = metrics
-        self.rng = random.Random()  # the jitter of backoff
         self.ledger = Ledger()
         self.store = store
         self.threads = Threads(thread_ttl)
@@ -201,7 +199,10 @@ class Depot:
     def record_post(self, hook: str, wall: float) -> None:
         self.store.record_post(hook, wall)
 
-    def save(self, states: List[state_store.Row], opened: list, ended: List[Tuple[str, str]]) -> None:
+    def save(self, states: List[state_store.Row]) -> None:
+        """Write the posted states, and the threads changed since the last save (takes the lock briefly)."""
+        with self.lock:
+            opened, ended = self.thread_changes()
         self.store.save_states(states)
         self.store.save_threads(opened, ended)
 
