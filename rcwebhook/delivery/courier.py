@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import threading
 import time
@@ -28,7 +27,7 @@ from ..messages import mentions
 from ..messages import render as message
 from ..operations import logs
 from . import store as state_store
-from .depot import Depot
+from .depot import Depot, Verdict
 from .ledger import FIRING, Entry, Item, State
 from .pacing import WindowLimiter
 from .threads import Thread, thread_scope
@@ -388,20 +387,20 @@ class Courier:
                 # to arrive opened its window late, so the window is reckoned from the answer.
                 self.limiter.record(now)
             self._note(post, answer, outcome, wall)
-            depot.answered(post.entries, answer)
             if answer.accepted:
                 self.failures = self.rate_limited = self.bare_500s = 0
-                saved = depot.accepted(post.entries, post.states, wall)
+                verdict = Verdict.POSTED
+            elif answer.transient:
+                verdict = Verdict.RETRY
+                self._retry_later(answer, now, routes, post)
+            else:
+                verdict = self._refused(post, answer, routes, took, merged)
+            saved = depot.report(post.entries, post.states, answer, verdict, wall)
+            if verdict is Verdict.POSTED:
                 threads = self._follow_threads(post, answer, wall)
                 log.info("Alert sent successfully to Rocket.Chat: %d (route=%s alerts=%s hook=%s took=%.3fs%s%s)",
                          answer.status, routes, post.names, self.hook, took, merged, threads,
                          extra=self._fields("delivered", post, outcome))
-            elif answer.transient:
-                depot.failed(post.entries)
-                self._retry_later(answer, now, routes, post)
-            else:
-                self._refused(post, answer, routes, took, merged)
-            depot.changed()
         depot.save(saved)
 
     def _note(self, post: Post, answer: Answer, outcome: str, wall: float) -> None:
@@ -441,32 +440,31 @@ class Courier:
                 said.append(f" thread={replied.root}")
         return "".join(dict.fromkeys(said))
 
-    def _refused(self, post: Post, answer: Answer, routes: str, took: float, merged: str) -> None:
-        """Settle a post Rocket.Chat refused: shorten or split it and try again, or fail its requests."""
+    def _refused(self, post: Post, answer: Answer, routes: str, took: float, merged: str) -> Verdict:
+        """Return what a post Rocket.Chat refused comes to: tried again shorter, without what was refused, or
+        split; or refused for good."""
         text = str(post.message.get("text", ""))
         special = mentions.special(text)
         if mentions.REFUSAL in answer.error and special:
             self._special_refused(post, special, answer)
-            return
+            return Verdict.AGAIN
         sender = [key for key in IMPERSONATE_KEYS if post.message.get(key)]
         if IMPERSONATE_REFUSAL in answer.error and sender:
             self._impersonate_refused(post, sender, answer)
-            return
+            return Verdict.AGAIN
         if "error-message-size-exceeded" in answer.error and message.units(text) > MIN_TEXT:
             self.text_limit = max(MIN_TEXT, message.units(text) // 2)
             self.depot.metrics.refusals.inc(route=post.routes[0], reason="message_too_long")
             log.warning("Rocket.Chat refused a post to %s as too long (%d UTF-16 units of text; its "
                         "Message_MaxAllowedSize is lower): posting it again with at most %d",
                         self.hook, message.units(text), self.text_limit)
-            return
+            return Verdict.AGAIN
         whole = answer.bad_token or answer.status == 404 or any(w in answer.error for w in _WHOLE_POST_REFUSALS)
         if len(post.entries) > 1 and not whole:
-            half = math.ceil(len(post.entries) / 2)
-            self.depot.split(post.entries, half)
             log.warning("Rocket.Chat refused a post of %d alerts for route %s (%s %s): posting them in smaller "
                         "parts so that the one it refuses does not hold back the others",
                         len(post.entries), routes, answer.status, answer.error)
-            return
+            return Verdict.SPLIT
         reason = "bad_token" if answer.bad_token or answer.status == 404 else "invalid_message"
         for route in post.routes:
             self.depot.metrics.refusals.inc(route=route, reason=reason)
@@ -475,7 +473,7 @@ class Courier:
                   advice(self.settings.routes.get(post.routes[0]) or Route(post.routes[0], self.url),
                          answer, next((part.channel for part in post.parts if part.channel), ""),
                          self.settings.channel_label), extra=self._fields("refused", post, "refused"))
-        self.depot.refused(post.entries, answer)
+        return Verdict.REFUSED
 
     def _special_refused(self, post: Post, special: Tuple[str, ...], answer: Answer) -> None:
         """Leave @here and @all out of this hook's posts for a while, the refused one first (the lock is

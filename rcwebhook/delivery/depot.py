@@ -12,7 +12,9 @@ which queues the write and never waits on the disk).
 from __future__ import annotations
 
 import logging
+import math
 import threading
+from enum import Enum
 from itertools import islice
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -29,6 +31,16 @@ log = logging.getLogger("rcwebhook")
 
 PENDING_MAX_AGE = 600.0  # seconds an owed state is kept after the last request that carried it
 CANDIDATES = 1000  # owed states looked at for one post
+
+
+class Verdict(Enum):
+    """What a post comes to, as its courier reads Rocket.Chat's answer."""
+
+    POSTED = "posted"  # accepted: the requests whose states it carried are answered
+    RETRY = "retry"  # no answer, 429 or 5xx: its states go behind the others, tried again while requests wait
+    AGAIN = "again"  # refused for what the next post leaves out or shortens (a mention, a name, its length)
+    SPLIT = "split"  # refused whole: its states go out in halves, so that one bad alert fails only its own
+    REFUSED = "refused"  # refused for good: the requests waiting for its states fail with the answer
 
 
 class Depot:
@@ -106,31 +118,30 @@ class Depot:
 
     # --- what couriers report ----------------------------------------------------------------
 
-    def answered(self, entries: Sequence[Entry], answer: Answer) -> None:
-        """Rocket.Chat answered the post carrying `entries` with `answer`, whatever it says."""
+    def report(self, entries: Sequence[Entry], states: Sequence[State], answer: Answer, verdict: Verdict,
+               wall: float) -> List[state_store.Row]:
+        """Settle the post that carried `states` of `entries` by Rocket.Chat's `answer`, as its courier read it
+        (`verdict`), and wake whoever waits; return the rows to save. The requests waiting for the states show
+        the answer; the ledger settles them (see Ledger.accepted and Ledger.refused)."""
         for entry in entries:
             self.ledger.answered(entry, answer)
-
-    def accepted(self, entries: Sequence[Entry], states: Sequence[State], wall: float) -> List[state_store.Row]:
-        """Rocket.Chat accepted the states: the requests they satisfy are answered; return the rows to save."""
-        for entry, state in zip(entries, states):
-            self.ledger.accepted(entry, state, wall)
-        return [(entry.route, entry.key, state, wall, 0.0) for entry, state in zip(entries, states)]
-
-    def failed(self, entries: Sequence[Entry]) -> None:
-        """The post failed in a way a retry may mend: its states go behind the others, still owed."""
-        for entry in entries:
-            self.ledger.requeue(entry)
-
-    def split(self, entries: Sequence[Entry], most: int) -> None:
-        """Rocket.Chat refused the post whole: its states go out at most `most` to a post."""
-        for entry in entries:
-            self.ledger.split(entry, most)
-
-    def refused(self, entries: Sequence[Entry], answer: Answer) -> None:
-        """Rocket.Chat refused these states for good: the requests waiting for them fail with `answer`."""
-        for entry in entries:
-            self.ledger.refused(entry, answer)
+        saved: List[state_store.Row] = []
+        if verdict is Verdict.POSTED:
+            for entry, state in zip(entries, states):
+                self.ledger.accepted(entry, state, wall)
+            saved = [(entry.route, entry.key, state, wall, 0.0) for entry, state in zip(entries, states)]
+        elif verdict is Verdict.RETRY:
+            for entry in entries:
+                self.ledger.requeue(entry)
+        elif verdict is Verdict.SPLIT:
+            most = math.ceil(len(entries) / 2)
+            for entry in entries:
+                self.ledger.split(entry, most)
+        elif verdict is Verdict.REFUSED:
+            for entry in entries:
+                self.ledger.refused(entry, answer)
+        self.changed()
+        return saved
 
     # --- threads ---------------------------------------------------------------------------
 
