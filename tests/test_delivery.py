@@ -14,6 +14,7 @@ import pytest
 
 from rcwebhook.delivery import transport
 from rcwebhook.delivery.clock import Clock
+from rcwebhook.delivery.courier import IDLE_WAKE
 from rcwebhook.delivery.transport import Answer
 from tests.conftest import load_example
 from tests.rocketchat_standin import RocketChatStandin
@@ -22,10 +23,12 @@ from tests.rocketchat_standin import RocketChatStandin
 class SteppedClock(Clock):
     """The system's clocks, moved forward by the test: every timer of a deliverer that reads it (pacing,
     backoff, Rocket.Chat's 429 waits, the dedup window) moves with it, instead of the test waiting it out.
-    Requests' deadlines stay on the server's clock: they pass in real time."""
+    With `skip_timers`, a courier's wait for a timer moves the clock to its end at once (its wait for news,
+    IDLE_WAKE long, is waited as usual). Requests' deadlines stay on the server's clock: real time."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip_timers: bool = False) -> None:
         self.offset = 0.0
+        self.skip_timers = skip_timers
         self.waiting: list = []  # the conditions a timer may be waited on: woken when the clock moves
 
     def monotonic(self) -> float:
@@ -33,6 +36,12 @@ class SteppedClock(Clock):
 
     def wall(self) -> float:
         return time.time() + self.offset
+
+    def wait(self, cond, seconds) -> None:
+        if self.skip_timers and seconds is not None and seconds < IDLE_WAKE:
+            self.offset += seconds
+            return
+        cond.wait(seconds)
 
     def drive(self, daemon) -> "SteppedClock":
         """Be the clock of `daemon`'s deliverer (before its first post); return self."""
@@ -68,6 +77,7 @@ def hooks(rocketchat):
 @pytest.mark.parametrize("mode", ["status", "reset"])
 def test_transient_failures_are_retried_and_posted_once(start_daemon, rocketchat, hooks, logs, mode):
     daemon = start_daemon(**hooks)
+    SteppedClock(skip_timers=True).drive(daemon)  # the backoff passes at once
     rocketchat.fail_next("critical", 2, status=503, mode=mode)
     status, _, body = daemon.post_json(load_example())
     assert status == 200, body
@@ -82,6 +92,7 @@ def test_transient_failures_are_retried_and_posted_once(start_daemon, rocketchat
 
 def test_rocketchat_500_is_retried(start_daemon, rocketchat, hooks):
     daemon = start_daemon(**hooks)
+    SteppedClock(skip_timers=True).drive(daemon)
     rocketchat.fail_next("warning", 1, status=500, error="Internal server error")
     assert daemon.post_json(load_example())[0] == 200
     assert len(rocketchat.messages("warning")) == 1
@@ -145,14 +156,18 @@ def test_disabled_integration_is_retried_then_503(start_daemon, rocketchat, hook
 
 # --- Rocket.Chat's rate limit --------------------------------------------------------------------
 
-def test_429_with_the_wait_only_in_its_text_is_obeyed(start_daemon, rocketchat, hooks, logs):
-    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="0", **hooks)
-    rocketchat.fail_next("critical", 1, status=429, error=(
-        "Error, too many requests. Please slow down. You must wait 1 seconds before trying this endpoint "
-        "again. [error-too-many-requests]"))
-    status, _, _ = daemon.post_json(one_alert())
-    assert status == 200
-    first, second = rocketchat.requests("critical")
+def test_429_with_the_wait_only_in_its_text_is_obeyed(start_daemon, logs):
+    clock = SteppedClock(skip_timers=True)  # Rocket.Chat's and rcwebhook's: the wait passes at once on both
+    with RocketChatStandin(clock=clock.monotonic) as rocketchat:
+        daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="0", ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.add_hook("critical"),
+                              DEFAULT_SEVERITY="critical")
+        clock.drive(daemon)
+        rocketchat.fail_next("critical", 1, status=429, error=(
+            "Error, too many requests. Please slow down. You must wait 1 seconds before trying this endpoint "
+            "again. [error-too-many-requests]"))
+        status, _, _ = daemon.post_json(one_alert())
+        assert status == 200
+        first, second = rocketchat.requests("critical")
     assert first["status"] == 429 and second["status"] == 200
     assert second["at"] - first["at"] >= 1.0
     assert any("Rate limited by Rocket.Chat on route critical" in line and "waiting 1.0s as it asked" in line

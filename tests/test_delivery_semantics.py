@@ -333,15 +333,17 @@ def test_error_message_size_exceeded_shortens_the_merged_text_and_posts_every_al
 
 def test_429_saying_wait_0_seconds_with_a_past_reset_waits_at_least_a_second(start_daemon, rocketchat, hooks):
     calls: List[float] = []
+    clock = SteppedClock(skip_timers=True)  # the wait passes at once, on the clock the calls are timed by
 
     def transport(url, body, timeout):
-        calls.append(time.monotonic())
+        calls.append(clock.monotonic())
         if len(calls) == 1:
             past = str(int((time.time() - 30) * 1000))
             return Answer(429, RATE_LIMIT_TEXT.format(0), {"X-RateLimit-Reset": past})
         return post(url, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    clock.drive(daemon)
     status, _, body = daemon.post_json(alert("Limited"))
     assert status == 200, body
     assert len(calls) == 2, calls
@@ -359,6 +361,7 @@ def test_429_with_a_400_digit_reset_header_is_still_delivered(start_daemon, rock
         return post(url, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    SteppedClock(skip_timers=True).drive(daemon)  # the wait Rocket.Chat asks for passes at once
     status, _, body = daemon.post_json(alert("Huge"))
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered"), body
     assert titles(rocketchat, "critical") == ["Huge"]
@@ -369,6 +372,7 @@ def test_429_with_a_400_digit_reset_header_is_still_delivered(start_daemon, rock
 
 def test_half_written_200_is_a_failed_attempt_retried_not_a_refusal(start_daemon, rocketchat, hooks, logs):
     daemon = start_daemon(**hooks)  # the real transport
+    SteppedClock(skip_timers=True).drive(daemon)  # the backoff passes at once
     rocketchat.fail_next("critical", 1, mode="half")
     status, _, body = daemon.post_json(alert("Half"))
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered"), body
@@ -490,6 +494,7 @@ def test_429_with_a_non_ascii_digit_reset_header_is_no_internal_error(start_daem
         return post(url, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    SteppedClock(skip_timers=True).drive(daemon)  # the wait Rocket.Chat asks for passes at once
     status, _, body = daemon.post_json(alert("Superscript"))
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered"), body
     assert not any("Internal error" in line for line in logs.lines(logging.ERROR)), logs.lines(logging.ERROR)

@@ -35,6 +35,7 @@ from .transport import Answer, advice, one_line, rate_limit_wait
 
 log = logging.getLogger("rcwebhook")
 
+IDLE_WAKE = 5.0  # seconds between two looks, while no state is ready, for owed states no request carries any more
 BACKOFF_FIRST = 0.5
 BACKOFF_FACTOR = 1.5
 BACKOFF_CAP = 30.0
@@ -219,7 +220,7 @@ class Courier:
             ready = depot.ready(self.routes)
             if not ready:
                 self.ready_since = 0.0
-                depot.wait(5.0)  # at most this long: owed states no request carries any more are dropped
+                depot.wait(IDLE_WAKE)
                 continue
             self.ready_since = self.ready_since or now
             due = max(self.limiter.next_slot(now), self.hold_until)
