@@ -24,7 +24,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from ..config.settings import Route, Settings, key_prefix, redact_url
 from ..messages import mentions
-from ..messages import render as message
+from ..messages import render
 from ..operations import logs
 from . import store as state_store
 from .depot import Depot, Verdict
@@ -123,7 +123,7 @@ class Courier:
         self.failures = 0
         self.rate_limited = 0  # 429s in a row
         self.bare_500s = 0
-        self.text_limit = message.TEXT_LIMIT  # lowered when Rocket.Chat says a text is too long
+        self.text_limit = render.TEXT_LIMIT  # lowered when Rocket.Chat says a text is too long
         self.sending_since = 0.0
         self.rendering_since = 0.0
         self.threads_supported: Optional[bool] = None  # whether this hook's answers carry message ids
@@ -285,7 +285,7 @@ class Courier:
         # still goes out in few posts instead of one post per group, each spending Rocket.Chat's budget.
         shortenable = settings.templates is None or "text" not in settings.templates.names
         shorten = 0
-        while post.short_of_text and shortenable and shorten < message.SHORTEST:
+        while post.short_of_text and shortenable and shorten < render.SHORTEST:
             shorten += 1
             shorter, more = self._fill(claim, text_limit, shorten)
             if len(more) > len(taken):
@@ -294,7 +294,7 @@ class Courier:
                 break
         parts = [group.part for group in taken]
         entries = [e for part in parts for e in part.entries]
-        merged = dict(message.merge(post.messages))
+        merged = dict(render.merge(post.messages))
         called = mentions.line((p.mentions for p in parts), line_limit)
         if called:
             merged["text"] = f"{called} {merged['text']}"
@@ -309,10 +309,10 @@ class Courier:
                     list(dict.fromkeys(e.route for e in entries)),
                     one_line(",".join(e.name for e in entries)), parts)
 
-    def _fill(self, claim: Claim, text_limit: int, shorten: int) -> Tuple[message.Post, List[Claimed]]:
+    def _fill(self, claim: Claim, text_limit: int, shorten: int) -> Tuple[render.Post, List[Claimed]]:
         """Return the messages of the claimed groups that fit one post, from the first on, with headlines
         shortened `shorten` steps, and those groups."""
-        post = message.Post(text_limit)
+        post = render.Post(text_limit)
         taken: List[Claimed] = []
         # The groups of one post share one TEMPLATE_CPU_BUDGET: a post merges up to hundreds of them, and
         # every other state of this hook waits for its rendering.
@@ -321,7 +321,7 @@ class Courier:
             # Rendered one group after the other, until one does not fit: under load many groups are
             # ready, and rendering those that wait for the next post would be work thrown away.
             items = group.items
-            rendered = message.group_message(
+            rendered = render.group_message(
                 group.route, [i.alert for i in items], items[-1].context.external_url,
                 max(i.context.truncated_alerts for i in items), claim.settings, text_limit,
                 thread=group.thread_root, note=group.note, receiver=items[-1].context.receiver,
@@ -453,12 +453,12 @@ class Courier:
         if IMPERSONATE_REFUSAL in answer.error and sender:
             self._impersonate_refused(post, sender, answer)
             return Verdict.AGAIN
-        if "error-message-size-exceeded" in answer.error and message.units(text) > MIN_TEXT:
-            self.text_limit = max(MIN_TEXT, message.units(text) // 2)
+        if "error-message-size-exceeded" in answer.error and render.units(text) > MIN_TEXT:
+            self.text_limit = max(MIN_TEXT, render.units(text) // 2)
             self.depot.metrics.refusals.inc(route=post.routes[0], reason="message_too_long")
             log.warning("Rocket.Chat refused a post to %s as too long (%d UTF-16 units of text; its "
                         "Message_MaxAllowedSize is lower): posting it again with at most %d",
-                        self.hook, message.units(text), self.text_limit)
+                        self.hook, render.units(text), self.text_limit)
             return Verdict.AGAIN
         whole = answer.bad_token or answer.status == 404 or any(w in answer.error for w in _WHOLE_POST_REFUSALS)
         if len(post.entries) > 1 and not whole:
@@ -497,7 +497,7 @@ class Courier:
                   "this hook for %s or until a reload; to have %s notify, grant %s to the integration's user (or its "
                   "bot role) in Rocket.Chat, Administration > Workspace > Permissions%s",
                   self.hook, answer.status, answer.error, said.replace(" and ", " or "), lacking, said, post.names,
-                  ",".join(routes), said, message.duration(MENTION_RETRY), said,
+                  ",".join(routes), said, render.duration(MENTION_RETRY), said,
                   " and ".join(mentions.permissions(special)),
                   f", or take {said} out of {' and '.join(sources)}" if sources else "",
                   extra=self._fields("mention-refused", post, "refused"))
@@ -521,7 +521,7 @@ class Courier:
                   "'Post as' setting) in Rocket.Chat, Administration > Workspace > Permissions > message-impersonate, "
                   "or unset %s",
                   self.hook, answer.status, answer.error, keys, post.names, ",".join(post.routes), keys,
-                  message.duration(IMPERSONATE_RETRY), " or ".join(sources),
+                  render.duration(IMPERSONATE_RETRY), " or ".join(sources),
                   extra=self._fields("impersonate-refused", post, "refused"))
 
     def _retry_later(self, answer: Answer, now: float, routes: str, post: Post) -> None:
