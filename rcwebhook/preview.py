@@ -17,10 +17,9 @@ from .messages import render as message
 from .messages import routing
 from .messages import templates as templating
 from .config.settings import Route, Settings
-from .delivery.courier import thread_scope
 from .delivery.ledger import FIRING, RESOLVED, identity, observe
 from .delivery.store import FILE_NAME, hook_id
-from .delivery.threads import group_digest
+from .delivery.threads import group_digest, thread_scope
 
 log = logging.getLogger("rcwebhook")
 

@@ -12,10 +12,50 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rcwebhook.delivery import transport as delivery
+from rcwebhook.delivery import transport
+from rcwebhook.delivery.clock import Clock
+from rcwebhook.delivery.courier import IDLE_WAKE
 from rcwebhook.delivery.transport import Answer
 from tests.conftest import load_example
 from tests.rocketchat_standin import RocketChatStandin
+
+
+class SteppedClock(Clock):
+    """The system's clocks, moved forward by the test: every timer of a deliverer that reads it (pacing,
+    backoff, Rocket.Chat's 429 waits, the dedup window) moves with it, instead of the test waiting it out.
+    With `skip_timers`, a courier's wait for a timer moves the clock to its end at once (its wait for news,
+    IDLE_WAKE long, is waited as usual). Requests' deadlines stay on the server's clock: real time."""
+
+    def __init__(self, skip_timers: bool = False) -> None:
+        self.offset = 0.0
+        self.skip_timers = skip_timers
+        self.waiting: list = []  # the conditions a timer may be waited on: woken when the clock moves
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def wall(self) -> float:
+        return time.time() + self.offset
+
+    def wait(self, cond, seconds) -> None:
+        if self.skip_timers and seconds is not None and seconds < IDLE_WAKE:
+            self.offset += seconds
+            return
+        cond.wait(seconds)
+
+    def drive(self, daemon) -> "SteppedClock":
+        """Be the clock of `daemon`'s deliverer (before its first post); return self."""
+        depot = daemon.server.deliverer.depot
+        depot.clock = self
+        self.waiting.append(depot.lock)
+        return self
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks `seconds` forward and wake every timer, which finds its time come (or nearer)."""
+        self.offset += seconds
+        for cond in self.waiting:
+            with cond:
+                cond.notify_all()
 
 
 def one_alert(name="A", severity="critical", group="g", fingerprint=None, status="firing"):
@@ -37,6 +77,7 @@ def hooks(rocketchat):
 @pytest.mark.parametrize("mode", ["status", "reset"])
 def test_transient_failures_are_retried_and_posted_once(start_daemon, rocketchat, hooks, logs, mode):
     daemon = start_daemon(**hooks)
+    SteppedClock(skip_timers=True).drive(daemon)  # the backoff passes at once
     rocketchat.fail_next("critical", 2, status=503, mode=mode)
     status, _, body = daemon.post_json(load_example())
     assert status == 200, body
@@ -51,6 +92,7 @@ def test_transient_failures_are_retried_and_posted_once(start_daemon, rocketchat
 
 def test_rocketchat_500_is_retried(start_daemon, rocketchat, hooks):
     daemon = start_daemon(**hooks)
+    SteppedClock(skip_timers=True).drive(daemon)
     rocketchat.fail_next("warning", 1, status=500, error="Internal server error")
     assert daemon.post_json(load_example())[0] == 200
     assert len(rocketchat.messages("warning")) == 1
@@ -114,14 +156,18 @@ def test_disabled_integration_is_retried_then_503(start_daemon, rocketchat, hook
 
 # --- Rocket.Chat's rate limit --------------------------------------------------------------------
 
-def test_429_with_the_wait_only_in_its_text_is_obeyed(start_daemon, rocketchat, hooks, logs):
-    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="0", **hooks)
-    rocketchat.fail_next("critical", 1, status=429, error=(
-        "Error, too many requests. Please slow down. You must wait 1 seconds before trying this endpoint "
-        "again. [error-too-many-requests]"))
-    status, _, _ = daemon.post_json(one_alert())
-    assert status == 200
-    first, second = rocketchat.requests("critical")
+def test_429_with_the_wait_only_in_its_text_is_obeyed(start_daemon, logs):
+    clock = SteppedClock(skip_timers=True)  # Rocket.Chat's and rcwebhook's: the wait passes at once on both
+    with RocketChatStandin(clock=clock.monotonic) as rocketchat:
+        daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="0", ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.add_hook("critical"),
+                              DEFAULT_SEVERITY="critical")
+        clock.drive(daemon)
+        rocketchat.fail_next("critical", 1, status=429, error=(
+            "Error, too many requests. Please slow down. You must wait 1 seconds before trying this endpoint "
+            "again. [error-too-many-requests]"))
+        status, _, _ = daemon.post_json(one_alert())
+        assert status == 200
+        first, second = rocketchat.requests("critical")
     assert first["status"] == 429 and second["status"] == 200
     assert second["at"] - first["at"] >= 1.0
     assert any("Rate limited by Rocket.Chat on route critical" in line and "waiting 1.0s as it asked" in line
@@ -145,11 +191,11 @@ def test_429_from_the_real_limiter_with_reset_header_is_obeyed(start_daemon, hoo
 
 def test_rate_limit_wait_reads_text_and_header():
     text = "Error, too many requests. Please slow down. You must wait 34 seconds before trying this endpoint again."
-    assert delivery.rate_limit_wait(Answer(429, text), 1000.0) == 34.0
-    assert delivery.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "1010500"}), 1000.0) == 10.5
-    assert delivery.rate_limit_wait(Answer(429, text, {"x-ratelimit-reset": "1010000"}), 1000.0) == 34.0
-    assert delivery.rate_limit_wait(Answer(429, "slow down"), 1000.0) is None
-    assert delivery.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "junk"}), 1000.0) is None
+    assert transport.rate_limit_wait(Answer(429, text), 1000.0) == 34.0
+    assert transport.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "1010500"}), 1000.0) == 10.5
+    assert transport.rate_limit_wait(Answer(429, text, {"x-ratelimit-reset": "1010000"}), 1000.0) == 34.0
+    assert transport.rate_limit_wait(Answer(429, "slow down"), 1000.0) is None
+    assert transport.rate_limit_wait(Answer(429, "slow down", {"X-RateLimit-Reset": "junk"}), 1000.0) is None
 
 
 def test_storm_of_100_notifications_for_one_hook_makes_no_429_and_loses_nothing(start_daemon):
@@ -204,25 +250,29 @@ def test_merged_post_answers_every_waiting_request(start_daemon, rocketchat, hoo
     assert sum(len(m["attachments"]) for m in rocketchat.messages("critical")) == 10
 
 
-def retry_until_ok(daemon, payload, limit=15.0):
-    """Send `payload` again after every non-2xx answer, as Alertmanager does; return the statuses."""
+def retry_until_ok(daemon, payload, limit=15.0, clock=None):
+    """Send `payload` again after every non-2xx answer, as Alertmanager does, each a second later by `clock`
+    (moved, not waited for) when one is given; return the statuses."""
     statuses = []
     deadline = time.monotonic() + limit
     while not statuses or statuses[-1] != 200:
         assert time.monotonic() < deadline, statuses
+        if clock is not None:
+            clock.advance(1.0)
         statuses.append(daemon.post_json(payload)[0])
     return statuses
 
 
 def test_waiting_state_is_posted_once_when_alertmanagers_retry_brings_it(start_daemon, rocketchat, hooks):
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.3", **hooks)
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
     status, headers, body = daemon.post_json(one_alert("Second", group="b"))
     assert status == 503
     assert body["routes"]["critical"]["status"] == "pending"
     assert "ROCKETCHAT_RATE_LIMIT=1/2" in body["routes"]["critical"]["error"]
     assert 1 <= int(headers["Retry-After"]) <= 3
-    statuses = retry_until_ok(daemon, one_alert("Second", group="b"))
+    statuses = retry_until_ok(daemon, one_alert("Second", group="b"), clock=clock)
     assert statuses[-1] == 200 and set(statuses[:-1]) <= {503}
     titles = [a["title"] for m in rocketchat.messages("critical") for a in m["attachments"]]
     assert titles == ["First", "Second"]
@@ -308,12 +358,13 @@ def test_two_notifications_of_one_group_with_different_alerts_post_every_alert(s
 
 def test_group_that_grows_while_waiting_posts_each_alert_once(start_daemon, rocketchat, hooks):
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("Other", group="other"))[0] == 200
     grown = one_alert("A", group="storage")
     assert daemon.post_json(grown)[0] == 503  # waits for its turn
     grown["alerts"].append({**grown["alerts"][0], "labels": {"alertname": "B", "severity": "critical"},
                             "fingerprint": "fp-B"})
-    retry_until_ok(daemon, grown)
+    retry_until_ok(daemon, grown, clock=clock)
     assert daemon.post_json(one_alert("A", group="storage"))[0] == 200  # the older notification's retry
     titles = [a["title"] for m in rocketchat.messages("critical") for a in m["attachments"]]
     assert titles == ["Other", "A", "B"]
@@ -322,9 +373,10 @@ def test_group_that_grows_while_waiting_posts_each_alert_once(start_daemon, rock
 def test_resolved_state_replaces_the_waiting_firing_one_and_a_stale_copy_is_not_posted(
         start_daemon, rocketchat, hooks):
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("Other", group="other"))[0] == 200
     assert daemon.post_json(one_alert("Flap", group="flap"))[0] == 503
-    retry_until_ok(daemon, one_alert("Flap", group="flap", status="resolved"))
+    retry_until_ok(daemon, one_alert("Flap", group="flap", status="resolved"), clock=clock)
     # A stale copy of the firing notification (an HA peer's retry) after the resolution: older news.
     status, _, body = daemon.post_json(one_alert("Flap", group="flap"))
     assert (status, body["routes"]["critical"]["status"]) == (200, "already-delivered")
@@ -335,8 +387,9 @@ def test_resolved_state_replaces_the_waiting_firing_one_and_a_stale_copy_is_not_
 
 def test_pacing_wait_is_logged_with_its_reason_and_delay(start_daemon, rocketchat, hooks, logs):
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
-    retry_until_ok(daemon, one_alert("Second", group="b"))
+    retry_until_ok(daemon, one_alert("Second", group="b"), clock=clock)
     waits = [line for line in logs.lines() if line.startswith("Waiting ")]
     assert waits and "s before the next post to" in waits[0]
     assert "pacing to ROCKETCHAT_RATE_LIMIT=1/2" in waits[0]
@@ -344,8 +397,8 @@ def test_pacing_wait_is_logged_with_its_reason_and_delay(start_daemon, rocketcha
 
 
 def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, monkeypatch):
-    from rcwebhook.delivery import courier
-    monkeypatch.setattr(courier, "QUEUE_LIMIT", 2)
+    from rcwebhook.delivery import deliverer
+    monkeypatch.setattr(deliverer, "QUEUE_LIMIT", 2)
     daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/60", DELIVERY_DEADLINE="0.2", **hooks)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
     assert [daemon.post_json(one_alert(f"W{i}", group=f"w{i}"))[0] for i in range(2)] == [503, 503]
@@ -354,13 +407,14 @@ def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, mo
     assert "too many alert states are waiting to be posted (2)" in body["routes"]["critical"]["error"]
 
 
-def test_a_state_no_request_carries_any_more_is_dropped_and_logged(start_daemon, rocketchat, hooks, logs,
-                                                                  monkeypatch):
-    from rcwebhook.delivery import courier
-    monkeypatch.setattr(courier, "PENDING_MAX_AGE", 0.5)
+def test_a_state_no_request_carries_any_more_is_dropped_and_logged(start_daemon, rocketchat, hooks, logs):
+    from rcwebhook.delivery.depot import PENDING_MAX_AGE
     daemon = start_daemon(DELIVERY_DEADLINE="0.2", **hooks)
+    clock = SteppedClock().drive(daemon)
     rocketchat.disable("critical")
     assert daemon.post_json(one_alert("Lost", group="lost"))[0] == 503
+    assert daemon.server.deliverer.pending_count() == 1
+    clock.advance(PENDING_MAX_AGE + 1)
     deadline = time.monotonic() + 10
     while not any(line.startswith("Dropped the waiting firing state of alert Lost (route critical)")
                   for line in logs.lines(logging.WARNING)):
@@ -418,10 +472,9 @@ def test_after_a_reload_waiting_states_go_to_the_new_url_and_old_senders_end(sta
 @pytest.mark.parametrize("reason, posted", [("repeat interval elapsed", True), ("new alerts added", False)])
 def test_notification_reason_tells_a_reminder_from_a_changed_group(start_daemon, rocketchat, hooks, reason, posted):
     daemon = start_daemon(**hooks)
-    offset = [0.0]
-    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert())[0] == 200
-    offset[0] = 120.0  # later than DEDUP_WINDOW
+    clock.advance(120.0)  # later than DEDUP_WINDOW
     status, _, body = daemon.post_json({**one_alert(), "notification_reason": reason})
     assert status == 200, body
     assert len(rocketchat.messages("critical")) == (2 if posted else 1)

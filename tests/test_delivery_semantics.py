@@ -20,9 +20,9 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from rcwebhook.delivery import transport as delivery
-from rcwebhook.delivery.transport import Answer
+from rcwebhook.delivery.transport import Answer, post
 from tests.rocketchat_standin import RocketChatStandin
+from tests.test_delivery import SteppedClock
 from tests.test_operations import parse_metrics, processes  # noqa: F401 - `processes` is a fixture
 
 RATE_LIMIT_TEXT = ("Error, too many requests. Please slow down. You must wait {} seconds before trying this "
@@ -56,12 +56,15 @@ def two_routes() -> Dict[str, Any]:
          "startsAt": starts}]}
 
 
-def retry_until_ok(post, payload, limit: float = 15.0) -> List[int]:
-    """Send `payload` again after every non-2xx answer, as Alertmanager does; return the statuses."""
+def retry_until_ok(post, payload, limit: float = 15.0, clock: Optional[SteppedClock] = None) -> List[int]:
+    """Send `payload` again after every non-2xx answer, as Alertmanager does, each a second later by `clock`
+    (moved, not waited for) when one is given; return the statuses."""
     statuses: List[int] = []
     deadline = time.monotonic() + limit
     while not statuses or not 200 <= statuses[-1] < 300:
         assert time.monotonic() < deadline, f"no 2xx within {limit}s: {statuses}"
+        if clock is not None:
+            clock.advance(1.0)
         statuses.append(post(payload)[0])
     return statuses
 
@@ -120,6 +123,7 @@ def test_firing_that_got_503_is_not_posted_on_its_own_after_it_resolved(start_da
     Alertmanager, never having delivered the FIRING, sends nothing more. When Rocket.Chat comes back,
     nothing may be posted: the channel would show the resolved alert FIRING for good."""
     daemon = start_daemon(DELIVERY_DEADLINE="1", ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    clock = SteppedClock().drive(daemon)
     rocketchat.set_outage("critical", "503")
     firing = alert("Flap", starts=time.time() - 30)
     status, _, body = daemon.post_json(firing)
@@ -129,7 +133,8 @@ def test_firing_that_got_503_is_not_posted_on_its_own_after_it_resolved(start_da
     # The alert resolves now; Alertmanager sends no resolved-only group it never delivered.
     wait_until(lambda: idle(daemon), "no post on its way")
     rocketchat.set_outage("critical", None)
-    no_new_request(rocketchat, "critical", 3.0)
+    clock.advance(60.0)  # past any backoff: a courier that would post it on its own does so at once
+    no_new_request(rocketchat, "critical", 0.5)
     assert rocketchat.messages("critical") == []
 
 
@@ -154,16 +159,15 @@ def test_fire_resolve_fire_again_with_the_same_startsat_posts_three_times_in_ord
 
 def test_reminder_after_dedup_window_is_posted_and_a_copy_within_it_is_not(start_daemon, rocketchat, hooks):
     daemon = start_daemon(**hooks)  # default settings: DEDUP_WINDOW=60
-    offset = [0.0]
-    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
+    clock = SteppedClock().drive(daemon)
     firing = alert("Remind", starts=time.time() - 600)
     status, _, body = daemon.post_json(firing)
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered")
-    offset[0] = 5.0  # an HA peer's copy, or a retry whose 200 was lost: not posted
+    clock.advance(5.0)  # an HA peer's copy, or a retry whose 200 was lost: not posted
     status, _, body = daemon.post_json(firing)
     assert (status, body["routes"]["critical"]["status"]) == (200, "already-delivered")
     assert len(rocketchat.messages("critical")) == 1
-    offset[0] = 61.0  # Alertmanager's reminder (repeat_interval of a minute): posted
+    clock.advance(56.0)  # Alertmanager's reminder (repeat_interval of a minute): posted
     status, _, body = daemon.post_json(firing)
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered")
     shown = headlines(rocketchat, "critical")
@@ -219,7 +223,7 @@ def test_trickled_answer_slower_than_delivery_timeout_is_not_sent_again(start_da
 
 def test_a_trickled_answer_is_given_up_after_answer_wait_not_held_for_the_whole_trickle(
         start_daemon, rocketchat, hooks, logs, monkeypatch):
-    monkeypatch.setattr(delivery, "ANSWER_WAIT", 1.0, raising=False)
+    monkeypatch.setattr("rcwebhook.delivery.transport.ANSWER_WAIT", 1.0)
     daemon = start_daemon(DELIVERY_TIMEOUT="0.5", DELIVERY_DEADLINE="5", ROCKETCHAT_RATE_LIMIT="0", **hooks)
     rocketchat.fail_next("critical", 1, mode="trickle", delay=0.2)  # ~30 s for the whole answer
     started = time.monotonic()
@@ -239,6 +243,7 @@ def test_a_trickled_answer_is_given_up_after_answer_wait_not_held_for_the_whole_
 def test_accepted_route_is_never_posted_again_while_alertmanager_retries_for_the_other(
         start_daemon, rocketchat, hooks, fault):
     daemon = start_daemon(DEDUP_WINDOW="0", DELIVERY_DEADLINE="0.5", ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    clock = SteppedClock().drive(daemon)
     if fault == "refused":
         rocketchat.fail_next("warning", 5, status=400, error="error-running-script")
     else:
@@ -249,7 +254,7 @@ def test_accepted_route_is_never_posted_again_while_alertmanager_retries_for_the
         assert status == (502 if fault == "refused" else 503), body
         assert body["routes"]["critical"]["status"] == ("delivered" if attempt == 0 else "already-delivered")
     rocketchat.set_outage("warning", None)
-    statuses = retry_until_ok(daemon.post_json, payload)  # the 5th retry (or later) gets 200
+    statuses = retry_until_ok(daemon.post_json, payload, clock=clock)  # the 5th retry (or later) gets 200
     assert statuses[-1] == 200
     assert titles(rocketchat, "critical") == ["DbDown"]
     assert titles(rocketchat, "warning") == ["DbSlow"]
@@ -270,7 +275,7 @@ def gated_transport(refuse: Optional[bytes] = None):
             gate.wait(10)
         if refuse is not None and refuse in body:
             return Answer(400, "some refusal")
-        return delivery.post(url, body, timeout)
+        return post(url, body, timeout)
 
     transport.seen = seen  # type: ignore[attr-defined]
     return transport, gate, warm_sent
@@ -328,15 +333,17 @@ def test_error_message_size_exceeded_shortens_the_merged_text_and_posts_every_al
 
 def test_429_saying_wait_0_seconds_with_a_past_reset_waits_at_least_a_second(start_daemon, rocketchat, hooks):
     calls: List[float] = []
+    clock = SteppedClock(skip_timers=True)  # the wait passes at once, on the clock the calls are timed by
 
     def transport(url, body, timeout):
-        calls.append(time.monotonic())
+        calls.append(clock.monotonic())
         if len(calls) == 1:
             past = str(int((time.time() - 30) * 1000))
             return Answer(429, RATE_LIMIT_TEXT.format(0), {"X-RateLimit-Reset": past})
-        return delivery.post(url, body, timeout)
+        return post(url, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    clock.drive(daemon)
     status, _, body = daemon.post_json(alert("Limited"))
     assert status == 200, body
     assert len(calls) == 2, calls
@@ -351,9 +358,10 @@ def test_429_with_a_400_digit_reset_header_is_still_delivered(start_daemon, rock
         calls.append(time.monotonic())
         if len(calls) == 1:
             return Answer(429, RATE_LIMIT_TEXT.format(1), {"X-RateLimit-Reset": "9" * 400})
-        return delivery.post(url, body, timeout)
+        return post(url, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    SteppedClock(skip_timers=True).drive(daemon)  # the wait Rocket.Chat asks for passes at once
     status, _, body = daemon.post_json(alert("Huge"))
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered"), body
     assert titles(rocketchat, "critical") == ["Huge"]
@@ -364,6 +372,7 @@ def test_429_with_a_400_digit_reset_header_is_still_delivered(start_daemon, rock
 
 def test_half_written_200_is_a_failed_attempt_retried_not_a_refusal(start_daemon, rocketchat, hooks, logs):
     daemon = start_daemon(**hooks)  # the real transport
+    SteppedClock(skip_timers=True).drive(daemon)  # the backoff passes at once
     rocketchat.fail_next("critical", 1, mode="half")
     status, _, body = daemon.post_json(alert("Half"))
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered"), body
@@ -457,8 +466,7 @@ def test_unreachable_rocketchat_does_not_spend_pacing_and_the_503_names_the_caus
 
 def test_a_group_that_gains_an_alert_after_dedup_window_posts_only_the_new_alert(start_daemon, rocketchat, hooks):
     daemon = start_daemon(**hooks)
-    offset = [0.0]
-    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
+    clock = SteppedClock().drive(daemon)
     starts = time.time() - 600
 
     def firing(name: str, since: float) -> Dict[str, Any]:
@@ -470,7 +478,7 @@ def test_a_group_that_gains_an_alert_after_dedup_window_posts_only_the_new_alert
                 "alerts": list(alerts)}
 
     assert daemon.post_json(group(firing("DiskA", starts)))[0] == 200
-    offset[0] = 300.0  # Alertmanager's group_interval (5m): the group gained DiskB
+    clock.advance(300.0)  # Alertmanager's group_interval (5m): the group gained DiskB
     status, _, body = daemon.post_json(group(firing("DiskA", starts), firing("DiskB", starts + 250)))
     assert status == 200, body
     assert titles(rocketchat, "critical") == ["DiskA", "DiskB"]
@@ -483,9 +491,10 @@ def test_429_with_a_non_ascii_digit_reset_header_is_no_internal_error(start_daem
         calls.append(time.monotonic())
         if len(calls) == 1:
             return Answer(429, RATE_LIMIT_TEXT.format(1), {"X-RateLimit-Reset": "\u00b9"})
-        return delivery.post(url, body, timeout)
+        return post(url, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_RATE_LIMIT="0", **hooks)
+    SteppedClock(skip_timers=True).drive(daemon)  # the wait Rocket.Chat asks for passes at once
     status, _, body = daemon.post_json(alert("Superscript"))
     assert (status, body["routes"]["critical"]["status"]) == (200, "delivered"), body
     assert not any("Internal error" in line for line in logs.lines(logging.ERROR)), logs.lines(logging.ERROR)

@@ -6,10 +6,10 @@ a reload."""
 from __future__ import annotations
 
 import logging
-import time
 
-from rcwebhook.delivery import courier
+from rcwebhook.delivery.courier import IMPERSONATE_RETRY
 from tests.conftest import make_settings
+from tests.test_delivery import SteppedClock
 from tests.test_mentions import alert, metrics, notification, texts, titles
 
 REFUSAL = "error-user-lacks-message-impersonate-permission"
@@ -65,19 +65,20 @@ def test_after_a_refusal_the_hook_leaves_the_username_out_until_a_reload(start_d
     assert titles(rocketchat) == [f"{n}: {n} is bad" for n in ("One", "Two", "Three")]
 
 
-def test_the_username_is_tried_again_once_the_hook_has_left_it_out_for_a_while(start_daemon, rocketchat,
-                                                                             monkeypatch):
-    monkeypatch.setattr(courier, "IMPERSONATE_RETRY", 0.3)
+def test_the_username_is_tried_again_once_the_hook_has_left_it_out_for_a_while(start_daemon, rocketchat):
     daemon = start_daemon(ROCKETCHAT_USERNAME="Alertmanager", ROCKETCHAT_RATE_LIMIT="0",
                           **hooks(rocketchat, allow_impersonate=False))
+    clock = SteppedClock().drive(daemon)
     assert daemon.post_json(notification(alert("First"), group="first"))[0] == 200
-    deadline, sent = time.monotonic() + 10, 0
-    while [r["status"] for r in rocketchat.requests("critical")].count(400) < 2:
-        assert time.monotonic() < deadline, "the username was not tried again"
-        sent += 1
-        assert daemon.post_json(notification(alert(f"Later{sent}"), group=f"later{sent}"))[0] == 200
+    assert daemon.post_json(notification(alert("Soon"), group="soon"))[0] == 200
+    clock.advance(IMPERSONATE_RETRY - 60)
+    assert daemon.post_json(notification(alert("Later"), group="later"))[0] == 200
+    assert [r["status"] for r in rocketchat.requests("critical")] == [400, 200, 200, 200]  # still left out
+    clock.advance(61)
+    assert daemon.post_json(notification(alert("After"), group="after"))[0] == 200
+    assert [r["status"] for r in rocketchat.requests("critical")] == [400, 200, 200, 200, 400, 200]  # tried again
     assert refusals(daemon) == 2
-    assert len(titles(rocketchat)) == sent + 1
+    assert len(titles(rocketchat)) == 4
 
 
 def test_a_hook_allowed_to_impersonate_keeps_its_username(start_daemon, rocketchat, logs):

@@ -71,23 +71,24 @@ def test_a_post_slow_to_arrive_does_not_let_the_next_window_start_early(start_da
     post here takes 0.3 s to arrive, so its window opens 0.3 s late: timed from when it was sent, the
     fourth post went out 0.05 s after the first's window had closed by rcwebhook's clock, and arrived
     inside Rocket.Chat's (a 429 in the fault suite's storm)."""
-    import json
     import threading
-    import time
 
     from rcwebhook.delivery.transport import Answer
+    from tests.test_delivery import SteppedClock
 
     arrivals, lock = [], threading.Lock()
+    clock = SteppedClock(skip_timers=True)  # the pacing waits pass at once; the arrivals are timed by it
 
     def transport(url, payload, timeout):
         if not arrivals:
-            time.sleep(0.3)  # the network: the first post is slow to arrive
+            clock.advance(0.3)  # the network: the first post is slow to arrive
         with lock:
-            arrivals.append(time.monotonic())
+            arrivals.append(clock.monotonic())
         return Answer(200, headers={})
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_WEBHOOK_WARNING="https://chat.example.com/hooks/a/tok",
                           ROCKETCHAT_RATE_LIMIT="3/1", THREADS="false")
+    clock.drive(daemon)
     for i in range(7):
         alert = {"status": "firing", "labels": {"alertname": f"A{i}", "severity": "critical"},
                  "startsAt": "2026-01-01T00:00:00Z", "fingerprint": f"f{i}"}

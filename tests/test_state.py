@@ -13,6 +13,7 @@ from typing import Any, Dict, List
 
 from tests.conftest import make_settings
 from tests.faults import FIRING, RESOLVED, alert_item, notification, shown_states, whole_second
+from tests.test_delivery import SteppedClock
 
 
 def wait_until(condition, what: str, timeout: float = 15.0):
@@ -211,7 +212,7 @@ def test_resent_resolutions_and_late_firing_copies_of_forgotten_alerts_post_noth
     for group in groups:
         assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
     posted = len(rocketchat.messages("critical"))
-    assert len(daemon.server.deliverer.ledger.entries) < 200
+    assert len(daemon.server.deliverer.depot.ledger.entries) < 200
 
     for group in groups:  # Alertmanager re-sends the resolutions: all were posted already
         assert daemon.post_json(many(group, 100, RESOLVED, starts, ends))[0] == 200
@@ -233,15 +234,14 @@ def test_firing_again_with_the_old_startsat_from_the_resolutions_sender_is_poste
     hook = rocketchat.add_hook("critical")
     daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
                           DEDUP_WINDOW="60")
-    offset = [0.0]
-    daemon.server.deliverer.wall = lambda: time.time() + offset[0]
+    clock = SteppedClock().drive(daemon)
     starts = whole_second(-600)
     ends = whole_second(-5)
     assert daemon.post_json(payload("Refire", FIRING, starts))[0] == 200
     assert daemon.post_json(payload("Refire", RESOLVED, starts, ends=ends))[0] == 200
     # Alertmanager resolved it by timeout, then heard from its Prometheus again and says so at its group's next
     # notification (group_interval later, here 10 s): firing with the same startsAt, well within DEDUP_WINDOW.
-    offset[0] = 10.0
+    clock.advance(10.0)
     assert daemon.post_json(payload("Refire", FIRING, starts))[0] == 200
     assert [shows(body) for body in rocketchat.messages("critical")] == [
         [("Refire", FIRING)], [("Refire", RESOLVED)], [("Refire", FIRING)]]

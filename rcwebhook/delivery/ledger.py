@@ -416,6 +416,25 @@ class Ledger:
                 if entry.tickets and entry.inflight is None:
                     yield entry
 
+    def take(self, entry: Entry, state: State) -> None:
+        """Mark `state` of `entry` as carried by a post on its way: nothing else posts it meanwhile."""
+        entry.inflight = state
+
+    def give_back(self, entry: Entry) -> None:
+        """The post that was to carry `entry` is not sent: its state is ready for the next one."""
+        entry.inflight = None
+
+    def answered(self, entry: Entry, answer: Any) -> None:
+        """Rocket.Chat answered a post carrying `entry`: the requests waiting for it show that answer (until
+        a later one), and the state is no longer on its way."""
+        entry.inflight = None
+        for ticket in entry.tickets:
+            ticket.answer = answer
+
+    def split(self, entry: Entry, most: int) -> None:
+        """Post `entry` with at most `most` alerts from now on (a post carrying it was refused whole)."""
+        entry.max_batch = min(entry.max_batch or most, most)
+
     def requeue(self, entry: Entry) -> None:
         """Put an owed entry whose post failed behind the others, so that one post that keeps failing
         does not keep the rest from being tried."""

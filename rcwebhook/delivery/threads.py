@@ -27,6 +27,13 @@ def group_digest(group: str) -> str:
     return hashlib.blake2b(group.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+def thread_scope(group: str, receiver: str, channel: str) -> str:
+    """Return the key a group's thread is kept under on its hook: the groupKey for the default hook set's
+    channels, else with the hook set and the channel override, since a thread lives in one channel (and a
+    hook set may share its hook with another)."""
+    return f"{group}\x1f{receiver}\x1f{channel}" if receiver or channel else group
+
+
 class Thread:
     """An open thread: its root message, when the incident started, and the alerts announced in it."""
 
@@ -104,13 +111,6 @@ class Threads:
 
     def end(self, thread: Thread) -> None:
         self.open.pop((thread.hook, thread.group), None)
-
-    def expired(self, now: float) -> List[Thread]:
-        """Forget and return the threads whose last post is more than `ttl` ago."""
-        gone = [t for t in self.open.values() if now - t.last_post > self.ttl]
-        for thread in gone:
-            del self.open[(thread.hook, thread.group)]
-        return gone
 
     def started_before(self, moment: float, now: float) -> List[Thread]:
         """Return the open threads (not gone quiet for `ttl`) whose incident is known to have started before

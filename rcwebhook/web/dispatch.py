@@ -15,7 +15,7 @@ from ..messages import mentions
 from ..messages.render import render as render_message
 from ..messages import routing
 from ..config.settings import Route, Settings
-from ..delivery.courier import Deliverer, Result
+from ..delivery.deliverer import Deliverer, Result
 from ..delivery.transport import one_line
 from ..delivery.ledger import Context, Item, identity, sender_tag
 from ..operations.metrics import Metrics

@@ -27,7 +27,7 @@ from typing import Callable, Hashable, List, Optional, Sequence, Tuple
 from .. import __version__
 from ..config import tls
 from ..config.settings import Settings, is_loopback, redact
-from ..delivery.courier import Deliverer
+from ..delivery.deliverer import Deliverer
 from ..delivery.transport import Transport, make_transport
 from ..operations.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..operations.metrics import FirstSeen, Metrics
