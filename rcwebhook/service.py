@@ -10,10 +10,11 @@ import time
 from typing import Callable, List, Mapping, Tuple
 
 from . import __version__
-from .config import settings as config
-from .operations import logs
 from .config import tls
-from .config.settings import EX_CONFIG, ConfigError, Settings, redact_url
+from .config.keys import KEYS
+from .config.secrets import redact_url
+from .config.settings import EX_CONFIG, ConfigError, Settings, exposure_problems
+from .operations import logs
 from .operations.notify import Notifier
 from .web.server import Phase, Server
 
@@ -21,7 +22,7 @@ log = logging.getLogger("rcwebhook")
 
 Loader = Callable[[], Tuple[Settings, List[str]]]
 # Changing these needs a new listening socket: a reload keeps the running values and says so.
-_RESTART_KEYS = {"host": "HOST", "port": "PORT", "tls_cert_file": "TLS_CERT_FILE", "tls_key_file": "TLS_KEY_FILE"}
+_RESTART_KEYS = {key.field: key.name for key in KEYS if key.restart}
 
 
 class Service:
@@ -118,7 +119,7 @@ class Service:
                 return self._refused("the configuration is invalid: " + "; ".join(exc.problems))
             loaded, new = new, self._in_force(new)
             # The rules hold for what will be in force: a new HOST waits for a restart, the new API_KEY does not.
-            problems = config.exposure_problems(new.host, new.api_key, new.allow_unauthenticated)
+            problems = exposure_problems(new.host, new.api_key, new.allow_unauthenticated)
             if problems:
                 for problem in problems:
                     log.error("Reload refused: %s", problem)

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
-from rcwebhook.config import settings as config
+from rcwebhook.config import loading
+from rcwebhook.config.keys import DEFAULTS, DEFAULT_SEVERITY_ALIASES
 from rcwebhook.cli import parse_args
 from tests.conftest import ROOT
 
@@ -123,13 +124,13 @@ def documented_keys() -> Dict[str, List[str]]:
 
 def test_every_key_is_documented_in_the_configuration_reference():
     documented = documented_keys()
-    for key in config.DEFAULTS:
-        assert key in documented, f"{key} is a setting (config.DEFAULTS) but docs/configuration.md does not document it"
+    for key in DEFAULTS:
+        assert key in documented, f"{key} is a setting (DEFAULTS) but docs/configuration.md does not document it"
 
 
 def test_every_documented_key_is_a_setting():
     for key in documented_keys():
-        assert key in config.DEFAULTS, f"docs/configuration.md documents {key}, which config.DEFAULTS does not know"
+        assert key in DEFAULTS, f"docs/configuration.md documents {key}, which DEFAULTS does not know"
 
 
 def test_every_documented_key_has_its_default_meaning_and_reload():
@@ -138,7 +139,7 @@ def test_every_documented_key_has_its_default_meaning_and_reload():
         default, meaning, reload = cells
         assert meaning, f"{key} has no meaning in docs/configuration.md"
         assert reload in ("applied", "restart"), f"{key}: on reload must be applied or restart, not {reload!r}"
-        value = config.DEFAULTS.get(key, "")
+        value = DEFAULTS.get(key, "")
         if value and len(value) <= 40:
             assert default == f"`{value}`", f"{key}: docs/configuration.md says default {default!r}, the code {value!r}"
 
@@ -153,15 +154,15 @@ def test_the_keys_a_reload_cannot_change_are_marked_restart():
 
 def test_every_key_is_in_the_example_env_file_and_it_is_valid():
     text = EXAMPLE_ENV.read_text()
-    for key in config.DEFAULTS:
+    for key in DEFAULTS:
         assert re.search(rf"^#?{key}=", text, re.M), key
-    settings, warnings = config.load(EXAMPLE_ENV, {"DRY_RUN": "true"})
+    settings, warnings = loading.load(EXAMPLE_ENV, {"DRY_RUN": "true"})
     assert warnings == []
     assert settings.port == 8093
 
 
 def test_example_aliases_comment_matches_the_default():
-    assert config.DEFAULT_SEVERITY_ALIASES in EXAMPLE_ENV.read_text()
+    assert DEFAULT_SEVERITY_ALIASES in EXAMPLE_ENV.read_text()
 
 
 # --- the command line: docs/operations.md and the man page -----------------------------------------
@@ -186,7 +187,7 @@ def test_man_page_matches_help():
     man = MAN_PAGE.replace("\\-", "-")
     for option in set(re.findall(r"--[a-z][a-z-]+", help_text())):
         assert option in man, option
-    for key in config.DEFAULTS:
+    for key in DEFAULTS:
         assert f".B {key}\n" in MAN_PAGE, key
     from rcwebhook import __version__
     assert f'"rcwebhook {__version__}"' in MAN_PAGE.splitlines()[0]

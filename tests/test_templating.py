@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook.config import settings as config
+from rcwebhook.cli import compile_templates
+from rcwebhook.config.settings import Settings, build
 from rcwebhook.messages import render as message
 from rcwebhook.messages import templates as templating
 from rcwebhook.messages.notification import parse
@@ -25,11 +26,11 @@ def check_message(body: dict) -> None:
 TEMPLATES = ROOT / "examples" / "templates"
 
 
-def settings_with(**values: str) -> config.Settings:
+def settings_with(**values: str) -> Settings:
     return make_settings(DRY_RUN="true", **values)
 
 
-def rendered(settings: config.Settings, route_name: str = "critical") -> dict:
+def rendered(settings: Settings, route_name: str = "critical") -> dict:
     notification = parse(EXAMPLE_ALERT.read_bytes())
     batch = next(b for b in route(notification, settings) if b.route.name == route_name)
     return message.render(notification, batch, settings)
@@ -135,7 +136,8 @@ def test_an_invalid_template_file_stops_the_start_with_its_path_and_gos_own_mess
     bad = tmp_path / "msg.tmpl"
     bad.write_text('{{ define "t" }}\nok\n{{ if }}{{ end }}{{ end }}')
     errors: list = []
-    config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "t"}, errors, [])
+    build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "t"}, errors, [],
+          compile_templates=compile_templates)
     assert errors == [f"TEMPLATE_FILES: {bad}: template: msg.tmpl:3: missing value for if"]
     result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--check-config"], capture_output=True,
                             text=True, timeout=30, cwd=tmp_path,
@@ -150,7 +152,8 @@ def test_a_parse_error_at_the_end_of_a_file_is_told_as_amtool_tells_it_without_c
     bad = tmp_path / "b1.tmpl"
     bad.write_text('{{ define "x" }}\nhello\n{{ if .Status }}\nyes\n')
     errors: list = []
-    config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "x"}, errors, [])
+    build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "x"}, errors, [],
+          compile_templates=compile_templates)
     assert errors == [f"TEMPLATE_FILES: {bad}: template: b1.tmpl:5: unexpected EOF"]
     assert ":5:0" not in errors[0]
 
@@ -195,7 +198,7 @@ def test_a_template_files_glob_that_matches_nothing_is_one_error_naming_where_it
 ])
 def test_configuration_problems(values: dict, problem: str) -> None:
     errors: list = []
-    config.build({"DRY_RUN": "true", **values}, errors, [])
+    build({"DRY_RUN": "true", **values}, errors, [], compile_templates=compile_templates)
     assert any(e.startswith(problem) for e in errors), errors
 
 

@@ -29,7 +29,9 @@ from ..operations import logs
 from ..messages import mentions
 from ..messages import render as message
 from . import store as state_store
-from ..config.settings import Route, Settings, key_prefix, redact_url
+from ..config.keys import key_prefix
+from ..config.secrets import redact_url
+from ..config.settings import Route, Settings
 from .transport import Answer, Transport
 from .ledger import FIRING, REMINDER_REASON, RESOLVED, Entry, Item, Ledger, State, Ticket
 from ..operations.metrics import Metrics

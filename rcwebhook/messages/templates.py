@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+from pathlib import Path
 import threading
 import time
 from types import MappingProxyType
@@ -27,7 +28,9 @@ from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..amtemplate import data as amdata
 from ..gotemplate.template import BudgetError, TemplateError
+from ..config.settings import Settings
 from ..operations.metrics import Counter
+from .render import TITLE_LIMIT, truncate, truncate_units
 
 log = logging.getLogger("rcwebhook")
 
@@ -92,33 +95,35 @@ class Templates:
               ) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
         """The message's text and, for each of the first `shown` alerts, its attachment's (title, text) as
         the templates render them, cut to Rocket.Chat's limits: None for a part without a template or
-        whose template failed (the built-in part is used), "" for an attachment text left empty. Raise
-        OverBudget when they take more than `cpu_budget` seconds of this thread's CPU time together, or run
-        past `cpu_deadline` (time.thread_time()) when given: a post's groups share one budget."""
-        from .render import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
+        whose template failed (the built-in part is used), "" for an attachment text left empty. All None (the
+        built-in message) when they take more than `cpu_budget` seconds of this thread's CPU time together, or
+        run past `cpu_deadline` (time.thread_time()) when given: a post's groups share one budget."""
         deadline = cpu_deadline if cpu_deadline is not None else \
             time.thread_time() + cpu_budget if cpu_budget is not None else None
         render = functools.partial(self.render, cpu_deadline=deadline, cpu_budget=cpu_budget or 0.0)
         group = amdata.KV(group_labels or {})
         items = [_alert(a) for a in alerts]
-        text = whole = None
-        if "text" in self.names:
-            whole = _data(items, external_url, receiver, group, route)
-            text = render("text", whole)
-            text = truncate_units(text, text_limit) if text is not None and text.strip() else None
-        attachments: List[Tuple[Optional[str], Optional[str]]] = []
-        if "title" in self.names or "attachment_text" in self.names:
-            for item in items[:shown]:
-                # a message of one alert: its attachment's data is the message's
-                data = whole if whole is not None and len(items) == 1 else \
-                    _data([item], external_url, receiver, group, route)
-                title = render("title", data)
-                title = truncate(" ".join(title.split()), TITLE_LIMIT) if title is not None and title.strip() else None
-                body = render("attachment_text", data)
-                if body is not None:
-                    body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
-                attachments.append((title, body))
-        return text, attachments
+        try:
+            text = whole = None
+            if "text" in self.names:
+                whole = _data(items, external_url, receiver, group, route)
+                text = render("text", whole)
+                text = truncate_units(text, text_limit) if text is not None and text.strip() else None
+            attachments: List[Tuple[Optional[str], Optional[str]]] = []
+            if "title" in self.names or "attachment_text" in self.names:
+                for item in items[:shown]:
+                    # a message of one alert: its attachment's data is the message's
+                    data = whole if whole is not None and len(items) == 1 else \
+                        _data([item], external_url, receiver, group, route)
+                    title = render("title", data)
+                    title = truncate(" ".join(title.split()), TITLE_LIMIT) if title is not None and title.strip() else None
+                    body = render("attachment_text", data)
+                    if body is not None:
+                        body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
+                    attachments.append((title, body))
+            return text, attachments
+        except OverBudget:  # said and counted where it happened: the whole message is the built-in one
+            return None, []
 
 
 def _key_of(part: str) -> str:
@@ -159,19 +164,18 @@ def _time(text: str) -> Any:
         return amdata.parse_time("0001-01-01T00:00:00Z")
 
 
-def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str = "",
-         compat: str = amdata.DEFAULT_COMPAT) -> Optional[Templates]:
-    """The Templates the settings ask for, or None; every problem is added to `errors`, once per cause.
-    Relative globs of TEMPLATE_FILES are read from `base` (the env file's directory, as Alertmanager reads
-    `templates:` from its configuration file's), or the working directory. Times' .Local is in `zone`
-    (TIMEZONE; None for UTC); `compat` is the Alertmanager followed (TEMPLATE_COMPAT)."""
-    files = raw.get("TEMPLATE_FILES", "").strip()
-    names = {part: raw.get(key, "").strip() for key, part in KEYS.items() if raw.get(key, "").strip()}
+def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
+    """Return the templates TEMPLATE_FILES holds and the TEMPLATE_* keys name, compiled, or None when there are
+    none or they cannot be used; every problem is added to `errors`, once per cause. Relative globs are read
+    from the env file's directory, as Alertmanager reads `templates:` from its configuration file's; times'
+    .Local is in TIMEZONE; TEMPLATE_COMPAT is the Alertmanager followed."""
+    files = settings.template_files
     if not files:
-        for key, part in KEYS.items():
-            if part in names:
-                errors.append(f"{key}={names[part]!r} names a template, but TEMPLATE_FILES is not set")
         return None
+    names = {part: getattr(settings, key.lower()) for key, part in KEYS.items() if getattr(settings, key.lower())}
+    source = settings.source
+    base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
+    compat = settings.template_compat
     globs = [os.path.join(base, g) if base else g for g in re.split(r"[\s,]+", files) if g]
     unmatched = 0
     for written, pattern in zip((g for g in re.split(r"[\s,]+", files) if g), globs):
@@ -192,7 +196,7 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str 
         return None
     if unmatched:  # the templates the keys name may be in the files not found: that error says it all
         return None
-    tmpl.local = amdata.local_of(zone)
+    tmpl.local = amdata.local_of(settings.timezone)
     from ..gotemplate.closures import root_of
     for tree in tmpl.trees.values():  # compiled here, once, not by the first message
         if tree.root is not None:

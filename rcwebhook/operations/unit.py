@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Callable, IO, List, Mapping, Optional, Tuple
 
-from ..config import settings as config
 from . import logs
-from ..config.settings import ConfigError
+from ..config.loading import SYSTEM_CONFIG, find_config, load
+from ..config.settings import NO_URL, ConfigError
 from .notify import RELOAD_STATE
 
 USAGE = "usage: unit-helper configured [--config PATH] | unit-helper reload PID"
@@ -33,14 +33,14 @@ RELOAD_TIMEOUT = 80.0  # seconds; systemd's own limit for ExecReload= is Timeout
 
 def configured(explicit: Optional[str], environ: Mapping[str, str], err: IO[str]) -> int:
     """Return 1, saying what to set, when no webhook URL is configured anywhere, else 0."""
-    path = config.find_config(explicit, environ, Path.cwd())
+    path = find_config(explicit, environ, Path.cwd())
     try:
-        config.load(path, environ)
+        load(path, environ)
     except Exception as exc:  # noqa: BLE001 - whatever it is, the daemon reports it better
         if not isinstance(exc, ConfigError):
             return 0
-        if all(config.NO_URL in problem for problem in exc.problems):
-            where = path or config.SYSTEM_CONFIG
+        if all(NO_URL in problem for problem in exc.problems):
+            where = path or SYSTEM_CONFIG
             print(f"{logs.priority_prefix(err, environ, logging.WARNING)}rcwebhook is not configured yet, so it "
                   f"is neither enabled nor started: set the Rocket.Chat webhook URLs (ROCKETCHAT_WEBHOOK_CRITICAL, "
                   f"ROCKETCHAT_WEBHOOK_WARNING, ROCKETCHAT_WEBHOOK_INFO) in {where}, check them with "

@@ -32,7 +32,8 @@ from ..operations import metrics
 from . import status
 from ..config import tls
 from .admission import SPARE_CONNECTIONS, STALL_GRACE, Admission, Phase, Reason, ShedTally  # noqa: F401
-from ..config.settings import Settings, is_loopback, redact
+from ..config.secrets import redact
+from ..config.settings import Settings, is_loopback
 from ..delivery.courier import Deliverer
 from ..delivery.transport import Transport
 from .dispatch import Reply

@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any, Deque, Dict, List, Mapping, Optional
 
 from .. import __version__
-from ..config.settings import redact_url
+from ..config.secrets import redact_url
 from ..operations.logs import cut
 
 RECENT = 50  # notifications the page lists
