@@ -29,7 +29,7 @@ class Service:
     """rcwebhook as a long-running process."""
 
     def __init__(self, settings: Settings, loader: Loader, environ: Mapping[str, str]) -> None:
-        self.settings = settings
+        self.settings = settings  # the settings in force: a reload swaps them
         self.loader = loader
         self.environ = environ
         self.notifier = Notifier.from_environ(environ)
@@ -62,7 +62,7 @@ class Service:
             self.server.serve_forever(poll_interval=self.notifier.poll_interval())
         finally:
             # The drain may outlast TimeoutStopSec=: tell systemd how long it can take, with 10 s to spare.
-            self.notifier.stopping(takes=self.server.settings.delivery_deadline + 5 + 10)
+            self.notifier.stopping(takes=self.settings.delivery_deadline + 5 + 10)
             self._stop()
         log.info("rcwebhook stopped")
         logs.flush()  # what is queued for the journal, stderr or LOG_FILE, for a few seconds at most
@@ -80,7 +80,7 @@ class Service:
         """Close the listening socket, let requests in flight finish, then stop delivering."""
         server = self.server
         server.socket.close()
-        grace = server.settings.delivery_deadline + 5
+        grace = self.settings.delivery_deadline + 5
         with server.connections_lock:
             busy = sum(1 for c in server.connections.values() if c.phase is Phase.BUSY)
         log.info("Closed the listening socket; waiting up to %.0fs for %d request%s in flight", grace, busy,
@@ -164,6 +164,7 @@ class Service:
                 log.info("Alert states are kept in %s from now on (STATE_DIR changed); what was in memory is "
                          "written there", store.path or "memory only")
             self.server.apply(new, transport)
+            self.settings = new
             for warning in warnings:
                 log.warning("%s", warning)
             metrics.reload_success.set(1)
