@@ -130,8 +130,8 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
     """Run the command line and return the exit status."""
     words = sys.argv[1:] if argv is None else argv
     if words[:1] == ["template"]:  # amtool's `template render`, with rcwebhook's template engine
-        from .amtemplate import render as templaterender
-        return templaterender.main(words[1:], environ, stdout, stderr, compat_setting(environ))
+        from .amtemplate import render
+        return render.main(words[1:], environ, stdout, stderr, compat_setting(environ))
     args = parse_args(argv)
     stderr = stderr or sys.stderr
     if args.mention and not args.send_test:

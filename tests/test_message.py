@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from rcwebhook.messages import render as message
+from rcwebhook.messages import render
 from rcwebhook.messages.notification import parse
 from rcwebhook.messages.routing import route
 from tests.conftest import load_example, make_settings
@@ -25,7 +25,7 @@ URLS = {
 def render_all(payload, **settings_values):
     settings = make_settings(**{**URLS, **settings_values})
     notification = parse(json.dumps(payload).encode())
-    return {b.route.name: message.render(notification, b, settings) for b in route(notification, settings)}
+    return {b.route.name: render.render(notification, b, settings) for b in route(notification, settings)}
 
 
 def accepted(rendered) -> None:
@@ -186,15 +186,15 @@ def test_headline_names_are_bounded():
 def test_long_annotations_are_cut_with_an_ellipsis():
     attachment = render_all({"alerts": [alert(annotations={"summary": "s" * 5000, "description": "d" * 50000},
                                               labels={"big": "v" * 10000})]})["critical"]["attachments"][0]
-    assert len(attachment["title"]) == message.TITLE_LIMIT and attachment["title"].endswith("…")
-    assert len(attachment["text"]) == message.DESCRIPTION_LIMIT and attachment["text"].endswith("…")
+    assert len(attachment["title"]) == render.TITLE_LIMIT and attachment["title"].endswith("…")
+    assert len(attachment["text"]) == render.DESCRIPTION_LIMIT and attachment["text"].endswith("…")
     big = next(f for f in attachment["fields"] if f["title"] == "big")
-    assert len(big["value"]) == message.FIELD_VALUE_LIMIT
+    assert len(big["value"]) == render.FIELD_VALUE_LIMIT
 
 
 @pytest.mark.parametrize("seconds, shown", [(0, "0s"), (59, "59s"), (61, "1m 1s"), (3600, "1h"), (90061, "1d 1h")])
 def test_duration(seconds, shown):
-    assert message.duration(seconds) == shown
+    assert render.duration(seconds) == shown
 
 
 # --- generated payloads: the stand-in Rocket.Chat accepts every message rendered --------------
@@ -285,8 +285,8 @@ def test_waiting_messages_merge_within_the_text_limit(start_daemon, rocketchat):
     posts = posted_while_paced(start_daemon, rocketchat, notifications)
     assert sum(len(post["attachments"]) for post in posts) == 10
     assert len(posts) < 10  # merged: the headlines of 10 groups need more than one post's 5000 units
-    assert all(message.units(post["text"]) <= message.TEXT_LIMIT for post in posts), \
-        [message.units(post["text"]) for post in posts]
+    assert all(render.units(post["text"]) <= render.TEXT_LIMIT for post in posts), \
+        [render.units(post["text"]) for post in posts]
 
 
 def test_waiting_messages_merge_within_the_attachment_limit(start_daemon, rocketchat):
@@ -311,7 +311,7 @@ def test_one_message_always_goes_even_when_large(start_daemon, rocketchat):
     annotations = {"description": "d" * 2000, **{f"note{i}": "n" * 300 for i in range(14)}}
     posts = posted_while_paced(start_daemon, rocketchat, [group("Big", 100, annotations=annotations)])
     assert len(posts) == 1 and len(posts[0]["attachments"]) == 100
-    assert len(json.dumps(posts[0]).encode()) > message.MAX_POST_BYTES
+    assert len(json.dumps(posts[0]).encode()) > render.MAX_POST_BYTES
 
 
 # --- the look: headline, fields, links, times -----------------------------------------------
@@ -354,7 +354,7 @@ def test_an_alert_with_twenty_labels_keeps_its_start_time_and_annotations():
     rendered = render_all(payload)["critical"]
     attachment = rendered["attachments"][0]
     fields = fields_of(attachment)
-    assert len(attachment["fields"]) == message.MAX_FIELDS
+    assert len(attachment["fields"]) == render.MAX_FIELDS
     assert fields["Started"] == "2026-01-30 10:00:00 UTC"
     assert fields["value"] == "97%" and fields["owner"] == "team-db"
     assert [f"label{i:02}" for i in range(12)] == [t for t in fields if t.startswith("label")]
@@ -433,16 +433,16 @@ def test_a_shortened_headline_drops_the_link_then_the_labels_then_the_summary_an
     [batch] = route(notification, settings)
 
     def shortened(level):
-        return message.group_message(batch.route, batch.alerts, notification.external_url, 0, settings,
+        return render.group_message(batch.route, batch.alerts, notification.external_url, 0, settings,
                                      shorten=level)
 
-    texts = [shortened(level)["text"] for level in range(message.SHORTEST + 1)]
+    texts = [shortened(level)["text"] for level in range(render.SHORTEST + 1)]
     assert texts[0].startswith(":rotating_light: [FIRING:1] [DiskFull](http://am.example.com:9093/#/alerts?")
     assert texts[0].endswith(" instance=db1:9100 job=node — Disk full on db1")
     assert texts[1:] == [":rotating_light: [FIRING:1] DiskFull instance=db1:9100 job=node — Disk full on db1",
                          ":rotating_light: [FIRING:1] DiskFull — Disk full on db1",
                          ":rotating_light: [FIRING:1] DiskFull"]
-    for level in range(message.SHORTEST + 1):
+    for level in range(render.SHORTEST + 1):
         [attachment] = shortened(level)["attachments"]
         assert attachment["title"] == "DiskFull: Disk full on db1"
         fields = fields_of(attachment)

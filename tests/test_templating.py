@@ -12,8 +12,8 @@ import pytest
 
 from rcwebhook.cli import compile_templates
 from rcwebhook.config.settings import Settings, build
-from rcwebhook.messages import render as message
-from rcwebhook.messages import templates as templating
+from rcwebhook.messages import render
+from rcwebhook.messages import templates
 from rcwebhook.messages.notification import parse
 from rcwebhook.messages.routing import route
 from tests.conftest import EXAMPLE_ALERT, ROOT, load_example, make_settings
@@ -33,7 +33,7 @@ def settings_with(**values: str) -> Settings:
 def rendered(settings: Settings, route_name: str = "critical") -> dict:
     notification = parse(EXAMPLE_ALERT.read_bytes())
     batch = next(b for b in route(notification, settings) if b.route.name == route_name)
-    return message.render(notification, batch, settings)
+    return render.render(notification, batch, settings)
 
 
 BUILTIN_LOOK = dict(TEMPLATE_FILES=str(TEMPLATES / "builtin.tmpl"), TEMPLATE_TEXT="rc.text",
@@ -45,7 +45,7 @@ def test_the_builtin_look_template_gives_the_builtin_message(route_name: str) ->
     builtin = rendered(settings_with(), route_name)
     templated = rendered(settings_with(**BUILTIN_LOOK), route_name)
     assert templated == builtin
-    assert templated["text"].startswith(f"{message.EMOJI[route_name]} [FIRING:1] [High")
+    assert templated["text"].startswith(f"{render.EMOJI[route_name]} [FIRING:1] [High")
     check_message(templated)
 
 
@@ -56,7 +56,7 @@ def test_the_builtin_look_template_gives_the_builtin_resolved_message() -> None:
     out = {}
     for name, settings in (("builtin", settings_with()), ("templated", settings_with(**BUILTIN_LOOK))):
         batch = next(b for b in route(notification, settings) if b.route.name == "critical")
-        out[name] = message.render(notification, batch, settings)
+        out[name] = render.render(notification, batch, settings)
     assert out["templated"] == out["builtin"]
     assert out["builtin"]["text"].endswith(" (critical)") and "Silence" not in out["builtin"]["attachments"][0]["text"]
 
@@ -128,7 +128,7 @@ def test_a_resolved_alert_in_the_detailed_variant_shows_how_long_it_lasted() -> 
     body["alerts"][0].update(status="resolved", endsAt="2026-01-30T11:02:03Z")
     notification = parse(json.dumps(body).encode())
     batch = next(b for b in route(notification, settings) if b.route.name == "critical")
-    out = message.render(notification, batch, settings)
+    out = render.render(notification, batch, settings)
     assert out["attachments"][0]["text"].endswith("\nLasted: 1h 2m 2s")
 
 
@@ -206,11 +206,11 @@ def test_a_template_failing_at_run_time_falls_back_to_the_builtin_part(tmp_path:
     path = tmp_path / "t.tmpl"
     path.write_text('{{ define "t" }}{{ index .Alerts 5 }}{{ end }}{{ define "ok" }}T {{ len .Alerts }}{{ end }}')
     settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t", TEMPLATE_ATTACHMENT_TITLE="ok")
-    before = templating.ERRORS.value(part="text")
+    before = templates.ERRORS.value(part="text")
     out = rendered(settings)
     assert out["text"] == rendered(settings_with())["text"]
     assert out["attachments"][0]["title"] == "T 1"
-    assert templating.ERRORS.value(part="text") == before + 1
+    assert templates.ERRORS.value(part="text") == before + 1
     assert "template 't' (TEMPLATE_TEXT) failed, the built-in text is used: template: t.tmpl:1:19: " \
            'executing "t" at <index .Alerts 5>: error calling index: index out of range: 5' in logs.text()
     from rcwebhook.operations.metrics import Metrics
@@ -223,8 +223,8 @@ def test_template_output_is_kept_within_rocketchats_limits(tmp_path: Path) -> No
     settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="big", TEMPLATE_ATTACHMENT_TITLE="big",
                              TEMPLATE_ATTACHMENT_TEXT="big")
     out = rendered(settings)
-    assert message.units(out["text"]) <= message.TEXT_LIMIT
-    assert len(out["attachments"][0]["title"]) <= message.TITLE_LIMIT
+    assert render.units(out["text"]) <= render.TEXT_LIMIT
+    assert len(out["attachments"][0]["title"]) <= render.TITLE_LIMIT
     check_message(out)
 
 
@@ -264,12 +264,12 @@ def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Pa
                     '{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}.{{ end }}'
                     '{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}')
     settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="loop")
-    before = templating.ERRORS.value(part="text")
+    before = templates.ERRORS.value(part="text")
     started = time.monotonic()
     out = rendered(settings)
     assert time.monotonic() - started < 5
     assert out["text"] == rendered(settings_with())["text"]
-    assert templating.ERRORS.value(part="text") == before + 1
+    assert templates.ERRORS.value(part="text") == before + 1
 
 
 def test_local_times_in_templates_are_in_timezone(tmp_path: Path) -> None:

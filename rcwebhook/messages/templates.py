@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import glob as globmod
-import json
 import logging
 import os
 import re
@@ -24,9 +23,9 @@ from pathlib import Path
 import threading
 import time
 from types import MappingProxyType
-from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..amtemplate import data as amdata
+from ..amtemplate.data import FUNCTIONS_SINCE, KV, Alert, Alerts, DataError, MessageData, local_of, parse_time
 from ..gotemplate.template import BudgetError, TemplateError
 from ..config.settings import Settings
 from ..operations.metrics import Counter
@@ -101,7 +100,7 @@ class Templates:
         deadline = cpu_deadline if cpu_deadline is not None else \
             time.thread_time() + cpu_budget if cpu_budget is not None else None
         render = functools.partial(self.render, cpu_deadline=deadline, cpu_budget=cpu_budget or 0.0)
-        group = amdata.KV(group_labels or {})
+        group = KV(group_labels or {})
         items = [_alert(a) for a in alerts]
         try:
             text = whole = None
@@ -130,8 +129,8 @@ def _key_of(part: str) -> str:
     return next(key for key, p in KEYS.items() if p == part)
 
 
-def _data(items: List[amdata.Alert], external_url: str, receiver: str, group: amdata.KV,
-          route: str = "") -> amdata.MessageData:
+def _data(items: List[Alert], external_url: str, receiver: str, group: KV,
+          route: str = "") -> MessageData:
     # Templates cannot change their data (every function returns new values): label sets are shared.
     if len(items) == 1:
         common_labels, common_annotations = items[0].Labels, items[0].Annotations
@@ -141,17 +140,17 @@ def _data(items: List[amdata.Alert], external_url: str, receiver: str, group: am
         for a in items[1:]:
             common_labels = {k: v for k, v in common_labels.items() if a.Labels.get(k) == v}
             common_annotations = {k: v for k, v in common_annotations.items() if a.Annotations.get(k) == v}
-        common_labels, common_annotations = amdata.KV(common_labels), amdata.KV(common_annotations)
-    return amdata.MessageData(
+        common_labels, common_annotations = KV(common_labels), KV(common_annotations)
+    return MessageData(
         Route=route, Severity=route.rpartition("/")[2],
         Receiver=receiver, Status="firing" if any(a.Status == "firing" for a in items) else "resolved",
-        Alerts=amdata.Alerts(items), GroupLabels=group, CommonLabels=common_labels,
+        Alerts=Alerts(items), GroupLabels=group, CommonLabels=common_labels,
         CommonAnnotations=common_annotations, ExternalURL=external_url,
     )
 
 
-def _alert(a: Any) -> amdata.Alert:
-    return amdata.Alert(Status=a.status, Labels=amdata.KV(a.labels), Annotations=amdata.KV(a.annotations),
+def _alert(a: Any) -> Alert:
+    return Alert(Status=a.status, Labels=KV(a.labels), Annotations=KV(a.annotations),
                         StartsAt=_time(a.starts_at), EndsAt=_time(a.ends_at), GeneratorURL=a.generator_url,
                         Fingerprint=a.fingerprint)
 
@@ -159,9 +158,9 @@ def _alert(a: Any) -> amdata.Alert:
 @functools.lru_cache(maxsize=1024)  # the same start times come again and again; a GoTime never changes
 def _time(text: str) -> Any:
     try:
-        return amdata.parse_time(text) if text else amdata.parse_time("0001-01-01T00:00:00Z")
-    except amdata.DataError:
-        return amdata.parse_time("0001-01-01T00:00:00Z")
+        return parse_time(text) if text else parse_time("0001-01-01T00:00:00Z")
+    except DataError:
+        return parse_time("0001-01-01T00:00:00Z")
 
 
 def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
@@ -196,7 +195,7 @@ def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
         return None
     if unmatched:  # the templates the keys name may be in the files not found: that error says it all
         return None
-    tmpl.local = amdata.local_of(settings.timezone)
+    tmpl.local = local_of(settings.timezone)
     from ..gotemplate.closures import root_of
     for tree in tmpl.trees.values():  # compiled here, once, not by the first message
         if tree.root is not None:
@@ -215,6 +214,6 @@ def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
 def _newer_function(message: str, compat: str) -> str:
     """Return a hint when `message` refuses a function a later Alertmanager has (TEMPLATE_COMPAT), or ''."""
     found = re.search(r'function "(\w+)" not defined', message)
-    since = amdata.FUNCTIONS_SINCE.get(found.group(1), ("", None))[0] if found else ""
+    since = FUNCTIONS_SINCE.get(found.group(1), ("", None))[0] if found else ""
     return f" ({found.group(1)} exists from Alertmanager {since} on: set TEMPLATE_COMPAT={since} or later, " \
            f"if your Alertmanager is that recent; it is {compat} now)" if since else ""
