@@ -7,9 +7,7 @@ from typing import Dict, List
 
 from .keys import KEYS, ROUTES, key_prefix
 from .secrets import redact, redact_url
-from .settings import Route, Settings, route_name
-
-_TEMPLATE_KEYS = ("TEMPLATE_FILES", "TEMPLATE_TEXT", "TEMPLATE_ATTACHMENT_TITLE", "TEMPLATE_ATTACHMENT_TEXT")
+from .settings import TEMPLATE_NAME_KEYS, Route, Settings, route_name
 
 
 def describe(settings: Settings) -> List[str]:
@@ -17,7 +15,7 @@ def describe(settings: Settings) -> List[str]:
     lines = [f"# config file: {settings.source or '(none)'}"]
     values: Dict[str, object] = {}
     for key in KEYS:
-        if not key.field or (key.name in _TEMPLATE_KEYS and not settings.template_files):
+        if not key.field or (key.name in ("TEMPLATE_FILES", *TEMPLATE_NAME_KEYS) and not settings.template_files):
             continue
         value = getattr(settings, key.field)
         if key.secret:

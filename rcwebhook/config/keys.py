@@ -10,7 +10,7 @@ proxies) are read by `settings.build`, which checks what spans several keys.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional
 
 from . import values
 
@@ -31,7 +31,7 @@ class Key(NamedTuple):
     default: str
     section: str  # where `--help` lists it
     doc: str  # one line, for `--help`
-    kind: Any = None  # how its value is read and shown (a kind of values.py); None: settings.build reads it
+    kind: Optional[values.Kind] = None  # how its value is read and shown; None: read as text by settings.build
     field: str = ""  # the Settings field its value fills; "": build reads it with others
     secret: bool = False  # never shown, never logged
     restart: bool = False  # a reload keeps the running value until the next restart
@@ -177,7 +177,7 @@ def set_key_suffix(key: str) -> str:
     return next((k for k in SET_KEYS if key.endswith("_" + k) and len(key) > len(k) + 1), "")
 
 
-def kind_of(key: str) -> Optional[Any]:
+def kind_of(key: str) -> Optional[values.Kind]:
     """Return how `key`'s value is read, a hook set's key as the default set's of its name."""
     entry = BY_NAME.get(key) or BY_NAME.get(set_key_suffix(key))
     return entry.kind if entry else None

@@ -10,10 +10,18 @@ from __future__ import annotations
 import re
 from datetime import timezone as dt_timezone, tzinfo
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Protocol, Sequence, Tuple
 from urllib.parse import urlsplit
 
-Read = Tuple[Any, List[str]]
+Read = Tuple[Any, List[str]]  # the value (None when the text is unusable) and the problems with the text
+
+
+class Kind(Protocol):
+    """How a key's value is read and shown."""
+
+    def read(self, key: str, text: str) -> Read: ...
+
+    def show(self, value: Any) -> str: ...
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")

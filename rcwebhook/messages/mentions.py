@@ -1,4 +1,5 @@
-"""Mentions: the @-words that make Rocket.Chat notify people, checked, gathered and taken out again.
+"""Mentions: the @-words that make Rocket.Chat notify people, gathered and taken out again (what a mention
+is, which the MENTION_* keys are checked against too, is config.values').
 
 Rocket.Chat notifies only for mentions in a message's top-level `text`, never in its attachments.
 `@here` and `@all` need the integration user's `mention-here` and `mention-all` permissions, which
