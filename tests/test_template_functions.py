@@ -131,7 +131,8 @@ def _env_file(tmp_path: Path, text: str) -> Path:
 
 
 def test_template_compat_lets_the_daemons_templates_use_a_later_alertmanagers_functions(tmp_path):
-    settings, _ = loading.load(_env_file(tmp_path, "TEMPLATE_COMPAT=0.34\n"), {}, compile_templates=cli.compile_templates)
+    path = _env_file(tmp_path, "TEMPLATE_COMPAT=0.34\n")
+    settings, _ = loading.load(path, {}, compile_templates=cli.compile_templates)
     assert settings.template_compat == "0.34"
     data = amdata.MessageData(CommonLabels=amdata.KV({"team": "db"}))
     assert settings.templates.render("text", data) == '{"team":"db"}'

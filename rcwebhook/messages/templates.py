@@ -115,7 +115,8 @@ class Templates:
                     data = whole if whole is not None and len(items) == 1 else \
                         _data([item], external_url, receiver, group, route)
                     title = render("title", data)
-                    title = truncate(" ".join(title.split()), TITLE_LIMIT) if title is not None and title.strip() else None
+                    if title is not None:
+                        title = truncate(" ".join(title.split()), TITLE_LIMIT) if title.strip() else None
                     body = render("attachment_text", data)
                     if body is not None:
                         body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
