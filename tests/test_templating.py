@@ -280,3 +280,31 @@ def test_local_times_in_templates_are_in_timezone(tmp_path: Path) -> None:
     assert out["text"] == "11:00 CET time.Date(2026, time.January, 30, 11, 0, 0, 123456789, time.Local)"
     out = rendered(settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t"))
     assert out["text"] == "10:00 UTC time.Date(2026, time.January, 30, 10, 0, 0, 123456789, time.Local)"
+
+
+def test_a_reload_to_a_broken_template_is_refused_and_the_running_templates_go_on(tmp_path, rocketchat, logs):
+    from rcwebhook import cli
+    from rcwebhook.service import Service
+    from tests.conftest import Daemon
+
+    template = tmp_path / "msg.tmpl"
+    template.write_text('{{ define "t" }}before the reload{{ end }}')
+    env = tmp_path / "rcwebhook.env"
+    env.write_text(f"ROCKETCHAT_WEBHOOK_CRITICAL={rocketchat.add_hook('critical')}\nDEFAULT_SEVERITY=critical\n"
+                   f"TEMPLATE_FILES={template}\nTEMPLATE_TEXT=t\n")
+    env.chmod(0o600)
+    args = cli.parse_args(["--config", str(env)])
+    settings, _ = cli.load_settings(args, {})
+    daemon = Daemon(settings)
+    try:
+        service = Service(settings, lambda: cli.load_settings(args, {}), {})
+        service.server = daemon.server
+        template.write_text('{{ define "t" }}{{ if }}{{ end }}')
+        assert service.reload() is False
+        assert any(line.startswith(f"Reload refused: TEMPLATE_FILES: {template}: template: msg.tmpl:1:")
+                   for line in logs.lines()), logs.lines()
+        assert daemon.post_json(load_example())[0] == 200
+        headlines = [line for m in rocketchat.messages("critical") for line in m["text"].splitlines()]
+        assert headlines and set(headlines) == {"before the reload"}, headlines
+    finally:
+        daemon.stop()
