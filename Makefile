@@ -34,7 +34,7 @@ endef
 # The curl hint names the PORT that configuration sets.
 run:
 	@$(CHOOSE_CONFIG); \
-	port=$$($(PYTHON) -c 'import os, sys; from pathlib import Path; from rcwebhook.config.settings import load; print(load(Path(sys.argv[1]), os.environ, {"DRY_RUN": "true"})[0].port)' "$$config" 2>/dev/null) \
+	port=$$($(PYTHON) -c 'import os, sys; from pathlib import Path; from rcwebhook.config.loading import load; print(load(Path(sys.argv[1]), os.environ, {"DRY_RUN": "true"})[0].port)' "$$config" 2>/dev/null) \
 	  || port=$${PORT:-8093}; \
 	echo "Send the sample alert from another terminal:"; \
 	echo "  curl -H 'Content-Type: application/json' --data @examples/test-alert.json http://127.0.0.1:$$port/webhook"; \

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import IO, List, Mapping, Optional, Tuple
 
-from . import __version__
-from .config import settings as config
+from . import __version__, sendtest
 from .config import envfile
+from .config.describe import describe
+from .config.keys import DEFAULTS, ROUTES, help_lines
+from .config.loading import COMPAT_ALIAS, SYSTEM_CONFIG, find_config, load
+from .config.secrets import redact
+from .config.settings import EX_CONFIG, ConfigError, Settings
 from .operations import logs
-from . import sendtest
-from .config.settings import EX_CONFIG, ConfigError
 from .service import Service
 
 log = logging.getLogger("rcwebhook")
@@ -32,8 +34,11 @@ subcommands:
 
 configuration:
   Settings come from an env file of KEY=VALUE lines, the first found of:
-  --config PATH, $RCWEBHOOK_CONFIG, {config.SYSTEM_CONFIG}, ./.env.
+  --config PATH, $RCWEBHOOK_CONFIG, {SYSTEM_CONFIG}, ./.env.
   Variables in rcwebhook's environment override the file.
+
+keys (KEY=DEFAULT; the man page rcwebhook(8) tells each in full):
+{chr(10).join(help_lines())}
 
 timeouts:
   DELIVERY_TIMEOUT: seconds to connect to Rocket.Chat and send one post; its answer
@@ -79,7 +84,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "notification, as it would post them (mentions, channel, a reply in the incident's "
                              "thread that STATE_DIR holds), and exit; 1 when a template fails at run time (told "
                              "on stderr; the built-in part shown is what would be posted)")
-    parser.add_argument("--route", choices=config.ROUTES, help="with --render: only this route's message")
+    parser.add_argument("--route", choices=ROUTES, help="with --render: only this route's message")
     parser.add_argument("--receiver", metavar="SET", default="",
                         help="with --render: as if posted to /webhook/SET, a hook set of RECEIVERS")
     parser.add_argument("--version", action="version", version=f"rcwebhook {__version__}")
@@ -88,19 +93,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def load_settings(args: argparse.Namespace, environ: Mapping[str, str]):
     """Return (settings, warnings) for these arguments; raise ConfigError."""
-    path = config.find_config(args.config, environ, Path.cwd())
+    path = find_config(args.config, environ, Path.cwd())
     overrides = {"DRY_RUN": "true"} if args.dry_run else {}
-    return config.load(path, environ, overrides)
+    return load(path, environ, overrides, compile_templates)
+
+
+def compile_templates(settings: Settings, errors: List[str]):
+    """Return the templates TEMPLATE_FILES holds, compiled, adding their problems to `errors`: the settings are
+    refused for a broken template as for any other problem, at start, by --check-config and on reload."""
+    from .messages import templates  # the template engine, only when templates are configured
+
+    return templates.load(settings, errors)
 
 
 def compat_setting(environ: Mapping[str, str]) -> Tuple[str, str]:
     """Return where TEMPLATE_COMPAT comes from and its value, as the daemon reads it: the environment's
     TEMPLATE_COMPAT, else its RCWEBHOOK_TEMPLATE_COMPAT, else the env file rcwebhook would read (when this
     user may read it), else the default."""
-    for key in ("TEMPLATE_COMPAT", config.COMPAT_ALIAS):
+    for key in ("TEMPLATE_COMPAT", COMPAT_ALIAS):
         if environ.get(key, "").strip():
             return key, environ[key].strip()
-    path = config.find_config(None, environ, Path.cwd())
+    path = find_config(None, environ, Path.cwd())
     if path is not None:
         try:
             entries, _ = envfile.parse(path.read_text(encoding="utf-8"), str(path))
@@ -109,7 +122,7 @@ def compat_setting(environ: Mapping[str, str]) -> Tuple[str, str]:
         for entry in reversed(entries):
             if entry.key == "TEMPLATE_COMPAT" and entry.value.strip():
                 return f"{path}: TEMPLATE_COMPAT", entry.value.strip()
-    return "TEMPLATE_COMPAT", config.DEFAULTS["TEMPLATE_COMPAT"]
+    return "TEMPLATE_COMPAT", DEFAULTS["TEMPLATE_COMPAT"]
 
 
 def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.environ,
@@ -117,8 +130,8 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
     """Run the command line and return the exit status."""
     words = sys.argv[1:] if argv is None else argv
     if words[:1] == ["template"]:  # amtool's `template render`, with rcwebhook's template engine
-        from .amtemplate import render as templaterender
-        return templaterender.main(words[1:], environ, stdout, stderr, compat_setting(environ))
+        from .amtemplate import render
+        return render.main(words[1:], environ, stdout, stderr, compat_setting(environ))
     args = parse_args(argv)
     stderr = stderr or sys.stderr
     if args.mention and not args.send_test:
@@ -143,8 +156,8 @@ def main(argv: Optional[List[str]] = None, environ: Mapping[str, str] = os.envir
         return preview.render_file(settings, args.render, args.route, stdout, stderr, args.receiver)
     if args.check_config:
         for warning in warnings:
-            print(f"rcwebhook: warning: {config.redact(warning, settings.secrets())}", file=stderr)
-        print("\n".join(config.describe(settings)), file=stdout)
+            print(f"rcwebhook: warning: {redact(warning, settings.secrets())}", file=stderr)
+        print("\n".join(describe(settings)), file=stdout)
         print("rcwebhook: the configuration is valid", file=stderr)
         return 0
     try:

@@ -11,7 +11,9 @@ from .delivery import transport as delivery
 from .messages import mentions
 from .messages import render as message
 from .messages.notification import Alert, Notification
-from .config.settings import ROUTES, Settings, key_prefix, redact, redact_url, route_name
+from .config.keys import ROUTES, key_prefix
+from .config.secrets import redact, redact_url
+from .config.settings import Settings, route_name
 from .messages.routing import Batch
 
 

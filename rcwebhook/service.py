@@ -11,7 +11,9 @@ from typing import Callable, List, Mapping, Tuple
 
 from . import __version__
 from .config import tls
-from .config.settings import EX_CONFIG, ConfigError, Settings, exposure_problems, redact_url
+from .config.keys import KEYS
+from .config.secrets import redact_url
+from .config.settings import EX_CONFIG, ConfigError, Settings, exposure_problems
 from .delivery.transport import make_transport
 from .operations import logs
 from .operations.notify import Notifier
@@ -22,7 +24,7 @@ log = logging.getLogger("rcwebhook")
 
 Loader = Callable[[], Tuple[Settings, List[str]]]
 # Changing these needs a new listening socket: a reload keeps the running values and says so.
-_RESTART_KEYS = {"host": "HOST", "port": "PORT", "tls_cert_file": "TLS_CERT_FILE", "tls_key_file": "TLS_KEY_FILE"}
+_RESTART_KEYS = {key.field: key.name for key in KEYS if key.restart}
 
 
 class Service:

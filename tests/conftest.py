@@ -11,7 +11,8 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import pytest
 
-from rcwebhook.config import settings as config
+from rcwebhook.cli import compile_templates
+from rcwebhook.config.settings import Settings, build
 from rcwebhook.web import server as server_module
 from rcwebhook.web.server import Server
 from tests.rocketchat_standin import RocketChatStandin
@@ -27,10 +28,10 @@ def rocketchat() -> Iterator[RocketChatStandin]:
         yield standin
 
 
-def make_settings(**values: str) -> config.Settings:
+def make_settings(**values: str) -> Settings:
     """Return Settings from KEY=value keyword arguments over the defaults; fail the test on errors."""
     errors: List[str] = []
-    settings = config.build(values, errors, [])
+    settings = build(values, errors, [], compile_templates=compile_templates)
     assert not errors, errors
     return settings
 
@@ -38,7 +39,7 @@ def make_settings(**values: str) -> config.Settings:
 class Daemon:
     """An rcwebhook server on an ephemeral loopback port, serving in a thread."""
 
-    def __init__(self, settings: config.Settings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.server = Server(settings)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()

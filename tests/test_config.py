@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook.config import settings as config
+from rcwebhook.config import loading
+from rcwebhook.config.describe import describe
+from rcwebhook.config.secrets import redact_url
 from rcwebhook.config.settings import ConfigError
 
 HOOK = "https://chat.example.com/hooks/abc123/SECRETTOKEN"
@@ -21,12 +23,12 @@ def write(tmp_path: Path, text: str, name: str = "rcwebhook.env", mode: int = 0o
 
 def problems(path, environ=None) -> list:
     with pytest.raises(ConfigError) as caught:
-        config.load(path, environ or {})
+        loading.load(path, environ or {})
     return caught.value.problems
 
 
 def test_defaults_with_one_url(tmp_path):
-    settings, warnings = config.load(write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n"), {})
+    settings, warnings = loading.load(write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n"), {})
     assert warnings == []
     assert (settings.host, settings.port, settings.default_severity) == ("127.0.0.1", 8093, "warning")
     assert settings.delivery_timeout == 5 and settings.max_body_bytes == 4 * 1024 * 1024
@@ -35,7 +37,7 @@ def test_defaults_with_one_url(tmp_path):
 
 def test_route_without_url_falls_back_to_default_route(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOOK_CRITICAL={HOOK}2\n")
-    settings, _ = config.load(path, {})
+    settings, _ = loading.load(path, {})
     assert settings.routes["critical"].url == HOOK + "2"
     assert settings.routes["info"].url == HOOK
     assert settings.routes["info"].url_from == "warning"
@@ -44,7 +46,7 @@ def test_route_without_url_falls_back_to_default_route(tmp_path):
 
 def test_process_environment_overrides_the_file(tmp_path):
     path = write(tmp_path, f"PORT=9000\nROCKETCHAT_WEBHOOK_WARNING={HOOK}\n")
-    settings, _ = config.load(path, {"PORT": "9100", "UNRELATED": "x"})
+    settings, _ = loading.load(path, {"PORT": "9100", "UNRELATED": "x"})
     assert settings.port == 9100
 
 
@@ -55,7 +57,7 @@ def test_no_url_at_all_refuses_to_start_naming_the_key(tmp_path):
 
 
 def test_no_url_is_fine_in_dry_run(tmp_path):
-    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\n"), {})
+    settings, _ = loading.load(write(tmp_path, "DRY_RUN=true\n"), {})
     assert settings.dry_run is True
 
 
@@ -66,7 +68,7 @@ def test_default_route_without_url_while_others_have_one_is_an_error(tmp_path):
 
 def test_default_severity_can_point_at_a_route_with_a_url(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_CRITICAL={HOOK}\nDEFAULT_SEVERITY=critical\n")
-    settings, _ = config.load(path, {})
+    settings, _ = loading.load(path, {})
     assert {r.url for r in settings.routes.values()} == {HOOK}
 
 
@@ -109,7 +111,7 @@ def test_port_that_is_not_a_number(tmp_path):
 def test_a_misspelt_key_is_an_error_with_the_key_it_misses_and_an_unrelated_one_a_warning(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_CRITCAL={HOOK}\nROCKETCHAT_WEBHOOK_WARNING={HOOK}\nFOO=1\n")
     with pytest.raises(ConfigError) as caught:
-        config.load(path, {})
+        loading.load(path, {})
     assert caught.value.problems == [
         f"{path}:1: unknown key ROCKETCHAT_WEBHOOK_CRITCAL, did you mean ROCKETCHAT_WEBHOOK_CRITICAL? (a near-miss of a known key is an error: fix its spelling, or remove it)"
     ]
@@ -118,7 +120,7 @@ def test_a_misspelt_key_is_an_error_with_the_key_it_misses_and_an_unrelated_one_
 
 def test_key_set_twice_warns_and_the_last_wins(tmp_path):
     path = write(tmp_path, "DRY_RUN=true\nPORT=1\nPORT=2\n")
-    settings, warnings = config.load(path, {})
+    settings, warnings = loading.load(path, {})
     assert settings.port == 2
     assert warnings == [f"{path}:3: PORT set again; line 2's value is ignored"]
 
@@ -136,12 +138,12 @@ def test_invalid_utf8_names_the_line(tmp_path):
 
 def test_severity_aliases_replace_the_defaults_case_insensitively(tmp_path):
     path = write(tmp_path, "DRY_RUN=true\nSEVERITY_ALIASES=P1:Critical, sev2:warning\n")
-    settings, _ = config.load(path, {})
+    settings, _ = loading.load(path, {})
     assert dict(settings.severity_aliases) == {"p1": "critical", "sev2": "warning"}
 
 
 def test_default_aliases_cover_common_names(tmp_path):
-    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\n"), {})
+    settings, _ = loading.load(write(tmp_path, "DRY_RUN=true\n"), {})
     aliases = settings.severity_aliases
     assert (aliases["page"], aliases["error"], aliases["high"]) == ("critical",) * 3
     assert (aliases["warn"], aliases["medium"]) == ("warning",) * 2
@@ -149,9 +151,9 @@ def test_default_aliases_cover_common_names(tmp_path):
 
 
 def test_debug_implies_debug_log_level_unless_set(tmp_path):
-    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\nDEBUG=true\n"), {})
+    settings, _ = loading.load(write(tmp_path, "DRY_RUN=true\nDEBUG=true\n"), {})
     assert settings.log_level == "DEBUG"
-    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\nDEBUG=true\nLOG_LEVEL=warning\n"), {})
+    settings, _ = loading.load(write(tmp_path, "DRY_RUN=true\nDEBUG=true\nLOG_LEVEL=warning\n"), {})
     assert settings.log_level == "WARNING"
 
 
@@ -162,8 +164,8 @@ def test_icon_emoji_must_look_like_an_emoji(tmp_path):
 
 def test_describe_masks_every_token(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n")
-    settings, _ = config.load(path, {})
-    text = "\n".join(config.describe(settings))
+    settings, _ = loading.load(path, {})
+    text = "\n".join(describe(settings))
     assert "SECRETTOKEN" not in text
     assert "ROCKETCHAT_WEBHOOK_WARNING=https://chat.example.com/hooks/abc123/***" in text
     assert "ROCKETCHAT_WEBHOOK_INFO=https://chat.example.com/hooks/abc123/***  # from ROCKETCHAT_WEBHOOK_WARNING" in text
@@ -179,33 +181,33 @@ def test_describe_masks_every_token(tmp_path):
     ],
 )
 def test_redact_url_keeps_host_and_id_only(url, shown):
-    assert config.redact_url(url) == shown
+    assert redact_url(url) == shown
 
 
 def test_secrets_are_the_tokens_of_every_route(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOOK_INFO=https://h/hooks/i/u/T2\n")
-    settings, _ = config.load(path, {})
+    settings, _ = loading.load(path, {})
     assert settings.secrets() == ("SECRETTOKEN", "T2")  # the legacy form's token: its last segment
 
 
 class TestFindConfig:
     def test_explicit_path_wins(self, tmp_path):
-        assert config.find_config("/x.env", {"RCWEBHOOK_CONFIG": "/y.env"}, tmp_path) == Path("/x.env")
+        assert loading.find_config("/x.env", {"RCWEBHOOK_CONFIG": "/y.env"}, tmp_path) == Path("/x.env")
 
     def test_environment_variable_next(self, tmp_path):
-        assert config.find_config(None, {"RCWEBHOOK_CONFIG": "/y.env"}, tmp_path) == Path("/y.env")
+        assert loading.find_config(None, {"RCWEBHOOK_CONFIG": "/y.env"}, tmp_path) == Path("/y.env")
 
     def test_local_dotenv_when_no_system_file(self, tmp_path, monkeypatch):
-        monkeypatch.setattr(config, "SYSTEM_CONFIG", str(tmp_path / "absent.env"))
-        assert config.find_config(None, {}, tmp_path) is None
+        monkeypatch.setattr(loading, "SYSTEM_CONFIG", str(tmp_path / "absent.env"))
+        assert loading.find_config(None, {}, tmp_path) is None
         (tmp_path / ".env").write_text("")
-        assert config.find_config(None, {}, tmp_path) == tmp_path / ".env"
+        assert loading.find_config(None, {}, tmp_path) == tmp_path / ".env"
 
     def test_system_file_before_local_dotenv(self, tmp_path, monkeypatch):
         system = write(tmp_path, "", "system.env")
-        monkeypatch.setattr(config, "SYSTEM_CONFIG", str(system))
+        monkeypatch.setattr(loading, "SYSTEM_CONFIG", str(system))
         (tmp_path / ".env").write_text("")
-        assert config.find_config(None, {}, tmp_path) == system
+        assert loading.find_config(None, {}, tmp_path) == system
 
 
 # --- every message names its file; hints always; no follow-on errors ---------------------------
@@ -213,7 +215,7 @@ class TestFindConfig:
 def test_every_problem_and_warning_names_the_file_and_where_possible_the_line(tmp_path):
     path = write(tmp_path, "PORT=http\nPORTT=1\nHOST=0.0.0.0\nDELIVERY_TIMEOUT=1\nDELIVERY_TIMEOUT=-1\n")
     with pytest.raises(ConfigError) as caught:
-        config.load(path, {"LOG_LEVEL": "loud"})
+        loading.load(path, {"LOG_LEVEL": "loud"})
     messages = caught.value.problems + caught.value.warnings
     assert f"{path}:1: PORT='http' is not a whole number" in messages
     assert f"{path}:5: DELIVERY_TIMEOUT='-1' is out of range (0.1 to 300 seconds)" in messages
@@ -240,7 +242,7 @@ def test_problems_about_other_keys_are_still_told_after_an_unreadable_line(tmp_p
 
 
 def test_dedup_window_over_a_minute_is_lowered_so_reminders_are_posted(tmp_path):
-    settings, warnings = config.load(write(tmp_path, "DRY_RUN=true\nDEDUP_WINDOW=300\n"), {})
+    settings, warnings = loading.load(write(tmp_path, "DRY_RUN=true\nDEDUP_WINDOW=300\n"), {})
     assert settings.dedup_window == 60
     assert any("DEDUP_WINDOW=300 is over 60" in w and "rcwebhook.env:2" in w for w in warnings), warnings
 
@@ -248,10 +250,10 @@ def test_dedup_window_over_a_minute_is_lowered_so_reminders_are_posted(tmp_path)
 def test_state_dir_defaults_to_systemds_state_directory(tmp_path):
     path = tmp_path / "rcwebhook.env"
     path.write_text("DRY_RUN=true\n")
-    settings, _ = config.load(path, {"STATE_DIRECTORY": "/var/lib/rcwebhook"})
+    settings, _ = loading.load(path, {"STATE_DIRECTORY": "/var/lib/rcwebhook"})
     assert settings.state_dir == "/var/lib/rcwebhook"
     path.write_text("DRY_RUN=true\nSTATE_DIR=/srv/state\n")
-    assert config.load(path, {"STATE_DIRECTORY": "/var/lib/rcwebhook"})[0].state_dir == "/srv/state"
+    assert loading.load(path, {"STATE_DIRECTORY": "/var/lib/rcwebhook"})[0].state_dir == "/srv/state"
 
 
 @pytest.mark.parametrize("value", ["Mars/Olympus", "../../etc/passwd", "Europe", "/etc/localtime", "CET CEST"])
@@ -261,9 +263,9 @@ def test_an_unknown_timezone_is_refused_naming_the_line(tmp_path, value):
 
 
 def test_timezone_defaults_to_utc_which_needs_no_zone_database(tmp_path):
-    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\n"), {})
+    settings, _ = loading.load(write(tmp_path, "DRY_RUN=true\n"), {})
     assert str(settings.timezone) == "UTC" and settings.timezone.utcoffset(None).total_seconds() == 0
-    settings, _ = config.load(write(tmp_path, "DRY_RUN=true\nTIMEZONE=America/New_York\n"), {})
+    settings, _ = loading.load(write(tmp_path, "DRY_RUN=true\nTIMEZONE=America/New_York\n"), {})
     assert str(settings.timezone) == "America/New_York"
 
 
@@ -287,7 +289,7 @@ NEAR_MISS = " (a near-miss of a known key is an error: fix its spelling, or remo
 def test_a_misspelt_key_in_the_env_file_is_an_error_naming_the_key_meant(tmp_path, written, meant):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n{written}=1\n")
     with pytest.raises(ConfigError) as caught:
-        config.load(path, {})
+        loading.load(path, {})
     assert caught.value.problems == [f"{path}:2: unknown key {written}, did you mean {meant}?{NEAR_MISS}"]
 
 
@@ -296,14 +298,14 @@ def test_a_misspelt_key_in_the_env_file_is_an_error_naming_the_key_meant(tmp_pat
                                  "TIMEOUT", "LOG_FORMAT", "API_TOKEN"])
 def test_an_unrelated_key_in_the_env_file_stays_a_warning(tmp_path, key):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n{key}=1\n")
-    _, warnings = config.load(path, {})
+    _, warnings = loading.load(path, {})
     assert [w for w in warnings if key in w] and all("unknown key" in w for w in warnings), warnings
 
 
 @pytest.mark.parametrize("key", ["FLASK_APP", "FLASK_DEBUG", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY"])
 def test_the_old_scripts_keys_stay_warnings_saying_rcwebhook_has_no_use_for_them(tmp_path, key):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\n{key}=1\n")
-    _, warnings = config.load(path, {})
+    _, warnings = loading.load(path, {})
     assert warnings == [f"{path}:2: {key} is a key of the Flask script rcwebhook replaces; rcwebhook has no use "
                         "for it (ignored)"]
 
@@ -313,10 +315,10 @@ def test_a_misspelt_rcwebhook_variable_of_the_environment_is_an_error_and_other_
     environ = {"PATH": "/usr/bin", "HOSTS": "x", "PORTT": "1", "HOME": "/root", "RCWEBHOOK_AMTOOL_028": "/x",
                "DB_ROCKETCHAT_WEBHOOK_CRITICAL": HOOK, "ROCKETCHAT_WEBHOOK_CRITCAL": HOOK}
     with pytest.raises(ConfigError) as caught:
-        config.load(path, environ)
+        loading.load(path, environ)
     assert caught.value.problems == [
         "the environment's ROCKETCHAT_WEBHOOK_CRITCAL is unknown, did you mean ROCKETCHAT_WEBHOOK_CRITICAL? (a "
         "near-miss of a known key is an error: fix its spelling, or unset it)"]
     del environ["ROCKETCHAT_WEBHOOK_CRITCAL"]
-    settings, warnings = config.load(path, environ)
+    settings, warnings = loading.load(path, environ)
     assert warnings == [] and settings.port == 8093

@@ -6,7 +6,10 @@ import re
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
-from rcwebhook.config import settings as config
+import pytest
+
+from rcwebhook.config import loading
+from rcwebhook.config.keys import BY_NAME, DEFAULT_SEVERITY_ALIASES, KEYS
 from rcwebhook.cli import parse_args
 from tests.conftest import ROOT
 
@@ -121,47 +124,64 @@ def documented_keys() -> Dict[str, List[str]]:
     return keys
 
 
-def test_every_key_is_documented_in_the_configuration_reference():
-    documented = documented_keys()
-    for key in config.DEFAULTS:
-        assert key in documented, f"{key} is a setting (config.DEFAULTS) but docs/configuration.md does not document it"
-
-
-def test_every_documented_key_is_a_setting():
-    for key in documented_keys():
-        assert key in config.DEFAULTS, f"docs/configuration.md documents {key}, which config.DEFAULTS does not know"
-
-
 def test_every_documented_key_has_its_default_meaning_and_reload():
     for key, cells in documented_keys().items():
         assert len(cells) == 3, f"{key}: expected default, meaning, on reload; got {cells}"
         default, meaning, reload = cells
         assert meaning, f"{key} has no meaning in docs/configuration.md"
         assert reload in ("applied", "restart"), f"{key}: on reload must be applied or restart, not {reload!r}"
-        value = config.DEFAULTS.get(key, "")
+        value = BY_NAME[key].default if key in BY_NAME else ""
         if value and len(value) <= 40:
             assert default == f"`{value}`", f"{key}: docs/configuration.md says default {default!r}, the code {value!r}"
 
 
 def test_the_keys_a_reload_cannot_change_are_marked_restart():
-    from rcwebhook import service
-
     documented = documented_keys()
-    for key in service._RESTART_KEYS.values():
-        assert documented[key][2] == "restart", key
+    for key in KEYS:
+        assert (documented[key.name][2] == "restart") == key.restart, key.name
 
 
-def test_every_key_is_in_the_example_env_file_and_it_is_valid():
-    text = EXAMPLE_ENV.read_text()
-    for key in config.DEFAULTS:
-        assert re.search(rf"^#?{key}=", text, re.M), key
-    settings, warnings = config.load(EXAMPLE_ENV, {"DRY_RUN": "true"})
+def test_the_example_env_file_is_valid():
+    settings, warnings = loading.load(EXAMPLE_ENV, {"DRY_RUN": "true"})
     assert warnings == []
     assert settings.port == 8093
 
 
+# --- every place that lists the keys lists exactly the table's -------------------------------------
+
+def keys_of_the_reference() -> List[str]:
+    """docs/configuration.md: the keys in the first cell of each row of its table of keys ("## Every key")."""
+    return list(documented_keys())
+
+
+def keys_of_the_man_page() -> List[str]:
+    """The man page: the `.B KEY` lines of its SETTINGS section (each opens the paragraph of one key)."""
+    section = MAN_PAGE.split("\n.SH SETTINGS\n", 1)[1].split("\n.SH ", 1)[0]
+    return re.findall(r"^\.B ([A-Z][A-Z0-9_]*)$", section, re.M)
+
+
+def keys_of_the_example() -> List[str]:
+    """examples/rcwebhook.env: the keys assigned, or assigned in a comment (`#KEY=`, no blank after the #)."""
+    return re.findall(r"^#?([A-Z][A-Z0-9_]*)=", EXAMPLE_ENV.read_text(), re.M)
+
+
+def keys_of_the_help() -> List[str]:
+    """`rcwebhook --help`: the `KEY=DEFAULT` lines of its list of keys (the section opened by `keys (`)."""
+    section = help_text().split("\nkeys (", 1)[1].split("\n\n", 1)[0]
+    return re.findall(r"^ +([A-Z][A-Z0-9_]*)=", section, re.M)
+
+
+@pytest.mark.parametrize("place", ["reference", "man_page", "example", "help"])
+def test_every_place_that_lists_the_keys_names_exactly_the_keys_of_the_table(place):
+    found = globals()[f"keys_of_the_{place}"]()
+    table = [key.name for key in KEYS]
+    assert len(found) == len(set(found)), f"{place} names a key twice: {sorted(k for k in found if found.count(k) > 1)}"
+    assert not set(table) - set(found), f"{place} leaves out {sorted(set(table) - set(found))}"
+    assert not set(found) - set(table), f"{place} names {sorted(set(found) - set(table))}, which the table lacks"
+
+
 def test_example_aliases_comment_matches_the_default():
-    assert config.DEFAULT_SEVERITY_ALIASES in EXAMPLE_ENV.read_text()
+    assert DEFAULT_SEVERITY_ALIASES in EXAMPLE_ENV.read_text()
 
 
 # --- the command line: docs/operations.md and the man page -----------------------------------------
@@ -186,8 +206,6 @@ def test_man_page_matches_help():
     man = MAN_PAGE.replace("\\-", "-")
     for option in set(re.findall(r"--[a-z][a-z-]+", help_text())):
         assert option in man, option
-    for key in config.DEFAULTS:
-        assert f".B {key}\n" in MAN_PAGE, key
     from rcwebhook import __version__
     assert f'"rcwebhook {__version__}"' in MAN_PAGE.splitlines()[0]
 

@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tup
 
 import pytest
 
-from rcwebhook.config import settings as config
+from rcwebhook.config.keys import DEFAULTS
 
 DEFAULT_SEED = 20260130
 SEED = int(os.environ.get("RCWEBHOOK_FUZZ_SEED") or DEFAULT_SEED)
@@ -58,7 +58,7 @@ SLOW_KINDS = ("503 answer", "no answer", "hang")
 RUN_BUDGET = 60.0  # seconds per test; a guard against hangs, far above a healthy run
 DRAIN_WITHIN = 10.0
 ROUTE_NAMES = ("critical", "warning", "info")
-MAX_BODY = int(config.DEFAULTS["MAX_BODY_BYTES"])
+MAX_BODY = int(DEFAULTS["MAX_BODY_BYTES"])
 MAX_HEADER_BYTES = 32 * 1024
 API_KEY = "fuzz-Key_0123456789abcdef"
 STALL_TIMEOUT = "2"  # REQUEST_TIMEOUT of the HTTP test, so the stalled clients are closed soon

@@ -348,11 +348,13 @@ def test_without_template_data_each_version_renders_its_own_sample_data(amtools:
 
 def test_a_parse_error_at_the_end_of_a_file_reads_as_amtools(amtools: List[Tuple[str, str]], tmp_path: Path) -> None:
     """The configuration check tells a template file's parse error with amtool's very message."""
-    from rcwebhook.config import settings as config
+    from rcwebhook.cli import compile_templates
+    from rcwebhook.config.settings import build
     bad = tmp_path / "b1.tmpl"
     bad.write_text('{{ define "x" }}\nhello\n{{ if .Status }}\nyes\n', encoding="utf-8")
     errors: list = []
-    config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "x"}, errors, [])
+    build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "x"}, errors, [],
+          compile_templates=compile_templates)
     for version, amtool in amtools:
         theirs = subprocess.run([amtool, "template", "render", f"--template.glob={bad}", "--template.text=x"],
                                 capture_output=True, text=True, timeout=60, env=dict(os.environ, HOME=str(tmp_path)))

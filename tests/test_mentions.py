@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from rcwebhook.delivery import courier
-from rcwebhook.delivery import transport as delivery
+from rcwebhook.delivery.transport import post
 from tests.conftest import make_settings
 from tests.test_cli import run, write_config
 from tests.test_operations import parse_metrics
@@ -252,7 +252,7 @@ def test_a_refused_merged_post_is_posted_again_whole_without_the_mention(start_d
         if b"Warm" in body:
             warm_sent.set()
             gate.wait(10)
-        return delivery.post(target, body, timeout)
+        return post(target, body, timeout)
 
     daemon = start_daemon(transport=transport, ROCKETCHAT_WEBHOOK_CRITICAL=url, DEFAULT_SEVERITY="critical",
                           MENTION_CRITICAL="@here @oncall", ROCKETCHAT_RATE_LIMIT="100/1")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 import pytest
 
-from rcwebhook.messages import render as message
+from rcwebhook.messages import render
 from rcwebhook.messages.notification import parse
 from rcwebhook.messages.routing import route
 from tests.conftest import load_example, make_settings
@@ -24,7 +25,7 @@ URLS = {
 def render_all(payload, **settings_values):
     settings = make_settings(**{**URLS, **settings_values})
     notification = parse(json.dumps(payload).encode())
-    return {b.route.name: message.render(notification, b, settings) for b in route(notification, settings)}
+    return {b.route.name: render.render(notification, b, settings) for b in route(notification, settings)}
 
 
 def accepted(rendered) -> None:
@@ -185,15 +186,15 @@ def test_headline_names_are_bounded():
 def test_long_annotations_are_cut_with_an_ellipsis():
     attachment = render_all({"alerts": [alert(annotations={"summary": "s" * 5000, "description": "d" * 50000},
                                               labels={"big": "v" * 10000})]})["critical"]["attachments"][0]
-    assert len(attachment["title"]) == message.TITLE_LIMIT and attachment["title"].endswith("…")
-    assert len(attachment["text"]) == message.DESCRIPTION_LIMIT and attachment["text"].endswith("…")
+    assert len(attachment["title"]) == render.TITLE_LIMIT and attachment["title"].endswith("…")
+    assert len(attachment["text"]) == render.DESCRIPTION_LIMIT and attachment["text"].endswith("…")
     big = next(f for f in attachment["fields"] if f["title"] == "big")
-    assert len(big["value"]) == message.FIELD_VALUE_LIMIT
+    assert len(big["value"]) == render.FIELD_VALUE_LIMIT
 
 
 @pytest.mark.parametrize("seconds, shown", [(0, "0s"), (59, "59s"), (61, "1m 1s"), (3600, "1h"), (90061, "1d 1h")])
 def test_duration(seconds, shown):
-    assert message.duration(seconds) == shown
+    assert render.duration(seconds) == shown
 
 
 # --- generated payloads: the stand-in Rocket.Chat accepts every message rendered --------------
@@ -251,33 +252,66 @@ def test_generated_payloads_always_render_acceptable_messages():
     assert rendered_count > 300
 
 
-def merged_candidates(*specs):
-    """Messages as the courier holds them: (text length, attachment count, channel)."""
-    return [dict({"text": "t" * length, "attachments": [{"title": "a"}] * count}, **({"channel": ch} if ch else {}))
-            for length, count, ch in specs]
+def group(name, count=1, group_key=None, **extra):
+    """A notification of one group: `count` critical alerts named `name`, each with `extra` fields."""
+    return {"groupKey": group_key or name, "status": "firing", "externalURL": "http://am.example.com:9093",
+            "alerts": [dict(alert(name, labels={"instance": f"host{i}"}), fingerprint=f"{name}-{i}", **extra)
+                       for i in range(count)]}
 
 
-def test_waiting_messages_merge_within_the_text_limit():
-    candidates = merged_candidates((2000, 1, ""), (2000, 1, ""), (1000, 1, ""), (10, 1, ""))
-    assert message.mergeable(candidates) == 2  # 2000 + 1 + 2000 + 1 + 1000 > 5000
-    merged = message.merge(candidates[:2])
-    assert len(merged["text"]) == 4001 and merged["text"].count("\n") == 1 and len(merged["attachments"]) == 2
+def posted_while_paced(start_daemon, rocketchat, notifications, **hook):
+    """Post a first notification (which takes the hook's one post a second), then `notifications` at once, so
+    that they wait together and go out merged as far as they may; return the posts after the first."""
+    url = rocketchat.add_hook("critical", **hook)
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=url, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="1/1",
+                          MAX_ALERTS_PER_MESSAGE="100",
+                          CHANNEL_LABEL="channel")
+    assert daemon.post_json(group("Warm"))[0] == 200
+    with ThreadPoolExecutor(len(notifications)) as pool:
+        answers = list(pool.map(lambda n: daemon.post_json(n)[0], notifications))
+    assert answers == [200] * len(notifications)
+    posts = rocketchat.messages("critical")
+    assert [a["title"] for a in posts[0]["attachments"]] == ["Warm"]
+    return posts[1:]
 
 
-def test_waiting_messages_merge_within_the_attachment_limit():
-    candidates = merged_candidates((10, 150, ""), (10, 50, ""), (10, 1, ""))
-    assert message.mergeable(candidates) == 2
-    assert len(message.merge(candidates[:2])["attachments"]) == message.MAX_ATTACHMENTS_PER_POST
+def test_waiting_messages_merge_within_the_text_limit(start_daemon, rocketchat):
+    long_labels = {f"label{i}": "v" * 30 for i in range(10)}
+    notifications = [group(f"Long{i}" + "x" * 110) for i in range(10)]
+    for notification in notifications:
+        for item in notification["alerts"]:
+            item["labels"].update(long_labels)
+            item["annotations"] = {"summary": "s" * 240}
+    posts = posted_while_paced(start_daemon, rocketchat, notifications)
+    assert sum(len(post["attachments"]) for post in posts) == 10
+    assert len(posts) < 10  # merged: the headlines of 10 groups need more than one post's 5000 units
+    assert all(render.units(post["text"]) <= render.TEXT_LIMIT for post in posts), \
+        [render.units(post["text"]) for post in posts]
 
 
-def test_messages_for_other_channels_are_not_merged():
-    assert message.mergeable(merged_candidates((10, 1, ""), (10, 1, "#other"), (10, 1, ""))) == 1
+def test_waiting_messages_merge_within_the_attachment_limit(start_daemon, rocketchat):
+    posts = posted_while_paced(start_daemon, rocketchat, [group("A", 100), group("B", 100), group("C", 1)])
+    # Whatever order they came in, two posts carry them: 200 attachments at most in each.
+    assert sorted(len(post["attachments"]) for post in posts) in ([1, 200], [100, 101])
 
 
-def test_one_message_always_goes_even_when_large():
-    candidates = merged_candidates((4999, 200, ""), (10, 1, ""))
-    assert message.mergeable(candidates) == 1
-    assert message.merge(candidates[:1]) is candidates[0]
+def test_messages_for_other_channels_are_not_merged(start_daemon, rocketchat):
+    other = group("Other")
+    other["alerts"][0]["labels"]["channel"] = "#other"
+    posts = posted_while_paced(start_daemon, rocketchat, [group("A"), other, group("B")],
+                               allow_channel_override=True)
+    by_channel = {post.get("channel", ""): [a["title"] for a in post["attachments"]] for post in posts}
+    assert by_channel["#other"] == ["Other"]
+    assert sorted(title for post in posts if "channel" not in post for title in
+                  (a["title"] for a in post["attachments"])) == ["A", "B"]
+
+
+def test_one_message_always_goes_even_when_large(start_daemon, rocketchat):
+    # 100 alerts with a long description and many annotations: one message of more than MAX_POST_BYTES.
+    annotations = {"description": "d" * 2000, **{f"note{i}": "n" * 300 for i in range(14)}}
+    posts = posted_while_paced(start_daemon, rocketchat, [group("Big", 100, annotations=annotations)])
+    assert len(posts) == 1 and len(posts[0]["attachments"]) == 100
+    assert len(json.dumps(posts[0]).encode()) > render.MAX_POST_BYTES
 
 
 # --- the look: headline, fields, links, times -----------------------------------------------
@@ -320,7 +354,7 @@ def test_an_alert_with_twenty_labels_keeps_its_start_time_and_annotations():
     rendered = render_all(payload)["critical"]
     attachment = rendered["attachments"][0]
     fields = fields_of(attachment)
-    assert len(attachment["fields"]) == message.MAX_FIELDS
+    assert len(attachment["fields"]) == render.MAX_FIELDS
     assert fields["Started"] == "2026-01-30 10:00:00 UTC"
     assert fields["value"] == "97%" and fields["owner"] == "team-db"
     assert [f"label{i:02}" for i in range(12)] == [t for t in fields if t.startswith("label")]
@@ -399,16 +433,16 @@ def test_a_shortened_headline_drops_the_link_then_the_labels_then_the_summary_an
     [batch] = route(notification, settings)
 
     def shortened(level):
-        return message.group_message(batch.route, batch.alerts, notification.external_url, 0, settings,
+        return render.group_message(batch.route, batch.alerts, notification.external_url, 0, settings,
                                      shorten=level)
 
-    texts = [shortened(level)["text"] for level in range(message.SHORTEST + 1)]
+    texts = [shortened(level)["text"] for level in range(render.SHORTEST + 1)]
     assert texts[0].startswith(":rotating_light: [FIRING:1] [DiskFull](http://am.example.com:9093/#/alerts?")
     assert texts[0].endswith(" instance=db1:9100 job=node — Disk full on db1")
     assert texts[1:] == [":rotating_light: [FIRING:1] DiskFull instance=db1:9100 job=node — Disk full on db1",
                          ":rotating_light: [FIRING:1] DiskFull — Disk full on db1",
                          ":rotating_light: [FIRING:1] DiskFull"]
-    for level in range(message.SHORTEST + 1):
+    for level in range(render.SHORTEST + 1):
         [attachment] = shortened(level)["attachments"]
         assert attachment["title"] == "DiskFull: Disk full on db1"
         fields = fields_of(attachment)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rcwebhook.config.settings import build
 from rcwebhook.messages.notification import parse
 from rcwebhook.operations import metrics
 from tests.conftest import EXAMPLE_ALERT, ROOT, load_example
@@ -98,7 +99,8 @@ def test_the_template_error_counter_stays_on_metrics_whatever_its_module_is_name
     path = tmp_path / "failing.tmpl"
     path.write_text(FAILING_TEMPLATE)
     errors: list = []
-    loaded = renamed_templates.load({"TEMPLATE_FILES": str(path), "TEMPLATE_TEXT": "t"}, errors)
+    settings = build({"DRY_RUN": "true", "TEMPLATE_FILES": str(path), "TEMPLATE_TEXT": "t"}, errors, [])
+    loaded = renamed_templates.load(settings, errors)
     assert errors == [] and loaded is not None
     text, _ = loaded.parts(parse(EXAMPLE_ALERT.read_bytes()).alerts, 1, "", 1000)
     assert text is None  # the template failed: the built-in text is used

@@ -540,3 +540,12 @@ def test_status_shows_the_last_reload_and_whether_it_worked(service):
     svc.loader = lambda: (svc.server.settings._replace(max_connections=3), [])
     assert svc.reload() is True
     assert last_reload()["ok"] is True and last_reload()["error"] == ""
+
+
+def test_after_a_reload_the_service_stops_with_the_new_settings(service, logs):
+    svc = service(DRY_RUN="true", DELIVERY_DEADLINE="2")
+    svc.offer(DRY_RUN="true", DELIVERY_DEADLINE="8")
+    assert svc.reload() is True
+    svc._stop()
+    # The stop lets requests in flight run to DELIVERY_DEADLINE and 5 s more: the new one, 8 s.
+    assert any("waiting up to 13s for 0 requests in flight" in line for line in logs.lines()), logs.lines()

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
-from rcwebhook.config import settings as config
+from rcwebhook.config.keys import DEFAULTS
 from tests.conftest import ROOT, load_example, require_program
 from tests.programs import ProgramOnPort
 
@@ -337,7 +337,7 @@ def test_alertmanager_example_config_is_valid():
     assert "1 receivers" in output, output
     # It must call rcwebhook where rcwebhook listens by default.
     urls = re.findall(r"^\s*-?\s*url:\s*(\S+)", ALERTMANAGER_EXAMPLE.read_text(), re.MULTILINE)
-    default = f"http://{config.DEFAULTS['HOST']}:{config.DEFAULTS['PORT']}/webhook"
+    default = f"http://{DEFAULTS['HOST']}:{DEFAULTS['PORT']}/webhook"
     assert urls == [default], urls
 
 

@@ -13,7 +13,9 @@ from typing import List
 
 import pytest
 
-from rcwebhook.config import settings as config
+from rcwebhook.config import loading
+from rcwebhook.config.describe import describe
+from rcwebhook.config.settings import ConfigError, Settings
 from tests.conftest import Daemon, load_example
 
 
@@ -81,11 +83,11 @@ def proxy():
     server.server_close()
 
 
-def load(tmp_path, text: str) -> config.Settings:
+def load(tmp_path, text: str) -> Settings:
     path = tmp_path / "rcwebhook.env"
     path.write_text(text)
     path.chmod(0o600)
-    settings, _ = config.load(path, {})  # nothing from the test's own environment
+    settings, _ = loading.load(path, {})  # nothing from the test's own environment
     return settings
 
 
@@ -144,9 +146,9 @@ def test_https_proxy_tunnels_with_connect(tmp_path, proxy):
 def test_proxy_urls_are_validated_and_their_passwords_kept_secret(tmp_path):
     settings = load(tmp_path, "DRY_RUN=true\nHTTPS_PROXY=http://user:pa55word@proxy.example.com:3128\n")
     assert "pa55word" in settings.secrets()
-    assert "pa55word" not in "\n".join(config.describe(settings))
+    assert "pa55word" not in "\n".join(describe(settings))
     path = tmp_path / "bad.env"
     path.write_text("DRY_RUN=true\nHTTPS_PROXY=proxy.example.com:3128 x\n")
-    with pytest.raises(config.ConfigError) as caught:
-        config.load(path, {})
+    with pytest.raises(ConfigError) as caught:
+        loading.load(path, {})
     assert any("HTTPS_PROXY" in problem for problem in caught.value.problems)

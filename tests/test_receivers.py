@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from rcwebhook import cli
-from rcwebhook.config import settings as config
-from rcwebhook.messages.notification import parse
+from rcwebhook.config import loading
 from rcwebhook.config.settings import ConfigError
+from rcwebhook.messages.notification import parse
 from rcwebhook.messages.routing import plan
 from tests.conftest import make_settings
 from tests.test_cli import run
@@ -34,7 +34,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def problems(path: Path, environ=None) -> list:
     with pytest.raises(ConfigError) as caught:
-        config.load(path, environ or {})
+        loading.load(path, environ or {})
     return caught.value.problems
 
 
@@ -45,7 +45,7 @@ def test_a_sets_keys_are_the_default_keys_prefixed_with_its_name(tmp_path):
                            f"DB_ROCKETCHAT_WEBHOOK_CRITICAL={DB_CRIT}\nDB_ROCKETCHAT_CHANNEL_CRITICAL=#db-oncall\n"
                            "DB_ROCKETCHAT_USERNAME=dbbot\nDB_ROCKETCHAT_ICON_EMOJI=:floppy_disk:\n"
                            "WEB_SHOP_ROCKETCHAT_CHANNEL_INFO=#shop\n")
-    settings, warnings = config.load(path, {})
+    settings, warnings = loading.load(path, {})
     assert warnings == []
     assert settings.receivers == ("db", "web-shop")
     route = settings.routes["db/critical"]
@@ -60,7 +60,7 @@ def test_a_missing_url_falls_back_to_the_sets_default_severity_then_to_the_defau
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nROCKETCHAT_WEBHOOK_CRITICAL={HOOK}c\n"
                            "ROCKETCHAT_CHANNEL_CRITICAL=#ops\nROCKETCHAT_USERNAME=alerts\nRECEIVERS=db,web\n"
                            f"DB_ROCKETCHAT_WEBHOOK_WARNING={DB_WARN}\n")
-    settings, _ = config.load(path, {})
+    settings, _ = loading.load(path, {})
     routes = settings.routes
     # db has a warning URL (DEFAULT_SEVERITY): its critical and info routes take it.
     assert (routes["db/critical"].url, routes["db/critical"].url_from) == (DB_WARN, "db/warning")
@@ -78,7 +78,7 @@ def test_set_keys_come_from_the_environment_and_from_files(tmp_path):
     secret.write_text(DB_CRIT + "\n")
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nRECEIVERS=db\n"
                            f"DB_ROCKETCHAT_WEBHOOK_CRITICAL_FILE={secret}\n")
-    settings, _ = config.load(path, {"DB_ROCKETCHAT_CHANNEL_CRITICAL": "#from-env"})
+    settings, _ = loading.load(path, {"DB_ROCKETCHAT_CHANNEL_CRITICAL": "#from-env"})
     assert settings.routes["db/critical"].url == DB_CRIT
     assert settings.routes["db/critical"].channel == "#from-env"
     assert "DBTOKEN1" in settings.secrets()
@@ -86,14 +86,14 @@ def test_set_keys_come_from_the_environment_and_from_files(tmp_path):
 
 def test_receivers_from_the_environment_make_the_files_set_keys_known(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nDB_ROCKETCHAT_WEBHOOK_CRITICAL={DB_CRIT}\n")
-    settings, _ = config.load(path, {"RECEIVERS": "db"})
+    settings, _ = loading.load(path, {"RECEIVERS": "db"})
     assert settings.routes["db/critical"].url == DB_CRIT
 
 
 def test_a_misspelt_set_key_is_an_error_with_a_suggestion(tmp_path):
     path = write(tmp_path, f"ROCKETCHAT_WEBHOOK_WARNING={HOOK}\nRECEIVERS=db\nDB_ROCKETCHAT_WEBHOK_INFO={DB_WARN}\n")
-    with pytest.raises(config.ConfigError) as caught:
-        config.load(path, {})
+    with pytest.raises(ConfigError) as caught:
+        loading.load(path, {})
     assert f"{path}:3: unknown key DB_ROCKETCHAT_WEBHOK_INFO, did you mean DB_ROCKETCHAT_WEBHOOK_INFO? (a near-miss of a known key is an error: fix its spelling, or remove it)" \
         in caught.value.problems
 

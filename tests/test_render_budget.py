@@ -16,7 +16,7 @@ from typing import List
 
 import pytest
 
-from rcwebhook.config import settings as config
+from rcwebhook.config.settings import build
 from rcwebhook.gotemplate import template as gotemplate
 from rcwebhook.messages import templates as templating
 from rcwebhook.amtemplate.render import load_globs
@@ -177,9 +177,9 @@ def test_the_budget_is_checked_where_the_executors_count_steps(tmp_path, engine)
                                             ("soon", "TEMPLATE_CPU_BUDGET='soon' is not a number of seconds")])
 def test_a_bad_cpu_budget_is_refused_naming_the_key(value, problem):
     errors: List[str] = []
-    config.build({"DRY_RUN": "true", "TEMPLATE_CPU_BUDGET": value}, errors, [])
+    build({"DRY_RUN": "true", "TEMPLATE_CPU_BUDGET": value}, errors, [])
     assert any(problem in e for e in errors), errors
-    assert config.build({"DRY_RUN": "true"}, [], []).template_cpu_budget == 0.25
+    assert build({"DRY_RUN": "true"}, [], []).template_cpu_budget == 0.25
 
 
 def test_the_budget_stops_a_regular_expression_in_the_middle_of_its_work(tmp_path):

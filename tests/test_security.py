@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from rcwebhook.web import auth
-from rcwebhook.config import settings as config
+from rcwebhook.config import loading
+from rcwebhook.config.describe import describe
+from rcwebhook.config.settings import ConfigError, build
 from rcwebhook.web.admission import Phase, Seat
 from tests.conftest import ROOT, load_example, make_settings, require_program
 from tests.rocketchat_standin import RocketChatStandin
@@ -107,21 +109,21 @@ def test_key_comparison_is_constant_time(monkeypatch):
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "rcwebhook.example.com"])
 def test_public_address_without_key_is_refused(host):
     errors = []
-    config.build({"HOST": host, "DRY_RUN": "true"}, errors, [])
+    build({"HOST": host, "DRY_RUN": "true"}, errors, [])
     assert any("API_KEY is not set" in e and "ALLOW_UNAUTHENTICATED=true" in e for e in errors)
 
 
 @pytest.mark.parametrize("values", [{"API_KEY": KEY}, {"ALLOW_UNAUTHENTICATED": "true"}])
 def test_public_address_with_key_or_explicit_consent_is_allowed(values):
     errors = []
-    config.build({"HOST": "0.0.0.0", "DRY_RUN": "true", **values}, errors, [])
+    build({"HOST": "0.0.0.0", "DRY_RUN": "true", **values}, errors, [])
     assert errors == []
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"])
 def test_loopback_needs_no_key(host):
     errors = []
-    config.build({"HOST": host, "DRY_RUN": "true"}, errors, [])
+    build({"HOST": host, "DRY_RUN": "true"}, errors, [])
     assert errors == []
 
 
@@ -356,7 +358,7 @@ def test_secrets_from_files_and_credentials(tmp_path):
     creds.mkdir()
     (creds / "API_KEY").write_text(KEY + "\n")
     (creds / "ROCKETCHAT_WEBHOOK_WARNING").write_text("https://rc.example.com/hooks/w/CREDTOKEN")
-    settings, _ = config.load(None, {"ROCKETCHAT_WEBHOOK_CRITICAL_FILE": str(tmp_path / "critical"),
+    settings, _ = loading.load(None, {"ROCKETCHAT_WEBHOOK_CRITICAL_FILE": str(tmp_path / "critical"),
                                      "CREDENTIALS_DIRECTORY": str(creds)})
     assert settings.routes["critical"].url == "https://rc.example.com/hooks/c/FILETOKEN"
     assert settings.routes["warning"].url == "https://rc.example.com/hooks/w/CREDTOKEN"
@@ -366,14 +368,14 @@ def test_secrets_from_files_and_credentials(tmp_path):
 
 def test_key_and_key_file_together_is_an_error(tmp_path):
     (tmp_path / "key").write_text(KEY)
-    with pytest.raises(config.ConfigError) as caught:
-        config.load(None, {"DRY_RUN": "true", "API_KEY": KEY, "API_KEY_FILE": str(tmp_path / "key")})
+    with pytest.raises(ConfigError) as caught:
+        loading.load(None, {"DRY_RUN": "true", "API_KEY": KEY, "API_KEY_FILE": str(tmp_path / "key")})
     assert caught.value.problems == ["the environment: both API_KEY and API_KEY_FILE are set: set only one"]
 
 
 def test_unreadable_secret_file_is_an_error(tmp_path):
-    with pytest.raises(config.ConfigError) as caught:
-        config.load(None, {"DRY_RUN": "true", "API_KEY_FILE": str(tmp_path / "missing")})
+    with pytest.raises(ConfigError) as caught:
+        loading.load(None, {"DRY_RUN": "true", "API_KEY_FILE": str(tmp_path / "missing")})
     assert "API_KEY_FILE=" in caught.value.problems[0] and "cannot be read" in caught.value.problems[0]
 
 
@@ -381,18 +383,18 @@ def test_world_readable_env_file_with_secrets_warns(tmp_path):
     path = tmp_path / "rcwebhook.env"
     path.write_text("ROCKETCHAT_WEBHOOK_WARNING=https://rc.example.com/hooks/w/T\n")
     path.chmod(0o644)
-    _, warnings = config.load(path, {})
+    _, warnings = loading.load(path, {})
     assert any("every user on this host can read it" in w and "chmod 0640" in w for w in warnings)
     path.chmod(0o640)
-    assert config.load(path, {})[1] == []
+    assert loading.load(path, {})[1] == []
 
 
 def test_plain_http_to_another_host_warns():
     warnings = []
-    config.build({"ROCKETCHAT_WEBHOOK_WARNING": "http://rc.example.com/hooks/w/T"}, [], warnings)
+    build({"ROCKETCHAT_WEBHOOK_WARNING": "http://rc.example.com/hooks/w/T"}, [], warnings)
     assert any("uses plain http to rc.example.com" in w for w in warnings)
     warnings.clear()
-    config.build({"ROCKETCHAT_WEBHOOK_WARNING": "http://127.0.0.1:3000/hooks/w/T"}, [], warnings)
+    build({"ROCKETCHAT_WEBHOOK_WARNING": "http://127.0.0.1:3000/hooks/w/T"}, [], warnings)
     assert warnings == []
 
 
@@ -417,7 +419,7 @@ def test_no_token_or_key_anywhere_in_a_full_run(start_daemon, rocketchat, hooks,
     answers.append(daemon.request("POST", "/webhook", body, {"X-API-Key": "wrong"}))
     answers.append(daemon.request("GET", "/health"))
     seen = logs.text() + json.dumps([a[2] for a in answers]) + json.dumps([a[1] for a in answers])
-    seen += "\n".join(config.describe(daemon.server.settings))
+    seen += "\n".join(describe(daemon.server.settings))
     for secret in [rocketchat.token(n) for n in ("critical", "warning", "info")] + [KEY]:
         assert secret not in seen
 
@@ -477,7 +479,7 @@ def test_tls_listener_refuses_tls_1_1(start_daemon, hooks, certificate):
 
 def test_tls_certificate_mismatch_needs_both_files():
     errors = []
-    config.build({"DRY_RUN": "true", "TLS_CERT_FILE": "/etc/hostname"}, errors, [])
+    build({"DRY_RUN": "true", "TLS_CERT_FILE": "/etc/hostname"}, errors, [])
     assert "TLS_CERT_FILE and TLS_KEY_FILE go together" in errors[0]
 
 
@@ -536,7 +538,7 @@ def test_a_webhook_url_that_is_not_a_hook_url_is_refused_naming_the_key_only(tmp
 ])
 def test_hook_urls_as_rocketchat_shows_them_are_accepted(url):
     errors = []
-    settings = config.build({"ROCKETCHAT_WEBHOOK_WARNING": url}, errors, [])
+    settings = build({"ROCKETCHAT_WEBHOOK_WARNING": url}, errors, [])
     assert errors == []
     assert settings.routes["warning"].url == url and TOKEN in settings.secrets()
 
@@ -562,7 +564,7 @@ def test_send_test_output_never_carries_a_secret():
     from rcwebhook.delivery.transport import Answer
 
     url = f"https://chat.example.com/hooks/abc123/{TOKEN}"
-    settings = config.build({"ROCKETCHAT_WEBHOOK_WARNING": url}, [], [])
+    settings = build({"ROCKETCHAT_WEBHOOK_WARNING": url}, [], [])
     out = io.StringIO()
     code = sendtest.run(settings, "warning", out, transport=lambda target, body, timeout: Answer(
         0, f"URL can't contain control characters. {target!r}"))

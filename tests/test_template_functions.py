@@ -27,7 +27,8 @@ import pytest
 
 from rcwebhook.amtemplate import data as amdata
 from rcwebhook import cli
-from rcwebhook.config import settings as config
+from rcwebhook.config import loading
+from rcwebhook.config.settings import ConfigError
 from rcwebhook.gotemplate.template import TemplateError
 from rcwebhook.amtemplate.render import render_text
 from tests.conftest import ROOT
@@ -130,7 +131,8 @@ def _env_file(tmp_path: Path, text: str) -> Path:
 
 
 def test_template_compat_lets_the_daemons_templates_use_a_later_alertmanagers_functions(tmp_path):
-    settings, _ = config.load(_env_file(tmp_path, "TEMPLATE_COMPAT=0.34\n"), {})
+    path = _env_file(tmp_path, "TEMPLATE_COMPAT=0.34\n")
+    settings, _ = loading.load(path, {}, compile_templates=cli.compile_templates)
     assert settings.template_compat == "0.34"
     data = amdata.MessageData(CommonLabels=amdata.KV({"team": "db"}))
     assert settings.templates.render("text", data) == '{"team":"db"}'
@@ -138,8 +140,8 @@ def test_template_compat_lets_the_daemons_templates_use_a_later_alertmanagers_fu
 
 def test_without_template_compat_a_later_function_is_refused_saying_which_setting_allows_it(tmp_path):
     path = _env_file(tmp_path, "")
-    with pytest.raises(config.ConfigError) as caught:
-        config.load(path, {})
+    with pytest.raises(ConfigError) as caught:
+        loading.load(path, {}, compile_templates=cli.compile_templates)
     [problem] = caught.value.problems
     assert 'function "toJson" not defined (toJson exists from Alertmanager 0.30 on: set TEMPLATE_COMPAT=0.30 or ' \
            "later, if your Alertmanager is that recent; it is 0.28 now)" in problem
@@ -147,11 +149,11 @@ def test_without_template_compat_a_later_function_is_refused_saying_which_settin
 
 def test_rcwebhook_template_compat_is_an_alias_and_template_compat_wins(tmp_path):
     path = _env_file(tmp_path, "")
-    assert config.load(path, {"RCWEBHOOK_TEMPLATE_COMPAT": "0.30"})[0].template_compat == "0.30"
-    assert config.load(path, {"RCWEBHOOK_TEMPLATE_COMPAT": "0.30", "TEMPLATE_COMPAT": "0.34"})[0].template_compat \
+    assert loading.load(path, {"RCWEBHOOK_TEMPLATE_COMPAT": "0.30"})[0].template_compat == "0.30"
+    assert loading.load(path, {"RCWEBHOOK_TEMPLATE_COMPAT": "0.30", "TEMPLATE_COMPAT": "0.34"})[0].template_compat \
         == "0.34"
-    with pytest.raises(config.ConfigError) as caught:
-        config.load(path, {"TEMPLATE_COMPAT": "0.29"})
+    with pytest.raises(ConfigError) as caught:
+        loading.load(path, {"TEMPLATE_COMPAT": "0.29"})
     assert any("TEMPLATE_COMPAT='0.29' is not an Alertmanager version rcwebhook follows (0.25, 0.28, 0.30, 0.32, "
                "0.33, 0.34)" in p for p in caught.value.problems)
 

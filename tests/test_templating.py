@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rcwebhook.config import settings as config
-from rcwebhook.messages import render as message
-from rcwebhook.messages import templates as templating
+from rcwebhook.cli import compile_templates
+from rcwebhook.config.settings import Settings, build
+from rcwebhook.messages import render
+from rcwebhook.messages import templates
 from rcwebhook.messages.notification import parse
 from rcwebhook.messages.routing import route
 from tests.conftest import EXAMPLE_ALERT, ROOT, load_example, make_settings
@@ -25,14 +26,14 @@ def check_message(body: dict) -> None:
 TEMPLATES = ROOT / "examples" / "templates"
 
 
-def settings_with(**values: str) -> config.Settings:
+def settings_with(**values: str) -> Settings:
     return make_settings(DRY_RUN="true", **values)
 
 
-def rendered(settings: config.Settings, route_name: str = "critical") -> dict:
+def rendered(settings: Settings, route_name: str = "critical") -> dict:
     notification = parse(EXAMPLE_ALERT.read_bytes())
     batch = next(b for b in route(notification, settings) if b.route.name == route_name)
-    return message.render(notification, batch, settings)
+    return render.render(notification, batch, settings)
 
 
 BUILTIN_LOOK = dict(TEMPLATE_FILES=str(TEMPLATES / "builtin.tmpl"), TEMPLATE_TEXT="rc.text",
@@ -44,7 +45,7 @@ def test_the_builtin_look_template_gives_the_builtin_message(route_name: str) ->
     builtin = rendered(settings_with(), route_name)
     templated = rendered(settings_with(**BUILTIN_LOOK), route_name)
     assert templated == builtin
-    assert templated["text"].startswith(f"{message.EMOJI[route_name]} [FIRING:1] [High")
+    assert templated["text"].startswith(f"{render.EMOJI[route_name]} [FIRING:1] [High")
     check_message(templated)
 
 
@@ -55,7 +56,7 @@ def test_the_builtin_look_template_gives_the_builtin_resolved_message() -> None:
     out = {}
     for name, settings in (("builtin", settings_with()), ("templated", settings_with(**BUILTIN_LOOK))):
         batch = next(b for b in route(notification, settings) if b.route.name == "critical")
-        out[name] = message.render(notification, batch, settings)
+        out[name] = render.render(notification, batch, settings)
     assert out["templated"] == out["builtin"]
     assert out["builtin"]["text"].endswith(" (critical)") and "Silence" not in out["builtin"]["attachments"][0]["text"]
 
@@ -127,7 +128,7 @@ def test_a_resolved_alert_in_the_detailed_variant_shows_how_long_it_lasted() -> 
     body["alerts"][0].update(status="resolved", endsAt="2026-01-30T11:02:03Z")
     notification = parse(json.dumps(body).encode())
     batch = next(b for b in route(notification, settings) if b.route.name == "critical")
-    out = message.render(notification, batch, settings)
+    out = render.render(notification, batch, settings)
     assert out["attachments"][0]["text"].endswith("\nLasted: 1h 2m 2s")
 
 
@@ -135,7 +136,8 @@ def test_an_invalid_template_file_stops_the_start_with_its_path_and_gos_own_mess
     bad = tmp_path / "msg.tmpl"
     bad.write_text('{{ define "t" }}\nok\n{{ if }}{{ end }}{{ end }}')
     errors: list = []
-    config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "t"}, errors, [])
+    build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "t"}, errors, [],
+          compile_templates=compile_templates)
     assert errors == [f"TEMPLATE_FILES: {bad}: template: msg.tmpl:3: missing value for if"]
     result = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "--check-config"], capture_output=True,
                             text=True, timeout=30, cwd=tmp_path,
@@ -150,7 +152,8 @@ def test_a_parse_error_at_the_end_of_a_file_is_told_as_amtool_tells_it_without_c
     bad = tmp_path / "b1.tmpl"
     bad.write_text('{{ define "x" }}\nhello\n{{ if .Status }}\nyes\n')
     errors: list = []
-    config.build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "x"}, errors, [])
+    build({"DRY_RUN": "true", "TEMPLATE_FILES": str(bad), "TEMPLATE_TEXT": "x"}, errors, [],
+          compile_templates=compile_templates)
     assert errors == [f"TEMPLATE_FILES: {bad}: template: b1.tmpl:5: unexpected EOF"]
     assert ":5:0" not in errors[0]
 
@@ -195,7 +198,7 @@ def test_a_template_files_glob_that_matches_nothing_is_one_error_naming_where_it
 ])
 def test_configuration_problems(values: dict, problem: str) -> None:
     errors: list = []
-    config.build({"DRY_RUN": "true", **values}, errors, [])
+    build({"DRY_RUN": "true", **values}, errors, [], compile_templates=compile_templates)
     assert any(e.startswith(problem) for e in errors), errors
 
 
@@ -203,11 +206,11 @@ def test_a_template_failing_at_run_time_falls_back_to_the_builtin_part(tmp_path:
     path = tmp_path / "t.tmpl"
     path.write_text('{{ define "t" }}{{ index .Alerts 5 }}{{ end }}{{ define "ok" }}T {{ len .Alerts }}{{ end }}')
     settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t", TEMPLATE_ATTACHMENT_TITLE="ok")
-    before = templating.ERRORS.value(part="text")
+    before = templates.ERRORS.value(part="text")
     out = rendered(settings)
     assert out["text"] == rendered(settings_with())["text"]
     assert out["attachments"][0]["title"] == "T 1"
-    assert templating.ERRORS.value(part="text") == before + 1
+    assert templates.ERRORS.value(part="text") == before + 1
     assert "template 't' (TEMPLATE_TEXT) failed, the built-in text is used: template: t.tmpl:1:19: " \
            'executing "t" at <index .Alerts 5>: error calling index: index out of range: 5' in logs.text()
     from rcwebhook.operations.metrics import Metrics
@@ -220,8 +223,8 @@ def test_template_output_is_kept_within_rocketchats_limits(tmp_path: Path) -> No
     settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="big", TEMPLATE_ATTACHMENT_TITLE="big",
                              TEMPLATE_ATTACHMENT_TEXT="big")
     out = rendered(settings)
-    assert message.units(out["text"]) <= message.TEXT_LIMIT
-    assert len(out["attachments"][0]["title"]) <= message.TITLE_LIMIT
+    assert render.units(out["text"]) <= render.TEXT_LIMIT
+    assert len(out["attachments"][0]["title"]) <= render.TITLE_LIMIT
     check_message(out)
 
 
@@ -261,12 +264,12 @@ def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Pa
                     '{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}.{{ end }}'
                     '{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}')
     settings = settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="loop")
-    before = templating.ERRORS.value(part="text")
+    before = templates.ERRORS.value(part="text")
     started = time.monotonic()
     out = rendered(settings)
     assert time.monotonic() - started < 5
     assert out["text"] == rendered(settings_with())["text"]
-    assert templating.ERRORS.value(part="text") == before + 1
+    assert templates.ERRORS.value(part="text") == before + 1
 
 
 def test_local_times_in_templates_are_in_timezone(tmp_path: Path) -> None:
@@ -277,3 +280,31 @@ def test_local_times_in_templates_are_in_timezone(tmp_path: Path) -> None:
     assert out["text"] == "11:00 CET time.Date(2026, time.January, 30, 11, 0, 0, 123456789, time.Local)"
     out = rendered(settings_with(TEMPLATE_FILES=str(path), TEMPLATE_TEXT="t"))
     assert out["text"] == "10:00 UTC time.Date(2026, time.January, 30, 10, 0, 0, 123456789, time.Local)"
+
+
+def test_a_reload_to_a_broken_template_is_refused_and_the_running_templates_go_on(tmp_path, rocketchat, logs):
+    from rcwebhook import cli
+    from rcwebhook.service import Service
+    from tests.conftest import Daemon
+
+    template = tmp_path / "msg.tmpl"
+    template.write_text('{{ define "t" }}before the reload{{ end }}')
+    env = tmp_path / "rcwebhook.env"
+    env.write_text(f"ROCKETCHAT_WEBHOOK_CRITICAL={rocketchat.add_hook('critical')}\nDEFAULT_SEVERITY=critical\n"
+                   f"TEMPLATE_FILES={template}\nTEMPLATE_TEXT=t\n")
+    env.chmod(0o600)
+    args = cli.parse_args(["--config", str(env)])
+    settings, _ = cli.load_settings(args, {})
+    daemon = Daemon(settings)
+    try:
+        service = Service(lambda: cli.load_settings(args, {}), {})
+        service.server = daemon.server
+        template.write_text('{{ define "t" }}{{ if }}{{ end }}')
+        assert service.reload() is False
+        assert any(line.startswith(f"Reload refused: TEMPLATE_FILES: {template}: template: msg.tmpl:1:")
+                   for line in logs.lines()), logs.lines()
+        assert daemon.post_json(load_example())[0] == 200
+        headlines = [line for m in rocketchat.messages("critical") for line in m["text"].splitlines()]
+        assert headlines and set(headlines) == {"before the reload"}, headlines
+    finally:
+        daemon.stop()

@@ -24,7 +24,9 @@ import threading
 import time
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from ..config.settings import Route, Settings, key_prefix, redact_url
+from ..config.keys import key_prefix
+from ..config.secrets import redact_url
+from ..config.settings import Route, Settings
 from ..messages import mentions
 from ..messages import render
 from ..operations import logs

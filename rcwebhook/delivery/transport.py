@@ -16,7 +16,8 @@ import urllib.parse
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
 from .. import __version__
-from ..config.settings import Route, Settings, key_prefix
+from ..config.keys import key_prefix
+from ..config.settings import Route, Settings
 
 log = logging.getLogger("rcwebhook")
 

@@ -1,4 +1,5 @@
-"""Mentions: the @-words that make Rocket.Chat notify people, checked, gathered and taken out again.
+"""Mentions: the @-words that make Rocket.Chat notify people, gathered and taken out again (what a mention
+is, which the MENTION_* keys are checked against too, is config.values').
 
 Rocket.Chat notifies only for mentions in a message's top-level `text`, never in its attachments.
 `@here` and `@all` need the integration user's `mention-here` and `mention-all` permissions, which
@@ -9,44 +10,17 @@ its `bot` role lacks by default; without them Rocket.Chat refuses the whole mess
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
-if TYPE_CHECKING:  # config reads mentions too, and needs no alerts
-    from .notification import Alert
+from ..config.values import SPECIAL_MENTIONS, mention_words
+from .notification import Alert
 
 ANNOTATION = "mention"  # an alert's own mentions, added to its route's
-SPECIAL = ("here", "all")
 REFUSAL = "error-action-not-allowed"  # Rocket.Chat's answer to @here/@all without the permission
 LINE_LIMIT = 1000  # UTF-16 units of mentions in one post at most; the alerts need the rest of the text
 
-# Rocket.Chat's default user name rule (UTF8_User_Names_Validation), which team names follow too.
-_NAME = re.compile(r"@[0-9A-Za-z._-]+")
-_SEPARATORS = re.compile(r"[\s,]+")
 # @here or @all as a word of a text, the way Rocket.Chat finds them, or a little more eagerly.
 _SPECIAL_IN_TEXT = re.compile(r"(?<![\w@])@(?=(all|here)(?!\w))")
-
-
-def words(text: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
-    """Return the mentions in `text` (each once, in order) and the words in it that are not mentions.
-
-    Words are separated by blanks or commas. A mention is `@` and a user, team or group name, or
-    `@here` or `@all`; user names are compared without case, as Rocket.Chat compares them."""
-    found, wrong, seen = [], [], set()
-    for word in filter(None, _SEPARATORS.split(text)):
-        if not _NAME.fullmatch(word) or (word.lower()[1:] in SPECIAL and word[1:] not in SPECIAL):
-            wrong.append(word)
-        elif word.lower() not in seen:
-            seen.add(word.lower())
-            found.append(word)
-    return tuple(found), tuple(dict.fromkeys(wrong))
-
-
-def problem(word: str) -> str:
-    """Return why `word` is not a mention, and what to write instead."""
-    if word.lower()[1:] in SPECIAL:
-        return f"{word!r} is not a mention: Rocket.Chat reads it as a user name; did you mean @{word.lower()[1:]}?"
-    return (f"{word!r} is not a mention: write @ and a Rocket.Chat user, team or group name (letters, digits, "
-            "'.', '_', '-'), or @here or @all, separated by spaces")
 
 
 def annotation(alert: Alert) -> str:
@@ -69,13 +43,13 @@ def called(route_mentions: str, alerts: Sequence[Alert]) -> Tuple[str, ...]:
     if not firing:
         return ()
     texts = [route_mentions] + [annotation(alert) for alert in firing]
-    return words(" ".join(texts))[0]
+    return mention_words(" ".join(texts))[0]
 
 
 def line(groups: Iterable[Sequence[str]], limit: int = LINE_LIMIT) -> str:
     """Return the mentions of `groups`, each once, in order, as one line of at most `limit` characters:
     those that do not fit are left out, the first ones (the routes') kept."""
-    found, _ = words(" ".join(word for group in groups for word in group))
+    found, _ = mention_words(" ".join(word for group in groups for word in group))
     out = ""
     for word in found:
         candidate = f"{out} {word}" if out else word
@@ -87,13 +61,13 @@ def line(groups: Iterable[Sequence[str]], limit: int = LINE_LIMIT) -> str:
 
 def without_special(mentions: Sequence[str]) -> Tuple[str, ...]:
     """Return `mentions` without @here and @all."""
-    return tuple(word for word in mentions if word[1:] not in SPECIAL)
+    return tuple(word for word in mentions if word[1:] not in SPECIAL_MENTIONS)
 
 
 def special(text: str) -> Tuple[str, ...]:
     """Return which of here and all `text` mentions as Rocket.Chat reads it."""
     found = {match.group(1) for match in _SPECIAL_IN_TEXT.finditer(text)}
-    return tuple(name for name in SPECIAL if name in found)
+    return tuple(name for name in SPECIAL_MENTIONS if name in found)
 
 
 def neutralize(text: str) -> str:

@@ -16,8 +16,8 @@ from datetime import datetime, tzinfo
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
-from .notification import Alert, Notification, parse_time
 from ..config.settings import Route, Settings
+from .notification import Alert, Notification, parse_time
 from .routing import Batch
 
 TEXT_LIMIT = 5000  # Rocket.Chat's default Message_MaxAllowedSize
@@ -70,13 +70,9 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     in_headline = _headline_labels(common, route.severity, settings) if shorten < 2 else {}
     text, templated = None, []
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
-        from .templates import OverBudget  # the template language loads only when templates are configured
-        try:
-            text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
-                                                       group_labels or {}, route.name, settings.template_cpu_budget,
-                                                       cpu_deadline)
-        except OverBudget:  # said and counted where it happened
-            text, templated = None, []
+        text, templated = settings.templates.parts(alerts, len(shown), external_url, text_limit, receiver,
+                                                   group_labels or {}, route.name, settings.template_cpu_budget,
+                                                   cpu_deadline)
     if text is None:
         view = alerts_url(external_url, common) if shorten < 1 else None
         if view and len(view) > VIEW_URL_LIMIT:  # many labels: the group's own are matchers enough
@@ -360,15 +356,6 @@ class Post:
         self.messages.append(rendered)
         self.text, self.attachments, self.size = text, attachments, size
         return True
-
-
-def mergeable(messages: Sequence[Dict[str, Any]], text_limit: int = TEXT_LIMIT) -> int:
-    """Return how many of `messages`, from the first on, fit into one post (see Post)."""
-    post = Post(text_limit)
-    for count, rendered in enumerate(messages):
-        if not post.add(rendered):
-            return count
-    return len(messages)
 
 
 def merge(messages: Sequence[Dict[str, Any]]) -> Dict[str, Any]:

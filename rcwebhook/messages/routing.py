@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Tuple
 
+from ..config.keys import ROUTES
+from ..config.settings import Route, Settings, route_name
 from .notification import Alert, Notification
-from ..config.settings import ROUTES, Route, Settings, route_name
 
 
 class Batch(NamedTuple):

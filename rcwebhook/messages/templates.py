@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import functools
 import glob as globmod
-import json
 import logging
 import os
 import re
+from pathlib import Path
 import threading
 import time
 from types import MappingProxyType
-from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..amtemplate import data as amdata
+from ..amtemplate.data import FUNCTIONS_SINCE, KV, Alert, Alerts, DataError, MessageData, local_of, parse_time
 from ..gotemplate.template import BudgetError, TemplateError
+from ..config.settings import Settings
 from ..operations.metrics import Counter, register
+from .render import TITLE_LIMIT, truncate, truncate_units
 
 log = logging.getLogger("rcwebhook")
 
@@ -93,41 +95,44 @@ class Templates:
               ) -> Tuple[Optional[str], List[Tuple[Optional[str], Optional[str]]]]:
         """The message's text and, for each of the first `shown` alerts, its attachment's (title, text) as
         the templates render them, cut to Rocket.Chat's limits: None for a part without a template or
-        whose template failed (the built-in part is used), "" for an attachment text left empty. Raise
-        OverBudget when they take more than `cpu_budget` seconds of this thread's CPU time together, or run
-        past `cpu_deadline` (time.thread_time()) when given: a post's groups share one budget."""
-        from .render import TITLE_LIMIT, truncate, truncate_units  # message imports config, which imports us
+        whose template failed (the built-in part is used), "" for an attachment text left empty. All None (the
+        built-in message) when they take more than `cpu_budget` seconds of this thread's CPU time together, or
+        run past `cpu_deadline` (time.thread_time()) when given: a post's groups share one budget."""
         deadline = cpu_deadline if cpu_deadline is not None else \
             time.thread_time() + cpu_budget if cpu_budget is not None else None
         render = functools.partial(self.render, cpu_deadline=deadline, cpu_budget=cpu_budget or 0.0)
-        group = amdata.KV(group_labels or {})
+        group = KV(group_labels or {})
         items = [_alert(a) for a in alerts]
-        text = whole = None
-        if "text" in self.names:
-            whole = _data(items, external_url, receiver, group, route)
-            text = render("text", whole)
-            text = truncate_units(text, text_limit) if text is not None and text.strip() else None
-        attachments: List[Tuple[Optional[str], Optional[str]]] = []
-        if "title" in self.names or "attachment_text" in self.names:
-            for item in items[:shown]:
-                # a message of one alert: its attachment's data is the message's
-                data = whole if whole is not None and len(items) == 1 else \
-                    _data([item], external_url, receiver, group, route)
-                title = render("title", data)
-                title = truncate(" ".join(title.split()), TITLE_LIMIT) if title is not None and title.strip() else None
-                body = render("attachment_text", data)
-                if body is not None:
-                    body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
-                attachments.append((title, body))
-        return text, attachments
+        try:
+            text = whole = None
+            if "text" in self.names:
+                whole = _data(items, external_url, receiver, group, route)
+                text = render("text", whole)
+                text = truncate_units(text, text_limit) if text is not None and text.strip() else None
+            attachments: List[Tuple[Optional[str], Optional[str]]] = []
+            if "title" in self.names or "attachment_text" in self.names:
+                for item in items[:shown]:
+                    # a message of one alert: its attachment's data is the message's
+                    data = whole if whole is not None and len(items) == 1 else \
+                        _data([item], external_url, receiver, group, route)
+                    title = render("title", data)
+                    if title is not None:
+                        title = truncate(" ".join(title.split()), TITLE_LIMIT) if title.strip() else None
+                    body = render("attachment_text", data)
+                    if body is not None:
+                        body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
+                    attachments.append((title, body))
+            return text, attachments
+        except OverBudget:  # said and counted where it happened: the whole message is the built-in one
+            return None, []
 
 
 def _key_of(part: str) -> str:
     return next(key for key, p in KEYS.items() if p == part)
 
 
-def _data(items: List[amdata.Alert], external_url: str, receiver: str, group: amdata.KV,
-          route: str = "") -> amdata.MessageData:
+def _data(items: List[Alert], external_url: str, receiver: str, group: KV,
+          route: str = "") -> MessageData:
     # Templates cannot change their data (every function returns new values): label sets are shared.
     if len(items) == 1:
         common_labels, common_annotations = items[0].Labels, items[0].Annotations
@@ -137,17 +142,17 @@ def _data(items: List[amdata.Alert], external_url: str, receiver: str, group: am
         for a in items[1:]:
             common_labels = {k: v for k, v in common_labels.items() if a.Labels.get(k) == v}
             common_annotations = {k: v for k, v in common_annotations.items() if a.Annotations.get(k) == v}
-        common_labels, common_annotations = amdata.KV(common_labels), amdata.KV(common_annotations)
-    return amdata.MessageData(
+        common_labels, common_annotations = KV(common_labels), KV(common_annotations)
+    return MessageData(
         Route=route, Severity=route.rpartition("/")[2],
         Receiver=receiver, Status="firing" if any(a.Status == "firing" for a in items) else "resolved",
-        Alerts=amdata.Alerts(items), GroupLabels=group, CommonLabels=common_labels,
+        Alerts=Alerts(items), GroupLabels=group, CommonLabels=common_labels,
         CommonAnnotations=common_annotations, ExternalURL=external_url,
     )
 
 
-def _alert(a: Any) -> amdata.Alert:
-    return amdata.Alert(Status=a.status, Labels=amdata.KV(a.labels), Annotations=amdata.KV(a.annotations),
+def _alert(a: Any) -> Alert:
+    return Alert(Status=a.status, Labels=KV(a.labels), Annotations=KV(a.annotations),
                         StartsAt=_time(a.starts_at), EndsAt=_time(a.ends_at), GeneratorURL=a.generator_url,
                         Fingerprint=a.fingerprint)
 
@@ -155,24 +160,23 @@ def _alert(a: Any) -> amdata.Alert:
 @functools.lru_cache(maxsize=1024)  # the same start times come again and again; a GoTime never changes
 def _time(text: str) -> Any:
     try:
-        return amdata.parse_time(text) if text else amdata.parse_time("0001-01-01T00:00:00Z")
-    except amdata.DataError:
-        return amdata.parse_time("0001-01-01T00:00:00Z")
+        return parse_time(text) if text else parse_time("0001-01-01T00:00:00Z")
+    except DataError:
+        return parse_time("0001-01-01T00:00:00Z")
 
 
-def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str = "",
-         compat: str = amdata.DEFAULT_COMPAT) -> Optional[Templates]:
-    """The Templates the settings ask for, or None; every problem is added to `errors`, once per cause.
-    Relative globs of TEMPLATE_FILES are read from `base` (the env file's directory, as Alertmanager reads
-    `templates:` from its configuration file's), or the working directory. Times' .Local is in `zone`
-    (TIMEZONE; None for UTC); `compat` is the Alertmanager followed (TEMPLATE_COMPAT)."""
-    files = raw.get("TEMPLATE_FILES", "").strip()
-    names = {part: raw.get(key, "").strip() for key, part in KEYS.items() if raw.get(key, "").strip()}
+def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
+    """Return the templates TEMPLATE_FILES holds and the TEMPLATE_* keys name, compiled, or None when there are
+    none or they cannot be used; every problem is added to `errors`, once per cause. Relative globs are read
+    from the env file's directory, as Alertmanager reads `templates:` from its configuration file's; times'
+    .Local is in TIMEZONE; TEMPLATE_COMPAT is the Alertmanager followed."""
+    files = settings.template_files
     if not files:
-        for key, part in KEYS.items():
-            if part in names:
-                errors.append(f"{key}={names[part]!r} names a template, but TEMPLATE_FILES is not set")
         return None
+    names = {part: getattr(settings, key.lower()) for key, part in KEYS.items() if getattr(settings, key.lower())}
+    source = settings.source
+    base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
+    compat = settings.template_compat
     globs = [os.path.join(base, g) if base else g for g in re.split(r"[\s,]+", files) if g]
     unmatched = 0
     for written, pattern in zip((g for g in re.split(r"[\s,]+", files) if g), globs):
@@ -193,7 +197,7 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str 
         return None
     if unmatched:  # the templates the keys name may be in the files not found: that error says it all
         return None
-    tmpl.local = amdata.local_of(zone)
+    tmpl.local = local_of(settings.timezone)
     from ..gotemplate.closures import root_of
     for tree in tmpl.trees.values():  # compiled here, once, not by the first message
         if tree.root is not None:
@@ -212,6 +216,6 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str 
 def _newer_function(message: str, compat: str) -> str:
     """Return a hint when `message` refuses a function a later Alertmanager has (TEMPLATE_COMPAT), or ''."""
     found = re.search(r'function "(\w+)" not defined', message)
-    since = amdata.FUNCTIONS_SINCE.get(found.group(1), ("", None))[0] if found else ""
+    since = FUNCTIONS_SINCE.get(found.group(1), ("", None))[0] if found else ""
     return f" ({found.group(1)} exists from Alertmanager {since} on: set TEMPLATE_COMPAT={since} or later, " \
            f"if your Alertmanager is that recent; it is {compat} now)" if since else ""

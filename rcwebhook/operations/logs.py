@@ -22,7 +22,7 @@ import time
 from collections import deque
 from typing import IO, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..config.settings import redact
+from ..config.secrets import redact
 from .metrics import LOG_DROPS
 
 # A client's value (a groupKey, a receiver, an alert name, an error text) shows in a log line or a journal

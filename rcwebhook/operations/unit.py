@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Callable, IO, List, Mapping, Optional, Tuple
 
 from . import logs
-from ..config.settings import NO_URL, SYSTEM_CONFIG, ConfigError, find_config, load
+from ..config.loading import SYSTEM_CONFIG, find_config, load
+from ..config.settings import NO_URL, ConfigError
 from .notify import RELOAD_STATE
 
 USAGE = "usage: unit-helper configured [--config PATH] | unit-helper reload PID"

@@ -15,6 +15,7 @@ from ..messages import mentions
 from ..messages.render import render as render_message
 from ..messages import routing
 from ..config.settings import Route, Settings
+from ..config.values import mention_problem, mention_words
 from ..delivery.deliverer import Deliverer, Result
 from ..delivery.transport import one_line
 from ..delivery.ledger import Context, Item, identity, sender_tag
@@ -172,9 +173,9 @@ def unknown_receiver(name: str, settings: Settings, first: str) -> Reply:
 
 def _check_mentions(alert: Alert) -> None:
     """Log each word of a firing alert's `mention` annotation that is not a mention: it is left out."""
-    for word in mentions.words(mentions.annotation(alert))[1]:
+    for word in mention_words(mentions.annotation(alert))[1]:
         log.warning("Alert %s, %s annotation: %s; left out of the message", one_line(alert.name),
-                    mentions.ANNOTATION, one_line(mentions.problem(word)))
+                    mentions.ANNOTATION, one_line(mention_problem(word)))
 
 
 def describe(result: Result) -> Dict[str, Any]:

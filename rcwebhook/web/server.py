@@ -26,7 +26,8 @@ from typing import Callable, Hashable, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..config import tls
-from ..config.settings import Settings, is_loopback, redact
+from ..config.secrets import redact
+from ..config.settings import Settings, is_loopback
 from ..delivery.deliverer import Deliverer
 from ..delivery.transport import Transport, make_transport
 from ..operations.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE

@@ -15,7 +15,7 @@ import time
 from typing import Any, Dict, List, Mapping, Optional
 
 from .. import __version__
-from ..config.settings import redact_url
+from ..config.secrets import redact_url
 from .board import Board
 
 # The outcomes of a hook's last post that count as failing, for the page's colour and for /ready;
