@@ -193,10 +193,9 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str 
     if unmatched:  # the templates the keys name may be in the files not found: that error says it all
         return None
     tmpl.local = amdata.local_of(zone)
-    from ..gotemplate.closures import root_of
     for tree in tmpl.trees.values():  # compiled here, once, not by the first message
         if tree.root is not None:
-            root_of(tree, tmpl)
+            tmpl.compile(tree)
     defined = sorted(n for n, t in tmpl.trees.items() if t.root is not None and n)
     for key, part in KEYS.items():
         if part in names and names[part] not in tmpl.trees:
