@@ -331,11 +331,6 @@ def compile_regexp(pattern: str, compat: str = DEFAULT_COMPAT) -> goregexp.Regex
     return goregexp.compile(pattern, angle_names=compat != "0.25")  # (?<name>) is Go 1.22's
 
 
-def replace_all(regex: goregexp.Regexp, src: str, repl: str) -> str:
-    """Go's Regexp.ReplaceAllString."""
-    return regex.replace_all_string(src, repl)
-
-
 # ---------------------------------------------------------------------------------------------
 # Alertmanager's functions
 
@@ -375,6 +370,13 @@ def _title(s: str) -> str:
     return "".join(out)
 
 
+def _string_slice(*s: str) -> gv.StringSlice:
+    return gv.StringSlice(s)
+
+
+_string_slice.pure = True  # type: ignore[attr-defined]  # with literals only, made once (gotemplate.codegen)
+
+
 def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable[[str, str, str], str]]:
     """Alertmanager's match (regexp.MatchString) and reReplaceAll (MustCompile, ReplaceAllString)."""
     def match(pattern: str, s: str) -> bool:
@@ -391,7 +393,22 @@ def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable
             raise GoError(f"regexp: Compile({quoted}): {exc}") from None
         return regex.replace_all_string(text, repl)
 
-    match.regexp_compat = re_replace_all.regexp_compat = compat  # type: ignore[attr-defined]
+    def match_literal(pattern: str) -> Optional[Callable[[str], bool]]:
+        try:
+            return compile_regexp(pattern, compat).match_string
+        except RegexpError:
+            return None  # match itself says why, when it runs
+
+    def replace_all_literal(pattern: str) -> Optional[Callable[[str, str], str]]:
+        try:
+            regex = compile_regexp(pattern, compat)
+        except RegexpError:
+            return None
+        return lambda repl, text: regex.replace_all_string(text, repl)
+
+    # a literal pattern is compiled once, where the template is compiled (see gotemplate.codegen)
+    match.with_literal_first = match_literal  # type: ignore[attr-defined]
+    re_replace_all.with_literal_first = replace_all_literal  # type: ignore[attr-defined]
     return match, re_replace_all
 
 
@@ -1059,7 +1076,7 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
         "match": Func(REGEXP_FUNCTIONS[compat][0], ("string", "string")),
         "safeHtml": Func(lambda s: gv.HTML(s), ("string",)),
         "reReplaceAll": Func(bounded(REGEXP_FUNCTIONS[compat][1]), ("string", "string", "string")),
-        "stringSlice": Func(lambda *s: gv.StringSlice(s), ("string",), True),
+        "stringSlice": Func(_string_slice, ("string",), True),
     })
     if compat != "0.25":
         funcs.update({
