@@ -23,19 +23,17 @@ class Func:
 
 
 
-def truth(v: Any) -> Tuple[bool, bool]:
-    """Go's isTrue: (truth, ok)."""
+def truth(v: Any) -> bool:
+    """Go's isTrue (every value a template meets has a truth: Go's `ok` is always true here)."""
     if v is None:
-        return False, True
+        return False
     if isinstance(v, (str, list, dict)):
-        return len(v) > 0, True
+        return len(v) > 0
     if isinstance(v, bool):
-        return v, True
+        return v
     if isinstance(v, (int, float, complex)):
-        return v != 0, True
-    if isinstance(v, Ptr):
-        return True, True
-    return True, True
+        return v != 0
+    return True  # a pointer, a struct, a time
 
 
 def indirect(v: Any) -> Any:
@@ -71,7 +69,7 @@ def _js_escape(s: str) -> str:
             out.append(f"\\u00{o:02X}")
         elif o < 0x80:
             out.append(c)
-        elif c.isprintable() or c == "\u00a0" and False:
+        elif c.isprintable():
             out.append(c)
         else:
             out.append(f"\\u{o:04X}")
@@ -153,7 +151,6 @@ def _slice(st: Any, item: Any, *indexes: Any) -> Any:
         raise GoError("slice of untyped nil")
     if len(indexes) > 3:
         raise GoError(f"too many slice indexes: {len(indexes)}")
-    item = item if not isinstance(item, Ptr) else item
     if isinstance(item, str):
         if len(indexes) == 3:
             raise GoError("cannot 3-index slice a string")
@@ -248,14 +245,6 @@ def _comparable_struct(v: Any) -> bool:
     return all(not isinstance(v.field(f), (list, dict)) for f in v.FIELDS)
 
 
-def _can_be_nil(v: Any) -> bool:
-    return isinstance(v, (list, dict, Ptr))
-
-
-def _is_nil(v: Any) -> bool:
-    return v is None
-
-
 def _ne(st: Any, a: Any, b: Any) -> bool:
     return not _eq(st, a, b)
 
@@ -288,7 +277,7 @@ def _ge(st: Any, a: Any, b: Any) -> bool:
 
 
 def _not(st: Any, a: Any) -> bool:
-    return not truth(a)[0]
+    return not truth(a)
 
 
 def _call(st: Any, fn: Any, *args: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import runtime as rt
 from . import values as gv
-from .builtins import MAX_VALUE, Func, _eq, _not, _printf, _query_escape
+from .builtins import MAX_VALUE, Func, _eq, _not, _printf, _query_escape, truth
 from .exec import _MISSING as MISSING
 from .exec import number_value
 from .nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
@@ -65,7 +65,7 @@ class _Generator:
     def __init__(self, tmpl: "Any") -> None:
         self.tmpl = tmpl
         self.consts: Dict[str, Any] = {
-            "Fallback": rt.Fallback, "MISSING": MISSING, "truth": rt.is_true, "range_items": rt.range_items,
+            "Fallback": rt.Fallback, "MISSING": MISSING, "truth": truth, "range_items": rt.range_items,
             "printed": rt.printer(tmpl.compat), "field": rt.field, "method": rt.method, "template": rt.template,
             "compat": tmpl.compat, "validate": rt.valid, "quote": gv.go_quote, "query_escape": _query_escape,
             "bounded": rt.bounded, "checkpoint": rt.checkpoint, "walk_statement": rt.walk_statement,

@@ -11,11 +11,12 @@ import time
 from typing import Any, Dict, List, Optional
 
 from . import values as gv
-from .builtins import MAX_VALUE, Func, Ptr, indirect, truth  # noqa: F401 - MAX_VALUE: the limits in one place
+from .builtins import Func, Ptr, indirect, truth
 from .errors import BudgetError, ExecError, GoError, LimitError
 from .gotime import DURATION_METHODS, TIME_METHODS
-from .nodes import *  # noqa: F403 - every node type
-from .nodes import _byte_col
+from .nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode,
+                    DotNode, FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode,
+                    RangeNode, StringNode, TemplateNode, TextNode, VariableNode, WithNode, _byte_col)
 
 MAX_STEPS = 1_000_000
 MAX_OUTPUT = 1_000_000  # characters
@@ -83,7 +84,7 @@ class _State:
         line, col = _byte_col(ntree.text, self.node.pos)
         context = str(self.node)
         raise ExecError(f"template: {ntree.parse_name}:{line}:{col}: executing {gv.go_quote(name)} at "
-                        f"<{_context(context)}>: {msg}", ntree.parse_name, line, col)
+                        f"<{context}>: {msg}", ntree.parse_name, line, col)
 
     def limit(self, msg: str) -> None:
         name = self.tree.name if self.tree else ""
@@ -160,11 +161,6 @@ class _State:
             val = self.eval_pipeline(dot, node.pipe)
             if not node.pipe.decl:
                 self.print_value(node, val)
-        elif isinstance(node, ListNode):
-            for n in node.nodes:
-                self.walk(dot, n)
-        elif isinstance(node, TextNode):
-            self.write(node.text)
         elif isinstance(node, IfNode):
             self.walk_if_with(False, dot, node)
         elif isinstance(node, WithNode):
@@ -184,10 +180,7 @@ class _State:
         mark = self.mark()
         try:
             val = self.eval_pipeline(dot, node.pipe)
-            t, ok = truth(val)
-            if not ok:
-                self.errorf(f"if/with can't use {gv.format_v(val, self.compat)}")
-            if t:
+            if truth(val):
                 self.walk(val if is_with else dot, node.list)
             elif node.else_list is not None:
                 self.walk(dot, node.else_list)
@@ -394,7 +387,7 @@ class _State:
             v: Any = None
             for arg in args:
                 v = self.eval_arg(dot, "value", arg)
-                if truth(v)[0] == (fn.name == "or"):
+                if truth(v) == (fn.name == "or"):
                     return v
             if final is not _MISSING:
                 v = final
@@ -489,10 +482,6 @@ class _State:
             self.write("<no value>")
             return
         self.write(gv.format_v(v, self.compat))
-
-
-def _context(s: str) -> str:
-    return s
 
 
 def _methods(v: Any, compat: str) -> Dict[str, Func]:

@@ -7,12 +7,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import values as gv
 from .errors import ParseError
-from .lexer import *  # noqa: F403 - the item types, by Go's names
-from .lexer import Item, lex
-from .nodes import *  # noqa: F403 - every node type
-from .nodes import _byte_col, _ElseNode, _EndNode
+from .lexer import (Item, T_ASSIGN, T_BLOCK, T_BOOL, T_BREAK, T_CHAR, T_CHARCONST, T_COMPLEX, T_CONTINUE,
+                    T_DECLARE, T_DEFINE, T_DOT, T_ELSE, T_END, T_EOF, T_ERROR, T_FIELD, T_IDENT, T_IF,
+                    T_LDELIM, T_LPAREN, T_NIL, T_NUMBER, T_PIPE, T_RANGE, T_RAWSTRING, T_RDELIM, T_RPAREN,
+                    T_SPACE, T_STRING, T_TEMPLATE, T_TEXT, T_VARIABLE, T_WITH, lex)
+from .nodes import (ActionNode, BoolNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode, FieldNode,
+                    IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode, RangeNode,
+                    StringNode, TemplateNode, TextNode, VariableNode, WithNode, _ElseNode, _EndNode, _byte_col)
 
 MAX_NESTING = 200  # nested control structures and parentheses at parse time
+
 
 def unquote(s: str) -> str:
     """strconv.Unquote of a Go string, raw string or character literal; ValueError when invalid."""

@@ -12,7 +12,7 @@ import operator
 from typing import Any, Callable, Dict, List, Optional
 
 from . import values as gv
-from .builtins import MAX_VALUE, Ptr, truth
+from .builtins import MAX_VALUE, Ptr
 from .errors import GoError
 from .exec import _MISSING as MISSING
 from .exec import MAX_DEPTH, _Break, _Continue, _methods, number_value
@@ -33,10 +33,6 @@ def checkpoint(st: Any, steps: int, size: int) -> int:
         raise Fallback()
     st.max_steps = st.next_check(steps)
     return st.max_steps
-
-
-def is_true(v: Any) -> bool:
-    return truth(v)[0]
 
 
 def printer(compat: str) -> Callable[[Any], str]:

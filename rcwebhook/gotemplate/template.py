@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from . import codegen
 from . import regexp as goregexp
 from . import values as gv
 from .builtins import BUILTINS, MAX_VALUE, Func, bounded
@@ -60,6 +59,7 @@ class Template:
     def compile(self, tree: Tree) -> Callable[[Any, Any], None]:
         """Return what runs `tree` (a tree of this set with a root), generated on first use and kept."""
         if tree.compiled is None:
+            from . import codegen  # the generator loads with the first template that runs
             tree.compiled = codegen.compile_tree(tree, self)
         return tree.compiled
 
