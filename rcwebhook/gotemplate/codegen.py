@@ -131,7 +131,7 @@ class _Generator:
     def statement(self, node: Node, depth: int, dot: str) -> None:
         """A statement as Python, or where part of it cannot be, a call that runs it on the walker."""
         kind = type(node)
-        if kind is TextNode or kind is BreakNode or kind is ContinueNode or kind is ListNode:
+        if kind is TextNode or kind is BreakNode or kind is ContinueNode:
             self.generated(node, depth, dot)
             return
         lines, scopes, count = len(self.lines), [dict(scope) for scope in self.scopes], self.count
@@ -184,8 +184,6 @@ class _Generator:
             self.emit(depth, "break")
         elif kind is ContinueNode:
             self.emit(depth, "continue")
-        elif kind is ListNode:
-            self.block(node, depth, dot)
         else:
             raise _Deferred()
 
@@ -242,7 +240,7 @@ class _Generator:
     def range_(self, node: RangeNode, depth: int, dot: str) -> None:
         pipe = node.pipe
         if pipe.is_assign or len(pipe.decl) > 2:
-            raise _Deferred()
+            raise _Deferred()  # a range that assigns variables of an enclosing scope: the walker's
         self.scopes.append({})
         collection = self.fresh("t")
         self.emit(depth, f"{collection} = {self.pipe(pipe, dot)}")
@@ -258,7 +256,7 @@ class _Generator:
             # Python's does, unless that loop of one round stands in its way.
             ends = _loop_exits(node.else_list)
             if len(ends) == 2:
-                raise _Deferred()
+                raise _Deferred()  # a break and a continue in the else: the walker's
             self.emit(depth, f"if {items} is None:")
             inner = depth + 1
             if BreakNode in ends:
@@ -472,7 +470,7 @@ class _Generator:
         return f"validate(st, {value}, {self.const(typ)})"
 
     def arg(self, n: Node, typ: Optional[str], dot: str) -> str:
-        """An argument for a parameter of type `typ`, checked against it (gocompile's _arg, as source)."""
+        """An argument for a parameter of type `typ`, checked against it (the walker's eval_arg, as source)."""
         kind = type(n)
         if kind is DotNode:
             return self.checked(dot, typ)

@@ -592,7 +592,7 @@ def _underscores_ok(s: str) -> bool:
     if "_" not in body:
         return True
     if body[:2].lower() in ("0x", "0o", "0b"):
-        body = "0" + body[2:] if False else body[2:]
+        body = body[2:]
         if body.startswith("_"):
             body = body[1:]
     elif body.startswith("0") and len(body) > 1:
