@@ -404,7 +404,7 @@ def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable
             regex = compile_regexp(pattern, compat)
         except RegexpError:
             return None
-        return lambda repl, text: regex.replace_all_string(text, repl)
+        return bounded(lambda repl, text: regex.replace_all_string(text, repl))
 
     # a literal pattern is compiled once, where the template is compiled (see gotemplate.codegen)
     match.with_literal_first = match_literal  # type: ignore[attr-defined]

@@ -1,26 +1,14 @@
-"""Go's built-in template functions (and, or, index, len, printf, html, js, eq, lt...) and the
-type of a function a template calls."""
+"""Go's built-in template functions (and, or, index, len, printf, html, js, eq, lt...), Go's truth
+of a value and its escaping for HTML, JavaScript and URL queries."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List
 
 from . import values as gv
-from .errors import GoError
+from .funcs import Func, GoError, bounded, with_state
 
-# characters of a string a function makes: without it a template could double a variable at every step
-MAX_VALUE = 1_000_000
 Ptr = gv.Ptr
-
-
-class Func:
-    """A function a template can call: its Go parameter types (the last variadic when `variadic`)."""
-
-    def __init__(self, fn: Callable[..., Any], params: Tuple[str, ...], variadic: bool = False,
-                 name: str = "") -> None:
-        self.fn, self.params, self.variadic, self.name = fn, params, variadic, name
-        self.wants_state = getattr(fn, "wants_state", False)  # called with the execution's state first
-
 
 
 def truth(v: Any) -> bool:
@@ -292,41 +280,24 @@ def _printf(st: Any, fmt: str, *args: Any) -> str:
     return gv.sprintf(fmt, list(args), st.compat)
 
 
-def _state_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn.wants_state = True  # type: ignore[attr-defined]
-    return fn
-
-
-def bounded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A function whose string result may be longer than its arguments, refusing one over MAX_VALUE."""
-    def checked(*args: Any) -> Any:
-        result = fn(*args)
-        if isinstance(result, str) and len(result) > MAX_VALUE:
-            raise GoError(f"result longer than {MAX_VALUE} characters")
-        return result
-    checked.wants_state = getattr(fn, "wants_state", False)  # type: ignore[attr-defined]
-    checked.unbounded = fn  # type: ignore[attr-defined]
-    return checked
-
-
 BUILTINS: Dict[str, Func] = {
     "and": Func(lambda *a: None, ("value", "value"), True, "and"),
     "or": Func(lambda *a: None, ("value", "value"), True, "or"),
-    "call": Func(_state_fn(_call), ("value", "value"), True, "call"),
-    "html": Func(bounded(_state_fn(lambda st, *a: _html_escape(_eval_args(st, list(a))))), ("any",), True, "html"),
-    "js": Func(bounded(_state_fn(lambda st, *a: _js_escape(_eval_args(st, list(a))))), ("any",), True, "js"),
-    "urlquery": Func(bounded(_state_fn(lambda st, *a: _query_escape(_eval_args(st, list(a))))), ("any",), True),
-    "index": Func(_state_fn(_index), ("value", "value"), True, "index"),
-    "slice": Func(_state_fn(_slice), ("value", "value"), True, "slice"),
-    "len": Func(_state_fn(_len), ("value",), False, "len"),
-    "not": Func(_state_fn(_not), ("value",), False, "not"),
-    "print": Func(bounded(_state_fn(lambda st, *a: gv.sprint(list(a), st.compat))), ("any",), True),
-    "printf": Func(bounded(_state_fn(_printf)), ("string", "any"), True),
-    "println": Func(bounded(_state_fn(lambda st, *a: gv.sprintln(list(a), st.compat))), ("any",), True),
-    "eq": Func(_state_fn(_eq), ("value", "value"), True),
-    "ne": Func(_state_fn(_ne), ("value", "value")),
-    "lt": Func(_state_fn(_lt), ("value", "value")),
-    "le": Func(_state_fn(_le), ("value", "value")),
-    "gt": Func(_state_fn(_gt), ("value", "value")),
-    "ge": Func(_state_fn(_ge), ("value", "value")),
+    "call": Func(with_state(_call), ("value", "value"), True, "call"),
+    "html": Func(bounded(with_state(lambda st, *a: _html_escape(_eval_args(st, list(a))))), ("any",), True, "html"),
+    "js": Func(bounded(with_state(lambda st, *a: _js_escape(_eval_args(st, list(a))))), ("any",), True, "js"),
+    "urlquery": Func(bounded(with_state(lambda st, *a: _query_escape(_eval_args(st, list(a))))), ("any",), True),
+    "index": Func(with_state(_index), ("value", "value"), True, "index"),
+    "slice": Func(with_state(_slice), ("value", "value"), True, "slice"),
+    "len": Func(with_state(_len), ("value",), False, "len"),
+    "not": Func(with_state(_not), ("value",), False, "not"),
+    "print": Func(bounded(with_state(lambda st, *a: gv.sprint(list(a), st.compat))), ("any",), True),
+    "printf": Func(bounded(with_state(_printf)), ("string", "any"), True),
+    "println": Func(bounded(with_state(lambda st, *a: gv.sprintln(list(a), st.compat))), ("any",), True),
+    "eq": Func(with_state(_eq), ("value", "value"), True),
+    "ne": Func(with_state(_ne), ("value", "value")),
+    "lt": Func(with_state(_lt), ("value", "value")),
+    "le": Func(with_state(_le), ("value", "value")),
+    "gt": Func(with_state(_gt), ("value", "value")),
+    "ge": Func(with_state(_ge), ("value", "value")),
 }

@@ -25,7 +25,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import runtime as rt
 from . import values as gv
-from .builtins import MAX_VALUE, Func, _eq, _not, _printf, _query_escape, truth
+from .builtins import BUILTINS, _query_escape, truth
+from .funcs import MAX_VALUE, Func
 from .exec import _MISSING as MISSING
 from .exec import number_value
 from .nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
@@ -392,32 +393,31 @@ class _Generator:
     def special(self, name: str, fn: Func, arg_nodes: List[Node], args: List[str]) -> Optional[str]:
         """The commonest calls in a faster form that gives the same value: printf with a plain format,
         strings compared and escaped at once; and for any function, what it offers: `with_literal_first`
-        (given its first argument, a literal string, a faster callable of the others, or None) and `pure`
-        (with literal strings only, its value is made once, here). Anything else about them (another
-        type, an error) goes the function's own way."""
+        (given its first argument, a literal string, a faster callable of the others, or None: bounded as
+        the function is) and `pure` (with literal strings only, its value is made once, here). Anything
+        else about them (another type, an error) goes the function's own way."""
         if fn is not self.tmpl.funcs.get(name):
             return None
-        f, nargs = getattr(fn.fn, "unbounded", fn.fn), len(arg_nodes)
+        f, nargs = fn.fn, len(arg_nodes)
         literal = [n.text if type(n) is StringNode else None for n in arg_nodes]
-        if f is _printf and literal and literal[0] is not None:
+        if fn is BUILTINS["printf"] and literal and literal[0] is not None:
             simple = gv.simple_format(literal[0])
             if simple is not None and len(simple) // 2 == nargs - 1:
                 return self.printf(simple, args)
         if literal and literal[0] is not None and getattr(f, "with_literal_first", None) is not None:
             fast = f.with_literal_first(literal[0])  # e.g. a regular expression compiled once, here
             if fast is not None:
-                call = f"{self.const(fast)}({', '.join(args[1:])})"
-                return f"bounded({call})" if f is not fn.fn else call
+                return f"{self.const(fast)}({', '.join(args[1:])})"
         if getattr(f, "pure", False) and None not in literal and not fn.wants_state:
             return self.const(f(*literal))
-        if name == "urlquery" and nargs == 1:
+        if fn is BUILTINS["urlquery"] and nargs == 1:
             t = self.fresh("t")
             return f"(bounded(query_escape({t})) if type({t} := {args[0]}) is str else {self.const(fn.fn)}(st, {t}))"
-        if f is _eq and nargs == 2:
+        if fn is BUILTINS["eq"] and nargs == 2:
             a, b = self.fresh("t"), self.fresh("t")
             return (f"({a} == {b} if (type({a} := {args[0]}) is str) & (type({b} := {args[1]}) is str) "
                     f"else {self.const(fn.fn)}(st, {a}, {b}))")
-        if f is _not:
+        if fn is BUILTINS["not"]:
             t = self.fresh("t")
             return f"(not {self.truth(f'({t} := {args[0]})', t)})"
         return None

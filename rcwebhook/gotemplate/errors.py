@@ -25,7 +25,3 @@ class LimitError(ExecError):
 
 class BudgetError(LimitError):
     """The execution used up its CPU-time budget."""
-
-
-class GoError(Exception):
-    """An error a called function returns (Go's `error` result)."""

@@ -11,8 +11,9 @@ import time
 from typing import Any, Dict, List, Optional
 
 from . import values as gv
-from .builtins import Func, Ptr, indirect, truth
-from .errors import BudgetError, ExecError, GoError, LimitError
+from .builtins import Ptr, indirect, truth
+from .errors import BudgetError, ExecError, LimitError
+from .funcs import Func, GoError
 from .gotime import DURATION_METHODS, TIME_METHODS
 from .nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode,
                     DotNode, FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 from . import values as gv
-from .builtins import Func, bounded
-from .errors import GoError
+from .funcs import Func, GoError, bounded, with_state
 
 
 class Int64(int):
@@ -48,43 +47,33 @@ def _t_in(t: gv.GoTime, loc: Optional[gv.Location]) -> gv.GoTime:
     return gv.time_in(t, loc)
 
 
-def _method(fn: Any, params: Tuple[str, ...] = ()) -> Func:
-    return Func(fn, params)
-
-
-def _with_state(fn: Any) -> Any:
-    """A method that needs the execution's state (its template set's time.Local)."""
-    fn.wants_state = True
-    return fn
-
-
 TIME_METHODS: Dict[str, Func] = {
-    "Format": _method(bounded(gv.time_format), ("string",)),
-    "String": _method(lambda t: gv.format_v(t, "0.28")),
-    "Unix": _method(lambda t: Int64(t.sec)),
-    "UnixMilli": _method(lambda t: Int64(t.sec * 1000 + t.nsec // 1_000_000)),
-    "UnixNano": _method(lambda t: Int64(t.sec * 1_000_000_000 + t.nsec)),
-    "UTC": _method(lambda t: gv.GoTime(t.sec, t.nsec, 0, "UTC")),
-    "Year": _method(lambda t: t.civil().year),
-    "Month": _method(lambda t: gv.Month(t.civil().month)),
-    "Day": _method(lambda t: t.civil().day),
-    "Hour": _method(lambda t: t.civil().hour),
-    "Minute": _method(lambda t: t.civil().minute),
-    "Second": _method(lambda t: t.civil().second),
-    "Nanosecond": _method(lambda t: t.nsec),
-    "YearDay": _method(lambda t: t.civil().yday),
-    "Weekday": _method(lambda t: gv.Weekday((t.civil().weekday() + 1) % 7)),
-    "IsZero": _method(lambda t: t.sec == gv.ZERO_TIME_SEC and t.nsec == 0),
-    "Add": _method(_t_add, ("time.Duration",)),
-    "Sub": _method(_t_sub, ("time.Time",)),
-    "Before": _method(lambda t, u: _t_key(t) < _t_key(u), ("time.Time",)),
-    "After": _method(lambda t, u: _t_key(t) > _t_key(u), ("time.Time",)),
-    "Equal": _method(lambda t, u: _t_key(t) == _t_key(u), ("time.Time",)),
-    "Round": _method(lambda t, d: _t_round(t, int(d), True), ("time.Duration",)),
-    "Location": _method(gv.location_of),
-    "In": _method(_t_in, ("*time.Location",)),
-    "Local": _method(_with_state(lambda st, t: gv.time_in(t, st.tmpl.local))),
-    "Truncate": _method(lambda t, d: _t_round(t, int(d), False), ("time.Duration",)),
+    "Format": Func(bounded(gv.time_format), ("string",)),
+    "String": Func(lambda t: gv.format_v(t, "0.28")),
+    "Unix": Func(lambda t: Int64(t.sec)),
+    "UnixMilli": Func(lambda t: Int64(t.sec * 1000 + t.nsec // 1_000_000)),
+    "UnixNano": Func(lambda t: Int64(t.sec * 1_000_000_000 + t.nsec)),
+    "UTC": Func(lambda t: gv.GoTime(t.sec, t.nsec, 0, "UTC")),
+    "Year": Func(lambda t: t.civil().year),
+    "Month": Func(lambda t: gv.Month(t.civil().month)),
+    "Day": Func(lambda t: t.civil().day),
+    "Hour": Func(lambda t: t.civil().hour),
+    "Minute": Func(lambda t: t.civil().minute),
+    "Second": Func(lambda t: t.civil().second),
+    "Nanosecond": Func(lambda t: t.nsec),
+    "YearDay": Func(lambda t: t.civil().yday),
+    "Weekday": Func(lambda t: gv.Weekday((t.civil().weekday() + 1) % 7)),
+    "IsZero": Func(lambda t: t.sec == gv.ZERO_TIME_SEC and t.nsec == 0),
+    "Add": Func(_t_add, ("time.Duration",)),
+    "Sub": Func(_t_sub, ("time.Time",)),
+    "Before": Func(lambda t, u: _t_key(t) < _t_key(u), ("time.Time",)),
+    "After": Func(lambda t, u: _t_key(t) > _t_key(u), ("time.Time",)),
+    "Equal": Func(lambda t, u: _t_key(t) == _t_key(u), ("time.Time",)),
+    "Round": Func(lambda t, d: _t_round(t, int(d), True), ("time.Duration",)),
+    "Location": Func(gv.location_of),
+    "In": Func(_t_in, ("*time.Location",)),
+    "Local": Func(with_state(lambda st, t: gv.time_in(t, st.tmpl.local))),
+    "Truncate": Func(lambda t, d: _t_round(t, int(d), False), ("time.Duration",)),
 }
 
 def _go_div(d: int, unit: int) -> Tuple[int, int]:
@@ -99,11 +88,11 @@ def _d_float(d: Any, unit: int) -> float:
 
 
 DURATION_METHODS: Dict[str, Func] = {
-    "String": _method(lambda d: gv.duration_string(int(d))),
-    "Seconds": _method(lambda d: _d_float(d, 1_000_000_000)),
-    "Minutes": _method(lambda d: _d_float(d, 60_000_000_000)),
-    "Hours": _method(lambda d: _d_float(d, 3_600_000_000_000)),
-    "Milliseconds": _method(lambda d: Int64(_go_div(int(d), 1_000_000)[0])),
-    "Microseconds": _method(lambda d: Int64(_go_div(int(d), 1000)[0])),
-    "Nanoseconds": _method(lambda d: Int64(int(d))),
+    "String": Func(lambda d: gv.duration_string(int(d))),
+    "Seconds": Func(lambda d: _d_float(d, 1_000_000_000)),
+    "Minutes": Func(lambda d: _d_float(d, 60_000_000_000)),
+    "Hours": Func(lambda d: _d_float(d, 3_600_000_000_000)),
+    "Milliseconds": Func(lambda d: Int64(_go_div(int(d), 1_000_000)[0])),
+    "Microseconds": Func(lambda d: Int64(_go_div(int(d), 1000)[0])),
+    "Nanoseconds": Func(lambda d: Int64(int(d))),
 }

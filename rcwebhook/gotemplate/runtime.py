@@ -12,8 +12,8 @@ import operator
 from typing import Any, Callable, Dict, List, Optional
 
 from . import values as gv
-from .builtins import MAX_VALUE, Ptr
-from .errors import GoError
+from .builtins import Ptr
+from .funcs import MAX_VALUE, GoError
 from .exec import _MISSING as MISSING
 from .exec import MAX_DEPTH, _Break, _Continue, _methods, number_value
 from .nodes import BoolNode, NumberNode, StringNode

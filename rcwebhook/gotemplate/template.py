@@ -15,8 +15,9 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import regexp as goregexp
 from . import values as gv
-from .builtins import BUILTINS, MAX_VALUE, Func, bounded
-from .errors import BudgetError, ExecError, GoError, LimitError, ParseError, TemplateError
+from .builtins import BUILTINS
+from .errors import BudgetError, ExecError, LimitError, ParseError, TemplateError
+from .funcs import MAX_VALUE, Func, GoError, bounded
 from .exec import MAX_DEPTH, MAX_OUTPUT, MAX_STEPS, _State
 from .parse import Tree, _Parser, is_empty_tree
 
