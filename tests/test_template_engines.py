@@ -311,3 +311,17 @@ def test_a_tree_the_generator_cannot_decide_everywhere_runs_generated_deferring_
     assert _generated(tmpl.compile(tmpl.trees["case"])) and _deferrals(tmpl, "case") > 0
     if expected[0] == "ok":  # the generated code alone gives it, deferring where it must
         assert _compiled(tmpl, "case", data, gotemplate.MAX_STEPS, gotemplate.MAX_OUTPUT) == expected[1]
+
+
+@pytest.mark.parametrize("body, expected", [
+    ('{{ $x := (print "a" ($y := "b")) }}{{ $x }}', "ab"),
+    ('{{ $x := (print "a" ($y := "b")) }}{{ $x }}{{ $y }}{{ if true }}{{ $z := (print ($w := 1)) }}{{ $w }}{{ end }}',
+     "abb1"),
+    ('{{ define "x" }}[{{ . }}]{{ end }}{{ template "x" $y := 1 }}{{ $y }}', "[1]1"),
+])
+def test_a_tree_declaring_a_variable_inside_a_pipeline_runs_on_the_walker(body, expected):
+    """Where such a variable is declared, and whether, is known only when the pipeline runs: the walker
+    runs these trees, as it does the very large ones."""
+    tmpl = _template(body, "0.28")
+    assert tmpl.execute("case", amdata.Data()) == expected
+    assert not _generated(tmpl.trees["case"].compiled)

@@ -43,7 +43,11 @@ class _Deferred(Exception):
 
 
 def compile_tree(tree: Any, tmpl: Any) -> Callable[[Any, Any], None]:
-    """Return the function that runs `tree` as f(state, dot): generated, or the walker for a tree too large."""
+    """Return the function that runs `tree` as f(state, dot): generated, or the walker for a tree too large
+    or declaring a variable inside a pipeline (`{{ $x := print ($y := 1) }}`: whether and where $y is
+    declared is known only when the pipeline runs, and a generated function's variables are fixed)."""
+    if _declares_inside(tree.root):
+        return rt.walk_tree(tree)
     gen = _Generator(tmpl)
     source = gen.function(tree)
     if len(source) > MAX_SOURCE:
@@ -294,8 +298,7 @@ class _Generator:
             assert value is not None
             return value
         except _Deferred:
-            if _declares(pipe):
-                raise  # a declaration inside: the statement's, which knows where the variable lives
+            pass
         self.count = count
         visible = [(var, local) for scope in self.scopes for var, local in scope.items()]
         pairs = ", ".join(f"[{self.const(var)}, {local}]" for var, local in visible)
@@ -537,12 +540,24 @@ def _list_of(node: Node) -> ListNode:
     return lst
 
 
-def _declares(pipe: PipeNode) -> bool:
-    """Whether a pipeline declares or assigns a variable inside (in a parenthesised pipeline)."""
-    for cmd in pipe.cmds:
-        for arg in cmd.args:
-            while isinstance(arg, ChainNode):
-                arg = arg.node
-            if isinstance(arg, PipeNode) and (arg.decl or _declares(arg)):
-                return True
+def _declares_inside(node: Any) -> bool:
+    """Whether a pipeline of the tree declares or assigns a variable inside (in a parenthesised pipeline),
+    or a {{template}}'s pipeline declares one."""
+    kind = type(node)
+    if kind is ListNode:
+        return any(_declares_inside(n) for n in node.nodes)
+    if isinstance(node, BranchNode):
+        return _declares_inside(node.pipe) or _declares_inside(node.list) or \
+            (node.else_list is not None and _declares_inside(node.else_list))
+    if kind is ActionNode:
+        return _declares_inside(node.pipe)
+    if kind is TemplateNode:
+        return node.pipe is not None and (bool(node.pipe.decl) or _declares_inside(node.pipe))
+    if kind is PipeNode:
+        for cmd in node.cmds:
+            for arg in cmd.args:
+                while isinstance(arg, ChainNode):
+                    arg = arg.node
+                if isinstance(arg, PipeNode) and (arg.decl or _declares_inside(arg)):
+                    return True
     return False
