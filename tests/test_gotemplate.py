@@ -110,6 +110,27 @@ def test_zero_point_25_prints_labels_as_maps_and_lacks_the_newer_functions() -> 
         render("{{ with 1 }}{{ else with 2 }}{{ end }}", compat="0.25")
 
 
+@pytest.mark.parametrize("go_version, else_with, paren", [
+    ((1, 19), 'unexpected <with> in else', 'unexpected ")" in command'),
+    ((1, 20), 'unexpected <with> in else', "unexpected right paren"),
+    ((1, 23), None, "unexpected right paren"),
+])
+def test_a_template_set_parses_the_syntax_of_the_go_release_it_is_given(go_version, else_with, paren) -> None:
+    """{{else with}} is Go 1.23's; an unmatched right paren has been its own error since Go 1.20. By
+    default a set follows the Go that built the Alertmanager of its compat level (0.25: Go 1.19)."""
+    for tmpl in (gotemplate.Template(gotemplate.BUILTINS, go_version=go_version),
+                 amdata.new_template("0.25" if go_version < (1, 20) else "0.28")):
+        if go_version == (1, 20) and tmpl.compat == "0.28":
+            continue  # no compat level is Go 1.20's
+        for text, error in (("{{ with 1 }}{{ else with 2 }}{{ end }}", else_with), ("{{ print 1) }}", paren)):
+            if error is None:
+                tmpl.parse("x", text)
+                continue
+            with pytest.raises(ParseError) as raised:
+                tmpl.parse("x", text)
+            assert str(raised.value) == f"template: x:1: {error}"
+
+
 def test_define_template_and_block() -> None:
     files = {"a.tmpl": '{{ define "title" }}[{{ .Status | toUpper }}] {{ .GroupLabels.alertname }}{{ end }}'
                        '{{ define "list" }}{{ range . }}- {{ .Labels.alertname }}\n{{ end }}{{ end }}'}

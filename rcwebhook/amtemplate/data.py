@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..gotemplate import regexp as goregexp
 from ..gotemplate import values as gv
+from ..gotemplate.gotime import Int64
 from ..gotemplate.template import BUILTINS, Func, GoError, ParseError, Template, bounded
 
 COMPATS = ("0.25", "0.28", "0.30", "0.32", "0.33", "0.34")
@@ -319,106 +320,6 @@ def load_data(text: str) -> Data:
 
 
 # ---------------------------------------------------------------------------------------------
-# time.Time and time.Duration methods
-
-
-class Int64(int):
-    GO_TYPE = "int64"
-
-
-def _t_add(t: gv.GoTime, d: int) -> gv.GoTime:
-    total = t.nsec + int(d)
-    sec, nsec = divmod(total, 1_000_000_000)
-    return gv.GoTime(t.sec + sec, nsec, t.offset, t.zone, t.tzinfo)
-
-
-def _t_sub(t: gv.GoTime, u: gv.GoTime) -> gv.Duration:
-    d = (t.sec - u.sec) * 1_000_000_000 + (t.nsec - u.nsec)
-    return gv.Duration(max(min(d, (1 << 63) - 1), -(1 << 63)))
-
-
-def _t_key(t: gv.GoTime) -> Tuple[int, int]:
-    return (t.sec, t.nsec)
-
-
-def _t_round(t: gv.GoTime, d: int, up: bool) -> gv.GoTime:
-    if d <= 0:
-        return gv.GoTime(t.sec, t.nsec, t.offset, t.zone, t.tzinfo)
-    # Go rounds relative to the zero time
-    total = (t.sec - gv.ZERO_TIME_SEC) * 1_000_000_000 + t.nsec
-    r = total % d
-    if up and r + r >= d:
-        total += d - r
-    else:
-        total -= r
-    sec, nsec = divmod(total, 1_000_000_000)
-    return gv.GoTime(sec + gv.ZERO_TIME_SEC, nsec, t.offset, t.zone, t.tzinfo)
-
-
-def _t_in(t: gv.GoTime, loc: Optional[gv.Location]) -> gv.GoTime:
-    if loc is None:
-        raise GoError("time: missing Location in call to Time.In")
-    return gv.time_in(t, loc)
-
-
-def state_method(fn: Any) -> Any:
-    """A method that needs the execution's state (its template set's time.Local)."""
-    fn.wants_state = True
-    return fn
-
-
-TIME_METHODS: Dict[str, Func] = {
-    "Format": _method(bounded(gv.time_format), ("string",)),
-    "String": _method(lambda t: gv.format_v(t, DEFAULT_COMPAT)),
-    "Unix": _method(lambda t: Int64(t.sec)),
-    "UnixMilli": _method(lambda t: Int64(t.sec * 1000 + t.nsec // 1_000_000)),
-    "UnixNano": _method(lambda t: Int64(t.sec * 1_000_000_000 + t.nsec)),
-    "UTC": _method(lambda t: gv.GoTime(t.sec, t.nsec, 0, "UTC")),
-    "Year": _method(lambda t: t.civil().year),
-    "Month": _method(lambda t: gv.Month(t.civil().month)),
-    "Day": _method(lambda t: t.civil().day),
-    "Hour": _method(lambda t: t.civil().hour),
-    "Minute": _method(lambda t: t.civil().minute),
-    "Second": _method(lambda t: t.civil().second),
-    "Nanosecond": _method(lambda t: t.nsec),
-    "YearDay": _method(lambda t: t.civil().yday),
-    "Weekday": _method(lambda t: gv.Weekday((t.civil().weekday() + 1) % 7)),
-    "IsZero": _method(lambda t: t.sec == gv.ZERO_TIME_SEC and t.nsec == 0),
-    "Add": _method(_t_add, ("time.Duration",)),
-    "Sub": _method(_t_sub, ("time.Time",)),
-    "Before": _method(lambda t, u: _t_key(t) < _t_key(u), ("time.Time",)),
-    "After": _method(lambda t, u: _t_key(t) > _t_key(u), ("time.Time",)),
-    "Equal": _method(lambda t, u: _t_key(t) == _t_key(u), ("time.Time",)),
-    "Round": _method(lambda t, d: _t_round(t, int(d), True), ("time.Duration",)),
-    "Location": _method(gv.location_of),
-    "In": _method(_t_in, ("*time.Location",)),
-    "Local": _method(state_method(lambda st, t: gv.time_in(t, st.tmpl.local))),
-    "Truncate": _method(lambda t, d: _t_round(t, int(d), False), ("time.Duration",)),
-}
-
-def _go_div(d: int, unit: int) -> Tuple[int, int]:
-    """Go's integer division and remainder (both truncated toward zero)."""
-    q = abs(d) // unit * (1 if d >= 0 else -1)
-    return q, d - q * unit
-
-
-def _d_float(d: Any, unit: int) -> float:
-    whole, rest = _go_div(int(d), unit)
-    return float(whole) + float(rest) / float(unit)
-
-
-DURATION_METHODS: Dict[str, Func] = {
-    "String": _method(lambda d: gv.duration_string(int(d))),
-    "Seconds": _method(lambda d: _d_float(d, 1_000_000_000)),
-    "Minutes": _method(lambda d: _d_float(d, 60_000_000_000)),
-    "Hours": _method(lambda d: _d_float(d, 3_600_000_000_000)),
-    "Milliseconds": _method(lambda d: Int64(_go_div(int(d), 1_000_000)[0])),
-    "Microseconds": _method(lambda d: Int64(_go_div(int(d), 1000)[0])),
-    "Nanoseconds": _method(lambda d: Int64(int(d))),
-}
-
-
-# ---------------------------------------------------------------------------------------------
 # Go regular expressions: goregexp runs them as Go does, in time linear in the text
 
 RegexpError = goregexp.RegexpError
@@ -428,11 +329,6 @@ def compile_regexp(pattern: str, compat: str = DEFAULT_COMPAT) -> goregexp.Regex
     """Compile a Go regular expression as the given Alertmanager's Go does; RegexpError with Go's
     wording when Go would refuse it (unsupported=True: Go accepts it, goregexp cannot run it)."""
     return goregexp.compile(pattern, angle_names=compat != "0.25")  # (?<name>) is Go 1.22's
-
-
-def replace_all(regex: goregexp.Regexp, src: str, repl: str) -> str:
-    """Go's Regexp.ReplaceAllString."""
-    return regex.replace_all_string(src, repl)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,6 +370,13 @@ def _title(s: str) -> str:
     return "".join(out)
 
 
+def _string_slice(*s: str) -> gv.StringSlice:
+    return gv.StringSlice(s)
+
+
+_string_slice.pure = True  # type: ignore[attr-defined]  # with literals only, made once (gotemplate.codegen)
+
+
 def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable[[str, str, str], str]]:
     """Alertmanager's match (regexp.MatchString) and reReplaceAll (MustCompile, ReplaceAllString)."""
     def match(pattern: str, s: str) -> bool:
@@ -490,7 +393,22 @@ def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable
             raise GoError(f"regexp: Compile({quoted}): {exc}") from None
         return regex.replace_all_string(text, repl)
 
-    match.regexp_compat = re_replace_all.regexp_compat = compat  # type: ignore[attr-defined]
+    def match_literal(pattern: str) -> Optional[Callable[[str], bool]]:
+        try:
+            return compile_regexp(pattern, compat).match_string
+        except RegexpError:
+            return None  # match itself says why, when it runs
+
+    def replace_all_literal(pattern: str) -> Optional[Callable[[str, str], str]]:
+        try:
+            regex = compile_regexp(pattern, compat)
+        except RegexpError:
+            return None
+        return bounded(lambda repl, text: regex.replace_all_string(text, repl))
+
+    # a literal pattern is compiled once, where the template is compiled (see gotemplate.codegen)
+    match.with_literal_first = match_literal  # type: ignore[attr-defined]
+    re_replace_all.with_literal_first = replace_all_literal  # type: ignore[attr-defined]
     return match, re_replace_all
 
 
@@ -1158,7 +1076,7 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
         "match": Func(REGEXP_FUNCTIONS[compat][0], ("string", "string")),
         "safeHtml": Func(lambda s: gv.HTML(s), ("string",)),
         "reReplaceAll": Func(bounded(REGEXP_FUNCTIONS[compat][1]), ("string", "string", "string")),
-        "stringSlice": Func(lambda *s: gv.StringSlice(s), ("string",), True),
+        "stringSlice": Func(_string_slice, ("string",), True),
     })
     if compat != "0.25":
         funcs.update({
@@ -1195,7 +1113,7 @@ def new_template(compat: str = DEFAULT_COMPAT) -> Template:
 
 def check_regexps(tmpl: Template) -> None:
     """Refuse at load time a literal pattern given to match or reReplaceAll that cannot be compiled."""
-    from ..gotemplate import template as gt
+    from ..gotemplate import nodes as gt
     for tree in tmpl.trees.values():
         stack: List[Any] = [tree.root]
         while stack:

@@ -198,10 +198,9 @@ def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
     if unmatched:  # the templates the keys name may be in the files not found: that error says it all
         return None
     tmpl.local = local_of(settings.timezone)
-    from ..gotemplate.closures import root_of
     for tree in tmpl.trees.values():  # compiled here, once, not by the first message
         if tree.root is not None:
-            root_of(tree, tmpl)
+            tmpl.compile(tree)
     defined = sorted(n for n, t in tmpl.trees.items() if t.root is not None and n)
     for key, part in KEYS.items():
         if part in names and names[part] not in tmpl.trees:

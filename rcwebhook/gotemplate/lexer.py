@@ -1,0 +1,310 @@
+"""Go's text/template lexer: a template's text as items (text, delimiters, words, literals)."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import List, Optional, Tuple
+
+from . import values as gv
+
+# ---------------------------------------------------------------------------------------------
+# Lexer
+
+(T_ERROR, T_BOOL, T_CHAR, T_CHARCONST, T_COMPLEX, T_ASSIGN, T_DECLARE, T_EOF, T_FIELD, T_IDENT,
+ T_LDELIM, T_LPAREN, T_NUMBER, T_PIPE, T_RAWSTRING, T_RDELIM, T_RPAREN, T_SPACE, T_STRING, T_TEXT,
+ T_VARIABLE, T_KEYWORD, T_BLOCK, T_BREAK, T_CONTINUE, T_DOT, T_DEFINE, T_ELSE, T_END, T_IF, T_NIL,
+ T_RANGE, T_TEMPLATE, T_WITH) = range(34)
+
+KEYWORDS = {".": T_DOT, "block": T_BLOCK, "break": T_BREAK, "continue": T_CONTINUE, "define": T_DEFINE,
+            "else": T_ELSE, "end": T_END, "if": T_IF, "range": T_RANGE, "nil": T_NIL,
+            "template": T_TEMPLATE, "with": T_WITH}
+SPACE = " \t\r\n"
+
+
+class Item:
+    __slots__ = ("typ", "pos", "val", "line")
+
+    def __init__(self, typ: int, pos: int, val: str, line: int) -> None:
+        self.typ, self.pos, self.val, self.line = typ, pos, val, line
+
+    def __str__(self) -> str:
+        if self.typ == T_EOF:
+            return "EOF"
+        if self.typ == T_ERROR:
+            return self.val
+        if self.typ > T_KEYWORD:
+            return f"<{self.val}>"
+        if len(self.val) > 10:
+            return gv.go_quote(self.val[:10])[:-1] + '"...'
+        return gv.go_quote(self.val)
+
+
+def _is_alnum(c: str) -> bool:
+    return c == "_" or c.isalpha() or unicodedata.category(c) == "Nd" if c else False
+
+
+def _has_left_trim(s: str, i: int) -> bool:
+    return len(s) >= i + 2 and s[i] == "-" and s[i + 1] in SPACE
+
+
+def _has_right_trim(s: str, i: int) -> bool:
+    return len(s) >= i + 2 and s[i] in SPACE and s[i + 1] == "-"
+
+
+def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item]:
+    """Return the items of `text`; the last is EOF or an error."""
+    items: List[Item] = []
+    pos = start = 0
+    start_line = 1
+    n = len(text)
+
+    def emit(typ: int, end: int) -> None:
+        nonlocal start, start_line
+        items.append(Item(typ, start, text[start:end], start_line))
+        start_line += text.count("\n", start, end)
+        start = end
+
+    def error(msg: str) -> List[Item]:
+        items.append(Item(T_ERROR, start, msg, start_line))
+        return items
+
+    def ignore(end: int) -> None:
+        nonlocal start, start_line
+        start_line += text.count("\n", start, end)
+        start = end
+
+    def at_terminator(i: int) -> bool:
+        if i >= n:
+            return True
+        c = text[i]
+        if c in SPACE or c in ".,|:)(":
+            return True
+        return text.startswith("}}", i)
+
+    while True:
+        # text
+        x = text.find("{{", pos)
+        if x < 0:
+            if n > start:
+                emit(T_TEXT, n)
+            items.append(Item(T_EOF, n, "", start_line))
+            return items
+        trim = 0
+        if _has_left_trim(text, x + 2):
+            seg = text[start:x]
+            trim = len(seg) - len(seg.rstrip(SPACE))
+        if x - trim > start:
+            emit(T_TEXT, x - trim)
+        ignore(x)
+        # left delim
+        pos = x + 2
+        after = 2 if _has_left_trim(text, pos) else 0
+        if text.startswith("/*", pos + after):
+            pos += after
+            ignore(pos)
+            pos += 2
+            i = text.find("*/", pos)
+            if i < 0:
+                return error("unclosed comment")
+            pos = i + 2
+            if _has_right_trim(text, pos) and text.startswith("}}", pos + 2):
+                trim_space = True
+            elif text.startswith("}}", pos):
+                trim_space = False
+            else:
+                return error("comment ends before closing delimiter")
+            if trim_space:
+                pos += 2
+            pos += 2
+            if trim_space:
+                rest = text[pos:]
+                pos += len(rest) - len(rest.lstrip(SPACE))
+            ignore(pos)
+            continue
+        emit(T_LDELIM, pos)
+        pos += after
+        ignore(pos)
+        depth = 0
+        # inside action
+        while True:
+            if (_has_right_trim(text, pos) and text.startswith("}}", pos + 2)) or text.startswith("}}", pos):
+                if depth:
+                    return error("unclosed left paren")
+                if _has_right_trim(text, pos):
+                    pos += 2
+                    ignore(pos)
+                    pos += 2
+                    emit(T_RDELIM, pos)
+                    rest = text[pos:]
+                    pos += len(rest) - len(rest.lstrip(SPACE))
+                    ignore(pos)
+                else:
+                    pos += 2
+                    emit(T_RDELIM, pos)
+                break
+            if pos >= n:
+                return error("unclosed action")
+            c = text[pos]
+            pos += 1
+            if c in SPACE:
+                pos -= 1
+                spaces = 0
+                while pos < n and text[pos] in SPACE:
+                    pos += 1
+                    spaces += 1
+                if _has_right_trim(text, pos - 1) and text.startswith("}}", pos + 1):
+                    pos -= 1
+                    if spaces == 1:
+                        continue  # at the trim marker: the right delimiter follows
+                emit(T_SPACE, pos)
+            elif c == "=":
+                emit(T_ASSIGN, pos)
+            elif c == ":":
+                if pos >= n or text[pos] != "=":
+                    return error("expected :=")
+                pos += 1
+                emit(T_DECLARE, pos)
+            elif c == "|":
+                emit(T_PIPE, pos)
+            elif c == '"':
+                end = _quoted_end(text, pos, '"')
+                if end is None:
+                    return error("unterminated quoted string")
+                pos = end
+                emit(T_STRING, pos)
+            elif c == "`":
+                i = text.find("`", pos)
+                if i < 0:
+                    return error("unterminated raw quoted string")
+                pos = i + 1
+                emit(T_RAWSTRING, pos)
+            elif c == "$":
+                if not at_terminator(pos):
+                    while pos < n and _is_alnum(text[pos]):
+                        pos += 1
+                    if not at_terminator(pos):
+                        return error(f"bad character {_rune(text[pos])}")
+                emit(T_VARIABLE, pos)
+            elif c == "'":
+                end = _quoted_end(text, pos, "'")
+                if end is None:
+                    return error("unterminated character constant")
+                pos = end
+                emit(T_CHARCONST, pos)
+            elif c == "." and not (pos < n and "0" <= text[pos] <= "9"):
+                if at_terminator(pos):
+                    emit(T_DOT, pos)
+                else:
+                    while pos < n and _is_alnum(text[pos]):
+                        pos += 1
+                    if not at_terminator(pos):
+                        return error(f"bad character {_rune(text[pos])}")
+                    emit(T_FIELD, pos)
+            elif c in "+-." or "0" <= c <= "9":
+                pos -= 1
+                ok, pos = _scan_number(text, pos)
+                if not ok:
+                    return error(f"bad number syntax: {gv.go_quote(text[start:pos])}")
+                if pos < n and text[pos] in "+-":
+                    ok, pos = _scan_number(text, pos)
+                    if not ok or text[pos - 1] != "i":
+                        return error(f"bad number syntax: {gv.go_quote(text[start:pos])}")
+                    emit(T_COMPLEX, pos)
+                else:
+                    emit(T_NUMBER, pos)
+            elif _is_alnum(c):
+                while pos < n and _is_alnum(text[pos]):
+                    pos += 1
+                word = text[start:pos]
+                if not at_terminator(pos):
+                    return error(f"bad character {_rune(text[pos])}")
+                kw = KEYWORDS.get(word)
+                if kw is not None and kw > T_KEYWORD and word != ".":
+                    if kw in (T_BREAK, T_CONTINUE) and not break_ok:
+                        emit(T_IDENT, pos)
+                    else:
+                        emit(kw, pos)
+                elif word in ("true", "false"):
+                    emit(T_BOOL, pos)
+                else:
+                    emit(T_IDENT, pos)
+            elif c == "(":
+                emit(T_LPAREN, pos)
+                depth += 1
+            elif c == ")":
+                depth -= 1
+                if depth < 0 and paren_error:  # Go 1.20 and later: the error instead of the paren
+                    return error("unexpected right paren")
+                emit(T_RPAREN, pos)
+                if depth < 0:
+                    return error("unexpected right paren U+0029 ')'")
+            elif ord(c) < 0x80 and c.isprintable():
+                emit(T_CHAR, pos)
+            else:
+                return error(f"unrecognized character in action: {_rune(c)}")
+        pos = start
+
+
+def _rune(c: str) -> str:
+    """Go's %#U of a character."""
+    o = ord(c)
+    if c.isprintable():
+        return f"U+{o:04X} '{c}'"
+    return f"U+{o:04X}"
+
+
+def _scan_number(text: str, pos: int) -> Tuple[bool, int]:
+    n = len(text)
+
+    def accept(valid: str) -> bool:
+        nonlocal pos
+        if pos < n and text[pos] in valid:
+            pos += 1
+            return True
+        return False
+
+    def run(valid: str) -> None:
+        nonlocal pos
+        while pos < n and text[pos] in valid:
+            pos += 1
+
+    accept("+-")
+    digits = "0123456789_"
+    if accept("0"):
+        if accept("xX"):
+            digits = "0123456789abcdefABCDEF_"
+        elif accept("oO"):
+            digits = "01234567_"
+        elif accept("bB"):
+            digits = "01_"
+    run(digits)
+    if accept("."):
+        run(digits)
+    if len(digits) == 11 and accept("eE"):
+        accept("+-")
+        run("0123456789_")
+    if len(digits) == 23 and accept("pP"):
+        accept("+-")
+        run("0123456789_")
+    accept("i")
+    if pos < n and _is_alnum(text[pos]):
+        return False, pos + 1
+    return True, pos
+
+def _quoted_end(text: str, pos: int, quote: str) -> Optional[int]:
+    """Return the index just after the `quote` that closes a quoted string or character constant
+    whose body starts at `pos`, or None when it is unterminated (the end, or a newline, comes first)."""
+    n = len(text)
+    while pos < n:
+        ch = text[pos]
+        pos += 1
+        if ch == "\\":
+            if pos < n and text[pos] != "\n":
+                pos += 1
+                continue
+            return None
+        if ch == "\n":
+            return None
+        if ch == quote:
+            return pos
+    return None
