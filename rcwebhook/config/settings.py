@@ -663,7 +663,7 @@ def template_compat(raw: Mapping[str, str], get: Optional["_Reader"] = None) -> 
     text = raw.get("TEMPLATE_COMPAT", "").strip() or DEFAULTS["TEMPLATE_COMPAT"]
     if text == DEFAULTS["TEMPLATE_COMPAT"]:
         return text
-    from ..amtemplate.data import COMPATS  # the template engine, only for another level
+    from ..amtemplate.compat import COMPATS
     if text in COMPATS:
         return text
     if get is not None:

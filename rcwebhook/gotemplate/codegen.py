@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable, Dict, List, Optional
 
-from ..amtemplate import data as amdata
+from ..amtemplate import functions as amdata
 from . import closures as gc
 from . import template as gt
 from . import values as gv

@@ -16,11 +16,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import regexp as goregexp
 from . import values as gv
+from .funcs import MAX_VALUE, Func, GoError, bounded
 
 MAX_STEPS = 1_000_000
 MAX_OUTPUT = 1_000_000  # characters
-# characters of a string a function makes: without it a template could double a variable at every step
-MAX_VALUE = 1_000_000
 MAX_DEPTH = 100  # nested {{template}} calls; Go allows 100000, which no real template needs
 MAX_NESTING = 200  # nested control structures and parentheses at parse time
 # With a CPU-time budget, the executors read the thread's CPU time every CHECK_STEPS steps (reading it
@@ -1223,23 +1222,6 @@ def is_empty_tree(n: Optional[Node]) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Functions
-
-
-class Func:
-    """A function a template can call: its Go parameter types (the last variadic when `variadic`)."""
-
-    def __init__(self, fn: Callable[..., Any], params: Tuple[str, ...], variadic: bool = False,
-                 name: str = "") -> None:
-        self.fn, self.params, self.variadic, self.name = fn, params, variadic, name
-        self.wants_state = getattr(fn, "wants_state", False)  # called with the execution's state first
-
-
-class GoError(Exception):
-    """An error a called function returns (Go's `error` result)."""
-
-
-# ---------------------------------------------------------------------------------------------
 # Templates
 
 
@@ -1805,10 +1787,10 @@ def _methods(v: Any, compat: str) -> Dict[str, Func]:
     methods = getattr(v, "METHODS", None)
     if not methods:
         if isinstance(v, gv.GoTime):
-            from ..amtemplate.data import TIME_METHODS
+            from .gotime import TIME_METHODS
             return TIME_METHODS
         if isinstance(v, gv.Duration):
-            from ..amtemplate.data import DURATION_METHODS
+            from .gotime import DURATION_METHODS
             return DURATION_METHODS
         return {}
     if compat == "0.25":
@@ -2100,18 +2082,6 @@ def _printf(st: _State, fmt: str, *args: Any) -> str:
 def _state_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn.wants_state = True  # type: ignore[attr-defined]
     return fn
-
-
-def bounded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A function whose string result may be longer than its arguments, refusing one over MAX_VALUE."""
-    def checked(*args: Any) -> Any:
-        result = fn(*args)
-        if isinstance(result, str) and len(result) > MAX_VALUE:
-            raise GoError(f"result longer than {MAX_VALUE} characters")
-        return result
-    checked.wants_state = getattr(fn, "wants_state", False)  # type: ignore[attr-defined]
-    checked.unbounded = fn  # type: ignore[attr-defined]
-    return checked
 
 
 BUILTINS: Dict[str, Func] = {

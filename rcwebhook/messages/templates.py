@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..amtemplate import data as amdata
+from ..amtemplate.compat import DEFAULT_COMPAT
 from ..gotemplate.template import BudgetError, TemplateError
 from ..operations.metrics import Counter
 
@@ -160,7 +161,7 @@ def _time(text: str) -> Any:
 
 
 def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str = "",
-         compat: str = amdata.DEFAULT_COMPAT) -> Optional[Templates]:
+         compat: str = DEFAULT_COMPAT) -> Optional[Templates]:
     """The Templates the settings ask for, or None; every problem is added to `errors`, once per cause.
     Relative globs of TEMPLATE_FILES are read from `base` (the env file's directory, as Alertmanager reads
     `templates:` from its configuration file's), or the working directory. Times' .Local is in `zone`
@@ -210,7 +211,8 @@ def load(raw: Mapping[str, str], errors: List[str], zone: Any = None, base: str 
 
 def _newer_function(message: str, compat: str) -> str:
     """Return a hint when `message` refuses a function a later Alertmanager has (TEMPLATE_COMPAT), or ''."""
+    from ..amtemplate.functions import FUNCTIONS_SINCE
     found = re.search(r'function "(\w+)" not defined', message)
-    since = amdata.FUNCTIONS_SINCE.get(found.group(1), ("", None))[0] if found else ""
+    since = FUNCTIONS_SINCE.get(found.group(1), ("", None))[0] if found else ""
     return f" ({found.group(1)} exists from Alertmanager {since} on: set TEMPLATE_COMPAT={since} or later, " \
            f"if your Alertmanager is that recent; it is {compat} now)" if since else ""
