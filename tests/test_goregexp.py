@@ -15,6 +15,7 @@ import pytest
 
 from rcwebhook.gotemplate import regexp as goregexp
 from rcwebhook.gotemplate.regexp import RegexpError
+from rcwebhook.gotemplate.regexp_syntax import Parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -227,7 +228,7 @@ def test_results_stay_right_when_the_dfa_cache_fills_up(monkeypatch: pytest.Monk
 
 def _parsed(pattern: str) -> tuple:
     """A pattern parsed afresh (compile() would give the one cached)."""
-    p = goregexp._Parser(pattern, True)
+    p = Parser(pattern, True)
     node = p.parse()
     return pattern, node, p.ncap, p.names
 
