@@ -99,7 +99,6 @@ def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable
 
 
 REGEXP_FUNCTIONS = {compat: _regexp_functions(compat) for compat in COMPATS}
-_match, _re_replace_all = REGEXP_FUNCTIONS[DEFAULT_COMPAT]
 
 
 def _can_backquote(s: str) -> bool:

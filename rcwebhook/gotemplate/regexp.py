@@ -3,7 +3,7 @@
     rx = goregexp.compile(r"(?P<host>[a-z0-9.-]+):(\\d+)")
     rx.match_string("web-1:9100")            # Go's MatchString: True
     rx.replace_all_string(s, "${host}")      # Go's ReplaceAllString, with Go's $-expansion
-    rx.find_string_submatch(s)               # Go's FindStringSubmatch (None where Go has nil)
+    rx.find_string_submatch_index(s)         # Go's FindStringSubmatchIndex (None where Go has nil)
 
 What Go's regexp.Compile accepts is accepted here and what it refuses is refused with Go's own
 message (`error parsing regexp: ...: `x``; the parser is regexp_syntax's); (?<name>...) is Go 1.22's
@@ -241,13 +241,6 @@ class Regexp:
         if not self.num_subexp:
             return list(span)
         return self._submatches(s, span[0], check)
-
-    def find_string_submatch(self, s: str, check: Check = None) -> Optional[List[str]]:
-        """Go's FindStringSubmatch: the match and each group's text ("" for a group that took no part)."""
-        m = self.find_string_submatch_index(s, 0, check)
-        if m is None:
-            return None
-        return [s[m[k]:m[k + 1]] if m[k] >= 0 else "" for k in range(0, len(m), 2)]
 
     def replace_all_string(self, src: str, repl: str, check: Check = None) -> str:
         """Go's ReplaceAllString: every match replaced by repl with $1, ${1}, $name, ${name}, $$ expanded

@@ -578,7 +578,7 @@ def children(node: tuple) -> Sequence[tuple]:
 # ---------------------------------------------------------------------------------------------
 # Programs
 
-CHAR, ALT, SAVE, ASSERT, MATCH, NOP = range(6)
+CHAR, ALT, SAVE, ASSERT, MATCH = range(5)
 _ANY = _Set()
 _ANY.negated = True
 _NOT_NL = _Set()
