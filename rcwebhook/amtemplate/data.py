@@ -13,9 +13,9 @@ import time as _clock
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Tuple
 
-from ..gotemplate import values as gv
 from ..gotemplate.funcs import Func
 from ..gotemplate.gotime import ZERO_TIME_SEC, GoTime, Location, local_location
+from ..gotemplate.values import GoStruct, StringSlice, TypedMap, TypedSlice
 
 
 def _method(fn: Any, params: Tuple[str, ...] = (), since_026: bool = False) -> Func:
@@ -25,7 +25,7 @@ def _method(fn: Any, params: Tuple[str, ...] = (), since_026: bool = False) -> F
     return f
 
 
-class Pair(gv.GoStruct):
+class Pair(GoStruct):
     TYPE = "template.Pair"
     FIELDS = ("Name", "Value")
 
@@ -43,18 +43,18 @@ def _pairs_string(ps: "Pairs") -> str:
     return ", ".join(f"{p.Name}={p.Value}" for p in ps)
 
 
-class Pairs(gv.TypedSlice):
+class Pairs(TypedSlice):
     TYPE = "template.Pairs"
 
 
 Pairs.METHODS = {
-    "Names": _method(lambda ps: gv.StringSlice(p.Name for p in ps)),
-    "Values": _method(lambda ps: gv.StringSlice(p.Value for p in ps)),
+    "Names": _method(lambda ps: StringSlice(p.Name for p in ps)),
+    "Values": _method(lambda ps: StringSlice(p.Value for p in ps)),
     "String": _method(_pairs_string, since_026=True),
 }
 
 
-class KV(gv.TypedMap):
+class KV(TypedMap):
     TYPE = "template.KV"
     ELEM_ZERO = ""
 
@@ -80,13 +80,13 @@ def _remove(kv: KV, keys: List[str]) -> KV:
 KV.METHODS = {
     "SortedPairs": _method(sorted_pairs),
     "Remove": _method(_remove, ("[]string",)),
-    "Names": _method(lambda kv: gv.StringSlice(p.Name for p in sorted_pairs(kv))),
-    "Values": _method(lambda kv: gv.StringSlice(p.Value for p in sorted_pairs(kv))),
+    "Names": _method(lambda kv: StringSlice(p.Name for p in sorted_pairs(kv))),
+    "Values": _method(lambda kv: StringSlice(p.Value for p in sorted_pairs(kv))),
     "String": _method(lambda kv: _pairs_string(sorted_pairs(kv)), since_026=True),
 }
 
 
-class Alert(gv.GoStruct):
+class Alert(GoStruct):
     TYPE = "template.Alert"
     FIELDS = ("Status", "Labels", "Annotations", "StartsAt", "EndsAt", "GeneratorURL", "Fingerprint")
 
@@ -100,11 +100,11 @@ class Alert(gv.GoStruct):
         self.Fingerprint = kw.get("Fingerprint", "")
 
 
-class AlertList(gv.TypedSlice):
+class AlertList(TypedSlice):
     TYPE = "[]template.Alert"
 
 
-class Alerts(gv.TypedSlice):
+class Alerts(TypedSlice):
     TYPE = "template.Alerts"
 
 
@@ -125,7 +125,7 @@ Alerts.METHODS = {
 }
 
 
-class Data(gv.GoStruct):
+class Data(GoStruct):
     TYPE = "template.Data"
     FIELDS = ("Receiver", "Status", "Alerts", "GroupLabels", "CommonLabels", "CommonAnnotations", "ExternalURL")
 
@@ -295,12 +295,12 @@ def data_from_json(obj: Any) -> Data:
 
 
 def load_data(text: str) -> Data:
+    """The template.Data of a JSON text (amtool's --template.data); DataError when it is not one."""
     try:
         obj = json.loads(text)
     except ValueError as exc:
         raise DataError(f"invalid JSON: {exc}") from None
     return data_from_json(obj)
-
 
 
 def local_of(zone: Any) -> Location:

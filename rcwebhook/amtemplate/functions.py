@@ -14,33 +14,73 @@ import time as _clock
 import unicodedata
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..gotemplate import regexp as goregexp
-from ..gotemplate import values as gv
+from ..gotemplate import regexp
+from ..gotemplate import template as gt
 from ..gotemplate.funcs import Func, GoError, bounded, with_state
 from ..gotemplate.gotime import ZERO_TIME_SEC, Duration, GoTime, Int64, Location, time_format, time_in
 from ..gotemplate.regexp import RegexpError
-from ..gotemplate import template as gt
 from ..gotemplate.template import BUILTINS, ParseError, Template
 from ..gotemplate.timeparse import parse_layout
+from ..gotemplate.values import HTML, URL, GoStruct, Ptr, StringSlice, format_v, go_quote, sprintf, type_name
 from .compat import COMPATS, DEFAULT_COMPAT, level
+
 
 # ---------------------------------------------------------------------------------------------
 # Go regular expressions, as Go runs them: in time linear in the text
 
 
-def compile_regexp(pattern: str, compat: str = DEFAULT_COMPAT) -> goregexp.Regexp:
+def compile_regexp(pattern: str, compat: str = DEFAULT_COMPAT) -> regexp.Regexp:
     """Compile a Go regular expression as the given Alertmanager's Go does; RegexpError with Go's
-    wording when Go would refuse it (unsupported=True: Go accepts it, goregexp cannot run it)."""
-    return goregexp.compile(pattern, angle_names=compat != "0.25")  # (?<name>) is Go 1.22's
+    wording when Go would refuse it (unsupported=True: Go accepts it, gotemplate.regexp cannot run it)."""
+    return regexp.compile(pattern, angle_names=compat != "0.25")  # (?<name>) is Go 1.22's
 
 
-def replace_all(regex: goregexp.Regexp, src: str, repl: str) -> str:
+def replace_all(regex: regexp.Regexp, src: str, repl: str) -> str:
     """Go's Regexp.ReplaceAllString."""
     return regex.replace_all_string(src, repl)
 
 
+def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable[[str, str, str], str]]:
+    """Alertmanager's match (regexp.MatchString) and reReplaceAll (MustCompile, ReplaceAllString)."""
+    def match(pattern: str, s: str) -> bool:
+        try:
+            return compile_regexp(pattern, compat).match_string(s)
+        except RegexpError as exc:
+            raise GoError(str(exc)) from None
+
+    def re_replace_all(pattern: str, repl: str, text: str) -> str:
+        try:
+            regex = compile_regexp(pattern, compat)
+        except RegexpError as exc:
+            quoted = f"`{pattern}`" if _can_backquote(pattern) else go_quote(pattern)
+            raise GoError(f"regexp: Compile({quoted}): {exc}") from None
+        return regex.replace_all_string(text, repl)
+
+    match.regexp_compat = re_replace_all.regexp_compat = compat  # type: ignore[attr-defined]
+    return match, re_replace_all
+
+
+REGEXP_FUNCTIONS = {compat: _regexp_functions(compat) for compat in COMPATS}
+
+
+def _can_backquote(s: str) -> bool:
+    """strconv.CanBackquote."""
+    return all(c == "\t" or (c >= " " and c not in "`\x7f\ufeff") for c in s)
+
+
 # ---------------------------------------------------------------------------------------------
-# Alertmanager's functions
+# Strings
+
+
+def _go_upper(s: str) -> str:
+    return "".join(c.upper() if len(c.upper()) == 1 else c for c in s)
+
+
+_SIMPLE_LOWER = {"İ": "i"}
+
+
+def _go_lower(s: str) -> str:
+    return "".join(c.lower() if len(c.lower()) == 1 else _SIMPLE_LOWER.get(c, c) for c in s)
 
 
 def _is_word(c: str) -> bool:
@@ -78,32 +118,8 @@ def _title(s: str) -> str:
     return "".join(out)
 
 
-def _regexp_functions(compat: str) -> Tuple[Callable[[str, str], bool], Callable[[str, str, str], str]]:
-    """Alertmanager's match (regexp.MatchString) and reReplaceAll (MustCompile, ReplaceAllString)."""
-    def match(pattern: str, s: str) -> bool:
-        try:
-            return compile_regexp(pattern, compat).match_string(s)
-        except RegexpError as exc:
-            raise GoError(str(exc)) from None
-
-    def re_replace_all(pattern: str, repl: str, text: str) -> str:
-        try:
-            regex = compile_regexp(pattern, compat)
-        except RegexpError as exc:
-            quoted = f"`{pattern}`" if _can_backquote(pattern) else gv.go_quote(pattern)
-            raise GoError(f"regexp: Compile({quoted}): {exc}") from None
-        return regex.replace_all_string(text, repl)
-
-    match.regexp_compat = re_replace_all.regexp_compat = compat  # type: ignore[attr-defined]
-    return match, re_replace_all
-
-
-REGEXP_FUNCTIONS = {compat: _regexp_functions(compat) for compat in COMPATS}
-
-
-def _can_backquote(s: str) -> bool:
-    """strconv.CanBackquote."""
-    return all(c == "\t" or (c >= " " and c not in "`\x7f\ufeff") for c in s)
+# ---------------------------------------------------------------------------------------------
+# Times and durations
 
 
 def _tz(name: str, t: GoTime) -> GoTime:
@@ -127,7 +143,7 @@ def _since(t: GoTime) -> Duration:
 
 def _humanize_duration(i: Any) -> str:
     if isinstance(i, bool) or i is None:
-        raise GoError(f"can't convert {gv.type_name(i)} to float")
+        raise GoError(f"can't convert {type_name(i)} to float")
     if isinstance(i, Duration):
         v = int(i) / 1e9
     elif isinstance(i, float):
@@ -138,13 +154,13 @@ def _humanize_duration(i: Any) -> str:
         try:
             v = _go_parse_float(i)
         except ValueError:
-            raise GoError(f'strconv.ParseFloat: parsing {gv.go_quote(i)}: invalid syntax') from None
+            raise GoError(f'strconv.ParseFloat: parsing {go_quote(i)}: invalid syntax') from None
     else:
-        raise GoError(f"can't convert {gv.type_name(i)} to float")
+        raise GoError(f"can't convert {type_name(i)} to float")
     if math.isnan(v) or math.isinf(v):
-        return gv.sprintf("%.4g", [v], DEFAULT_COMPAT)
+        return sprintf("%.4g", [v], DEFAULT_COMPAT)
     if v == 0:
-        return gv.sprintf("%.4gs", [v], DEFAULT_COMPAT)
+        return sprintf("%.4gs", [v], DEFAULT_COMPAT)
     if abs(v) >= 1:
         sign = ""
         if v < 0:
@@ -160,14 +176,14 @@ def _humanize_duration(i: Any) -> str:
             return f"{sign}{hours}h {minutes}m {seconds}s"
         if minutes:
             return f"{sign}{minutes}m {seconds}s"
-        return sign + gv.sprintf("%.4gs", [v], DEFAULT_COMPAT)
+        return sign + sprintf("%.4gs", [v], DEFAULT_COMPAT)
     prefix = ""
     for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
         if abs(v) >= 1:
             break
         prefix = p
         v *= 1000
-    return gv.sprintf("%.4g", [v], DEFAULT_COMPAT) + prefix + "s"
+    return sprintf("%.4g", [v], DEFAULT_COMPAT) + prefix + "s"
 
 
 # No two ways to match one string (digits, then an optional fraction), so no backtracking: linear
@@ -200,7 +216,7 @@ def _url_unescape(s: str) -> str:
         if c == 0x25:  # %
             if not (_is_hex(raw, i + 1) and _is_hex(raw, i + 2)):
                 bad = raw[i:i + 3].decode("utf-8", "surrogateescape")
-                raise GoError(f"invalid URL escape {gv.go_quote(bad)}")
+                raise GoError(f"invalid URL escape {go_quote(bad)}")
             out.append(int(raw[i + 1:i + 3], 16))
             i += 3
             continue
@@ -233,7 +249,7 @@ def _json_string(s: str) -> str:
 
 def _json_float(f: float) -> str:
     if math.isnan(f) or math.isinf(f):
-        raise GoError(f"json: unsupported value: {gv.format_v(f, DEFAULT_COMPAT)}")
+        raise GoError(f"json: unsupported value: {format_v(f, DEFAULT_COMPAT)}")
     if f == 0:
         return "-0" if math.copysign(1, f) < 0 else "0"
     if 1e-6 <= abs(f) < 1e21:
@@ -250,7 +266,7 @@ def to_json(v: Any, depth: int = 0) -> str:
     """json.Marshal of a template value, as Alertmanager's toJson returns it."""
     if depth > 100:
         raise GoError("json: unsupported value: encountered a cycle")
-    if isinstance(v, gv.Ptr):
+    if isinstance(v, Ptr):
         v = v.elem
     if v is None:
         return "null"
@@ -280,11 +296,11 @@ def to_json(v: Any, depth: int = 0) -> str:
         if getattr(v, "nil", False):
             return "null"
         return "[" + ",".join(to_json(x, depth + 1) for x in v) + "]"
-    if isinstance(v, gv.GoStruct):
+    if isinstance(v, GoStruct):
         tagged = any(getattr(cls, "TYPE", "") in _JSON_TAGGED for cls in type(v).__mro__)
         return "{" + ",".join(f'"{_JSON_NAMES.get(name, name) if tagged else name}":{to_json(v.field(name), depth + 1)}'
                               for name in v.FIELDS) + "}"
-    raise GoError(f"json: unsupported type: {gv.type_name(v)}")
+    raise GoError(f"json: unsupported type: {type_name(v)}")
 
 
 MAX_ITEMS = 10_000  # elements of a list append makes: each append copies, so a loop of them stays cheap
@@ -376,9 +392,13 @@ def _to_date(layout: str, value: str) -> GoTime:
         return GoTime(ZERO_TIME_SEC)
 
 
+# ---------------------------------------------------------------------------------------------
+# Each version's functions
+
+
 # Since which Alertmanager each function exists, for those after 0.28.
 FUNCTIONS_SINCE: Dict[str, Tuple[str, Func]] = {
-    "safeUrl": ("0.30", Func(lambda s: gv.URL(s), ("string",))),
+    "safeUrl": ("0.30", Func(lambda s: URL(s), ("string",))),
     "urlUnescape": ("0.30", Func(bounded(_url_unescape), ("string",))),
     "toJson": ("0.30", Func(bounded(to_json), ("any",))),
     "list": ("0.32", Func(_list, ("any",), True)),
@@ -392,7 +412,6 @@ FUNCTIONS_SINCE: Dict[str, Tuple[str, Func]] = {
 }
 
 
-
 def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
     """Go's built-ins and Alertmanager's functions, as the given Alertmanager version has them."""
     funcs = dict(BUILTINS)
@@ -402,9 +421,9 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
         "title": Func(bounded(_title), ("string",)),
         "join": Func(bounded(lambda sep, s: sep.join(s)), ("string", "[]string")),
         "match": Func(REGEXP_FUNCTIONS[compat][0], ("string", "string")),
-        "safeHtml": Func(lambda s: gv.HTML(s), ("string",)),
+        "safeHtml": Func(lambda s: HTML(s), ("string",)),
         "reReplaceAll": Func(bounded(REGEXP_FUNCTIONS[compat][1]), ("string", "string", "string")),
-        "stringSlice": Func(lambda *s: gv.StringSlice(s), ("string",), True),
+        "stringSlice": Func(lambda *s: StringSlice(s), ("string",), True),
     })
     if compat != "0.25":
         funcs.update({
@@ -418,17 +437,6 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
         })
     funcs.update({name: fn for name, (since, fn) in FUNCTIONS_SINCE.items() if level(compat) >= level(since)})
     return funcs
-
-
-def _go_upper(s: str) -> str:
-    return "".join(c.upper() if len(c.upper()) == 1 else c for c in s)
-
-
-_SIMPLE_LOWER = {"İ": "i"}
-
-
-def _go_lower(s: str) -> str:
-    return "".join(c.lower() if len(c.lower()) == 1 else _SIMPLE_LOWER.get(c, c) for c in s)
 
 
 # ---------------------------------------------------------------------------------------------

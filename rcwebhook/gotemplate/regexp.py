@@ -1,6 +1,6 @@
 """Go's regular expressions (RE2 syntax and semantics) in linear time, in pure Python.
 
-    rx = goregexp.compile(r"(?P<host>[a-z0-9.-]+):(\\d+)")
+    rx = regexp.compile(r"(?P<host>[a-z0-9.-]+):(\\d+)")
     rx.match_string("web-1:9100")            # Go's MatchString: True
     rx.replace_all_string(s, "${host}")      # Go's ReplaceAllString, with Go's $-expansion
     rx.find_string_submatch_index(s)         # Go's FindStringSubmatchIndex (None where Go has nil)
@@ -205,7 +205,7 @@ class Regexp:
         self._literal = self._prefix if self._prefix and _is_literal(node) else None
 
     def __repr__(self) -> str:
-        return f"goregexp.compile({self.pattern!r})"
+        return f"regexp.compile({self.pattern!r})"
 
     # -- Go's API --------------------------------------------------------------------------------
 
