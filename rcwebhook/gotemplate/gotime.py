@@ -354,6 +354,8 @@ def time_format(t: GoTime, layout: str) -> str:
 
 
 class Int64(int):
+    """An int64 (what Unix and a duration's whole-unit methods give): printed as an int, named int64."""
+
     GO_TYPE = "int64"
 
 
@@ -421,6 +423,7 @@ TIME_METHODS: Dict[str, Func] = {
     "Truncate": Func(lambda t, d: _t_round(t, int(d), False), ("time.Duration",)),
 }
 
+
 def _go_div(d: int, unit: int) -> Tuple[int, int]:
     """Go's integer division and remainder (both truncated toward zero)."""
     q = abs(d) // unit * (1 if d >= 0 else -1)
@@ -441,5 +444,3 @@ DURATION_METHODS: Dict[str, Func] = {
     "Microseconds": Func(lambda d: Int64(_go_div(int(d), 1000)[0])),
     "Nanoseconds": Func(lambda d: Int64(int(d))),
 }
-
-

@@ -709,4 +709,3 @@ def holds(kind: object, before: int, after: int) -> bool:
     if kind == WB:
         return (before == WORD) != (after == WORD)
     return (before == WORD) == (after == WORD)
-

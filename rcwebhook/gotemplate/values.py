@@ -712,5 +712,3 @@ def format_sharp_v(v: Any, compat: str, top: bool = True) -> str:
         return v.TYPE + "{" + ", ".join(f"{name}:{format_sharp_v(v.field(name), compat, False)}"
                                         for name in v.FIELDS) + "}"
     return str(v)
-
-
