@@ -663,6 +663,10 @@ def _compound(verb: str, a: Any, prec: Optional[int], compat: str, pad: "_Pad" =
     return "{" + " ".join(one(a.field(f)) for f in a.FIELDS) + "}"
 
 
+# ---------------------------------------------------------------------------------------------
+# %#v
+
+
 def go_string_time(t: GoTime) -> str:
     """time.Time's GoString: `time.Date(2026, time.January, 30, 10, 0, 0, 0, time.UTC)`."""
     c = t.civil()
