@@ -502,8 +502,8 @@ def regexp_section() -> List[str]:
     import re
     import timeit
     sys.path.insert(0, str(BENCH.parent))
-    from rcwebhook.amtemplate import data as amdata
-    funcs = amdata.functions()
+    from rcwebhook.amtemplate import functions as amfunctions
+    funcs = amfunctions.functions()
     match, replace = funcs["match"].fn, funcs["reReplaceAll"].fn
 
     def best(fn: Callable[[], object]) -> float:
@@ -523,7 +523,7 @@ def regexp_section() -> List[str]:
              "| reReplaceAll `<$1>` (matching) | before: `re`, 22 chars | 24 chars |",
              "|---|---|---|---|---|---|---|"]
     for pattern in REGEXP_ATTACKS:
-        amdata.compile_regexp(pattern)  # compiled once per pattern, as a template's literal is
+        amfunctions.compile_regexp(pattern)  # compiled once per pattern, as a template's literal is
         figures = [best(lambda: match(pattern, bad)), best(lambda: replace(pattern, "x", bad)),
                    best(lambda: match(pattern, good)), best(lambda: replace(pattern, "<$1>", good))]
         compiled = re.compile(pattern.replace("$", "\\Z"))
@@ -535,7 +535,7 @@ def regexp_section() -> List[str]:
     rng = random.Random(1)
     ab = "".join(rng.choice("ab") for _ in range(10_000))
     worst = "(a|b)*a(a|b){20}c"  # a DFA of 2^20 states: the cache fills and starts again over and over
-    amdata.compile_regexp(worst)
+    amfunctions.compile_regexp(worst)
     cold = best(lambda: match(worst, ab))
     return lines + ["", "Each two more characters multiply `re`'s time by about four: 34 characters took 40 s "
                         "in the daemon, with the interpreter lock held the whole time.", "",

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rcwebhook.amtemplate import data as amdata  # noqa: E402
+from rcwebhook.amtemplate import functions as amfunctions  # noqa: E402
 from rcwebhook.gotemplate import template as gotemplate  # noqa: E402
 from tests import gotemplate_gen as gen  # noqa: E402
 
@@ -33,11 +34,11 @@ def corpus(cases: int):
         datas = [amdata.data_from_json(gen.data_set(rng)) for _ in range(6)]
         for i in range(cases):
             body = gen.valid_case(rng, compat)
-            tmpl = amdata.new_template(compat)
+            tmpl = amfunctions.new_template(compat)
             try:
                 tmpl.parse("helpers.tmpl", gen.helpers_file())
                 tmpl.parse("case", body)
-                amdata.check_regexps(tmpl)
+                amfunctions.check_regexps(tmpl)
                 data = datas[i % len(datas)]
                 tmpl.execute("case", data)
             except gotemplate.TemplateError:

@@ -14,6 +14,7 @@ from typing import Dict, Optional
 import pytest
 
 from rcwebhook.amtemplate import data as amdata
+from rcwebhook.amtemplate import functions as amfunctions
 from rcwebhook import cli
 from rcwebhook.gotemplate import template as gotemplate
 from rcwebhook.amtemplate import render as templaterender
@@ -36,10 +37,10 @@ DATA = {
 
 
 def render(text: str, files: Optional[Dict[str, str]] = None, compat: str = "0.28", data=DATA) -> str:
-    tmpl = amdata.new_template(compat)
+    tmpl = amfunctions.new_template(compat)
     for name, body in (files or {}).items():
         tmpl.parse(name, body)
-    amdata.check_regexps(tmpl)
+    amfunctions.check_regexps(tmpl)
     return templaterender.render_text(tmpl, text, amdata.data_from_json(data))
 
 
@@ -119,7 +120,7 @@ def test_a_template_set_parses_the_syntax_of_the_go_release_it_is_given(go_versi
     """{{else with}} is Go 1.23's; an unmatched right paren has been its own error since Go 1.20. By
     default a set follows the Go that built the Alertmanager of its compat level (0.25: Go 1.19)."""
     for tmpl in (gotemplate.Template(gotemplate.BUILTINS, go_version=go_version),
-                 amdata.new_template("0.25" if go_version < (1, 20) else "0.28")):
+                 amfunctions.new_template("0.25" if go_version < (1, 20) else "0.28")):
         if go_version == (1, 20) and tmpl.compat == "0.28":
             continue  # no compat level is Go 1.20's
         for text, error in (("{{ with 1 }}{{ else with 2 }}{{ end }}", else_with), ("{{ print 1) }}", paren)):
@@ -184,7 +185,7 @@ def test_errors_in_a_file_name_the_file_and_its_line_and_column() -> None:
         render("", {"msg.tmpl": '{{ define "x" }}\nok\n{{ if }}{{ end }}{{ end }}'})
     assert str(info.value) == "template: msg.tmpl:3: missing value for if"
     assert (info.value.name, info.value.line, info.value.col) == ("msg.tmpl", 3, 6)
-    tmpl = amdata.new_template()
+    tmpl = amfunctions.new_template()
     tmpl.parse("msg.tmpl", '{{ define "x" }}\n  {{ .Nope }}{{ end }}')
     with pytest.raises(ExecError) as info:
         tmpl.execute("x", amdata.data_from_json(DATA))
@@ -213,7 +214,7 @@ def test_go_regexp_semantics(pattern: str, text: str, expected: str) -> None:
 
 
 def test_step_limit_stops_a_runaway_template() -> None:
-    tmpl = amdata.new_template()
+    tmpl = amfunctions.new_template()
     tmpl.parse("x", '{{ define "loop" }}{{ range $.A }}{{ range $.A }}{{ range $.A }}.{{ end }}{{ end }}{{ end }}{{ end }}')
     data = {"A": list(range(200))}
     started = time.monotonic()
@@ -223,7 +224,7 @@ def test_step_limit_stops_a_runaway_template() -> None:
 
 
 def test_output_limit() -> None:
-    tmpl = amdata.new_template()
+    tmpl = amfunctions.new_template()
     tmpl.parse("x", '{{ range .Alerts }}{{ printf "%1000s" "x" }}{{ end }}')
     with pytest.raises(LimitError, match="output larger than 1500 characters"):
         tmpl.execute("x", amdata.data_from_json(DATA), max_output=1500)

@@ -16,6 +16,7 @@ from typing import Any, Callable, List, Tuple
 import pytest
 
 from rcwebhook.amtemplate import data as amdata
+from rcwebhook.amtemplate import functions as amfunctions
 from rcwebhook.gotemplate import codegen
 from rcwebhook.gotemplate import template as gotemplate
 from tests import gotemplate_gen as gen
@@ -86,10 +87,10 @@ def _cases(compat: str) -> List[Tuple[str, Any]]:
 
 
 def _template(body: str, compat: str) -> gotemplate.Template:
-    tmpl = amdata.new_template(compat)
+    tmpl = amfunctions.new_template(compat)
     tmpl.parse("helpers.tmpl", gen.helpers_file())
     tmpl.parse("case", body)
-    amdata.check_regexps(tmpl)
+    amfunctions.check_regexps(tmpl)
     return tmpl
 
 
@@ -149,7 +150,7 @@ def test_no_text_of_a_template_is_written_into_the_generated_source():
     hostile = ['"); import os; os.system("true"); ("', "'''", "\\", "\n", "{0}", "__import__('os')"]
     text = "".join(f'{{{{ $x := {gotemplate.gv.go_quote(h)} }}}}[{{{{ $x }}}}]{{{{ .Labels.{name} }}}}{h}'
                    for h, name in zip(hostile, ["a", "b", "c", "d", "e", "f"]))
-    tmpl = amdata.new_template()
+    tmpl = amfunctions.new_template()
     tmpl.parse("case", text)
     source = codegen.source_of(tmpl.trees["case"], tmpl)
     for h in hostile[:1] + hostile[4:]:

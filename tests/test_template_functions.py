@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 
 from rcwebhook.amtemplate import data as amdata
+from rcwebhook.amtemplate import functions as amfunctions
+from rcwebhook.amtemplate.compat import COMPATS, level
 from rcwebhook import cli
 from rcwebhook.config import loading
 from rcwebhook.config.settings import ConfigError
@@ -37,7 +39,7 @@ ENTRY = str(ROOT / "rcwebhook.py")
 
 
 def render(text: str, data=None, compat: str = "0.34") -> str:
-    return render_text(amdata.new_template(compat), text, data)
+    return render_text(amfunctions.new_template(compat), text, data)
 
 
 def error(text: str, data=None, compat: str = "0.34") -> str:
@@ -80,8 +82,8 @@ CASES = [
 
 @pytest.mark.parametrize("name, since, text, expected", CASES)
 def test_each_function_renders_as_alertmanager_does_from_its_version_on(name, since, text, expected):
-    for compat in amdata.COMPATS:
-        if amdata._level(compat) >= amdata._level(since):
+    for compat in COMPATS:
+        if level(compat) >= level(since):
             assert render(text, DATA, compat) == expected, compat
         else:
             assert f'function "{name}" not defined' in error(text, DATA, compat), compat
@@ -108,8 +110,8 @@ def test_the_new_functions_fail_with_gos_messages(text, message):
 def test_a_list_grown_by_append_in_a_loop_is_bounded():
     """Each append copies its list (so that no two lists share elements): a template's loop of them is cut at
     MAX_ITEMS elements, an error like a too long value's, instead of a quadratic run."""
-    text = f'{{{{ $l := list }}}}{{{{ range {amdata.MAX_ITEMS + 1} }}}}{{{{ $l = append $l . }}}}{{{{ end }}}}'
-    assert f"result longer than {amdata.MAX_ITEMS} elements" in error(text)
+    text = f'{{{{ $l := list }}}}{{{{ range {amfunctions.MAX_ITEMS + 1} }}}}{{{{ $l = append $l . }}}}{{{{ end }}}}'
+    assert f"result longer than {amfunctions.MAX_ITEMS} elements" in error(text)
     assert render(f'{{{{ $l := list }}}}{{{{ range 100 }}}}{{{{ $l = append $l . }}}}{{{{ end }}}}{{{{ len $l }}}}') == "100"
 
 

@@ -16,8 +16,11 @@ import sys
 import time
 from typing import IO, List, Mapping, Optional, Tuple
 
-from . import data as amdata
-from ..gotemplate.template import TemplateError
+from ..gotemplate.gotime import GoTime, Location, local_location, time_in
+from ..gotemplate.template import Template, TemplateError
+from .compat import COMPATS, DEFAULT_COMPAT
+from .data import Data, DataError, data_from_json, load_data
+from .functions import check_regexps, new_template
 
 USAGE = ("usage: rcwebhook template render --template.glob=GLOB... --template.text=TEXT "
          "[--template.data=FILE] [--template.type=text]")
@@ -38,8 +41,8 @@ flags:
   --template.type=text     only text templates are supported
 
 settings:
-  TEMPLATE_COMPAT   the Alertmanager whose functions and output are followed: {", ".join(amdata.COMPATS)}
-                    (default {amdata.DEFAULT_COMPAT}); from the environment (RCWEBHOOK_TEMPLATE_COMPAT is
+  TEMPLATE_COMPAT   the Alertmanager whose functions and output are followed: {", ".join(COMPATS)}
+                    (default {DEFAULT_COMPAT}); from the environment (RCWEBHOOK_TEMPLATE_COMPAT is
                     read as an alias), else from the env file rcwebhook would read, as the daemon
   TZ                the zone of times' .Local, as for amtool (else /etc/localtime)
 """
@@ -82,10 +85,10 @@ def _parse_flags(argv: List[str]) -> dict:
     return flags
 
 
-def load_globs(globs: List[str], compat: str = amdata.DEFAULT_COMPAT) -> "amdata.Template":
+def load_globs(globs: List[str], compat: str = DEFAULT_COMPAT) -> Template:
     """A template set from files matching the globs, in Alertmanager's order (sorted within a glob),
     each file parsed under its base name; TemplateError on the first invalid one."""
-    tmpl = amdata.new_template(compat)
+    tmpl = new_template(compat)
     for pattern in globs:
         for path in sorted(globmod.glob(pattern)):
             if os.path.isdir(path):
@@ -97,26 +100,26 @@ def load_globs(globs: List[str], compat: str = amdata.DEFAULT_COMPAT) -> "amdata
             except TemplateError as exc:
                 exc.path = path  # type: ignore[attr-defined]  # Go's message names the base name only
                 raise
-    amdata.check_regexps(tmpl)
+    check_regexps(tmpl)
     return tmpl
 
 
-def render_text(tmpl: "amdata.Template", text: str, data: object) -> str:
+def render_text(tmpl: Template, text: str, data: object) -> str:
     """Alertmanager's ExecuteTextString: `text` parsed as the template "" among the others."""
     if text == "":
         return ""
     tmpl.parse("", text)
-    amdata.check_regexps(tmpl)
+    check_regexps(tmpl)
     return tmpl.execute("", data)
 
 
-def default_data(compat: str, now_ns: int, local: "amdata.gv.Location") -> amdata.Data:
+def default_data(compat: str, now_ns: int, local: Location) -> Data:
     """The data amtool renders with when no --template.data is given, as the Alertmanager `compat` has
     them: its alerts' status is `alertstatus` in 0.25, `firing` and `resolved` from 0.28 on (so that
     .Alerts.Firing and .Alerts.Resolved hold one each); their times are now (`now_ns`, in `local`) and 5 and
     10 minutes before."""
     first, second = ("alertstatus", "alertstatus") if compat == "0.25" else ("firing", "resolved")
-    data = amdata.data_from_json({
+    data = data_from_json({
         "receiver": "receiver", "status": "alertstatus",
         "alerts": [
             {"status": first,
@@ -141,8 +144,8 @@ def default_data(compat: str, now_ns: int, local: "amdata.gv.Location") -> amdat
         "externalURL": "https://example.com",
     })
 
-    def at(ns: int) -> "amdata.gv.GoTime":
-        return amdata.gv.time_in(amdata.gv.GoTime(ns // 1_000_000_000, ns % 1_000_000_000), local)
+    def at(ns: int) -> GoTime:
+        return time_in(GoTime(ns // 1_000_000_000, ns % 1_000_000_000), local)
 
     for alert, minutes in zip(data.Alerts, (5, 10)):
         alert.StartsAt, alert.EndsAt = at(now_ns - minutes * 60_000_000_000), at(now_ns)
@@ -150,7 +153,7 @@ def default_data(compat: str, now_ns: int, local: "amdata.gv.Location") -> amdat
 
 
 def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optional[IO[str]] = None,
-         stderr: Optional[IO[str]] = None, compat_setting: Tuple[str, str] = ("TEMPLATE_COMPAT", amdata.DEFAULT_COMPAT)
+         stderr: Optional[IO[str]] = None, compat_setting: Tuple[str, str] = ("TEMPLATE_COMPAT", DEFAULT_COMPAT)
          ) -> int:
     """Run `template render ARGS` following the Alertmanager `compat_setting` names (where it was read, the
     version); return the exit status."""
@@ -171,20 +174,20 @@ def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optio
         print(f"rcwebhook: error: {exc}, try --help\n{USAGE}", file=stderr)
         return 2
     key, compat = compat_setting
-    if compat not in amdata.COMPATS:
+    if compat not in COMPATS:
         print(f"rcwebhook: error: {key}={compat!r} is not an Alertmanager version rcwebhook follows "
-              f"({', '.join(amdata.COMPATS)})", file=stderr)
+              f"({', '.join(COMPATS)})", file=stderr)
         return 2
     try:
         tmpl = load_globs(flags["glob"], compat)
-        tmpl.local = amdata.local_location(environ)  # as amtool's: $TZ, else /etc/localtime
+        tmpl.local = local_location(environ)  # as amtool's: $TZ, else /etc/localtime
         if flags["data"] is None:
             data = default_data(compat, time.time_ns(), tmpl.local)
         else:
             with open(flags["data"], encoding="utf-8") as f:
-                data = amdata.load_data(f.read())
+                data = load_data(f.read())
         out = render_text(tmpl, flags["text"], data)
-    except (TemplateError, amdata.DataError, OSError, UnicodeDecodeError) as exc:
+    except (TemplateError, DataError, OSError, UnicodeDecodeError) as exc:
         print(f"rcwebhook: error: {exc}", file=stderr)
         return 1
     stdout.write(out)

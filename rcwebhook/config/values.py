@@ -204,7 +204,7 @@ class Compat(Text):
         version = text.strip()
         if version == self.default:
             return version, []
-        from ..amtemplate.data import COMPATS  # the template engine, only for another level
+        from ..amtemplate.compat import COMPATS  # the levels alone, no template engine
         if version in COMPATS:
             return version, []
         return None, _bad(key, text, f"is not an Alertmanager version rcwebhook follows ({', '.join(COMPATS)})")

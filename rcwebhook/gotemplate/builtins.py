@@ -7,8 +7,7 @@ from typing import Any, Dict, List
 
 from . import values as gv
 from .funcs import Func, GoError, bounded, with_state
-
-Ptr = gv.Ptr
+from .values import Ptr
 
 
 def truth(v: Any) -> bool:

@@ -11,10 +11,11 @@ import time
 from typing import Any, Dict, List, Optional
 
 from . import values as gv
-from .builtins import Ptr, indirect, truth
+from .builtins import indirect, truth
+from .values import Ptr
 from .errors import BudgetError, ExecError, LimitError
 from .funcs import Func, GoError
-from .gotime import DURATION_METHODS, TIME_METHODS
+from .gotime import DURATION_METHODS, TIME_METHODS, Duration, GoTime
 from .nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode,
                     DotNode, FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode,
                     RangeNode, StringNode, TemplateNode, TextNode, VariableNode, WithNode, _byte_col)
@@ -457,7 +458,7 @@ class _State:
             self.errorf(f"expected bool; found {n}")
         if typ in ("int", "time.Duration"):
             if isinstance(n, NumberNode) and n.is_int:
-                return n.int64 if typ == "int" else gv.Duration(n.int64)
+                return n.int64 if typ == "int" else Duration(n.int64)
             self.errorf(f"expected integer; found {n}")
         if typ == "float64":
             if isinstance(n, NumberNode) and n.is_float:
@@ -488,9 +489,9 @@ class _State:
 def _methods(v: Any, compat: str) -> Dict[str, Func]:
     methods = getattr(v, "METHODS", None)
     if not methods:
-        if isinstance(v, gv.GoTime):
+        if isinstance(v, GoTime):
             return TIME_METHODS
-        if isinstance(v, gv.Duration):
+        if isinstance(v, Duration):
             return DURATION_METHODS
         return {}
     if compat == "0.25":

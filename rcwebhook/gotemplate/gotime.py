@@ -1,80 +1,428 @@
-"""Go's time.Time and time.Duration methods, as templates call them (.Format, .Add, .Sub, .Seconds...)."""
+"""Go's time package as templates see it: time.Time, time.Duration, time.Month and time.Weekday,
+time.Location, Time.Format's layouts, and the methods a template can call on a time or a duration.
+
+A time is seconds since the Unix epoch, nanoseconds and a zone; its civil date is reckoned in the
+proleptic Gregorian calendar for any year, as Go's is (datetime stops at 1 and 9999).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from . import values as gv
 from .funcs import Func, GoError, bounded, with_state
 
 
+class Duration(int):
+    """time.Duration: nanoseconds."""
+
+
+class Month(int):
+    """time.Month: 1 for January."""
+
+
+class Weekday(int):
+    """time.Weekday: 0 for Sunday."""
+
+
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December"]
+DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+
+
+class GoTime:
+    """time.Time: seconds since the Unix epoch, nanoseconds, and a zone (offset, name)."""
+
+    __slots__ = ("sec", "nsec", "offset", "zone", "tzinfo")
+
+    def __init__(self, sec: int, nsec: int = 0, offset: int = 0, zone: Optional[str] = "UTC", tzinfo: Any = None):
+        self.sec, self.nsec, self.offset, self.zone, self.tzinfo = sec, nsec, offset, zone, tzinfo
+
+    def civil(self) -> "Civil":
+        return civil(self.sec + self.offset)
+
+    def abbrev(self) -> str:
+        """The zone's abbreviation as Go prints it for MST: the name, else the offset as -0700."""
+        if self.zone:
+            return self.zone
+        return _offset(self.offset, "", False)
+
+    def __eq__(self, other: Any) -> bool:  # Go's == on time.Time compares every field
+        return isinstance(other, GoTime) and (self.sec, self.nsec, self.offset, self.zone) == \
+            (other.sec, other.nsec, other.offset, other.zone)
+
+    def __hash__(self) -> int:
+        return hash((self.sec, self.nsec))
+
+
+ZERO_TIME_SEC = -62135596800  # Go's zero time, January 1 of year 1, 00:00 UTC
+
+
+class Location:
+    """*time.Location: a zone's name and its rules (a tzinfo; None for UTC's). `local` marks Go's
+    time.Local, the zone the process runs in (a template set's own: Template.local)."""
+
+    __slots__ = ("name", "tz", "local")
+
+    def __init__(self, name: str, tz: Any = None, local: bool = False) -> None:
+        self.name, self.tz, self.local = name, tz, local
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Location) and (self.name, self.local) == (other.name, other.local)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+UTC = Location("UTC")
+
+
+def location_of(t: GoTime) -> Location:
+    """The *time.Location of a time: the one it was put in, UTC, or a fixed zone without a name."""
+    if isinstance(t.tzinfo, Location):
+        return t.tzinfo
+    if t.zone == "UTC" and t.offset == 0:
+        return UTC
+    if not t.zone:
+        return Location("", timezone(timedelta(seconds=t.offset)))  # Go's FixedZone("", offset)
+    return Location("Local", None, True)  # parsed with an offset the local zone had then
+
+
+class Civil:
+    """A proleptic Gregorian date and time of day (any year, unlike datetime's 1 to 9999)."""
+
+    __slots__ = ("year", "month", "day", "hour", "minute", "second", "wday", "yday")
+
+    def weekday(self) -> int:  # datetime's convention: Monday is 0
+        return (self.wday + 6) % 7
+
+
+def civil(seconds: int) -> Civil:
+    """The civil date and time `seconds` after 1970-01-01T00:00:00 (H. Hinnant's days-to-civil)."""
+    days, rem = divmod(seconds, 86400)
+    c = Civil()
+    c.hour, rem = divmod(rem, 3600)
+    c.minute, c.second = divmod(rem, 60)
+    c.wday = (days + 4) % 7  # 1970-01-01 was a Thursday; Sunday is 0
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    c.day = doy - (153 * mp + 2) // 5 + 1
+    c.month = mp + 3 if mp < 10 else mp - 9
+    c.year = y + (1 if c.month <= 2 else 0)
+    leap = c.year % 4 == 0 and (c.year % 100 != 0 or c.year % 400 == 0)
+    c.yday = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334][c.month - 1] + c.day + \
+        (1 if leap and c.month > 2 else 0)
+    return c
+
+
+def duration_string(d: int) -> str:
+    """time.Duration.String(): 1h2m3.5s, 1.5ms, 0s."""
+    if d == 0:
+        return "0s"
+    neg = d < 0
+    u = -d if neg else d
+    if u < 1_000_000_000:
+        if u < 1000:
+            out = f"{u}ns"
+        elif u < 1_000_000:
+            out = _frac(u, 1000) + "µs"
+        else:
+            out = _frac(u, 1_000_000) + "ms"
+    else:
+        secs, frac = divmod(u, 1_000_000_000)
+        out = ""
+        h, rem = divmod(secs, 3600)
+        m, s = divmod(rem, 60)
+        sec = str(s) + (("." + f"{frac:09d}".rstrip("0")) if frac else "") + "s"
+        if h:
+            out = f"{h}h{m}m{sec}"
+        elif m:
+            out = f"{m}m{sec}"
+        else:
+            out = sec
+    return ("-" if neg else "") + out
+
+
+def _frac(v: int, unit: int) -> str:
+    whole, frac = divmod(v, unit)
+    width = len(str(unit)) - 1
+    return str(whole) + (("." + f"{frac:0{width}d}".rstrip("0")) if frac else "")
+
+
+def time_string(t: GoTime) -> str:
+    """time.Time.String(): 2026-01-30 10:00:00 +0000 UTC."""
+    return time_format(t, "2006-01-02 15:04:05.999999999 -0700 MST")
+
+
+def time_in(t: GoTime, loc: Optional[Location]) -> GoTime:
+    """t in the location `loc` (its rules a tzinfo, or None for UTC's)."""
+    if loc is None or (loc.tz is None and not loc.local and loc.name == "UTC"):
+        return GoTime(t.sec, t.nsec, 0, "UTC")
+    if loc.tz is None:
+        return GoTime(t.sec, t.nsec, 0, "UTC", loc)
+    sec = min(max(t.sec, ZERO_TIME_SEC + 86400 * 2), 253402300799 - 86400 * 2)  # datetime's range
+    utc = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=sec)
+    local = utc.astimezone(loc.tz)
+    offset = int(local.utcoffset().total_seconds())
+    abbr = loc.name if isinstance(loc.tz, timezone) else local.tzname() or ""  # a fixed zone's name is its abbreviation
+    return GoTime(t.sec, t.nsec, offset, abbr, loc)
+
+
+def local_location(environ: Mapping[str, str]) -> Location:
+    """Go's time.Local for a process with this environment: $TZ, else /etc/localtime, else UTC."""
+    from zoneinfo import ZoneInfo
+    tz = environ.get("TZ")
+    try:
+        if tz is None:
+            with open("/etc/localtime", "rb") as f:
+                return Location("Local", ZoneInfo.from_file(f, key="Local"), True)
+        tz = tz[1:] if tz.startswith(":") else tz
+        if tz and tz != "UTC":
+            return Location(tz, ZoneInfo(tz), True)
+    except Exception:  # no such zone, no database: Go falls back to UTC too
+        pass
+    return Location("UTC", None, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts (the reference time Mon Jan 2 15:04:05 MST 2006)
+
+
+def next_std(layout: str, i: int) -> Tuple[str, int]:
+    """The standard chunk at layout[i:], as Go's nextStdChunk sees it, and its length; '' when none."""
+    s = layout[i:]
+    c = s[0]
+    if c == "J":
+        if s.startswith("January"):
+            return "January", 7
+        if s.startswith("Jan"):
+            return "Jan", 3
+    elif c == "M":
+        if s.startswith("Monday"):
+            return "Monday", 6
+        if s.startswith("Mon"):
+            return "Mon", 3
+        if s.startswith("MST"):
+            return "MST", 3
+    elif c == "0":
+        if len(s) >= 2 and "1" <= s[1] <= "6":
+            return s[:2], 2
+        if s.startswith("002"):
+            return "002", 3
+    elif c == "1":
+        if s.startswith("15"):
+            return "15", 2
+        return "1", 1
+    elif c == "2":
+        if s.startswith("2006"):
+            return "2006", 4
+        return "2", 1
+    elif c == "_":
+        if s.startswith("_2"):
+            if s.startswith("_2006"):
+                return "_", 0  # "_" then "2006"
+            if s.startswith("__2"):
+                return "__2", 3
+            return "_2", 2
+        if s.startswith("__2"):
+            return "__2", 3
+    elif c in "345":
+        return c, 1
+    elif c == "P":
+        if s.startswith("PM"):
+            return "PM", 2
+    elif c == "p":
+        if s.startswith("pm"):
+            return "pm", 2
+    elif c in "-Z":
+        for std in ("-070000", "-07:00:00", "-0700", "-07:00", "-07") if c == "-" else \
+                ("Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07"):
+            if s.startswith(std):
+                return std, len(std)
+    elif c in ".,":
+        if len(s) >= 2 and s[1] in "09":
+            j = 1
+            while j < len(s) and s[j] == s[1]:
+                j += 1
+            if not (j < len(s) and s[j].isdigit()):
+                return s[:j], j
+    return "", 0
+
+
+def _offset(off: int, z: str, colon: bool, seconds: bool = False, short: bool = False) -> str:
+    if z and off == 0:
+        return "Z"
+    sign = "-" if off < 0 else "+"
+    a = abs(off)
+    h, rem = divmod(a, 3600)
+    m, s = divmod(rem, 60)
+    out = f"{sign}{h:02d}"
+    if short:
+        return out
+    out += (":" if colon else "") + f"{m:02d}"
+    if seconds:
+        out += (":" if colon else "") + f"{s:02d}"
+    return out
+
+
+def time_format(t: GoTime, layout: str) -> str:
+    """time.Time.Format with a Go layout (reference time Mon Jan 2 15:04:05 MST 2006)."""
+    dt = t.civil()
+    out: List[str] = []
+    i = 0
+    n = len(layout)
+    while i < n:
+        std, size = next_std(layout, i)
+        if not std or size == 0:
+            out.append(layout[i])
+            i += 1
+            continue
+        i += size
+        year = dt.year
+        if std == "2006":
+            out.append(f"{year:04d}")
+        elif std == "06":
+            out.append(f"{year % 100:02d}")
+        elif std == "January":
+            out.append(MONTHS[dt.month - 1])
+        elif std == "Jan":
+            out.append(MONTHS[dt.month - 1][:3])
+        elif std == "01":
+            out.append(f"{dt.month:02d}")
+        elif std == "1":
+            out.append(str(dt.month))
+        elif std == "Monday":
+            out.append(DAYS[(dt.weekday() + 1) % 7])
+        elif std == "Mon":
+            out.append(DAYS[(dt.weekday() + 1) % 7][:3])
+        elif std == "2":
+            out.append(str(dt.day))
+        elif std == "02":
+            out.append(f"{dt.day:02d}")
+        elif std == "_2":
+            out.append(f"{dt.day:2d}")
+        elif std == "__2":
+            out.append(f"{dt.yday:3d}")
+        elif std == "002":
+            out.append(f"{dt.yday:03d}")
+        elif std == "15":
+            out.append(f"{dt.hour:02d}")
+        elif std == "3":
+            out.append(str(dt.hour % 12 or 12))
+        elif std == "03":
+            out.append(f"{dt.hour % 12 or 12:02d}")
+        elif std == "4":
+            out.append(str(dt.minute))
+        elif std == "04":
+            out.append(f"{dt.minute:02d}")
+        elif std == "5":
+            out.append(str(dt.second))
+        elif std == "05":
+            out.append(f"{dt.second:02d}")
+        elif std == "PM":
+            out.append("PM" if dt.hour >= 12 else "AM")
+        elif std == "pm":
+            out.append("pm" if dt.hour >= 12 else "am")
+        elif std == "MST":
+            out.append(t.abbrev())
+        elif std[0] in "-Z":
+            z = std[0] == "Z"
+            body = std[1:]
+            out.append(_offset(t.offset, "Z" if z else "", ":" in body, len(body) in (6, 8),
+                               len(body) == 2))
+        elif std[0] in ".,":
+            digits = len(std) - 1
+            frac = f"{t.nsec:09d}"[:digits]
+            if std[1] == "9":
+                frac = frac.rstrip("0")
+                if frac:
+                    out.append(std[0] + frac)
+            else:
+                out.append(std[0] + frac)
+        else:
+            out.append(std)
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# time.Time and time.Duration methods
+
+
 class Int64(int):
+    """An int64 (what Unix and a duration's whole-unit methods give): printed as an int, named int64."""
+
     GO_TYPE = "int64"
 
 
-def _t_add(t: gv.GoTime, d: int) -> gv.GoTime:
+def _t_add(t: GoTime, d: int) -> GoTime:
     total = t.nsec + int(d)
     sec, nsec = divmod(total, 1_000_000_000)
-    return gv.GoTime(t.sec + sec, nsec, t.offset, t.zone, t.tzinfo)
+    return GoTime(t.sec + sec, nsec, t.offset, t.zone, t.tzinfo)
 
 
-def _t_sub(t: gv.GoTime, u: gv.GoTime) -> gv.Duration:
+def _t_sub(t: GoTime, u: GoTime) -> Duration:
     d = (t.sec - u.sec) * 1_000_000_000 + (t.nsec - u.nsec)
-    return gv.Duration(max(min(d, (1 << 63) - 1), -(1 << 63)))
+    return Duration(max(min(d, (1 << 63) - 1), -(1 << 63)))
 
 
-def _t_key(t: gv.GoTime) -> Tuple[int, int]:
+def _t_key(t: GoTime) -> Tuple[int, int]:
     return (t.sec, t.nsec)
 
 
-def _t_round(t: gv.GoTime, d: int, up: bool) -> gv.GoTime:
+def _t_round(t: GoTime, d: int, up: bool) -> GoTime:
     if d <= 0:
-        return gv.GoTime(t.sec, t.nsec, t.offset, t.zone, t.tzinfo)
+        return GoTime(t.sec, t.nsec, t.offset, t.zone, t.tzinfo)
     # Go rounds relative to the zero time
-    total = (t.sec - gv.ZERO_TIME_SEC) * 1_000_000_000 + t.nsec
+    total = (t.sec - ZERO_TIME_SEC) * 1_000_000_000 + t.nsec
     r = total % d
     if up and r + r >= d:
         total += d - r
     else:
         total -= r
     sec, nsec = divmod(total, 1_000_000_000)
-    return gv.GoTime(sec + gv.ZERO_TIME_SEC, nsec, t.offset, t.zone, t.tzinfo)
+    return GoTime(sec + ZERO_TIME_SEC, nsec, t.offset, t.zone, t.tzinfo)
 
 
-def _t_in(t: gv.GoTime, loc: Optional[gv.Location]) -> gv.GoTime:
+def _t_in(t: GoTime, loc: Optional[Location]) -> GoTime:
     if loc is None:
         raise GoError("time: missing Location in call to Time.In")
-    return gv.time_in(t, loc)
+    return time_in(t, loc)
 
 
 TIME_METHODS: Dict[str, Func] = {
-    "Format": Func(bounded(gv.time_format), ("string",)),
-    "String": Func(lambda t: gv.format_v(t, "0.28")),
+    "Format": Func(bounded(time_format), ("string",)),
+    "String": Func(time_string),
     "Unix": Func(lambda t: Int64(t.sec)),
     "UnixMilli": Func(lambda t: Int64(t.sec * 1000 + t.nsec // 1_000_000)),
     "UnixNano": Func(lambda t: Int64(t.sec * 1_000_000_000 + t.nsec)),
-    "UTC": Func(lambda t: gv.GoTime(t.sec, t.nsec, 0, "UTC")),
+    "UTC": Func(lambda t: GoTime(t.sec, t.nsec, 0, "UTC")),
     "Year": Func(lambda t: t.civil().year),
-    "Month": Func(lambda t: gv.Month(t.civil().month)),
+    "Month": Func(lambda t: Month(t.civil().month)),
     "Day": Func(lambda t: t.civil().day),
     "Hour": Func(lambda t: t.civil().hour),
     "Minute": Func(lambda t: t.civil().minute),
     "Second": Func(lambda t: t.civil().second),
     "Nanosecond": Func(lambda t: t.nsec),
     "YearDay": Func(lambda t: t.civil().yday),
-    "Weekday": Func(lambda t: gv.Weekday((t.civil().weekday() + 1) % 7)),
-    "IsZero": Func(lambda t: t.sec == gv.ZERO_TIME_SEC and t.nsec == 0),
+    "Weekday": Func(lambda t: Weekday((t.civil().weekday() + 1) % 7)),
+    "IsZero": Func(lambda t: t.sec == ZERO_TIME_SEC and t.nsec == 0),
     "Add": Func(_t_add, ("time.Duration",)),
     "Sub": Func(_t_sub, ("time.Time",)),
     "Before": Func(lambda t, u: _t_key(t) < _t_key(u), ("time.Time",)),
     "After": Func(lambda t, u: _t_key(t) > _t_key(u), ("time.Time",)),
     "Equal": Func(lambda t, u: _t_key(t) == _t_key(u), ("time.Time",)),
     "Round": Func(lambda t, d: _t_round(t, int(d), True), ("time.Duration",)),
-    "Location": Func(gv.location_of),
+    "Location": Func(location_of),
     "In": Func(_t_in, ("*time.Location",)),
-    "Local": Func(with_state(lambda st, t: gv.time_in(t, st.tmpl.local))),
+    "Local": Func(with_state(lambda st, t: time_in(t, st.tmpl.local))),
     "Truncate": Func(lambda t, d: _t_round(t, int(d), False), ("time.Duration",)),
 }
+
 
 def _go_div(d: int, unit: int) -> Tuple[int, int]:
     """Go's integer division and remainder (both truncated toward zero)."""
@@ -88,7 +436,7 @@ def _d_float(d: Any, unit: int) -> float:
 
 
 DURATION_METHODS: Dict[str, Func] = {
-    "String": Func(lambda d: gv.duration_string(int(d))),
+    "String": Func(lambda d: duration_string(int(d))),
     "Seconds": Func(lambda d: _d_float(d, 1_000_000_000)),
     "Minutes": Func(lambda d: _d_float(d, 60_000_000_000)),
     "Hours": Func(lambda d: _d_float(d, 3_600_000_000_000)),

@@ -12,8 +12,9 @@ import operator
 from typing import Any, Callable, Dict, List, Optional
 
 from . import values as gv
-from .builtins import Ptr
+from .values import Ptr
 from .funcs import MAX_VALUE, GoError
+from .gotime import Duration
 from .exec import _MISSING as MISSING
 from .exec import MAX_DEPTH, _Break, _Continue, _methods, number_value
 from .nodes import BoolNode, NumberNode, StringNode
@@ -145,7 +146,7 @@ def literal_arg(n: Any, typ: Optional[str]) -> Any:
         return n.value
     if kind is NumberNode:
         if typ in ("int", "time.Duration") and n.is_int:
-            return n.int64 if typ == "int" else gv.Duration(n.int64)
+            return n.int64 if typ == "int" else Duration(n.int64)
         if typ == "float64" and n.is_float:
             return n.float64
         if free:

@@ -1,16 +1,18 @@
-"""Go values as Go's text/template and fmt see them: types, printing (%v and printf), time.
+"""Go values as Go's text/template and fmt see them: their types, and printing (%v, %#v and printf).
 
-The template engine (gotemplate) works on ordinary Python values (str, int, float, bool, None for
-Go's invalid value, list, dict) and on the classes here, which carry the Go type that Go's
-error messages and printing depend on.
+The template engine works on ordinary Python values (str, int, float, bool, None for Go's invalid
+value, list, dict), on the classes here, which carry the Go type that Go's error messages and
+printing depend on, and on the time package's (gotime).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from datetime import datetime, timedelta, timezone
 from typing import Any, List, Optional, Tuple
+
+from .gotime import (DAYS, MONTHS, UTC, Duration, GoTime, Location, Month, Weekday, duration_string,
+                     location_of, time_string)
 
 # ---------------------------------------------------------------------------------------------
 # Typed values
@@ -28,7 +30,7 @@ class GoStruct:
 
 
 class Ptr:
-    """A Go pointer to a struct (the data Alertmanager hands its templates is a *template.Data)."""
+    """A Go pointer to a struct: printed with & at the top, as an address below it."""
 
     __slots__ = ("elem",)
 
@@ -54,118 +56,15 @@ class TypedMap(dict):
 
 
 class HTML(str):
-    """html/template's HTML type (what safeHtml returns): a string of another Go type."""
+    """html/template's HTML type: a string of another Go type."""
 
 
-class Duration(int):
-    """time.Duration: nanoseconds."""
+class URL(str):
+    """html/template's URL type: a string of another Go type."""
 
 
 class Uint8(int):
     """A byte (what index gives for a string)."""
-
-
-class Month(int):
-    pass
-
-
-class Weekday(int):
-    pass
-
-
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December"]
-DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-
-
-class GoTime:
-    """time.Time: seconds since the Unix epoch, nanoseconds, and a zone (offset, name)."""
-
-    __slots__ = ("sec", "nsec", "offset", "zone", "tzinfo")
-
-    def __init__(self, sec: int, nsec: int = 0, offset: int = 0, zone: Optional[str] = "UTC", tzinfo: Any = None):
-        self.sec, self.nsec, self.offset, self.zone, self.tzinfo = sec, nsec, offset, zone, tzinfo
-
-    def civil(self) -> "Civil":
-        return civil(self.sec + self.offset)
-
-    def abbrev(self) -> str:
-        """The zone's abbreviation as Go prints it for MST: the name, else the offset as -0700."""
-        if self.zone:
-            return self.zone
-        return _offset(self.offset, "", False)
-
-    def __eq__(self, other: Any) -> bool:  # Go's == on time.Time compares every field
-        return isinstance(other, GoTime) and (self.sec, self.nsec, self.offset, self.zone) == \
-            (other.sec, other.nsec, other.offset, other.zone)
-
-    def __hash__(self) -> int:
-        return hash((self.sec, self.nsec))
-
-
-ZERO_TIME_SEC = -62135596800
-
-
-class Location:
-    """*time.Location: a zone's name and its rules (a tzinfo; None for UTC's). `local` marks Go's
-    time.Local, the zone the process runs in (for rcwebhook's messages: TIMEZONE)."""
-
-    __slots__ = ("name", "tz", "local")
-
-    def __init__(self, name: str, tz: Any = None, local: bool = False) -> None:
-        self.name, self.tz, self.local = name, tz, local
-
-    def __eq__(self, other: Any) -> bool:
-        return isinstance(other, Location) and (self.name, self.local) == (other.name, other.local)
-
-    def __hash__(self) -> int:
-        return hash(self.name)
-
-
-UTC = Location("UTC")
-
-
-def location_of(t: GoTime) -> Location:
-    """The *time.Location of a time: the one it was put in, UTC, or a fixed zone without a name."""
-    if isinstance(t.tzinfo, Location):
-        return t.tzinfo
-    if t.zone == "UTC" and t.offset == 0:
-        return UTC
-    if not t.zone:
-        return Location("", timezone(timedelta(seconds=t.offset)))  # Go's FixedZone("", offset)
-    return Location("Local", None, True)  # parsed with an offset the local zone had then
-
-
-class Civil:
-    """A proleptic Gregorian date and time of day (any year, unlike datetime's 1 to 9999)."""
-
-    __slots__ = ("year", "month", "day", "hour", "minute", "second", "wday", "yday")
-
-    def weekday(self) -> int:  # datetime's convention: Monday is 0
-        return (self.wday + 6) % 7
-
-
-def civil(seconds: int) -> Civil:
-    """The civil date and time `seconds` after 1970-01-01T00:00:00 (H. Hinnant's days-to-civil)."""
-    days, rem = divmod(seconds, 86400)
-    c = Civil()
-    c.hour, rem = divmod(rem, 3600)
-    c.minute, c.second = divmod(rem, 60)
-    c.wday = (days + 4) % 7  # 1970-01-01 was a Thursday; Sunday is 0
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    y = yoe + era * 400
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    c.day = doy - (153 * mp + 2) // 5 + 1
-    c.month = mp + 3 if mp < 10 else mp - 9
-    c.year = y + (1 if c.month <= 2 else 0)
-    leap = c.year % 4 == 0 and (c.year % 100 != 0 or c.year % 400 == 0)
-    c.yday = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334][c.month - 1] + c.day + \
-        (1 if leap and c.month > 2 else 0)
-    return c
 
 
 _TYPE_NAMES: dict = {}  # Python class -> Go type name, for the classes whose name is their class's
@@ -203,6 +102,8 @@ def _type_name(v: Any) -> str:
         return "complex128"
     if isinstance(v, HTML):
         return "template.HTML"
+    if isinstance(v, URL):
+        return "template.URL"
     if isinstance(v, str):
         return "string"
     if isinstance(v, GoTime):
@@ -250,7 +151,7 @@ def kind(v: Any) -> str:
 def stringer(v: Any, compat: str) -> Optional[str]:
     """The String() of `v` when its Go type has one, else None."""
     if isinstance(v, GoTime):
-        return time_format(v, "2006-01-02 15:04:05.999999999 -0700 MST")
+        return time_string(v)
     if isinstance(v, Location):
         return v.name
     if isinstance(v, Duration):
@@ -277,9 +178,9 @@ def format_v(v: Any, compat: str, depth: int = 0, plus: bool = False) -> str:
     if isinstance(v, int):
         return str(int(v))
     if isinstance(v, float):
-        return format_float(v, "g", -1, v_verb=True)
+        return format_float(v, "g", -1)
     if isinstance(v, complex):
-        return "(" + format_float(v.real, "g", -1, True) + _signed(format_float(v.imag, "g", -1, True)) + "i)"
+        return "(" + format_float(v.real, "g", -1) + _signed(format_float(v.imag, "g", -1)) + "i)"
     if isinstance(v, str):
         return str(v)
     if isinstance(v, Ptr):
@@ -289,7 +190,7 @@ def format_v(v: Any, compat: str, depth: int = 0, plus: bool = False) -> str:
     if isinstance(v, list):
         return "[" + " ".join(format_v(x, compat, depth + 1, plus) for x in v) + "]"
     if isinstance(v, dict):
-        items = sorted(v.items(), key=lambda kv: _sort_key(kv[0]))
+        items = sorted(v.items(), key=lambda kv: kv[0])
         return "map[" + " ".join(f"{format_v(k, compat, depth + 1, plus)}:{format_v(x, compat, depth + 1, plus)}"
                                  for k, x in items) + "]"
     if isinstance(v, GoStruct):
@@ -301,15 +202,11 @@ def format_v(v: Any, compat: str, depth: int = 0, plus: bool = False) -> str:
     return str(v)
 
 
-def _sort_key(k: Any) -> Any:
-    return k
-
-
 def _signed(text: str) -> str:
     return text if text.startswith(("-", "+")) else "+" + text
 
 
-def format_float(f: float, verb: str, prec: int, v_verb: bool = False, sharp: bool = False) -> str:
+def format_float(f: float, verb: str, prec: int) -> str:
     """strconv.FormatFloat / fmt for one float verb (e, E, f, F, g, G), prec -1 meaning shortest."""
     if math.isnan(f):
         return "NaN"
@@ -324,7 +221,7 @@ def format_float(f: float, verb: str, prec: int, v_verb: bool = False, sharp: bo
         if prec < 0:
             digits, exp = _shortest(f)
             prec = len(digits) - 1
-        return _fix_exp(f"{f:.{prec}{verb}}")
+        return f"{f:.{prec}{verb}}"  # Python's exponents have at least two digits, as Go's do
     # g, G
     if prec < 0:
         digits, exp = _shortest(f)  # f = 0.digits * 10**exp
@@ -337,12 +234,7 @@ def format_float(f: float, verb: str, prec: int, v_verb: bool = False, sharp: bo
         return _plain(f, digits, exp)
     if prec == 0:
         prec = 1
-    out = _fix_exp(f"{f:.{prec}{verb}}")
-    return out
-
-
-def _fix_exp(text: str) -> str:
-    return text  # Python's exponents have at least two digits, as Go's do
+    return f"{f:.{prec}{verb}}"
 
 
 def _shortest(f: float) -> Tuple[str, int]:
@@ -375,40 +267,6 @@ def _plain(f: float, digits: str, exp: int) -> str:
     if exp >= len(digits):
         return sign + digits + "0" * (exp - len(digits))
     return sign + digits[:exp] + "." + digits[exp:]
-
-
-def duration_string(d: int) -> str:
-    """time.Duration.String(): 1h2m3.5s, 1.5ms, 0s."""
-    if d == 0:
-        return "0s"
-    neg = d < 0
-    u = -d if neg else d
-    if u < 1_000_000_000:
-        if u < 1000:
-            out = f"{u}ns"
-        elif u < 1_000_000:
-            out = _frac(u, 1000) + "µs"
-        else:
-            out = _frac(u, 1_000_000) + "ms"
-    else:
-        secs, frac = divmod(u, 1_000_000_000)
-        out = ""
-        h, rem = divmod(secs, 3600)
-        m, s = divmod(rem, 60)
-        sec = str(s) + (("." + f"{frac:09d}".rstrip("0")) if frac else "") + "s"
-        if h:
-            out = f"{h}h{m}m{sec}"
-        elif m:
-            out = f"{m}m{sec}"
-        else:
-            out = sec
-    return ("-" if neg else "") + out
-
-
-def _frac(v: int, unit: int) -> str:
-    whole, frac = divmod(v, unit)
-    width = len(str(unit)) - 1
-    return str(whole) + (("." + f"{frac:0{width}d}".rstrip("0")) if frac else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -806,28 +664,7 @@ def _compound(verb: str, a: Any, prec: Optional[int], compat: str, pad: "_Pad" =
 
 
 # ---------------------------------------------------------------------------------------------
-# time
-
-
-def time_from_datetime(dt: datetime, nsec: int, zone: Optional[str], tzinfo: Any = None) -> GoTime:
-    offset = int(dt.utcoffset().total_seconds()) if dt.utcoffset() is not None else 0
-    naive = dt.replace(tzinfo=None)
-    sec = (naive - datetime(1970, 1, 1)) // timedelta(seconds=1) - offset
-    return GoTime(sec, nsec, offset, zone, tzinfo)
-
-
-def time_in(t: GoTime, loc: Optional[Location]) -> GoTime:
-    """t in the location `loc` (its rules a tzinfo, or None for UTC's)."""
-    if loc is None or (loc.tz is None and not loc.local and loc.name == "UTC"):
-        return GoTime(t.sec, t.nsec, 0, "UTC")
-    if loc.tz is None:
-        return GoTime(t.sec, t.nsec, 0, "UTC", loc)
-    sec = min(max(t.sec, ZERO_TIME_SEC + 86400 * 2), 253402300799 - 86400 * 2)  # datetime's range
-    utc = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=sec)
-    local = utc.astimezone(loc.tz)
-    offset = int(local.utcoffset().total_seconds())
-    abbr = loc.name if isinstance(loc.tz, timezone) else local.tzname() or ""  # a fixed zone's name is its abbreviation
-    return GoTime(t.sec, t.nsec, offset, abbr, loc)
+# %#v
 
 
 def go_string_time(t: GoTime) -> str:
@@ -851,9 +688,9 @@ def format_sharp_v(v: Any, compat: str, top: bool = True) -> str:
     if isinstance(v, int):
         return str(int(v))  # Duration, Month and Weekday too: %#v ignores String methods
     if isinstance(v, float):
-        return format_float(v, "g", -1, v_verb=True)
+        return format_float(v, "g", -1)
     if isinstance(v, complex):
-        return "(" + format_float(v.real, "g", -1, True) + _signed(format_float(v.imag, "g", -1, True)) + "i)"
+        return "(" + format_float(v.real, "g", -1) + _signed(format_float(v.imag, "g", -1)) + "i)"
     if isinstance(v, str):
         return go_quote(str(v))
     if isinstance(v, GoTime):
@@ -872,176 +709,10 @@ def format_sharp_v(v: Any, compat: str, top: bool = True) -> str:
         return type_name(v) + "{" + ", ".join(format_sharp_v(x, compat, typed) for x in v) + "}"
     if isinstance(v, dict):
         typed = isinstance(v, TypedMap)
-        items = sorted(v.items(), key=lambda kv: _sort_key(kv[0]))
+        items = sorted(v.items(), key=lambda kv: kv[0])
         return type_name(v) + "{" + ", ".join(f"{format_sharp_v(k, compat)}:{format_sharp_v(x, compat, typed)}"
                                               for k, x in items) + "}"
     if isinstance(v, GoStruct):
         return v.TYPE + "{" + ", ".join(f"{name}:{format_sharp_v(v.field(name), compat, False)}"
                                         for name in v.FIELDS) + "}"
     return str(v)
-
-
-_STD = [
-    "January", "Jan", "Monday", "Mon", "MST",
-    "01", "02", "03", "04", "05", "06", "002",
-    "15", "1", "2", "_2", "3", "4", "5", "2006", "__2",
-    "PM", "pm",
-    "Z070000", "Z0700", "Z07:00:00", "Z07:00", "Z07",
-    "-070000", "-0700", "-07:00:00", "-07:00", "-07",
-]
-
-
-def _next_std(layout: str, i: int) -> Tuple[str, int]:
-    """The standard chunk at layout[i:], as Go's nextStdChunk sees it, and its length; '' when none."""
-    s = layout[i:]
-    c = s[0]
-    if c == "J":
-        if s.startswith("January"):
-            return "January", 7
-        if s.startswith("Jan"):
-            return "Jan", 3
-    elif c == "M":
-        if s.startswith("Monday"):
-            return "Monday", 6
-        if s.startswith("Mon"):
-            return "Mon", 3
-        if s.startswith("MST"):
-            return "MST", 3
-    elif c == "0":
-        if len(s) >= 2 and "1" <= s[1] <= "6":
-            return s[:2], 2
-        if s.startswith("002"):
-            return "002", 3
-    elif c == "1":
-        if s.startswith("15"):
-            return "15", 2
-        return "1", 1
-    elif c == "2":
-        if s.startswith("2006"):
-            return "2006", 4
-        return "2", 1
-    elif c == "_":
-        if s.startswith("_2"):
-            if s.startswith("_2006"):
-                return "_", 0  # "_" then "2006"
-            if s.startswith("__2"):
-                return "__2", 3
-            return "_2", 2
-        if s.startswith("__2"):
-            return "__2", 3
-    elif c in "345":
-        return c, 1
-    elif c == "P":
-        if s.startswith("PM"):
-            return "PM", 2
-    elif c == "p":
-        if s.startswith("pm"):
-            return "pm", 2
-    elif c in "-Z":
-        for std in ("-070000", "-07:00:00", "-0700", "-07:00", "-07") if c == "-" else \
-                ("Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07"):
-            if s.startswith(std):
-                return std, len(std)
-    elif c in ".,":
-        if len(s) >= 2 and s[1] in "09":
-            j = 1
-            while j < len(s) and s[j] == s[1]:
-                j += 1
-            if not (j < len(s) and s[j].isdigit()):
-                return s[:j], j
-    return "", 0
-
-
-def _offset(off: int, z: str, colon: bool, seconds: bool = False, short: bool = False) -> str:
-    if z and off == 0:
-        return "Z"
-    sign = "-" if off < 0 else "+"
-    a = abs(off)
-    h, rem = divmod(a, 3600)
-    m, s = divmod(rem, 60)
-    out = f"{sign}{h:02d}"
-    if short:
-        return out
-    out += (":" if colon else "") + f"{m:02d}"
-    if seconds:
-        out += (":" if colon else "") + f"{s:02d}"
-    return out
-
-
-def time_format(t: GoTime, layout: str) -> str:
-    """time.Time.Format with a Go layout (reference time Mon Jan 2 15:04:05 MST 2006)."""
-    dt = t.civil()
-    out: List[str] = []
-    i = 0
-    n = len(layout)
-    while i < n:
-        std, size = _next_std(layout, i)
-        if not std or size == 0:
-            out.append(layout[i])
-            i += 1
-            continue
-        i += size
-        year = dt.year
-        if std == "2006":
-            out.append(f"{year:04d}")
-        elif std == "06":
-            out.append(f"{year % 100:02d}")
-        elif std == "January":
-            out.append(MONTHS[dt.month - 1])
-        elif std == "Jan":
-            out.append(MONTHS[dt.month - 1][:3])
-        elif std == "01":
-            out.append(f"{dt.month:02d}")
-        elif std == "1":
-            out.append(str(dt.month))
-        elif std == "Monday":
-            out.append(DAYS[(dt.weekday() + 1) % 7])
-        elif std == "Mon":
-            out.append(DAYS[(dt.weekday() + 1) % 7][:3])
-        elif std == "2":
-            out.append(str(dt.day))
-        elif std == "02":
-            out.append(f"{dt.day:02d}")
-        elif std == "_2":
-            out.append(f"{dt.day:2d}")
-        elif std == "__2":
-            out.append(f"{dt.yday:3d}")
-        elif std == "002":
-            out.append(f"{dt.yday:03d}")
-        elif std == "15":
-            out.append(f"{dt.hour:02d}")
-        elif std == "3":
-            out.append(str(dt.hour % 12 or 12))
-        elif std == "03":
-            out.append(f"{dt.hour % 12 or 12:02d}")
-        elif std == "4":
-            out.append(str(dt.minute))
-        elif std == "04":
-            out.append(f"{dt.minute:02d}")
-        elif std == "5":
-            out.append(str(dt.second))
-        elif std == "05":
-            out.append(f"{dt.second:02d}")
-        elif std == "PM":
-            out.append("PM" if dt.hour >= 12 else "AM")
-        elif std == "pm":
-            out.append("pm" if dt.hour >= 12 else "am")
-        elif std == "MST":
-            out.append(t.abbrev())
-        elif std[0] in "-Z":
-            z = std[0] == "Z"
-            body = std[1:]
-            out.append(_offset(t.offset, "Z" if z else "", ":" in body, len(body) in (6, 8),
-                               len(body) == 2))
-        elif std[0] in ".,":
-            digits = len(std) - 1
-            frac = f"{t.nsec:09d}"[:digits]
-            if std[1] == "9":
-                frac = frac.rstrip("0")
-                if frac:
-                    out.append(std[0] + frac)
-            else:
-                out.append(std[0] + frac)
-        else:
-            out.append(std)
-    return "".join(out)

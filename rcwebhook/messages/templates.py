@@ -25,7 +25,8 @@ import time
 from types import MappingProxyType
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..amtemplate.data import FUNCTIONS_SINCE, KV, Alert, Alerts, DataError, MessageData, local_of, parse_time
+from ..amtemplate.data import KV, Alert, Alerts, DataError, MessageData, local_of, parse_time
+from ..amtemplate.functions import FUNCTIONS_SINCE
 from ..gotemplate.template import BudgetError, TemplateError
 from ..config.settings import Settings
 from ..operations.metrics import Counter, register
