@@ -581,7 +581,14 @@ def test_stale_firing_copies_never_outlive_their_resolution(start_daemon, harnes
         sender.start()
     wait_until(lambda: shows(rc, "critical", "Resolved: OooWhileDown") and shows(rc, "critical", "Resolved: OooNeverPosted"),
                "rcwebhook trying both RESOLVED", STEP_TIMEOUT, explain)
+    # The stale copies come (and are retried) soon after their resolution, as requests that overtook one
+    # another do: later than REFIRE_GAP after it, a firing from the resolution's sender is a re-fire.
     stale = [Sender(url, firing(name, "critical"), SETTLE_TIMEOUT) for name in ("OooWhileDown", "OooNeverPosted")]
+    for sender in stale:
+        sender.start()
+    wait_until(lambda: all(s.statuses for s in stale), "each stale critical copy answered once", STEP_TIMEOUT,
+               explain)
+    rc.set_outage("critical", None)
 
     # C: never posted FIRING; the RESOLVED's post is accepted but answered slowly (past
     # DELIVERY_DEADLINE); a stale FIRING copy arrives while it is in flight.
@@ -590,12 +597,11 @@ def test_stale_firing_copies_never_outlive_their_resolution(start_daemon, harnes
     senders[-1].start()
     wait_until(lambda: shows(rc, "warning", "Resolved: OooWhileSlow"), "the RESOLVED's post in flight",
                STEP_TIMEOUT, explain)
-    stale.append(Sender(url, firing("OooWhileSlow", "warning"), SETTLE_TIMEOUT))
-    for sender in stale:
-        sender.start()
+    slow = Sender(url, firing("OooWhileSlow", "warning"), SETTLE_TIMEOUT)
+    slow.start()
+    stale.append(slow)
     senders += stale
-    wait_until(lambda: all(s.statuses for s in stale), "each stale copy answered once", STEP_TIMEOUT, explain)
-    rc.set_outage("critical", None)
+    wait_until(lambda: slow.statuses, "the stale warning copy answered once", STEP_TIMEOUT, explain)
     rc.set_delay("warning", 0)
     for sender in senders:
         sender.join(SETTLE_TIMEOUT)
