@@ -193,7 +193,7 @@ def main() -> None:
         f"({compact['kept_1000000']:.0f} kept, peak {compact['peak_1000000']:.0f} MiB while merging), look-up "
         f"{compact['hit_1000000'] * 1e6:.0f} us / {compact['miss_1000000'] * 1e6:.0f} us |",
         "",
-        "bench/fast_rocketchat.py answers without message ids, so no thread opens here; tests/test_state.py posts",
+        "bench/fast_rocketchat.py answers without message ids, so no thread opens here; tests/delivery/test_state.py posts",
         "12 notifications with 1 MB groupKeys to the Rocket.Chat stand-in, which opens threads: the database",
         "stays under 1 MB (24 MB before) and the threads are found again after a restart.",
         "",
@@ -204,7 +204,7 @@ def main() -> None:
         "",
         "Before (issue 21): the 300 groupKeys took resident memory to 1,250 MB and the database to 2.4 GB, and a",
         "restart took 9.9 s and 1.26 GB before any traffic; with BEGIN EXCLUSIVE held, 60 concurrent",
-        "notifications took 14 s (16.2 s in tests/test_state.py on this machine), one 0.2 s SQLite wait each.",
+        "notifications took 14 s (16.2 s in tests/delivery/test_state.py on this machine), one 0.2 s SQLite wait each.",
         "",
         END,
     ]

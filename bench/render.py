@@ -1,7 +1,7 @@
 """In-process template rendering over the seeded corpus of the engine tests: the figure behind the claim
 that compiled templates keep their speed (bench/run.py measures delivery with templates end to end).
 
-Every valid template of tests/gotemplate_gen.py's seeded corpus (both compat levels) is parsed and run
+Every valid template of tests/gotemplate/corpus.py's seeded corpus (both compat levels) is parsed and run
 once (so that it is compiled), then all are rendered ROUNDS times; the best of REPEATS is printed, in
 milliseconds of the process's CPU time (steadier than the clock on a shared machine) for the whole corpus,
 with the number of templates that rendered.
@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from rcwebhook.amtemplate import data as amdata  # noqa: E402
 from rcwebhook.amtemplate import functions as amfunctions  # noqa: E402
 from rcwebhook.gotemplate import template as gotemplate  # noqa: E402
-from tests import gotemplate_gen as gen  # noqa: E402
+from tests.gotemplate import corpus as gen  # noqa: E402
 
 SEED = 20261127
 

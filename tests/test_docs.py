@@ -220,11 +220,20 @@ def test_debian_changelog_version_matches_the_code():
     assert first.startswith(f"rcwebhook ({__version__}) ")
 
 
-def test_the_layout_names_every_module():
+def test_the_layout_names_every_package_and_module():
     layout = DEVELOPMENT.split("## Layout", 1)[1]
+    readme = README.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    packages = sorted(p.parent.name for p in (ROOT / "rcwebhook").glob("*/__init__.py"))
+    assert len(packages) >= 7
+    for package in packages:
+        assert f"`{package}/`" in layout and f"`{package}/`" in readme, package
+        section = layout.split(f"`{package}/`", 1)[1].split("\n- ", 1)[0]
+        for module in sorted((ROOT / "rcwebhook" / package).glob("*.py")):
+            if module.stem != "__init__":
+                assert f"`{module.stem}`" in section, f"{package}/{module.stem}"
     for module in sorted((ROOT / "rcwebhook").glob("*.py")):
-        if module.stem != "__init__":
-            assert f"`{module.stem}`" in layout, module.stem
+        if module.stem not in ("__init__", "__main__"):
+            assert f"`{module.stem}`" in layout and f"`{module.stem}`" in readme, module.stem
 
 
 # One description of each timeout, the same wherever it is told.

@@ -213,8 +213,8 @@ def test_suite_on_debian_13s_python(booted):
     # the journal formatting is not taken where journald runs (the checks below test the journal
     # itself); and an unprivileged user cannot read the sources under /root.
     result = booted.sh("cd /root/src && python3 --version && CI=true make test PYTHON=/usr/bin/python3 "
-                       "PYTEST_ARGS='-q -rs -p no:cacheprovider --ignore=tests/test_status_browser.py "
-                       "--ignore=tests/test_gotemplate_differential.py --ignore=tests/test_receivers_e2e.py "
+                       "PYTEST_ARGS='-q -rs -p no:cacheprovider --ignore=tests/web/test_status_browser.py "
+                       "--ignore=tests/amtemplate/test_amtool_differential.py --ignore=tests/test_receivers_e2e.py "
                        "--deselect=tests/test_cli.py::test_under_journald_lines_carry_priorities_and_no_timestamps "
                        "--deselect=tests/test_cli.py::test_check_config_on_a_file_it_may_not_read_explains_sudo' "
                        "2>&1", check=False, timeout=1800)

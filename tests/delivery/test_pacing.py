@@ -74,7 +74,7 @@ def test_a_post_slow_to_arrive_does_not_let_the_next_window_start_early(start_da
     import threading
 
     from rcwebhook.delivery.transport import Answer
-    from tests.test_delivery import SteppedClock
+    from tests.delivery.test_deliverer import SteppedClock
 
     arrivals, lock = [], threading.Lock()
     clock = SteppedClock(skip_timers=True)  # the pacing waits pass at once; the arrivals are timed by it

@@ -9,8 +9,8 @@ import logging
 
 from rcwebhook.delivery.courier import IMPERSONATE_RETRY
 from tests.conftest import make_settings
-from tests.test_delivery import SteppedClock
-from tests.test_mentions import alert, metrics, notification, texts, titles
+from tests.delivery.test_deliverer import SteppedClock
+from tests.messages.test_mentions import alert, metrics, notification, texts, titles
 
 REFUSAL = "error-user-lacks-message-impersonate-permission"
 

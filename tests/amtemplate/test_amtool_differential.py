@@ -29,9 +29,9 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from rcwebhook import cli
-from tests import gotemplate_gen as gen
+from tests.gotemplate import corpus as gen
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VALID_CASES = int(os.environ.get("GOTEMPLATE_DIFF_CASES", "2000"))  # per amtool version
 INVALID_CASES = max(VALID_CASES // 8, 20)
 BATCH = 60

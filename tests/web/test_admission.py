@@ -23,9 +23,9 @@ from rcwebhook.web import server as server_module
 from rcwebhook.web.admission import Admission, Phase, Reason, Seat, ShedTally
 from rcwebhook.web.crew import Crew
 from tests.conftest import load_example, require_program
-from tests.test_security import hooks, wait_until  # noqa: F401 - hooks is a fixture
+from tests.web.test_security import hooks, wait_until  # noqa: F401 - hooks is a fixture
 
-FLOOD_CLIENT = Path(__file__).resolve().parent / "flood_client.py"
+FLOOD_CLIENT = Path(__file__).resolve().parents[1] / "flood_client.py"
 
 
 class Clock:

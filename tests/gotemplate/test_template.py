@@ -323,7 +323,7 @@ def test_humanize_duration_of_a_long_label_value_fails_at_once(tmp_path: Path) -
     data.write_text(json.dumps({"commonLabels": {"x": "1" * 60_000 + "x"}}), encoding="utf-8")
     glob = tmp_path / "empty.tmpl"
     glob.write_text("", encoding="utf-8")
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "rcwebhook.py"), "template",
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[2] / "rcwebhook.py"), "template",
                            "render", f"--template.glob={glob}", "--template.text={{ humanizeDuration .CommonLabels.x }}",
                            f"--template.data={data}"], capture_output=True, text=True, timeout=30,
                           env={"RCWEBHOOK_TEMPLATE_COMPAT": "0.28", "PATH": "/usr/bin:/bin"})

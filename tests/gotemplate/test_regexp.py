@@ -1,7 +1,7 @@
 """goregexp: Go's regular expressions, as Go runs them (RE2 semantics), in linear time.
 
 Expected values are what Go 1.19 and 1.24 give (checked with amtool 0.25 and 0.28.1, which
-tests/test_gotemplate_differential.py does again for a corpus of its own)."""
+tests/amtemplate/test_amtool_differential.py does again for a corpus of its own)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rcwebhook.gotemplate import regexp as goregexp
 from rcwebhook.gotemplate.regexp import RegexpError
 from rcwebhook.gotemplate.regexp_syntax import Parser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rx(pattern: str) -> goregexp.Regexp:

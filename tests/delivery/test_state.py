@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 from tests.conftest import make_settings
 from tests.faults import FIRING, RESOLVED, alert_item, notification, shown_states, whole_second
-from tests.test_delivery import SteppedClock
+from tests.delivery.test_deliverer import SteppedClock
 
 
 def wait_until(condition, what: str, timeout: float = 15.0):

@@ -16,8 +16,8 @@ import pytest
 from tests.conftest import ROOT, load_example
 from tests.programs import free_port
 from rcwebhook.web.admission import Phase
-from tests.test_admission import OffsetClock
-from tests.test_security import wait_until
+from tests.web.test_admission import OffsetClock
+from tests.web.test_security import wait_until
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 
 from rcwebhook.delivery.transport import Answer, post
 from tests.rocketchat_standin import RocketChatStandin
-from tests.test_delivery import SteppedClock
+from tests.delivery.test_deliverer import SteppedClock
 from tests.test_operations import parse_metrics, processes  # noqa: F401 - `processes` is a fixture
 
 RATE_LIMIT_TEXT = ("Error, too many requests. Please slow down. You must wait {} seconds before trying this "

@@ -19,7 +19,7 @@ from rcwebhook.amtemplate import data as amdata
 from rcwebhook.amtemplate import functions as amfunctions
 from rcwebhook.gotemplate import codegen
 from rcwebhook.gotemplate import template as gotemplate
-from tests import gotemplate_gen as gen
+from tests.gotemplate import corpus as gen
 
 CASES = 500
 SEED = 20261127
@@ -194,7 +194,7 @@ def test_the_example_templates_run_as_generated_python_without_falling_back(stat
     from rcwebhook.messages import templates as templating
     from rcwebhook.amtemplate.render import load_globs
 
-    examples = Path(__file__).resolve().parent.parent / "examples"
+    examples = Path(__file__).resolve().parents[2] / "examples"
     tmpl = load_globs([str(examples / "templates" / "*.tmpl")])
     body = (examples / "test-alert.json").read_text().replace('"firing"', f'"{status}"')
     notification = alertmanager.parse(body.encode())
