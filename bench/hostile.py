@@ -497,7 +497,7 @@ REGEXP_ATTACKS = ["(a+)+$", "^(\\w+\\s?)*$", "^([a-z0-9]+(-[a-z0-9]+)*\\.?)+$"]
 
 
 def regexp_section() -> List[str]:
-    """Template regular expressions on hostile label values: goregexp's time for each of the patterns
+    """Template regular expressions on hostile label values: the regexp engine's time for each of the patterns
     that make a backtracking engine (Python's re) take time exponential in the value's length."""
     import re
     import timeit
@@ -539,7 +539,7 @@ def regexp_section() -> List[str]:
     cold = best(lambda: match(worst, ab))
     return lines + ["", "Each two more characters multiply `re`'s time by about four: 34 characters took 40 s "
                         "in the daemon, with the interpreter lock held the whole time.", "",
-                    f"The worst case for goregexp's DFA cache, `{worst}` (2^20 states) on 10,000 random `a` and `b`: "
+                    f"The worst case for the regexp engine's DFA cache, `{worst}` (2^20 states) on 10,000 random `a` and `b`: "
                     f"`match` {cold * 1000:.0f} ms, about {cold * 100:.0f} µs a character, still linear.", "",
                     "Linear time is per search, in Go as here: `reReplaceAll` searches again after each match, and a "
                     "pattern whose first alternative looks far ahead, `a.*z|a`, makes each search read to the end: "
