@@ -120,7 +120,7 @@ class Courier:
         self.routes = _routes_of(settings, url)
         limit, window = settings.rate_limit
         wall, mono = depot.clock.wall(), depot.clock.monotonic()
-        history = depot.recent_posts(self.hook_id, wall - window - 1) if limit else []
+        history = depot.store.recent_posts(self.hook_id, wall - window - 1) if limit else []
         self.limiter = WindowLimiter(limit, window, (mono - (wall - sent) for sent in history))
         self.hold_until = 0.0
         self.hold_reason = ""
@@ -383,7 +383,7 @@ class Courier:
             depot.metrics.posts.inc(route=route, outcome=outcome)
             depot.metrics.post_duration.observe(took, route=route)
         if (answer.status or answer.sent) and self.limiter.limit:  # it reached Rocket.Chat, whose limiter counted it
-            depot.record_post(self.hook_id, wall)
+            depot.store.record_post(self.hook_id, wall)
         saved: List[state_store.Row] = []
         with depot.lock:
             self.sending_since = 0.0
