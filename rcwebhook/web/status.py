@@ -172,7 +172,6 @@ def _size(count: int) -> str:
         if count < 1024 or unit == "GiB":
             return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
         count /= 1024  # type: ignore[assignment]
-    return str(count)
 
 
 def _shared(row: Mapping[str, Any]) -> str:
