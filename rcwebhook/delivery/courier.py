@@ -1,13 +1,9 @@
 """Couriers: one per Rocket.Chat hook URL, posting the alert states owed to the routes that use it.
 
-Requests bring alert states to the ledger (see deliverer.py) and wait for them. A courier takes from
-the depot (depot.py) the owed states of its routes that a waiting request vouches for, merges them
-into one post (one headline per group, one attachment per alert), paces its posts to Rocket.Chat's
-rate limit, and reports each answer back to the depot as a Verdict, which the ledger settles the
-requests by: accepted states are posted; a refusal fails the requests waiting for it (a merged post
-is split first, so that one bad alert cannot fail the others); a failure that a retry may mend (no
-answer, 429, 5xx) is tried again with backoff while requests still wait. A courier holds no
-reference to the deliverer or to any request, and writes no state of theirs.
+A courier takes from the depot the owed states of its routes that a waiting request vouches for, merges
+them into one post (one headline per group, one attachment per alert), paces its posts to Rocket.Chat's
+rate limit, and reports each answer to the depot as a Verdict (see there), with backoff after a failure
+a retry may mend. It holds no reference to the deliverer or to any request.
 
 Nothing is posted that no waiting request vouches for: after a 503, a state waits for
 Alertmanager's retry to bring it again. Alertmanager does not send a group whose alerts all
@@ -576,7 +572,6 @@ def _announces(entry: Entry, thread: Thread) -> bool:
     posted = entry.posted
     return f"{entry.route}/{entry.key}" not in thread.alerts or posted is None or posted.status != FIRING \
         or posted.starts != state.starts
-
 
 
 def _routes_of(settings: Settings, url: str) -> List[str]:

@@ -274,7 +274,9 @@ class Store:
                 if not done:  # locked by another process: try again a little later
                     self.cond.wait(LOCK_RETRY)
             if done:
-                self._wrote(len(batch))
+                before, self.writes = self.writes, self.writes + len(batch)
+                if before // PRUNE_EVERY != self.writes // PRUNE_EVERY:
+                    self._prune()
 
     def _check_identity(self) -> None:
         """Notice when the file was deleted or replaced under the open connection: open it anew and write
@@ -432,11 +434,6 @@ class Store:
                        "ORDER BY last_post DESC LIMIT -1 OFFSET ?)", (MAX_THREADS,))
 
         self._run("pruning", prune)
-
-    def _wrote(self, count: int) -> None:
-        before, self.writes = self.writes, self.writes + count
-        if before // PRUNE_EVERY != self.writes // PRUNE_EVERY:
-            self._prune()
 
     def size(self) -> int:
         """Return the database's size in bytes (with its write-ahead log), 0 without one."""

@@ -228,12 +228,8 @@ def post(url: str, body: bytes, timeout: float, opener=None) -> Answer:
     import urllib.request
 
     opener = opener or _opener()
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}"},
-    )
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}"})
     try:
         with opener.open(request, timeout=timeout) as response:
             return interpret(response.status, response.read(MAX_ANSWER_BYTES), dict(response.headers))

@@ -1,8 +1,5 @@
-"""The records /status shows beside the delivery state: the last notifications and the last reload.
-
-Kept from the start, by whoever answers a notification or reloads; the page that shows them
-(rcwebhook.web.status) loads only when /status or /ready is first asked for.
-"""
+"""The records /status shows beside the delivery state, kept from the start (the page's code, in
+rcwebhook.web.status, loads only when /status or /ready is first asked for)."""
 
 from __future__ import annotations
 

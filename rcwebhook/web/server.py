@@ -100,11 +100,8 @@ class Body(enum.Enum):
 
 
 class Server(ThreadingHTTPServer):
-    """The rcwebhook HTTP server; `settings` may be swapped whole at any time.
-
-    A ThreadingHTTPServer for its listening socket, its serving loop (serve_forever, service_actions,
-    shutdown) and its request cycle (process_request_thread: finish_request, handle_error,
-    shutdown_request), but not for its threads: process_request is replaced whole (see there)."""
+    """The rcwebhook HTTP server; `settings` may be swapped whole at any time. ThreadingHTTPServer gives it
+    its socket, serving loop and request cycle, not its threads (see process_request)."""
 
     allow_reuse_address = True
     # socketserver's 5 resets connections when Alertmanager sends a burst; a deep backlog also
@@ -184,9 +181,8 @@ class Server(ThreadingHTTPServer):
         This replaces ThreadingMixIn.process_request whole, on purpose: it would start a thread per
         connection at once (see rcwebhook.web.crew for what that cost), and keep each in its _threads for
         server_close to join. None of that runs here, so daemon_threads and block_on_close mean nothing
-        to this server: the lobby's thread and the crew's end in server_close. The lobby hands each
-        connection whose head is whole to the crew, whose thread runs the base class's
-        process_request_thread (finish_request, handle_error, shutdown_request), as the base would."""
+        to this server: the lobby's thread and the crew's end in server_close. The crew's threads run the
+        base class's process_request_thread (finish_request, handle_error, shutdown_request)."""
         self.accepted_connections += 1
         self.lobby.add(request, client_address)
 
