@@ -140,10 +140,8 @@ class Courier:
         # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
         self.by_route: Dict[str, Dict[str, object]] = {}
         self.seen_429 = 0
-        self.rng = random.Random()  # the jitter of backoff
         self.closed = False
-        self.thread = threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True)
-        self.thread.start()
+        threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True).start()
 
     def reconfigure(self, settings: Settings) -> None:
         """Take new settings (the depot's lock is held)."""
@@ -545,7 +543,7 @@ class Courier:
             return
         self.failures += 1
         delay = min(BACKOFF_CAP, BACKOFF_FIRST * BACKOFF_FACTOR ** (self.failures - 1))
-        delay *= self.rng.uniform(0.8, 1.2)
+        delay *= random.uniform(0.8, 1.2)  # jitter
         cause = f"{answer.status or 'no answer'}: {answer.error}"
         self._hold(now + delay, f"Rocket.Chat is failing ({cause}); retrying")
         log.warning("Post to route %s failed (%s); retrying in %.2fs (attempt %d, hook=%s)",

@@ -189,11 +189,10 @@ class Deliverer:
         reason, retry_in = courier.status(self.depot.clock.monotonic())
         return Result(route.name, ticket.names, "pending", ticket.answer, reason, retry_in)
 
-    def _courier(self, url: str) -> Courier:
-        courier = self._couriers.get(url)
-        if courier is None:
-            courier = self._couriers[url] = Courier(url, self.depot, self.settings)
-        return courier
+    def _courier(self, url: str) -> None:
+        """Start the courier of `url` if it has none."""
+        if url not in self._couriers:
+            self._couriers[url] = Courier(url, self.depot, self.settings)
 
     def pending_count(self) -> int:
         with self.depot.lock:
