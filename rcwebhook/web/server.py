@@ -246,7 +246,6 @@ class Server(ThreadingHTTPServer):
         self.deliverer.close()
 
 
-_STATUS = {status.value: status for status in HTTPStatus}
 _WEBHOOK_PATH = re.compile(r"/webhook(?:/[^/]+)?")
 
 
@@ -566,7 +565,6 @@ class Handler(BaseHTTPRequestHandler):
         """Answer an error and close: the body is unread, so the connection cannot be reused."""
         self.close_connection = True
         self._send(dispatch.error(status, text))
-        return None
 
     def finish(self) -> None:
         super().finish()
@@ -613,7 +611,7 @@ class Handler(BaseHTTPRequestHandler):
         body = redact(body.decode("utf-8"), self.server.settings.secrets()).encode("utf-8")
         if getattr(self, "body", Body.NONE) is Body.UNREAD:
             self.close_connection = True  # its unread body must not be taken for the next request
-        status = _STATUS[code]
+        status = HTTPStatus(code)
         head = [
             f"HTTP/1.1 {status.value} {status.phrase}",
             f"Server: {self.version_string()}",
