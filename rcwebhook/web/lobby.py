@@ -10,7 +10,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from ..config import tls
 from .admission import Phase, Reason
@@ -168,16 +168,14 @@ class Lobby:
         self.selector.register(sock, selectors.EVENT_READ)
         self._advance(sock)
 
-    def _drop(self, sock: socket.socket, reason: Optional[Reason] = None) -> None:
-        """Close a lobby connection, counting it as shed for `reason` if given."""
+    def _drop(self, sock: socket.socket) -> None:
+        """Close a lobby connection."""
         if self.members.pop(sock, None) is None:
             return
         try:
             self.selector.unregister(sock)
         except (KeyError, ValueError):
             pass
-        if reason is not None:
-            self.server.count_shed(reason)
         self.server.shutdown_request(sock)
 
     def _advance(self, sock: socket.socket) -> None:
@@ -191,7 +189,8 @@ class Lobby:
                 step = tls.handshake_step(sock)
             except (OSError, ValueError) as error:  # a TLS error, a reset, a closed socket
                 log.debug("TLS handshake with %s failed: %s", self.members.get(sock, ("?",))[0], error)
-                self._drop(sock, Reason.TLS)
+                self.server.count_shed(Reason.TLS)
+                self._drop(sock)
                 return
             if step != "done":
                 self.selector.modify(sock, selectors.EVENT_READ if step == "read" else selectors.EVENT_WRITE)
