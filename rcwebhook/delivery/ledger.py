@@ -311,12 +311,12 @@ def _merge(older: bytes, newer: bytes) -> bytes:
 class Ledger:
     """Entries by (route, alert key), bounded in number; the caller holds the lock."""
 
-    def __init__(self, capacity: Optional[int] = None, posted: Optional[Posted] = None) -> None:
+    def __init__(self, capacity: Optional[int] = None) -> None:
         self.capacity = capacity = capacity or CAPACITY
         self._next_bound = capacity
         self.entries: "OrderedDict[Tuple[str, str], Entry]" = OrderedDict()  # least recently touched first
         self.owed: Dict[str, "OrderedDict[str, Entry]"] = {}  # per route, in the order they became owed
-        self.posted = posted if posted is not None else Posted()  # what forgotten entries had posted
+        self.posted = Posted()  # what forgotten entries had posted
 
     def _entry(self, route: str, key: str) -> Optional[Entry]:
         """Return the entry of an alert; one made again from its compact record when it was forgotten."""
