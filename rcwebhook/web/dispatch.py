@@ -196,12 +196,8 @@ def describe(result: Result) -> Dict[str, Any]:
 
 
 def answer(names: List[str], processed: int, results: List[Result]) -> Reply:
-    """Return the HTTP answer for a notification: 200 when every route's alert states were posted, else 5xx.
-
-    502 when Rocket.Chat refused a post outright; 503 with Retry-After when a state is still
-    waiting or being retried. Alertmanager retries both (it gives up only on 4xx), and a
-    retry finds a state posted meanwhile without posting it again.
-    """
+    """Return the HTTP answer for a notification: 200 when every route's alert states were posted, else 502
+    (refused) or 503 (still waiting), both of which Alertmanager retries (see delivery/deliverer.py)."""
     body: Dict[str, Any] = {
         "alerts": names,
         "processed": processed,
