@@ -81,7 +81,7 @@ class Service:
         server = self.server
         server.socket.close()
         grace = server.settings.delivery_deadline + 5
-        with server.connections_lock:
+        with server.admission.lock:
             busy = sum(1 for c in server.connections.values() if c.phase is Phase.BUSY)
         log.info("Closed the listening socket; waiting up to %.0fs for %d request%s in flight", grace, busy,
                  "" if busy == 1 else "s")

@@ -1551,12 +1551,12 @@ def fuzz(rocketchat, logs, record_property, monkeypatch):
         fuzz_run.run()
         fuzz_run.check_health("at the end")
         deadline = time.monotonic() + DRAIN_WITHIN
-        with daemon.server.connections_lock:
+        with daemon.server.admission.lock:
             left = dict(daemon.server.connections)
         pause = threading.Event()  # nothing signals a closed connection: poll the registry until the deadline
         while left and time.monotonic() < deadline:
             pause.wait(0.05)
-            with daemon.server.connections_lock:
+            with daemon.server.admission.lock:
                 left = dict(daemon.server.connections)
         if left:
             fuzz_run.fail("connections left", Case("drain"),

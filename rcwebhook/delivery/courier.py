@@ -1,13 +1,9 @@
 """Couriers: one per Rocket.Chat hook URL, posting the alert states owed to the routes that use it.
 
-Requests bring alert states to the ledger (see deliverer.py) and wait for them. A courier takes from
-the depot (depot.py) the owed states of its routes that a waiting request vouches for, merges them
-into one post (one headline per group, one attachment per alert), paces its posts to Rocket.Chat's
-rate limit, and reports each answer back to the depot as a Verdict, which the ledger settles the
-requests by: accepted states are posted; a refusal fails the requests waiting for it (a merged post
-is split first, so that one bad alert cannot fail the others); a failure that a retry may mend (no
-answer, 429, 5xx) is tried again with backoff while requests still wait. A courier holds no
-reference to the deliverer or to any request, and writes no state of theirs.
+A courier takes from the depot the owed states of its routes that a waiting request vouches for, merges
+them into one post (one headline per group, one attachment per alert), paces its posts to Rocket.Chat's
+rate limit, and reports each answer to the depot as a Verdict (see there), with backoff after a failure
+a retry may mend. It holds no reference to the deliverer or to any request.
 
 Nothing is posted that no waiting request vouches for: after a 503, a state waits for
 Alertmanager's retry to bring it again. Alertmanager does not send a group whose alerts all
@@ -120,7 +116,7 @@ class Courier:
         self.routes = _routes_of(settings, url)
         limit, window = settings.rate_limit
         wall, mono = depot.clock.wall(), depot.clock.monotonic()
-        history = depot.recent_posts(self.hook_id, wall - window - 1) if limit else []
+        history = depot.store.recent_posts(self.hook_id, wall - window - 1) if limit else []
         self.limiter = WindowLimiter(limit, window, (mono - (wall - sent) for sent in history))
         self.hold_until = 0.0
         self.hold_reason = ""
@@ -144,10 +140,8 @@ class Courier:
         # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
         self.by_route: Dict[str, Dict[str, object]] = {}
         self.seen_429 = 0
-        self.rng = random.Random()  # the jitter of backoff
         self.closed = False
-        self.thread = threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True)
-        self.thread.start()
+        threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True).start()
 
     def reconfigure(self, settings: Settings) -> None:
         """Take new settings (the depot's lock is held)."""
@@ -383,7 +377,7 @@ class Courier:
             depot.metrics.posts.inc(route=route, outcome=outcome)
             depot.metrics.post_duration.observe(took, route=route)
         if (answer.status or answer.sent) and self.limiter.limit:  # it reached Rocket.Chat, whose limiter counted it
-            depot.record_post(self.hook_id, wall)
+            depot.store.record_post(self.hook_id, wall)
         saved: List[state_store.Row] = []
         with depot.lock:
             self.sending_since = 0.0
@@ -549,7 +543,7 @@ class Courier:
             return
         self.failures += 1
         delay = min(BACKOFF_CAP, BACKOFF_FIRST * BACKOFF_FACTOR ** (self.failures - 1))
-        delay *= self.rng.uniform(0.8, 1.2)
+        delay *= random.uniform(0.8, 1.2)  # jitter
         cause = f"{answer.status or 'no answer'}: {answer.error}"
         self._hold(now + delay, f"Rocket.Chat is failing ({cause}); retrying")
         log.warning("Post to route %s failed (%s); retrying in %.2fs (attempt %d, hook=%s)",
@@ -576,7 +570,6 @@ def _announces(entry: Entry, thread: Thread) -> bool:
     posted = entry.posted
     return f"{entry.route}/{entry.key}" not in thread.alerts or posted is None or posted.status != FIRING \
         or posted.starts != state.starts
-
 
 
 def _routes_of(settings: Settings, url: str) -> List[str]:

@@ -139,10 +139,7 @@ class Deliverer:
             # change are not a reminder then. Only a notification without news (or that says so) is.
             everything = [item for _, _, items in batches for item in items]
             reason = everything[0].context.reason if everything else ""
-            if reason:
-                reminder = reason == REMINDER_REASON
-            else:
-                reminder = not any(ledger.news(item, now, dedup) for item in everything)
+            reminder = reason == REMINDER_REASON if reason else not any(ledger.news(i, now, dedup) for i in everything)
             for route, names, items in batches:
                 ticket = Ticket(route.name, names)
                 tickets.append((route, ticket))
@@ -161,10 +158,8 @@ class Deliverer:
             depot.changed()
         for _, ticket in tickets:
             ticket.done.wait(max(0.0, deadline - time.monotonic()))
-        results = []
         with depot.lock:
-            for route, ticket in tickets:
-                results.append(self._result(route, ticket))
+            results = [self._result(route, ticket) for route, ticket in tickets]
             acknowledged = all(result.ok for result in results)
             now = depot.clock.wall()
             confirmed = []
@@ -194,11 +189,10 @@ class Deliverer:
         reason, retry_in = courier.status(self.depot.clock.monotonic())
         return Result(route.name, ticket.names, "pending", ticket.answer, reason, retry_in)
 
-    def _courier(self, url: str) -> Courier:
-        courier = self._couriers.get(url)
-        if courier is None:
-            courier = self._couriers[url] = Courier(url, self.depot, self.settings)
-        return courier
+    def _courier(self, url: str) -> None:
+        """Start the courier of `url` if it has none."""
+        if url not in self._couriers:
+            self._couriers[url] = Courier(url, self.depot, self.settings)
 
     def pending_count(self) -> int:
         with self.depot.lock:

@@ -59,12 +59,11 @@ class Depot:
         self._opened: Dict[Tuple[str, str], Thread] = {}  # thread changes not yet saved
         self._ended: List[Tuple[str, str]] = []
         store.remember_from(self.memory)
-        now = clock.wall()
         self.ledger.posted.restore(store.load_runs())
         for route, key, state, posted_at, confirmed_at in store.load_states():
-            self.ledger.restore(route, key, state, posted_at, confirmed_at, now)
+            self.ledger.restore(route, key, state, posted_at, confirmed_at)
         self._runs_saved = self.ledger.posted.version
-        self.threads.restore(store.load_threads(now - thread_ttl))
+        self.threads.restore(store.load_threads(clock.wall() - thread_ttl))
 
     def memory(self) -> Tuple[List[state_store.Row], list, list]:
         """Return the posted alert states, the open threads and the compact record of posted states held in
@@ -93,27 +92,23 @@ class Depot:
     def ready(self, routes: List[str]) -> List[Entry]:
         """Return the owed states of `routes` that a waiting request vouches for and no post carries, oldest
         first (at most CANDIDATES), after dropping those no request has carried for PENDING_MAX_AGE."""
-        self.expire()
-        return list(islice(self.ledger.ready(routes), CANDIDATES))
-
-    def expire(self) -> None:
-        """Drop the owed states that no request has carried for PENDING_MAX_AGE."""
         for entry, state in self.ledger.expire(self.clock.wall(), PENDING_MAX_AGE):
             log.warning("Dropped the waiting %s state of alert %s (route %s): no notification has carried it "
                         "for %gs, so Alertmanager no longer asks for it", state.status,
                         one_line(entry.name), entry.route, PENDING_MAX_AGE,
                         extra=logs.fields("given-up", route=entry.route, alerts=entry.name, outcome="dropped",
                                           group_key=entry.item.context.group if entry.item else ""))
+        return list(islice(self.ledger.ready(routes), CANDIDATES))
 
     def take(self, entries: Sequence[Entry], states: Sequence[State]) -> None:
         """Mark the states as carried by a post being made, so that no other post carries them."""
         for entry, state in zip(entries, states):
-            self.ledger.take(entry, state)
+            entry.inflight = state
 
     def give_back(self, entries: Sequence[Entry]) -> None:
         """The post that was to carry `entries` is not sent (or not answered): they are ready again."""
         for entry in entries:
-            self.ledger.give_back(entry)
+            entry.inflight = None
         self.changed()
 
     # --- what couriers report ----------------------------------------------------------------
@@ -134,9 +129,10 @@ class Depot:
             for entry in entries:
                 self.ledger.requeue(entry)
         elif verdict is Verdict.SPLIT:
+            # From now on these go out in posts of at most `most` alerts.
             most = math.ceil(len(entries) / 2)
             for entry in entries:
-                self.ledger.split(entry, most)
+                entry.max_batch = min(entry.max_batch or most, most)
         elif verdict is Verdict.REFUSED:
             for entry in entries:
                 self.ledger.refused(entry, answer)
@@ -195,25 +191,13 @@ class Depot:
                 return False
         return True
 
-    def thread_changes(self) -> Tuple[list, List[Tuple[str, str]]]:
-        """Return the threads opened or changed and those ended since the last call, to save."""
-        opened = [to_row(t) for t in self._opened.values()]
-        ended = self._ended
-        self._opened, self._ended = {}, []
-        return opened, ended
-
-    # --- the state store (these take no lock: the store queues its writes) -------------------------------
-
-    def recent_posts(self, hook: str, since: float) -> List[float]:
-        return self.store.recent_posts(hook, since)
-
-    def record_post(self, hook: str, wall: float) -> None:
-        self.store.record_post(hook, wall)
+    # --- the state store (it queues its writes) --------------------------------------------
 
     def save(self, states: List[state_store.Row]) -> None:
         """Write the posted states, and the threads changed since the last save (takes the lock briefly)."""
         with self.lock:
-            opened, ended = self.thread_changes()
+            opened, ended = [to_row(t) for t in self._opened.values()], self._ended
+            self._opened, self._ended = {}, []
         self.store.save_states(states)
         self.store.save_threads(opened, ended)
 

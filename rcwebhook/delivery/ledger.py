@@ -149,10 +149,9 @@ class Entry:
     """What one route's channel was told about one alert, and what it is owed."""
 
     __slots__ = ("route", "key", "name", "known", "posted", "posted_at", "confirmed_at", "owed", "item",
-                 "tickets", "inflight", "owed_since", "vouched_at", "max_batch", "touched", "posts",
-                 "resolvers", "resolved_seen")
+                 "tickets", "inflight", "vouched_at", "max_batch", "posts", "resolvers", "resolved_seen")
 
-    def __init__(self, route: str, key: str, name: str, known: State, now: float) -> None:
+    def __init__(self, route: str, key: str, name: str, known: State) -> None:
         self.route = route
         self.key = key
         self.name = name
@@ -166,10 +165,8 @@ class Entry:
         # the entry must have had (one more than now for a reminder of a state posted already).
         self.tickets: Dict["Ticket", Tuple[State, int]] = {}
         self.inflight: Optional[State] = None  # the state of a post sent and not yet answered
-        self.owed_since = 0.0
         self.vouched_at = 0.0
         self.max_batch = 0  # after a refused post: at most this many alerts per post (0: no cap)
-        self.touched = now
         self.posts = 0  # posts Rocket.Chat accepted for this alert
         self.resolvers: Tuple[int, ...] = ()  # sender_tags of who sent `known`, when it is a resolution
         self.resolved_seen = 0.0  # when that resolution first came
@@ -224,10 +221,6 @@ class Posted:
 
     def __len__(self) -> int:
         return len(self.fresh) + sum(len(run) for _, run in self.runs) // RECORD.size
-
-    def nbytes(self) -> int:
-        """Return about how many bytes the records take in memory."""
-        return sum(len(run) for _, run in self.runs) + len(self.fresh) * (RECORD.size + 120)
 
     def add(self, route: str, key: str, state: State, when: float, resolver: int = 0) -> None:
         digest = _digest(route, key)
@@ -318,21 +311,21 @@ def _merge(older: bytes, newer: bytes) -> bytes:
 class Ledger:
     """Entries by (route, alert key), bounded in number; the caller holds the lock."""
 
-    def __init__(self, capacity: Optional[int] = None, posted: Optional[Posted] = None) -> None:
+    def __init__(self, capacity: Optional[int] = None) -> None:
         self.capacity = capacity = capacity or CAPACITY
         self._next_bound = capacity
         self.entries: "OrderedDict[Tuple[str, str], Entry]" = OrderedDict()  # least recently touched first
         self.owed: Dict[str, "OrderedDict[str, Entry]"] = {}  # per route, in the order they became owed
-        self.posted = posted if posted is not None else Posted()  # what forgotten entries had posted
+        self.posted = Posted()  # what forgotten entries had posted
 
-    def _entry(self, route: str, key: str, now: float) -> Optional[Entry]:
+    def _entry(self, route: str, key: str) -> Optional[Entry]:
         """Return the entry of an alert; one made again from its compact record when it was forgotten."""
         entry = self.entries.get((route, key))
         if entry is None and (self.posted.fresh or self.posted.runs):
             found = self.posted.find(route, key)
             if found is not None:
                 state, when, resolver = found
-                self.restore(route, key, state, when, when, now)
+                self.restore(route, key, state, when, when)
                 entry = self.entries.get((route, key))
                 if entry is not None and resolver and state.status == RESOLVED:
                     entry.resolvers, entry.resolved_seen = (resolver,), when
@@ -341,9 +334,9 @@ class Ledger:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def restore(self, route: str, key: str, state: State, posted_at: float, confirmed_at: float, now: float) -> None:
+    def restore(self, route: str, key: str, state: State, posted_at: float, confirmed_at: float) -> None:
         """Remember a state posted before this process started."""
-        entry = Entry(route, key, "", state, now)
+        entry = Entry(route, key, "", state)
         entry.posted, entry.posted_at, entry.confirmed_at = state, posted_at, confirmed_at
         entry.posts = 1
         self.entries[(route, key)] = entry
@@ -351,24 +344,23 @@ class Ledger:
 
     def news(self, item: Item, now: float, copy_window: float) -> bool:
         """Return whether `item` brings a state newer than the one known (or an alert not known)."""
-        entry = self._entry(item.route, item.key, now)
+        entry = self._entry(item.route, item.key)
         return entry is None or observe(item.alert, entry.known, now, copy_window, item.context.sender,
                                         entry.resolvers, entry.resolved_seen).order > entry.known.order
 
     def offer(self, item: Item, ticket: Ticket, now: float, copy_window: float, reminder: bool = True) -> Verdict:
         """Record the state `item` brings and tie `ticket` to it; return what it needs. `reminder`: the
         notification may be Alertmanager's reminder (it brings no news, or says it is one)."""
-        entry = self._entry(item.route, item.key, now)
+        entry = self._entry(item.route, item.key)
         sender = item.context.sender
         state = observe(item.alert, entry.known if entry else None, now, copy_window, sender,
                         entry.resolvers if entry else (), entry.resolved_seen if entry else 0.0)
         if entry is None:
             name = item.alert.name[:NAME_LIMIT]
-            entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, name, state, now)
+            entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, name, state)
             self._bound()
         else:
             self.entries.move_to_end((item.route, item.key))
-        entry.touched = now
         entry.name = item.alert.name[:NAME_LIMIT]
         if state.status == RESOLVED and sender and (state.order > entry.known.order or not entry.resolvers):
             entry.resolvers, entry.resolved_seen = (sender,), now
@@ -376,11 +368,11 @@ class Ledger:
             entry.resolvers = (entry.resolvers + (sender,))[-MAX_RESOLVERS:]
         if state.order > entry.known.order:
             entry.known = state
-            self._owe(entry, item, now)
+            self._owe(entry, item)
         elif state == entry.known and entry.owed:
             entry.item = item  # the newest copy: its annotations may have changed
         elif state == entry.known and not entry.covers(state):
-            self._owe(entry, item, now)  # owed before, then dropped when no request vouched for it
+            self._owe(entry, item)  # owed before, then dropped when no request vouched for it
         wanted = 0  # how many posts the entry must have had: more than now for a reminder
         copy = False
         if entry.covers(state) and state == entry.posted == entry.known:
@@ -388,7 +380,7 @@ class Ledger:
                 wanted = entry.posts + 1  # a reminder is on its way already
             elif reminder and state.status == FIRING and entry.confirmed_at and now - entry.confirmed_at >= copy_window:
                 # Acknowledged long enough ago: Alertmanager's reminder (repeat_interval). Post it again.
-                self._owe(entry, item, now)
+                self._owe(entry, item)
                 wanted = entry.posts + 1
             else:
                 # A retry after a non-2xx answer, or an HA peer's copy: never posted twice.
@@ -401,11 +393,10 @@ class Ledger:
             entry.vouched_at = now
         return Verdict(entry, state, owed, copy)
 
-    def _owe(self, entry: Entry, item: Item, now: float) -> None:
+    def _owe(self, entry: Entry, item: Item) -> None:
         entry.item = item
         if not entry.owed:
             entry.owed = True
-            entry.owed_since = now
             self.owed.setdefault(entry.route, OrderedDict())[entry.key] = entry
 
     def ready(self, routes: List[str]) -> Iterator[Entry]:
@@ -416,24 +407,12 @@ class Ledger:
                 if entry.tickets and entry.inflight is None:
                     yield entry
 
-    def take(self, entry: Entry, state: State) -> None:
-        """Mark `state` of `entry` as carried by a post on its way: nothing else posts it meanwhile."""
-        entry.inflight = state
-
-    def give_back(self, entry: Entry) -> None:
-        """The post that was to carry `entry` is not sent: its state is ready for the next one."""
-        entry.inflight = None
-
     def answered(self, entry: Entry, answer: Any) -> None:
         """Rocket.Chat answered a post carrying `entry`: the requests waiting for it show that answer (until
         a later one), and the state is no longer on its way."""
         entry.inflight = None
         for ticket in entry.tickets:
             ticket.answer = answer
-
-    def split(self, entry: Entry, most: int) -> None:
-        """Post `entry` with at most `most` alerts from now on (a post carrying it was refused whole)."""
-        entry.max_batch = min(entry.max_batch or most, most)
 
     def requeue(self, entry: Entry) -> None:
         """Put an owed entry whose post failed behind the others, so that one post that keeps failing

@@ -16,16 +16,14 @@ class WindowLimiter:
     """A sliding log of send times for one hook."""
 
     def __init__(self, limit: int, window: float, sent: Iterable[float] = ()) -> None:
-        self.limit = limit
-        self.window = window
-        # Rocket.Chat times a post when it arrives; posts are recorded when answered, which is
-        # never earlier. The margin covers the rest: clocks read a moment apart.
-        self.margin = min(0.5, window * 0.05)
-        self.sent: Deque[float] = deque(sorted(sent)[-limit:] if limit > 0 else ())
+        self.sent: Deque[float] = deque(sorted(sent))
+        self.reconfigure(limit, window)
 
     def reconfigure(self, limit: int, window: float) -> None:
-        """Take a new limit and window, keeping the posts already sent."""
+        """Take a new limit and window, keeping the posts already sent (the newest `limit`)."""
         self.limit, self.window = limit, window
+        # Rocket.Chat times a post when it arrives; posts are recorded when answered, which is
+        # never earlier. The margin covers the rest: clocks read a moment apart.
         self.margin = min(0.5, window * 0.05)
         while len(self.sent) > max(0, limit):
             self.sent.popleft()

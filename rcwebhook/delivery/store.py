@@ -72,8 +72,9 @@ class Store:
     Reads happen at start (and when a courier starts, from memory); writes go to a queue that one
     thread empties, so that no request and no courier ever waits on the disk or another process."""
 
-    def __init__(self, directory: str, wall=time.time, thread_ttl: float = 7 * 86400.0, on_error=None,
-                 on_drop=None) -> None:
+    def __init__(self, directory: str, wall=time.time, thread_ttl: float = 7 * 86400.0,
+                 on_error: Callable[[], object] = lambda: None,
+                 on_drop: Callable[[int], object] = lambda count: None) -> None:
         self.directory = directory
         self.wall = wall
         self.thread_ttl = thread_ttl
@@ -163,8 +164,7 @@ class Store:
 
     def _fail(self, why: str) -> None:
         """Log once and go on without the database."""
-        if self.on_error is not None:
-            self.on_error()
+        self.on_error()
         if not self.failed:
             log.error("The state database in STATE_DIR=%s %s; going on with state in memory only: a restart "
                       "may post again what was posted, and Rocket.Chat's rate limit starts afresh",
@@ -204,8 +204,7 @@ class Store:
                     self.db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-                if self.on_error is not None:
-                    self.on_error()
+                self.on_error()
                 if not self.locked:
                     log.error("The state database %s is locked by another process (%s): changes wait in memory "
                               "(up to %d KiB) and are tried again every %gs; beyond that they are dropped and "
@@ -230,8 +229,7 @@ class Store:
                               "dropped and counted in rcwebhook_state_writes_dropped_total; a restart may post "
                               "them again", self.path, "locked by another process" if self.locked else "slow",
                               MAX_QUEUED_BYTES // 1024)
-                if self.on_drop is not None:
-                    self.on_drop(1)
+                self.on_drop(1)
                 return
             self.queue.append((what, work, size))
             self.queued_bytes += size
@@ -274,7 +272,9 @@ class Store:
                 if not done:  # locked by another process: try again a little later
                     self.cond.wait(LOCK_RETRY)
             if done:
-                self._wrote(len(batch))
+                before, self.writes = self.writes, self.writes + len(batch)
+                if before // PRUNE_EVERY != self.writes // PRUNE_EVERY:
+                    self._prune()
 
     def _check_identity(self) -> None:
         """Notice when the file was deleted or replaced under the open connection: open it anew and write
@@ -303,8 +303,7 @@ class Store:
         rows, threads, runs = self.recall() if self.recall is not None else ([], [], [])
         log.error("The state database %s was %s while rcwebhook was running: opened it anew and wrote into it "
                   "the %d alert states and %d open threads held in memory", path, what, len(rows), len(threads))
-        if self.on_error is not None:
-            self.on_error()
+        self.on_error()
         states = [_state_values(row) for row in rows]
         self._run("writing the state held in memory", lambda db: (
             db.executemany("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", states),
@@ -433,11 +432,6 @@ class Store:
 
         self._run("pruning", prune)
 
-    def _wrote(self, count: int) -> None:
-        before, self.writes = self.writes, self.writes + count
-        if before // PRUNE_EVERY != self.writes // PRUNE_EVERY:
-            self._prune()
-
     def size(self) -> int:
         """Return the database's size in bytes (with its write-ahead log), 0 without one."""
         path = self.path
@@ -463,8 +457,7 @@ class Store:
         if dropped:
             log.error("Stopped with %d changes not written to the state database %s (locked by another process?): "
                       "a restart may post them again", dropped, self.path)
-            if self.on_drop is not None:
-                self.on_drop(dropped)
+            self.on_drop(dropped)
         with self.lock:
             self._close_db()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import http.client
 import io
 import json
@@ -137,11 +136,11 @@ class Poster:
                 sent = True
                 started = time.monotonic()
                 wait = max(ANSWER_WAIT, 2 * timeout)
-                connection.response_class = functools.partial(
-                    _DeadlineResponse, deadline=started + wait, slow_at=started + timeout,
-                    on_slow=lambda: log.warning(
-                        "Rocket.Chat has not answered a post within DELIVERY_TIMEOUT (%gs); waiting up to %gs "
-                        "for its answer before sending it again, since it may have posted it", timeout, wait))
+                reader = _DeadlineReader(connection.sock, started + wait, started + timeout, lambda: log.warning(
+                    "Rocket.Chat has not answered a post within DELIVERY_TIMEOUT (%gs); waiting up to %gs "
+                    "for its answer before sending it again, since it may have posted it", timeout, wait))
+                connection.response_class = lambda _sock, *args, **kwargs: http.client.HTTPResponse(
+                    reader, *args, **kwargs)
                 response = connection.getresponse()
                 raw = _read_answer(response)
                 if response.will_close or not response.isclosed():  # closing, or more than we read
@@ -183,7 +182,8 @@ def _read_answer(response: http.client.HTTPResponse) -> bytes:
 
 
 class _DeadlineReader(io.RawIOBase):
-    """A socket read with one deadline for the whole answer, and a call when it is first late."""
+    """A socket read with one deadline for the whole answer, and a call when it is first late; an
+    HTTPResponse reads from it as from the socket."""
 
     def __init__(self, sock: socket.socket, deadline: float, slow_at: float, on_slow: Callable[[], None]) -> None:
         super().__init__()
@@ -194,6 +194,9 @@ class _DeadlineReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def makefile(self, mode: str, *args, **kwargs):
+        return io.BufferedReader(self)
 
     def readinto(self, buffer) -> int:
         while True:
@@ -208,23 +211,6 @@ class _DeadlineReader(io.RawIOBase):
                 if self.on_slow is not None and time.monotonic() >= self.slow_at:
                     self.on_slow, on_slow = None, self.on_slow
                     on_slow()
-
-
-class _SocketView:
-    """What an HTTPResponse reads from: the connection's socket behind a _DeadlineReader."""
-
-    def __init__(self, sock: socket.socket, **deadlines) -> None:
-        self.reader = _DeadlineReader(sock, **deadlines)
-
-    def makefile(self, mode: str, *args, **kwargs):
-        return io.BufferedReader(self.reader)
-
-
-def _DeadlineResponse(sock: socket.socket, *args, deadline: float, slow_at: float,
-                      on_slow: Callable[[], None], **kwargs) -> http.client.HTTPResponse:
-    """Return an HTTPResponse that reads the answer under one deadline."""
-    return http.client.HTTPResponse(_SocketView(sock, deadline=deadline, slow_at=slow_at, on_slow=on_slow),
-                                    *args, **kwargs)
 
 
 def _proxied(parts: urllib.parse.SplitResult, proxies: Optional[Mapping[str, str]] = None) -> bool:
@@ -242,12 +228,8 @@ def post(url: str, body: bytes, timeout: float, opener=None) -> Answer:
     import urllib.request
 
     opener = opener or _opener()
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}"},
-    )
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}"})
     try:
         with opener.open(request, timeout=timeout) as response:
             return interpret(response.status, response.read(MAX_ANSWER_BYTES), dict(response.headers))

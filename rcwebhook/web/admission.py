@@ -57,6 +57,8 @@ _SHED_ORDER = ((Phase.NEW, Reason.IDLE), (Phase.IDLE, Reason.IDLE), (Phase.HANDS
                (Phase.HEAD, Reason.SLOW), (Phase.LINGERING, Reason.REFUSED))
 WAITING = frozenset(phase for phase, _ in _SHED_ORDER)
 _REASON = dict(_SHED_ORDER)
+# Why a connection past its deadline is shed, where that differs (None: a kept-alive one closed idle, routine).
+_EXPIRED = {Phase.HANDSHAKE: Reason.TLS, Phase.IDLE: None}
 
 
 class Seat(enum.Enum):
@@ -247,14 +249,8 @@ class Admission:
         with self.lock:
             for key, connection in self.table.items():
                 if connection.deadline < now and connection.phase in WAITING | {Phase.READING}:
-                    if connection.phase is Phase.HANDSHAKE:
-                        reason: Optional[Reason] = Reason.TLS
-                    elif connection.phase is Phase.IDLE:
-                        reason = None
-                    else:
-                        reason = _REASON.get(connection.phase, Reason.SLOW)
+                    shed.append((key, _EXPIRED.get(connection.phase, _REASON.get(connection.phase, Reason.SLOW))))
                     connection.phase = Phase.CLOSED
-                    shed.append((key, reason))
         return shed
 
     def stopping(self) -> Tuple[List[Hashable], int]:

@@ -1,8 +1,5 @@
-"""The records /status shows beside the delivery state: the last notifications and the last reload.
-
-Kept from the start, by whoever answers a notification or reloads; the page that shows them
-(rcwebhook.web.status) loads only when /status or /ready is first asked for.
-"""
+"""The records /status shows beside the delivery state, kept from the start (the page's code, in
+rcwebhook.web.status, loads only when /status or /ready is first asked for)."""
 
 from __future__ import annotations
 
@@ -25,9 +22,9 @@ REFUSED_WINDOW = 15 * 60  # seconds over which the page counts notifications ans
 class Board:
     """The records /status shows beside the delivery state: recent notifications, the last reload."""
 
-    def __init__(self, config_file: str, wall: float = 0.0, monotonic: float = 0.0) -> None:
-        self.started_wall = wall or time.time()
-        self.started = monotonic or time.monotonic()
+    def __init__(self, config_file: str) -> None:
+        self.started_wall = time.time()
+        self.started = time.monotonic()
         self.config_file = config_file
         self.reload: Dict[str, Any] = {"time": self.started_wall, "ok": True, "error": "", "kind": "start"}
         self.recent: Deque[Dict[str, Any]] = deque(maxlen=RECENT)

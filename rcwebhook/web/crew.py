@@ -1,8 +1,4 @@
-"""The crew: the threads that serve connections, started ahead of need and reused.
-
-The server hands each connection whose request's head has come whole to the crew; a thread of it
-runs the connection (its requests, one after another) to its end, then waits for the next one.
-"""
+"""The crew: the threads that serve connections, started ahead of need and reused."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import threading
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
 from ..messages.notification import Alert, Body, PayloadError, PayloadTooDense, names as alert_names, parse
 from ..operations import logs
@@ -44,15 +44,14 @@ Batches = List[Tuple[Route, Tuple[str, ...], List[Item]]]  # each route's alert 
 
 
 def handle(body: Body, settings: Settings, deliverer: Deliverer, arrived: float, metrics: Metrics,
-           board: Optional[Board] = None, receiver: str = "", sender: str = "") -> Reply:
+           board: Board, receiver: str = "", sender: str = "") -> Reply:
     """Return the answer to one POST /webhook (or /webhook/<receiver>, for that hook set) that arrived at
     `arrived` (monotonic) from the address `sender`, posting on the way; `board` records it for /status."""
     with _preparing:
         prepared = _prepare(body, settings, metrics, receiver, sender)
     if isinstance(prepared, Reply):
-        if board is not None:
-            board.refusal(prepared.status, str(prepared.body.get("error", "")),
-                          f"/webhook/{receiver}" if receiver else "/webhook")
+        board.refusal(prepared.status, str(prepared.body.get("error", "")),
+                      f"/webhook/{receiver}" if receiver else "/webhook")
         return prepared
     # Only what the answer and the alert states need is kept from here on, not the parsed body, while
     # the posts are waited for.
@@ -60,10 +59,8 @@ def handle(body: Body, settings: Settings, deliverer: Deliverer, arrived: float,
     if batches:
         results.extend(deliverer.deliver(batches, arrived + settings.delivery_deadline))
     reply = answer(names, processed, results)
-    if board is not None:
-        board.notification(group_key, names, {r.route: r.status for r in results},
-                           f"{reply.status} {reply.body['status']}", am_receiver, receiver,
-                           str(reply.body.get("error", "")))
+    board.notification(group_key, names, {r.route: r.status for r in results}, f"{reply.status} {reply.body['status']}",
+                       am_receiver, receiver, str(reply.body.get("error", "")))
     return reply
 
 
@@ -199,12 +196,8 @@ def describe(result: Result) -> Dict[str, Any]:
 
 
 def answer(names: List[str], processed: int, results: List[Result]) -> Reply:
-    """Return the HTTP answer for a notification: 200 when every route's alert states were posted, else 5xx.
-
-    502 when Rocket.Chat refused a post outright; 503 with Retry-After when a state is still
-    waiting or being retried. Alertmanager retries both (it gives up only on 4xx), and a
-    retry finds a state posted meanwhile without posting it again.
-    """
+    """Return the HTTP answer for a notification: 200 when every route's alert states were posted, else 502
+    (refused) or 503 (still waiting), both of which Alertmanager retries (see delivery/deliverer.py)."""
     body: Dict[str, Any] = {
         "alerts": names,
         "processed": processed,

@@ -1,6 +1,4 @@
-"""The lobby: where new connections wait, without a thread each, for their TLS handshake and their first
-request's head (its body too when it is small), before the admission gives them a seat and the crew a
-thread."""
+"""The lobby: where new connections wait, before the admission gives them a seat and the crew a thread."""
 
 from __future__ import annotations
 
@@ -12,7 +10,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from ..config import tls
 from .admission import Phase, Reason
@@ -81,7 +79,7 @@ def _head_is_whole(head: bytes) -> bool:
 
 class Lobby:
     """Where new connections wait, without a thread each, for their TLS handshake and their first request's
-    head; one thread serves them all with a selector, and hands each whole head to the crew.
+    head (its body too when it is small); one thread serves them all with a selector.
 
     A flood of connections that send nothing, or drag out their headers, stays here: it holds neither a
     thread nor a seat, and a notification that arrives whole goes straight past it. When the lobby is
@@ -149,15 +147,12 @@ class Lobby:
     def _tick(self) -> None:
         """Close the connections past their deadline, those the admission closed, and sum up what was shed."""
         self.server.close_shed(self.admission.expired())
-        for sock in [s for s in self.members if self._phase(s) in (None, Phase.CLOSED)]:
+        table = self.admission.table
+        for sock in [s for s in self.members if s not in table or table[s].phase is Phase.CLOSED]:
             self._drop(sock)
         summary = self.server.shed_tally.due(self.admission.clock())
         if summary:
             log.warning("%s", summary)
-
-    def _phase(self, sock: socket.socket) -> Optional[Phase]:
-        connection = self.admission.table.get(sock)
-        return connection.phase if connection is not None else None
 
     def _admit(self, sock: socket.socket, address: Tuple) -> None:
         for victim, reason in self.admission.lobby_victim(self.size):
@@ -173,16 +168,14 @@ class Lobby:
         self.selector.register(sock, selectors.EVENT_READ)
         self._advance(sock)
 
-    def _drop(self, sock: socket.socket, reason: Optional[Reason] = None) -> None:
-        """Close a lobby connection, counting it as shed for `reason` if given."""
+    def _drop(self, sock: socket.socket) -> None:
+        """Close a lobby connection."""
         if self.members.pop(sock, None) is None:
             return
         try:
             self.selector.unregister(sock)
         except (KeyError, ValueError):
             pass
-        if reason is not None:
-            self.server.count_shed(reason)
         self.server.shutdown_request(sock)
 
     def _advance(self, sock: socket.socket) -> None:
@@ -196,7 +189,8 @@ class Lobby:
                 step = tls.handshake_step(sock)
             except (OSError, ValueError) as error:  # a TLS error, a reset, a closed socket
                 log.debug("TLS handshake with %s failed: %s", self.members.get(sock, ("?",))[0], error)
-                self._drop(sock, Reason.TLS)
+                self.server.count_shed(Reason.TLS)
+                self._drop(sock)
                 return
             if step != "done":
                 self.selector.modify(sock, selectors.EVENT_READ if step == "read" else selectors.EVENT_WRITE)

@@ -100,11 +100,8 @@ class Body(enum.Enum):
 
 
 class Server(ThreadingHTTPServer):
-    """The rcwebhook HTTP server; `settings` may be swapped whole at any time.
-
-    A ThreadingHTTPServer for its listening socket, its serving loop (serve_forever, service_actions,
-    shutdown) and its request cycle (process_request_thread: finish_request, handle_error,
-    shutdown_request), but not for its threads: process_request is replaced whole (see there)."""
+    """The rcwebhook HTTP server; `settings` may be swapped whole at any time. ThreadingHTTPServer gives it
+    its socket, serving loop and request cycle, not its threads (see process_request)."""
 
     allow_reuse_address = True
     # socketserver's 5 resets connections when Alertmanager sends a burst; a deep backlog also
@@ -120,11 +117,10 @@ class Server(ThreadingHTTPServer):
         self.client_limiter = ClientLimiter(settings.client_rate_limit, settings.client_rate_burst)
         self.unknown_paths = FirstSeen()  # the /webhook/<name> paths of no hook set, logged once each
         self.on_tick: List[Callable[[], None]] = []
-        self.tls = _tls_context(settings)
+        self.tls = tls.server_context(settings.tls_cert_file, settings.tls_key_file)  # None: plain HTTP
         self.admission = Admission(settings.max_connections, settings.request_timeout,
                                    min(HANDSHAKE_TIMEOUT, settings.request_timeout))
         self.connections = self.admission.table
-        self.connections_lock = self.admission.lock
         self.accepted_connections = 0
         self.shed_tally = ShedTally(SHED_SUMMARY_EVERY)
         self.busy_hush, self.key_hush = Hush(), Hush()
@@ -185,9 +181,8 @@ class Server(ThreadingHTTPServer):
         This replaces ThreadingMixIn.process_request whole, on purpose: it would start a thread per
         connection at once (see rcwebhook.web.crew for what that cost), and keep each in its _threads for
         server_close to join. None of that runs here, so daemon_threads and block_on_close mean nothing
-        to this server: the lobby's thread and the crew's end in server_close. The lobby hands each
-        connection whose head is whole to the crew, whose thread runs the base class's
-        process_request_thread (finish_request, handle_error, shutdown_request), as the base would."""
+        to this server: the lobby's thread and the crew's end in server_close. The crew's threads run the
+        base class's process_request_thread (finish_request, handle_error, shutdown_request)."""
         self.accepted_connections += 1
         self.lobby.add(request, client_address)
 
@@ -224,14 +219,6 @@ class Server(ThreadingHTTPServer):
             pass
         self.shutdown_request(request)
 
-    def is_spare(self, request) -> bool:
-        return self.admission.is_spare(request)
-
-    def enter(self, request, phase: Phase, body_bytes: int = 0) -> bool:
-        """Record that a connection enters `phase` now (READING: with `body_bytes` to come); return False if
-        it was closed from outside (then nothing it sent may be acted on)."""
-        return self.admission.enter(request, phase, body_bytes)
-
     def shutdown_request(self, request) -> None:
         self.admission.leave(request)
         super().shutdown_request(request)
@@ -259,7 +246,6 @@ class Server(ThreadingHTTPServer):
         self.deliverer.close()
 
 
-_STATUS = {status.value: status for status in HTTPStatus}
 _WEBHOOK_PATH = re.compile(r"/webhook(?:/[^/]+)?")
 
 
@@ -285,11 +271,6 @@ def _close_now(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def _tls_context(settings: Settings) -> Optional[ssl.SSLContext]:
-    """Return the server's TLS context (TLS 1.2 or newer), or None to serve plain HTTP."""
-    return tls.server_context(settings.tls_cert_file, settings.tls_key_file)
 
 
 class _Prefixed(io.RawIOBase):
@@ -361,14 +342,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         again = bool(getattr(self, "raw_requestline", None))
-        if again and self.server.is_spare(self.request):
+        if again and self.server.admission.is_spare(self.request):
             self.close_connection = True  # a spare connection serves one request
             return
         self.body = Body.NONE
         self.expects_continue = False
         if again:  # the first request's first byte came in the lobby
-            if not self.server.enter(self.request, Phase.IDLE) or not self._first_byte() \
-                    or not self.server.enter(self.request, Phase.HEAD):
+            if not self.server.admission.enter(self.request, Phase.IDLE) or not self._first_byte() \
+                    or not self.server.admission.enter(self.request, Phase.HEAD):
                 self.close_connection = True
                 return
             self.started = time.monotonic()
@@ -405,7 +386,7 @@ class Handler(BaseHTTPRequestHandler):
         digits = (length or "").strip(" \t")
         body_bytes = min(int(digits), self.server.settings.max_body_bytes) \
             if _DIGITS.fullmatch(digits) and len(digits) <= 18 else 0
-        if not self.server.enter(self.request, Phase.READING, body_bytes):  # closed from outside meanwhile
+        if not self.server.admission.enter(self.request, Phase.READING, body_bytes):  # closed from outside meanwhile
             self.close_connection = True
             return False
         return True
@@ -419,7 +400,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- methods ---------------------------------------------------------
 
     def do_GET(self) -> None:
-        if not self.server.enter(self.request, Phase.BUSY):
+        if not self.server.admission.enter(self.request, Phase.BUSY):
             self.close_connection = True
             return
         path = self._path()
@@ -474,7 +455,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body(settings)
         if body is None:
             return
-        if not self.server.enter(self.request, Phase.BUSY):
+        if not self.server.admission.enter(self.request, Phase.BUSY):
             # Closed from outside (its deadline, or stopping) after its body came: the client sees no
             # answer, so the notification must not be delivered either; Alertmanager sends it again.
             self.close_connection = True
@@ -584,7 +565,6 @@ class Handler(BaseHTTPRequestHandler):
         """Answer an error and close: the body is unread, so the connection cannot be reused."""
         self.close_connection = True
         self._send(dispatch.error(status, text))
-        return None
 
     def finish(self) -> None:
         super().finish()
@@ -596,7 +576,7 @@ class Handler(BaseHTTPRequestHandler):
         # A client reads the answer only once it has sent its body; closing with its data unread
         # would reset the connection, and the answer would be lost.
         sock = self.connection
-        if not self.server.enter(sock, Phase.LINGERING):
+        if not self.server.admission.enter(sock, Phase.LINGERING):
             return
         clock = self.server.admission.clock
         deadline = self.server.admission.deadline(sock)
@@ -631,7 +611,7 @@ class Handler(BaseHTTPRequestHandler):
         body = redact(body.decode("utf-8"), self.server.settings.secrets()).encode("utf-8")
         if getattr(self, "body", Body.NONE) is Body.UNREAD:
             self.close_connection = True  # its unread body must not be taken for the next request
-        status = _STATUS[code]
+        status = HTTPStatus(code)
         head = [
             f"HTTP/1.1 {status.value} {status.phrase}",
             f"Server: {self.version_string()}",

@@ -21,6 +21,8 @@ from .board import Board
 # The outcomes of a hook's last post that count as failing, for the page's colour and for /ready;
 # a 429 is Rocket.Chat pacing us, not failing.
 FAILING = ("failed", "refused")
+# What the page shows of the hook of a route without a URL, or whose hook has no courier yet.
+_NO_HOOK = {"last_outcome": "", "seen_429": 0, "next_post_in": 0.0, "hold": "", "pacing": ""}
 
 
 def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str, Any]:
@@ -33,26 +35,21 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
     hooks = delivery["hooks"]
     routes = []
     for name, (url, waiting) in delivery["routes"].items():
-        hook = hooks.get(url) if url else None
+        hook = hooks.get(url, _NO_HOOK) if url else _NO_HOOK
         row: Dict[str, Any] = {"route": name, "hook": redact_url(url) or "", "waiting": waiting,
                                "shared_with": [other for other, (u, _) in delivery["routes"].items()
                                                if url and u == url and other != name]}
-        if hook is None:
-            row.update(last_accepted=None, last_failure=None, last_error="", last_outcome="", seen_429=0,
-                       next_post_in=0.0, pacing="", hook_last_post=None)
-        else:
-            # The route's own figures; the hook's (which other routes may share) labelled with the routes it
-            # last posted for, so that a route that never posted does not look as if it did.
-            own = hook.get("routes", {}).get(name, {})
-            row.update(last_accepted=_moment(own.get("last_accepted", 0.0), now),
-                       last_failure=_moment(own.get("last_failure", 0.0), now),
-                       last_error=own.get("last_error", ""), last_outcome=hook["last_outcome"],
-                       seen_429=hook["seen_429"],
-                       next_post_in=round(hook["next_post_in"], 1), pacing=hook["hold"] or hook["pacing"],
-                       hook_last_post={"routes": hook.get("last_routes", []), "outcome": hook["last_outcome"],
-                                       "accepted": _moment(hook["last_accepted"], now),
-                                       "failure": _moment(hook["last_failure"], now), "error": hook["last_error"]}
-                       if hook["last_outcome"] else None)
+        # The route's own figures; the hook's (which other routes may share) labelled with the routes it
+        # last posted for, so that a route that never posted does not look as if it did.
+        own = hook.get("routes", {}).get(name, {})
+        row.update(last_accepted=_moment(own.get("last_accepted", 0.0), now),
+                   last_failure=_moment(own.get("last_failure", 0.0), now),
+                   last_error=own.get("last_error", ""), last_outcome=hook["last_outcome"], seen_429=hook["seen_429"],
+                   next_post_in=round(hook["next_post_in"], 1), pacing=hook["hold"] or hook["pacing"],
+                   hook_last_post={"routes": hook.get("last_routes", []), "outcome": hook["last_outcome"],
+                                   "accepted": _moment(hook["last_accepted"], now),
+                                   "failure": _moment(hook["last_failure"], now), "error": hook["last_error"]}
+                   if hook["last_outcome"] else None)
         unresolved = delivery.get("unresolved", {}).get(name)
         row["unresolved_threads"] = None if not unresolved else {
             "count": int(unresolved["count"]), "oldest_started": _moment(unresolved["oldest"], now),
@@ -172,7 +169,6 @@ def _size(count: int) -> str:
         if count < 1024 or unit == "GiB":
             return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
         count /= 1024  # type: ignore[assignment]
-    return str(count)
 
 
 def _shared(row: Mapping[str, Any]) -> str:

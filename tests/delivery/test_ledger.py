@@ -154,7 +154,7 @@ def test_the_record_of_posted_states_finds_the_newest_and_drops_the_oldest_beyon
         posted.add("critical", f"a{i}", resolved, T0 + 5000, resolver=7)
     posted.seal()
     # Dropped a run at a time: between the bound less one run and the bound.
-    assert 600 <= len(posted) <= 1000 and posted.nbytes() <= 1000 * ledger.RECORD.size
+    assert 600 <= len(posted) <= 1000 and sum(len(run) for _, run in posted.runs) <= 1000 * ledger.RECORD.size
     assert posted.find("critical", "a0") is None  # the oldest went first
     assert posted.find("critical", "a2901") == (firing, T0 + 2901, 0)
     assert posted.find("critical", "a2900") == (resolved, T0 + 5000, 7)
