@@ -38,6 +38,7 @@ class _Continue(Exception):
 
 
 _MISSING = object()
+FREE = (None, "value", "any")  # parameter types that take any value unchecked
 
 
 def number_value(c: NumberNode) -> Any:
@@ -51,6 +52,25 @@ def number_value(c: NumberNode) -> Any:
         return c.float64
     if c.is_int:
         return c.int64
+    return _MISSING
+
+
+def literal_arg(n: Any, typ: Optional[str]) -> Any:
+    """A literal argument's value for a parameter of type `typ`, as the walker's eval_arg makes it;
+    _MISSING for anything else (not a literal, nil, or a literal the walker refuses for that type)."""
+    kind = type(n)
+    free = typ in FREE
+    if kind is StringNode and (typ == "string" or free):
+        return n.text
+    if kind is BoolNode and (typ == "bool" or free):
+        return n.value
+    if kind is NumberNode:
+        if typ in ("int", "time.Duration") and n.is_int:
+            return n.int64 if typ == "int" else Duration(n.int64)
+        if typ == "float64" and n.is_float:
+            return n.float64
+        if free:
+            return number_value(n)
     return _MISSING
 
 
@@ -452,29 +472,19 @@ class _State:
             return self.validate_type(self.eval_function(dot, n, n, None, _MISSING), typ)
         if isinstance(n, ChainNode):
             return self.validate_type(self.eval_chain(dot, n, [], _MISSING), typ)
+        value = literal_arg(n, typ)
+        if value is not _MISSING:
+            return value
         if typ == "bool":
-            if isinstance(n, BoolNode):
-                return n.value
             self.errorf(f"expected bool; found {n}")
         if typ in ("int", "time.Duration"):
-            if isinstance(n, NumberNode) and n.is_int:
-                return n.int64 if typ == "int" else Duration(n.int64)
             self.errorf(f"expected integer; found {n}")
         if typ == "float64":
-            if isinstance(n, NumberNode) and n.is_float:
-                return n.float64
             self.errorf(f"expected float; found {n}")
         if typ == "string":
-            if isinstance(n, StringNode):
-                return n.text
             self.errorf(f"expected string; found {n}")
-        if typ in ("value", "any", None):
-            if isinstance(n, BoolNode):
-                return n.value
-            if isinstance(n, NumberNode):
-                return self.ideal_constant(n)
-            if isinstance(n, StringNode):
-                return n.text
+        if typ in FREE and isinstance(n, NumberNode):
+            return self.ideal_constant(n)  # Go's error for a number no type holds
         self.errorf(f"can't handle {n} for arg of type {typ}")
 
     def print_value(self, node: Node, v: Any) -> None:

@@ -194,7 +194,6 @@ class Regexp:
         self.pattern = pattern
         self.num_subexp = ncap
         self.subexp_names = names
-        self._node = node
         self._forward = _DFA(compile_program(node, False), longest=False)
         self._backward = _DFA(compile_program(node, True), longest=True)
         self._anchored = _starts_with_bot(node)

@@ -320,6 +320,10 @@ def _pad(text: str, width: Optional[int], minus: bool, zero: bool = False) -> st
     return " " * (width - len(text)) + text
 
 
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+            "\t": "\\t", "\v": "\\v"}
+
+
 def go_quote(s: str, ascii_only: bool = False) -> str:
     """strconv.Quote."""
     if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
@@ -327,24 +331,8 @@ def go_quote(s: str, ascii_only: bool = False) -> str:
     out = ['"']
     for ch in s:
         o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\a":
-            out.append("\\a")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\v":
-            out.append("\\v")
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
         elif o < 0x20 or o == 0x7F:
             out.append(f"\\x{o:02x}")
         elif o < 0x80:
@@ -483,7 +471,7 @@ def _float_b_x(f: float, verb: str, prec: Optional[int]) -> str:
                     q += 1
                 full_digits = f"{q:x}"
                 if len(full_digits) > 1 + prec:
-                    q >>= 4 if False else 1
+                    q >>= 1
                     e += 1
                     full_digits = f"{q:x}"
                 lead, frac = full_digits[0], full_digits[1:1 + prec]
