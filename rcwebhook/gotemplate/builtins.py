@@ -34,29 +34,18 @@ def _html_escape(s: str) -> str:
             .replace('"', "&#34;").replace("\0", "\ufffd"))
 
 
+_JS_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"}
+
+
 def _js_escape(s: str) -> str:
     out = []
     for c in s:
         o = ord(c)
-        if c == "\\":
-            out.append("\\\\")
-        elif c == "'":
-            out.append("\\'")
-        elif c == '"':
-            out.append('\\"')
-        elif c == "<":
-            out.append("\\u003C")
-        elif c == ">":
-            out.append("\\u003E")
-        elif c == "&":
-            out.append("\\u0026")
-        elif c == "=":
-            out.append("\\u003D")
+        if c in _JS_ESCAPES:
+            out.append(_JS_ESCAPES[c])
         elif o < 0x20:
             out.append(f"\\u00{o:02X}")
-        elif o < 0x80:
-            out.append(c)
-        elif c.isprintable():
+        elif o < 0x80 or c.isprintable():
             out.append(c)
         else:
             out.append(f"\\u{o:04X}")
@@ -64,24 +53,15 @@ def _js_escape(s: str) -> str:
 
 
 _QUERY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-_QUERY_ASCII = {c: ("+" if c == 32 else None if chr(c) in _QUERY_SAFE else f"%{c:02X}") for c in range(128)}
-_QUERY_ASCII = {c: v for c, v in _QUERY_ASCII.items() if v is not None}
+_QUERY_ASCII = {c: ("+" if c == 32 else f"%{c:02X}") for c in range(128) if chr(c) not in _QUERY_SAFE}
 
 
 def _query_escape(s: str) -> str:
     """Go's url.QueryEscape: all but letters, digits and -_.~ as %XX of their UTF-8, a space as +."""
     if s.isascii():
         return s.translate(_QUERY_ASCII)
-    out = []
-    for b in s.encode("utf-8", "surrogatepass"):
-        c = chr(b)
-        if c.isascii() and (c.isalnum() or c in "-_.~"):
-            out.append(c)
-        elif c == " ":
-            out.append("+")
-        else:
-            out.append(f"%{b:02X}")
-    return "".join(out)
+    return "".join(_QUERY_ASCII.get(b, chr(b)) if b < 0x80 else f"%{b:02X}"
+                   for b in s.encode("utf-8", "surrogatepass"))
 
 
 def _eval_args(st: Any, args: List[Any]) -> str:
@@ -113,8 +93,7 @@ def _index(st: Any, item: Any, *indexes: Any) -> Any:
             if x == n:  # within the capacity, past the length: reflect's own panic
                 raise GoError(f"reflect: {'string' if isinstance(item, str) else 'slice'} index out of range")
             if isinstance(item, str):
-                item = item.encode("utf-8", "surrogatepass")[x]  # a byte (uint8)
-                item = _Uint8(item)
+                item = gv.Uint8(item.encode("utf-8", "surrogatepass")[x])  # a byte
             else:
                 item = item[x]
         elif isinstance(item, dict):
@@ -128,9 +107,6 @@ def _index(st: Any, item: Any, *indexes: Any) -> Any:
         else:
             raise GoError(f"can't index item of type {gv.type_name(item)}")
     return item
-
-
-_Uint8 = gv.Uint8
 
 
 def _slice(st: Any, item: Any, *indexes: Any) -> Any:
@@ -177,7 +153,7 @@ def _basic_kind(v: Any) -> str:
         return "string"
     if isinstance(v, bool):
         return "bool"
-    if isinstance(v, _Uint8):
+    if isinstance(v, gv.Uint8):
         return "uint"
     if isinstance(v, int):
         return "int"
