@@ -248,8 +248,7 @@ class _State:
                         return
                 elif val is None:
                     pass
-                elif isinstance(val, int) and not isinstance(val, bool) and self.compat != "0.25" \
-                        and type(val) is int:
+                elif type(val) is int and self.compat != "0.25":
                     if len(r.pipe.decl) > 1:
                         self.errorf("can't use {} to iterate over more than one variable".format(val))
                     if val > 0:
