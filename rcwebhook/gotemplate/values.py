@@ -588,20 +588,11 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
     if verb in "dboxXcU":
         if isinstance(a, int):
             v = int(a)
-            if verb == "d":
-                s = str(abs(v))
-            elif verb == "b":
-                s = format(abs(v), "b")
-            elif verb == "o":
-                s = format(abs(v), "o")
-            elif verb == "x":
-                s = format(abs(v), "x")
-            elif verb == "X":
-                s = format(abs(v), "X")
-            elif verb == "c":
+            if verb == "c":
                 return chr(v) if 0 <= v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF else "\ufffd"
-            else:
+            if verb == "U":
                 return f"U+{v:04X}"
+            s = format(abs(v), verb)  # d, b, o, x and X are Python's format codes too
             if prec is not None and len(s) < prec:
                 s = "0" * (prec - len(s)) + s
             if sharp and verb in "xX":
@@ -620,10 +611,7 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
         return _bad(verb, a, compat, plus, pad, prec)
     if verb in "eEfFgG":
         if isinstance(a, float):
-            if verb in "gG":
-                s = format_float(a, verb, -1 if prec is None else prec)
-            else:
-                s = format_float(a, verb, 6 if prec is None else prec)
+            s = format_float(a, verb, (-1 if verb in "gG" else 6) if prec is None else prec)
             if sharp:
                 s = _sharp_float(s, verb, prec)
             if plus and not s.startswith(("-", "+")):
