@@ -28,7 +28,6 @@ from . import values as gv
 from .builtins import BUILTINS, _query_escape, truth
 from .funcs import MAX_VALUE, Func
 from .exec import _MISSING as MISSING
-from .exec import number_value
 from .nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
                     FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode, RangeNode,
                     StringNode, TemplateNode, TextNode, VariableNode, WithNode)
@@ -330,8 +329,7 @@ class _Generator:
             return self.pipe(first, dot)
         if kind is DotNode:
             return dot
-        constant = number_value(first) if kind is NumberNode else first.value if kind is BoolNode \
-            else first.text if kind is StringNode else MISSING
+        constant = rt.literal_arg(first, None)
         if constant is MISSING:
             raise _Deferred()
         return self.const(constant)

@@ -23,15 +23,13 @@ def unquote(s: str) -> str:
     if len(s) < 2:
         raise ValueError("invalid syntax")
     q = s[0]
-    if q != s[-1]:
+    if q != s[-1] or q not in "`\"'":
         raise ValueError("invalid syntax")
     body = s[1:-1]
     if q == "`":
         if "`" in body:
             raise ValueError("invalid syntax")
         return body.replace("\r", "")
-    if q not in "\"'":
-        raise ValueError("invalid syntax")
     if "\n" in body:
         raise ValueError("invalid syntax")
     out: List[str] = []
@@ -62,13 +60,10 @@ def unquote(s: str) -> str:
             i += size
             v = int(hexs, 16)
             if c == "x":
-                if q == "'":
-                    out.append(chr(v))
-                else:
-                    out.append(_byte_char(v))
+                out.append(chr(v) if q == "'" else _byte_char(v))
+            elif v > 0x10FFFF or 0xD800 <= v <= 0xDFFF:
+                raise ValueError("invalid syntax")
             else:
-                if v > 0x10FFFF or 0xD800 <= v <= 0xDFFF:
-                    raise ValueError("invalid syntax")
                 out.append(chr(v))
         elif c in "01234567":
             octs = body[i - 1:i + 2]
@@ -82,9 +77,8 @@ def unquote(s: str) -> str:
         else:
             raise ValueError("invalid syntax")
     result = "".join(out)
-    if q == "'":
-        if len(result) != 1:
-            raise ValueError("invalid syntax")
+    if q == "'" and len(result) != 1:
+        raise ValueError("invalid syntax")
     return _join_bytes(result)
 
 
@@ -112,7 +106,6 @@ def _join_bytes(s: str) -> str:
     if raw:
         out.append(raw.decode("utf-8", "replace"))
     return "".join(out)
-
 
 
 class Tree:

@@ -247,11 +247,6 @@ class Regexp:
         expand = "$" in repl
         if self._literal is not None and not expand:
             return src.replace(self._literal, repl)
-        if self._anchored:  # one match at most, at 0
-            m = self.find_string_submatch_index(src, 0, check) if expand else self.find_string_index(src, 0, check)
-            if m is None:
-                return src
-            return (self.expand(repl, src, m) if expand else repl) + src[m[1]:]
         out: List[str] = []
         last = 0
         search = 0
