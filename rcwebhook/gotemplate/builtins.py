@@ -123,7 +123,7 @@ def _slice(st: Any, item: Any, *indexes: Any) -> Any:
         cap = len(item)
     else:
         raise GoError(f"can't slice item of type {gv.type_name(item)}")
-    idx = [0, cap if not isinstance(item, str) else len(data), 0]
+    idx = [0, cap, 0]
     for i, index in enumerate(indexes):
         idx[i] = _index_arg(st, index, cap)
     if idx[0] > idx[1]:
@@ -145,7 +145,6 @@ def _len(st: Any, item: Any) -> int:
     if item is None:
         raise GoError("reflect: call of reflect.Value.Type on zero Value")
     raise GoError(f"len of type {gv.type_name(item)}")
-
 
 
 def _basic_kind(v: Any) -> str:
@@ -208,10 +207,6 @@ def _comparable_struct(v: Any) -> bool:
     return all(not isinstance(v.field(f), (list, dict)) for f in v.FIELDS)
 
 
-def _ne(st: Any, a: Any, b: Any) -> bool:
-    return not _eq(st, a, b)
-
-
 def _lt(st: Any, a: Any, b: Any) -> bool:
     k1, k2 = _basic_kind(a), _basic_kind(b)
     if k1 == "invalid" or k2 == "invalid":
@@ -229,18 +224,6 @@ def _lt(st: Any, a: Any, b: Any) -> bool:
 
 def _le(st: Any, a: Any, b: Any) -> bool:
     return _lt(st, a, b) or _eq(st, a, b)
-
-
-def _gt(st: Any, a: Any, b: Any) -> bool:
-    return not _le(st, a, b)
-
-
-def _ge(st: Any, a: Any, b: Any) -> bool:
-    return not _lt(st, a, b)
-
-
-def _not(st: Any, a: Any) -> bool:
-    return not truth(a)
 
 
 def _call(st: Any, fn: Any, *args: Any) -> Any:
@@ -265,14 +248,14 @@ BUILTINS: Dict[str, Func] = {
     "index": Func(with_state(_index), ("value", "value"), True, "index"),
     "slice": Func(with_state(_slice), ("value", "value"), True, "slice"),
     "len": Func(with_state(_len), ("value",), False, "len"),
-    "not": Func(with_state(_not), ("value",), False, "not"),
+    "not": Func(with_state(lambda st, a: not truth(a)), ("value",), False, "not"),
     "print": Func(bounded(with_state(lambda st, *a: gv.sprint(list(a), st.compat))), ("any",), True),
     "printf": Func(bounded(with_state(_printf)), ("string", "any"), True),
     "println": Func(bounded(with_state(lambda st, *a: gv.sprintln(list(a), st.compat))), ("any",), True),
     "eq": Func(with_state(_eq), ("value", "value"), True),
-    "ne": Func(with_state(_ne), ("value", "value")),
+    "ne": Func(with_state(lambda st, a, b: not _eq(st, a, b)), ("value", "value")),
     "lt": Func(with_state(_lt), ("value", "value")),
     "le": Func(with_state(_le), ("value", "value")),
-    "gt": Func(with_state(_gt), ("value", "value")),
-    "ge": Func(with_state(_ge), ("value", "value")),
+    "gt": Func(with_state(lambda st, a, b: not _le(st, a, b)), ("value", "value")),
+    "ge": Func(with_state(lambda st, a, b: not _lt(st, a, b)), ("value", "value")),
 }
