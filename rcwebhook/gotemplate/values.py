@@ -241,23 +241,11 @@ def _shortest(f: float) -> Tuple[str, int]:
     """The shortest decimal digits of |f| and the exponent e such that |f| = 0.DIGITS * 10**e."""
     if f == 0:
         return "0", 1
-    r = repr(abs(f))
-    if "e" in r:
-        mant, e = r.split("e")
-        exp = int(e)
-    else:
-        mant, exp = r, 0
-    if "." in mant:
-        ip, fp = mant.split(".")
-    else:
-        ip, fp = mant, ""
-    if fp == "0":
-        fp = ""
-    digits = (ip + fp).lstrip("0")
-    lead = len(ip + fp) - len((ip + fp).lstrip("0"))
-    point = len(ip) + exp - lead
-    digits = digits.rstrip("0") or "0"
-    return digits, point
+    mant, _, exp = repr(abs(f)).partition("e")
+    whole, _, frac = mant.partition(".")
+    digits = (whole + frac).lstrip("0")
+    point = len(whole) + int(exp or 0) - (len(whole + frac) - len(digits))
+    return digits.rstrip("0") or "0", point
 
 
 def _plain(f: float, digits: str, exp: int) -> str:
