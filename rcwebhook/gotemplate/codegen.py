@@ -160,7 +160,7 @@ class _Generator:
         pipe = getattr(node, "pipe", None)
         if type(node) is ActionNode and pipe.decl and not pipe.is_assign:
             self.emit(depth, f"{self.declare(pipe.decl[0].ident[0])} = {variables}[{len(visible)}][1]")
-        exits = _loop_exits(_list_of(node))
+        exits = _loop_exits([node])
         if BreakNode in exits:
             self.emit(depth, f"if {ended} is BREAK: break")
         if ContinueNode in exits:
@@ -258,7 +258,7 @@ class _Generator:
             # Go's range catches a {{break}} of its else too: it ends the range, so the else runs in a
             # loop of one round. A {{continue}} there goes on with the enclosing range's next round, as
             # Python's does, unless that loop of one round stands in its way.
-            ends = _loop_exits(node.else_list)
+            ends = _loop_exits(node.else_list.nodes)
             if len(ends) == 2:
                 raise _Deferred()  # a break and a continue in the else: the walker's
             self.emit(depth, f"if {items} is None:")
@@ -496,20 +496,20 @@ class _Generator:
         return self.const(value)
 
 
-def _loop_exits(lst: ListNode) -> set:
+def _loop_exits(nodes: List[Node]) -> set:
     """The kinds of {{break}} and {{continue}} in a list that leave it for the enclosing loop: in it, in
     its ifs and withs, and a continue in the else of a range inside (which catches only its break)."""
     found = set()
-    for node in lst.nodes:
+    for node in nodes:
         kind = type(node)
         if kind is BreakNode or kind is ContinueNode:
             found.add(kind)
         elif kind is IfNode or kind is WithNode:
-            found |= _loop_exits(node.list)
+            found |= _loop_exits(node.list.nodes)
             if node.else_list is not None:
-                found |= _loop_exits(node.else_list)
+                found |= _loop_exits(node.else_list.nodes)
         elif kind is RangeNode and node.else_list is not None:
-            found |= _loop_exits(node.else_list) & {ContinueNode}
+            found |= _loop_exits(node.else_list.nodes) & {ContinueNode}
     return found
 
 
@@ -530,12 +530,6 @@ def _commands(pipe: PipeNode) -> int:
             if isinstance(arg, PipeNode):
                 total += 1 + _commands(arg)
     return total
-
-
-def _list_of(node: Node) -> ListNode:
-    lst = ListNode(node.pos)
-    lst.nodes.append(node)
-    return lst
 
 
 def _declares_inside(node: Any) -> bool:
