@@ -223,8 +223,6 @@ def next_std(layout: str, i: int) -> Tuple[str, int]:
         if s.startswith("_2"):
             if s.startswith("_2006"):
                 return "_", 0  # "_" then "2006"
-            if s.startswith("__2"):
-                return "__2", 3
             return "_2", 2
         if s.startswith("__2"):
             return "__2", 3
