@@ -143,15 +143,6 @@ class _State:
         self.out.append(s)
 
     # variables
-    def push(self, name: str, value: Any) -> None:
-        self.vars.append([name, value])
-
-    def mark(self) -> int:
-        return len(self.vars)
-
-    def pop(self, mark: int) -> None:
-        del self.vars[mark:]
-
     def set_var(self, name: str, value: Any) -> None:
         for i in range(len(self.vars) - 1, -1, -1):
             if self.vars[i][0] == name:
@@ -199,7 +190,7 @@ class _State:
             self.errorf(f"unknown node: {node}")
 
     def walk_if_with(self, is_with: bool, dot: Any, node: BranchNode) -> None:
-        mark = self.mark()
+        mark = len(self.vars)
         try:
             val = self.eval_pipeline(dot, node.pipe)
             if truth(val):
@@ -207,14 +198,14 @@ class _State:
             elif node.else_list is not None:
                 self.walk(dot, node.else_list)
         finally:
-            self.pop(mark)
+            del self.vars[mark:]
 
     def walk_range(self, dot: Any, r: RangeNode) -> None:
         self.node = r
-        mark0 = self.mark()
+        mark0 = len(self.vars)
         try:
             val = indirect(self.eval_pipeline(dot, r.pipe))
-            mark = self.mark()
+            mark = len(self.vars)
 
             def one(index: Any, elem: Any) -> None:
                 if r.pipe.decl:
@@ -233,7 +224,7 @@ class _State:
                 except _Continue:
                     pass
                 finally:
-                    self.pop(mark)
+                    del self.vars[mark:]
 
             try:
                 if isinstance(val, list):
@@ -262,7 +253,7 @@ class _State:
             except _Break:  # as in Go, a break in the else list ends that list too
                 return
         finally:
-            self.pop(mark0)
+            del self.vars[mark0:]
 
     def walk_template(self, dot: Any, t: TemplateNode) -> None:
         self.node = t
@@ -290,7 +281,7 @@ class _State:
             if pipe.is_assign:
                 self.set_var(var.ident[0], value)
             else:
-                self.push(var.ident[0], value)
+                self.vars.append([var.ident[0], value])
         return value
 
     def not_a_function(self, args: List[Node], final: Any) -> None:
