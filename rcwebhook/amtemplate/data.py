@@ -213,15 +213,7 @@ def _kv(value: Any, where: str) -> KV:
         return out
     if not isinstance(value, dict):
         raise DataError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type template.KV")
-    out = KV()
-    for k, v in value.items():
-        if v is None:
-            out[k] = ""
-            continue
-        if not isinstance(v, str):
-            raise DataError(f"json: cannot unmarshal {_json_kind(v)} into Go struct field {where} of type string")
-        out[k] = v
-    return out
+    return KV((k, _str(v, where)) for k, v in value.items())
 
 
 def _str(value: Any, where: str) -> str:

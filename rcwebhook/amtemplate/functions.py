@@ -165,9 +165,9 @@ def _humanize_duration(i: Any) -> str:
         v = int(i) / 1e9
     elif isinstance(i, float):
         v = i
-    elif isinstance(i, int) and type(i) in (int, Int64):
+    elif type(i) in (int, Int64):
         v = float(i)
-    elif isinstance(i, str) and type(i) is str:
+    elif type(i) is str:
         try:
             v = _go_parse_float(i)
         except ValueError:
@@ -208,15 +208,14 @@ _GO_FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _go_parse_float(s: str) -> float:
-    t = s.strip("")
-    low = t.lower().lstrip("+-")
+    low = s.lower().lstrip("+-")
     if low in ("inf", "infinity"):
-        return float("-inf") if t.startswith("-") else float("inf")
+        return float("-inf") if s.startswith("-") else float("inf")
     if low == "nan":
         return float("nan")
-    if not _GO_FLOAT.fullmatch(t):
+    if not _GO_FLOAT.fullmatch(s):
         raise ValueError(s)
-    return float(t)
+    return float(s)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,29 +34,18 @@ def _html_escape(s: str) -> str:
             .replace('"', "&#34;").replace("\0", "\ufffd"))
 
 
+_JS_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"}
+
+
 def _js_escape(s: str) -> str:
     out = []
     for c in s:
         o = ord(c)
-        if c == "\\":
-            out.append("\\\\")
-        elif c == "'":
-            out.append("\\'")
-        elif c == '"':
-            out.append('\\"')
-        elif c == "<":
-            out.append("\\u003C")
-        elif c == ">":
-            out.append("\\u003E")
-        elif c == "&":
-            out.append("\\u0026")
-        elif c == "=":
-            out.append("\\u003D")
+        if c in _JS_ESCAPES:
+            out.append(_JS_ESCAPES[c])
         elif o < 0x20:
             out.append(f"\\u00{o:02X}")
-        elif o < 0x80:
-            out.append(c)
-        elif c.isprintable():
+        elif o < 0x80 or c.isprintable():
             out.append(c)
         else:
             out.append(f"\\u{o:04X}")
@@ -64,24 +53,15 @@ def _js_escape(s: str) -> str:
 
 
 _QUERY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-_QUERY_ASCII = {c: ("+" if c == 32 else None if chr(c) in _QUERY_SAFE else f"%{c:02X}") for c in range(128)}
-_QUERY_ASCII = {c: v for c, v in _QUERY_ASCII.items() if v is not None}
+_QUERY_ASCII = {c: ("+" if c == 32 else f"%{c:02X}") for c in range(128) if chr(c) not in _QUERY_SAFE}
 
 
 def _query_escape(s: str) -> str:
     """Go's url.QueryEscape: all but letters, digits and -_.~ as %XX of their UTF-8, a space as +."""
     if s.isascii():
         return s.translate(_QUERY_ASCII)
-    out = []
-    for b in s.encode("utf-8", "surrogatepass"):
-        c = chr(b)
-        if c.isascii() and (c.isalnum() or c in "-_.~"):
-            out.append(c)
-        elif c == " ":
-            out.append("+")
-        else:
-            out.append(f"%{b:02X}")
-    return "".join(out)
+    return "".join(_QUERY_ASCII.get(b, chr(b)) if b < 0x80 else f"%{b:02X}"
+                   for b in s.encode("utf-8", "surrogatepass"))
 
 
 def _eval_args(st: Any, args: List[Any]) -> str:
@@ -113,8 +93,7 @@ def _index(st: Any, item: Any, *indexes: Any) -> Any:
             if x == n:  # within the capacity, past the length: reflect's own panic
                 raise GoError(f"reflect: {'string' if isinstance(item, str) else 'slice'} index out of range")
             if isinstance(item, str):
-                item = item.encode("utf-8", "surrogatepass")[x]  # a byte (uint8)
-                item = _Uint8(item)
+                item = gv.Uint8(item.encode("utf-8", "surrogatepass")[x])  # a byte
             else:
                 item = item[x]
         elif isinstance(item, dict):
@@ -128,9 +107,6 @@ def _index(st: Any, item: Any, *indexes: Any) -> Any:
         else:
             raise GoError(f"can't index item of type {gv.type_name(item)}")
     return item
-
-
-_Uint8 = gv.Uint8
 
 
 def _slice(st: Any, item: Any, *indexes: Any) -> Any:
@@ -147,7 +123,7 @@ def _slice(st: Any, item: Any, *indexes: Any) -> Any:
         cap = len(item)
     else:
         raise GoError(f"can't slice item of type {gv.type_name(item)}")
-    idx = [0, cap if not isinstance(item, str) else len(data), 0]
+    idx = [0, cap, 0]
     for i, index in enumerate(indexes):
         idx[i] = _index_arg(st, index, cap)
     if idx[0] > idx[1]:
@@ -171,13 +147,12 @@ def _len(st: Any, item: Any) -> int:
     raise GoError(f"len of type {gv.type_name(item)}")
 
 
-
 def _basic_kind(v: Any) -> str:
     if type(v) is str:
         return "string"
     if isinstance(v, bool):
         return "bool"
-    if isinstance(v, _Uint8):
+    if isinstance(v, gv.Uint8):
         return "uint"
     if isinstance(v, int):
         return "int"
@@ -232,10 +207,6 @@ def _comparable_struct(v: Any) -> bool:
     return all(not isinstance(v.field(f), (list, dict)) for f in v.FIELDS)
 
 
-def _ne(st: Any, a: Any, b: Any) -> bool:
-    return not _eq(st, a, b)
-
-
 def _lt(st: Any, a: Any, b: Any) -> bool:
     k1, k2 = _basic_kind(a), _basic_kind(b)
     if k1 == "invalid" or k2 == "invalid":
@@ -253,18 +224,6 @@ def _lt(st: Any, a: Any, b: Any) -> bool:
 
 def _le(st: Any, a: Any, b: Any) -> bool:
     return _lt(st, a, b) or _eq(st, a, b)
-
-
-def _gt(st: Any, a: Any, b: Any) -> bool:
-    return not _le(st, a, b)
-
-
-def _ge(st: Any, a: Any, b: Any) -> bool:
-    return not _lt(st, a, b)
-
-
-def _not(st: Any, a: Any) -> bool:
-    return not truth(a)
 
 
 def _call(st: Any, fn: Any, *args: Any) -> Any:
@@ -289,14 +248,14 @@ BUILTINS: Dict[str, Func] = {
     "index": Func(with_state(_index), ("value", "value"), True, "index"),
     "slice": Func(with_state(_slice), ("value", "value"), True, "slice"),
     "len": Func(with_state(_len), ("value",), False, "len"),
-    "not": Func(with_state(_not), ("value",), False, "not"),
+    "not": Func(with_state(lambda st, a: not truth(a)), ("value",), False, "not"),
     "print": Func(bounded(with_state(lambda st, *a: gv.sprint(list(a), st.compat))), ("any",), True),
     "printf": Func(bounded(with_state(_printf)), ("string", "any"), True),
     "println": Func(bounded(with_state(lambda st, *a: gv.sprintln(list(a), st.compat))), ("any",), True),
     "eq": Func(with_state(_eq), ("value", "value"), True),
-    "ne": Func(with_state(_ne), ("value", "value")),
+    "ne": Func(with_state(lambda st, a, b: not _eq(st, a, b)), ("value", "value")),
     "lt": Func(with_state(_lt), ("value", "value")),
     "le": Func(with_state(_le), ("value", "value")),
-    "gt": Func(with_state(_gt), ("value", "value")),
-    "ge": Func(with_state(_ge), ("value", "value")),
+    "gt": Func(with_state(lambda st, a, b: not _le(st, a, b)), ("value", "value")),
+    "ge": Func(with_state(lambda st, a, b: not _lt(st, a, b)), ("value", "value")),
 }

@@ -28,7 +28,6 @@ from . import values as gv
 from .builtins import BUILTINS, _query_escape, truth
 from .funcs import MAX_VALUE, Func
 from .exec import _MISSING as MISSING
-from .exec import number_value
 from .nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
                     FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode, RangeNode,
                     StringNode, TemplateNode, TextNode, VariableNode, WithNode)
@@ -161,7 +160,7 @@ class _Generator:
         pipe = getattr(node, "pipe", None)
         if type(node) is ActionNode and pipe.decl and not pipe.is_assign:
             self.emit(depth, f"{self.declare(pipe.decl[0].ident[0])} = {variables}[{len(visible)}][1]")
-        exits = _loop_exits(_list_of(node))
+        exits = _loop_exits([node])
         if BreakNode in exits:
             self.emit(depth, f"if {ended} is BREAK: break")
         if ContinueNode in exits:
@@ -259,7 +258,7 @@ class _Generator:
             # Go's range catches a {{break}} of its else too: it ends the range, so the else runs in a
             # loop of one round. A {{continue}} there goes on with the enclosing range's next round, as
             # Python's does, unless that loop of one round stands in its way.
-            ends = _loop_exits(node.else_list)
+            ends = _loop_exits(node.else_list.nodes)
             if len(ends) == 2:
                 raise _Deferred()  # a break and a continue in the else: the walker's
             self.emit(depth, f"if {items} is None:")
@@ -330,8 +329,7 @@ class _Generator:
             return self.pipe(first, dot)
         if kind is DotNode:
             return dot
-        constant = number_value(first) if kind is NumberNode else first.value if kind is BoolNode \
-            else first.text if kind is StringNode else MISSING
+        constant = rt.literal_arg(first, None)
         if constant is MISSING:
             raise _Deferred()
         return self.const(constant)
@@ -498,20 +496,20 @@ class _Generator:
         return self.const(value)
 
 
-def _loop_exits(lst: ListNode) -> set:
+def _loop_exits(nodes: List[Node]) -> set:
     """The kinds of {{break}} and {{continue}} in a list that leave it for the enclosing loop: in it, in
     its ifs and withs, and a continue in the else of a range inside (which catches only its break)."""
     found = set()
-    for node in lst.nodes:
+    for node in nodes:
         kind = type(node)
         if kind is BreakNode or kind is ContinueNode:
             found.add(kind)
         elif kind is IfNode or kind is WithNode:
-            found |= _loop_exits(node.list)
+            found |= _loop_exits(node.list.nodes)
             if node.else_list is not None:
-                found |= _loop_exits(node.else_list)
+                found |= _loop_exits(node.else_list.nodes)
         elif kind is RangeNode and node.else_list is not None:
-            found |= _loop_exits(node.else_list) & {ContinueNode}
+            found |= _loop_exits(node.else_list.nodes) & {ContinueNode}
     return found
 
 
@@ -532,12 +530,6 @@ def _commands(pipe: PipeNode) -> int:
             if isinstance(arg, PipeNode):
                 total += 1 + _commands(arg)
     return total
-
-
-def _list_of(node: Node) -> ListNode:
-    lst = ListNode(node.pos)
-    lst.nodes.append(node)
-    return lst
 
 
 def _declares_inside(node: Any) -> bool:

@@ -38,6 +38,7 @@ class _Continue(Exception):
 
 
 _MISSING = object()
+FREE = (None, "value", "any")  # parameter types that take any value unchecked
 
 
 def number_value(c: NumberNode) -> Any:
@@ -51,6 +52,25 @@ def number_value(c: NumberNode) -> Any:
         return c.float64
     if c.is_int:
         return c.int64
+    return _MISSING
+
+
+def literal_arg(n: Any, typ: Optional[str]) -> Any:
+    """A literal argument's value for a parameter of type `typ`, as the walker's eval_arg makes it;
+    _MISSING for anything else (not a literal, nil, or a literal the walker refuses for that type)."""
+    kind = type(n)
+    free = typ in FREE
+    if kind is StringNode and (typ == "string" or free):
+        return n.text
+    if kind is BoolNode and (typ == "bool" or free):
+        return n.value
+    if kind is NumberNode:
+        if typ in ("int", "time.Duration") and n.is_int:
+            return n.int64 if typ == "int" else Duration(n.int64)
+        if typ == "float64" and n.is_float:
+            return n.float64
+        if free:
+            return number_value(n)
     return _MISSING
 
 
@@ -123,15 +143,6 @@ class _State:
         self.out.append(s)
 
     # variables
-    def push(self, name: str, value: Any) -> None:
-        self.vars.append([name, value])
-
-    def mark(self) -> int:
-        return len(self.vars)
-
-    def pop(self, mark: int) -> None:
-        del self.vars[mark:]
-
     def set_var(self, name: str, value: Any) -> None:
         for i in range(len(self.vars) - 1, -1, -1):
             if self.vars[i][0] == name:
@@ -179,7 +190,7 @@ class _State:
             self.errorf(f"unknown node: {node}")
 
     def walk_if_with(self, is_with: bool, dot: Any, node: BranchNode) -> None:
-        mark = self.mark()
+        mark = len(self.vars)
         try:
             val = self.eval_pipeline(dot, node.pipe)
             if truth(val):
@@ -187,14 +198,14 @@ class _State:
             elif node.else_list is not None:
                 self.walk(dot, node.else_list)
         finally:
-            self.pop(mark)
+            del self.vars[mark:]
 
     def walk_range(self, dot: Any, r: RangeNode) -> None:
         self.node = r
-        mark0 = self.mark()
+        mark0 = len(self.vars)
         try:
             val = indirect(self.eval_pipeline(dot, r.pipe))
-            mark = self.mark()
+            mark = len(self.vars)
 
             def one(index: Any, elem: Any) -> None:
                 if r.pipe.decl:
@@ -213,7 +224,7 @@ class _State:
                 except _Continue:
                     pass
                 finally:
-                    self.pop(mark)
+                    del self.vars[mark:]
 
             try:
                 if isinstance(val, list):
@@ -228,8 +239,7 @@ class _State:
                         return
                 elif val is None:
                     pass
-                elif isinstance(val, int) and not isinstance(val, bool) and self.compat != "0.25" \
-                        and type(val) is int:
+                elif type(val) is int and self.compat != "0.25":
                     if len(r.pipe.decl) > 1:
                         self.errorf("can't use {} to iterate over more than one variable".format(val))
                     if val > 0:
@@ -243,7 +253,7 @@ class _State:
             except _Break:  # as in Go, a break in the else list ends that list too
                 return
         finally:
-            self.pop(mark0)
+            del self.vars[mark0:]
 
     def walk_template(self, dot: Any, t: TemplateNode) -> None:
         self.node = t
@@ -271,7 +281,7 @@ class _State:
             if pipe.is_assign:
                 self.set_var(var.ident[0], value)
             else:
-                self.push(var.ident[0], value)
+                self.vars.append([var.ident[0], value])
         return value
 
     def not_a_function(self, args: List[Node], final: Any) -> None:
@@ -452,29 +462,19 @@ class _State:
             return self.validate_type(self.eval_function(dot, n, n, None, _MISSING), typ)
         if isinstance(n, ChainNode):
             return self.validate_type(self.eval_chain(dot, n, [], _MISSING), typ)
+        value = literal_arg(n, typ)
+        if value is not _MISSING:
+            return value
         if typ == "bool":
-            if isinstance(n, BoolNode):
-                return n.value
             self.errorf(f"expected bool; found {n}")
         if typ in ("int", "time.Duration"):
-            if isinstance(n, NumberNode) and n.is_int:
-                return n.int64 if typ == "int" else Duration(n.int64)
             self.errorf(f"expected integer; found {n}")
         if typ == "float64":
-            if isinstance(n, NumberNode) and n.is_float:
-                return n.float64
             self.errorf(f"expected float; found {n}")
         if typ == "string":
-            if isinstance(n, StringNode):
-                return n.text
             self.errorf(f"expected string; found {n}")
-        if typ in ("value", "any", None):
-            if isinstance(n, BoolNode):
-                return n.value
-            if isinstance(n, NumberNode):
-                return self.ideal_constant(n)
-            if isinstance(n, StringNode):
-                return n.text
+        if typ in FREE and isinstance(n, NumberNode):
+            return self.ideal_constant(n)  # Go's error for a number no type holds
         self.errorf(f"can't handle {n} for arg of type {typ}")
 
     def print_value(self, node: Node, v: Any) -> None:

@@ -8,7 +8,7 @@ proleptic Gregorian calendar for any year, as Go's is (datetime stops at 1 and 9
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .funcs import Func, GoError, bounded, with_state
 
@@ -91,10 +91,7 @@ def location_of(t: GoTime) -> Location:
 class Civil:
     """A proleptic Gregorian date and time of day (any year, unlike datetime's 1 to 9999)."""
 
-    __slots__ = ("year", "month", "day", "hour", "minute", "second", "wday", "yday")
-
-    def weekday(self) -> int:  # datetime's convention: Monday is 0
-        return (self.wday + 6) % 7
+    __slots__ = ("year", "month", "day", "hour", "minute", "second", "wday", "yday")  # wday: Sunday is 0
 
 
 def civil(seconds: int) -> Civil:
@@ -226,8 +223,6 @@ def next_std(layout: str, i: int) -> Tuple[str, int]:
         if s.startswith("_2"):
             if s.startswith("_2006"):
                 return "_", 0  # "_" then "2006"
-            if s.startswith("__2"):
-                return "__2", 3
             return "_2", 2
         if s.startswith("__2"):
             return "__2", 3
@@ -270,6 +265,32 @@ def _offset(off: int, z: str, colon: bool, seconds: bool = False, short: bool = 
     return out
 
 
+_CIVIL_FORMATS: Dict[str, Callable[[Civil], str]] = {
+    "2006": lambda c: f"{c.year:04d}",
+    "06": lambda c: f"{c.year % 100:02d}",
+    "January": lambda c: MONTHS[c.month - 1],
+    "Jan": lambda c: MONTHS[c.month - 1][:3],
+    "01": lambda c: f"{c.month:02d}",
+    "1": lambda c: str(c.month),
+    "Monday": lambda c: DAYS[c.wday],
+    "Mon": lambda c: DAYS[c.wday][:3],
+    "2": lambda c: str(c.day),
+    "02": lambda c: f"{c.day:02d}",
+    "_2": lambda c: f"{c.day:2d}",
+    "__2": lambda c: f"{c.yday:3d}",
+    "002": lambda c: f"{c.yday:03d}",
+    "15": lambda c: f"{c.hour:02d}",
+    "3": lambda c: str(c.hour % 12 or 12),
+    "03": lambda c: f"{c.hour % 12 or 12:02d}",
+    "4": lambda c: str(c.minute),
+    "04": lambda c: f"{c.minute:02d}",
+    "5": lambda c: str(c.second),
+    "05": lambda c: f"{c.second:02d}",
+    "PM": lambda c: "PM" if c.hour >= 12 else "AM",
+    "pm": lambda c: "pm" if c.hour >= 12 else "am",
+}
+
+
 def time_format(t: GoTime, layout: str) -> str:
     """time.Time.Format with a Go layout (reference time Mon Jan 2 15:04:05 MST 2006)."""
     dt = t.civil()
@@ -283,51 +304,9 @@ def time_format(t: GoTime, layout: str) -> str:
             i += 1
             continue
         i += size
-        year = dt.year
-        if std == "2006":
-            out.append(f"{year:04d}")
-        elif std == "06":
-            out.append(f"{year % 100:02d}")
-        elif std == "January":
-            out.append(MONTHS[dt.month - 1])
-        elif std == "Jan":
-            out.append(MONTHS[dt.month - 1][:3])
-        elif std == "01":
-            out.append(f"{dt.month:02d}")
-        elif std == "1":
-            out.append(str(dt.month))
-        elif std == "Monday":
-            out.append(DAYS[(dt.weekday() + 1) % 7])
-        elif std == "Mon":
-            out.append(DAYS[(dt.weekday() + 1) % 7][:3])
-        elif std == "2":
-            out.append(str(dt.day))
-        elif std == "02":
-            out.append(f"{dt.day:02d}")
-        elif std == "_2":
-            out.append(f"{dt.day:2d}")
-        elif std == "__2":
-            out.append(f"{dt.yday:3d}")
-        elif std == "002":
-            out.append(f"{dt.yday:03d}")
-        elif std == "15":
-            out.append(f"{dt.hour:02d}")
-        elif std == "3":
-            out.append(str(dt.hour % 12 or 12))
-        elif std == "03":
-            out.append(f"{dt.hour % 12 or 12:02d}")
-        elif std == "4":
-            out.append(str(dt.minute))
-        elif std == "04":
-            out.append(f"{dt.minute:02d}")
-        elif std == "5":
-            out.append(str(dt.second))
-        elif std == "05":
-            out.append(f"{dt.second:02d}")
-        elif std == "PM":
-            out.append("PM" if dt.hour >= 12 else "AM")
-        elif std == "pm":
-            out.append("pm" if dt.hour >= 12 else "am")
+        civil_format = _CIVIL_FORMATS.get(std)
+        if civil_format is not None:
+            out.append(civil_format(dt))
         elif std == "MST":
             out.append(t.abbrev())
         elif std[0] in "-Z":
@@ -409,7 +388,7 @@ TIME_METHODS: Dict[str, Func] = {
     "Second": Func(lambda t: t.civil().second),
     "Nanosecond": Func(lambda t: t.nsec),
     "YearDay": Func(lambda t: t.civil().yday),
-    "Weekday": Func(lambda t: Weekday((t.civil().weekday() + 1) % 7)),
+    "Weekday": Func(lambda t: Weekday(t.civil().wday)),
     "IsZero": Func(lambda t: t.sec == ZERO_TIME_SEC and t.nsec == 0),
     "Add": Func(_t_add, ("time.Duration",)),
     "Sub": Func(_t_sub, ("time.Time",)),

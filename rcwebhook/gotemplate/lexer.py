@@ -108,17 +108,11 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
                 return error("unclosed comment")
             pos = i + 2
             if _has_right_trim(text, pos) and text.startswith("}}", pos + 2):
-                trim_space = True
+                pos = _space_end(text, pos + 4)
             elif text.startswith("}}", pos):
-                trim_space = False
+                pos += 2
             else:
                 return error("comment ends before closing delimiter")
-            if trim_space:
-                pos += 2
-            pos += 2
-            if trim_space:
-                rest = text[pos:]
-                pos += len(rest) - len(rest.lstrip(SPACE))
             ignore(pos)
             continue
         emit(T_LDELIM, pos)
@@ -135,8 +129,7 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
                     ignore(pos)
                     pos += 2
                     emit(T_RDELIM, pos)
-                    rest = text[pos:]
-                    pos += len(rest) - len(rest.lstrip(SPACE))
+                    pos = _space_end(text, pos)
                     ignore(pos)
                 else:
                     pos += 2
@@ -243,6 +236,11 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
             else:
                 return error(f"unrecognized character in action: {_rune(c)}")
         pos = start
+
+
+def _space_end(text: str, pos: int) -> int:
+    """Where the spaces starting at `pos` end."""
+    return len(text) - len(text[pos:].lstrip(SPACE))
 
 
 def _rune(c: str) -> str:

@@ -8,10 +8,14 @@ from . import values as gv
 
 class Node:
     __slots__ = ("pos", "tree")
+    TEXT = ""  # how a node without content prints
 
     def __init__(self, pos: int) -> None:
         self.pos = pos
         self.tree: Optional[Tree] = None
+
+    def __str__(self) -> str:
+        return self.TEXT
 
 
 class ListNode(Node):
@@ -97,13 +101,11 @@ class VariableNode(Node):
 
 
 class DotNode(Node):
-    def __str__(self) -> str:
-        return "."
+    TEXT = "."
 
 
 class NilNode(Node):
-    def __str__(self) -> str:
-        return "nil"
+    TEXT = "nil"
 
 
 class FieldNode(Node):
@@ -172,19 +174,11 @@ class StringNode(Node):
 
 
 class _EndNode(Node):
-    def __str__(self) -> str:
-        return "{{end}}"
+    TEXT = "{{end}}"
 
 
 class _ElseNode(Node):
-    __slots__ = ("line",)
-
-    def __init__(self, pos: int, line: int) -> None:
-        super().__init__(pos)
-        self.line = line
-
-    def __str__(self) -> str:
-        return "{{else}}"
+    TEXT = "{{else}}"
 
 
 class BranchNode(Node):
@@ -215,13 +209,11 @@ class WithNode(BranchNode):
 
 
 class BreakNode(Node):
-    def __str__(self) -> str:
-        return "{{break}}"
+    TEXT = "{{break}}"
 
 
 class ContinueNode(Node):
-    def __str__(self) -> str:
-        return "{{continue}}"
+    TEXT = "{{continue}}"
 
 
 class TemplateNode(Node):
@@ -236,7 +228,6 @@ class TemplateNode(Node):
         if self.pipe is not None:
             s += " " + str(self.pipe)
         return s + "}}"
-
 
 
 def _byte_col(text: str, pos: int) -> Tuple[int, int]:

@@ -23,15 +23,13 @@ def unquote(s: str) -> str:
     if len(s) < 2:
         raise ValueError("invalid syntax")
     q = s[0]
-    if q != s[-1]:
+    if q != s[-1] or q not in "`\"'":
         raise ValueError("invalid syntax")
     body = s[1:-1]
     if q == "`":
         if "`" in body:
             raise ValueError("invalid syntax")
         return body.replace("\r", "")
-    if q not in "\"'":
-        raise ValueError("invalid syntax")
     if "\n" in body:
         raise ValueError("invalid syntax")
     out: List[str] = []
@@ -62,13 +60,10 @@ def unquote(s: str) -> str:
             i += size
             v = int(hexs, 16)
             if c == "x":
-                if q == "'":
-                    out.append(chr(v))
-                else:
-                    out.append(_byte_char(v))
+                out.append(chr(v) if q == "'" else _byte_char(v))
+            elif v > 0x10FFFF or 0xD800 <= v <= 0xDFFF:
+                raise ValueError("invalid syntax")
             else:
-                if v > 0x10FFFF or 0xD800 <= v <= 0xDFFF:
-                    raise ValueError("invalid syntax")
                 out.append(chr(v))
         elif c in "01234567":
             octs = body[i - 1:i + 2]
@@ -82,9 +77,8 @@ def unquote(s: str) -> str:
         else:
             raise ValueError("invalid syntax")
     result = "".join(out)
-    if q == "'":
-        if len(result) != 1:
-            raise ValueError("invalid syntax")
+    if q == "'" and len(result) != 1:
+        raise ValueError("invalid syntax")
     return _join_bytes(result)
 
 
@@ -112,7 +106,6 @@ def _join_bytes(s: str) -> str:
     if raw:
         out.append(raw.decode("utf-8", "replace"))
     return "".join(out)
-
 
 
 class Tree:
@@ -312,9 +305,9 @@ class _Parser:
     def else_control(self) -> Node:
         peek = self.peek_non_space()
         if peek.typ == T_IF or (peek.typ == T_WITH and self.else_with):
-            return self.new(_ElseNode(peek.pos, peek.line))
+            return self.new(_ElseNode(peek.pos))
         token = self.expect(T_RDELIM, "else")
-        return self.new(_ElseNode(token.pos, token.line))
+        return self.new(_ElseNode(token.pos))
 
     def parse_control(self, allow_else_if: bool, context: str) -> Tuple[int, PipeNode, ListNode, Optional[ListNode]]:
         nvars = len(self.vars)
@@ -530,7 +523,7 @@ class _Parser:
             if f is not None:
                 n.is_complex = True
                 n.complex128 = complex(0, f)
-                _simplify_complex(n)
+                n.is_float = n.is_int = n.is_uint = f == 0  # 0i is also the number 0 (its values are 0)
                 return n
         u = _parse_int(text, unsigned=True)
         if u is not None:
@@ -571,18 +564,6 @@ def _first_char_end(text: str) -> Optional[int]:
     return None
 
 
-def _simplify_complex(n: NumberNode) -> None:
-    n.is_float = n.complex128.imag == 0
-    if n.is_float:
-        n.float64 = n.complex128.real
-        n.is_int = float(int(n.float64)) == n.float64
-        if n.is_int:
-            n.int64 = int(n.float64)
-        n.is_uint = n.is_int and n.int64 >= 0
-        if n.is_uint:
-            n.uint64 = n.int64
-
-
 _INT_RE = re.compile(r"[+-]?(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]*|[1-9][0-9_]*)\Z")
 
 
@@ -608,18 +589,9 @@ def _parse_int(text: str, unsigned: bool) -> Optional[int]:
     body = text.replace("_", "")
     sign = -1 if body.startswith("-") else 1
     body = body.lstrip("+-")
-    low = body.lower()
-    if low.startswith("0x"):
-        v = int(low[2:], 16)
-    elif low.startswith("0o"):
-        v = int(low[2:], 8)
-    elif low.startswith("0b"):
-        v = int(low[2:], 2)
-    elif low.startswith("0") and len(low) > 1:
-        v = int(low[1:], 8)
-    else:
-        v = int(low)
-    v *= sign
+    if body[:1] == "0" and body[1:2].isdigit():  # Go's 017 is octal; Python's int(.., 0) refuses it
+        body = "0o" + body[1:]
+    v = sign * int(body, 0)
     if unsigned:
         return v if 0 <= v < (1 << 64) else None
     return v if -(1 << 63) <= v < (1 << 63) else None

@@ -69,10 +69,9 @@ def checking(check: Callable[[int], None]) -> Iterator[None]:
 
 
 class _State:
-    __slots__ = ("key", "kernel", "before", "starts", "trans", "final", "dead")
+    __slots__ = ("kernel", "before", "starts", "trans", "final", "dead")
 
     def __init__(self, key: tuple) -> None:
-        self.key = key
         self.kernel, self.before, self.starts = key
         self.trans: Dict[str, Tuple["_State", bool]] = {}
         self.final: Dict[int, bool] = {}
@@ -194,7 +193,6 @@ class Regexp:
         self.pattern = pattern
         self.num_subexp = ncap
         self.subexp_names = names
-        self._node = node
         self._forward = _DFA(compile_program(node, False), longest=False)
         self._backward = _DFA(compile_program(node, True), longest=True)
         self._anchored = _starts_with_bot(node)
@@ -248,11 +246,6 @@ class Regexp:
         expand = "$" in repl
         if self._literal is not None and not expand:
             return src.replace(self._literal, repl)
-        if self._anchored:  # one match at most, at 0
-            m = self.find_string_submatch_index(src, 0, check) if expand else self.find_string_index(src, 0, check)
-            if m is None:
-                return src
-            return (self.expand(repl, src, m) if expand else repl) + src[m[1]:]
         out: List[str] = []
         last = 0
         search = 0
@@ -394,8 +387,8 @@ class Regexp:
         steps = 0
 
         def add(threads: List[Tuple[int, tuple]], seen: set, pc: int, caps: tuple, i: int,
-                before: int, after: int) -> bool:
-            """Add pc's closure to threads in priority order; True when a match was reached."""
+                before: int, after: int) -> None:
+            """Add pc's closure to threads in priority order, up to a match (what follows it ranks lower)."""
             stack: List[Tuple[int, tuple]] = [(pc, caps)]
             while stack:
                 pc, caps = stack.pop()
@@ -416,10 +409,9 @@ class Regexp:
                         stack.append((out[pc], caps))
                 elif o == MATCH:
                     threads.append((-1, caps))
-                    return True
+                    return
                 else:
                     stack.append((out[pc], caps))
-            return False
 
         i = start
         before = side_kind(s[i - 1]) if i > 0 else EDGE
@@ -431,7 +423,6 @@ class Regexp:
             nlist: List[Tuple[int, tuple]] = []
             seen: set = set()
             c = s[i] if i < n else None
-            nb = after
             na = side_kind(s[i + 1]) if i + 1 < n else EDGE
             for pc, caps in clist:
                 if pc < 0:
@@ -439,8 +430,7 @@ class Regexp:
                     best[1] = i
                     break  # the threads after a match have lower priority
                 if c is not None and arg[pc].has(c):  # type: ignore[union-attr]
-                    if add(nlist, seen, out[pc], caps, i + 1, nb, na):
-                        pass
+                    add(nlist, seen, out[pc], caps, i + 1, after, na)
             steps += len(clist)
             if steps >= CHECK_EVERY:
                 _run_check(check, steps)

@@ -235,40 +235,21 @@ class Parser:
             if c == "|" or c == ")":
                 break
             if c == "(":
-                if i + 1 < n and p[i + 1] == "?":
-                    named = self.named_group(i)
-                    if named is not None:
-                        name, j = named
-                        self.ncap += 1
-                        index = self.ncap
-                        self.names.append(name)
-                        sub, j, _ = self.alternation(j, flags, depth + 1)
-                        if j >= n:
-                            raise syntax_error("missing closing )", p)
-                        items.append(("cap", index, sub))
-                        i = j + 1
-                    else:
-                        new_flags, j, opens = self.perl_flags(i, flags)
-                        if opens:
-                            sub, j, _ = self.alternation(j, new_flags, depth + 1)
-                            if j >= n:
-                                raise syntax_error("missing closing )", p)
-                            items.append(("group", sub))
-                            i = j + 1
-                        else:
-                            flags = new_flags
-                            i = j
-                            last_repeat = -1
-                            continue
+                named = self.named_group(i) if p.startswith("(?", i) else ("", i + 1)
+                if named is None:
+                    new_flags, j, opens = self.perl_flags(i, flags)
+                    if not opens:
+                        flags, i, last_repeat = new_flags, j, -1
+                        continue
+                    sub, i = self.group(j, new_flags, depth)
+                    items.append(("group", sub))
                 else:
+                    name, j = named
                     self.ncap += 1
                     index = self.ncap
-                    self.names.append("")
-                    sub, j, _ = self.alternation(i + 1, flags, depth + 1)
-                    if j >= n:
-                        raise syntax_error("missing closing )", p)
+                    self.names.append(name)
+                    sub, i = self.group(j, flags, depth)
                     items.append(("cap", index, sub))
-                    i = j + 1
             elif c == "^":
                 items.append(("assert", BOL if flags & _MULTI else BOT))
                 i += 1
@@ -310,6 +291,13 @@ class Parser:
             last_repeat = repeat_at
         node = ("empty",) if not items else items[0] if len(items) == 1 else ("cat", items)
         return node, i, flags
+
+    def group(self, i: int, flags: int, depth: int) -> Tuple[tuple, int]:
+        """The node of a group whose body starts at i, and the index after its ')'."""
+        sub, j, _ = self.alternation(i, flags, depth + 1)
+        if j >= len(self.p):
+            raise syntax_error("missing closing )", self.p)
+        return sub, j + 1
 
     def counted(self, i: int) -> Optional[Tuple[int, int, int]]:
         """{n}, {n,} or {n,m} at i: (min, max or -1, index after '}'), numbers too big as -1 and 1001;
@@ -661,10 +649,12 @@ def compile_program(node: tuple, reverse: bool) -> Prog:
         # Go's simplify: x{n,m} is n copies of x then (x(x(...)?)?)?; x{n,} is n-1 copies then x+
         tail = nxt
         if hi < 0:
-            if lo == 0:
-                tail = star(sub, nxt, greedy, nullable(sub))
+            if lo == 0 and nullable(sub):  # (x+)? keeps Go's priorities when x matches empty (golang.org/issue/46123)
+                tail = quest(lambda t: loop(sub, t, greedy)[1], nxt, nxt, greedy)
+            elif lo == 0:
+                tail = loop(sub, nxt, greedy)[0]
             else:
-                tail = plus(sub, nxt, greedy)
+                tail = loop(sub, nxt, greedy)[1]
                 lo -= 1
         else:
             for _ in range(hi - lo):
@@ -679,19 +669,12 @@ def compile_program(node: tuple, reverse: bool) -> Prog:
         prog.out[alt], prog.arg[alt] = (entry, nxt) if greedy else (nxt, entry)
         return alt
 
-    def plus(sub: tuple, nxt: int, greedy: bool) -> int:
+    def loop(sub: tuple, nxt: int, greedy: bool) -> Tuple[int, int]:
+        """x* and x+: the choice to go round (x*'s entry) and the body's entry (x+'s)."""
         alt = prog.emit(ALT)
         entry = comp(sub, alt)
         prog.out[alt], prog.arg[alt] = (entry, nxt) if greedy else (nxt, entry)
-        return entry
-
-    def star(sub: tuple, nxt: int, greedy: bool, sub_nullable: bool) -> int:
-        if sub_nullable:  # (x+)? keeps Go's priorities when x matches empty (golang.org/issue/46123)
-            return quest(lambda t: plus(sub, t, greedy), nxt, nxt, greedy)
-        alt = prog.emit(ALT)
-        entry = comp(sub, alt)
-        prog.out[alt], prog.arg[alt] = (entry, nxt) if greedy else (nxt, entry)
-        return alt
+        return alt, entry
 
     prog.start = comp(node, match)
     return prog

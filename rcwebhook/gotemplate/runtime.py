@@ -14,12 +14,9 @@ from typing import Any, Callable, Dict, List, Optional
 from . import values as gv
 from .values import Ptr
 from .funcs import MAX_VALUE, GoError
-from .gotime import Duration
 from .exec import _MISSING as MISSING
-from .exec import MAX_DEPTH, _Break, _Continue, _methods, number_value
-from .nodes import BoolNode, NumberNode, StringNode
+from .exec import FREE, MAX_DEPTH, _Break, _Continue, _methods, literal_arg
 
-FREE = (None, "value", "any")  # parameter types that take any value unchecked
 BREAK, CONTINUE = "break", "continue"  # what a deferred statement ended with
 
 
@@ -133,25 +130,6 @@ def _getter(cls: type, name: str, how: tuple) -> Optional[Callable[[Any], Any]]:
         if cls.get is dict.get and cls.__getitem__ is dict.__getitem__ and cls.__contains__ is dict.__contains__:
             return operator.methodcaller("get", name, zero)
     return None
-
-
-def literal_arg(n: Any, typ: Optional[str]) -> Any:
-    """A literal argument's value for a parameter of type `typ`, as the walker's eval_arg makes it;
-    MISSING for anything else (not a literal, nil, or a literal the walker refuses for that type)."""
-    kind = type(n)
-    free = typ in FREE
-    if kind is StringNode and (typ == "string" or free):
-        return n.text
-    if kind is BoolNode and (typ == "bool" or free):
-        return n.value
-    if kind is NumberNode:
-        if typ in ("int", "time.Duration") and n.is_int:
-            return n.int64 if typ == "int" else Duration(n.int64)
-        if typ == "float64" and n.is_float:
-            return n.float64
-        if free:
-            return number_value(n)
-    return MISSING
 
 
 def method(st: Any, receiver: Any, name: str, argv: tuple, final: Any, known: Dict[type, Any],

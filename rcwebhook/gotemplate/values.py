@@ -241,23 +241,11 @@ def _shortest(f: float) -> Tuple[str, int]:
     """The shortest decimal digits of |f| and the exponent e such that |f| = 0.DIGITS * 10**e."""
     if f == 0:
         return "0", 1
-    r = repr(abs(f))
-    if "e" in r:
-        mant, e = r.split("e")
-        exp = int(e)
-    else:
-        mant, exp = r, 0
-    if "." in mant:
-        ip, fp = mant.split(".")
-    else:
-        ip, fp = mant, ""
-    if fp == "0":
-        fp = ""
-    digits = (ip + fp).lstrip("0")
-    lead = len(ip + fp) - len((ip + fp).lstrip("0"))
-    point = len(ip) + exp - lead
-    digits = digits.rstrip("0") or "0"
-    return digits, point
+    mant, _, exp = repr(abs(f)).partition("e")
+    whole, _, frac = mant.partition(".")
+    digits = (whole + frac).lstrip("0")
+    point = len(whole) + int(exp or 0) - (len(whole + frac) - len(digits))
+    return digits.rstrip("0") or "0", point
 
 
 def _plain(f: float, digits: str, exp: int) -> str:
@@ -320,6 +308,10 @@ def _pad(text: str, width: Optional[int], minus: bool, zero: bool = False) -> st
     return " " * (width - len(text)) + text
 
 
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+            "\t": "\\t", "\v": "\\v"}
+
+
 def go_quote(s: str, ascii_only: bool = False) -> str:
     """strconv.Quote."""
     if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
@@ -327,24 +319,8 @@ def go_quote(s: str, ascii_only: bool = False) -> str:
     out = ['"']
     for ch in s:
         o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\a":
-            out.append("\\a")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\v":
-            out.append("\\v")
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
         elif o < 0x20 or o == 0x7F:
             out.append(f"\\x{o:02x}")
         elif o < 0x80:
@@ -483,7 +459,7 @@ def _float_b_x(f: float, verb: str, prec: Optional[int]) -> str:
                     q += 1
                 full_digits = f"{q:x}"
                 if len(full_digits) > 1 + prec:
-                    q >>= 4 if False else 1
+                    q >>= 1
                     e += 1
                     full_digits = f"{q:x}"
                 lead, frac = full_digits[0], full_digits[1:1 + prec]
@@ -600,20 +576,11 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
     if verb in "dboxXcU":
         if isinstance(a, int):
             v = int(a)
-            if verb == "d":
-                s = str(abs(v))
-            elif verb == "b":
-                s = format(abs(v), "b")
-            elif verb == "o":
-                s = format(abs(v), "o")
-            elif verb == "x":
-                s = format(abs(v), "x")
-            elif verb == "X":
-                s = format(abs(v), "X")
-            elif verb == "c":
+            if verb == "c":
                 return chr(v) if 0 <= v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF else "\ufffd"
-            else:
+            if verb == "U":
                 return f"U+{v:04X}"
+            s = format(abs(v), verb)  # d, b, o, x and X are Python's format codes too
             if prec is not None and len(s) < prec:
                 s = "0" * (prec - len(s)) + s
             if sharp and verb in "xX":
@@ -632,10 +599,7 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
         return _bad(verb, a, compat, plus, pad, prec)
     if verb in "eEfFgG":
         if isinstance(a, float):
-            if verb in "gG":
-                s = format_float(a, verb, -1 if prec is None else prec)
-            else:
-                s = format_float(a, verb, 6 if prec is None else prec)
+            s = format_float(a, verb, (-1 if verb in "gG" else 6) if prec is None else prec)
             if sharp:
                 s = _sharp_float(s, verb, prec)
             if plus and not s.startswith(("-", "+")):
