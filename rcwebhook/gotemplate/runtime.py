@@ -186,7 +186,7 @@ def range_items(v: Any, compat: str, ndecl: int) -> Any:
     if v is None:
         return None
     if type(v) is int and compat != "0.25" and ndecl <= 1:
-        return [(i, i) for i in range(v)] if v > 0 else None
+        return zip(range(v), range(v)) if v > 0 else None  # counted as they run: never made ahead
     raise Fallback()
 
 
