@@ -140,7 +140,6 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({key.name: key.default for key in
 
 PROXY_KEYS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
 URL_KEYS = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
-SECRET_KEYS = tuple(key.name for key in KEYS if key.secret)
 # The keys each hook set named in RECEIVERS has of its own, prefixed with its name in upper case
 # (`-` as `_`): DB_ROCKETCHAT_WEBHOOK_CRITICAL. The default set's are these keys unprefixed. A
 # set's route is built from them exactly as the default set's is.
