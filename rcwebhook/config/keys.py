@@ -38,25 +38,16 @@ class Key(NamedTuple):
     blank: str = ""  # what `--check-config` shows for an empty value
 
 
-def _route_keys() -> List[Key]:
-    found = []
-    for name in ROUTES:
-        found.append(Key(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "", "hooks", f"incoming-webhook URL for {name} alerts",
-                         values.WEBHOOK_URL, secret=True))
-    for name in ROUTES:
-        found.append(Key(f"ROCKETCHAT_CHANNEL_{name.upper()}", "", "hooks",
-                         f"post {name} alerts to this channel instead of the integration's own"))
-    for name in ROUTES:
-        found.append(Key(f"MENTION_{name.upper()}", "", "hooks", f"whom a firing {name} message mentions: @USER @here",
-                         values.MENTIONS))
-    return found
-
-
 KEYS = (
     Key("HOST", "127.0.0.1", "server", "address to listen on", values.TEXT, "host", restart=True),
     Key("PORT", "8093", "server", "port to listen on (0: any free port)", values.Whole(0, 65535), "port",
         restart=True),
-    *_route_keys(),
+    *(Key(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "", "hooks", f"incoming-webhook URL for {name} alerts",
+          values.WEBHOOK_URL, secret=True) for name in ROUTES),
+    *(Key(f"ROCKETCHAT_CHANNEL_{name.upper()}", "", "hooks",
+          f"post {name} alerts to this channel instead of the integration's own") for name in ROUTES),
+    *(Key(f"MENTION_{name.upper()}", "", "hooks", f"whom a firing {name} message mentions: @USER @here",
+          values.MENTIONS) for name in ROUTES),
     Key("ROCKETCHAT_USERNAME", "", "hooks", "display name of the posts", values.TEXT, "username"),
     Key("ROCKETCHAT_ICON_EMOJI", "", "hooks", "emoji of the posts, such as :bell:", values.EMOJI, "icon_emoji"),
     Key("RECEIVERS", "", "hook sets", "other hook sets, such as db,web, each received on POST /webhook/NAME"),

@@ -311,19 +311,15 @@ def _labels(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, str]:
     return value
 
 
+# JSON's types as a message names them, bool before int (a bool is an int in Python).
+_KINDS = ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "a list"))
+
+
 def _kind(value: Any) -> str:
     """Return the JSON name of `value`'s type, with an article."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
+    return next((name for types, name in _KINDS if isinstance(value, types)), "an object")
 
 
 def _short(value: Any) -> str:

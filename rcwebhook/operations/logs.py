@@ -274,8 +274,8 @@ class JournalHandler(logging.Handler):
                  journal_field("SYSLOG_IDENTIFIER", IDENTIFIER),
                  journal_field("RCWEBHOOK_LOGGER", str(record.name))]
         for name, value in (getattr(record, "journal", None) or {}).items():
-            for one in ([value] if isinstance(value, str) else list(value)[:JOURNAL_FIELD_VALUES]):
-                parts.append(journal_field(name, shown_field(str(one), self.secrets.values)))
+            value = _field_values(value, self.secrets.values)
+            parts.extend(journal_field(name, one) for one in ([value] if isinstance(value, str) else value))
         return b"".join(parts)
 
     def emit(self, record: logging.LogRecord) -> None:
