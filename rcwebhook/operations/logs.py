@@ -365,8 +365,8 @@ class Outbox(logging.Handler):
         self.closing = False
         self.unsaid = 0  # entries dropped and not yet told
         self.cond = threading.Condition(threading.Lock())
-        LOG_DROPS.declare(destination=destination)
-        self.thread = threading.Thread(target=self._run, name=f"log-{destination}", daemon=True)
+        LOG_DROPS.declare(destination=self.destination)
+        self.thread = threading.Thread(target=self._run, name=f"log-{self.destination}", daemon=True)
         self.thread.start()
 
     def emit(self, record: logging.LogRecord) -> None:
