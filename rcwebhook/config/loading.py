@@ -40,9 +40,7 @@ def load(
     compile_templates: Optional[TemplateCompiler] = None,
 ) -> Tuple[Settings, List[str]]:
     """Return the settings from `path` and `environ` (which wins) and the warnings; raise ConfigError.
-
-    With `compile_templates`, the settings hold the templates TEMPLATE_FILES names, compiled, and their
-    problems are among the others; without, templates are not looked at."""
+    `compile_templates` is as settings.build takes it."""
     errors: List[str] = []
     warnings: List[str] = []
     values: Dict[str, str] = {}

@@ -124,8 +124,7 @@ def _loads(text: str) -> Any:
 
 
 def _loads_in_steps(text: str) -> Any:
-    """Return json.loads(text), decoding a top-level object one member (and an array one element) at
-    a time.
+    """Return json.loads(text), decoding a top-level object one member (and an array one element) at a time.
 
     json.loads holds the interpreter lock from start to end: some 40 ms for 4 MiB of alerts, during
     which no other thread runs, /health included. Between these small steps another thread can. A
