@@ -124,6 +124,6 @@ def ca_file_warnings(path: str) -> List[str]:
             continue
         if problems:
             warnings.append(
-                f"ROCKETCHAT_CA_FILE={path}: the CA certificate {cert.name or number!r} is refused by Python 3.13 and later "
-                f"(Debian 13 and newer), which verify certificates strictly: {'; '.join(problems)}")
+                f"ROCKETCHAT_CA_FILE={path}: the CA certificate {cert.name or number!r} is refused by Python 3.13 and "
+                f"later (Debian 13 and newer), which verify certificates strictly: {'; '.join(problems)}")
     return warnings

@@ -107,7 +107,7 @@ KEYS = (
     # The lower-case forms (https_proxy...) are read too.
     Key("HTTPS_PROXY", "", "proxies", "the HTTP proxy of posts to https:// hooks", values.PROXY_URL),
     Key("HTTP_PROXY", "", "proxies", "the HTTP proxy of posts to http:// hooks", values.PROXY_URL),
-    Key("NO_PROXY", "", "proxies", "hosts reached without the proxy, comma-separated", values.PROXY_HOSTS),
+    Key("NO_PROXY", "", "proxies", "hosts reached without the proxy, comma-separated", values.TEXT),
     Key("TEMPLATE_FILES", "", "templates", "globs of Go template files (Alertmanager's language)", values.TEXT,
         "template_files"),
     Key("TEMPLATE_TEXT", "", "templates", "the template that renders a message's text", values.TEXT,

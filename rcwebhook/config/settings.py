@@ -336,8 +336,7 @@ def _stray_set_keys(values: Mapping[str, str], receivers: Sequence[str], where: 
 
 def _routes(read: _Reader, default_severity: str, receivers: Sequence[str], errors: List[str], where: Where
             ) -> Optional[Dict[str, Route]]:
-    """Return the routes of every hook set, each with its URL or the one it falls back to; None when a URL is
-    invalid.
+    """Return the routes of every hook set, each with its URL or the one it falls back to; None for a bad URL.
 
     A route without a URL of its own takes its set's DEFAULT_SEVERITY URL; in a hook set other than the
     default one, a route still without one takes the default set's route of its severity (URL, and its
