@@ -11,11 +11,8 @@ import time
 from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Tuple
 
-from .messages import notification as alertmanager
-from .messages import mentions
-from .messages import render as message
-from .messages import routing
-from .messages import templates as templating
+from .messages import mentions, render, routing, templates
+from .messages.notification import Notification, PayloadError, parse
 from .config.settings import Route, Settings
 from .delivery.ledger import FIRING, RESOLVED, identity, observe
 from .delivery.store import FILE_NAME, hook_id
@@ -45,8 +42,8 @@ def render_file(settings: Settings, path: str, route_name: Optional[str], stdout
         return 2
     try:
         with open(path, "rb") as f:
-            notification = alertmanager.parse(f.read())
-    except (OSError, alertmanager.PayloadError) as exc:
+            notification = parse(f.read())
+    except (OSError, PayloadError) as exc:
         print(f"rcwebhook: error: {path}: {exc}", file=stderr)
         return 1
     batches = routing.route(notification, settings, receiver)
@@ -65,24 +62,24 @@ def render_file(settings: Settings, path: str, route_name: Optional[str], stdout
         state.close()
     if not batches:
         print(f"rcwebhook: no alert of {path} goes to route {route_name}", file=stderr)
-    failed = [r for r in told.records if r.msg == templating.FAILED]
+    failed = [r for r in told.records if r.msg == templates.FAILED]
     for record in told.records:
         print(f"rcwebhook: {'error' if record in failed else 'warning'}: {record.getMessage()}", file=stderr)
     return 1 if failed else 0
 
 
-def _post(notification: alertmanager.Notification, batch: routing.Batch, settings: Settings,
+def _post(notification: Notification, batch: routing.Batch, settings: Settings,
           state: "_State") -> Tuple[Dict[str, Any], str]:
     """Return the post for one batch as the daemon would send it, and where it goes (channel or thread)."""
     route = batch.route
     root, note = state.thread_root(route, notification, batch)
     called = () if root else mentions.called(route.mention, batch.alerts)
-    line_limit = min(mentions.LINE_LIMIT, message.TEXT_LIMIT // 2)
+    line_limit = min(mentions.LINE_LIMIT, render.TEXT_LIMIT // 2)
     mentioned = mentions.line([called], line_limit)
-    rendered = message.group_message(route, batch.alerts, notification.external_url, notification.truncated_alerts,
-                                     settings, message.TEXT_LIMIT - (len(mentioned) + 1 if mentioned else 0),
-                                     thread=root, note=note, receiver=notification.receiver,
-                                     group_labels=notification.group_labels)
+    rendered = render.group_message(route, batch.alerts, notification.external_url, notification.truncated_alerts,
+                                    settings, render.TEXT_LIMIT - (len(mentioned) + 1 if mentioned else 0),
+                                    thread=root, note=note, receiver=notification.receiver,
+                                    group_labels=notification.group_labels)
     if mentioned:
         rendered["text"] = f"{mentioned} {rendered['text']}"
     if settings.threads:
@@ -112,7 +109,7 @@ class _State:
             except sqlite3.Error:
                 self.db = None
 
-    def thread_root(self, route: Route, notification: alertmanager.Notification,
+    def thread_root(self, route: Route, notification: Notification,
                     batch: routing.Batch) -> Tuple[str, str]:
         """Return the root of the open thread these alerts would be a reply in ("" for a channel message: a post
         that announces a newly firing alert goes to the channel, see threads), and the reply's note when it
@@ -145,7 +142,7 @@ class _State:
         elif not ends or not row[3] or max(ends) < row[3]:
             note = "Incident resolved."
         else:
-            note = f"Incident resolved after {message.duration(max(ends) - row[3])}."
+            note = f"Incident resolved after {render.duration(max(ends) - row[3])}."
         return row[0], note
 
     def _posted(self, route: str, key: str) -> Optional[Tuple[str, float]]:

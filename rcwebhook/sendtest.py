@@ -7,10 +7,10 @@ import socket
 from datetime import datetime, timezone, tzinfo
 from typing import IO, List, Optional
 
-from .delivery import transport as delivery
+from .delivery.transport import Answer, Transport, advice, make_transport
 from .messages import mentions
-from .messages import render as message
 from .messages.notification import Alert, Notification
+from .messages.render import local_time, render
 from .config.keys import ROUTES, key_prefix
 from .config.secrets import redact, redact_url
 from .config.settings import Settings, route_name
@@ -27,7 +27,7 @@ def test_notification(route: str, now: datetime, zone: tzinfo = timezone.utc) ->
         annotations={
             "summary": f"Test alert from rcwebhook on {host}: ignore it",
             "description": f"rcwebhook --send-test posted this through the {route} route at "
-                           f"{message.local_time(now, zone)}. If it is in this channel, alerts of "
+                           f"{local_time(now, zone)}. If it is in this channel, alerts of "
                            f"severity {route.rpartition('/')[2]} reach it. No action is needed.",
         },
         starts_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -49,7 +49,7 @@ def chosen(settings: Settings, only: Optional[str]) -> List[str]:
     return []
 
 
-def run(settings: Settings, only: Optional[str], out: IO[str], transport: Optional[delivery.Transport] = None,
+def run(settings: Settings, only: Optional[str], out: IO[str], transport: Optional[Transport] = None,
         mention: bool = False) -> int:
     """Post the test alert through each route (or those `only` names), print one line per route; return 0 if all
     were taken, 2 when `only` names no route. With `mention`, each post carries its route's mentions in front,
@@ -60,7 +60,7 @@ def run(settings: Settings, only: Optional[str], out: IO[str], transport: Option
               f"RECEIVERS ({', '.join(settings.receivers) or 'none'}) or one of its routes such as SET/critical",
               file=out)
         return 2
-    transport = transport or delivery.make_transport(settings)
+    transport = transport or make_transport(settings)
     secrets = settings.secrets()
 
     def say(line: str) -> None:
@@ -72,7 +72,7 @@ def run(settings: Settings, only: Optional[str], out: IO[str], transport: Option
     for name in names:
         route = settings.routes[name]
         notification = test_notification(name, now, settings.timezone)
-        rendered = message.render(notification, Batch(route, notification.alerts), settings)
+        rendered = render(notification, Batch(route, notification.alerts), settings)
         called = mentions.line([mentions.called(route.mention, notification.alerts)]) if mention else ""
         if called:
             rendered["text"] = f"{called} {rendered['text']}"
@@ -93,7 +93,7 @@ def run(settings: Settings, only: Optional[str], out: IO[str], transport: Option
     return 1 if failed else 0
 
 
-def _advice(route, answer: delivery.Answer, called: str) -> str:
+def _advice(route, answer: Answer, called: str) -> str:
     """Return what to check after a refused test post: for a refused @here or @all, the permission to grant."""
     special = mentions.special(called)
     if mentions.REFUSAL in answer.error and special:
@@ -102,4 +102,4 @@ def _advice(route, answer: delivery.Answer, called: str) -> str:
         return (f"the integration's user may not mention {said}: grant it {grant} "
                 f"(or its bot role) in Rocket.Chat, Administration > Workspace > Permissions, or take {said} out of "
                 f"{key_prefix(route.receiver)}MENTION_{route.severity.upper()}")
-    return delivery.advice(route, answer)
+    return advice(route, answer)

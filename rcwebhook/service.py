@@ -113,10 +113,9 @@ class Service:
                     log.warning("Reload: %s", warning)
                 for problem in exc.problems:
                     log.error("Reload refused: %s", problem)
-                log.error("Reload refused: the configuration is invalid (%d problem%s); "
-                          "still running with the previous one", len(exc.problems), "s" if len(exc.problems) != 1 else "",
-                          extra=logs.fields("reload", outcome="refused"))
-                return self._refused("the configuration is invalid: " + "; ".join(exc.problems))
+                return self._refused("the configuration is invalid: " + "; ".join(exc.problems),
+                                     "the configuration is invalid (%d problem%s); still running with the previous one",
+                                     len(exc.problems), "s" if len(exc.problems) != 1 else "")
             loaded, new = new, self._in_force(new)
             # The rules hold for what will be in force: a new HOST waits for a restart, the new API_KEY does not.
             problems = exposure_problems(new.host, new.api_key, new.allow_unauthenticated)
@@ -126,27 +125,24 @@ class Service:
                 if loaded.host != new.host:
                     log.error("Reload refused: the new HOST=%s takes effect only at the next restart; until "
                               "then rcwebhook listens on HOST=%s", loaded.host, new.host)
-                log.error("Reload refused: HOST, API_KEY and ALLOW_UNAUTHENTICATED would leave rcwebhook open "
-                          "without authentication; still running with the previous configuration",
-                          extra=logs.fields("reload", outcome="refused"))
-                return self._refused("; ".join(problems))
+                return self._refused("; ".join(problems), "HOST, API_KEY and ALLOW_UNAUTHENTICATED would leave "
+                                     "rcwebhook open without authentication; still running with the previous "
+                                     "configuration")
             # Everything the new settings need is built before anything is swapped: a reload that
             # fails changes nothing.
             try:
                 transport = make_transport(new)
             except (ssl.SSLError, OSError, ValueError) as exc:
-                log.error("Reload refused: ROCKETCHAT_CA_FILE=%r cannot be used: %s; still running with the "
-                          "previous configuration", new.rocketchat_ca_file, tls.problem(exc),
-                          extra=logs.fields("reload", outcome="refused"))
-                return self._refused(f"ROCKETCHAT_CA_FILE cannot be used: {tls.problem(exc)}")
+                return self._refused(f"ROCKETCHAT_CA_FILE cannot be used: {tls.problem(exc)}",
+                                     "ROCKETCHAT_CA_FILE=%r cannot be used: %s; still running with the previous "
+                                     "configuration", new.rocketchat_ca_file, tls.problem(exc))
             try:
                 handlers = logs.build_handlers(new.log_file, new.log_max_bytes, new.log_backup_count,
                                                new.secrets(), environ=self.environ)
             except OSError as exc:
-                log.error("Reload refused: LOG_FILE=%r cannot be opened: %s; still running with the previous "
-                          "configuration", new.log_file, exc.strerror or exc,
-                          extra=logs.fields("reload", outcome="refused"))
-                return self._refused(f"LOG_FILE={new.log_file!r} cannot be opened: {exc.strerror or exc}")
+                return self._refused(f"LOG_FILE={new.log_file!r} cannot be opened: {exc.strerror or exc}",
+                                     "LOG_FILE=%r cannot be opened: %s; still running with the previous "
+                                     "configuration", new.log_file, exc.strerror or exc)
             store = None
             if new.state_dir != self.server.settings.state_dir:
                 store = self.server.deliverer.open_store(new)
@@ -154,10 +150,10 @@ class Service:
                     store.close()
                     for handler in handlers:
                         handler.close()
-                    log.error("Reload refused: STATE_DIR=%r cannot be used (see above); still running with the "
-                              "previous configuration and STATE_DIR=%r", new.state_dir,
-                              self.server.settings.state_dir, extra=logs.fields("reload", outcome="refused"))
-                    return self._refused(f"STATE_DIR={new.state_dir!r} cannot be used")
+                    return self._refused(f"STATE_DIR={new.state_dir!r} cannot be used",
+                                         "STATE_DIR=%r cannot be used (see above); still running with the "
+                                         "previous configuration and STATE_DIR=%r", new.state_dir,
+                                         self.server.settings.state_dir)
             logs.install(handlers, new.log_level)
             if store is not None:
                 self.server.deliverer.use_store(store)
@@ -176,8 +172,9 @@ class Service:
         finally:
             self.notifier.ready(f"Serving on {self.server.url}")
 
-    def _refused(self, reason: str) -> bool:
-        """Count and record a refused reload (its reasons already logged); return False."""
+    def _refused(self, reason: str, line: str, *args: object) -> bool:
+        """Log the last line of a refused reload (the journal's reload event), count and record it; return False."""
+        log.error("Reload refused: " + line, *args, extra=logs.fields("reload", outcome="refused"))
         self.server.metrics.reload_success.set(0)
         self.server.board.reloaded(False, reason)
         return False

@@ -107,7 +107,7 @@ def strict_problems(cert: Certificate) -> List[str]:
     return problems
 
 
-def ca_file_warnings(path: str, key: str = "ROCKETCHAT_CA_FILE") -> List[str]:
+def ca_file_warnings(path: str) -> List[str]:
     """Return a warning for each CA certificate in the PEM file at `path` that strict verification refuses."""
     try:
         with open(path, "rb") as f:
@@ -120,10 +120,10 @@ def ca_file_warnings(path: str, key: str = "ROCKETCHAT_CA_FILE") -> List[str]:
             cert = parse(base64.b64decode(match.group(1)))
             problems = strict_problems(cert) if _is_ca(cert) else []
         except (ValueError, IndexError, StopIteration):
-            warnings.append(f"{key}={path}: certificate {number} cannot be read")
+            warnings.append(f"ROCKETCHAT_CA_FILE={path}: certificate {number} cannot be read")
             continue
         if problems:
             warnings.append(
-                f"{key}={path}: the CA certificate {cert.name or number!r} is refused by Python 3.13 and later "
-                f"(Debian 13 and newer), which verify certificates strictly: {'; '.join(problems)}")
+                f"ROCKETCHAT_CA_FILE={path}: the CA certificate {cert.name or number!r} is refused by Python 3.13 and "
+                f"later (Debian 13 and newer), which verify certificates strictly: {'; '.join(problems)}")
     return warnings

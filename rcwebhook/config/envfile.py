@@ -35,53 +35,35 @@ def parse(text: str, name: str) -> Tuple[List[Entry], List[str]]:
         line = raw.strip()  # and the \r of \r\n
         if not line or line.startswith("#"):
             continue
+        export = _EXPORT.match(line)
+        key, sep, rest = line[export.end() if export else 0:].partition("=")
+        key = key.strip()
         try:
-            entries.append(_parse_line(line, number))
+            if not sep:
+                raise ValueError("expected KEY=VALUE")
+            if not _KEY.match(key):
+                raise ValueError(f"invalid key {key!r}: keys are letters, digits and underscores, not starting "
+                                 "with a digit")
+            entries.append(Entry(key, _parse_value(rest), number))
         except ValueError as exc:
             errors.append(f"{name}:{number}: {exc}")
-            key = _key_of(line)
-            if key:  # so that what follows from this line's error is not reported again
+            if sep and _KEY.match(key):  # so that what follows from this line's error is not reported again
                 entries.append(Entry(key, "", number, valid=False))
     return entries, errors
-
-
-def _parse_line(line: str, number: int) -> Entry:
-    """Return the Entry on one non-blank, non-comment line; ValueError says what is wrong."""
-    export = _EXPORT.match(line)
-    if export:
-        line = line[export.end():]
-    key, sep, rest = line.partition("=")
-    key = key.strip()
-    if not sep:
-        raise ValueError("expected KEY=VALUE")
-    if not _KEY.match(key):
-        raise ValueError(
-            f"invalid key {key!r}: keys are letters, digits and underscores, not starting with a digit"
-        )
-    return Entry(key, _parse_value(rest), number)
-
-
-def _key_of(line: str) -> str:
-    """Return the key a line assigns to, or '' when it has none."""
-    export = _EXPORT.match(line)
-    key = line[export.end() if export else 0:].partition("=")[0].strip()
-    return key if "=" in line and _KEY.match(key) else ""
 
 
 def _parse_value(rest: str) -> str:
     """Return the value written in `rest`, the text after `=`."""
     quoted = rest.lstrip()
     if quoted.startswith("'"):
-        rest = quoted
-        end = rest.find("'", 1)
+        end = quoted.find("'", 1)
         if end < 0:
             raise ValueError("unterminated single-quoted value (add the closing ')")
-        _only_comment_after(rest[end + 1:])
-        return rest[1:end]
+        _only_comment_after(quoted[end + 1:])
+        return quoted[1:end]
     if quoted.startswith('"'):
-        rest = quoted
-        value, end = _double_quoted(rest)
-        _only_comment_after(rest[end:])
+        value, end = _double_quoted(quoted)
+        _only_comment_after(quoted[end:])
         return value
     comment = re.search(r"\s#", rest)
     if comment:

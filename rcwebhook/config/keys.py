@@ -38,25 +38,16 @@ class Key(NamedTuple):
     blank: str = ""  # what `--check-config` shows for an empty value
 
 
-def _route_keys() -> List[Key]:
-    found = []
-    for name in ROUTES:
-        found.append(Key(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "", "hooks", f"incoming-webhook URL for {name} alerts",
-                         values.WEBHOOK_URL, secret=True))
-    for name in ROUTES:
-        found.append(Key(f"ROCKETCHAT_CHANNEL_{name.upper()}", "", "hooks",
-                         f"post {name} alerts to this channel instead of the integration's own"))
-    for name in ROUTES:
-        found.append(Key(f"MENTION_{name.upper()}", "", "hooks", f"whom a firing {name} message mentions: @USER @here",
-                         values.MENTIONS))
-    return found
-
-
 KEYS = (
     Key("HOST", "127.0.0.1", "server", "address to listen on", values.TEXT, "host", restart=True),
     Key("PORT", "8093", "server", "port to listen on (0: any free port)", values.Whole(0, 65535), "port",
         restart=True),
-    *_route_keys(),
+    *(Key(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "", "hooks", f"incoming-webhook URL for {name} alerts",
+          values.WEBHOOK_URL, secret=True) for name in ROUTES),
+    *(Key(f"ROCKETCHAT_CHANNEL_{name.upper()}", "", "hooks",
+          f"post {name} alerts to this channel instead of the integration's own") for name in ROUTES),
+    *(Key(f"MENTION_{name.upper()}", "", "hooks", f"whom a firing {name} message mentions: @USER @here",
+          values.MENTIONS) for name in ROUTES),
     Key("ROCKETCHAT_USERNAME", "", "hooks", "display name of the posts", values.TEXT, "username"),
     Key("ROCKETCHAT_ICON_EMOJI", "", "hooks", "emoji of the posts, such as :bell:", values.EMOJI, "icon_emoji"),
     Key("RECEIVERS", "", "hook sets", "other hook sets, such as db,web, each received on POST /webhook/NAME"),
@@ -116,7 +107,7 @@ KEYS = (
     # The lower-case forms (https_proxy...) are read too.
     Key("HTTPS_PROXY", "", "proxies", "the HTTP proxy of posts to https:// hooks", values.PROXY_URL),
     Key("HTTP_PROXY", "", "proxies", "the HTTP proxy of posts to http:// hooks", values.PROXY_URL),
-    Key("NO_PROXY", "", "proxies", "hosts reached without the proxy, comma-separated", values.PROXY_HOSTS),
+    Key("NO_PROXY", "", "proxies", "hosts reached without the proxy, comma-separated", values.TEXT),
     Key("TEMPLATE_FILES", "", "templates", "globs of Go template files (Alertmanager's language)", values.TEXT,
         "template_files"),
     Key("TEMPLATE_TEXT", "", "templates", "the template that renders a message's text", values.TEXT,
@@ -140,7 +131,6 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({key.name: key.default for key in
 
 PROXY_KEYS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
 URL_KEYS = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
-SECRET_KEYS = tuple(key.name for key in KEYS if key.secret)
 # The keys each hook set named in RECEIVERS has of its own, prefixed with its name in upper case
 # (`-` as `_`): DB_ROCKETCHAT_WEBHOOK_CRITICAL. The default set's are these keys unprefixed. A
 # set's route is built from them exactly as the default set's is.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import envfile
-from .keys import DEFAULTS, PROXY_KEYS, SECRET_KEYS, SET_KEYS, URL_KEYS, key_prefix, receiver_names, \
+from .keys import DEFAULTS, PROXY_KEYS, SET_KEYS, URL_KEYS, key_prefix, receiver_names, \
     set_key_suffix, set_keys
 from .secrets import secrets_in
 from .settings import ConfigError, Settings, TemplateCompiler, Where, build
@@ -40,9 +40,7 @@ def load(
     compile_templates: Optional[TemplateCompiler] = None,
 ) -> Tuple[Settings, List[str]]:
     """Return the settings from `path` and `environ` (which wins) and the warnings; raise ConfigError.
-
-    With `compile_templates`, the settings hold the templates TEMPLATE_FILES names, compiled, and their
-    problems are among the others; without, templates are not looked at."""
+    `compile_templates` is as settings.build takes it."""
     errors: List[str] = []
     warnings: List[str] = []
     values: Dict[str, str] = {}
@@ -50,14 +48,7 @@ def load(
     where = Where(str(path) if path is not None else "(no config file)")
     if path is not None:
         values.update(_read_file(path, errors, warnings, where, unknown))
-    for key in DEFAULTS:
-        # A proxy key's lower-case form wins, as in curl and urllib.
-        name = key.lower() if key in PROXY_KEYS and key.lower() in environ else key
-        if name in environ:
-            values[key] = environ[name]
-            where.origins[key] = f"{where.general} (overridden by the environment's {key})" \
-                if path is not None else "the environment"
-            where.broken.discard(key)
+    _from_environ(DEFAULTS, environ, values, where, path is not None)
     if "TEMPLATE_COMPAT" not in environ and COMPAT_ALIAS in environ:
         values["TEMPLATE_COMPAT"] = environ[COMPAT_ALIAS]
         where.origins["TEMPLATE_COMPAT"] = f"the environment's {COMPAT_ALIAS}"
@@ -66,12 +57,7 @@ def load(
     # RECEIVERS, wherever it was set, says which prefixed keys exist: only now can they be read
     # from the environment and the file's unknown keys be told.
     receivers = receiver_names(values.get("RECEIVERS", ""))
-    for key in set_keys(receivers):
-        if key in environ:
-            values[key] = environ[key]
-            where.origins[key] = f"{where.general} (overridden by the environment's {key})" \
-                if path is not None else "the environment"
-            where.broken.discard(key)
+    _from_environ(set_keys(receivers), environ, values, where, path is not None)
     known = list(DEFAULTS) + set_keys(receivers)
     for key, line in unknown:
         meant = near_miss(key, known)
@@ -109,8 +95,21 @@ def load(
     return settings, warnings
 
 
+def _from_environ(keys: Iterable[str], environ: Mapping[str, str], values: Dict[str, str], where: Where,
+                  file_read: bool) -> None:
+    """Take the values `environ` sets of `keys` over the file's."""
+    for key in keys:
+        # A proxy key's lower-case form wins, as in curl and urllib.
+        name = key.lower() if key in PROXY_KEYS and key.lower() in environ else key
+        if name in environ:
+            values[key] = environ[name]
+            where.origins[key] = f"{where.general} (overridden by the environment's {key})" if file_read \
+                else "the environment"
+            where.broken.discard(key)
+
+
 def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str], where: Where,
-                     keys: Sequence[str] = SECRET_KEYS) -> None:
+                     keys: Sequence[str]) -> None:
     """Fill each secret key from KEY, else KEY_FILE, else the systemd credential named KEY."""
     for key in keys:
         value, file_name = values.get(key, "").strip(), values.pop(f"{key}_FILE", "").strip()
@@ -218,23 +217,25 @@ def near_miss(key: str, known: Iterable[str]) -> str:
         return upper
     best = ""
     for candidate in known:
-        allowed = 2 if len(candidate) >= 16 else 1
-        if abs(len(candidate) - len(upper)) <= allowed and _edits(upper, candidate, allowed) <= allowed:
-            if not best or _edits(upper, candidate, 2) < _edits(upper, best, 2):
-                best = candidate
+        if _one_slip(upper, candidate) and (not best or _edits(upper, candidate, 2) < _edits(upper, best, 2)):
+            best = candidate
     if best:
         return best
-    head, sep, rest = upper.partition("_")
+    _, sep, rest = upper.partition("_")
     while sep and rest:  # SET_ + a set key, the prefix being any run of words
         if rest in SET_KEYS:  # a well-formed key of a hook set (named in RECEIVERS or not): no misspelling
             return ""
         for suffix in SET_KEYS:
-            allowed = 2 if len(suffix) >= 16 else 1
-            if abs(len(suffix) - len(rest)) <= allowed and _edits(rest, suffix, allowed) <= allowed:
+            if _one_slip(rest, suffix):
                 return f"{upper[:len(upper) - len(rest)]}{suffix}"
-        more, sep, rest = rest.partition("_")
-        head += "_" + more
+        _, sep, rest = rest.partition("_")
     return ""
+
+
+def _one_slip(key: str, known: str) -> bool:
+    """Return whether `key` is one edit from `known`, or two when `known` has 16 characters or more."""
+    allowed = 2 if len(known) >= 16 else 1
+    return abs(len(known) - len(key)) <= allowed and _edits(key, known, allowed) <= allowed
 
 
 def _edits(a: str, b: str, most: int) -> int:
@@ -254,7 +255,7 @@ def _edits(a: str, b: str, most: int) -> int:
     return previous[-1]
 
 
-def _suggest(key: str, known: Iterable[str] = DEFAULTS) -> str:
+def _suggest(key: str, known: Iterable[str]) -> str:
     """Return `, did you mean X?` for the known key closest to `key`, or ''."""
     import difflib  # only for a misspelt key
 

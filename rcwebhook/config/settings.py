@@ -12,7 +12,7 @@ import os
 import re
 from datetime import tzinfo
 from types import MappingProxyType
-from typing import AbstractSet, Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
 from . import tls
@@ -260,13 +260,8 @@ def _tls_problems(read: _Reader, where: Where) -> List[str]:
         if read(name) and not os.access(read(name), os.R_OK):
             problems.append(where.say(f"{name}={read(name)!r} cannot be read", name))
             unreadable.add(name)
-    return problems + _unusable_tls_files(cert, key, ca_file, unreadable, where)
-
-
-def _unusable_tls_files(cert: str, key: str, ca_file: str, unreadable: AbstractSet[str], where: Where) -> List[str]:
     import ssl
 
-    problems = []
     if ca_file and "ROCKETCHAT_CA_FILE" not in unreadable:
         try:
             tls.client_context(ca_file)
@@ -341,8 +336,7 @@ def _stray_set_keys(values: Mapping[str, str], receivers: Sequence[str], where: 
 
 def _routes(read: _Reader, default_severity: str, receivers: Sequence[str], errors: List[str], where: Where
             ) -> Optional[Dict[str, Route]]:
-    """Return the routes of every hook set, each with its URL or the one it falls back to; None when a URL is
-    invalid.
+    """Return the routes of every hook set, each with its URL or the one it falls back to; None for a bad URL.
 
     A route without a URL of its own takes its set's DEFAULT_SEVERITY URL; in a hook set other than the
     default one, a route still without one takes the default set's route of its severity (URL, and its

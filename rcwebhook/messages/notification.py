@@ -8,7 +8,7 @@ import json.decoder
 import json.scanner
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 MAX_DEPTH = 32
 # What Alertmanager sends is never dense: every alert carries status, labels, annotations,
@@ -117,7 +117,6 @@ def _loads(text: str) -> Any:
         try:
             return _loads_in_steps(text)
         except json.JSONDecodeError:
-            # The body is invalid: json.loads finds it invalid too, and says why in its own words.
             return _DECODER.decode(text)
     finally:
         if paused:
@@ -125,56 +124,51 @@ def _loads(text: str) -> Any:
 
 
 def _loads_in_steps(text: str) -> Any:
-    """Return json.loads(text), decoding a top-level object one member (and an array one element) at
-    a time.
+    """Return json.loads(text), decoding a top-level object one member (and an array one element) at a time.
 
     json.loads holds the interpreter lock from start to end: some 40 ms for 4 MiB of alerts, during
-    which no other thread runs, /health included. Between these small steps another thread can."""
+    which no other thread runs, /health included. Between these small steps another thread can. A
+    body these steps find invalid is decoded again by json.loads, which says why in its own words."""
     i = _skip(text, 0).end()
     if len(text) < STEP_BYTES or not text.startswith("{", i):
         return _DECODER.decode(text)
-    members = {}
-    i = _skip(text, i + 1).end()
-    if text.startswith("}", i):
-        return _DECODER.decode(text)
-    while True:
-        if not text.startswith('"', i):
-            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
-        key, i = json.decoder.scanstring(text, i + 1)
-        i = _skip(text, i).end()
-        if not text.startswith(":", i):
-            raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
-        i = _skip(text, i + 1).end()
-        members[key], i = (_array_in_steps if text.startswith("[", i) else _value)(text, i)
-        i = _skip(text, i).end()
-        if text.startswith(",", i):
-            i = _skip(text, i + 1).end()
-        elif text.startswith("}", i):
-            break
-        else:
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
-    i = _skip(text, i + 1).end()
+    members, i = _items_in_steps(text, i, "}", _member)
+    i = _skip(text, i).end()
     if i != len(text):
         raise json.JSONDecodeError("Extra data", text, i)
-    return members
+    return dict(members)
 
 
-def _array_in_steps(text: str, i: int) -> Tuple[List[Any], int]:
-    """Return the array that opens at text[i], and where it ends."""
+def _items_in_steps(text: str, i: int, close: str, item: Callable[[str, int], Tuple[Any, int]]
+                    ) -> Tuple[List[Any], int]:
+    """Return the items of the object or array that opens at text[i], each read by `item`, and where it ends."""
     items: List[Any] = []
     i = _skip(text, i + 1).end()
-    if text.startswith("]", i):
+    if text.startswith(close, i):
         return items, i + 1
     while True:
-        item, i = _value(text, i)
-        items.append(item)
+        value, i = item(text, i)
+        items.append(value)
         i = _skip(text, i).end()
         if text.startswith(",", i):
             i = _skip(text, i + 1).end()
-        elif text.startswith("]", i):
+        elif text.startswith(close, i):
             return items, i + 1
         else:
             raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+
+
+def _member(text: str, i: int) -> Tuple[Tuple[str, Any], int]:
+    """Return the key and value of the object member at text[i], an array value read in steps too."""
+    if not text.startswith('"', i):
+        raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
+    key, i = json.decoder.scanstring(text, i + 1)
+    i = _skip(text, i).end()
+    if not text.startswith(":", i):
+        raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
+    i = _skip(text, i + 1).end()
+    value, i = _items_in_steps(text, i, "]", _value) if text.startswith("[", i) else _value(text, i)
+    return (key, value), i
 
 
 def _value(text: str, i: int) -> Tuple[Any, int]:
@@ -311,19 +305,15 @@ def _labels(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, str]:
     return value
 
 
+# JSON's types as a message names them, bool before int (a bool is an int in Python).
+_KINDS = ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "a list"))
+
+
 def _kind(value: Any) -> str:
     """Return the JSON name of `value`'s type, with an article."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
+    return next((name for types, name in _KINDS if isinstance(value, types)), "an object")
 
 
 def _short(value: Any) -> str:

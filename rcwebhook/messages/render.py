@@ -423,18 +423,19 @@ _cached_absolute_url = functools.lru_cache(maxsize=URL_CACHE_SIZE)(_absolute_url
 
 def silence_url(external_url: str, labels: Mapping[str, str]) -> Optional[str]:
     """Return the Alertmanager URL of a new silence matching exactly these labels, or None."""
-    base = absolute_url(external_url)
-    if not base or not labels:
-        return None
-    return f"{base.rstrip('/')}/#/silences/new?filter={_percent_encode(_matchers(labels))}"
+    return _filtered_url(external_url, "silences/new", labels)
 
 
 def alerts_url(external_url: str, labels: Mapping[str, str]) -> Optional[str]:
     """Return the URL of Alertmanager's view of the alerts that have all these labels, or None."""
+    return _filtered_url(external_url, "alerts", labels)
+
+
+def _filtered_url(external_url: str, view: str, labels: Mapping[str, str]) -> Optional[str]:
     base = absolute_url(external_url)
     if not base or not labels:
         return None
-    return f"{base.rstrip('/')}/#/alerts?filter={_percent_encode(_matchers(labels))}"
+    return f"{base.rstrip('/')}/#/{view}?filter={_percent_encode(_matchers(labels))}"
 
 
 def _matchers(labels: Mapping[str, str]) -> str:

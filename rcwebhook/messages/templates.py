@@ -56,8 +56,8 @@ class OverBudget(Exception):
 class Templates:
     """The templates of TEMPLATE_FILES and which one renders each part of a message."""
 
-    def __init__(self, tmpl: Any, names: Dict[str, str], files: str) -> None:
-        self.tmpl, self.names, self.files = tmpl, names, files
+    def __init__(self, tmpl: Any, names: Dict[str, str]) -> None:
+        self.tmpl, self.names = tmpl, names
         self._over_budget: set = set()  # the templates said to be over budget (a reload builds new Templates)
         self._lock = threading.Lock()
 
@@ -86,8 +86,7 @@ class Templates:
             raise OverBudget(name) from None
         except TemplateError as exc:
             ERRORS.inc(part=part)
-            log.warning(FAILED, name,
-                        _key_of(part), part.replace("_", " "), exc)
+            log.warning(FAILED, name, _key_of(part), part.replace("_", " "), exc)
             return None
 
     def parts(self, alerts: Sequence[Any], shown: int, external_url: str, text_limit: int, receiver: str = "",
@@ -153,17 +152,19 @@ def _data(items: List[Alert], external_url: str, receiver: str, group: KV,
 
 
 def _alert(a: Any) -> Alert:
-    return Alert(Status=a.status, Labels=KV(a.labels), Annotations=KV(a.annotations),
-                        StartsAt=_time(a.starts_at), EndsAt=_time(a.ends_at), GeneratorURL=a.generator_url,
-                        Fingerprint=a.fingerprint)
+    return Alert(Status=a.status, Labels=KV(a.labels), Annotations=KV(a.annotations), StartsAt=_time(a.starts_at),
+                 EndsAt=_time(a.ends_at), GeneratorURL=a.generator_url, Fingerprint=a.fingerprint)
+
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time: what an unset or unreadable time is
 
 
 @functools.lru_cache(maxsize=1024)  # the same start times come again and again; a GoTime never changes
 def _time(text: str) -> Any:
     try:
-        return parse_time(text) if text else parse_time("0001-01-01T00:00:00Z")
+        return parse_time(text or _ZERO_TIME)
     except DataError:
-        return parse_time("0001-01-01T00:00:00Z")
+        return parse_time(_ZERO_TIME)
 
 
 def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
@@ -178,9 +179,10 @@ def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
     source = settings.source
     base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
     compat = settings.template_compat
-    globs = [os.path.join(base, g) if base else g for g in re.split(r"[\s,]+", files) if g]
+    written_globs = [g for g in re.split(r"[\s,]+", files) if g]
+    globs = [os.path.join(base, g) if base else g for g in written_globs]
     unmatched = 0
-    for written, pattern in zip((g for g in re.split(r"[\s,]+", files) if g), globs):
+    for written, pattern in zip(written_globs, globs):
         if not globmod.glob(pattern):
             unmatched += 1
             where = f" (read as {pattern!r}: relative to the env file's directory)" if pattern != written else ""
@@ -210,7 +212,7 @@ def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
     if not names:
         errors.append("TEMPLATE_FILES is set but none of TEMPLATE_TEXT, TEMPLATE_ATTACHMENT_TITLE, "
                       "TEMPLATE_ATTACHMENT_TEXT names a template to use")
-    return Templates(tmpl, names, files)
+    return Templates(tmpl, names)
 
 
 def _newer_function(message: str, compat: str) -> str:

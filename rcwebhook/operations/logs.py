@@ -175,7 +175,7 @@ class RedactingFormatter(logging.Formatter):
     """A formatter that escapes and cuts client values, and replaces every known secret with *** in what it
     writes."""
 
-    def __init__(self, fmt: str, secrets: "SecretList") -> None:
+    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
         super().__init__(fmt)
         self.secrets = secrets
         self._second = -1
@@ -190,8 +190,7 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         # The record is shared by every handler: a changed one is a copy.
-        return _line(redact(super().format(_with_shown_args(record, self.secrets.values)), self.secrets.values),
-                     self.secrets.values)
+        return _line(redact(super().format(_with_shown_args(record, self.secrets)), self.secrets), self.secrets)
 
 
 class JournalFormatter(RedactingFormatter):
@@ -200,13 +199,6 @@ class JournalFormatter(RedactingFormatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = f"<{_PRIORITY.get(record.levelno, 6)}>"
         return "\n".join(prefix + line for line in super().format(record).splitlines())
-
-
-class SecretList:
-    """The secrets to keep out of logs; replaced whole when the settings change."""
-
-    def __init__(self, values: Iterable[str] = ()) -> None:
-        self.values = tuple(v for v in values if v)
 
 
 # --- the journal's native protocol ------------------------------------------------------------
@@ -256,7 +248,7 @@ class JournalHandler(logging.Handler):
     hold the writer up too. When the socket is gone (journald stopped), the line goes to `fallback`.
     """
 
-    def __init__(self, path: str, secrets: "SecretList", fallback: IO[str]) -> None:
+    def __init__(self, path: str, secrets: Sequence[str], fallback: IO[str]) -> None:
         super().__init__()
         self.path = path
         self.secrets = secrets
@@ -274,8 +266,8 @@ class JournalHandler(logging.Handler):
                  journal_field("SYSLOG_IDENTIFIER", IDENTIFIER),
                  journal_field("RCWEBHOOK_LOGGER", str(record.name))]
         for name, value in (getattr(record, "journal", None) or {}).items():
-            for one in ([value] if isinstance(value, str) else list(value)[:JOURNAL_FIELD_VALUES]):
-                parts.append(journal_field(name, shown_field(str(one), self.secrets.values)))
+            value = _field_values(value, self.secrets)
+            parts.extend(journal_field(name, one) for one in ([value] if isinstance(value, str) else value))
         return b"".join(parts)
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -352,7 +344,7 @@ class Outbox(logging.Handler):
     logging never waits for the journal, a pipe or a disk. An entry that does not fit is dropped and
     counted, and the writer says how many were lost once it writes again."""
 
-    def __init__(self, handler: logging.Handler, destination: str, secrets: "SecretList",
+    def __init__(self, handler: logging.Handler, destination: str, secrets: Sequence[str],
                  limit: int = QUEUE_BYTES) -> None:
         super().__init__(handler.level)
         self.handler = handler
@@ -365,8 +357,8 @@ class Outbox(logging.Handler):
         self.closing = False
         self.unsaid = 0  # entries dropped and not yet told
         self.cond = threading.Condition(threading.Lock())
-        LOG_DROPS.declare(destination=destination)
-        self.thread = threading.Thread(target=self._run, name=f"log-{destination}", daemon=True)
+        LOG_DROPS.declare(destination=self.destination)
+        self.thread = threading.Thread(target=self._run, name=f"log-{self.destination}", daemon=True)
         self.thread.start()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -390,7 +382,7 @@ class Outbox(logging.Handler):
         done = record.__dict__.get("_rcwebhook_settled")
         if done is not None and done[0] is self.secrets:
             return done[1]
-        entry = settled(record, self.secrets.values)
+        entry = settled(record, self.secrets)
         record.__dict__["_rcwebhook_settled"] = (self.secrets, entry)
         return entry
 
@@ -520,7 +512,7 @@ def build_handlers(
     Under systemd (stderr is the journal stream) with journald's socket present, entries go to the
     socket with their fields; else to stderr (each line prefixed with its priority under systemd)."""
     stream = stream or sys.stderr
-    secret_list = SecretList(secrets)
+    secret_list = tuple(secret for secret in secrets if secret)  # the settings' own: a reload builds new handlers
     handlers: List[logging.Handler]
     journal = under_journal(stream, environ)
     if journal and os.path.exists(journal_socket):
@@ -550,7 +542,7 @@ def install(handlers: List[logging.Handler], level: str) -> None:
         logger.removeHandler(old)
         old.close()
     for handler in handlers:
-        secrets = getattr(handler, "secrets", None) or getattr(handler.formatter, "secrets", None) or SecretList()
+        secrets = getattr(handler, "secrets", None) or getattr(handler.formatter, "secrets", None) or ()
         outbox = Outbox(handler, _destination(handler), secrets)
         setattr(outbox, _HANDLER_MARK, True)
         logger.addHandler(outbox)

@@ -241,12 +241,24 @@ ERROR_REASONS = (
     "rocketchat_unavailable", "unknown_receiver",
 )
 ROUTES = ("critical", "warning", "info")
+# The other label of each per-route counter and its values: every route's series exist from the start.
+POST_OUTCOMES = ("outcome", ("accepted", "refused", "failed"))
+RETRY_REASONS = ("reason", ("server_error", "no_answer", "rate_limited"))
+WAIT_REASONS = ("reason", ("pacing", "rocketchat_429"))
+REFUSAL_REASONS = ("reason", ("bad_token", "message_too_long", "invalid_message"))
+ONLY_ROUTE = ("", ("",))
+
+
+def _route_series(route: str, other: Tuple[str, Sequence[str]]) -> List[Dict[str, str]]:
+    label, words = other
+    return [{"route": route, label: word} if label else {"route": route} for word in words]
 
 
 class Metrics:
-    """Every metric rcwebhook exposes."""
+    """Every metric rcwebhook exposes, in the order /metrics shows them."""
 
     def __init__(self) -> None:
+        self.route_counters: List[Tuple[Counter, Tuple[str, Sequence[str]]]] = []
         self.requests = Counter("webhook_requests_total", "Requests to /webhook, by HTTP status code.", ["code"],
                                 initial=[{"code": "200"}])
         self.request_duration = Histogram(
@@ -261,42 +273,32 @@ class Metrics:
         self.alerts = Counter("rcwebhook_alerts_received_total", "Alerts received, by status and routed severity.",
                               ["status", "severity"],
                               initial=[{"status": s, "severity": r} for s in ("firing", "resolved") for r in ROUTES])
-        self.posts = Counter(
-            "rcwebhook_rocketchat_posts_total",
-            "Route messages posted to Rocket.Chat, by route and outcome (accepted, refused, failed).",
-            ["route", "outcome"],
-            initial=[{"route": r, "outcome": o} for r in ROUTES for o in ("accepted", "refused", "failed")])
+        self.posts = self._per_route("rcwebhook_rocketchat_posts_total",
+                                "Route messages posted to Rocket.Chat, by route and outcome (accepted, refused, "
+                                "failed).", POST_OUTCOMES)
         self.post_duration = Histogram("rcwebhook_rocketchat_post_duration_seconds",
                                        "Time Rocket.Chat took to answer a post, by route.", ["route"])
-        self.retries = Counter("rcwebhook_rocketchat_retries_total",
-                               "Posts tried again, by route and reason (server_error, no_answer, rate_limited).",
-                               ["route", "reason"],
-                               initial=[{"route": r, "reason": w} for r in ROUTES
-                                        for w in ("server_error", "no_answer", "rate_limited")])
-        self.waits = Counter("rcwebhook_rocketchat_rate_limit_waits_total",
-                             "Waits before a post for Rocket.Chat's rate limit, by route and reason "
-                             "(pacing: rcwebhook's own; rocketchat_429: Rocket.Chat asked).", ["route", "reason"],
-                             initial=[{"route": r, "reason": w} for r in ROUTES for w in ("pacing", "rocketchat_429")])
-        self.refusals = Counter("rcwebhook_rocketchat_refusals_total",
-                                "Posts Rocket.Chat refused, by route and reason (bad_token: the hook's id or token "
-                                "is wrong; message_too_long: shortened and sent again; invalid_message).",
-                                ["route", "reason"],
-                                initial=[{"route": r, "reason": w} for r in ROUTES
-                                         for w in ("bad_token", "message_too_long", "invalid_message")])
-        self.mention_refusals = Counter(
+        self.retries = self._per_route("rcwebhook_rocketchat_retries_total",
+                                  "Posts tried again, by route and reason (server_error, no_answer, rate_limited).",
+                                  RETRY_REASONS)
+        self.waits = self._per_route("rcwebhook_rocketchat_rate_limit_waits_total",
+                                "Waits before a post for Rocket.Chat's rate limit, by route and reason "
+                                "(pacing: rcwebhook's own; rocketchat_429: Rocket.Chat asked).", WAIT_REASONS)
+        self.refusals = self._per_route("rcwebhook_rocketchat_refusals_total",
+                                   "Posts Rocket.Chat refused, by route and reason (bad_token: the hook's id or token "
+                                   "is wrong; message_too_long: shortened and sent again; invalid_message).",
+                                   REFUSAL_REASONS)
+        self.mention_refusals = self._per_route(
             "rcwebhook_mention_refusals_total",
             "Posts Rocket.Chat refused for their @here or @all (the integration's user lacks the mention-here or "
-            "mention-all permission), by route; each was posted again without them.",
-            ["route"], initial=[{"route": r} for r in ROUTES])
-        self.impersonate_refusals = Counter(
+            "mention-all permission), by route; each was posted again without them.")
+        self.impersonate_refusals = self._per_route(
             "rcwebhook_impersonate_refusals_total",
             "Posts Rocket.Chat refused for naming their sender or avatar (the integration's user lacks the "
-            "message-impersonate permission), by route; each was posted again without them.",
-            ["route"], initial=[{"route": r} for r in ROUTES])
-        self.duplicates = Counter("rcwebhook_duplicates_skipped_total",
-                                  "Alert states not posted again because they were posted already (a retry "
-                                  "after a non-2xx answer, or an HA peer's copy).",
-                                  ["route"], initial=[{"route": r} for r in ROUTES])
+            "message-impersonate permission), by route; each was posted again without them.")
+        self.duplicates = self._per_route("rcwebhook_duplicates_skipped_total",
+                                     "Alert states not posted again because they were posted already (a retry "
+                                     "after a non-2xx answer, or an HA peer's copy).")
         self.unknown_severities = ValueCounter(
             "rcwebhook_unknown_severity_total",
             "Alerts whose severity label is neither a severity nor an alias (routed to DEFAULT_SEVERITY), by "
@@ -314,9 +316,9 @@ class Metrics:
             "rcwebhook_state_writes_dropped_total",
             "Changes not written to the state database because its queue was full (the database was locked "
             "or slow) or rcwebhook stopped first; a restart may post them again.")
-        self.thread_replies = Counter("rcwebhook_thread_replies_total",
-                                      "Posts made as replies in the thread of an incident's first message, by route.",
-                                      ["route"], initial=[{"route": r} for r in ROUTES])
+        self.thread_replies = self._per_route("rcwebhook_thread_replies_total",
+                                         "Posts made as replies in the thread of an incident's first message, by "
+                                         "route.")
         self.open_threads = Gauge("rcwebhook_open_threads", "Incidents whose thread is open.")
         self.build_info = Gauge("rcwebhook_build_info", "rcwebhook's version; always 1.", ["version"])
         self.build_info.set(1, version=__version__)
@@ -328,30 +330,22 @@ class Metrics:
         self.reload_time.set(time.time())
         self.process = _process_metrics()
 
+    def _per_route(self, name: str, help_text: str, other: Tuple[str, Sequence[str]] = ONLY_ROUTE) -> Counter:
+        labels = ["route", other[0]] if other[0] else ["route"]
+        counter = Counter(name, help_text, labels, initial=[s for r in ROUTES for s in _route_series(r, other)])
+        self.route_counters.append((counter, other))
+        return counter
+
     def declare_routes(self, routes: Iterable[str]) -> None:
         """Give the per-route series of `routes` (hook sets' routes among them) their 0."""
-        for route in routes:
-            for outcome in ("accepted", "refused", "failed"):
-                self.posts.declare(route=route, outcome=outcome)
-            for reason in ("server_error", "no_answer", "rate_limited"):
-                self.retries.declare(route=route, reason=reason)
-            for reason in ("pacing", "rocketchat_429"):
-                self.waits.declare(route=route, reason=reason)
-            for reason in ("bad_token", "message_too_long", "invalid_message"):
-                self.refusals.declare(route=route, reason=reason)
-            self.duplicates.declare(route=route)
-            self.mention_refusals.declare(route=route)
-            self.impersonate_refusals.declare(route=route)
-            self.thread_replies.declare(route=route)
+        for counter, other in self.route_counters:
+            for route in routes:
+                for labels in _route_series(route, other):
+                    counter.declare(**labels)
 
     def all(self) -> List[_Metric]:
-        return [self.requests, self.request_duration, self.errors, self.connections_shed, self.alerts, self.posts,
-                self.post_duration, self.retries, self.waits, self.refusals, self.mention_refusals,
-                self.impersonate_refusals, self.duplicates, self.unknown_severities, self.unknown_receivers,
-                self.pending, self.state_bytes, self.state_errors, self.state_writes_dropped, self.thread_replies,
-                self.open_threads,
-                self.build_info, self.reload_success,
-                self.reload_time, LOG_DROPS] + self.process + registered()
+        own = [m for m in vars(self).values() if isinstance(m, _Metric)]
+        return own + [LOG_DROPS] + self.process + registered()
 
     def expose(self) -> bytes:
         """Return every metric in the Prometheus text format 0.0.4."""
@@ -404,20 +398,16 @@ def _process_metrics() -> List[_Metric]:
         fields = _stat()
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
-    def rss() -> float:
+    def statm(field: int) -> float:
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * _PAGE
-
-    def vms() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[0]) * _PAGE
+            return int(f.read().split()[field]) * _PAGE
 
     cpu_seconds = Gauge("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", read=cpu)
     cpu_seconds.kind = "counter"
     return [
         cpu_seconds,
-        Gauge("process_resident_memory_bytes", "Resident memory size in bytes.", read=rss),
-        Gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", read=vms),
+        Gauge("process_resident_memory_bytes", "Resident memory size in bytes.", read=lambda: statm(1)),
+        Gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", read=lambda: statm(0)),
         Gauge("process_open_fds", "Open file descriptors.", read=lambda: len(os.listdir("/proc/self/fd"))),
         Gauge("process_max_fds", "Most open file descriptors allowed.",
               read=lambda: resource.getrlimit(resource.RLIMIT_NOFILE)[0]),

@@ -40,10 +40,6 @@ class Notifier:
                 watchdog = 0
         return cls(environ.get("NOTIFY_SOCKET", ""), watchdog, environ.get("RUNTIME_DIRECTORY", "").split(":")[0])
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.address)
-
     def send(self, *fields: str) -> bool:
         """Send one datagram of KEY=VALUE lines; return whether it went out."""
         if not self.address:

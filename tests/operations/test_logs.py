@@ -217,8 +217,8 @@ def test_entries_beyond_the_queue_are_dropped_counted_and_told_once_writing_work
 
     stream = StalledStream()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.RedactingFormatter("%(levelname)s %(message)s", logs.SecretList()))
-    outbox = logs.Outbox(handler, "stderr", logs.SecretList(), limit=4000)
+    handler.setFormatter(logs.RedactingFormatter("%(levelname)s %(message)s", ()))
+    outbox = logs.Outbox(handler, "stderr", (), limit=4000)
     restore_logger.addHandler(outbox)
     restore_logger.setLevel(logging.INFO)
     before = LOG_DROPS.value(destination="stderr")
