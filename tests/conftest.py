@@ -105,6 +105,9 @@ class LogCapture(logging.Handler):
         self.lock_ = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
+        # The daemon turns off logging's own record of the thread (logs.install: no format uses it), so
+        # the capture notes the emitting thread itself: tests pair a request's lines by it.
+        record.emitted_by = threading.get_ident()
         with self.lock_:
             self.records.append(record)
 

@@ -465,11 +465,11 @@ def webhook_exchanges(logs) -> List[Tuple[str, str, int]]:
         line = record.getMessage()
         match = _RECEIVED.search(line)
         if match:
-            received[record.thread] = (match.group(1), match.group(2))
+            received[record.emitted_by] = (match.group(1), match.group(2))
             continue
         match = _ANSWERED.search(line)
-        if match and record.thread in received:
-            exchanges.append((*received.pop(record.thread), int(match.group(1))))
+        if match and record.emitted_by in received:
+            exchanges.append((*received.pop(record.emitted_by), int(match.group(1))))
     return exchanges
 
 
