@@ -213,8 +213,9 @@ def test_one_connection_after_another_is_served_by_the_same_thread(start_daemon,
     daemon = start_daemon(**hooks)
     for _ in range(20):
         assert daemon.request("GET", "/health")[0] == 200
-    served_by = {r.threadName for r in logs.records if r.name == "rcwebhook.access" and "/health" in r.getMessage()}
-    assert len(served_by) <= 3, served_by  # one, or another while the first finishes closing
+    # (logging's record.threadName is None once the daemon's logs are installed: the capture notes the thread)
+    served_by = {r.emitted_by for r in logs.records if r.name == "rcwebhook.access" and "/health" in r.getMessage()}
+    assert 1 <= len(served_by) <= 3, served_by  # one, or another while the first finishes closing
 
 
 def test_request_must_arrive_within_request_timeout(start_daemon, hooks):
