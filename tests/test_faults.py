@@ -579,10 +579,14 @@ def test_stale_firing_copies_never_outlive_their_resolution(start_daemon, harnes
     senders = [Sender(url, resolved(name, "critical"), SETTLE_TIMEOUT) for name in ("OooWhileDown", "OooNeverPosted")]
     for sender in senders:
         sender.start()
-    wait_until(lambda: shows(rc, "critical", "Resolved: OooWhileDown") and shows(rc, "critical", "Resolved: OooNeverPosted"),
-               "rcwebhook trying both RESOLVED", STEP_TIMEOUT, explain)
+    # Each RESOLVED is known and waiting once its first request is answered (503: Rocket.Chat is down).
     # The stale copies come (and are retried) soon after their resolution, as requests that overtook one
-    # another do: later than REFIRE_GAP after it, a firing from the resolution's sender is a re-fire.
+    # another do: later than REFIRE_GAP after it, a firing from the resolution's sender is a re-fire. (Waiting
+    # until the courier's backed-off retries had tried both resolutions took 4 s, and the copies' retries
+    # then came past REFIRE_GAP.)
+    wait_until(lambda: all(s.statuses for s in senders), "both RESOLVED answered once", STEP_TIMEOUT, explain)
+    assert shows(rc, "critical", "Resolved: OooWhileDown") or shows(rc, "critical", "Resolved: OooNeverPosted"), \
+        explain()  # rcwebhook is trying them
     stale = [Sender(url, firing(name, "critical"), SETTLE_TIMEOUT) for name in ("OooWhileDown", "OooNeverPosted")]
     for sender in stale:
         sender.start()
