@@ -5,11 +5,12 @@ holds one, and any template that fails at run time told on stderr (the built-in 
 from __future__ import annotations
 
 import json
-import logging
+import logging.handlers
 import sqlite3
+import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, Any, Dict, Optional, Tuple
 
 from .messages import mentions, render, routing, templates
 from .messages.notification import Notification, PayloadError, parse
@@ -19,17 +20,6 @@ from .delivery.store import FILE_NAME, hook_id
 from .delivery.threads import group_digest, thread_scope
 
 log = logging.getLogger("rcwebhook")
-
-
-class _Told(logging.Handler):
-    """The warnings logged while rendering: a failing template's, as the daemon would log them."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: List[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 def render_file(settings: Settings, path: str, route_name: Optional[str], stdout: IO[str], stderr: IO[str],
@@ -50,7 +40,8 @@ def render_file(settings: Settings, path: str, route_name: Optional[str], stdout
     if route_name:
         batches = [b for b in batches if b.route.severity == route_name]
     state = _State(settings, time.time() if now is None else now)
-    told = _Told()
+    told = logging.handlers.BufferingHandler(sys.maxsize)  # the warnings of a failing template, as logged
+    told.setLevel(logging.WARNING)
     log.addHandler(told)
     try:
         for batch in batches:
@@ -62,8 +53,8 @@ def render_file(settings: Settings, path: str, route_name: Optional[str], stdout
         state.close()
     if not batches:
         print(f"rcwebhook: no alert of {path} goes to route {route_name}", file=stderr)
-    failed = [r for r in told.records if r.msg == templates.FAILED]
-    for record in told.records:
+    failed = [r for r in told.buffer if r.msg == templates.FAILED]
+    for record in told.buffer:
         print(f"rcwebhook: {'error' if record in failed else 'warning'}: {record.getMessage()}", file=stderr)
     return 1 if failed else 0
 

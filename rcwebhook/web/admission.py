@@ -72,12 +72,11 @@ class Seat(enum.Enum):
 class Connection:
     """What one open connection is doing, since when, and until when it may."""
 
-    __slots__ = ("phase", "since", "first_byte", "deadline", "seat", "head", "looks", "whole", "body_due")
+    __slots__ = ("phase", "since", "deadline", "seat", "head", "looks", "whole", "body_due")
 
     def __init__(self, phase: Phase, now: float, deadline: float) -> None:
         self.phase = phase
-        self.since = now
-        self.first_byte: Optional[float] = None  # the current request's first byte
+        self.since = now  # HEAD: since the request's first byte
         self.deadline = deadline  # when the wait on the client ends, whatever the phase
         self.seat = Seat.LOBBY
         self.head = b""  # what the lobby read of the request's head, handed to the thread that serves it
@@ -121,10 +120,8 @@ class Admission:
         """Record a connection just accepted, in the lobby."""
         now = self.clock()
         with self.lock:
-            if tls:
-                self.table[key] = Connection(Phase.HANDSHAKE, now, now + self.handshake_timeout)
-            else:
-                self.table[key] = Connection(Phase.NEW, now, now + self.request_timeout)
+            deadline = now + (self.handshake_timeout if tls else self.request_timeout)
+            self.table[key] = Connection(Phase.HANDSHAKE if tls else Phase.NEW, now, deadline)
 
     def enter(self, key: Hashable, phase: Phase, body_bytes: int = 0) -> bool:
         """Record that a connection enters `phase` now (READING: with a body of `body_bytes` to come); return
@@ -136,11 +133,8 @@ class Admission:
                 return False
             if connection.phase is phase:
                 return True
-            if phase is Phase.HEAD:
-                connection.first_byte = now
-                connection.deadline = now + self.request_timeout  # the whole request, head and body
-            elif phase in (Phase.NEW, Phase.IDLE, Phase.LINGERING):
-                connection.first_byte = None
+            if phase in (Phase.HEAD, Phase.NEW, Phase.IDLE, Phase.LINGERING):
+                # From HEAD on, the deadline is for the whole request, head and body.
                 connection.deadline = now + self.request_timeout
             elif phase is Phase.READING:
                 connection.body_due = now + self.grace + body_bytes / MIN_BODY_RATE
@@ -271,11 +265,8 @@ class Admission:
         """Mark closed and return the connection in `seat` to shed first, with why; None if none may be. For
         a request that came `whole`, last, the one whose body lags furthest behind MIN_BODY_RATE."""
         for phase, reason in _SHED_ORDER:
-            if phase is Phase.HEAD:
-                slow = [(c.first_byte, key) for key, c in self.table.items()
-                        if c.seat is seat and c.phase is phase and c.first_byte <= now - self.grace]
-            else:
-                slow = [(c.since, key) for key, c in self.table.items() if c.seat is seat and c.phase is phase]
+            slow = [(c.since, key) for key, c in self.table.items() if c.seat is seat and c.phase is phase
+                    and (phase is not Phase.HEAD or c.since <= now - self.grace)]
             if slow:
                 key = min(slow, key=lambda item: item[0])[1]
                 self.table[key].phase = Phase.CLOSED

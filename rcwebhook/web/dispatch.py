@@ -69,24 +69,20 @@ def _prepare(body: Body, settings: Settings, metrics: Metrics, receiver: str = "
     far, groupKey, Alertmanager's receiver)."""
     try:
         notification = parse(body)
-    except PayloadTooDense as exc:  # no retry can help, and no Alertmanager sends it: 4xx
+    except PayloadError as exc:  # too dense (413): no retry can help, and no Alertmanager sends it
         log.warning("Rejected a notification: %s", exc)
-        return Reply(413, {"status": "error", "error": str(exc)}, reason="too_large")
-    except PayloadError as exc:
-        log.warning("Rejected a notification: %s", exc)
-        return Reply(400, {"status": "error", "error": str(exc)}, reason="bad_request")
+        return error(413 if isinstance(exc, PayloadTooDense) else 400, str(exc))
     plan = routing.plan(notification, settings, receiver)
     _tell_unknown(plan, settings, metrics)
     batches = plan.batches
-    for batch in batches:
-        for alert in batch.alerts:
-            metrics.alerts.inc(status=alert.status, severity=batch.route.severity)
-            if mentions.ANNOTATION in alert.annotations and alert.status == "firing":
-                _check_mentions(alert)
     # Counts per route; a route whose alerts go to several channels (CHANNEL_LABEL) is told once.
     counts: Dict[str, int] = {}
     for batch in batches:
         counts[batch.route.name] = counts.get(batch.route.name, 0) + len(batch.alerts)
+        for alert in batch.alerts:
+            metrics.alerts.inc(status=alert.status, severity=batch.route.severity)
+            if mentions.ANNOTATION in alert.annotations and alert.status == "firing":
+                _check_mentions(alert)
     log.info(
         "Notification received: receiver=%s%s%s groupKey=%s status=%s alerts=%d routes=%s",
         notification.receiver_name or "-",
@@ -131,26 +127,22 @@ def _prepare(body: Body, settings: Settings, metrics: Metrics, receiver: str = "
 
 def _tell_unknown(plan: routing.Plan, settings: Settings, metrics: Metrics) -> None:
     """Count the label values that named nothing known, and warn once per value."""
-    for value in plan.unknown_severities:
-        seen = metrics.unknown_severities.count(value)
-        if seen == "new":
-            log.warning("An alert's %s label is %r, which is neither critical, warning nor info nor one of "
-                        "SEVERITY_ALIASES: routed as DEFAULT_SEVERITY=%s (a typo in an alerting rule?); told once "
-                        "per value, counted in rcwebhook_unknown_severity_total", settings.severity_label,
-                        value[:100], settings.default_severity)
-        elif seen == "overflow":
-            log.warning("More than %d distinct unknown severity values: further ones are counted as `other` and "
-                        "not told", metrics.unknown_severities.max_values)
-    for value in plan.unknown_receivers:
-        seen = metrics.unknown_receivers.count(value)
-        if seen == "new":
-            log.warning("An alert's %s (label or routeLabels) is %r, which is no hook set (RECEIVERS=%s): routed "
-                        "by the path it came to; told once per value, counted in "
-                        "rcwebhook_unknown_receiver_label_total", settings.route_label, value[:100],
-                        ",".join(settings.receivers) or "(none)")
-        elif seen == "overflow":
-            log.warning("More than %d distinct unknown %s values: further ones are counted as `other` and not told",
-                        metrics.unknown_receivers.max_values, settings.route_label)
+    for values, counter, what, line, label, known in (
+            (plan.unknown_severities, metrics.unknown_severities, "severity",
+             "An alert's %s label is %r, which is neither critical, warning nor info nor one of SEVERITY_ALIASES: "
+             "routed as DEFAULT_SEVERITY=%s (a typo in an alerting rule?); told once per value, counted in "
+             "rcwebhook_unknown_severity_total", settings.severity_label, settings.default_severity),
+            (plan.unknown_receivers, metrics.unknown_receivers, settings.route_label,
+             "An alert's %s (label or routeLabels) is %r, which is no hook set (RECEIVERS=%s): routed by the path "
+             "it came to; told once per value, counted in rcwebhook_unknown_receiver_label_total",
+             settings.route_label, ",".join(settings.receivers) or "(none)")):
+        for value in values:
+            seen = counter.count(value)
+            if seen == "new":
+                log.warning(line, label, value[:100], known)
+            elif seen == "overflow":
+                log.warning("More than %d distinct unknown %s values: further ones are counted as `other` and "
+                            "not told", counter.max_values, what)
 
 
 def unknown_receiver(name: str, settings: Settings, first: str) -> Reply:
@@ -238,7 +230,7 @@ def error(status: int, text: str, headers: Tuple[Tuple[str, str], ...] = (), rea
     return Reply(status, {"status": "error", "error": text}, headers, reason or REASONS.get(status, "bad_request"))
 
 
-def encode(reply: Reply) -> bytes:
-    """Return the JSON bytes of a reply body, as Flask's jsonify wrote them (sorted, compact)."""
-    return json.dumps(reply.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+def to_json(data: Mapping[str, Any]) -> bytes:
+    """Return the JSON bytes of an answer's body, as Flask's jsonify wrote them (sorted, compact)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
 

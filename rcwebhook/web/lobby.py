@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import resource
 import selectors
@@ -105,28 +106,24 @@ class Lobby:
     def add(self, sock: socket.socket, address: Tuple) -> None:
         """Take a new connection (from the accepting thread)."""
         self.inbox.append((sock, address))
-        try:
-            self.waker.send(b"x")
-        except OSError:  # already woken (its buffer is full), or stopped
-            pass
+        self._wake()
 
     def stop(self) -> None:
         self.stopping = True
-        try:
-            self.waker.send(b"x")
-        except OSError:
-            pass
+        self._wake()
         self.thread.join(5)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # already woken (its buffer is full), or stopped
+            self.waker.send(b"x")
 
     def _run(self) -> None:
         next_tick = 0.0
         while not self.stopping:
             for key, _ in self.selector.select(self.TICK):
                 if key.fileobj is self.wake_end:
-                    try:
+                    with contextlib.suppress(OSError):
                         self.wake_end.recv(4096)
-                    except OSError:
-                        pass
                 else:
                     self._advance(key.fileobj)
             while self.inbox:
@@ -162,8 +159,7 @@ class Lobby:
             self.server.count_shed(Reason.IDLE)
             self.server.shutdown_request(sock)
             return
-        tls = isinstance(sock, ssl.SSLSocket)
-        self.admission.arrive(sock, tls)
+        self.admission.arrive(sock, isinstance(sock, ssl.SSLSocket))
         self.members[sock] = address
         self.selector.register(sock, selectors.EVENT_READ)
         self._advance(sock)
@@ -172,10 +168,8 @@ class Lobby:
         """Close a lobby connection."""
         if self.members.pop(sock, None) is None:
             return
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
         self.server.shutdown_request(sock)
 
     def _advance(self, sock: socket.socket) -> None:
@@ -203,10 +197,7 @@ class Lobby:
             while True:
                 data = sock.recv(max(wanted, MAX_HEADER_BYTES + 1) - len(head))
                 if not data:  # the client left, or ended its body early: that one is answered (400)
-                    if wanted:
-                        self._hand(sock)
-                    else:
-                        self._drop(sock)
+                    (self._hand if wanted else self._drop)(sock)
                     return
                 if not head and not self.admission.enter(sock, Phase.HEAD):
                     self._drop(sock)

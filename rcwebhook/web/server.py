@@ -10,8 +10,10 @@ headers, per-client request limits and optional TLS.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import enum
+import functools
 import io
 import logging
 import re
@@ -75,18 +77,16 @@ class Hush:
         self.unsaid = 0
         self.lock = threading.Lock()
 
-    def due(self, now: float) -> Optional[int]:
-        """Return how many times it went unsaid since it was last said when it is to be said now, else None."""
+    def say(self, now: float, line: str, *args: object) -> None:
+        """Log `line` (its last %s: how often it went unsaid meanwhile) as a warning when due, else at DEBUG."""
         with self.lock:
-            if now - self.said < self.every:
-                self.unsaid += 1
-                return None
-            unsaid, self.unsaid, self.said = self.unsaid, 0, now
-            return unsaid
-
-
-def _since(unsaid: int) -> str:
-    return f" ({unsaid} more since the last such line, said at most once a minute)" if unsaid else ""
+            due = now - self.said >= self.every
+            if due:
+                unsaid, self.unsaid, self.said = self.unsaid, 0, now
+            else:
+                unsaid, self.unsaid = 0, self.unsaid + 1
+        since = f" ({unsaid} more since the last such line, said at most once a minute)" if unsaid else ""
+        log.log(logging.WARNING if due else logging.DEBUG, line, *args, since)
 
 
 class Body(enum.Enum):
@@ -208,15 +208,11 @@ class Server(ThreadingHTTPServer):
 
     def refuse_busy(self, request) -> None:
         """Answer 503 on a connection given no seat: every one is busy with a request."""
-        unsaid = self.busy_hush.due(self.admission.clock())
-        log.log(logging.DEBUG if unsaid is None else logging.WARNING,
-                "All %d connections are busy with requests: answered a new one 503%s",
-                self.settings.max_connections, _since(unsaid or 0))
+        self.busy_hush.say(self.admission.clock(), "All %d connections are busy with requests: answered a new "
+                           "one 503%s", self.settings.max_connections)
         self.metrics.errors.inc(reason="busy")
-        try:
+        with contextlib.suppress(OSError, ValueError):
             request.send(_BUSY)  # non-blocking: what does not fit at once is not waited for
-        except (OSError, ValueError):
-            pass
         self.shutdown_request(request)
 
     def shutdown_request(self, request) -> None:
@@ -246,31 +242,19 @@ class Server(ThreadingHTTPServer):
         self.deliverer.close()
 
 
-_WEBHOOK_PATH = re.compile(r"/webhook(?:/[^/]+)?")
+_WEBHOOK = re.compile(r"/webhook(?:/[^/]+)?")  # /webhook or /webhook/<hook set>
 
 
-def _is_webhook(path: str) -> bool:
-    """Return whether `path` is /webhook or /webhook/<hook set>."""
-    return _WEBHOOK_PATH.fullmatch(path) is not None
-
-
-_date_cache = [0, ""]
-
-
-def _http_date() -> str:
-    """Return the Date header's value, formatted once a second."""
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[:] = [now, email.utils.formatdate(now, usegmt=True)]
-    return _date_cache[1]
+@functools.lru_cache(maxsize=1)
+def _http_date(second: int) -> str:
+    """Return the Date header's value for `second`, formatted once a second."""
+    return email.utils.formatdate(second, usegmt=True)
 
 
 def _close_now(sock: socket.socket) -> None:
     """Wake the thread reading `sock` and make it give up the connection."""
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class _Prefixed(io.RawIOBase):
@@ -419,16 +403,17 @@ class Handler(BaseHTTPRequestHandler):
 
         server = self.server
         facts = status.facts(server.board, server.deliverer.snapshot(), server.settings.dry_run)
+        no_store = (("Cache-Control", "no-store"),)
         if path == "/ready":
-            ready = facts["ready"]
-            self._write(200 if ready["ready"] else 503, status.to_json(
-                {"ready": ready["ready"], "reason": ready["reason"], "status": "ready" if ready["ready"] else
-                 "not ready", "version": __version__}), "application/json", (("Cache-Control", "no-store"),))
+            ready = facts["ready"]["ready"]
+            self._write(200 if ready else 503, dispatch.to_json(
+                {"ready": ready, "reason": facts["ready"]["reason"], "status": "ready" if ready else "not ready",
+                 "version": __version__}), "application/json", no_store)
         elif status.wants_json(path, self.headers.get("Accept", "")):
-            self._write(200, status.to_json(facts), "application/json", (("Cache-Control", "no-store"),))
+            self._write(200, dispatch.to_json(facts), "application/json", no_store)
         else:
-            self._write(200, status.page(facts), "text/html; charset=utf-8", (
-                ("Cache-Control", "no-store"), ("Content-Security-Policy", status.CONTENT_SECURITY_POLICY),
+            self._write(200, status.page(facts), "text/html; charset=utf-8", no_store + (
+                ("Content-Security-Policy", status.CONTENT_SECURITY_POLICY),
                 ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")))
 
     def do_HEAD(self) -> None:
@@ -436,15 +421,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self._path()
-        if not _is_webhook(path):
+        if not _WEBHOOK.fullmatch(path):
             self._not_here(path)
             return
         settings = self.server.settings
         receiver = path[len("/webhook/"):]
         if not self.server.promote(self.request):
-            self.close_connection = True
-            self._send(dispatch.error(503, "every connection is busy with a notification; retry",
-                                      (("Retry-After", "1"),), reason="busy"))
+            self._refuse(503, "every connection is busy with a notification; retry",
+                         (("Retry-After", "1"),), "busy")
             return
         refusal = self._admission(settings)
         if refusal is None and receiver and receiver not in settings.receivers:
@@ -482,7 +466,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _not_here(self, path: str) -> None:
         """Answer 405 with Allow for a known path, else 404."""
-        allowed = "POST" if _is_webhook(path) else ALLOWED.get(path)
+        allowed = "POST" if _WEBHOOK.fullmatch(path) else ALLOWED.get(path)
         if allowed:
             self._send(dispatch.error(
                 405, f"{self.command} is not allowed on {path}; use {allowed}", (("Allow", allowed),)))
@@ -500,10 +484,8 @@ class Handler(BaseHTTPRequestHandler):
                     503, f"too many requests from {client}: over CLIENT_RATE_LIMIT; retry later",
                     (("Retry-After", str(max(1, int(wait + 0.999)))),), reason="client_rate_limited")
         if not auth.authorized(self.headers, settings.api_key):
-            unsaid = self.server.key_hush.due(self.server.admission.clock())
-            log.log(logging.DEBUG if unsaid is None else logging.WARNING, "Refused a notification from %s: %s%s",
-                    client, "wrong API key" if auth.presented_keys(self.headers) else "no API key",
-                    _since(unsaid or 0))
+            self.server.key_hush.say(self.server.admission.clock(), "Refused a notification from %s: %s%s", client,
+                                     "wrong API key" if auth.presented_keys(self.headers) else "no API key")
             return dispatch.error(
                 401, "an API key is required: send it as X-API-Key, as Authorization: Bearer, "
                      "or as the Basic auth password", auth.CHALLENGES)
@@ -516,9 +498,9 @@ class Handler(BaseHTTPRequestHandler):
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             return self._refuse(411, "Content-Length is required")
-        if not _DIGITS.fullmatch(length_text.strip(" \t")) or len(self.headers.get_all("Content-Length")) > 1:
-            return self._refuse(400, f"Content-Length {length_text[:40]!r} is not a byte count")
         digits = length_text.strip(" \t")
+        if not _DIGITS.fullmatch(digits) or len(self.headers.get_all("Content-Length")) > 1:
+            return self._refuse(400, f"Content-Length {length_text[:40]!r} is not a byte count")
         length = int(digits) if len(digits) <= 18 else 10 ** 18
         if length > settings.max_body_bytes:
             return self._refuse(413, f"body of {digits[:40]} bytes is over MAX_BODY_BYTES ({settings.max_body_bytes})")
@@ -561,10 +543,11 @@ class Handler(BaseHTTPRequestHandler):
         del body[got:]
         return body  # not copied to bytes: a 4 MiB body would be held twice meanwhile
 
-    def _refuse(self, status: int, text: str) -> None:
+    def _refuse(self, status: int, text: str, headers: Sequence[Tuple[str, str]] = (),
+                reason: str = "") -> None:
         """Answer an error and close: the body is unread, so the connection cannot be reused."""
         self.close_connection = True
-        self._send(dispatch.error(status, text))
+        self._send(dispatch.error(status, text, headers, reason))
 
     def finish(self) -> None:
         super().finish()
@@ -581,7 +564,7 @@ class Handler(BaseHTTPRequestHandler):
         clock = self.server.admission.clock
         deadline = self.server.admission.deadline(sock)
         left = LINGER_BYTES
-        try:
+        with contextlib.suppress(OSError):  # the deadline, a reset, or closed from outside
             sock.shutdown(socket.SHUT_WR)
             while left > 0 and clock() < deadline:
                 sock.settimeout(max(0.01, deadline - clock()))
@@ -589,13 +572,11 @@ class Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     break
                 left -= len(chunk)
-        except OSError:  # the deadline, a reset, or closed from outside
-            pass
 
     def _send(self, reply: Reply, recorded: bool = False) -> None:
         """Answer with a JSON reply, counting /webhook answers in the metrics and, unless dispatch `recorded` it,
         listing a refusal on /status."""
-        if self.command == "POST" and _is_webhook(self._path()):
+        if self.command == "POST" and _WEBHOOK.fullmatch(self._path()):
             server_metrics = self.server.metrics
             server_metrics.requests.inc(code=str(reply.status))
             server_metrics.request_duration.observe(time.monotonic() - self.started)
@@ -603,7 +584,7 @@ class Handler(BaseHTTPRequestHandler):
                 server_metrics.errors.inc(reason=reply.reason or "bad_request")
                 if not recorded:
                     self.server.board.refusal(reply.status, str(reply.body.get("error", "")), self._path())
-        self._write(reply.status, dispatch.encode(reply), "application/json", reply.headers)
+        self._write(reply.status, dispatch.to_json(reply.body), "application/json", reply.headers)
 
     def _write(self, code: int, body: bytes, content_type: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
         """Write the whole response, status line to body, in one write, every secret in the body redacted."""
@@ -612,13 +593,9 @@ class Handler(BaseHTTPRequestHandler):
         if getattr(self, "body", Body.NONE) is Body.UNREAD:
             self.close_connection = True  # its unread body must not be taken for the next request
         status = HTTPStatus(code)
-        head = [
-            f"HTTP/1.1 {status.value} {status.phrase}",
-            f"Server: {self.version_string()}",
-            f"Date: {_http_date()}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-        ]
+        head = [f"HTTP/1.1 {status.value} {status.phrase}", f"Server: {self.version_string()}",
+                f"Date: {_http_date(int(time.time()))}", f"Content-Type: {content_type}",
+                f"Content-Length: {len(body)}"]
         head.extend(f"{name}: {value}" for name, value in headers)
         if self.close_connection:
             head.append("Connection: close")
@@ -635,8 +612,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """Answer a protocol error found by http.server itself, as JSON."""
-        self.close_connection = True
-        self._send(dispatch.error(code, message or HTTPStatus(code).phrase))
+        self._refuse(code, message or HTTPStatus(code).phrase)
 
     # --- logging through `logging`, not raw stderr -----------------------
 

@@ -10,7 +10,6 @@ hold the page's code.
 from __future__ import annotations
 
 import html
-import json
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -107,10 +106,6 @@ def _moment(wall: float, now: float) -> Optional[Dict[str, Any]]:
     if not wall:
         return None
     return {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)), "ago_seconds": round(max(0.0, now - wall), 1)}
-
-
-def to_json(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 # --- the page -----------------------------------------------------------------------------------
