@@ -65,8 +65,7 @@ def _post(notification: Notification, batch: routing.Batch, settings: Settings,
     route = batch.route
     root, note = state.thread_root(route, notification, batch)
     called = () if root else mentions.called(route.mention, batch.alerts)
-    line_limit = min(mentions.LINE_LIMIT, render.TEXT_LIMIT // 2)
-    mentioned = mentions.line([called], line_limit)
+    mentioned = mentions.line([called], min(mentions.LINE_LIMIT, render.TEXT_LIMIT // 2))
     rendered = render.group_message(route, batch.alerts, notification.external_url, notification.truncated_alerts,
                                     settings, render.TEXT_LIMIT - (len(mentioned) + 1 if mentioned else 0),
                                     thread=root, note=note, receiver=notification.receiver,

@@ -97,7 +97,6 @@ def _prepare(body: Body, settings: Settings, metrics: Metrics, receiver: str = "
                           outcome=notification.status),
     )
     per_route: Dict[str, Tuple[Route, List[str], List[Item]]] = {}
-    results: List[Result] = []
     dry_names: Dict[str, List[str]] = {}
     context = Context(notification.group_key, notification.external_url, notification.truncated_alerts,
                       notification.reason, notification.receiver, notification.group_labels or {},
@@ -119,7 +118,7 @@ def _prepare(body: Body, settings: Settings, metrics: Metrics, receiver: str = "
             batch.route.name, (settings.routes.get(batch.route.name) or batch.route._replace(channel=""), [], []))
         route_names.extend(names)
         items.extend(Item(batch.route.name, identity(alert), alert, context, batch.channel) for alert in batch.alerts)
-    results.extend(Result(name, tuple(names), "dry-run") for name, names in dry_names.items())
+    results = [Result(name, tuple(names), "dry-run") for name, names in dry_names.items()]
     batches_out: Batches = [(route, tuple(names), items) for route, names, items in per_route.values()]
     return (alert_names(notification), len(notification.alerts), batches_out, results, notification.group_key,
             notification.receiver_name)

@@ -18,7 +18,6 @@ import io
 import logging
 import re
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -186,13 +185,6 @@ class Server(ThreadingHTTPServer):
         self.accepted_connections += 1
         self.lobby.add(request, client_address)
 
-    def promote(self, request) -> bool:
-        """Make a spare connection that carries a notification an ordinary one; return False when no seat
-        frees, and no connection is found waiting on its client, within STALL_GRACE."""
-        promoted, shed = self.admission.promote_within(request)
-        self.close_shed(shed)
-        return promoted
-
     def close_shed(self, shed: Sequence[Tuple[Hashable, Optional[Reason]]]) -> None:
         """Close connections the admission has shed (already marked closed), counting them by reason."""
         for sock, reason in shed:
@@ -230,7 +222,7 @@ class Server(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         """Log a failed connection through `logging`; a peer that goes away is not an error."""
         error = sys.exc_info()[1]
-        if isinstance(error, (OSError, ssl.SSLError, EOFError)):
+        if isinstance(error, (OSError, EOFError)):  # ssl.SSLError too
             log.debug("Connection from %s ended: %s", client_address[0], error)
         else:
             log.exception("Internal error on a connection from %s", client_address[0])
@@ -397,6 +389,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._not_here(path)
 
+    do_HEAD = do_GET
+
     def _status(self, path: str) -> None:
         """Answer /status (HTML, or JSON when asked), /status.json or /ready."""
         from . import status  # the page's code: loaded when first asked for, not by every daemon
@@ -416,9 +410,6 @@ class Handler(BaseHTTPRequestHandler):
                 ("Content-Security-Policy", status.CONTENT_SECURITY_POLICY),
                 ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")))
 
-    def do_HEAD(self) -> None:
-        self.do_GET()
-
     def do_POST(self) -> None:
         path = self._path()
         if not _WEBHOOK.fullmatch(path):
@@ -426,7 +417,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         settings = self.server.settings
         receiver = path[len("/webhook/"):]
-        if not self.server.promote(self.request):
+        promoted, shed = self.server.admission.promote_within(self.request)  # a spare seat's to an ordinary one
+        self.server.close_shed(shed)
+        if not promoted:
             self._refuse(503, "every connection is busy with a notification; retry",
                          (("Retry-After", "1"),), "busy")
             return

@@ -33,9 +33,7 @@ class ClientLimiter:
             tokens, then = self._buckets.pop(client, (burst, now))
             tokens = min(burst, tokens + (now - then) * rate)
             allowed = tokens >= 1.0
-            if allowed:
-                tokens -= 1.0
-            self._buckets[client] = (tokens, now)
+            self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
             while len(self._buckets) > MAX_CLIENTS:
                 self._buckets.popitem(last=False)
         return None if allowed else (1.0 - tokens) / rate
