@@ -192,7 +192,7 @@ class Lobby:
             self.admission.enter(sock, Phase.NEW)
             self.selector.modify(sock, selectors.EVENT_READ)
         head = connection.head
-        wanted = _whole_request(head) if _head_is_whole(head) else 0  # its body, waited for here
+        wanted = _whole_request(head)  # its body, waited for here (0: its head is not whole yet)
         try:
             while True:
                 data = sock.recv(max(wanted, MAX_HEADER_BYTES + 1) - len(head))
@@ -203,8 +203,7 @@ class Lobby:
                     self._drop(sock)
                     return
                 head += data
-                if not wanted and _head_is_whole(head):
-                    wanted = _whole_request(head)
+                wanted = wanted or _whole_request(head)
                 if len(head) >= max(wanted, MAX_HEADER_BYTES + 1) or not isinstance(sock, ssl.SSLSocket) \
                         or not sock.pending():
                     break

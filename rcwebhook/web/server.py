@@ -67,11 +67,10 @@ LINGER_BYTES = 64 * 1024 * 1024
 
 
 class Hush:
-    """A warning said at most once every `every` seconds, with how many times it was not said meanwhile: a
-    flood must not write a line per request it sends."""
+    """A warning said at most once every SHED_SUMMARY_EVERY seconds, with how many times it was not said
+    meanwhile: a flood must not write a line per request it sends."""
 
-    def __init__(self, every: float = SHED_SUMMARY_EVERY) -> None:
-        self.every = every
+    def __init__(self) -> None:
         self.said = -float("inf")
         self.unsaid = 0
         self.lock = threading.Lock()
@@ -79,7 +78,7 @@ class Hush:
     def say(self, now: float, line: str, *args: object) -> None:
         """Log `line` (its last %s: how often it went unsaid meanwhile) as a warning when due, else at DEBUG."""
         with self.lock:
-            due = now - self.said >= self.every
+            due = now - self.said >= SHED_SUMMARY_EVERY
             if due:
                 unsaid, self.unsaid, self.said = self.unsaid, 0, now
             else:
@@ -249,48 +248,35 @@ def _close_now(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-class _Prefixed(io.RawIOBase):
+class _Prefixed(socket.SocketIO):
     """A socket's stream that gives `head` (what the lobby already read of it) first."""
 
     def __init__(self, head: bytes, sock: socket.socket) -> None:
-        super().__init__()
+        super().__init__(sock, "rb")
         self.head = memoryview(head)
-        self.stream = socket.SocketIO(sock, "rb")
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer) -> Optional[int]:
-        if self.head:
-            count = min(len(buffer), len(self.head))
-            buffer[:count] = self.head[:count]
-            self.head = self.head[count:]
-            return count
-        return self.stream.readinto(buffer)
-
-    def close(self) -> None:
-        self.stream.close()
-        super().close()
+        if not self.head:
+            return super().readinto(buffer)
+        count = min(len(buffer), len(self.head))
+        buffer[:count] = self.head[:count]
+        self.head = self.head[count:]
+        return count
 
 
-class _RequestReader:
+class _RequestReader(io.BufferedReader):
     """The request stream, with a byte budget for the request line and headers."""
 
-    def __init__(self, raw) -> None:
-        self.raw = raw
-        self.budget: Optional[int] = None
+    budget: Optional[int] = None
 
     def readline(self, limit: int = -1) -> bytes:
         if self.budget is None:
-            return self.raw.readline(limit)
+            return super().readline(limit)
         if self.budget <= 0:
             return _TOO_LONG
-        line = self.raw.readline(self.budget + 1 if limit < 0 else min(limit, self.budget + 1))
+        line = super().readline(self.budget + 1 if limit < 0 else min(limit, self.budget + 1))
         self.budget -= len(line)
         return _TOO_LONG if self.budget < 0 else line
-
-    def __getattr__(self, name: str):
-        return getattr(self.raw, name)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -313,8 +299,7 @@ class Handler(BaseHTTPRequestHandler):
         # What the lobby read of the first request's head comes first, then the socket.
         connection = self.server.connections.get(self.request)
         head, connection.head = (connection.head, b"") if connection is not None else (b"", b"")
-        self.rfile = _RequestReader(io.BufferedReader(_Prefixed(head, self.connection), self.rbufsize
-                                                      if self.rbufsize > 0 else io.DEFAULT_BUFFER_SIZE))
+        self.rfile = _RequestReader(_Prefixed(head, self.connection))
 
     def handle_one_request(self) -> None:
         again = bool(getattr(self, "raw_requestline", None))
