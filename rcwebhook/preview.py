@@ -4,6 +4,7 @@ holds one, and any template that fails at run time told on stderr (the built-in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging.handlers
 import sqlite3
@@ -94,10 +95,8 @@ class _State:
         self.settings, self.now, self.db = settings, now, None
         path = Path(settings.state_dir) / FILE_NAME if settings.state_dir and settings.threads else None
         if path is not None and path.is_file():
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-            except sqlite3.Error:
-                self.db = None
 
     def thread_root(self, route: Route, notification: Notification,
                     batch: routing.Batch) -> Tuple[str, str]:

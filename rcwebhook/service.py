@@ -34,9 +34,7 @@ class Service:
         self.loader = loader
         self.environ = environ
         self.notifier = Notifier.from_environ(environ)
-        # Set by signal handlers: plain attributes, since a handler must not take a lock the
-        # thread it interrupted may hold.
-        self.reload_requested = False
+        self.reload_requested = False  # set by the signal handlers, acted on by the serving loop
         self.stop_signal = ""
         self.stop_started = False
         self.server: Server
@@ -69,8 +67,8 @@ class Service:
         return 0
 
     def _on_stop_signal(self, signum: int, _frame) -> None:
-        # Only flag it: a signal handler interrupts the main thread anywhere, even inside a lock
-        # that logging or starting a thread would need. The serving loop acts on the flag.
+        # Only flag it, in a plain attribute: a signal handler interrupts the main thread anywhere, even
+        # inside a lock that logging or starting a thread would need. The serving loop acts on the flag.
         self.stop_signal = signal.Signals(signum).name
 
     def _on_reload_signal(self, _signum: int, _frame) -> None:

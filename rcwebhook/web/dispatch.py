@@ -169,20 +169,15 @@ def _check_mentions(alert: Alert) -> None:
 def describe(result: Result) -> Dict[str, Any]:
     """Return one route's outcome as the response body shows it: no URL, Rocket.Chat's reason."""
     shown: Dict[str, Any] = {"status": result.status, "alerts": len(result.alerts)}
-    if result.answer is not None:
-        shown["code"] = result.answer.status
+    answer = result.answer
+    if answer is not None:
+        shown["code"] = answer.status
     if result.status == "failed":
-        shown["error"] = result.answer.error if result.answer else ""
-        shown["retryable"] = bool(result.answer and result.answer.transient)
+        shown.update(error=answer.error if answer else "", retryable=bool(answer and answer.transient))
     elif result.status == "pending":
-        last = ""
-        if result.answer is not None and result.answer.status:
-            last = f"; last answer: {result.answer.status} {result.answer.error}"
-        elif result.answer is not None:
-            last = f"; last attempt: {result.answer.error}"
-        shown["error"] = f"{result.reason}{last}"
-        shown["retryable"] = True
-        shown["retry_in"] = round(result.retry_in, 1)
+        last = "" if answer is None else f"; last answer: {answer.status} {answer.error}" if answer.status \
+            else f"; last attempt: {answer.error}"
+        shown.update(error=f"{result.reason}{last}", retryable=True, retry_in=round(result.retry_in, 1))
     return shown
 
 

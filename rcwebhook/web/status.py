@@ -31,10 +31,9 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
         recent = [dict(entry) for entry in reversed(board.recent)]
         reload = dict(board.reload)
         config_file = board.config_file
-    hooks = delivery["hooks"]
     routes = []
     for name, (url, waiting) in delivery["routes"].items():
-        hook = hooks.get(url, _NO_HOOK) if url else _NO_HOOK
+        hook = delivery["hooks"].get(url, _NO_HOOK) if url else _NO_HOOK
         row: Dict[str, Any] = {"route": name, "hook": redact_url(url) or "", "waiting": waiting,
                                "shared_with": [other for other, (u, _) in delivery["routes"].items()
                                                if url and u == url and other != name]}
