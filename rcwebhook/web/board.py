@@ -52,10 +52,9 @@ class Board:
     def _record(self, entry: Dict[str, Any]) -> None:
         now = time.time()
         entry["time"] = now
-        code = entry["outcome"].split(" ", 1)[0]
         with self.lock:
             self.recent.append(entry)
-            if code.startswith("4"):
+            if entry["outcome"].startswith("4"):  # the HTTP answer's code comes first
                 minute = int(now // 60)
                 if self.refusals and self.refusals[-1][0] == minute:
                     self.refusals[-1][1] += 1

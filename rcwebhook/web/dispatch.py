@@ -197,10 +197,9 @@ def answer(names: List[str], processed: int, results: List[Result]) -> Reply:
     body["error"] = "; ".join(_failure(r, body["routes"][r.route]) for r in failed)
     if any(r.status == "failed" for r in failed):
         return Reply(502, body, reason="rocketchat_refused")
-    retry_in = max(r.retry_in for r in failed)
     log.warning("Answering 503, to be retried by Alertmanager: %s", body["error"])
-    return Reply(503, body, (("Retry-After", str(min(300, max(1, math.ceil(retry_in))))),),
-                 reason="rocketchat_unavailable")
+    retry_after = min(300, max(1, math.ceil(max(r.retry_in for r in failed))))
+    return Reply(503, body, (("Retry-After", str(retry_after)),), reason="rocketchat_unavailable")
 
 
 def _failure(result: Result, shown: Mapping[str, Any]) -> str:

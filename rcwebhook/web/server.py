@@ -1,11 +1,6 @@
 """HTTP serving: a narrow handler that speaks HTTP and hands the work to dispatch, and the server that
-holds the parts together.
-
-The server keeps itself alive on a hostile network: new connections wait in the lobby (web.lobby),
-without a thread, for their TLS handshake and their request's whole head; the admission (web.admission)
-gives each a seat, or makes room by closing what it picks by what a connection has done, on its own
-clock; the crew (web.crew) serves a bounded number at once; a deadline for each request; caps on
-headers, per-client request limits and optional TLS.
+keeps itself alive on a hostile network with the lobby (web.lobby), the admission (web.admission) and
+the crew (web.crew), a deadline for each request, caps on headers, per-client limits and optional TLS.
 """
 
 from __future__ import annotations
@@ -88,9 +83,8 @@ class Hush:
 
 
 class Body(enum.Enum):
-    """What became of a request's body; its handler owns it."""
-    # It decides whether the connection can serve another request, and whether closing it must
-    # first drain what the client still sends.
+    """What became of a request's body: whether its connection can serve another request, and whether
+    closing it must first drain what the client still sends."""
 
     NONE = "none"  # the request has no body
     UNREAD = "unread"  # it has one, not (all) read: the connection cannot be reused

@@ -1,10 +1,8 @@
 """GET /status (an HTML page, or JSON), and GET /ready: what an operator needs to see at a glance.
 
-The facts are read from what the daemon keeps anyway (the couriers' state, the ledger, the
-metrics) plus the board's two small records (rcwebhook.web.board): the last 50 notifications and
-the last reload. A page costs one short hold of the delivery lock; everything else is done outside
-it. This module loads when /status or /ready is first asked for: a daemon nobody looks at does not
-hold the page's code.
+The facts come from what the daemon keeps anyway (the couriers' state, the ledger, the metrics) and
+the board (rcwebhook.web.board); a page costs one short hold of the delivery lock. This module loads
+when /status or /ready is first asked for: a daemon nobody looks at does not hold the page's code.
 """
 
 from __future__ import annotations
