@@ -181,9 +181,9 @@ class Admission:
                     continue
                 if self._taken(seat) >= limit:
                     victim = self._victim(seat, now, connection.whole)
-                    if victim is None:
+                    if not victim:
                         continue
-                    shed.append(victim)
+                    shed += victim
                 connection.seat = seat
                 return seat, shed
             return None, shed
@@ -200,8 +200,7 @@ class Admission:
                 return True, []
             shed: Shed = []
             if self._taken(Seat.ORDINARY) >= self.max_connections:
-                victim = self._victim(Seat.ORDINARY, self.clock(), connection.whole)
-                shed = [victim] if victim is not None else []
+                shed = self._victim(Seat.ORDINARY, self.clock(), connection.whole)
             if self._taken(Seat.ORDINARY) >= self.max_connections:
                 return None, []
             connection.seat = Seat.ORDINARY
@@ -233,8 +232,7 @@ class Admission:
         with self.lock:
             if self._taken(Seat.LOBBY) < limit:
                 return []
-            victim = self._victim(Seat.LOBBY, self.clock())
-            return [victim] if victim is not None else []
+            return self._victim(Seat.LOBBY, self.clock())
 
     def expired(self) -> Shed:
         """Return the connections past their deadline, marked closed: each waited on its client too long."""
@@ -261,8 +259,8 @@ class Admission:
     def _taken(self, seat: Seat) -> int:
         return sum(1 for c in self.table.values() if c.seat is seat and c.phase is not Phase.CLOSED)
 
-    def _victim(self, seat: Seat, now: float, whole: bool = False) -> Optional[Tuple[Hashable, Reason]]:
-        """Mark closed and return the connection in `seat` to shed first, with why; None if none may be. For
+    def _victim(self, seat: Seat, now: float, whole: bool = False) -> Shed:
+        """Mark closed and return the connection in `seat` to shed first, with why ([] if none may be). For
         a request that came `whole`, last, the one whose body lags furthest behind MIN_BODY_RATE."""
         for phase, reason in _SHED_ORDER:
             slow = [(c.since, key) for key, c in self.table.items() if c.seat is seat and c.phase is phase
@@ -270,15 +268,15 @@ class Admission:
             if slow:
                 key = min(slow, key=lambda item: item[0])[1]
                 self.table[key].phase = Phase.CLOSED
-                return key, reason
+                return [(key, reason)]
         if whole:
             late = [(c.body_due, key) for key, c in self.table.items()
                     if c.seat is seat and c.phase is Phase.READING and c.body_due <= now]
             if late:
                 key = min(late, key=lambda item: item[0])[1]
                 self.table[key].phase = Phase.CLOSED
-                return key, Reason.SLOW
-        return None
+                return [(key, Reason.SLOW)]
+        return []
 
 
 class ShedTally:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import binascii
+import contextlib
 import hmac
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Tuple
 
 CHALLENGES: Tuple[Tuple[str, str], ...] = (
     ("WWW-Authenticate", 'Bearer realm="rcwebhook"'),
@@ -23,19 +23,11 @@ def presented_keys(headers: Mapping[str, str]) -> Tuple[str, ...]:
     if scheme.lower() == "bearer" and credentials:
         keys.append(credentials)
     elif scheme.lower() == "basic" and credentials:
-        password = _basic_password(credentials)
-        if password is not None:
-            keys.append(password)
+        with contextlib.suppress(ValueError):  # not base64 (binascii.Error), not UTF-8 (UnicodeDecodeError)
+            _, sep, password = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
+            if sep:
+                keys.append(password)
     return tuple(keys)
-
-
-def _basic_password(credentials: str) -> Optional[str]:
-    try:
-        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    _, sep, password = decoded.partition(":")
-    return password if sep else None
 
 
 def authorized(headers: Mapping[str, str], api_key: str) -> bool:
