@@ -24,7 +24,7 @@ log = logging.getLogger("rcwebhook")
 
 
 def render_file(settings: Settings, path: str, route_name: Optional[str], stdout: IO[str], stderr: IO[str],
-                receiver: str = "", now: Optional[float] = None) -> int:
+                receiver: str = "") -> int:
     """Print the message(s) rcwebhook would post for the notification in `path` posted to /webhook (or
     /webhook/RECEIVER); return 0, or 1 when it cannot be read or a template failed (the error on stderr)."""
     if receiver and receiver not in settings.receivers:
@@ -40,7 +40,7 @@ def render_file(settings: Settings, path: str, route_name: Optional[str], stdout
     batches = routing.route(notification, settings, receiver)
     if route_name:
         batches = [b for b in batches if b.route.severity == route_name]
-    state = _State(settings, time.time() if now is None else now)
+    state = _State(settings, time.time())
     told = logging.handlers.BufferingHandler(sys.maxsize)  # the warnings of a failing template, as logged
     told.setLevel(logging.WARNING)
     log.addHandler(told)

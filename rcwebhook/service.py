@@ -102,7 +102,6 @@ class Service:
     def reload(self) -> bool:
         """Load, validate and swap in the configuration whole; on any problem keep the running one."""
         self.notifier.reloading()
-        metrics = self.server.metrics
         try:
             try:
                 new, warnings = self.loader()
@@ -160,8 +159,8 @@ class Service:
             self.server.apply(new, transport)
             for warning in warnings:
                 log.warning("%s", warning)
-            metrics.reload_success.set(1)
-            metrics.reload_time.set(time.time())
+            self.server.metrics.reload_success.set(1)
+            self.server.metrics.reload_time.set(time.time())
             self.server.board.reloaded(True, config_file=new.source)
             log.info("Configuration reloaded from %s", new.source or "the environment",
                      extra=logs.fields("reload", outcome="reloaded"))

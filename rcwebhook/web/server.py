@@ -291,8 +291,8 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.rfile.close()  # replaced below; left open, it would keep the socket from closing
         # What the lobby read of the first request's head comes first, then the socket.
-        connection = self.server.connections.get(self.request)
-        head, connection.head = (connection.head, b"") if connection is not None else (b"", b"")
+        connection = self.server.connections[self.request]  # seated, so in the table until shutdown_request
+        head, connection.head = connection.head, b""
         self.rfile = _RequestReader(_Prefixed(head, self.connection))
 
     def handle_one_request(self) -> None:
