@@ -31,13 +31,11 @@ def lobby_size(seats: int) -> int:
     """Return how many connections the lobby may hold: LOBBY_CONNECTIONS, fewer if the process may open
     fewer files (raising its soft limit to the hard one first, as far as LOBBY_CONNECTIONS needs)."""
     want = LOBBY_CONNECTIONS + seats + 128  # the served connections, the state, the logs, Rocket.Chat
-    try:
+    with contextlib.suppress(OSError, ValueError):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != resource.RLIM_INFINITY and soft < want:
             soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    except (OSError, ValueError):
-        pass
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
         return LOBBY_CONNECTIONS

@@ -140,9 +140,7 @@ def _e(value: Any) -> str:
 
 
 def _when(moment: Optional[Mapping[str, Any]]) -> str:
-    if not moment:
-        return "never"
-    return f"{_e(moment['at'])} ({_ago(moment['ago_seconds'])} ago)"
+    return f"{_e(moment['at'])} ({_ago(moment['ago_seconds'])} ago)" if moment else "never"
 
 
 def _ago(seconds: float) -> str:
