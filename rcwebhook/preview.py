@@ -115,11 +115,10 @@ class _State:
             posting = {}
             for alert in batch.alerts:
                 key = identity(alert)
-                posted = self._posted(route.name, key)
-                state = observe(alert, None, self.now, 0)
-                posting[f"{route.name}/{key}"] = state
-                if alert.status == "firing" and (f"{route.name}/{key}" not in announced or posted is None or
-                                                 posted[0] != FIRING or posted[1] != state.starts):
+                posted = self._posted(route.name, key)  # (status, starts), or None
+                posting[f"{route.name}/{key}"] = state = observe(alert, None, self.now, 0)
+                if alert.status == "firing" and (f"{route.name}/{key}" not in announced
+                                                 or posted != (FIRING, state.starts)):
                     return "", ""
             resolved = all((posting[key].status if key in posting else
                             (self._posted(*key.rsplit("/", 1)) or (RESOLVED,))[0]) == RESOLVED for key in announced)
