@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue
 import socket
 import threading
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Tuple
 
 log = logging.getLogger("rcwebhook")
 
 # Connection threads started ahead of need, at most this many; beyond it they start on demand.
 CREW_AHEAD = 512
-
-
-class _Worker:
-    """One connection thread's mailbox: the connection it is given, and the lock it waits on for it."""
-
-    __slots__ = ("job", "wake")
-
-    def __init__(self) -> None:
-        self.job: Optional[Tuple[socket.socket, Tuple]] = None
-        self.wake = threading.Lock()
-        self.wake.acquire()  # released when a job is given
 
 
 class Crew:
@@ -42,7 +32,8 @@ class Crew:
         self.serve = serve
         self.close = close
         self.lock = threading.Lock()
-        self.idle: List[_Worker] = []  # the one idle the shortest last
+        # The idle threads' mailboxes (a connection, or None: stop); the one idle the shortest last.
+        self.idle: List[queue.SimpleQueue] = []
         self.waiting: "collections.deque[Tuple[socket.socket, Tuple]]" = collections.deque()
         self.size = 0
         self.target = 0
@@ -61,9 +52,7 @@ class Crew:
         with self.lock:
             stopping = self.stopping
             if not stopping and self.idle:
-                worker = self.idle.pop()
-                worker.job = (request, client_address)
-                worker.wake.release()
+                self.idle.pop().put((request, client_address))
                 return
             if not stopping:
                 self.waiting.append((request, client_address))
@@ -78,8 +67,8 @@ class Crew:
         still waiting for one (no thread would ever serve them)."""
         with self.lock:
             self.stopping = True
-            for worker in self.idle:
-                worker.wake.release()
+            for mailbox in self.idle:
+                mailbox.put(None)
             self.idle.clear()
             left, self.waiting = list(self.waiting), collections.deque()
         for request, _ in left:
@@ -92,17 +81,16 @@ class Crew:
         threading.Thread(target=self._work, name=f"connection-{number}", daemon=True).start()
 
     def _work(self) -> None:
-        worker = _Worker()
+        mailbox: queue.SimpleQueue = queue.SimpleQueue()
         while True:
             with self.lock:
                 job = self.waiting.popleft() if self.waiting and not self.stopping else None
                 if job is None and not self.stopping:
-                    self.idle.append(worker)
+                    self.idle.append(mailbox)
             if job is None:
                 if self.stopping:
                     break
-                worker.wake.acquire()
-                job, worker.job = worker.job, None
+                job = mailbox.get()
                 if job is None:  # woken to stop
                     break
             try:
