@@ -14,10 +14,11 @@ through grace periods, paces and deadlines instead of waiting them out.
 
 from __future__ import annotations
 
+import collections
 import enum
 import threading
 import time
-from typing import Callable, Dict, Hashable, List, Optional, Tuple
+from typing import Callable, Counter, Dict, Hashable, List, Optional, Tuple
 
 # Connections admitted beyond MAX_CONNECTIONS while every other one is doing real work: they serve
 # /health and /metrics (one request each), so a saturated daemon still shows it is alive.
@@ -284,14 +285,14 @@ class ShedTally:
 
     def __init__(self, every: float = 60.0) -> None:
         self.every = every
-        self.counts: Dict[Reason, int] = {}
+        self.counts: Counter[Reason] = collections.Counter()
         self.last_line = -float("inf")
         self.first: Optional[float] = None
         self.lock = threading.Lock()
 
     def add(self, reason: Reason, now: float) -> None:
         with self.lock:
-            self.counts[reason] = self.counts.get(reason, 0) + 1
+            self.counts[reason] += 1
             if self.first is None:
                 self.first = now
 
@@ -300,10 +301,9 @@ class ShedTally:
         with self.lock:
             if not self.counts or now - self.last_line < self.every:
                 return None
-            counts, self.counts = self.counts, {}
+            counts, self.counts = self.counts, collections.Counter()
             since = self.last_line if self.last_line > -float("inf") else self.first
             self.first, self.last_line = None, now
-        get = counts.get
         return (f"Shed {sum(counts.values())} connections in the last {max(1, round(now - since))} s: "
-                f"{get(Reason.IDLE, 0)} idle, {get(Reason.SLOW, 0)} slow, {get(Reason.REFUSED, 0)} refused while "
-                f"sending their body, {get(Reason.TLS, 0)} failed TLS handshakes")
+                f"{counts[Reason.IDLE]} idle, {counts[Reason.SLOW]} slow, {counts[Reason.REFUSED]} refused while "
+                f"sending their body, {counts[Reason.TLS]} failed TLS handshakes")
