@@ -502,9 +502,8 @@ class Handler(BaseHTTPRequestHandler):
         read takes the interpreter lock again, and 64 bodies read in small pieces at once would keep
         /health waiting for it."""
         body = bytearray(length)
-        view = memoryview(body)
         got = 0
-        with view:
+        with memoryview(body) as view:
             while got < length:
                 if self.server.admission.clock() > deadline:
                     raise socket.timeout
