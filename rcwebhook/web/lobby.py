@@ -54,15 +54,13 @@ def _whole_request(head: bytes) -> int:
     for line in head[:end].split(b"\n")[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
-        if name == b"expect" or name == b"transfer-encoding" or (name == b"content-length" and length is not None):
+        if name in (b"expect", b"transfer-encoding") or (name == b"content-length" and length is not None):
             return 0
         if name == b"content-length":
             value = value.strip()
-            if not value.isdigit() or len(value) > 9:
+            if not value.isdigit() or len(value) > 9 or int(value) > LOBBY_BODY_BYTES:
                 return 0
             length = int(value)
-    if length is not None and length > LOBBY_BODY_BYTES:
-        return 0
     return end + (length or 0)
 
 
