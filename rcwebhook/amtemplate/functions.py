@@ -23,6 +23,7 @@ from ..gotemplate.template import BUILTINS, ParseError, Template
 from ..gotemplate.timeparse import parse_layout
 from ..gotemplate.values import HTML, URL, GoStruct, Ptr, StringSlice, format_v, go_quote, sprintf, type_name
 from .compat import COMPATS, DEFAULT_COMPAT, level
+from .data import JSON_NAMES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,13 +246,7 @@ def _is_hex(raw: bytes, i: int) -> bool:
     return i < len(raw) and chr(raw[i]) in "0123456789abcdefABCDEF"
 
 
-# Go's json tags of Alertmanager's data: untagged fields (rcwebhook's Route and Severity, a Pair's) keep their names.
-_JSON_NAMES = {
-    "Receiver": "receiver", "Status": "status", "Alerts": "alerts", "GroupLabels": "groupLabels",
-    "CommonLabels": "commonLabels", "CommonAnnotations": "commonAnnotations", "ExternalURL": "externalURL",
-    "Labels": "labels", "Annotations": "annotations", "StartsAt": "startsAt", "EndsAt": "endsAt",
-    "GeneratorURL": "generatorURL", "Fingerprint": "fingerprint",
-}
+# The types with Go json tags (data.JSON_NAMES); untagged fields (rcwebhook's Route and Severity, a Pair's) keep names.
 _JSON_TAGGED = ("template.Data", "template.Alert")
 _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",
                  "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -314,7 +309,7 @@ def to_json(v: Any, depth: int = 0) -> str:
         return "[" + ",".join(to_json(x, depth + 1) for x in v) + "]"
     if isinstance(v, GoStruct):
         tagged = any(getattr(cls, "TYPE", "") in _JSON_TAGGED for cls in type(v).__mro__)
-        return "{" + ",".join(f'"{_JSON_NAMES.get(name, name) if tagged else name}":{to_json(v.field(name), depth + 1)}'
+        return "{" + ",".join(f'"{JSON_NAMES.get(name, name) if tagged else name}":{to_json(v.field(name), depth + 1)}'
                               for name in v.FIELDS) + "}"
     raise GoError(f"json: unsupported type: {type_name(v)}")
 

@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional
 from . import values
 
 ROUTES = ("critical", "warning", "info")
+URL_KEYS = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
 DEFAULT_COMPAT = "0.28"  # amtemplate.data.DEFAULT_COMPAT, named here so that reading it loads no template engine
 DEFAULT_SEVERITY_ALIASES = (
     "page:critical,pager:critical,emergency:critical,alert:critical,crit:critical,"
@@ -42,8 +43,8 @@ KEYS = (
     Key("HOST", "127.0.0.1", "server", "address to listen on", values.TEXT, "host", restart=True),
     Key("PORT", "8093", "server", "port to listen on (0: any free port)", values.Whole(0, 65535), "port",
         restart=True),
-    *(Key(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "", "hooks", f"incoming-webhook URL for {name} alerts",
-          values.WEBHOOK_URL, secret=True) for name in ROUTES),
+    *(Key(key, "", "hooks", f"incoming-webhook URL for {name} alerts", values.WEBHOOK_URL, secret=True)
+      for key, name in zip(URL_KEYS, ROUTES)),
     *(Key(f"ROCKETCHAT_CHANNEL_{name.upper()}", "", "hooks",
           f"post {name} alerts to this channel instead of the integration's own") for name in ROUTES),
     *(Key(f"MENTION_{name.upper()}", "", "hooks", f"whom a firing {name} message mentions: @USER @here",
@@ -122,15 +123,12 @@ KEYS = (
     Key("TEMPLATE_COMPAT", DEFAULT_COMPAT, "templates", "the Alertmanager whose template functions are followed",
         values.Compat(DEFAULT_COMPAT), "template_compat"),
     # Each secret can also come from KEY_FILE, or a systemd credential named KEY ($CREDENTIALS_DIRECTORY/KEY).
-    *(Key(f"{key}_FILE", "", "secrets", f"a file holding {key} instead")
-      for key in ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING", "ROCKETCHAT_WEBHOOK_INFO",
-                  "API_KEY")),
+    *(Key(f"{key}_FILE", "", "secrets", f"a file holding {key} instead") for key in (*URL_KEYS, "API_KEY")),
 )
 BY_NAME: Mapping[str, Key] = MappingProxyType({key.name: key for key in KEYS})
 DEFAULTS: Mapping[str, str] = MappingProxyType({key.name: key.default for key in KEYS})
 
 PROXY_KEYS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
-URL_KEYS = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
 # The keys each hook set named in RECEIVERS has of its own, prefixed with its name in upper case
 # (`-` as `_`): DB_ROCKETCHAT_WEBHOOK_CRITICAL. The default set's are these keys unprefixed. A
 # set's route is built from them exactly as the default set's is.

@@ -47,42 +47,41 @@ class Text:
 class Whole:
     """A whole number from `low` to `high`."""
 
-    def __init__(self, low: int, high: int) -> None:
-        self.low, self.high = low, high
-
-    def read(self, key: str, text: str) -> Read:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            return None, _bad(key, text, "is not a whole number")
-        if not self.low <= value <= self.high:
-            return None, _bad(key, text, f"is out of range ({self.low} to {self.high})")
-        return value, []
-
-    def show(self, value: int) -> str:
-        return str(value)
-
-
-class Seconds:
-    """A number of seconds (or of requests per second) from `low` to `high`."""
+    what, unit = "a whole number", ""
 
     def __init__(self, low: float, high: float) -> None:
         self.low, self.high = low, high
 
+    def number(self, text: str) -> float:
+        return int(text)
+
     def read(self, key: str, text: str) -> Read:
         try:
-            value = float(text.strip())
+            value = self.number(text.strip())
         except ValueError:
-            value = float("nan")
-        if value != value:  # NaN, or not a number at all
-            return None, _bad(key, text, "is not a number of seconds")
+            return None, _bad(key, text, f"is not {self.what}")
         if not self.low <= value <= self.high:
-            return None, _bad(key, text, f"is out of range ({self.low:g} to {self.high:g} seconds)")
+            shown = f"{self.show(self.low)} to {self.show(self.high)}{self.unit}"
+            return None, _bad(key, text, f"is out of range ({shown})")
         return value, []
 
     def show(self, value: float) -> str:
-        return f"{value:g}"
+        return str(value)
 
+
+class Seconds(Whole):
+    """A number of seconds (or of requests per second) from `low` to `high`."""
+
+    what, unit = "a number of seconds", " seconds"
+
+    def number(self, text: str) -> float:
+        value = float(text)
+        if value != value:  # NaN
+            raise ValueError(text)
+        return value
+
+    def show(self, value: float) -> str:
+        return f"{value:g}"
 
 
 class Switch:
