@@ -180,20 +180,12 @@ def _humanize_duration(i: Any) -> str:
     if v == 0:
         return sprintf("%.4gs", [v], DEFAULT_COMPAT)
     if abs(v) >= 1:
-        sign = ""
-        if v < 0:
-            sign, v = "-", -v
+        sign, v = "-" if v < 0 else "", abs(v)
         dur = int(v)
-        seconds = dur % 60
-        minutes = (dur // 60) % 60
-        hours = (dur // 3600) % 24
-        days = dur // 86400
-        if days:
-            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
-        if hours:
-            return f"{sign}{hours}h {minutes}m {seconds}s"
-        if minutes:
-            return f"{sign}{minutes}m {seconds}s"
+        units = ((dur // 86400, "d"), (dur // 3600 % 24, "h"), (dur // 60 % 60, "m"))
+        for i, (count, _) in enumerate(units):  # from the largest unit that is not 0 down to seconds
+            if count:
+                return sign + " ".join(f"{n}{unit}" for n, unit in units[i:]) + f" {dur % 60}s"
         return sign + sprintf("%.4gs", [v], DEFAULT_COMPAT)
     prefix = ""
     for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
@@ -317,10 +309,6 @@ def to_json(v: Any, depth: int = 0) -> str:
 MAX_ITEMS = 10_000  # elements of a list append makes: each append copies, so a loop of them stays cheap
 
 
-def _list(*args: Any) -> List[Any]:
-    return list(args)
-
-
 def _append(items: Optional[List[Any]], *args: Any) -> List[Any]:
     if len(items or ()) + len(args) > MAX_ITEMS:
         raise GoError(f"result longer than {MAX_ITEMS} elements")
@@ -412,7 +400,7 @@ FUNCTIONS_SINCE: Dict[str, Tuple[str, Func]] = {
     "safeUrl": ("0.30", Func(lambda s: URL(s), ("string",))),
     "urlUnescape": ("0.30", Func(bounded(_url_unescape), ("string",))),
     "toJson": ("0.30", Func(bounded(to_json), ("any",))),
-    "list": ("0.32", Func(_list, ("any",), True)),
+    "list": ("0.32", Func(lambda *args: list(args), ("any",), True)),
     "append": ("0.32", Func(_append, ("[]interface {}", "any"), True)),
     "dict": ("0.32", Func(_dict, ("any",), True)),
     "now": ("0.33", Func(_now, ())),
@@ -464,22 +452,11 @@ def check_regexps(tmpl: Template) -> None:
         stack: List[Any] = [tree.root]
         while stack:
             node = stack.pop()
-            if node is None:
-                continue
-            if isinstance(node, gt.ListNode):
-                stack.extend(node.nodes)
-            elif isinstance(node, gt.ActionNode):
-                stack.append(node.pipe)
-            elif isinstance(node, gt.BranchNode):
-                stack.extend([node.pipe, node.list, node.else_list])
-            elif isinstance(node, gt.TemplateNode):
-                stack.append(node.pipe)
-            elif isinstance(node, gt.PipeNode):
-                stack.extend(node.cmds)
-            elif isinstance(node, gt.ChainNode):
-                stack.append(node.node)
-            elif isinstance(node, gt.CommandNode):
-                stack.extend(node.args)
+            # the children that may hold commands, in the attributes that hold them
+            stack.extend(child for name in ("nodes", "cmds", "args") for child in getattr(node, name, ()))
+            stack.extend(getattr(node, name) for name in ("pipe", "list", "else_list", "node")
+                         if getattr(node, name, None) is not None)
+            if isinstance(node, gt.CommandNode):
                 first = node.args[0]
                 if isinstance(first, gt.IdentifierNode) and first.ident in ("match", "reReplaceAll") \
                         and len(node.args) > 1 and isinstance(node.args[1], gt.StringNode):

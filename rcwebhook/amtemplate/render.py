@@ -119,28 +119,23 @@ def default_data(compat: str, now_ns: int, local: Location) -> Data:
     .Alerts.Firing and .Alerts.Resolved hold one each); their times are now (`now_ns`, in `local`) and 5 and
     10 minutes before."""
     first, second = ("alertstatus", "alertstatus") if compat == "0.25" else ("firing", "resolved")
+    common_labels = {"commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"}
+    common_annotations = {"commonannotationkey1": "commonannotationvalue1",
+                          "commonannotationkey2": "commonannotationvalue2"}
     data = data_from_json({
         "receiver": "receiver", "status": "alertstatus",
         "alerts": [
             {"status": first,
-             "labels": {"label1": "value1", "label2": "value2", "instance": "foo.bar:1234",
-                        "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
-             "annotations": {"annotation1": "value1", "annotation2": "value2",
-                             "commonannotationkey1": "commonannotationvalue1",
-                             "commonannotationkey2": "commonannotationvalue2"},
+             "labels": {"label1": "value1", "label2": "value2", "instance": "foo.bar:1234", **common_labels},
+             "annotations": {"annotation1": "value1", "annotation2": "value2", **common_annotations},
              "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint1"},
             {"status": second,
-             "labels": {"foo": "bar", "baz": "qux",
-                        "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
-             "annotations": {"aaa": "bbb", "ccc": "ddd",
-                             "commonannotationkey1": "commonannotationvalue1",
-                             "commonannotationkey2": "commonannotationvalue2"},
+             "labels": {"foo": "bar", "baz": "qux", **common_labels},
+             "annotations": {"aaa": "bbb", "ccc": "ddd", **common_annotations},
              "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint2"},
         ],
         "groupLabels": {"grouplabelkey1": "grouplabelvalue1", "grouplabelkey2": "grouplabelvalue2"},
-        "commonLabels": {"commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
-        "commonAnnotations": {"commonannotationkey1": "commonannotationvalue1",
-                              "commonannotationkey2": "commonannotationvalue2"},
+        "commonLabels": common_labels, "commonAnnotations": common_annotations,
         "externalURL": "https://example.com",
     })
 
