@@ -66,7 +66,7 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     `receiver` and `group_labels` are the notification's, for templates; past `cpu_deadline` (the post's, on
     time.thread_time()) the templates are over TEMPLATE_CPU_BUDGET, else they have the whole budget."""
     shown = alerts[: settings.max_alerts_per_message]
-    common = common_labels(alerts)
+    common = common_entries([alert.labels for alert in alerts])
     in_headline = _headline_labels(common, route.severity, settings) if shorten < 2 else {}
     text, templated = None, []
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
@@ -97,16 +97,13 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     return message
 
 
-def common_labels(alerts: Sequence[Alert]) -> Dict[str, str]:
-    """Return the labels every one of `alerts` has, with the same value, in the first alert's order."""
-    if not alerts:
-        return {}
-    common = dict(alerts[0].labels)
-    for alert in alerts[1:]:
-        labels = alert.labels
-        common = {k: v for k, v in common.items() if labels.get(k) == v}
+def common_entries(maps: Sequence[Mapping[str, str]]) -> Dict[str, str]:
+    """Return the entries every one of `maps` has, with the same value, in the first one's order."""
+    common = dict(maps[0]) if maps else {}
+    for other in maps[1:]:
         if not common:
             break
+        common = {k: v for k, v in common.items() if other.get(k) == v}
     return common
 
 
@@ -348,11 +345,12 @@ class Post:
         text = self.text + 1 + units(rendered["text"])
         attachments = self.attachments + len(rendered["attachments"])
         size = self.size + len(json.dumps(rendered, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        if self.messages and (text > self.text_limit or attachments > MAX_ATTACHMENTS_PER_POST
-                              or size > MAX_POST_BYTES or envelope(rendered) != envelope(self.messages[0])):
-            self.short_of_text = text > self.text_limit and attachments <= MAX_ATTACHMENTS_PER_POST \
-                and size <= MAX_POST_BYTES and envelope(rendered) == envelope(self.messages[0])
-            return False
+        if self.messages:
+            fits_but_text = attachments <= MAX_ATTACHMENTS_PER_POST and size <= MAX_POST_BYTES \
+                and envelope(rendered) == envelope(self.messages[0])
+            if text > self.text_limit or not fits_but_text:
+                self.short_of_text = fits_but_text
+                return False
         self.messages.append(rendered)
         self.text, self.attachments, self.size = text, attachments, size
         return True

@@ -30,7 +30,7 @@ from ..amtemplate.functions import FUNCTIONS_SINCE
 from ..gotemplate.template import BudgetError, TemplateError
 from ..config.settings import Settings
 from ..operations.metrics import Counter, register
-from .render import TITLE_LIMIT, truncate, truncate_units
+from .render import TITLE_LIMIT, common_entries, truncate, truncate_units
 
 log = logging.getLogger("rcwebhook")
 
@@ -137,12 +137,8 @@ def _data(items: List[Alert], external_url: str, receiver: str, group: KV,
     if len(items) == 1:
         common_labels, common_annotations = items[0].Labels, items[0].Annotations
     else:
-        common_labels = dict(items[0].Labels) if items else {}
-        common_annotations = dict(items[0].Annotations) if items else {}
-        for a in items[1:]:
-            common_labels = {k: v for k, v in common_labels.items() if a.Labels.get(k) == v}
-            common_annotations = {k: v for k, v in common_annotations.items() if a.Annotations.get(k) == v}
-        common_labels, common_annotations = KV(common_labels), KV(common_annotations)
+        common_labels = KV(common_entries([a.Labels for a in items]))
+        common_annotations = KV(common_entries([a.Annotations for a in items]))
     return MessageData(
         Route=route, Severity=route.rpartition("/")[2],
         Receiver=receiver, Status="firing" if any(a.Status == "firing" for a in items) else "resolved",
