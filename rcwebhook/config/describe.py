@@ -18,10 +18,7 @@ def describe(settings: Settings) -> List[str]:
         if not key.field or (key.name in ("TEMPLATE_FILES", *TEMPLATE_NAME_KEYS) and not settings.template_files):
             continue
         value = getattr(settings, key.field)
-        if key.secret:
-            values[key.name] = "***" if value else "(not set)"
-        else:
-            values[key.name] = key.kind.show(value) or key.blank
+        values[key.name] = ("***" if value else "(not set)") if key.secret else key.kind.show(value) or key.blank
     values["LOG_LEVEL"] = settings.log_level
     for scheme, url in settings.proxies.items():
         values[f"{scheme.upper()}_PROXY"] = redact(url, settings.secrets())

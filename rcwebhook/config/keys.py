@@ -10,7 +10,7 @@ proxies) are read by `settings.build`, which checks what spans several keys.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional
+from typing import Iterable, List, Mapping, NamedTuple, Optional
 
 from . import values
 
@@ -173,13 +173,9 @@ def kind_of(key: str) -> Optional[values.Kind]:
 
 def help_lines() -> List[str]:
     """Return `--help`'s list of keys, by section: `  KEY=DEFAULT  what it means`."""
-    sections: Dict[str, List[Key]] = {}
-    for key in KEYS:
-        sections.setdefault(key.section, []).append(key)
     lines = []
-    for section, keys in sections.items():
+    for section in dict.fromkeys(key.section for key in KEYS):
         lines.append(f"  {section}:")
-        for key in keys:
-            default = key.default if len(key.default) <= 20 else "..."
-            lines.append(f"    {key.name}={default}  {key.doc}")
+        lines.extend(f"    {key.name}={key.default if len(key.default) <= 20 else '...'}  {key.doc}"
+                     for key in KEYS if key.section == section)
     return lines

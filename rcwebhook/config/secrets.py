@@ -22,7 +22,7 @@ def url_token(url: str) -> str:
     if len(segments) == 2 and "/" in segments[1]:
         return segments[1].rsplit("/", 1)[1]
     # Not a /hooks/ URL: treat the whole path and query as secret.
-    return (parts.path.lstrip("/") + ("?" + parts.query if parts.query else "")) or ""
+    return parts.path.lstrip("/") + ("?" + parts.query if parts.query else "")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
