@@ -74,9 +74,10 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
                                                    group_labels or {}, route.name, settings.template_cpu_budget,
                                                    cpu_deadline)
     if text is None:
-        view = alerts_url(external_url, common) if shorten < 1 else None
+        view = view_url(external_url, "alerts", common) if shorten < 1 else None
         if view and len(view) > VIEW_URL_LIMIT:  # many labels: the group's own are matchers enough
-            view = alerts_url(external_url, {k: v for k, v in (group_labels or {}).items() if common.get(k) == v})
+            grouped = {k: v for k, v in (group_labels or {}).items() if common.get(k) == v}
+            view = view_url(external_url, "alerts", grouped)
             view = view if view and len(view) <= VIEW_URL_LIMIT else None
         text = _text(route.severity, alerts, in_headline, view, len(alerts) - len(shown), truncated, text_limit,
                      note, summary=shorten < 3)
@@ -254,7 +255,7 @@ def _links(alert: Alert, external_url: str, prometheus: Optional[str], linked: M
     if prometheus:
         links.append(f"[Prometheus]({prometheus})")
     if alert.status != "resolved":  # a resolved alert has nothing left to silence
-        silence = silence_url(external_url, alert.labels)
+        silence = view_url(external_url, "silences/new", alert.labels)
         if silence:
             links.append(f"[Silence]({silence})")
     return " · ".join(links)
@@ -419,17 +420,9 @@ def _absolute_url(url: str) -> Optional[str]:
 _cached_absolute_url = functools.lru_cache(maxsize=URL_CACHE_SIZE)(_absolute_url)
 
 
-def silence_url(external_url: str, labels: Mapping[str, str]) -> Optional[str]:
-    """Return the Alertmanager URL of a new silence matching exactly these labels, or None."""
-    return _filtered_url(external_url, "silences/new", labels)
-
-
-def alerts_url(external_url: str, labels: Mapping[str, str]) -> Optional[str]:
-    """Return the URL of Alertmanager's view of the alerts that have all these labels, or None."""
-    return _filtered_url(external_url, "alerts", labels)
-
-
-def _filtered_url(external_url: str, view: str, labels: Mapping[str, str]) -> Optional[str]:
+def view_url(external_url: str, view: str, labels: Mapping[str, str]) -> Optional[str]:
+    """Return the URL of an Alertmanager view filtered by exactly these labels (`alerts`: the alerts that have
+    them, `silences/new`: a new silence matching them), or None."""
     base = absolute_url(external_url)
     if not base or not labels:
         return None
