@@ -13,6 +13,7 @@ import re
 import time as _clock
 import unicodedata
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import unquote_to_bytes
 
 from ..gotemplate import regexp
 from ..gotemplate import nodes as gt
@@ -215,27 +216,17 @@ def _go_parse_float(s: str) -> float:
 # The functions of Alertmanager 0.30 to 0.34
 
 
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
 def _url_unescape(s: str) -> str:
     """url.QueryUnescape: %XX and + (a space); an invalid escape is an error naming it."""
-    out = bytearray()
     raw = s.encode("utf-8", "surrogateescape")
-    i = 0
-    while i < len(raw):
-        c = raw[i]
-        if c == 0x25:  # %
-            if not (_is_hex(raw, i + 1) and _is_hex(raw, i + 2)):
-                bad = raw[i:i + 3].decode("utf-8", "surrogateescape")
-                raise GoError(f"invalid URL escape {go_quote(bad)}")
-            out.append(int(raw[i + 1:i + 3], 16))
-            i += 3
-            continue
-        out.append(0x20 if c == 0x2B else c)
-        i += 1
-    return out.decode("utf-8", "replace")
-
-
-def _is_hex(raw: bytes, i: int) -> bool:
-    return i < len(raw) and chr(raw[i]) in "0123456789abcdefABCDEF"
+    bad = _BAD_ESCAPE.search(raw)
+    if bad:
+        escape = raw[bad.start():bad.start() + 3].decode("utf-8", "surrogateescape")
+        raise GoError(f"invalid URL escape {go_quote(escape)}")
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
 
 
 # The types with Go json tags (data.JSON_NAMES); untagged fields (rcwebhook's Route and Severity, a Pair's) keep names.

@@ -147,9 +147,8 @@ def default_data(compat: str, now_ns: int, local: Location) -> Data:
     return data
 
 
-def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optional[IO[str]] = None,
-         stderr: Optional[IO[str]] = None, compat_setting: Tuple[str, str] = ("TEMPLATE_COMPAT", DEFAULT_COMPAT)
-         ) -> int:
+def main(argv: List[str], environ: Mapping[str, str], stdout: Optional[IO[str]], stderr: Optional[IO[str]],
+         compat_setting: Tuple[str, str]) -> int:
     """Run `template render ARGS` following the Alertmanager `compat_setting` names (where it was read, the
     version); return the exit status."""
     stdout = stdout or sys.stdout
