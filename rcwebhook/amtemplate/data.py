@@ -259,16 +259,11 @@ def _struct(cls: Any, obj: Dict[str, Any], where: str, **given: Any) -> Any:
     return cls(**fields)
 
 
+_JSON_KINDS = ((bool, "bool"), ((int, float), "number"), (str, "string"), (list, "array"))  # bool is an int
+
+
 def _json_kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
+    return next((name for types, name in _JSON_KINDS if isinstance(v, types)), "object")
 
 
 def data_from_json(obj: Any) -> Data:

@@ -109,16 +109,13 @@ def common_entries(maps: Sequence[Mapping[str, str]]) -> Dict[str, str]:
 
 
 def _headline_labels(common: Mapping[str, str], severity: str, settings: Settings) -> Dict[str, str]:
-    """Return the common labels the headline shows, sorted by name, as long as they fit
-    HEADLINE_LABELS_LIMIT: not alertname (the names are there), nor a severity label that only says
-    the route's severity (the emoji and colour do), nor blank ones. A label left out (too long, on
-    several lines, or beyond the limit) is a field of each attachment instead."""
+    """Return the common labels the headline shows, sorted by name, as long as they fit HEADLINE_LABELS_LIMIT
+    (none _said_otherwise); one left out (too long, on several lines, beyond the limit) is a field instead."""
     shown: Dict[str, str] = {}
     used = 0
     for name in sorted(common):
         value = common[name]
-        if name == "alertname" or not name.strip() or not value.strip() or (
-                name == settings.severity_label and value.strip().lower() == severity):
+        if _said_otherwise(name, value, severity, settings):
             continue
         size = len(name) + len(value) + 2
         if len(value) > HEADLINE_VALUE_LIMIT or len(name) > HEADLINE_VALUE_LIMIT or "\n" in value \
@@ -274,10 +271,9 @@ def _fields(alert: Alert, severity: str, settings: Settings, in_headline: Mappin
     The times and annotations always have room: the labels get what is left of MAX_FIELDS, and
     the ones that do not fit are summed up in one last label field."""
     others: List[Dict[str, Any]] = []
-    zone = settings.timezone
     started = parse_time(alert.starts_at)
     if started:
-        _add_field(others, "Started", local_time(started, zone), short=True)
+        _add_field(others, "Started", local_time(started, settings.timezone), short=True)
     ended = parse_time(alert.ends_at)
     if alert.status == "resolved" and started and ended and ended >= started:
         _add_field(others, "Duration", duration((ended - started).total_seconds()), short=True)
@@ -288,10 +284,7 @@ def _fields(alert: Alert, severity: str, settings: Settings, in_headline: Mappin
     rest: List[str] = []
     room = MAX_FIELDS - len(others)
     for name, value in alert.labels.items():
-        if name == "alertname" or name in in_headline or (
-                name == settings.severity_label and value.strip().lower() == severity):
-            continue  # in the headline already
-        if not name.strip() or not value.strip():
+        if name in in_headline or _said_otherwise(name, value, severity, settings):
             continue
         if len(labels) < room - 1:
             _add_field(labels, name, value, short=True)
@@ -303,6 +296,13 @@ def _fields(alert: Alert, severity: str, settings: Settings, in_headline: Mappin
     elif rest and len(labels) < room:
         _add_field(labels, f"{len(rest)} more labels", ", ".join(rest), short=False)
     return labels + others
+
+
+def _said_otherwise(name: str, value: str, severity: str, settings: Settings) -> bool:
+    """Return whether a label needs no place of its own: alertname (the names are in the headline), a blank one,
+    or a severity label that only says the route's severity (the emoji and colour do)."""
+    return name == "alertname" or not name.strip() or not value.strip() or (
+        name == settings.severity_label and value.strip().lower() == severity)
 
 
 def local_time(moment: datetime, zone: tzinfo) -> str:
