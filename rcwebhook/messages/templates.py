@@ -35,6 +35,7 @@ from .render import TITLE_LIMIT, common_entries, truncate, truncate_units
 log = logging.getLogger("rcwebhook")
 
 KEYS = {"TEMPLATE_TEXT": "text", "TEMPLATE_ATTACHMENT_TITLE": "title", "TEMPLATE_ATTACHMENT_TEXT": "attachment_text"}
+KEY_OF = {part: key for key, part in KEYS.items()}
 ERRORS = Counter("rcwebhook_template_errors_total",
                  "Template executions that failed (the built-in rendering was used), by message part.",
                  ["part"], initial=[{"part": part} for part in KEYS.values()])
@@ -82,11 +83,11 @@ class Templates:
                           "once per template until the next reload and counted in "
                           "rcwebhook_template_cpu_budget_exceeded_total: make the template do less (loops over "
                           "large values, regular expressions on long labels) or raise TEMPLATE_CPU_BUDGET",
-                          name, _key_of(part), cpu_budget)
+                          name, KEY_OF[part], cpu_budget)
             raise OverBudget(name) from None
         except TemplateError as exc:
             ERRORS.inc(part=part)
-            log.warning(FAILED, name, _key_of(part), part.replace("_", " "), exc)
+            log.warning(FAILED, name, KEY_OF[part], part.replace("_", " "), exc)
             return None
 
     def parts(self, alerts: Sequence[Any], shown: int, external_url: str, text_limit: int, receiver: str = "",
@@ -125,10 +126,6 @@ class Templates:
             return text, attachments
         except OverBudget:  # said and counted where it happened: the whole message is the built-in one
             return None, []
-
-
-def _key_of(part: str) -> str:
-    return next(key for key, p in KEYS.items() if p == part)
 
 
 def _data(items: List[Alert], external_url: str, receiver: str, group: KV,
@@ -172,11 +169,10 @@ def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
     if not files:
         return None
     names = {part: getattr(settings, key.lower()) for key, part in KEYS.items() if getattr(settings, key.lower())}
-    source = settings.source
+    source, compat = settings.source, settings.template_compat
     base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
-    compat = settings.template_compat
     written_globs = [g for g in re.split(r"[\s,]+", files) if g]
-    globs = [os.path.join(base, g) if base else g for g in written_globs]
+    globs = [os.path.join(base, g) for g in written_globs]
     unmatched = 0
     for written, pattern in zip(written_globs, globs):
         if not globmod.glob(pattern):
