@@ -115,25 +115,20 @@ def _title(s: str) -> str:
     ' . : · ’ and a soft hyphen, as x/text's caser has it."""
     out = []
     seen = False  # a cased letter of this word has been seen
-    n = len(s)
     for i, c in enumerate(s):
-        if _is_word(c) and c != "\u200b":
-            if c.isalpha() and (c.lower() != c or c.upper() != c):
-                if not seen:
-                    out.append(c.title())
-                elif c == "Σ":  # final sigma at the end of a word
-                    out.append("ς" if not (i + 1 < n and s[i + 1].isalpha()) else "σ")
-                else:
-                    low = c.lower()
-                    out.append(low if len(low) == 1 else _SIMPLE_LOWER.get(c, c))
-                seen = True
-            else:
-                out.append(c)
-            continue
-        out.append(c)
-        if c in _TITLE_MID:
-            continue
-        seen = False
+        if not _is_word(c) or c == "\u200b":
+            out.append(c)
+            seen = seen and c in _TITLE_MID
+        elif not c.isalpha() or c.lower() == c == c.upper():  # no case
+            out.append(c)
+        elif not seen:
+            out.append(c.title())
+            seen = True
+        elif c == "Σ":  # final sigma at the end of a word
+            out.append("σ" if s[i + 1:i + 2].isalpha() else "ς")
+        else:
+            low = c.lower()
+            out.append(low if len(low) == 1 else _SIMPLE_LOWER.get(c, c))
     return "".join(out)
 
 

@@ -1,12 +1,5 @@
-"""`rcwebhook template render`: amtool's `template render`, with rcwebhook's template engine.
-
-    rcwebhook template render --template.glob=GLOB... --template.text=TEXT [--template.data=FILE]
-
-The same flags and output as amtool: the rendered text on stdout (no newline added); for an
-invalid template or data, the error on stderr and exit status 1. TEMPLATE_COMPAT (or its alias
-RCWEBHOOK_TEMPLATE_COMPAT) chooses the Alertmanager followed, as for the daemon. Times' `.Local` is in the zone
-amtool's would use: $TZ, else /etc/localtime, else UTC.
-"""
+"""`rcwebhook template render`: amtool's `template render`, its flags and output, with rcwebhook's template
+engine (HELP below says how)."""
 
 from __future__ import annotations
 
