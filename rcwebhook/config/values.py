@@ -153,14 +153,12 @@ class Zone:
         name = text.strip()
         if name in ("", "UTC"):
             return dt_timezone.utc, []
-        from zoneinfo import ZoneInfo  # only for another zone
+        import zoneinfo  # only for another zone
 
         try:
-            return ZoneInfo(name), []
+            return zoneinfo.ZoneInfo(name), []
         except (KeyError, ValueError, OSError):  # not found (a KeyError), a path, not a TZif file
             pass
-        import zoneinfo
-
         hint = "" if zoneinfo.available_timezones() else \
             " (this host has no time zone database: install the tzdata package)"
         return None, _bad(key, text, f"is not a time zone name such as Europe/Berlin or UTC{hint}")

@@ -434,10 +434,8 @@ def _matchers(labels: Mapping[str, str]) -> str:
     return "{" + ",".join(f'{name}="{_escape_label(value)}"' for name, value in sorted(labels.items())) + "}"
 
 
-_UNRESERVED = re.compile(r"[^A-Za-z0-9_.~-]+")
-
-
-_ASCII_QUOTED = {c: f"%{c:02X}" for c in range(128) if not re.fullmatch(r"[A-Za-z0-9_.~-]", chr(c))}
+_UNRESERVED = re.compile(r"[^A-Za-z0-9_.~-]+")  # RFC 3986's unreserved characters are not quoted
+_ASCII_QUOTED = {c: f"%{c:02X}" for c in range(128) if _UNRESERVED.match(chr(c))}
 
 
 def _percent_encode(text: str) -> str:
