@@ -116,10 +116,8 @@ class Templates:
                     # a message of one alert: its attachment's data is the message's
                     data = whole if whole is not None and len(items) == 1 else \
                         _data([item], external_url, receiver, group, route)
-                    title = render("title", data)
-                    if title is not None:
-                        title = truncate(" ".join(title.split()), TITLE_LIMIT) if title.strip() else None
-                    body = render("attachment_text", data)
+                    title, body = render("title", data), render("attachment_text", data)
+                    title = truncate(" ".join(title.split()), TITLE_LIMIT) if title and title.strip() else None
                     if body is not None:
                         body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
                     attachments.append((title, body))
