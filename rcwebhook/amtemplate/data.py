@@ -161,23 +161,20 @@ def parse_time(text: str) -> GoTime:
     except ValueError:
         raise DataError(f'parsing time "{text}": value out of range') from None
     nsec = int((frac or "0").ljust(9, "0"))
+    sec = (civil - datetime(1970, 1, 1)) // timedelta(seconds=1)
     if z:
-        offset, zone = 0, "UTC"
-    else:
-        if int(oh) >= 24 or int(om) >= 60:
-            raise DataError(f'parsing time "{text}": time zone offset out of range')
-        offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
-        zone = ""  # a fixed zone without a name: Go prints its offset (+0200 +0200)
-    sec = (civil - datetime(1970, 1, 1)) // timedelta(seconds=1) - offset
-    if not z:
-        # Go's time.Parse: an offset that the local zone has at that moment gives the local zone
-        try:
-            local = _clock.localtime(sec)
-            if local.tm_gmtoff == offset:
-                return GoTime(sec, nsec, offset, local.tm_zone, _process_local())
-        except (OverflowError, OSError, ValueError):
-            pass
-    return GoTime(sec, nsec, offset, zone)
+        return GoTime(sec, nsec, 0, "UTC")
+    if int(oh) >= 24 or int(om) >= 60:
+        raise DataError(f'parsing time "{text}": time zone offset out of range')
+    offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
+    sec -= offset
+    try:  # Go's time.Parse: an offset that the local zone has at that moment gives the local zone
+        local = _clock.localtime(sec)
+        if local.tm_gmtoff == offset:
+            return GoTime(sec, nsec, offset, local.tm_zone, _process_local())
+    except (OverflowError, OSError, ValueError):
+        pass
+    return GoTime(sec, nsec, offset, "")  # a fixed zone without a name: Go prints its offset (+0200 +0200)
 
 
 @functools.lru_cache(maxsize=1)
