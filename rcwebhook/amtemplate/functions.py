@@ -276,14 +276,12 @@ def to_json(v: Any, depth: int = 0) -> str:
         return '"' + time_format(v, "2006-01-02T15:04:05.999999999Z07:00") + '"'
     if isinstance(v, Location):
         return "{}"
+    if isinstance(v, (dict, list)) and getattr(v, "nil", False):
+        return "null"
     if isinstance(v, dict):
-        if getattr(v, "nil", False):
-            return "null"
         return "{" + ",".join(f"{_json_string(str(k))}:{to_json(x, depth + 1)}" for k, x in
                               sorted(v.items(), key=lambda kv: str(kv[0]).encode("utf-8", "surrogatepass"))) + "}"
     if isinstance(v, list):
-        if getattr(v, "nil", False):
-            return "null"
         return "[" + ",".join(to_json(x, depth + 1) for x in v) + "]"
     if isinstance(v, GoStruct):
         tagged = any(getattr(cls, "TYPE", "") in _JSON_TAGGED for cls in type(v).__mro__)
@@ -304,12 +302,9 @@ def _append(items: Optional[List[Any]], *args: Any) -> List[Any]:
 def _dict(*values: Any) -> Dict[str, Any]:
     if len(values) % 2:
         raise GoError("dict requires an even number of arguments")
-    out: Dict[str, Any] = {}
-    for key, value in zip(values[::2], values[1::2]):
-        if type(key) is not str:  # a Go string, not a template.HTML or another string type
-            raise GoError("dict keys must be strings")
-        out[key] = value
-    return out
+    if any(type(key) is not str for key in values[::2]):  # a Go string, not a template.HTML or another string type
+        raise GoError("dict keys must be strings")
+    return dict(zip(values[::2], values[1::2]))
 
 
 @with_state

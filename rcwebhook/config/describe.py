@@ -51,7 +51,8 @@ def _hook_set(settings: Settings, receiver: str) -> List[str]:
         if route.mention:
             lines.append(f"{prefix}MENTION_{name.upper()}={route.mention}")
     first = settings.routes[route_name(receiver, ROUTES[0])]
-    return lines + [f"{prefix}ROCKETCHAT_USERNAME={first.username}", f"{prefix}ROCKETCHAT_ICON_EMOJI={first.icon_emoji}"]
+    return [*lines, f"{prefix}ROCKETCHAT_USERNAME={first.username}",
+            f"{prefix}ROCKETCHAT_ICON_EMOJI={first.icon_emoji}"]
 
 
 def route_table(settings: Settings) -> List[str]:
