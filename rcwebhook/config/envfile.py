@@ -12,7 +12,7 @@ import re
 from typing import List, NamedTuple, Tuple
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_EXPORT = re.compile(r"export\s+")
+_EXPORT = re.compile(r"(?:export\s+)?")
 _DOUBLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}  # a backslash before another character is kept
 # Alternatives that cannot both match at one place: linear, whatever the line.
 _DOUBLE_QUOTED = re.compile(r'"((?:\\.|[^"\\])*)"')
@@ -38,8 +38,7 @@ def parse(text: str, name: str) -> Tuple[List[Entry], List[str]]:
         line = raw.strip()  # and the \r of \r\n
         if not line or line.startswith("#"):
             continue
-        export = _EXPORT.match(line)
-        key, sep, rest = line[export.end() if export else 0:].partition("=")
+        key, sep, rest = line[_EXPORT.match(line).end():].partition("=")
         key = key.strip()
         try:
             if not sep:

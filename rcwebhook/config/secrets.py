@@ -1,8 +1,4 @@
-"""Secrets and their redaction: a hook URL's token, the API key and a proxy's password are never shown whole.
-
-`redact` is the one rule for logs, answers and printed errors; `redact_url` shows a hook URL as far
-as it is not secret.
-"""
+"""Secrets and their redaction: a hook URL's token, the API key and a proxy's password are never shown whole."""
 
 from __future__ import annotations
 

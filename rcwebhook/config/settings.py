@@ -1,8 +1,4 @@
-"""Settings: one immutable object, built and validated once from the keys' values.
-
-Each key of the table (keys.py) with a Settings field is read by its kind; `build` reads the others
-and checks what spans several keys: the routes of every hook set, authentication, the TLS files.
-"""
+"""Settings: one immutable object, built and validated once from the keys' values (keys.py: which `build` reads how)."""
 
 from __future__ import annotations
 
