@@ -87,14 +87,9 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
                                     *(templated[i] if i < len(templated) else (None, None)))
                         for i, alert in enumerate(shown)],
     }
-    if thread:
-        message["tmid"] = thread
-    if route.username:  # the hook set's, else ROCKETCHAT_USERNAME
-        message["username"] = route.username
-    if route.icon_emoji:
-        message["icon_emoji"] = route.icon_emoji
-    if route.channel:
-        message["channel"] = route.channel
+    # each only when set; the username and emoji are the hook set's, else ROCKETCHAT_USERNAME's and _ICON_EMOJI's
+    around = {"tmid": thread, "username": route.username, "icon_emoji": route.icon_emoji, "channel": route.channel}
+    message.update((key, value) for key, value in around.items() if value)
     return message
 
 
@@ -204,19 +199,12 @@ def _attachment(alert: Alert, severity: str, external_url: str, settings: Settin
         "collapsed": False,
     }
     prometheus = absolute_url(alert.generator_url)
-    if prometheus:
-        attachment["title_link"] = prometheus
     linked = _url_annotations(alert)
     if text is None:
-        text = _description(alert)
-        links = _links(alert, external_url, prometheus, linked)
-        if links:
-            text = f"{text}\n{links}" if text else links
-    if text:
-        attachment["text"] = text
+        text = "\n".join(filter(None, (_description(alert), _links(alert, external_url, prometheus, linked))))
     fields = _fields(alert, severity, settings, in_headline, linked)
-    if fields:
-        attachment["fields"] = fields
+    attachment.update((key, value) for key, value in (("title_link", prometheus), ("text", text), ("fields", fields))
+                      if value)  # each only when there is one
     return attachment
 
 
