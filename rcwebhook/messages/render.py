@@ -150,17 +150,13 @@ def _text(severity: str, alerts: Sequence[Alert], labels: Mapping[str, str], vie
             headline += f" — {said}"
     if not firing:
         headline += f" ({severity})"  # the emoji of a resolved message does not tell it
-    lines = [headline]
-    if note:
-        lines.append(note)
+    lines = [headline, note] if note else [headline]
     if hidden:
         where = f"[Alertmanager]({view})" if view else "Alertmanager"
         lines.append(f"…and {hidden} more alert{'s' if hidden != 1 else ''} not shown here; see {where}.")
     if truncated:
-        lines.append(
-            f"Alertmanager left out {truncated} more alert"
-            f"{'s' if truncated != 1 else ''} of this group (its max_alerts setting)."
-        )
+        lines.append(f"Alertmanager left out {truncated} more alert{'s' if truncated != 1 else ''} of this group "
+                     "(its max_alerts setting).")
     return truncate_units("\n".join(lines), limit)
 
 
@@ -231,19 +227,12 @@ def _url_annotations(alert: Alert) -> Dict[str, str]:
 def _links(alert: Alert, external_url: str, prometheus: Optional[str], linked: Mapping[str, str]) -> str:
     """Return the markdown links line: runbook, URL annotations, Prometheus, and for a firing alert a
     silence; each only when absolute."""
-    links = []
-    runbook = absolute_url(alert.annotations.get("runbook_url", ""))
-    if runbook:
-        links.append(f"[Runbook]({runbook})")
-    for name, url in linked.items():
-        links.append(f"[{_link_text(name)}]({url})")
-    if prometheus:
-        links.append(f"[Prometheus]({prometheus})")
-    if alert.status != "resolved":  # a resolved alert has nothing left to silence
-        silence = view_url(external_url, "silences/new", alert.labels)
-        if silence:
-            links.append(f"[Silence]({silence})")
-    return " · ".join(links)
+    # a resolved alert has nothing left to silence
+    silence = view_url(external_url, "silences/new", alert.labels) if alert.status != "resolved" else None
+    links = [("Runbook", absolute_url(alert.annotations.get("runbook_url", ""))),
+             *((_link_text(name), url) for name, url in linked.items()),
+             ("Prometheus", prometheus), ("Silence", silence)]
+    return " · ".join(f"[{text}]({url})" for text, url in links if url)
 
 
 def _link_text(name: str) -> str:
