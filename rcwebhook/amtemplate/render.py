@@ -51,9 +51,8 @@ class HelpWanted(Exception):
 
 def _parse_flags(argv: List[str]) -> dict:
     flags = {"glob": [], "text": None, "data": None, "type": "text"}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
+    args = iter(argv)
+    for arg in args:
         if arg in ("--help", "-h"):
             raise HelpWanted
         if not arg.startswith("--template."):
@@ -62,15 +61,13 @@ def _parse_flags(argv: List[str]) -> dict:
         if key not in flags:
             raise UsageError(f"unknown long flag '--template.{key}'")
         if not eq:
-            i += 1
-            if i >= len(argv):
+            value = next(args, None)
+            if value is None:
                 raise UsageError(f"expected argument for flag '--template.{key}'")
-            value = argv[i]
         if key == "glob":
             flags["glob"].append(value)
         else:
             flags[key] = value
-        i += 1
     if flags["text"] is None:
         raise UsageError("required flag --template.text not provided")
     if flags["type"] != "text":
