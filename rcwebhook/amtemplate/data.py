@@ -62,10 +62,7 @@ def sorted_pairs(kv: Dict[str, str]) -> Pairs:
     cached = getattr(kv, "sorted_pairs", None)  # a label set never changes once made: its pairs neither
     if cached is not None and len(cached) == len(kv):
         return cached
-    keys = sorted(k for k in kv if k != "alertname")
-    if "alertname" in kv:
-        keys.insert(0, "alertname")
-    pairs = Pairs(Pair(k, kv[k]) for k in keys)
+    pairs = Pairs(Pair(k, kv[k]) for k in sorted(kv, key=lambda k: (k != "alertname", k)))  # alertname first
     if isinstance(kv, KV):
         kv.sorted_pairs = pairs
     return pairs

@@ -160,9 +160,7 @@ def set_keys(receivers: Iterable[str]) -> List[str]:
 def set_key_suffix(key: str) -> str:
     """Return the set key that `key` is a prefixed form of (ROCKETCHAT_WEBHOOK_INFO for DB_ROCKETCHAT_WEBHOOK_INFO),
     or ""."""
-    if key in BY_NAME:
-        return ""
-    return next((k for k in SET_KEYS if key.endswith("_" + k) and len(key) > len(k) + 1), "")
+    return "" if key in BY_NAME else next((k for k in SET_KEYS if key.endswith("_" + k) and len(key) > len(k) + 1), "")
 
 
 def kind_of(key: str) -> Optional[values.Kind]:

@@ -99,7 +99,7 @@ class Switch:
         return str(value).lower()
 
 
-class OneOf:
+class OneOf(Text):
     """One of a few words, in any case."""
 
     def __init__(self, options: Sequence[str]) -> None:
@@ -110,9 +110,6 @@ class OneOf:
         if word in self.options:
             return word, []
         return None, _bad(key, text, f"is not one of {', '.join(self.options)}")
-
-    def show(self, value: str) -> str:
-        return value
 
 
 class Emoji(Text):
