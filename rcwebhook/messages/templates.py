@@ -35,7 +35,7 @@ from .render import TITLE_LIMIT, common_entries, truncate, truncate_units
 log = logging.getLogger("rcwebhook")
 
 KEYS = {"TEMPLATE_TEXT": "text", "TEMPLATE_ATTACHMENT_TITLE": "title", "TEMPLATE_ATTACHMENT_TEXT": "attachment_text"}
-KEY_OF = {part: key for key, part in KEYS.items()}
+_KEY_OF = {part: key for key, part in KEYS.items()}
 ERRORS = Counter("rcwebhook_template_errors_total",
                  "Template executions that failed (the built-in rendering was used), by message part.",
                  ["part"], initial=[{"part": part} for part in KEYS.values()])
@@ -83,11 +83,11 @@ class Templates:
                           "once per template until the next reload and counted in "
                           "rcwebhook_template_cpu_budget_exceeded_total: make the template do less (loops over "
                           "large values, regular expressions on long labels) or raise TEMPLATE_CPU_BUDGET",
-                          name, KEY_OF[part], cpu_budget)
+                          name, _KEY_OF[part], cpu_budget)
             raise OverBudget(name) from None
         except TemplateError as exc:
             ERRORS.inc(part=part)
-            log.warning(FAILED, name, KEY_OF[part], part.replace("_", " "), exc)
+            log.warning(FAILED, name, _KEY_OF[part], part.replace("_", " "), exc)
             return None
 
     def parts(self, alerts: Sequence[Any], shown: int, external_url: str, text_limit: int, receiver: str = "",
