@@ -108,8 +108,7 @@ def _headline_labels(common: Mapping[str, str], severity: str, settings: Setting
     (none _said_otherwise); one left out (too long, on several lines, beyond the limit) is a field instead."""
     shown: Dict[str, str] = {}
     used = 0
-    for name in sorted(common):
-        value = common[name]
+    for name, value in sorted(common.items()):
         if _said_otherwise(name, value, severity, settings):
             continue
         size = len(name) + len(value) + 2
@@ -338,10 +337,8 @@ def merge(messages: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Return one message holding them all: headlines one per line, attachments in order."""
     if len(messages) == 1:
         return messages[0]
-    merged = envelope(messages[0])
-    merged["text"] = "\n".join(m["text"] for m in messages)
-    merged["attachments"] = [a for m in messages for a in m["attachments"]]
-    return merged
+    return {**envelope(messages[0]), "text": "\n".join(m["text"] for m in messages),
+            "attachments": [a for m in messages for a in m["attachments"]]}
 
 
 def units(text: str) -> int:
