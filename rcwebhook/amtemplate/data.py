@@ -11,7 +11,7 @@ import os
 import re
 import time as _clock
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from ..gotemplate.funcs import Func
 from ..gotemplate.gotime import ZERO_TIME_SEC, GoTime, Location, local_location
@@ -56,17 +56,13 @@ Pairs.METHODS = {
 
 class KV(TypedMap):
     TYPE = "template.KV"
-    ELEM_ZERO = ""
 
 
 def sorted_pairs(kv: Dict[str, str]) -> Pairs:
     cached = getattr(kv, "sorted_pairs", None)  # a label set never changes once made: its pairs neither
     if cached is not None and len(cached) == len(kv):
         return cached
-    keys = sorted(k for k in kv if k != "alertname")
-    if "alertname" in kv:
-        keys.insert(0, "alertname")
-    pairs = Pairs(Pair(k, kv[k]) for k in keys)
+    pairs = Pairs(Pair(k, kv[k]) for k in sorted(kv, key=lambda k: (k != "alertname", k)))  # alertname first
     if isinstance(kv, KV):
         kv.sorted_pairs = pairs
     return pairs
@@ -86,18 +82,24 @@ KV.METHODS = {
 }
 
 
-class Alert(GoStruct):
-    TYPE = "template.Alert"
-    FIELDS = ("Status", "Labels", "Annotations", "StartsAt", "EndsAt", "GeneratorURL", "Fingerprint")
+class _Struct(GoStruct):
+    """A struct of the data, its fields set by keyword; a field not given is its ZERO's value, else ""."""
+
+    ZERO: Dict[str, Callable[[], Any]] = {}
 
     def __init__(self, **kw: Any) -> None:
-        self.Status = kw.get("Status", "")
-        self.Labels = kw.get("Labels", KV())
-        self.Annotations = kw.get("Annotations", KV())
-        self.StartsAt = kw.get("StartsAt", GoTime(ZERO_TIME_SEC))
-        self.EndsAt = kw.get("EndsAt", GoTime(ZERO_TIME_SEC))
-        self.GeneratorURL = kw.get("GeneratorURL", "")
-        self.Fingerprint = kw.get("Fingerprint", "")
+        for name in self.FIELDS:
+            setattr(self, name, kw[name] if name in kw else self.ZERO.get(name, str)())
+
+
+def _zero_time() -> GoTime:
+    return GoTime(ZERO_TIME_SEC)
+
+
+class Alert(_Struct):
+    TYPE = "template.Alert"
+    FIELDS = ("Status", "Labels", "Annotations", "StartsAt", "EndsAt", "GeneratorURL", "Fingerprint")
+    ZERO = {"Labels": KV, "Annotations": KV, "StartsAt": _zero_time, "EndsAt": _zero_time}
 
 
 class AlertList(TypedSlice):
@@ -125,18 +127,10 @@ Alerts.METHODS = {
 }
 
 
-class Data(GoStruct):
+class Data(_Struct):
     TYPE = "template.Data"
     FIELDS = ("Receiver", "Status", "Alerts", "GroupLabels", "CommonLabels", "CommonAnnotations", "ExternalURL")
-
-    def __init__(self, **kw: Any) -> None:
-        self.Receiver = kw.get("Receiver", "")
-        self.Status = kw.get("Status", "")
-        self.Alerts = kw.get("Alerts", Alerts())
-        self.GroupLabels = kw.get("GroupLabels", KV())
-        self.CommonLabels = kw.get("CommonLabels", KV())
-        self.CommonAnnotations = kw.get("CommonAnnotations", KV())
-        self.ExternalURL = kw.get("ExternalURL", "")
+    ZERO = {"Alerts": Alerts, "GroupLabels": KV, "CommonLabels": KV, "CommonAnnotations": KV}
 
 
 class MessageData(Data):
@@ -144,11 +138,6 @@ class MessageData(Data):
     (`.Route`: `critical`, or `db/critical` in hook set db) and its severity (`.Severity`)."""
 
     FIELDS = Data.FIELDS + ("Route", "Severity")
-
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.Route = kw.get("Route", "")
-        self.Severity = kw.get("Severity", "")
 
 
 class DataError(ValueError):
@@ -169,23 +158,20 @@ def parse_time(text: str) -> GoTime:
     except ValueError:
         raise DataError(f'parsing time "{text}": value out of range') from None
     nsec = int((frac or "0").ljust(9, "0"))
+    sec = (civil - datetime(1970, 1, 1)) // timedelta(seconds=1)
     if z:
-        offset, zone = 0, "UTC"
-    else:
-        if int(oh) >= 24 or int(om) >= 60:
-            raise DataError(f'parsing time "{text}": time zone offset out of range')
-        offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
-        zone = ""  # a fixed zone without a name: Go prints its offset (+0200 +0200)
-    sec = (civil - datetime(1970, 1, 1)) // timedelta(seconds=1) - offset
-    if not z:
-        # Go's time.Parse: an offset that the local zone has at that moment gives the local zone
-        try:
-            local = _clock.localtime(sec)
-            if local.tm_gmtoff == offset:
-                return GoTime(sec, nsec, offset, local.tm_zone, _process_local())
-        except (OverflowError, OSError, ValueError):
-            pass
-    return GoTime(sec, nsec, offset, zone)
+        return GoTime(sec, nsec, 0, "UTC")
+    if int(oh) >= 24 or int(om) >= 60:
+        raise DataError(f'parsing time "{text}": time zone offset out of range')
+    offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
+    sec -= offset
+    try:  # Go's time.Parse: an offset that the local zone has at that moment gives the local zone
+        local = _clock.localtime(sec)
+        if local.tm_gmtoff == offset:
+            return GoTime(sec, nsec, offset, local.tm_zone, _process_local())
+    except (OverflowError, OSError, ValueError):
+        pass
+    return GoTime(sec, nsec, offset, "")  # a fixed zone without a name: Go prints its offset (+0200 +0200)
 
 
 @functools.lru_cache(maxsize=1)
@@ -206,13 +192,21 @@ def _field(obj: Dict[str, Any], name: str) -> Any:
     return found[0] if found else None
 
 
+# Go's json tags of the data's fields: each its field's name with a lower-case first letter.
+JSON_NAMES = {name: name[0].lower() + name[1:] for name in Data.FIELDS + Alert.FIELDS}
+
+
+def _unmarshal_error(value: Any, where: str, go_type: str) -> DataError:
+    return DataError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type {go_type}")
+
+
 def _kv(value: Any, where: str) -> KV:
     if value is None:
         out = KV()
         out.nil = True  # Go's nil map (%#v prints it so); an empty one otherwise
         return out
     if not isinstance(value, dict):
-        raise DataError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type template.KV")
+        raise _unmarshal_error(value, where, "template.KV")
     return KV((k, _str(v, where)) for k, v in value.items())
 
 
@@ -220,7 +214,7 @@ def _str(value: Any, where: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise DataError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type string")
+        raise _unmarshal_error(value, where, "string")
     return value
 
 
@@ -228,20 +222,42 @@ def _time(value: Any, where: str) -> GoTime:
     if value is None:
         return GoTime(ZERO_TIME_SEC)
     if not isinstance(value, str):
-        raise DataError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type time.Time")
+        raise _unmarshal_error(value, where, "time.Time")
     return parse_time(value)
 
 
+def _alerts(value: Any, where: str) -> Alerts:
+    alerts = Alerts()
+    if value is None:
+        alerts.nil = True
+    elif not isinstance(value, list):
+        raise _unmarshal_error(value, where, "template.Alerts")
+    for item in value or ():
+        if item is not None and not isinstance(item, dict):
+            raise _unmarshal_error(item, where, "template.Alert")
+        alerts.append(Alert() if item is None else _struct(Alert, item, where))
+    return alerts
+
+
+_READERS = {"Labels": _kv, "Annotations": _kv, "GroupLabels": _kv, "CommonLabels": _kv, "CommonAnnotations": _kv,
+            "StartsAt": _time, "EndsAt": _time}
+
+
+def _struct(cls: Any, obj: Dict[str, Any], where: str, **given: Any) -> Any:
+    """The struct `cls` that Go's json.Unmarshal makes of a JSON object, its fields in `given` already read."""
+    fields = dict(given)
+    for name in cls.FIELDS:
+        if name not in given:
+            key = JSON_NAMES[name]
+            fields[name] = _READERS.get(name, _str)(_field(obj, key), f"{where}.{key}")
+    return cls(**fields)
+
+
+_JSON_KINDS = ((bool, "bool"), ((int, float), "number"), (str, "string"), (list, "array"))  # bool is an int
+
+
 def _json_kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
+    return next((name for types, name in _JSON_KINDS if isinstance(v, types)), "object")
 
 
 def data_from_json(obj: Any) -> Data:
@@ -251,39 +267,7 @@ def data_from_json(obj: Any) -> Data:
         return Data()
     if not isinstance(obj, dict):
         raise DataError(f"json: cannot unmarshal {_json_kind(obj)} into Go value of type template.Data")
-    raw_alerts = _field(obj, "alerts")
-    alerts = Alerts()
-    if raw_alerts is None:
-        alerts.nil = True
-    else:
-        if not isinstance(raw_alerts, list):
-            raise DataError(f"json: cannot unmarshal {_json_kind(raw_alerts)} into Go struct field "
-                            "Data.alerts of type template.Alerts")
-        for item in raw_alerts:
-            if item is None:
-                alerts.append(Alert())
-                continue
-            if not isinstance(item, dict):
-                raise DataError(f"json: cannot unmarshal {_json_kind(item)} into Go struct field Data.alerts "
-                                "of type template.Alert")
-            alerts.append(Alert(
-                Status=_str(_field(item, "status"), "Data.alerts.status"),
-                Labels=_kv(_field(item, "labels"), "Data.alerts.labels"),
-                Annotations=_kv(_field(item, "annotations"), "Data.alerts.annotations"),
-                StartsAt=_time(_field(item, "startsAt"), "Data.alerts.startsAt"),
-                EndsAt=_time(_field(item, "endsAt"), "Data.alerts.endsAt"),
-                GeneratorURL=_str(_field(item, "generatorURL"), "Data.alerts.generatorURL"),
-                Fingerprint=_str(_field(item, "fingerprint"), "Data.alerts.fingerprint"),
-            ))
-    return Data(
-        Receiver=_str(_field(obj, "receiver"), "Data.receiver"),
-        Status=_str(_field(obj, "status"), "Data.status"),
-        Alerts=alerts,
-        GroupLabels=_kv(_field(obj, "groupLabels"), "Data.groupLabels"),
-        CommonLabels=_kv(_field(obj, "commonLabels"), "Data.commonLabels"),
-        CommonAnnotations=_kv(_field(obj, "commonAnnotations"), "Data.commonAnnotations"),
-        ExternalURL=_str(_field(obj, "externalURL"), "Data.externalURL"),
-    )
+    return _struct(Data, obj, "Data", Alerts=_alerts(_field(obj, "alerts"), "Data.alerts"))
 
 
 def load_data(text: str) -> Data:

@@ -13,6 +13,7 @@ import re
 import time as _clock
 import unicodedata
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import unquote_to_bytes
 
 from ..gotemplate import regexp
 from ..gotemplate import nodes as gt
@@ -23,6 +24,7 @@ from ..gotemplate.template import BUILTINS, ParseError, Template
 from ..gotemplate.timeparse import parse_layout
 from ..gotemplate.values import HTML, URL, GoStruct, Ptr, StringSlice, format_v, go_quote, sprintf, type_name
 from .compat import COMPATS, DEFAULT_COMPAT, level
+from .data import JSON_NAMES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,25 +115,20 @@ def _title(s: str) -> str:
     ' . : · ’ and a soft hyphen, as x/text's caser has it."""
     out = []
     seen = False  # a cased letter of this word has been seen
-    n = len(s)
     for i, c in enumerate(s):
-        if _is_word(c) and c != "\u200b":
-            if c.isalpha() and (c.lower() != c or c.upper() != c):
-                if not seen:
-                    out.append(c.title())
-                elif c == "Σ":  # final sigma at the end of a word
-                    out.append("ς" if not (i + 1 < n and s[i + 1].isalpha()) else "σ")
-                else:
-                    low = c.lower()
-                    out.append(low if len(low) == 1 else _SIMPLE_LOWER.get(c, c))
-                seen = True
-            else:
-                out.append(c)
-            continue
-        out.append(c)
-        if c in _TITLE_MID:
-            continue
-        seen = False
+        if not _is_word(c) or c == "\u200b":
+            out.append(c)
+            seen = seen and c in _TITLE_MID
+        elif not c.isalpha() or c.lower() == c == c.upper():  # no case
+            out.append(c)
+        elif not seen:
+            out.append(c.title())
+            seen = True
+        elif c == "Σ":  # final sigma at the end of a word
+            out.append("σ" if s[i + 1:i + 2].isalpha() else "ς")
+        else:
+            low = c.lower()
+            out.append(low if len(low) == 1 else _SIMPLE_LOWER.get(c, c))
     return "".join(out)
 
 
@@ -179,20 +176,12 @@ def _humanize_duration(i: Any) -> str:
     if v == 0:
         return sprintf("%.4gs", [v], DEFAULT_COMPAT)
     if abs(v) >= 1:
-        sign = ""
-        if v < 0:
-            sign, v = "-", -v
+        sign, v = "-" if v < 0 else "", abs(v)
         dur = int(v)
-        seconds = dur % 60
-        minutes = (dur // 60) % 60
-        hours = (dur // 3600) % 24
-        days = dur // 86400
-        if days:
-            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
-        if hours:
-            return f"{sign}{hours}h {minutes}m {seconds}s"
-        if minutes:
-            return f"{sign}{minutes}m {seconds}s"
+        units = ((dur // 86400, "d"), (dur // 3600 % 24, "h"), (dur // 60 % 60, "m"))
+        for i, (count, _) in enumerate(units):  # from the largest unit that is not 0 down to seconds
+            if count:
+                return sign + " ".join(f"{n}{unit}" for n, unit in units[i:]) + f" {dur % 60}s"
         return sign + sprintf("%.4gs", [v], DEFAULT_COMPAT)
     prefix = ""
     for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
@@ -222,36 +211,20 @@ def _go_parse_float(s: str) -> float:
 # The functions of Alertmanager 0.30 to 0.34
 
 
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
 def _url_unescape(s: str) -> str:
     """url.QueryUnescape: %XX and + (a space); an invalid escape is an error naming it."""
-    out = bytearray()
     raw = s.encode("utf-8", "surrogateescape")
-    i = 0
-    while i < len(raw):
-        c = raw[i]
-        if c == 0x25:  # %
-            if not (_is_hex(raw, i + 1) and _is_hex(raw, i + 2)):
-                bad = raw[i:i + 3].decode("utf-8", "surrogateescape")
-                raise GoError(f"invalid URL escape {go_quote(bad)}")
-            out.append(int(raw[i + 1:i + 3], 16))
-            i += 3
-            continue
-        out.append(0x20 if c == 0x2B else c)
-        i += 1
-    return out.decode("utf-8", "replace")
+    bad = _BAD_ESCAPE.search(raw)
+    if bad:
+        escape = raw[bad.start():bad.start() + 3].decode("utf-8", "surrogateescape")
+        raise GoError(f"invalid URL escape {go_quote(escape)}")
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
 
 
-def _is_hex(raw: bytes, i: int) -> bool:
-    return i < len(raw) and chr(raw[i]) in "0123456789abcdefABCDEF"
-
-
-# Go's json tags of Alertmanager's data: untagged fields (rcwebhook's Route and Severity, a Pair's) keep their names.
-_JSON_NAMES = {
-    "Receiver": "receiver", "Status": "status", "Alerts": "alerts", "GroupLabels": "groupLabels",
-    "CommonLabels": "commonLabels", "CommonAnnotations": "commonAnnotations", "ExternalURL": "externalURL",
-    "Labels": "labels", "Annotations": "annotations", "StartsAt": "startsAt", "EndsAt": "endsAt",
-    "GeneratorURL": "generatorURL", "Fingerprint": "fingerprint",
-}
+# The types with Go json tags (data.JSON_NAMES); untagged fields (rcwebhook's Route and Severity, a Pair's) keep names.
 _JSON_TAGGED = ("template.Data", "template.Alert")
 _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",
                  "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -303,27 +276,21 @@ def to_json(v: Any, depth: int = 0) -> str:
         return '"' + time_format(v, "2006-01-02T15:04:05.999999999Z07:00") + '"'
     if isinstance(v, Location):
         return "{}"
+    if isinstance(v, (dict, list)) and getattr(v, "nil", False):
+        return "null"
     if isinstance(v, dict):
-        if getattr(v, "nil", False):
-            return "null"
         return "{" + ",".join(f"{_json_string(str(k))}:{to_json(x, depth + 1)}" for k, x in
                               sorted(v.items(), key=lambda kv: str(kv[0]).encode("utf-8", "surrogatepass"))) + "}"
     if isinstance(v, list):
-        if getattr(v, "nil", False):
-            return "null"
         return "[" + ",".join(to_json(x, depth + 1) for x in v) + "]"
     if isinstance(v, GoStruct):
         tagged = any(getattr(cls, "TYPE", "") in _JSON_TAGGED for cls in type(v).__mro__)
-        return "{" + ",".join(f'"{_JSON_NAMES.get(name, name) if tagged else name}":{to_json(v.field(name), depth + 1)}'
+        return "{" + ",".join(f'"{JSON_NAMES.get(name, name) if tagged else name}":{to_json(v.field(name), depth + 1)}'
                               for name in v.FIELDS) + "}"
     raise GoError(f"json: unsupported type: {type_name(v)}")
 
 
 MAX_ITEMS = 10_000  # elements of a list append makes: each append copies, so a loop of them stays cheap
-
-
-def _list(*args: Any) -> List[Any]:
-    return list(args)
 
 
 def _append(items: Optional[List[Any]], *args: Any) -> List[Any]:
@@ -335,12 +302,9 @@ def _append(items: Optional[List[Any]], *args: Any) -> List[Any]:
 def _dict(*values: Any) -> Dict[str, Any]:
     if len(values) % 2:
         raise GoError("dict requires an even number of arguments")
-    out: Dict[str, Any] = {}
-    for key, value in zip(values[::2], values[1::2]):
-        if type(key) is not str:  # a Go string, not a template.HTML or another string type
-            raise GoError("dict keys must be strings")
-        out[key] = value
-    return out
+    if any(type(key) is not str for key in values[::2]):  # a Go string, not a template.HTML or another string type
+        raise GoError("dict keys must be strings")
+    return dict(zip(values[::2], values[1::2]))
 
 
 @with_state
@@ -417,7 +381,7 @@ FUNCTIONS_SINCE: Dict[str, Tuple[str, Func]] = {
     "safeUrl": ("0.30", Func(lambda s: URL(s), ("string",))),
     "urlUnescape": ("0.30", Func(bounded(_url_unescape), ("string",))),
     "toJson": ("0.30", Func(bounded(to_json), ("any",))),
-    "list": ("0.32", Func(_list, ("any",), True)),
+    "list": ("0.32", Func(lambda *args: list(args), ("any",), True)),
     "append": ("0.32", Func(_append, ("[]interface {}", "any"), True)),
     "dict": ("0.32", Func(_dict, ("any",), True)),
     "now": ("0.33", Func(_now, ())),
@@ -469,22 +433,11 @@ def check_regexps(tmpl: Template) -> None:
         stack: List[Any] = [tree.root]
         while stack:
             node = stack.pop()
-            if node is None:
-                continue
-            if isinstance(node, gt.ListNode):
-                stack.extend(node.nodes)
-            elif isinstance(node, gt.ActionNode):
-                stack.append(node.pipe)
-            elif isinstance(node, gt.BranchNode):
-                stack.extend([node.pipe, node.list, node.else_list])
-            elif isinstance(node, gt.TemplateNode):
-                stack.append(node.pipe)
-            elif isinstance(node, gt.PipeNode):
-                stack.extend(node.cmds)
-            elif isinstance(node, gt.ChainNode):
-                stack.append(node.node)
-            elif isinstance(node, gt.CommandNode):
-                stack.extend(node.args)
+            # the children that may hold commands, in the attributes that hold them
+            stack.extend(child for name in ("nodes", "cmds", "args") for child in getattr(node, name, ()))
+            stack.extend(getattr(node, name) for name in ("pipe", "list", "else_list", "node")
+                         if getattr(node, name, None) is not None)
+            if isinstance(node, gt.CommandNode):
                 first = node.args[0]
                 if isinstance(first, gt.IdentifierNode) and first.ident in ("match", "reReplaceAll") \
                         and len(node.args) > 1 and isinstance(node.args[1], gt.StringNode):

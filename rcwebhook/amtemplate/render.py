@@ -1,12 +1,5 @@
-"""`rcwebhook template render`: amtool's `template render`, with rcwebhook's template engine.
-
-    rcwebhook template render --template.glob=GLOB... --template.text=TEXT [--template.data=FILE]
-
-The same flags and output as amtool: the rendered text on stdout (no newline added); for an
-invalid template or data, the error on stderr and exit status 1. TEMPLATE_COMPAT (or its alias
-RCWEBHOOK_TEMPLATE_COMPAT) chooses the Alertmanager followed, as for the daemon. Times' `.Local` is in the zone
-amtool's would use: $TZ, else /etc/localtime, else UTC.
-"""
+"""`rcwebhook template render`: amtool's `template render`, its flags and output, with rcwebhook's template
+engine (HELP below says how)."""
 
 from __future__ import annotations
 
@@ -58,9 +51,8 @@ class HelpWanted(Exception):
 
 def _parse_flags(argv: List[str]) -> dict:
     flags = {"glob": [], "text": None, "data": None, "type": "text"}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
+    args = iter(argv)
+    for arg in args:
         if arg in ("--help", "-h"):
             raise HelpWanted
         if not arg.startswith("--template."):
@@ -69,15 +61,13 @@ def _parse_flags(argv: List[str]) -> dict:
         if key not in flags:
             raise UsageError(f"unknown long flag '--template.{key}'")
         if not eq:
-            i += 1
-            if i >= len(argv):
+            value = next(args, None)
+            if value is None:
                 raise UsageError(f"expected argument for flag '--template.{key}'")
-            value = argv[i]
         if key == "glob":
             flags["glob"].append(value)
         else:
             flags[key] = value
-        i += 1
     if flags["text"] is None:
         raise UsageError("required flag --template.text not provided")
     if flags["type"] != "text":
@@ -119,28 +109,23 @@ def default_data(compat: str, now_ns: int, local: Location) -> Data:
     .Alerts.Firing and .Alerts.Resolved hold one each); their times are now (`now_ns`, in `local`) and 5 and
     10 minutes before."""
     first, second = ("alertstatus", "alertstatus") if compat == "0.25" else ("firing", "resolved")
+    common_labels = {"commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"}
+    common_annotations = {"commonannotationkey1": "commonannotationvalue1",
+                          "commonannotationkey2": "commonannotationvalue2"}
     data = data_from_json({
         "receiver": "receiver", "status": "alertstatus",
         "alerts": [
             {"status": first,
-             "labels": {"label1": "value1", "label2": "value2", "instance": "foo.bar:1234",
-                        "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
-             "annotations": {"annotation1": "value1", "annotation2": "value2",
-                             "commonannotationkey1": "commonannotationvalue1",
-                             "commonannotationkey2": "commonannotationvalue2"},
+             "labels": {"label1": "value1", "label2": "value2", "instance": "foo.bar:1234", **common_labels},
+             "annotations": {"annotation1": "value1", "annotation2": "value2", **common_annotations},
              "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint1"},
             {"status": second,
-             "labels": {"foo": "bar", "baz": "qux",
-                        "commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
-             "annotations": {"aaa": "bbb", "ccc": "ddd",
-                             "commonannotationkey1": "commonannotationvalue1",
-                             "commonannotationkey2": "commonannotationvalue2"},
+             "labels": {"foo": "bar", "baz": "qux", **common_labels},
+             "annotations": {"aaa": "bbb", "ccc": "ddd", **common_annotations},
              "generatorURL": "https://generatorurl.com", "fingerprint": "fingerprint2"},
         ],
         "groupLabels": {"grouplabelkey1": "grouplabelvalue1", "grouplabelkey2": "grouplabelvalue2"},
-        "commonLabels": {"commonlabelkey1": "commonlabelvalue1", "commonlabelkey2": "commonlabelvalue2"},
-        "commonAnnotations": {"commonannotationkey1": "commonannotationvalue1",
-                              "commonannotationkey2": "commonannotationvalue2"},
+        "commonLabels": common_labels, "commonAnnotations": common_annotations,
         "externalURL": "https://example.com",
     })
 
@@ -152,9 +137,8 @@ def default_data(compat: str, now_ns: int, local: Location) -> Data:
     return data
 
 
-def main(argv: List[str], environ: Mapping[str, str] = os.environ, stdout: Optional[IO[str]] = None,
-         stderr: Optional[IO[str]] = None, compat_setting: Tuple[str, str] = ("TEMPLATE_COMPAT", DEFAULT_COMPAT)
-         ) -> int:
+def main(argv: List[str], environ: Mapping[str, str], stdout: Optional[IO[str]], stderr: Optional[IO[str]],
+         compat_setting: Tuple[str, str]) -> int:
     """Run `template render ARGS` following the Alertmanager `compat_setting` names (where it was read, the
     version); return the exit status."""
     stdout = stdout or sys.stdout

@@ -7,21 +7,17 @@ from typing import Dict, List
 
 from .keys import KEYS, ROUTES, key_prefix
 from .secrets import redact, redact_url
-from .settings import TEMPLATE_NAME_KEYS, Route, Settings, route_name
+from .settings import TEMPLATE_NAME_KEYS, Settings, route_name
 
 
 def describe(settings: Settings) -> List[str]:
     """Return the effective settings as KEY=VALUE lines, every secret masked."""
-    lines = [f"# config file: {settings.source or '(none)'}"]
     values: Dict[str, object] = {}
     for key in KEYS:
         if not key.field or (key.name in ("TEMPLATE_FILES", *TEMPLATE_NAME_KEYS) and not settings.template_files):
             continue
         value = getattr(settings, key.field)
-        if key.secret:
-            values[key.name] = "***" if value else "(not set)"
-        else:
-            values[key.name] = key.kind.show(value) or key.blank
+        values[key.name] = ("***" if value else "(not set)") if key.secret else key.kind.show(value) or key.blank
     values["LOG_LEVEL"] = settings.log_level
     for scheme, url in settings.proxies.items():
         values[f"{scheme.upper()}_PROXY"] = redact(url, settings.secrets())
@@ -36,11 +32,10 @@ def describe(settings: Settings) -> List[str]:
         values[f"ROCKETCHAT_CHANNEL_{name.upper()}"] = route.channel
         values[f"MENTION_{name.upper()}"] = route.mention
     values["RECEIVERS"] = ",".join(settings.receivers)
-    lines.extend(f"{key.name}={values[key.name]}" for key in KEYS if key.name in values)
-    for receiver in settings.receivers:
-        lines.extend(_hook_set(settings, receiver))
-    lines.extend(route_table(settings))
-    return lines
+    return [f"# config file: {settings.source or '(none)'}",
+            *(f"{key.name}={values[key.name]}" for key in KEYS if key.name in values),
+            *(line for receiver in settings.receivers for line in _hook_set(settings, receiver)),
+            *route_table(settings)]
 
 
 def _hook_set(settings: Settings, receiver: str) -> List[str]:
@@ -55,10 +50,9 @@ def _hook_set(settings: Settings, receiver: str) -> List[str]:
             lines.append(f"{prefix}ROCKETCHAT_CHANNEL_{name.upper()}={route.channel}")
         if route.mention:
             lines.append(f"{prefix}MENTION_{name.upper()}={route.mention}")
-    first: Route = settings.routes[route_name(receiver, ROUTES[0])]
-    lines.append(f"{prefix}ROCKETCHAT_USERNAME={first.username}")
-    lines.append(f"{prefix}ROCKETCHAT_ICON_EMOJI={first.icon_emoji}")
-    return lines
+    first = settings.routes[route_name(receiver, ROUTES[0])]
+    return [*lines, f"{prefix}ROCKETCHAT_USERNAME={first.username}",
+            f"{prefix}ROCKETCHAT_ICON_EMOJI={first.icon_emoji}"]
 
 
 def route_table(settings: Settings) -> List[str]:

@@ -12,8 +12,11 @@ import re
 from typing import List, NamedTuple, Tuple
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_EXPORT = re.compile(r"export\s+")
-_DOUBLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
+_EXPORT = re.compile(r"(?:export\s+)?")
+_DOUBLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}  # a backslash before another character is kept
+# Alternatives that cannot both match at one place: linear, whatever the line.
+_DOUBLE_QUOTED = re.compile(r'"((?:\\.|[^"\\])*)"')
+_DOUBLE_ESCAPE = re.compile(r'\\(["\\n])')
 
 
 class Entry(NamedTuple):
@@ -35,8 +38,7 @@ def parse(text: str, name: str) -> Tuple[List[Entry], List[str]]:
         line = raw.strip()  # and the \r of \r\n
         if not line or line.startswith("#"):
             continue
-        export = _EXPORT.match(line)
-        key, sep, rest = line[export.end() if export else 0:].partition("=")
+        key, sep, rest = line[_EXPORT.match(line).end():].partition("=")
         key = key.strip()
         try:
             if not sep:
@@ -62,30 +64,15 @@ def _parse_value(rest: str) -> str:
         _only_comment_after(quoted[end + 1:])
         return quoted[1:end]
     if quoted.startswith('"'):
-        value, end = _double_quoted(quoted)
-        _only_comment_after(quoted[end:])
-        return value
+        match = _DOUBLE_QUOTED.match(quoted)
+        if not match:
+            raise ValueError('unterminated double-quoted value (add the closing ")')
+        _only_comment_after(quoted[match.end():])
+        return _DOUBLE_ESCAPE.sub(lambda m: _DOUBLE_ESCAPES[m.group(1)], match.group(1))
     comment = re.search(r"\s#", rest)
     if comment:
         rest = rest[: comment.start()]
     return rest.strip()
-
-
-def _double_quoted(rest: str) -> Tuple[str, int]:
-    """Return the value of the double-quoted string opening `rest` and the index after its closing quote."""
-    out = []
-    i = 1
-    while i < len(rest):
-        char = rest[i]
-        if char == '"':
-            return "".join(out), i + 1
-        if char == "\\" and i + 1 < len(rest) and rest[i + 1] in _DOUBLE_ESCAPES:
-            out.append(_DOUBLE_ESCAPES[rest[i + 1]])
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    raise ValueError('unterminated double-quoted value (add the closing ")')
 
 
 def _only_comment_after(tail: str) -> None:

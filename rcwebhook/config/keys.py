@@ -10,11 +10,12 @@ proxies) are read by `settings.build`, which checks what spans several keys.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional
+from typing import Iterable, List, Mapping, NamedTuple, Optional
 
 from . import values
 
 ROUTES = ("critical", "warning", "info")
+URL_KEYS = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
 DEFAULT_COMPAT = "0.28"  # amtemplate.data.DEFAULT_COMPAT, named here so that reading it loads no template engine
 DEFAULT_SEVERITY_ALIASES = (
     "page:critical,pager:critical,emergency:critical,alert:critical,crit:critical,"
@@ -42,8 +43,8 @@ KEYS = (
     Key("HOST", "127.0.0.1", "server", "address to listen on", values.TEXT, "host", restart=True),
     Key("PORT", "8093", "server", "port to listen on (0: any free port)", values.Whole(0, 65535), "port",
         restart=True),
-    *(Key(f"ROCKETCHAT_WEBHOOK_{name.upper()}", "", "hooks", f"incoming-webhook URL for {name} alerts",
-          values.WEBHOOK_URL, secret=True) for name in ROUTES),
+    *(Key(key, "", "hooks", f"incoming-webhook URL for {name} alerts", values.WEBHOOK_URL, secret=True)
+      for key, name in zip(URL_KEYS, ROUTES)),
     *(Key(f"ROCKETCHAT_CHANNEL_{name.upper()}", "", "hooks",
           f"post {name} alerts to this channel instead of the integration's own") for name in ROUTES),
     *(Key(f"MENTION_{name.upper()}", "", "hooks", f"whom a firing {name} message mentions: @USER @here",
@@ -122,15 +123,12 @@ KEYS = (
     Key("TEMPLATE_COMPAT", DEFAULT_COMPAT, "templates", "the Alertmanager whose template functions are followed",
         values.Compat(DEFAULT_COMPAT), "template_compat"),
     # Each secret can also come from KEY_FILE, or a systemd credential named KEY ($CREDENTIALS_DIRECTORY/KEY).
-    *(Key(f"{key}_FILE", "", "secrets", f"a file holding {key} instead")
-      for key in ("ROCKETCHAT_WEBHOOK_CRITICAL", "ROCKETCHAT_WEBHOOK_WARNING", "ROCKETCHAT_WEBHOOK_INFO",
-                  "API_KEY")),
+    *(Key(f"{key}_FILE", "", "secrets", f"a file holding {key} instead") for key in (*URL_KEYS, "API_KEY")),
 )
 BY_NAME: Mapping[str, Key] = MappingProxyType({key.name: key for key in KEYS})
 DEFAULTS: Mapping[str, str] = MappingProxyType({key.name: key.default for key in KEYS})
 
 PROXY_KEYS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
-URL_KEYS = tuple(f"ROCKETCHAT_WEBHOOK_{name.upper()}" for name in ROUTES)
 # The keys each hook set named in RECEIVERS has of its own, prefixed with its name in upper case
 # (`-` as `_`): DB_ROCKETCHAT_WEBHOOK_CRITICAL. The default set's are these keys unprefixed. A
 # set's route is built from them exactly as the default set's is.
@@ -162,9 +160,7 @@ def set_keys(receivers: Iterable[str]) -> List[str]:
 def set_key_suffix(key: str) -> str:
     """Return the set key that `key` is a prefixed form of (ROCKETCHAT_WEBHOOK_INFO for DB_ROCKETCHAT_WEBHOOK_INFO),
     or ""."""
-    if key in BY_NAME:
-        return ""
-    return next((k for k in SET_KEYS if key.endswith("_" + k) and len(key) > len(k) + 1), "")
+    return "" if key in BY_NAME else next((k for k in SET_KEYS if key.endswith("_" + k) and len(key) > len(k) + 1), "")
 
 
 def kind_of(key: str) -> Optional[values.Kind]:
@@ -175,13 +171,9 @@ def kind_of(key: str) -> Optional[values.Kind]:
 
 def help_lines() -> List[str]:
     """Return `--help`'s list of keys, by section: `  KEY=DEFAULT  what it means`."""
-    sections: Dict[str, List[Key]] = {}
-    for key in KEYS:
-        sections.setdefault(key.section, []).append(key)
     lines = []
-    for section, keys in sections.items():
+    for section in dict.fromkeys(key.section for key in KEYS):
         lines.append(f"  {section}:")
-        for key in keys:
-            default = key.default if len(key.default) <= 20 else "..."
-            lines.append(f"    {key.name}={default}  {key.doc}")
+        lines.extend(f"    {key.name}={key.default if len(key.default) <= 20 else '...'}  {key.doc}"
+                     for key in KEYS if key.section == section)
     return lines

@@ -215,12 +215,9 @@ def near_miss(key: str, known: Iterable[str]) -> str:
     known = list(known)
     if upper in known:
         return upper
-    best = ""
-    for candidate in known:
-        if _one_slip(upper, candidate) and (not best or _edits(upper, candidate, 2) < _edits(upper, best, 2)):
-            best = candidate
-    if best:
-        return best
+    slips = [candidate for candidate in known if _one_slip(upper, candidate)]
+    if slips:
+        return min(slips, key=lambda candidate: _edits(upper, candidate, 2))  # the first of the closest
     _, sep, rest = upper.partition("_")
     while sep and rest:  # SET_ + a set key, the prefix being any run of words
         if rest in SET_KEYS:  # a well-formed key of a hook set (named in RECEIVERS or not): no misspelling

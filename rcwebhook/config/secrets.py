@@ -1,14 +1,10 @@
-"""Secrets and their redaction: a hook URL's token, the API key and a proxy's password are never shown whole.
-
-`redact` is the one rule for logs, answers and printed errors; `redact_url` shows a hook URL as far
-as it is not secret.
-"""
+"""Secrets and their redaction: a hook URL's token, the API key and a proxy's password are never shown whole."""
 
 from __future__ import annotations
 
 import functools
 import re
-from typing import Iterable, Mapping, Optional, Tuple
+from typing import Iterable, Mapping, Tuple
 from urllib.parse import urlsplit
 
 from .keys import URL_KEYS
@@ -18,11 +14,11 @@ from .values import hook_url_problem
 def url_token(url: str) -> str:
     """Return the secret part of a Rocket.Chat hook URL: its token, the last segment of its path."""
     parts = urlsplit(url)
-    segments = parts.path.split("/hooks/", 1)
-    if len(segments) == 2 and "/" in segments[1]:
-        return segments[1].rsplit("/", 1)[1]
+    _, hooks, hook = parts.path.partition("/hooks/")
+    if hooks and "/" in hook:
+        return hook.rsplit("/", 1)[1]
     # Not a /hooks/ URL: treat the whole path and query as secret.
-    return (parts.path.lstrip("/") + ("?" + parts.query if parts.query else "")) or ""
+    return parts.path.lstrip("/") + ("?" + parts.query if parts.query else "")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -60,18 +56,10 @@ def redact_url(url: str) -> str:
     if not url:
         return ""
     parts = urlsplit(url)
-    segments = parts.path.split("/hooks/", 1)
-    if len(segments) == 2:
-        hook_id = segments[1].split("/", 1)[0]
-        path = f"{segments[0]}/hooks/{hook_id}/***"
-    else:
-        path = "/***"
-    return f"{parts.scheme}://{parts.hostname or ''}{':%d' % parts.port if _port(parts) else ''}{path}"
-
-
-def _port(parts) -> Optional[int]:
-    """Return the explicit port of a split URL, or None when absent or invalid."""
+    before, hooks, hook = parts.path.partition("/hooks/")
+    path = f"{before}/hooks/{hook.split('/', 1)[0]}/***" if hooks else "/***"
     try:
-        return parts.port
-    except ValueError:
-        return None
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number, or out of range: not shown
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{path}"

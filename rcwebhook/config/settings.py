@@ -1,8 +1,4 @@
-"""Settings: one immutable object, built and validated once from the keys' values.
-
-Each key of the table (keys.py) with a Settings field is read by its kind; `build` reads the others
-and checks what spans several keys: the routes of every hook set, authentication, the TLS files.
-"""
+"""Settings: one immutable object, built and validated once from the keys' values (keys.py: which `build` reads how)."""
 
 from __future__ import annotations
 
@@ -216,12 +212,10 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
                       for problem in exposure_problems(host, read("API_KEY"), allow_unauthenticated))
     errors.extend(_tls_problems(read, where))
     for route in (routes or {}).values():
-        if route.url and not route.url_from and urlsplit(route.url).scheme == "http" \
-                and not is_loopback(urlsplit(route.url).hostname or ""):
-            key = route.url_key
-            warnings.append(where.say(
-                f"{key} uses plain http to {urlsplit(route.url).hostname}: "
-                "its token crosses the network readable by anyone on the path; use https", key))
+        parts = urlsplit(route.url)
+        if route.url and not route.url_from and parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            warnings.append(where.say(f"{route.url_key} uses plain http to {parts.hostname}: its token crosses the "
+                                      "network readable by anyone on the path; use https", route.url_key))
     read("TIMEZONE")
     read("TEMPLATE_COMPAT")
     fields = {key.field: read(key.name) for key in KEYS if key.field}  # the simple keys, in the table's order

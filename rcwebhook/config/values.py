@@ -47,42 +47,41 @@ class Text:
 class Whole:
     """A whole number from `low` to `high`."""
 
-    def __init__(self, low: int, high: int) -> None:
-        self.low, self.high = low, high
-
-    def read(self, key: str, text: str) -> Read:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            return None, _bad(key, text, "is not a whole number")
-        if not self.low <= value <= self.high:
-            return None, _bad(key, text, f"is out of range ({self.low} to {self.high})")
-        return value, []
-
-    def show(self, value: int) -> str:
-        return str(value)
-
-
-class Seconds:
-    """A number of seconds (or of requests per second) from `low` to `high`."""
+    what, unit = "a whole number", ""
 
     def __init__(self, low: float, high: float) -> None:
         self.low, self.high = low, high
 
+    def number(self, text: str) -> float:
+        return int(text)
+
     def read(self, key: str, text: str) -> Read:
         try:
-            value = float(text.strip())
+            value = self.number(text.strip())
         except ValueError:
-            value = float("nan")
-        if value != value:  # NaN, or not a number at all
-            return None, _bad(key, text, "is not a number of seconds")
+            return None, _bad(key, text, f"is not {self.what}")
         if not self.low <= value <= self.high:
-            return None, _bad(key, text, f"is out of range ({self.low:g} to {self.high:g} seconds)")
+            shown = f"{self.show(self.low)} to {self.show(self.high)}{self.unit}"
+            return None, _bad(key, text, f"is out of range ({shown})")
         return value, []
 
     def show(self, value: float) -> str:
-        return f"{value:g}"
+        return str(value)
 
+
+class Seconds(Whole):
+    """A number of seconds (or of requests per second) from `low` to `high`."""
+
+    what, unit = "a number of seconds", " seconds"
+
+    def number(self, text: str) -> float:
+        value = float(text)
+        if value != value:  # NaN
+            raise ValueError(text)
+        return value
+
+    def show(self, value: float) -> str:
+        return f"{value:g}"
 
 
 class Switch:
@@ -100,7 +99,7 @@ class Switch:
         return str(value).lower()
 
 
-class OneOf:
+class OneOf(Text):
     """One of a few words, in any case."""
 
     def __init__(self, options: Sequence[str]) -> None:
@@ -111,9 +110,6 @@ class OneOf:
         if word in self.options:
             return word, []
         return None, _bad(key, text, f"is not one of {', '.join(self.options)}")
-
-    def show(self, value: str) -> str:
-        return value
 
 
 class Emoji(Text):
@@ -154,14 +150,12 @@ class Zone:
         name = text.strip()
         if name in ("", "UTC"):
             return dt_timezone.utc, []
-        from zoneinfo import ZoneInfo  # only for another zone
+        import zoneinfo  # only for another zone
 
         try:
-            return ZoneInfo(name), []
+            return zoneinfo.ZoneInfo(name), []
         except (KeyError, ValueError, OSError):  # not found (a KeyError), a path, not a TZif file
             pass
-        import zoneinfo
-
         hint = "" if zoneinfo.available_timezones() else \
             " (this host has no time zone database: install the tzdata package)"
         return None, _bad(key, text, f"is not a time zone name such as Europe/Berlin or UTC{hint}")

@@ -338,9 +338,7 @@ def parse_time(text: str) -> Optional[datetime]:
             moment = moment - offset if sign == "+" else moment + offset
     except (ValueError, OverflowError):
         return None
-    if moment.year <= 1:
-        return None
-    return moment
+    return moment if moment.year > 1 else None
 
 
 def names(notification: Notification) -> List[str]:

@@ -66,7 +66,7 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
     `receiver` and `group_labels` are the notification's, for templates; past `cpu_deadline` (the post's, on
     time.thread_time()) the templates are over TEMPLATE_CPU_BUDGET, else they have the whole budget."""
     shown = alerts[: settings.max_alerts_per_message]
-    common = common_labels(alerts)
+    common = common_entries([alert.labels for alert in alerts])
     in_headline = _headline_labels(common, route.severity, settings) if shorten < 2 else {}
     text, templated = None, []
     if settings.templates is not None:  # TEMPLATE_FILES: the parts a template renders are not built here
@@ -74,9 +74,10 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
                                                    group_labels or {}, route.name, settings.template_cpu_budget,
                                                    cpu_deadline)
     if text is None:
-        view = alerts_url(external_url, common) if shorten < 1 else None
+        view = view_url(external_url, "alerts", common) if shorten < 1 else None
         if view and len(view) > VIEW_URL_LIMIT:  # many labels: the group's own are matchers enough
-            view = alerts_url(external_url, {k: v for k, v in (group_labels or {}).items() if common.get(k) == v})
+            grouped = {k: v for k, v in (group_labels or {}).items() if common.get(k) == v}
+            view = view_url(external_url, "alerts", grouped)
             view = view if view and len(view) <= VIEW_URL_LIMIT else None
         text = _text(route.severity, alerts, in_headline, view, len(alerts) - len(shown), truncated, text_limit,
                      note, summary=shorten < 3)
@@ -86,41 +87,29 @@ def group_message(route: Route, alerts: Sequence[Alert], external_url: str, trun
                                     *(templated[i] if i < len(templated) else (None, None)))
                         for i, alert in enumerate(shown)],
     }
-    if thread:
-        message["tmid"] = thread
-    if route.username:  # the hook set's, else ROCKETCHAT_USERNAME
-        message["username"] = route.username
-    if route.icon_emoji:
-        message["icon_emoji"] = route.icon_emoji
-    if route.channel:
-        message["channel"] = route.channel
+    # each only when set; the username and emoji are the hook set's, else ROCKETCHAT_USERNAME's and _ICON_EMOJI's
+    around = {"tmid": thread, "username": route.username, "icon_emoji": route.icon_emoji, "channel": route.channel}
+    message.update((key, value) for key, value in around.items() if value)
     return message
 
 
-def common_labels(alerts: Sequence[Alert]) -> Dict[str, str]:
-    """Return the labels every one of `alerts` has, with the same value, in the first alert's order."""
-    if not alerts:
-        return {}
-    common = dict(alerts[0].labels)
-    for alert in alerts[1:]:
-        labels = alert.labels
-        common = {k: v for k, v in common.items() if labels.get(k) == v}
+def common_entries(maps: Sequence[Mapping[str, str]]) -> Dict[str, str]:
+    """Return the entries every one of `maps` has, with the same value, in the first one's order."""
+    common = dict(maps[0]) if maps else {}
+    for other in maps[1:]:
         if not common:
             break
+        common = {k: v for k, v in common.items() if other.get(k) == v}
     return common
 
 
 def _headline_labels(common: Mapping[str, str], severity: str, settings: Settings) -> Dict[str, str]:
-    """Return the common labels the headline shows, sorted by name, as long as they fit
-    HEADLINE_LABELS_LIMIT: not alertname (the names are there), nor a severity label that only says
-    the route's severity (the emoji and colour do), nor blank ones. A label left out (too long, on
-    several lines, or beyond the limit) is a field of each attachment instead."""
+    """Return the common labels the headline shows, sorted by name, as long as they fit HEADLINE_LABELS_LIMIT
+    (none _said_otherwise); one left out (too long, on several lines, beyond the limit) is a field instead."""
     shown: Dict[str, str] = {}
     used = 0
-    for name in sorted(common):
-        value = common[name]
-        if name == "alertname" or not name.strip() or not value.strip() or (
-                name == settings.severity_label and value.strip().lower() == severity):
+    for name, value in sorted(common.items()):
+        if _said_otherwise(name, value, severity, settings):
             continue
         size = len(name) + len(value) + 2
         if len(value) > HEADLINE_VALUE_LIMIT or len(name) > HEADLINE_VALUE_LIMIT or "\n" in value \
@@ -160,17 +149,13 @@ def _text(severity: str, alerts: Sequence[Alert], labels: Mapping[str, str], vie
             headline += f" — {said}"
     if not firing:
         headline += f" ({severity})"  # the emoji of a resolved message does not tell it
-    lines = [headline]
-    if note:
-        lines.append(note)
+    lines = [headline, note] if note else [headline]
     if hidden:
         where = f"[Alertmanager]({view})" if view else "Alertmanager"
         lines.append(f"…and {hidden} more alert{'s' if hidden != 1 else ''} not shown here; see {where}.")
     if truncated:
-        lines.append(
-            f"Alertmanager left out {truncated} more alert"
-            f"{'s' if truncated != 1 else ''} of this group (its max_alerts setting)."
-        )
+        lines.append(f"Alertmanager left out {truncated} more alert{'s' if truncated != 1 else ''} of this group "
+                     "(its max_alerts setting).")
     return truncate_units("\n".join(lines), limit)
 
 
@@ -209,19 +194,12 @@ def _attachment(alert: Alert, severity: str, external_url: str, settings: Settin
         "collapsed": False,
     }
     prometheus = absolute_url(alert.generator_url)
-    if prometheus:
-        attachment["title_link"] = prometheus
     linked = _url_annotations(alert)
     if text is None:
-        text = _description(alert)
-        links = _links(alert, external_url, prometheus, linked)
-        if links:
-            text = f"{text}\n{links}" if text else links
-    if text:
-        attachment["text"] = text
+        text = "\n".join(filter(None, (_description(alert), _links(alert, external_url, prometheus, linked))))
     fields = _fields(alert, severity, settings, in_headline, linked)
-    if fields:
-        attachment["fields"] = fields
+    attachment.update((key, value) for key, value in (("title_link", prometheus), ("text", text), ("fields", fields))
+                      if value)  # each only when there is one
     return attachment
 
 
@@ -248,19 +226,12 @@ def _url_annotations(alert: Alert) -> Dict[str, str]:
 def _links(alert: Alert, external_url: str, prometheus: Optional[str], linked: Mapping[str, str]) -> str:
     """Return the markdown links line: runbook, URL annotations, Prometheus, and for a firing alert a
     silence; each only when absolute."""
-    links = []
-    runbook = absolute_url(alert.annotations.get("runbook_url", ""))
-    if runbook:
-        links.append(f"[Runbook]({runbook})")
-    for name, url in linked.items():
-        links.append(f"[{_link_text(name)}]({url})")
-    if prometheus:
-        links.append(f"[Prometheus]({prometheus})")
-    if alert.status != "resolved":  # a resolved alert has nothing left to silence
-        silence = silence_url(external_url, alert.labels)
-        if silence:
-            links.append(f"[Silence]({silence})")
-    return " · ".join(links)
+    # a resolved alert has nothing left to silence
+    silence = view_url(external_url, "silences/new", alert.labels) if alert.status != "resolved" else None
+    links = [("Runbook", absolute_url(alert.annotations.get("runbook_url", ""))),
+             *((_link_text(name), url) for name, url in linked.items()),
+             ("Prometheus", prometheus), ("Silence", silence)]
+    return " · ".join(f"[{text}]({url})" for text, url in links if url)
 
 
 def _link_text(name: str) -> str:
@@ -276,10 +247,9 @@ def _fields(alert: Alert, severity: str, settings: Settings, in_headline: Mappin
     The times and annotations always have room: the labels get what is left of MAX_FIELDS, and
     the ones that do not fit are summed up in one last label field."""
     others: List[Dict[str, Any]] = []
-    zone = settings.timezone
     started = parse_time(alert.starts_at)
     if started:
-        _add_field(others, "Started", local_time(started, zone), short=True)
+        _add_field(others, "Started", local_time(started, settings.timezone), short=True)
     ended = parse_time(alert.ends_at)
     if alert.status == "resolved" and started and ended and ended >= started:
         _add_field(others, "Duration", duration((ended - started).total_seconds()), short=True)
@@ -290,10 +260,7 @@ def _fields(alert: Alert, severity: str, settings: Settings, in_headline: Mappin
     rest: List[str] = []
     room = MAX_FIELDS - len(others)
     for name, value in alert.labels.items():
-        if name == "alertname" or name in in_headline or (
-                name == settings.severity_label and value.strip().lower() == severity):
-            continue  # in the headline already
-        if not name.strip() or not value.strip():
+        if name in in_headline or _said_otherwise(name, value, severity, settings):
             continue
         if len(labels) < room - 1:
             _add_field(labels, name, value, short=True)
@@ -305,6 +272,13 @@ def _fields(alert: Alert, severity: str, settings: Settings, in_headline: Mappin
     elif rest and len(labels) < room:
         _add_field(labels, f"{len(rest)} more labels", ", ".join(rest), short=False)
     return labels + others
+
+
+def _said_otherwise(name: str, value: str, severity: str, settings: Settings) -> bool:
+    """Return whether a label needs no place of its own: alertname (the names are in the headline), a blank one,
+    or a severity label that only says the route's severity (the emoji and colour do)."""
+    return name == "alertname" or not name.strip() or not value.strip() or (
+        name == settings.severity_label and value.strip().lower() == severity)
 
 
 def local_time(moment: datetime, zone: tzinfo) -> str:
@@ -348,11 +322,12 @@ class Post:
         text = self.text + 1 + units(rendered["text"])
         attachments = self.attachments + len(rendered["attachments"])
         size = self.size + len(json.dumps(rendered, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        if self.messages and (text > self.text_limit or attachments > MAX_ATTACHMENTS_PER_POST
-                              or size > MAX_POST_BYTES or envelope(rendered) != envelope(self.messages[0])):
-            self.short_of_text = text > self.text_limit and attachments <= MAX_ATTACHMENTS_PER_POST \
-                and size <= MAX_POST_BYTES and envelope(rendered) == envelope(self.messages[0])
-            return False
+        if self.messages:
+            fits_but_text = attachments <= MAX_ATTACHMENTS_PER_POST and size <= MAX_POST_BYTES \
+                and envelope(rendered) == envelope(self.messages[0])
+            if text > self.text_limit or not fits_but_text:
+                self.short_of_text = fits_but_text
+                return False
         self.messages.append(rendered)
         self.text, self.attachments, self.size = text, attachments, size
         return True
@@ -362,10 +337,8 @@ def merge(messages: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Return one message holding them all: headlines one per line, attachments in order."""
     if len(messages) == 1:
         return messages[0]
-    merged = envelope(messages[0])
-    merged["text"] = "\n".join(m["text"] for m in messages)
-    merged["attachments"] = [a for m in messages for a in m["attachments"]]
-    return merged
+    return {**envelope(messages[0]), "text": "\n".join(m["text"] for m in messages),
+            "attachments": [a for m in messages for a in m["attachments"]]}
 
 
 def units(text: str) -> int:
@@ -421,17 +394,9 @@ def _absolute_url(url: str) -> Optional[str]:
 _cached_absolute_url = functools.lru_cache(maxsize=URL_CACHE_SIZE)(_absolute_url)
 
 
-def silence_url(external_url: str, labels: Mapping[str, str]) -> Optional[str]:
-    """Return the Alertmanager URL of a new silence matching exactly these labels, or None."""
-    return _filtered_url(external_url, "silences/new", labels)
-
-
-def alerts_url(external_url: str, labels: Mapping[str, str]) -> Optional[str]:
-    """Return the URL of Alertmanager's view of the alerts that have all these labels, or None."""
-    return _filtered_url(external_url, "alerts", labels)
-
-
-def _filtered_url(external_url: str, view: str, labels: Mapping[str, str]) -> Optional[str]:
+def view_url(external_url: str, view: str, labels: Mapping[str, str]) -> Optional[str]:
+    """Return the URL of an Alertmanager view filtered by exactly these labels (`alerts`: the alerts that have
+    them, `silences/new`: a new silence matching them), or None."""
     base = absolute_url(external_url)
     if not base or not labels:
         return None
@@ -443,10 +408,8 @@ def _matchers(labels: Mapping[str, str]) -> str:
     return "{" + ",".join(f'{name}="{_escape_label(value)}"' for name, value in sorted(labels.items())) + "}"
 
 
-_UNRESERVED = re.compile(r"[^A-Za-z0-9_.~-]+")
-
-
-_ASCII_QUOTED = {c: f"%{c:02X}" for c in range(128) if not re.fullmatch(r"[A-Za-z0-9_.~-]", chr(c))}
+_UNRESERVED = re.compile(r"[^A-Za-z0-9_.~-]+")  # RFC 3986's unreserved characters are not quoted
+_ASCII_QUOTED = {c: f"%{c:02X}" for c in range(128) if _UNRESERVED.match(chr(c))}
 
 
 def _percent_encode(text: str) -> str:

@@ -53,7 +53,6 @@ def plan(notification: Notification, settings: Settings, receiver: str = "") -> 
     order = {name: i for i, name in enumerate(("",) + tuple(settings.receivers))}
     sets = (notification.route_labels or {}).get(settings.route_label, "").strip()
     unknown_receivers: List[str] = []
-    unknown_severities: List[str] = []
     path_set = sets if sets and sets in order else receiver
     grouped: Dict[Tuple[str, str, str], List[Alert]] = {}
     for alert in notification.alerts:
@@ -63,9 +62,6 @@ def plan(notification: Notification, settings: Settings, receiver: str = "") -> 
         elif not named and sets and sets not in order:
             unknown_receivers.append(sets)
         chosen = named if named and named in order else path_set
-        odd = unknown_severity(alert, settings)
-        if odd:
-            unknown_severities.append(odd)
         channel = alert.labels.get(settings.channel_label, "").strip()
         grouped.setdefault((chosen, severity_of(alert, settings), channel), []).append(alert)
     batches = []
@@ -76,6 +72,7 @@ def plan(notification: Notification, settings: Settings, receiver: str = "") -> 
         if channel:
             route = route._replace(channel=channel)
         batches.append(Batch(route, tuple(alerts), channel))
+    unknown_severities = filter(None, (unknown_severity(alert, settings) for alert in notification.alerts))
     return Plan(batches, tuple(unknown_receivers), tuple(unknown_severities))
 
 

@@ -30,11 +30,12 @@ from ..amtemplate.functions import FUNCTIONS_SINCE
 from ..gotemplate.template import BudgetError, TemplateError
 from ..config.settings import Settings
 from ..operations.metrics import Counter, register
-from .render import TITLE_LIMIT, truncate, truncate_units
+from .render import TITLE_LIMIT, common_entries, truncate, truncate_units
 
 log = logging.getLogger("rcwebhook")
 
 KEYS = {"TEMPLATE_TEXT": "text", "TEMPLATE_ATTACHMENT_TITLE": "title", "TEMPLATE_ATTACHMENT_TEXT": "attachment_text"}
+_KEY_OF = {part: key for key, part in KEYS.items()}
 ERRORS = Counter("rcwebhook_template_errors_total",
                  "Template executions that failed (the built-in rendering was used), by message part.",
                  ["part"], initial=[{"part": part} for part in KEYS.values()])
@@ -82,11 +83,11 @@ class Templates:
                           "once per template until the next reload and counted in "
                           "rcwebhook_template_cpu_budget_exceeded_total: make the template do less (loops over "
                           "large values, regular expressions on long labels) or raise TEMPLATE_CPU_BUDGET",
-                          name, _key_of(part), cpu_budget)
+                          name, _KEY_OF[part], cpu_budget)
             raise OverBudget(name) from None
         except TemplateError as exc:
             ERRORS.inc(part=part)
-            log.warning(FAILED, name, _key_of(part), part.replace("_", " "), exc)
+            log.warning(FAILED, name, _KEY_OF[part], part.replace("_", " "), exc)
             return None
 
     def parts(self, alerts: Sequence[Any], shown: int, external_url: str, text_limit: int, receiver: str = "",
@@ -115,10 +116,8 @@ class Templates:
                     # a message of one alert: its attachment's data is the message's
                     data = whole if whole is not None and len(items) == 1 else \
                         _data([item], external_url, receiver, group, route)
-                    title = render("title", data)
-                    if title is not None:
-                        title = truncate(" ".join(title.split()), TITLE_LIMIT) if title.strip() else None
-                    body = render("attachment_text", data)
+                    title, body = render("title", data), render("attachment_text", data)
+                    title = truncate(" ".join(title.split()), TITLE_LIMIT) if title and title.strip() else None
                     if body is not None:
                         body = truncate_units(body.strip("\n"), TEXT_UNITS) if body.strip() else ""
                     attachments.append((title, body))
@@ -127,22 +126,14 @@ class Templates:
             return None, []
 
 
-def _key_of(part: str) -> str:
-    return next(key for key, p in KEYS.items() if p == part)
-
-
 def _data(items: List[Alert], external_url: str, receiver: str, group: KV,
           route: str = "") -> MessageData:
     # Templates cannot change their data (every function returns new values): label sets are shared.
     if len(items) == 1:
         common_labels, common_annotations = items[0].Labels, items[0].Annotations
     else:
-        common_labels = dict(items[0].Labels) if items else {}
-        common_annotations = dict(items[0].Annotations) if items else {}
-        for a in items[1:]:
-            common_labels = {k: v for k, v in common_labels.items() if a.Labels.get(k) == v}
-            common_annotations = {k: v for k, v in common_annotations.items() if a.Annotations.get(k) == v}
-        common_labels, common_annotations = KV(common_labels), KV(common_annotations)
+        common_labels = KV(common_entries([a.Labels for a in items]))
+        common_annotations = KV(common_entries([a.Annotations for a in items]))
     return MessageData(
         Route=route, Severity=route.rpartition("/")[2],
         Receiver=receiver, Status="firing" if any(a.Status == "firing" for a in items) else "resolved",
@@ -176,11 +167,10 @@ def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
     if not files:
         return None
     names = {part: getattr(settings, key.lower()) for key, part in KEYS.items() if getattr(settings, key.lower())}
-    source = settings.source
+    source, compat = settings.source, settings.template_compat
     base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
-    compat = settings.template_compat
     written_globs = [g for g in re.split(r"[\s,]+", files) if g]
-    globs = [os.path.join(base, g) if base else g for g in written_globs]
+    globs = [os.path.join(base, g) for g in written_globs]
     unmatched = 0
     for written, pattern in zip(written_globs, globs):
         if not globmod.glob(pattern):
