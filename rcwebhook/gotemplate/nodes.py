@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from . import values as gv
 
 class Node:
+    """A node at `pos`, with its own slots given in their order after it."""
+
     __slots__ = ("pos", "tree")
     TEXT = ""  # how a node without content prints
 
-    def __init__(self, pos: int) -> None:
+    def __init__(self, pos: int, *fields: Any) -> None:
         self.pos = pos
         self.tree: Optional[Tree] = None
+        for name, value in zip(self.__slots__, fields):
+            setattr(self, name, value)
 
     def __str__(self) -> str:
         return self.TEXT
@@ -31,10 +35,6 @@ class ListNode(Node):
 
 class TextNode(Node):
     __slots__ = ("text",)
-
-    def __init__(self, pos: int, text: str) -> None:
-        super().__init__(pos)
-        self.text = text
 
     def __str__(self) -> str:
         return gv.go_quote(self.text)
@@ -59,10 +59,6 @@ class PipeNode(Node):
 class ActionNode(Node):
     __slots__ = ("pipe",)
 
-    def __init__(self, pos: int, pipe: PipeNode) -> None:
-        super().__init__(pos)
-        self.pipe = pipe
-
     def __str__(self) -> str:
         return "{{" + str(self.pipe) + "}}"
 
@@ -80,10 +76,6 @@ class CommandNode(Node):
 
 class IdentifierNode(Node):
     __slots__ = ("ident",)
-
-    def __init__(self, pos: int, ident: str) -> None:
-        super().__init__(pos)
-        self.ident = ident
 
     def __str__(self) -> str:
         return self.ident
@@ -123,8 +115,7 @@ class ChainNode(Node):
     __slots__ = ("node", "field")
 
     def __init__(self, pos: int, node: Node) -> None:
-        super().__init__(pos)
-        self.node = node
+        super().__init__(pos, node)
         self.field: List[str] = []
 
     def add(self, field: str) -> None:
@@ -138,10 +129,6 @@ class ChainNode(Node):
 class BoolNode(Node):
     __slots__ = ("value",)
 
-    def __init__(self, pos: int, value: bool) -> None:
-        super().__init__(pos)
-        self.value = value
-
     def __str__(self) -> str:
         return "true" if self.value else "false"
 
@@ -151,8 +138,7 @@ class NumberNode(Node):
                  "complex128")
 
     def __init__(self, pos: int, text: str) -> None:
-        super().__init__(pos)
-        self.text = text
+        super().__init__(pos, text)
         self.is_int = self.is_uint = self.is_float = self.is_complex = False
         self.int64 = self.uint64 = 0
         self.float64 = 0.0
@@ -164,10 +150,6 @@ class NumberNode(Node):
 
 class StringNode(Node):
     __slots__ = ("quoted", "text")
-
-    def __init__(self, pos: int, quoted: str, text: str) -> None:
-        super().__init__(pos)
-        self.quoted, self.text = quoted, text
 
     def __str__(self) -> str:
         return self.quoted
@@ -184,10 +166,6 @@ class _ElseNode(Node):
 class BranchNode(Node):
     __slots__ = ("pipe", "list", "else_list")
     NAME = ""
-
-    def __init__(self, pos: int, pipe: PipeNode, lst: ListNode, else_list: Optional[ListNode]) -> None:
-        super().__init__(pos)
-        self.pipe, self.list, self.else_list = pipe, lst, else_list
 
     def __str__(self) -> str:
         s = "{{" + self.NAME + " " + str(self.pipe) + "}}" + str(self.list)
@@ -218,10 +196,6 @@ class ContinueNode(Node):
 
 class TemplateNode(Node):
     __slots__ = ("name", "pipe")
-
-    def __init__(self, pos: int, name: str, pipe: Optional[PipeNode]) -> None:
-        super().__init__(pos)
-        self.name, self.pipe = name, pipe
 
     def __str__(self) -> str:
         s = "{{template " + gv.go_quote(self.name)
