@@ -147,22 +147,12 @@ def _len(st: Any, item: Any) -> int:
     raise GoError(f"len of type {gv.type_name(item)}")
 
 
+_BASIC_KINDS = frozenset(("bool", "uint", "int", "float", "complex", "string"))
+
+
 def _basic_kind(v: Any) -> str:
-    if type(v) is str:
-        return "string"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, gv.Uint8):
-        return "uint"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, complex):
-        return "complex"
-    if isinstance(v, str):
-        return "string"
-    return "invalid"
+    k = gv.kind(v)
+    return k if k in _BASIC_KINDS else "invalid"
 
 
 _BAD_TYPE = "invalid type for comparison"

@@ -11,7 +11,7 @@ import functools
 import math
 from typing import Any, List, Optional, Tuple
 
-from .gotime import (DAYS, MONTHS, UTC, Duration, GoTime, Location, Month, Weekday, duration_string,
+from .gotime import (DAYS, MONTHS, UTC, Duration, GoTime, Int64, Location, Month, Weekday, duration_string,
                      location_of, time_string)
 
 # ---------------------------------------------------------------------------------------------
@@ -67,81 +67,36 @@ class Uint8(int):
     """A byte (what index gives for a string)."""
 
 
+# a value's Go type name and reflect kind: those of the first class here it is an instance of
+_GO_TYPES = ((type(None), "<nil>"), (bool, "bool"), (Duration, "time.Duration"), (Uint8, "uint8"),
+             (Month, "time.Month"), (Weekday, "time.Weekday"), (Int64, "int64"), (int, "int"),
+             (float, "float64"), (complex, "complex128"), (HTML, "template.HTML"), (URL, "template.URL"),
+             (str, "string"), (GoTime, "time.Time"), (Location, "*time.Location"), (list, "[]interface {}"),
+             (dict, "map[string]interface {}"))
+_KINDS = ((type(None), "invalid"), (bool, "bool"), (Uint8, "uint"), (int, "int"), (float, "float"),
+          (complex, "complex"), (str, "string"), (list, "slice"), (dict, "map"), ((Ptr, Location), "ptr"))
 _TYPE_NAMES: dict = {}  # Python class -> Go type name, for the classes whose name is their class's
+_KINDS_OF: dict = {}
 
 
 def type_name(v: Any) -> str:
     """Go's name of the type of `v` (as %T and error messages print it)."""
+    if isinstance(v, Ptr):  # a pointer's name is its element's
+        return "*" + type_name(v.elem)
     name = _TYPE_NAMES.get(type(v))
-    if name is not None:
-        return name
-    name = _type_name(v)
-    if not isinstance(v, Ptr):  # a pointer's name is its element's
+    if name is None:
+        name = v.TYPE if isinstance(v, (GoStruct, TypedSlice, TypedMap)) else \
+            next((n for cls, n in _GO_TYPES if isinstance(v, cls)), type(v).__name__)
         _TYPE_NAMES[type(v)] = name
     return name
 
 
-def _type_name(v: Any) -> str:
-    if v is None:
-        return "<nil>"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, Duration):
-        return "time.Duration"
-    if isinstance(v, Uint8):
-        return "uint8"
-    if isinstance(v, Month):
-        return "time.Month"
-    if isinstance(v, Weekday):
-        return "time.Weekday"
-    if isinstance(v, int):
-        return getattr(v, "GO_TYPE", "int")
-    if isinstance(v, float):
-        return "float64"
-    if isinstance(v, complex):
-        return "complex128"
-    if isinstance(v, HTML):
-        return "template.HTML"
-    if isinstance(v, URL):
-        return "template.URL"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, GoTime):
-        return "time.Time"
-    if isinstance(v, Location):
-        return "*time.Location"
-    if isinstance(v, Ptr):
-        return "*" + type_name(v.elem)
-    if isinstance(v, (GoStruct, TypedSlice, TypedMap)):
-        return v.TYPE
-    if isinstance(v, list):
-        return "[]interface {}"
-    if isinstance(v, dict):
-        return "map[string]interface {}"
-    return type(v).__name__
-
-
 def kind(v: Any) -> str:
-    """Go's reflect kind: invalid, bool, int, float, complex, string, slice, map, struct, ptr."""
-    if v is None:
-        return "invalid"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, complex):
-        return "complex"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "slice"
-    if isinstance(v, dict):
-        return "map"
-    if isinstance(v, (Ptr, Location)):
-        return "ptr"
-    return "struct"
+    """Go's reflect kind: invalid, bool, uint, int, float, complex, string, slice, map, struct, ptr."""
+    k = _KINDS_OF.get(type(v))
+    if k is None:
+        k = _KINDS_OF[type(v)] = next((k for cls, k in _KINDS if isinstance(v, cls)), "struct")
+    return k
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +135,7 @@ def format_v(v: Any, compat: str, depth: int = 0, plus: bool = False) -> str:
     if isinstance(v, float):
         return format_float(v, "g", -1)
     if isinstance(v, complex):
-        return "(" + format_float(v.real, "g", -1) + _signed(format_float(v.imag, "g", -1)) + "i)"
+        return _complex(v)
     if isinstance(v, str):
         return str(v)
     if isinstance(v, Ptr):
@@ -194,16 +149,19 @@ def format_v(v: Any, compat: str, depth: int = 0, plus: bool = False) -> str:
         return "map[" + " ".join(f"{format_v(k, compat, depth + 1, plus)}:{format_v(x, compat, depth + 1, plus)}"
                                  for k, x in items) + "]"
     if isinstance(v, GoStruct):
-        parts = []
-        for name in v.FIELDS:
-            text = format_v(v.field(name), compat, depth + 1, plus)
-            parts.append(f"{name}:{text}" if plus else text)
-        return "{" + " ".join(parts) + "}"
+        texts = ((name, format_v(v.field(name), compat, depth + 1, plus)) for name in v.FIELDS)
+        return "{" + " ".join(f"{name}:{text}" if plus else text for name, text in texts) + "}"
     return str(v)
 
 
-def _signed(text: str) -> str:
-    return text if text.startswith(("-", "+")) else "+" + text
+def _complex(v: complex) -> str:
+    imag = format_float(v.imag, "g", -1)
+    return "(" + format_float(v.real, "g", -1) + ("" if imag.startswith(("-", "+")) else "+") + imag + "i)"
+
+
+def _sign(f: float) -> str:
+    """Go's sign of a float that is not NaN: "-" for a negative one and for -0."""
+    return "-" if math.copysign(1, f) < 0 else ""
 
 
 def format_float(f: float, verb: str, prec: int) -> str:
@@ -229,7 +187,7 @@ def format_float(f: float, verb: str, prec: int) -> str:
         x = exp - 1
         if x < -4 or x >= eprec:
             mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-            out = f"{'-' if f < 0 or (f == 0 and math.copysign(1, f) < 0) else ''}{mant}e{'+' if x >= 0 else '-'}{abs(x):02d}"
+            out = f"{_sign(f)}{mant}e{'+' if x >= 0 else '-'}{abs(x):02d}"
             return out.upper() if verb == "G" else out
         return _plain(f, digits, exp)
     if prec == 0:
@@ -249,7 +207,7 @@ def _shortest(f: float) -> Tuple[str, int]:
 
 
 def _plain(f: float, digits: str, exp: int) -> str:
-    sign = "-" if f < 0 or (f == 0 and math.copysign(1, f) < 0) else ""
+    sign = _sign(f)
     if exp <= 0:
         return sign + "0." + "0" * (-exp) + digits
     if exp >= len(digits):
@@ -264,13 +222,10 @@ def _plain(f: float, digits: str, exp: int) -> str:
 def sprint(args: List[Any], compat: str) -> str:
     """fmt.Sprint: spaces between operands when neither side is a string."""
     out = []
-    prev_string = False
     for i, a in enumerate(args):
-        is_string = isinstance(a, str)
-        if i > 0 and not is_string and not prev_string:
+        if i > 0 and not isinstance(a, str) and not isinstance(args[i - 1], str):
             out.append(" ")
         out.append(format_v(a, compat))
-        prev_string = is_string
     return "".join(out)
 
 
@@ -359,15 +314,10 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
             i = j
             continue
         i += 1
-        minus = plus = zero = sharp = space = False
+        flags = i
         while i < n and fmt[i] in "-+0# ":
-            f = fmt[i]
-            minus |= f == "-"
-            plus |= f == "+"
-            zero |= f == "0"
-            sharp |= f == "#"
-            space |= f == " "
             i += 1
+        minus, plus, zero, sharp, space = (f in fmt[flags:i] for f in "-+0# ")
         width, i = _parse_num(fmt, i, n)
         prec = None
         if i < n and fmt[i] == ".":
@@ -425,7 +375,7 @@ def _float_b_x(f: float, verb: str, prec: Optional[int]) -> str:
     """strconv's 'b' (decimal mantissa, binary exponent) and 'x'/'X' (hexadecimal) float formats."""
     if math.isnan(f) or math.isinf(f):
         return format_float(f, "g", -1)
-    sign = "-" if f < 0 or (f == 0 and math.copysign(1, f) < 0) else ""
+    sign = _sign(f)
     f = abs(f)
     if verb == "b":
         if f == 0:
@@ -654,7 +604,7 @@ def format_sharp_v(v: Any, compat: str, top: bool = True) -> str:
     if isinstance(v, float):
         return format_float(v, "g", -1)
     if isinstance(v, complex):
-        return "(" + format_float(v.real, "g", -1) + _signed(format_float(v.imag, "g", -1)) + "i)"
+        return _complex(v)
     if isinstance(v, str):
         return go_quote(str(v))
     if isinstance(v, GoTime):
