@@ -43,9 +43,7 @@ class GoTime:
 
     def abbrev(self) -> str:
         """The zone's abbreviation as Go prints it for MST: the name, else the offset as -0700."""
-        if self.zone:
-            return self.zone
-        return _offset(self.offset, "", False)
+        return self.zone or _offset(self.offset, "", False)
 
     def __eq__(self, other: Any) -> bool:  # Go's == on time.Time compares every field
         return isinstance(other, GoTime) and (self.sec, self.nsec, self.offset, self.zone) == \
@@ -121,28 +119,17 @@ def duration_string(d: int) -> str:
     """time.Duration.String(): 1h2m3.5s, 1.5ms, 0s."""
     if d == 0:
         return "0s"
-    neg = d < 0
-    u = -d if neg else d
-    if u < 1_000_000_000:
-        if u < 1000:
-            out = f"{u}ns"
-        elif u < 1_000_000:
-            out = _frac(u, 1000) + "µs"
-        else:
-            out = _frac(u, 1_000_000) + "ms"
+    u = abs(d)
+    if u < 1000:
+        out = f"{u}ns"
+    elif u < 1_000_000:
+        out = _frac(u, 1000) + "µs"
+    elif u < 1_000_000_000:
+        out = _frac(u, 1_000_000) + "ms"
     else:
-        secs, frac = divmod(u, 1_000_000_000)
-        out = ""
-        h, rem = divmod(secs, 3600)
-        m, s = divmod(rem, 60)
-        sec = str(s) + (("." + f"{frac:09d}".rstrip("0")) if frac else "") + "s"
-        if h:
-            out = f"{h}h{m}m{sec}"
-        elif m:
-            out = f"{m}m{sec}"
-        else:
-            out = sec
-    return ("-" if neg else "") + out
+        h, m = divmod(u // 60_000_000_000, 60)
+        out = (f"{h}h{m}m" if h else f"{m}m" if m else "") + _frac(u % 60_000_000_000, 1_000_000_000) + "s"
+    return ("-" if d < 0 else "") + out
 
 
 def _frac(v: int, unit: int) -> str:
@@ -190,62 +177,28 @@ def local_location(environ: Mapping[str, str]) -> Location:
 # Layouts (the reference time Mon Jan 2 15:04:05 MST 2006)
 
 
+# the standard chunks by their first character, each before any chunk it starts with
+_STD_CHUNKS = {"J": ("January", "Jan"), "M": ("Monday", "Mon", "MST"),
+               "0": ("01", "02", "03", "04", "05", "06", "002"), "1": ("15", "1"), "2": ("2006", "2"),
+               "_": ("_2", "__2"), "3": ("3",), "4": ("4",), "5": ("5",), "P": ("PM",), "p": ("pm",),
+               "-": ("-070000", "-07:00:00", "-0700", "-07:00", "-07"),
+               "Z": ("Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07")}
+
+
 def next_std(layout: str, i: int) -> Tuple[str, int]:
     """The standard chunk at layout[i:], as Go's nextStdChunk sees it, and its length; '' when none."""
     s = layout[i:]
-    c = s[0]
-    if c == "J":
-        if s.startswith("January"):
-            return "January", 7
-        if s.startswith("Jan"):
-            return "Jan", 3
-    elif c == "M":
-        if s.startswith("Monday"):
-            return "Monday", 6
-        if s.startswith("Mon"):
-            return "Mon", 3
-        if s.startswith("MST"):
-            return "MST", 3
-    elif c == "0":
-        if len(s) >= 2 and "1" <= s[1] <= "6":
-            return s[:2], 2
-        if s.startswith("002"):
-            return "002", 3
-    elif c == "1":
-        if s.startswith("15"):
-            return "15", 2
-        return "1", 1
-    elif c == "2":
-        if s.startswith("2006"):
-            return "2006", 4
-        return "2", 1
-    elif c == "_":
-        if s.startswith("_2"):
-            if s.startswith("_2006"):
-                return "_", 0  # "_" then "2006"
-            return "_2", 2
-        if s.startswith("__2"):
-            return "__2", 3
-    elif c in "345":
-        return c, 1
-    elif c == "P":
-        if s.startswith("PM"):
-            return "PM", 2
-    elif c == "p":
-        if s.startswith("pm"):
-            return "pm", 2
-    elif c in "-Z":
-        for std in ("-070000", "-07:00:00", "-0700", "-07:00", "-07") if c == "-" else \
-                ("Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07"):
-            if s.startswith(std):
-                return std, len(std)
-    elif c in ".,":
-        if len(s) >= 2 and s[1] in "09":
-            j = 1
-            while j < len(s) and s[j] == s[1]:
-                j += 1
-            if not (j < len(s) and s[j].isdigit()):
-                return s[:j], j
+    if s.startswith("_2006"):
+        return "_", 0  # "_" then "2006"
+    for std in _STD_CHUNKS.get(s[0], ()):
+        if s.startswith(std):
+            return std, len(std)
+    if s[0] in ".," and len(s) >= 2 and s[1] in "09":
+        j = 1
+        while j < len(s) and s[j] == s[1]:
+            j += 1
+        if not (j < len(s) and s[j].isdigit()):
+            return s[:j], j
     return "", 0
 
 
@@ -315,14 +268,9 @@ def time_format(t: GoTime, layout: str) -> str:
             out.append(_offset(t.offset, "Z" if z else "", ":" in body, len(body) in (6, 8),
                                len(body) == 2))
         elif std[0] in ".,":
-            digits = len(std) - 1
-            frac = f"{t.nsec:09d}"[:digits]
-            if std[1] == "9":
-                frac = frac.rstrip("0")
-                if frac:
-                    out.append(std[0] + frac)
-            else:
-                out.append(std[0] + frac)
+            frac = f"{t.nsec:09d}"[:len(std) - 1]
+            frac = frac.rstrip("0") if std[1] == "9" else frac
+            out.append(std[0] + frac if frac else "")
         else:
             out.append(std)
     return "".join(out)
@@ -334,8 +282,6 @@ def time_format(t: GoTime, layout: str) -> str:
 
 class Int64(int):
     """An int64 (what Unix and a duration's whole-unit methods give): printed as an int, named int64."""
-
-    GO_TYPE = "int64"
 
 
 def _t_add(t: GoTime, d: int) -> GoTime:
