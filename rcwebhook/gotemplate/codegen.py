@@ -360,28 +360,15 @@ class _Generator:
         fn = self.tmpl.funcs.get(name)
         if not isinstance(fn, Func):
             raise _Deferred()
-        params = fn.params
-        nargs = len(arg_nodes)
-        num_in = nargs + (1 if final is not None else 0)
-        if fn.variadic:
-            num_fixed = len(params) - 1
-            if num_in < num_fixed:
-                raise _Deferred()
-        else:
-            num_fixed = nargs
-            if num_in != len(params):
-                raise _Deferred()
+        num_in = len(arg_nodes) + (1 if final is not None else 0)
+        if num_in < len(fn.params) - 1 if fn.variadic else num_in != len(fn.params):
+            raise _Deferred()  # the walker says "wrong number of args"
         if fn.name in ("and", "or"):
             return self.logic(fn.name == "or", [self.arg(a, "value", dot) for a in arg_nodes], final)
-        types = [params[i] for i in range(min(num_fixed, nargs))]
-        if fn.variadic:
-            types += [params[-1]] * (nargs - len(types))
+        types = fn.types(num_in)
         args = [self.arg(a, t, dot) for a, t in zip(arg_nodes, types)]
         if final is not None:
-            final_type = params[-1] if params else "value"
-            if fn.variadic and num_in - 1 < num_fixed:
-                final_type = params[num_in - 1]
-            args.append(self.checked(final, final_type))
+            args.append(self.checked(final, types[-1]))
         if final is None:
             special = self.special(name, fn, arg_nodes, args)
             if special is not None:

@@ -387,14 +387,10 @@ class _State:
         args = args[1:] if args is not None else []
         params = fn.params
         num_in = len(args) + (0 if final is _MISSING else 1)
-        if fn.variadic:
-            num_fixed = len(params) - 1
-            if num_in < num_fixed:
-                self.errorf(f"wrong number of args for {name}: want at least {len(params) - 1} got {len(args)}")
-        else:
-            num_fixed = len(args)
-            if num_in != len(params):
-                self.errorf(f"wrong number of args for {name}: want {len(params)} got {num_in}")
+        if fn.variadic and num_in < len(params) - 1:
+            self.errorf(f"wrong number of args for {name}: want at least {len(params) - 1} got {len(args)}")
+        if not fn.variadic and num_in != len(params):
+            self.errorf(f"wrong number of args for {name}: want {len(params)} got {num_in}")
         if fn.name in ("and", "or"):
             v: Any = None
             for arg in args:
@@ -404,20 +400,10 @@ class _State:
             if final is not _MISSING:
                 v = final
             return v
-        argv: List[Any] = []
-        i = 0
-        while i < num_fixed and i < len(args):
-            argv.append(self.eval_arg(dot, params[i], args[i]))
-            i += 1
-        if fn.variadic:
-            while i < len(args):
-                argv.append(self.eval_arg(dot, params[-1], args[i]))
-                i += 1
+        types = fn.types(num_in)
+        argv = [self.eval_arg(dot, t, a) for t, a in zip(types, args)]
         if final is not _MISSING:
-            t = params[-1] if params else "value"
-            if fn.variadic and num_in - 1 < num_fixed:
-                t = params[num_in - 1]
-            argv.append(self.validate_type(final, t))
+            argv.append(self.validate_type(final, types[-1]))
         try:
             if receiver is not _MISSING:
                 result = fn.fn(self, receiver, *argv) if fn.wants_state else fn.fn(receiver, *argv)
