@@ -28,6 +28,7 @@ from . import values as gv
 from .builtins import BUILTINS, _query_escape, truth
 from .funcs import MAX_VALUE, Func
 from .exec import _MISSING as MISSING
+from .exec import range_items
 from .nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
                     FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode, RangeNode,
                     StringNode, TemplateNode, TextNode, VariableNode, WithNode)
@@ -69,7 +70,7 @@ class _Generator:
     def __init__(self, tmpl: "Any") -> None:
         self.tmpl = tmpl
         self.consts: Dict[str, Any] = {
-            "Fallback": rt.Fallback, "MISSING": MISSING, "truth": truth, "range_items": rt.range_items,
+            "Fallback": rt.Fallback, "MISSING": MISSING, "truth": truth, "range_items": range_items,
             "printed": rt.printer(tmpl.compat), "field": rt.field, "method": rt.method, "template": rt.template,
             "compat": tmpl.compat, "validate": rt.valid, "quote": gv.go_quote, "query_escape": _query_escape,
             "bounded": rt.bounded, "checkpoint": rt.checkpoint, "walk_statement": rt.walk_statement,

@@ -39,6 +39,7 @@ class _Continue(Exception):
 
 _MISSING = object()
 FREE = (None, "value", "any")  # parameter types that take any value unchecked
+_EXPECTED = {"bool": "bool", "int": "integer", "time.Duration": "integer", "float64": "float", "string": "string"}
 
 
 def number_value(c: NumberNode) -> Any:
@@ -72,6 +73,23 @@ def literal_arg(n: Any, typ: Optional[str]) -> Any:
         if free:
             return number_value(n)
     return _MISSING
+
+
+def range_items(v: Any, compat: str, ndecl: int) -> Any:
+    """What `range` goes over, as (index, element) pairs, for `ndecl` declared variables; None for
+    nothing (its else); GoError for what Go does not range over."""
+    v = indirect(v)
+    if isinstance(v, list):
+        return enumerate(v) if v else None
+    if isinstance(v, dict):
+        return [(key, v[key]) for key in sorted(v)] if v else None
+    if v is None:
+        return None
+    if type(v) is int and compat != "0.25":
+        if ndecl > 1:
+            raise GoError(f"can't use {v} to iterate over more than one variable")
+        return zip(range(v), range(v)) if v > 0 else None  # counted as they run: never made ahead
+    raise GoError(f"range can't iterate over {gv.format_v(v, compat)}")
 
 
 class _State:
@@ -204,52 +222,33 @@ class _State:
         self.node = r
         mark0 = len(self.vars)
         try:
-            val = indirect(self.eval_pipeline(dot, r.pipe))
+            val = self.eval_pipeline(dot, r.pipe)
             mark = len(self.vars)
-
-            def one(index: Any, elem: Any) -> None:
-                if r.pipe.decl:
-                    if r.pipe.is_assign and self.compat != "0.25":
-                        if len(r.pipe.decl) > 1:
-                            self.set_var(r.pipe.decl[0].ident[0], index)
-                            self.set_var(r.pipe.decl[1].ident[0], elem)
-                        else:
-                            self.set_var(r.pipe.decl[0].ident[0], elem)
-                    else:
-                        self.vars[-1][1] = elem
-                        if len(r.pipe.decl) > 1:
-                            self.vars[-2][1] = index
-                try:
-                    self.walk(elem, r.list)
-                except _Continue:
-                    pass
-                finally:
-                    del self.vars[mark:]
-
             try:
-                if isinstance(val, list):
-                    if val:
-                        for i, elem in enumerate(val):
-                            one(i, elem)
-                        return
-                elif isinstance(val, dict):
-                    if val:
-                        for key in sorted(val):
-                            one(key, val[key])
-                        return
-                elif val is None:
-                    pass
-                elif type(val) is int and self.compat != "0.25":
-                    if len(r.pipe.decl) > 1:
-                        self.errorf("can't use {} to iterate over more than one variable".format(val))
-                    if val > 0:
-                        for i in range(val):
-                            one(i, i)
-                        return
-                else:
-                    self.errorf(f"range can't iterate over {gv.format_v(val, self.compat)}")
-                if r.else_list is not None:
+                items = range_items(val, self.compat, len(r.pipe.decl))
+            except GoError as exc:
+                self.errorf(str(exc))
+            try:
+                if items is None and r.else_list is not None:
                     self.walk(dot, r.else_list)
+                for index, elem in items or ():
+                    if r.pipe.decl:
+                        if r.pipe.is_assign and self.compat != "0.25":
+                            if len(r.pipe.decl) > 1:
+                                self.set_var(r.pipe.decl[0].ident[0], index)
+                                self.set_var(r.pipe.decl[1].ident[0], elem)
+                            else:
+                                self.set_var(r.pipe.decl[0].ident[0], elem)
+                        else:
+                            self.vars[-1][1] = elem
+                            if len(r.pipe.decl) > 1:
+                                self.vars[-2][1] = index
+                    try:
+                        self.walk(elem, r.list)
+                    except _Continue:
+                        pass
+                    finally:
+                        del self.vars[mark:]
             except _Break:  # as in Go, a break in the else list ends that list too
                 return
         finally:
@@ -377,9 +376,7 @@ class _State:
         elif isinstance(rv, dict):
             if has_args:
                 self.errorf(f"{name} is not a method but has arguments")
-            if name in rv:
-                return rv[name]
-            return getattr(rv, "ELEM_ZERO", None)
+            return rv[name] if name in rv else getattr(rv, "ELEM_ZERO", None)
         self.errorf(f"can't evaluate field {name} in type {gv.type_name(receiver)}")
 
     def eval_call(self, dot: Any, fn: Func, node: Node, name: str, args: Optional[List[Node]], final: Any,
@@ -416,12 +413,12 @@ class _State:
 
     def validate_type(self, value: Any, typ: Optional[str]) -> Any:
         if value is None:
-            if typ is None or typ in ("value", "any"):
+            if typ in FREE:
                 return None
             if typ.startswith("[]") or typ.startswith("map[") or typ.startswith("*"):
                 return gv.StringSlice() if typ == "[]string" else None
             self.errorf(f"invalid value; expected {typ}")
-        if typ is None or typ in ("value", "any"):
+        if typ in FREE:
             return value
         vt = gv.type_name(value)
         if vt == typ:
@@ -451,14 +448,9 @@ class _State:
         value = literal_arg(n, typ)
         if value is not _MISSING:
             return value
-        if typ == "bool":
-            self.errorf(f"expected bool; found {n}")
-        if typ in ("int", "time.Duration"):
-            self.errorf(f"expected integer; found {n}")
-        if typ == "float64":
-            self.errorf(f"expected float; found {n}")
-        if typ == "string":
-            self.errorf(f"expected string; found {n}")
+        expected = _EXPECTED.get(typ)
+        if expected is not None:
+            self.errorf(f"expected {expected}; found {n}")
         if typ in FREE and isinstance(n, NumberNode):
             return self.ideal_constant(n)  # Go's error for a number no type holds
         self.errorf(f"can't handle {n} for arg of type {typ}")
@@ -466,10 +458,7 @@ class _State:
     def print_value(self, node: Node, v: Any) -> None:
         self.node = node
         v = indirect(v)
-        if v is None:
-            self.write("<no value>")
-            return
-        self.write(gv.format_v(v, self.compat))
+        self.write("<no value>" if v is None else gv.format_v(v, self.compat))
 
 
 def _methods(v: Any, compat: str) -> Dict[str, Func]:

@@ -174,22 +174,6 @@ def method(st: Any, receiver: Any, name: str, argv: tuple, final: Any, known: Di
 
 # --- statements ------------------------------------------------------------------------------
 
-def range_items(v: Any, compat: str, ndecl: int) -> Any:
-    """What `range` goes over, as (index, element) pairs, for `ndecl` declared variables; None for
-    nothing (its else). Anything Go ranges over otherwise, or refuses, is the walker's."""
-    while type(v) is Ptr:
-        v = v.elem
-    if isinstance(v, list):
-        return enumerate(v) if v else None
-    if isinstance(v, dict):
-        return [(key, v[key]) for key in sorted(v)] if v else None
-    if v is None:
-        return None
-    if type(v) is int and compat != "0.25" and ndecl <= 1:
-        return zip(range(v), range(v)) if v > 0 else None  # counted as they run: never made ahead
-    raise Fallback()
-
-
 def template(st: Any, name: str, dot: Any) -> None:
     """{{template name dot}}: the named tree, compiled, with its own `$`; the steps and output go on."""
     tree = st.tmpl.trees.get(name)
