@@ -89,23 +89,12 @@ def _byte_char(v: int) -> str:
     return chr(v) if v < 0x80 else chr(_BYTE_BASE + v)
 
 
+_RAW_BYTES = re.compile(f"[{chr(_BYTE_BASE + 0x80)}-{chr(_BYTE_BASE + 0xFF)}]+")
+
+
 def _join_bytes(s: str) -> str:
     """Decode runs of raw-byte stand-ins as UTF-8 (invalid bytes become U+FFFD, as Go prints them)."""
-    if not any(_BYTE_BASE + 0x80 <= ord(c) <= _BYTE_BASE + 0xFF for c in s):
-        return s
-    out, raw = [], bytearray()
-    for c in s:
-        o = ord(c)
-        if _BYTE_BASE + 0x80 <= o <= _BYTE_BASE + 0xFF:
-            raw.append(o - _BYTE_BASE)
-            continue
-        if raw:
-            out.append(raw.decode("utf-8", "replace"))
-            raw = bytearray()
-        out.append(c)
-    if raw:
-        out.append(raw.decode("utf-8", "replace"))
-    return "".join(out)
+    return _RAW_BYTES.sub(lambda m: bytes(ord(c) - _BYTE_BASE for c in m.group()).decode("utf-8", "replace"), s)
 
 
 class Tree:
@@ -380,27 +369,21 @@ class _Parser:
                 break
             start = self.i
             self.next_non_space()
-            after = self.peek()
             nxt = self.peek_non_space()
-            if nxt.typ in (T_ASSIGN, T_DECLARE):
+            if nxt.typ not in (T_ASSIGN, T_DECLARE) and not (nxt.typ == T_CHAR and nxt.val == ","):
+                self.i = start
+                break
+            self.next_non_space()
+            pipe.decl.append(self.new(VariableNode(v.pos, v.val)))
+            self.vars.append(v.val)
+            if nxt.typ != T_CHAR:
                 pipe.is_assign = nxt.typ == T_ASSIGN
-                self.next_non_space()
-                pipe.decl.append(self.new(VariableNode(v.pos, v.val)))
-                self.vars.append(v.val)
-            elif nxt.typ == T_CHAR and nxt.val == ",":
-                self.next_non_space()
-                pipe.decl.append(self.new(VariableNode(v.pos, v.val)))
-                self.vars.append(v.val)
-                if context == "range" and len(pipe.decl) < 2:
-                    if self.peek_non_space().typ in (T_VARIABLE, T_RDELIM, T_RPAREN):
-                        continue
-                    self.errorf("range can only initialize variables")
-                self.errorf(f"too many declarations in {context}")
-            elif after.typ == T_SPACE:
-                self.i = start
-            else:
-                self.i = start
-            break
+                break
+            if context == "range" and len(pipe.decl) < 2:
+                if self.peek_non_space().typ in (T_VARIABLE, T_RDELIM, T_RPAREN):
+                    continue
+                self.errorf("range can only initialize variables")
+            self.errorf(f"too many declarations in {context}")
         while True:
             token = self.next_non_space()
             if token.typ == end:
@@ -603,14 +586,11 @@ _FLOAT_RE = re.compile(r"[+-]?(([0-9][0-9_]*)?\.?[0-9_]*([eE][+-]?[0-9_]+)?|0[xX
 def _parse_float(text: str) -> Optional[float]:
     if not _FLOAT_RE.match(text) or not any(c.isdigit() for c in text):
         return None
-    body = text.replace("_", "") if _underscores_ok(text.split(".")[0]) else None
-    if body is None:
+    if not _underscores_ok(text.split(".")[0]):
         return None
+    body = text.replace("_", "")
     try:
-        if body.lstrip("+-")[:2].lower() == "0x":
-            v = float.fromhex(body)
-        else:
-            v = float(body)
+        v = float.fromhex(body) if body.lstrip("+-")[:2].lower() == "0x" else float(body)
     except (ValueError, OverflowError):
         return None
     if v in (float("inf"), float("-inf")):
