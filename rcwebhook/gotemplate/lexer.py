@@ -76,10 +76,7 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
     def at_terminator(i: int) -> bool:
         if i >= n:
             return True
-        c = text[i]
-        if c in SPACE or c in ".,|:)(":
-            return True
-        return text.startswith("}}", i)
+        return text[i] in SPACE or text[i] in ".,|:)(" or text.startswith("}}", i)
 
     while True:
         # text
@@ -159,12 +156,12 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
                 emit(T_DECLARE, pos)
             elif c == "|":
                 emit(T_PIPE, pos)
-            elif c == '"':
-                end = _quoted_end(text, pos, '"')
+            elif c == '"' or c == "'":
+                end = _quoted_end(text, pos, c)
                 if end is None:
-                    return error("unterminated quoted string")
+                    return error("unterminated quoted string" if c == '"' else "unterminated character constant")
                 pos = end
-                emit(T_STRING, pos)
+                emit(T_STRING if c == '"' else T_CHARCONST, pos)
             elif c == "`":
                 i = text.find("`", pos)
                 if i < 0:
@@ -172,18 +169,11 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
                 pos = i + 1
                 emit(T_RAWSTRING, pos)
             elif c == "$":
+                while pos < n and _is_alnum(text[pos]):
+                    pos += 1
                 if not at_terminator(pos):
-                    while pos < n and _is_alnum(text[pos]):
-                        pos += 1
-                    if not at_terminator(pos):
-                        return error(f"bad character {_rune(text[pos])}")
+                    return error(f"bad character {_rune(text[pos])}")
                 emit(T_VARIABLE, pos)
-            elif c == "'":
-                end = _quoted_end(text, pos, "'")
-                if end is None:
-                    return error("unterminated character constant")
-                pos = end
-                emit(T_CHARCONST, pos)
             elif c == "." and not (pos < n and "0" <= text[pos] <= "9"):
                 if at_terminator(pos):
                     emit(T_DOT, pos)
@@ -245,10 +235,7 @@ def _space_end(text: str, pos: int) -> int:
 
 def _rune(c: str) -> str:
     """Go's %#U of a character."""
-    o = ord(c)
-    if c.isprintable():
-        return f"U+{o:04X} '{c}'"
-    return f"U+{o:04X}"
+    return f"U+{ord(c):04X} '{c}'" if c.isprintable() else f"U+{ord(c):04X}"
 
 
 def _scan_number(text: str, pos: int) -> Tuple[bool, int]:
