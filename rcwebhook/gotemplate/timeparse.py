@@ -99,14 +99,19 @@ def _zone_name_length(value: str) -> int:
     return 0
 
 
-def _next_chunk(layout: str, i: int) -> str:
-    """The next standard chunk of the layout from layout[i:] on (Go's nextStdChunk), or ''."""
-    while i < len(layout):
-        std, size = next_std(layout, i)
-        if std and size:
-            return std
+def _chunk_at(layout: str, i: int) -> int:
+    """Where the layout's next standard chunk from i on starts (Go's nextStdChunk), or its end."""
+    while i < len(layout) and not all(next_std(layout, i)):
         i += 1
-    return ""
+    return i
+
+
+def _fraction(value: str) -> Tuple[int, str]:
+    """The fraction of a second opening `value` (a . or , then digits) as nanoseconds, and the rest."""
+    n = 2
+    while _digit(value, n):
+        n += 1
+    return _nanoseconds(value, n), value[n:]
 
 
 def parse_layout(layout: str, value: str) -> GoTime:
@@ -127,12 +132,7 @@ def parse_layout(layout: str, value: str) -> GoTime:
     pm = am = False
     i = 0
     while True:
-        start = i
-        while i < len(layout):
-            std, size = next_std(layout, i)
-            if std and size:
-                break
-            i += 1
+        start, i = i, _chunk_at(layout, i)
         prefix = layout[start:i]
         value, matched = _skip(value, prefix)
         if not matched:
@@ -191,11 +191,9 @@ def parse_layout(layout: str, value: str) -> GoTime:
                 if not 0 <= sec < 60:
                     range_error = "second"
                 elif len(value) >= 2 and value[0] in ".," and _digit(value, 1):
-                    if _next_chunk(layout, i)[:1] not in (".", ","):  # a fraction the layout does not name
-                        n = 2
-                        while _digit(value, n):
-                            n += 1
-                        nsec, value = _nanoseconds(value, n), value[n:]
+                    j = _chunk_at(layout, i)
+                    if layout[j:j + 1] not in (".", ","):  # a fraction the layout does not name
+                        nsec, value = _fraction(value)
             elif std in ("PM", "pm"):
                 if len(value) < 2:
                     raise _BadParse
@@ -210,28 +208,13 @@ def parse_layout(layout: str, value: str) -> GoTime:
                 if std[0] == "Z" and value[:1] == "Z":
                     value, utc = value[1:], True
                 else:
-                    body = std[1:]
-                    if body in ("07:00",):
-                        if len(value) < 6 or value[3] != ":":
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], value[4:6], "00", value[6:]
-                    elif body == "07":
-                        if len(value) < 3:
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], "00", "00", value[3:]
-                    elif body == "07:00:00":
-                        if len(value) < 9 or value[3] != ":" or value[6] != ":":
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], value[4:6], value[7:9], value[9:]
-                    elif body == "070000":
-                        if len(value) < 7:
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], value[3:5], value[5:7], value[7:]
-                    else:
-                        if len(value) < 5:
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], value[3:5], "00", value[5:]
-                    h, m, s = (_getnum(x, True)[0] for x in (hh, mm, ss))
+                    body = std[1:]  # the shape after the sign: 07, 0700, 07:00, 070000 or 07:00:00
+                    if len(value) <= len(body) or \
+                            any(value[k + 1] != ":" for k, b in enumerate(body) if b == ":"):
+                        raise _BadParse
+                    digits = "".join(c for c, b in zip(value[1:], body) if b != ":").ljust(6, "0")
+                    sign, value = value[0], value[len(body) + 1:]
+                    h, m, s = (_getnum(digits[k:k + 2], True)[0] for k in (0, 2, 4))
                     if h > 24:
                         range_error = "time zone offset hour"
                     if m > 60:
@@ -256,10 +239,7 @@ def parse_layout(layout: str, value: str) -> GoTime:
                         raise _BadParse
                     nsec, value = _nanoseconds(value, digits), value[digits:]
                 elif len(value) >= 2 and value[0] in ".," and _digit(value, 1):
-                    n = 1
-                    while _digit(value, n):
-                        n += 1
-                    nsec, value = _nanoseconds(value, n), value[n:]
+                    nsec, value = _fraction(value)
         except _BadParse:
             raise fail(std, hold) from None
         if range_error:
