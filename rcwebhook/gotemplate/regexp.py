@@ -461,15 +461,9 @@ def _extract(s: str) -> Tuple[Optional[str], int, str]:
         if i >= len(t) or t[i] != "}":
             return None, -1, s
         i += 1
-    num = 0
-    for ch in name:
-        if not ("0" <= ch <= "9") or num >= 100_000_000:
-            num = -1
-            break
-        num = num * 10 + ord(ch) - 48
-    if name[0] == "0" and len(name) > 1:
-        num = -1
-    return name, num, t[i:]
+    # Go reads a number of at most nine ASCII digits, without a leading 0
+    number = name.isascii() and name.isdigit() and len(name) <= 9 and (name[0] != "0" or len(name) == 1)
+    return name, int(name) if number else -1, t[i:]
 
 
 def _starts_with_bot(node: tuple) -> bool:
@@ -525,11 +519,7 @@ def _literal_prefix(node: tuple, skip_bot: bool = False) -> str:
             return True
         if k == "cat":
             return all(walk(x) for x in nd[1])
-        if k == "group":
-            return walk(nd[1])
-        if k == "cap":
-            return walk(nd[2])
-        return False
+        return k in ("group", "cap") and walk(children(nd)[0])
 
     walk(node)
     return "".join(out)

@@ -355,10 +355,7 @@ class Parser:
             j += 1
             bit = {"i": _FOLD, "m": _MULTI, "s": _DOTNL, "U": _UNGREEDY}.get(c)
             if bit:
-                if sign > 0:
-                    on |= bit
-                else:
-                    off |= bit
+                on, off = (on | bit, off) if sign > 0 else (on, off | bit)
                 saw = True
                 continue
             if c == "-":
@@ -386,8 +383,7 @@ class Parser:
             if e == "Q":
                 end = p.find("\\E", i + 2)
                 lit = p[i + 2:] if end < 0 else p[i + 2:end]
-                for ch in lit:
-                    items.append(("set", _literal_set(ch, bool(flags & _FOLD))))
+                items.extend(("set", _literal_set(ch, bool(flags & _FOLD))) for ch in lit)
                 return n if end < 0 else end + 2
         s = _Set()
         j = self.unicode_class(i, flags, s)
@@ -544,23 +540,17 @@ def _repeat_valid(node: tuple, n: int) -> bool:
             return False
         if m > 0:
             n //= m
-    for sub in children(node):
-        if not _repeat_valid(sub, n):
-            return False
-    return True
+    return all(_repeat_valid(sub, n) for sub in children(node))
+
+
+_CHILD_AT = {"cap": 2, "group": 1, "rep": 4}  # where the one child of these nodes is
 
 
 def children(node: tuple) -> Sequence[tuple]:
-    kind = node[0]
-    if kind in ("cat", "alt"):
+    if node[0] in ("cat", "alt"):
         return node[1]
-    if kind == "cap":
-        return (node[2],)
-    if kind == "group":
-        return (node[1],)
-    if kind == "rep":
-        return (node[4],)
-    return ()
+    at = _CHILD_AT.get(node[0])
+    return () if at is None else (node[at],)
 
 
 # ---------------------------------------------------------------------------------------------
