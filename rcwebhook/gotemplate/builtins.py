@@ -71,7 +71,7 @@ def _eval_args(st: Any, args: List[Any]) -> str:
     return gv.sprint(printable, st.compat)
 
 
-def _index_arg(st: Any, index: Any, cap: int) -> int:
+def _index_arg(index: Any, cap: int) -> int:
     if isinstance(index, bool) or not isinstance(index, int):
         if index is None:
             raise GoError("cannot index slice/array with nil")
@@ -88,14 +88,11 @@ def _index(st: Any, item: Any, *indexes: Any) -> Any:
     for index in indexes:
         item = indirect(item)
         if isinstance(item, (list, str)):
-            n = len(item.encode("utf-8", "surrogatepass")) if isinstance(item, str) else len(item)
-            x = _index_arg(st, index, n)
-            if x == n:  # within the capacity, past the length: reflect's own panic
+            seq = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
+            x = _index_arg(index, len(seq))
+            if x == len(seq):  # within the capacity, past the length: reflect's own panic
                 raise GoError(f"reflect: {'string' if isinstance(item, str) else 'slice'} index out of range")
-            if isinstance(item, str):
-                item = gv.Uint8(item.encode("utf-8", "surrogatepass")[x])  # a byte
-            else:
-                item = item[x]
+            item = gv.Uint8(seq[x]) if isinstance(item, str) else seq[x]  # a string's byte
         elif isinstance(item, dict):
             if index is None:
                 raise GoError("value is nil; should be of type string")
@@ -125,7 +122,7 @@ def _slice(st: Any, item: Any, *indexes: Any) -> Any:
         raise GoError(f"can't slice item of type {gv.type_name(item)}")
     idx = [0, cap, 0]
     for i, index in enumerate(indexes):
-        idx[i] = _index_arg(st, index, cap)
+        idx[i] = _index_arg(index, cap)
     if idx[0] > idx[1]:
         raise GoError(f"invalid slice index: {idx[0]} > {idx[1]}")
     if len(indexes) == 3 and idx[1] > idx[2]:

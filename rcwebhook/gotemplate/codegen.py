@@ -362,7 +362,7 @@ class _Generator:
         if not isinstance(fn, Func):
             raise _Deferred()
         num_in = len(arg_nodes) + (1 if final is not None else 0)
-        if num_in < len(fn.params) - 1 if fn.variadic else num_in != len(fn.params):
+        if not fn.takes(num_in):
             raise _Deferred()  # the walker says "wrong number of args"
         if fn.name in ("and", "or"):
             return self.logic(fn.name == "or", [self.arg(a, "value", dot) for a in arg_nodes], final)

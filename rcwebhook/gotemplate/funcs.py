@@ -26,6 +26,10 @@ class Func:
         self.fn, self.params, self.variadic, self.name = fn, params, variadic, name
         self.wants_state = getattr(fn, "wants_state", False)  # called with the execution's state first
 
+    def takes(self, num_in: int) -> bool:
+        """Whether Go calls this function with `num_in` values."""
+        return num_in >= len(self.params) - 1 if self.variadic else num_in == len(self.params)
+
     def types(self, num_in: int) -> List[str]:
         """The parameter type of each of `num_in` values passed (the variadic one as often as needed)."""
         return [self.params[min(i, len(self.params) - 1)] for i in range(num_in)]

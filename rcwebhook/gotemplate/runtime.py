@@ -147,16 +147,9 @@ def method(st: Any, receiver: Any, name: str, argv: tuple, final: Any, known: Di
         found = _methods(receiver, st.compat).get(name)
         if found is None:
             raise Fallback()
-        params = found.params
-        if found.variadic:
-            if len(argv) < len(params) - 1:
-                raise Fallback()
-            types = tuple(params[:-1]) + (params[-1],) * (len(argv) - len(params) + 1)
-        elif len(argv) != len(params):
+        if not found.takes(len(argv)):
             raise Fallback()
-        else:
-            types = tuple(params)
-        how = (found.fn, found.wants_state, types)
+        how = (found.fn, found.wants_state, tuple(found.types(len(argv))))
         if not found.variadic and len(known) < 64:
             known[type(receiver)] = how
     fn, wants_state, types = how

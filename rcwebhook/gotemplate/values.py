@@ -145,9 +145,8 @@ def format_v(v: Any, compat: str, depth: int = 0, plus: bool = False) -> str:
     if isinstance(v, list):
         return "[" + " ".join(format_v(x, compat, depth + 1, plus) for x in v) + "]"
     if isinstance(v, dict):
-        items = sorted(v.items(), key=lambda kv: kv[0])
         return "map[" + " ".join(f"{format_v(k, compat, depth + 1, plus)}:{format_v(x, compat, depth + 1, plus)}"
-                                 for k, x in items) + "]"
+                                 for k, x in sorted(v.items())) + "]"
     if isinstance(v, GoStruct):
         texts = ((name, format_v(v.field(name), compat, depth + 1, plus)) for name in v.FIELDS)
         return "{" + " ".join(f"{name}:{text}" if plus else text for name, text in texts) + "}"
@@ -278,15 +277,8 @@ def go_quote(s: str, ascii_only: bool = False) -> str:
             out.append(_ESCAPES[ch])
         elif o < 0x20 or o == 0x7F:
             out.append(f"\\x{o:02x}")
-        elif o < 0x80:
-            out.append(ch)
-        elif ascii_only or not ch.isprintable() or 0xD800 <= o <= 0xDFFF:
-            if o == 0xFFFD and not ascii_only:
-                out.append(ch)
-            elif o < 0x10000:
-                out.append(f"\\u{o:04x}")
-            else:
-                out.append(f"\\U{o:08x}")
+        elif o >= 0x80 and (ascii_only or not ch.isprintable()):  # (surrogates are not printable)
+            out.append(f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
         else:
             out.append(ch)
     out.append('"')
@@ -623,9 +615,8 @@ def format_sharp_v(v: Any, compat: str, top: bool = True) -> str:
         return type_name(v) + "{" + ", ".join(format_sharp_v(x, compat, typed) for x in v) + "}"
     if isinstance(v, dict):
         typed = isinstance(v, TypedMap)
-        items = sorted(v.items(), key=lambda kv: kv[0])
         return type_name(v) + "{" + ", ".join(f"{format_sharp_v(k, compat)}:{format_sharp_v(x, compat, typed)}"
-                                              for k, x in items) + "}"
+                                              for k, x in sorted(v.items())) + "}"
     if isinstance(v, GoStruct):
         return v.TYPE + "{" + ", ".join(f"{name}:{format_sharp_v(v.field(name), compat, False)}"
                                         for name in v.FIELDS) + "}"
