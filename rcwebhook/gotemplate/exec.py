@@ -161,18 +161,13 @@ class _State:
         self.out.append(s)
 
     # variables
-    def set_var(self, name: str, value: Any) -> None:
-        for i in range(len(self.vars) - 1, -1, -1):
-            if self.vars[i][0] == name:
-                self.vars[i][1] = value
-                return
+    def var(self, name: str) -> List[Any]:
+        """The [name, value] of the variable `name` in scope (the last declared of that name)."""
+        for pair in reversed(self.vars):
+            if pair[0] == name:
+                return pair
         self.errorf(f"undefined variable: {name}")
-
-    def var_value(self, name: str) -> Any:
-        for i in range(len(self.vars) - 1, -1, -1):
-            if self.vars[i][0] == name:
-                return self.vars[i][1]
-        self.errorf(f"undefined variable: {name}")
+        raise AssertionError
 
     # walking
     def walk(self, dot: Any, node: Node) -> None:
@@ -232,17 +227,13 @@ class _State:
                 if items is None and r.else_list is not None:
                     self.walk(dot, r.else_list)
                 for index, elem in items or ():
-                    if r.pipe.decl:
-                        if r.pipe.is_assign and self.compat != "0.25":
-                            if len(r.pipe.decl) > 1:
-                                self.set_var(r.pipe.decl[0].ident[0], index)
-                                self.set_var(r.pipe.decl[1].ident[0], elem)
-                            else:
-                                self.set_var(r.pipe.decl[0].ident[0], elem)
-                        else:
-                            self.vars[-1][1] = elem
-                            if len(r.pipe.decl) > 1:
-                                self.vars[-2][1] = index
+                    decl = r.pipe.decl  # $elem or $index, $elem: assigned, or the last declared
+                    if r.pipe.is_assign and self.compat != "0.25":
+                        pairs = [self.var(v.ident[0]) for v in decl]
+                    else:
+                        pairs = self.vars[mark - len(decl):mark]
+                    for pair, value in zip(pairs, (index, elem)[2 - len(decl):]):
+                        pair[1] = value
                     try:
                         self.walk(elem, r.list)
                     except _Continue:
@@ -278,7 +269,7 @@ class _State:
             value = self.eval_command(dot, cmd, value)
         for var in pipe.decl:
             if pipe.is_assign:
-                self.set_var(var.ident[0], value)
+                self.var(var.ident[0])[1] = value
             else:
                 self.vars.append([var.ident[0], value])
         return value
@@ -336,7 +327,7 @@ class _State:
 
     def eval_variable(self, dot: Any, var: VariableNode, args: List[Node], final: Any) -> Any:
         self.node = var
-        value = self.var_value(var.ident[0])
+        value = self.var(var.ident[0])[1]
         if len(var.ident) == 1:
             self.not_a_function(args, final)
             return value
