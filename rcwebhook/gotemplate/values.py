@@ -499,21 +499,13 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
         return "'" + go_quote(ch, plus)[1:-1].replace("\\\"", "\"").replace("'", "\\'") + "'"
     if verb == "s" or verb == "q":
         s = stringer(a, compat)
-        if s is None:
-            if isinstance(a, str):
-                s = str(a)
-            else:
-                return _bad(verb, a, compat, plus, pad, prec)
-        if prec is not None:
-            s = s[:prec]
-        if verb == "q":
-            return go_quote(s, plus)
-        return s
-    if verb == "t":
-        if isinstance(a, bool):
-            return "true" if a else "false"
-        return _bad(verb, a, compat, plus, pad, prec)
-    if isinstance(a, bool):
+        if s is None and not isinstance(a, str):
+            return _bad(verb, a, compat, plus, pad, prec)
+        s = (str(a) if s is None else s)[:prec]
+        return go_quote(s, plus) if verb == "q" else s
+    if verb == "t" and isinstance(a, bool):
+        return "true" if a else "false"
+    if verb == "t" or isinstance(a, bool):
         return _bad(verb, a, compat, plus, pad, prec)
     if verb in "dboxXcU":
         if isinstance(a, int):
@@ -522,18 +514,14 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
                 return chr(v) if 0 <= v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF else "\ufffd"
             if verb == "U":
                 return f"U+{v:04X}"
-            s = format(abs(v), verb)  # d, b, o, x and X are Python's format codes too
-            if prec is not None and len(s) < prec:
-                s = "0" * (prec - len(s)) + s
+            s = format(abs(v), verb).zfill(prec or 0)  # d, b, o, x and X are Python's format codes too
             if sharp and verb in "xX":
-                s = ("0x" if verb == "x" else "0X") + s
+                s = "0" + verb + s
             sign = "-" if v < 0 else ("+" if plus else (" " if space else ""))
             return sign + s
         if verb in "xX" and (isinstance(a, str) or stringer(a, compat) is not None):
             data = (str(a) if isinstance(a, str) else stringer(a, compat)).encode("utf-8", "surrogatepass")
-            if prec is not None:
-                data = data[:prec]
-            s = data.hex()
+            s = data[:prec].hex()
             s = ("0x" + s if sharp and s else s)
             return s.upper() if verb == "X" else s
         if verb in "bxX" and isinstance(a, float):
