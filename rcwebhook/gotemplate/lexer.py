@@ -59,10 +59,8 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
     n = len(text)
 
     def emit(typ: int, end: int) -> None:
-        nonlocal start, start_line
         items.append(Item(typ, start, text[start:end], start_line))
-        start_line += text.count("\n", start, end)
-        start = end
+        ignore(end)
 
     def error(msg: str) -> List[Item]:
         items.append(Item(T_ERROR, start, msg, start_line))

@@ -175,11 +175,13 @@ class _DFA:
         return r
 
 
-def _run_check(check: Check, steps: int) -> None:
-    if check is None:
-        check = getattr(_local, "check", None)
-    if check is not None:
-        check(steps)
+def _no_check(steps: int) -> None:
+    pass
+
+
+def _checker(check: Check) -> Callable[[int], None]:
+    """`check`, else the thread's (see checking), else one that does nothing."""
+    return check if check is not None else getattr(_local, "check", None) or _no_check
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,11 +253,7 @@ class Regexp:
         search = 0
         n = len(src)
         while search <= n:
-            if expand:
-                m = self.find_string_submatch_index(src, search, check)
-            else:
-                span = self.find_string_index(src, search, check)
-                m = list(span) if span else None
+            m = (self.find_string_submatch_index if expand else self.find_string_index)(src, search, check)
             if m is None:
                 break
             a, b = m[0], m[1]
@@ -305,8 +303,7 @@ class Regexp:
         position as soon as one is known (only whether there is one matters)."""
         if self._anchored and (pos > 0 or not s.startswith(self._anchored_prefix)):
             return -1
-        if check is None:
-            check = getattr(_local, "check", None)
+        check = _checker(check)
         n = len(s)
         dfa = self._forward
         prefix = self._prefix
@@ -340,11 +337,10 @@ class Regexp:
                     break
             i += 1
             steps += 1
-            if steps >= CHECK_EVERY and check is not None:
+            if steps >= CHECK_EVERY:
                 check(steps)
                 steps = 0
-        if check is not None:
-            check(steps)
+        check(steps)
         return last
 
     def _start(self, s: str, bound: int, end: int, check: Check) -> int:
@@ -352,7 +348,7 @@ class Regexp:
         the reversed expression read backwards from end."""
         if self._width is not None:
             return end - self._width
-        dfa = self._backward
+        dfa, check = self._backward, _checker(check)
         st = dfa.state((dfa.prog.start,), side_kind(s[end]) if end < len(s) else EDGE, False)
         best = end
         i = end
@@ -372,14 +368,14 @@ class Regexp:
             i -= 1
             steps += 1
             if steps >= CHECK_EVERY:
-                _run_check(check, steps)
+                check(steps)
                 steps = 0
-        _run_check(check, steps)
+        check(steps)
         return best
 
     def _submatches(self, s: str, start: int, check: Check) -> List[int]:  # noqa: C901 - the Pike VM
         """The leftmost-first match starting at start, with its submatches (a Pike VM)."""
-        prog = self._forward.prog
+        prog, check = self._forward.prog, _checker(check)
         op, out, arg = prog.op, prog.out, prog.arg
         n = len(s)
         nslots = 2 * (self.num_subexp + 1)
@@ -433,14 +429,14 @@ class Regexp:
                     add(nlist, seen, out[pc], caps, i + 1, after, na)
             steps += len(clist)
             if steps >= CHECK_EVERY:
-                _run_check(check, steps)
+                check(steps)
                 steps = 0
             if c is None:
                 break
             clist = nlist
             i += 1
             after = na
-        _run_check(check, steps)
+        check(steps)
         assert best is not None
         return best
 

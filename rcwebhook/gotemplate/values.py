@@ -251,17 +251,6 @@ def _bad(verb: str, a: Any, compat: str, plus: bool = False, pad: Optional["_Pad
     return _Padded(f"%!{verb}({type_name(a)}={text})")
 
 
-def _pad(text: str, width: Optional[int], minus: bool, zero: bool = False) -> str:
-    if width is None or len(text) >= width:
-        return text
-    if minus:
-        return text + " " * (width - len(text))
-    if zero:
-        sign = text[0] if text[:1] in ("+", "-") else ""
-        return sign + "0" * (width - len(text)) + text[len(sign):]
-    return " " * (width - len(text)) + text
-
-
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
             "\t": "\\t", "\v": "\\v"}
 
@@ -454,7 +443,15 @@ class _Pad:
         self.width, self.minus, self.zero = width, minus, zero
 
     def __call__(self, text: str, zero_ok: bool = True) -> str:
-        return _pad(text, self.width, self.minus, self.zero and zero_ok)
+        width = self.width
+        if width is None or len(text) >= width:
+            return text
+        if self.minus:
+            return text + " " * (width - len(text))
+        if self.zero and zero_ok:
+            sign = text[0] if text[:1] in ("+", "-") else ""
+            return sign + "0" * (width - len(text)) + text[len(sign):]
+        return " " * (width - len(text)) + text
 
 
 _NOPAD = _Pad()
