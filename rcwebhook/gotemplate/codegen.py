@@ -305,7 +305,10 @@ class _Generator:
         return f"walk_pipeline(st, {dot}, {self.const(pipe)}, [{pairs}], steps)"
 
     def command(self, cmd: CommandNode, dot: str, final: Optional[str]) -> str:
-        first, args = cmd.args[0], cmd.args[1:]
+        return self.operand(cmd.args[0], cmd.args[1:], dot, final)
+
+    def operand(self, first: Node, args: List[Node], dot: str, final: Optional[str]) -> str:
+        """A command's value: its first operand, given the other operands and the final value."""
         kind = type(first)
         if kind is IdentifierNode:
             return self.call(first.ident, args, dot, final)
@@ -460,24 +463,8 @@ class _Generator:
 
     def arg(self, n: Node, typ: Optional[str], dot: str) -> str:
         """An argument for a parameter of type `typ`, checked against it (the walker's eval_arg, as source)."""
-        kind = type(n)
-        if kind is DotNode:
-            return self.checked(dot, typ)
-        if kind is FieldNode:
-            return self.checked(self.chain(dot, dot, n, n.ident, [], None), typ)
-        if kind is VariableNode:
-            local = self.lookup(n.ident[0])
-            if len(n.ident) == 1:
-                return self.checked(local, typ)
-            return self.checked(self.chain(dot, local, n, n.ident[1:], [], None), typ)
-        if kind is PipeNode:
-            if n.decl:
-                raise _Deferred()
-            return self.checked(self.pipe(n, dot), typ)
-        if kind is IdentifierNode:
-            return self.checked(self.call(n.ident, [], dot, None), typ)
-        if kind is ChainNode and not isinstance(n.node, NilNode):
-            return self.checked(self.chain(dot, self.arg(n.node, None, dot), n, n.field, [], None), typ)
+        if type(n) in (DotNode, FieldNode, VariableNode, PipeNode, IdentifierNode, ChainNode):
+            return self.checked(self.operand(n, [], dot, None), typ)
         value = rt.literal_arg(n, typ)
         if value is MISSING:
             raise _Deferred()  # nil, and literals the walker refuses
