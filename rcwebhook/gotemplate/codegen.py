@@ -133,6 +133,12 @@ class _Generator:
         for node in lst.nodes:
             self.statement(node, depth, dot)
 
+    def scoped(self, lst: ListNode, depth: int, dot: str) -> None:
+        """A block whose variables end with it."""
+        self.scopes.append({})
+        self.block(lst, depth, dot)
+        self.scopes.pop()
+
     def statement(self, node: Node, depth: int, dot: str) -> None:
         """A statement as Python, or where part of it cannot be, a call that runs it on the walker."""
         kind = type(node)
@@ -227,19 +233,14 @@ class _Generator:
         else:
             self.emit(depth, f"{t} = {value}")
         self.emit(depth, f"if {self.truth(t, t)}:")
-        self.scopes.append({})
+        inner = dot
         if is_with:
             inner = self.fresh("d")
             self.emit(depth + 1, f"{inner} = {t}")
-            self.block(node.list, depth + 1, inner)
-        else:
-            self.block(node.list, depth + 1, dot)
-        self.scopes.pop()
+        self.scoped(node.list, depth + 1, inner)
         if node.else_list is not None:
             self.emit(depth, "else:")
-            self.scopes.append({})
-            self.block(node.else_list, depth + 1, dot)
-            self.scopes.pop()
+            self.scoped(node.else_list, depth + 1, dot)
         self.scopes.pop()
 
     def range_(self, node: RangeNode, depth: int, dot: str) -> None:
@@ -267,9 +268,7 @@ class _Generator:
             if BreakNode in ends:
                 self.emit(depth + 1, "for _ in (None,):  # a break ends the range")
                 inner += 1
-            self.scopes.append({})
-            self.block(node.else_list, inner, dot)
-            self.scopes.pop()
+            self.scoped(node.else_list, inner, dot)
             self.emit(depth, "else:")
             depth += 1
         else:
@@ -281,9 +280,7 @@ class _Generator:
             self.emit(depth + 1, f"{names[0]} = {elem}")
         elif len(names) == 2:
             self.emit(depth + 1, f"{names[0]} = {index}; {names[1]} = {elem}")
-        self.scopes.append({})
-        self.block(node.list, depth + 1, elem)
-        self.scopes.pop()
+        self.scoped(node.list, depth + 1, elem)
         self.scopes.pop()
 
     # expressions

@@ -14,15 +14,15 @@ No input makes a match take more than time linear in the length of the text time
 pattern's program: there is no backtracking. A search runs a lazily built DFA forward to find where
 the leftmost-first match ends, a DFA of the reversed pattern backwards to find where it starts, and,
 only when submatches are wanted, a Pike VM (a Thompson NFA simulation carrying submatches) from that
-start. A pattern that is a plain literal is found with str.find. Each DFA keeps at most DFA_STATES states, DFA_TRANSITIONS transitions and DFA_THREADS
-instructions in its states; when full it starts again, so memory is bounded whatever the text, and
-compiled patterns are kept within CACHE_UNITS (characters plus instructions).
+start. A pattern that is a plain literal is found with str.find. Each DFA keeps at most DFA_STATES
+states, DFA_TRANSITIONS transitions and DFA_THREADS instructions in its states; when full it starts
+again, so memory is bounded whatever the text, and compiled patterns are kept within CACHE_UNITS
+(characters plus instructions).
 
 Cancellation: every call takes `check`, a callable given the number of steps (characters scanned or
 VM steps) done since its last call, called every CHECK_EVERY steps and once at the end of each scan
 (a plain literal's str.find is not counted); it may raise any exception to stop the match, which then
-propagates. `checking(fn)` sets one for the current
-thread for calls that pass none.
+propagates. `checking(fn)` sets one for the current thread for calls that pass none.
 
 Differences from Go: the text is Python code points, not UTF-8 bytes (the same thing for valid
 UTF-8); Unicode data is Python's unicodedata (Go 1.19 has Unicode 13, 1.24 has 15); Unicode
@@ -119,11 +119,8 @@ class _DFA:
         seen = set()
         found: List[int] = []
         matched = False
-        roots = list(st.kernel)
-        if st.starts:
-            roots.append(self.prog.start)
         stack: List[int] = []
-        for root in roots:
+        for root in st.kernel + ((self.prog.start,) if st.starts else ()):
             stack.append(root)
             while stack:
                 pc = stack.pop()
