@@ -39,7 +39,8 @@ class _Continue(Exception):
 
 _MISSING = object()
 FREE = (None, "value", "any")  # parameter types that take any value unchecked
-_EXPECTED = {"bool": "bool", "int": "integer", "time.Duration": "integer", "float64": "float", "string": "string"}
+_EXPECTED = {"bool": "bool", "int": "integer", "time.Duration": "integer", "float64": "float",
+             "string": "string"}
 
 
 def number_value(c: NumberNode) -> Any:

@@ -31,7 +31,7 @@ class Func:
         return num_in >= len(self.params) - 1 if self.variadic else num_in == len(self.params)
 
     def types(self, num_in: int) -> List[str]:
-        """The parameter type of each of `num_in` values passed (the variadic one as often as needed)."""
+        """The parameter type of each of `num_in` values passed (the variadic one repeated)."""
         return [self.params[min(i, len(self.params) - 1)] for i in range(num_in)]
 
 

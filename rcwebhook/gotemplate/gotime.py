@@ -128,7 +128,8 @@ def duration_string(d: int) -> str:
         out = _frac(u, 1_000_000) + "ms"
     else:
         h, m = divmod(u // 60_000_000_000, 60)
-        out = (f"{h}h{m}m" if h else f"{m}m" if m else "") + _frac(u % 60_000_000_000, 1_000_000_000) + "s"
+        sec = _frac(u % 60_000_000_000, 1_000_000_000) + "s"
+        out = (f"{h}h{m}m" if h else f"{m}m" if m else "") + sec
     return ("-" if d < 0 else "") + out
 
 
@@ -179,8 +180,9 @@ def local_location(environ: Mapping[str, str]) -> Location:
 
 # the standard chunks by their first character, each before any chunk it starts with
 _STD_CHUNKS = {"J": ("January", "Jan"), "M": ("Monday", "Mon", "MST"),
-               "0": ("01", "02", "03", "04", "05", "06", "002"), "1": ("15", "1"), "2": ("2006", "2"),
-               "_": ("_2", "__2"), "3": ("3",), "4": ("4",), "5": ("5",), "P": ("PM",), "p": ("pm",),
+               "0": ("01", "02", "03", "04", "05", "06", "002"), "1": ("15", "1"),
+               "2": ("2006", "2"), "_": ("_2", "__2"), "3": ("3",), "4": ("4",), "5": ("5",),
+               "P": ("PM",), "p": ("pm",),
                "-": ("-070000", "-07:00:00", "-0700", "-07:00", "-07"),
                "Z": ("Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07")}
 

@@ -157,7 +157,8 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
             elif c == '"' or c == "'":
                 end = _quoted_end(text, pos, c)
                 if end is None:
-                    return error("unterminated quoted string" if c == '"' else "unterminated character constant")
+                    what = "quoted string" if c == '"' else "character constant"
+                    return error(f"unterminated {what}")
                 pos = end
                 emit(T_STRING if c == '"' else T_CHARCONST, pos)
             elif c == "`":

@@ -94,7 +94,9 @@ _RAW_BYTES = re.compile(f"[{chr(_BYTE_BASE + 0x80)}-{chr(_BYTE_BASE + 0xFF)}]+")
 
 def _join_bytes(s: str) -> str:
     """Decode runs of raw-byte stand-ins as UTF-8 (invalid bytes become U+FFFD, as Go prints them)."""
-    return _RAW_BYTES.sub(lambda m: bytes(ord(c) - _BYTE_BASE for c in m.group()).decode("utf-8", "replace"), s)
+    def decoded(run: Any) -> str:
+        return bytes(ord(c) - _BYTE_BASE for c in run.group()).decode("utf-8", "replace")
+    return _RAW_BYTES.sub(decoded, s)
 
 
 class Tree:

@@ -250,7 +250,8 @@ class Regexp:
         search = 0
         n = len(src)
         while search <= n:
-            m = (self.find_string_submatch_index if expand else self.find_string_index)(src, search, check)
+            find = self.find_string_submatch_index if expand else self.find_string_index
+            m = find(src, search, check)
             if m is None:
                 break
             a, b = m[0], m[1]
@@ -455,8 +456,8 @@ def _extract(s: str) -> Tuple[Optional[str], int, str]:
             return None, -1, s
         i += 1
     # Go reads a number of at most nine ASCII digits, without a leading 0
-    number = name.isascii() and name.isdigit() and len(name) <= 9 and (name[0] != "0" or len(name) == 1)
-    return name, int(name) if number else -1, t[i:]
+    number = name.isascii() and name.isdigit() and len(name) <= 9
+    return name, int(name) if number and (name == "0" or name[0] != "0") else -1, t[i:]
 
 
 def _starts_with_bot(node: tuple) -> bool:

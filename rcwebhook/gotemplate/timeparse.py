@@ -107,7 +107,7 @@ def _chunk_at(layout: str, i: int) -> int:
 
 
 def _fraction(value: str) -> Tuple[int, str]:
-    """The fraction of a second opening `value` (a . or , then digits) as nanoseconds, and the rest."""
+    """Nanoseconds of the fraction (. or , then digits) opening `value`, and the rest of it."""
     n = 2
     while _digit(value, n):
         n += 1

@@ -11,8 +11,8 @@ import functools
 import math
 from typing import Any, List, Optional, Tuple
 
-from .gotime import (DAYS, MONTHS, UTC, Duration, GoTime, Int64, Location, Month, Weekday, duration_string,
-                     location_of, time_string)
+from .gotime import (DAYS, MONTHS, UTC, Duration, GoTime, Int64, Location, Month, Weekday,
+                     duration_string, location_of, time_string)
 
 # ---------------------------------------------------------------------------------------------
 # Typed values
@@ -70,11 +70,13 @@ class Uint8(int):
 # a value's Go type name and reflect kind: those of the first class here it is an instance of
 _GO_TYPES = ((type(None), "<nil>"), (bool, "bool"), (Duration, "time.Duration"), (Uint8, "uint8"),
              (Month, "time.Month"), (Weekday, "time.Weekday"), (Int64, "int64"), (int, "int"),
-             (float, "float64"), (complex, "complex128"), (HTML, "template.HTML"), (URL, "template.URL"),
-             (str, "string"), (GoTime, "time.Time"), (Location, "*time.Location"), (list, "[]interface {}"),
+             (float, "float64"), (complex, "complex128"), (HTML, "template.HTML"),
+             (URL, "template.URL"), (str, "string"), (GoTime, "time.Time"),
+             (Location, "*time.Location"), (list, "[]interface {}"),
              (dict, "map[string]interface {}"))
 _KINDS = ((type(None), "invalid"), (bool, "bool"), (Uint8, "uint"), (int, "int"), (float, "float"),
-          (complex, "complex"), (str, "string"), (list, "slice"), (dict, "map"), ((Ptr, Location), "ptr"))
+          (complex, "complex"), (str, "string"), (list, "slice"), (dict, "map"),
+          ((Ptr, Location), "ptr"))
 _TYPE_NAMES: dict = {}  # Python class -> Go type name, for the classes whose name is their class's
 _KINDS_OF: dict = {}
 
@@ -92,7 +94,7 @@ def type_name(v: Any) -> str:
 
 
 def kind(v: Any) -> str:
-    """Go's reflect kind: invalid, bool, uint, int, float, complex, string, slice, map, struct, ptr."""
+    """Go's reflect kind: invalid, bool, (u)int, float, complex, string, slice, map, struct, ptr."""
     k = _KINDS_OF.get(type(v))
     if k is None:
         k = _KINDS_OF[type(v)] = next((k for cls, k in _KINDS if isinstance(v, cls)), "struct")
@@ -155,7 +157,8 @@ def format_v(v: Any, compat: str, depth: int = 0, plus: bool = False) -> str:
 
 def _complex(v: complex) -> str:
     imag = format_float(v.imag, "g", -1)
-    return "(" + format_float(v.real, "g", -1) + ("" if imag.startswith(("-", "+")) else "+") + imag + "i)"
+    sign = "" if imag.startswith(("-", "+")) else "+"
+    return "(" + format_float(v.real, "g", -1) + sign + imag + "i)"
 
 
 def _sign(f: float) -> str:
@@ -408,22 +411,11 @@ def _sharp_float(num: str, verb: str, prec: Optional[int]) -> str:
     digits = (6 if prec is None else prec) if verb in "vgGx" else 0
     sign = num[0] if num[:1] in ("+", "-") else ""
     body = num[len(sign):]
-    tail = ""
-    seen_point = saw_nonzero = False
-    out = []
-    for i, ch in enumerate(body):
-        if ch == ".":
-            seen_point = True
-        elif ch in "pP" or (ch in "eE" and verb not in "xX"):
-            tail = body[i:]
-            break
-        else:
-            saw_nonzero = saw_nonzero or ch != "0"
-            if saw_nonzero:
-                digits -= 1
-        out.append(ch)
-    text = "".join(out)
-    if not seen_point:
+    exponent = "pP" if verb in "xX" else "pPeE"
+    cut = next((i for i, ch in enumerate(body) if ch in exponent), len(body))
+    text, tail = body[:cut], body[cut:]
+    digits -= len(text.replace(".", "").lstrip("0"))  # the digits from the first that is not 0 on
+    if "." not in text:
         if text == "0":
             digits -= 1
         text += "."
@@ -511,7 +503,7 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
                 return chr(v) if 0 <= v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF else "\ufffd"
             if verb == "U":
                 return f"U+{v:04X}"
-            s = format(abs(v), verb).zfill(prec or 0)  # d, b, o, x and X are Python's format codes too
+            s = format(abs(v), verb).zfill(prec or 0)  # d, b, o, x, X: Python's format codes too
             if sharp and verb in "xX":
                 s = "0" + verb + s
             sign = "-" if v < 0 else ("+" if plus else (" " if space else ""))
