@@ -214,16 +214,12 @@ class Parser:
         """Parse alternatives from i up to an unmatched ')' or the end; return node, index, flags."""
         if depth > MAX_NESTING:
             raise syntax_error("expression nests too deeply", self.p)
-        branches = []
-        while True:
-            seq, i, flags = self.sequence(i, flags, depth)
+        seq, i, flags = self.sequence(i, flags, depth)
+        branches = [seq]
+        while i < len(self.p) and self.p[i] == "|":
+            seq, i, flags = self.sequence(i + 1, flags, depth)
             branches.append(seq)
-            if i < len(self.p) and self.p[i] == "|":
-                i += 1
-                continue
-            break
-        node = branches[0] if len(branches) == 1 else ("alt", branches)
-        return node, i, flags
+        return (branches[0] if len(branches) == 1 else ("alt", branches)), i, flags
 
     def sequence(self, i: int, flags: int, depth: int) -> Tuple[tuple, int, int]:  # noqa: C901 - one scanner
         p, n = self.p, len(self.p)
@@ -321,7 +317,6 @@ class Parser:
             hi, j = number(j + 1)
             if hi is None:
                 return None
-            hi = MAX_REPEAT + 1 if hi == -1 else hi
         else:
             hi = lo
         if j >= n or p[j] != "}":
@@ -432,9 +427,7 @@ class Parser:
             raise syntax_error("trailing backslash at end of expression", "")
         c = p[i + 1]
         j = i + 2
-        if c < "\x80" and not (c.isalnum() or c == "_"):
-            return c, j
-        if c == "_":
+        if c < "\x80" and not c.isalnum():  # punctuation and _ stand for themselves
             return c, j
         if c in "1234567" and not (j < n and "0" <= p[j] <= "7"):
             raise syntax_error("invalid escape sequence", p[i:j])
@@ -640,7 +633,7 @@ def compile_program(node: tuple, reverse: bool) -> Prog:
         tail = nxt
         if hi < 0:
             if lo == 0 and nullable(sub):  # (x+)? keeps Go's priorities when x matches empty (golang.org/issue/46123)
-                tail = quest(lambda t: loop(sub, t, greedy)[1], nxt, nxt, greedy)
+                tail = choice(lambda _: loop(sub, nxt, greedy)[1], nxt, greedy)[0]
             elif lo == 0:
                 tail = loop(sub, nxt, greedy)[0]
             else:
@@ -648,23 +641,21 @@ def compile_program(node: tuple, reverse: bool) -> Prog:
                 lo -= 1
         else:
             for _ in range(hi - lo):
-                tail = quest(lambda t: comp(sub, t), tail, nxt, greedy)
+                tail = choice(lambda _: comp(sub, tail), nxt, greedy)[0]
         for _ in range(lo):
             tail = comp(sub, tail)
         return tail
 
-    def quest(body: Callable[[int], int], into: int, nxt: int, greedy: bool) -> int:
+    def choice(body: Callable[[int], int], nxt: int, greedy: bool) -> Tuple[int, int]:
+        """A choice between body(the choice) and nxt, and the body's entry: x? and, round itself, x*."""
         alt = prog.emit(ALT)
-        entry = body(into)
+        entry = body(alt)
         prog.out[alt], prog.arg[alt] = (entry, nxt) if greedy else (nxt, entry)
-        return alt
+        return alt, entry
 
     def loop(sub: tuple, nxt: int, greedy: bool) -> Tuple[int, int]:
         """x* and x+: the choice to go round (x*'s entry) and the body's entry (x+'s)."""
-        alt = prog.emit(ALT)
-        entry = comp(sub, alt)
-        prog.out[alt], prog.arg[alt] = (entry, nxt) if greedy else (nxt, entry)
-        return alt, entry
+        return choice(lambda alt: comp(sub, alt), nxt, greedy)
 
     prog.start = comp(node, match)
     return prog
