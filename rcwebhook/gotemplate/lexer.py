@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import List, Optional, Tuple
 
@@ -237,43 +238,19 @@ def _rune(c: str) -> str:
     return f"U+{ord(c):04X} '{c}'" if c.isprintable() else f"U+{ord(c):04X}"
 
 
+# Go's lexNumber: a sign, a base prefix, digits and _, a fraction, an exponent (e, or p in hex), i
+_NUMBER = re.compile(r"[+-]?(0[xX][0-9a-fA-F_]*(\.[0-9a-fA-F_]*)?([pP][+-]?[0-9_]*)?"
+                     r"|0[oO][0-7_]*(\.[0-7_]*)?|0[bB][01_]*(\.[01_]*)?"
+                     r"|[0-9_]*(\.[0-9_]*)?([eE][+-]?[0-9_]*)?)i?")
+
+
 def _scan_number(text: str, pos: int) -> Tuple[bool, int]:
-    n = len(text)
+    """Whether a number is well formed at pos, and where it ends (after its first bad character)."""
+    end = _NUMBER.match(text, pos).end()  # type: ignore[union-attr]
+    if end < len(text) and _is_alnum(text[end]):
+        return False, end + 1
+    return True, end
 
-    def accept(valid: str) -> bool:
-        nonlocal pos
-        if pos < n and text[pos] in valid:
-            pos += 1
-            return True
-        return False
-
-    def run(valid: str) -> None:
-        nonlocal pos
-        while pos < n and text[pos] in valid:
-            pos += 1
-
-    accept("+-")
-    digits = "0123456789_"
-    if accept("0"):
-        if accept("xX"):
-            digits = "0123456789abcdefABCDEF_"
-        elif accept("oO"):
-            digits = "01234567_"
-        elif accept("bB"):
-            digits = "01_"
-    run(digits)
-    if accept("."):
-        run(digits)
-    if len(digits) == 11 and accept("eE"):
-        accept("+-")
-        run("0123456789_")
-    if len(digits) == 23 and accept("pP"):
-        accept("+-")
-        run("0123456789_")
-    accept("i")
-    if pos < n and _is_alnum(text[pos]):
-        return False, pos + 1
-    return True, pos
 
 def _quoted_end(text: str, pos: int, quote: str) -> Optional[int]:
     """Return the index just after the `quote` that closes a quoted string or character constant
