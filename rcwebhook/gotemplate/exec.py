@@ -134,11 +134,6 @@ class _State:
             line, col = _byte_col(self.node.tree.text, self.node.pos)
         raise LimitError(f"template: {name}:{line}:{col}: {msg}", name, line, col)
 
-    def step(self) -> None:
-        self.steps += 1
-        if self.steps > self.max_steps:
-            self.over()
-
     def over(self) -> None:
         """Stop at the step limit or past the CPU-time budget, else set the next check."""
         if self.steps > self.step_limit:
@@ -352,8 +347,7 @@ class _State:
                    receiver: Any) -> Any:
         if receiver is None:
             return None
-        methods = _methods(receiver, self.compat)
-        method = methods.get(name)
+        method = _methods(receiver, self.compat).get(name)
         if method is None and isinstance(receiver, Ptr):
             method = _methods(receiver.elem, self.compat).get(name)
         if method is not None:

@@ -28,6 +28,7 @@ class Weekday(int):
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December"]
 DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365)  # in a common year
 
 
 class GoTime:
@@ -110,8 +111,7 @@ def civil(seconds: int) -> Civil:
     c.month = mp + 3 if mp < 10 else mp - 9
     c.year = y + (1 if c.month <= 2 else 0)
     leap = c.year % 4 == 0 and (c.year % 100 != 0 or c.year % 400 == 0)
-    c.yday = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334][c.month - 1] + c.day + \
-        (1 if leap and c.month > 2 else 0)
+    c.yday = DAYS_BEFORE[c.month - 1] + c.day + (1 if leap and c.month > 2 else 0)
     return c
 
 

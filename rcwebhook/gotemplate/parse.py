@@ -127,9 +127,8 @@ class _Parser:
 
     # tokens
     def next(self) -> Item:
-        item = self.items[min(self.i, len(self.items) - 1)]
+        item = self.last = self.peek()
         self.i += 1
-        self.last = item
         return item
 
     def backup(self, k: int = 1) -> None:
@@ -490,8 +489,7 @@ class _Parser:
             try:
                 ch = unquote(text)
             except ValueError as exc:
-                first = _first_char_end(text)
-                if first is None:
+                if _first_char_end(text) is None:
                     self.errorf(str(exc))
                 self.errorf(f"malformed character constant: {text}")
             if len(ch) != 1:

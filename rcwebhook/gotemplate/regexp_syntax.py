@@ -71,10 +71,8 @@ def _orbits() -> Dict[str, Tuple[str, ...]]:
                     groups.setdefault(f, []).append(ch)
                 orbits = {}
                 for key, members in groups.items():
-                    if key not in members:
-                        members.append(key)
-                    if len(members) > 1:
-                        t = tuple(sorted(set(members)))
+                    t = tuple(sorted(set(members) | {key}))
+                    if len(t) > 1:
                         for m in t:
                             orbits[m] = t
                 _fold_orbits = orbits

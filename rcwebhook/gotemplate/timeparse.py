@@ -7,9 +7,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 from .funcs import GoError
-from .gotime import DAYS, MONTHS, GoTime, next_std
-
-_DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365)
+from .gotime import DAYS, DAYS_BEFORE, MONTHS, GoTime, next_std
 
 
 class _BadParse(Exception):
@@ -260,9 +258,9 @@ def parse_layout(layout: str, value: str) -> GoTime:
             raise fail("", value, ": day-of-year out of range")
         if m == 0:
             m = (yday - 1) // 31 + 1
-            if _DAYS_BEFORE[m] < yday:
+            if DAYS_BEFORE[m] < yday:
                 m += 1
-            d = yday - _DAYS_BEFORE[m - 1]
+            d = yday - DAYS_BEFORE[m - 1]
         if month >= 0 and month != m:
             raise fail("", value, ": day-of-year does not match month")
         month = m
@@ -272,7 +270,7 @@ def parse_layout(layout: str, value: str) -> GoTime:
     else:
         month = 1 if month < 0 else month
         day = 1 if day < 0 else day
-    days_in = 29 if month == 2 and leap else _DAYS_BEFORE[month] - _DAYS_BEFORE[month - 1]
+    days_in = 29 if month == 2 and leap else DAYS_BEFORE[month] - DAYS_BEFORE[month - 1]
     if not 1 <= day <= days_in:
         raise fail("", value, ": day out of range")
     sec_of_day = hour * 3600 + minute * 60 + sec

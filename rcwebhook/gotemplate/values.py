@@ -185,9 +185,8 @@ def format_float(f: float, verb: str, prec: int) -> str:
     # g, G
     if prec < 0:
         digits, exp = _shortest(f)  # f = 0.digits * 10**exp
-        eprec = 6  # strconv's rule for the shortest form: %e when the exponent is < -4 or >= 6
         x = exp - 1
-        if x < -4 or x >= eprec:
+        if x < -4 or x >= 6:  # strconv's rule for the shortest form
             mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
             out = f"{_sign(f)}{mant}e{'+' if x >= 0 else '-'}{abs(x):02d}"
             return out.upper() if verb == "G" else out
