@@ -221,10 +221,6 @@ def _call(st: Any, fn: Any, *args: Any) -> Any:
     raise GoError(f"non-function {gv.format_v(fn, st.compat)} of type {gv.type_name(fn)}")
 
 
-def _printf(st: Any, fmt: str, *args: Any) -> str:
-    return gv.sprintf(fmt, list(args), st.compat)
-
-
 BUILTINS: Dict[str, Func] = {
     "and": Func(lambda *a: None, ("value", "value"), True, "and"),
     "or": Func(lambda *a: None, ("value", "value"), True, "or"),
@@ -237,7 +233,8 @@ BUILTINS: Dict[str, Func] = {
     "len": Func(with_state(_len), ("value",), False, "len"),
     "not": Func(with_state(lambda st, a: not truth(a)), ("value",), False, "not"),
     "print": Func(bounded(with_state(lambda st, *a: gv.sprint(list(a), st.compat))), ("any",), True),
-    "printf": Func(bounded(with_state(_printf)), ("string", "any"), True),
+    "printf": Func(bounded(with_state(lambda st, fmt, *a: gv.sprintf(fmt, list(a), st.compat))),
+                   ("string", "any"), True),
     "println": Func(bounded(with_state(lambda st, *a: gv.sprintln(list(a), st.compat))), ("any",), True),
     "eq": Func(with_state(_eq), ("value", "value"), True),
     "ne": Func(with_state(lambda st, a, b: not _eq(st, a, b)), ("value", "value")),

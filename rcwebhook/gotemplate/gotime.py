@@ -44,7 +44,7 @@ class GoTime:
 
     def abbrev(self) -> str:
         """The zone's abbreviation as Go prints it for MST: the name, else the offset as -0700."""
-        return self.zone or _offset(self.offset, "", False)
+        return self.zone or _offset(self.offset, "-0700")
 
     def __eq__(self, other: Any) -> bool:  # Go's == on time.Time compares every field
         return isinstance(other, GoTime) and (self.sec, self.nsec, self.offset, self.zone) == \
@@ -204,20 +204,14 @@ def next_std(layout: str, i: int) -> Tuple[str, int]:
     return "", 0
 
 
-def _offset(off: int, z: str, colon: bool, seconds: bool = False, short: bool = False) -> str:
-    if z and off == 0:
+def _offset(off: int, std: str) -> str:
+    """The zone offset `off` as layout chunk `std` (-07, -0700, -07:00, Z070000...) writes it."""
+    if std[0] == "Z" and off == 0:
         return "Z"
-    sign = "-" if off < 0 else "+"
-    a = abs(off)
-    h, rem = divmod(a, 3600)
+    h, rem = divmod(abs(off), 3600)
     m, s = divmod(rem, 60)
-    out = f"{sign}{h:02d}"
-    if short:
-        return out
-    out += (":" if colon else "") + f"{m:02d}"
-    if seconds:
-        out += (":" if colon else "") + f"{s:02d}"
-    return out
+    fields = (f"{h:02d}", f"{m:02d}", f"{s:02d}")[:len(std.replace(":", "")) // 2]
+    return ("-" if off < 0 else "+") + (":" if ":" in std else "").join(fields)
 
 
 _CIVIL_FORMATS: Dict[str, Callable[[Civil], str]] = {
@@ -265,10 +259,7 @@ def time_format(t: GoTime, layout: str) -> str:
         elif std == "MST":
             out.append(t.abbrev())
         elif std[0] in "-Z":
-            z = std[0] == "Z"
-            body = std[1:]
-            out.append(_offset(t.offset, "Z" if z else "", ":" in body, len(body) in (6, 8),
-                               len(body) == 2))
+            out.append(_offset(t.offset, std))
         elif std[0] in ".,":
             frac = f"{t.nsec:09d}"[:len(std) - 1]
             frac = frac.rstrip("0") if std[1] == "9" else frac

@@ -645,7 +645,7 @@ def compile_program(node: tuple, reverse: bool) -> Prog:
         return tail
 
     def choice(body: Callable[[int], int], nxt: int, greedy: bool) -> Tuple[int, int]:
-        """A choice between body(the choice) and nxt, and the body's entry: x? and, round itself, x*."""
+        """A choice of body(the choice) or nxt, and the body's entry: x?, and round itself x*."""
         alt = prog.emit(ALT)
         entry = body(alt)
         prog.out[alt], prog.arg[alt] = (entry, nxt) if greedy else (nxt, entry)

@@ -317,10 +317,9 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
         if argi >= len(args):
             out.append(f"%!{verb}(MISSING)")
             continue
-        a = args[argi]
-        argi += 1
         pad = _Pad(width, minus, zero and not minus)
-        out.append(_one(verb, a, prec, plus, sharp, space, compat, pad))
+        out.append(_one(verb, args[argi], prec, plus, sharp, space, compat, pad))
+        argi += 1
     if argi < len(args):
         extra = ", ".join("<nil>" if a is None else f"{type_name(a)}={format_v(a, compat)}" for a in args[argi:])
         out.append(f"%!(EXTRA {extra})")
