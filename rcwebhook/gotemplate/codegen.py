@@ -431,10 +431,8 @@ class _Generator:
     def logic(self, is_or: bool, args: List[str], final: Optional[str]) -> str:
         """and/or: the first argument that decides, else the last (the final value last of all).
         Go evaluates the final value before the call: so does this."""
-        values = args + ([final] if final is not None else [])
-        if final is not None:
-            held = self.fresh("t")
-            values[-1] = held
+        held = self.fresh("t") if final is not None else None
+        values = args + ([held] if held is not None else [])
         expr = values[-1]
         for a in reversed(values[:-1]):
             t = self.fresh("t")

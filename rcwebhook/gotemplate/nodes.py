@@ -26,8 +26,7 @@ class ListNode(Node):
     __slots__ = ("nodes",)
 
     def __init__(self, pos: int) -> None:
-        super().__init__(pos)
-        self.nodes: List[Node] = []
+        super().__init__(pos, [])
 
     def __str__(self) -> str:
         return "".join(str(n) for n in self.nodes)
@@ -67,8 +66,7 @@ class CommandNode(Node):
     __slots__ = ("args",)
 
     def __init__(self, pos: int) -> None:
-        super().__init__(pos)
-        self.args: List[Node] = []
+        super().__init__(pos, [])
 
     def __str__(self) -> str:
         return " ".join(f"({a})" if isinstance(a, PipeNode) else str(a) for a in self.args)

@@ -148,14 +148,7 @@ class _DFA:
         with self.lock:
             found, matched = self.closure(st, side_kind(c))
             arg, out = self.prog.arg, self.prog.out
-            nxt: List[int] = []
-            seen = set()
-            for pc in found:
-                if arg[pc].has(c):  # type: ignore[union-attr]
-                    t = out[pc]
-                    if t not in seen:
-                        seen.add(t)
-                        nxt.append(t)
+            nxt = dict.fromkeys(out[pc] for pc in found if arg[pc].has(c))  # type: ignore
             starts = st.starts and not matched and not self.longest
             if self.transitions >= DFA_TRANSITIONS:
                 self.reset()

@@ -147,12 +147,8 @@ class _Set:
         r = self.memo.get(c)
         if r is not None:
             return r
-        r = False
-        for kind, data, neg, fold in self.items:
-            inside = any(self._item_has(kind, data, o) for o in _orbit(c)) if fold else self._item_has(kind, data, c)
-            if inside != neg:
-                r = True
-                break
+        r = any((any(self._item_has(kind, data, o) for o in _orbit(c)) if fold else
+                 self._item_has(kind, data, c)) != neg for kind, data, neg, fold in self.items)
         r = r != self.negated
         if len(self.memo) > 4096:
             self.memo.clear()
@@ -244,11 +240,9 @@ class Parser:
                     self.names.append(name)
                     sub, i = self.group(j, flags, depth)
                     items.append(("cap", index, sub))
-            elif c == "^":
-                items.append(("assert", BOL if flags & _MULTI else BOT))
-                i += 1
-            elif c == "$":
-                items.append(("assert", EOL if flags & _MULTI else EOT))
+            elif c in "^$":
+                bol, eol = (BOL, EOL) if flags & _MULTI else (BOT, EOT)
+                items.append(("assert", bol if c == "^" else eol))
                 i += 1
             elif c == ".":
                 items.append(("any", bool(flags & _DOTNL)))
