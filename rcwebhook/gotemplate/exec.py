@@ -123,9 +123,8 @@ class _State:
             raise ExecError(f"template: {name}: {msg}", name)
         ntree = self.node.tree
         line, col = _byte_col(ntree.text, self.node.pos)
-        context = str(self.node)
         raise ExecError(f"template: {ntree.parse_name}:{line}:{col}: executing {gv.go_quote(name)} at "
-                        f"<{context}>: {msg}", ntree.parse_name, line, col)
+                        f"<{self.node}>: {msg}", ntree.parse_name, line, col)
 
     def limit(self, msg: str) -> None:
         name = self.tree.name if self.tree else ""

@@ -206,6 +206,4 @@ def _byte_col(text: str, pos: int) -> Tuple[int, int]:
     """Go's line and byte column (0-based on line 1, as ErrorContext counts) of character `pos`."""
     before = text[:pos]
     line = 1 + before.count("\n")
-    nl = before.rfind("\n")
-    seg = before if nl < 0 else before[nl + 1:]
-    return line, len(seg.encode("utf-8", "surrogatepass"))
+    return line, len(before[before.rfind("\n") + 1:].encode("utf-8", "surrogatepass"))

@@ -281,8 +281,7 @@ class _Parser:
             if typ in (T_IF, T_RANGE, T_WITH, T_BLOCK):
                 self.nesting -= 1
         self.backup()
-        token = self.peek()
-        return self.new(ActionNode(token.pos, self.pipeline("command", T_RDELIM)))
+        return self.new(ActionNode(self.peek().pos, self.pipeline("command", T_RDELIM)))
 
     def branch_control(self, token: Item, name: str, cls: type) -> Node:
         t = self.next_non_space()
@@ -296,8 +295,7 @@ class _Parser:
         peek = self.peek_non_space()
         if peek.typ == T_IF or (peek.typ == T_WITH and self.else_with):
             return self.new(_ElseNode(peek.pos))
-        token = self.expect(T_RDELIM, "else")
-        return self.new(_ElseNode(token.pos))
+        return self.new(_ElseNode(self.expect(T_RDELIM, "else").pos))
 
     def parse_control(self, allow_else_if: bool, context: str) -> Tuple[int, PipeNode, ListNode, Optional[ListNode]]:
         nvars = len(self.vars)

@@ -219,9 +219,7 @@ class Regexp:
     def find_string_index(self, s: str, pos: int = 0, check: Check = None) -> Optional[Tuple[int, int]]:
         """Go's FindStringIndex from pos (what lies before pos still counts for ^, \\b): (start, end)."""
         end = self._end(s, pos, False, check)
-        if end < 0:
-            return None
-        return self._start(s, pos, end, check), end
+        return None if end < 0 else (self._start(s, pos, end, check), end)
 
     def find_string_submatch_index(self, s: str, pos: int = 0, check: Check = None) -> Optional[List[int]]:
         """Go's FindStringSubmatchIndex from pos: [start, end, start1, end1, ...], -1 for unset."""

@@ -234,11 +234,10 @@ class Parser:
                     sub, i = self.group(j, new_flags, depth)
                     items.append(("group", sub))
                 else:
-                    name, j = named
                     self.ncap += 1
                     index = self.ncap
-                    self.names.append(name)
-                    sub, i = self.group(j, flags, depth)
+                    self.names.append(named[0])
+                    sub, i = self.group(named[1], flags, depth)
                     items.append(("cap", index, sub))
             elif c in "^$":
                 bol, eol = (BOL, EOL) if flags & _MULTI else (BOT, EOT)
