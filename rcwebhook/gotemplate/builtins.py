@@ -111,15 +111,12 @@ def _slice(st: Any, item: Any, *indexes: Any) -> Any:
         raise GoError("slice of untyped nil")
     if len(indexes) > 3:
         raise GoError(f"too many slice indexes: {len(indexes)}")
-    if isinstance(item, str):
-        if len(indexes) == 3:
-            raise GoError("cannot 3-index slice a string")
-        data = item.encode("utf-8", "surrogatepass")
-        cap = len(data)
-    elif isinstance(item, list):
-        cap = len(item)
-    else:
+    if isinstance(item, str) and len(indexes) == 3:
+        raise GoError("cannot 3-index slice a string")
+    if not isinstance(item, (list, str)):
         raise GoError(f"can't slice item of type {gv.type_name(item)}")
+    seq = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
+    cap = len(seq)
     idx = [0, cap, 0]
     for i, index in enumerate(indexes):
         idx[i] = _index_arg(index, cap)
@@ -128,7 +125,7 @@ def _slice(st: Any, item: Any, *indexes: Any) -> Any:
     if len(indexes) == 3 and idx[1] > idx[2]:
         raise GoError(f"invalid slice index: {idx[1]} > {idx[2]}")
     if isinstance(item, str):
-        out = data[idx[0]:idx[1]].decode("utf-8", "replace")
+        out = seq[idx[0]:idx[1]].decode("utf-8", "replace")
         return type(item)(out) if isinstance(item, gv.HTML) else out
     return type(item)(item[idx[0]:idx[1]])
 

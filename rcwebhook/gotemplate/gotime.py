@@ -178,29 +178,30 @@ def local_location(environ: Mapping[str, str]) -> Location:
 # Layouts (the reference time Mon Jan 2 15:04:05 MST 2006)
 
 
-# the standard chunks by their first character, each before any chunk it starts with
-_STD_CHUNKS = {"J": ("January", "Jan"), "M": ("Monday", "Mon", "MST"),
-               "0": ("01", "02", "03", "04", "05", "06", "002"), "1": ("15", "1"),
-               "2": ("2006", "2"), "_": ("_2", "__2"), "3": ("3",), "4": ("4",), "5": ("5",),
-               "P": ("PM",), "p": ("pm",),
-               "-": ("-070000", "-07:00:00", "-0700", "-07:00", "-07"),
-               "Z": ("Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07")}
+# the standard chunks and their lengths by first character, each before any chunk it starts with
+_STD_CHUNKS = {c: tuple((std, len(std)) for std in chunks) for c, chunks in {
+    "J": ("January", "Jan"), "M": ("Monday", "Mon", "MST"), "0": ("002",), "1": ("15", "1"),
+    "2": ("2006", "2"), "_": ("_2", "__2"), "3": ("3",), "4": ("4",), "5": ("5",), "P": ("PM",),
+    "p": ("pm",), "-": ("-070000", "-07:00:00", "-0700", "-07:00", "-07"),
+    "Z": ("Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07")}.items()}
 
 
 def next_std(layout: str, i: int) -> Tuple[str, int]:
     """The standard chunk at layout[i:], as Go's nextStdChunk sees it, and its length; '' when none."""
-    s = layout[i:]
-    if s.startswith("_2006"):
+    c = layout[i]
+    if c == "0" and "1" <= layout[i + 1:i + 2] <= "6":
+        return layout[i:i + 2], 2
+    if c == "_" and layout.startswith("_2006", i):
         return "_", 0  # "_" then "2006"
-    for std in _STD_CHUNKS.get(s[0], ()):
-        if s.startswith(std):
-            return std, len(std)
-    if s[0] in ".," and len(s) >= 2 and s[1] in "09":
-        j = 1
-        while j < len(s) and s[j] == s[1]:
+    for std, size in _STD_CHUNKS.get(c, ()):
+        if layout.startswith(std, i):
+            return std, size
+    if c in ".," and layout[i + 1:i + 2] in ("0", "9"):
+        j = i + 1
+        while j < len(layout) and layout[j] == layout[i + 1]:
             j += 1
-        if not (j < len(s) and s[j].isdigit()):
-            return s[:j], j
+        if not (j < len(layout) and layout[j].isdigit()):
+            return layout[i:j], j - i
     return "", 0
 
 

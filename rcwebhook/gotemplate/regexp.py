@@ -237,10 +237,8 @@ class Regexp:
         if self._literal is not None and not expand:
             return src.replace(self._literal, repl)
         out: List[str] = []
-        last = 0
-        search = 0
-        n = len(src)
-        while search <= n:
+        last = search = 0
+        while search <= len(src):
             find = self.find_string_submatch_index if expand else self.find_string_index
             m = find(src, search, check)
             if m is None:
@@ -300,9 +298,7 @@ class Regexp:
         st = dfa.start(side_kind(s[i - 1]) if i > 0 else EDGE)
         last = -1
         steps = 0
-        while True:
-            if st.dead:
-                break
+        while not st.dead:
             if prefix and not st.kernel and st.starts:  # no thread alive, no match yet: skip to the prefix
                 j = s.find(prefix, i)
                 if j < 0:
@@ -339,8 +335,7 @@ class Regexp:
             return end - self._width
         dfa, check = self._backward, _checker(check)
         st = dfa.state((dfa.prog.start,), side_kind(s[end]) if end < len(s) else EDGE, False)
-        best = end
-        i = end
+        best = i = end
         steps = 0
         while not st.dead:
             if i <= bound:

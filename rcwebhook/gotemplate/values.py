@@ -83,9 +83,9 @@ _KINDS_OF: dict = {}
 
 def type_name(v: Any) -> str:
     """Go's name of the type of `v` (as %T and error messages print it)."""
-    if isinstance(v, Ptr):  # a pointer's name is its element's
-        return "*" + type_name(v.elem)
     name = _TYPE_NAMES.get(type(v))
+    if name is None and isinstance(v, Ptr):  # a pointer's name is its element's: never kept
+        return "*" + type_name(v.elem)
     if name is None:
         name = v.TYPE if isinstance(v, (GoStruct, TypedSlice, TypedMap)) else \
             next((n for cls, n in _GO_TYPES if isinstance(v, cls)), type(v).__name__)
@@ -297,10 +297,15 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
             i = j
             continue
         i += 1
-        flags = i
+        minus = plus = zero = sharp = space = False
         while i < n and fmt[i] in "-+0# ":
+            f = fmt[i]
+            minus |= f == "-"
+            plus |= f == "+"
+            zero |= f == "0"
+            sharp |= f == "#"
+            space |= f == " "
             i += 1
-        minus, plus, zero, sharp, space = (f in fmt[flags:i] for f in "-+0# ")
         width, i = _parse_num(fmt, i, n)
         prec = None
         if i < n and fmt[i] == ".":
