@@ -71,7 +71,7 @@ def _eval_args(st: Any, args: List[Any]) -> str:
     return gv.sprint(printable, st.compat)
 
 
-def _index_arg(st: Any, index: Any, cap: int) -> int:
+def _index_arg(index: Any, cap: int) -> int:
     if isinstance(index, bool) or not isinstance(index, int):
         if index is None:
             raise GoError("cannot index slice/array with nil")
@@ -88,14 +88,11 @@ def _index(st: Any, item: Any, *indexes: Any) -> Any:
     for index in indexes:
         item = indirect(item)
         if isinstance(item, (list, str)):
-            n = len(item.encode("utf-8", "surrogatepass")) if isinstance(item, str) else len(item)
-            x = _index_arg(st, index, n)
-            if x == n:  # within the capacity, past the length: reflect's own panic
+            seq = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
+            x = _index_arg(index, len(seq))
+            if x == len(seq):  # within the capacity, past the length: reflect's own panic
                 raise GoError(f"reflect: {'string' if isinstance(item, str) else 'slice'} index out of range")
-            if isinstance(item, str):
-                item = gv.Uint8(item.encode("utf-8", "surrogatepass")[x])  # a byte
-            else:
-                item = item[x]
+            item = gv.Uint8(seq[x]) if isinstance(item, str) else seq[x]  # a string's byte
         elif isinstance(item, dict):
             if index is None:
                 raise GoError("value is nil; should be of type string")
@@ -114,24 +111,21 @@ def _slice(st: Any, item: Any, *indexes: Any) -> Any:
         raise GoError("slice of untyped nil")
     if len(indexes) > 3:
         raise GoError(f"too many slice indexes: {len(indexes)}")
-    if isinstance(item, str):
-        if len(indexes) == 3:
-            raise GoError("cannot 3-index slice a string")
-        data = item.encode("utf-8", "surrogatepass")
-        cap = len(data)
-    elif isinstance(item, list):
-        cap = len(item)
-    else:
+    if isinstance(item, str) and len(indexes) == 3:
+        raise GoError("cannot 3-index slice a string")
+    if not isinstance(item, (list, str)):
         raise GoError(f"can't slice item of type {gv.type_name(item)}")
+    seq = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
+    cap = len(seq)
     idx = [0, cap, 0]
     for i, index in enumerate(indexes):
-        idx[i] = _index_arg(st, index, cap)
+        idx[i] = _index_arg(index, cap)
     if idx[0] > idx[1]:
         raise GoError(f"invalid slice index: {idx[0]} > {idx[1]}")
     if len(indexes) == 3 and idx[1] > idx[2]:
         raise GoError(f"invalid slice index: {idx[1]} > {idx[2]}")
     if isinstance(item, str):
-        out = data[idx[0]:idx[1]].decode("utf-8", "replace")
+        out = seq[idx[0]:idx[1]].decode("utf-8", "replace")
         return type(item)(out) if isinstance(item, gv.HTML) else out
     return type(item)(item[idx[0]:idx[1]])
 
@@ -147,22 +141,12 @@ def _len(st: Any, item: Any) -> int:
     raise GoError(f"len of type {gv.type_name(item)}")
 
 
+_BASIC_KINDS = frozenset(("bool", "uint", "int", "float", "complex", "string"))
+
+
 def _basic_kind(v: Any) -> str:
-    if type(v) is str:
-        return "string"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, gv.Uint8):
-        return "uint"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, complex):
-        return "complex"
-    if isinstance(v, str):
-        return "string"
-    return "invalid"
+    k = gv.kind(v)
+    return k if k in _BASIC_KINDS else "invalid"
 
 
 _BAD_TYPE = "invalid type for comparison"
@@ -234,10 +218,6 @@ def _call(st: Any, fn: Any, *args: Any) -> Any:
     raise GoError(f"non-function {gv.format_v(fn, st.compat)} of type {gv.type_name(fn)}")
 
 
-def _printf(st: Any, fmt: str, *args: Any) -> str:
-    return gv.sprintf(fmt, list(args), st.compat)
-
-
 BUILTINS: Dict[str, Func] = {
     "and": Func(lambda *a: None, ("value", "value"), True, "and"),
     "or": Func(lambda *a: None, ("value", "value"), True, "or"),
@@ -250,7 +230,8 @@ BUILTINS: Dict[str, Func] = {
     "len": Func(with_state(_len), ("value",), False, "len"),
     "not": Func(with_state(lambda st, a: not truth(a)), ("value",), False, "not"),
     "print": Func(bounded(with_state(lambda st, *a: gv.sprint(list(a), st.compat))), ("any",), True),
-    "printf": Func(bounded(with_state(_printf)), ("string", "any"), True),
+    "printf": Func(bounded(with_state(lambda st, fmt, *a: gv.sprintf(fmt, list(a), st.compat))),
+                   ("string", "any"), True),
     "println": Func(bounded(with_state(lambda st, *a: gv.sprintln(list(a), st.compat))), ("any",), True),
     "eq": Func(with_state(_eq), ("value", "value"), True),
     "ne": Func(with_state(lambda st, a, b: not _eq(st, a, b)), ("value", "value")),

@@ -28,6 +28,7 @@ from . import values as gv
 from .builtins import BUILTINS, _query_escape, truth
 from .funcs import MAX_VALUE, Func
 from .exec import _MISSING as MISSING
+from .exec import range_items
 from .nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
                     FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode, RangeNode,
                     StringNode, TemplateNode, TextNode, VariableNode, WithNode)
@@ -69,7 +70,7 @@ class _Generator:
     def __init__(self, tmpl: "Any") -> None:
         self.tmpl = tmpl
         self.consts: Dict[str, Any] = {
-            "Fallback": rt.Fallback, "MISSING": MISSING, "truth": truth, "range_items": rt.range_items,
+            "Fallback": rt.Fallback, "MISSING": MISSING, "truth": truth, "range_items": range_items,
             "printed": rt.printer(tmpl.compat), "field": rt.field, "method": rt.method, "template": rt.template,
             "compat": tmpl.compat, "validate": rt.valid, "quote": gv.go_quote, "query_escape": _query_escape,
             "bounded": rt.bounded, "checkpoint": rt.checkpoint, "walk_statement": rt.walk_statement,
@@ -131,6 +132,12 @@ class _Generator:
             self.emit(depth, "if steps > max_steps: max_steps = checkpoint(st, steps, size)")
         for node in lst.nodes:
             self.statement(node, depth, dot)
+
+    def scoped(self, lst: ListNode, depth: int, dot: str) -> None:
+        """A block whose variables end with it."""
+        self.scopes.append({})
+        self.block(lst, depth, dot)
+        self.scopes.pop()
 
     def statement(self, node: Node, depth: int, dot: str) -> None:
         """A statement as Python, or where part of it cannot be, a call that runs it on the walker."""
@@ -226,19 +233,14 @@ class _Generator:
         else:
             self.emit(depth, f"{t} = {value}")
         self.emit(depth, f"if {self.truth(t, t)}:")
-        self.scopes.append({})
+        inner = dot
         if is_with:
             inner = self.fresh("d")
             self.emit(depth + 1, f"{inner} = {t}")
-            self.block(node.list, depth + 1, inner)
-        else:
-            self.block(node.list, depth + 1, dot)
-        self.scopes.pop()
+        self.scoped(node.list, depth + 1, inner)
         if node.else_list is not None:
             self.emit(depth, "else:")
-            self.scopes.append({})
-            self.block(node.else_list, depth + 1, dot)
-            self.scopes.pop()
+            self.scoped(node.else_list, depth + 1, dot)
         self.scopes.pop()
 
     def range_(self, node: RangeNode, depth: int, dot: str) -> None:
@@ -266,9 +268,7 @@ class _Generator:
             if BreakNode in ends:
                 self.emit(depth + 1, "for _ in (None,):  # a break ends the range")
                 inner += 1
-            self.scopes.append({})
-            self.block(node.else_list, inner, dot)
-            self.scopes.pop()
+            self.scoped(node.else_list, inner, dot)
             self.emit(depth, "else:")
             depth += 1
         else:
@@ -280,9 +280,7 @@ class _Generator:
             self.emit(depth + 1, f"{names[0]} = {elem}")
         elif len(names) == 2:
             self.emit(depth + 1, f"{names[0]} = {index}; {names[1]} = {elem}")
-        self.scopes.append({})
-        self.block(node.list, depth + 1, elem)
-        self.scopes.pop()
+        self.scoped(node.list, depth + 1, elem)
         self.scopes.pop()
 
     # expressions
@@ -304,7 +302,10 @@ class _Generator:
         return f"walk_pipeline(st, {dot}, {self.const(pipe)}, [{pairs}], steps)"
 
     def command(self, cmd: CommandNode, dot: str, final: Optional[str]) -> str:
-        first, args = cmd.args[0], cmd.args[1:]
+        return self.operand(cmd.args[0], cmd.args[1:], dot, final)
+
+    def operand(self, first: Node, args: List[Node], dot: str, final: Optional[str]) -> str:
+        """A command's value: its first operand, given the other operands and the final value."""
         kind = type(first)
         if kind is IdentifierNode:
             return self.call(first.ident, args, dot, final)
@@ -360,28 +361,15 @@ class _Generator:
         fn = self.tmpl.funcs.get(name)
         if not isinstance(fn, Func):
             raise _Deferred()
-        params = fn.params
-        nargs = len(arg_nodes)
-        num_in = nargs + (1 if final is not None else 0)
-        if fn.variadic:
-            num_fixed = len(params) - 1
-            if num_in < num_fixed:
-                raise _Deferred()
-        else:
-            num_fixed = nargs
-            if num_in != len(params):
-                raise _Deferred()
+        num_in = len(arg_nodes) + (1 if final is not None else 0)
+        if not fn.takes(num_in):
+            raise _Deferred()  # the walker says "wrong number of args"
         if fn.name in ("and", "or"):
             return self.logic(fn.name == "or", [self.arg(a, "value", dot) for a in arg_nodes], final)
-        types = [params[i] for i in range(min(num_fixed, nargs))]
-        if fn.variadic:
-            types += [params[-1]] * (nargs - len(types))
+        types = fn.types(num_in)
         args = [self.arg(a, t, dot) for a, t in zip(arg_nodes, types)]
         if final is not None:
-            final_type = params[-1] if params else "value"
-            if fn.variadic and num_in - 1 < num_fixed:
-                final_type = params[num_in - 1]
-            args.append(self.checked(final, final_type))
+            args.append(self.checked(final, types[-1]))
         if final is None:
             special = self.special(name, fn, arg_nodes, args)
             if special is not None:
@@ -443,10 +431,8 @@ class _Generator:
     def logic(self, is_or: bool, args: List[str], final: Optional[str]) -> str:
         """and/or: the first argument that decides, else the last (the final value last of all).
         Go evaluates the final value before the call: so does this."""
-        values = args + ([final] if final is not None else [])
-        if final is not None:
-            held = self.fresh("t")
-            values[-1] = held
+        held = self.fresh("t") if final is not None else None
+        values = args + ([held] if held is not None else [])
         expr = values[-1]
         for a in reversed(values[:-1]):
             t = self.fresh("t")
@@ -472,24 +458,8 @@ class _Generator:
 
     def arg(self, n: Node, typ: Optional[str], dot: str) -> str:
         """An argument for a parameter of type `typ`, checked against it (the walker's eval_arg, as source)."""
-        kind = type(n)
-        if kind is DotNode:
-            return self.checked(dot, typ)
-        if kind is FieldNode:
-            return self.checked(self.chain(dot, dot, n, n.ident, [], None), typ)
-        if kind is VariableNode:
-            local = self.lookup(n.ident[0])
-            if len(n.ident) == 1:
-                return self.checked(local, typ)
-            return self.checked(self.chain(dot, local, n, n.ident[1:], [], None), typ)
-        if kind is PipeNode:
-            if n.decl:
-                raise _Deferred()
-            return self.checked(self.pipe(n, dot), typ)
-        if kind is IdentifierNode:
-            return self.checked(self.call(n.ident, [], dot, None), typ)
-        if kind is ChainNode and not isinstance(n.node, NilNode):
-            return self.checked(self.chain(dot, self.arg(n.node, None, dot), n, n.field, [], None), typ)
+        if type(n) in (DotNode, FieldNode, VariableNode, PipeNode, IdentifierNode, ChainNode):
+            return self.checked(self.operand(n, [], dot, None), typ)
         value = rt.literal_arg(n, typ)
         if value is MISSING:
             raise _Deferred()  # nil, and literals the walker refuses

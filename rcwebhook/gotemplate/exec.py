@@ -39,6 +39,8 @@ class _Continue(Exception):
 
 _MISSING = object()
 FREE = (None, "value", "any")  # parameter types that take any value unchecked
+_EXPECTED = {"bool": "bool", "int": "integer", "time.Duration": "integer", "float64": "float",
+             "string": "string"}
 
 
 def number_value(c: NumberNode) -> Any:
@@ -74,6 +76,23 @@ def literal_arg(n: Any, typ: Optional[str]) -> Any:
     return _MISSING
 
 
+def range_items(v: Any, compat: str, ndecl: int) -> Any:
+    """What `range` goes over, as (index, element) pairs, for `ndecl` declared variables; None for
+    nothing (its else); GoError for what Go does not range over."""
+    v = indirect(v)
+    if isinstance(v, list):
+        return enumerate(v) if v else None
+    if isinstance(v, dict):
+        return [(key, v[key]) for key in sorted(v)] if v else None
+    if v is None:
+        return None
+    if type(v) is int and compat != "0.25":
+        if ndecl > 1:
+            raise GoError(f"can't use {v} to iterate over more than one variable")
+        return zip(range(v), range(v)) if v > 0 else None  # counted as they run: never made ahead
+    raise GoError(f"range can't iterate over {gv.format_v(v, compat)}")
+
+
 class _State:
     __slots__ = ("tmpl", "tree", "vars", "node", "out", "size", "steps", "max_steps", "max_output", "depth", "compat",
                  "step_limit", "cpu_deadline")
@@ -104,9 +123,8 @@ class _State:
             raise ExecError(f"template: {name}: {msg}", name)
         ntree = self.node.tree
         line, col = _byte_col(ntree.text, self.node.pos)
-        context = str(self.node)
         raise ExecError(f"template: {ntree.parse_name}:{line}:{col}: executing {gv.go_quote(name)} at "
-                        f"<{context}>: {msg}", ntree.parse_name, line, col)
+                        f"<{self.node}>: {msg}", ntree.parse_name, line, col)
 
     def limit(self, msg: str) -> None:
         name = self.tree.name if self.tree else ""
@@ -114,11 +132,6 @@ class _State:
         if self.node is not None and self.node.tree is not None:
             line, col = _byte_col(self.node.tree.text, self.node.pos)
         raise LimitError(f"template: {name}:{line}:{col}: {msg}", name, line, col)
-
-    def step(self) -> None:
-        self.steps += 1
-        if self.steps > self.max_steps:
-            self.over()
 
     def over(self) -> None:
         """Stop at the step limit or past the CPU-time budget, else set the next check."""
@@ -143,18 +156,13 @@ class _State:
         self.out.append(s)
 
     # variables
-    def set_var(self, name: str, value: Any) -> None:
-        for i in range(len(self.vars) - 1, -1, -1):
-            if self.vars[i][0] == name:
-                self.vars[i][1] = value
-                return
+    def var(self, name: str) -> List[Any]:
+        """The [name, value] of the variable `name` in scope (the last declared of that name)."""
+        for pair in reversed(self.vars):
+            if pair[0] == name:
+                return pair
         self.errorf(f"undefined variable: {name}")
-
-    def var_value(self, name: str) -> Any:
-        for i in range(len(self.vars) - 1, -1, -1):
-            if self.vars[i][0] == name:
-                return self.vars[i][1]
-        self.errorf(f"undefined variable: {name}")
+        raise AssertionError
 
     # walking
     def walk(self, dot: Any, node: Node) -> None:
@@ -204,52 +212,29 @@ class _State:
         self.node = r
         mark0 = len(self.vars)
         try:
-            val = indirect(self.eval_pipeline(dot, r.pipe))
+            val = self.eval_pipeline(dot, r.pipe)
             mark = len(self.vars)
-
-            def one(index: Any, elem: Any) -> None:
-                if r.pipe.decl:
-                    if r.pipe.is_assign and self.compat != "0.25":
-                        if len(r.pipe.decl) > 1:
-                            self.set_var(r.pipe.decl[0].ident[0], index)
-                            self.set_var(r.pipe.decl[1].ident[0], elem)
-                        else:
-                            self.set_var(r.pipe.decl[0].ident[0], elem)
-                    else:
-                        self.vars[-1][1] = elem
-                        if len(r.pipe.decl) > 1:
-                            self.vars[-2][1] = index
-                try:
-                    self.walk(elem, r.list)
-                except _Continue:
-                    pass
-                finally:
-                    del self.vars[mark:]
-
             try:
-                if isinstance(val, list):
-                    if val:
-                        for i, elem in enumerate(val):
-                            one(i, elem)
-                        return
-                elif isinstance(val, dict):
-                    if val:
-                        for key in sorted(val):
-                            one(key, val[key])
-                        return
-                elif val is None:
-                    pass
-                elif type(val) is int and self.compat != "0.25":
-                    if len(r.pipe.decl) > 1:
-                        self.errorf("can't use {} to iterate over more than one variable".format(val))
-                    if val > 0:
-                        for i in range(val):
-                            one(i, i)
-                        return
-                else:
-                    self.errorf(f"range can't iterate over {gv.format_v(val, self.compat)}")
-                if r.else_list is not None:
+                items = range_items(val, self.compat, len(r.pipe.decl))
+            except GoError as exc:
+                self.errorf(str(exc))
+            try:
+                if items is None and r.else_list is not None:
                     self.walk(dot, r.else_list)
+                for index, elem in items or ():
+                    decl = r.pipe.decl  # $elem or $index, $elem: assigned, or the last declared
+                    if r.pipe.is_assign and self.compat != "0.25":
+                        pairs = [self.var(v.ident[0]) for v in decl]
+                    else:
+                        pairs = self.vars[mark - len(decl):mark]
+                    for pair, value in zip(pairs, (index, elem)[2 - len(decl):]):
+                        pair[1] = value
+                    try:
+                        self.walk(elem, r.list)
+                    except _Continue:
+                        pass
+                    finally:
+                        del self.vars[mark:]
             except _Break:  # as in Go, a break in the else list ends that list too
                 return
         finally:
@@ -279,7 +264,7 @@ class _State:
             value = self.eval_command(dot, cmd, value)
         for var in pipe.decl:
             if pipe.is_assign:
-                self.set_var(var.ident[0], value)
+                self.var(var.ident[0])[1] = value
             else:
                 self.vars.append([var.ident[0], value])
         return value
@@ -337,7 +322,7 @@ class _State:
 
     def eval_variable(self, dot: Any, var: VariableNode, args: List[Node], final: Any) -> Any:
         self.node = var
-        value = self.var_value(var.ident[0])
+        value = self.var(var.ident[0])[1]
         if len(var.ident) == 1:
             self.not_a_function(args, final)
             return value
@@ -361,8 +346,7 @@ class _State:
                    receiver: Any) -> Any:
         if receiver is None:
             return None
-        methods = _methods(receiver, self.compat)
-        method = methods.get(name)
+        method = _methods(receiver, self.compat).get(name)
         if method is None and isinstance(receiver, Ptr):
             method = _methods(receiver.elem, self.compat).get(name)
         if method is not None:
@@ -377,9 +361,7 @@ class _State:
         elif isinstance(rv, dict):
             if has_args:
                 self.errorf(f"{name} is not a method but has arguments")
-            if name in rv:
-                return rv[name]
-            return getattr(rv, "ELEM_ZERO", None)
+            return rv[name] if name in rv else getattr(rv, "ELEM_ZERO", None)
         self.errorf(f"can't evaluate field {name} in type {gv.type_name(receiver)}")
 
     def eval_call(self, dot: Any, fn: Func, node: Node, name: str, args: Optional[List[Node]], final: Any,
@@ -387,14 +369,10 @@ class _State:
         args = args[1:] if args is not None else []
         params = fn.params
         num_in = len(args) + (0 if final is _MISSING else 1)
-        if fn.variadic:
-            num_fixed = len(params) - 1
-            if num_in < num_fixed:
-                self.errorf(f"wrong number of args for {name}: want at least {len(params) - 1} got {len(args)}")
-        else:
-            num_fixed = len(args)
-            if num_in != len(params):
-                self.errorf(f"wrong number of args for {name}: want {len(params)} got {num_in}")
+        if fn.variadic and num_in < len(params) - 1:
+            self.errorf(f"wrong number of args for {name}: want at least {len(params) - 1} got {len(args)}")
+        if not fn.variadic and num_in != len(params):
+            self.errorf(f"wrong number of args for {name}: want {len(params)} got {num_in}")
         if fn.name in ("and", "or"):
             v: Any = None
             for arg in args:
@@ -404,20 +382,10 @@ class _State:
             if final is not _MISSING:
                 v = final
             return v
-        argv: List[Any] = []
-        i = 0
-        while i < num_fixed and i < len(args):
-            argv.append(self.eval_arg(dot, params[i], args[i]))
-            i += 1
-        if fn.variadic:
-            while i < len(args):
-                argv.append(self.eval_arg(dot, params[-1], args[i]))
-                i += 1
+        types = fn.types(num_in)
+        argv = [self.eval_arg(dot, t, a) for t, a in zip(types, args)]
         if final is not _MISSING:
-            t = params[-1] if params else "value"
-            if fn.variadic and num_in - 1 < num_fixed:
-                t = params[num_in - 1]
-            argv.append(self.validate_type(final, t))
+            argv.append(self.validate_type(final, types[-1]))
         try:
             if receiver is not _MISSING:
                 result = fn.fn(self, receiver, *argv) if fn.wants_state else fn.fn(receiver, *argv)
@@ -430,12 +398,12 @@ class _State:
 
     def validate_type(self, value: Any, typ: Optional[str]) -> Any:
         if value is None:
-            if typ is None or typ in ("value", "any"):
+            if typ in FREE:
                 return None
             if typ.startswith("[]") or typ.startswith("map[") or typ.startswith("*"):
                 return gv.StringSlice() if typ == "[]string" else None
             self.errorf(f"invalid value; expected {typ}")
-        if typ is None or typ in ("value", "any"):
+        if typ in FREE:
             return value
         vt = gv.type_name(value)
         if vt == typ:
@@ -465,14 +433,9 @@ class _State:
         value = literal_arg(n, typ)
         if value is not _MISSING:
             return value
-        if typ == "bool":
-            self.errorf(f"expected bool; found {n}")
-        if typ in ("int", "time.Duration"):
-            self.errorf(f"expected integer; found {n}")
-        if typ == "float64":
-            self.errorf(f"expected float; found {n}")
-        if typ == "string":
-            self.errorf(f"expected string; found {n}")
+        expected = _EXPECTED.get(typ)
+        if expected is not None:
+            self.errorf(f"expected {expected}; found {n}")
         if typ in FREE and isinstance(n, NumberNode):
             return self.ideal_constant(n)  # Go's error for a number no type holds
         self.errorf(f"can't handle {n} for arg of type {typ}")
@@ -480,10 +443,7 @@ class _State:
     def print_value(self, node: Node, v: Any) -> None:
         self.node = node
         v = indirect(v)
-        if v is None:
-            self.write("<no value>")
-            return
-        self.write(gv.format_v(v, self.compat))
+        self.write("<no value>" if v is None else gv.format_v(v, self.compat))
 
 
 def _methods(v: Any, compat: str) -> Dict[str, Func]:

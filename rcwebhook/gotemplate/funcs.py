@@ -12,7 +12,7 @@ literal strings only is made once, when the template is compiled.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, List, Tuple
 
 # characters of a string a function makes: without it a template could double a variable at every step
 MAX_VALUE = 1_000_000
@@ -25,6 +25,14 @@ class Func:
                  name: str = "") -> None:
         self.fn, self.params, self.variadic, self.name = fn, params, variadic, name
         self.wants_state = getattr(fn, "wants_state", False)  # called with the execution's state first
+
+    def takes(self, num_in: int) -> bool:
+        """Whether Go calls this function with `num_in` values."""
+        return num_in >= len(self.params) - 1 if self.variadic else num_in == len(self.params)
+
+    def types(self, num_in: int) -> List[str]:
+        """The parameter type of each of `num_in` values passed (the variadic one repeated)."""
+        return [self.params[min(i, len(self.params) - 1)] for i in range(num_in)]
 
 
 class GoError(Exception):

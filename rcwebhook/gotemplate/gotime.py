@@ -28,6 +28,7 @@ class Weekday(int):
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December"]
 DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365)  # in a common year
 
 
 class GoTime:
@@ -43,9 +44,7 @@ class GoTime:
 
     def abbrev(self) -> str:
         """The zone's abbreviation as Go prints it for MST: the name, else the offset as -0700."""
-        if self.zone:
-            return self.zone
-        return _offset(self.offset, "", False)
+        return self.zone or _offset(self.offset, "-0700")
 
     def __eq__(self, other: Any) -> bool:  # Go's == on time.Time compares every field
         return isinstance(other, GoTime) and (self.sec, self.nsec, self.offset, self.zone) == \
@@ -112,8 +111,7 @@ def civil(seconds: int) -> Civil:
     c.month = mp + 3 if mp < 10 else mp - 9
     c.year = y + (1 if c.month <= 2 else 0)
     leap = c.year % 4 == 0 and (c.year % 100 != 0 or c.year % 400 == 0)
-    c.yday = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334][c.month - 1] + c.day + \
-        (1 if leap and c.month > 2 else 0)
+    c.yday = DAYS_BEFORE[c.month - 1] + c.day + (1 if leap and c.month > 2 else 0)
     return c
 
 
@@ -121,28 +119,18 @@ def duration_string(d: int) -> str:
     """time.Duration.String(): 1h2m3.5s, 1.5ms, 0s."""
     if d == 0:
         return "0s"
-    neg = d < 0
-    u = -d if neg else d
-    if u < 1_000_000_000:
-        if u < 1000:
-            out = f"{u}ns"
-        elif u < 1_000_000:
-            out = _frac(u, 1000) + "µs"
-        else:
-            out = _frac(u, 1_000_000) + "ms"
+    u = abs(d)
+    if u < 1000:
+        out = f"{u}ns"
+    elif u < 1_000_000:
+        out = _frac(u, 1000) + "µs"
+    elif u < 1_000_000_000:
+        out = _frac(u, 1_000_000) + "ms"
     else:
-        secs, frac = divmod(u, 1_000_000_000)
-        out = ""
-        h, rem = divmod(secs, 3600)
-        m, s = divmod(rem, 60)
-        sec = str(s) + (("." + f"{frac:09d}".rstrip("0")) if frac else "") + "s"
-        if h:
-            out = f"{h}h{m}m{sec}"
-        elif m:
-            out = f"{m}m{sec}"
-        else:
-            out = sec
-    return ("-" if neg else "") + out
+        h, m = divmod(u // 60_000_000_000, 60)
+        sec = _frac(u % 60_000_000_000, 1_000_000_000) + "s"
+        out = (f"{h}h{m}m" if h else f"{m}m" if m else "") + sec
+    return ("-" if d < 0 else "") + out
 
 
 def _frac(v: int, unit: int) -> str:
@@ -190,79 +178,41 @@ def local_location(environ: Mapping[str, str]) -> Location:
 # Layouts (the reference time Mon Jan 2 15:04:05 MST 2006)
 
 
+# the standard chunks and their lengths by first character, each before any chunk it starts with
+_STD_CHUNKS = {c: tuple((std, len(std)) for std in chunks) for c, chunks in {
+    "J": ("January", "Jan"), "M": ("Monday", "Mon", "MST"), "0": ("002",), "1": ("15", "1"),
+    "2": ("2006", "2"), "_": ("_2", "__2"), "3": ("3",), "4": ("4",), "5": ("5",), "P": ("PM",),
+    "p": ("pm",), "-": ("-070000", "-07:00:00", "-0700", "-07:00", "-07"),
+    "Z": ("Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07")}.items()}
+
+
 def next_std(layout: str, i: int) -> Tuple[str, int]:
     """The standard chunk at layout[i:], as Go's nextStdChunk sees it, and its length; '' when none."""
-    s = layout[i:]
-    c = s[0]
-    if c == "J":
-        if s.startswith("January"):
-            return "January", 7
-        if s.startswith("Jan"):
-            return "Jan", 3
-    elif c == "M":
-        if s.startswith("Monday"):
-            return "Monday", 6
-        if s.startswith("Mon"):
-            return "Mon", 3
-        if s.startswith("MST"):
-            return "MST", 3
-    elif c == "0":
-        if len(s) >= 2 and "1" <= s[1] <= "6":
-            return s[:2], 2
-        if s.startswith("002"):
-            return "002", 3
-    elif c == "1":
-        if s.startswith("15"):
-            return "15", 2
-        return "1", 1
-    elif c == "2":
-        if s.startswith("2006"):
-            return "2006", 4
-        return "2", 1
-    elif c == "_":
-        if s.startswith("_2"):
-            if s.startswith("_2006"):
-                return "_", 0  # "_" then "2006"
-            return "_2", 2
-        if s.startswith("__2"):
-            return "__2", 3
-    elif c in "345":
-        return c, 1
-    elif c == "P":
-        if s.startswith("PM"):
-            return "PM", 2
-    elif c == "p":
-        if s.startswith("pm"):
-            return "pm", 2
-    elif c in "-Z":
-        for std in ("-070000", "-07:00:00", "-0700", "-07:00", "-07") if c == "-" else \
-                ("Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07"):
-            if s.startswith(std):
-                return std, len(std)
-    elif c in ".,":
-        if len(s) >= 2 and s[1] in "09":
-            j = 1
-            while j < len(s) and s[j] == s[1]:
-                j += 1
-            if not (j < len(s) and s[j].isdigit()):
-                return s[:j], j
+    c = layout[i]
+    if c == "0" and "1" <= layout[i + 1:i + 2] <= "6":
+        return layout[i:i + 2], 2
+    if c == "_" and layout.startswith("_2006", i):
+        return "_", 0  # "_" then "2006"
+    for std, size in _STD_CHUNKS.get(c, ()):
+        if layout.startswith(std, i):
+            return std, size
+    if c in ".," and layout[i + 1:i + 2] in ("0", "9"):
+        j = i + 1
+        while j < len(layout) and layout[j] == layout[i + 1]:
+            j += 1
+        if not (j < len(layout) and layout[j].isdigit()):
+            return layout[i:j], j - i
     return "", 0
 
 
-def _offset(off: int, z: str, colon: bool, seconds: bool = False, short: bool = False) -> str:
-    if z and off == 0:
+def _offset(off: int, std: str) -> str:
+    """The zone offset `off` as layout chunk `std` (-07, -0700, -07:00, Z070000...) writes it."""
+    if std[0] == "Z" and off == 0:
         return "Z"
-    sign = "-" if off < 0 else "+"
-    a = abs(off)
-    h, rem = divmod(a, 3600)
+    h, rem = divmod(abs(off), 3600)
     m, s = divmod(rem, 60)
-    out = f"{sign}{h:02d}"
-    if short:
-        return out
-    out += (":" if colon else "") + f"{m:02d}"
-    if seconds:
-        out += (":" if colon else "") + f"{s:02d}"
-    return out
+    fields = (f"{h:02d}", f"{m:02d}", f"{s:02d}")[:len(std.replace(":", "")) // 2]
+    return ("-" if off < 0 else "+") + (":" if ":" in std else "").join(fields)
 
 
 _CIVIL_FORMATS: Dict[str, Callable[[Civil], str]] = {
@@ -310,19 +260,11 @@ def time_format(t: GoTime, layout: str) -> str:
         elif std == "MST":
             out.append(t.abbrev())
         elif std[0] in "-Z":
-            z = std[0] == "Z"
-            body = std[1:]
-            out.append(_offset(t.offset, "Z" if z else "", ":" in body, len(body) in (6, 8),
-                               len(body) == 2))
+            out.append(_offset(t.offset, std))
         elif std[0] in ".,":
-            digits = len(std) - 1
-            frac = f"{t.nsec:09d}"[:digits]
-            if std[1] == "9":
-                frac = frac.rstrip("0")
-                if frac:
-                    out.append(std[0] + frac)
-            else:
-                out.append(std[0] + frac)
+            frac = f"{t.nsec:09d}"[:len(std) - 1]
+            frac = frac.rstrip("0") if std[1] == "9" else frac
+            out.append(std[0] + frac if frac else "")
         else:
             out.append(std)
     return "".join(out)
@@ -334,8 +276,6 @@ def time_format(t: GoTime, layout: str) -> str:
 
 class Int64(int):
     """An int64 (what Unix and a duration's whole-unit methods give): printed as an int, named int64."""
-
-    GO_TYPE = "int64"
 
 
 def _t_add(t: GoTime, d: int) -> GoTime:

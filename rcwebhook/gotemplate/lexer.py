@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import List, Optional, Tuple
 
@@ -59,10 +60,8 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
     n = len(text)
 
     def emit(typ: int, end: int) -> None:
-        nonlocal start, start_line
         items.append(Item(typ, start, text[start:end], start_line))
-        start_line += text.count("\n", start, end)
-        start = end
+        ignore(end)
 
     def error(msg: str) -> List[Item]:
         items.append(Item(T_ERROR, start, msg, start_line))
@@ -76,10 +75,7 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
     def at_terminator(i: int) -> bool:
         if i >= n:
             return True
-        c = text[i]
-        if c in SPACE or c in ".,|:)(":
-            return True
-        return text.startswith("}}", i)
+        return text[i] in SPACE or text[i] in ".,|:)(" or text.startswith("}}", i)
 
     while True:
         # text
@@ -159,12 +155,13 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
                 emit(T_DECLARE, pos)
             elif c == "|":
                 emit(T_PIPE, pos)
-            elif c == '"':
-                end = _quoted_end(text, pos, '"')
+            elif c == '"' or c == "'":
+                end = _quoted_end(text, pos, c)
                 if end is None:
-                    return error("unterminated quoted string")
+                    what = "quoted string" if c == '"' else "character constant"
+                    return error(f"unterminated {what}")
                 pos = end
-                emit(T_STRING, pos)
+                emit(T_STRING if c == '"' else T_CHARCONST, pos)
             elif c == "`":
                 i = text.find("`", pos)
                 if i < 0:
@@ -172,18 +169,11 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
                 pos = i + 1
                 emit(T_RAWSTRING, pos)
             elif c == "$":
+                while pos < n and _is_alnum(text[pos]):
+                    pos += 1
                 if not at_terminator(pos):
-                    while pos < n and _is_alnum(text[pos]):
-                        pos += 1
-                    if not at_terminator(pos):
-                        return error(f"bad character {_rune(text[pos])}")
+                    return error(f"bad character {_rune(text[pos])}")
                 emit(T_VARIABLE, pos)
-            elif c == "'":
-                end = _quoted_end(text, pos, "'")
-                if end is None:
-                    return error("unterminated character constant")
-                pos = end
-                emit(T_CHARCONST, pos)
             elif c == "." and not (pos < n and "0" <= text[pos] <= "9"):
                 if at_terminator(pos):
                     emit(T_DOT, pos)
@@ -245,49 +235,22 @@ def _space_end(text: str, pos: int) -> int:
 
 def _rune(c: str) -> str:
     """Go's %#U of a character."""
-    o = ord(c)
-    if c.isprintable():
-        return f"U+{o:04X} '{c}'"
-    return f"U+{o:04X}"
+    return f"U+{ord(c):04X} '{c}'" if c.isprintable() else f"U+{ord(c):04X}"
+
+
+# Go's lexNumber: a sign, a base prefix, digits and _, a fraction, an exponent (e, or p in hex), i
+_NUMBER = re.compile(r"[+-]?(0[xX][0-9a-fA-F_]*(\.[0-9a-fA-F_]*)?([pP][+-]?[0-9_]*)?"
+                     r"|0[oO][0-7_]*(\.[0-7_]*)?|0[bB][01_]*(\.[01_]*)?"
+                     r"|[0-9_]*(\.[0-9_]*)?([eE][+-]?[0-9_]*)?)i?")
 
 
 def _scan_number(text: str, pos: int) -> Tuple[bool, int]:
-    n = len(text)
+    """Whether a number is well formed at pos, and where it ends (after its first bad character)."""
+    end = _NUMBER.match(text, pos).end()  # type: ignore[union-attr]
+    if end < len(text) and _is_alnum(text[end]):
+        return False, end + 1
+    return True, end
 
-    def accept(valid: str) -> bool:
-        nonlocal pos
-        if pos < n and text[pos] in valid:
-            pos += 1
-            return True
-        return False
-
-    def run(valid: str) -> None:
-        nonlocal pos
-        while pos < n and text[pos] in valid:
-            pos += 1
-
-    accept("+-")
-    digits = "0123456789_"
-    if accept("0"):
-        if accept("xX"):
-            digits = "0123456789abcdefABCDEF_"
-        elif accept("oO"):
-            digits = "01234567_"
-        elif accept("bB"):
-            digits = "01_"
-    run(digits)
-    if accept("."):
-        run(digits)
-    if len(digits) == 11 and accept("eE"):
-        accept("+-")
-        run("0123456789_")
-    if len(digits) == 23 and accept("pP"):
-        accept("+-")
-        run("0123456789_")
-    accept("i")
-    if pos < n and _is_alnum(text[pos]):
-        return False, pos + 1
-    return True, pos
 
 def _quoted_end(text: str, pos: int, quote: str) -> Optional[int]:
     """Return the index just after the `quote` that closes a quoted string or character constant

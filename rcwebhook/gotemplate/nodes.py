@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from . import values as gv
 
 class Node:
+    """A node at `pos`, with its own slots given in their order after it."""
+
     __slots__ = ("pos", "tree")
     TEXT = ""  # how a node without content prints
 
-    def __init__(self, pos: int) -> None:
+    def __init__(self, pos: int, *fields: Any) -> None:
         self.pos = pos
         self.tree: Optional[Tree] = None
+        for name, value in zip(self.__slots__, fields):
+            setattr(self, name, value)
 
     def __str__(self) -> str:
         return self.TEXT
@@ -22,8 +26,7 @@ class ListNode(Node):
     __slots__ = ("nodes",)
 
     def __init__(self, pos: int) -> None:
-        super().__init__(pos)
-        self.nodes: List[Node] = []
+        super().__init__(pos, [])
 
     def __str__(self) -> str:
         return "".join(str(n) for n in self.nodes)
@@ -31,10 +34,6 @@ class ListNode(Node):
 
 class TextNode(Node):
     __slots__ = ("text",)
-
-    def __init__(self, pos: int, text: str) -> None:
-        super().__init__(pos)
-        self.text = text
 
     def __str__(self) -> str:
         return gv.go_quote(self.text)
@@ -59,10 +58,6 @@ class PipeNode(Node):
 class ActionNode(Node):
     __slots__ = ("pipe",)
 
-    def __init__(self, pos: int, pipe: PipeNode) -> None:
-        super().__init__(pos)
-        self.pipe = pipe
-
     def __str__(self) -> str:
         return "{{" + str(self.pipe) + "}}"
 
@@ -71,8 +66,7 @@ class CommandNode(Node):
     __slots__ = ("args",)
 
     def __init__(self, pos: int) -> None:
-        super().__init__(pos)
-        self.args: List[Node] = []
+        super().__init__(pos, [])
 
     def __str__(self) -> str:
         return " ".join(f"({a})" if isinstance(a, PipeNode) else str(a) for a in self.args)
@@ -80,10 +74,6 @@ class CommandNode(Node):
 
 class IdentifierNode(Node):
     __slots__ = ("ident",)
-
-    def __init__(self, pos: int, ident: str) -> None:
-        super().__init__(pos)
-        self.ident = ident
 
     def __str__(self) -> str:
         return self.ident
@@ -123,8 +113,7 @@ class ChainNode(Node):
     __slots__ = ("node", "field")
 
     def __init__(self, pos: int, node: Node) -> None:
-        super().__init__(pos)
-        self.node = node
+        super().__init__(pos, node)
         self.field: List[str] = []
 
     def add(self, field: str) -> None:
@@ -138,10 +127,6 @@ class ChainNode(Node):
 class BoolNode(Node):
     __slots__ = ("value",)
 
-    def __init__(self, pos: int, value: bool) -> None:
-        super().__init__(pos)
-        self.value = value
-
     def __str__(self) -> str:
         return "true" if self.value else "false"
 
@@ -151,8 +136,7 @@ class NumberNode(Node):
                  "complex128")
 
     def __init__(self, pos: int, text: str) -> None:
-        super().__init__(pos)
-        self.text = text
+        super().__init__(pos, text)
         self.is_int = self.is_uint = self.is_float = self.is_complex = False
         self.int64 = self.uint64 = 0
         self.float64 = 0.0
@@ -164,10 +148,6 @@ class NumberNode(Node):
 
 class StringNode(Node):
     __slots__ = ("quoted", "text")
-
-    def __init__(self, pos: int, quoted: str, text: str) -> None:
-        super().__init__(pos)
-        self.quoted, self.text = quoted, text
 
     def __str__(self) -> str:
         return self.quoted
@@ -184,10 +164,6 @@ class _ElseNode(Node):
 class BranchNode(Node):
     __slots__ = ("pipe", "list", "else_list")
     NAME = ""
-
-    def __init__(self, pos: int, pipe: PipeNode, lst: ListNode, else_list: Optional[ListNode]) -> None:
-        super().__init__(pos)
-        self.pipe, self.list, self.else_list = pipe, lst, else_list
 
     def __str__(self) -> str:
         s = "{{" + self.NAME + " " + str(self.pipe) + "}}" + str(self.list)
@@ -219,10 +195,6 @@ class ContinueNode(Node):
 class TemplateNode(Node):
     __slots__ = ("name", "pipe")
 
-    def __init__(self, pos: int, name: str, pipe: Optional[PipeNode]) -> None:
-        super().__init__(pos)
-        self.name, self.pipe = name, pipe
-
     def __str__(self) -> str:
         s = "{{template " + gv.go_quote(self.name)
         if self.pipe is not None:
@@ -234,6 +206,4 @@ def _byte_col(text: str, pos: int) -> Tuple[int, int]:
     """Go's line and byte column (0-based on line 1, as ErrorContext counts) of character `pos`."""
     before = text[:pos]
     line = 1 + before.count("\n")
-    nl = before.rfind("\n")
-    seg = before if nl < 0 else before[nl + 1:]
-    return line, len(seg.encode("utf-8", "surrogatepass"))
+    return line, len(before[before.rfind("\n") + 1:].encode("utf-8", "surrogatepass"))

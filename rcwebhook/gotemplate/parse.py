@@ -89,23 +89,14 @@ def _byte_char(v: int) -> str:
     return chr(v) if v < 0x80 else chr(_BYTE_BASE + v)
 
 
+_RAW_BYTES = re.compile(f"[{chr(_BYTE_BASE + 0x80)}-{chr(_BYTE_BASE + 0xFF)}]+")
+
+
 def _join_bytes(s: str) -> str:
     """Decode runs of raw-byte stand-ins as UTF-8 (invalid bytes become U+FFFD, as Go prints them)."""
-    if not any(_BYTE_BASE + 0x80 <= ord(c) <= _BYTE_BASE + 0xFF for c in s):
-        return s
-    out, raw = [], bytearray()
-    for c in s:
-        o = ord(c)
-        if _BYTE_BASE + 0x80 <= o <= _BYTE_BASE + 0xFF:
-            raw.append(o - _BYTE_BASE)
-            continue
-        if raw:
-            out.append(raw.decode("utf-8", "replace"))
-            raw = bytearray()
-        out.append(c)
-    if raw:
-        out.append(raw.decode("utf-8", "replace"))
-    return "".join(out)
+    def decoded(run: Any) -> str:
+        return bytes(ord(c) - _BYTE_BASE for c in run.group()).decode("utf-8", "replace")
+    return _RAW_BYTES.sub(decoded, s)
 
 
 class Tree:
@@ -136,9 +127,8 @@ class _Parser:
 
     # tokens
     def next(self) -> Item:
-        item = self.items[min(self.i, len(self.items) - 1)]
+        item = self.last = self.peek()
         self.i += 1
-        self.last = item
         return item
 
     def backup(self, k: int = 1) -> None:
@@ -291,8 +281,7 @@ class _Parser:
             if typ in (T_IF, T_RANGE, T_WITH, T_BLOCK):
                 self.nesting -= 1
         self.backup()
-        token = self.peek()
-        return self.new(ActionNode(token.pos, self.pipeline("command", T_RDELIM)))
+        return self.new(ActionNode(self.peek().pos, self.pipeline("command", T_RDELIM)))
 
     def branch_control(self, token: Item, name: str, cls: type) -> Node:
         t = self.next_non_space()
@@ -306,8 +295,7 @@ class _Parser:
         peek = self.peek_non_space()
         if peek.typ == T_IF or (peek.typ == T_WITH and self.else_with):
             return self.new(_ElseNode(peek.pos))
-        token = self.expect(T_RDELIM, "else")
-        return self.new(_ElseNode(token.pos))
+        return self.new(_ElseNode(self.expect(T_RDELIM, "else").pos))
 
     def parse_control(self, allow_else_if: bool, context: str) -> Tuple[int, PipeNode, ListNode, Optional[ListNode]]:
         nvars = len(self.vars)
@@ -380,27 +368,21 @@ class _Parser:
                 break
             start = self.i
             self.next_non_space()
-            after = self.peek()
             nxt = self.peek_non_space()
-            if nxt.typ in (T_ASSIGN, T_DECLARE):
+            if nxt.typ not in (T_ASSIGN, T_DECLARE) and not (nxt.typ == T_CHAR and nxt.val == ","):
+                self.i = start
+                break
+            self.next_non_space()
+            pipe.decl.append(self.new(VariableNode(v.pos, v.val)))
+            self.vars.append(v.val)
+            if nxt.typ != T_CHAR:
                 pipe.is_assign = nxt.typ == T_ASSIGN
-                self.next_non_space()
-                pipe.decl.append(self.new(VariableNode(v.pos, v.val)))
-                self.vars.append(v.val)
-            elif nxt.typ == T_CHAR and nxt.val == ",":
-                self.next_non_space()
-                pipe.decl.append(self.new(VariableNode(v.pos, v.val)))
-                self.vars.append(v.val)
-                if context == "range" and len(pipe.decl) < 2:
-                    if self.peek_non_space().typ in (T_VARIABLE, T_RDELIM, T_RPAREN):
-                        continue
-                    self.errorf("range can only initialize variables")
-                self.errorf(f"too many declarations in {context}")
-            elif after.typ == T_SPACE:
-                self.i = start
-            else:
-                self.i = start
-            break
+                break
+            if context == "range" and len(pipe.decl) < 2:
+                if self.peek_non_space().typ in (T_VARIABLE, T_RDELIM, T_RPAREN):
+                    continue
+                self.errorf("range can only initialize variables")
+            self.errorf(f"too many declarations in {context}")
         while True:
             token = self.next_non_space()
             if token.typ == end:
@@ -505,8 +487,7 @@ class _Parser:
             try:
                 ch = unquote(text)
             except ValueError as exc:
-                first = _first_char_end(text)
-                if first is None:
+                if _first_char_end(text) is None:
                     self.errorf(str(exc))
                 self.errorf(f"malformed character constant: {text}")
             if len(ch) != 1:
@@ -603,14 +584,11 @@ _FLOAT_RE = re.compile(r"[+-]?(([0-9][0-9_]*)?\.?[0-9_]*([eE][+-]?[0-9_]+)?|0[xX
 def _parse_float(text: str) -> Optional[float]:
     if not _FLOAT_RE.match(text) or not any(c.isdigit() for c in text):
         return None
-    body = text.replace("_", "") if _underscores_ok(text.split(".")[0]) else None
-    if body is None:
+    if not _underscores_ok(text.split(".")[0]):
         return None
+    body = text.replace("_", "")
     try:
-        if body.lstrip("+-")[:2].lower() == "0x":
-            v = float.fromhex(body)
-        else:
-            v = float(body)
+        v = float.fromhex(body) if body.lstrip("+-")[:2].lower() == "0x" else float(body)
     except (ValueError, OverflowError):
         return None
     if v in (float("inf"), float("-inf")):

@@ -14,15 +14,15 @@ No input makes a match take more than time linear in the length of the text time
 pattern's program: there is no backtracking. A search runs a lazily built DFA forward to find where
 the leftmost-first match ends, a DFA of the reversed pattern backwards to find where it starts, and,
 only when submatches are wanted, a Pike VM (a Thompson NFA simulation carrying submatches) from that
-start. A pattern that is a plain literal is found with str.find. Each DFA keeps at most DFA_STATES states, DFA_TRANSITIONS transitions and DFA_THREADS
-instructions in its states; when full it starts again, so memory is bounded whatever the text, and
-compiled patterns are kept within CACHE_UNITS (characters plus instructions).
+start. A pattern that is a plain literal is found with str.find. Each DFA keeps at most DFA_STATES
+states, DFA_TRANSITIONS transitions and DFA_THREADS instructions in its states; when full it starts
+again, so memory is bounded whatever the text, and compiled patterns are kept within CACHE_UNITS
+(characters plus instructions).
 
 Cancellation: every call takes `check`, a callable given the number of steps (characters scanned or
 VM steps) done since its last call, called every CHECK_EVERY steps and once at the end of each scan
 (a plain literal's str.find is not counted); it may raise any exception to stop the match, which then
-propagates. `checking(fn)` sets one for the current
-thread for calls that pass none.
+propagates. `checking(fn)` sets one for the current thread for calls that pass none.
 
 Differences from Go: the text is Python code points, not UTF-8 bytes (the same thing for valid
 UTF-8); Unicode data is Python's unicodedata (Go 1.19 has Unicode 13, 1.24 has 15); Unicode
@@ -119,11 +119,8 @@ class _DFA:
         seen = set()
         found: List[int] = []
         matched = False
-        roots = list(st.kernel)
-        if st.starts:
-            roots.append(self.prog.start)
         stack: List[int] = []
-        for root in roots:
+        for root in st.kernel + ((self.prog.start,) if st.starts else ()):
             stack.append(root)
             while stack:
                 pc = stack.pop()
@@ -151,14 +148,7 @@ class _DFA:
         with self.lock:
             found, matched = self.closure(st, side_kind(c))
             arg, out = self.prog.arg, self.prog.out
-            nxt: List[int] = []
-            seen = set()
-            for pc in found:
-                if arg[pc].has(c):  # type: ignore[union-attr]
-                    t = out[pc]
-                    if t not in seen:
-                        seen.add(t)
-                        nxt.append(t)
+            nxt = dict.fromkeys(out[pc] for pc in found if arg[pc].has(c))  # type: ignore
             starts = st.starts and not matched and not self.longest
             if self.transitions >= DFA_TRANSITIONS:
                 self.reset()
@@ -175,11 +165,13 @@ class _DFA:
         return r
 
 
-def _run_check(check: Check, steps: int) -> None:
-    if check is None:
-        check = getattr(_local, "check", None)
-    if check is not None:
-        check(steps)
+def _no_check(steps: int) -> None:
+    pass
+
+
+def _checker(check: Check) -> Callable[[int], None]:
+    """`check`, else the thread's (see checking), else one that does nothing."""
+    return check if check is not None else getattr(_local, "check", None) or _no_check
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,9 +219,7 @@ class Regexp:
     def find_string_index(self, s: str, pos: int = 0, check: Check = None) -> Optional[Tuple[int, int]]:
         """Go's FindStringIndex from pos (what lies before pos still counts for ^, \\b): (start, end)."""
         end = self._end(s, pos, False, check)
-        if end < 0:
-            return None
-        return self._start(s, pos, end, check), end
+        return None if end < 0 else (self._start(s, pos, end, check), end)
 
     def find_string_submatch_index(self, s: str, pos: int = 0, check: Check = None) -> Optional[List[int]]:
         """Go's FindStringSubmatchIndex from pos: [start, end, start1, end1, ...], -1 for unset."""
@@ -247,15 +237,10 @@ class Regexp:
         if self._literal is not None and not expand:
             return src.replace(self._literal, repl)
         out: List[str] = []
-        last = 0
-        search = 0
-        n = len(src)
-        while search <= n:
-            if expand:
-                m = self.find_string_submatch_index(src, search, check)
-            else:
-                span = self.find_string_index(src, search, check)
-                m = list(span) if span else None
+        last = search = 0
+        while search <= len(src):
+            find = self.find_string_submatch_index if expand else self.find_string_index
+            m = find(src, search, check)
             if m is None:
                 break
             a, b = m[0], m[1]
@@ -305,8 +290,7 @@ class Regexp:
         position as soon as one is known (only whether there is one matters)."""
         if self._anchored and (pos > 0 or not s.startswith(self._anchored_prefix)):
             return -1
-        if check is None:
-            check = getattr(_local, "check", None)
+        check = _checker(check)
         n = len(s)
         dfa = self._forward
         prefix = self._prefix
@@ -314,9 +298,7 @@ class Regexp:
         st = dfa.start(side_kind(s[i - 1]) if i > 0 else EDGE)
         last = -1
         steps = 0
-        while True:
-            if st.dead:
-                break
+        while not st.dead:
             if prefix and not st.kernel and st.starts:  # no thread alive, no match yet: skip to the prefix
                 j = s.find(prefix, i)
                 if j < 0:
@@ -340,11 +322,10 @@ class Regexp:
                     break
             i += 1
             steps += 1
-            if steps >= CHECK_EVERY and check is not None:
+            if steps >= CHECK_EVERY:
                 check(steps)
                 steps = 0
-        if check is not None:
-            check(steps)
+        check(steps)
         return last
 
     def _start(self, s: str, bound: int, end: int, check: Check) -> int:
@@ -352,10 +333,9 @@ class Regexp:
         the reversed expression read backwards from end."""
         if self._width is not None:
             return end - self._width
-        dfa = self._backward
+        dfa, check = self._backward, _checker(check)
         st = dfa.state((dfa.prog.start,), side_kind(s[end]) if end < len(s) else EDGE, False)
-        best = end
-        i = end
+        best = i = end
         steps = 0
         while not st.dead:
             if i <= bound:
@@ -372,14 +352,14 @@ class Regexp:
             i -= 1
             steps += 1
             if steps >= CHECK_EVERY:
-                _run_check(check, steps)
+                check(steps)
                 steps = 0
-        _run_check(check, steps)
+        check(steps)
         return best
 
     def _submatches(self, s: str, start: int, check: Check) -> List[int]:  # noqa: C901 - the Pike VM
         """The leftmost-first match starting at start, with its submatches (a Pike VM)."""
-        prog = self._forward.prog
+        prog, check = self._forward.prog, _checker(check)
         op, out, arg = prog.op, prog.out, prog.arg
         n = len(s)
         nslots = 2 * (self.num_subexp + 1)
@@ -433,14 +413,14 @@ class Regexp:
                     add(nlist, seen, out[pc], caps, i + 1, after, na)
             steps += len(clist)
             if steps >= CHECK_EVERY:
-                _run_check(check, steps)
+                check(steps)
                 steps = 0
             if c is None:
                 break
             clist = nlist
             i += 1
             after = na
-        _run_check(check, steps)
+        check(steps)
         assert best is not None
         return best
 
@@ -461,15 +441,9 @@ def _extract(s: str) -> Tuple[Optional[str], int, str]:
         if i >= len(t) or t[i] != "}":
             return None, -1, s
         i += 1
-    num = 0
-    for ch in name:
-        if not ("0" <= ch <= "9") or num >= 100_000_000:
-            num = -1
-            break
-        num = num * 10 + ord(ch) - 48
-    if name[0] == "0" and len(name) > 1:
-        num = -1
-    return name, num, t[i:]
+    # Go reads a number of at most nine ASCII digits, without a leading 0
+    number = name.isascii() and name.isdigit() and len(name) <= 9
+    return name, int(name) if number and (name == "0" or name[0] != "0") else -1, t[i:]
 
 
 def _starts_with_bot(node: tuple) -> bool:
@@ -525,11 +499,7 @@ def _literal_prefix(node: tuple, skip_bot: bool = False) -> str:
             return True
         if k == "cat":
             return all(walk(x) for x in nd[1])
-        if k == "group":
-            return walk(nd[1])
-        if k == "cap":
-            return walk(nd[2])
-        return False
+        return k in ("group", "cap") and walk(children(nd)[0])
 
     walk(node)
     return "".join(out)

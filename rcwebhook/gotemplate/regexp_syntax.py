@@ -71,10 +71,8 @@ def _orbits() -> Dict[str, Tuple[str, ...]]:
                     groups.setdefault(f, []).append(ch)
                 orbits = {}
                 for key, members in groups.items():
-                    if key not in members:
-                        members.append(key)
-                    if len(members) > 1:
-                        t = tuple(sorted(set(members)))
+                    t = tuple(sorted(set(members) | {key}))
+                    if len(t) > 1:
                         for m in t:
                             orbits[m] = t
                 _fold_orbits = orbits
@@ -149,12 +147,8 @@ class _Set:
         r = self.memo.get(c)
         if r is not None:
             return r
-        r = False
-        for kind, data, neg, fold in self.items:
-            inside = any(self._item_has(kind, data, o) for o in _orbit(c)) if fold else self._item_has(kind, data, c)
-            if inside != neg:
-                r = True
-                break
+        r = any((any(self._item_has(kind, data, o) for o in _orbit(c)) if fold else
+                 self._item_has(kind, data, c)) != neg for kind, data, neg, fold in self.items)
         r = r != self.negated
         if len(self.memo) > 4096:
             self.memo.clear()
@@ -214,16 +208,12 @@ class Parser:
         """Parse alternatives from i up to an unmatched ')' or the end; return node, index, flags."""
         if depth > MAX_NESTING:
             raise syntax_error("expression nests too deeply", self.p)
-        branches = []
-        while True:
-            seq, i, flags = self.sequence(i, flags, depth)
+        seq, i, flags = self.sequence(i, flags, depth)
+        branches = [seq]
+        while i < len(self.p) and self.p[i] == "|":
+            seq, i, flags = self.sequence(i + 1, flags, depth)
             branches.append(seq)
-            if i < len(self.p) and self.p[i] == "|":
-                i += 1
-                continue
-            break
-        node = branches[0] if len(branches) == 1 else ("alt", branches)
-        return node, i, flags
+        return (branches[0] if len(branches) == 1 else ("alt", branches)), i, flags
 
     def sequence(self, i: int, flags: int, depth: int) -> Tuple[tuple, int, int]:  # noqa: C901 - one scanner
         p, n = self.p, len(self.p)
@@ -244,17 +234,14 @@ class Parser:
                     sub, i = self.group(j, new_flags, depth)
                     items.append(("group", sub))
                 else:
-                    name, j = named
                     self.ncap += 1
                     index = self.ncap
-                    self.names.append(name)
-                    sub, i = self.group(j, flags, depth)
+                    self.names.append(named[0])
+                    sub, i = self.group(named[1], flags, depth)
                     items.append(("cap", index, sub))
-            elif c == "^":
-                items.append(("assert", BOL if flags & _MULTI else BOT))
-                i += 1
-            elif c == "$":
-                items.append(("assert", EOL if flags & _MULTI else EOT))
+            elif c in "^$":
+                bol, eol = (BOL, EOL) if flags & _MULTI else (BOT, EOT)
+                items.append(("assert", bol if c == "^" else eol))
                 i += 1
             elif c == ".":
                 items.append(("any", bool(flags & _DOTNL)))
@@ -321,7 +308,6 @@ class Parser:
             hi, j = number(j + 1)
             if hi is None:
                 return None
-            hi = MAX_REPEAT + 1 if hi == -1 else hi
         else:
             hi = lo
         if j >= n or p[j] != "}":
@@ -355,10 +341,7 @@ class Parser:
             j += 1
             bit = {"i": _FOLD, "m": _MULTI, "s": _DOTNL, "U": _UNGREEDY}.get(c)
             if bit:
-                if sign > 0:
-                    on |= bit
-                else:
-                    off |= bit
+                on, off = (on | bit, off) if sign > 0 else (on, off | bit)
                 saw = True
                 continue
             if c == "-":
@@ -386,8 +369,7 @@ class Parser:
             if e == "Q":
                 end = p.find("\\E", i + 2)
                 lit = p[i + 2:] if end < 0 else p[i + 2:end]
-                for ch in lit:
-                    items.append(("set", _literal_set(ch, bool(flags & _FOLD))))
+                items.extend(("set", _literal_set(ch, bool(flags & _FOLD))) for ch in lit)
                 return n if end < 0 else end + 2
         s = _Set()
         j = self.unicode_class(i, flags, s)
@@ -436,9 +418,7 @@ class Parser:
             raise syntax_error("trailing backslash at end of expression", "")
         c = p[i + 1]
         j = i + 2
-        if c < "\x80" and not (c.isalnum() or c == "_"):
-            return c, j
-        if c == "_":
+        if c < "\x80" and not c.isalnum():  # punctuation and _ stand for themselves
             return c, j
         if c in "1234567" and not (j < n and "0" <= p[j] <= "7"):
             raise syntax_error("invalid escape sequence", p[i:j])
@@ -544,23 +524,17 @@ def _repeat_valid(node: tuple, n: int) -> bool:
             return False
         if m > 0:
             n //= m
-    for sub in children(node):
-        if not _repeat_valid(sub, n):
-            return False
-    return True
+    return all(_repeat_valid(sub, n) for sub in children(node))
+
+
+_CHILD_AT = {"cap": 2, "group": 1, "rep": 4}  # where the one child of these nodes is
 
 
 def children(node: tuple) -> Sequence[tuple]:
-    kind = node[0]
-    if kind in ("cat", "alt"):
+    if node[0] in ("cat", "alt"):
         return node[1]
-    if kind == "cap":
-        return (node[2],)
-    if kind == "group":
-        return (node[1],)
-    if kind == "rep":
-        return (node[4],)
-    return ()
+    at = _CHILD_AT.get(node[0])
+    return () if at is None else (node[at],)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -650,7 +624,7 @@ def compile_program(node: tuple, reverse: bool) -> Prog:
         tail = nxt
         if hi < 0:
             if lo == 0 and nullable(sub):  # (x+)? keeps Go's priorities when x matches empty (golang.org/issue/46123)
-                tail = quest(lambda t: loop(sub, t, greedy)[1], nxt, nxt, greedy)
+                tail = choice(lambda _: loop(sub, nxt, greedy)[1], nxt, greedy)[0]
             elif lo == 0:
                 tail = loop(sub, nxt, greedy)[0]
             else:
@@ -658,23 +632,21 @@ def compile_program(node: tuple, reverse: bool) -> Prog:
                 lo -= 1
         else:
             for _ in range(hi - lo):
-                tail = quest(lambda t: comp(sub, t), tail, nxt, greedy)
+                tail = choice(lambda _: comp(sub, tail), nxt, greedy)[0]
         for _ in range(lo):
             tail = comp(sub, tail)
         return tail
 
-    def quest(body: Callable[[int], int], into: int, nxt: int, greedy: bool) -> int:
+    def choice(body: Callable[[int], int], nxt: int, greedy: bool) -> Tuple[int, int]:
+        """A choice of body(the choice) or nxt, and the body's entry: x?, and round itself x*."""
         alt = prog.emit(ALT)
-        entry = body(into)
+        entry = body(alt)
         prog.out[alt], prog.arg[alt] = (entry, nxt) if greedy else (nxt, entry)
-        return alt
+        return alt, entry
 
     def loop(sub: tuple, nxt: int, greedy: bool) -> Tuple[int, int]:
         """x* and x+: the choice to go round (x*'s entry) and the body's entry (x+'s)."""
-        alt = prog.emit(ALT)
-        entry = comp(sub, alt)
-        prog.out[alt], prog.arg[alt] = (entry, nxt) if greedy else (nxt, entry)
-        return alt, entry
+        return choice(lambda alt: comp(sub, alt), nxt, greedy)
 
     prog.start = comp(node, match)
     return prog

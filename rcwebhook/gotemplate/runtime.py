@@ -70,26 +70,21 @@ _RESOLVED: dict = {}  # (receiver's class, name, compat) -> how the walker's eva
 
 def _resolve(receiver: Any, name: str, compat: str) -> tuple:
     """How eval_field finds `name` on a receiver of this class (what it does depends on the class only)."""
-    key = (type(receiver), name, compat)
-    if type(receiver) is Ptr:
+    method = None if type(receiver) is Ptr else _methods(receiver, compat).get(name)
+    if type(receiver) is Ptr or (method is not None and (method.params or method.variadic)):
         how: tuple = (_WALKER,)
+    elif method is not None:
+        how = (_METHOD, method.fn, method.wants_state)
+    elif isinstance(receiver, gv.TypedMap):
+        how = (_KEY,)
+    elif isinstance(receiver, gv.GoStruct) and name in receiver.FIELDS and \
+            type(receiver).field is gv.GoStruct.field:
+        how = (_FIELD,)
     else:
-        method = _methods(receiver, compat).get(name)
-        if method is None:
-            if isinstance(receiver, gv.TypedMap):
-                how = (_KEY,)
-            elif isinstance(receiver, gv.GoStruct) and name in receiver.FIELDS and \
-                    type(receiver).field is gv.GoStruct.field:
-                how = (_FIELD,)
-            else:
-                how = (_WALKER,)
-        elif not method.params and not method.variadic:
-            how = (_METHOD, method.fn, method.wants_state)
-        else:
-            how = (_WALKER,)
+        how = (_WALKER,)
     if len(_RESOLVED) > 10000:  # names come from templates: only a process rendering endless new ones gets here
         _RESOLVED.clear()
-    _RESOLVED[key] = how
+    _RESOLVED[(type(receiver), name, compat)] = how
     return how
 
 
@@ -125,10 +120,9 @@ def _getter(cls: type, name: str, how: tuple) -> Optional[Callable[[Any], Any]]:
         return operator.attrgetter(name)
     if kind == _METHOD and not how[2]:
         return how[1]
-    if kind == _KEY:
-        zero = cls.ELEM_ZERO
-        if cls.get is dict.get and cls.__getitem__ is dict.__getitem__ and cls.__contains__ is dict.__contains__:
-            return operator.methodcaller("get", name, zero)
+    if kind == _KEY and cls.get is dict.get and cls.__getitem__ is dict.__getitem__ and \
+            cls.__contains__ is dict.__contains__:
+        return operator.methodcaller("get", name, cls.ELEM_ZERO)
     return None
 
 
@@ -142,21 +136,10 @@ def method(st: Any, receiver: Any, name: str, argv: tuple, final: Any, known: Di
         argv = argv + (final,)
     how = known.get(type(receiver))
     if how is None:
-        if receiver is None or type(receiver) is Ptr:
+        found = None if type(receiver) is Ptr else _methods(receiver, st.compat).get(name)
+        if found is None or not found.takes(len(argv)):
             raise Fallback()
-        found = _methods(receiver, st.compat).get(name)
-        if found is None:
-            raise Fallback()
-        params = found.params
-        if found.variadic:
-            if len(argv) < len(params) - 1:
-                raise Fallback()
-            types = tuple(params[:-1]) + (params[-1],) * (len(argv) - len(params) + 1)
-        elif len(argv) != len(params):
-            raise Fallback()
-        else:
-            types = tuple(params)
-        how = (found.fn, found.wants_state, types)
+        how = (found.fn, found.wants_state, tuple(found.types(len(argv))))
         if not found.variadic and len(known) < 64:
             known[type(receiver)] = how
     fn, wants_state, types = how
@@ -167,28 +150,11 @@ def method(st: Any, receiver: Any, name: str, argv: tuple, final: Any, known: Di
                      for i, (v, t) in enumerate(zip(argv, types)))
         if MISSING in argv:
             raise Fallback()  # a literal the walker refuses for this type
-    checked = tuple(v if t in FREE or (t == "string" and type(v) is str) else st.validate_type(v, t)
-                    for v, t in zip(argv, types))
+    checked = tuple(valid(st, v, t) for v, t in zip(argv, types))
     return fn(st, receiver, *checked) if wants_state else fn(receiver, *checked)
 
 
 # --- statements ------------------------------------------------------------------------------
-
-def range_items(v: Any, compat: str, ndecl: int) -> Any:
-    """What `range` goes over, as (index, element) pairs, for `ndecl` declared variables; None for
-    nothing (its else). Anything Go ranges over otherwise, or refuses, is the walker's."""
-    while type(v) is Ptr:
-        v = v.elem
-    if isinstance(v, list):
-        return enumerate(v) if v else None
-    if isinstance(v, dict):
-        return [(key, v[key]) for key in sorted(v)] if v else None
-    if v is None:
-        return None
-    if type(v) is int and compat != "0.25" and ndecl <= 1:
-        return zip(range(v), range(v)) if v > 0 else None  # counted as they run: never made ahead
-    raise Fallback()
-
 
 def template(st: Any, name: str, dot: Any) -> None:
     """{{template name dot}}: the named tree, compiled, with its own `$`; the steps and output go on."""

@@ -7,9 +7,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 from .funcs import GoError
-from .gotime import DAYS, MONTHS, GoTime, next_std
-
-_DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365)
+from .gotime import DAYS, DAYS_BEFORE, MONTHS, GoTime, next_std
 
 
 class _BadParse(Exception):
@@ -99,14 +97,19 @@ def _zone_name_length(value: str) -> int:
     return 0
 
 
-def _next_chunk(layout: str, i: int) -> str:
-    """The next standard chunk of the layout from layout[i:] on (Go's nextStdChunk), or ''."""
-    while i < len(layout):
-        std, size = next_std(layout, i)
-        if std and size:
-            return std
+def _chunk_at(layout: str, i: int) -> int:
+    """Where the layout's next standard chunk from i on starts (Go's nextStdChunk), or its end."""
+    while i < len(layout) and not all(next_std(layout, i)):
         i += 1
-    return ""
+    return i
+
+
+def _fraction(value: str) -> Tuple[int, str]:
+    """Nanoseconds of the fraction (. or , then digits) opening `value`, and the rest of it."""
+    n = 2
+    while _digit(value, n):
+        n += 1
+    return _nanoseconds(value, n), value[n:]
 
 
 def parse_layout(layout: str, value: str) -> GoTime:
@@ -127,12 +130,7 @@ def parse_layout(layout: str, value: str) -> GoTime:
     pm = am = False
     i = 0
     while True:
-        start = i
-        while i < len(layout):
-            std, size = next_std(layout, i)
-            if std and size:
-                break
-            i += 1
+        start, i = i, _chunk_at(layout, i)
         prefix = layout[start:i]
         value, matched = _skip(value, prefix)
         if not matched:
@@ -191,11 +189,9 @@ def parse_layout(layout: str, value: str) -> GoTime:
                 if not 0 <= sec < 60:
                     range_error = "second"
                 elif len(value) >= 2 and value[0] in ".," and _digit(value, 1):
-                    if _next_chunk(layout, i)[:1] not in (".", ","):  # a fraction the layout does not name
-                        n = 2
-                        while _digit(value, n):
-                            n += 1
-                        nsec, value = _nanoseconds(value, n), value[n:]
+                    j = _chunk_at(layout, i)
+                    if layout[j:j + 1] not in (".", ","):  # a fraction the layout does not name
+                        nsec, value = _fraction(value)
             elif std in ("PM", "pm"):
                 if len(value) < 2:
                     raise _BadParse
@@ -210,28 +206,13 @@ def parse_layout(layout: str, value: str) -> GoTime:
                 if std[0] == "Z" and value[:1] == "Z":
                     value, utc = value[1:], True
                 else:
-                    body = std[1:]
-                    if body in ("07:00",):
-                        if len(value) < 6 or value[3] != ":":
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], value[4:6], "00", value[6:]
-                    elif body == "07":
-                        if len(value) < 3:
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], "00", "00", value[3:]
-                    elif body == "07:00:00":
-                        if len(value) < 9 or value[3] != ":" or value[6] != ":":
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], value[4:6], value[7:9], value[9:]
-                    elif body == "070000":
-                        if len(value) < 7:
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], value[3:5], value[5:7], value[7:]
-                    else:
-                        if len(value) < 5:
-                            raise _BadParse
-                        sign, hh, mm, ss, value = value[0], value[1:3], value[3:5], "00", value[5:]
-                    h, m, s = (_getnum(x, True)[0] for x in (hh, mm, ss))
+                    body = std[1:]  # the shape after the sign: 07, 0700, 07:00, 070000 or 07:00:00
+                    if len(value) <= len(body) or \
+                            any(value[k + 1] != ":" for k, b in enumerate(body) if b == ":"):
+                        raise _BadParse
+                    digits = "".join(c for c, b in zip(value[1:], body) if b != ":").ljust(6, "0")
+                    sign, value = value[0], value[len(body) + 1:]
+                    h, m, s = (_getnum(digits[k:k + 2], True)[0] for k in (0, 2, 4))
                     if h > 24:
                         range_error = "time zone offset hour"
                     if m > 60:
@@ -256,10 +237,7 @@ def parse_layout(layout: str, value: str) -> GoTime:
                         raise _BadParse
                     nsec, value = _nanoseconds(value, digits), value[digits:]
                 elif len(value) >= 2 and value[0] in ".," and _digit(value, 1):
-                    n = 1
-                    while _digit(value, n):
-                        n += 1
-                    nsec, value = _nanoseconds(value, n), value[n:]
+                    nsec, value = _fraction(value)
         except _BadParse:
             raise fail(std, hold) from None
         if range_error:
@@ -280,9 +258,9 @@ def parse_layout(layout: str, value: str) -> GoTime:
             raise fail("", value, ": day-of-year out of range")
         if m == 0:
             m = (yday - 1) // 31 + 1
-            if _DAYS_BEFORE[m] < yday:
+            if DAYS_BEFORE[m] < yday:
                 m += 1
-            d = yday - _DAYS_BEFORE[m - 1]
+            d = yday - DAYS_BEFORE[m - 1]
         if month >= 0 and month != m:
             raise fail("", value, ": day-of-year does not match month")
         month = m
@@ -292,7 +270,7 @@ def parse_layout(layout: str, value: str) -> GoTime:
     else:
         month = 1 if month < 0 else month
         day = 1 if day < 0 else day
-    days_in = 29 if month == 2 and leap else _DAYS_BEFORE[month] - _DAYS_BEFORE[month - 1]
+    days_in = 29 if month == 2 and leap else DAYS_BEFORE[month] - DAYS_BEFORE[month - 1]
     if not 1 <= day <= days_in:
         raise fail("", value, ": day out of range")
     sec_of_day = hour * 3600 + minute * 60 + sec

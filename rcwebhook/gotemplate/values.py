@@ -11,8 +11,8 @@ import functools
 import math
 from typing import Any, List, Optional, Tuple
 
-from .gotime import (DAYS, MONTHS, UTC, Duration, GoTime, Location, Month, Weekday, duration_string,
-                     location_of, time_string)
+from .gotime import (DAYS, MONTHS, UTC, Duration, GoTime, Int64, Location, Month, Weekday,
+                     duration_string, location_of, time_string)
 
 # ---------------------------------------------------------------------------------------------
 # Typed values
@@ -67,81 +67,38 @@ class Uint8(int):
     """A byte (what index gives for a string)."""
 
 
+# a value's Go type name and reflect kind: those of the first class here it is an instance of
+_GO_TYPES = ((type(None), "<nil>"), (bool, "bool"), (Duration, "time.Duration"), (Uint8, "uint8"),
+             (Month, "time.Month"), (Weekday, "time.Weekday"), (Int64, "int64"), (int, "int"),
+             (float, "float64"), (complex, "complex128"), (HTML, "template.HTML"),
+             (URL, "template.URL"), (str, "string"), (GoTime, "time.Time"),
+             (Location, "*time.Location"), (list, "[]interface {}"),
+             (dict, "map[string]interface {}"))
+_KINDS = ((type(None), "invalid"), (bool, "bool"), (Uint8, "uint"), (int, "int"), (float, "float"),
+          (complex, "complex"), (str, "string"), (list, "slice"), (dict, "map"),
+          ((Ptr, Location), "ptr"))
 _TYPE_NAMES: dict = {}  # Python class -> Go type name, for the classes whose name is their class's
+_KINDS_OF: dict = {}
 
 
 def type_name(v: Any) -> str:
     """Go's name of the type of `v` (as %T and error messages print it)."""
     name = _TYPE_NAMES.get(type(v))
-    if name is not None:
-        return name
-    name = _type_name(v)
-    if not isinstance(v, Ptr):  # a pointer's name is its element's
+    if name is None and isinstance(v, Ptr):  # a pointer's name is its element's: never kept
+        return "*" + type_name(v.elem)
+    if name is None:
+        name = v.TYPE if isinstance(v, (GoStruct, TypedSlice, TypedMap)) else \
+            next((n for cls, n in _GO_TYPES if isinstance(v, cls)), type(v).__name__)
         _TYPE_NAMES[type(v)] = name
     return name
 
 
-def _type_name(v: Any) -> str:
-    if v is None:
-        return "<nil>"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, Duration):
-        return "time.Duration"
-    if isinstance(v, Uint8):
-        return "uint8"
-    if isinstance(v, Month):
-        return "time.Month"
-    if isinstance(v, Weekday):
-        return "time.Weekday"
-    if isinstance(v, int):
-        return getattr(v, "GO_TYPE", "int")
-    if isinstance(v, float):
-        return "float64"
-    if isinstance(v, complex):
-        return "complex128"
-    if isinstance(v, HTML):
-        return "template.HTML"
-    if isinstance(v, URL):
-        return "template.URL"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, GoTime):
-        return "time.Time"
-    if isinstance(v, Location):
-        return "*time.Location"
-    if isinstance(v, Ptr):
-        return "*" + type_name(v.elem)
-    if isinstance(v, (GoStruct, TypedSlice, TypedMap)):
-        return v.TYPE
-    if isinstance(v, list):
-        return "[]interface {}"
-    if isinstance(v, dict):
-        return "map[string]interface {}"
-    return type(v).__name__
-
-
 def kind(v: Any) -> str:
-    """Go's reflect kind: invalid, bool, int, float, complex, string, slice, map, struct, ptr."""
-    if v is None:
-        return "invalid"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, complex):
-        return "complex"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "slice"
-    if isinstance(v, dict):
-        return "map"
-    if isinstance(v, (Ptr, Location)):
-        return "ptr"
-    return "struct"
+    """Go's reflect kind: invalid, bool, (u)int, float, complex, string, slice, map, struct, ptr."""
+    k = _KINDS_OF.get(type(v))
+    if k is None:
+        k = _KINDS_OF[type(v)] = next((k for cls, k in _KINDS if isinstance(v, cls)), "struct")
+    return k
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +137,7 @@ def format_v(v: Any, compat: str, depth: int = 0, plus: bool = False) -> str:
     if isinstance(v, float):
         return format_float(v, "g", -1)
     if isinstance(v, complex):
-        return "(" + format_float(v.real, "g", -1) + _signed(format_float(v.imag, "g", -1)) + "i)"
+        return _complex(v)
     if isinstance(v, str):
         return str(v)
     if isinstance(v, Ptr):
@@ -190,20 +147,23 @@ def format_v(v: Any, compat: str, depth: int = 0, plus: bool = False) -> str:
     if isinstance(v, list):
         return "[" + " ".join(format_v(x, compat, depth + 1, plus) for x in v) + "]"
     if isinstance(v, dict):
-        items = sorted(v.items(), key=lambda kv: kv[0])
         return "map[" + " ".join(f"{format_v(k, compat, depth + 1, plus)}:{format_v(x, compat, depth + 1, plus)}"
-                                 for k, x in items) + "]"
+                                 for k, x in sorted(v.items())) + "]"
     if isinstance(v, GoStruct):
-        parts = []
-        for name in v.FIELDS:
-            text = format_v(v.field(name), compat, depth + 1, plus)
-            parts.append(f"{name}:{text}" if plus else text)
-        return "{" + " ".join(parts) + "}"
+        texts = ((name, format_v(v.field(name), compat, depth + 1, plus)) for name in v.FIELDS)
+        return "{" + " ".join(f"{name}:{text}" if plus else text for name, text in texts) + "}"
     return str(v)
 
 
-def _signed(text: str) -> str:
-    return text if text.startswith(("-", "+")) else "+" + text
+def _complex(v: complex) -> str:
+    imag = format_float(v.imag, "g", -1)
+    sign = "" if imag.startswith(("-", "+")) else "+"
+    return "(" + format_float(v.real, "g", -1) + sign + imag + "i)"
+
+
+def _sign(f: float) -> str:
+    """Go's sign of a float that is not NaN: "-" for a negative one and for -0."""
+    return "-" if math.copysign(1, f) < 0 else ""
 
 
 def format_float(f: float, verb: str, prec: int) -> str:
@@ -225,11 +185,10 @@ def format_float(f: float, verb: str, prec: int) -> str:
     # g, G
     if prec < 0:
         digits, exp = _shortest(f)  # f = 0.digits * 10**exp
-        eprec = 6  # strconv's rule for the shortest form: %e when the exponent is < -4 or >= 6
         x = exp - 1
-        if x < -4 or x >= eprec:
+        if x < -4 or x >= 6:  # strconv's rule for the shortest form
             mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-            out = f"{'-' if f < 0 or (f == 0 and math.copysign(1, f) < 0) else ''}{mant}e{'+' if x >= 0 else '-'}{abs(x):02d}"
+            out = f"{_sign(f)}{mant}e{'+' if x >= 0 else '-'}{abs(x):02d}"
             return out.upper() if verb == "G" else out
         return _plain(f, digits, exp)
     if prec == 0:
@@ -249,7 +208,7 @@ def _shortest(f: float) -> Tuple[str, int]:
 
 
 def _plain(f: float, digits: str, exp: int) -> str:
-    sign = "-" if f < 0 or (f == 0 and math.copysign(1, f) < 0) else ""
+    sign = _sign(f)
     if exp <= 0:
         return sign + "0." + "0" * (-exp) + digits
     if exp >= len(digits):
@@ -264,13 +223,10 @@ def _plain(f: float, digits: str, exp: int) -> str:
 def sprint(args: List[Any], compat: str) -> str:
     """fmt.Sprint: spaces between operands when neither side is a string."""
     out = []
-    prev_string = False
     for i, a in enumerate(args):
-        is_string = isinstance(a, str)
-        if i > 0 and not is_string and not prev_string:
+        if i > 0 and not isinstance(a, str) and not isinstance(args[i - 1], str):
             out.append(" ")
         out.append(format_v(a, compat))
-        prev_string = is_string
     return "".join(out)
 
 
@@ -297,17 +253,6 @@ def _bad(verb: str, a: Any, compat: str, plus: bool = False, pad: Optional["_Pad
     return _Padded(f"%!{verb}({type_name(a)}={text})")
 
 
-def _pad(text: str, width: Optional[int], minus: bool, zero: bool = False) -> str:
-    if width is None or len(text) >= width:
-        return text
-    if minus:
-        return text + " " * (width - len(text))
-    if zero:
-        sign = text[0] if text[:1] in ("+", "-") else ""
-        return sign + "0" * (width - len(text)) + text[len(sign):]
-    return " " * (width - len(text)) + text
-
-
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
             "\t": "\\t", "\v": "\\v"}
 
@@ -323,15 +268,8 @@ def go_quote(s: str, ascii_only: bool = False) -> str:
             out.append(_ESCAPES[ch])
         elif o < 0x20 or o == 0x7F:
             out.append(f"\\x{o:02x}")
-        elif o < 0x80:
-            out.append(ch)
-        elif ascii_only or not ch.isprintable() or 0xD800 <= o <= 0xDFFF:
-            if o == 0xFFFD and not ascii_only:
-                out.append(ch)
-            elif o < 0x10000:
-                out.append(f"\\u{o:04x}")
-            else:
-                out.append(f"\\U{o:08x}")
+        elif o >= 0x80 and (ascii_only or not ch.isprintable()):  # (surrogates are not printable)
+            out.append(f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
         else:
             out.append(ch)
     out.append('"')
@@ -384,10 +322,9 @@ def sprintf(fmt: str, args: List[Any], compat: str) -> str:
         if argi >= len(args):
             out.append(f"%!{verb}(MISSING)")
             continue
-        a = args[argi]
-        argi += 1
         pad = _Pad(width, minus, zero and not minus)
-        out.append(_one(verb, a, prec, plus, sharp, space, compat, pad))
+        out.append(_one(verb, args[argi], prec, plus, sharp, space, compat, pad))
+        argi += 1
     if argi < len(args):
         extra = ", ".join("<nil>" if a is None else f"{type_name(a)}={format_v(a, compat)}" for a in args[argi:])
         out.append(f"%!(EXTRA {extra})")
@@ -425,7 +362,7 @@ def _float_b_x(f: float, verb: str, prec: Optional[int]) -> str:
     """strconv's 'b' (decimal mantissa, binary exponent) and 'x'/'X' (hexadecimal) float formats."""
     if math.isnan(f) or math.isinf(f):
         return format_float(f, "g", -1)
-    sign = "-" if f < 0 or (f == 0 and math.copysign(1, f) < 0) else ""
+    sign = _sign(f)
     f = abs(f)
     if verb == "b":
         if f == 0:
@@ -477,22 +414,11 @@ def _sharp_float(num: str, verb: str, prec: Optional[int]) -> str:
     digits = (6 if prec is None else prec) if verb in "vgGx" else 0
     sign = num[0] if num[:1] in ("+", "-") else ""
     body = num[len(sign):]
-    tail = ""
-    seen_point = saw_nonzero = False
-    out = []
-    for i, ch in enumerate(body):
-        if ch == ".":
-            seen_point = True
-        elif ch in "pP" or (ch in "eE" and verb not in "xX"):
-            tail = body[i:]
-            break
-        else:
-            saw_nonzero = saw_nonzero or ch != "0"
-            if saw_nonzero:
-                digits -= 1
-        out.append(ch)
-    text = "".join(out)
-    if not seen_point:
+    exponent = "pP" if verb in "xX" else "pPeE"
+    cut = next((i for i, ch in enumerate(body) if ch in exponent), len(body))
+    text, tail = body[:cut], body[cut:]
+    digits -= len(text.replace(".", "").lstrip("0"))  # the digits from the first that is not 0 on
+    if "." not in text:
         if text == "0":
             digits -= 1
         text += "."
@@ -512,7 +438,15 @@ class _Pad:
         self.width, self.minus, self.zero = width, minus, zero
 
     def __call__(self, text: str, zero_ok: bool = True) -> str:
-        return _pad(text, self.width, self.minus, self.zero and zero_ok)
+        width = self.width
+        if width is None or len(text) >= width:
+            return text
+        if self.minus:
+            return text + " " * (width - len(text))
+        if self.zero and zero_ok:
+            sign = text[0] if text[:1] in ("+", "-") else ""
+            return sign + "0" * (width - len(text)) + text[len(sign):]
+        return " " * (width - len(text)) + text
 
 
 _NOPAD = _Pad()
@@ -557,21 +491,13 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
         return "'" + go_quote(ch, plus)[1:-1].replace("\\\"", "\"").replace("'", "\\'") + "'"
     if verb == "s" or verb == "q":
         s = stringer(a, compat)
-        if s is None:
-            if isinstance(a, str):
-                s = str(a)
-            else:
-                return _bad(verb, a, compat, plus, pad, prec)
-        if prec is not None:
-            s = s[:prec]
-        if verb == "q":
-            return go_quote(s, plus)
-        return s
-    if verb == "t":
-        if isinstance(a, bool):
-            return "true" if a else "false"
-        return _bad(verb, a, compat, plus, pad, prec)
-    if isinstance(a, bool):
+        if s is None and not isinstance(a, str):
+            return _bad(verb, a, compat, plus, pad, prec)
+        s = (str(a) if s is None else s)[:prec]
+        return go_quote(s, plus) if verb == "q" else s
+    if verb == "t" and isinstance(a, bool):
+        return "true" if a else "false"
+    if verb == "t" or isinstance(a, bool):
         return _bad(verb, a, compat, plus, pad, prec)
     if verb in "dboxXcU":
         if isinstance(a, int):
@@ -580,18 +506,14 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
                 return chr(v) if 0 <= v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF else "\ufffd"
             if verb == "U":
                 return f"U+{v:04X}"
-            s = format(abs(v), verb)  # d, b, o, x and X are Python's format codes too
-            if prec is not None and len(s) < prec:
-                s = "0" * (prec - len(s)) + s
+            s = format(abs(v), verb).zfill(prec or 0)  # d, b, o, x, X: Python's format codes too
             if sharp and verb in "xX":
-                s = ("0x" if verb == "x" else "0X") + s
+                s = "0" + verb + s
             sign = "-" if v < 0 else ("+" if plus else (" " if space else ""))
             return sign + s
         if verb in "xX" and (isinstance(a, str) or stringer(a, compat) is not None):
             data = (str(a) if isinstance(a, str) else stringer(a, compat)).encode("utf-8", "surrogatepass")
-            if prec is not None:
-                data = data[:prec]
-            s = data.hex()
+            s = data[:prec].hex()
             s = ("0x" + s if sharp and s else s)
             return s.upper() if verb == "X" else s
         if verb in "bxX" and isinstance(a, float):
@@ -654,7 +576,7 @@ def format_sharp_v(v: Any, compat: str, top: bool = True) -> str:
     if isinstance(v, float):
         return format_float(v, "g", -1)
     if isinstance(v, complex):
-        return "(" + format_float(v.real, "g", -1) + _signed(format_float(v.imag, "g", -1)) + "i)"
+        return _complex(v)
     if isinstance(v, str):
         return go_quote(str(v))
     if isinstance(v, GoTime):
@@ -673,9 +595,8 @@ def format_sharp_v(v: Any, compat: str, top: bool = True) -> str:
         return type_name(v) + "{" + ", ".join(format_sharp_v(x, compat, typed) for x in v) + "}"
     if isinstance(v, dict):
         typed = isinstance(v, TypedMap)
-        items = sorted(v.items(), key=lambda kv: kv[0])
         return type_name(v) + "{" + ", ".join(f"{format_sharp_v(k, compat)}:{format_sharp_v(x, compat, typed)}"
-                                              for k, x in items) + "}"
+                                              for k, x in sorted(v.items())) + "}"
     if isinstance(v, GoStruct):
         return v.TYPE + "{" + ", ".join(f"{name}:{format_sharp_v(v.field(name), compat, False)}"
                                         for name in v.FIELDS) + "}"
