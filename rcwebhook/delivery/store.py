@@ -13,6 +13,7 @@ What a client chooses the size of is kept under a digest: a thread under its gro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS posted_run (id INTEGER PRIMARY KEY, records BLOB NOT 
 """
 
 Row = Tuple[str, str, State, float, float]  # route, alert key, state, posted at, confirmed at
+_SAVE_STATE = "INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_SAVE_THREAD = "INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def hook_id(url: str) -> str:
@@ -149,12 +152,9 @@ class Store:
                     aside = path.with_name(f"{FILE_NAME}.corrupt-{int(self.wall())}")
                     log.error("The state database %s is corrupt (%s): moved it aside to %s and started a new one",
                               path, exc, aside.name)
-                    try:
+                    with contextlib.suppress(OSError):
                         os.replace(path, aside)
-                        for suffix in ("-wal", "-shm"):
-                            Path(str(path) + suffix).unlink(missing_ok=True)
-                    except OSError:
-                        pass
+                        _remove_log(path)
                     continue
                 self._fail(f"cannot be opened: {exc}")
                 return
@@ -174,10 +174,8 @@ class Store:
 
     def _close_db(self) -> None:
         if self.db is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken database must not fail too
                 self.db.close()
-            except Exception:  # noqa: BLE001 - closing a broken database must not fail too
-                pass
         self.db = None
 
     def _run(self, what: str, work: Work) -> object:
@@ -200,10 +198,8 @@ class Store:
                 if not _is_locked(exc):
                     self._fail(f"failed while {what}: {exc}")
                     return None
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     self.db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
                 self.on_error()
                 if not self.locked:
                     log.error("The state database %s is locked by another process (%s): changes wait in memory "
@@ -292,11 +288,7 @@ class Store:
         with self.lock:
             self._close_db()
             if what == "deleted":  # a write-ahead log left without its database must not meet the new one
-                for suffix in ("-wal", "-shm"):
-                    try:
-                        Path(str(path) + suffix).unlink()
-                    except OSError:
-                        pass
+                _remove_log(path)
             self._open()
         if self.db is None:
             return  # _fail said why
@@ -306,8 +298,7 @@ class Store:
         self.on_error()
         states = [_state_values(row) for row in rows]
         self._run("writing the state held in memory", lambda db: (
-            db.executemany("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", states),
-            db.executemany("INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)", threads),
+            db.executemany(_SAVE_STATE, states), db.executemany(_SAVE_THREAD, threads),
             db.executemany("INSERT OR REPLACE INTO posted_run VALUES (?, ?)", runs),
             db.executemany("INSERT INTO hook_post VALUES (?, ?)",
                            [(hook, sent) for hook, sent_at in self.posts.items() for sent in sent_at])))
@@ -322,33 +313,33 @@ class Store:
                     return
                 self.cond.wait(left)
 
+    def _read(self, what: str, query: str, *parameters: float) -> list:
+        """Return the rows of `query`, once the queued writes are written; none when the database failed."""
+        self._settle()
+        return self._run(what, lambda db: db.execute(query, parameters).fetchall()) or []
+
     # --- alert states ------------------------------------------------------------------
 
     def load_states(self) -> List[Row]:
         """Return the posted states kept from earlier runs."""
-        self._settle()
-        rows = self._run("reading the alert states", lambda db: db.execute(
-            "SELECT route, alert, status, starts, ends, asof, posted_at, confirmed_at FROM alert_state "
-            "ORDER BY posted_at").fetchall())
-        return [(r[0], r[1], State(r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows or ()]
+        rows = self._read("reading the alert states", "SELECT route, alert, status, starts, ends, asof, posted_at, "
+                          "confirmed_at FROM alert_state ORDER BY posted_at")
+        return [(r[0], r[1], State(*r[2:6]), r[6], r[7]) for r in rows]
 
     def save_states(self, rows: Iterable[Row]) -> None:
         """Remember posted (or acknowledged) states."""
         values = [_state_values(row) for row in rows]
         if values:
-            self._submit("saving alert states", lambda db: db.executemany(
-                "INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values),
-                sum(_size(v) for v in values))
+            self._submit("saving alert states", lambda db: db.executemany(_SAVE_STATE, values),
+                         sum(_size(v) for v in values))
 
     # --- threads ---------------------------------------------------------------------------
 
     def load_threads(self, since: float) -> List[ThreadRow]:
         """Return the open threads whose last post is after `since`."""
-        self._settle()
-        rows = self._run("reading the threads", lambda db: db.execute(
-            "SELECT hook, group_key, root, started, last_post, alerts FROM thread WHERE last_post >= ? "
-            "ORDER BY last_post", (since,)).fetchall())
-        return [ThreadRow(*row) for row in rows or ()]
+        return [ThreadRow(*row) for row in self._read(
+            "reading the threads", "SELECT hook, group_key, root, started, last_post, alerts FROM thread "
+            "WHERE last_post >= ? ORDER BY last_post", since)]
 
     def save_threads(self, opened: Iterable[ThreadRow], ended: Iterable[Tuple[str, str]]) -> None:
         """Remember opened or changed threads and forget ended ones, in one transaction."""
@@ -357,7 +348,7 @@ class Store:
             return
 
         def save(db) -> None:
-            db.executemany("INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)", opened)
+            db.executemany(_SAVE_THREAD, opened)
             db.executemany("DELETE FROM thread WHERE hook = ? AND group_key = ?", ended)
 
         self._submit("saving threads", save, sum(_size(v) for v in opened) + sum(_size(v) for v in ended))
@@ -366,10 +357,8 @@ class Store:
 
     def load_runs(self) -> List[Tuple[int, bytes]]:
         """Return the runs of compact records kept from earlier runs, oldest first."""
-        self._settle()
-        rows = self._run("reading the record of posted states", lambda db: db.execute(
-            "SELECT id, records FROM posted_run ORDER BY id").fetchall())
-        return [(ident, bytes(records)) for ident, records in rows or ()]
+        return [(ident, bytes(records)) for ident, records in self._read(
+            "reading the record of posted states", "SELECT id, records FROM posted_run ORDER BY id")]
 
     def save_runs(self, runs: List[Tuple[int, bytes]]) -> None:
         """Keep exactly these runs: write the new ones, forget those merged or dropped."""
@@ -388,10 +377,8 @@ class Store:
     # --- pacing ---------------------------------------------------------------------------
 
     def _load_posts(self) -> None:
-        rows = self._run("reading the hooks' posts", lambda db: db.execute(
-            "SELECT hook, sent_at FROM hook_post WHERE sent_at >= ? ORDER BY sent_at",
-            (self.wall() - PACING_TTL,)).fetchall())
-        for hook, sent_at in rows or ():
+        for hook, sent_at in self._read("reading the hooks' posts", "SELECT hook, sent_at FROM hook_post "
+                                        "WHERE sent_at >= ? ORDER BY sent_at", self.wall() - PACING_TTL):
             self._keep_post(hook, sent_at)
 
     def _keep_post(self, hook: str, sent_at: float) -> None:
@@ -416,19 +403,16 @@ class Store:
     # --- upkeep -----------------------------------------------------------------------------
 
     def _prune(self) -> None:
-        """Forget what is too old, and the oldest rows beyond MAX_STATES."""
+        """Forget what is too old, and the oldest rows of each table beyond its bound."""
         now = self.wall()
 
         def prune(db) -> None:
-            db.execute("DELETE FROM alert_state WHERE posted_at < ?", (now - STATE_TTL,))
-            db.execute("DELETE FROM alert_state WHERE rowid IN (SELECT rowid FROM alert_state "
-                       "ORDER BY posted_at DESC LIMIT -1 OFFSET ?)", (MAX_STATES,))
-            db.execute("DELETE FROM hook_post WHERE sent_at < ?", (now - PACING_TTL,))
-            db.execute("DELETE FROM hook_post WHERE rowid IN (SELECT rowid FROM hook_post "
-                       "ORDER BY sent_at DESC LIMIT -1 OFFSET ?)", (MAX_HOOK_POSTS,))
-            db.execute("DELETE FROM thread WHERE last_post < ?", (now - self.thread_ttl,))
-            db.execute("DELETE FROM thread WHERE rowid IN (SELECT rowid FROM thread "
-                       "ORDER BY last_post DESC LIMIT -1 OFFSET ?)", (MAX_THREADS,))
+            for table, column, ttl, most in (("alert_state", "posted_at", STATE_TTL, MAX_STATES),
+                                             ("hook_post", "sent_at", PACING_TTL, MAX_HOOK_POSTS),
+                                             ("thread", "last_post", self.thread_ttl, MAX_THREADS)):
+                db.execute(f"DELETE FROM {table} WHERE {column} < ?", (now - ttl,))
+                db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                           f"ORDER BY {column} DESC LIMIT -1 OFFSET ?)", (most,))
 
         self._run("pruning", prune)
 
@@ -439,10 +423,8 @@ class Store:
             return 0
         total = 0
         for name in (str(path), str(path) + "-wal"):
-            try:
+            with contextlib.suppress(OSError):
                 total += os.stat(name).st_size
-            except OSError:
-                pass
         return total
 
     def close(self) -> None:
@@ -489,11 +471,16 @@ def _migrate(db, version: int) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+def _remove_log(path: Path) -> None:
+    """Remove the write-ahead log (and its index) of the database at `path`."""
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            Path(f"{path}{suffix}").unlink()
+
+
 def _is_locked(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    return any(word in str(exc).lower() for word in ("locked", "busy"))
 
 
 def _is_corruption(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "malformed" in text or "not a database" in text or "quick_check" in text or "corrupt" in text
+    return any(word in str(exc).lower() for word in ("malformed", "not a database", "quick_check", "corrupt"))
