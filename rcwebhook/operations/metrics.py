@@ -5,6 +5,7 @@ Labels carry route names and reasons, never URLs.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import resource
@@ -47,6 +48,7 @@ class _Metric:
         self.help = help_text
         self.label_names = tuple(labels)
         self.lock = threading.Lock()
+        self.values: Dict[LabelValues, float] = {}
 
     def _key(self, labels: Dict[str, str]) -> LabelValues:
         if set(labels) != set(self.label_names):
@@ -57,7 +59,9 @@ class _Metric:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
 
     def lines(self) -> List[str]:
-        raise NotImplementedError
+        with self.lock:
+            items = sorted(self.values.items())
+        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
 
 
 class Counter(_Metric):
@@ -68,9 +72,8 @@ class Counter(_Metric):
     def __init__(self, name: str, help_text: str, labels: Sequence[str] = (),
                  initial: Iterable[Dict[str, str]] = ()) -> None:
         super().__init__(name, help_text, labels)
-        self.values: Dict[LabelValues, float] = {}
-        for labels_ in initial:  # series that exist from the start, so rate() sees their first increase
-            self.values[self._key(labels_)] = 0.0
+        # Series that exist from the start, so that rate() sees their first increase.
+        self.values = dict.fromkeys(map(self._key, initial), 0.0)
         if not self.label_names:
             self.values[()] = 0.0
 
@@ -88,11 +91,6 @@ class Counter(_Metric):
     def value(self, **labels: str) -> float:
         with self.lock:
             return self.values.get(self._key(labels), 0.0)
-
-    def lines(self) -> List[str]:
-        with self.lock:
-            items = sorted(self.values.items())
-        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
 
 
 class ValueCounter(Counter):
@@ -155,7 +153,6 @@ class Gauge(_Metric):
                  read: Optional[Callable[[], float]] = None) -> None:
         super().__init__(name, help_text, labels)
         self.read = read
-        self.values: Dict[LabelValues, float] = {}
 
     def set(self, value: float, **labels: str) -> None:
         with self.lock:
@@ -167,9 +164,7 @@ class Gauge(_Metric):
                 return self.header() + [f"{self.name} {_number(self.read())}"]
             except (OSError, ValueError):
                 return []
-        with self.lock:
-            items = sorted(self.values.items())
-        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
+        return super().lines()
 
 
 class Histogram(_Metric):
@@ -189,10 +184,7 @@ class Histogram(_Metric):
         key = self._key(labels)
         with self.lock:
             series = self.series.setdefault(key, [0.0] * (len(self.buckets) + 1))
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    series[i] += 1
-                    break
+            series[bisect.bisect_left(self.buckets, value)] += 1  # the first bucket whose bound is >= value
             series[-1] += value
 
     def lines(self) -> List[str]:
@@ -349,10 +341,7 @@ class Metrics:
 
     def expose(self) -> bytes:
         """Return every metric in the Prometheus text format 0.0.4."""
-        lines: List[str] = []
-        for metric in self.all():
-            lines.extend(metric.lines())
-        return ("\n".join(lines) + "\n").encode("utf-8")
+        return "".join(f"{line}\n" for metric in self.all() for line in metric.lines()).encode("utf-8")
 
 
 # --- process figures from /proc -----------------------------------------------------------
@@ -382,15 +371,11 @@ def _boot_time() -> float:
     raise ValueError("no btime in /proc/stat")
 
 
-def _start_time() -> float:
-    return _boot_time() + int(_stat()[19]) / _TICKS
-
-
 def _process_metrics() -> List[_Metric]:
     if not os.path.exists("/proc/self/stat"):
         return []
     try:
-        started = _start_time()
+        started = _boot_time() + int(_stat()[19]) / _TICKS
     except (OSError, ValueError, IndexError):
         started = time.time()
 
