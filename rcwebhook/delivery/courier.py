@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 import time
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ..config.keys import key_prefix
 from ..config.secrets import redact_url
@@ -131,15 +131,12 @@ class Courier:
         self.impersonate_refused_until = 0.0  # until then, posts leave out username and the like: refused too
         self.ready_since = 0.0
         self.announced_wait = 0.0
-        # What the status page shows: the last accepted post, the last failure and its reason, 429s seen.
-        self.last_accepted = 0.0
-        self.last_failure = 0.0
-        self.last_error = ""
-        self.last_outcome = ""  # accepted, rate-limited, failed or refused
-        self.last_routes: List[str] = []  # the routes whose alerts the last post carried
+        # What the status page shows: the last accepted post, the last failure and its reason, 429s seen, the
+        # last post's outcome (accepted, rate-limited, failed or refused) and the routes whose alerts it carried.
+        self.shown: Dict[str, Any] = {"last_accepted": 0.0, "last_failure": 0.0, "last_error": "",
+                                         "last_outcome": "", "seen_429": 0, "last_routes": []}
         # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
         self.by_route: Dict[str, Dict[str, object]] = {}
-        self.seen_429 = 0
         self.closed = False
         threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True).start()
 
@@ -167,12 +164,10 @@ class Courier:
     def snapshot(self, now: float) -> Dict[str, object]:
         """Return what the status page shows of this hook, read-only (the depot's lock is held)."""
         due = max(self.limiter.next_slot(now), self.hold_until)
-        return {"last_accepted": self.last_accepted, "last_failure": self.last_failure,
-                "last_error": self.last_error, "last_outcome": self.last_outcome, "seen_429": self.seen_429,
-                "next_post_in": max(0.0, due - now), "pacing": self._pacing_reason() if due > now else "",
+        return {**self.shown, "next_post_in": max(0.0, due - now), "pacing": self._pacing_reason() if due > now else "",
                 "hold": self.hold_reason if self.hold_until > now else "",
                 "sending_for": now - self.sending_since if self.sending_since else 0.0,
-                "last_routes": list(self.last_routes), "routes": {r: dict(f) for r, f in self.by_route.items()}}
+                "routes": {r: dict(f) for r, f in self.by_route.items()}}
 
     def close(self) -> None:
         self.closed = True
@@ -256,7 +251,7 @@ class Courier:
         no_special = self.special_refused_until > now
         claimed = []
         for (route_name, group, channel), entries in groups.items():
-            route = settings.routes.get(route_name) or Route(route_name, self.url)
+            route = self._route(route_name)
             if channel:
                 route = route._replace(channel=channel)
             scope = thread_scope(group, route.receiver, channel)
@@ -345,6 +340,10 @@ class Courier:
         self.sending_since = self.depot.clock.monotonic()
         return post
 
+    def _route(self, name: str) -> Route:
+        """Return the route named `name`; one of this hook's own name when the settings no longer have it."""
+        return self.settings.routes.get(name) or Route(name, self.url)
+
     def _threads_on(self) -> bool:
         return self.settings.threads and self.threads_supported is not False
 
@@ -404,19 +403,13 @@ class Courier:
 
     def _note(self, post: Post, answer: Answer, outcome: str, wall: float) -> None:
         """Keep what the status page shows of this answer."""
-        self.last_outcome = outcome if answer.status != 429 else "rate-limited"
-        self.last_routes = list(post.routes)
-        if answer.accepted:
-            self.last_accepted = wall
-        else:
-            self.last_failure, self.last_error = wall, f"{answer.status or 'no answer'}: {answer.error}"
-            self.seen_429 += answer.status == 429
+        figures = {"last_accepted": wall} if answer.accepted else \
+            {"last_failure": wall, "last_error": f"{answer.status or 'no answer'}: {answer.error}"}
+        self.shown.update(figures, last_outcome=outcome if answer.status != 429 else "rate-limited",
+                          last_routes=list(post.routes), seen_429=self.shown["seen_429"] + (answer.status == 429))
         for route in post.routes:
-            figures = self.by_route.setdefault(route, {"last_accepted": 0.0, "last_failure": 0.0, "last_error": ""})
-            if answer.accepted:
-                figures["last_accepted"] = wall
-            else:
-                figures["last_failure"], figures["last_error"] = wall, self.last_error
+            figures_of = self.by_route.setdefault(route, {"last_accepted": 0.0, "last_failure": 0.0, "last_error": ""})
+            figures_of.update(figures)
 
     def _follow_threads(self, post: Post, answer: Answer, wall: float) -> str:
         """Open, move, extend or end the threads of an accepted post's groups; return what the log line
@@ -469,8 +462,7 @@ class Courier:
             self.depot.metrics.refusals.inc(route=route, reason=reason)
         log.error("Rocket.Chat refused the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs%s); %s",
                   routes, answer.status, answer.error, post.names, self.hook, took, merged,
-                  advice(self.settings.routes.get(post.routes[0]) or Route(post.routes[0], self.url),
-                         answer, next((part.channel for part in post.parts if part.channel), ""),
+                  advice(self._route(post.routes[0]), answer, next((p.channel for p in post.parts if p.channel), ""),
                          self.settings.channel_label), extra=self._fields("refused", post, "refused"))
         return Verdict.REFUSED
 
@@ -485,8 +477,8 @@ class Courier:
         said = " and ".join(f"@{name}" for name in special)
         # Rocket.Chat's answer does not say which of the two permissions is missing.
         lacking = " or the ".join(mentions.permissions(special))
-        configured = [self.settings.routes.get(route) or Route(route, "") for route in routes]
-        sources = [f"{key_prefix(r.receiver)}MENTION_{r.severity.upper()}" for r in configured if mentions.special(r.mention)]
+        sources = [f"{key_prefix(r.receiver)}MENTION_{r.severity.upper()}" for r in map(self._route, routes)
+                   if mentions.special(r.mention)]
         if any(mentions.special(e.item.alert.annotations.get(mentions.ANNOTATION, ""))
                for part in asked for e in part.entries if e.item is not None):
             sources.append(f"the alerts' {mentions.ANNOTATION} annotation")
@@ -507,11 +499,10 @@ class Courier:
         for route in post.routes:
             self.depot.metrics.impersonate_refusals.inc(route=route)
         keys = " and ".join(sender)
-        configured = [self.settings.routes.get(route) or Route(route, "") for route in post.routes]
         # A hook set's name is its own ROCKETCHAT_USERNAME, else the default set's.
         sources = list(dict.fromkeys(
             "ROCKETCHAT_USERNAME" if not r.receiver or r.username == self.settings.username
-            else f"{key_prefix(r.receiver)}ROCKETCHAT_USERNAME" for r in configured))
+            else f"{key_prefix(r.receiver)}ROCKETCHAT_USERNAME" for r in map(self._route, post.routes)))
         log.error("Rocket.Chat refused a post to %s: %s %s: the integration's user may not post under another name "
                   "or avatar (it lacks the message-impersonate permission); posting it again without %s (alerts=%s "
                   "route=%s), and leaving %s out of posts to this hook for %s or until a reload; to have posts "
@@ -525,7 +516,7 @@ class Courier:
     def _retry_later(self, answer: Answer, now: float, routes: str, post: Post) -> None:
         """Hold the hook as long as Rocket.Chat asks, or back off."""
         reason = "rate_limited" if answer.status == 429 else "no_answer" if answer.status == 0 else "server_error"
-        for route in routes.split(","):
+        for route in post.routes:
             self.depot.metrics.retries.inc(route=route, reason=reason)
             if answer.status == 429:
                 self.depot.metrics.waits.inc(route=route, reason="rocketchat_429")
@@ -533,9 +524,8 @@ class Courier:
             self.rate_limited += 1
             asked = rate_limit_wait(answer, self.depot.clock.wall())
             window = self.settings.rate_limit[1] or 60.0
-            delay = asked if asked is not None else window
             # Asked again and again: a limit lower than ours, or a clock that disagrees. Back off.
-            delay = max(delay, min(window, 2.0 ** (self.rate_limited - 1)))
+            delay = max(window if asked is None else asked, min(window, 2.0 ** (self.rate_limited - 1)))
             self._hold(now + delay, f"Rocket.Chat's rate limit (429): {answer.error}")
             log.warning("Rate limited by Rocket.Chat on route %s (hook=%s): waiting %.1fs%s", routes, self.hook,
                         delay, " as it asked" if asked is not None else " (no wait given; one window)",
@@ -551,12 +541,10 @@ class Courier:
         if answer.status == 500 and not answer.bad_token:
             self.bare_500s += 1
             if self.bare_500s == BARE_500_ALERT:
-                route = routes.split(",")[0]
-                self.depot.metrics.refusals.inc(route=route, reason="bad_token")
+                self.depot.metrics.refusals.inc(route=post.routes[0], reason="bad_token")
                 log.error("Rocket.Chat answered %d posts in a row to %s with 500: Rocket.Chat 7.x and later answer "
                           "a wrong token so; %s", BARE_500_ALERT, self.hook,
-                          advice(self.settings.routes.get(route) or Route(route, self.url),
-                                 answer._replace(status=404)))
+                          advice(self._route(post.routes[0]), answer._replace(status=404)))
         else:
             self.bare_500s = 0
 
