@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import IO, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..config.secrets import redact
 from .metrics import LOG_DROPS
@@ -38,6 +38,7 @@ FLUSH_WAIT = 2.0  # seconds flush() waits for a destination's queue to empty
 # syslog priorities, as journald reads them from a `<N>` line prefix
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 _HANDLER_MARK = "_rcwebhook"
+_PLAIN = "%(asctime)s %(levelname)s %(message)s"  # a line on stderr (outside the journal) or in LOG_FILE
 # Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, as escapes:
 # a value a client sent must not end a log line and forge the next one.
 _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
@@ -483,17 +484,10 @@ def priority_prefix(stream: IO[str], environ: Mapping[str, str], level: int) -> 
     return f"<{_PRIORITY.get(level, 6)}>" if under_journal(stream, environ) else ""
 
 
-def configure(
-    level: str,
-    log_file: str = "",
-    max_bytes: int = 0,
-    backup_count: int = 0,
-    secrets: Iterable[str] = (),
-    stream: Optional[IO[str]] = None,
-    environ: Mapping[str, str] = os.environ,
-) -> List[logging.Handler]:
-    """Set up the `rcwebhook` logger and return its handlers; OSError when LOG_FILE cannot be opened."""
-    handlers = build_handlers(log_file, max_bytes, backup_count, secrets, stream, environ)
+def configure(level: str, *args: Any, **kwargs: Any) -> List[logging.Handler]:
+    """Set up the `rcwebhook` logger with build_handlers(*args, **kwargs) and return its handlers; OSError
+    when LOG_FILE cannot be opened."""
+    handlers = build_handlers(*args, **kwargs)
     install(handlers, level)
     return handlers
 
@@ -520,14 +514,12 @@ def build_handlers(
     else:
         handlers = [logging.StreamHandler(stream)]
         handlers[0].setFormatter(JournalFormatter("%(message)s", secret_list) if journal else
-                                 RedactingFormatter("%(asctime)s %(levelname)s %(message)s", secret_list))
+                                 RedactingFormatter(_PLAIN, secret_list))
     if log_file:
         from logging.handlers import RotatingFileHandler  # only with LOG_FILE: it brings pickle and more
 
-        file_handler = RotatingFileHandler(
-            log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
-        file_handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", secret_list))
-        handlers.append(file_handler)
+        handlers.append(RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"))
+        handlers[-1].setFormatter(RedactingFormatter(_PLAIN, secret_list))
     return handlers
 
 
