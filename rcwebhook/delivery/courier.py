@@ -164,7 +164,8 @@ class Courier:
     def snapshot(self, now: float) -> Dict[str, object]:
         """Return what the status page shows of this hook, read-only (the depot's lock is held)."""
         due = max(self.limiter.next_slot(now), self.hold_until)
-        return {**self.shown, "next_post_in": max(0.0, due - now), "pacing": self._pacing_reason() if due > now else "",
+        return {**self.shown, "next_post_in": max(0.0, due - now),
+                "pacing": self._pacing_reason() if due > now else "",
                 "hold": self.hold_reason if self.hold_until > now else "",
                 "sending_for": now - self.sending_since if self.sending_since else 0.0,
                 "routes": {r: dict(f) for r, f in self.by_route.items()}}
@@ -213,7 +214,7 @@ class Courier:
             ready = depot.ready(self.routes)
             if not ready:
                 self.ready_since = 0.0
-                depot.wait(IDLE_WAKE)
+                depot.clock.wait(depot.lock, IDLE_WAKE)
                 continue
             self.ready_since = self.ready_since or now
             due = max(self.limiter.next_slot(now), self.hold_until)
@@ -224,12 +225,12 @@ class Courier:
                              self._pacing_reason())
                     for route in dict.fromkeys(e.route for e in ready):
                         depot.metrics.waits.inc(route=route, reason="pacing")
-                depot.wait(due - now)
+                depot.clock.wait(depot.lock, due - now)
                 continue
             if self.limiter.limit > 0:
                 linger = min(depot.last_offer + LINGER_QUIET, self.ready_since + LINGER_MAX) - now
                 if linger > 0:
-                    depot.wait(linger)
+                    depot.clock.wait(depot.lock, linger)
                     continue
             claim = self._claim(ready, now)
             for group in claim.groups:
@@ -247,15 +248,14 @@ class Courier:
         for entry in ready[:cap]:
             assert entry.item is not None
             groups.setdefault((entry.route, entry.item.context.group, entry.item.channel), []).append(entry)
-        settings = self.settings
-        no_special = self.special_refused_until > now
+        no_special, threads_on, wall = self.special_refused_until > now, self._threads_on(), self.depot.clock.wall()
         claimed = []
         for (route_name, group, channel), entries in groups.items():
             route = self._route(route_name)
             if channel:
                 route = route._replace(channel=channel)
             scope = thread_scope(group, route.receiver, channel)
-            thread = self.depot.thread(self.hook_id, scope) if self._threads_on() else None
+            thread = self.depot.threads.get(self.hook_id, scope, wall) if threads_on else None
             reply = thread is not None and not any(_announces(e, thread) for e in entries)
             called = () if reply else mentions.called(route.mention, [e.item.alert for e in entries])
             part = Part(group, entries, thread, reply, mentions.without_special(called) if no_special else called,
@@ -263,7 +263,7 @@ class Courier:
             claimed.append(Claimed(route, part, [e.item for e in entries], [e.known for e in entries],
                                    thread.root if reply and thread else "",
                                    self.depot.resolution_note(thread, entries) if reply and thread else ""))
-        return Claim(settings, claimed, no_special, self.impersonate_refused_until > now, self._threads_on())
+        return Claim(self.settings, claimed, no_special, self.impersonate_refused_until > now, threads_on)
 
     def _compose(self, claim: Claim) -> Post:
         """Return the post for the claimed states: as many of them as fit one message (the depot's lock is

@@ -168,10 +168,8 @@ class Deliverer:
                 if acknowledged:
                     confirmed.extend((e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
                                      for e, state in ticket.carried if e.posted == state and e.confirmed_at == now)
-            runs = depot.changed_runs()
         depot.store.save_states(confirmed)
-        if runs is not None:
-            depot.store.save_runs(runs)
+        depot.save_runs()
         return results
 
     def _result(self, route: Route, ticket: Ticket) -> Result:
@@ -234,7 +232,5 @@ class Deliverer:
                 courier.close()
             depot.changed()
             depot.ledger.posted.seal()  # the records not yet sealed would be lost otherwise
-            runs = depot.changed_runs()
-        if runs is not None:
-            depot.store.save_runs(runs)
+        depot.save_runs()
         depot.store.close()

@@ -81,10 +81,6 @@ class Depot:
 
     # --- what couriers wait for and take ---------------------------------------------------
 
-    def wait(self, seconds: Optional[float]) -> None:
-        """Wait until the depot changes or `seconds` of its clock have passed (None: until it changes)."""
-        self.clock.wait(self.lock, seconds)
-
     def changed(self) -> None:
         """Wake whoever waits for the depot: a courier, a request."""
         self.lock.notify_all()
@@ -140,10 +136,6 @@ class Depot:
         return saved
 
     # --- threads ---------------------------------------------------------------------------
-
-    def thread(self, hook: str, scope: str) -> Optional[Thread]:
-        """Return the open thread of a group on a hook, or None."""
-        return self.threads.get(hook, scope, self.clock.wall())
 
     def resolution_note(self, thread: Thread, entries: List[Entry]) -> str:
         """Return the line that says how long the incident lasted, when this reply resolves its last alert."""
@@ -201,10 +193,12 @@ class Depot:
         self.store.save_states(states)
         self.store.save_threads(opened, ended)
 
-    def changed_runs(self) -> Optional[list]:
-        """Return the ledger's compact record of posted states when it changed since last saved (the lock is
-        held)."""
-        if self.ledger.posted.version == self._runs_saved:
-            return None
-        self._runs_saved = self.ledger.posted.version
-        return list(self.ledger.posted.runs)
+    def save_runs(self) -> None:
+        """Write the ledger's compact record of posted states when it changed since last saved (takes the lock
+        briefly)."""
+        with self.lock:
+            if self.ledger.posted.version == self._runs_saved:
+                return
+            self._runs_saved = self.ledger.posted.version
+            runs = list(self.ledger.posted.runs)
+        self.store.save_runs(runs)
