@@ -37,7 +37,6 @@ FLUSH_WAIT = 2.0  # seconds flush() waits for a destination's queue to empty
 
 # syslog priorities, as journald reads them from a `<N>` line prefix
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
-_HANDLER_MARK = "_rcwebhook"
 _PLAIN = "%(asctime)s %(levelname)s %(message)s"  # a line on stderr (outside the journal) or in LOG_FILE
 # Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, as escapes:
 # a value a client sent must not end a log line and forge the next one.
@@ -154,7 +153,6 @@ def settled(record: logging.LogRecord, secrets: Sequence[str] = ()) -> logging.L
 
 
 def _line(text: str, secrets: Sequence[str]) -> str:
-    """Return `text` cut to LINE_LIMIT, redacted first when it is cut."""
     return text if len(text) <= LINE_LIMIT else cut(redact(text, secrets), LINE_LIMIT)
 
 
@@ -530,13 +528,11 @@ def install(handlers: List[logging.Handler], level: str) -> None:
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logger = logging.getLogger("rcwebhook")
-    for old in [h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)]:
+    for old in [h for h in logger.handlers if isinstance(h, Outbox)]:
         logger.removeHandler(old)
         old.close()
     for handler in handlers:
         secrets = getattr(handler, "secrets", None) or getattr(handler.formatter, "secrets", None) or ()
-        outbox = Outbox(handler, _destination(handler), secrets)
-        setattr(outbox, _HANDLER_MARK, True)
-        logger.addHandler(outbox)
+        logger.addHandler(Outbox(handler, _destination(handler), secrets))
     logger.setLevel(level)
     logger.propagate = False

@@ -6,6 +6,7 @@ Labels carry route names and reasons, never URLs.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import os
 import resource
@@ -34,9 +35,7 @@ def _number(value: float) -> str:
 
 
 def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values)]
-    if extra:
-        parts.append(extra)
+    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values)] + ([extra] if extra else [])
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
@@ -192,9 +191,7 @@ class Histogram(_Metric):
         with self.lock:
             items = sorted((k, list(v)) for k, v in self.series.items())
         for key, series in items:
-            cumulative = 0.0
-            for bound, count in zip(self.buckets, series):
-                cumulative += count
+            for bound, cumulative in zip(self.buckets, itertools.accumulate(series)):
                 le = 'le="%s"' % _number(bound)
                 out.append(f"{self.name}_bucket{_labels(self.label_names, key, le)} {_number(cumulative)}")
             out.append(f"{self.name}_sum{_labels(self.label_names, key)} {_number(series[-1])}")
@@ -336,8 +333,7 @@ class Metrics:
                     counter.declare(**labels)
 
     def all(self) -> List[_Metric]:
-        own = [m for m in vars(self).values() if isinstance(m, _Metric)]
-        return own + [LOG_DROPS] + self.process + registered()
+        return [m for m in vars(self).values() if isinstance(m, _Metric)] + [LOG_DROPS] + self.process + registered()
 
     def expose(self) -> bytes:
         """Return every metric in the Prometheus text format 0.0.4."""
