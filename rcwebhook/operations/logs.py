@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import IO, Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Deque, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..config.secrets import redact
 from .metrics import LOG_DROPS
@@ -91,14 +91,11 @@ def shown(text: str, limit: int = VALUE_LIMIT, secrets: Sequence[str] = ()) -> s
     return f"{escaped[:limit]}\u2026 ({length} characters)"
 
 
-class _Shown:
+class _Shown(NamedTuple):
     """A log argument that is not text, shown escaped and cut whether formatted with %s or %r."""
 
-    __slots__ = ("value", "secrets")
-
-    def __init__(self, value: object, secrets: Sequence[str]) -> None:
-        self.value = value
-        self.secrets = secrets
+    value: object
+    secrets: Sequence[str]
 
     def __str__(self) -> str:
         return shown(str(self.value), VALUE_LIMIT, self.secrets)
@@ -270,16 +267,15 @@ class JournalHandler(logging.Handler):
         return b"".join(parts)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.deliver(record):
-            LOG_DROPS.inc(destination="journal")
+        try:
+            if not self.deliver(record):
+                LOG_DROPS.inc(destination="journal")
+        except Exception:
+            self.handleError(record)
 
     def deliver(self, record: logging.LogRecord) -> bool:
         """Send `record`; return False when the journal's socket stayed full for JOURNAL_PATIENCE (dropped)."""
-        try:
-            data = self.entry(record)
-        except Exception:
-            self.handleError(record)
-            return True
+        data = self.entry(record)
         deadline = 0.0
         while True:
             try:
