@@ -430,13 +430,8 @@ class Outbox(logging.Handler):
 
     def flush(self, timeout: float = FLUSH_WAIT) -> None:
         """Wait, up to `timeout` seconds, until every entry queued has been written."""
-        deadline = time.monotonic() + timeout
         with self.cond:
-            while self.queue or self.writing:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self.cond.wait(left)
+            self.cond.wait_for(lambda: not (self.queue or self.writing), timeout)
 
     def close(self) -> None:
         """Let the writer write what is queued and end, closing the destination; without waiting for it (a reload
@@ -462,11 +457,8 @@ def flush(timeout: float = FLUSH_WAIT) -> None:
 
 def under_journal(stream: IO[str], environ: Mapping[str, str]) -> bool:
     """Return whether `stream` is connected to the journal, as $JOURNAL_STREAM tells."""
-    value = environ.get("JOURNAL_STREAM", "")
-    if not value:
-        return False
-    try:
-        device, inode = (int(part) for part in value.split(":"))
+    try:  # unset or empty: no number, not the journal
+        device, inode = (int(part) for part in environ.get("JOURNAL_STREAM", "").split(":"))
         status = os.fstat(stream.fileno())
     except (ValueError, OSError, AttributeError):
         return False

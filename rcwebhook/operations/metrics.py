@@ -376,8 +376,7 @@ def _process_metrics() -> List[_Metric]:
         started = time.time()
 
     def cpu() -> float:
-        fields = _stat()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+        return sum(map(int, _stat()[11:13])) / _TICKS  # utime and stime
 
     def statm(field: int) -> float:
         with open("/proc/self/statm") as f:
