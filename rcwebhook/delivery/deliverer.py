@@ -182,9 +182,8 @@ class Deliverer:
             return Result(route.name, ticket.names, "delivered" if ticket.posted_any else "already-delivered",
                           ticket.answer)
         courier = self._couriers.get(route.url)
-        if courier is None:
-            return Result(route.name, ticket.names, "pending", ticket.answer, "no courier for this route", 1.0)
-        reason, retry_in = courier.status(self.depot.clock.monotonic())
+        reason, retry_in = courier.status(self.depot.clock.monotonic()) if courier else \
+            ("no courier for this route", 1.0)
         return Result(route.name, ticket.names, "pending", ticket.answer, reason, retry_in)
 
     def _courier(self, url: str) -> None:

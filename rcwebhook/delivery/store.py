@@ -237,8 +237,7 @@ class Store:
     def _write_loop(self) -> None:
         while True:
             with self.cond:
-                while not self.queue and not self.closing:
-                    self.cond.wait()
+                self.cond.wait_for(lambda: self.queue or self.closing)
                 if not self.queue:
                     return
                 batch = list(self.queue)
@@ -305,13 +304,8 @@ class Store:
 
     def _settle(self, timeout: float = SETTLE_WAIT) -> None:
         """Wait (up to `timeout`) until the queued writes are written, for a read to see them."""
-        deadline = time.monotonic() + timeout
         with self.cond:
-            while (self.queue or self.writing) and self.db is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self.cond.wait(left)
+            self.cond.wait_for(lambda: not (self.queue or self.writing) or self.db is None, timeout)
 
     def _read(self, what: str, query: str, *parameters: float) -> list:
         """Return the rows of `query`, once the queued writes are written; none when the database failed."""
@@ -344,14 +338,11 @@ class Store:
     def save_threads(self, opened: Iterable[ThreadRow], ended: Iterable[Tuple[str, str]]) -> None:
         """Remember opened or changed threads and forget ended ones, in one transaction."""
         opened, ended = list(opened), list(ended)
-        if not opened and not ended:
-            return
-
-        def save(db) -> None:
-            db.executemany(_SAVE_THREAD, opened)
-            db.executemany("DELETE FROM thread WHERE hook = ? AND group_key = ?", ended)
-
-        self._submit("saving threads", save, sum(_size(v) for v in opened) + sum(_size(v) for v in ended))
+        if opened or ended:
+            self._submit("saving threads", lambda db: (
+                db.executemany(_SAVE_THREAD, opened),
+                db.executemany("DELETE FROM thread WHERE hook = ? AND group_key = ?", ended)),
+                sum(map(_size, opened + ended)))
 
     # --- the compact record of states posted (ledger.Posted) ----------------------------------
 
@@ -361,8 +352,7 @@ class Store:
             "reading the record of posted states", "SELECT id, records FROM posted_run ORDER BY id")]
 
     def save_runs(self, runs: List[Tuple[int, bytes]]) -> None:
-        """Keep exactly these runs: write the new ones, forget those merged or dropped."""
-        runs = list(runs)
+        """Keep exactly these runs (a new list, which the queue holds): write the new ones, forget the others."""
 
         def save(db) -> None:
             kept = {ident for (ident,) in db.execute("SELECT id FROM posted_run")}

@@ -111,14 +111,10 @@ class Poster:
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self.context = context
-        self.opener = None
         self.local = threading.local()
 
     def __call__(self, url: str, body: bytes, timeout: float) -> Answer:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            self.opener = self.opener or _opener(self.context)
-            return post(url, body, timeout, self.opener)
+        parts = urllib.parse.urlsplit(url)  # http or https: the settings take no other hook URL
         connections = self.local.__dict__.setdefault("connections", {})
         key = (parts.scheme, parts.netloc)
         path = parts.path + (f"?{parts.query}" if parts.query else "")

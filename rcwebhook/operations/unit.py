@@ -40,10 +40,9 @@ def configured(explicit: Optional[str], environ: Mapping[str, str], err: IO[str]
         if not isinstance(exc, ConfigError):
             return 0
         if all(NO_URL in problem for problem in exc.problems):
-            where = path or SYSTEM_CONFIG
             print(f"{logs.priority_prefix(err, environ, logging.WARNING)}rcwebhook is not configured yet, so it "
                   f"is neither enabled nor started: set the Rocket.Chat webhook URLs (ROCKETCHAT_WEBHOOK_CRITICAL, "
-                  f"ROCKETCHAT_WEBHOOK_WARNING, ROCKETCHAT_WEBHOOK_INFO) in {where}, check them with "
+                  f"ROCKETCHAT_WEBHOOK_WARNING, ROCKETCHAT_WEBHOOK_INFO) in {path or SYSTEM_CONFIG}, check them with "
                   f"`rcwebhook --check-config` and `rcwebhook --send-test`, then run "
                   f"`systemctl enable --now rcwebhook`", file=err)
             return 1
