@@ -134,7 +134,7 @@ class Courier:
         # What the status page shows: the last accepted post, the last failure and its reason, 429s seen, the
         # last post's outcome (accepted, rate-limited, failed or refused) and the routes whose alerts it carried.
         self.shown: Dict[str, Any] = {"last_accepted": 0.0, "last_failure": 0.0, "last_error": "",
-                                         "last_outcome": "", "seen_429": 0, "last_routes": []}
+                                      "last_outcome": "", "seen_429": 0, "last_routes": []}
         # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
         self.by_route: Dict[str, Dict[str, object]] = {}
         self.closed = False
@@ -377,7 +377,6 @@ class Courier:
             depot.metrics.post_duration.observe(took, route=route)
         if (answer.status or answer.sent) and self.limiter.limit:  # it reached Rocket.Chat, whose limiter counted it
             depot.store.record_post(self.hook_id, wall)
-        saved: List[state_store.Row] = []
         with depot.lock:
             self.sending_since = 0.0
             if answer.status or answer.sent:
@@ -424,13 +423,9 @@ class Courier:
             self.threads_supported = False
             return ""
         self.threads_supported = True
-        said = []
-        for part in post.parts:
-            replied = self.depot.follow_thread(self.hook_id, part.scope or part.group, part.thread, part.reply,
-                                               part.entries, answer.ids[0], wall)
-            if replied is not None:
-                said.append(f" thread={replied.root}")
-        return "".join(dict.fromkeys(said))
+        replied = [self.depot.follow_thread(self.hook_id, part.scope, part.thread, part.reply, part.entries,
+                                            answer.ids[0], wall) for part in post.parts]
+        return "".join(dict.fromkeys(f" thread={thread.root}" for thread in replied if thread is not None))
 
     def _refused(self, post: Post, answer: Answer, routes: str, took: float, merged: str) -> Verdict:
         """Return what a post Rocket.Chat refused comes to: tried again shorter, without what was refused, or

@@ -408,11 +408,10 @@ class Store:
 
     def size(self) -> int:
         """Return the database's size in bytes (with its write-ahead log), 0 without one."""
-        path = self.path
-        if self.db is None or path is None:
+        if self.db is None:  # always, without STATE_DIR
             return 0
         total = 0
-        for name in (str(path), str(path) + "-wal"):
+        for name in (f"{self.path}", f"{self.path}-wal"):
             with contextlib.suppress(OSError):
                 total += os.stat(name).st_size
         return total

@@ -81,8 +81,7 @@ class Threads:
                 alerts = json.loads(row.alerts)
             except ValueError:
                 continue
-            self.open[(row.hook, row.group)] = Thread(row.hook, row.group, row.root, row.started, row.last_post,
-                                                      alerts)
+            self.open[(row.hook, row.group)] = Thread(*row[:5], alerts)  # a Row holds a Thread's fields, in order
         self._bound()
 
     def get(self, hook: str, group: str, now: float) -> Optional[Thread]:
