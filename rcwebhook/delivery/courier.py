@@ -131,8 +131,8 @@ class Courier:
         self.impersonate_refused_until = 0.0  # until then, posts leave out username and the like: refused too
         self.ready_since = 0.0
         self.announced_wait = 0.0
-        # What the status page shows: the last accepted post, the last failure and its reason, 429s seen, the
-        # last post's outcome (accepted, rate-limited, failed or refused) and the routes whose alerts it carried.
+        # What the status page shows: the last accepted post, the last failure and why, 429s seen, and
+        # the last post's outcome (accepted, rate-limited, failed or refused) and routes.
         self.shown: Dict[str, Any] = {"last_accepted": 0.0, "last_failure": 0.0, "last_error": "",
                                       "last_outcome": "", "seen_429": 0, "last_routes": []}
         # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
@@ -248,7 +248,8 @@ class Courier:
         for entry in ready[:cap]:
             assert entry.item is not None
             groups.setdefault((entry.route, entry.item.context.group, entry.item.channel), []).append(entry)
-        no_special, threads_on, wall = self.special_refused_until > now, self._threads_on(), self.depot.clock.wall()
+        no_special, threads_on = self.special_refused_until > now, self._threads_on()
+        wall = self.depot.clock.wall()
         claimed = []
         for (route_name, group, channel), entries in groups.items():
             route = self._route(route_name)
@@ -341,7 +342,7 @@ class Courier:
         return post
 
     def _route(self, name: str) -> Route:
-        """Return the route named `name`; one of this hook's own name when the settings no longer have it."""
+        """Return the route named `name`, or one of that name on this hook once the settings lost it."""
         return self.settings.routes.get(name) or Route(name, self.url)
 
     def _threads_on(self) -> bool:
@@ -405,10 +406,11 @@ class Courier:
         figures = {"last_accepted": wall} if answer.accepted else \
             {"last_failure": wall, "last_error": f"{answer.status or 'no answer'}: {answer.error}"}
         self.shown.update(figures, last_outcome=outcome if answer.status != 429 else "rate-limited",
-                          last_routes=list(post.routes), seen_429=self.shown["seen_429"] + (answer.status == 429))
+                          last_routes=list(post.routes))
+        self.shown["seen_429"] += answer.status == 429
         for route in post.routes:
-            figures_of = self.by_route.setdefault(route, {"last_accepted": 0.0, "last_failure": 0.0, "last_error": ""})
-            figures_of.update(figures)
+            kept = {"last_accepted": 0.0, "last_failure": 0.0, "last_error": ""}
+            self.by_route.setdefault(route, kept).update(figures)
 
     def _follow_threads(self, post: Post, answer: Answer, wall: float) -> str:
         """Open, move, extend or end the threads of an accepted post's groups; return what the log line
@@ -423,9 +425,9 @@ class Courier:
             self.threads_supported = False
             return ""
         self.threads_supported = True
-        replied = [self.depot.follow_thread(self.hook_id, part.scope, part.thread, part.reply, part.entries,
-                                            answer.ids[0], wall) for part in post.parts]
-        return "".join(dict.fromkeys(f" thread={thread.root}" for thread in replied if thread is not None))
+        replied = [self.depot.follow_thread(self.hook_id, part.scope, part.thread, part.reply,
+                                            part.entries, answer.ids[0], wall) for part in post.parts]
+        return "".join(dict.fromkeys(f" thread={t.root}" for t in replied if t is not None))
 
     def _refused(self, post: Post, answer: Answer, routes: str, took: float, merged: str) -> Verdict:
         """Return what a post Rocket.Chat refused comes to: tried again shorter, without what was refused, or
@@ -457,7 +459,8 @@ class Courier:
             self.depot.metrics.refusals.inc(route=route, reason=reason)
         log.error("Rocket.Chat refused the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs%s); %s",
                   routes, answer.status, answer.error, post.names, self.hook, took, merged,
-                  advice(self._route(post.routes[0]), answer, next((p.channel for p in post.parts if p.channel), ""),
+                  advice(self._route(post.routes[0]), answer,
+                         next((part.channel for part in post.parts if part.channel), ""),
                          self.settings.channel_label), extra=self._fields("refused", post, "refused"))
         return Verdict.REFUSED
 
@@ -472,8 +475,8 @@ class Courier:
         said = " and ".join(f"@{name}" for name in special)
         # Rocket.Chat's answer does not say which of the two permissions is missing.
         lacking = " or the ".join(mentions.permissions(special))
-        sources = [f"{key_prefix(r.receiver)}MENTION_{r.severity.upper()}" for r in map(self._route, routes)
-                   if mentions.special(r.mention)]
+        sources = [f"{key_prefix(r.receiver)}MENTION_{r.severity.upper()}"
+                   for r in map(self._route, routes) if mentions.special(r.mention)]
         if any(mentions.special(e.item.alert.annotations.get(mentions.ANNOTATION, ""))
                for part in asked for e in part.entries if e.item is not None):
             sources.append(f"the alerts' {mentions.ANNOTATION} annotation")

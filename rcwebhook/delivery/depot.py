@@ -194,8 +194,8 @@ class Depot:
         self.store.save_threads(opened, ended)
 
     def save_runs(self) -> None:
-        """Write the ledger's compact record of posted states when it changed since last saved (takes the lock
-        briefly)."""
+        """Write the ledger's compact record of posted states when it changed since last saved (takes the
+        lock briefly)."""
         with self.lock:
             if self.ledger.posted.version == self._runs_saved:
                 return

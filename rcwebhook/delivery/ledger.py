@@ -451,7 +451,8 @@ class Ledger:
     def expire(self, now: float, max_age: float) -> List[Tuple[Entry, State]]:
         """Forget and return the owed states that no request has vouched for in `max_age` seconds: as if
         they had never come, so that a later copy is judged afresh."""
-        forgotten = [(entry, entry.known) for route_owed in self.owed.values() for entry in route_owed.values()
+        forgotten = [(entry, entry.known) for route_owed in self.owed.values()
+                     for entry in route_owed.values()
                      if not entry.tickets and entry.inflight is None and now - entry.vouched_at > max_age]
         for entry, _ in forgotten:
             self._forget(entry)

@@ -308,7 +308,7 @@ class Store:
             self.cond.wait_for(lambda: not (self.queue or self.writing) or self.db is None, timeout)
 
     def _read(self, what: str, query: str, *parameters: float) -> list:
-        """Return the rows of `query`, once the queued writes are written; none when the database failed."""
+        """Return the rows of `query` once the queued writes are written; none if the database failed."""
         self._settle()
         return self._run(what, lambda db: db.execute(query, parameters).fetchall()) or []
 
@@ -316,8 +316,8 @@ class Store:
 
     def load_states(self) -> List[Row]:
         """Return the posted states kept from earlier runs."""
-        rows = self._read("reading the alert states", "SELECT route, alert, status, starts, ends, asof, posted_at, "
-                          "confirmed_at FROM alert_state ORDER BY posted_at")
+        rows = self._read("reading the alert states", "SELECT route, alert, status, starts, ends, asof, "
+                          "posted_at, confirmed_at FROM alert_state ORDER BY posted_at")
         return [(r[0], r[1], State(*r[2:6]), r[6], r[7]) for r in rows]
 
     def save_states(self, rows: Iterable[Row]) -> None:
@@ -332,8 +332,8 @@ class Store:
     def load_threads(self, since: float) -> List[ThreadRow]:
         """Return the open threads whose last post is after `since`."""
         return [ThreadRow(*row) for row in self._read(
-            "reading the threads", "SELECT hook, group_key, root, started, last_post, alerts FROM thread "
-            "WHERE last_post >= ? ORDER BY last_post", since)]
+            "reading the threads", "SELECT hook, group_key, root, started, last_post, alerts "
+            "FROM thread WHERE last_post >= ? ORDER BY last_post", since)]
 
     def save_threads(self, opened: Iterable[ThreadRow], ended: Iterable[Tuple[str, str]]) -> None:
         """Remember opened or changed threads and forget ended ones, in one transaction."""
@@ -352,7 +352,7 @@ class Store:
             "reading the record of posted states", "SELECT id, records FROM posted_run ORDER BY id")]
 
     def save_runs(self, runs: List[Tuple[int, bytes]]) -> None:
-        """Keep exactly these runs (a new list, which the queue holds): write the new ones, forget the others."""
+        """Keep exactly these runs (a new list: the queue holds it): write the new ones, forget the rest."""
 
         def save(db) -> None:
             kept = {ident for (ident,) in db.execute("SELECT id FROM posted_run")}
@@ -367,8 +367,8 @@ class Store:
     # --- pacing ---------------------------------------------------------------------------
 
     def _load_posts(self) -> None:
-        for hook, sent_at in self._read("reading the hooks' posts", "SELECT hook, sent_at FROM hook_post "
-                                        "WHERE sent_at >= ? ORDER BY sent_at", self.wall() - PACING_TTL):
+        query = "SELECT hook, sent_at FROM hook_post WHERE sent_at >= ? ORDER BY sent_at"
+        for hook, sent_at in self._read("reading the hooks' posts", query, self.wall() - PACING_TTL):
             self._keep_post(hook, sent_at)
 
     def _keep_post(self, hook: str, sent_at: float) -> None:
@@ -472,4 +472,5 @@ def _is_locked(exc: Exception) -> bool:
 
 
 def _is_corruption(exc: Exception) -> bool:
-    return any(word in str(exc).lower() for word in ("malformed", "not a database", "quick_check", "corrupt"))
+    text = str(exc).lower()
+    return any(word in text for word in ("malformed", "not a database", "quick_check", "corrupt"))

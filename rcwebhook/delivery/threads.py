@@ -81,7 +81,7 @@ class Threads:
                 alerts = json.loads(row.alerts)
             except ValueError:
                 continue
-            self.open[(row.hook, row.group)] = Thread(*row[:5], alerts)  # a Row holds a Thread's fields, in order
+            self.open[(row.hook, row.group)] = Thread(*row[:5], alerts)
         self._bound()
 
     def get(self, hook: str, group: str, now: float) -> Optional[Thread]:

@@ -50,7 +50,8 @@ class Answer(NamedTuple):
     @property
     def transient(self) -> bool:
         """Return whether trying again later may succeed: no answer, 429 or a 5xx."""
-        return not self.accepted and not self.permanent and (self.status in (0, 429) or self.status >= 500)
+        return not self.accepted and not self.permanent and (
+            self.status in (0, 429) or self.status >= 500)
 
     @property
     def bad_token(self) -> bool:
@@ -90,7 +91,8 @@ def make_transport(settings: Settings) -> Transport:
 
     def transport(url: str, body: bytes, timeout: float) -> Answer:
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme in proxies and not urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+        if parts.scheme in proxies and \
+                not urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
             return post(url, body, timeout, opener)
         return direct(url, body, timeout)
 

@@ -37,7 +37,7 @@ FLUSH_WAIT = 2.0  # seconds flush() waits for a destination's queue to empty
 
 # syslog priorities, as journald reads them from a `<N>` line prefix
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
-_PLAIN = "%(asctime)s %(levelname)s %(message)s"  # a line on stderr (outside the journal) or in LOG_FILE
+_PLAIN = "%(asctime)s %(levelname)s %(message)s"  # on stderr (not the journal's) and in LOG_FILE
 # Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, as escapes:
 # a value a client sent must not end a log line and forge the next one.
 _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
@@ -471,8 +471,8 @@ def priority_prefix(stream: IO[str], environ: Mapping[str, str], level: int) -> 
 
 
 def configure(level: str, *args: Any, **kwargs: Any) -> List[logging.Handler]:
-    """Set up the `rcwebhook` logger with build_handlers(*args, **kwargs) and return its handlers; OSError
-    when LOG_FILE cannot be opened."""
+    """Set up the `rcwebhook` logger with build_handlers(*args, **kwargs) and return its handlers;
+    OSError when LOG_FILE cannot be opened."""
     handlers = build_handlers(*args, **kwargs)
     install(handlers, level)
     return handlers
@@ -504,7 +504,8 @@ def build_handlers(
     if log_file:
         from logging.handlers import RotatingFileHandler  # only with LOG_FILE: it brings pickle and more
 
-        handlers.append(RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"))
+        handlers.append(RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backup_count,
+                                            encoding="utf-8"))
         handlers[-1].setFormatter(RedactingFormatter(_PLAIN, secret_list))
     return handlers
 

@@ -183,7 +183,7 @@ class Histogram(_Metric):
         key = self._key(labels)
         with self.lock:
             series = self.series.setdefault(key, [0.0] * (len(self.buckets) + 1))
-            series[bisect.bisect_left(self.buckets, value)] += 1  # the first bucket whose bound is >= value
+            series[bisect.bisect_left(self.buckets, value)] += 1  # the first bound >= value
             series[-1] += value
 
     def lines(self) -> List[str]:
@@ -333,7 +333,8 @@ class Metrics:
                     counter.declare(**labels)
 
     def all(self) -> List[_Metric]:
-        return [m for m in vars(self).values() if isinstance(m, _Metric)] + [LOG_DROPS] + self.process + registered()
+        own = [m for m in vars(self).values() if isinstance(m, _Metric)]
+        return own + [LOG_DROPS] + self.process + registered()
 
     def expose(self) -> bytes:
         """Return every metric in the Prometheus text format 0.0.4."""

@@ -40,9 +40,10 @@ def configured(explicit: Optional[str], environ: Mapping[str, str], err: IO[str]
         if not isinstance(exc, ConfigError):
             return 0
         if all(NO_URL in problem for problem in exc.problems):
+            where = path or SYSTEM_CONFIG
             print(f"{logs.priority_prefix(err, environ, logging.WARNING)}rcwebhook is not configured yet, so it "
                   f"is neither enabled nor started: set the Rocket.Chat webhook URLs (ROCKETCHAT_WEBHOOK_CRITICAL, "
-                  f"ROCKETCHAT_WEBHOOK_WARNING, ROCKETCHAT_WEBHOOK_INFO) in {path or SYSTEM_CONFIG}, check them with "
+                  f"ROCKETCHAT_WEBHOOK_WARNING, ROCKETCHAT_WEBHOOK_INFO) in {where}, check them with "
                   f"`rcwebhook --check-config` and `rcwebhook --send-test`, then run "
                   f"`systemctl enable --now rcwebhook`", file=err)
             return 1
@@ -79,8 +80,8 @@ def reload(pid: int, environ: Mapping[str, str], err: IO[str], timeout: float = 
     state = Path(environ.get("RUNTIME_DIRECTORY", "/run/rcwebhook").split(":")[0]) / RELOAD_STATE
     before = read_state(state)
     if before is None:
-        return fail(f"cannot reload: {state} is missing or unreadable, so the daemon (PID {pid}) is not running "
-                    f"under rcwebhook.service or not ready yet")
+        return fail(f"cannot reload: {state} is missing or unreadable, so the daemon (PID {pid}) is not "
+                    f"running under rcwebhook.service or not ready yet")
     try:
         os.kill(pid, signal.SIGHUP)
     except OSError as exc:
@@ -91,8 +92,8 @@ def reload(pid: int, environ: Mapping[str, str], err: IO[str], timeout: float = 
         # Reloads begun after `before` was read began after this call: the daemon read the file anew.
         if now is not None and now[0] > before[0] and now[1] != "reloading":
             return 0 if now[1] == "ok" else fail(
-                "the new configuration was refused; the daemon runs on with the previous one (journalctl -u "
-                "rcwebhook -p err says why; rcwebhook --check-config lists every problem)")
+                "the new configuration was refused; the daemon runs on with the previous one "
+                "(journalctl -u rcwebhook -p err says why; rcwebhook --check-config lists every problem)")
         if not _alive(pid):
             return fail(f"the daemon (PID {pid}) ended during the reload")
         if clock() > deadline:
