@@ -23,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
+from ..operations.logs import Backlog
 from .ledger import State
 from .threads import MAX_THREADS, Row as ThreadRow, group_digest
 
@@ -91,13 +92,8 @@ class Store:
         self.identity: Optional[Tuple[int, int]] = None  # the file's (st_dev, st_ino) when opened
         self.recall: Optional[Recall] = None
         self.posts: Dict[str, Deque[float]] = {}  # each hook's recent posts, as saved
-        # The writing thread's queue: (what, work, bytes), oldest first.
-        self.queue: Deque[Tuple[str, Work, int]] = deque()
-        self.queued_bytes = 0
+        self.backlog = Backlog(MAX_QUEUED_BYTES)  # the writing thread's: (what, work)
         self.dropping = False  # writes are being dropped (told once per episode)
-        self.cond = threading.Condition()
-        self.writing = False
-        self.closing = False
         self.writer: Optional[threading.Thread] = None
         if directory:
             self._open()
@@ -215,10 +211,10 @@ class Store:
         """Queue a write for the writing thread; drop it (and count it) when the queue is full."""
         if self.db is None:
             return
-        with self.cond:
-            if self.closing:
+        with self.backlog.cond:
+            if self.backlog.closing:
                 return
-            if self.queue and self.queued_bytes + size > MAX_QUEUED_BYTES:
+            if self.backlog.items and self.backlog.size + size > MAX_QUEUED_BYTES:
                 if not self.dropping:
                     self.dropping = True
                     log.error("The state database %s cannot keep up (%s): changes beyond %d KiB waiting are "
@@ -227,45 +223,28 @@ class Store:
                               MAX_QUEUED_BYTES // 1024)
                 self.on_drop(1)
                 return
-            self.queue.append((what, work, size))
-            self.queued_bytes += size
+            self.backlog.add((what, work), size)
             if self.writer is None:
                 self.writer = threading.Thread(target=self._write_loop, name="state writer", daemon=True)
                 self.writer.start()
-            self.cond.notify_all()
 
     def _write_loop(self) -> None:
-        while True:
-            with self.cond:
-                self.cond.wait_for(lambda: self.queue or self.closing)
-                if not self.queue:
-                    return
-                batch = list(self.queue)
-                self.writing = True
+        backlog = self.backlog
+        for batch in iter(lambda: backlog.take(every=True), []):
             self._check_identity()
-
-            def write(db) -> bool:
-                for _, work, _ in batch:
-                    work(db)
-                return True
-
-            done = self._run(batch[0][0] if len(batch) == 1 else "saving changes", write) is not None \
-                or self.db is None
-            with self.cond:
-                self.writing = False
+            done = self._run(batch[0][0] if len(batch) == 1 else "saving changes",  # a list: never None
+                             lambda db: [work(db) for _, work in batch]) is not None or self.db is None
+            with backlog.cond:
+                backlog.writing = False
+                # close() may have emptied the queue; failed, the state is in memory only from here on
                 if done:
-                    for _ in range(min(len(batch), len(self.queue))):  # close() may have emptied the queue
-                        _, _, size = self.queue.popleft()
-                        self.queued_bytes -= size
-                    if self.dropping and not self.queue:
+                    backlog.forget(len(backlog.items) if self.db is None else len(batch))
+                    if self.dropping and not backlog.items:
                         self.dropping = False
                         log.warning("The state database %s keeps up again", self.path)
-                    if self.db is None:  # failed: the state is in memory only from here on
-                        self.queue.clear()
-                        self.queued_bytes = 0
-                self.cond.notify_all()
+                backlog.cond.notify_all()
                 if not done:  # locked by another process: try again a little later
-                    self.cond.wait(LOCK_RETRY)
+                    backlog.cond.wait(LOCK_RETRY)
             if done:
                 before, self.writes = self.writes, self.writes + len(batch)
                 if before // PRUNE_EVERY != self.writes // PRUNE_EVERY:
@@ -304,8 +283,7 @@ class Store:
 
     def _settle(self, timeout: float = SETTLE_WAIT) -> None:
         """Wait (up to `timeout`) until the queued writes are written, for a read to see them."""
-        with self.cond:
-            self.cond.wait_for(lambda: not (self.queue or self.writing) or self.db is None, timeout)
+        self.backlog.idle(timeout, lambda: self.db is None)
 
     def _read(self, what: str, query: str, *parameters: float) -> list:
         """Return the rows of `query` once the queued writes are written; none if the database failed."""
@@ -379,13 +357,13 @@ class Store:
 
     def recent_posts(self, hook: str, since: float) -> List[float]:
         """Return the wall times of the posts to `hook` since `since`, oldest first (from memory)."""
-        with self.cond:
+        with self.backlog.cond:
             return [sent for sent in self.posts.get(hook, ()) if sent >= since]
 
     def record_post(self, hook: str, sent_at: float) -> None:
         if self.db is None:
             return
-        with self.cond:
+        with self.backlog.cond:
             self._keep_post(hook, sent_at)
         self._submit("recording a post", lambda db: db.execute("INSERT INTO hook_post VALUES (?, ?)",
                                                                 (hook, sent_at)), 64)
@@ -419,12 +397,7 @@ class Store:
     def close(self) -> None:
         """Write what is queued (waiting at most SETTLE_WAIT) and close the database."""
         self._settle()
-        with self.cond:
-            self.closing = True
-            dropped = len(self.queue)
-            self.queue.clear()
-            self.queued_bytes = 0
-            self.cond.notify_all()
+        dropped = self.backlog.close(drop=True)
         if dropped:
             log.error("Stopped with %d changes not written to the state database %s (locked by another process?): "
                       "a restart may post them again", dropped, self.path)

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import IO, Any, Deque, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Callable, Deque, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..config.secrets import redact
 from .metrics import LOG_DROPS
@@ -334,6 +334,58 @@ def shown_field(value: str, secrets: Sequence[str] = ()) -> str:
 DESTINATIONS = {"journal": "the journal", "stderr": "stderr", "file": "LOG_FILE"}
 
 
+class Backlog:
+    """What waits for one writer thread, at most `limit` bytes of it: who queues never waits on the
+    writing. The caller holds `cond` for add()."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.items: Deque[Tuple[Any, int]] = deque()  # (item, its bytes), oldest first
+        self.size = 0  # bytes queued
+        self.writing = False  # the writer holds what take() gave it
+        self.closing = False
+        self.cond = threading.Condition(threading.Lock())
+
+    def add(self, item: Any, size: int) -> None:
+        self.items.append((item, size))
+        self.size += size
+        self.cond.notify_all()
+
+    def take(self, every: bool = False) -> List[Any]:
+        """Wait for items; return the oldest (no longer queued) or, `every`, all of them (queued
+        until forget()); none once closing with nothing left."""
+        with self.cond:
+            self.writing = False
+            self.cond.notify_all()
+            self.cond.wait_for(lambda: self.items or self.closing)
+            self.writing = bool(self.items)
+            if every or not self.items:
+                return [item for item, _ in self.items]
+            item, size = self.items.popleft()
+            self.size -= size
+            return [item]
+
+    def forget(self, count: int) -> None:
+        """Remove the `count` oldest items, as many as there are (the caller holds `cond`)."""
+        for _ in range(min(count, len(self.items))):
+            self.size -= self.items.popleft()[1]
+
+    def idle(self, timeout: float, unless: Callable[[], bool] = lambda: False) -> None:
+        """Wait, up to `timeout` seconds, until nothing is queued or written (or `unless()`)."""
+        with self.cond:
+            self.cond.wait_for(lambda: not (self.items or self.writing) or unless(), timeout)
+
+    def close(self, drop: bool = False) -> int:
+        """Let the writer's take() return nothing once the queue is empty (emptied first, `drop`);
+        return how many items were dropped."""
+        with self.cond:
+            dropped = len(self.items) if drop else 0
+            self.forget(dropped)
+            self.closing = True
+            self.cond.notify_all()
+        return dropped
+
+
 class Outbox(logging.Handler):
     """One destination's handler, run by its own writer thread and fed through a queue of at most QUEUE_BYTES:
     logging never waits for the journal, a pipe or a disk. An entry that does not fit is dropped and
@@ -345,13 +397,8 @@ class Outbox(logging.Handler):
         self.handler = handler
         self.destination = destination  # a key of DESTINATIONS
         self.secrets = secrets
-        self.limit = limit
-        self.queue: Deque[Tuple[logging.LogRecord, int]] = deque()
-        self.queued = 0  # bytes in the queue
-        self.writing = False
-        self.closing = False
+        self.backlog = Backlog(limit)
         self.unsaid = 0  # entries dropped and not yet told
-        self.cond = threading.Condition(threading.Lock())
         LOG_DROPS.declare(destination=self.destination)
         self.thread = threading.Thread(target=self._run, name=f"log-{self.destination}", daemon=True)
         self.thread.start()
@@ -363,14 +410,12 @@ class Outbox(logging.Handler):
             self.handleError(record)
             return
         size = _size(entry)
-        with self.cond:
-            if self.closing or self.queued + size > self.limit:
+        with self.backlog.cond:
+            if self.backlog.closing or self.backlog.size + size > self.backlog.limit:
                 self.unsaid += 1
                 LOG_DROPS.inc(destination=self.destination)
                 return
-            self.queue.append((entry, size))
-            self.queued += size
-            self.cond.notify_all()
+            self.backlog.add(entry, size)
 
     def _settled(self, record: logging.LogRecord) -> logging.LogRecord:
         # Several destinations get the same record: it is settled once for them all.
@@ -382,19 +427,9 @@ class Outbox(logging.Handler):
         return entry
 
     def _run(self) -> None:
-        while True:
-            with self.cond:
-                while not self.queue and not self.closing:
-                    self.writing = False
-                    self.cond.notify_all()
-                    self.cond.wait()
-                if not self.queue:
-                    break
-                entry, size = self.queue.popleft()
-                self.queued -= size
-                self.writing = True
+        for (entry,) in iter(self.backlog.take, []):
             written = self._write(entry)
-            with self.cond:
+            with self.backlog.cond:
                 if not written:
                     self.unsaid += 1
                     LOG_DROPS.inc(destination=self.destination)
@@ -402,9 +437,6 @@ class Outbox(logging.Handler):
                 lost, self.unsaid = self.unsaid, 0
             if lost:
                 self._tell(lost)
-        with self.cond:
-            self.writing = False
-            self.cond.notify_all()
         self.handler.close()
 
     def _write(self, entry: logging.LogRecord) -> bool:
@@ -424,21 +456,18 @@ class Outbox(logging.Handler):
             "msg": f"{lost} log entr{'y was' if lost == 1 else 'ies were'} dropped while "
                    f"{DESTINATIONS[self.destination]} was not accepting them (rcwebhook_log_entries_dropped_total)"})
         if not self._write(notice):
-            with self.cond:
+            with self.backlog.cond:
                 self.unsaid += lost + 1
             LOG_DROPS.inc(destination=self.destination)
 
     def flush(self, timeout: float = FLUSH_WAIT) -> None:
         """Wait, up to `timeout` seconds, until every entry queued has been written."""
-        with self.cond:
-            self.cond.wait_for(lambda: not (self.queue or self.writing), timeout)
+        self.backlog.idle(timeout)
 
     def close(self) -> None:
         """Let the writer write what is queued and end, closing the destination; without waiting for it (a reload
         replacing a stalled destination must not wait for it either)."""
-        with self.cond:
-            self.closing = True
-            self.cond.notify_all()
+        self.backlog.close()
         super().close()
 
 
