@@ -127,7 +127,10 @@ class Poster:
             sent = False
             try:
                 if connection is None:
-                    connection = connections[key] = self._connect(parts, timeout)
+                    host, port = parts.hostname or "", parts.port
+                    connection = connections[key] = http.client.HTTPSConnection(
+                        host, port, timeout=timeout, context=self.context) if parts.scheme == "https" \
+                        else http.client.HTTPConnection(host, port, timeout=timeout)
                     connection.connect()
                 connection.sock.settimeout(timeout)
                 connection.request("POST", path or "/", body=body, headers=headers)
@@ -160,12 +163,6 @@ class Poster:
                     continue
                 return Answer(0, _transport_error(exc, sent), sent=sent)
         raise AssertionError("unreachable")
-
-    def _connect(self, parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
-        host, port = parts.hostname or "", parts.port
-        if parts.scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self.context)
-        return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
 def _read_answer(response: http.client.HTTPResponse) -> bytes:
@@ -327,9 +324,7 @@ def rate_limit_wait(answer: Answer, wall_now: float) -> Optional[float]:
     for name, value in (answer.headers or {}).items():
         if name.lower() == "x-ratelimit-reset" and _RESET.fullmatch(value.strip()):
             waits.append(int(value.strip()) / 1000.0 - wall_now)
-    if not waits:
-        return None
-    return min(MAX_RATE_LIMIT_WAIT, max(1.0, max(waits)))
+    return min(MAX_RATE_LIMIT_WAIT, max(1.0, max(waits))) if waits else None
 
 
 def advice(route: Route, answer: Answer, label_channel: str = "", channel_label: str = "") -> str:
