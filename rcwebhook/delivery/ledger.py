@@ -250,8 +250,7 @@ class Posted:
         self.runs.append((self._new_id(), run))
         while len(self.runs) >= 2 and len(self.runs[-1][1]) >= len(self.runs[-2][1]) \
                 and len(self.runs[-2][1]) + len(self.runs[-1][1]) <= RUN_LIMIT * RECORD.size:
-            newer = self.runs.pop()[1]
-            older = self.runs.pop()[1]
+            older, newer = self.runs.pop(-2)[1], self.runs.pop()[1]
             self.runs.append((self._new_id(), _merge(older, newer)))
         while len(self.runs) > 1 and sum(len(run) for _, run in self.runs) > self.max_records * RECORD.size:
             self.runs.pop(0)

@@ -149,8 +149,8 @@ def settled(record: logging.LogRecord, secrets: Sequence[str] = ()) -> logging.L
     return copy
 
 
-def _line(text: str, secrets: Sequence[str]) -> str:
-    return text if len(text) <= LINE_LIMIT else cut(redact(text, secrets), LINE_LIMIT)
+def _line(text: str, secrets: Sequence[str], limit: int = LINE_LIMIT) -> str:
+    return text if len(text) <= limit else cut(redact(text, secrets), limit)
 
 
 def _field_values(value: "FieldValue", secrets: Sequence[str]) -> "FieldValue":
@@ -324,9 +324,7 @@ class JournalHandler(logging.Handler):
 def shown_field(value: str, secrets: Sequence[str] = ()) -> str:
     """Return a journal field's value: redacted, and cut to VALUE_LIMIT characters (newlines are kept, the
     protocol carries them)."""
-    if len(value) > VALUE_LIMIT:
-        value = cut(redact(value, secrets), VALUE_LIMIT)
-    return redact(value, secrets)
+    return redact(_line(value, secrets, VALUE_LIMIT), secrets)
 
 
 # --- not waiting for the destinations -------------------------------------------------------------
@@ -399,9 +397,8 @@ class Outbox(logging.Handler):
         self.secrets = secrets
         self.backlog = Backlog(limit)
         self.unsaid = 0  # entries dropped and not yet told
-        LOG_DROPS.declare(destination=self.destination)
-        self.thread = threading.Thread(target=self._run, name=f"log-{self.destination}", daemon=True)
-        self.thread.start()
+        LOG_DROPS.declare(destination=destination)
+        threading.Thread(target=self._run, name=f"log-{destination}", daemon=True).start()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -353,27 +353,14 @@ def _stat() -> List[str]:
     return text[text.rindex(")") + 2:].split()  # the fields after the command name
 
 
-def _boot_time() -> float:
-    """Return when the machine booted, in seconds since the epoch.
-
-    From the clock that counts since boot (the one the kernel dates processes by), not from
-    /proc/stat, which the unit's sandbox hides (ProcSubset=pid)."""
-    boottime = getattr(time, "CLOCK_BOOTTIME", None)
-    if boottime is not None:
-        return time.time() - time.clock_gettime(boottime)
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    raise ValueError("no btime in /proc/stat")
-
-
 def _process_metrics() -> List[_Metric]:
     if not os.path.exists("/proc/self/stat"):
         return []
+    # The boot time from the clock that counts since boot (the one the kernel dates processes by; Linux
+    # 2.6.39 on), not from /proc/stat's btime, which the unit's sandbox hides (ProcSubset=pid).
     try:
-        started = _boot_time() + int(_stat()[19]) / _TICKS
-    except (OSError, ValueError, IndexError):
+        started = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + int(_stat()[19]) / _TICKS
+    except (OSError, ValueError, IndexError, AttributeError):
         started = time.time()
 
     def cpu() -> float:
