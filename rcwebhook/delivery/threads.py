@@ -97,9 +97,7 @@ class Threads:
                alerts: Iterable[str]) -> Thread:
         """Open the group's thread at `root`, or move its open thread there."""
         key = (hook, group_digest(group))
-        thread = self.open.pop(key, None)
-        if thread is None:
-            thread = Thread(hook, key[1], root, started, now)
+        thread = self.open.pop(key, None) or Thread(hook, key[1], root, started, now)
         thread.root = root
         thread.started = min(t for t in (thread.started, started) if t) if thread.started or started else 0.0
         thread.last_post = now
