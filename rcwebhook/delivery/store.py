@@ -90,7 +90,7 @@ class Store:
         self.locked = False  # the last transaction found the database locked by another process
         self.writes = 0
         self.identity: Optional[Tuple[int, int]] = None  # the file's (st_dev, st_ino) when opened
-        self.recall: Optional[Recall] = None
+        self.recall: Optional[Recall] = None  # what is in memory, for a new file
         self.posts: Dict[str, Deque[float]] = {}  # each hook's recent posts, as saved
         self.backlog = Backlog(MAX_QUEUED_BYTES)  # the writing thread's: (what, work)
         self.dropping = False  # writes are being dropped (told once per episode)
@@ -102,10 +102,6 @@ class Store:
     @property
     def path(self) -> Optional[Path]:
         return Path(self.directory) / FILE_NAME if self.directory else None
-
-    def remember_from(self, recall: Recall) -> None:
-        """Say where to find what is in memory, to write it into a new file when the file is deleted."""
-        self.recall = recall
 
     def _open(self) -> None:
         import sqlite3  # only with STATE_DIR
