@@ -248,7 +248,8 @@ class Courier:
         for entry in ready[:cap]:
             assert entry.item is not None
             groups.setdefault((entry.route, entry.item.context.group, entry.item.channel), []).append(entry)
-        no_special, threads_on = self.special_refused_until > now, self._threads_on()
+        no_special = self.special_refused_until > now
+        threads_on = self.settings.threads and self.threads_supported is not False
         wall = self.depot.clock.wall()
         claimed = []
         for (route_name, group, channel), entries in groups.items():
@@ -344,9 +345,6 @@ class Courier:
     def _route(self, name: str) -> Route:
         """Return the route named `name`, or one of that name on this hook once the settings lost it."""
         return self.settings.routes.get(name) or Route(name, self.url)
-
-    def _threads_on(self) -> bool:
-        return self.settings.threads and self.threads_supported is not False
 
     def _pacing_reason(self) -> str:
         limit, window = self.settings.rate_limit

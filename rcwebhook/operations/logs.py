@@ -276,16 +276,14 @@ class JournalHandler(logging.Handler):
     def deliver(self, record: logging.LogRecord) -> bool:
         """Send `record`; return False when the journal's socket stayed full for JOURNAL_PATIENCE (dropped)."""
         data = self.entry(record)
-        deadline = 0.0
+        deadline = time.monotonic() + JOURNAL_PATIENCE
         while True:
             try:
                 self._send(data)
                 self.stalled = False
                 return True
             except BlockingIOError:
-                now = time.monotonic()
-                deadline = deadline or now + JOURNAL_PATIENCE
-                if self.stalled or now >= deadline:
+                if self.stalled or time.monotonic() >= deadline:
                     self.stalled = True
                     return False
                 time.sleep(0.005)  # journald reads its socket many times a second when it is well
