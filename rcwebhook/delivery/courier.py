@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 import time
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ..config.keys import key_prefix
 from ..config.secrets import redact_url
@@ -131,15 +131,12 @@ class Courier:
         self.impersonate_refused_until = 0.0  # until then, posts leave out username and the like: refused too
         self.ready_since = 0.0
         self.announced_wait = 0.0
-        # What the status page shows: the last accepted post, the last failure and its reason, 429s seen.
-        self.last_accepted = 0.0
-        self.last_failure = 0.0
-        self.last_error = ""
-        self.last_outcome = ""  # accepted, rate-limited, failed or refused
-        self.last_routes: List[str] = []  # the routes whose alerts the last post carried
+        # What the status page shows: the last accepted post, the last failure and why, 429s seen, and
+        # the last post's outcome (accepted, rate-limited, failed or refused) and routes.
+        self.shown: Dict[str, Any] = {"last_accepted": 0.0, "last_failure": 0.0, "last_error": "",
+                                      "last_outcome": "", "seen_429": 0, "last_routes": []}
         # Per route (the configured names: bounded), when its alerts were last accepted and last failed, and why.
         self.by_route: Dict[str, Dict[str, object]] = {}
-        self.seen_429 = 0
         self.closed = False
         threading.Thread(target=self._run, name=f"courier {self.hook}", daemon=True).start()
 
@@ -167,12 +164,11 @@ class Courier:
     def snapshot(self, now: float) -> Dict[str, object]:
         """Return what the status page shows of this hook, read-only (the depot's lock is held)."""
         due = max(self.limiter.next_slot(now), self.hold_until)
-        return {"last_accepted": self.last_accepted, "last_failure": self.last_failure,
-                "last_error": self.last_error, "last_outcome": self.last_outcome, "seen_429": self.seen_429,
-                "next_post_in": max(0.0, due - now), "pacing": self._pacing_reason() if due > now else "",
+        return {**self.shown, "next_post_in": max(0.0, due - now),
+                "pacing": self._pacing_reason() if due > now else "",
                 "hold": self.hold_reason if self.hold_until > now else "",
                 "sending_for": now - self.sending_since if self.sending_since else 0.0,
-                "last_routes": list(self.last_routes), "routes": {r: dict(f) for r, f in self.by_route.items()}}
+                "routes": {r: dict(f) for r, f in self.by_route.items()}}
 
     def close(self) -> None:
         self.closed = True
@@ -218,7 +214,7 @@ class Courier:
             ready = depot.ready(self.routes)
             if not ready:
                 self.ready_since = 0.0
-                depot.wait(IDLE_WAKE)
+                depot.clock.wait(depot.lock, IDLE_WAKE)
                 continue
             self.ready_since = self.ready_since or now
             due = max(self.limiter.next_slot(now), self.hold_until)
@@ -229,12 +225,12 @@ class Courier:
                              self._pacing_reason())
                     for route in dict.fromkeys(e.route for e in ready):
                         depot.metrics.waits.inc(route=route, reason="pacing")
-                depot.wait(due - now)
+                depot.clock.wait(depot.lock, due - now)
                 continue
             if self.limiter.limit > 0:
                 linger = min(depot.last_offer + LINGER_QUIET, self.ready_since + LINGER_MAX) - now
                 if linger > 0:
-                    depot.wait(linger)
+                    depot.clock.wait(depot.lock, linger)
                     continue
             claim = self._claim(ready, now)
             for group in claim.groups:
@@ -252,15 +248,16 @@ class Courier:
         for entry in ready[:cap]:
             assert entry.item is not None
             groups.setdefault((entry.route, entry.item.context.group, entry.item.channel), []).append(entry)
-        settings = self.settings
         no_special = self.special_refused_until > now
+        threads_on = self.settings.threads and self.threads_supported is not False
+        wall = self.depot.clock.wall()
         claimed = []
         for (route_name, group, channel), entries in groups.items():
-            route = settings.routes.get(route_name) or Route(route_name, self.url)
+            route = self._route(route_name)
             if channel:
                 route = route._replace(channel=channel)
             scope = thread_scope(group, route.receiver, channel)
-            thread = self.depot.thread(self.hook_id, scope) if self._threads_on() else None
+            thread = self.depot.threads.get(self.hook_id, scope, wall) if threads_on else None
             reply = thread is not None and not any(_announces(e, thread) for e in entries)
             called = () if reply else mentions.called(route.mention, [e.item.alert for e in entries])
             part = Part(group, entries, thread, reply, mentions.without_special(called) if no_special else called,
@@ -268,7 +265,7 @@ class Courier:
             claimed.append(Claimed(route, part, [e.item for e in entries], [e.known for e in entries],
                                    thread.root if reply and thread else "",
                                    self.depot.resolution_note(thread, entries) if reply and thread else ""))
-        return Claim(settings, claimed, no_special, self.impersonate_refused_until > now, self._threads_on())
+        return Claim(self.settings, claimed, no_special, self.impersonate_refused_until > now, threads_on)
 
     def _compose(self, claim: Claim) -> Post:
         """Return the post for the claimed states: as many of them as fit one message (the depot's lock is
@@ -345,8 +342,9 @@ class Courier:
         self.sending_since = self.depot.clock.monotonic()
         return post
 
-    def _threads_on(self) -> bool:
-        return self.settings.threads and self.threads_supported is not False
+    def _route(self, name: str) -> Route:
+        """Return the route named `name`, or one of that name on this hook once the settings lost it."""
+        return self.settings.routes.get(name) or Route(name, self.url)
 
     def _pacing_reason(self) -> str:
         limit, window = self.settings.rate_limit
@@ -378,7 +376,6 @@ class Courier:
             depot.metrics.post_duration.observe(took, route=route)
         if (answer.status or answer.sent) and self.limiter.limit:  # it reached Rocket.Chat, whose limiter counted it
             depot.store.record_post(self.hook_id, wall)
-        saved: List[state_store.Row] = []
         with depot.lock:
             self.sending_since = 0.0
             if answer.status or answer.sent:
@@ -404,19 +401,14 @@ class Courier:
 
     def _note(self, post: Post, answer: Answer, outcome: str, wall: float) -> None:
         """Keep what the status page shows of this answer."""
-        self.last_outcome = outcome if answer.status != 429 else "rate-limited"
-        self.last_routes = list(post.routes)
-        if answer.accepted:
-            self.last_accepted = wall
-        else:
-            self.last_failure, self.last_error = wall, f"{answer.status or 'no answer'}: {answer.error}"
-            self.seen_429 += answer.status == 429
+        figures = {"last_accepted": wall} if answer.accepted else \
+            {"last_failure": wall, "last_error": f"{answer.status or 'no answer'}: {answer.error}"}
+        self.shown.update(figures, last_outcome=outcome if answer.status != 429 else "rate-limited",
+                          last_routes=list(post.routes))
+        self.shown["seen_429"] += answer.status == 429
         for route in post.routes:
-            figures = self.by_route.setdefault(route, {"last_accepted": 0.0, "last_failure": 0.0, "last_error": ""})
-            if answer.accepted:
-                figures["last_accepted"] = wall
-            else:
-                figures["last_failure"], figures["last_error"] = wall, self.last_error
+            kept = {"last_accepted": 0.0, "last_failure": 0.0, "last_error": ""}
+            self.by_route.setdefault(route, kept).update(figures)
 
     def _follow_threads(self, post: Post, answer: Answer, wall: float) -> str:
         """Open, move, extend or end the threads of an accepted post's groups; return what the log line
@@ -431,13 +423,9 @@ class Courier:
             self.threads_supported = False
             return ""
         self.threads_supported = True
-        said = []
-        for part in post.parts:
-            replied = self.depot.follow_thread(self.hook_id, part.scope or part.group, part.thread, part.reply,
-                                               part.entries, answer.ids[0], wall)
-            if replied is not None:
-                said.append(f" thread={replied.root}")
-        return "".join(dict.fromkeys(said))
+        replied = [self.depot.follow_thread(self.hook_id, part.scope, part.thread, part.reply,
+                                            part.entries, answer.ids[0], wall) for part in post.parts]
+        return "".join(dict.fromkeys(f" thread={t.root}" for t in replied if t is not None))
 
     def _refused(self, post: Post, answer: Answer, routes: str, took: float, merged: str) -> Verdict:
         """Return what a post Rocket.Chat refused comes to: tried again shorter, without what was refused, or
@@ -469,8 +457,8 @@ class Courier:
             self.depot.metrics.refusals.inc(route=route, reason=reason)
         log.error("Rocket.Chat refused the post for route %s: %s %s (alerts=%s hook=%s took=%.3fs%s); %s",
                   routes, answer.status, answer.error, post.names, self.hook, took, merged,
-                  advice(self.settings.routes.get(post.routes[0]) or Route(post.routes[0], self.url),
-                         answer, next((part.channel for part in post.parts if part.channel), ""),
+                  advice(self._route(post.routes[0]), answer,
+                         next((part.channel for part in post.parts if part.channel), ""),
                          self.settings.channel_label), extra=self._fields("refused", post, "refused"))
         return Verdict.REFUSED
 
@@ -485,8 +473,8 @@ class Courier:
         said = " and ".join(f"@{name}" for name in special)
         # Rocket.Chat's answer does not say which of the two permissions is missing.
         lacking = " or the ".join(mentions.permissions(special))
-        configured = [self.settings.routes.get(route) or Route(route, "") for route in routes]
-        sources = [f"{key_prefix(r.receiver)}MENTION_{r.severity.upper()}" for r in configured if mentions.special(r.mention)]
+        sources = [f"{key_prefix(r.receiver)}MENTION_{r.severity.upper()}"
+                   for r in map(self._route, routes) if mentions.special(r.mention)]
         if any(mentions.special(e.item.alert.annotations.get(mentions.ANNOTATION, ""))
                for part in asked for e in part.entries if e.item is not None):
             sources.append(f"the alerts' {mentions.ANNOTATION} annotation")
@@ -507,11 +495,10 @@ class Courier:
         for route in post.routes:
             self.depot.metrics.impersonate_refusals.inc(route=route)
         keys = " and ".join(sender)
-        configured = [self.settings.routes.get(route) or Route(route, "") for route in post.routes]
         # A hook set's name is its own ROCKETCHAT_USERNAME, else the default set's.
         sources = list(dict.fromkeys(
             "ROCKETCHAT_USERNAME" if not r.receiver or r.username == self.settings.username
-            else f"{key_prefix(r.receiver)}ROCKETCHAT_USERNAME" for r in configured))
+            else f"{key_prefix(r.receiver)}ROCKETCHAT_USERNAME" for r in map(self._route, post.routes)))
         log.error("Rocket.Chat refused a post to %s: %s %s: the integration's user may not post under another name "
                   "or avatar (it lacks the message-impersonate permission); posting it again without %s (alerts=%s "
                   "route=%s), and leaving %s out of posts to this hook for %s or until a reload; to have posts "
@@ -525,7 +512,7 @@ class Courier:
     def _retry_later(self, answer: Answer, now: float, routes: str, post: Post) -> None:
         """Hold the hook as long as Rocket.Chat asks, or back off."""
         reason = "rate_limited" if answer.status == 429 else "no_answer" if answer.status == 0 else "server_error"
-        for route in routes.split(","):
+        for route in post.routes:
             self.depot.metrics.retries.inc(route=route, reason=reason)
             if answer.status == 429:
                 self.depot.metrics.waits.inc(route=route, reason="rocketchat_429")
@@ -533,9 +520,8 @@ class Courier:
             self.rate_limited += 1
             asked = rate_limit_wait(answer, self.depot.clock.wall())
             window = self.settings.rate_limit[1] or 60.0
-            delay = asked if asked is not None else window
             # Asked again and again: a limit lower than ours, or a clock that disagrees. Back off.
-            delay = max(delay, min(window, 2.0 ** (self.rate_limited - 1)))
+            delay = max(window if asked is None else asked, min(window, 2.0 ** (self.rate_limited - 1)))
             self._hold(now + delay, f"Rocket.Chat's rate limit (429): {answer.error}")
             log.warning("Rate limited by Rocket.Chat on route %s (hook=%s): waiting %.1fs%s", routes, self.hook,
                         delay, " as it asked" if asked is not None else " (no wait given; one window)",
@@ -551,12 +537,10 @@ class Courier:
         if answer.status == 500 and not answer.bad_token:
             self.bare_500s += 1
             if self.bare_500s == BARE_500_ALERT:
-                route = routes.split(",")[0]
-                self.depot.metrics.refusals.inc(route=route, reason="bad_token")
+                self.depot.metrics.refusals.inc(route=post.routes[0], reason="bad_token")
                 log.error("Rocket.Chat answered %d posts in a row to %s with 500: Rocket.Chat 7.x and later answer "
                           "a wrong token so; %s", BARE_500_ALERT, self.hook,
-                          advice(self.settings.routes.get(route) or Route(route, self.url),
-                                 answer._replace(status=404)))
+                          advice(self._route(post.routes[0]), answer._replace(status=404)))
         else:
             self.bare_500s = 0
 

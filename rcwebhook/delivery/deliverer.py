@@ -75,7 +75,7 @@ class Deliverer:
         into it, and the database used until now is closed."""
         depot = self.depot
         old, depot.store = depot.store, store
-        store.remember_from(depot.memory)
+        store.recall = depot.memory
         self.metrics.state_bytes.read = store.size
         states, threads, runs = depot.memory()
         store.save_states(states)
@@ -103,7 +103,7 @@ class Deliverer:
                                 "to it: they are not posted unless its hook set comes back and Alertmanager sends "
                                 "them again, and are dropped after %gs", name, len(owed), PENDING_MAX_AGE)
             self.settings = settings
-            depot.set_thread_ttl(settings.thread_ttl)
+            depot.threads.ttl = depot.store.thread_ttl = settings.thread_ttl
             if transport is not None:
                 depot.transport = transport
             used = {route.url for route in settings.routes.values() if route.url}
@@ -114,7 +114,7 @@ class Deliverer:
             for route in settings.routes.values():
                 if route.url and depot.ledger.owed.get(route.name):
                     self._courier(route.url)
-            depot.changed()
+            depot.lock.notify_all()
 
     def describe_state(self) -> str:
         """Return where the alert states are kept and how much of them a start found."""
@@ -155,7 +155,7 @@ class Deliverer:
                     ticket.done.set()
                 elif route.url:
                     self._courier(route.url)
-            depot.changed()
+            depot.lock.notify_all()
         for _, ticket in tickets:
             ticket.done.wait(max(0.0, deadline - time.monotonic()))
         with depot.lock:
@@ -168,10 +168,8 @@ class Deliverer:
                 if acknowledged:
                     confirmed.extend((e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
                                      for e, state in ticket.carried if e.posted == state and e.confirmed_at == now)
-            runs = depot.changed_runs()
         depot.store.save_states(confirmed)
-        if runs is not None:
-            depot.store.save_runs(runs)
+        depot.save_runs()
         return results
 
     def _result(self, route: Route, ticket: Ticket) -> Result:
@@ -184,9 +182,8 @@ class Deliverer:
             return Result(route.name, ticket.names, "delivered" if ticket.posted_any else "already-delivered",
                           ticket.answer)
         courier = self._couriers.get(route.url)
-        if courier is None:
-            return Result(route.name, ticket.names, "pending", ticket.answer, "no courier for this route", 1.0)
-        reason, retry_in = courier.status(self.depot.clock.monotonic())
+        reason, retry_in = courier.status(self.depot.clock.monotonic()) if courier else \
+            ("no courier for this route", 1.0)
         return Result(route.name, ticket.names, "pending", ticket.answer, reason, retry_in)
 
     def _courier(self, url: str) -> None:
@@ -232,9 +229,7 @@ class Deliverer:
         with depot.lock:
             for courier in self._couriers.values():
                 courier.close()
-            depot.changed()
+            depot.lock.notify_all()
             depot.ledger.posted.seal()  # the records not yet sealed would be lost otherwise
-            runs = depot.changed_runs()
-        if runs is not None:
-            depot.store.save_runs(runs)
+        depot.save_runs()
         depot.store.close()

@@ -48,7 +48,7 @@ class Depot:
 
     def __init__(self, transport: Transport, clock: Clock, metrics: Metrics, store: state_store.Store,
                  thread_ttl: float) -> None:
-        self.lock = threading.Condition()
+        self.lock = threading.Condition()  # notified on every change, for couriers and requests
         self.clock = clock
         self.transport = transport  # swapped by a reload
         self.metrics = metrics
@@ -58,7 +58,7 @@ class Depot:
         self.last_offer = 0.0  # monotonic: when a request last brought states
         self._opened: Dict[Tuple[str, str], Thread] = {}  # thread changes not yet saved
         self._ended: List[Tuple[str, str]] = []
-        store.remember_from(self.memory)
+        store.recall = self.memory
         self.ledger.posted.restore(store.load_runs())
         for route, key, state, posted_at, confirmed_at in store.load_states():
             self.ledger.restore(route, key, state, posted_at, confirmed_at)
@@ -75,19 +75,7 @@ class Depot:
             runs = list(self.ledger.posted.runs)
         return states, threads, runs
 
-    def set_thread_ttl(self, ttl: float) -> None:
-        self.threads.ttl = ttl
-        self.store.thread_ttl = ttl
-
     # --- what couriers wait for and take ---------------------------------------------------
-
-    def wait(self, seconds: Optional[float]) -> None:
-        """Wait until the depot changes or `seconds` of its clock have passed (None: until it changes)."""
-        self.clock.wait(self.lock, seconds)
-
-    def changed(self) -> None:
-        """Wake whoever waits for the depot: a courier, a request."""
-        self.lock.notify_all()
 
     def ready(self, routes: List[str]) -> List[Entry]:
         """Return the owed states of `routes` that a waiting request vouches for and no post carries, oldest
@@ -109,7 +97,7 @@ class Depot:
         """The post that was to carry `entries` is not sent (or not answered): they are ready again."""
         for entry in entries:
             entry.inflight = None
-        self.changed()
+        self.lock.notify_all()
 
     # --- what couriers report ----------------------------------------------------------------
 
@@ -136,14 +124,10 @@ class Depot:
         elif verdict is Verdict.REFUSED:
             for entry in entries:
                 self.ledger.refused(entry, answer)
-        self.changed()
+        self.lock.notify_all()
         return saved
 
     # --- threads ---------------------------------------------------------------------------
-
-    def thread(self, hook: str, scope: str) -> Optional[Thread]:
-        """Return the open thread of a group on a hook, or None."""
-        return self.threads.get(hook, scope, self.clock.wall())
 
     def resolution_note(self, thread: Thread, entries: List[Entry]) -> str:
         """Return the line that says how long the incident lasted, when this reply resolves its last alert."""
@@ -201,10 +185,12 @@ class Depot:
         self.store.save_states(states)
         self.store.save_threads(opened, ended)
 
-    def changed_runs(self) -> Optional[list]:
-        """Return the ledger's compact record of posted states when it changed since last saved (the lock is
-        held)."""
-        if self.ledger.posted.version == self._runs_saved:
-            return None
-        self._runs_saved = self.ledger.posted.version
-        return list(self.ledger.posted.runs)
+    def save_runs(self) -> None:
+        """Write the ledger's compact record of posted states when it changed since last saved (takes the
+        lock briefly)."""
+        with self.lock:
+            if self.ledger.posted.version == self._runs_saved:
+                return
+            self._runs_saved = self.ledger.posted.version
+            runs = list(self.ledger.posted.runs)
+        self.store.save_runs(runs)

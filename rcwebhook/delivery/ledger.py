@@ -233,14 +233,10 @@ class Posted:
         """Return the state last posted for an alert, when, and who sent it if resolved, if a record of it is
         kept."""
         digest = _digest(route, key)
-        record = self.fresh.get(digest)
+        record = self.fresh.get(digest) or next(
+            filter(None, (_search(run, digest) for _, run in reversed(self.runs))), None)
         if record is None:
-            for _, run in reversed(self.runs):
-                record = _search(run, digest)
-                if record is not None:
-                    break
-            else:
-                return None
+            return None
         _, resolved, starts, asof, when, resolver = RECORD.unpack(record)
         state = State(RESOLVED, starts, asof, asof) if resolved else State(FIRING, starts, 0.0, asof)
         return state, float(when), resolver
@@ -254,8 +250,7 @@ class Posted:
         self.runs.append((self._new_id(), run))
         while len(self.runs) >= 2 and len(self.runs[-1][1]) >= len(self.runs[-2][1]) \
                 and len(self.runs[-2][1]) + len(self.runs[-1][1]) <= RUN_LIMIT * RECORD.size:
-            newer = self.runs.pop()[1]
-            older = self.runs.pop()[1]
+            older, newer = self.runs.pop(-2)[1], self.runs.pop()[1]
             self.runs.append((self._new_id(), _merge(older, newer)))
         while len(self.runs) > 1 and sum(len(run) for _, run in self.runs) > self.max_records * RECORD.size:
             self.runs.pop(0)
@@ -326,7 +321,7 @@ class Ledger:
             if found is not None:
                 state, when, resolver = found
                 self.restore(route, key, state, when, when)
-                entry = self.entries.get((route, key))
+                entry = self.entries.get((route, key))  # None when bounding forgot it at once
                 if entry is not None and resolver and state.status == RESOLVED:
                     entry.resolvers, entry.resolved_seen = (resolver,), when
         return entry
@@ -336,10 +331,9 @@ class Ledger:
 
     def restore(self, route: str, key: str, state: State, posted_at: float, confirmed_at: float) -> None:
         """Remember a state posted before this process started."""
-        entry = Entry(route, key, "", state)
+        entry = self.entries[(route, key)] = Entry(route, key, "", state)
         entry.posted, entry.posted_at, entry.confirmed_at = state, posted_at, confirmed_at
         entry.posts = 1
-        self.entries[(route, key)] = entry
         self._bound()
 
     def news(self, item: Item, now: float, copy_window: float) -> bool:
@@ -356,8 +350,7 @@ class Ledger:
         state = observe(item.alert, entry.known if entry else None, now, copy_window, sender,
                         entry.resolvers if entry else (), entry.resolved_seen if entry else 0.0)
         if entry is None:
-            name = item.alert.name[:NAME_LIMIT]
-            entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, name, state)
+            entry = self.entries[(item.route, item.key)] = Entry(item.route, item.key, "", state)
             self._bound()
         else:
             self.entries.move_to_end((item.route, item.key))
@@ -417,9 +410,8 @@ class Ledger:
     def requeue(self, entry: Entry) -> None:
         """Put an owed entry whose post failed behind the others, so that one post that keeps failing
         does not keep the rest from being tried."""
-        route_owed = self.owed.get(entry.route)
-        if route_owed is not None and entry.key in route_owed:
-            route_owed.move_to_end(entry.key)
+        if entry.key in self.owed.get(entry.route, {}):
+            self.owed[entry.route].move_to_end(entry.key)
 
     def accepted(self, entry: Entry, state: State, now: float) -> None:
         """Record that Rocket.Chat accepted `state` for `entry`; settle the tickets it satisfies."""
@@ -458,10 +450,10 @@ class Ledger:
     def expire(self, now: float, max_age: float) -> List[Tuple[Entry, State]]:
         """Forget and return the owed states that no request has vouched for in `max_age` seconds: as if
         they had never come, so that a later copy is judged afresh."""
-        dropped = [entry for route_owed in self.owed.values() for entry in route_owed.values()
-                   if not entry.tickets and entry.inflight is None and now - entry.vouched_at > max_age]
-        forgotten = [(entry, entry.known) for entry in dropped]
-        for entry in dropped:
+        forgotten = [(entry, entry.known) for route_owed in self.owed.values()
+                     for entry in route_owed.values()
+                     if not entry.tickets and entry.inflight is None and now - entry.vouched_at > max_age]
+        for entry, _ in forgotten:
             self._forget(entry)
         return forgotten
 
@@ -476,9 +468,7 @@ class Ledger:
     def _paid(self, entry: Entry) -> None:
         if entry.owed:
             entry.owed = False
-            route_owed = self.owed.get(entry.route)
-            if route_owed is not None:
-                route_owed.pop(entry.key, None)
+            self.owed.get(entry.route, {}).pop(entry.key, None)
         entry.item = None
         entry.max_batch = 0
 

@@ -25,8 +25,7 @@ class WindowLimiter:
         # Rocket.Chat times a post when it arrives; posts are recorded when answered, which is
         # never earlier. The margin covers the rest: clocks read a moment apart.
         self.margin = min(0.5, window * 0.05)
-        while len(self.sent) > max(0, limit):
-            self.sent.popleft()
+        self.sent = deque(self.sent, maxlen=max(0, limit))
 
     def next_slot(self, now: float) -> float:
         """Return the earliest time, not before `now`, at which one more post may be sent.
@@ -49,7 +48,4 @@ class WindowLimiter:
 
     def record(self, when: float) -> None:
         """Count one post sent at `when`."""
-        if self.limit > 0:
-            self.sent.append(when)
-            while len(self.sent) > self.limit:
-                self.sent.popleft()
+        self.sent.append(when)  # the oldest beyond `limit` goes

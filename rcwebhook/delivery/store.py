@@ -13,6 +13,7 @@ What a client chooses the size of is kept under a digest: a thread under its gro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
+from ..operations.logs import Backlog
 from .ledger import State
 from .threads import MAX_THREADS, Row as ThreadRow, group_digest
 
@@ -54,6 +56,8 @@ CREATE TABLE IF NOT EXISTS posted_run (id INTEGER PRIMARY KEY, records BLOB NOT 
 """
 
 Row = Tuple[str, str, State, float, float]  # route, alert key, state, posted at, confirmed at
+_SAVE_STATE = "INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_SAVE_THREAD = "INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def hook_id(url: str) -> str:
@@ -86,15 +90,10 @@ class Store:
         self.locked = False  # the last transaction found the database locked by another process
         self.writes = 0
         self.identity: Optional[Tuple[int, int]] = None  # the file's (st_dev, st_ino) when opened
-        self.recall: Optional[Recall] = None
+        self.recall: Optional[Recall] = None  # what is in memory, for a new file
         self.posts: Dict[str, Deque[float]] = {}  # each hook's recent posts, as saved
-        # The writing thread's queue: (what, work, bytes), oldest first.
-        self.queue: Deque[Tuple[str, Work, int]] = deque()
-        self.queued_bytes = 0
+        self.backlog = Backlog(MAX_QUEUED_BYTES)  # the writing thread's: (what, work)
         self.dropping = False  # writes are being dropped (told once per episode)
-        self.cond = threading.Condition()
-        self.writing = False
-        self.closing = False
         self.writer: Optional[threading.Thread] = None
         if directory:
             self._open()
@@ -103,10 +102,6 @@ class Store:
     @property
     def path(self) -> Optional[Path]:
         return Path(self.directory) / FILE_NAME if self.directory else None
-
-    def remember_from(self, recall: Recall) -> None:
-        """Say where to find what is in memory, to write it into a new file when the file is deleted."""
-        self.recall = recall
 
     def _open(self) -> None:
         import sqlite3  # only with STATE_DIR
@@ -149,12 +144,9 @@ class Store:
                     aside = path.with_name(f"{FILE_NAME}.corrupt-{int(self.wall())}")
                     log.error("The state database %s is corrupt (%s): moved it aside to %s and started a new one",
                               path, exc, aside.name)
-                    try:
+                    with contextlib.suppress(OSError):
                         os.replace(path, aside)
-                        for suffix in ("-wal", "-shm"):
-                            Path(str(path) + suffix).unlink(missing_ok=True)
-                    except OSError:
-                        pass
+                        _remove_log(path)
                     continue
                 self._fail(f"cannot be opened: {exc}")
                 return
@@ -174,10 +166,8 @@ class Store:
 
     def _close_db(self) -> None:
         if self.db is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken database must not fail too
                 self.db.close()
-            except Exception:  # noqa: BLE001 - closing a broken database must not fail too
-                pass
         self.db = None
 
     def _run(self, what: str, work: Work) -> object:
@@ -200,10 +190,8 @@ class Store:
                 if not _is_locked(exc):
                     self._fail(f"failed while {what}: {exc}")
                     return None
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     self.db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
                 self.on_error()
                 if not self.locked:
                     log.error("The state database %s is locked by another process (%s): changes wait in memory "
@@ -219,10 +207,10 @@ class Store:
         """Queue a write for the writing thread; drop it (and count it) when the queue is full."""
         if self.db is None:
             return
-        with self.cond:
-            if self.closing:
+        with self.backlog.cond:
+            if self.backlog.closing:
                 return
-            if self.queue and self.queued_bytes + size > MAX_QUEUED_BYTES:
+            if self.backlog.items and self.backlog.size + size > MAX_QUEUED_BYTES:
                 if not self.dropping:
                     self.dropping = True
                     log.error("The state database %s cannot keep up (%s): changes beyond %d KiB waiting are "
@@ -231,46 +219,28 @@ class Store:
                               MAX_QUEUED_BYTES // 1024)
                 self.on_drop(1)
                 return
-            self.queue.append((what, work, size))
-            self.queued_bytes += size
+            self.backlog.add((what, work), size)
             if self.writer is None:
                 self.writer = threading.Thread(target=self._write_loop, name="state writer", daemon=True)
                 self.writer.start()
-            self.cond.notify_all()
 
     def _write_loop(self) -> None:
-        while True:
-            with self.cond:
-                while not self.queue and not self.closing:
-                    self.cond.wait()
-                if not self.queue:
-                    return
-                batch = list(self.queue)
-                self.writing = True
+        backlog = self.backlog
+        for batch in iter(lambda: backlog.take(every=True), []):
             self._check_identity()
-
-            def write(db) -> bool:
-                for _, work, _ in batch:
-                    work(db)
-                return True
-
-            done = self._run(batch[0][0] if len(batch) == 1 else "saving changes", write) is not None \
-                or self.db is None
-            with self.cond:
-                self.writing = False
+            done = self._run(batch[0][0] if len(batch) == 1 else "saving changes",  # a list: never None
+                             lambda db: [work(db) for _, work in batch]) is not None or self.db is None
+            with backlog.cond:
+                backlog.writing = False
+                # close() may have emptied the queue; failed, the state is in memory only from here on
                 if done:
-                    for _ in range(min(len(batch), len(self.queue))):  # close() may have emptied the queue
-                        _, _, size = self.queue.popleft()
-                        self.queued_bytes -= size
-                    if self.dropping and not self.queue:
+                    backlog.forget(len(backlog.items) if self.db is None else len(batch))
+                    if self.dropping and not backlog.items:
                         self.dropping = False
                         log.warning("The state database %s keeps up again", self.path)
-                    if self.db is None:  # failed: the state is in memory only from here on
-                        self.queue.clear()
-                        self.queued_bytes = 0
-                self.cond.notify_all()
+                backlog.cond.notify_all()
                 if not done:  # locked by another process: try again a little later
-                    self.cond.wait(LOCK_RETRY)
+                    backlog.cond.wait(LOCK_RETRY)
             if done:
                 before, self.writes = self.writes, self.writes + len(batch)
                 if before // PRUNE_EVERY != self.writes // PRUNE_EVERY:
@@ -292,11 +262,7 @@ class Store:
         with self.lock:
             self._close_db()
             if what == "deleted":  # a write-ahead log left without its database must not meet the new one
-                for suffix in ("-wal", "-shm"):
-                    try:
-                        Path(str(path) + suffix).unlink()
-                    except OSError:
-                        pass
+                _remove_log(path)
             self._open()
         if self.db is None:
             return  # _fail said why
@@ -306,74 +272,61 @@ class Store:
         self.on_error()
         states = [_state_values(row) for row in rows]
         self._run("writing the state held in memory", lambda db: (
-            db.executemany("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", states),
-            db.executemany("INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)", threads),
+            db.executemany(_SAVE_STATE, states), db.executemany(_SAVE_THREAD, threads),
             db.executemany("INSERT OR REPLACE INTO posted_run VALUES (?, ?)", runs),
             db.executemany("INSERT INTO hook_post VALUES (?, ?)",
                            [(hook, sent) for hook, sent_at in self.posts.items() for sent in sent_at])))
 
     def _settle(self, timeout: float = SETTLE_WAIT) -> None:
         """Wait (up to `timeout`) until the queued writes are written, for a read to see them."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while (self.queue or self.writing) and self.db is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self.cond.wait(left)
+        self.backlog.idle(timeout, lambda: self.db is None)
+
+    def _read(self, what: str, query: str, *parameters: float) -> list:
+        """Return the rows of `query` once the queued writes are written; none if the database failed."""
+        self._settle()
+        return self._run(what, lambda db: db.execute(query, parameters).fetchall()) or []
 
     # --- alert states ------------------------------------------------------------------
 
     def load_states(self) -> List[Row]:
         """Return the posted states kept from earlier runs."""
-        self._settle()
-        rows = self._run("reading the alert states", lambda db: db.execute(
-            "SELECT route, alert, status, starts, ends, asof, posted_at, confirmed_at FROM alert_state "
-            "ORDER BY posted_at").fetchall())
-        return [(r[0], r[1], State(r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows or ()]
+        rows = self._read("reading the alert states", "SELECT route, alert, status, starts, ends, asof, "
+                          "posted_at, confirmed_at FROM alert_state ORDER BY posted_at")
+        return [(r[0], r[1], State(*r[2:6]), r[6], r[7]) for r in rows]
 
     def save_states(self, rows: Iterable[Row]) -> None:
         """Remember posted (or acknowledged) states."""
         values = [_state_values(row) for row in rows]
         if values:
-            self._submit("saving alert states", lambda db: db.executemany(
-                "INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values),
-                sum(_size(v) for v in values))
+            self._submit("saving alert states", lambda db: db.executemany(_SAVE_STATE, values),
+                         sum(_size(v) for v in values))
 
     # --- threads ---------------------------------------------------------------------------
 
     def load_threads(self, since: float) -> List[ThreadRow]:
         """Return the open threads whose last post is after `since`."""
-        self._settle()
-        rows = self._run("reading the threads", lambda db: db.execute(
-            "SELECT hook, group_key, root, started, last_post, alerts FROM thread WHERE last_post >= ? "
-            "ORDER BY last_post", (since,)).fetchall())
-        return [ThreadRow(*row) for row in rows or ()]
+        return [ThreadRow(*row) for row in self._read(
+            "reading the threads", "SELECT hook, group_key, root, started, last_post, alerts "
+            "FROM thread WHERE last_post >= ? ORDER BY last_post", since)]
 
     def save_threads(self, opened: Iterable[ThreadRow], ended: Iterable[Tuple[str, str]]) -> None:
         """Remember opened or changed threads and forget ended ones, in one transaction."""
         opened, ended = list(opened), list(ended)
-        if not opened and not ended:
-            return
-
-        def save(db) -> None:
-            db.executemany("INSERT OR REPLACE INTO thread VALUES (?, ?, ?, ?, ?, ?)", opened)
-            db.executemany("DELETE FROM thread WHERE hook = ? AND group_key = ?", ended)
-
-        self._submit("saving threads", save, sum(_size(v) for v in opened) + sum(_size(v) for v in ended))
+        if opened or ended:
+            self._submit("saving threads", lambda db: (
+                db.executemany(_SAVE_THREAD, opened),
+                db.executemany("DELETE FROM thread WHERE hook = ? AND group_key = ?", ended)),
+                sum(map(_size, opened + ended)))
 
     # --- the compact record of states posted (ledger.Posted) ----------------------------------
 
     def load_runs(self) -> List[Tuple[int, bytes]]:
         """Return the runs of compact records kept from earlier runs, oldest first."""
-        self._settle()
-        rows = self._run("reading the record of posted states", lambda db: db.execute(
-            "SELECT id, records FROM posted_run ORDER BY id").fetchall())
-        return [(ident, bytes(records)) for ident, records in rows or ()]
+        return [(ident, bytes(records)) for ident, records in self._read(
+            "reading the record of posted states", "SELECT id, records FROM posted_run ORDER BY id")]
 
     def save_runs(self, runs: List[Tuple[int, bytes]]) -> None:
-        """Keep exactly these runs: write the new ones, forget those merged or dropped."""
-        runs = list(runs)
+        """Keep exactly these runs (a new list: the queue holds it): write the new ones, forget the rest."""
 
         def save(db) -> None:
             kept = {ident for (ident,) in db.execute("SELECT id FROM posted_run")}
@@ -388,10 +341,8 @@ class Store:
     # --- pacing ---------------------------------------------------------------------------
 
     def _load_posts(self) -> None:
-        rows = self._run("reading the hooks' posts", lambda db: db.execute(
-            "SELECT hook, sent_at FROM hook_post WHERE sent_at >= ? ORDER BY sent_at",
-            (self.wall() - PACING_TTL,)).fetchall())
-        for hook, sent_at in rows or ():
+        query = "SELECT hook, sent_at FROM hook_post WHERE sent_at >= ? ORDER BY sent_at"
+        for hook, sent_at in self._read("reading the hooks' posts", query, self.wall() - PACING_TTL):
             self._keep_post(hook, sent_at)
 
     def _keep_post(self, hook: str, sent_at: float) -> None:
@@ -402,13 +353,13 @@ class Store:
 
     def recent_posts(self, hook: str, since: float) -> List[float]:
         """Return the wall times of the posts to `hook` since `since`, oldest first (from memory)."""
-        with self.cond:
+        with self.backlog.cond:
             return [sent for sent in self.posts.get(hook, ()) if sent >= since]
 
     def record_post(self, hook: str, sent_at: float) -> None:
         if self.db is None:
             return
-        with self.cond:
+        with self.backlog.cond:
             self._keep_post(hook, sent_at)
         self._submit("recording a post", lambda db: db.execute("INSERT INTO hook_post VALUES (?, ?)",
                                                                 (hook, sent_at)), 64)
@@ -416,44 +367,33 @@ class Store:
     # --- upkeep -----------------------------------------------------------------------------
 
     def _prune(self) -> None:
-        """Forget what is too old, and the oldest rows beyond MAX_STATES."""
+        """Forget what is too old, and the oldest rows of each table beyond its bound."""
         now = self.wall()
 
         def prune(db) -> None:
-            db.execute("DELETE FROM alert_state WHERE posted_at < ?", (now - STATE_TTL,))
-            db.execute("DELETE FROM alert_state WHERE rowid IN (SELECT rowid FROM alert_state "
-                       "ORDER BY posted_at DESC LIMIT -1 OFFSET ?)", (MAX_STATES,))
-            db.execute("DELETE FROM hook_post WHERE sent_at < ?", (now - PACING_TTL,))
-            db.execute("DELETE FROM hook_post WHERE rowid IN (SELECT rowid FROM hook_post "
-                       "ORDER BY sent_at DESC LIMIT -1 OFFSET ?)", (MAX_HOOK_POSTS,))
-            db.execute("DELETE FROM thread WHERE last_post < ?", (now - self.thread_ttl,))
-            db.execute("DELETE FROM thread WHERE rowid IN (SELECT rowid FROM thread "
-                       "ORDER BY last_post DESC LIMIT -1 OFFSET ?)", (MAX_THREADS,))
+            for table, column, ttl, most in (("alert_state", "posted_at", STATE_TTL, MAX_STATES),
+                                             ("hook_post", "sent_at", PACING_TTL, MAX_HOOK_POSTS),
+                                             ("thread", "last_post", self.thread_ttl, MAX_THREADS)):
+                db.execute(f"DELETE FROM {table} WHERE {column} < ?", (now - ttl,))
+                db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                           f"ORDER BY {column} DESC LIMIT -1 OFFSET ?)", (most,))
 
         self._run("pruning", prune)
 
     def size(self) -> int:
         """Return the database's size in bytes (with its write-ahead log), 0 without one."""
-        path = self.path
-        if self.db is None or path is None:
+        if self.db is None:  # always, without STATE_DIR
             return 0
         total = 0
-        for name in (str(path), str(path) + "-wal"):
-            try:
+        for name in (f"{self.path}", f"{self.path}-wal"):
+            with contextlib.suppress(OSError):
                 total += os.stat(name).st_size
-            except OSError:
-                pass
         return total
 
     def close(self) -> None:
         """Write what is queued (waiting at most SETTLE_WAIT) and close the database."""
         self._settle()
-        with self.cond:
-            self.closing = True
-            dropped = len(self.queue)
-            self.queue.clear()
-            self.queued_bytes = 0
-            self.cond.notify_all()
+        dropped = self.backlog.close(drop=True)
         if dropped:
             log.error("Stopped with %d changes not written to the state database %s (locked by another process?): "
                       "a restart may post them again", dropped, self.path)
@@ -489,11 +429,17 @@ def _migrate(db, version: int) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+def _remove_log(path: Path) -> None:
+    """Remove the write-ahead log (and its index) of the database at `path`."""
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            Path(f"{path}{suffix}").unlink()
+
+
 def _is_locked(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    return any(word in str(exc).lower() for word in ("locked", "busy"))
 
 
 def _is_corruption(exc: Exception) -> bool:
     text = str(exc).lower()
-    return "malformed" in text or "not a database" in text or "quick_check" in text or "corrupt" in text
+    return any(word in text for word in ("malformed", "not a database", "quick_check", "corrupt"))

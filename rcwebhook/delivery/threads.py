@@ -81,8 +81,7 @@ class Threads:
                 alerts = json.loads(row.alerts)
             except ValueError:
                 continue
-            self.open[(row.hook, row.group)] = Thread(row.hook, row.group, row.root, row.started, row.last_post,
-                                                      alerts)
+            self.open[(row.hook, row.group)] = Thread(*row[:5], alerts)
         self._bound()
 
     def get(self, hook: str, group: str, now: float) -> Optional[Thread]:
@@ -98,9 +97,7 @@ class Threads:
                alerts: Iterable[str]) -> Thread:
         """Open the group's thread at `root`, or move its open thread there."""
         key = (hook, group_digest(group))
-        thread = self.open.pop(key, None)
-        if thread is None:
-            thread = Thread(hook, key[1], root, started, now)
+        thread = self.open.pop(key, None) or Thread(hook, key[1], root, started, now)
         thread.root = root
         thread.started = min(t for t in (thread.started, started) if t) if thread.started or started else 0.0
         thread.last_post = now

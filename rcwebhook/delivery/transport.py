@@ -27,6 +27,7 @@ MAX_RATE_LIMIT_WAIT = 3600.0
 # DELIVERY_TIMEOUT, if more) before the post counts as failed and is sent again.
 ANSWER_WAIT = 60.0
 BAD_TOKEN_TEXT = "Invalid integration id or token"
+_HEADERS = {"Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}"}
 _RESET = re.compile(r"[0-9]{1,16}")  # epoch milliseconds; ASCII digits only (int() takes others too)
 _WAIT_TEXT = re.compile(r"wait ([0-9]{1,9}(?:\.[0-9]{1,9})?) seconds?")
 
@@ -50,7 +51,7 @@ class Answer(NamedTuple):
     def transient(self) -> bool:
         """Return whether trying again later may succeed: no answer, 429 or a 5xx."""
         return not self.accepted and not self.permanent and (
-            self.status == 0 or self.status == 429 or self.status >= 500)
+            self.status in (0, 429) or self.status >= 500)
 
     @property
     def bad_token(self) -> bool:
@@ -82,14 +83,16 @@ def make_transport(settings: Settings) -> Transport:
     from ..config import tls
 
     context = tls.client_context(settings.rocketchat_ca_file)
-    direct = Poster(context)
-    if not settings.proxies:
+    direct, proxies = Poster(context), settings.proxies
+    if not proxies:
         return direct
-    proxies = settings.proxies
     opener = _opener(context, proxies)
+    import urllib.request
 
     def transport(url: str, body: bytes, timeout: float) -> Answer:
-        if _proxied(urllib.parse.urlsplit(url), proxies):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme in proxies and \
+                not urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
             return post(url, body, timeout, opener)
         return direct(url, body, timeout)
 
@@ -110,26 +113,24 @@ class Poster:
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self.context = context
-        self.opener = None
         self.local = threading.local()
 
     def __call__(self, url: str, body: bytes, timeout: float) -> Answer:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            self.opener = self.opener or _opener(self.context)
-            return post(url, body, timeout, self.opener)
+        parts = urllib.parse.urlsplit(url)  # http or https: the settings take no other hook URL
         connections = self.local.__dict__.setdefault("connections", {})
         key = (parts.scheme, parts.netloc)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = {"Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}",
-                   "Host": parts.netloc.rsplit("@", 1)[-1]}
+        headers = {**_HEADERS, "Host": parts.netloc.rsplit("@", 1)[-1]}
         for attempt in (1, 2):
             connection = connections.get(key)
             reused = connection is not None
             sent = False
             try:
                 if connection is None:
-                    connection = connections[key] = self._connect(parts, timeout)
+                    host, port = parts.hostname or "", parts.port
+                    connection = connections[key] = http.client.HTTPSConnection(
+                        host, port, timeout=timeout, context=self.context) if parts.scheme == "https" \
+                        else http.client.HTTPConnection(host, port, timeout=timeout)
                     connection.connect()
                 connection.sock.settimeout(timeout)
                 connection.request("POST", path or "/", body=body, headers=headers)
@@ -162,12 +163,6 @@ class Poster:
                     continue
                 return Answer(0, _transport_error(exc, sent), sent=sent)
         raise AssertionError("unreachable")
-
-    def _connect(self, parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
-        host, port = parts.hostname or "", parts.port
-        if parts.scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self.context)
-        return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
 def _read_answer(response: http.client.HTTPResponse) -> bytes:
@@ -213,23 +208,13 @@ class _DeadlineReader(io.RawIOBase):
                     on_slow()
 
 
-def _proxied(parts: urllib.parse.SplitResult, proxies: Optional[Mapping[str, str]] = None) -> bool:
-    """Return whether `proxies` (the settings', urllib's form) route this URL through a proxy."""
-    if not proxies or parts.scheme not in proxies:
-        return False
-    import urllib.request
-
-    return not urllib.request.proxy_bypass_environment(parts.hostname or "", proxies)
-
-
 def post(url: str, body: bytes, timeout: float, opener=None) -> Answer:
     """Return Rocket.Chat's answer to POSTing `body` (JSON) to the hook at `url`, through urllib."""
     import urllib.error
     import urllib.request
 
     opener = opener or _opener()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": f"rcwebhook/{__version__}"})
+    request = urllib.request.Request(url, data=body, method="POST", headers=_HEADERS)
     try:
         with opener.open(request, timeout=timeout) as response:
             return interpret(response.status, response.read(MAX_ANSWER_BYTES), dict(response.headers))
@@ -284,10 +269,8 @@ def _transport_error(reason: Any, sent: bool = False) -> str:
         return "could not connect to Rocket.Chat and send the post within DELIVERY_TIMEOUT"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused by Rocket.Chat"
-    if isinstance(reason, ConnectionResetError):
+    if isinstance(reason, ConnectionResetError):  # http.client.RemoteDisconnected too
         return "connection reset by Rocket.Chat" + (" after the post was sent (it may have posted it)" if sent else "")
-    if isinstance(reason, http.client.RemoteDisconnected):
-        return "Rocket.Chat closed the connection without answering"
     if isinstance(reason, socket.gaierror):
         return f"cannot resolve Rocket.Chat's host name: {reason.strerror or reason}"
     text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
@@ -341,9 +324,7 @@ def rate_limit_wait(answer: Answer, wall_now: float) -> Optional[float]:
     for name, value in (answer.headers or {}).items():
         if name.lower() == "x-ratelimit-reset" and _RESET.fullmatch(value.strip()):
             waits.append(int(value.strip()) / 1000.0 - wall_now)
-    if not waits:
-        return None
-    return min(MAX_RATE_LIMIT_WAIT, max(1.0, max(waits)))
+    return min(MAX_RATE_LIMIT_WAIT, max(1.0, max(waits))) if waits else None
 
 
 def advice(route: Route, answer: Answer, label_channel: str = "", channel_label: str = "") -> str:

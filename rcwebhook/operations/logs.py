@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import IO, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Callable, Deque, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..config.secrets import redact
 from .metrics import LOG_DROPS
@@ -37,7 +37,7 @@ FLUSH_WAIT = 2.0  # seconds flush() waits for a destination's queue to empty
 
 # syslog priorities, as journald reads them from a `<N>` line prefix
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
-_HANDLER_MARK = "_rcwebhook"
+_PLAIN = "%(asctime)s %(levelname)s %(message)s"  # on stderr (not the journal's) and in LOG_FILE
 # Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, as escapes:
 # a value a client sent must not end a log line and forge the next one.
 _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
@@ -91,14 +91,11 @@ def shown(text: str, limit: int = VALUE_LIMIT, secrets: Sequence[str] = ()) -> s
     return f"{escaped[:limit]}\u2026 ({length} characters)"
 
 
-class _Shown:
+class _Shown(NamedTuple):
     """A log argument that is not text, shown escaped and cut whether formatted with %s or %r."""
 
-    __slots__ = ("value", "secrets")
-
-    def __init__(self, value: object, secrets: Sequence[str]) -> None:
-        self.value = value
-        self.secrets = secrets
+    value: object
+    secrets: Sequence[str]
 
     def __str__(self) -> str:
         return shown(str(self.value), VALUE_LIMIT, self.secrets)
@@ -152,9 +149,8 @@ def settled(record: logging.LogRecord, secrets: Sequence[str] = ()) -> logging.L
     return copy
 
 
-def _line(text: str, secrets: Sequence[str]) -> str:
-    """Return `text` cut to LINE_LIMIT, redacted first when it is cut."""
-    return text if len(text) <= LINE_LIMIT else cut(redact(text, secrets), LINE_LIMIT)
+def _line(text: str, secrets: Sequence[str], limit: int = LINE_LIMIT) -> str:
+    return text if len(text) <= limit else cut(redact(text, secrets), limit)
 
 
 def _field_values(value: "FieldValue", secrets: Sequence[str]) -> "FieldValue":
@@ -271,26 +267,23 @@ class JournalHandler(logging.Handler):
         return b"".join(parts)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.deliver(record):
-            LOG_DROPS.inc(destination="journal")
+        try:
+            if not self.deliver(record):
+                LOG_DROPS.inc(destination="journal")
+        except Exception:
+            self.handleError(record)
 
     def deliver(self, record: logging.LogRecord) -> bool:
         """Send `record`; return False when the journal's socket stayed full for JOURNAL_PATIENCE (dropped)."""
-        try:
-            data = self.entry(record)
-        except Exception:
-            self.handleError(record)
-            return True
-        deadline = 0.0
+        data = self.entry(record)
+        deadline = time.monotonic() + JOURNAL_PATIENCE
         while True:
             try:
                 self._send(data)
                 self.stalled = False
                 return True
             except BlockingIOError:
-                now = time.monotonic()
-                deadline = deadline or now + JOURNAL_PATIENCE
-                if self.stalled or now >= deadline:
+                if self.stalled or time.monotonic() >= deadline:
                     self.stalled = True
                     return False
                 time.sleep(0.005)  # journald reads its socket many times a second when it is well
@@ -329,14 +322,64 @@ class JournalHandler(logging.Handler):
 def shown_field(value: str, secrets: Sequence[str] = ()) -> str:
     """Return a journal field's value: redacted, and cut to VALUE_LIMIT characters (newlines are kept, the
     protocol carries them)."""
-    if len(value) > VALUE_LIMIT:
-        value = cut(redact(value, secrets), VALUE_LIMIT)
-    return redact(value, secrets)
+    return redact(_line(value, secrets, VALUE_LIMIT), secrets)
 
 
 # --- not waiting for the destinations -------------------------------------------------------------
 
 DESTINATIONS = {"journal": "the journal", "stderr": "stderr", "file": "LOG_FILE"}
+
+
+class Backlog:
+    """What waits for one writer thread, at most `limit` bytes of it: who queues never waits on the
+    writing. The caller holds `cond` for add()."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.items: Deque[Tuple[Any, int]] = deque()  # (item, its bytes), oldest first
+        self.size = 0  # bytes queued
+        self.writing = False  # the writer holds what take() gave it
+        self.closing = False
+        self.cond = threading.Condition(threading.Lock())
+
+    def add(self, item: Any, size: int) -> None:
+        self.items.append((item, size))
+        self.size += size
+        self.cond.notify_all()
+
+    def take(self, every: bool = False) -> List[Any]:
+        """Wait for items; return the oldest (no longer queued) or, `every`, all of them (queued
+        until forget()); none once closing with nothing left."""
+        with self.cond:
+            self.writing = False
+            self.cond.notify_all()
+            self.cond.wait_for(lambda: self.items or self.closing)
+            self.writing = bool(self.items)
+            if every or not self.items:
+                return [item for item, _ in self.items]
+            item, size = self.items.popleft()
+            self.size -= size
+            return [item]
+
+    def forget(self, count: int) -> None:
+        """Remove the `count` oldest items, as many as there are (the caller holds `cond`)."""
+        for _ in range(min(count, len(self.items))):
+            self.size -= self.items.popleft()[1]
+
+    def idle(self, timeout: float, unless: Callable[[], bool] = lambda: False) -> None:
+        """Wait, up to `timeout` seconds, until nothing is queued or written (or `unless()`)."""
+        with self.cond:
+            self.cond.wait_for(lambda: not (self.items or self.writing) or unless(), timeout)
+
+    def close(self, drop: bool = False) -> int:
+        """Let the writer's take() return nothing once the queue is empty (emptied first, `drop`);
+        return how many items were dropped."""
+        with self.cond:
+            dropped = len(self.items) if drop else 0
+            self.forget(dropped)
+            self.closing = True
+            self.cond.notify_all()
+        return dropped
 
 
 class Outbox(logging.Handler):
@@ -350,16 +393,10 @@ class Outbox(logging.Handler):
         self.handler = handler
         self.destination = destination  # a key of DESTINATIONS
         self.secrets = secrets
-        self.limit = limit
-        self.queue: Deque[Tuple[logging.LogRecord, int]] = deque()
-        self.queued = 0  # bytes in the queue
-        self.writing = False
-        self.closing = False
+        self.backlog = Backlog(limit)
         self.unsaid = 0  # entries dropped and not yet told
-        self.cond = threading.Condition(threading.Lock())
-        LOG_DROPS.declare(destination=self.destination)
-        self.thread = threading.Thread(target=self._run, name=f"log-{self.destination}", daemon=True)
-        self.thread.start()
+        LOG_DROPS.declare(destination=destination)
+        threading.Thread(target=self._run, name=f"log-{destination}", daemon=True).start()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -368,14 +405,12 @@ class Outbox(logging.Handler):
             self.handleError(record)
             return
         size = _size(entry)
-        with self.cond:
-            if self.closing or self.queued + size > self.limit:
+        with self.backlog.cond:
+            if self.backlog.closing or self.backlog.size + size > self.backlog.limit:
                 self.unsaid += 1
                 LOG_DROPS.inc(destination=self.destination)
                 return
-            self.queue.append((entry, size))
-            self.queued += size
-            self.cond.notify_all()
+            self.backlog.add(entry, size)
 
     def _settled(self, record: logging.LogRecord) -> logging.LogRecord:
         # Several destinations get the same record: it is settled once for them all.
@@ -387,19 +422,9 @@ class Outbox(logging.Handler):
         return entry
 
     def _run(self) -> None:
-        while True:
-            with self.cond:
-                while not self.queue and not self.closing:
-                    self.writing = False
-                    self.cond.notify_all()
-                    self.cond.wait()
-                if not self.queue:
-                    break
-                entry, size = self.queue.popleft()
-                self.queued -= size
-                self.writing = True
+        for (entry,) in iter(self.backlog.take, []):
             written = self._write(entry)
-            with self.cond:
+            with self.backlog.cond:
                 if not written:
                     self.unsaid += 1
                     LOG_DROPS.inc(destination=self.destination)
@@ -407,9 +432,6 @@ class Outbox(logging.Handler):
                 lost, self.unsaid = self.unsaid, 0
             if lost:
                 self._tell(lost)
-        with self.cond:
-            self.writing = False
-            self.cond.notify_all()
         self.handler.close()
 
     def _write(self, entry: logging.LogRecord) -> bool:
@@ -429,26 +451,18 @@ class Outbox(logging.Handler):
             "msg": f"{lost} log entr{'y was' if lost == 1 else 'ies were'} dropped while "
                    f"{DESTINATIONS[self.destination]} was not accepting them (rcwebhook_log_entries_dropped_total)"})
         if not self._write(notice):
-            with self.cond:
+            with self.backlog.cond:
                 self.unsaid += lost + 1
             LOG_DROPS.inc(destination=self.destination)
 
     def flush(self, timeout: float = FLUSH_WAIT) -> None:
         """Wait, up to `timeout` seconds, until every entry queued has been written."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while self.queue or self.writing:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self.cond.wait(left)
+        self.backlog.idle(timeout)
 
     def close(self) -> None:
         """Let the writer write what is queued and end, closing the destination; without waiting for it (a reload
         replacing a stalled destination must not wait for it either)."""
-        with self.cond:
-            self.closing = True
-            self.cond.notify_all()
+        self.backlog.close()
         super().close()
 
 
@@ -467,11 +481,8 @@ def flush(timeout: float = FLUSH_WAIT) -> None:
 
 def under_journal(stream: IO[str], environ: Mapping[str, str]) -> bool:
     """Return whether `stream` is connected to the journal, as $JOURNAL_STREAM tells."""
-    value = environ.get("JOURNAL_STREAM", "")
-    if not value:
-        return False
-    try:
-        device, inode = (int(part) for part in value.split(":"))
+    try:  # unset or empty: no number, not the journal
+        device, inode = (int(part) for part in environ.get("JOURNAL_STREAM", "").split(":"))
         status = os.fstat(stream.fileno())
     except (ValueError, OSError, AttributeError):
         return False
@@ -483,17 +494,10 @@ def priority_prefix(stream: IO[str], environ: Mapping[str, str], level: int) -> 
     return f"<{_PRIORITY.get(level, 6)}>" if under_journal(stream, environ) else ""
 
 
-def configure(
-    level: str,
-    log_file: str = "",
-    max_bytes: int = 0,
-    backup_count: int = 0,
-    secrets: Iterable[str] = (),
-    stream: Optional[IO[str]] = None,
-    environ: Mapping[str, str] = os.environ,
-) -> List[logging.Handler]:
-    """Set up the `rcwebhook` logger and return its handlers; OSError when LOG_FILE cannot be opened."""
-    handlers = build_handlers(log_file, max_bytes, backup_count, secrets, stream, environ)
+def configure(level: str, *args: Any, **kwargs: Any) -> List[logging.Handler]:
+    """Set up the `rcwebhook` logger with build_handlers(*args, **kwargs) and return its handlers;
+    OSError when LOG_FILE cannot be opened."""
+    handlers = build_handlers(*args, **kwargs)
     install(handlers, level)
     return handlers
 
@@ -520,14 +524,13 @@ def build_handlers(
     else:
         handlers = [logging.StreamHandler(stream)]
         handlers[0].setFormatter(JournalFormatter("%(message)s", secret_list) if journal else
-                                 RedactingFormatter("%(asctime)s %(levelname)s %(message)s", secret_list))
+                                 RedactingFormatter(_PLAIN, secret_list))
     if log_file:
         from logging.handlers import RotatingFileHandler  # only with LOG_FILE: it brings pickle and more
 
-        file_handler = RotatingFileHandler(
-            log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
-        file_handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", secret_list))
-        handlers.append(file_handler)
+        handlers.append(RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backup_count,
+                                            encoding="utf-8"))
+        handlers[-1].setFormatter(RedactingFormatter(_PLAIN, secret_list))
     return handlers
 
 
@@ -538,13 +541,11 @@ def install(handlers: List[logging.Handler], level: str) -> None:
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logger = logging.getLogger("rcwebhook")
-    for old in [h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)]:
+    for old in [h for h in logger.handlers if isinstance(h, Outbox)]:
         logger.removeHandler(old)
         old.close()
     for handler in handlers:
         secrets = getattr(handler, "secrets", None) or getattr(handler.formatter, "secrets", None) or ()
-        outbox = Outbox(handler, _destination(handler), secrets)
-        setattr(outbox, _HANDLER_MARK, True)
-        logger.addHandler(outbox)
+        logger.addHandler(Outbox(handler, _destination(handler), secrets))
     logger.setLevel(level)
     logger.propagate = False

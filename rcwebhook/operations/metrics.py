@@ -5,6 +5,8 @@ Labels carry route names and reasons, never URLs.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import os
 import resource
@@ -33,9 +35,7 @@ def _number(value: float) -> str:
 
 
 def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values)]
-    if extra:
-        parts.append(extra)
+    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values)] + ([extra] if extra else [])
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
@@ -47,6 +47,7 @@ class _Metric:
         self.help = help_text
         self.label_names = tuple(labels)
         self.lock = threading.Lock()
+        self.values: Dict[LabelValues, float] = {}
 
     def _key(self, labels: Dict[str, str]) -> LabelValues:
         if set(labels) != set(self.label_names):
@@ -57,7 +58,9 @@ class _Metric:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
 
     def lines(self) -> List[str]:
-        raise NotImplementedError
+        with self.lock:
+            items = sorted(self.values.items())
+        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
 
 
 class Counter(_Metric):
@@ -68,9 +71,8 @@ class Counter(_Metric):
     def __init__(self, name: str, help_text: str, labels: Sequence[str] = (),
                  initial: Iterable[Dict[str, str]] = ()) -> None:
         super().__init__(name, help_text, labels)
-        self.values: Dict[LabelValues, float] = {}
-        for labels_ in initial:  # series that exist from the start, so rate() sees their first increase
-            self.values[self._key(labels_)] = 0.0
+        # Series that exist from the start, so that rate() sees their first increase.
+        self.values = dict.fromkeys(map(self._key, initial), 0.0)
         if not self.label_names:
             self.values[()] = 0.0
 
@@ -88,11 +90,6 @@ class Counter(_Metric):
     def value(self, **labels: str) -> float:
         with self.lock:
             return self.values.get(self._key(labels), 0.0)
-
-    def lines(self) -> List[str]:
-        with self.lock:
-            items = sorted(self.values.items())
-        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
 
 
 class ValueCounter(Counter):
@@ -155,7 +152,6 @@ class Gauge(_Metric):
                  read: Optional[Callable[[], float]] = None) -> None:
         super().__init__(name, help_text, labels)
         self.read = read
-        self.values: Dict[LabelValues, float] = {}
 
     def set(self, value: float, **labels: str) -> None:
         with self.lock:
@@ -167,9 +163,7 @@ class Gauge(_Metric):
                 return self.header() + [f"{self.name} {_number(self.read())}"]
             except (OSError, ValueError):
                 return []
-        with self.lock:
-            items = sorted(self.values.items())
-        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
+        return super().lines()
 
 
 class Histogram(_Metric):
@@ -189,10 +183,7 @@ class Histogram(_Metric):
         key = self._key(labels)
         with self.lock:
             series = self.series.setdefault(key, [0.0] * (len(self.buckets) + 1))
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    series[i] += 1
-                    break
+            series[bisect.bisect_left(self.buckets, value)] += 1  # the first bound >= value
             series[-1] += value
 
     def lines(self) -> List[str]:
@@ -200,9 +191,7 @@ class Histogram(_Metric):
         with self.lock:
             items = sorted((k, list(v)) for k, v in self.series.items())
         for key, series in items:
-            cumulative = 0.0
-            for bound, count in zip(self.buckets, series):
-                cumulative += count
+            for bound, cumulative in zip(self.buckets, itertools.accumulate(series)):
                 le = 'le="%s"' % _number(bound)
                 out.append(f"{self.name}_bucket{_labels(self.label_names, key, le)} {_number(cumulative)}")
             out.append(f"{self.name}_sum{_labels(self.label_names, key)} {_number(series[-1])}")
@@ -349,10 +338,7 @@ class Metrics:
 
     def expose(self) -> bytes:
         """Return every metric in the Prometheus text format 0.0.4."""
-        lines: List[str] = []
-        for metric in self.all():
-            lines.extend(metric.lines())
-        return ("\n".join(lines) + "\n").encode("utf-8")
+        return "".join(f"{line}\n" for metric in self.all() for line in metric.lines()).encode("utf-8")
 
 
 # --- process figures from /proc -----------------------------------------------------------
@@ -367,36 +353,18 @@ def _stat() -> List[str]:
     return text[text.rindex(")") + 2:].split()  # the fields after the command name
 
 
-def _boot_time() -> float:
-    """Return when the machine booted, in seconds since the epoch.
-
-    From the clock that counts since boot (the one the kernel dates processes by), not from
-    /proc/stat, which the unit's sandbox hides (ProcSubset=pid)."""
-    boottime = getattr(time, "CLOCK_BOOTTIME", None)
-    if boottime is not None:
-        return time.time() - time.clock_gettime(boottime)
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    raise ValueError("no btime in /proc/stat")
-
-
-def _start_time() -> float:
-    return _boot_time() + int(_stat()[19]) / _TICKS
-
-
 def _process_metrics() -> List[_Metric]:
     if not os.path.exists("/proc/self/stat"):
         return []
+    # The boot time from the clock that counts since boot (the one the kernel dates processes by; Linux
+    # 2.6.39 on), not from /proc/stat's btime, which the unit's sandbox hides (ProcSubset=pid).
     try:
-        started = _start_time()
-    except (OSError, ValueError, IndexError):
+        started = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + int(_stat()[19]) / _TICKS
+    except (OSError, ValueError, IndexError, AttributeError):
         started = time.time()
 
     def cpu() -> float:
-        fields = _stat()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+        return sum(map(int, _stat()[11:13])) / _TICKS  # utime and stime
 
     def statm(field: int) -> float:
         with open("/proc/self/statm") as f:

@@ -3,6 +3,7 @@ and the reload state file that lets `systemctl reload` wait for the reload (rcwe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -34,10 +35,8 @@ class Notifier:
         watchdog = 0
         pid = environ.get("WATCHDOG_PID", "")
         if not pid or pid == str(os.getpid()):
-            try:
+            with contextlib.suppress(ValueError):
                 watchdog = int(environ.get("WATCHDOG_USEC", "0"))
-            except ValueError:
-                watchdog = 0
         return cls(environ.get("NOTIFY_SOCKET", ""), watchdog, environ.get("RUNTIME_DIRECTORY", "").split(":")[0])
 
     def send(self, *fields: str) -> bool:
@@ -66,12 +65,9 @@ class Notifier:
         """Record how the reload announced by reloading() ended, for `systemctl reload` to report."""
         self._write_reload_state("ok" if applied else "refused")
 
-    def stopping(self, takes: float = 0.0) -> None:
+    def stopping(self, takes: float) -> None:
         """Say the service is stopping; `takes`: the seconds it may need, which may exceed TimeoutStopSec=."""
-        fields = ["STOPPING=1", "STATUS=Stopping"]
-        if takes > 0:
-            fields.append(f"EXTEND_TIMEOUT_USEC={int(takes * 1e6)}")
-        self.send(*fields)
+        self.send("STOPPING=1", "STATUS=Stopping", f"EXTEND_TIMEOUT_USEC={int(takes * 1e6)}")
 
     def _write_reload_state(self, outcome: str) -> None:
         """Write `<reloads> <outcome>` whole (rename), so that a reader never sees half of it."""
@@ -93,6 +89,6 @@ class Notifier:
         self.last_ping = now
         return self.send("WATCHDOG=1")
 
-    def poll_interval(self, default: float = 0.5) -> float:
+    def poll_interval(self) -> float:
         """Return how often the serving loop must wake to ping the watchdog in time."""
-        return min(default, self.watchdog_interval / 4) if self.watchdog_interval else default
+        return min(0.5, self.watchdog_interval / 4) if self.watchdog_interval else 0.5

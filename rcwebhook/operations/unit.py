@@ -72,35 +72,32 @@ def _alive(pid: int) -> bool:
 def reload(pid: int, environ: Mapping[str, str], err: IO[str], timeout: float = RELOAD_TIMEOUT,
            clock: Callable[[], float] = time.monotonic) -> int:
     """Return 0 once a reload begun after this call has applied the new configuration, else 1."""
-    fail = logs.priority_prefix(err, environ, logging.ERROR)
+
+    def fail(why: str) -> int:
+        print(f"{logs.priority_prefix(err, environ, logging.ERROR)}rcwebhook: {why}", file=err)
+        return 1
+
     state = Path(environ.get("RUNTIME_DIRECTORY", "/run/rcwebhook").split(":")[0]) / RELOAD_STATE
     before = read_state(state)
     if before is None:
-        print(f"{fail}rcwebhook: cannot reload: {state} is missing or unreadable, so the daemon (PID {pid}) "
-              f"is not running under rcwebhook.service or not ready yet", file=err)
-        return 1
+        return fail(f"cannot reload: {state} is missing or unreadable, so the daemon (PID {pid}) is not "
+                    f"running under rcwebhook.service or not ready yet")
     try:
         os.kill(pid, signal.SIGHUP)
     except OSError as exc:
-        print(f"{fail}rcwebhook: cannot signal the daemon (PID {pid}): {exc.strerror or exc}", file=err)
-        return 1
+        return fail(f"cannot signal the daemon (PID {pid}): {exc.strerror or exc}")
     deadline = clock() + timeout
     while True:
         now = read_state(state)
         # Reloads begun after `before` was read began after this call: the daemon read the file anew.
         if now is not None and now[0] > before[0] and now[1] != "reloading":
-            if now[1] == "ok":
-                return 0
-            print(f"{fail}rcwebhook: the new configuration was refused; the daemon runs on with the previous one "
-                  f"(journalctl -u rcwebhook -p err says why; rcwebhook --check-config lists every problem)",
-                  file=err)
-            return 1
+            return 0 if now[1] == "ok" else fail(
+                "the new configuration was refused; the daemon runs on with the previous one "
+                "(journalctl -u rcwebhook -p err says why; rcwebhook --check-config lists every problem)")
         if not _alive(pid):
-            print(f"{fail}rcwebhook: the daemon (PID {pid}) ended during the reload", file=err)
-            return 1
+            return fail(f"the daemon (PID {pid}) ended during the reload")
         if clock() > deadline:
-            print(f"{fail}rcwebhook: the daemon (PID {pid}) has not finished reloading after {timeout:g}s", file=err)
-            return 1
+            return fail(f"the daemon (PID {pid}) has not finished reloading after {timeout:g}s")
         time.sleep(0.02)
 
 
