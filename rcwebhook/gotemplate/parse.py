@@ -549,17 +549,15 @@ _INT_RE = re.compile(r"[+-]?(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]
 
 
 def _underscores_ok(s: str) -> bool:
-    """Go's rule: underscores only between digits (or after a base prefix)."""
+    """Go's strconv.underscoreOK: each underscore between digits, a base prefix counting as one."""
     body = s.lstrip("+-")
-    if "_" not in body:
-        return True
-    if body[:2].lower() in ("0x", "0o", "0b"):
-        body = body[2:]
-        if body.startswith("_"):
-            body = body[1:]
-    elif body.startswith("0") and len(body) > 1:
-        body = body[1:].lstrip("_") if body[1] == "_" else body[1:]
-    return not ("__" in body or body.startswith("_") or body.endswith("_"))
+    hexdigits = "0123456789abcdefABCDEF" if body[:2].lower() == "0x" else "0123456789"
+    saw = "0" if body[:2].lower() in ("0x", "0o", "0b") else "^"  # ^ start, 0 digit, _, ! other
+    for c in body[2:] if saw == "0" else body:
+        if c == "_" and saw != "0" or saw == "_" and c not in hexdigits + "_":
+            return False  # an underscore not after a digit, or not followed by one
+        saw = "0" if c in hexdigits else "_" if c == "_" else "!"
+    return saw != "_"
 
 
 def _parse_int(text: str, unsigned: bool) -> Optional[int]:
@@ -584,7 +582,7 @@ _FLOAT_RE = re.compile(r"[+-]?(([0-9][0-9_]*)?\.?[0-9_]*([eE][+-]?[0-9_]+)?|0[xX
 def _parse_float(text: str) -> Optional[float]:
     if not _FLOAT_RE.match(text) or not any(c.isdigit() for c in text):
         return None
-    if not _underscores_ok(text.split(".")[0]):
+    if not _underscores_ok(text):
         return None
     body = text.replace("_", "")
     try:

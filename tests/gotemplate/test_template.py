@@ -180,6 +180,23 @@ def test_execution_errors_have_gos_wording_and_position(text: str, message: str)
     assert str(info.value) == message
 
 
+# What amtool 0.25 and 0.28.1 answer for each (strconv's underscoreOK: an underscore only between
+# digits, a base prefix counting as one; `0` alone is a digit, not a prefix).
+@pytest.mark.parametrize("number, shown", [
+    ("0_17", "15"), ("00_1", "1"), ("0x_1", "1"), ("0b_1", "1"), ("1_000.5", "1000.5"), ("0x_1p2", "4"),
+    ("0__17", None), ("-0__1", None), ("0__1.5", None), ("1__0.5", None), ("1_.5", None), ("0_.5", None),
+    ("1._5", None), ("1_e3", None), ("1e_3", None), ("0x__1", None),
+])
+def test_underscores_in_numbers_follow_gos_rule(number: str, shown: Optional[str]) -> None:
+    text = "{{ %s }}" % number
+    if shown is not None:
+        assert render(text) == shown
+        return
+    with pytest.raises(ParseError) as info:
+        render(text)
+    assert str(info.value) == f'template: :1: illegal number syntax: "{number}"'
+
+
 def test_errors_in_a_file_name_the_file_and_its_line_and_column() -> None:
     with pytest.raises(ParseError) as info:
         render("", {"msg.tmpl": '{{ define "x" }}\nok\n{{ if }}{{ end }}{{ end }}'})
