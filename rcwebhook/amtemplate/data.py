@@ -114,11 +114,10 @@ def _with_status(alerts: Alerts, status: str) -> "AlertList":
     """.Firing and .Resolved: made once for a list of alerts (template data never changes; nor may
     what a template gets from it, and no function changes a value)."""
     kept = getattr(alerts, "by_status", None)
-    if kept is None or kept[2] != len(alerts):
-        firing = AlertList(a for a in alerts if a.Status == "firing")
-        resolved = AlertList(a for a in alerts if a.Status == "resolved")
-        kept = alerts.by_status = (firing, resolved, len(alerts))
-    return kept[0] if status == "firing" else kept[1]
+    if kept is None or kept[1] != len(alerts):
+        lists = {wanted: AlertList(a for a in alerts if a.Status == wanted) for wanted in ("firing", "resolved")}
+        kept = alerts.by_status = (lists, len(alerts))
+    return kept[0][status]
 
 
 Alerts.METHODS = {

@@ -222,9 +222,9 @@ def near_miss(key: str, known: Iterable[str]) -> str:
     while sep and rest:  # SET_ + a set key, the prefix being any run of words
         if rest in SET_KEYS:  # a well-formed key of a hook set (named in RECEIVERS or not): no misspelling
             return ""
-        for suffix in SET_KEYS:
-            if _one_slip(rest, suffix):
-                return f"{upper[:len(upper) - len(rest)]}{suffix}"
+        suffix = next((suffix for suffix in SET_KEYS if _one_slip(rest, suffix)), "")
+        if suffix:
+            return f"{upper[:len(upper) - len(rest)]}{suffix}"
         _, sep, rest = rest.partition("_")
     return ""
 

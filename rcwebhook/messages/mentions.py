@@ -10,7 +10,7 @@ its `bot` role lacks by default; without them Rocket.Chat refuses the whole mess
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from ..config.values import SPECIAL_MENTIONS, mention_words
 from .notification import Alert
@@ -57,6 +57,14 @@ def line(groups: Iterable[Sequence[str]], limit: int = LINE_LIMIT) -> str:
             break
         out = candidate
     return out
+
+
+def put_in_front(message: Dict[str, Any], route_mentions: str, alerts: Sequence[Alert]) -> str:
+    """Return the line of mentions a message about `alerts` makes, which this puts in front of its text."""
+    said = line([called(route_mentions, alerts)])
+    if said:
+        message["text"] = f"{said} {message['text']}"
+    return said
 
 
 def without_special(mentions: Sequence[str]) -> Tuple[str, ...]:

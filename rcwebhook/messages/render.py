@@ -97,8 +97,6 @@ def common_entries(maps: Sequence[Mapping[str, str]]) -> Dict[str, str]:
     """Return the entries every one of `maps` has, with the same value, in the first one's order."""
     common = dict(maps[0]) if maps else {}
     for other in maps[1:]:
-        if not common:
-            break
         common = {k: v for k, v in common.items() if other.get(k) == v}
     return common
 
@@ -129,12 +127,9 @@ def _text(severity: str, alerts: Sequence[Alert], labels: Mapping[str, str], vie
     the whole message refused when the integration may not."""
     firing = sum(1 for a in alerts if a.status == "firing")
     resolved = len(alerts) - firing
-    if firing:
-        emoji, state = EMOJI[severity], f"[FIRING:{firing}]"
-        if resolved:
-            state += f" [RESOLVED:{resolved}]"
-    else:
-        emoji, state = RESOLVED_EMOJI, f"[RESOLVED:{resolved}]"
+    emoji = EMOJI[severity] if firing else RESOLVED_EMOJI
+    state = " ".join(f"[{word}:{count}]" for word, count in (("FIRING", firing), ("RESOLVED", resolved))
+                     if count or word == "RESOLVED" and not firing)
     names = _join_names([a.name for a in alerts])
     if view:
         # A link's text cannot hold brackets: such names get a link of their own after them.
