@@ -182,13 +182,9 @@ def _process_local() -> Location:
 def _field(obj: Dict[str, Any], name: str) -> Any:
     """A JSON object's member for a Go struct field: exact name first, else case-insensitively; the
     last of duplicates wins, as in Go."""
-    found = None
-    for key, value in obj.items():
-        if key == name:
-            return value
-        if found is None and key.lower() == name.lower():
-            found = (value,)
-    return found[0] if found else None
+    if name in obj:
+        return obj[name]
+    return next((value for key, value in obj.items() if key.lower() == name.lower()), None)
 
 
 # Go's json tags of the data's fields: each its field's name with a lower-case first letter.

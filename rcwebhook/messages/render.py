@@ -10,6 +10,7 @@ size overall.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from datetime import datetime, tzinfo
@@ -206,16 +207,9 @@ def _description(alert: Alert) -> str:
 def _url_annotations(alert: Alert) -> Dict[str, str]:
     """Return the annotations (but the ones shown otherwise) whose value is an absolute http(s) URL,
     the first MAX_LINKS of them, made safe for a markdown link: they are shown as links, not fields."""
-    found: Dict[str, str] = {}
-    for name, value in alert.annotations.items():
-        if name in _SHOWN_ANNOTATIONS or not value.lstrip()[:8].lower().startswith(("http://", "https://")):
-            continue
-        url = absolute_url(value)
-        if url:
-            found[name] = url
-            if len(found) == MAX_LINKS:
-                break
-    return found
+    urls = ((name, absolute_url(value)) for name, value in alert.annotations.items()
+            if name not in _SHOWN_ANNOTATIONS and value.lstrip()[:8].lower().startswith(("http://", "https://")))
+    return dict(itertools.islice(((name, url) for name, url in urls if url), MAX_LINKS))
 
 
 def _links(alert: Alert, external_url: str, prometheus: Optional[str], linked: Mapping[str, str]) -> str:
@@ -345,14 +339,9 @@ def truncate_units(text: str, limit: int) -> str:
     """Return `text` cut to at most `limit` UTF-16 code units, ending in an ellipsis when cut."""
     if units(text) <= limit:
         return text
-    out, used = [], 1  # the ellipsis is one unit
-    for c in text:
-        size = 2 if ord(c) > 0xFFFF else 1
-        if used + size > limit:
-            break
-        out.append(c)
-        used += size
-    return "".join(out).rstrip() + "…"
+    ends = itertools.accumulate(2 if ord(c) > 0xFFFF else 1 for c in text)  # each character's last unit
+    kept = sum(1 for _ in itertools.takewhile(lambda end: end < limit, ends))  # the ellipsis is one unit
+    return text[:kept].rstrip() + "…"
 
 
 # The same external, generator and runbook URLs come again and again: they are cached, but only
