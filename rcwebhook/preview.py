@@ -37,7 +37,7 @@ def render_file(settings: Settings, path: str, route_name: Optional[str], stdout
     except (OSError, PayloadError) as exc:
         print(f"rcwebhook: error: {path}: {exc}", file=stderr)
         return 1
-    batches = routing.route(notification, settings, receiver)
+    batches = routing.plan(notification, settings, receiver).batches
     if route_name:
         batches = [b for b in batches if b.route.severity == route_name]
     state = _State(settings, time.time())

@@ -73,9 +73,7 @@ def run(settings: Settings, only: Optional[str], out: IO[str], transport: Option
         route = settings.routes[name]
         notification = test_notification(name, now, settings.timezone)
         rendered = render(notification, Batch(route, notification.alerts), settings)
-        called = mentions.line([mentions.called(route.mention, notification.alerts)]) if mention else ""
-        if called:
-            rendered["text"] = f"{called} {rendered['text']}"
+        called = mentions.put_in_front(rendered, route.mention, notification.alerts) if mention else ""
         left_out = f"; its mentions ({route.mention}) left out: add --mention to test them" \
             if route.mention and not mention else ""
         target = (redact_url(route.url) or "(no URL)") + (f" (the {route.url_from} URL)" if route.url_from else "")

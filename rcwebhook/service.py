@@ -179,12 +179,10 @@ class Service:
     def _in_force(self, new: Settings) -> Settings:
         """Return `new` as it would be in force: the running HOST, PORT and TLS files, which need a restart."""
         old = self.server.settings
-        kept = {}
-        for field, key in _RESTART_KEYS.items():
-            if getattr(new, field) != getattr(old, field):
-                kept[field] = getattr(old, field)
-                log.warning("Reload: %s changed in %s; it takes effect at the next restart", key,
-                            new.source or "the environment")
+        kept = {field: getattr(old, field) for field in _RESTART_KEYS if getattr(new, field) != getattr(old, field)}
+        for field in kept:
+            log.warning("Reload: %s changed in %s; it takes effect at the next restart", _RESTART_KEYS[field],
+                        new.source or "the environment")
         return new._replace(**kept)
 
     def _announce(self, settings: Settings) -> None:

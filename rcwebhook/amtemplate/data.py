@@ -114,11 +114,10 @@ def _with_status(alerts: Alerts, status: str) -> "AlertList":
     """.Firing and .Resolved: made once for a list of alerts (template data never changes; nor may
     what a template gets from it, and no function changes a value)."""
     kept = getattr(alerts, "by_status", None)
-    if kept is None or kept[2] != len(alerts):
-        firing = AlertList(a for a in alerts if a.Status == "firing")
-        resolved = AlertList(a for a in alerts if a.Status == "resolved")
-        kept = alerts.by_status = (firing, resolved, len(alerts))
-    return kept[0] if status == "firing" else kept[1]
+    if kept is None or kept[1] != len(alerts):
+        lists = {wanted: AlertList(a for a in alerts if a.Status == wanted) for wanted in ("firing", "resolved")}
+        kept = alerts.by_status = (lists, len(alerts))
+    return kept[0][status]
 
 
 Alerts.METHODS = {
@@ -183,13 +182,9 @@ def _process_local() -> Location:
 def _field(obj: Dict[str, Any], name: str) -> Any:
     """A JSON object's member for a Go struct field: exact name first, else case-insensitively; the
     last of duplicates wins, as in Go."""
-    found = None
-    for key, value in obj.items():
-        if key == name:
-            return value
-        if found is None and key.lower() == name.lower():
-            found = (value,)
-    return found[0] if found else None
+    if name in obj:
+        return obj[name]
+    return next((value for key, value in obj.items() if key.lower() == name.lower()), None)
 
 
 # Go's json tags of the data's fields: each its field's name with a lower-case first letter.

@@ -27,8 +27,7 @@ from .compat import COMPATS, DEFAULT_COMPAT, level
 from .data import JSON_NAMES
 
 
-# ---------------------------------------------------------------------------------------------
-# Go regular expressions, as Go runs them: in time linear in the text
+# --- Go regular expressions, as Go runs them: in time linear in the text --------------------------
 
 
 def compile_regexp(pattern: str, compat: str = DEFAULT_COMPAT) -> regexp.Regexp:
@@ -87,8 +86,7 @@ def _can_backquote(s: str) -> bool:
     return all(c == "\t" or (c >= " " and c not in "`\x7f\ufeff") for c in s)
 
 
-# ---------------------------------------------------------------------------------------------
-# Strings
+# --- Strings --------------------------------------------------------------------------------------
 
 
 def _go_upper(s: str) -> str:
@@ -132,8 +130,7 @@ def _title(s: str) -> str:
     return "".join(out)
 
 
-# ---------------------------------------------------------------------------------------------
-# Times and durations
+# --- Times and durations --------------------------------------------------------------------------
 
 
 def _tz(name: str, t: GoTime) -> GoTime:
@@ -207,8 +204,7 @@ def _go_parse_float(s: str) -> float:
     return float(s)
 
 
-# ---------------------------------------------------------------------------------------------
-# The functions of Alertmanager 0.30 to 0.34
+# --- The functions of Alertmanager 0.30 to 0.34 ---------------------------------------------------
 
 
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
@@ -372,8 +368,7 @@ def _to_date(layout: str, value: str) -> GoTime:
         return GoTime(ZERO_TIME_SEC)
 
 
-# ---------------------------------------------------------------------------------------------
-# Each version's functions
+# --- Each version's functions ---------------------------------------------------------------------
 
 
 # Since which Alertmanager each function exists, for those after 0.28.
@@ -419,8 +414,7 @@ def functions(compat: str = DEFAULT_COMPAT) -> Dict[str, Func]:
     return funcs
 
 
-# ---------------------------------------------------------------------------------------------
-# A template set as Alertmanager builds one
+# --- A template set as Alertmanager builds one ----------------------------------------------------
 
 
 def new_template(compat: str = DEFAULT_COMPAT) -> Template:

@@ -45,16 +45,13 @@ class UsageError(Exception):
     pass
 
 
-class HelpWanted(Exception):
-    pass
-
-
-def _parse_flags(argv: List[str]) -> dict:
+def _parse_flags(argv: List[str]) -> Optional[dict]:
+    """Return the flags of `template render`, or None when help is asked for."""
     flags = {"glob": [], "text": None, "data": None, "type": "text"}
     args = iter(argv)
     for arg in args:
         if arg in ("--help", "-h"):
-            raise HelpWanted
+            return None
         if not arg.startswith("--template."):
             raise UsageError(f"unexpected {arg}")
         key, eq, value = arg[len("--template."):].partition("=")
@@ -143,20 +140,17 @@ def main(argv: List[str], environ: Mapping[str, str], stdout: Optional[IO[str]],
     version); return the exit status."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    if argv[:1] in (["--help"], ["-h"], ["help"]):
-        stdout.write(HELP)
-        return 0
-    if not argv or argv[0] != "render":
+    if not argv or argv[0] not in ("render", "--help", "-h", "help"):
         print(USAGE, file=stderr)
         return 2
     try:
-        flags = _parse_flags(argv[1:])
-    except HelpWanted:
-        stdout.write(HELP)
-        return 0
+        flags = _parse_flags(argv[1:]) if argv[0] == "render" else None
     except UsageError as exc:
         print(f"rcwebhook: error: {exc}, try --help\n{USAGE}", file=stderr)
         return 2
+    if flags is None:
+        stdout.write(HELP)
+        return 0
     key, compat = compat_setting
     if compat not in COMPATS:
         print(f"rcwebhook: error: {key}={compat!r} is not an Alertmanager version rcwebhook follows "

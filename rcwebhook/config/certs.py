@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.S)
@@ -110,8 +111,7 @@ def strict_problems(cert: Certificate) -> List[str]:
 def ca_file_warnings(path: str) -> List[str]:
     """Return a warning for each CA certificate in the PEM file at `path` that strict verification refuses."""
     try:
-        with open(path, "rb") as f:
-            text = f.read()
+        text = Path(path).read_bytes()
     except OSError:
         return []  # the transport reports an unreadable file when it loads it
     warnings = []

@@ -22,13 +22,9 @@ def describe(settings: Settings) -> List[str]:
     for scheme, url in settings.proxies.items():
         values[f"{scheme.upper()}_PROXY"] = redact(url, settings.secrets())
     for name in ROUTES:
-        route = settings.routes.get(name)
-        if route is None:
-            continue
-        shown = redact_url(route.url) if route.url else "(not set)"
-        if route.url_from:
-            shown += f"  # from {route.url_key}"
-        values[f"ROCKETCHAT_WEBHOOK_{name.upper()}"] = shown
+        route = settings.routes[name]  # valid settings (the only ones described) have every route
+        values[f"ROCKETCHAT_WEBHOOK_{name.upper()}"] = (redact_url(route.url) or "(not set)") + (
+            f"  # from {route.url_key}" if route.url_from else "")
         values[f"ROCKETCHAT_CHANNEL_{name.upper()}"] = route.channel
         values[f"MENTION_{name.upper()}"] = route.mention
     values["RECEIVERS"] = ",".join(settings.receivers)

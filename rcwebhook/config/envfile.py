@@ -69,10 +69,7 @@ def _parse_value(rest: str) -> str:
             raise ValueError('unterminated double-quoted value (add the closing ")')
         _only_comment_after(quoted[match.end():])
         return _DOUBLE_ESCAPE.sub(lambda m: _DOUBLE_ESCAPES[m.group(1)], match.group(1))
-    comment = re.search(r"\s#", rest)
-    if comment:
-        rest = rest[: comment.start()]
-    return rest.strip()
+    return re.split(r"\s#", rest, maxsplit=1)[0].strip()  # a comment after a blank ends the value
 
 
 def _only_comment_after(tail: str) -> None:

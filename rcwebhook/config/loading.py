@@ -7,6 +7,7 @@ elsewhere), another unknown key a warning.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -76,10 +77,8 @@ def load(
                 errors.append(f"the environment's {key} is unknown, did you mean {meant}? (a near-miss of a known key "
                               "is an error: fix its spelling, or unset it)")
     if path is not None:
-        in_file = [k for k in values if (k == "API_KEY" or k.endswith(URL_KEYS)) and values[k].strip()
-                   and k not in environ]
-        if in_file:
-            _warn_if_world_readable(path, in_file, warnings)
+        _warn_if_world_readable(path, [k for k in values if (k == "API_KEY" or k.endswith(URL_KEYS))
+                                       and values[k].strip() and k not in environ], warnings)
     if not values.get("STATE_DIR", "").strip() and environ.get("STATE_DIRECTORY"):
         values["STATE_DIR"] = environ["STATE_DIRECTORY"].split(":")[0]  # systemd's StateDirectory=
     _resolve_secrets(values, environ.get("CREDENTIALS_DIRECTORY", ""), errors, where,
@@ -133,15 +132,11 @@ def _resolve_secrets(values: Dict[str, str], credentials: str, errors: List[str]
 
 
 def _warn_if_world_readable(path: Path, keys: List[str], warnings: List[str]) -> None:
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return
-    if mode & 0o004:
-        warnings.append(
-            f"{path} holds secrets ({', '.join(keys)}) and every user on this host can read it: "
-            f"chmod 0640 {path} (owner root, group rcwebhook), or move them to *_FILE keys or systemd credentials"
-        )
+    with contextlib.suppress(OSError):
+        if keys and path.stat().st_mode & 0o004:
+            warnings.append(f"{path} holds secrets ({', '.join(keys)}) and every user on this host can read it: "
+                            f"chmod 0640 {path} (owner root, group rcwebhook), or move them to *_FILE keys or "
+                            "systemd credentials")
 
 
 def _read_file(path: Path, errors: List[str], warnings: List[str], where: Where,
@@ -222,9 +217,9 @@ def near_miss(key: str, known: Iterable[str]) -> str:
     while sep and rest:  # SET_ + a set key, the prefix being any run of words
         if rest in SET_KEYS:  # a well-formed key of a hook set (named in RECEIVERS or not): no misspelling
             return ""
-        for suffix in SET_KEYS:
-            if _one_slip(rest, suffix):
-                return f"{upper[:len(upper) - len(rest)]}{suffix}"
+        suffix = next((suffix for suffix in SET_KEYS if _one_slip(rest, suffix)), "")
+        if suffix:
+            return f"{upper[:len(upper) - len(rest)]}{suffix}"
         _, sep, rest = rest.partition("_")
     return ""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from typing import Iterable, Mapping, Tuple
@@ -40,10 +41,8 @@ def secrets_in(values: Mapping[str, str]) -> Tuple[str, ...]:
     """Return the secrets among raw key values, for redacting problems found before Settings exist."""
     found = {values.get("API_KEY", "").strip()}
     for key in ("HTTPS_PROXY", "HTTP_PROXY"):
-        try:
+        with contextlib.suppress(ValueError):  # not a URL (its own problem, told by its key)
             found.add(urlsplit(values.get(key, "").strip()).password or "")
-        except ValueError:
-            pass
     for key, value in values.items():
         if key.endswith(URL_KEYS):  # the default set's and every hook set's
             url = value.strip()

@@ -198,8 +198,7 @@ def build(values: Mapping[str, str], errors: List[str], warnings: List[str], sou
             f"{default_severity.upper()} (used for every severity that has no URL of its own), "
             "or DRY_RUN=true to only log the messages"
         ))
-    debug = read("DEBUG")  # its one effect: LOG_LEVEL's default
-    log_level = raw["LOG_LEVEL"].strip().upper() or ("DEBUG" if debug else "INFO")
+    log_level = raw["LOG_LEVEL"].strip().upper() or ("DEBUG" if read("DEBUG") else "INFO")  # DEBUG's one effect
     if log_level not in _LOG_LEVELS:
         errors.append(where.say(f"LOG_LEVEL={raw['LOG_LEVEL']!r} is not one of {', '.join(_LOG_LEVELS)}",
                                 "LOG_LEVEL"))
@@ -249,11 +248,9 @@ def _tls_problems(read: _Reader, where: Where) -> List[str]:
     if bool(cert) != bool(key) and not where.unsure("TLS_CERT_FILE", "TLS_KEY_FILE"):
         problems.append(where.say("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither",
                                   "TLS_CERT_FILE" if cert else "TLS_KEY_FILE"))
-    unreadable: Set[str] = set()
-    for name in ("TLS_CERT_FILE", "TLS_KEY_FILE", "ROCKETCHAT_CA_FILE"):
-        if read(name) and not os.access(read(name), os.R_OK):
-            problems.append(where.say(f"{name}={read(name)!r} cannot be read", name))
-            unreadable.add(name)
+    unreadable = [name for name in ("TLS_CERT_FILE", "TLS_KEY_FILE", "ROCKETCHAT_CA_FILE")
+                  if read(name) and not os.access(read(name), os.R_OK)]
+    problems.extend(where.say(f"{name}={read(name)!r} cannot be read", name) for name in unreadable)
     import ssl
 
     if ca_file and "ROCKETCHAT_CA_FILE" not in unreadable:
@@ -262,7 +259,7 @@ def _tls_problems(read: _Reader, where: Where) -> List[str]:
         except (ssl.SSLError, OSError, ValueError) as exc:
             problems.append(where.say(f"ROCKETCHAT_CA_FILE={ca_file!r} holds no usable CA certificate in PEM "
                                       f"form: {tls.problem(exc)}", "ROCKETCHAT_CA_FILE"))
-    if cert and key and not unreadable & {"TLS_CERT_FILE", "TLS_KEY_FILE"}:
+    if cert and key and {"TLS_CERT_FILE", "TLS_KEY_FILE"}.isdisjoint(unreadable):
         try:
             tls.server_context(cert, key)
         except (ssl.SSLError, OSError, ValueError) as exc:
@@ -318,13 +315,11 @@ def _stray_set_keys(values: Mapping[str, str], receivers: Sequence[str], where: 
     problems = []
     for key in values:
         suffix = set_key_suffix(key)
-        prefix = key[: len(key) - len(suffix)] if suffix else ""
-        if suffix and prefix not in known:
-            name = prefix[:-1].lower()
-            listed = ",".join(list(receivers) + [name])
+        if suffix and key[:-len(suffix)] not in known:
+            name = key[:-len(suffix) - 1].lower()
             problems.append(where.say(
                 f"{key} is a key of the hook set {name!r}, which RECEIVERS does not name: add it "
-                f"(RECEIVERS={listed}), or remove the key", key))
+                f"(RECEIVERS={','.join([*receivers, name])}), or remove the key", key))
     return problems
 
 

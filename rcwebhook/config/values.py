@@ -89,11 +89,9 @@ class Switch:
 
     def read(self, key: str, text: str) -> Read:
         word = text.strip().lower()
-        if word in _TRUE:
-            return True, []
-        if word not in _FALSE:
-            return None, _bad(key, text, "is not true or false")
-        return False, []
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE, []
+        return None, _bad(key, text, "is not true or false")
 
     def show(self, value: bool) -> str:
         return str(value).lower()

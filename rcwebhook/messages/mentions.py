@@ -9,8 +9,9 @@ its `bot` role lacks by default; without them Rocket.Chat refuses the whole mess
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Iterable, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from ..config.values import SPECIAL_MENTIONS, mention_words
 from .notification import Alert
@@ -50,13 +51,16 @@ def line(groups: Iterable[Sequence[str]], limit: int = LINE_LIMIT) -> str:
     """Return the mentions of `groups`, each once, in order, as one line of at most `limit` characters:
     those that do not fit are left out, the first ones (the routes') kept."""
     found, _ = mention_words(" ".join(word for group in groups for word in group))
-    out = ""
-    for word in found:
-        candidate = f"{out} {word}" if out else word
-        if len(candidate) > limit:  # mentions are ASCII: characters are UTF-16 units
-            break
-        out = candidate
-    return out
+    ends = itertools.accumulate(1 + len(word) for word in found)  # where each ends, with a space before it
+    return " ".join(found[:sum(1 for end in ends if end - 1 <= limit)])  # ASCII: characters are UTF-16 units
+
+
+def put_in_front(message: Dict[str, Any], route_mentions: str, alerts: Sequence[Alert]) -> str:
+    """Return the line of mentions a message about `alerts` makes, which this puts in front of its text."""
+    said = line([called(route_mentions, alerts)])
+    if said:
+        message["text"] = f"{said} {message['text']}"
+    return said
 
 
 def without_special(mentions: Sequence[str]) -> Tuple[str, ...]:

@@ -306,20 +306,16 @@ def _labels(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, str]:
 
 
 # JSON's types as a message names them, bool before int (a bool is an int in Python).
-_KINDS = ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "a list"))
+_KINDS = ((type(None), "null"), (bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "a list"))
 
 
 def _kind(value: Any) -> str:
     """Return the JSON name of `value`'s type, with an article."""
-    if value is None:
-        return "null"
     return next((name for types, name in _KINDS if isinstance(value, types)), "an object")
 
 
 def _short(value: Any) -> str:
-    if isinstance(value, str):
-        return json.dumps(value[:40], ensure_ascii=False)
-    return _kind(value)
+    return json.dumps(value[:40], ensure_ascii=False) if isinstance(value, str) else _kind(value)
 
 
 def parse_time(text: str) -> Optional[datetime]:

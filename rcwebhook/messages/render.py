@@ -10,6 +10,7 @@ size overall.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from datetime import datetime, tzinfo
@@ -97,8 +98,6 @@ def common_entries(maps: Sequence[Mapping[str, str]]) -> Dict[str, str]:
     """Return the entries every one of `maps` has, with the same value, in the first one's order."""
     common = dict(maps[0]) if maps else {}
     for other in maps[1:]:
-        if not common:
-            break
         common = {k: v for k, v in common.items() if other.get(k) == v}
     return common
 
@@ -129,12 +128,9 @@ def _text(severity: str, alerts: Sequence[Alert], labels: Mapping[str, str], vie
     the whole message refused when the integration may not."""
     firing = sum(1 for a in alerts if a.status == "firing")
     resolved = len(alerts) - firing
-    if firing:
-        emoji, state = EMOJI[severity], f"[FIRING:{firing}]"
-        if resolved:
-            state += f" [RESOLVED:{resolved}]"
-    else:
-        emoji, state = RESOLVED_EMOJI, f"[RESOLVED:{resolved}]"
+    emoji = EMOJI[severity] if firing else RESOLVED_EMOJI
+    state = " ".join(f"[{word}:{count}]" for word, count in (("FIRING", firing), ("RESOLVED", resolved))
+                     if count or word == "RESOLVED" and not firing)
     names = _join_names([a.name for a in alerts])
     if view:
         # A link's text cannot hold brackets: such names get a link of their own after them.
@@ -211,16 +207,9 @@ def _description(alert: Alert) -> str:
 def _url_annotations(alert: Alert) -> Dict[str, str]:
     """Return the annotations (but the ones shown otherwise) whose value is an absolute http(s) URL,
     the first MAX_LINKS of them, made safe for a markdown link: they are shown as links, not fields."""
-    found: Dict[str, str] = {}
-    for name, value in alert.annotations.items():
-        if name in _SHOWN_ANNOTATIONS or not value.lstrip()[:8].lower().startswith(("http://", "https://")):
-            continue
-        url = absolute_url(value)
-        if url:
-            found[name] = url
-            if len(found) == MAX_LINKS:
-                break
-    return found
+    urls = ((name, absolute_url(value)) for name, value in alert.annotations.items()
+            if name not in _SHOWN_ANNOTATIONS and value.lstrip()[:8].lower().startswith(("http://", "https://")))
+    return dict(itertools.islice(((name, url) for name, url in urls if url), MAX_LINKS))
 
 
 def _links(alert: Alert, external_url: str, prometheus: Optional[str], linked: Mapping[str, str]) -> str:
@@ -350,14 +339,9 @@ def truncate_units(text: str, limit: int) -> str:
     """Return `text` cut to at most `limit` UTF-16 code units, ending in an ellipsis when cut."""
     if units(text) <= limit:
         return text
-    out, used = [], 1  # the ellipsis is one unit
-    for c in text:
-        size = 2 if ord(c) > 0xFFFF else 1
-        if used + size > limit:
-            break
-        out.append(c)
-        used += size
-    return "".join(out).rstrip() + "…"
+    ends = itertools.accumulate(2 if ord(c) > 0xFFFF else 1 for c in text)  # each character's last unit
+    kept = sum(1 for _ in itertools.takewhile(lambda end: end < limit, ends))  # the ellipsis is one unit
+    return text[:kept].rstrip() + "…"
 
 
 # The same external, generator and runbook URLs come again and again: they are cached, but only

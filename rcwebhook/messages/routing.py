@@ -74,8 +74,3 @@ def plan(notification: Notification, settings: Settings, receiver: str = "") -> 
         batches.append(Batch(route, tuple(alerts), channel))
     unknown_severities = filter(None, (unknown_severity(alert, settings) for alert in notification.alerts))
     return Plan(batches, tuple(unknown_receivers), tuple(unknown_severities))
-
-
-def route(notification: Notification, settings: Settings, receiver: str = "") -> List[Batch]:
-    """Return the batches of `notification` (see plan)."""
-    return plan(notification, settings, receiver).batches

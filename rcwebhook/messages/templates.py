@@ -171,12 +171,10 @@ def load(settings: Settings, errors: List[str]) -> Optional[Templates]:
     base = str(Path(source).parent) if source and Path(source).is_file() else ""  # not /dev/null's /dev
     written_globs = [g for g in re.split(r"[\s,]+", files) if g]
     globs = [os.path.join(base, g) for g in written_globs]
-    unmatched = 0
-    for written, pattern in zip(written_globs, globs):
-        if not globmod.glob(pattern):
-            unmatched += 1
-            where = f" (read as {pattern!r}: relative to the env file's directory)" if pattern != written else ""
-            errors.append(f"TEMPLATE_FILES: no file matches {written!r}{where}")
+    unmatched = [(written, pattern) for written, pattern in zip(written_globs, globs) if not globmod.glob(pattern)]
+    errors.extend(f"TEMPLATE_FILES: no file matches {written!r}"
+                  + (f" (read as {pattern!r}: relative to the env file's directory)" if pattern != written else "")
+                  for written, pattern in unmatched)
     from ..amtemplate.render import load_globs
     try:
         tmpl = load_globs(globs, compat)

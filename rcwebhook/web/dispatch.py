@@ -106,9 +106,7 @@ def _prepare(body: Body, settings: Settings, metrics: Metrics, receiver: str = "
         if settings.dry_run:
             if log.isEnabledFor(logging.INFO):
                 rendered = render_message(notification, batch, settings)
-                called = mentions.line([mentions.called(batch.route.mention, batch.alerts)])
-                if called:
-                    rendered["text"] = f"{called} {rendered['text']}"
+                mentions.put_in_front(rendered, batch.route.mention, batch.alerts)
                 log.info("Dry run: would post to route %s (%d alerts): %s", batch.route.name, len(names),
                          logs.Whole(json.dumps(rendered, ensure_ascii=False, separators=(",", ":"))))
             dry_names.setdefault(batch.route.name, []).extend(names)
@@ -184,12 +182,8 @@ def describe(result: Result) -> Dict[str, Any]:
 def answer(names: List[str], processed: int, results: List[Result]) -> Reply:
     """Return the HTTP answer for a notification: 200 when every route's alert states were posted, else 502
     (refused) or 503 (still waiting), both of which Alertmanager retries (see delivery/deliverer.py)."""
-    body: Dict[str, Any] = {
-        "alerts": names,
-        "processed": processed,
-        "routes": {r.route: describe(r) for r in results},
-        "status": "ok",
-    }
+    body: Dict[str, Any] = {"alerts": names, "processed": processed, "status": "ok",
+                            "routes": {r.route: describe(r) for r in results}}
     failed = [r for r in results if not r.ok]
     if not failed:
         return Reply(200, body)
@@ -213,9 +207,8 @@ def health(version: str) -> Reply:
     return Reply(200, {"service": "rocketchat-webhook-adapter", "status": "healthy", "version": version})
 
 
-REASONS = {400: "bad_request", 401: "unauthorized", 404: "bad_request", 405: "bad_request", 408: "request_timeout",
-           411: "length_required", 413: "too_large", 414: "headers_too_large", 415: "unsupported_media_type",
-           431: "headers_too_large", 500: "internal", 501: "bad_request"}
+REASONS = {401: "unauthorized", 408: "request_timeout", 411: "length_required", 413: "too_large",
+           414: "headers_too_large", 415: "unsupported_media_type", 431: "headers_too_large", 500: "internal"}
 
 
 def error(status: int, text: str, headers: Tuple[Tuple[str, str], ...] = (), reason: str = "") -> Reply:

@@ -133,9 +133,8 @@ class Lobby:
         while self.inbox:
             sock, _ = self.inbox.popleft()
             self.server.shutdown_request(sock)
-        self.selector.close()
-        self.waker.close()
-        self.wake_end.close()
+        for closing in (self.selector, self.waker, self.wake_end):
+            closing.close()
 
     def _tick(self) -> None:
         """Close the connections past their deadline, those the admission closed, and sum up what was shed."""

@@ -168,13 +168,9 @@ class Server(ThreadingHTTPServer):
 
     def process_request(self, request, client_address) -> None:
         """Send a new connection to the lobby, where it waits for its handshake and its request's head
-        without holding a thread.
-
-        This replaces ThreadingMixIn.process_request whole, on purpose: it would start a thread per
-        connection at once (see rcwebhook.web.crew for what that cost), and keep each in its _threads for
-        server_close to join. None of that runs here, so daemon_threads and block_on_close mean nothing
-        to this server: the lobby's thread and the crew's end in server_close. The crew's threads run the
-        base class's process_request_thread (finish_request, handle_error, shutdown_request)."""
+        without holding a thread. This replaces ThreadingMixIn's whole: it would start a thread per connection
+        at once (see web.crew for what that cost) and keep each for server_close to join, so daemon_threads
+        and block_on_close mean nothing here; the crew's threads run the base class's process_request_thread."""
         self.accepted_connections += 1
         self.lobby.add(request, client_address)
 

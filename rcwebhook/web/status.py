@@ -26,8 +26,8 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
     """Return everything /status shows, as JSON-ready data: no URL but redacted ones, no secret."""
     now = time.time()
     with board.lock:
-        recent = [dict(entry) for entry in reversed(board.recent)]
-        reload = dict(board.reload)
+        recent = [{**entry, "time": _moment(entry["time"], now)} for entry in reversed(board.recent)]
+        reload = {**board.reload, "time": _moment(board.reload["time"], now)}
         config_file = board.config_file
     routes = []
     for name, (url, waiting) in delivery["routes"].items():
@@ -58,9 +58,6 @@ def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str,
                         else "waiting" if waiting else "ok" if row["last_accepted"] or row["last_failure"]
                         else "no post yet")
         routes.append(row)
-    for entry in recent:
-        entry["time"] = _moment(entry["time"], now)
-    reload["time"] = _moment(reload["time"], now)
     refused = board.refused(now)
     if refused["latest"]:
         refused["latest"]["time"] = _moment(refused["latest"]["time"], now)
@@ -248,14 +245,12 @@ def page(data: Mapping[str, Any]) -> bytes:
         out.append("</tbody></table>")
     else:
         out.append("<p>None since rcwebhook started.</p>")
-    out.append("<p class=meta>The same as JSON: <code>/status.json</code>. Metrics: <code>/metrics</code>.</p>")
-    out.append("</body></html>\n")
+    out.append("<p class=meta>The same as JSON: <code>/status.json</code>. Metrics: <code>/metrics</code>.</p>"
+               "</body></html>\n")
     return "".join(out).encode("utf-8")
 
 
 def wants_json(path: str, accept: str) -> bool:
     """Return whether a /status request asks for JSON: /status.json, or Accept naming JSON before HTML."""
-    if path == "/status.json":
-        return True
     accept = accept.lower()
-    return "application/json" in accept and "text/html" not in accept
+    return path == "/status.json" or "application/json" in accept and "text/html" not in accept

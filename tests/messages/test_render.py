@@ -11,7 +11,7 @@ import pytest
 
 from rcwebhook.messages import render
 from rcwebhook.messages.notification import parse
-from rcwebhook.messages.routing import route
+from rcwebhook.messages.routing import plan
 from tests.conftest import load_example, make_settings
 from tests.rocketchat_standin import check_message
 
@@ -25,7 +25,7 @@ URLS = {
 def render_all(payload, **settings_values):
     settings = make_settings(**{**URLS, **settings_values})
     notification = parse(json.dumps(payload).encode())
-    return {b.route.name: render.render(notification, b, settings) for b in route(notification, settings)}
+    return {b.route.name: render.render(notification, b, settings) for b in plan(notification, settings).batches}
 
 
 def accepted(rendered) -> None:
@@ -430,7 +430,7 @@ def test_a_shortened_headline_drops_the_link_then_the_labels_then_the_summary_an
         alert("DiskFull", labels={"instance": "db1:9100", "job": "node"}, annotations={"summary": "Disk full on db1"})]}
     settings = make_settings(**URLS)
     notification = parse(json.dumps(payload).encode())
-    [batch] = route(notification, settings)
+    [batch] = plan(notification, settings).batches
 
     def shortened(level):
         return render.group_message(batch.route, batch.alerts, notification.external_url, 0, settings,

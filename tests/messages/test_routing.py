@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from rcwebhook.messages.notification import parse
-from rcwebhook.messages.routing import route
+from rcwebhook.messages.routing import plan
 from tests.conftest import make_settings
 
 URLS = {
@@ -20,7 +20,7 @@ def notification(*labels):
 
 
 def routed(settings, *labels):
-    return {b.route.name: [a.name for a in b.alerts] for b in route(notification(*labels), settings)}
+    return {b.route.name: [a.name for a in b.alerts] for b in plan(notification(*labels), settings).batches}
 
 
 def test_mixed_severities_in_one_group_split_by_alert():
@@ -37,7 +37,8 @@ def test_mixed_severities_in_one_group_split_by_alert():
 
 def test_batches_come_in_severity_order_with_their_urls():
     settings = make_settings(**URLS)
-    batches = route(notification({"alertname": "I", "severity": "info"}, {"alertname": "C", "severity": "critical"}), settings)
+    batches = plan(notification({"alertname": "I", "severity": "info"}, {"alertname": "C", "severity": "critical"}),
+                   settings).batches
     assert [(b.route.name, b.route.url) for b in batches] == [
         ("critical", URLS["ROCKETCHAT_WEBHOOK_CRITICAL"]),
         ("info", URLS["ROCKETCHAT_WEBHOOK_INFO"]),
@@ -88,5 +89,5 @@ def test_severity_label_name_is_configurable():
 
 def test_route_without_url_uses_the_default_routes_url():
     settings = make_settings(ROCKETCHAT_WEBHOOK_WARNING=URLS["ROCKETCHAT_WEBHOOK_WARNING"])
-    batches = route(notification({"alertname": "A", "severity": "critical"}), settings)
+    batches = plan(notification({"alertname": "A", "severity": "critical"}), settings).batches
     assert [(b.route.name, b.route.url) for b in batches] == [("critical", URLS["ROCKETCHAT_WEBHOOK_WARNING"])]

@@ -15,7 +15,7 @@ from rcwebhook.config.settings import Settings, build
 from rcwebhook.messages import render
 from rcwebhook.messages import templates
 from rcwebhook.messages.notification import parse
-from rcwebhook.messages.routing import route
+from rcwebhook.messages.routing import plan
 from tests.conftest import EXAMPLE_ALERT, ROOT, load_example, make_settings
 from tests.rocketchat_standin import check_message as _check
 
@@ -32,7 +32,7 @@ def settings_with(**values: str) -> Settings:
 
 def rendered(settings: Settings, route_name: str = "critical") -> dict:
     notification = parse(EXAMPLE_ALERT.read_bytes())
-    batch = next(b for b in route(notification, settings) if b.route.name == route_name)
+    batch = next(b for b in plan(notification, settings).batches if b.route.name == route_name)
     return render.render(notification, batch, settings)
 
 
@@ -55,7 +55,7 @@ def test_the_builtin_look_template_gives_the_builtin_resolved_message() -> None:
     notification = parse(json.dumps(body).encode())
     out = {}
     for name, settings in (("builtin", settings_with()), ("templated", settings_with(**BUILTIN_LOOK))):
-        batch = next(b for b in route(notification, settings) if b.route.name == "critical")
+        batch = next(b for b in plan(notification, settings).batches if b.route.name == "critical")
         out[name] = render.render(notification, batch, settings)
     assert out["templated"] == out["builtin"]
     assert out["builtin"]["text"].endswith(" (critical)") and "Silence" not in out["builtin"]["attachments"][0]["text"]
@@ -127,7 +127,7 @@ def test_a_resolved_alert_in_the_detailed_variant_shows_how_long_it_lasted() -> 
     body = load_example()
     body["alerts"][0].update(status="resolved", endsAt="2026-01-30T11:02:03Z")
     notification = parse(json.dumps(body).encode())
-    batch = next(b for b in route(notification, settings) if b.route.name == "critical")
+    batch = next(b for b in plan(notification, settings).batches if b.route.name == "critical")
     out = render.render(notification, batch, settings)
     assert out["attachments"][0]["text"].endswith("\nLasted: 1h 2m 2s")
 
