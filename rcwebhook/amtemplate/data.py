@@ -180,11 +180,9 @@ def _process_local() -> Location:
 
 
 def _field(obj: Dict[str, Any], name: str) -> Any:
-    """A JSON object's member for a Go struct field: exact name first, else case-insensitively; the
-    last of duplicates wins, as in Go."""
-    if name in obj:
-        return obj[name]
-    return next((value for key, value in obj.items() if key.lower() == name.lower()), None)
+    """A JSON object's member for a Go struct field, its name matched case-insensitively: Go's decoder
+    sets the field from each matching key in turn, so the last one wins."""
+    return next((obj[key] for key in reversed(obj) if key.lower() == name.lower()), None)
 
 
 # Go's json tags of the data's fields: each its field's name with a lower-case first letter.

@@ -22,6 +22,7 @@ from ..gotemplate.gotime import ZERO_TIME_SEC, Duration, GoTime, Int64, Location
 from ..gotemplate.regexp import RegexpError
 from ..gotemplate.template import BUILTINS, ParseError, Template
 from ..gotemplate.timeparse import parse_layout
+from ..gotemplate.parse import parse_float
 from ..gotemplate.values import HTML, URL, GoStruct, Ptr, StringSlice, format_v, go_quote, sprintf, type_name
 from .compat import COMPATS, DEFAULT_COMPAT, level
 from .data import JSON_NAMES
@@ -163,9 +164,9 @@ def _humanize_duration(i: Any) -> str:
         v = float(i)
     elif type(i) is str:
         try:
-            v = _go_parse_float(i)
-        except ValueError:
-            raise GoError(f'strconv.ParseFloat: parsing {go_quote(i)}: invalid syntax') from None
+            v = parse_float(i)
+        except ValueError as e:
+            raise GoError(f"strconv.ParseFloat: parsing {go_quote(i)}: {e}") from None
     else:
         raise GoError(f"can't convert {type_name(i)} to float")
     if math.isnan(v) or math.isinf(v):
@@ -175,6 +176,8 @@ def _humanize_duration(i: Any) -> str:
     if abs(v) >= 1:
         sign, v = "-" if v < 0 else "", abs(v)
         dur = int(v)
+        if dur >= 1 << 63:  # Go's int64(v) on amd64 makes it the smallest int64, printed as such
+            return sign + "-106751991167300d -15h -30m -8s"
         units = ((dur // 86400, "d"), (dur // 3600 % 24, "h"), (dur // 60 % 60, "m"))
         for i, (count, _) in enumerate(units):  # from the largest unit that is not 0 down to seconds
             if count:
@@ -190,20 +193,6 @@ def _humanize_duration(i: Any) -> str:
 
 
 # No two ways to match one string (digits, then an optional fraction), so no backtracking: linear
-_GO_FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-def _go_parse_float(s: str) -> float:
-    low = s.lower().lstrip("+-")
-    if low in ("inf", "infinity"):
-        return float("-inf") if s.startswith("-") else float("inf")
-    if low == "nan":
-        return float("nan")
-    if not _GO_FLOAT.fullmatch(s):
-        raise ValueError(s)
-    return float(s)
-
-
 # --- The functions of Alertmanager 0.30 to 0.34 ---------------------------------------------------
 
 

@@ -579,19 +579,30 @@ def _parse_int(text: str, unsigned: bool) -> Optional[int]:
 _FLOAT_RE = re.compile(r"[+-]?(([0-9][0-9_]*)?\.?[0-9_]*([eE][+-]?[0-9_]+)?|0[xX][0-9a-fA-F_]*\.?[0-9a-fA-F_]*[pP][+-]?[0-9_]+)\Z")
 
 
-def _parse_float(text: str) -> Optional[float]:
-    if not _FLOAT_RE.match(text) or not any(c.isdigit() for c in text):
-        return None
-    if not _underscores_ok(text):
-        return None
-    body = text.replace("_", "")
+def parse_float(text: str) -> float:
+    """Go's strconv.ParseFloat(text, 64), its error's reason the ValueError's message."""
+    body = text[1:] if text.startswith(("+", "-")) else text
+    if body.lower() in ("inf", "infinity") or text.lower() == "nan":  # a sign before inf, none before nan
+        return float(text)
+    if not _FLOAT_RE.match(text) or not any(c.isdigit() for c in text) or not _underscores_ok(text):
+        raise ValueError("invalid syntax")
+    digits = text.replace("_", "")
     try:
-        v = float.fromhex(body) if body.lstrip("+-")[:2].lower() == "0x" else float(body)
-    except (ValueError, OverflowError):
+        value = float.fromhex(digits) if body[:2].lower() == "0x" else float(digits)
+    except OverflowError:
+        raise ValueError("value out of range") from None
+    except ValueError:
+        raise ValueError("invalid syntax") from None
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("value out of range")
+    return value
+
+
+def _parse_float(text: str) -> Optional[float]:
+    try:
+        return parse_float(text)
+    except ValueError:
         return None
-    if v in (float("inf"), float("-inf")):
-        return None  # strconv.ParseFloat: value out of range
-    return v
 
 
 def is_empty_tree(n: Optional[Node]) -> bool:

@@ -359,3 +359,42 @@ def test_a_parse_error_at_the_end_of_a_file_reads_as_amtools(amtools: List[Tuple
         theirs = subprocess.run([amtool, "template", "render", f"--template.glob={bad}", "--template.text=x"],
                                 capture_output=True, text=True, timeout=60, env=dict(os.environ, HOME=str(tmp_path)))
         assert errors == [f"TEMPLATE_FILES: {bad}: " + theirs.stderr.strip().replace("amtool: error: ", "")], version
+
+
+# Cases the seeded corpus does not reach, each found to differ once: (JSON data or None, text).
+EDGE_CASES = [
+    ('{"Receiver":"a","RECEIVER":"b"}', "{{ .Receiver }}"),  # Go's decoder: the last matching key wins
+    ('{"RECEIVER":"b","Receiver":"a"}', "{{ .Receiver }}"),
+    ('{"receiver":"b","Receiver":"a","RECEIVER":"c"}', "{{ .Receiver }}"),
+] + [(None, '{{ humanizeDuration "%s" }}' % number) for number in (
+    "+nan", "-nan", "--inf", "+-1", "infin", "+Inf", "-Infinity", "NaN",  # strconv.ParseFloat's words
+    "1e400", "-1e400", "0x1p2000", "1.7976931348623159e308", "1e-400",  # out of range, and underflow
+    "0x1p-2", "1_000", "1__000", "1_e3", "0x1.8p1",  # hexadecimal and underscores, as ParseFloat reads them
+    "1e19", "-1e300", "9.2e18", "1.7976931348623158e308",  # past int64: Go's conversion on amd64
+)]
+
+
+@pytest.mark.parametrize("data, text", EDGE_CASES)
+def test_edge_cases_render_or_fail_as_amtools_do(amtools: List[Tuple[str, str]], tmp_path: Path,
+                                                 data: Optional[str], text: str) -> None:
+    """What each amtool prints or refuses, rcwebhook prints or refuses in the same words."""
+    import sys
+    glob = tmp_path / "x.tmpl"
+    glob.write_text("", encoding="utf-8")
+    argv = [f"--template.glob={glob}", f"--template.text={text}"]
+    if data is not None:
+        (tmp_path / "d.json").write_text(data, encoding="utf-8")
+        argv.append(f"--template.data={tmp_path / 'd.json'}")
+    compared = 0
+    for version, amtool in amtools:
+        theirs = subprocess.run([amtool, "template", "render"] + argv, capture_output=True, text=True, timeout=60,
+                                env=dict(os.environ, HOME=str(tmp_path)))
+        if 'function "humanizeDuration" not defined' in theirs.stderr:
+            continue  # 0.25 has no humanizeDuration
+        ours = subprocess.run([sys.executable, str(ROOT / "rcwebhook.py"), "template", "render"] + argv,
+                              capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, RCWEBHOOK_TEMPLATE_COMPAT=version))
+        assert (ours.returncode, ours.stdout, ours.stderr.replace("rcwebhook: ", "").strip()) == \
+            (theirs.returncode, theirs.stdout, theirs.stderr.replace("amtool: ", "").strip()), version
+        compared += 1
+    assert compared, "no amtool of this case's version"
