@@ -576,7 +576,8 @@ def _parse_int(text: str, unsigned: bool) -> Optional[int]:
     return v if -(1 << 63) <= v < (1 << 63) else None
 
 
-_FLOAT_RE = re.compile(r"[+-]?(([0-9][0-9_]*)?\.?[0-9_]*([eE][+-]?[0-9_]+)?|0[xX][0-9a-fA-F_]*\.?[0-9a-fA-F_]*[pP][+-]?[0-9_]+)\Z")
+_FLOAT_RE = re.compile(  # each part optional once, so that a long non-number is refused in linear time
+    r"[+-]?([0-9_]*(\.[0-9_]*)?([eE][+-]?[0-9_]+)?|0[xX][0-9a-fA-F_]*(\.[0-9a-fA-F_]*)?[pP][+-]?[0-9_]+)\Z")
 
 
 def parse_float(text: str) -> float:
