@@ -517,4 +517,5 @@ def _declares_inside(node: Any) -> bool:
         return _declares_inside(node.pipe)
     if kind is TemplateNode:
         return node.pipe is not None and (bool(node.pipe.decl) or _declares_inside(node.pipe))
-    return kind is PipeNode and any(inner.decl or _declares_inside(inner) for inner in _inner_pipes(node))
+    return kind is PipeNode and any(inner.decl or _declares_inside(inner)
+                                    for inner in _inner_pipes(node))

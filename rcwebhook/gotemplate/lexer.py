@@ -73,9 +73,7 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
         start = end
 
     def at_terminator(i: int) -> bool:
-        if i >= n:
-            return True
-        return text[i] in SPACE or text[i] in ".,|:)(" or text.startswith("}}", i)
+        return i >= n or text[i] in SPACE or text[i] in ".,|:)(" or text.startswith("}}", i)
 
     while True:
         # text

@@ -200,7 +200,7 @@ class _Parser:
             self.errorf(f"template: multiple definition of template {gv.go_quote(tree.name)}")
 
     def _sub(self, name: Optional[str], context: str) -> None:
-        """Parse a {{define}}'s (name None: read here) or a {{block}}'s body up to its end, as a tree."""
+        """A {{define}}'s (name None: read here) or {{block}}'s body up to its end, as a tree."""
         outer, outer_vars, outer_range = self.tree, self.vars, self.range_depth
         self.tree = Tree("definition" if name is None else name, outer.parse_name, self.text)
         self.vars = ["$"]
@@ -281,7 +281,7 @@ class _Parser:
         return self.new(_ElseNode(self.expect(T_RDELIM, "else").pos))
 
     def control(self, context: str) -> Node:
-        """An if, range or with up to its end; {{else if}} and {{else with}} as a chain in its else."""
+        """An if, range or with up to its end; {{else if}}, {{else with}} chained in its else."""
         nvars = len(self.vars)
         try:
             pipe = self.pipeline(context, T_RDELIM)
@@ -292,7 +292,8 @@ class _Parser:
                 self.range_depth -= 1
             else_list = None
             if isinstance(nxt, _ElseNode):
-                if self.peek().typ == {"if": T_IF, "with": T_WITH if self.else_with else None}.get(context):
+                chain = {"if": T_IF, "with": T_WITH if self.else_with else None}.get(context)
+                if self.peek().typ == chain:
                     self.next()
                     else_list = self.new(ListNode(nxt.pos))
                     self.nesting += 1

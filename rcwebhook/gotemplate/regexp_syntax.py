@@ -378,7 +378,7 @@ class Parser:
         return j
 
     def class_escape(self, i: int, flags: int, s: _Set) -> Optional[int]:
-        """\\d \\s \\w, \\pN or \\p{Name} (or a negation) at i added to s: the index after; else None."""
+        """\\d \\s \\w, \\pN, \\p{Name} (or negated) at i added to s: the index after, or None."""
         p, n = self.p, len(self.p)
         if i + 1 < n and p[i] == "\\" and p[i + 1] in "dDsSwW":
             s.add_ranges(_PERL[p[i + 1].lower()], p[i + 1].isupper(), bool(flags & _FOLD))

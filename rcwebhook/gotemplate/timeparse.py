@@ -211,8 +211,8 @@ def parse_layout(layout: str, value: str) -> GoTime:
                     digits = "".join(c for c, b in zip(value[1:], body) if b != ":").ljust(6, "0")
                     sign, value = value[0], value[len(body) + 1:]
                     h, m, s = (_getnum(digits[k:k + 2], True)[0] for k in (0, 2, 4))
-                    for what, number, top in (("hour", h, 24), ("minute", m, 60), ("second", s, 60)):
-                        if number > top:  # the last out of range is the one Go names
+                    for what, v, top in (("hour", h, 24), ("minute", m, 60), ("second", s, 60)):
+                        if v > top:  # the last out of range is the one Go names
                             range_error = f"time zone offset {what}"
                     if sign not in "+-":
                         raise _BadParse

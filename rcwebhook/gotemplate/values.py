@@ -222,8 +222,8 @@ def _plain(f: float, digits: str, exp: int) -> str:
 
 def sprint(args: List[Any], compat: str) -> str:
     """fmt.Sprint: spaces between operands when neither side is a string."""
-    return "".join((" " if i and not isinstance(a, str) and not isinstance(args[i - 1], str) else "")
-                   + format_v(a, compat) for i, a in enumerate(args))
+    return "".join((" " if i and not isinstance(a, str) and not isinstance(args[i - 1], str)
+                    else "") + format_v(a, compat) for i, a in enumerate(args))
 
 
 def sprintln(args: List[Any], compat: str) -> str:
