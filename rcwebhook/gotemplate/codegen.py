@@ -21,7 +21,7 @@ large to generate runs on the walker.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import runtime as rt
 from . import values as gv
@@ -491,15 +491,17 @@ def _cost(node: Node) -> int:
 
 
 def _commands(pipe: PipeNode) -> int:
-    total = 0
+    return len(pipe.cmds) + sum(1 + _commands(inner) for inner in _inner_pipes(pipe))
+
+
+def _inner_pipes(pipe: PipeNode) -> Iterator[PipeNode]:
+    """The parenthesised pipelines among a pipeline's operands (a chain's too: `(...).Field`)."""
     for cmd in pipe.cmds:
-        total += 1
         for arg in cmd.args:
             while isinstance(arg, ChainNode):
                 arg = arg.node
             if isinstance(arg, PipeNode):
-                total += 1 + _commands(arg)
-    return total
+                yield arg
 
 
 def _declares_inside(node: Any) -> bool:
@@ -515,11 +517,5 @@ def _declares_inside(node: Any) -> bool:
         return _declares_inside(node.pipe)
     if kind is TemplateNode:
         return node.pipe is not None and (bool(node.pipe.decl) or _declares_inside(node.pipe))
-    if kind is PipeNode:
-        for cmd in node.cmds:
-            for arg in cmd.args:
-                while isinstance(arg, ChainNode):
-                    arg = arg.node
-                if isinstance(arg, PipeNode) and (arg.decl or _declares_inside(arg)):
-                    return True
-    return False
+    return kind is PipeNode and any(inner.decl or _declares_inside(inner)
+                                    for inner in _inner_pipes(node))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 from . import values as gv
 
@@ -73,9 +73,7 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
         start = end
 
     def at_terminator(i: int) -> bool:
-        if i >= n:
-            return True
-        return text[i] in SPACE or text[i] in ".,|:)(" or text.startswith("}}", i)
+        return i >= n or text[i] in SPACE or text[i] in ".,|:)(" or text.startswith("}}", i)
 
     while True:
         # text
@@ -156,11 +154,11 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
             elif c == "|":
                 emit(T_PIPE, pos)
             elif c == '"' or c == "'":
-                end = _quoted_end(text, pos, c)
-                if end is None:
+                m = _QUOTED[c].match(text, pos)
+                if m is None:
                     what = "quoted string" if c == '"' else "character constant"
                     return error(f"unterminated {what}")
-                pos = end
+                pos = m.end()
                 emit(T_STRING if c == '"' else T_CHARCONST, pos)
             elif c == "`":
                 i = text.find("`", pos)
@@ -202,15 +200,10 @@ def lex(text: str, break_ok: bool = True, paren_error: bool = True) -> List[Item
                 if not at_terminator(pos):
                     return error(f"bad character {_rune(text[pos])}")
                 kw = KEYWORDS.get(word)
-                if kw is not None and kw > T_KEYWORD and word != ".":
-                    if kw in (T_BREAK, T_CONTINUE) and not break_ok:
-                        emit(T_IDENT, pos)
-                    else:
-                        emit(kw, pos)
-                elif word in ("true", "false"):
-                    emit(T_BOOL, pos)
+                if kw is not None and (break_ok or kw not in (T_BREAK, T_CONTINUE)):
+                    emit(kw, pos)
                 else:
-                    emit(T_IDENT, pos)
+                    emit(T_BOOL if word in ("true", "false") else T_IDENT, pos)
             elif c == "(":
                 emit(T_LPAREN, pos)
                 depth += 1
@@ -252,20 +245,5 @@ def _scan_number(text: str, pos: int) -> Tuple[bool, int]:
     return True, end
 
 
-def _quoted_end(text: str, pos: int, quote: str) -> Optional[int]:
-    """Return the index just after the `quote` that closes a quoted string or character constant
-    whose body starts at `pos`, or None when it is unterminated (the end, or a newline, comes first)."""
-    n = len(text)
-    while pos < n:
-        ch = text[pos]
-        pos += 1
-        if ch == "\\":
-            if pos < n and text[pos] != "\n":
-                pos += 1
-                continue
-            return None
-        if ch == "\n":
-            return None
-        if ch == quote:
-            return pos
-    return None
+# the rest of a quoted string or character constant up to its closing quote, on one line
+_QUOTED = {q: re.compile(rf"(?:[^\\\n{q}]|\\[^\n])*{q}") for q in "\"'"}

@@ -182,7 +182,7 @@ class _Parser:
                 start = self.i
                 self.next()
                 if self.next_non_space().typ == T_DEFINE:
-                    self.parse_definition()
+                    self._sub(None, "define clause")
                     continue
                 self.i = start
             n = self.text_or_action()
@@ -199,34 +199,22 @@ class _Parser:
         if not is_empty_tree(tree.root):
             self.errorf(f"template: multiple definition of template {gv.go_quote(tree.name)}")
 
-    def _sub(self, name: str, fn: Callable[[], Any]) -> Tree:
+    def _sub(self, name: Optional[str], context: str) -> None:
+        """A {{define}}'s (name None: read here) or {{block}}'s body up to its end, as a tree."""
         outer, outer_vars, outer_range = self.tree, self.vars, self.range_depth
-        self.tree = Tree(name, outer.parse_name, self.text)
+        self.tree = Tree("definition" if name is None else name, outer.parse_name, self.text)
         self.vars = ["$"]
         self.range_depth = 0
         try:
-            fn()
-            return self.tree
-        finally:
-            self.tree, self.vars, self.range_depth = outer, outer_vars, outer_range
-
-    def parse_definition(self) -> None:
-        context = "define clause"
-
-        def body() -> None:
-            name = self.next_non_space()
-            if name.typ not in (T_STRING, T_RAWSTRING):
-                self.unexpected(name, context)
-            try:
-                self.tree.name = unquote(name.val)
-            except ValueError as exc:
-                self.errorf(str(exc))
-            self.expect(T_RDELIM, context)
+            if name is None:
+                self.tree.name = self.template_name(self.next_non_space(), context)
+                self.expect(T_RDELIM, context)
             self.tree.root, end = self.item_list()
             if not isinstance(end, _EndNode):
                 self.errorf(f"unexpected {end} in {context}")
             self.add(self.tree)
-        self._sub("definition", body)
+        finally:
+            self.tree, self.vars, self.range_depth = outer, outer_vars, outer_range
 
     def item_list(self) -> Tuple[ListNode, Node]:
         lst = self.new(ListNode(self.peek_non_space().pos))
@@ -261,29 +249,24 @@ class _Parser:
         try:
             if typ == T_BLOCK:
                 return self.block_control()
-            if typ == T_BREAK:
-                return self.branch_control(token, "{{break}}", BreakNode)
-            if typ == T_CONTINUE:
-                return self.branch_control(token, "{{continue}}", ContinueNode)
+            if typ == T_BREAK or typ == T_CONTINUE:
+                return self.branch_control(token, BreakNode if typ == T_BREAK else ContinueNode)
             if typ == T_ELSE:
                 return self.else_control()
             if typ == T_END:
                 return self.new(_EndNode(self.expect(T_RDELIM, "end").pos))
-            if typ == T_IF:
-                return self.new(IfNode(*self.parse_control(True, "if")))
-            if typ == T_RANGE:
-                return self.new(RangeNode(*self.parse_control(False, "range")))
+            if typ in (T_IF, T_RANGE, T_WITH):
+                return self.control(token.val)
             if typ == T_TEMPLATE:
                 return self.template_control()
-            if typ == T_WITH:
-                return self.new(WithNode(*self.parse_control(self.else_with, "with")))
         finally:
             if typ in (T_IF, T_RANGE, T_WITH, T_BLOCK):
                 self.nesting -= 1
         self.backup()
         return self.new(ActionNode(self.peek().pos, self.pipeline("command", T_RDELIM)))
 
-    def branch_control(self, token: Item, name: str, cls: type) -> Node:
+    def branch_control(self, token: Item, cls: type) -> Node:
+        name = f"{{{{{token.val}}}}}"
         t = self.next_non_space()
         if t.typ != T_RDELIM:
             self.unexpected(t, name)
@@ -297,7 +280,8 @@ class _Parser:
             return self.new(_ElseNode(peek.pos))
         return self.new(_ElseNode(self.expect(T_RDELIM, "else").pos))
 
-    def parse_control(self, allow_else_if: bool, context: str) -> Tuple[int, PipeNode, ListNode, Optional[ListNode]]:
+    def control(self, context: str) -> Node:
+        """An if, range or with up to its end; {{else if}}, {{else with}} chained in its else."""
         nvars = len(self.vars)
         try:
             pipe = self.pipeline(context, T_RDELIM)
@@ -308,21 +292,21 @@ class _Parser:
                 self.range_depth -= 1
             else_list = None
             if isinstance(nxt, _ElseNode):
-                chain = T_IF if context == "if" else T_WITH
-                if allow_else_if and self.peek().typ == chain:
+                chain = {"if": T_IF, "with": T_WITH if self.else_with else None}.get(context)
+                if self.peek().typ == chain:
                     self.next()
                     else_list = self.new(ListNode(nxt.pos))
                     self.nesting += 1
                     try:
-                        cls = IfNode if context == "if" else WithNode
-                        else_list.nodes.append(self.new(cls(*self.parse_control(allow_else_if, context))))
+                        else_list.nodes.append(self.control(context))
                     finally:
                         self.nesting -= 1
                 else:
                     else_list, nxt = self.item_list()
                     if not isinstance(nxt, _EndNode):
                         self.errorf(f"expected end; found {nxt}")
-            return pipe.pos, pipe, lst, else_list
+            cls = {"if": IfNode, "range": RangeNode, "with": WithNode}[context]
+            return self.new(cls(pipe.pos, pipe, lst, else_list))
         finally:
             del self.vars[nvars:]
 
@@ -331,13 +315,7 @@ class _Parser:
         token = self.next_non_space()
         name = self.template_name(token, context)
         pipe = self.pipeline(context, T_RDELIM)
-
-        def body() -> None:
-            self.tree.root, end = self.item_list()
-            if not isinstance(end, _EndNode):
-                self.errorf(f"unexpected {end} in {context}")
-            self.add(self.tree)
-        self._sub(name, body)
+        self._sub(name, context)
         return self.new(TemplateNode(token.pos, name, pipe))
 
     def template_control(self) -> Node:

@@ -123,9 +123,6 @@ class _Set:
         starts = [lo for lo, _ in ranges]
         self.items.append(("rs", (starts, list(ranges)), negated, fold))
 
-    def add_category(self, name: str, negated: bool, fold: bool) -> None:
-        self.items.append(("c", name, negated, fold))
-
     def _item_has(self, kind: str, data: object, c: str) -> bool:
         if kind == "r":
             lo, hi = data  # type: ignore[misc]
@@ -372,9 +369,7 @@ class Parser:
                 items.extend(("set", _literal_set(ch, bool(flags & _FOLD))) for ch in lit)
                 return n if end < 0 else end + 2
         s = _Set()
-        j = self.unicode_class(i, flags, s)
-        if j is None:
-            j = self.perl_class(i, flags, s)
+        j = self.class_escape(i, flags, s)
         if j is not None:
             items.append(("set", s))
             return j
@@ -382,8 +377,12 @@ class Parser:
         items.append(("set", _literal_set(ch, bool(flags & _FOLD))))
         return j
 
-    def unicode_class(self, i: int, flags: int, s: _Set) -> Optional[int]:
+    def class_escape(self, i: int, flags: int, s: _Set) -> Optional[int]:
+        """\\d \\s \\w, \\pN, \\p{Name} (or negated) at i added to s: the index after, or None."""
         p, n = self.p, len(self.p)
+        if i + 1 < n and p[i] == "\\" and p[i + 1] in "dDsSwW":
+            s.add_ranges(_PERL[p[i + 1].lower()], p[i + 1].isupper(), bool(flags & _FOLD))
+            return i + 2
         if i + 1 >= n or p[i] != "\\" or p[i + 1] not in "pP":
             return None
         negated = p[i + 1] == "P"
@@ -401,16 +400,8 @@ class Parser:
             raise RegexpError(f"unsupported regexp syntax (Unicode script {seq}): `{p}`", True)
         if name != "Any" and name not in _CATEGORIES:
             raise syntax_error("invalid character class range", seq)
-        s.add_category(name, negated, bool(flags & _FOLD) and name != "Any")
+        s.items.append(("c", name, negated, bool(flags & _FOLD) and name != "Any"))
         return j
-
-    def perl_class(self, i: int, flags: int, s: _Set) -> Optional[int]:
-        p = self.p
-        if i + 1 < len(p) and p[i] == "\\" and p[i + 1] in "dDsSwW":
-            e = p[i + 1]
-            s.add_ranges(_PERL[e.lower()], e.isupper(), bool(flags & _FOLD))
-            return i + 2
-        return None
 
     def single_escape(self, i: int) -> Tuple[str, int]:  # noqa: C901 - Go's parseEscape
         p, n = self.p, len(self.p)
@@ -432,26 +423,14 @@ class Parser:
         if c == "x":
             if j >= n:
                 raise syntax_error("invalid escape sequence", p[i:j])
-            if p[j] == "{":
-                j += 1
-                v = 0
-                digits = 0
-                while True:
-                    if j >= n:
-                        raise syntax_error("invalid escape sequence", p[i:j])
-                    h = p[j]
-                    j += 1
-                    if h == "}":
-                        break
-                    if h not in _HEX:
-                        raise syntax_error("invalid escape sequence", p[i:j])
-                    v = v * 16 + int(h, 16)
-                    if v > 0x10FFFF:
-                        raise syntax_error("invalid escape sequence", p[i:j])
-                    digits += 1
-                if not digits:
-                    raise syntax_error("invalid escape sequence", p[i:j])
-                return chr(v), j
+            if p[j] == "{":  # hex digits up to }: refused at the first character that is not one
+                k, v = j + 1, 0
+                while k < n and p[k] in _HEX and v * 16 + int(p[k], 16) <= 0x10FFFF:
+                    v = v * 16 + int(p[k], 16)
+                    k += 1
+                if k < n and p[k] == "}" and k > j + 1:
+                    return chr(v), k + 1
+                raise syntax_error("invalid escape sequence", p[i:k + 1])
             x = p[j]
             j += 1
             y = p[j] if j < n else ""
@@ -488,9 +467,7 @@ class Parser:
                     s.add_ranges(ranges, neg, fold)
                     j = end + 2
                     continue
-            k = self.unicode_class(j, flags, s)
-            if k is None:
-                k = self.perl_class(j, flags, s)
+            k = self.class_escape(j, flags, s)
             if k is not None:
                 j = k
                 continue

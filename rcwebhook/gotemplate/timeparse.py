@@ -40,9 +40,7 @@ def _getnum(s: str, fixed: bool) -> Tuple[int, str]:
 
 
 def _getnum3(s: str, fixed: bool) -> Tuple[int, str]:
-    n = 0
-    while n < 3 and _digit(s, n):
-        n += 1
+    n = next((k for k in range(3) if not _digit(s, k)), 3)
     if n == 0 or (fixed and n != 3):
         raise _BadParse
     return int(s[:n]), s[n:]
@@ -213,12 +211,9 @@ def parse_layout(layout: str, value: str) -> GoTime:
                     digits = "".join(c for c, b in zip(value[1:], body) if b != ":").ljust(6, "0")
                     sign, value = value[0], value[len(body) + 1:]
                     h, m, s = (_getnum(digits[k:k + 2], True)[0] for k in (0, 2, 4))
-                    if h > 24:
-                        range_error = "time zone offset hour"
-                    if m > 60:
-                        range_error = "time zone offset minute"
-                    if s > 60:
-                        range_error = "time zone offset second"
+                    for what, v, top in (("hour", h, 24), ("minute", m, 60), ("second", s, 60)):
+                        if v > top:  # the last out of range is the one Go names
+                            range_error = f"time zone offset {what}"
                     if sign not in "+-":
                         raise _BadParse
                     offset = ((h * 60 + m) * 60 + s) * (-1 if sign == "-" else 1)

@@ -222,12 +222,8 @@ def _plain(f: float, digits: str, exp: int) -> str:
 
 def sprint(args: List[Any], compat: str) -> str:
     """fmt.Sprint: spaces between operands when neither side is a string."""
-    out = []
-    for i, a in enumerate(args):
-        if i > 0 and not isinstance(a, str) and not isinstance(args[i - 1], str):
-            out.append(" ")
-        out.append(format_v(a, compat))
-    return "".join(out)
+    return "".join((" " if i and not isinstance(a, str) and not isinstance(args[i - 1], str)
+                    else "") + format_v(a, compat) for i, a in enumerate(args))
 
 
 def sprintln(args: List[Any], compat: str) -> str:
@@ -476,13 +472,11 @@ def _one_scalar(verb: str, a: Any, prec: Optional[int], plus: bool, sharp: bool,
         if isinstance(a, float) and prec is not None:
             return format_float(a, "g", prec)
         if prec is not None:
-            if isinstance(a, int) and not isinstance(a, bool) and stringer(a, compat) is None:
-                return _one_scalar("d", a, prec, plus, sharp, space, compat, pad)
             text = stringer(a, compat)
-            if text is None and isinstance(a, str):
-                text = str(a)
-            if text is not None:
-                return text[:prec]
+            if text is None and isinstance(a, int) and not isinstance(a, bool):
+                return _one_scalar("d", a, prec, plus, sharp, space, compat, pad)
+            if text is not None or isinstance(a, str):
+                return (str(a) if text is None else text)[:prec]
         return format_v(a, compat, plus=plus)
     if a is None:
         return f"%!{verb}(<nil>)"
