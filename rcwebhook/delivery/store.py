@@ -23,7 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
-from ..operations.logs import Backlog
+from ..operations.backlog import Backlog
 from .ledger import State
 from .threads import MAX_THREADS, Row as ThreadRow, group_digest
 
