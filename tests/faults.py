@@ -572,7 +572,7 @@ def check(exchanges: Sequence[Exchange], posts: Sequence[Post], *, dedup_window:
 # --- waiting ----------------------------------------------------------------------------------
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float,
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 15.0,
                explain: Callable[[], str] = lambda: "", poll: float = 0.05) -> Any:
     """Return condition()'s first true value, polling until `timeout`; fail with explain() after it."""
     deadline = time.monotonic() + timeout

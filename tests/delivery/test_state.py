@@ -3,7 +3,6 @@ noticed when its file goes, and kept across restarts (README "State")."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -12,19 +11,8 @@ from datetime import timedelta
 from typing import Any, Dict, List
 
 from tests.conftest import make_settings
-from tests.faults import FIRING, RESOLVED, alert_item, notification, shown_states, whole_second
+from tests.faults import FIRING, RESOLVED, alert_item, notification, shown_states, wait_until, whole_second
 from tests.delivery.test_deliverer import SteppedClock
-
-
-def wait_until(condition, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout:g}s: {what}")
-        time.sleep(0.02)
 
 
 def payload(name: str, status: str, starts, group_key: str = "", ends=None, **labels: str) -> Dict[str, Any]:
