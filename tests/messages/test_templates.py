@@ -255,7 +255,7 @@ def test_render_as_posted_to_a_hook_sets_path(tmp_path: Path) -> None:
     assert result.returncode == 2 and "RECEIVERS names no such hook set (db)" in result.stderr
 
 
-def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Path, caplog) -> None:
+def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Path, logs) -> None:
     import time
     path = tmp_path / "loop.tmpl"
     path.write_text('{{ define "loop" }}{{ range $.Alerts }}{{ range (stringSlice "a" "b" "c" "d" "e" "f" "g" "h") }}'
@@ -273,8 +273,8 @@ def test_a_runaway_template_fails_fast_and_the_builtin_part_is_used(tmp_path: Pa
     assert time.monotonic() - started < 5
     assert out["text"] == rendered(settings_with())["text"]
     assert templates.ERRORS.value(part="text") == before + 1
-    assert "template 'loop' (TEMPLATE_TEXT) failed, the built-in text is used: " in caplog.text
-    assert "stopped after 200000 steps" in caplog.text
+    assert "template 'loop' (TEMPLATE_TEXT) failed, the built-in text is used: " in logs.text()
+    assert "stopped after 200000 steps" in logs.text()
 
 
 def test_local_times_in_templates_are_in_timezone(tmp_path: Path) -> None:
