@@ -236,8 +236,13 @@ def test_a_notification_on_a_spare_seat_waits_its_grace_for_an_ordinary_one_then
     table.enter("notification", Phase.HEAD)
     assert table.seat("notification") == (Seat.SPARE, [])
     outcomes = []
-    waiting = threading.Thread(target=lambda: outcomes.append(table.promote_within("notification")))
+    # The clock moves only once the waiter has read it for its deadline and waits: had it moved first, the
+    # deadline would start 0.4 s later and the waiter never give up (seen once in 75 runs under load).
+    waits, entered = table.wait_for_change, threading.Event()
+    table.wait_for_change = lambda timeout: (entered.set(), waits(timeout))
+    waiting = threading.Thread(target=lambda: outcomes.append(table.promote_within("notification")), daemon=True)
     waiting.start()
+    assert entered.wait(5)
     clock.now += 0.4  # within its grace (0.5 s): still waiting
     waiting.join(0.2)
     assert waiting.is_alive() and outcomes == []
@@ -434,7 +439,9 @@ def test_a_connection_flood_does_not_shut_out_alertmanager(start_daemon, hooks, 
     assert len(notifications) >= 20
     assert len(answered) >= 0.99 * len(notifications), notifications
     health = sorted(took if status == 200 else float("inf") for status, took in probes)
-    assert health[int(0.99 * (len(health) - 1))] < 1.0, probes
+    # Shut out shows as a failed probe (infinite here) or the probe's 5 s timeout; the bound leaves room
+    # for a slow machine: the TLS flood's p99 is 0.16-0.22 s on the development machine, 0.37 s at worst.
+    assert health[int(0.99 * (len(health) - 1))] < 3.0, probes
     assert flood["opened"] > 200  # the flood was shed and came back
     shed = sum(daemon.server.metrics.connections_shed.value(reason=r) for r in ("idle", "slow", "tls"))
     assert shed > 0
