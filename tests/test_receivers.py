@@ -343,12 +343,12 @@ def test_a_reload_that_removes_a_set_keeps_its_waiting_states_unposted_until_it_
     rocketchat.add_hook("default")
     rocketchat.add_hook("db")
     with_db = dict(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("default"), RECEIVERS="db",
-                   DB_ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.url("db"), DELIVERY_DEADLINE="0.5")
+                   DB_ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.url("db"), DELIVERY_DEADLINE="2")
     svc = service(**with_db)
     rocketchat.set_outage("db", "503")
     payload = group(alert("DiskFull"))
     assert svc.daemon.post_json(payload, "/webhook/db")[0] == 503
-    svc.offer(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("default"), DELIVERY_DEADLINE="0.5")
+    svc.offer(ROCKETCHAT_WEBHOOK_WARNING=rocketchat.url("default"), DELIVERY_DEADLINE="2")
     assert svc.reload() is True
     [gone] = [line for line in logs.lines(logging.WARNING) if line.startswith("Route db/critical is gone")]
     assert "with 1 alert states waiting" in gone

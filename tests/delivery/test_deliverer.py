@@ -264,7 +264,7 @@ def retry_until_ok(daemon, payload, limit=15.0, clock=None):
 
 
 def test_waiting_state_is_posted_once_when_alertmanagers_retry_brings_it(start_daemon, rocketchat, hooks):
-    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.3", **hooks)
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="1", **hooks)
     clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
     status, headers, body = daemon.post_json(one_alert("Second", group="b"))
@@ -357,7 +357,7 @@ def test_two_notifications_of_one_group_with_different_alerts_post_every_alert(s
 
 
 def test_group_that_grows_while_waiting_posts_each_alert_once(start_daemon, rocketchat, hooks):
-    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="1", **hooks)
     clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("Other", group="other"))[0] == 200
     grown = one_alert("A", group="storage")
@@ -372,7 +372,7 @@ def test_group_that_grows_while_waiting_posts_each_alert_once(start_daemon, rock
 
 def test_resolved_state_replaces_the_waiting_firing_one_and_a_stale_copy_is_not_posted(
         start_daemon, rocketchat, hooks):
-    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="1", **hooks)
     clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("Other", group="other"))[0] == 200
     assert daemon.post_json(one_alert("Flap", group="flap"))[0] == 503
@@ -386,7 +386,7 @@ def test_resolved_state_replaces_the_waiting_firing_one_and_a_stale_copy_is_not_
 
 
 def test_pacing_wait_is_logged_with_its_reason_and_delay(start_daemon, rocketchat, hooks, logs):
-    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="0.2", **hooks)
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/2", DELIVERY_DEADLINE="1", **hooks)
     clock = SteppedClock().drive(daemon)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
     retry_until_ok(daemon, one_alert("Second", group="b"), clock=clock)
@@ -399,7 +399,7 @@ def test_pacing_wait_is_logged_with_its_reason_and_delay(start_daemon, rocketcha
 def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, monkeypatch):
     from rcwebhook.delivery import deliverer
     monkeypatch.setattr(deliverer, "QUEUE_LIMIT", 2)
-    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/60", DELIVERY_DEADLINE="0.2", **hooks)
+    daemon = start_daemon(ROCKETCHAT_RATE_LIMIT="1/60", DELIVERY_DEADLINE="1", **hooks)
     assert daemon.post_json(one_alert("First", group="a"))[0] == 200
     assert [daemon.post_json(one_alert(f"W{i}", group=f"w{i}"))[0] for i in range(2)] == [503, 503]
     status, headers, body = daemon.post_json(one_alert("Over", group="over"))
@@ -409,7 +409,7 @@ def test_waiting_posts_are_bounded_in_number(start_daemon, rocketchat, hooks, mo
 
 def test_a_state_no_request_carries_any_more_is_dropped_and_logged(start_daemon, rocketchat, hooks, logs):
     from rcwebhook.delivery.depot import PENDING_MAX_AGE
-    daemon = start_daemon(DELIVERY_DEADLINE="0.2", **hooks)
+    daemon = start_daemon(DELIVERY_DEADLINE="1", **hooks)
     clock = SteppedClock().drive(daemon)
     rocketchat.disable("critical")
     assert daemon.post_json(one_alert("Lost", group="lost"))[0] == 503
@@ -451,7 +451,7 @@ def test_lowering_dedup_window_by_reload_takes_effect_at_once(start_daemon, rock
 
 
 def test_after_a_reload_waiting_states_go_to_the_new_url_and_old_senders_end(start_daemon, rocketchat, hooks):
-    daemon = start_daemon(DELIVERY_DEADLINE="0.3", **hooks)
+    daemon = start_daemon(DELIVERY_DEADLINE="1", **hooks)
     assert daemon.post_json(one_alert("Warm", severity="warning"))[0] == 200
     rocketchat.disable("critical")
     assert daemon.post_json(one_alert("Moved"))[0] == 503  # waits for the critical hook, which is down
