@@ -553,7 +553,12 @@ def test_alert_storm_under_the_rate_limit(start_daemon, harness, am_binary):
 # --- 6. out-of-order copies --------------------------------------------------------------------
 
 
-def test_stale_firing_copies_never_outlive_their_resolution(start_daemon, harness):
+def test_stale_firing_copies_never_outlive_their_resolution(start_daemon, harness, monkeypatch):
+    # The stale copies below come, with their retries, about 2.3 s after their resolution here: within
+    # REFIRE_GAP (5 s), but a loaded machine can stretch that past it, where a firing from the resolution's
+    # own sender is taken for a re-fire and posted. What is tested is the copy rule, not that gap: widen it.
+    from rcwebhook.delivery import ledger
+    monkeypatch.setattr(ledger, "REFIRE_GAP", 30.0)
     rc = harness.standin()
     urls = add_hooks(rc)
     daemon = start_daemon(**hook_settings(urls, **{**FAST, "DELIVERY_DEADLINE": "1", "DELIVERY_TIMEOUT": "5"}))
