@@ -23,6 +23,7 @@ from .web.server import Server
 log = logging.getLogger("rcwebhook")
 
 Loader = Callable[[], Tuple[Settings, List[str]]]
+READY_FLUSH = 1.0  # seconds the start-up lines may take to be written before READY=1 goes anyway
 # Changing these needs a new listening socket: a reload keeps the running values and says so.
 _RESTART_KEYS = {key.field: key.name for key in KEYS if key.restart}
 
@@ -54,6 +55,8 @@ class Service:
         signal.signal(signal.SIGHUP, self._on_reload_signal)
         self.server.on_tick.append(self._tick)
         self._announce(settings)
+        # Written before systemd says "Started" (journalctl's order), unless a destination is stalled.
+        logs.flush(READY_FLUSH)
         self.notifier.ready(f"Serving on {self.server.url}")
         self.notifier.watchdog_due(time.monotonic())
         try:

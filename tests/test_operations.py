@@ -549,3 +549,41 @@ def test_after_a_reload_the_service_stops_with_the_new_settings(service, logs):
     svc._stop()
     # The stop lets requests in flight run to DELIVERY_DEADLINE and 5 s more: the new one, 8 s.
     assert any("waiting up to 13s for 0 requests in flight" in line for line in logs.lines()), logs.lines()
+
+
+def test_the_listening_line_is_written_before_systemd_is_told_ready():
+    # journalctl shows "listening on" before systemd's "Started": the line goes through a destination's
+    # writer thread, and READY=1 went while a slow destination still held it (the boot test's order was a race).
+    import logging
+
+    from rcwebhook.operations import logs as logs_module
+    from rcwebhook.service import Service
+    from tests.conftest import make_settings
+
+    written: List[str] = []
+
+    class SlowDisk(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            time.sleep(0.05)
+            written.append(record.getMessage())
+
+    logger = logging.getLogger("rcwebhook")
+    outbox, level = logs_module.Outbox(SlowDisk(), "file", []), logger.level
+    logger.addHandler(outbox)
+    logger.setLevel(logging.INFO)
+    service = Service(lambda: (make_settings(DRY_RUN="true", PORT="0"), []), {})
+    at_ready: List[List[str]] = []
+
+    def ready(status: str) -> None:
+        at_ready.append(list(written))
+        service.stop_signal = "SIGTERM"
+
+    service.notifier.ready = ready
+    try:
+        assert service.run(make_settings(DRY_RUN="true", PORT="0")) == 0
+    finally:
+        logger.removeHandler(outbox)
+        logger.setLevel(level)
+        outbox.close()
+    [lines] = at_ready
+    assert any(" listening on http://127.0.0.1:" in line for line in lines), lines
