@@ -114,12 +114,16 @@ def root_for(suite: str, packages: List[str], log) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     log(f"building the {suite} root with mmdebstrap from {', '.join(sources)}")
     started = time.monotonic()
-    result = subprocess.run(["mmdebstrap", "--variant=minbase", f"--include={','.join(packages)}",
-                             f"--customize-hook={DISABLE_HOOK}", suite, str(partial), *sources],
-                            capture_output=True, text=True, timeout=1200)
-    if result.returncode != 0:
+    for attempt in (1, 2):  # a new machine downloads every root: one failed fetch must not fail a release's tests
+        result = subprocess.run(["mmdebstrap", "--variant=minbase", f"--include={','.join(packages)}",
+                                 '--aptopt=Acquire::Retries "3"', f"--customize-hook={DISABLE_HOOK}", suite,
+                                 str(partial), *sources], capture_output=True, text=True, timeout=1200)
+        if result.returncode == 0:
+            break
         shutil.rmtree(partial, ignore_errors=True)
-        raise BootError(f"mmdebstrap {suite} failed:\n{result.stderr[-3000:]}")
+        log(f"mmdebstrap {suite} failed (attempt {attempt}): {result.stderr.strip()[-300:]}")
+    else:
+        raise BootError(f"mmdebstrap {suite} failed twice:\n{result.stderr[-3000:]}")
     (partial / ".complete").touch()
     partial.rename(root)
     log(f"{suite} root built in {time.monotonic() - started:.0f}s")
@@ -308,7 +312,8 @@ class Machine:
         while state not in ("running", "degraded"):
             if time.monotonic() > deadline:
                 raise BootError(f"{self.suite} did not finish booting ({state!r}):\n{self.nspawn_log()}")
-            state = self.sh("systemctl is-system-running --wait 2>/dev/null", check=False, timeout=60).stdout.strip()
+            state = self.sh("systemctl is-system-running --wait 2>/dev/null", check=False,
+                            timeout=max(1.0, deadline - time.monotonic())).stdout.strip()
             if not state:
                 time.sleep(0.2)  # PID 1 has not opened its private socket yet
         self.log(f"booted {self.sh('systemctl --version | head -n 1').stdout.strip()} ({self.suite}): {state}")
