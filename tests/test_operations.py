@@ -551,9 +551,9 @@ def test_after_a_reload_the_service_stops_with_the_new_settings(service, logs):
     assert any("waiting up to 13s for 0 requests in flight" in line for line in logs.lines()), logs.lines()
 
 
-def test_the_listening_line_is_written_before_systemd_is_told_ready():
-    # journalctl shows "listening on" before systemd's "Started": the line goes through a destination's
-    # writer thread, and READY=1 went while a slow destination still held it (the boot test's order was a race).
+def start_with_a_slow_log_destination(emit) -> List[List[str]]:
+    """Run a Service whose only log destination writes each line with `emit(line, written)`; return, for each
+    READY=1 sent (the daemon stops at the first), the seconds since the start and the lines written by then."""
     import logging
 
     from rcwebhook.operations import logs as logs_module
@@ -564,26 +564,54 @@ def test_the_listening_line_is_written_before_systemd_is_told_ready():
 
     class SlowDisk(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            time.sleep(0.05)
-            written.append(record.getMessage())
+            emit(record.getMessage(), written)
 
     logger = logging.getLogger("rcwebhook")
     outbox, level = logs_module.Outbox(SlowDisk(), "file", []), logger.level
     logger.addHandler(outbox)
     logger.setLevel(logging.INFO)
     service = Service(lambda: (make_settings(DRY_RUN="true", PORT="0"), []), {})
-    at_ready: List[List[str]] = []
+    at_ready: List[tuple] = []
 
     def ready(status: str) -> None:
-        at_ready.append(list(written))
+        at_ready.append((time.monotonic() - started, list(written)))
         service.stop_signal = "SIGTERM"
 
     service.notifier.ready = ready
+    started = time.monotonic()
     try:
         assert service.run(make_settings(DRY_RUN="true", PORT="0")) == 0
     finally:
         logger.removeHandler(outbox)
         logger.setLevel(level)
         outbox.close()
-    [lines] = at_ready
+    return at_ready
+
+
+def test_the_listening_line_is_written_before_systemd_is_told_ready():
+    # journalctl shows "listening on" before systemd's "Started": the line goes through a destination's
+    # writer thread, and READY=1 went while a slow destination still held it (the boot test's order was a race).
+    def slow(line: str, written: List[str]) -> None:
+        time.sleep(0.05)
+        written.append(line)
+
+    [(_, lines)] = start_with_a_slow_log_destination(slow)
     assert any(" listening on http://127.0.0.1:" in line for line in lines), lines
+
+
+def test_a_stalled_log_destination_holds_ready_back_for_ready_flush_only(monkeypatch):
+    from rcwebhook import service
+
+    monkeypatch.setattr(service, "READY_FLUSH", 0.3)
+    release = threading.Event()
+
+    def stalled(line: str, written: List[str]) -> None:
+        release.wait(30)  # a journal that takes nothing (released when the test ends)
+        written.append(line)
+
+    try:
+        [(took, lines)] = start_with_a_slow_log_destination(stalled)
+    finally:
+        release.set()
+    assert lines == []  # READY=1 went with nothing written
+    assert 0.3 <= took < 0.3 + 2, took  # the flush's wait, and the start-up's own work (0.04 s here)
