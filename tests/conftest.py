@@ -132,6 +132,21 @@ def logs() -> Iterator[LogCapture]:
     logger.setLevel(old_level)
 
 
+@pytest.fixture
+def restore_logger() -> Iterator[logging.Logger]:
+    """The `rcwebhook` logger after the test: the handlers it added removed and closed, its level and
+    propagation as before. (Handlers the test's logs.configure replaced are closed: not added again.)"""
+    logger = logging.getLogger("rcwebhook")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield logger
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
 def load_example() -> Dict[str, Any]:
     return json.loads(EXAMPLE_ALERT.read_text())
 

@@ -309,21 +309,6 @@ def dropped(daemon, destination: str) -> float:
     return float(next((line[len(prefix):] for line in body.splitlines() if line.startswith(prefix)), "0"))
 
 
-@pytest.fixture
-def restore_logger():
-    logger = logging.getLogger("rcwebhook")
-    saved = (list(logger.handlers), logger.level)
-    yield logger
-    for handler in list(logger.handlers):
-        if handler not in saved[0]:
-            logger.removeHandler(handler)
-            handler.close()
-    for handler in saved[0]:
-        if handler not in logger.handlers:
-            logger.addHandler(handler)
-    logger.setLevel(saved[1])
-
-
 def fired(i: int) -> Dict:
     payload = load_example()
     for alert in payload["alerts"]:

@@ -13,19 +13,6 @@ import pytest
 from rcwebhook.operations import logs
 
 
-@pytest.fixture
-def restore_logger():
-    logger = logging.getLogger("rcwebhook")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield logger
-    for handler in list(logger.handlers):
-        if handler not in saved[0]:
-            logger.removeHandler(handler)
-            handler.close()
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
-
-
 def test_log_file_rotates_at_max_bytes_keeping_backup_count(tmp_path, restore_logger):
     path = tmp_path / "rcwebhook.log"
     logs.configure("INFO", str(path), max_bytes=1000, backup_count=2, stream=io.StringIO(), environ={})
