@@ -421,10 +421,11 @@ def _destination(handler: logging.Handler) -> str:
 
 
 def flush(timeout: float = FLUSH_WAIT) -> None:
-    """Wait, up to `timeout` seconds per destination, until the `rcwebhook` logger's entries are written."""
+    """Wait, up to `timeout` seconds in all, until the `rcwebhook` logger's entries are written."""
+    deadline = time.monotonic() + timeout
     for handler in logging.getLogger("rcwebhook").handlers:
         if isinstance(handler, Outbox):
-            handler.flush(timeout)
+            handler.flush(max(0.0, deadline - time.monotonic()))
 
 
 def under_journal(stream: IO[str], environ: Mapping[str, str]) -> bool:
