@@ -192,7 +192,6 @@ def _humanize_duration(i: Any) -> str:
     return sprintf("%.4g", [v], DEFAULT_COMPAT) + prefix + "s"
 
 
-# No two ways to match one string (digits, then an optional fraction), so no backtracking: linear
 # --- The functions of Alertmanager 0.30 to 0.34 ---------------------------------------------------
 
 

@@ -25,10 +25,10 @@ _NO_HOOK = {"last_outcome": "", "seen_429": 0, "next_post_in": 0.0, "hold": "", 
 def facts(board: Board, delivery: Mapping[str, Any], dry_run: bool) -> Dict[str, Any]:
     """Return everything /status shows, as JSON-ready data: no URL but redacted ones, no secret."""
     now = time.time()
-    with board.lock:
-        recent = [{**entry, "time": _moment(entry["time"], now)} for entry in reversed(board.recent)]
-        reload = {**board.reload, "time": _moment(board.reload["time"], now)}
-        config_file = board.config_file
+    with board.lock:  # copied under the lock, which every notification takes; formatted after it
+        recent, reload, config_file = list(board.recent), dict(board.reload), board.config_file
+    recent = [{**entry, "time": _moment(entry["time"], now)} for entry in reversed(recent)]
+    reload["time"] = _moment(reload["time"], now)
     routes = []
     for name, (url, waiting) in delivery["routes"].items():
         hook = delivery["hooks"].get(url, _NO_HOOK) if url else _NO_HOOK
