@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from rcwebhook.delivery.transport import Answer, post
+from tests.faults import wait_until
 from tests.rocketchat_standin import RocketChatStandin
 from tests.delivery.test_deliverer import SteppedClock
 from tests.test_operations import parse_metrics, processes  # noqa: F401 - `processes` is a fixture
@@ -85,13 +86,6 @@ def no_new_request(rocketchat: RocketChatStandin, hook: str, seconds: float) -> 
     except AssertionError:
         return
     raise AssertionError(f"unexpected post to {hook}: {got[before:]}")
-
-
-def wait_until(condition, what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def idle(daemon) -> bool:

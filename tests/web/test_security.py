@@ -25,6 +25,7 @@ from rcwebhook.config.describe import describe
 from rcwebhook.config.settings import ConfigError, build
 from rcwebhook.web.admission import STALL_GRACE, Phase, Seat
 from tests.conftest import ROOT, load_example, make_settings, require_program
+from tests.faults import wait_until
 from tests.rocketchat_standin import RocketChatStandin
 
 KEY = "k3y-0f-the-test-Zq8xW"
@@ -33,15 +34,6 @@ KEY = "k3y-0f-the-test-Zq8xW"
 @pytest.fixture
 def hooks(rocketchat):
     return {f"ROCKETCHAT_WEBHOOK_{n.upper()}": rocketchat.add_hook(n) for n in ("critical", "warning", "info")}
-
-
-def wait_until(condition, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- authentication ---------------------------------------------------------------------------
