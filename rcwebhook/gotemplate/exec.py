@@ -221,12 +221,12 @@ class _State:
             try:
                 if items is None and r.else_list is not None:
                     self.walk(dot, r.else_list)
+                decl = r.pipe.decl  # $elem or $index, $elem: assigned, or the last declared
+                if items and r.pipe.is_assign and self.compat != "0.25":
+                    pairs = [self.var(v.ident[0]) for v in decl]
+                else:  # the same variables every pass: the body's own are dropped after each
+                    pairs = self.vars[mark - len(decl):mark]
                 for index, elem in items or ():
-                    decl = r.pipe.decl  # $elem or $index, $elem: assigned, or the last declared
-                    if r.pipe.is_assign and self.compat != "0.25":
-                        pairs = [self.var(v.ident[0]) for v in decl]
-                    else:
-                        pairs = self.vars[mark - len(decl):mark]
                     for pair, value in zip(pairs, (index, elem)[2 - len(decl):]):
                         pair[1] = value
                     try:
@@ -369,10 +369,9 @@ class _State:
         args = args[1:] if args is not None else []
         params = fn.params
         num_in = len(args) + (0 if final is _MISSING else 1)
-        if fn.variadic and num_in < len(params) - 1:
-            self.errorf(f"wrong number of args for {name}: want at least {len(params) - 1} got {len(args)}")
-        if not fn.variadic and num_in != len(params):
-            self.errorf(f"wrong number of args for {name}: want {len(params)} got {num_in}")
+        if not fn.takes(num_in):
+            self.errorf(f"wrong number of args for {name}: want at least {len(params) - 1} got {len(args)}"
+                        if fn.variadic else f"wrong number of args for {name}: want {len(params)} got {num_in}")
         if fn.name in ("and", "or"):
             v: Any = None
             for arg in args:
