@@ -90,6 +90,7 @@ def _byte_char(v: int) -> str:
 
 
 _RAW_BYTES = re.compile(f"[{chr(_BYTE_BASE + 0x80)}-{chr(_BYTE_BASE + 0xFF)}]+")
+_CONTROLS = {"if": IfNode, "range": RangeNode, "with": WithNode}  # the node of each control action
 
 
 def _join_bytes(s: str) -> str:
@@ -292,7 +293,8 @@ class _Parser:
                 self.range_depth -= 1
             else_list = None
             if isinstance(nxt, _ElseNode):
-                chain = {"if": T_IF, "with": T_WITH if self.else_with else None}.get(context)
+                # `else if` chains in an if, `else with` in a with where the language version has it
+                chain = T_IF if context == "if" else T_WITH if context == "with" and self.else_with else None
                 if self.peek().typ == chain:
                     self.next()
                     else_list = self.new(ListNode(nxt.pos))
@@ -305,8 +307,7 @@ class _Parser:
                     else_list, nxt = self.item_list()
                     if not isinstance(nxt, _EndNode):
                         self.errorf(f"expected end; found {nxt}")
-            cls = {"if": IfNode, "range": RangeNode, "with": WithNode}[context]
-            return self.new(cls(pipe.pos, pipe, lst, else_list))
+            return self.new(_CONTROLS[context](pipe.pos, pipe, lst, else_list))
         finally:
             del self.vars[nvars:]
 

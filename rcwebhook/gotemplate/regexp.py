@@ -238,8 +238,8 @@ class Regexp:
             return src.replace(self._literal, repl)
         out: List[str] = []
         last = search = 0
+        find = self.find_string_submatch_index if expand else self.find_string_index
         while search <= len(src):
-            find = self.find_string_submatch_index if expand else self.find_string_index
             m = find(src, search, check)
             if m is None:
                 break
