@@ -1,4 +1,4 @@
-"""What the functions codegen generates call at run time: field and method lookup, range, {{template}},
+"""What the functions codegen generates call at run time: field and method lookup, {{template}},
 the step and output checkpoints, and the deferrals to the walker where the generator knew too little.
 
 A generated function gives the walker's output or raises; Fallback (or any other exception) makes the
