@@ -525,6 +525,12 @@ def log_lines(process: RcwebhookProcess, pattern: str) -> List[str]:
     return [line for line in process.stderr().splitlines() if re.search(pattern, line)]
 
 
+def logged(process: RcwebhookProcess, pattern: str, explain: Callable[[], str]) -> List[str]:
+    """Wait until the daemon's log holds a line matching `pattern`, and return every such line. Its log is
+    written by a thread of its own, so a line can reach the file after the answer or post it tells of."""
+    return wait_until(lambda: log_lines(process, pattern), f"a log line matching {pattern!r}", STEP, explain)
+
+
 def firing_payload(name: str, group: str, starts: datetime, severity: str = "critical") -> Dict[str, Any]:
     return notification([alert_item(name, severity, FIRING, starts, service=group)], group)
 
@@ -564,8 +570,8 @@ def test_a_corrupt_state_database_is_moved_aside_and_a_new_one_keeps_the_threads
 
     assert post_once(daemon.url + "/webhook", firing_payload("CorruptDiskFull", "corrupt", starts)) == 200, explain()
     root = rc.message_ids("critical")[0]
-    moved = log_lines(daemon, r" ERROR The state database .*state\.sqlite3 is corrupt .*: moved it aside to "
-                              r"state\.sqlite3\.corrupt-\d+ and started a new one")
+    moved = logged(daemon, r" ERROR The state database .*state\.sqlite3 is corrupt .*: moved it aside to "
+                           r"state\.sqlite3\.corrupt-\d+ and started a new one", explain)
     assert len(moved) == 1, explain()
     aside = sorted(p.name for p in state_dir.iterdir() if p.name.startswith("state.sqlite3.corrupt-"))
     assert len(aside) == 1 and aside[0] in moved[0], (aside, explain())
@@ -587,7 +593,8 @@ def test_a_corrupt_state_database_is_moved_aside_and_a_new_one_keeps_the_threads
     _, resolution = posts(rc, "critical")[-1]
     assert resolution.get("tmid") == root, explain()
     assert resolution["text"].split("\n")[1:] == ["Incident resolved after 20s."], explain()
-    assert reply_lines(daemon.stderr().splitlines(), root), explain()
+    wait_until(lambda: reply_lines(daemon.stderr().splitlines(), root), f"a success log line saying thread={root}",
+               STEP, explain)
     assert " ERROR " not in daemon.stderr(), explain()  # the second start found a sound database
     assert sorted(p.name for p in state_dir.iterdir() if p.name.startswith("state.sqlite3.corrupt-")) == aside
 
@@ -615,7 +622,7 @@ def test_an_unwritable_state_dir_costs_nothing_but_one_error(where, stack, tmp_p
     # Threads still work, in memory.
     root = seen[0][0]
     assert [body.get("tmid") for _, body in seen] == [None, root, root], explain()
-    errors = log_lines(daemon, " ERROR ")
+    errors = logged(daemon, " ERROR ", explain)
     assert len(errors) == 1, explain()
     assert re.search(r"The state database in STATE_DIR=.* cannot be opened: .*; going on with state in memory "
                      r"only", errors[0]), errors
