@@ -397,7 +397,7 @@ class Courier:
                 log.info("Alert sent successfully to Rocket.Chat: %d (route=%s alerts=%s hook=%s took=%.3fs%s%s)",
                          answer.status, routes, post.names, self.hook, took, merged, threads,
                          extra=self._fields("delivered", post, outcome))
-        depot.save(saved)
+            depot.save(saved)
 
     def _note(self, post: Post, answer: Answer, outcome: str, wall: float) -> None:
         """Keep what the status page shows of this answer."""

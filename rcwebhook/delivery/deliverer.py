@@ -168,8 +168,8 @@ class Deliverer:
                 if acknowledged:
                     confirmed.extend((e.route, e.key, e.posted, e.posted_at, e.confirmed_at)
                                      for e, state in ticket.carried if e.posted == state and e.confirmed_at == now)
-        depot.store.save_states(confirmed)
-        depot.save_runs()
+            depot.store.save_states(confirmed)
+            depot.save_runs()
         return results
 
     def _result(self, route: Route, ticket: Ticket) -> Result:
@@ -231,5 +231,5 @@ class Deliverer:
                 courier.close()
             depot.lock.notify_all()
             depot.ledger.posted.seal()  # the records not yet sealed would be lost otherwise
-        depot.save_runs()
+            depot.save_runs()
         depot.store.close()

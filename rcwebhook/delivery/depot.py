@@ -177,20 +177,21 @@ class Depot:
 
     # --- the state store (it queues its writes) --------------------------------------------
 
+    # The writes are queued with the lock held, so that the state writer writes them in the order the
+    # ledger changed: a row queued after a newer one of the same alert would overwrite it (a post's row,
+    # not yet acknowledged, written over its acknowledgement). Queueing never waits for the disk.
+
     def save(self, states: List[state_store.Row]) -> None:
-        """Write the posted states, and the threads changed since the last save (takes the lock briefly)."""
-        with self.lock:
-            opened, ended = [to_row(t) for t in self._opened.values()], self._ended
-            self._opened, self._ended = {}, []
+        """Queue the posted states, and the threads changed since the last save (the lock is held)."""
+        opened, ended = [to_row(t) for t in self._opened.values()], self._ended
+        self._opened, self._ended = {}, []
         self.store.save_states(states)
         self.store.save_threads(opened, ended)
 
     def save_runs(self) -> None:
-        """Write the ledger's compact record of posted states when it changed since last saved (takes the
-        lock briefly)."""
-        with self.lock:
-            if self.ledger.posted.version == self._runs_saved:
-                return
-            self._runs_saved = self.ledger.posted.version
-            runs = list(self.ledger.posted.runs)
-        self.store.save_runs(runs)
+        """Queue the ledger's compact record of posted states when it changed since last saved (the lock is
+        held)."""
+        if self.ledger.posted.version == self._runs_saved:
+            return
+        self._runs_saved = self.ledger.posted.version
+        self.store.save_runs(list(self.ledger.posted.runs))

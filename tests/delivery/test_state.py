@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 
 from tests.conftest import make_settings
 from tests.faults import FIRING, RESOLVED, alert_item, notification, shown_states, wait_until, whole_second
-from tests.delivery.test_deliverer import SteppedClock
+from tests.delivery.test_deliverer import SteppedClock, one_alert
 
 
 def payload(name: str, status: str, starts, group_key: str = "", ends=None, **labels: str) -> Dict[str, Any]:
@@ -59,6 +59,38 @@ def test_huge_group_keys_cost_a_digest_on_disk_and_their_threads_survive_a_resta
     resolution = rocketchat.messages("critical")[-1]
     assert shows(resolution) == [("Huge5", RESOLVED)]
     assert resolution.get("tmid") == roots[5]  # the thread was found again by its groupKey's digest
+
+
+def test_a_reminder_after_a_restart_is_posted_whichever_thread_queues_its_write_first(start_daemon, rocketchat,
+                                                                                      tmp_path):
+    # Two threads write an alert's row: the courier when Rocket.Chat accepts the post (not acknowledged yet),
+    # the request's thread when it answers Alertmanager 200 (acknowledged). The courier's write is held here
+    # until the request's has been queued, if the request's can be queued first (at most 1 s): the row
+    # written last must still say acknowledged, or the restarted daemon takes the reminder for a copy.
+    hook = rocketchat.add_hook("critical")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
+                  ROCKETCHAT_RATE_LIMIT="0")
+    daemon = start_daemon(**values)
+    store = daemon.server.deliverer.depot.store
+    acknowledgement_queued = threading.Event()
+    queue = store.save_states
+
+    def save_states(rows) -> None:
+        rows = list(rows)
+        if rows and all(confirmed_at == 0.0 for *_, confirmed_at in rows):  # the courier's
+            acknowledgement_queued.wait(1.0)
+        elif rows:
+            acknowledgement_queued.set()
+        queue(rows)
+
+    store.save_states = save_states
+    assert daemon.post_json(one_alert("Remind"))[0] == 200
+    daemon = restart(start_daemon, daemon, **values)
+    clock = SteppedClock().drive(daemon)
+    clock.advance(120.0)  # later than DEDUP_WINDOW: Alertmanager's repeat_interval, not a copy
+    status, _, body = daemon.post_json({**one_alert("Remind"), "notification_reason": "repeat interval elapsed"})
+    assert status == 200, body
+    assert [m["attachments"][0]["title"] for m in rocketchat.messages("critical")] == ["Remind", "Remind"]
 
 
 # --- the store is never on an answer's path ---------------------------------------------------------------
