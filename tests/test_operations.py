@@ -109,7 +109,8 @@ class Process:
                                      stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environ)
         self.lines: List[str] = []
         self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         self.port = int(self.wait_for(r"listening on http://127\.0\.0\.1:(\d+)").group(1))
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -148,6 +149,12 @@ class Process:
     def metrics(self) -> Dict[str, float]:
         with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
             return parse_metrics(response.read().decode())
+
+    def exited(self, timeout: float) -> int:
+        """Wait for the daemon to exit and for the reader to take its last line; return its exit code."""
+        code = self.proc.wait(timeout)
+        self.reader.join(timeout)
+        return code
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -249,7 +256,7 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path, rocketchat, process
         socket.create_connection(("127.0.0.1", daemon.port), timeout=2).close()
     worker.join(15)
     assert answers == [200]  # Rocket.Chat's late answer was waited for
-    assert daemon.proc.wait(15) == 0
+    assert daemon.exited(15) == 0
     assert daemon.lines[-1].endswith("rcwebhook stopped")
     rocketchat.release_stalled()
 

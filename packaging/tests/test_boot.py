@@ -13,7 +13,7 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import Dict, List, NamedTuple
+from typing import Any, Callable, Dict, List, NamedTuple
 
 import pytest
 
@@ -72,6 +72,18 @@ class Booted:
                 message = bytes(message).decode("utf-8", "replace")
             entries.append(Entry(int(fields.get("PRIORITY", 6)), fields.get("SYSLOG_IDENTIFIER", ""), message))
         return entries
+
+    def journal_until(self, since: int, condition: Callable[[List[Entry]], Any], what: str,
+                      timeout: float = 30, unit: bool = True) -> List[Entry]:
+        """Wait until the journal entries since `since` satisfy `condition`, and return them. The daemon writes
+        its log from a thread of its own, so an entry can arrive after the answer or exit it tells of."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = self.journal(since, unit=unit)
+            if condition(entries):
+                return entries
+            assert time.monotonic() < deadline, f"in {self.suite}: waited {timeout:g}s for {what}: {entries}"
+            time.sleep(0.2)
 
     def configure(self, **keys: str) -> None:
         """Write the env file: the packaged example's comments, then these keys."""
@@ -252,6 +264,9 @@ def test_configuration_error_at_start_is_found_by_journalctl_p_err(booted):
     since = booted.mark()
     assert booted.sh("systemctl start rcwebhook", check=False).returncode != 0
     assert (booted.prop("ActiveState"), booted.prop("ExecMainStatus")) == ("failed", "78")
+    # journald reads the daemon's output stream on its own time: wait until the error is in.
+    booted.journal_until(since, lambda entries: any("PORT='many'" in e.message for e in entries),
+                         "the error in the journal")
     errors = booted.sh("journalctl -b -u rcwebhook -p err -o cat --no-pager").stdout
     assert re.search(r"^rcwebhook: error: /etc/rcwebhook/rcwebhook\.env:\d+: PORT='many' is not a whole number$",
                      errors, re.M), errors
@@ -315,7 +330,9 @@ def test_journal_priorities_of_errors_and_warnings(booted):
     booted.restart()
     status, body = booted.post_alert(alert="/root/t/info-alert.json")
     assert status == 502, body
-    mine = [e for e in booted.journal(since) if e.identifier == "rcwebhook"]
+    mine = [e for e in booted.journal_until(since, lambda entries: any(
+                e.message.startswith("Rocket.Chat refused the post for route info") for e in entries),
+                "the refusal's journal entry") if e.identifier == "rcwebhook"]
     warning = [e for e in mine if "unknown key SEVERITY_FIELD, did you mean SEVERITY_LABEL?" in e.message]
     refused = [e for e in mine if e.message.startswith("Rocket.Chat refused the post for route info")]
     listening = [e for e in mine if "listening on" in e.message]
@@ -364,7 +381,10 @@ def test_refused_reload_fails_and_keeps_the_running_configuration(booted):
     assert (booted.prop("ActiveState"), booted.prop("SubState"), booted.prop("MainPID")) == ("active", "running", pid)
     assert booted.post_alert()[0] == 200  # the running configuration has no API key
     assert booted.metrics()["rcwebhook_config_last_reload_successful"] == 0
-    errors = [e.message for e in booted.journal(since) if e.priority <= 3]
+    refusal = "the new configuration was refused; the daemon runs on with the previous one"
+    entries = booted.journal_until(since, lambda entries: any(refusal in e.message for e in entries),
+                                   "the refused reload's journal entries")
+    errors = [e.message for e in entries if e.priority <= 3]
     assert any("Reload refused: the configuration is invalid" in m for m in errors), errors
     assert any("the new configuration was refused; the daemon runs on with the previous one" in m for m in errors), errors
     booted.configure(**booted.good_config())
@@ -412,8 +432,9 @@ def test_no_seccomp_violation_across_every_feature(booted):
         assert len(booted.received("tls")) == 3
         assert "process_threads" in booted.metrics(*https)
         booted.sh("systemctl reload rcwebhook")
-        logs = booted.sh("ls /var/log/rcwebhook").stdout.split()
-        assert "rcwebhook.log.1" in logs, logs
+        # LOG_MAX_BYTES=1000 is passed well before this; the file is written by the daemon's log thread.
+        booted.wait(lambda: "rcwebhook.log.1" in booted.sh("ls /var/log/rcwebhook").stdout.split(), 30,
+                    "the log file rotated")
         booted.sh("systemctl stop rcwebhook")
         assert (booted.prop("Result"), booted.prop("ExecMainStatus")) == ("success", "0")
         found = [e.message for e in booted.journal(since, unit=False) if VIOLATIONS.search(e.message)]

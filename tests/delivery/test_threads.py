@@ -273,7 +273,12 @@ def test_an_incident_fires_in_the_channel_and_reminds_and_resolves_in_its_thread
     # Every reply is counted and logged with its thread; no channel message is.
     wait_metric(daemon.url, lambda m: replies_metric(m) == len(replies) == replies_metric(m, "critical"),
                 f"rcwebhook_thread_replies_total == {len(replies)}", explain)
-    lines = [line for line in logs.lines() if SUCCESS in line and "route=critical" in line]
+    # The counter is raised just before the line is logged, under the same lock: wait for the line too.
+    def critical_successes() -> Optional[List[str]]:
+        found = [line for line in logs.lines() if SUCCESS in line and "route=critical" in line]
+        return found if len([line for line in found if " thread=" in line]) >= len(replies) else None
+
+    lines = wait_until(critical_successes, f"{len(replies)} success lines saying thread=", STEP, explain)
     assert len([line for line in lines if " thread=" in line]) == len(replies), explain()
     assert len(reply_lines(lines, root)) == len([r for r in replies if r["tmid"] == root]), explain()
     for hook in ("warning", "info"):
@@ -408,6 +413,8 @@ def test_a_new_alert_of_the_group_is_shown_in_the_channel_and_the_thread_moves_t
     assert_thread_layout(rc, "critical", [root1, root2], explain)
     replies = [body for _, body in posts(rc, "critical") if body.get("tmid")]
     assert replies_metric(read_metrics(daemon.url), "critical") == len(replies), explain()
+    wait_until(lambda: len(reply_lines(logs.lines(), root2)) >= len(rc.thread("critical", root2)),
+               f"a success line for each reply in thread {root2}", STEP, explain)
     assert len(reply_lines(logs.lines(), root2)) == len(rc.thread("critical", root2)), explain()
 
 
@@ -451,6 +458,8 @@ def test_each_severity_hook_of_a_mixed_group_has_its_own_thread(
     for hook in ("critical", "warning"):
         assert_thread_layout(rc, hook, [roots[hook]], explain)
         assert replies_metric(samples, hook) == len(rc.thread(hook, roots[hook])), explain()
+        wait_until(lambda: len(reply_lines(logs.lines(), roots[hook])) >= len(rc.thread(hook, roots[hook])),
+                   f"a success line for each reply in thread {roots[hook]}", STEP, explain)
         assert len(reply_lines(logs.lines(), roots[hook])) == len(rc.thread(hook, roots[hook])), explain()
     assert rc.messages("info") == []
 
@@ -647,7 +656,7 @@ def test_a_locked_state_database_neither_delays_nor_refuses_alerts(stack, tmp_pa
     assert " ERROR " not in daemon.stderr(), explain()
 
     # Another process holds the database's write lock (this test's own connection; rcwebhook is a child).
-    # rcwebhook writes just after its answer, so the lock is taken once that write is done.
+    # rcwebhook's writes of the post above may still be queued; they wait for this lock like the ones below.
     holder = sqlite3.connect(str(state_dir / "state.sqlite3"), isolation_level=None, timeout=10)
     stack.callback(holder.close)
     holder.execute("BEGIN EXCLUSIVE")

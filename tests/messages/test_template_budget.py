@@ -116,7 +116,7 @@ def test_sigterm_during_a_render_stops_the_daemon_within_timeout_stop_sec(tmp_pa
     limit = timeout_stop_sec()
     started = time.monotonic()
     try:
-        code = daemon.proc.wait(limit)
+        code = daemon.exited(limit)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"still running {limit:g}s after SIGTERM:\n" + "\n".join(daemon.lines)) from None
     assert code == 0, daemon.lines
@@ -133,6 +133,9 @@ def test_a_message_over_the_cpu_budget_is_posted_with_the_builtin_text_and_said_
         assert status == 200, body
     texts = [m["text"] for m in rocketchat.messages("warning")]
     assert [t.startswith(":warning: [FIRING:1] Slow") for t in texts] == [True, True], texts  # the built-in text
+    # The error is logged before Slow0's post, and the daemon writes its lines in order: once Slow1's post is
+    # logged, every error the two caused is in.
+    daemon.wait_for(r"Alert sent successfully to Rocket\.Chat: 200 .*Slow1")
     errors = [line for line in daemon.lines if "TEMPLATE_CPU_BUDGET" in line]
     assert len(errors) == 1, errors
     assert " ERROR " in errors[0], errors
@@ -147,6 +150,7 @@ def test_a_message_over_the_cpu_budget_is_posted_with_the_builtin_text_and_said_
     daemon.signal(signal.SIGHUP)
     daemon.wait_for("Configuration reloaded from", after=mark)
     assert post(daemon, one_alert("Slow2", severity="warning", group="slow2"), timeout=10)[0] == 200
+    daemon.wait_for(r"Alert sent successfully to Rocket\.Chat: 200 .*Slow2", after=mark)
     assert len([line for line in daemon.lines[mark:] if "used up TEMPLATE_CPU_BUDGET" in line]) == 1
 
 

@@ -93,11 +93,13 @@ def test_reload_returns_once_the_new_configuration_is_in_use(tmp_path, daemons):
         daemon.write_config(f"DRY_RUN=true\nMAX_ALERTS_PER_MESSAGE={i}\n")
         before = daemon.metrics()["rcwebhook_config_last_reload_success_timestamp_seconds"]
         err = io.StringIO()
+        mark = len(daemon.lines)
         assert unit.main(["reload", str(daemon.proc.pid)], environ={"RUNTIME_DIRECTORY": str(runtime)}, err=err) == 0
         # Synchronous: done when it returns, not up to a serving-loop tick later.
         assert daemon.metrics()["rcwebhook_config_last_reload_success_timestamp_seconds"] > before
         assert unit.read_state(runtime / "reload") == (i, "ok")
         assert err.getvalue() == ""
+        daemon.wait_for("Configuration reloaded from", after=mark)  # written by the daemon's log thread
     assert len([line for line in daemon.lines if "Configuration reloaded from" in line]) == 3
 
 
