@@ -14,6 +14,7 @@ from .config import tls
 from .config.keys import KEYS
 from .config.secrets import redact_url
 from .config.settings import EX_CONFIG, ConfigError, Settings, exposure_problems
+from .delivery.deliverer import CLOSE_WAIT
 from .delivery.transport import make_transport
 from .operations import logs
 from .operations.notify import Notifier
@@ -62,8 +63,9 @@ class Service:
         try:
             self.server.serve_forever(poll_interval=self.notifier.poll_interval())
         finally:
-            # The drain may outlast TimeoutStopSec=: tell systemd how long it can take, with 10 s to spare.
-            self.notifier.stopping(takes=self.server.settings.delivery_deadline + 5 + 10)
+            # The drain and the posts being answered may outlast TimeoutStopSec=: tell systemd how long they
+            # can take, with 10 s to spare.
+            self.notifier.stopping(takes=self.server.settings.delivery_deadline + 5 + CLOSE_WAIT + 10)
             self._stop()
         log.info("rcwebhook stopped")
         logs.flush()  # what is queued for the journal, stderr or LOG_FILE, for a few seconds at most

@@ -201,7 +201,7 @@ class Courier:
             except Exception as exc:  # a bug must cost a retry, not the hook's thread
                 log.exception("Internal error while posting to %s", self.hook)
                 with depot.lock:
-                    self.sending_since = 0.0
+                    self._sent()
                     self._hold(depot.clock.monotonic() + 1.0, f"internal error: {type(exc).__name__}")
                     depot.give_back(post.entries)
 
@@ -340,7 +340,15 @@ class Courier:
         if post is None or not post.entries:
             return None
         self.sending_since = self.depot.clock.monotonic()
+        self.depot.posts_in_flight += 1
         return post
+
+    def _sent(self) -> None:
+        """The post being sent was answered, or failed (the depot's lock is held; once per post)."""
+        if self.sending_since:
+            self.sending_since = 0.0
+            self.depot.posts_in_flight -= 1
+            self.depot.lock.notify_all()
 
     def _route(self, name: str) -> Route:
         """Return the route named `name`, or one of that name on this hook once the settings lost it."""
@@ -377,7 +385,7 @@ class Courier:
         if (answer.status or answer.sent) and self.limiter.limit:  # it reached Rocket.Chat, whose limiter counted it
             depot.store.record_post(self.hook_id, wall)
         with depot.lock:
-            self.sending_since = 0.0
+            self._sent()
             if answer.status or answer.sent:
                 # Rocket.Chat counted it when it arrived, at the latest when it answered: a post that was slow
                 # to arrive opened its window late, so the window is reckoned from the answer.

@@ -35,6 +35,7 @@ from .transport import Answer, Transport, one_line
 log = logging.getLogger("rcwebhook")
 
 QUEUE_LIMIT = 50_000  # alert states waiting to be posted, all routes together
+CLOSE_WAIT = 5.0  # seconds a stop waits for posts Rocket.Chat is answering
 
 
 class Result(NamedTuple):
@@ -224,12 +225,15 @@ class Deliverer:
                     del found[route]
         return found
 
-    def close(self) -> None:
+    def close(self, wait: float = CLOSE_WAIT) -> None:
+        """Stop posting: a post Rocket.Chat is answering is waited for, up to `wait` seconds, so that what it
+        posted is saved (Alertmanager's retry after a restart then finds it posted); then close the store."""
         depot = self.depot
         with depot.lock:
             for courier in self._couriers.values():
                 courier.close()
             depot.lock.notify_all()
+            depot.lock.wait_for(lambda: depot.posts_in_flight == 0, wait)
             depot.ledger.posted.seal()  # the records not yet sealed would be lost otherwise
             depot.save_runs()
         depot.store.close()

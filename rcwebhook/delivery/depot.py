@@ -56,6 +56,7 @@ class Depot:
         self.store = store
         self.threads = Threads(thread_ttl)
         self.last_offer = 0.0  # monotonic: when a request last brought states
+        self.posts_in_flight = 0  # posts sent and not yet answered, of every courier (retired ones too)
         self._opened: Dict[Tuple[str, str], Thread] = {}  # thread changes not yet saved
         self._ended: List[Tuple[str, str]] = []
         store.recall = self.memory

@@ -93,6 +93,23 @@ def test_a_reminder_after_a_restart_is_posted_whichever_thread_queues_its_write_
     assert [m["attachments"][0]["title"] for m in rocketchat.messages("critical")] == ["Remind", "Remind"]
 
 
+def test_a_post_rocketchat_answers_during_the_stop_is_saved_and_not_posted_again(start_daemon, rocketchat,
+                                                                                  tmp_path):
+    hook = rocketchat.add_hook("critical")
+    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
+                  ROCKETCHAT_RATE_LIMIT="0", DELIVERY_DEADLINE="1")
+    daemon = start_daemon(**values)
+    rocketchat.fail_next("critical", 1, mode="slow", delay=2.5)  # posted at once, answered 200 2.5 s later
+    assert daemon.post_json(one_alert("Slow"))[0] == 503  # DELIVERY_DEADLINE passed: Alertmanager retries
+    assert len(rocketchat.messages("critical")) == 1
+    began = time.monotonic()
+    daemon = restart(start_daemon, daemon, **values)  # the stop comes while Rocket.Chat answers
+    assert time.monotonic() - began < 5.0
+    status, _, body = daemon.post_json(one_alert("Slow"))  # Alertmanager's retry, after the restart
+    assert status == 200, body
+    assert len(rocketchat.messages("critical")) == 1
+
+
 # --- the store is never on an answer's path ---------------------------------------------------------------
 
 
