@@ -102,9 +102,7 @@ def test_a_post_rocketchat_answers_during_the_stop_is_saved_and_not_posted_again
     rocketchat.fail_next("critical", 1, mode="slow", delay=2.5)  # posted at once, answered 200 2.5 s later
     assert daemon.post_json(one_alert("Slow"))[0] == 503  # DELIVERY_DEADLINE passed: Alertmanager retries
     assert len(rocketchat.messages("critical")) == 1
-    began = time.monotonic()
     daemon = restart(start_daemon, daemon, **values)  # the stop comes while Rocket.Chat answers
-    assert time.monotonic() - began < 5.0
     status, _, body = daemon.post_json(one_alert("Slow"))  # Alertmanager's retry, after the restart
     assert status == 200, body
     assert len(rocketchat.messages("critical")) == 1
