@@ -439,7 +439,9 @@ def test_a_connection_flood_does_not_shut_out_alertmanager(start_daemon, hooks, 
         flooder.kill()
         flooder.wait(10)
     answered = [took for status, took in notifications if status == 200 and took <= deadline]
-    assert len(notifications) >= 20
+    # Over TLS 52 notifications get through in the 5 s here on Python 3.9 and 85 on 3.11; a perturbed full run
+    # managed 13. The floor says the senders kept getting through, not how fast this machine is.
+    assert len(notifications) >= 10
     assert len(answered) >= 0.99 * len(notifications), notifications
     health = sorted(took if status == 200 else float("inf") for status, took in probes)
     # Shut out shows as a failed probe (infinite here) or the probe's 5 s timeout; the bound leaves room
