@@ -348,7 +348,8 @@ class Courier:
         if self.sending_since:
             self.sending_since = 0.0
             self.depot.posts_in_flight -= 1
-            self.depot.lock.notify_all()
+            if self.closed:
+                self.depot.lock.notify_all()  # a stop may be waiting for it (Deliverer.close)
 
     def _route(self, name: str) -> Route:
         """Return the route named `name`, or one of that name on this hook once the settings lost it."""

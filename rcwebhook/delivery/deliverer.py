@@ -61,6 +61,7 @@ class Deliverer:
         self.metrics = metrics
         self.depot = Depot(transport, Clock(), metrics, self.open_store(settings), settings.thread_ttl)
         self._couriers: Dict[str, Courier] = {}
+        self._closed = False
         metrics.pending.read = self.pending_count
         metrics.state_bytes.read = self.depot.store.size
         metrics.open_threads.read = lambda: len(self.depot.threads)
@@ -227,9 +228,13 @@ class Deliverer:
 
     def close(self, wait: float = CLOSE_WAIT) -> None:
         """Stop posting: a post Rocket.Chat is answering is waited for, up to `wait` seconds, so that what it
-        posted is saved (Alertmanager's retry after a restart then finds it posted); then close the store."""
+        posted is saved (Alertmanager's retry after a restart then finds it posted); then close the store.
+        Closing again does nothing (and waits for nothing)."""
         depot = self.depot
         with depot.lock:
+            if self._closed:
+                return
+            self._closed = True
             for courier in self._couriers.values():
                 courier.close()
             depot.lock.notify_all()

@@ -108,6 +108,24 @@ def test_a_post_rocketchat_answers_during_the_stop_is_saved_and_not_posted_again
     assert len(rocketchat.messages("critical")) == 1
 
 
+def test_a_stop_waits_for_a_post_being_answered_only_so_long_and_only_once(start_daemon, rocketchat, tmp_path):
+    hook = rocketchat.add_hook("critical")
+    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
+                          ROCKETCHAT_RATE_LIMIT="0", DELIVERY_DEADLINE="1", DELIVERY_TIMEOUT="30")
+    rocketchat.fail_next("critical", 1, mode="stall")  # never answered, until released
+    try:
+        assert daemon.post_json(one_alert("Stalled"))[0] == 503
+        timings = []
+        for _ in range(2):  # the server's close, then the service's (or the other way round)
+            began = time.monotonic()
+            daemon.server.deliverer.close(wait=0.5)
+            timings.append(time.monotonic() - began)
+    finally:
+        rocketchat.release_stalled()
+    assert 0.5 <= timings[0] < 2.0, timings  # waited its bound for the post Rocket.Chat holds, then went on
+    assert timings[1] < 0.25, timings  # closed already: no second wait
+
+
 # --- the store is never on an answer's path ---------------------------------------------------------------
 
 
