@@ -26,10 +26,15 @@ def shows(body: Dict[str, Any]) -> List[tuple]:
     return [(s.name, s.status) for s in shown_states(body)]
 
 
+def critical_only(rocketchat, **values: str) -> Dict[str, str]:
+    """Settings with one hook, critical, where every alert goes, unpaced; and `values`."""
+    return dict(ROCKETCHAT_WEBHOOK_CRITICAL=rocketchat.add_hook("critical"), DEFAULT_SEVERITY="critical",
+                ROCKETCHAT_RATE_LIMIT="0", **values)
+
+
 def restart(start_daemon, daemon, **values: str):
     """Stop `daemon` as the service stops (its state written and closed) and start another with `values`."""
     daemon.stop()
-    daemon.server.deliverer.close()
     return start_daemon(**values)
 
 
@@ -38,9 +43,7 @@ def restart(start_daemon, daemon, **values: str):
 
 def test_huge_group_keys_cost_a_digest_on_disk_and_their_threads_survive_a_restart(start_daemon, rocketchat,
                                                                                     tmp_path):
-    hook = rocketchat.add_hook("critical")
-    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
-                  ROCKETCHAT_RATE_LIMIT="0")
+    values = critical_only(rocketchat, STATE_DIR=str(tmp_path))
     daemon = start_daemon(**values)
     starts = whole_second(-60)
     keys = [f"{{}}:{{group=\"g{i}\"}}" + "<" * 1_000_000 for i in range(12)]
@@ -61,78 +64,12 @@ def test_huge_group_keys_cost_a_digest_on_disk_and_their_threads_survive_a_resta
     assert resolution.get("tmid") == roots[5]  # the thread was found again by its groupKey's digest
 
 
-def test_a_reminder_after_a_restart_is_posted_whichever_thread_queues_its_write_first(start_daemon, rocketchat,
-                                                                                      tmp_path):
-    # Two threads write an alert's row: the courier when Rocket.Chat accepts the post (not acknowledged yet),
-    # the request's thread when it answers Alertmanager 200 (acknowledged). The courier's write is held here
-    # until the request's has been queued, if the request's can be queued first (at most 1 s): the row
-    # written last must still say acknowledged, or the restarted daemon takes the reminder for a copy.
-    hook = rocketchat.add_hook("critical")
-    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
-                  ROCKETCHAT_RATE_LIMIT="0")
-    daemon = start_daemon(**values)
-    store = daemon.server.deliverer.depot.store
-    acknowledgement_queued = threading.Event()
-    queue = store.save_states
-
-    def save_states(rows) -> None:
-        rows = list(rows)
-        if rows and all(confirmed_at == 0.0 for *_, confirmed_at in rows):  # the courier's
-            acknowledgement_queued.wait(1.0)
-        elif rows:
-            acknowledgement_queued.set()
-        queue(rows)
-
-    store.save_states = save_states
-    assert daemon.post_json(one_alert("Remind"))[0] == 200
-    daemon = restart(start_daemon, daemon, **values)
-    clock = SteppedClock().drive(daemon)
-    clock.advance(120.0)  # later than DEDUP_WINDOW: Alertmanager's repeat_interval, not a copy
-    status, _, body = daemon.post_json({**one_alert("Remind"), "notification_reason": "repeat interval elapsed"})
-    assert status == 200, body
-    assert [m["attachments"][0]["title"] for m in rocketchat.messages("critical")] == ["Remind", "Remind"]
-
-
-def test_a_post_rocketchat_answers_during_the_stop_is_saved_and_not_posted_again(start_daemon, rocketchat,
-                                                                                  tmp_path):
-    hook = rocketchat.add_hook("critical")
-    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
-                  ROCKETCHAT_RATE_LIMIT="0", DELIVERY_DEADLINE="1")
-    daemon = start_daemon(**values)
-    rocketchat.fail_next("critical", 1, mode="slow", delay=2.5)  # posted at once, answered 200 2.5 s later
-    assert daemon.post_json(one_alert("Slow"))[0] == 503  # DELIVERY_DEADLINE passed: Alertmanager retries
-    assert len(rocketchat.messages("critical")) == 1
-    daemon = restart(start_daemon, daemon, **values)  # the stop comes while Rocket.Chat answers
-    status, _, body = daemon.post_json(one_alert("Slow"))  # Alertmanager's retry, after the restart
-    assert status == 200, body
-    assert len(rocketchat.messages("critical")) == 1
-
-
-def test_a_stop_waits_for_a_post_being_answered_only_so_long_and_only_once(start_daemon, rocketchat, tmp_path):
-    hook = rocketchat.add_hook("critical")
-    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
-                          ROCKETCHAT_RATE_LIMIT="0", DELIVERY_DEADLINE="1", DELIVERY_TIMEOUT="30")
-    rocketchat.fail_next("critical", 1, mode="stall")  # never answered, until released
-    try:
-        assert daemon.post_json(one_alert("Stalled"))[0] == 503
-        timings = []
-        for _ in range(2):  # the server's close, then the service's (or the other way round)
-            began = time.monotonic()
-            daemon.server.deliverer.close(wait=0.5)
-            timings.append(time.monotonic() - began)
-    finally:
-        rocketchat.release_stalled()
-    assert 0.5 <= timings[0] < 2.0, timings  # waited its bound for the post Rocket.Chat holds, then went on
-    assert timings[1] < 0.25, timings  # closed already: no second wait
-
-
 # --- the store is never on an answer's path ---------------------------------------------------------------
 
 
 def test_a_database_locked_by_another_process_delays_no_answer(start_daemon, rocketchat, tmp_path):
-    hook = rocketchat.add_hook("critical")
-    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
-                          ROCKETCHAT_RATE_LIMIT="0", MAX_CONNECTIONS="100")
+    values = critical_only(rocketchat, STATE_DIR=str(tmp_path))
+    daemon = start_daemon(**values, MAX_CONNECTIONS="100")
     starts = whole_second(-60)
     assert daemon.post_json(payload("Before", FIRING, starts))[0] == 200
     holder = sqlite3.connect(str(tmp_path / "state.sqlite3"), isolation_level=None, timeout=5)
@@ -160,8 +97,7 @@ def test_a_database_locked_by_another_process_delays_no_answer(start_daemon, roc
     assert took < 3.0, f"60 notifications took {took:.1f}s with the database locked"
     assert len(rocketchat.messages("critical")) >= 2
     # Once the lock is gone, what waited is written.
-    daemon = restart(start_daemon, daemon, ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical",
-                     STATE_DIR=str(tmp_path), ROCKETCHAT_RATE_LIMIT="0")
+    daemon = restart(start_daemon, daemon, **values)
     count = len(rocketchat.messages("critical"))
     assert daemon.post_json(payload("Locked7", FIRING, starts))[0] == 200
     assert len(rocketchat.messages("critical")) == count  # posted before the restart: not posted again
@@ -169,9 +105,7 @@ def test_a_database_locked_by_another_process_delays_no_answer(start_daemon, roc
 
 def test_a_deleted_database_is_noticed_made_anew_and_keeps_what_was_posted(start_daemon, rocketchat, tmp_path,
                                                                           logs):
-    hook = rocketchat.add_hook("critical")
-    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", STATE_DIR=str(tmp_path),
-                  ROCKETCHAT_RATE_LIMIT="0", DEDUP_WINDOW="60")
+    values = critical_only(rocketchat, STATE_DIR=str(tmp_path), DEDUP_WINDOW="60")
     daemon = start_daemon(**values)
     starts = whole_second(-60)
     assert daemon.post_json(payload("BeforeDelete", FIRING, starts))[0] == 200
@@ -197,6 +131,69 @@ def test_a_deleted_database_is_noticed_made_anew_and_keeps_what_was_posted(start
     assert len(rocketchat.messages("critical")) == count
 
 
+# --- what was posted survives a restart, whichever thread saves first and whenever the stop comes ----------
+
+
+def test_a_reminder_after_a_restart_is_posted_whichever_thread_queues_its_write_first(start_daemon, rocketchat,
+                                                                                      tmp_path):
+    # Two threads write an alert's row: the courier when Rocket.Chat accepts the post (not acknowledged yet),
+    # the request's thread when it answers Alertmanager 200 (acknowledged). The courier's write is held here
+    # until the request's has been queued, if the request's can be queued first (at most 1 s): the row
+    # written last must still say acknowledged, or the restarted daemon takes the reminder for a copy.
+    values = critical_only(rocketchat, STATE_DIR=str(tmp_path))
+    daemon = start_daemon(**values)
+    store = daemon.server.deliverer.depot.store
+    acknowledgement_queued = threading.Event()
+    queue = store.save_states
+
+    def save_states(rows) -> None:
+        rows = list(rows)
+        if rows and all(confirmed_at == 0.0 for *_, confirmed_at in rows):  # the courier's
+            acknowledgement_queued.wait(1.0)
+        elif rows:
+            acknowledgement_queued.set()
+        queue(rows)
+
+    store.save_states = save_states
+    assert daemon.post_json(one_alert("Remind"))[0] == 200
+    daemon = restart(start_daemon, daemon, **values)
+    clock = SteppedClock().drive(daemon)
+    clock.advance(120.0)  # later than DEDUP_WINDOW: Alertmanager's repeat_interval, not a copy
+    status, _, body = daemon.post_json({**one_alert("Remind"), "notification_reason": "repeat interval elapsed"})
+    assert status == 200, body
+    assert [m["attachments"][0]["title"] for m in rocketchat.messages("critical")] == ["Remind", "Remind"]
+
+
+def test_a_post_rocketchat_answers_during_the_stop_is_saved_and_not_posted_again(start_daemon, rocketchat,
+                                                                                  tmp_path):
+    values = critical_only(rocketchat, STATE_DIR=str(tmp_path), DELIVERY_DEADLINE="1")
+    daemon = start_daemon(**values)
+    rocketchat.fail_next("critical", 1, mode="slow", delay=2.5)  # posted at once, answered 200 2.5 s later
+    assert daemon.post_json(one_alert("Slow"))[0] == 503  # DELIVERY_DEADLINE passed: Alertmanager retries
+    assert len(rocketchat.messages("critical")) == 1
+    daemon = restart(start_daemon, daemon, **values)  # the stop comes while Rocket.Chat answers
+    status, _, body = daemon.post_json(one_alert("Slow"))  # Alertmanager's retry, after the restart
+    assert status == 200, body
+    assert len(rocketchat.messages("critical")) == 1
+
+
+def test_a_stop_waits_for_a_post_being_answered_only_so_long_and_only_once(start_daemon, rocketchat, tmp_path):
+    daemon = start_daemon(**critical_only(rocketchat, STATE_DIR=str(tmp_path), DELIVERY_DEADLINE="1",
+                                          DELIVERY_TIMEOUT="30"))
+    rocketchat.fail_next("critical", 1, mode="stall")  # never answered, until released
+    try:
+        assert daemon.post_json(one_alert("Stalled"))[0] == 503
+        timings = []
+        for _ in range(2):  # the server's close, then the service's (or the other way round)
+            began = time.monotonic()
+            daemon.server.deliverer.close(wait=0.5)
+            timings.append(time.monotonic() - began)
+    finally:
+        rocketchat.release_stalled()
+    assert 0.5 <= timings[0] < 2.0, timings  # waited its bound for the post Rocket.Chat holds, then went on
+    assert timings[1] < 0.25, timings  # closed already: no second wait
+
+
 # --- a reload that changes STATE_DIR moves the state there -------------------------------------------------
 
 
@@ -209,8 +206,7 @@ def reloadable(daemon, loader_settings):
 
 
 def test_a_reload_that_changes_state_dir_keeps_the_state_in_the_new_one(start_daemon, rocketchat, tmp_path, logs):
-    hook = rocketchat.add_hook("critical")
-    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0")
+    values = critical_only(rocketchat)
     first, second = tmp_path / "first", tmp_path / "second"
     daemon = start_daemon(STATE_DIR=str(first), **values)
     starts = whole_second(-60)
@@ -228,8 +224,7 @@ def test_a_reload_that_changes_state_dir_keeps_the_state_in_the_new_one(start_da
 
 
 def test_a_reload_to_an_unusable_state_dir_is_refused_and_names_it(start_daemon, rocketchat, tmp_path, logs):
-    hook = rocketchat.add_hook("critical")
-    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0")
+    values = critical_only(rocketchat)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory\n")
     daemon = start_daemon(STATE_DIR=str(tmp_path / "state"), **values)
@@ -253,9 +248,7 @@ def test_resent_resolutions_and_late_firing_copies_of_forgotten_alerts_post_noth
 
     monkeypatch.setattr(ledger, "CAPACITY", 100)  # the ledger holds 100 alerts whole; 2,000 pass through it
     monkeypatch.setattr(ledger, "FRESH_LIMIT", 64, raising=False)
-    hook = rocketchat.add_hook("critical")
-    values = dict(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
-                  STATE_DIR=str(tmp_path), DEDUP_WINDOW="60", THREADS="false")
+    values = critical_only(rocketchat, STATE_DIR=str(tmp_path), DEDUP_WINDOW="60", THREADS="false")
     daemon = start_daemon(**values)
     starts = whole_second(-600)
     ends = whole_second(-30)
@@ -284,9 +277,7 @@ def test_resent_resolutions_and_late_firing_copies_of_forgotten_alerts_post_noth
 
 
 def test_firing_again_with_the_old_startsat_from_the_resolutions_sender_is_posted(start_daemon, rocketchat):
-    hook = rocketchat.add_hook("critical")
-    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
-                          DEDUP_WINDOW="60")
+    daemon = start_daemon(**critical_only(rocketchat, DEDUP_WINDOW="60"))
     clock = SteppedClock().drive(daemon)
     starts = whole_second(-600)
     ends = whole_second(-5)
@@ -301,9 +292,7 @@ def test_firing_again_with_the_old_startsat_from_the_resolutions_sender_is_poste
 
 
 def test_a_stale_firing_copy_from_another_peer_after_the_resolution_is_not_posted(start_daemon, rocketchat):
-    hook = rocketchat.add_hook("critical")
-    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
-                          DEDUP_WINDOW="60")
+    daemon = start_daemon(**critical_only(rocketchat, DEDUP_WINDOW="60"))
     starts = whole_second(-600)
     ends = whole_second(-5)
     lagging = payload("Stale", FIRING, starts)
@@ -317,9 +306,7 @@ def test_a_stale_firing_copy_from_another_peer_is_not_posted_after_a_resolution_
         start_daemon, rocketchat):
     # Alertmanager sends a resolution at the group's next flush: its endsAt is up to group_interval (5 min by
     # default) old when it comes. A lagging peer's copy right behind it was taken for a re-fire and posted.
-    hook = rocketchat.add_hook("critical")
-    daemon = start_daemon(ROCKETCHAT_WEBHOOK_CRITICAL=hook, DEFAULT_SEVERITY="critical", ROCKETCHAT_RATE_LIMIT="0",
-                          DEDUP_WINDOW="60")
+    daemon = start_daemon(**critical_only(rocketchat, DEDUP_WINDOW="60"))
     starts = whole_second(-600)
     ends = whole_second(-240)
     lagging = payload("Stale", FIRING, starts)
