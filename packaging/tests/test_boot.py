@@ -330,21 +330,21 @@ def test_journal_priorities_of_errors_and_warnings(booted):
     booted.restart()
     status, body = booted.post_alert(alert="/root/t/info-alert.json")
     assert status == 502, body
-    mine = [e for e in booted.journal_until(since, lambda entries: any(
-                e.message.startswith("Rocket.Chat refused the post for route info") for e in entries),
-                "the refusal's journal entry") if e.identifier == "rcwebhook"]
+    refusal = "Rocket.Chat refused the post for route info"
+    mine = [e for e in booted.journal_until(since, lambda entries: any(e.message.startswith(refusal) for e in entries),
+                                            "the refusal's journal entry") if e.identifier == "rcwebhook"]
     warning = [e for e in mine if "unknown key SEVERITY_FIELD, did you mean SEVERITY_LABEL?" in e.message]
-    refused = [e for e in mine if e.message.startswith("Rocket.Chat refused the post for route info")]
+    refused = [e for e in mine if e.message.startswith(refusal)]
     listening = [e for e in mine if "listening on" in e.message]
     assert warning and warning[0].priority == 4, mine
     assert refused and refused[0].priority == 3, mine
     assert listening and listening[0].priority == 6, mine
     assert not [e for e in mine if re.match(r"<\d>", e.message)], mine
     errors = booted.sh("journalctl -b -u rcwebhook -p err -o cat --no-pager").stdout
-    assert "Rocket.Chat refused the post for route info" in errors
+    assert refusal in errors
     # The fields of the native journal protocol: one route's history, one kind of event.
     route = booted.sh("journalctl -b -u rcwebhook RCWEBHOOK_ROUTE=info -o cat --no-pager").stdout
-    assert "Rocket.Chat refused the post for route info" in route, route
+    assert refusal in route, route
     assert "route warning" not in route, route
     refusals = booted.sh("journalctl -b -u rcwebhook RCWEBHOOK_OUTCOME=refused -o json --no-pager").stdout
     assert refusals and all(json.loads(line).get("RCWEBHOOK_HOOK", "").endswith("/***")
@@ -386,7 +386,7 @@ def test_refused_reload_fails_and_keeps_the_running_configuration(booted):
                                    "the refused reload's journal entries")
     errors = [e.message for e in entries if e.priority <= 3]
     assert any("Reload refused: the configuration is invalid" in m for m in errors), errors
-    assert any("the new configuration was refused; the daemon runs on with the previous one" in m for m in errors), errors
+    assert any(refusal in m for m in errors), errors
     booted.configure(**booted.good_config())
     booted.sh("systemctl reload rcwebhook")
     assert booted.metrics()["rcwebhook_config_last_reload_successful"] == 1
