@@ -602,8 +602,7 @@ def test_a_corrupt_state_database_is_moved_aside_and_a_new_one_keeps_the_threads
     _, resolution = posts(rc, "critical")[-1]
     assert resolution.get("tmid") == root, explain()
     assert resolution["text"].split("\n")[1:] == ["Incident resolved after 20s."], explain()
-    wait_until(lambda: reply_lines(daemon.stderr().splitlines(), root), f"a success log line saying thread={root}",
-               STEP, explain)
+    logged(daemon, rf"{re.escape(SUCCESS)} .* thread={re.escape(root)}\)", explain)  # the resolution's reply
     assert " ERROR " not in daemon.stderr(), explain()  # the second start found a sound database
     assert sorted(p.name for p in state_dir.iterdir() if p.name.startswith("state.sqlite3.corrupt-")) == aside
 
